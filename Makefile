@@ -1,0 +1,58 @@
+# Aster — make targets. `make help` lists them.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+GO        ?= go
+BIN       := bin
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS   := -X main.version=$(VERSION)
+FUZZTIME  ?= 10s
+# Packages whose tests start goroutines that talk to each other: always run under -race.
+RACE_PKGS := ./dataplane/... ./controlplane/... ./test/...
+
+.PHONY: help
+help: ## Describe the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build asterd into bin/
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/asterd ./cmd/asterd
+
+.PHONY: test
+test: vet fmt-check ## Run every test (race detector on), vet and the gofmt check: what CI runs
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+.PHONY: race
+race: ## Run the concurrent packages' tests under the race detector
+	$(GO) test -race -count=1 $(RACE_PKGS)
+
+.PHONY: vet
+vet: ## go vet
+	$(GO) vet ./...
+
+.PHONY: fmt-check
+fmt-check: ## Fail when a file is not gofmt'ed
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [[ -n "$$out" ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each (default 10s)
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+.PHONY: bench
+bench: ## Run the microbenchmarks with allocation counts
+	$(GO) test -run '^$$' -bench . -benchmem ./dataplane/...
+
+.PHONY: demo
+demo: build ## Start 3 local redis-servers and asterd on deploy/examples/standalone.toml (Ctrl-C stops all)
+	scripts/demo.sh
+
+.PHONY: docs
+docs: ## Regenerate docs/commands.md from the command table
+	$(GO) generate ./dataplane/command

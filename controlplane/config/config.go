@@ -1,0 +1,199 @@
+// Package config loads Aster's TOML configuration: one [[clusters]] table per front-end
+// listener, in the format of the original (Rust) Aster, so that its files load unchanged.
+//
+// Every problem in a file is reported at once (errors.Join of *Error), each naming the file,
+// line, cluster and key, e.g.
+//
+//	aster.toml:12: cluster "cache-a": servers[2]: weight "x" is not a number
+//
+// A key that no field defines is an error, never silently ignored: a typo such as
+// `ping_fail_limt` would otherwise quietly turn ejection off.
+//
+// Units follow the original: read_timeout, write_timeout, dial_timeout, ping_interval,
+// ping_succ_interval and fetch_interval are milliseconds, fetch is seconds,
+// slowlog_log_slower_than is microseconds. All of them are converted to time.Duration here.
+package config
+
+import (
+	"fmt"
+	"os"
+	"time"
+)
+
+// Defaults applied to keys a cluster leaves unset.
+const (
+	DefaultListenProto      = "tcp"
+	DefaultHashTag          = "{}"
+	DefaultHashMethod       = "fnv1a_64"
+	DefaultHashDistribution = "ketama"
+	DefaultThread           = 1
+	// DefaultTimeout is used for read_timeout, write_timeout and dial_timeout when unset:
+	// the Rust Aster falls back to 1000 ms for backend requests. An explicit 0 means "no
+	// timeout" (the only way to turn a deadline off).
+	DefaultTimeout         = time.Second
+	DefaultNodeConnections = 1
+	// DefaultFetch is the CLUSTER SLOTS refresh period (`fetch = 600` in the reference file).
+	DefaultFetch                = 600 * time.Second
+	DefaultSlowlogLogSlowerThan = 10 * time.Millisecond // 10000 µs
+	DefaultSlowlogMaxLen        = 128
+	DefaultHotkeySampleEvery    = 32
+	DefaultHotkeySketchWidth    = 4096
+	DefaultHotkeySketchDepth    = 4
+	DefaultHotkeyCapacity       = 512
+	DefaultHotkeyDecay          = 0.925
+	DefaultBackendRespVersion   = "resp2"
+	DefaultBackupMultiplier     = 2.0
+
+	// MaxThread bounds `thread`; more workers than this is a typo, not a tuning.
+	MaxThread = 1024
+	// MaxNodeConnections bounds `node_connections` (connections per backend node).
+	MaxNodeConnections = 64
+	// MaxPingFailLimit matches the original's u8 field.
+	MaxPingFailLimit = 255
+)
+
+// Config is a whole configuration file.
+type Config struct {
+	// Clusters in file order. Later issues add top-level [admin] and [metrics] tables; for
+	// now any top-level key other than `clusters` is an unknown key.
+	Clusters []Cluster
+}
+
+// CacheType says what the servers of a cluster are.
+type CacheType string
+
+// Cache types.
+const (
+	// CacheRedis is a set of independent Redis servers sharded by a ketama ring.
+	CacheRedis CacheType = "redis"
+	// CacheRedisCluster is a Redis Cluster; Servers are only its seed nodes.
+	CacheRedisCluster CacheType = "redis_cluster"
+)
+
+// Server is one entry of `servers`: "host:port:weight alias" or "host:port" (weight 1).
+type Server struct {
+	Addr   string // host:port, as net.JoinHostPort writes it
+	Weight int    // ≥ 1; always 1 for redis_cluster seeds
+	Alias  string // "" when none; always "" for redis_cluster seeds
+}
+
+// Cluster is one [[clusters]] table: a front-end listener and its backends.
+type Cluster struct {
+	Name        string
+	ListenAddr  string // host:port for tcp, a socket path for unix
+	ListenProto string // "tcp" (default) or "unix"
+	CacheType   CacheType
+	Servers     []Server
+
+	// HashTag is the two-character tag delimiter pair, "{}" by default; an explicit
+	// `hash_tag = ""` turns hash tags off and is kept as "".
+	HashTag          string
+	HashMethod       string // fnv1a_64 (default), see HashMethods
+	HashDistribution string // ketama, the only one
+
+	Thread int // worker count, 1..MaxThread
+
+	// ReadTimeout, WriteTimeout and DialTimeout bound backend I/O; DefaultTimeout when unset,
+	// 0 when explicitly set to 0 (no deadline).
+	ReadTimeout, WriteTimeout, DialTimeout time.Duration
+
+	NodeConnections int // connections per backend node, 1..MaxNodeConnections
+
+	// PingFailLimit consecutive failed pings eject a node (redis mode); 0 turns ejection off.
+	PingFailLimit int
+	// PingInterval is the time between pings; required (> 0) when PingFailLimit > 0.
+	PingInterval time.Duration
+	// PingSuccInterval is the time between pings of an ejected node; PingInterval when unset.
+	PingSuccInterval time.Duration
+
+	// Fetch is the CLUSTER SLOTS refresh period (redis_cluster): `fetch` in seconds or
+	// `fetch_interval` in milliseconds (the newer spelling); setting both is an error.
+	Fetch         time.Duration
+	ReadFromSlave bool
+
+	// Front-end authentication: Password (legacy, the "default" user) or Auth, not both.
+	Password string
+	Auth     *Auth
+	// Back-end authentication: BackendPassword (legacy) or BackendAuth, not both.
+	BackendPassword string
+	BackendAuth     *BackendAuth
+
+	// SlowlogLogSlowerThan is the slow-log threshold (microseconds in the file); negative
+	// (-1 in the file) turns the slow log off.
+	SlowlogLogSlowerThan time.Duration
+	SlowlogMaxLen        int
+
+	HotkeySampleEvery int
+	HotkeySketchWidth int
+	HotkeySketchDepth int
+	HotkeyCapacity    int
+	HotkeyDecay       float64 // in (0, 1]
+
+	// BackendRespVersion is the protocol spoken to backends: "resp2" (default) or "resp3".
+	BackendRespVersion string
+
+	BackupRequest BackupRequest
+	ClientCache   ClientCache
+}
+
+// Auth is the `auth` table: a password for the "default" user and/or ACL users.
+// `auth = "secret"` is accepted as the same as `auth = { password = "secret" }`.
+type Auth struct {
+	Password string // "" when the default user has no password here
+	Users    []User
+}
+
+// User is one ACL user of the front end.
+type User struct {
+	Username, Password string
+}
+
+// BackendAuth is the `backend_auth` table (AUTH username password); `backend_auth = "pw"` is
+// accepted as a password-only AUTH.
+type BackendAuth struct {
+	Username string // "" for a password-only AUTH
+	Password string
+}
+
+// BackupRequest is the `backup_request` table: when a master read is slow, send the same
+// read to a replica and use whichever answers first (redis_cluster).
+type BackupRequest struct {
+	Enabled bool
+	// TriggerSlow is the fixed latency threshold (trigger_slow_ms); 0 when unset or written
+	// as "default", meaning only the relative threshold applies.
+	TriggerSlow time.Duration
+	// Multiplier × the master's average latency is the relative threshold; > 0, default 2.
+	Multiplier float64
+}
+
+// ClientCache is the `client_cache` table (client-side caching); all sizes are > 0.
+type ClientCache struct {
+	Enabled       bool
+	MaxEntries    int           // default 100000
+	MaxValueBytes int           // default 512 KiB
+	ShardCount    int           // default 32
+	DrainBatch    int           // default 1024
+	DrainInterval time.Duration // drain_interval_ms, default 50 ms
+}
+
+// HashMethods lists the accepted hash_method values (twemproxy's names).
+var HashMethods = []string{
+	"fnv1a_64", "fnv1_64", "crc32a", "murmur", "md5", "crc16", "crc32",
+	"fnv1_32", "fnv1a_32", "hsieh", "jenkins", "one_at_a_time",
+}
+
+// Load reads and parses the configuration file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(data, path)
+}
+
+// Parse parses and validates a configuration; filename is used in error messages only.
+// On any problem it returns nil and all problems joined (each an *Error), except for TOML
+// syntax errors, which stop parsing at the first one.
+func Parse(data []byte, filename string) (*Config, error) {
+	return parse(data, filename)
+}

@@ -1,0 +1,769 @@
+package config
+
+import (
+	"fmt"
+	"maps"
+	"math"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// parser carries what every check needs to report a problem.
+type parser struct {
+	file  string
+	lines map[string]int // key path → line, see locateKeys
+	errs  problems
+}
+
+func parse(data []byte, filename string) (*Config, error) {
+	// Decoding into a map rather than a struct keeps going after a wrongly typed value, so
+	// type errors are collected with all the others, and tells set from unset.
+	var raw map[string]any
+	if _, err := toml.Decode(string(data), &raw); err != nil {
+		return nil, fmt.Errorf("parse config %s: %w", filename, err)
+	}
+	p := &parser{file: filename, lines: locateKeys(data)}
+
+	for _, k := range slices.Sorted(maps.Keys(raw)) {
+		if k != "clusters" {
+			p.add(&Error{Index: -1, Key: k, Line: lineOf(p.lines, k), Msg: "unknown key"})
+		}
+	}
+	tables := p.clusterTables(raw["clusters"])
+	cfg := &Config{Clusters: make([]Cluster, 0, len(tables))}
+	for i, m := range tables {
+		cfg.Clusters = append(cfg.Clusters, p.cluster(i, m))
+	}
+	p.crossCluster(cfg.Clusters)
+
+	if err := p.errs.join(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func (p *parser) add(e *Error) {
+	e.File = p.file
+	p.errs = append(p.errs, e)
+}
+
+// clusterTables accepts [[clusters]] as well as an inline `clusters = [{...}]`.
+func (p *parser) clusterTables(v any) []map[string]any {
+	switch v := v.(type) {
+	case nil:
+		p.add(&Error{Index: -1, Msg: "no [[clusters]] defined"})
+	case []map[string]any:
+		if len(v) == 0 {
+			p.add(&Error{Index: -1, Msg: "no [[clusters]] defined"})
+		}
+		return v
+	case []any:
+		var out []map[string]any
+		for i, e := range v {
+			m, ok := e.(map[string]any)
+			if !ok {
+				path := indexPath("clusters", i)
+				p.add(&Error{Index: -1, Key: path, Line: lineOf(p.lines, path), Msg: "must be a table"})
+				continue
+			}
+			out = append(out, m)
+		}
+		if len(v) == 0 {
+			p.add(&Error{Index: -1, Msg: "no [[clusters]] defined"})
+		}
+		return out
+	default:
+		p.add(&Error{Index: -1, Key: "clusters", Line: lineOf(p.lines, "clusters"),
+			Msg: "must be an array of tables ([[clusters]])"})
+	}
+	return nil
+}
+
+// reader reads the keys of one table of a cluster, reporting type errors, and remembers
+// which keys it read so that the rest can be reported as unknown.
+type reader struct {
+	p      *parser
+	index  int     // cluster index
+	name   *string // cluster name, filled in once read; shared with sub-tables
+	path   string  // locator path of this table, e.g. "clusters[0].backup_request"
+	keyPfx string  // prefix of keys in messages, e.g. "backup_request."
+	m      map[string]any
+	seen   map[string]bool
+}
+
+// errf reports a problem with key ("" for the table itself).
+func (r *reader) errf(key, format string, args ...any) {
+	path, shown := r.path, strings.TrimSuffix(r.keyPfx, ".")
+	if key != "" {
+		path, shown = joinPath(r.path, key), r.keyPfx+key
+	}
+	r.p.add(&Error{
+		Line:    lineOf(r.p.lines, path),
+		Cluster: *r.name,
+		Index:   r.index,
+		Key:     shown,
+		Msg:     fmt.Sprintf(format, args...),
+	})
+}
+
+func (r *reader) get(key string) (any, bool) {
+	r.seen[key] = true
+	v, ok := r.m[key]
+	return v, ok
+}
+
+// unknown reports the keys nobody read.
+func (r *reader) unknown() {
+	for _, k := range slices.Sorted(maps.Keys(r.m)) {
+		if !r.seen[k] {
+			r.errf(k, "unknown key")
+		}
+	}
+}
+
+// str returns a string value; ok is false when unset or not a string (reported).
+func (r *reader) str(key string) (s string, ok bool) {
+	v, set := r.get(key)
+	if !set {
+		return "", false
+	}
+	if s, ok = v.(string); !ok {
+		r.errf(key, "must be a string, not %s", tomlType(v))
+	}
+	return s, ok
+}
+
+func (r *reader) integer(key string) (int64, bool) {
+	v, set := r.get(key)
+	if !set {
+		return 0, false
+	}
+	n, ok := v.(int64)
+	if !ok {
+		r.errf(key, "must be an integer, not %s", tomlType(v))
+	}
+	return n, ok
+}
+
+// intIn reads an integer that must lie in [lo, hi].
+func (r *reader) intIn(key string, lo, hi int64) (int, bool) {
+	n, ok := r.integer(key)
+	if !ok {
+		return 0, false
+	}
+	if n < lo || n > hi {
+		r.errf(key, "%d out of range %d..%d", n, lo, hi)
+		return 0, false
+	}
+	return int(n), true
+}
+
+func (r *reader) boolean(key string) (bool, bool) {
+	v, set := r.get(key)
+	if !set {
+		return false, false
+	}
+	b, ok := v.(bool)
+	if !ok {
+		r.errf(key, "must be true or false, not %s", tomlType(v))
+	}
+	return b, ok
+}
+
+// float accepts integers too: `hotkey_decay = 1` means 1.0.
+func (r *reader) float(key string) (float64, bool) {
+	v, set := r.get(key)
+	if !set {
+		return 0, false
+	}
+	switch f := v.(type) {
+	case float64:
+		return f, true
+	case int64:
+		return float64(f), true
+	}
+	r.errf(key, "must be a number, not %s", tomlType(v))
+	return 0, false
+}
+
+// duration reads a non-negative integer count of unit.
+func (r *reader) duration(key string, unit time.Duration) (time.Duration, bool) {
+	n, ok := r.integer(key)
+	if !ok {
+		return 0, false
+	}
+	if n < 0 {
+		r.errf(key, "%d must be ≥ 0", n)
+		return 0, false
+	}
+	if n > math.MaxInt64/int64(unit) {
+		r.errf(key, "%d is too large", n)
+		return 0, false
+	}
+	return time.Duration(n) * unit, true
+}
+
+// table returns a reader for a sub-table; ok is false when unset or not a table (reported).
+func (r *reader) table(key string) (*reader, bool) {
+	v, set := r.get(key)
+	if !set {
+		return nil, false
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		r.errf(key, "must be a table, not %s", tomlType(v))
+		return nil, false
+	}
+	return r.sub(joinPath(r.path, key), r.keyPfx+key+".", m), true
+}
+
+func (r *reader) sub(path, keyPfx string, m map[string]any) *reader {
+	return &reader{p: r.p, index: r.index, name: r.name, path: path, keyPfx: keyPfx, m: m, seen: map[string]bool{}}
+}
+
+// tomlType names a decoded value's TOML type for messages.
+func tomlType(v any) string {
+	switch v.(type) {
+	case string:
+		return "a string"
+	case int64:
+		return "an integer"
+	case float64:
+		return "a float"
+	case bool:
+		return "a boolean"
+	case []any, []map[string]any:
+		return "an array"
+	case map[string]any:
+		return "a table"
+	case time.Time:
+		return "a date-time"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// cluster reads and validates one [[clusters]] table, then fills in defaults.
+func (p *parser) cluster(i int, m map[string]any) Cluster {
+	name := ""
+	r := &reader{p: p, index: i, name: &name, path: indexPath("clusters", i), m: m, seen: map[string]bool{}}
+	var c Cluster
+
+	if s, ok := r.str("name"); ok {
+		if strings.TrimSpace(s) == "" {
+			r.errf("name", "must not be empty")
+		} else {
+			name, c.Name = s, s
+		}
+	} else if _, set := m["name"]; !set {
+		r.errf("name", "required")
+	}
+
+	c.ListenProto = DefaultListenProto
+	if s, ok := r.str("listen_proto"); ok {
+		if s != "tcp" && s != "unix" {
+			r.errf("listen_proto", "%q is not tcp or unix", s)
+		} else {
+			c.ListenProto = s
+		}
+	}
+	if s, ok := r.str("listen_addr"); ok {
+		c.ListenAddr = s
+		if msg := checkListenAddr(c.ListenProto, s); msg != "" {
+			r.errf("listen_addr", "%s", msg)
+		}
+	} else if _, set := m["listen_addr"]; !set {
+		r.errf("listen_addr", "required")
+	}
+
+	if s, ok := r.str("cache_type"); ok {
+		switch t := CacheType(s); t {
+		case CacheRedis, CacheRedisCluster:
+			c.CacheType = t
+		default:
+			r.errf("cache_type", "%q is not redis or redis_cluster", s)
+		}
+	} else if _, set := m["cache_type"]; !set {
+		r.errf("cache_type", "required (redis or redis_cluster)")
+	}
+
+	c.Servers = r.servers(c.CacheType)
+
+	c.HashTag = DefaultHashTag
+	if s, ok := r.str("hash_tag"); ok {
+		if s != "" && len(s) != 2 {
+			r.errf("hash_tag", "%q must be two characters like \"{}\", or \"\" to turn hash tags off", s)
+		} else {
+			c.HashTag = s
+		}
+	}
+	c.HashMethod = DefaultHashMethod
+	if s, ok := r.str("hash_method"); ok {
+		if !slices.Contains(HashMethods, s) {
+			r.errf("hash_method", "%q is not one of %s", s, strings.Join(HashMethods, " "))
+		} else {
+			c.HashMethod = s
+		}
+	}
+	c.HashDistribution = DefaultHashDistribution
+	if s, ok := r.str("hash_distribution"); ok && s != "ketama" {
+		r.errf("hash_distribution", "%q is not supported (only ketama)", s)
+	}
+
+	c.Thread = DefaultThread
+	if n, ok := r.intIn("thread", 1, MaxThread); ok {
+		c.Thread = n
+	}
+	c.ReadTimeout = r.durationOr("read_timeout", time.Millisecond, DefaultTimeout)
+	c.WriteTimeout = r.durationOr("write_timeout", time.Millisecond, DefaultTimeout)
+	c.DialTimeout = r.durationOr("dial_timeout", time.Millisecond, DefaultTimeout)
+	c.NodeConnections = DefaultNodeConnections
+	if n, ok := r.intIn("node_connections", 1, MaxNodeConnections); ok {
+		c.NodeConnections = n
+	}
+
+	if n, ok := r.intIn("ping_fail_limit", 0, MaxPingFailLimit); ok {
+		c.PingFailLimit = n
+	}
+	if d, ok := r.duration("ping_interval", time.Millisecond); ok {
+		c.PingInterval = d
+	}
+	if c.PingFailLimit > 0 && c.PingInterval == 0 {
+		if _, set := m["ping_interval"]; set {
+			r.errf("ping_interval", "must be > 0 when ping_fail_limit is %d", c.PingFailLimit)
+		} else {
+			r.errf("ping_fail_limit", "%d needs ping_interval (> 0), which is not set", c.PingFailLimit)
+		}
+	}
+	c.PingSuccInterval = c.PingInterval
+	if d, ok := r.duration("ping_succ_interval", time.Millisecond); ok {
+		if d == 0 {
+			r.errf("ping_succ_interval", "must be > 0")
+		} else {
+			c.PingSuccInterval = d
+		}
+	}
+
+	c.Fetch = DefaultFetch
+	_, fetchSet := m["fetch"]
+	_, fetchIntervalSet := m["fetch_interval"]
+	if fetchSet && fetchIntervalSet {
+		r.errf("fetch_interval", "set either fetch (seconds) or fetch_interval (milliseconds), not both")
+	}
+	for _, k := range []struct {
+		key  string
+		unit time.Duration
+	}{{"fetch", time.Second}, {"fetch_interval", time.Millisecond}} {
+		if d, ok := r.duration(k.key, k.unit); ok {
+			if d == 0 {
+				r.errf(k.key, "must be > 0")
+			} else {
+				c.Fetch = d
+			}
+		}
+	}
+	if b, ok := r.boolean("read_from_slave"); ok {
+		c.ReadFromSlave = b
+	}
+
+	r.auth(&c)
+	r.extras(&c)
+	r.unknown()
+	return c
+}
+
+func (r *reader) durationOr(key string, unit, def time.Duration) time.Duration {
+	if d, ok := r.duration(key, unit); ok {
+		return d
+	}
+	return def
+}
+
+// servers reads and checks `servers`.
+func (r *reader) servers(ct CacheType) []Server {
+	v, set := r.get("servers")
+	if !set {
+		r.errf("servers", "required (at least one server)")
+		return nil
+	}
+	list, ok := v.([]any)
+	if !ok {
+		r.errf("servers", "must be an array of strings, not %s", tomlType(v))
+		return nil
+	}
+	if len(list) == 0 {
+		r.errf("servers", "must list at least one server")
+		return nil
+	}
+	out := make([]Server, 0, len(list))
+	addrs := map[string]int{}
+	aliases := map[string]int{}
+	for i, e := range list {
+		key := indexPath("servers", i)
+		s, ok := e.(string)
+		if !ok {
+			r.errf(key, "must be a string, not %s", tomlType(e))
+			continue
+		}
+		srv, weightSet, msg := parseServer(s)
+		if msg != "" {
+			r.errf(key, "%s", msg)
+			continue
+		}
+		if ct == CacheRedisCluster {
+			// Seeds are only addresses: a weight of 1 is harmless, anything else a mistake.
+			if srv.Alias != "" {
+				r.errf(key, "alias %q not allowed for redis_cluster (seed nodes are \"host:port\")", srv.Alias)
+				continue
+			}
+			if weightSet && srv.Weight != 1 {
+				r.errf(key, "weight %d not allowed for redis_cluster (seed nodes are \"host:port\")", srv.Weight)
+				continue
+			}
+		}
+		if j, dup := addrs[srv.Addr]; dup {
+			r.errf(key, "duplicate address %q (also servers[%d])", srv.Addr, j)
+			continue
+		}
+		addrs[srv.Addr] = i
+		if srv.Alias != "" {
+			if j, dup := aliases[srv.Alias]; dup {
+				r.errf(key, "duplicate alias %q (also servers[%d])", srv.Alias, j)
+				continue
+			}
+			aliases[srv.Alias] = i
+		}
+		out = append(out, srv)
+	}
+	return out
+}
+
+// parseServer parses "host:port", "host:port:weight" or either followed by " alias";
+// IPv6 hosts are bracketed. msg is "" on success.
+func parseServer(s string) (srv Server, weightSet bool, msg string) {
+	fields := strings.Fields(s)
+	switch len(fields) {
+	case 0:
+		return srv, false, "empty server"
+	case 1, 2:
+	default:
+		return srv, false, fmt.Sprintf("%q: expected \"host:port:weight alias\"; an alias must not contain spaces", s)
+	}
+	if len(fields) == 2 {
+		srv.Alias = fields[1]
+	}
+	addr := fields[0]
+	var host string
+	var rest []string
+	if strings.HasPrefix(addr, "[") {
+		end := strings.Index(addr, "]")
+		if end < 0 || !strings.HasPrefix(addr[end+1:], ":") {
+			return srv, false, fmt.Sprintf("%q is not host:port or host:port:weight", addr)
+		}
+		host, rest = addr[1:end], strings.Split(addr[end+2:], ":")
+	} else {
+		parts := strings.Split(addr, ":")
+		host, rest = parts[0], parts[1:]
+	}
+	if len(rest) < 1 || len(rest) > 2 {
+		return srv, false, fmt.Sprintf("%q is not host:port or host:port:weight", addr)
+	}
+	if host == "" {
+		return srv, false, fmt.Sprintf("%q: host is empty", addr)
+	}
+	port, err := strconv.Atoi(rest[0])
+	if err != nil {
+		return srv, false, fmt.Sprintf("port %q is not a number", rest[0])
+	}
+	if port < 1 || port > 65535 {
+		return srv, false, fmt.Sprintf("port %d out of range 1..65535", port)
+	}
+	srv.Addr = net.JoinHostPort(host, strconv.Itoa(port))
+	srv.Weight = 1
+	if len(rest) == 2 {
+		weightSet = true
+		w, err := strconv.Atoi(rest[1])
+		if err != nil {
+			return srv, true, fmt.Sprintf("weight %q is not a number", rest[1])
+		}
+		if w < 1 {
+			return srv, true, fmt.Sprintf("weight %d must be a positive integer", w)
+		}
+		srv.Weight = w
+	}
+	return srv, weightSet, ""
+}
+
+// checkListenAddr returns "" when addr suits proto.
+func checkListenAddr(proto, addr string) string {
+	if proto == "unix" {
+		if strings.TrimSpace(addr) == "" {
+			return "must be a socket path for listen_proto unix"
+		}
+		return ""
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Sprintf("%q is not host:port", addr)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		return fmt.Sprintf("%q: port %q is not a number", addr, port)
+	}
+	if n < 1 || n > 65535 {
+		return fmt.Sprintf("%q: port %d out of range 1..65535", addr, n)
+	}
+	return ""
+}
+
+// auth reads password/auth and backend_password/backend_auth.
+func (r *reader) auth(c *Cluster) {
+	if s, ok := r.str("password"); ok {
+		c.Password = s
+	}
+	if v, set := r.get("auth"); set {
+		switch v := v.(type) {
+		case string:
+			c.Auth = &Auth{Password: v}
+		case map[string]any:
+			c.Auth = r.sub(joinPath(r.path, "auth"), "auth.", v).frontAuth()
+		default:
+			r.errf("auth", "must be a string or a table, not %s", tomlType(v))
+		}
+	}
+	if _, set := r.m["password"]; set && c.Auth != nil {
+		r.errf("auth", "set either password or auth, not both")
+	}
+
+	if s, ok := r.str("backend_password"); ok {
+		c.BackendPassword = s
+	}
+	if v, set := r.get("backend_auth"); set {
+		switch v := v.(type) {
+		case string:
+			c.BackendAuth = &BackendAuth{Password: v}
+		case map[string]any:
+			t := r.sub(joinPath(r.path, "backend_auth"), "backend_auth.", v)
+			a := &BackendAuth{}
+			a.Username, _ = t.str("username")
+			var ok bool
+			if a.Password, ok = t.str("password"); !ok {
+				if _, set := v["password"]; !set {
+					t.errf("password", "required")
+				}
+			}
+			t.unknown()
+			c.BackendAuth = a
+		default:
+			r.errf("backend_auth", "must be a string or a table, not %s", tomlType(v))
+		}
+	}
+	if _, set := r.m["backend_password"]; set && c.BackendAuth != nil {
+		r.errf("backend_auth", "set either backend_password or backend_auth, not both")
+	}
+}
+
+// frontAuth reads the `auth` table.
+func (r *reader) frontAuth() *Auth {
+	before := len(r.p.errs)
+	a := &Auth{}
+	a.Password, _ = r.str("password")
+	names := map[string]int{}
+	if a.Password != "" {
+		names["default"] = -1
+	}
+	if v, set := r.get("users"); set {
+		list, ok := v.([]map[string]any)
+		if !ok {
+			if l, isArr := v.([]any); isArr && len(l) == 0 {
+				ok = true
+			} else if isArr {
+				list, ok = mapsOf(l)
+			}
+		}
+		if !ok {
+			r.errf("users", "must be an array of tables {username, password}, not %s", tomlType(v))
+		}
+		for i, m := range list {
+			key := indexPath("users", i)
+			u := r.sub(joinPath(r.path, key), r.keyPfx+key+".", m)
+			var user User
+			user.Username, _ = u.str("username")
+			user.Password, _ = u.str("password")
+			switch {
+			case user.Username == "":
+				u.errf("username", "required")
+			case user.Password == "":
+				u.errf("password", "required")
+			default:
+				if j, dup := names[user.Username]; dup {
+					other := "auth.password"
+					if j >= 0 {
+						other = indexPath("auth.users", j)
+					}
+					r.errf(key, "duplicate user %q (also %s)", user.Username, other)
+				} else {
+					names[user.Username] = i
+					a.Users = append(a.Users, user)
+				}
+			}
+			u.unknown()
+		}
+	}
+	if a.Password == "" && len(a.Users) == 0 && len(r.p.errs) == before {
+		r.errf("", "must set password or users")
+	}
+	r.unknown()
+	return a
+}
+
+func mapsOf(l []any) ([]map[string]any, bool) {
+	out := make([]map[string]any, len(l))
+	for i, e := range l {
+		m, ok := e.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		out[i] = m
+	}
+	return out, true
+}
+
+// extras reads the keys later issues use: slow log, hot keys, RESP version, backup
+// requests and the client cache.
+func (r *reader) extras(c *Cluster) {
+	c.SlowlogLogSlowerThan = DefaultSlowlogLogSlowerThan
+	if n, ok := r.integer("slowlog_log_slower_than"); ok {
+		if n < -1 {
+			r.errf("slowlog_log_slower_than", "%d must be ≥ -1 (-1 turns the slow log off)", n)
+		} else if n > math.MaxInt64/int64(time.Microsecond) {
+			r.errf("slowlog_log_slower_than", "%d is too large", n)
+		} else {
+			c.SlowlogLogSlowerThan = time.Duration(n) * time.Microsecond
+		}
+	}
+	c.SlowlogMaxLen = DefaultSlowlogMaxLen
+	if n, ok := r.intIn("slowlog_max_len", 0, math.MaxInt32); ok {
+		c.SlowlogMaxLen = n
+	}
+	positive := []struct {
+		key string
+		dst *int
+		def int
+	}{
+		{"hotkey_sample_every", &c.HotkeySampleEvery, DefaultHotkeySampleEvery},
+		{"hotkey_sketch_width", &c.HotkeySketchWidth, DefaultHotkeySketchWidth},
+		{"hotkey_sketch_depth", &c.HotkeySketchDepth, DefaultHotkeySketchDepth},
+		{"hotkey_capacity", &c.HotkeyCapacity, DefaultHotkeyCapacity},
+	}
+	for _, f := range positive {
+		*f.dst = f.def
+		if n, ok := r.intIn(f.key, 1, math.MaxInt32); ok {
+			*f.dst = n
+		}
+	}
+	c.HotkeyDecay = DefaultHotkeyDecay
+	if f, ok := r.float("hotkey_decay"); ok {
+		if !(f > 0 && f <= 1) {
+			r.errf("hotkey_decay", "%v must be in (0, 1]", f)
+		} else {
+			c.HotkeyDecay = f
+		}
+	}
+	c.BackendRespVersion = DefaultBackendRespVersion
+	if s, ok := r.str("backend_resp_version"); ok {
+		if s != "resp2" && s != "resp3" {
+			r.errf("backend_resp_version", "%q is not resp2 or resp3", s)
+		} else {
+			c.BackendRespVersion = s
+		}
+	}
+
+	c.BackupRequest = BackupRequest{Multiplier: DefaultBackupMultiplier}
+	if t, ok := r.table("backup_request"); ok {
+		if b, ok := t.boolean("enabled"); ok {
+			c.BackupRequest.Enabled = b
+		}
+		if v, set := t.m["trigger_slow_ms"]; set {
+			if s, isStr := v.(string); isStr {
+				t.seen["trigger_slow_ms"] = true
+				if s != "default" {
+					t.errf("trigger_slow_ms", "%q must be milliseconds or \"default\"", s)
+				}
+			} else if d, ok := t.duration("trigger_slow_ms", time.Millisecond); ok {
+				c.BackupRequest.TriggerSlow = d
+			}
+		}
+		if f, ok := t.float("multiplier"); ok {
+			if !(f > 0) {
+				t.errf("multiplier", "%v must be > 0", f)
+			} else {
+				c.BackupRequest.Multiplier = f
+			}
+		}
+		t.unknown()
+	}
+
+	c.ClientCache = ClientCache{
+		MaxEntries: 100_000, MaxValueBytes: 512 << 10, ShardCount: 32, DrainBatch: 1024,
+		DrainInterval: 50 * time.Millisecond,
+	}
+	if t, ok := r.table("client_cache"); ok {
+		if b, ok := t.boolean("enabled"); ok {
+			c.ClientCache.Enabled = b
+		}
+		for _, f := range []struct {
+			key string
+			dst *int
+		}{
+			{"max_entries", &c.ClientCache.MaxEntries},
+			{"max_value_bytes", &c.ClientCache.MaxValueBytes},
+			{"shard_count", &c.ClientCache.ShardCount},
+			{"drain_batch", &c.ClientCache.DrainBatch},
+		} {
+			if n, ok := t.intIn(f.key, 1, math.MaxInt32); ok {
+				*f.dst = n
+			}
+		}
+		if d, ok := t.duration("drain_interval_ms", time.Millisecond); ok {
+			if d == 0 {
+				t.errf("drain_interval_ms", "must be > 0")
+			} else {
+				c.ClientCache.DrainInterval = d
+			}
+		}
+		t.unknown()
+	}
+}
+
+// crossCluster checks what must be unique across clusters: names (case-insensitively, as
+// they name metrics and admin targets) and listen addresses.
+func (p *parser) crossCluster(cs []Cluster) {
+	names := map[string]int{}
+	listens := map[string]int{}
+	for i, c := range cs {
+		at := indexPath("clusters", i)
+		if c.Name != "" {
+			k := strings.ToLower(c.Name)
+			if j, dup := names[k]; dup {
+				p.add(&Error{Line: lineOf(p.lines, at+".name"), Cluster: c.Name, Index: i, Key: "name",
+					Msg: fmt.Sprintf("duplicate cluster name (also clusters[%d] %q)", j, cs[j].Name)})
+			} else {
+				names[k] = i
+			}
+		}
+		if c.ListenAddr != "" {
+			k := c.ListenProto + " " + c.ListenAddr
+			if j, dup := listens[k]; dup {
+				p.add(&Error{Line: lineOf(p.lines, at+".listen_addr"), Cluster: c.Name, Index: i, Key: "listen_addr",
+					Msg: fmt.Sprintf("%q already used by clusters[%d] %q", c.ListenAddr, j, cs[j].Name)})
+			} else {
+				listens[k] = i
+			}
+		}
+	}
+}

@@ -1,0 +1,273 @@
+// Package health pings the backend nodes of a plain-Redis cluster and ejects the ones that
+// stop answering: after FailLimit consecutive failed pings a node is ejected, and the first
+// successful ping afterwards restores it (ping_fail_limit / ping_interval in the config).
+//
+// Each node is pinged on a connection of its own, never a data connection, so a backlog of
+// client traffic cannot make a healthy node look dead (or hide a dead one), and each node is
+// pinged by its own goroutine, so a hung node never delays the others' pings. The ejection
+// state lives on the goroutine that runs Run; the consumer hears of changes through OnChange
+// and builds a new routing table from them.
+package health
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Config configures a Checker.
+type Config struct {
+	Cluster string   // cluster name, for logs
+	Nodes   []string // node addresses, host:port; duplicates are pinged once
+	// Interval is the time between two pings of a node (ping_interval); ≤ 0 means 1s.
+	Interval time.Duration
+	// FailLimit consecutive failures eject a node (ping_fail_limit); 0 never ejects, and Run
+	// then sends no pings at all.
+	FailLimit int
+	// Timeout bounds the dial and the reply of one ping; min(Interval, 1s) when 0.
+	Timeout time.Duration
+	// Logger receives one line per ejection and per restore (with node and reason), and
+	// debug lines for failures below the limit. Default: hclog.NewNullLogger().
+	Logger hclog.Logger
+	// OnChange is called on the goroutine running Run with the full sorted list of ejected
+	// addresses every time that set changes; the slice is the callee's to keep. It must not
+	// block for long: pings keep running, but their results wait for it.
+	OnChange func(ejected []string)
+}
+
+// Checker pings nodes and tracks which ones are ejected.
+type Checker struct {
+	cfg   Config
+	nodes []string
+	log   hclog.Logger
+
+	mu      sync.Mutex
+	ejected []string // sorted; replaced, never modified, so it can be handed out
+}
+
+// New returns a Checker for cfg, with defaults filled in. It does nothing until Run.
+func New(cfg Config) *Checker {
+	if cfg.Interval <= 0 {
+		cfg.Interval = time.Second
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = min(cfg.Interval, time.Second)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	nodes := slices.Clone(cfg.Nodes)
+	slices.Sort(nodes)
+	return &Checker{
+		cfg:   cfg,
+		nodes: slices.Compact(nodes),
+		log:   cfg.Logger.Named("health").With("cluster", cfg.Cluster),
+	}
+}
+
+// Ejected returns the sorted addresses currently ejected. Safe from any goroutine.
+func (c *Checker) Ejected() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.ejected)
+}
+
+// result is one ping's outcome, sent from a node's goroutine to Run.
+type result struct {
+	node int
+	err  error
+}
+
+// nodeState is the ejection state machine of one node; owned by Run's goroutine.
+type nodeState struct {
+	fails   int
+	ejected bool
+}
+
+// Run pings every node every Interval until ctx is done, then closes its connections and
+// returns once all of its goroutines have ended. Call it at most once.
+func (c *Checker) Run(ctx context.Context) {
+	if c.cfg.FailLimit <= 0 || len(c.nodes) == 0 {
+		<-ctx.Done()
+		return
+	}
+	results := make(chan result, len(c.nodes))
+	var wg sync.WaitGroup
+	for i, addr := range c.nodes {
+		p := &pinger{addr: addr, timeout: c.cfg.Timeout}
+		wg.Go(func() { p.loop(ctx, i, c.cfg.Interval, results) })
+	}
+	defer wg.Wait()
+
+	states := make([]nodeState, len(c.nodes))
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-results:
+			if c.record(&states[r.node], c.nodes[r.node], r.err) {
+				c.publish(states)
+			}
+		}
+	}
+}
+
+// record applies one ping result to a node's state and reports whether the node was
+// ejected or restored by it.
+func (c *Checker) record(s *nodeState, addr string, err error) bool {
+	if err == nil {
+		s.fails = 0
+		if !s.ejected {
+			return false
+		}
+		s.ejected = false
+		c.log.Info("node restored", "node", addr)
+		return true
+	}
+	s.fails++
+	if s.ejected {
+		return false
+	}
+	if s.fails < c.cfg.FailLimit {
+		c.log.Debug("ping failed", "node", addr, "reason", err, "consecutive_failures", s.fails)
+		return false
+	}
+	s.ejected = true
+	c.log.Warn("node ejected", "node", addr, "reason", err, "consecutive_failures", s.fails)
+	return true
+}
+
+// publish stores the new ejected set and tells OnChange.
+func (c *Checker) publish(states []nodeState) {
+	var ejected []string
+	for i, s := range states {
+		if s.ejected {
+			ejected = append(ejected, c.nodes[i]) // c.nodes is sorted, so ejected is too
+		}
+	}
+	c.mu.Lock()
+	c.ejected = ejected
+	c.mu.Unlock()
+	if c.cfg.OnChange != nil {
+		c.cfg.OnChange(slices.Clone(ejected))
+	}
+}
+
+// pinger owns one node's ping connection.
+type pinger struct {
+	addr    string
+	timeout time.Duration
+
+	mu   sync.Mutex // guards conn against the cancel callback
+	conn net.Conn
+	rd   *bufio.Reader
+}
+
+var (
+	pingCmd  = []byte("PING\r\n")
+	pongLine = []byte("+PONG\r\n")
+)
+
+// loop pings at once, then every interval, until ctx is done.
+func (p *pinger) loop(ctx context.Context, node int, interval time.Duration, results chan<- result) {
+	// A cancel must not wait for a hung node's reply deadline: expire it now.
+	stop := context.AfterFunc(ctx, func() {
+		p.mu.Lock()
+		if p.conn != nil {
+			_ = p.conn.SetDeadline(time.Unix(1, 0))
+		}
+		p.mu.Unlock()
+	})
+	defer stop()
+	defer p.drop()
+
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		err := p.ping(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		select {
+		case results <- result{node: node, err: err}:
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// ping sends one PING and expects +PONG within the timeout. Any failure closes the
+// connection, so that the next ping starts on a fresh one rather than reading a late reply.
+func (p *pinger) ping(ctx context.Context) error {
+	if p.conn == nil {
+		d := net.Dialer{Timeout: p.timeout}
+		conn, err := d.DialContext(ctx, "tcp", p.addr)
+		if err != nil {
+			return fmt.Errorf("dial %s: %w", p.addr, err)
+		}
+		p.mu.Lock()
+		p.conn = conn
+		p.mu.Unlock()
+		if ctx.Err() != nil { // cancelled while dialling: the callback missed this conn
+			p.drop()
+			return ctx.Err()
+		}
+		if p.rd == nil {
+			p.rd = bufio.NewReaderSize(conn, 64)
+		} else {
+			p.rd.Reset(conn)
+		}
+	}
+	err := p.exchange(ctx)
+	if err != nil {
+		p.drop()
+	}
+	return err
+}
+
+func (p *pinger) exchange(ctx context.Context) error {
+	if err := p.conn.SetDeadline(time.Now().Add(p.timeout)); err != nil {
+		return fmt.Errorf("ping %s: set deadline: %w", p.addr, err)
+	}
+	// Checked after setting the deadline: a cancel from here on finds the cancel callback
+	// still to run, and it moves the deadline to the past.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if _, err := p.conn.Write(pingCmd); err != nil {
+		return fmt.Errorf("ping %s: write: %w", p.addr, err)
+	}
+	line, err := p.rd.ReadSlice('\n')
+	switch {
+	case errors.Is(err, bufio.ErrBufferFull):
+		return fmt.Errorf("ping %s: reply %q... is not +PONG", p.addr, line)
+	case err != nil:
+		return fmt.Errorf("ping %s: read reply: %w", p.addr, err)
+	case !bytes.Equal(line, pongLine):
+		return fmt.Errorf("ping %s: reply %q is not +PONG", p.addr, bytes.TrimRight(line, "\r\n"))
+	}
+	return nil
+}
+
+// drop closes the ping connection, if any.
+func (p *pinger) drop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conn != nil {
+		_ = p.conn.Close()
+		p.conn = nil
+	}
+}

@@ -1,0 +1,326 @@
+package health
+
+import (
+	"bytes"
+	"context"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/aster-proxy/aster/internal/redistest"
+)
+
+const (
+	interval  = 50 * time.Millisecond
+	failLimit = 3
+	patience  = 10 * time.Second // generous: the machine may be slow, the logic is not timed
+)
+
+// logSink routes logs to t.Log and keeps them for assertions.
+type logSink struct {
+	t   *testing.T
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logSink) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Write(p)
+	l.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func (l *logSink) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// changes records every OnChange call.
+type changes struct {
+	mu    sync.Mutex
+	calls [][]string
+}
+
+func (c *changes) record(ejected []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls = append(c.calls, ejected)
+}
+
+func (c *changes) get() [][]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.calls)
+}
+
+type harness struct {
+	checker *Checker
+	changes *changes
+	logs    *logSink
+	stop    func() // cancels Run and waits for it to return
+}
+
+// start runs a Checker until the test ends (or stop is called).
+func start(t *testing.T, cfg Config) *harness {
+	t.Helper()
+	h := &harness{changes: &changes{}, logs: &logSink{t: t}}
+	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "test", Output: h.logs, Level: hclog.Debug})
+	cfg.OnChange = h.changes.record
+	h.checker = New(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.checker.Run(ctx); close(done) }()
+	var once sync.Once
+	h.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(patience):
+				t.Errorf("Run did not return within %v of cancel", patience)
+			}
+		})
+	}
+	t.Cleanup(h.stop) // runs before the servers' cleanups, so no ping outlives the test
+	return h
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(patience)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", patience, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func ejectedIs(c *Checker, want ...string) func() bool {
+	return func() bool { return slices.Equal(c.Ejected(), want) }
+}
+
+// TestEjectAndRestore breaks one of two nodes in several real ways and checks that only it
+// is ejected, not too early, and that it is restored once it answers again.
+func TestEjectAndRestore(t *testing.T) {
+	tests := []struct {
+		name    string
+		timeout time.Duration
+		// breakNode makes s fail pings and returns what heals it.
+		breakNode func(t *testing.T, s *redistest.Server) (heal func())
+		reason    string // expected in the ejection log line
+	}{
+		{
+			name: "killed node (connection refused)",
+			breakNode: func(t *testing.T, s *redistest.Server) func() {
+				s.Kill()
+				return s.Restart
+			},
+			reason: "connect: connection refused",
+		},
+		{
+			name:    "paused node (timeout)",
+			timeout: 100 * time.Millisecond,
+			breakNode: func(t *testing.T, s *redistest.Server) func() {
+				s.Pause()
+				return s.Resume
+			},
+			reason: "i/o timeout",
+		},
+		{
+			name: "error reply (NOAUTH)",
+			breakNode: func(t *testing.T, s *redistest.Server) func() {
+				if _, err := s.Do("CONFIG", "SET", "requirepass", "secret"); err != nil {
+					t.Fatalf("set requirepass: %v", err)
+				}
+				c := redis.NewClient(&redis.Options{Addr: s.Addr, Password: "secret", MaxRetries: -1})
+				t.Cleanup(func() { c.Close() })
+				// Connections made before stay authenticated; drop them so pings redial.
+				if err := c.Do(context.Background(), "CLIENT", "KILL", "TYPE", "normal").Err(); err != nil {
+					t.Fatalf("kill clients: %v", err)
+				}
+				return func() {
+					if err := c.ConfigSet(context.Background(), "requirepass", "").Err(); err != nil {
+						t.Fatalf("clear requirepass: %v", err)
+					}
+				}
+			},
+			reason: `reply \"-NOAUTH Authentication required.\" is not +PONG`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bad, good := redistest.Start(t), redistest.Start(t)
+			h := start(t, Config{
+				Cluster: "c1", Nodes: []string{good.Addr, bad.Addr, good.Addr},
+				Interval: interval, FailLimit: failLimit, Timeout: tt.timeout,
+			})
+
+			time.Sleep(5 * interval) // healthy nodes stay in
+			if got := h.checker.Ejected(); len(got) != 0 {
+				t.Fatalf("ejected %v while all nodes are healthy", got)
+			}
+
+			heal := tt.breakNode(t, bad)
+			broken := time.Now()
+			waitFor(t, "the broken node to be ejected", ejectedIs(h.checker, bad.Addr))
+			// FailLimit failures are FailLimit-1 intervals apart at least: not on the first one.
+			if took := time.Since(broken); took < (failLimit-1)*interval {
+				t.Errorf("ejected after %v, before %d failures could have happened", took, failLimit)
+			}
+			if logs := h.logs.String(); !strings.Contains(logs, "node ejected") || !strings.Contains(logs, tt.reason) {
+				t.Errorf("no ejection log line with reason %q in:\n%s", tt.reason, logs)
+			}
+
+			heal()
+			waitFor(t, "the node to be restored", ejectedIs(h.checker))
+			h.stop()
+
+			want := [][]string{{bad.Addr}, nil}
+			if got := h.changes.get(); !slices.EqualFunc(got, want, slices.Equal) {
+				t.Errorf("OnChange calls = %q, want %q (the healthy node %s must never appear)", got, want, good.Addr)
+			}
+			logs := h.logs.String()
+			if n := strings.Count(logs, "node ejected"); n != 1 {
+				t.Errorf("%d ejection log lines, want 1", n)
+			}
+			if n := strings.Count(logs, "node restored"); n != 1 {
+				t.Errorf("%d restore log lines, want 1", n)
+			}
+			if !strings.Contains(logs, "cluster=c1") || !strings.Contains(logs, "node="+bad.Addr) {
+				t.Errorf("log lines lack cluster or node:\n%s", logs)
+			}
+		})
+	}
+}
+
+// connectionsReceived reads the server's accepted-connection counter; the INFO call itself
+// is one connection.
+func connectionsReceived(t *testing.T, s *redistest.Server) int {
+	t.Helper()
+	v, err := s.Do("INFO", "stats")
+	if err != nil {
+		t.Fatalf("INFO: %v", err)
+	}
+	for _, line := range strings.Split(v.(string), "\r\n") {
+		if n, ok := strings.CutPrefix(line, "total_connections_received:"); ok {
+			c, err := strconv.Atoi(n)
+			if err != nil {
+				t.Fatalf("parse %q: %v", line, err)
+			}
+			return c
+		}
+	}
+	t.Fatalf("no total_connections_received in INFO")
+	return 0
+}
+
+func TestFailLimit(t *testing.T) {
+	tests := []struct {
+		name      string
+		failLimit int
+		pings     bool // whether the checker may connect to the node at all
+	}{
+		{"zero never pings nor ejects", 0, false},
+		{"positive pings", 3, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := redistest.Start(t)
+			before := connectionsReceived(t, s)
+			h := start(t, Config{Cluster: "c1", Nodes: []string{s.Addr}, Interval: interval, FailLimit: tt.failLimit})
+			time.Sleep(6 * interval)
+			// Count while the checker is still running, so its connection (if any) is in.
+			opened := connectionsReceived(t, s) - before - 1
+			if tt.pings && opened < 1 {
+				t.Errorf("checker opened %d connections, want ≥ 1", opened)
+			}
+			if !tt.pings && opened != 0 {
+				t.Errorf("checker opened %d connections, want 0", opened)
+			}
+			if tt.pings && opened > 1 {
+				t.Errorf("checker opened %d connections to a healthy node, want 1 reused", opened)
+			}
+
+			s.Kill()
+			time.Sleep(6 * interval)
+			if tt.failLimit == 0 {
+				if got := h.checker.Ejected(); len(got) != 0 {
+					t.Errorf("FailLimit 0 ejected %v", got)
+				}
+				if got := h.changes.get(); len(got) != 0 {
+					t.Errorf("FailLimit 0 called OnChange %q", got)
+				}
+			} else {
+				waitFor(t, "ejection", ejectedIs(h.checker, s.Addr))
+			}
+		})
+	}
+}
+
+// TestRunEndsGoroutines checks that cancel ends every goroutine promptly, even one blocked
+// on a hung node with a long timeout, or dialling a node that does not exist.
+func TestRunEndsGoroutines(t *testing.T) {
+	hung, ok := redistest.Start(t), redistest.Start(t)
+	hung.Pause()
+	refused := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
+	blackhole := "192.0.2.1:6379" // TEST-NET-1: the dial hangs until its timeout or cancel
+	baseline := runtime.NumGoroutine()
+
+	h := start(t, Config{
+		Cluster: "c1", Nodes: []string{hung.Addr, ok.Addr, refused, blackhole},
+		Interval: interval, FailLimit: 1, Timeout: time.Minute,
+	})
+	waitFor(t, "the refused node to be ejected", func() bool { return slices.Contains(h.checker.Ejected(), refused) })
+	if slices.Contains(h.checker.Ejected(), ok.Addr) {
+		t.Errorf("healthy node ejected: %v", h.checker.Ejected())
+	}
+
+	stopped := time.Now()
+	h.stop()
+	if took := time.Since(stopped); took > 5*time.Second {
+		t.Errorf("Run took %v to return after cancel; a ping timeout must not delay it", took)
+	}
+	waitFor(t, "goroutines to return to baseline "+strconv.Itoa(baseline), func() bool {
+		return runtime.NumGoroutine() <= baseline
+	})
+}
+
+func TestNewDefaults(t *testing.T) {
+	tests := []struct {
+		name                   string
+		in                     Config
+		wantInterval, wantTime time.Duration
+		wantNodes              []string
+	}{
+		{"timeout capped at 1s", Config{Interval: 5 * time.Second}, 5 * time.Second, time.Second, nil},
+		{"timeout follows a short interval", Config{Interval: 200 * time.Millisecond}, 200 * time.Millisecond, 200 * time.Millisecond, nil},
+		{"explicit timeout kept", Config{Interval: time.Second, Timeout: 3 * time.Second}, time.Second, 3 * time.Second, nil},
+		{"non-positive interval", Config{Interval: -1}, time.Second, time.Second, nil},
+		{"nodes sorted and deduplicated", Config{Interval: time.Second, Nodes: []string{"b:1", "a:1", "b:1"}},
+			time.Second, time.Second, []string{"a:1", "b:1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := New(tt.in)
+			if c.cfg.Interval != tt.wantInterval || c.cfg.Timeout != tt.wantTime {
+				t.Errorf("interval, timeout = %v, %v; want %v, %v", c.cfg.Interval, c.cfg.Timeout, tt.wantInterval, tt.wantTime)
+			}
+			if !slices.Equal(c.nodes, tt.wantNodes) {
+				t.Errorf("nodes = %v, want %v", c.nodes, tt.wantNodes)
+			}
+			if got := c.Ejected(); len(got) != 0 {
+				t.Errorf("new checker has ejected %v", got)
+			}
+		})
+	}
+}

@@ -1,0 +1,438 @@
+// Package backend is one pipelined connection to a Redis node, shared by every client session of
+// a cluster. Senders append request frames to one pending buffer; a writer goroutine drains it in
+// as few writes as it can; a reader goroutine matches replies to requests in FIFO order. A fault
+// (I/O error, timeout, protocol error) fails exactly the requests that were on the connection,
+// and the next request redials.
+package backend
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/aster-proxy/aster/dataplane/resp"
+)
+
+// Request is one request to a node and, once done, its reply. The caller owns it and may reuse
+// it after its WaitGroup has been released.
+type Request struct {
+	// Reply holds the node's raw reply frame, or an error reply made by the backend when the
+	// request failed. Valid after Done has been called on the WaitGroup.
+	Reply []byte
+	// Failed reports that Reply was made by the proxy because the request never got an answer.
+	Failed bool
+
+	wg *sync.WaitGroup
+}
+
+// Bind sets the WaitGroup that the request releases when its reply is in. The caller must have
+// added to it before Send.
+func (r *Request) Bind(wg *sync.WaitGroup) { r.wg = wg }
+
+func (r *Request) finish(reply []byte) {
+	r.Reply = append(r.Reply[:0], reply...)
+	r.Failed = false
+	r.wg.Done()
+}
+
+func (r *Request) fail(msg string) {
+	r.Reply = resp.AppendError(r.Reply[:0], msg)
+	r.Failed = true
+	r.wg.Done()
+}
+
+// Options configure a Conn.
+type Options struct {
+	Addr         string
+	DialTimeout  time.Duration // 0: no limit but the OS's
+	ReadTimeout  time.Duration // longest wait for a reply while requests are outstanding; 0: none
+	WriteTimeout time.Duration // 0: none
+	Logger       hclog.Logger
+	// OnFailure is told (without blocking) when the connection fails or cannot be dialled; the
+	// data plane forwards it to the control plane as a hint. May be nil.
+	OnFailure func(addr string, err error)
+}
+
+const (
+	minBackoff = 50 * time.Millisecond
+	maxBackoff = 1 * time.Second
+	readBufLen = 16 << 10
+	// Buffers that grew past this are dropped after use rather than kept for the connection's life.
+	maxKeptBuf = 256 << 10
+)
+
+// ErrClosed is the failure reason of requests sent to a closed Conn.
+var ErrClosed = errors.New("connection closed")
+
+// Conn is a lazily dialled, self-healing, pipelined connection to one node. Send is safe for
+// concurrent use and never blocks on the network.
+type Conn struct {
+	opts Options
+	log  hclog.Logger
+
+	mu        sync.Mutex
+	out       []byte    // frames not yet written, in queue order
+	queue     reqQueue  // requests sent and not yet answered, in write order
+	nc        net.Conn  // current connection; nil when not connected
+	gen       uint64    // connection generation: stale readers/writers notice they are stale
+	downUntil time.Time // after a failed dial, requests fail fast until then
+	downErr   error     // why the node is down
+	backoff   time.Duration
+	closed    bool
+	replies   uint64 // replies received, for the stall watchdog
+
+	wake chan struct{}
+	quit chan struct{}
+	wg   sync.WaitGroup
+}
+
+// New returns a Conn to opts.Addr; it dials on first use.
+func New(opts Options) *Conn {
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	c := &Conn{
+		opts: opts,
+		log:  opts.Logger.With("node", opts.Addr),
+		wake: make(chan struct{}, 1),
+		quit: make(chan struct{}),
+	}
+	c.wg.Add(1)
+	go c.writeLoop()
+	if opts.ReadTimeout > 0 {
+		c.wg.Add(1)
+		go c.watchdog()
+	}
+	return c
+}
+
+// Addr is the node's address.
+func (c *Conn) Addr() string { return c.opts.Addr }
+
+// Send queues frame (one or more complete RESP commands, whose replies the caller expects as
+// one per Request) for r. frame is copied before Send returns. r's WaitGroup is released when
+// the reply arrives or the request fails.
+func (c *Conn) Send(r *Request, frame []byte) {
+	c.mu.Lock()
+	if err := c.unavailableLocked(); err != nil {
+		c.mu.Unlock()
+		r.fail(c.failMsg(err))
+		return
+	}
+	c.out = append(c.out, frame...)
+	c.queue.push(r)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// SendPrefixed is Send with a leading command (e.g. ASKING) whose reply is read and discarded;
+// both go in the same write so that nothing from another session comes between them.
+func (c *Conn) SendPrefixed(r *Request, prefix *Request, prefixFrame, frame []byte) {
+	c.mu.Lock()
+	if err := c.unavailableLocked(); err != nil {
+		c.mu.Unlock()
+		prefix.fail(c.failMsg(err))
+		r.fail(c.failMsg(err))
+		return
+	}
+	c.out = append(c.out, prefixFrame...)
+	c.out = append(c.out, frame...)
+	c.queue.push(prefix)
+	c.queue.push(r)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// unavailableLocked says why a request cannot be queued now, or nil. c.mu must be held.
+func (c *Conn) unavailableLocked() error {
+	if c.closed {
+		return ErrClosed
+	}
+	if c.nc == nil && c.downErr != nil && time.Now().Before(c.downUntil) {
+		return c.downErr
+	}
+	return nil
+}
+
+func (c *Conn) failMsg(err error) string {
+	return fmt.Sprintf("ERR backend %s: %v", c.opts.Addr, err)
+}
+
+// Close fails everything outstanding and stops the connection's goroutines.
+func (c *Conn) Close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.resetLocked(ErrClosed)
+	c.mu.Unlock()
+	close(c.quit)
+	c.wg.Wait()
+}
+
+// resetLocked closes the current connection and fails every queued request with err.
+// c.mu must be held.
+func (c *Conn) resetLocked(err error) {
+	if c.nc != nil {
+		_ = c.nc.Close()
+		c.nc = nil
+	}
+	c.gen++
+	c.out = c.out[:0]
+	msg := c.failMsg(err)
+	for {
+		r := c.queue.pop()
+		if r == nil {
+			break
+		}
+		r.fail(msg)
+	}
+}
+
+// fault handles a failure seen by the reader or writer of generation gen.
+func (c *Conn) fault(gen uint64, err error) {
+	c.mu.Lock()
+	if gen != c.gen || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	n := c.queue.len()
+	c.resetLocked(err)
+	c.mu.Unlock()
+	c.log.Warn("backend connection failed", "error", err, "failed_requests", n)
+	if c.opts.OnFailure != nil {
+		c.opts.OnFailure(c.opts.Addr, err)
+	}
+}
+
+func (c *Conn) writeLoop() {
+	defer c.wg.Done()
+	var spare []byte
+	for {
+		select {
+		case <-c.wake:
+		case <-c.quit:
+			return
+		}
+		c.mu.Lock()
+		if len(c.out) == 0 {
+			c.mu.Unlock()
+			continue
+		}
+		if c.nc == nil {
+			c.mu.Unlock()
+			if !c.dial() {
+				continue
+			}
+			c.mu.Lock()
+			if len(c.out) == 0 || c.nc == nil {
+				c.mu.Unlock()
+				continue
+			}
+		}
+		buf, nc, gen := c.out, c.nc, c.gen
+		c.out = spare[:0]
+		c.mu.Unlock()
+
+		if c.opts.WriteTimeout > 0 {
+			_ = nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+		}
+		if _, err := nc.Write(buf); err != nil {
+			c.fault(gen, fmt.Errorf("write: %w", err))
+		}
+		if cap(buf) > maxKeptBuf {
+			buf = nil
+		}
+		spare = buf
+	}
+}
+
+// dial connects and starts the reader; on failure it fails what is queued and backs off.
+func (c *Conn) dial() bool {
+	d := net.Dialer{Timeout: c.opts.DialTimeout}
+	nc, err := d.Dial("tcp", c.opts.Addr)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		if nc != nil {
+			nc.Close()
+		}
+		return false
+	}
+	if err != nil {
+		if c.backoff == 0 {
+			c.backoff = minBackoff
+		} else if c.backoff *= 2; c.backoff > maxBackoff {
+			c.backoff = maxBackoff
+		}
+		c.downErr = fmt.Errorf("dial: %w", err)
+		c.downUntil = time.Now().Add(c.backoff)
+		c.resetLocked(c.downErr)
+		c.log.Debug("dial failed", "error", err, "backoff", c.backoff)
+		if c.opts.OnFailure != nil {
+			go c.opts.OnFailure(c.opts.Addr, err)
+		}
+		return false
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	c.backoff, c.downErr = 0, nil
+	c.nc = nc
+	c.gen++
+	c.wg.Add(1)
+	go c.readLoop(nc, c.gen)
+	return true
+}
+
+func (c *Conn) readLoop(nc net.Conn, gen uint64) {
+	defer c.wg.Done()
+	buf := make([]byte, readBufLen)
+	var start, end int
+	var frames [][]byte
+	var reqs []*Request
+	for {
+		if end == len(buf) {
+			if start > 0 {
+				end = copy(buf, buf[start:end])
+				start = 0
+			} else {
+				nb := make([]byte, 2*len(buf))
+				copy(nb, buf[:end])
+				buf = nb
+			}
+		}
+		n, err := nc.Read(buf[end:])
+		if err != nil {
+			c.fault(gen, fmt.Errorf("read: %w", err))
+			return
+		}
+		end += n
+		frames = frames[:0]
+		for start < end {
+			m, err := resp.ScanReply(buf[start:end])
+			if err != nil {
+				c.fault(gen, fmt.Errorf("bad reply: %w", err))
+				return
+			}
+			if m == 0 {
+				break
+			}
+			frames = append(frames, buf[start:start+m])
+			start += m
+		}
+		if len(frames) == 0 {
+			continue
+		}
+		reqs = reqs[:0]
+		c.mu.Lock()
+		if gen != c.gen {
+			c.mu.Unlock()
+			return
+		}
+		for range frames {
+			r := c.queue.pop()
+			if r == nil {
+				break
+			}
+			reqs = append(reqs, r)
+		}
+		c.replies += uint64(len(reqs))
+		c.mu.Unlock()
+		for i, r := range reqs {
+			r.finish(frames[i])
+		}
+		if len(reqs) < len(frames) {
+			c.fault(gen, errors.New("reply without a request"))
+			return
+		}
+		if start == end {
+			start, end = 0, 0
+			if len(buf) > maxKeptBuf {
+				buf = make([]byte, readBufLen)
+			}
+		}
+	}
+}
+
+// watchdog fails the connection when requests wait longer than ReadTimeout without any reply:
+// on a pipelined connection that is what a read timeout means, and checking it from here costs
+// the hot path nothing.
+func (c *Conn) watchdog() {
+	defer c.wg.Done()
+	tick := c.opts.ReadTimeout / 4
+	if tick < 5*time.Millisecond {
+		tick = 5 * time.Millisecond
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	var lastReplies uint64
+	var lastGen uint64
+	var stalledSince time.Time
+	for {
+		select {
+		case <-c.quit:
+			return
+		case now := <-t.C:
+			c.mu.Lock()
+			waiting := c.queue.len() > 0 && c.nc != nil
+			replies, gen := c.replies, c.gen
+			c.mu.Unlock()
+			if !waiting || replies != lastReplies || gen != lastGen {
+				lastReplies, lastGen, stalledSince = replies, gen, now
+				continue
+			}
+			if now.Sub(stalledSince) >= c.opts.ReadTimeout {
+				c.fault(gen, fmt.Errorf("read timeout: no reply within %v", c.opts.ReadTimeout))
+			}
+		}
+	}
+}
+
+// reqQueue is a FIFO ring of requests that grows as needed and never shrinks below its peak,
+// so steady state allocates nothing.
+type reqQueue struct {
+	buf        []*Request
+	head, size int
+}
+
+func (q *reqQueue) len() int { return q.size }
+
+func (q *reqQueue) push(r *Request) {
+	if q.size == len(q.buf) {
+		n := 2 * len(q.buf)
+		if n == 0 {
+			n = 64
+		}
+		nb := make([]*Request, n)
+		for i := 0; i < q.size; i++ {
+			nb[i] = q.buf[(q.head+i)%len(q.buf)]
+		}
+		q.buf, q.head = nb, 0
+	}
+	q.buf[(q.head+q.size)%len(q.buf)] = r
+	q.size++
+}
+
+func (q *reqQueue) pop() *Request {
+	if q.size == 0 {
+		return nil
+	}
+	r := q.buf[q.head]
+	q.buf[q.head] = nil
+	q.head = (q.head + 1) % len(q.buf)
+	q.size--
+	return r
+}

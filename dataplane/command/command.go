@@ -1,0 +1,198 @@
+// Package command is Aster's table of the Redis 7.x command set: for every command its arity, its
+// read/write nature, where its keys are, and the proxy policy that says how a request is routed
+// (forwarded whole, split across nodes and merged, answered by the proxy, or refused).
+//
+// The table is immutable after package initialisation, so every function here is safe for
+// concurrent use. Lookup and Spec.Keys are on the per-request hot path and do not allocate.
+//
+// The table was checked against the COMMAND reply of redis-server 7.0 (plus the 7.2 command
+// WAITAOF); TestTableMatchesRedis keeps it honest against whatever redis-server is installed.
+// docs/commands.md is generated from it: run `go generate ./dataplane/command` after a change.
+package command
+
+//go:generate go test -run ^TestCommandsDocUpToDate$ -update .
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Policy says how the proxy handles a command in standalone (consistent-hash) mode.
+type Policy uint8
+
+const (
+	// Forward sends the command to the node that owns its key. A Forward command for which
+	// Keys finds no key (OBJECT HELP, MEMORY STATS, ...) has no node to go to: the proxy refuses it.
+	Forward Policy = iota
+	// SplitMGet splits MGET per node and merges the arrays back in the client's key order.
+	SplitMGet
+	// SplitMSet splits MSET per node into (key, value) pairs and replies +OK if every node did.
+	SplitMSet
+	// SplitSum splits DEL, UNLINK, EXISTS and TOUCH per node and sums the integer replies.
+	SplitSum
+	// SameNode commands take several keys that must live together (RENAME, SINTER, EVAL, ...):
+	// the proxy forwards them when every key hashes to one node and refuses them otherwise. A
+	// SameNode command with no key at all (EVAL with numkeys 0, ...) is refused as well: sending
+	// it to an arbitrary node would be wrong.
+	SameNode
+	// Local commands are answered by the proxy itself: PING, ECHO, QUIT, SELECT (db 0 only),
+	// COMMAND, INFO and AUTH.
+	Local
+	// Unsupported commands are refused with "-ERR <cmd> is not supported by the proxy"; Spec.Reason
+	// says why.
+	Unsupported
+)
+
+var policyNames = [...]string{
+	Forward:     "forward",
+	SplitMGet:   "split-mget",
+	SplitMSet:   "split-mset",
+	SplitSum:    "split-sum",
+	SameNode:    "same-node",
+	Local:       "local",
+	Unsupported: "unsupported",
+}
+
+// String returns the policy's name as used in docs/commands.md.
+func (p Policy) String() string {
+	if int(p) < len(policyNames) {
+		return policyNames[p]
+	}
+	return "policy(" + strconv.Itoa(int(p)) + ")"
+}
+
+// Flag describes a command. The first ones mirror Redis's own COMMAND flags of the same meaning.
+type Flag uint16
+
+const (
+	// Read is Redis's "readonly": the command only reads data.
+	Read Flag = 1 << iota
+	// Write is Redis's "write": the command may modify data.
+	Write
+	// Fast is Redis's "fast": O(1) or O(log N).
+	Fast
+	// Blocking is Redis's "blocking": the command may block the connection, so it needs a
+	// connection of its own rather than a shared pipelined one.
+	Blocking
+	// PubSub is Redis's "pubsub": the command belongs to publish/subscribe.
+	PubSub
+	// Admin is Redis's "admin": server administration.
+	Admin
+	// MovableKeys means the key positions depend on the arguments (numkeys, a keyword, a
+	// subcommand): only Spec.Keys finds them, FirstKey/LastKey/Step do not tell the whole story.
+	MovableKeys
+	// Container means the command has subcommands (CONFIG GET, OBJECT ENCODING, ...).
+	Container
+	// NoKey means the command never takes a key argument.
+	NoKey
+)
+
+var flagNames = [...]string{"read", "write", "fast", "blocking", "pubsub", "admin", "movablekeys", "container", "nokey"}
+
+// String lists the set flags, space separated, for docs and test messages.
+func (f Flag) String() string {
+	var b strings.Builder
+	for i, n := range flagNames {
+		if f&(1<<i) != 0 {
+			if b.Len() > 0 {
+				b.WriteByte(' ')
+			}
+			b.WriteString(n)
+		}
+	}
+	return b.String()
+}
+
+// Spec is the description of one command. Specs are shared and must not be modified.
+type Spec struct {
+	// Name is the command name in lower case.
+	Name string
+	// Arity is the Redis argument count including the name: positive means exactly that many,
+	// negative means at least -Arity.
+	Arity int
+	// Flags describe the command.
+	Flags Flag
+	// Policy says how the proxy routes the command.
+	Policy Policy
+	// FirstKey, LastKey and Step are Redis's legacy key specification: keys are args[FirstKey],
+	// args[FirstKey+Step], ... up to args[LastKey]; a negative LastKey counts from the end (-1 is
+	// the last argument). FirstKey 0 means no fixed key. They equal what Redis's COMMAND reports;
+	// commands with MovableKeys need Keys for the full answer.
+	FirstKey, LastKey, Step int
+	// Reason explains the policy: for Unsupported it says why (always set); for others it is an
+	// optional caveat. Both go into docs/commands.md.
+	Reason string
+
+	find keyFinder    // how Keys finds keys beyond the legacy range
+	from int          // findStreams, findGeoStore: where the keyword search starts
+	subs []subcommand // findSubcommand: the known subcommands
+}
+
+// subcommand is one subcommand of a container command whose key (if any) is at args[2].
+type subcommand struct {
+	name  string // lower case
+	keyed bool   // takes its key at args[2]
+}
+
+// CheckArity reports whether argc (the argument count including the command name) is valid.
+func (s *Spec) CheckArity(argc int) bool {
+	if s.Arity >= 0 {
+		return argc == s.Arity
+	}
+	return argc >= -s.Arity
+}
+
+// IsReadOnly reports whether the command only reads data, so that it could be sent to a replica.
+// Commands whose effect depends on their arguments (EVAL, ...) are not read-only.
+func IsReadOnly(s *Spec) bool {
+	return s.Flags&Read != 0 && s.Flags&Write == 0
+}
+
+// maxNameLen bounds the command names Lookup accepts; the longest Redis name is 20 bytes.
+const maxNameLen = 32
+
+var (
+	byName = make(map[string]*Spec, len(table))
+	sorted = make([]*Spec, 0, len(table))
+)
+
+func init() {
+	for i := range table {
+		s := &table[i]
+		if len(s.Name) > maxNameLen {
+			panic("command: name longer than maxNameLen: " + s.Name)
+		}
+		if _, dup := byName[s.Name]; dup {
+			panic("command: duplicate spec: " + s.Name)
+		}
+		byName[s.Name] = s
+		sorted = append(sorted, s)
+	}
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+}
+
+// Lookup finds a command by name, ASCII case-insensitively, or returns nil if it is unknown.
+// It does not allocate.
+func Lookup(name []byte) *Spec {
+	var buf [maxNameLen]byte
+	if len(name) == 0 || len(name) > len(buf) {
+		return nil
+	}
+	for i, c := range name {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	// The compiler does not allocate for a map index with string(bytes).
+	return byName[string(buf[:len(name)])]
+}
+
+// All returns every spec sorted by name (for docs and COMMAND COUNT). The slice is the
+// caller's; the specs are shared.
+func All() []*Spec {
+	out := make([]*Spec, len(sorted))
+	copy(out, sorted)
+	return out
+}

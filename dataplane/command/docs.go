@@ -1,0 +1,91 @@
+package command
+
+import (
+	"bytes"
+	"fmt"
+)
+
+// keysText describes where a command's keys are, for docs/commands.md.
+func (s *Spec) keysText() string {
+	switch s.find {
+	case findNumkeys1:
+		return "numkeys at 1, keys follow"
+	case findNumkeys2:
+		return "numkeys at 2, keys follow"
+	case findScript:
+		return "numkeys at 2 (may be 0), keys follow"
+	case findDestNumkeys:
+		return "1, numkeys at 2, keys follow"
+	case findStreams:
+		return "after STREAMS: first half"
+	case findSort:
+		return "1, STORE destination"
+	case findMigrate:
+		return "3, or after KEYS"
+	case findGeoStore:
+		return "1, STORE/STOREDIST destination"
+	case findSubcommand:
+		return "2 (keyed subcommands)"
+	}
+	switch {
+	case s.FirstKey <= 0:
+		return "-"
+	case s.FirstKey == s.LastKey:
+		return fmt.Sprint(s.FirstKey)
+	case s.LastKey > 0 && s.LastKey == s.FirstKey+s.Step:
+		return fmt.Sprintf("%d, %d", s.FirstKey, s.LastKey)
+	case s.Step > 1:
+		return fmt.Sprintf("%d..%d step %d", s.FirstKey, s.LastKey, s.Step)
+	}
+	return fmt.Sprintf("%d..%d", s.FirstKey, s.LastKey)
+}
+
+// rwText is the read/write column of docs/commands.md.
+func (s *Spec) rwText() string {
+	switch {
+	case s.Flags&Write != 0:
+		return "write"
+	case s.Flags&Read != 0:
+		return "read"
+	}
+	return "-"
+}
+
+// renderDoc renders docs/commands.md from the table.
+func renderDoc() []byte {
+	var b bytes.Buffer
+	all := All()
+	counts := make(map[Policy]int)
+	for _, s := range all {
+		counts[s.Policy]++
+	}
+	b.WriteString("# Commands\n\n")
+	b.WriteString("<!-- Generated from dataplane/command by `go generate ./dataplane/command`; do not edit. -->\n\n")
+	b.WriteString("Every Redis 7.x command and what Aster does with it in standalone (consistent-hash) mode.\n")
+	b.WriteString("Arity follows Redis: N means exactly N arguments including the name, -N at least N.\n")
+	b.WriteString("Keys are argument positions (0 is the command name); -1 is the last argument.\n\n")
+	b.WriteString("Policies:\n\n")
+	for p := Forward; p <= Unsupported; p++ {
+		plural := "s"
+		if counts[p] == 1 {
+			plural = ""
+		}
+		fmt.Fprintf(&b, "- `%s` (%d command%s): %s\n", p, counts[p], plural, policyDoc[p])
+	}
+	b.WriteString("\n| Command | Arity | Keys | Read/write | Policy | Note |\n")
+	b.WriteString("|---|---|---|---|---|---|\n")
+	for _, s := range all {
+		fmt.Fprintf(&b, "| `%s` | %d | %s | %s | %s | %s |\n", s.Name, s.Arity, s.keysText(), s.rwText(), s.Policy, s.Reason)
+	}
+	return b.Bytes()
+}
+
+var policyDoc = [...]string{
+	Forward:     "sent to the node that owns the key; refused when no key is found (e.g. `OBJECT HELP`).",
+	SplitMGet:   "split per node, replies merged in the client's key order.",
+	SplitMSet:   "split per node into key/value pairs; `+OK` when every node answered `+OK`.",
+	SplitSum:    "split per node; the integer replies are summed.",
+	SameNode:    "forwarded when every key hashes to one node, refused otherwise; refused without keys (e.g. `EVAL` with numkeys 0).",
+	Local:       "answered by the proxy.",
+	Unsupported: "refused with `-ERR <cmd> is not supported by the proxy`.",
+}

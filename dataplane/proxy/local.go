@@ -1,0 +1,204 @@
+package proxy
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aster-proxy/aster/dataplane/command"
+	"github.com/aster-proxy/aster/dataplane/resp"
+)
+
+// local answers the commands the proxy owns (command.Local).
+func (s *session) local(sl *slot, spec *command.Spec, args [][]byte) {
+	sl.kind = slotLocal
+	out := sl.local[:0]
+	switch spec.Name {
+	case "ping":
+		if len(args) == 1 {
+			out = resp.AppendSimple(out, "PONG")
+		} else {
+			out = resp.AppendBulk(out, args[1])
+		}
+	case "echo":
+		out = resp.AppendBulk(out, args[1])
+	case "quit":
+		out = resp.AppendSimple(out, "OK")
+		s.quit = true
+	case "select":
+		switch db, ok := resp.ParseInt64Arg(args[1]); {
+		case !ok:
+			out = resp.AppendError(out, "ERR value is not an integer or out of range")
+		case db != 0:
+			out = resp.AppendError(out, "ERR DB index is out of range")
+		default:
+			out = resp.AppendSimple(out, "OK")
+		}
+	case "auth":
+		out = resp.AppendError(out, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+	case "command":
+		out = commandReply(out, args)
+	case "info":
+		out = resp.AppendBulkString(out, s.c.info())
+	default:
+		out = resp.AppendError(out, "ERR "+spec.Name+" is not supported by the proxy")
+	}
+	sl.local = out
+}
+
+// commandReply answers COMMAND and its subcommands from the command table, listing only what
+// the proxy accepts, so that clients that introspect (redis-cli, client libraries) see the
+// proxy's truth rather than a backend's.
+func commandReply(out []byte, args [][]byte) []byte {
+	if len(args) == 1 {
+		specs := servedSpecs()
+		out = resp.AppendArrayHeader(out, len(specs))
+		for _, sp := range specs {
+			out = appendCommandInfo(out, sp)
+		}
+		return out
+	}
+	sub := strings.ToLower(string(args[1]))
+	switch sub {
+	case "count":
+		return resp.AppendInt(out, int64(len(servedSpecs())))
+	case "list":
+		specs := servedSpecs()
+		out = resp.AppendArrayHeader(out, len(specs))
+		for _, sp := range specs {
+			out = resp.AppendBulkString(out, sp.Name)
+		}
+		return out
+	case "info":
+		names := args[2:]
+		if len(names) == 0 {
+			return commandReply(out, args[:1])
+		}
+		out = resp.AppendArrayHeader(out, len(names))
+		for _, n := range names {
+			if sp := command.Lookup(n); sp != nil && sp.Policy != command.Unsupported {
+				out = appendCommandInfo(out, sp)
+			} else {
+				out = resp.AppendNullBulk(out)
+			}
+		}
+		return out
+	case "docs":
+		// No documentation is served; an empty reply is valid and clients fall back to none.
+		return resp.AppendArrayHeader(out, 0)
+	case "getkeys":
+		if len(args) < 3 {
+			return resp.AppendError(out, "ERR wrong number of arguments for 'command|getkeys' command")
+		}
+		cargs := args[2:]
+		sp := command.Lookup(cargs[0])
+		if sp == nil {
+			return resp.AppendError(out, "ERR Invalid command specified")
+		}
+		if !sp.CheckArity(len(cargs)) {
+			return resp.AppendError(out, "ERR Invalid number of arguments specified for command")
+		}
+		keys, ok := sp.Keys(cargs, nil)
+		if !ok || len(keys) == 0 {
+			return resp.AppendError(out, "ERR The command has no key arguments")
+		}
+		out = resp.AppendArrayHeader(out, len(keys))
+		for _, k := range keys {
+			out = resp.AppendBulk(out, cargs[k])
+		}
+		return out
+	default:
+		return resp.AppendError(out, "ERR unknown subcommand '"+clip(args[1])+"'. Try COMMAND HELP.")
+	}
+}
+
+func servedSpecs() []*command.Spec {
+	var specs []*command.Spec
+	for _, sp := range command.All() {
+		if sp.Policy != command.Unsupported {
+			specs = append(specs, sp)
+		}
+	}
+	return specs
+}
+
+var commandFlagNames = []struct {
+	f    command.Flag
+	name string
+}{
+	{command.Write, "write"}, {command.Read, "readonly"}, {command.Fast, "fast"},
+	{command.Blocking, "blocking"}, {command.PubSub, "pubsub"}, {command.Admin, "admin"},
+	{command.MovableKeys, "movablekeys"},
+}
+
+// appendCommandInfo writes one COMMAND entry in Redis 7's ten-element form.
+func appendCommandInfo(out []byte, sp *command.Spec) []byte {
+	out = resp.AppendArrayHeader(out, 10)
+	out = resp.AppendBulkString(out, sp.Name)
+	out = resp.AppendInt(out, int64(sp.Arity))
+	n := 0
+	for _, f := range commandFlagNames {
+		if sp.Flags&f.f != 0 {
+			n++
+		}
+	}
+	out = resp.AppendArrayHeader(out, n)
+	for _, f := range commandFlagNames {
+		if sp.Flags&f.f != 0 {
+			out = resp.AppendSimple(out, f.name)
+		}
+	}
+	out = resp.AppendInt(out, int64(sp.FirstKey))
+	out = resp.AppendInt(out, int64(sp.LastKey))
+	out = resp.AppendInt(out, int64(sp.Step))
+	for i := 0; i < 4; i++ { // ACL categories, tips, key specs, subcommands: none
+		out = resp.AppendArrayHeader(out, 0)
+	}
+	return out
+}
+
+var processStart = time.Now()
+
+// info is the INFO reply: enough of Redis's sections for clients that parse them, and the
+// proxy's own.
+func (c *Cluster) info() string {
+	c.mu.Lock()
+	clients := len(c.sessions)
+	port := ""
+	if c.ln != nil {
+		if _, p, err := net.SplitHostPort(c.ln.Addr().String()); err == nil {
+			port = p
+		}
+	}
+	c.mu.Unlock()
+	var version uint64
+	nodes := 0
+	if s := c.snap.Load(); s != nil {
+		version = s.table.Version
+		nodes = len(s.pools)
+	}
+	var b bytes.Buffer
+	line := func(k, v string) { b.WriteString(k + ":" + v + "\r\n") }
+	b.WriteString("# Server\r\n")
+	line("redis_version", "7.0.0")
+	line("redis_mode", "standalone")
+	line("aster_version", c.opts.Version)
+	line("os", runtime.GOOS+" "+runtime.GOARCH)
+	line("go_version", runtime.Version())
+	line("process_id", strconv.Itoa(os.Getpid()))
+	line("tcp_port", port)
+	line("uptime_in_seconds", strconv.FormatInt(int64(time.Since(processStart).Seconds()), 10))
+	b.WriteString("\r\n# Clients\r\n")
+	line("connected_clients", strconv.Itoa(clients))
+	b.WriteString("\r\n# Proxy\r\n")
+	line("proxy", "aster")
+	line("cluster", c.opts.Name)
+	line("cache_type", "redis")
+	line("routing_table_version", strconv.FormatUint(version, 10))
+	line("nodes", strconv.Itoa(nodes))
+	return b.String()
+}

@@ -1,0 +1,262 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+
+	"github.com/aster-proxy/aster/dataplane/backend"
+	"github.com/aster-proxy/aster/dataplane/command"
+	"github.com/aster-proxy/aster/dataplane/resp"
+)
+
+const (
+	readBufSize = 4 << 10
+	// maxBatch bounds the commands one session has in flight: the session stops reading its
+	// client until their replies are written, which is what keeps memory bounded whatever a
+	// client pipelines.
+	maxBatch = 1024
+	// Output buffers that grew past this are dropped after the batch.
+	maxKeptOut = 256 << 10
+)
+
+type slotKind uint8
+
+const (
+	slotLocal   slotKind = iota // reply made by the proxy, in local
+	slotForward                 // one backend request
+	slotSplit                   // several backend requests, merged by policy
+)
+
+// slot is one client command's place in the reply order. Slots are reused across batches;
+// their backend requests must not move while in flight, hence pointers.
+type slot struct {
+	kind  slotKind
+	local []byte
+	req   backend.Request
+
+	policy command.Policy
+	subs   []*backend.Request // requests of a split command, one per node group
+	nsubs  int
+	order  []keyRef // MGET: where each key's value is, in the client's key order
+}
+
+// keyRef locates one key's reply element: sub request and position in its array.
+type keyRef struct{ sub, pos int32 }
+
+// session serves one client connection on one goroutine: read every command available, route
+// and send them all, wait for their replies, write them in order with one write, repeat.
+type session struct {
+	c   *Cluster
+	nc  net.Conn
+	id  uint64
+	rd  *resp.Reader
+	cmd resp.Command
+	out []byte
+	wg  sync.WaitGroup
+
+	slots []*slot
+	n     int // slots used by the current batch
+	snap  *snapshot
+
+	// scratch space reused by every command
+	keys    []int
+	nodes   []int // node index of each key of a split command
+	groupOf []int // node index → sub request index, -1 when none yet
+	frame   []byte
+	counts  []int // keys per sub request of a split command
+	elems   [][]byte
+	base    []int // first element of each sub reply in elems
+
+	quit bool
+}
+
+func newSession(c *Cluster, nc net.Conn) *session {
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	return &session{c: c, nc: nc, id: c.nextID.Add(1), rd: resp.NewReader(nc, readBufSize)}
+}
+
+func (s *session) serve() {
+	defer s.nc.Close()
+	for !s.quit {
+		err := s.rd.Read(&s.cmd)
+		if err != nil {
+			s.readFailed(err)
+			return
+		}
+		s.snap = s.c.current()
+		s.handle(&s.cmd)
+		for s.n < maxBatch && !s.quit {
+			ok, err := s.rd.TryRead(&s.cmd)
+			if err != nil {
+				s.finishBatch()
+				s.readFailed(err)
+				return
+			}
+			if !ok {
+				break
+			}
+			s.handle(&s.cmd)
+		}
+		if !s.finishBatch() {
+			return
+		}
+	}
+}
+
+// readFailed answers a protocol error as Redis does (an error reply, then close); EOF and
+// network errors just end the session.
+func (s *session) readFailed(err error) {
+	var pe *resp.ProtocolError
+	if errors.As(err, &pe) {
+		s.out = resp.AppendError(s.out[:0], "ERR "+pe.Error())
+		_, _ = s.nc.Write(s.out)
+		s.c.log.Debug("client protocol error", "remote", s.nc.RemoteAddr().String(), "error", err)
+		return
+	}
+	if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+		s.c.log.Debug("client read failed", "remote", s.nc.RemoteAddr().String(), "error", err)
+	}
+}
+
+// finishBatch waits for the batch's replies and writes them in order. false: the client is gone.
+func (s *session) finishBatch() bool {
+	s.wg.Wait()
+	out := s.out[:0]
+	for _, sl := range s.slots[:s.n] {
+		switch sl.kind {
+		case slotLocal:
+			out = append(out, sl.local...)
+		case slotForward:
+			out = append(out, sl.req.Reply...)
+		case slotSplit:
+			out = s.merge(out, sl)
+		}
+	}
+	s.n = 0
+	_, err := s.nc.Write(out)
+	if cap(out) > maxKeptOut {
+		out = nil
+	}
+	s.out = out
+	return err == nil
+}
+
+// nextSlot returns a cleared slot for the next command.
+func (s *session) nextSlot() *slot {
+	if s.n == len(s.slots) {
+		sl := &slot{}
+		sl.req.Bind(&s.wg)
+		s.slots = append(s.slots, sl)
+	}
+	sl := s.slots[s.n]
+	s.n++
+	sl.local = sl.local[:0]
+	sl.nsubs = 0
+	return sl
+}
+
+func (sl *slot) setError(msg string) {
+	sl.kind = slotLocal
+	sl.local = resp.AppendError(sl.local[:0], msg)
+}
+
+// handle routes one command: answered here, forwarded, or split.
+func (s *session) handle(cmd *resp.Command) {
+	sl := s.nextSlot()
+	args := cmd.Args
+	spec := command.Lookup(args[0])
+	if spec == nil {
+		sl.setError(unknownCommand(args))
+		return
+	}
+	if !spec.CheckArity(len(args)) {
+		sl.setError("ERR wrong number of arguments for '" + spec.Name + "' command")
+		return
+	}
+	switch spec.Policy {
+	case command.Local:
+		s.local(sl, spec, args)
+		return
+	case command.Unsupported:
+		sl.setError("ERR " + spec.Name + " is not supported by the proxy")
+		return
+	}
+	if s.snap == nil {
+		sl.setError("ERR cluster " + s.c.opts.Name + " has no routing table yet")
+		return
+	}
+	switch spec.Policy {
+	case command.SplitMGet, command.SplitMSet, command.SplitSum:
+		s.split(sl, spec, cmd)
+	default:
+		s.forwardByKeys(sl, spec, cmd)
+	}
+}
+
+// forwardByKeys sends a command whose keys must all live on one node to that node.
+func (s *session) forwardByKeys(sl *slot, spec *command.Spec, cmd *resp.Command) {
+	keys, ok := spec.Keys(cmd.Args, s.keys[:0])
+	s.keys = keys
+	if !ok {
+		sl.setError("ERR invalid number of keys for '" + spec.Name + "' command")
+		return
+	}
+	if len(keys) == 0 {
+		sl.setError("ERR '" + spec.Name + "' without keys cannot be routed by the proxy")
+		return
+	}
+	ring := s.snap.table.Ring
+	node := ring.Pick(cmd.Args[keys[0]])
+	for _, k := range keys[1:] {
+		if ring.Pick(cmd.Args[k]) != node {
+			sl.setError("CROSSSLOT Keys in request don't hash to the same node (use hash tags)")
+			return
+		}
+	}
+	s.forward(sl, node, s.rawFrame(cmd))
+}
+
+// rawFrame is the command as the backend must receive it: the client's own bytes when it sent
+// RESP, re-encoded when it sent an inline command.
+func (s *session) rawFrame(cmd *resp.Command) []byte {
+	if cmd.Raw != nil {
+		return cmd.Raw
+	}
+	s.frame = resp.AppendCommand(s.frame[:0], cmd.Args...)
+	return s.frame
+}
+
+func (s *session) conn(node int) *backend.Conn {
+	conns := s.snap.pools[node].conns
+	return conns[s.id%uint64(len(conns))]
+}
+
+func (s *session) forward(sl *slot, node int, frame []byte) {
+	if node < 0 {
+		sl.setError("ERR no backend node available in cluster " + s.c.opts.Name)
+		return
+	}
+	sl.kind = slotForward
+	s.wg.Add(1)
+	s.conn(node).Send(&sl.req, frame)
+}
+
+// unknownCommand builds Redis's own reply to an unknown command.
+func unknownCommand(args [][]byte) string {
+	msg := "ERR unknown command '" + clip(args[0]) + "', with args beginning with: "
+	for _, a := range args[1:] {
+		msg += "'" + clip(a) + "' "
+	}
+	return msg
+}
+
+func clip(b []byte) string {
+	if len(b) > 128 {
+		b = b[:128]
+	}
+	return string(b)
+}

@@ -1,0 +1,389 @@
+package resp
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+)
+
+const (
+	// shrinkLen is the buffer size past which an empty Reader drops its buffer and goes back to
+	// its initial size, so one big command does not pin memory for the life of a connection.
+	shrinkLen = 256 << 10
+	// minReaderSize is the smallest buffer NewReader accepts; smaller sizes are raised to it.
+	minReaderSize = 16
+	// keepArgsCap is the Command.Args capacity kept across commands; a bigger backing array
+	// (left by a huge command) is dropped once a small command follows.
+	keepArgsCap = 1024
+	// maxEmptyReads is how many (0, nil) reads in a row Read tolerates before giving up,
+	// as bufio does.
+	maxEmptyReads = 100
+)
+
+// Command is one parsed client command. Args alias the Reader's buffer: valid only until the
+// next TryRead/Read call on the same Reader. Raw is the whole frame exactly as received (RESP
+// arrays) so it can be forwarded to a backend without re-encoding; for inline commands Raw is
+// nil (the caller re-encodes with AppendCommand). Reused by the caller across calls: the Reader
+// reuses cmd.Args's backing array, so steady state allocates nothing.
+type Command struct {
+	Args [][]byte
+	Raw  []byte
+}
+
+// Reader reads client commands: RESP arrays of bulk strings, and inline commands such as
+// "PING\r\n" or "set a b\n" with Redis's inline quoting rules ("..." with \x hex escapes, and
+// '...'). It parses into one reused buffer that grows as data for one big command arrives (up
+// to the limits) and shrinks back to its initial size once it grew past 256 KiB and is empty.
+//
+// A Reader is not safe for concurrent use; it belongs to one client session.
+type Reader struct {
+	rd   io.Reader
+	buf  []byte
+	r, w int // buf[r:w] is buffered and not yet returned
+	size int // initial buffer size, restored on shrink
+
+	// An array frame being scanned starts at buf[r]. The scan state is kept across calls so
+	// a command arriving in many pieces is scanned once, not from its start on every read.
+	nargs int // elements the array declared; 0 when no array frame is in progress
+	got   int // elements fully scanned
+	off   int // offset from r where scanning resumes
+
+	perr error // sticky protocol error
+	rerr error // sticky read error, reported once the buffered commands are consumed
+}
+
+// NewReader returns a Reader on rd whose buffer starts at size bytes (at least 16).
+func NewReader(rd io.Reader, size int) *Reader {
+	if size < minReaderSize {
+		size = minReaderSize
+	}
+	return &Reader{rd: rd, buf: make([]byte, size), size: size}
+}
+
+// Reset discards all buffered data and state and makes r read from rd, for reuse.
+func (r *Reader) Reset(rd io.Reader) {
+	if len(r.buf) > shrinkLen {
+		r.buf = make([]byte, r.size)
+	}
+	*r = Reader{rd: rd, buf: r.buf, size: r.size}
+}
+
+// Buffered returns the number of unparsed bytes buffered.
+func (r *Reader) Buffered() int { return r.w - r.r }
+
+// Read returns the next complete command, reading from the underlying reader as needed
+// (blocks). At a clean end of input it returns io.EOF; if the input ends inside a command,
+// io.ErrUnexpectedEOF. Malformed input yields a *ProtocolError, and every later call does too.
+func (r *Reader) Read(cmd *Command) error {
+	for {
+		ok, err := r.TryRead(cmd)
+		if ok || err != nil {
+			return err
+		}
+		if err := r.fill(); err != nil {
+			return err
+		}
+	}
+}
+
+// TryRead parses the next complete command already buffered, without any I/O.
+// ok=false, err=nil means no complete command is buffered. It never moves buffered bytes, so
+// the Args of a command returned earlier stay intact until the next Read.
+func (r *Reader) TryRead(cmd *Command) (ok bool, err error) {
+	if r.perr != nil {
+		return false, r.perr
+	}
+	for r.r < r.w {
+		if r.nargs == 0 {
+			if r.buf[r.r] != '*' {
+				ok, err = r.readInline(cmd)
+				if !ok || err != nil {
+					return false, r.fail(err)
+				}
+				if len(cmd.Args) == 0 {
+					continue // an empty line, skipped as Redis does
+				}
+				return true, nil
+			}
+			ok, err = r.readArrayHeader()
+			if !ok || err != nil {
+				return false, r.fail(err)
+			}
+			if r.nargs == 0 { // *0 and *-1 are ignored, as Redis does
+				r.r += r.off
+				r.off = 0
+				continue
+			}
+		}
+		ok, err = r.scanArray(cmd)
+		if !ok || err != nil {
+			return false, r.fail(err)
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+func (r *Reader) fail(err error) error {
+	if err != nil {
+		r.perr = err
+	}
+	return err
+}
+
+// lineEnd returns the index of the '\r' that ends the header line at the start of b, once the
+// byte after it is buffered too; -1 if the line is not complete yet. A line longer than
+// MaxInlineLen is tooBig whether or not its end arrived, so the outcome does not depend on how
+// the input was split into reads.
+func lineEnd(b []byte, tooBig error) (int, error) {
+	lim := b
+	if len(lim) > MaxInlineLen+1 {
+		lim = lim[:MaxInlineLen+1]
+	}
+	i := bytes.IndexByte(lim, '\r')
+	if i < 0 {
+		if len(b) > MaxInlineLen {
+			return -1, tooBig
+		}
+		return -1, nil
+	}
+	if i+1 >= len(b) {
+		return -1, nil
+	}
+	return i, nil
+}
+
+// readArrayHeader parses "*<n>\r\n" at buf[r]; it sets nargs (0 for an ignored empty array)
+// and off to the first element.
+func (r *Reader) readArrayHeader() (bool, error) {
+	b := r.buf[r.r:r.w]
+	v, hdr, ok := fastLen(b)
+	n := int64(v)
+	if !ok {
+		i, err := lineEnd(b, errTooBigMbulkCount)
+		if i < 0 {
+			return false, err
+		}
+		n, ok = ParseInt64Arg(b[1:i])
+		if !ok || b[i+1] != '\n' {
+			return false, errInvalidMultibulkLen
+		}
+		hdr = i + 2
+	}
+	if n > MaxArgs {
+		return false, errInvalidMultibulkLen
+	}
+	r.off = hdr
+	r.got = 0
+	r.nargs = 0
+	if n > 0 {
+		r.nargs = int(n)
+	}
+	return true, nil
+}
+
+// scanArray validates the elements of the array frame at buf[r] from where the last call
+// stopped, and reports whether the whole frame is buffered. A frame scanned in one call (the
+// common case) fills cmd.Args as it goes; one that needed several calls is filled by
+// buildArray once complete.
+func (r *Reader) scanArray(cmd *Command) (bool, error) {
+	fresh := r.got == 0
+	args := cmd.Args[:0]
+	if cap(args) > keepArgsCap && r.nargs <= keepArgsCap {
+		args = nil
+	}
+	for r.got < r.nargs {
+		b := r.buf[r.r+r.off : r.w]
+		n, hdr, ok := fastLen(b)
+		if !ok || n > MaxBulkLen || b[0] != '$' {
+			var err error
+			if n, hdr, err = slowLen(b); hdr == 0 {
+				cmd.Args = args[:0]
+				return false, err
+			}
+		}
+		end := hdr + n + 2
+		if r.off+end > MaxCommandLen {
+			return false, errCommandTooLarge
+		}
+		if len(b) < end {
+			cmd.Args = args[:0]
+			return false, nil
+		}
+		// Redis skips these two bytes unchecked; we insist on CRLF so that we and any backend
+		// cannot disagree about where the frame we forward ends.
+		if b[end-2] != '\r' || b[end-1] != '\n' {
+			return false, errInvalidBulkLen
+		}
+		if fresh {
+			args = append(args, b[hdr:hdr+n:hdr+n])
+		}
+		r.off += end
+		r.got++
+	}
+	if fresh {
+		cmd.Args = args
+	} else {
+		r.buildArray(cmd, args)
+	}
+	cmd.Raw = r.buf[r.r : r.r+r.off : r.r+r.off]
+	r.r += r.off
+	r.nargs, r.got, r.off = 0, 0, 0
+	return true, nil
+}
+
+// slowLen parses a "$<n>\r\n" element header the careful way, with Redis's checks in Redis's
+// order; hdr is 0 when the header is incomplete or wrong (then err says which).
+func slowLen(b []byte) (n, hdr int, err error) {
+	if len(b) == 0 {
+		return 0, 0, nil
+	}
+	i, err := lineEnd(b, errTooBigBulkCount)
+	if i < 0 {
+		return 0, 0, err
+	}
+	if b[0] != '$' {
+		return 0, 0, errExpectedDollar[b[0]]
+	}
+	v, ok := ParseInt64Arg(b[1:i])
+	if !ok || v < 0 || v > MaxBulkLen || b[i+1] != '\n' {
+		return 0, 0, errInvalidBulkLen
+	}
+	return int(v), i + 2, nil
+}
+
+// fastLen parses the common header line "<p><digits>\r\n" (at most 10 digits, no sign, no
+// leading zero) at the start of b without a search; ok=false sends the caller to the careful
+// path, which also reports errors.
+func fastLen(b []byte) (n, hdr int, ok bool) {
+	if len(b) < 4 {
+		return 0, 0, false
+	}
+	c := b[1]
+	if c == '0' {
+		return 0, 4, b[2] == '\r' && b[3] == '\n'
+	}
+	if c < '1' || c > '9' {
+		return 0, 0, false
+	}
+	n = int(c - '0')
+	i := 2
+	for ; i < len(b) && i < 11; i++ {
+		c = b[i]
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + int(c-'0')
+	}
+	if i+1 < len(b) && b[i] == '\r' && b[i+1] == '\n' {
+		return n, i + 2, true
+	}
+	return 0, 0, false
+}
+
+// buildArray fills args (cmd's reused Args) from the fully scanned, hence valid, array
+// frame at buf[r].
+func (r *Reader) buildArray(cmd *Command, args [][]byte) {
+	frame := r.buf[r.r : r.r+r.off : r.r+r.off]
+	_, p, _ := fastLen(frame)
+	for range r.nargs {
+		n, hdr, _ := fastLen(frame[p:])
+		p += hdr
+		args = append(args, frame[p:p+n:p+n])
+		p += n + 2
+	}
+	cmd.Args = args
+}
+
+// readInline parses one inline command line at buf[r]. An empty line yields no Args.
+func (r *Reader) readInline(cmd *Command) (bool, error) {
+	b := r.buf[r.r:r.w]
+	lim := b
+	if len(lim) > MaxInlineLen+1 {
+		lim = lim[:MaxInlineLen+1]
+	}
+	i := bytes.IndexByte(lim, '\n')
+	if i < 0 {
+		if len(b) > MaxInlineLen {
+			return false, errTooBigInline
+		}
+		return false, nil
+	}
+	line := b[:i:i]
+	if i > 0 && line[i-1] == '\r' {
+		line = line[:i-1]
+	}
+	args := cmd.Args[:0]
+	if cap(args) > keepArgsCap {
+		args = nil
+	}
+	args, err := splitInline(line, args)
+	if err != nil {
+		return false, err
+	}
+	cmd.Args = args
+	cmd.Raw = nil
+	r.r += i + 1
+	return true, nil
+}
+
+// fill reads more input into the buffer, making room first: it compacts (the only place that
+// moves buffered bytes), grows by doubling when a command does not fit, and shrinks an empty
+// buffer that grew past shrinkLen.
+func (r *Reader) fill() error {
+	if r.rerr != nil {
+		return r.readErr()
+	}
+	if r.r == r.w {
+		r.r, r.w = 0, 0
+		if len(r.buf) > shrinkLen && len(r.buf) > r.size {
+			r.buf = make([]byte, r.size)
+		}
+	}
+	if r.w == len(r.buf) {
+		if r.r > 0 {
+			r.w = copy(r.buf, r.buf[r.r:r.w])
+			r.r = 0
+		} else {
+			// Everything buffered belongs to one incomplete command whose declared lengths
+			// were already checked, so growing is bounded by the limits; doubling only when
+			// full means memory follows the bytes that actually arrived.
+			if len(r.buf) >= MaxCommandLen {
+				return r.fail(errCommandTooLarge)
+			}
+			n := min(2*len(r.buf), MaxCommandLen)
+			nb := make([]byte, n)
+			r.w = copy(nb, r.buf[:r.w])
+			r.buf = nb
+		}
+	}
+	for range maxEmptyReads {
+		n, err := r.rd.Read(r.buf[r.w:])
+		if n < 0 || n > len(r.buf)-r.w {
+			r.rerr = fmt.Errorf("resp: read command: invalid count %d from reader", n)
+			return r.rerr
+		}
+		r.w += n
+		if err != nil {
+			r.rerr = err
+			if n > 0 {
+				return nil // parse what arrived first
+			}
+			return r.readErr()
+		}
+		if n > 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("resp: read command: %w", io.ErrNoProgress)
+}
+
+func (r *Reader) readErr() error {
+	if r.rerr == io.EOF {
+		if r.w > r.r {
+			return io.ErrUnexpectedEOF
+		}
+		return io.EOF
+	}
+	return fmt.Errorf("resp: read command: %w", r.rerr)
+}

@@ -1,0 +1,182 @@
+// Package route holds the immutable routing tables of the data plane: a ketama ring that places
+// keys exactly as twemproxy (nutcracker 0.5.0) does, and Redis Cluster slot hashing.
+//
+// A table is built once, never modified, and then read by any number of goroutines without
+// locks; a change of nodes is a new table. Building may be slow; lookups must not allocate.
+package route
+
+import (
+	"cmp"
+	"crypto/md5"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Node is one backend as configured: "host:port:weight alias".
+type Node struct {
+	Addr   string // host:port
+	Name   string // alias; "" when none
+	Weight int
+}
+
+// ketamaName returns the string twemproxy hashes onto the continuum for n: the alias when
+// given, else "host:port", except that the port is left out when it is 11211 (twemproxy keeps
+// this for libmemcached compatibility).
+func (n Node) ketamaName() string {
+	if n.Name != "" {
+		return n.Name
+	}
+	if host, ok := strings.CutSuffix(n.Addr, ":11211"); ok {
+		return host
+	}
+	return n.Addr
+}
+
+// twemproxy's ketama constants (nc_ketama.c).
+const (
+	pointsPerServer = 160 // at equal weights
+	pointsPerHash   = 4   // one md5 digest gives four 32-bit points
+)
+
+// Ring is a ketama continuum built exactly as twemproxy builds it, so that Aster and a
+// nutcracker over the same servers send every key to the same server.
+//
+// A Ring is immutable and safe for concurrent use.
+type Ring struct {
+	nodes  []Node
+	points []uint32 // sorted point values
+	owner  []int32  // owner[i] is the index into nodes of points[i]
+	hash   HashFunc
+	tag    [2]byte
+	hasTag bool
+}
+
+// NewRing builds the ring over nodes, all of which are live: the caller removes ejected nodes
+// before building. hash nil means DefaultHash. hashTag is "" for none or two bytes such as "{}".
+// Like nutcracker's config check, it refuses a weight below 1 and two nodes with the same
+// ketama name (the alias, else the address). No nodes gives an empty ring.
+func NewRing(nodes []Node, hash HashFunc, hashTag string) (*Ring, error) {
+	if hash == nil {
+		hash = hashFNV1a64
+	}
+	r := &Ring{nodes: slices.Clone(nodes), hash: hash}
+	switch len(hashTag) {
+	case 0:
+	case 2:
+		r.tag, r.hasTag = [2]byte{hashTag[0], hashTag[1]}, true
+	default:
+		return nil, fmt.Errorf("route: build ring: hash tag %q must be two characters or empty", hashTag)
+	}
+	if len(nodes) > math.MaxInt32 {
+		return nil, fmt.Errorf("route: build ring: %d nodes is too many", len(nodes))
+	}
+
+	seen := make(map[string]int, len(nodes))
+	var total uint64
+	for i, n := range nodes {
+		if n.Addr == "" {
+			return nil, fmt.Errorf("route: build ring: node %d has no address", i)
+		}
+		if n.Weight < 1 || n.Weight > math.MaxInt32 {
+			return nil, fmt.Errorf("route: build ring: node %d (%s) has weight %d, want >= 1", i, n.Addr, n.Weight)
+		}
+		name := n.ketamaName()
+		if j, dup := seen[name]; dup {
+			return nil, fmt.Errorf("route: build ring: nodes %d and %d have the same name %q", j, i, name)
+		}
+		seen[name] = i
+		total += uint64(n.Weight)
+	}
+	if total > math.MaxUint32 { // twemproxy sums weights in 32 bits
+		return nil, fmt.Errorf("route: build ring: total weight %d exceeds %d", total, uint32(math.MaxUint32))
+	}
+
+	type point struct {
+		value uint32
+		node  int32
+	}
+	var pts []point
+	live := float32(len(nodes))
+	var buf []byte
+	for i, n := range nodes {
+		// twemproxy computes the share in single precision, adds a tiny double before
+		// flooring, and rounds down to a multiple of four. Each step is converted explicitly
+		// so that no fused multiply-add changes a borderline count.
+		pct := float32(n.Weight) / float32(total)
+		f := float32(pct * pointsPerServer)
+		f = float32(f / pointsPerHash)
+		f = float32(f * live)
+		f = float32(float64(f) + 0.0000000001)
+		count := uint32(math.Floor(float64(f))) * pointsPerHash
+
+		name := n.ketamaName()
+		for h := uint32(0); h < count/pointsPerHash; h++ {
+			buf = strconv.AppendUint(append(append(buf[:0], name...), '-'), uint64(h), 10)
+			sum := md5.Sum(buf)
+			for x := range pointsPerHash {
+				pts = append(pts, point{binary.LittleEndian.Uint32(sum[4*x:]), int32(i)})
+			}
+		}
+	}
+	// Stable, like glibc's merge-sort qsort, so equal points keep server order.
+	slices.SortStableFunc(pts, func(a, b point) int { return cmp.Compare(a.value, b.value) })
+	r.points = make([]uint32, len(pts))
+	r.owner = make([]int32, len(pts))
+	for i, p := range pts {
+		r.points[i], r.owner[i] = p.value, p.node
+	}
+	return r, nil
+}
+
+// Pick returns the index into Nodes of the node owning key, after applying the hash tag: the
+// owner of the first point at or after the key's hash, wrapping to the first point. An empty
+// key hashes to 0, as in twemproxy. It returns -1 only for an empty ring. It does not allocate.
+func (r *Ring) Pick(key []byte) int {
+	n := len(r.points)
+	if n == 0 {
+		return -1
+	}
+	if len(r.nodes) == 1 {
+		return 0
+	}
+	if r.hasTag {
+		key = tagged(key, r.tag[0], r.tag[1])
+	}
+	var h uint32 // twemproxy does not hash an empty key: it takes hash 0
+	if len(key) > 0 {
+		h = r.hash(key)
+	}
+	// Lower bound: the first point whose value is >= h.
+	lo, hi := 0, n
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if r.points[mid] < h {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if lo == n {
+		lo = 0
+	}
+	return int(r.owner[lo])
+}
+
+// Nodes returns the ring's nodes in the order given to NewRing. The slice is shared and must
+// not be modified.
+func (r *Ring) Nodes() []Node { return r.nodes }
+
+// HashTag returns the part of key to hash given a two-character tag such as "{}": the bytes
+// between the first tag[0] and the first tag[1] after it, when there is at least one byte
+// between them. Otherwise (no start, no end, or nothing between) and when tag is not two
+// characters, it returns key. This is twemproxy's rule, and with "{}" also Redis Cluster's.
+func HashTag(key []byte, tag string) []byte {
+	if len(tag) != 2 {
+		return key
+	}
+	return tagged(key, tag[0], tag[1])
+}
