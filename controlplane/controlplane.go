@@ -13,6 +13,7 @@ import (
 
 	"github.com/aster-proxy/aster/controlplane/config"
 	"github.com/aster-proxy/aster/controlplane/health"
+	"github.com/aster-proxy/aster/controlplane/topology"
 	"github.com/aster-proxy/aster/dataplane/route"
 )
 
@@ -31,18 +32,20 @@ type ControlPlane struct {
 
 // cluster is the control plane's state of one cluster.
 type cluster struct {
-	cfg  config.Cluster
-	sink Sink
-	hash route.HashFunc
-	log  hclog.Logger
+	cfg     config.Cluster
+	sink    Sink
+	hash    route.HashFunc
+	log     hclog.Logger
+	fetcher *topology.Fetcher // redis_cluster only
 
 	mu      sync.Mutex // serialises rebuilds; guards the fields below
 	ejected map[string]bool
 	version uint64
 }
 
-// New builds and publishes the first table of every cluster in cfg to its sink (sinks are keyed
-// by cluster name), so that the data plane can serve as soon as New returns.
+// New builds and publishes the first table of every standalone cluster in cfg to its sink
+// (sinks are keyed by cluster name), so that the data plane can serve as soon as New returns.
+// A Redis Cluster's first slot map comes from Run's first topology fetch.
 func New(cfg *config.Config, sinks map[string]Sink, logger hclog.Logger) (*ControlPlane, error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
@@ -61,7 +64,21 @@ func New(cfg *config.Config, sinks map[string]Sink, logger hclog.Logger) (*Contr
 			cfg: cc, sink: sink, hash: hash, ejected: map[string]bool{},
 			log: cp.log.With("cluster", cc.Name),
 		}
-		if err := c.publish(); err != nil {
+		if cc.CacheType == config.CacheRedisCluster {
+			seeds := make([]string, len(cc.Servers))
+			for i, s := range cc.Servers {
+				seeds[i] = s.Addr
+			}
+			c.fetcher = topology.New(topology.Config{
+				Cluster:     cc.Name,
+				Seeds:       seeds,
+				Interval:    cc.Fetch,
+				DialTimeout: cc.DialTimeout,
+				ReadTimeout: cc.ReadTimeout,
+				Logger:      cp.log,
+				OnChange:    c.publishSlots,
+			})
+		} else if err := c.publish(); err != nil {
 			return nil, err
 		}
 		cp.clusters = append(cp.clusters, c)
@@ -69,10 +86,30 @@ func New(cfg *config.Config, sinks map[string]Sink, logger hclog.Logger) (*Contr
 	return cp, nil
 }
 
-// Run runs health checking for every cluster until ctx is done.
+// Hint asks for an early topology refresh of the named cluster (the data plane saw a MOVED
+// or a failing node). It never blocks; hints coalesce. Standalone clusters ignore it: their
+// health checker finds failing nodes by itself.
+func (cp *ControlPlane) Hint(name string) {
+	for _, c := range cp.clusters {
+		if c.cfg.Name == name && c.fetcher != nil {
+			c.fetcher.Hint()
+		}
+	}
+}
+
+// Run runs health checking (standalone) and topology refreshes (Redis Cluster) for every
+// cluster until ctx is done.
 func (cp *ControlPlane) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, c := range cp.clusters {
+		if c.fetcher != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.fetcher.Run(ctx)
+			}()
+			continue
+		}
 		if c.cfg.PingFailLimit <= 0 {
 			continue
 		}
@@ -108,6 +145,18 @@ func (c *cluster) setEjected(addrs []string) {
 	if err := c.publish(); err != nil {
 		c.log.Error("publish routing table failed", "error", err)
 	}
+}
+
+// publishSlots hands a new slot map over, as a new table version.
+func (c *cluster) publishSlots(m *route.SlotMap) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.version++
+	if err := c.sink.Update(&route.Table{Version: c.version, Slots: m}); err != nil {
+		c.log.Error("install slot map failed", "version", c.version, "error", err)
+		return
+	}
+	c.log.Info("slot map published", "version", c.version, "nodes", len(m.Nodes()), "covered_slots", m.Covered())
 }
 
 // publish builds a new table from the configuration minus the ejected nodes and hands it over.

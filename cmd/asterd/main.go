@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
@@ -128,10 +129,11 @@ func serve(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
 			c.Close()
 		}
 	}()
+	// The data plane exists before the control plane that it hints; hints before then are
+	// dropped (the first fetch is coming anyway).
+	var cpRef atomic.Pointer[controlplane.ControlPlane]
 	for _, cc := range cfg.Clusters {
-		if cc.CacheType != config.CacheRedis {
-			return fmt.Errorf("cluster %q: cache_type %q is not served yet", cc.Name, cc.CacheType)
-		}
+		name := cc.Name
 		c := proxy.NewCluster(proxy.Options{
 			Name:            cc.Name,
 			ListenAddr:      cc.ListenAddr,
@@ -142,6 +144,12 @@ func serve(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
 			NodeConnections: cc.NodeConnections,
 			Logger:          log,
 			Version:         buildVersion(),
+			ReadFromSlave:   cc.ReadFromSlave && cc.CacheType == config.CacheRedisCluster,
+			Hint: func() {
+				if cp := cpRef.Load(); cp != nil {
+					cp.Hint(name)
+				}
+			},
 		})
 		clusters = append(clusters, c)
 		sinks[cc.Name] = c
@@ -150,6 +158,7 @@ func serve(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
 	if err != nil {
 		return err
 	}
+	cpRef.Store(cp)
 	for _, c := range clusters {
 		if err := c.Listen(); err != nil {
 			return err

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,6 +56,10 @@ type Options struct {
 	// OnFailure is told (without blocking) when the connection fails or cannot be dialled; the
 	// data plane forwards it to the control plane as a hint. May be nil.
 	OnFailure func(addr string, err error)
+	// Init is sent on every new connection before anything else (e.g. READONLY for replica
+	// reads); each of its InitReplies replies must be a success, or the dial counts as failed.
+	Init        []byte
+	InitReplies int
 }
 
 const (
@@ -263,10 +268,17 @@ func (c *Conn) writeLoop() {
 func (c *Conn) dial() bool {
 	d := net.Dialer{Timeout: c.opts.DialTimeout}
 	nc, err := d.Dial("tcp", c.opts.Addr)
+	if err != nil {
+		err = fmt.Errorf("dial: %w", err)
+	} else if len(c.opts.Init) > 0 {
+		if err = c.handshake(nc); err != nil {
+			nc.Close()
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		if nc != nil {
+		if err == nil {
 			nc.Close()
 		}
 		return false
@@ -277,10 +289,10 @@ func (c *Conn) dial() bool {
 		} else if c.backoff *= 2; c.backoff > maxBackoff {
 			c.backoff = maxBackoff
 		}
-		c.downErr = fmt.Errorf("dial: %w", err)
+		c.downErr = err
 		c.downUntil = time.Now().Add(c.backoff)
 		c.resetLocked(c.downErr)
-		c.log.Debug("dial failed", "error", err, "backoff", c.backoff)
+		c.log.Debug("connect failed", "error", err, "backoff", c.backoff)
 		if c.opts.OnFailure != nil {
 			go c.opts.OnFailure(c.opts.Addr, err)
 		}
@@ -295,6 +307,43 @@ func (c *Conn) dial() bool {
 	c.wg.Add(1)
 	go c.readLoop(nc, c.gen)
 	return true
+}
+
+// handshake sends Init and checks its replies, under one deadline.
+func (c *Conn) handshake(nc net.Conn) error {
+	timeout := c.opts.ReadTimeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	_ = nc.SetDeadline(time.Now().Add(timeout))
+	defer nc.SetDeadline(time.Time{})
+	if _, err := nc.Write(c.opts.Init); err != nil {
+		return fmt.Errorf("init: write: %w", err)
+	}
+	buf := make([]byte, 0, 512)
+	for got := 0; got < c.opts.InitReplies; {
+		n, err := resp.ScanReply(buf)
+		if err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
+		if n == 0 {
+			if len(buf) == cap(buf) {
+				buf = append(buf, 0)[:len(buf)]
+			}
+			m, err := nc.Read(buf[len(buf):cap(buf)])
+			if err != nil {
+				return fmt.Errorf("init: read: %w", err)
+			}
+			buf = buf[:len(buf)+m]
+			continue
+		}
+		if resp.IsError(buf[:n]) {
+			return fmt.Errorf("init: node refused: %s", strings.TrimSpace(string(buf[1:n])))
+		}
+		buf = buf[n:]
+		got++
+	}
+	return nil
 }
 
 func (c *Conn) readLoop(nc net.Conn, gen uint64) {

@@ -33,13 +33,35 @@ type Options struct {
 	Logger      hclog.Logger
 	// Version is reported by INFO.
 	Version string
+	// ReadFromSlave spreads read-only commands of a Redis Cluster over each slot's master and
+	// replicas; every connection then opens with READONLY.
+	ReadFromSlave bool
+	// Hint is called, without blocking, when the data plane sees that the topology it routes
+	// by is stale: a MOVED reply or a failing node. The control plane refreshes. May be nil.
+	Hint func()
 }
 
 // snapshot is a routing table joined with the connection pools of the nodes it names, so a
 // request needs one atomic load to route and reach its node.
 type snapshot struct {
 	table *route.Table
-	pools []*pool // index-aligned with table.Ring.Nodes()
+	slots *route.SlotMap // table.Slots: nil in standalone mode
+	pools []*pool        // index-aligned with the table's nodes (tableAddrs)
+}
+
+// tableAddrs lists the node addresses of t in the order its node indexes use.
+func tableAddrs(t *route.Table) []string {
+	var addrs []string
+	if t.Slots != nil {
+		for _, n := range t.Slots.Nodes() {
+			addrs = append(addrs, n.Addr)
+		}
+		return addrs
+	}
+	for _, n := range t.Ring.Nodes() {
+		addrs = append(addrs, n.Addr)
+	}
+	return addrs
 }
 
 // pool is the node's shared connections.
@@ -105,8 +127,8 @@ func (c *Cluster) Name() string { return c.opts.Name }
 // not newer than the current one are ignored. Connection pools are carried over by address;
 // pools of nodes the new table no longer names are closed after RetireGrace.
 func (c *Cluster) Update(t *route.Table) error {
-	if t == nil || t.Ring == nil {
-		return errors.New("update: table has no ring")
+	if t == nil || (t.Ring == nil) == (t.Slots == nil) {
+		return errors.New("update: a table needs exactly one of a ring or a slot map")
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -116,17 +138,12 @@ func (c *Cluster) Update(t *route.Table) error {
 	if cur := c.snap.Load(); cur != nil && t.Version <= cur.table.Version {
 		return nil
 	}
-	nodes := t.Ring.Nodes()
-	next := &snapshot{table: t, pools: make([]*pool, len(nodes))}
-	named := make(map[string]bool, len(nodes))
-	for i, n := range nodes {
-		p := c.pools[n.Addr]
-		if p == nil {
-			p = c.newPoolLocked(n.Addr)
-			c.pools[n.Addr] = p
-		}
-		next.pools[i] = p
-		named[n.Addr] = true
+	addrs := tableAddrs(t)
+	next := &snapshot{table: t, slots: t.Slots, pools: make([]*pool, len(addrs))}
+	named := make(map[string]bool, len(addrs))
+	for i, addr := range addrs {
+		next.pools[i] = c.poolLocked(addr)
+		named[addr] = true
 	}
 	c.snap.Store(next)
 	c.readyOnce.Do(func() { close(c.ready) })
@@ -136,7 +153,7 @@ func (c *Cluster) Update(t *route.Table) error {
 			c.retireLocked(p)
 		}
 	}
-	c.log.Debug("routing table installed", "version", t.Version, "nodes", len(nodes))
+	c.log.Debug("routing table installed", "version", t.Version, "nodes", len(addrs))
 	return nil
 }
 
@@ -150,18 +167,57 @@ func (c *Cluster) retireLocked(p *pool) {
 	})
 }
 
-func (c *Cluster) newPoolLocked(addr string) *pool {
+// poolLocked returns the pool of addr, making it when there is none. c.mu must be held.
+func (c *Cluster) poolLocked(addr string) *pool {
+	if p := c.pools[addr]; p != nil {
+		return p
+	}
+	opts := backend.Options{
+		Addr:         addr,
+		DialTimeout:  c.opts.DialTimeout,
+		ReadTimeout:  c.opts.ReadTimeout,
+		WriteTimeout: c.opts.WriteTimeout,
+		Logger:       c.log.Named("backend"),
+	}
+	if c.opts.Hint != nil {
+		opts.OnFailure = func(string, error) { c.opts.Hint() }
+	}
+	if c.opts.ReadFromSlave {
+		opts.Init, opts.InitReplies = readonlyFrame, 1
+	}
 	p := &pool{addr: addr, conns: make([]*backend.Conn, c.opts.NodeConnections)}
 	for i := range p.conns {
-		p.conns[i] = backend.New(backend.Options{
-			Addr:         addr,
-			DialTimeout:  c.opts.DialTimeout,
-			ReadTimeout:  c.opts.ReadTimeout,
-			WriteTimeout: c.opts.WriteTimeout,
-			Logger:       c.log.Named("backend"),
-		})
+		p.conns[i] = backend.New(opts)
 	}
+	c.pools[addr] = p
 	return p
+}
+
+var readonlyFrame = []byte("*1\r\n$8\r\nREADONLY\r\n")
+
+// poolFor returns the pool of a node named by a redirect, which the current table may not
+// know yet. Redirects are rare, so a lock here costs the hot path nothing. nil once closed.
+func (c *Cluster) poolFor(addr string) *pool {
+	if s := c.snap.Load(); s != nil {
+		for _, p := range s.pools {
+			if p.addr == addr {
+				return p
+			}
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	return c.poolLocked(addr)
+}
+
+// hint tells the control plane that the topology looks stale.
+func (c *Cluster) hint() {
+	if c.opts.Hint != nil {
+		c.opts.Hint()
+	}
 }
 
 // Listen opens the cluster's listener.

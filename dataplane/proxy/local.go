@@ -177,9 +177,13 @@ func (c *Cluster) info() string {
 	c.mu.Unlock()
 	var version uint64
 	nodes := 0
+	cacheType := "redis"
 	if s := c.snap.Load(); s != nil {
 		version = s.table.Version
 		nodes = len(s.pools)
+		if s.slots != nil {
+			cacheType = "redis_cluster"
+		}
 	}
 	var b bytes.Buffer
 	line := func(k, v string) { b.WriteString(k + ":" + v + "\r\n") }
@@ -197,7 +201,7 @@ func (c *Cluster) info() string {
 	b.WriteString("\r\n# Proxy\r\n")
 	line("proxy", "aster")
 	line("cluster", c.opts.Name)
-	line("cache_type", "redis")
+	line("cache_type", cacheType)
 	line("routing_table_version", strconv.FormatUint(version, 10))
 	line("nodes", strconv.Itoa(nodes))
 	return b.String()

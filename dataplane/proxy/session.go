@@ -9,6 +9,7 @@ import (
 	"github.com/aster-proxy/aster/dataplane/backend"
 	"github.com/aster-proxy/aster/dataplane/command"
 	"github.com/aster-proxy/aster/dataplane/resp"
+	"github.com/aster-proxy/aster/dataplane/route"
 )
 
 const (
@@ -34,12 +35,28 @@ const (
 type slot struct {
 	kind  slotKind
 	local []byte
-	req   backend.Request
+	main  call // slotForward
 
 	policy command.Policy
-	subs   []*backend.Request // requests of a split command, one per node group
+	subs   []*call // requests of a split command, one per node (or slot) group
 	nsubs  int
 	order  []keyRef // MGET: where each key's value is, in the client's key order
+}
+
+// call is one backend request and what it takes to send it again after a redirect.
+type call struct {
+	req   backend.Request
+	frame []byte // as sent: the client's own bytes (valid until the next blocking read) or buf
+	buf   []byte // frame bytes the call owns
+	conn  *backend.Conn
+	ask   backend.Request // reply to the ASKING sent ahead of it after an ASK redirect; ignored
+}
+
+func newCall(wg *sync.WaitGroup) *call {
+	c := &call{}
+	c.req.Bind(wg)
+	c.ask.Bind(wg)
+	return c
 }
 
 // keyRef locates one key's reply element: sub request and position in its array.
@@ -62,12 +79,14 @@ type session struct {
 
 	// scratch space reused by every command
 	keys    []int
-	nodes   []int // node index of each key of a split command
-	groupOf []int // node index → sub request index, -1 when none yet
-	frame   []byte
-	counts  []int // keys per sub request of a split command
+	nodes   []int       // group key (node or slot) of each key of a split command
+	groupOf map[int]int // group key → sub request index
+	counts  []int       // keys per sub request of a split command
+	targets []int       // node of each sub request
 	elems   [][]byte
 	base    []int // first element of each sub reply in elems
+
+	rr uint32 // round robin over a slot's replicas
 
 	quit bool
 }
@@ -125,13 +144,16 @@ func (s *session) readFailed(err error) {
 // finishBatch waits for the batch's replies and writes them in order. false: the client is gone.
 func (s *session) finishBatch() bool {
 	s.wg.Wait()
+	if s.snap != nil && s.snap.slots != nil {
+		s.followRedirects()
+	}
 	out := s.out[:0]
 	for _, sl := range s.slots[:s.n] {
 		switch sl.kind {
 		case slotLocal:
 			out = append(out, sl.local...)
 		case slotForward:
-			out = append(out, sl.req.Reply...)
+			out = append(out, sl.main.req.Reply...)
 		case slotSplit:
 			out = s.merge(out, sl)
 		}
@@ -149,7 +171,8 @@ func (s *session) finishBatch() bool {
 func (s *session) nextSlot() *slot {
 	if s.n == len(s.slots) {
 		sl := &slot{}
-		sl.req.Bind(&s.wg)
+		sl.main.req.Bind(&s.wg)
+		sl.main.ask.Bind(&s.wg)
 		s.slots = append(s.slots, sl)
 	}
 	sl := s.slots[s.n]
@@ -197,7 +220,8 @@ func (s *session) handle(cmd *resp.Command) {
 	}
 }
 
-// forwardByKeys sends a command whose keys must all live on one node to that node.
+// forwardByKeys sends a command whose keys must all live together to the node that has them:
+// in standalone mode all keys on one node, in cluster mode all in one slot, as Redis requires.
 func (s *session) forwardByKeys(sl *slot, spec *command.Spec, cmd *resp.Command) {
 	keys, ok := spec.Keys(cmd.Args, s.keys[:0])
 	s.keys = keys
@@ -209,25 +233,52 @@ func (s *session) forwardByKeys(sl *slot, spec *command.Spec, cmd *resp.Command)
 		sl.setError("ERR '" + spec.Name + "' without keys cannot be routed by the proxy")
 		return
 	}
+	first := cmd.Args[keys[0]]
+	if slots := s.snap.slots; slots != nil {
+		slot := route.Slot(first)
+		for _, k := range keys[1:] {
+			if route.Slot(cmd.Args[k]) != slot {
+				sl.setError("CROSSSLOT Keys in request don't hash to the same slot")
+				return
+			}
+		}
+		s.forward(sl, s.slotNode(slot, command.IsReadOnly(spec)), cmd)
+		return
+	}
 	ring := s.snap.table.Ring
-	node := ring.Pick(cmd.Args[keys[0]])
+	node := ring.Pick(first)
 	for _, k := range keys[1:] {
 		if ring.Pick(cmd.Args[k]) != node {
 			sl.setError("CROSSSLOT Keys in request don't hash to the same node (use hash tags)")
 			return
 		}
 	}
-	s.forward(sl, node, s.rawFrame(cmd))
+	s.forward(sl, node, cmd)
 }
 
-// rawFrame is the command as the backend must receive it: the client's own bytes when it sent
-// RESP, re-encoded when it sent an inline command.
-func (s *session) rawFrame(cmd *resp.Command) []byte {
+// slotNode picks the node for a slot: its master, or for a read with read_from_slave one of
+// master and replicas in turn. -1 when no node serves the slot.
+func (s *session) slotNode(slot uint16, read bool) int {
+	m := s.snap.slots.Master(slot)
+	if read && m >= 0 && s.c.opts.ReadFromSlave {
+		if reps := s.snap.slots.Replicas(slot); len(reps) > 0 {
+			s.rr++
+			if i := s.rr % uint32(len(reps)+1); i > 0 {
+				return reps[i-1]
+			}
+		}
+	}
+	return m
+}
+
+// frameOf is the command as the backend must receive it: the client's own bytes when it sent
+// RESP, re-encoded into buf when it sent an inline command.
+func frameOf(cmd *resp.Command, buf *[]byte) []byte {
 	if cmd.Raw != nil {
 		return cmd.Raw
 	}
-	s.frame = resp.AppendCommand(s.frame[:0], cmd.Args...)
-	return s.frame
+	*buf = resp.AppendCommand((*buf)[:0], cmd.Args...)
+	return *buf
 }
 
 func (s *session) conn(node int) *backend.Conn {
@@ -235,14 +286,28 @@ func (s *session) conn(node int) *backend.Conn {
 	return conns[s.id%uint64(len(conns))]
 }
 
-func (s *session) forward(sl *slot, node int, frame []byte) {
+func (s *session) forward(sl *slot, node int, cmd *resp.Command) {
 	if node < 0 {
-		sl.setError("ERR no backend node available in cluster " + s.c.opts.Name)
+		s.noNode(sl)
 		return
 	}
 	sl.kind = slotForward
+	s.send(&sl.main, s.conn(node), frameOf(cmd, &sl.main.buf))
+}
+
+// noNode answers a command for which no node serves: every node ejected, or an uncovered slot.
+func (s *session) noNode(sl *slot) {
+	if s.snap.slots != nil {
+		sl.setError("CLUSTERDOWN Hash slot not served")
+		return
+	}
+	sl.setError("ERR no backend node available in cluster " + s.c.opts.Name)
+}
+
+func (s *session) send(c *call, conn *backend.Conn, frame []byte) {
+	c.frame, c.conn = frame, conn
 	s.wg.Add(1)
-	s.conn(node).Send(&sl.req, frame)
+	conn.Send(&c.req, frame)
 }
 
 // unknownCommand builds Redis's own reply to an unknown command.

@@ -3,16 +3,17 @@ package proxy
 import (
 	"bytes"
 
-	"github.com/aster-proxy/aster/dataplane/backend"
 	"github.com/aster-proxy/aster/dataplane/command"
 	"github.com/aster-proxy/aster/dataplane/resp"
+	"github.com/aster-proxy/aster/dataplane/route"
 )
 
 var okReply = []byte("+OK\r\n")
 
-// split sends a multi-key command (MGET, MSET, DEL, ...) as one sub-command per node that owns
-// some of its keys; merge puts the replies back together in the client's order. A command whose
-// keys all live on one node goes out as it came.
+// split sends a multi-key command (MGET, MSET, DEL, ...) as one sub-command per group of its
+// keys — per node in standalone mode, per slot in cluster mode, since Redis refuses multi-key
+// commands across slots — and merge puts the replies back together in the client's order. A
+// command whose keys all fall in one group goes out as it came.
 func (s *session) split(sl *slot, spec *command.Spec, cmd *resp.Command) {
 	args := cmd.Args
 	stride := 1
@@ -23,91 +24,100 @@ func (s *session) split(sl *slot, spec *command.Spec, cmd *resp.Command) {
 			return
 		}
 	}
+	slots := s.snap.slots
 	ring := s.snap.table.Ring
-	s.nodes = s.nodes[:0]
+	s.nodes = s.nodes[:0] // group key of each key: node index (ring) or slot (cluster)
 	same := true
 	for i := 1; i < len(args); i += stride {
-		n := ring.Pick(args[i])
-		if n < 0 {
-			sl.setError("ERR no backend node available in cluster " + s.c.opts.Name)
+		var gk int
+		if slots != nil {
+			gk = int(route.Slot(args[i]))
+		} else if gk = ring.Pick(args[i]); gk < 0 {
+			s.noNode(sl)
 			return
 		}
-		s.nodes = append(s.nodes, n)
-		same = same && n == s.nodes[0]
+		s.nodes = append(s.nodes, gk)
+		same = same && gk == s.nodes[0]
 	}
+	read := command.IsReadOnly(spec)
 	if same {
-		s.forward(sl, s.nodes[0], s.rawFrame(cmd))
+		node := s.nodes[0]
+		if slots != nil {
+			node = s.slotNode(uint16(node), read)
+		}
+		s.forward(sl, node, cmd)
 		return
 	}
 
-	for len(s.groupOf) < len(s.snap.pools) {
-		s.groupOf = append(s.groupOf, -1)
+	if s.groupOf == nil {
+		s.groupOf = make(map[int]int)
 	}
-	sl.kind, sl.policy, sl.nsubs = slotSplit, spec.Policy, 0
+	clear(s.groupOf)
 	sl.order = sl.order[:0]
-	counts := s.counts[:0] // keys per sub request
-	for _, n := range s.nodes {
-		g := s.groupOf[n]
-		if g < 0 {
-			g = sl.nsubs
-			s.groupOf[n] = g
-			sl.nsubs++
+	counts, targets := s.counts[:0], s.targets[:0] // keys and node of each group
+	for _, gk := range s.nodes {
+		g, ok := s.groupOf[gk]
+		if !ok {
+			g = len(counts)
+			s.groupOf[gk] = g
+			node := gk
+			if slots != nil {
+				if node = s.slotNode(uint16(gk), read); node < 0 {
+					s.noNode(sl)
+					return
+				}
+			}
 			counts = append(counts, 0)
+			targets = append(targets, node)
 		}
 		sl.order = append(sl.order, keyRef{sub: int32(g), pos: int32(counts[g])})
 		counts[g]++
 	}
+	s.counts, s.targets = counts, targets
+	sl.kind, sl.policy, sl.nsubs = slotSplit, spec.Policy, len(counts)
 	for len(sl.subs) < sl.nsubs {
-		r := &backend.Request{}
-		r.Bind(&s.wg)
-		sl.subs = append(sl.subs, r)
+		sl.subs = append(sl.subs, newCall(&s.wg))
 	}
-	s.wg.Add(sl.nsubs)
 	for g := 0; g < sl.nsubs; g++ {
-		frame := resp.AppendArrayHeader(s.frame[:0], 1+counts[g]*stride)
+		c := sl.subs[g]
+		frame := resp.AppendArrayHeader(c.buf[:0], 1+counts[g]*stride)
 		frame = resp.AppendBulk(frame, args[0])
-		node := -1
-		for ki, n := range s.nodes {
-			if s.groupOf[n] != g {
+		for ki, gk := range s.nodes {
+			if s.groupOf[gk] != g {
 				continue
 			}
-			node = n
 			a := 1 + ki*stride
 			frame = resp.AppendBulk(frame, args[a])
 			if stride == 2 {
 				frame = resp.AppendBulk(frame, args[a+1])
 			}
 		}
-		s.frame = frame
-		s.conn(node).Send(sl.subs[g], frame)
+		c.buf = frame
+		s.send(c, s.conn(targets[g]), frame)
 	}
-	for _, n := range s.nodes {
-		s.groupOf[n] = -1
-	}
-	s.counts = counts
 }
 
 // merge appends the client's reply to a split command, made from its sub replies. The first
 // error among them is the reply, as a client of one server would see one error.
 func (s *session) merge(out []byte, sl *slot) []byte {
 	subs := sl.subs[:sl.nsubs]
-	for _, r := range subs {
-		if resp.IsError(r.Reply) {
-			return append(out, r.Reply...)
+	for _, c := range subs {
+		if resp.IsError(c.req.Reply) {
+			return append(out, c.req.Reply...)
 		}
 	}
 	switch sl.policy {
 	case command.SplitMSet:
-		for _, r := range subs {
-			if !bytes.Equal(r.Reply, okReply) {
+		for _, c := range subs {
+			if !bytes.Equal(c.req.Reply, okReply) {
 				return resp.AppendError(out, "ERR unexpected reply from backend to MSET")
 			}
 		}
 		return append(out, okReply...)
 	case command.SplitSum:
 		var sum int64
-		for _, r := range subs {
-			n, err := resp.ParseInt(r.Reply)
+		for _, c := range subs {
+			n, err := resp.ParseInt(c.req.Reply)
 			if err != nil {
 				return resp.AppendError(out, "ERR unexpected reply from backend: not an integer")
 			}
@@ -117,10 +127,10 @@ func (s *session) merge(out []byte, sl *slot) []byte {
 	default: // command.SplitMGet
 		start := len(out)
 		elems, base := s.elems[:0], s.base[:0]
-		for _, r := range subs {
+		for _, c := range subs {
 			base = append(base, len(elems))
 			var err error
-			if elems, err = resp.ArrayElems(r.Reply, elems); err != nil {
+			if elems, err = resp.ArrayElems(c.req.Reply, elems); err != nil {
 				return resp.AppendError(out, "ERR unexpected reply from backend: not an array")
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,8 +48,26 @@ var ctx = context.Background()
 type asterd struct {
 	Addr string
 	cmd  *exec.Cmd
-	log  *bytes.Buffer
+	log  *syncBuffer
 	done chan struct{}
+}
+
+// syncBuffer collects asterd's log while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // startAsterd writes config (with %LISTEN% replaced by a free address) and runs asterd on it.
@@ -59,7 +78,7 @@ func startAsterd(t *testing.T, config string) *asterd {
 	if err := os.WriteFile(path, []byte(strings.ReplaceAll(config, "%LISTEN%", addr)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	a := &asterd{Addr: addr, log: &bytes.Buffer{}, done: make(chan struct{})}
+	a := &asterd{Addr: addr, log: &syncBuffer{}, done: make(chan struct{})}
 	a.cmd = exec.Command(asterdBin, "--config", path, "--log-level", "debug")
 	a.cmd.Stderr = a.log
 	if err := a.cmd.Start(); err != nil {

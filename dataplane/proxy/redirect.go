@@ -1,0 +1,108 @@
+package proxy
+
+import (
+	"bytes"
+	"time"
+
+	"github.com/aster-proxy/aster/dataplane/backend"
+)
+
+const (
+	// maxRedirects bounds how often one batch follows MOVED/ASK or retries TRYAGAIN and
+	// CLUSTERDOWN before the client gets the last reply as it is.
+	maxRedirects = 5
+	// retryBackoff is the first pause before retrying TRYAGAIN/CLUSTERDOWN; it grows per hop.
+	retryBackoff = 25 * time.Millisecond
+)
+
+var (
+	movedPrefix       = []byte("-MOVED ")
+	askPrefix         = []byte("-ASK ")
+	tryAgainPrefix    = []byte("-TRYAGAIN")
+	clusterDownPrefix = []byte("-CLUSTERDOWN")
+	askingFrame       = []byte("*1\r\n$6\r\nASKING\r\n")
+)
+
+// followRedirects re-sends, in cluster mode, every request of the batch that a node redirected
+// or asked to retry, until none is left or the hop limit is reached. Requests are re-sent in
+// the batch's order, so a client's commands to one key stay in order on the new node.
+func (s *session) followRedirects() {
+	for hop := 0; hop < maxRedirects; hop++ {
+		retry := false
+		s.eachCall(func(c *call) {
+			retry = retry || bytes.HasPrefix(c.req.Reply, tryAgainPrefix) || bytes.HasPrefix(c.req.Reply, clusterDownPrefix)
+		})
+		if retry {
+			s.c.hint()
+			time.Sleep(retryBackoff << hop)
+		}
+		resent := false
+		s.eachCall(func(c *call) {
+			resent = s.resend(c) || resent
+		})
+		if !resent {
+			return
+		}
+		s.wg.Wait()
+	}
+}
+
+func (s *session) eachCall(f func(*call)) {
+	for _, sl := range s.slots[:s.n] {
+		switch sl.kind {
+		case slotForward:
+			f(&sl.main)
+		case slotSplit:
+			for _, c := range sl.subs[:sl.nsubs] {
+				f(c)
+			}
+		}
+	}
+}
+
+// resend sends c again when its reply is a redirect or a retry; false when the reply stands.
+func (s *session) resend(c *call) bool {
+	r := c.req.Reply
+	if len(r) == 0 || r[0] != '-' {
+		return false
+	}
+	switch {
+	case bytes.HasPrefix(r, movedPrefix):
+		conn := s.redirectConn(r[len(movedPrefix):])
+		if conn == nil {
+			return false
+		}
+		s.c.hint() // the slot map is stale
+		s.send(c, conn, c.frame)
+	case bytes.HasPrefix(r, askPrefix):
+		conn := s.redirectConn(r[len(askPrefix):])
+		if conn == nil {
+			return false
+		}
+		// ASKING and the command in one write, so that no other session's command can come
+		// between them on the shared connection.
+		c.conn = conn
+		s.wg.Add(2)
+		conn.SendPrefixed(&c.req, &c.ask, askingFrame, c.frame)
+	case bytes.HasPrefix(r, tryAgainPrefix), bytes.HasPrefix(r, clusterDownPrefix):
+		s.send(c, c.conn, c.frame)
+	default:
+		return false
+	}
+	return true
+}
+
+// redirectConn parses "<slot> <host:port>\r\n" and returns this session's connection to that
+// node; nil when the reply is malformed or the cluster is closing.
+func (s *session) redirectConn(rest []byte) *backend.Conn {
+	sp := bytes.IndexByte(rest, ' ')
+	end := bytes.Index(rest, []byte("\r\n"))
+	if sp < 0 || end < sp+2 {
+		return nil
+	}
+	p := s.c.poolFor(string(rest[sp+1 : end]))
+	if p == nil {
+		return nil
+	}
+	return p.conns[s.id%uint64(len(p.conns))]
+}

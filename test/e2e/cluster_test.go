@@ -1,0 +1,231 @@
+package e2e
+
+import (
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/aster-proxy/aster/internal/redistest"
+)
+
+func clusterConfig(seeds []string, extra string) string {
+	var q []string
+	for _, s := range seeds {
+		q = append(q, strconv.Quote(s))
+	}
+	return `
+[[clusters]]
+name = "rc"
+listen_addr = "%LISTEN%"
+cache_type = "redis_cluster"
+servers = [` + strings.Join(q, ", ") + `]
+read_timeout = 1000
+dial_timeout = 300
+fetch = 1
+` + extra
+}
+
+// waitServing waits until every probe key can be written through the proxy.
+func waitServing(t *testing.T, c *redis.Client, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		var err error
+		for i := 0; i < 50 && err == nil; i++ {
+			err = c.Set(ctx, spreadKey("probe:", i), "1", 0).Err()
+		}
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy not serving every slot after %v: %v", d, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestClusterModePlainClient(t *testing.T) {
+	rc := redistest.StartCluster(t, 3, 1)
+	// A dead seed first: asterd must skip it.
+	dead := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
+	a := startAsterd(t, clusterConfig(append([]string{dead}, rc.Seeds()...), ""))
+	c := a.client(t)
+	waitServing(t, c, 10*time.Second)
+
+	direct := rc.Client()
+	for i := 0; i < 300; i++ {
+		k := spreadKey("rc:", i)
+		if err := c.Set(ctx, k, i, 0).Err(); err != nil {
+			t.Fatalf("SET %s: %v", k, err)
+		}
+		if v, err := direct.Get(ctx, k).Result(); err != nil || v != strconv.Itoa(i) {
+			t.Fatalf("cluster has %s = %q, %v", k, v, err)
+		}
+	}
+	// Multi-key commands across slots, split and merged in order.
+	var keys []string
+	var kv []any
+	for i := 0; i < 20; i++ {
+		k := spreadKey("multi:", i)
+		keys = append(keys, k)
+		if i%4 != 3 {
+			kv = append(kv, k, "m"+strconv.Itoa(i))
+		}
+	}
+	if err := c.MSet(ctx, kv...).Err(); err != nil {
+		t.Fatalf("MSET across slots: %v", err)
+	}
+	vals, err := c.MGet(ctx, keys...).Result()
+	if err != nil {
+		t.Fatalf("MGET across slots: %v", err)
+	}
+	for i, v := range vals {
+		if (i%4 == 3 && v != nil) || (i%4 != 3 && v != "m"+strconv.Itoa(i)) {
+			t.Fatalf("MGET[%d] = %v", i, v)
+		}
+	}
+	if n, err := c.Exists(ctx, keys...).Result(); err != nil || n != 15 {
+		t.Fatalf("EXISTS = %d, %v; want 15", n, err)
+	}
+	if n, err := c.Del(ctx, keys...).Result(); err != nil || n != 15 {
+		t.Fatalf("DEL = %d, %v; want 15", n, err)
+	}
+	// Same-slot multi-key commands pass; cross-slot ones are refused as Redis does.
+	c.Set(ctx, "{u1}.a", "x", 0)
+	if err := c.Rename(ctx, "{u1}.a", "{u1}.b").Err(); err != nil {
+		t.Fatalf("RENAME within a slot: %v", err)
+	}
+	err = c.Rename(ctx, "{u1}.b", "{u2}.b").Err()
+	if err == nil || err.Error() != "CROSSSLOT Keys in request don't hash to the same slot" {
+		t.Fatalf("RENAME across slots: %v", err)
+	}
+	info, _ := c.Info(ctx).Result()
+	if !strings.Contains(info, "cache_type:redis_cluster") {
+		t.Errorf("INFO lacks cache_type:redis_cluster")
+	}
+}
+
+func TestClusterReshardWithoutErrors(t *testing.T) {
+	redistest.Need(t, "redis-cli")
+	rc := redistest.StartCluster(t, 3, 0)
+	a := startAsterd(t, clusterConfig(rc.Seeds()[:1], ""))
+	c := a.client(t)
+	waitServing(t, c, 10*time.Second)
+
+	// A client doing verified writes and reads while slots move.
+	var stop atomic.Bool
+	var ops, failures atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; !stop.Load(); i++ {
+				k := spreadKey(fmt.Sprintf("rs%d:", w), i%500)
+				v := strconv.Itoa(i)
+				err := c.Set(ctx, k, v, 0).Err()
+				if err == nil {
+					var got string
+					got, err = c.Get(ctx, k).Result()
+					if err == nil && got != v {
+						err = fmt.Errorf("GET %s = %q after SET %q", k, got, v)
+					}
+				}
+				ops.Add(1)
+				if err != nil {
+					failures.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+				}
+			}
+		}(w)
+	}
+	// Move 1000 slots from the first master to the second, key by key (MIGRATE, ASK, MOVED).
+	ids := map[string]string{}
+	for _, n := range rc.Nodes {
+		id, err := n.Do("CLUSTER", "MYID")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[n.Addr] = id.(string)
+	}
+	from, to := rc.MasterOf(0), rc.MasterOf(16383)
+	out, err := exec.Command("redis-cli", "--cluster", "reshard", rc.Seeds()[0],
+		"--cluster-from", ids[from.Addr], "--cluster-to", ids[to.Addr],
+		"--cluster-slots", "1000", "--cluster-yes", "--cluster-pipeline", "10").CombinedOutput()
+	if err != nil {
+		t.Fatalf("reshard: %v\n%s", err, out)
+	}
+	time.Sleep(500 * time.Millisecond)
+	stop.Store(true)
+	wg.Wait()
+	if rc.MasterOf(0) != to {
+		t.Fatalf("slot 0 did not move")
+	}
+	t.Logf("%d verified operations during the reshard, %d failed", ops.Load(), failures.Load())
+	if failures.Load() > 0 {
+		t.Fatalf("%d of %d operations failed during resharding; first: %v", failures.Load(), ops.Load(), firstErr.Load())
+	}
+	if ops.Load() < 100 {
+		t.Fatalf("only %d operations ran during the reshard", ops.Load())
+	}
+}
+
+func TestClusterFailover(t *testing.T) {
+	rc := redistest.StartCluster(t, 3, 1)
+	a := startAsterd(t, clusterConfig(rc.Seeds(), ""))
+	c := a.client(t)
+	waitServing(t, c, 10*time.Second)
+	for i := 0; i < 100; i++ {
+		c.Set(ctx, spreadKey("fo:", i), i, 0)
+	}
+	victim := rc.MasterOf(0)
+	victim.Kill()
+	killed := time.Now()
+	// The cluster promotes the replica after cluster-node-timeout (2s); the proxy must follow.
+	waitServing(t, c, 30*time.Second)
+	t.Logf("every slot served again %v after the master died", time.Since(killed))
+	if v, err := c.Get(ctx, spreadKey("fo:", 7)).Result(); err != nil || v != "7" {
+		t.Fatalf("value after failover: %q, %v", v, err)
+	}
+}
+
+func TestClusterReadFromSlave(t *testing.T) {
+	rc := redistest.StartCluster(t, 3, 1)
+	a := startAsterd(t, clusterConfig(rc.Seeds(), "read_from_slave = true\n"))
+	c := a.client(t)
+	waitServing(t, c, 10*time.Second)
+	for i := 0; i < 50; i++ {
+		if err := c.Set(ctx, spreadKey("rs:", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // let replication catch up
+	for i := 0; i < 300; i++ {
+		if err := c.Get(ctx, spreadKey("rs:", i%50)).Err(); err != nil {
+			t.Fatalf("GET: %v", err)
+		}
+	}
+	replicaGets := 0
+	for _, n := range rc.Nodes {
+		role, _ := n.Do("ROLE")
+		if r, ok := role.([]any); ok && r[0] == "slave" {
+			stats, _ := n.Client().Info(ctx, "commandstats").Result()
+			if i := strings.Index(stats, "cmdstat_get:calls="); i >= 0 {
+				n, _ := strconv.Atoi(strings.SplitN(stats[i+len("cmdstat_get:calls="):], ",", 2)[0])
+				replicaGets += n
+			}
+		}
+	}
+	if replicaGets == 0 {
+		t.Fatalf("no GET reached a replica with read_from_slave = true")
+	}
+	t.Logf("%d of 300 GETs served by replicas", replicaGets)
+}
