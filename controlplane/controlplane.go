@@ -6,6 +6,7 @@ package controlplane
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 
@@ -156,7 +157,15 @@ func (c *cluster) publishSlots(m *route.SlotMap) {
 		c.log.Error("install slot map failed", "version", c.version, "error", err)
 		return
 	}
-	c.log.Info("slot map published", "version", c.version, "nodes", len(m.Nodes()), "covered_slots", m.Covered())
+	var masters []string
+	for _, r := range m.Ranges() {
+		if !slices.Contains(masters, r.Master.Addr) {
+			masters = append(masters, r.Master.Addr)
+		}
+	}
+	sort.Strings(masters)
+	c.log.Info("slot map published", "version", c.version, "nodes", len(m.Nodes()),
+		"covered_slots", m.Covered(), "masters", masters)
 }
 
 // publish builds a new table from the configuration minus the ejected nodes and hands it over.

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/aster-proxy/aster/dataplane/backend"
+	"github.com/aster-proxy/aster/dataplane/resp"
 )
 
 const (
@@ -92,17 +93,33 @@ func (s *session) resend(c *call) bool {
 	return true
 }
 
-// redirectConn parses "<slot> <host:port>\r\n" and returns this session's connection to that
-// node; nil when the reply is malformed or the cluster is closing.
+// redirectConn returns this session's connection to the node a redirect names; nil when the
+// reply is malformed or the cluster is closing.
 func (s *session) redirectConn(rest []byte) *backend.Conn {
-	sp := bytes.IndexByte(rest, ' ')
-	end := bytes.Index(rest, []byte("\r\n"))
-	if sp < 0 || end < sp+2 {
+	addr, ok := redirectAddr(rest)
+	if !ok {
 		return nil
 	}
-	p := s.c.poolFor(string(rest[sp+1 : end]))
+	p := s.c.poolFor(addr)
 	if p == nil {
 		return nil
 	}
 	return p.conns[s.id%uint64(len(p.conns))]
+}
+
+// redirectAddr parses the "<slot> <host:port>\r\n" that follows -MOVED or -ASK.
+func redirectAddr(rest []byte) (string, bool) {
+	sp := bytes.IndexByte(rest, ' ')
+	end := bytes.Index(rest, []byte("\r\n"))
+	if sp <= 0 || end < sp+2 {
+		return "", false
+	}
+	if _, ok := resp.ParseInt64Arg(rest[:sp]); !ok {
+		return "", false
+	}
+	addr := rest[sp+1 : end]
+	if bytes.LastIndexByte(addr, ':') <= 0 || bytes.IndexByte(addr, ' ') >= 0 {
+		return "", false
+	}
+	return string(addr), true
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/aster-proxy/aster/dataplane/route"
 	"github.com/aster-proxy/aster/internal/redistest"
 )
 
@@ -53,9 +54,13 @@ func waitServing(t *testing.T, c *redis.Client, d time.Duration) {
 
 func TestClusterModePlainClient(t *testing.T) {
 	rc := redistest.StartCluster(t, 3, 1)
-	// A dead seed first: asterd must skip it.
-	dead := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
-	a := startAsterd(t, clusterConfig(append([]string{dead}, rc.Seeds()...), ""))
+	// Every seed but the last is down at start: asterd must skip them and serve.
+	seeds := []string{
+		"127.0.0.1:" + strconv.Itoa(redistest.FreePort(t)),
+		"127.0.0.1:" + strconv.Itoa(redistest.FreePort(t)),
+		rc.Seeds()[len(rc.Seeds())-1],
+	}
+	a := startAsterd(t, clusterConfig(seeds, ""))
 	c := a.client(t)
 	waitServing(t, c, 10*time.Second)
 
@@ -192,9 +197,126 @@ func TestClusterFailover(t *testing.T) {
 	// The cluster promotes the replica after cluster-node-timeout (2s); the proxy must follow.
 	waitServing(t, c, 30*time.Second)
 	t.Logf("every slot served again %v after the master died", time.Since(killed))
-	if v, err := c.Get(ctx, spreadKey("fo:", 7)).Result(); err != nil || v != "7" {
-		t.Fatalf("value after failover: %q, %v", v, err)
+	// A verified load loop runs clean on the new topology.
+	for i := 0; i < 300; i++ {
+		k := spreadKey("fo2:", i)
+		if err := c.Set(ctx, k, i, 0).Err(); err != nil {
+			t.Fatalf("SET after failover: %v", err)
+		}
+		if v, err := c.Get(ctx, k).Result(); err != nil || v != strconv.Itoa(i) {
+			t.Fatalf("GET after failover: %q, %v", v, err)
+		}
 	}
+	for i := 0; i < 100; i++ { // written before the failover, replicated, still there
+		if v, err := c.Get(ctx, spreadKey("fo:", i)).Result(); err != nil || v != strconv.Itoa(i) {
+			t.Fatalf("value written before failover: %q, %v", v, err)
+		}
+	}
+	// The published slot map names the promoted master, not the dead one.
+	promoted := rc.MasterOf(0)
+	if promoted == nil || promoted == victim {
+		t.Fatalf("cluster did not promote a replica")
+	}
+	lines := strings.Split(a.log.String(), "\n")
+	last := ""
+	for _, l := range lines {
+		if strings.Contains(l, "slot map published") {
+			last = l
+		}
+	}
+	if !strings.Contains(last, promoted.Addr) || strings.Contains(last, victim.Addr) {
+		t.Fatalf("last published slot map %q should name %s and not %s", last, promoted.Addr, victim.Addr)
+	}
+}
+
+// TestClusterAskDuringManualMigration moves one slot by hand, as redis-cli does, and checks
+// that reads and writes of its keys work while the slot is half-moved (the source answers ASK
+// for keys it no longer has).
+func TestClusterAskDuringManualMigration(t *testing.T) {
+	rc := redistest.StartCluster(t, 3, 0)
+	a := startAsterd(t, clusterConfig(rc.Seeds(), ""))
+	c := a.client(t)
+	waitServing(t, c, 10*time.Second)
+
+	slot := int(route.Slot([]byte("{ask}")))
+	if got := rc.Client().ClusterKeySlot(ctx, "{ask}").Val(); got != int64(slot) {
+		t.Fatalf("slot of {ask}: cluster says %d, we say %d", got, slot)
+	}
+	src := rc.MasterOf(slot)
+	var dst *redistest.Server
+	for _, n := range rc.Nodes {
+		if n != src {
+			dst = n
+			break
+		}
+	}
+	srcID, _ := src.Do("CLUSTER", "MYID")
+	dstID, _ := dst.Do("CLUSTER", "MYID")
+	for i := 0; i < 10; i++ {
+		if err := c.Set(ctx, fmt.Sprintf("{ask}.%d", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustDo := func(s *redistest.Server, args ...any) {
+		t.Helper()
+		if _, err := s.Do(args...); err != nil {
+			t.Fatalf("%v on %s: %v", args, s.Addr, err)
+		}
+	}
+	mustDo(dst, "CLUSTER", "SETSLOT", slot, "IMPORTING", srcID)
+	mustDo(src, "CLUSTER", "SETSLOT", slot, "MIGRATING", dstID)
+	_, dstPort, _ := strings.Cut(dst.Addr, ":")
+	for i := 0; i < 5; i++ { // half the keys move
+		mustDo(src, "MIGRATE", "127.0.0.1", dstPort, fmt.Sprintf("{ask}.%d", i), 0, 5000)
+	}
+	askBefore := askingCalls(t, dst)
+	for i := 0; i < 10; i++ {
+		k := fmt.Sprintf("{ask}.%d", i)
+		if v, err := c.Get(ctx, k).Result(); err != nil || v != strconv.Itoa(i) {
+			t.Fatalf("GET %s mid-migration: %q, %v", k, v, err)
+		}
+	}
+	// A new key of the migrating slot is created on the target, via ASK.
+	if err := c.Set(ctx, "{ask}.new", "n", 0).Err(); err != nil {
+		t.Fatalf("SET of a new key mid-migration: %v", err)
+	}
+	raw := redistest.DialRaw(t, dst.Addr) // the importing node answers only after ASKING
+	if _, err := raw.Do("ASKING"); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := raw.Do("EXISTS", "{ask}.new"); err != nil || v != "1" {
+		t.Fatalf("new key not created on the importing node: %q, %v", v, err)
+	}
+	if askingCalls(t, dst) <= askBefore {
+		t.Fatalf("the importing node saw no ASKING: ASK was not followed")
+	}
+	// Finish the move; MOVED takes over and every key stays readable.
+	for i := 5; i < 10; i++ {
+		mustDo(src, "MIGRATE", "127.0.0.1", dstPort, fmt.Sprintf("{ask}.%d", i), 0, 5000)
+	}
+	for _, n := range rc.Nodes {
+		mustDo(n, "CLUSTER", "SETSLOT", slot, "NODE", dstID)
+	}
+	for i := 0; i < 10; i++ {
+		k := fmt.Sprintf("{ask}.%d", i)
+		if v, err := c.Get(ctx, k).Result(); err != nil || v != strconv.Itoa(i) {
+			t.Fatalf("GET %s after migration: %q, %v", k, v, err)
+		}
+	}
+}
+
+// askingCalls reads how many ASKING commands a node has served.
+func askingCalls(t *testing.T, s *redistest.Server) int {
+	stats, err := s.Client().Info(ctx, "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := strings.Index(stats, "cmdstat_asking:calls=")
+	if i < 0 {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.SplitN(stats[i+len("cmdstat_asking:calls="):], ",", 2)[0])
+	return n
 }
 
 func TestClusterReadFromSlave(t *testing.T) {
