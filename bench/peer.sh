@@ -300,11 +300,9 @@ for t in "${TARGETS[@]}"; do
   [[ $t == cdirect ]] && a+=(--cluster)
   timeout "$RUN_TIMEOUT" "${CPIN[@]}" redis-benchmark "${a[@]}" >/dev/null 2>&1 || die "pre-fill through $t failed"
 done
-if ((CLUSTER)); then
-  # redis-benchmark --cluster writes tagged keys; asterd-cluster reads untagged ones: write those
-  # through asterd-cluster (done above), and the tagged ones are filled by the cdirect pass.
-  :
-fi
+
+# ratio A B: A's rps over B's in this round (got[]), "" when one is missing.
+ratio() { awk -v a="${got[$1]:-}" -v b="${got[$2]:-}" 'BEGIN { if (a != "" && b > 0) printf "%.3f", a / b }'; }
 
 # --- measure -------------------------------------------------------------------------------------
 mkdir -p "$(dirname "$OUT")"
@@ -344,7 +342,6 @@ for wl in "${WORKLOADS[@]}"; do
       say "$(printf '%-10s round %d/%d %-10s %9.0f rps  p50 %-6s p99 %-6s ms  other cpu %s%%' "$w" $((r + 1)) "$ROUNDS" "$t" "$rps" "$p50" "$p99" "$other")"
     done
     for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null || die "a server (PID $p) died during $w; logs in $TMP (rerun with --keep)"; done
-    ratio() { awk -v a="${got[$1]:-}" -v b="${got[$2]:-}" 'BEGIN { if (a != "" && b > 0) printf "%.3f", a / b }'; }
     R_AT[$w]+="$(ratio asterd twemproxy) " R_AD[$w]+="$(ratio asterd direct) "
     ((CLUSTER)) && R_CA[$w]+="$(ratio acluster asterd) "
     unset got
@@ -401,7 +398,7 @@ for wl in "${WORKLOADS[@]}"; do
   unset m l50 l99
 done
 echo
-echo "targets: direct = one redis-server :${BACKENDS[0]}; twemproxy :$TW_PORT; asterd :$AS_PORT over 4 backends${CLUSTER:+}"
+echo "targets: direct = one redis-server :${BACKENDS[0]}; twemproxy :$TW_PORT; asterd :$AS_PORT over 4 backends"
 ((CLUSTER)) && echo "         cdirect = redis-benchmark --cluster on the 3-master cluster; acluster = asterd redis_cluster :$CAS_PORT"
 echo "ratios are of medians; brackets are the min-max of per-round ratios"
 echo "csv: $OUT   per run: $RAW"
