@@ -1,14 +1,18 @@
-// Package controlplane keeps each cluster's routing table true: it joins the desired state (the
-// configuration) with the observed state (node health), builds a new immutable table whenever
-// either changes, and hands it to the cluster's Sink. It never touches a client connection.
+// Package controlplane keeps the data plane's routing true: it joins the desired state (the
+// configuration, reloadable) with the observed state (node health, Redis Cluster topology) and
+// operators' decisions (eject, restore), builds new immutable tables whenever any of them
+// changes, and hands the whole snapshot to its Sink. It never touches a client connection.
 package controlplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -18,166 +22,112 @@ import (
 	"github.com/aster-proxy/aster/dataplane/route"
 )
 
-// Sink receives a cluster's routing tables. The data plane implements it. Update is called
-// from one goroutine at a time per cluster, with increasing versions, and must not block on
-// the network.
+// Sink receives snapshots: the in-process data plane, or the stream to a remote one. Apply is
+// called with increasing versions, one call at a time, and must not block on the network.
 type Sink interface {
-	Update(t *route.Table) error
+	Apply(s *route.Snapshot) error
 }
 
-// ControlPlane runs the slow path of every configured cluster.
+// Errors that callers (the admin API) map to their own codes.
+var (
+	ErrNotFound     = errors.New("not found")
+	ErrInvalid      = errors.New("invalid")
+	ErrUnsupported  = errors.New("not supported")
+	ErrReloadFailed = errors.New("reload failed")
+)
+
+// ControlPlane runs the slow path of every configured cluster. Its methods are safe for
+// concurrent use; every change is serialised by one mutex and published as a new snapshot.
 type ControlPlane struct {
-	log      hclog.Logger
-	clusters []*cluster
+	log  hclog.Logger
+	sink Sink
+
+	mu       sync.Mutex
+	cfg      *config.Config
+	clusters []*cluster // in config order
+	version  uint64     // of the last snapshot and of the newest table in it
+	runCtx   context.Context
+	wg       sync.WaitGroup
+	snapshot *route.Snapshot
+	watchers map[chan struct{}]struct{}
 }
 
 // cluster is the control plane's state of one cluster.
 type cluster struct {
 	cfg     config.Cluster
-	sink    Sink
 	hash    route.HashFunc
 	log     hclog.Logger
 	fetcher *topology.Fetcher // redis_cluster only
+	cancel  context.CancelFunc
 
-	mu      sync.Mutex // serialises rebuilds; guards the fields below
-	ejected map[string]bool
-	version uint64
+	// guarded by ControlPlane.mu
+	healthEjected map[string]string // addr → why, from the health checker
+	operator      map[string]string // addr → reason, from an operator: holds until restored
+	table         *route.Table
+	lastRefresh   time.Time
 }
 
-// New builds and publishes the first table of every standalone cluster in cfg to its sink
-// (sinks are keyed by cluster name), so that the data plane can serve as soon as New returns.
-// A Redis Cluster's first slot map comes from Run's first topology fetch.
-func New(cfg *config.Config, sinks map[string]Sink, logger hclog.Logger) (*ControlPlane, error) {
+// New builds the first snapshot from cfg and hands it to sink, so that the data plane can
+// serve as soon as New returns (a Redis Cluster's slot map follows from Run's first fetch).
+func New(cfg *config.Config, sink Sink, logger hclog.Logger) (*ControlPlane, error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	cp := &ControlPlane{log: logger.Named("controlplane")}
+	cp := &ControlPlane{log: logger.Named("controlplane"), sink: sink, watchers: map[chan struct{}]struct{}{}}
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	cp.cfg = cfg
 	for _, cc := range cfg.Clusters {
-		sink := sinks[cc.Name]
-		if sink == nil {
-			return nil, fmt.Errorf("cluster %q: no data plane sink", cc.Name)
-		}
-		hash, err := route.Hash(cc.HashMethod)
+		c, err := cp.newCluster(cc)
 		if err != nil {
-			return nil, fmt.Errorf("cluster %q: %w", cc.Name, err)
-		}
-		c := &cluster{
-			cfg: cc, sink: sink, hash: hash, ejected: map[string]bool{},
-			log: cp.log.With("cluster", cc.Name),
-		}
-		if cc.CacheType == config.CacheRedisCluster {
-			seeds := make([]string, len(cc.Servers))
-			for i, s := range cc.Servers {
-				seeds[i] = s.Addr
-			}
-			c.fetcher = topology.New(topology.Config{
-				Cluster:     cc.Name,
-				Seeds:       seeds,
-				Interval:    cc.Fetch,
-				DialTimeout: cc.DialTimeout,
-				ReadTimeout: cc.ReadTimeout,
-				Logger:      cp.log,
-				OnChange:    c.publishSlots,
-			})
-		} else if err := c.publish(); err != nil {
 			return nil, err
 		}
 		cp.clusters = append(cp.clusters, c)
 	}
+	if err := cp.publishLocked(); err != nil {
+		return nil, err
+	}
+	cp.log.Info("configuration loaded", "clusters", len(cfg.Clusters))
 	return cp, nil
 }
 
-// Hint asks for an early topology refresh of the named cluster (the data plane saw a MOVED
-// or a failing node). It never blocks; hints coalesce. Standalone clusters ignore it: their
-// health checker finds failing nodes by itself.
-func (cp *ControlPlane) Hint(name string) {
-	for _, c := range cp.clusters {
-		if c.cfg.Name == name && c.fetcher != nil {
-			c.fetcher.Hint()
-		}
+func (cp *ControlPlane) newCluster(cc config.Cluster) (*cluster, error) {
+	hash, err := route.Hash(cc.HashMethod)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %q: %w", cc.Name, err)
 	}
-}
-
-// Run runs health checking (standalone) and topology refreshes (Redis Cluster) for every
-// cluster until ctx is done.
-func (cp *ControlPlane) Run(ctx context.Context) {
-	var wg sync.WaitGroup
-	for _, c := range cp.clusters {
-		if c.fetcher != nil {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				c.fetcher.Run(ctx)
-			}()
-			continue
+	c := &cluster{
+		cfg: cc, hash: hash, log: cp.log.With("cluster", cc.Name),
+		healthEjected: map[string]string{}, operator: map[string]string{},
+	}
+	if cc.CacheType == config.CacheRedisCluster {
+		seeds := make([]string, len(cc.Servers))
+		for i, s := range cc.Servers {
+			seeds[i] = s.Addr
 		}
-		if c.cfg.PingFailLimit <= 0 {
-			continue
-		}
-		addrs := make([]string, len(c.cfg.Servers))
-		for i, s := range c.cfg.Servers {
-			addrs[i] = s.Addr
-		}
-		chk := health.New(health.Config{
-			Cluster:   c.cfg.Name,
-			Nodes:     addrs,
-			Interval:  c.cfg.PingInterval,
-			FailLimit: c.cfg.PingFailLimit,
-			Logger:    cp.log,
-			OnChange:  c.setEjected,
+		c.fetcher = topology.New(topology.Config{
+			Cluster: cc.Name, Seeds: seeds, Interval: cc.Fetch,
+			DialTimeout: cc.DialTimeout, ReadTimeout: cc.ReadTimeout, Logger: cp.log,
+			OnChange: func(m *route.SlotMap) { cp.slotsChanged(c, m) },
 		})
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			chk.Run(ctx)
-		}()
+		return c, nil
 	}
-	wg.Wait()
+	cp.version++
+	if err := c.buildRing(cp.version); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
-// setEjected records the health checker's verdict and publishes a table without those nodes.
-func (c *cluster) setEjected(addrs []string) {
-	c.mu.Lock()
-	c.ejected = make(map[string]bool, len(addrs))
-	for _, a := range addrs {
-		c.ejected[a] = true
-	}
-	c.mu.Unlock()
-	if err := c.publish(); err != nil {
-		c.log.Error("publish routing table failed", "error", err)
-	}
-}
-
-// publishSlots hands a new slot map over, as a new table version.
-func (c *cluster) publishSlots(m *route.SlotMap) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.version++
-	if err := c.sink.Update(&route.Table{Version: c.version, Slots: m}); err != nil {
-		c.log.Error("install slot map failed", "version", c.version, "error", err)
-		return
-	}
-	var masters []string
-	for _, r := range m.Ranges() {
-		if !slices.Contains(masters, r.Master.Addr) {
-			masters = append(masters, r.Master.Addr)
-		}
-	}
-	sort.Strings(masters)
-	c.log.Info("slot map published", "version", c.version, "nodes", len(m.Nodes()),
-		"covered_slots", m.Covered(), "masters", masters)
-}
-
-// publish builds a new table from the configuration minus the ejected nodes and hands it over.
-// An ejection is a new table, never an edit of the current one.
-func (c *cluster) publish() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// buildRing makes the cluster's ring from its servers minus the ejected ones, as a new table:
+// an ejection is a new table, never an edit of the current one.
+func (c *cluster) buildRing(version uint64) error {
 	var nodes []route.Node
-	var out []string
 	for _, s := range c.cfg.Servers {
-		if c.ejected[s.Addr] {
-			out = append(out, s.Addr)
+		if _, out := c.healthEjected[s.Addr]; out {
+			continue
+		}
+		if _, out := c.operator[s.Addr]; out {
 			continue
 		}
 		nodes = append(nodes, route.Node{Addr: s.Addr, Name: s.Alias, Weight: s.Weight})
@@ -186,11 +136,319 @@ func (c *cluster) publish() error {
 	if err != nil {
 		return fmt.Errorf("cluster %q: build ring: %w", c.cfg.Name, err)
 	}
-	c.version++
-	if err := c.sink.Update(&route.Table{Version: c.version, Ring: ring}); err != nil {
-		return fmt.Errorf("cluster %q: install table version %d: %w", c.cfg.Name, c.version, err)
+	c.table = &route.Table{Version: version, Ring: ring}
+	c.lastRefresh = time.Now()
+	return nil
+}
+
+// publishLocked hands the current state to the sink as a new snapshot. cp.mu must be held.
+func (cp *ControlPlane) publishLocked() error {
+	cp.version++
+	snap := &route.Snapshot{Version: cp.version}
+	for _, c := range cp.clusters {
+		cc := c.cfg
+		snap.Clusters = append(snap.Clusters, route.ClusterSpec{
+			Name: cc.Name, ListenAddr: cc.ListenAddr, ListenProto: cc.ListenProto,
+			ReadTimeout: cc.ReadTimeout, WriteTimeout: cc.WriteTimeout, DialTimeout: cc.DialTimeout,
+			NodeConnections: cc.NodeConnections,
+			ReadFromSlave:   cc.ReadFromSlave && cc.CacheType == config.CacheRedisCluster,
+			Table:           c.table,
+		})
+	}
+	cp.snapshot = snap
+	for w := range cp.watchers {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
+	}
+	if err := cp.sink.Apply(snap); err != nil {
+		return fmt.Errorf("apply snapshot version %d: %w", snap.Version, err)
+	}
+	return nil
+}
+
+// Snapshot returns the latest snapshot and a channel that receives when a newer one exists;
+// stop releases the channel. For remote data planes.
+func (cp *ControlPlane) Snapshot() (snap *route.Snapshot, changed <-chan struct{}, stop func()) {
+	ch := make(chan struct{}, 1)
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	cp.watchers[ch] = struct{}{}
+	return cp.snapshot, ch, func() {
+		cp.mu.Lock()
+		delete(cp.watchers, ch)
+		cp.mu.Unlock()
+	}
+}
+
+// Hint asks for an early topology refresh of the named cluster (the data plane saw a MOVED or
+// a failing node). It never blocks; hints coalesce. Standalone clusters ignore it: their health
+// checker finds failing nodes by itself.
+func (cp *ControlPlane) Hint(name string) {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	for _, c := range cp.clusters {
+		if c.cfg.Name == name && c.fetcher != nil {
+			c.fetcher.Hint()
+		}
+	}
+}
+
+// Run runs health checking (standalone) and topology refreshes (Redis Cluster) for every
+// cluster until ctx is done; clusters added by a reload start theirs too.
+func (cp *ControlPlane) Run(ctx context.Context) {
+	cp.mu.Lock()
+	cp.runCtx = ctx
+	for _, c := range cp.clusters {
+		cp.startLocked(c)
+	}
+	cp.mu.Unlock()
+	<-ctx.Done()
+	cp.wg.Wait()
+}
+
+// startLocked starts c's background loops when Run is running. cp.mu must be held.
+func (cp *ControlPlane) startLocked(c *cluster) {
+	if cp.runCtx == nil || c.cancel != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(cp.runCtx)
+	c.cancel = cancel
+	if c.fetcher != nil {
+		cp.wg.Add(1)
+		go func() {
+			defer cp.wg.Done()
+			c.fetcher.Run(ctx)
+		}()
+		return
+	}
+	if c.cfg.PingFailLimit <= 0 {
+		return
+	}
+	addrs := make([]string, len(c.cfg.Servers))
+	for i, s := range c.cfg.Servers {
+		addrs[i] = s.Addr
+	}
+	chk := health.New(health.Config{
+		Cluster: c.cfg.Name, Nodes: addrs, Interval: c.cfg.PingInterval,
+		FailLimit: c.cfg.PingFailLimit, Logger: cp.log,
+		OnChange: func(ejected []string) { cp.healthChanged(c, ejected) },
+	})
+	cp.wg.Add(1)
+	go func() {
+		defer cp.wg.Done()
+		chk.Run(ctx)
+	}()
+}
+
+// stopLocked ends c's background loops. cp.mu must be held.
+func (cp *ControlPlane) stopLocked(c *cluster) {
+	if c.cancel != nil {
+		c.cancel()
+		c.cancel = nil
+	}
+}
+
+// current reports whether c is still one of the configured clusters (a reload may have
+// replaced it while its goroutines were finishing). cp.mu must be held.
+func (cp *ControlPlane) currentLocked(c *cluster) bool {
+	return slices.Contains(cp.clusters, c)
+}
+
+func (cp *ControlPlane) healthChanged(c *cluster, ejected []string) {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if !cp.currentLocked(c) {
+		return
+	}
+	c.healthEjected = make(map[string]string, len(ejected))
+	for _, a := range ejected {
+		c.healthEjected[a] = fmt.Sprintf("failed %d pings in a row", c.cfg.PingFailLimit)
+	}
+	cp.rebuildLocked(c)
+}
+
+func (cp *ControlPlane) slotsChanged(c *cluster, m *route.SlotMap) {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if !cp.currentLocked(c) {
+		return
+	}
+	cp.version++
+	c.table = &route.Table{Version: cp.version, Slots: m}
+	c.lastRefresh = time.Now()
+	var masters []string
+	for _, r := range m.Ranges() {
+		if !slices.Contains(masters, r.Master.Addr) {
+			masters = append(masters, r.Master.Addr)
+		}
+	}
+	sort.Strings(masters)
+	c.log.Info("slot map published", "version", cp.version, "nodes", len(m.Nodes()),
+		"covered_slots", m.Covered(), "masters", masters)
+	if err := cp.publishLocked(); err != nil {
+		c.log.Error("publish failed", "error", err)
+	}
+}
+
+// rebuildLocked builds c's ring anew and publishes. cp.mu must be held.
+func (cp *ControlPlane) rebuildLocked(c *cluster) {
+	cp.version++
+	if err := c.buildRing(cp.version); err != nil {
+		c.log.Error("rebuild ring failed", "error", err)
+		return
+	}
+	var out []string
+	for a := range c.healthEjected {
+		out = append(out, a)
+	}
+	for a := range c.operator {
+		out = append(out, a)
 	}
 	sort.Strings(out)
-	c.log.Info("routing table published", "version", c.version, "nodes", len(nodes), "ejected", out)
-	return nil
+	c.log.Info("routing table published", "version", cp.version, "nodes", len(c.table.Ring.Nodes()), "ejected", out)
+	if err := cp.publishLocked(); err != nil {
+		c.log.Error("publish failed", "error", err)
+	}
+}
+
+func (cp *ControlPlane) findLocked(name string) (*cluster, error) {
+	for _, c := range cp.clusters {
+		if c.cfg.Name == name {
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("cluster %q: %w", name, ErrNotFound)
+}
+
+// nodeAddr resolves an alias or host:port of c's servers to the address.
+func (c *cluster) nodeAddr(node string) (string, error) {
+	for _, s := range c.cfg.Servers {
+		if s.Addr == node || (s.Alias != "" && s.Alias == node) {
+			return s.Addr, nil
+		}
+	}
+	return "", fmt.Errorf("cluster %q: node %q: %w", c.cfg.Name, node, ErrNotFound)
+}
+
+// Eject takes a node of a standalone cluster out of the ring until Restore, whatever its
+// health checks say.
+func (cp *ControlPlane) Eject(clusterName, node, reason string) (NodeStatus, error) {
+	return cp.setOperator(clusterName, node, func(c *cluster, addr string) {
+		if reason == "" {
+			reason = "ejected by operator"
+		}
+		c.operator[addr] = reason
+		c.log.Warn("node ejected by operator", "node", addr, "reason", reason)
+	})
+}
+
+// Restore undoes an operator's Eject. A node that health checks eject stays out until it
+// answers again.
+func (cp *ControlPlane) Restore(clusterName, node string) (NodeStatus, error) {
+	return cp.setOperator(clusterName, node, func(c *cluster, addr string) {
+		delete(c.operator, addr)
+		c.log.Info("node restored by operator", "node", addr)
+	})
+}
+
+func (cp *ControlPlane) setOperator(clusterName, node string, change func(*cluster, string)) (NodeStatus, error) {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	c, err := cp.findLocked(clusterName)
+	if err != nil {
+		return NodeStatus{}, err
+	}
+	if c.fetcher != nil {
+		return NodeStatus{}, fmt.Errorf("cluster %q is a Redis Cluster: its nodes follow the cluster's own failover: %w", clusterName, ErrUnsupported)
+	}
+	addr, err := c.nodeAddr(node)
+	if err != nil {
+		return NodeStatus{}, err
+	}
+	change(c, addr)
+	cp.rebuildLocked(c)
+	for _, n := range c.statusLocked().Nodes {
+		if n.Addr == addr {
+			return n, nil
+		}
+	}
+	return NodeStatus{}, fmt.Errorf("node %q vanished: %w", node, ErrNotFound)
+}
+
+// ReloadResult says what a reload changed, by cluster name.
+type ReloadResult struct {
+	Added, Removed, Changed, Unchanged []string
+	Version                            uint64
+}
+
+// Reload replaces the configuration with cfg (already validated): new clusters start, removed
+// ones stop, changed ones are rebuilt; unchanged clusters keep their state and their clients.
+// Operator ejections of nodes still configured survive a change.
+func (cp *ControlPlane) Reload(cfg *config.Config) (ReloadResult, error) {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	var res ReloadResult
+	old := map[string]*cluster{}
+	for _, c := range cp.clusters {
+		old[c.cfg.Name] = c
+	}
+	next := make([]*cluster, 0, len(cfg.Clusters))
+	var started []*cluster
+	for _, cc := range cfg.Clusters {
+		if prev := old[cc.Name]; prev != nil {
+			delete(old, cc.Name)
+			if reflect.DeepEqual(prev.cfg, cc) {
+				res.Unchanged = append(res.Unchanged, cc.Name)
+				next = append(next, prev)
+				continue
+			}
+			c, err := cp.newCluster(cc)
+			if err != nil {
+				return ReloadResult{}, fmt.Errorf("%w: %w", ErrReloadFailed, err)
+			}
+			for addr, why := range prev.operator {
+				if _, err := c.nodeAddr(addr); err == nil {
+					c.operator[addr] = why
+				}
+			}
+			if c.fetcher == nil && len(c.operator) > 0 {
+				if err := c.buildRing(c.table.Version); err != nil {
+					return ReloadResult{}, fmt.Errorf("%w: %w", ErrReloadFailed, err)
+				}
+			} else if c.fetcher != nil {
+				c.table = prev.table // keep routing by the old map until the new fetcher's first
+			}
+			cp.stopLocked(prev)
+			res.Changed = append(res.Changed, cc.Name)
+			next = append(next, c)
+			started = append(started, c)
+			continue
+		}
+		c, err := cp.newCluster(cc)
+		if err != nil {
+			return ReloadResult{}, fmt.Errorf("%w: %w", ErrReloadFailed, err)
+		}
+		res.Added = append(res.Added, cc.Name)
+		next = append(next, c)
+		started = append(started, c)
+	}
+	for name, c := range old {
+		cp.stopLocked(c)
+		res.Removed = append(res.Removed, name)
+	}
+	sort.Strings(res.Removed)
+	cp.cfg, cp.clusters = cfg, next
+	for _, c := range started {
+		cp.startLocked(c)
+	}
+	err := cp.publishLocked()
+	res.Version = cp.version
+	cp.log.Info("configuration reloaded", "added", res.Added, "removed", res.Removed,
+		"changed", res.Changed, "unchanged", len(res.Unchanged), "version", res.Version)
+	if err != nil {
+		return res, fmt.Errorf("%w: %w", ErrReloadFailed, err)
+	}
+	return res, nil
 }

@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -103,7 +102,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, cfg, log); err != nil {
+	if err := serve(ctx, configPath, cfg, log); err != nil {
 		log.Error("asterd stopped", "error", err)
 		return 1
 	}
@@ -111,7 +110,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // serve wires configuration → control plane → data plane and runs until ctx is done.
-func serve(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
+// SIGHUP reloads the configuration file.
+func serve(ctx context.Context, configPath string, cfg *config.Config, log hclog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// thread: Go schedules goroutines over GOMAXPROCS OS threads for the whole process, so the
@@ -122,71 +122,54 @@ func serve(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
 	}
 	runtime.GOMAXPROCS(threads)
 
-	clusters := make([]*proxy.Cluster, 0, len(cfg.Clusters))
-	sinks := make(map[string]controlplane.Sink, len(cfg.Clusters))
-	defer func() {
-		for _, c := range clusters {
-			c.Close()
-		}
-	}()
 	// The data plane exists before the control plane that it hints; hints before then are
 	// dropped (the first fetch is coming anyway).
 	var cpRef atomic.Pointer[controlplane.ControlPlane]
-	for _, cc := range cfg.Clusters {
-		name := cc.Name
-		c := proxy.NewCluster(proxy.Options{
-			Name:            cc.Name,
-			ListenAddr:      cc.ListenAddr,
-			ListenProto:     cc.ListenProto,
-			ReadTimeout:     cc.ReadTimeout,
-			WriteTimeout:    cc.WriteTimeout,
-			DialTimeout:     cc.DialTimeout,
-			NodeConnections: cc.NodeConnections,
-			Logger:          log,
-			Version:         buildVersion(),
-			ReadFromSlave:   cc.ReadFromSlave && cc.CacheType == config.CacheRedisCluster,
-			Hint: func() {
-				if cp := cpRef.Load(); cp != nil {
-					cp.Hint(name)
-				}
-			},
-		})
-		clusters = append(clusters, c)
-		sinks[cc.Name] = c
-	}
-	cp, err := controlplane.New(cfg, sinks, log)
+	dp := proxy.NewServer(proxy.ServerOptions{
+		Logger:  log,
+		Version: buildVersion(),
+		Hint: func(cluster string) {
+			if cp := cpRef.Load(); cp != nil {
+				cp.Hint(cluster)
+			}
+		},
+	})
+	defer dp.Close()
+	cp, err := controlplane.New(cfg, dp, log)
 	if err != nil {
 		return err
 	}
 	cpRef.Store(cp)
-	for _, c := range clusters {
-		if err := c.Listen(); err != nil {
-			return err
-		}
-	}
-	errc := make(chan error, len(clusters))
-	for _, c := range clusters {
-		go func() { errc <- c.Serve() }()
-	}
 	cpDone := make(chan struct{})
 	go func() {
 		cp.Run(ctx)
 		close(cpDone)
 	}()
-	log.Info("asterd started", "version", buildVersion(), "clusters", len(clusters), "gomaxprocs", threads)
-	var serveErr error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-	case serveErr = <-errc:
+	defer func() { cancel(); <-cpDone }()
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	log.Info("asterd started", "version", buildVersion(), "clusters", len(cfg.Clusters), "gomaxprocs", threads)
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down")
+			return nil
+		case <-hup:
+			if _, err := reload(cp, configPath); err != nil {
+				log.Error("reload refused, configuration unchanged", "error", err)
+			}
+		}
 	}
-	cancel()
-	for _, c := range clusters {
-		c.Close()
+}
+
+// reload re-reads the configuration file and applies it; a file with any problem is refused
+// whole and nothing changes.
+func reload(cp *controlplane.ControlPlane, path string) (controlplane.ReloadResult, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return controlplane.ReloadResult{}, fmt.Errorf("%w: %w", controlplane.ErrInvalid, err)
 	}
-	<-cpDone
-	if serveErr != nil && !errors.Is(serveErr, context.Canceled) {
-		return serveErr
-	}
-	return nil
+	return cp.Reload(cfg)
 }

@@ -54,9 +54,21 @@ const (
 
 // Config is a whole configuration file.
 type Config struct {
-	// Clusters in file order. Later issues add top-level [admin] and [metrics] tables; for
-	// now any top-level key other than `clusters` is an unknown key.
+	// Clusters in file order.
 	Clusters []Cluster
+	// Admin is the top-level [admin] table: the gRPC admin API.
+	Admin Admin
+}
+
+// DefaultAdminListenAddr is where the admin API listens unless told otherwise: loopback only.
+const DefaultAdminListenAddr = "127.0.0.1:7790"
+
+// Admin configures the gRPC admin API (AdminService and RouteService).
+type Admin struct {
+	// ListenAddr is host:port; "" disables the admin API.
+	ListenAddr string
+	// Token, when set, must come with every RPC as "authorization: Bearer <token>".
+	Token string
 }
 
 // CacheType says what the servers of a cluster are.

@@ -137,7 +137,7 @@ func TestParseInvalid(t *testing.T) {
 		want []string
 	}{
 		{"unknown_key.toml", []string{
-			`unknown_key.toml:1: admin: unknown key`,
+			`unknown_key.toml:2: admin.listen: unknown key`,
 			`unknown_key.toml:9: cluster "cache-a": ping_fail_limt: unknown key`,
 			`unknown_key.toml:10: cluster "cache-a": backup_request.enabeld: unknown key`,
 		}},
@@ -322,6 +322,37 @@ func TestParseServer(t *testing.T) {
 			}
 			if msg == "" && got != tt.want {
 				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestAdminTable(t *testing.T) {
+	base := "[[clusters]]\nname = \"a\"\nlisten_addr = \"127.0.0.1:7000\"\ncache_type = \"redis\"\nservers = [\"127.0.0.1:7001\"]\n"
+	cases := []struct {
+		name, extra string
+		want        Admin
+		err         string
+	}{
+		{"default", "", Admin{ListenAddr: DefaultAdminListenAddr}, ""},
+		{"set", "[admin]\nlisten_addr = \"127.0.0.1:9999\"\ntoken = \"s3cret\"\n", Admin{ListenAddr: "127.0.0.1:9999", Token: "s3cret"}, ""},
+		{"disabled", "[admin]\nlisten_addr = \"\"\n", Admin{}, ""},
+		{"bad addr", "[admin]\nlisten_addr = \"nope\"\n", Admin{}, `t.toml:7: admin.listen_addr: "nope" is not host:port`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(base+c.extra), "t.toml")
+			if c.err != "" {
+				if err == nil || err.Error() != c.err {
+					t.Fatalf("err = %v, want %q", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Admin != c.want {
+				t.Fatalf("Admin = %+v, want %+v", cfg.Admin, c.want)
 			}
 		})
 	}

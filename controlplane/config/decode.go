@@ -30,12 +30,12 @@ func parse(data []byte, filename string) (*Config, error) {
 	p := &parser{file: filename, lines: locateKeys(data)}
 
 	for _, k := range slices.Sorted(maps.Keys(raw)) {
-		if k != "clusters" {
+		if k != "clusters" && k != "admin" {
 			p.add(&Error{Index: -1, Key: k, Line: lineOf(p.lines, k), Msg: "unknown key"})
 		}
 	}
 	tables := p.clusterTables(raw["clusters"])
-	cfg := &Config{Clusters: make([]Cluster, 0, len(tables))}
+	cfg := &Config{Clusters: make([]Cluster, 0, len(tables)), Admin: p.admin(raw)}
 	for i, m := range tables {
 		cfg.Clusters = append(cfg.Clusters, p.cluster(i, m))
 	}
@@ -45,6 +45,30 @@ func parse(data []byte, filename string) (*Config, error) {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// admin reads the top-level [admin] table.
+func (p *parser) admin(raw map[string]any) Admin {
+	a := Admin{ListenAddr: DefaultAdminListenAddr}
+	none := ""
+	top := &reader{p: p, index: -1, name: &none, m: raw, seen: map[string]bool{}}
+	r, ok := top.table("admin")
+	if !ok {
+		return a
+	}
+	if s, ok := r.str("listen_addr"); ok {
+		if s != "" {
+			if msg := checkListenAddr("tcp", s); msg != "" {
+				r.errf("listen_addr", "%s", msg)
+			}
+		}
+		a.ListenAddr = s
+	}
+	if s, ok := r.str("token"); ok {
+		a.Token = s
+	}
+	r.unknown()
+	return a
 }
 
 func (p *parser) add(e *Error) {

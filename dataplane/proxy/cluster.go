@@ -138,6 +138,14 @@ func (c *Cluster) Update(t *route.Table) error {
 	if cur := c.snap.Load(); cur != nil && t.Version <= cur.table.Version {
 		return nil
 	}
+	addrs := c.installLocked(t)
+	c.log.Debug("routing table installed", "version", t.Version, "nodes", len(addrs))
+	return nil
+}
+
+// installLocked makes t current, with the pools of the nodes it names; pools of nodes it no
+// longer names are retired. c.mu must be held. It returns t's node addresses.
+func (c *Cluster) installLocked(t *route.Table) []string {
 	addrs := tableAddrs(t)
 	next := &snapshot{table: t, slots: t.Slots, pools: make([]*pool, len(addrs))}
 	named := make(map[string]bool, len(addrs))
@@ -153,8 +161,25 @@ func (c *Cluster) Update(t *route.Table) error {
 			c.retireLocked(p)
 		}
 	}
-	c.log.Debug("routing table installed", "version", t.Version, "nodes", len(addrs))
-	return nil
+	return addrs
+}
+
+// reconfigure applies new backend settings: new connections with them replace the old ones,
+// which finish what they carry and close after the grace period. Clients stay connected.
+func (c *Cluster) reconfigure(spec route.ClusterSpec) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.opts.ReadTimeout, c.opts.WriteTimeout, c.opts.DialTimeout = spec.ReadTimeout, spec.WriteTimeout, spec.DialTimeout
+	c.opts.NodeConnections = max(spec.NodeConnections, 1)
+	c.opts.ReadFromSlave = spec.ReadFromSlave
+	for addr, p := range c.pools {
+		delete(c.pools, addr)
+		c.retireLocked(p)
+	}
+	if cur := c.snap.Load(); cur != nil {
+		c.installLocked(cur.table)
+	}
+	c.log.Info("backend settings changed", "read_timeout", spec.ReadTimeout, "node_connections", c.opts.NodeConnections)
 }
 
 // retireLocked closes p after the grace period. c.mu must be held.
@@ -261,7 +286,7 @@ func (c *Cluster) Serve() error {
 			c.mu.Lock()
 			closed := c.closed
 			c.mu.Unlock()
-			if closed {
+			if closed || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
 			// Out of file descriptors and the like: back off instead of spinning.
@@ -293,6 +318,35 @@ func (c *Cluster) Serve() error {
 			c.mu.Unlock()
 		}()
 	}
+}
+
+// Drain stops accepting and lets every session finish the commands it has read, then closes
+// the cluster: the way a cluster removed by a reload goes.
+func (c *Cluster) Drain() {
+	c.mu.Lock()
+	if c.ln != nil {
+		c.ln.Close()
+	}
+	for s := range c.sessions {
+		// The session's next read sees EOF; replies to what it already read are still written.
+		if cr, ok := s.nc.(interface{ CloseRead() error }); ok {
+			_ = cr.CloseRead()
+		} else {
+			s.nc.Close()
+		}
+	}
+	c.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		c.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(c.opts.RetireGrace):
+	}
+	c.log.Info("cluster drained and closed")
+	c.Close()
 }
 
 // Close stops accepting, closes client sessions and backend connections, and waits for the

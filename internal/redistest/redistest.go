@@ -193,6 +193,16 @@ func StartNutcracker(t testing.TB, hash string, servers []string) *Nutcracker {
 	return n
 }
 
+// Listening reports whether addr accepts TCP connections now.
+func Listening(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
 // WaitListening waits until addr accepts TCP connections, or fails the test.
 func WaitListening(t testing.TB, addr string, timeout time.Duration) {
 	t.Helper()

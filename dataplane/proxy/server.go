@@ -1,0 +1,174 @@
+package proxy
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/aster-proxy/aster/dataplane/route"
+)
+
+// ServerOptions configure a Server.
+type ServerOptions struct {
+	Logger  hclog.Logger
+	Version string // reported by INFO
+	// Hint is called, without blocking, when a cluster's topology looks stale (see
+	// Options.Hint). May be nil.
+	Hint func(cluster string)
+}
+
+// Server is the whole data plane: it serves the clusters of the latest snapshot it was given.
+// Apply may be called from any goroutine; calls are serialised.
+type Server struct {
+	opts ServerOptions
+
+	mu       sync.Mutex
+	clusters map[string]*Cluster
+	specs    map[string]route.ClusterSpec
+	version  uint64
+	closed   bool
+	wg       sync.WaitGroup
+}
+
+// NewServer returns a data plane that serves nothing until Apply.
+func NewServer(opts ServerOptions) *Server {
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	return &Server{opts: opts, clusters: map[string]*Cluster{}, specs: map[string]route.ClusterSpec{}}
+}
+
+// listenerChanged reports whether a spec change needs a new listener.
+func listenerChanged(a, b route.ClusterSpec) bool {
+	return a.ListenAddr != b.ListenAddr || a.ListenProto != b.ListenProto
+}
+
+// backendChanged reports whether a spec change needs new backend connections.
+func backendChanged(a, b route.ClusterSpec) bool {
+	return a.ReadTimeout != b.ReadTimeout || a.WriteTimeout != b.WriteTimeout ||
+		a.DialTimeout != b.DialTimeout || a.NodeConnections != b.NodeConnections ||
+		a.ReadFromSlave != b.ReadFromSlave
+}
+
+// Apply reconciles the served clusters with snap: new clusters get a listener, clusters it no
+// longer names stop accepting and drain, changed settings take effect, and every cluster gets
+// its table. Clusters whose spec did not change are untouched: no client is dropped. A snapshot
+// not newer than the last one is ignored. Errors (e.g. a port in use) are reported together;
+// the other clusters are still applied.
+func (s *Server) Apply(snap *route.Snapshot) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("apply snapshot: data plane closed")
+	}
+	if snap.Version <= s.version {
+		return nil
+	}
+	s.version = snap.Version
+	var errs []error
+	named := map[string]bool{}
+	for _, spec := range snap.Clusters {
+		named[spec.Name] = true
+		c, old := s.clusters[spec.Name], s.specs[spec.Name]
+		if c != nil && listenerChanged(old, spec) {
+			s.retireLocked(c)
+			c = nil
+		}
+		if c == nil {
+			nc, err := s.openLocked(spec)
+			if err != nil {
+				errs = append(errs, err)
+				delete(s.clusters, spec.Name)
+				delete(s.specs, spec.Name)
+				continue
+			}
+			c = nc
+		} else if backendChanged(old, spec) {
+			c.reconfigure(spec)
+		}
+		s.specs[spec.Name] = spec
+		if spec.Table != nil {
+			if err := c.Update(spec.Table); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for name, c := range s.clusters {
+		if !named[name] {
+			s.retireLocked(c)
+			delete(s.clusters, name)
+			delete(s.specs, name)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) openLocked(spec route.ClusterSpec) (*Cluster, error) {
+	name := spec.Name
+	opts := Options{
+		Name: name, ListenAddr: spec.ListenAddr, ListenProto: spec.ListenProto,
+		ReadTimeout: spec.ReadTimeout, WriteTimeout: spec.WriteTimeout, DialTimeout: spec.DialTimeout,
+		NodeConnections: spec.NodeConnections, ReadFromSlave: spec.ReadFromSlave,
+		Logger: s.opts.Logger, Version: s.opts.Version,
+	}
+	if s.opts.Hint != nil {
+		opts.Hint = func() { s.opts.Hint(name) }
+	}
+	c := NewCluster(opts)
+	if err := c.Listen(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	s.clusters[name] = c
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := c.Serve(); err != nil {
+			c.log.Error("serve failed", "error", err)
+		}
+	}()
+	return c, nil
+}
+
+// retireLocked drains c in the background: no new clients, in-flight requests complete.
+func (s *Server) retireLocked(c *Cluster) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		c.Drain()
+	}()
+}
+
+// Cluster returns the named cluster being served, or nil.
+func (s *Server) Cluster(name string) *Cluster {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.clusters[name]
+}
+
+// Ready reports whether every cluster has a listener and a routing table.
+func (s *Server) Ready() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.clusters {
+		if c.snap.Load() == nil {
+			return false
+		}
+	}
+	return len(s.clusters) > 0
+}
+
+// Close stops every cluster and waits for them.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	clusters := s.clusters
+	s.clusters = map[string]*Cluster{}
+	s.mu.Unlock()
+	for _, c := range clusters {
+		c.Close()
+	}
+	s.wg.Wait()
+}
+

@@ -1,0 +1,26 @@
+package route
+
+import "time"
+
+// Snapshot is everything a data plane serves, as the control plane publishes it: every
+// cluster's listener and backend settings and its routing table. The data plane reconciles its
+// listeners with it: clusters it names are served, others are closed.
+type Snapshot struct {
+	Version  uint64
+	Clusters []ClusterSpec
+}
+
+// ClusterSpec is one cluster of a Snapshot.
+type ClusterSpec struct {
+	Name        string
+	ListenAddr  string
+	ListenProto string // "tcp" or "unix"
+
+	ReadTimeout, WriteTimeout, DialTimeout time.Duration
+	NodeConnections                        int
+	ReadFromSlave                          bool
+
+	// Table is the cluster's routing table; nil while a Redis Cluster's first slot map is
+	// still being fetched (the data plane then keeps what it has, or waits).
+	Table *Table
+}
