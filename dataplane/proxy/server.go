@@ -171,4 +171,3 @@ func (s *Server) Close() {
 	}
 	s.wg.Wait()
 }
-

@@ -3,8 +3,8 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"strings"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
