@@ -14,11 +14,12 @@ RACE_PKGS := ./dataplane/... ./controlplane/... ./test/...
 
 .PHONY: help
 help: ## Describe the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## Build asterd into bin/
+build: ## Build asterd and asterctl into bin/
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/asterd ./cmd/asterd
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/asterctl ./cmd/asterctl
 
 .PHONY: test
 test: vet fmt-check ## Run every test (race detector on), vet and the gofmt check: what CI runs
@@ -56,3 +57,17 @@ demo: build ## Start 3 local redis-servers and asterd on deploy/examples/standal
 .PHONY: docs
 docs: ## Regenerate docs/commands.md from the command table
 	$(GO) generate ./dataplane/command
+
+.PHONY: generate
+generate: ## Regenerate gen/ from proto/ with the buf and protoc plugins pinned in go.mod
+	$(GO) tool buf generate
+
+.PHONY: lint-proto
+lint-proto: ## Lint proto/ with buf (STANDARD rules)
+	$(GO) tool buf lint
+
+.PHONY: check-generated
+check-generated: generate ## Fail when gen/ differs from what proto/ generates (stale, edited or untracked files)
+	@git diff --exit-code --stat -- gen/ || { echo 'gen/ is stale: run make generate and commit gen/' >&2; exit 1; }
+	@untracked="$$(git ls-files --others --exclude-standard -- gen/)"; \
+	if [ -n "$$untracked" ]; then echo "untracked generated files, commit them: $$untracked" >&2; exit 1; fi

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"runtime"
@@ -15,8 +16,10 @@ import (
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
 
 	"github.com/aster-proxy/aster/controlplane"
+	"github.com/aster-proxy/aster/controlplane/admin"
 	"github.com/aster-proxy/aster/controlplane/config"
 	"github.com/aster-proxy/aster/dataplane/proxy"
 )
@@ -146,6 +149,26 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, log hclog
 		close(cpDone)
 	}()
 	defer func() { cancel(); <-cpDone }()
+
+	if addr := cfg.Admin.ListenAddr; addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("admin API: listen on %s: %w", addr, err)
+		}
+		gs := grpc.NewServer(admin.ServerOptions(cfg.Admin.Token)...)
+		admin.New(admin.Config{
+			ControlPlane: cp,
+			Reload:       func() (controlplane.ReloadResult, error) { return reload(cp, configPath) },
+			Logger:       log,
+		}).Register(gs)
+		go func() {
+			if err := gs.Serve(ln); err != nil {
+				log.Error("admin API stopped", "error", err)
+			}
+		}()
+		defer gs.Stop()
+		log.Info("admin API listening", "addr", ln.Addr().String(), "token_required", cfg.Admin.Token != "")
+	}
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -1,0 +1,194 @@
+// Package admin is the gRPC AdminService: operators list clusters and their nodes, eject and
+// restore nodes, and reload the configuration of a running asterd (asterctl is its client).
+package admin
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/aster-proxy/aster/controlplane"
+	"github.com/aster-proxy/aster/controlplane/config"
+	asterv1 "github.com/aster-proxy/aster/gen/aster/v1"
+)
+
+// Config configures the AdminService.
+type Config struct {
+	ControlPlane *controlplane.ControlPlane
+	// Reload re-reads the configuration file and applies it (the same path SIGHUP takes).
+	Reload func() (controlplane.ReloadResult, error)
+	Logger hclog.Logger
+}
+
+// Server implements asterv1.AdminServiceServer. Its methods are safe for concurrent use.
+type Server struct {
+	asterv1.UnimplementedAdminServiceServer
+	cfg Config
+	log hclog.Logger
+}
+
+// New returns the AdminService for cfg.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	return &Server{cfg: cfg, log: cfg.Logger.Named("admin")}
+}
+
+// Register adds the service to a gRPC server.
+func (s *Server) Register(r grpc.ServiceRegistrar) { asterv1.RegisterAdminServiceServer(r, s) }
+
+// ListClusters returns every cluster with its nodes.
+func (s *Server) ListClusters(context.Context, *asterv1.ListClustersRequest) (*asterv1.ListClustersResponse, error) {
+	resp := &asterv1.ListClustersResponse{}
+	for _, c := range s.cfg.ControlPlane.Clusters() {
+		resp.Clusters = append(resp.Clusters, clusterProto(c))
+	}
+	return resp, nil
+}
+
+// GetCluster returns one cluster; NotFound when there is no such cluster.
+func (s *Server) GetCluster(_ context.Context, req *asterv1.GetClusterRequest) (*asterv1.GetClusterResponse, error) {
+	c, err := s.cfg.ControlPlane.Cluster(req.GetName())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &asterv1.GetClusterResponse{Cluster: clusterProto(c)}, nil
+}
+
+// Reload re-reads the configuration file; a bad file is refused with InvalidArgument and
+// nothing changes.
+func (s *Server) Reload(context.Context, *asterv1.ReloadRequest) (*asterv1.ReloadResponse, error) {
+	res, err := s.cfg.Reload()
+	if err != nil {
+		s.log.Warn("reload refused", "error", err)
+		return nil, toStatus(err)
+	}
+	return &asterv1.ReloadResponse{
+		Added: res.Added, Removed: res.Removed, Changed: res.Changed, Unchanged: res.Unchanged,
+		ConfigVersion: res.Version,
+	}, nil
+}
+
+// EjectNode takes a node out of its cluster's ring until RestoreNode.
+func (s *Server) EjectNode(_ context.Context, req *asterv1.EjectNodeRequest) (*asterv1.EjectNodeResponse, error) {
+	if req.GetCluster() == "" || req.GetNode() == "" {
+		return nil, status.Error(codes.InvalidArgument, "cluster and node are required")
+	}
+	n, err := s.cfg.ControlPlane.Eject(req.GetCluster(), req.GetNode(), req.GetReason())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &asterv1.EjectNodeResponse{Node: nodeProto(n)}, nil
+}
+
+// RestoreNode undoes EjectNode.
+func (s *Server) RestoreNode(_ context.Context, req *asterv1.RestoreNodeRequest) (*asterv1.RestoreNodeResponse, error) {
+	if req.GetCluster() == "" || req.GetNode() == "" {
+		return nil, status.Error(codes.InvalidArgument, "cluster and node are required")
+	}
+	n, err := s.cfg.ControlPlane.Restore(req.GetCluster(), req.GetNode())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &asterv1.RestoreNodeResponse{Node: nodeProto(n)}, nil
+}
+
+// toStatus maps control-plane errors to gRPC codes with their message.
+func toStatus(err error) error {
+	code := codes.Internal
+	switch {
+	case errors.Is(err, controlplane.ErrNotFound):
+		code = codes.NotFound
+	case errors.Is(err, controlplane.ErrInvalid):
+		code = codes.InvalidArgument
+	case errors.Is(err, controlplane.ErrUnsupported):
+		code = codes.FailedPrecondition
+	case errors.Is(err, controlplane.ErrReloadFailed):
+		code = codes.FailedPrecondition
+	}
+	return status.Error(code, err.Error())
+}
+
+func clusterProto(c controlplane.ClusterStatus) *asterv1.Cluster {
+	pc := &asterv1.Cluster{
+		Name: c.Name, ListenAddr: c.ListenAddr, ListenProto: c.ListenProto,
+		TableVersion: c.TableVersion, Mode: asterv1.Mode_MODE_STANDALONE,
+	}
+	if c.CacheType == config.CacheRedisCluster {
+		pc.Mode = asterv1.Mode_MODE_REDIS_CLUSTER
+	}
+	if !c.LastRefresh.IsZero() {
+		pc.LastRefresh = timestamppb.New(c.LastRefresh)
+	}
+	for _, n := range c.Nodes {
+		pc.Nodes = append(pc.Nodes, nodeProto(n))
+	}
+	return pc
+}
+
+func nodeProto(n controlplane.NodeStatus) *asterv1.Node {
+	pn := &asterv1.Node{
+		Address: n.Addr, Alias: n.Alias, Weight: int32(n.Weight), Reason: n.Reason, SetBy: n.SetBy,
+	}
+	switch n.Role {
+	case controlplane.RoleNode:
+		pn.Role = asterv1.Role_ROLE_NODE
+	case controlplane.RoleMaster:
+		pn.Role = asterv1.Role_ROLE_MASTER
+	case controlplane.RoleReplica:
+		pn.Role = asterv1.Role_ROLE_REPLICA
+	}
+	switch n.State {
+	case controlplane.StateUp:
+		pn.State = asterv1.NodeState_NODE_STATE_UP
+	case controlplane.StateEjected:
+		pn.State = asterv1.NodeState_NODE_STATE_EJECTED
+	case controlplane.StateDown:
+		pn.State = asterv1.NodeState_NODE_STATE_DOWN
+	}
+	for _, r := range n.Slots {
+		pn.Slots = append(pn.Slots, &asterv1.SlotRange{Start: uint32(r[0]), End: uint32(r[1])})
+	}
+	return pn
+}
+
+// ServerOptions returns the gRPC server options that require "authorization: Bearer <token>"
+// on every RPC when token is set (compared in constant time); none when it is empty.
+func ServerOptions(token string) []grpc.ServerOption {
+	if token == "" {
+		return nil
+	}
+	check := func(ctx context.Context) error {
+		md, _ := metadata.FromIncomingContext(ctx)
+		for _, v := range md.Get("authorization") {
+			got, ok := strings.CutPrefix(v, "Bearer ")
+			if ok && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1 {
+				return nil
+			}
+		}
+		return status.Error(codes.Unauthenticated, "missing or wrong bearer token")
+	}
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			if err := check(ctx); err != nil {
+				return nil, err
+			}
+			return h(ctx, req)
+		}),
+		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			if err := check(ss.Context()); err != nil {
+				return err
+			}
+			return h(srv, ss)
+		}),
+	}
+}
