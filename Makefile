@@ -71,3 +71,11 @@ check-generated: generate ## Fail when gen/ differs from what proto/ generates (
 	@git diff --exit-code --stat -- gen/ || { echo 'gen/ is stale: run make generate and commit gen/' >&2; exit 1; }
 	@untracked="$$(git ls-files --others --exclude-standard -- gen/)"; \
 	if [ -n "$$untracked" ]; then echo "untracked generated files, commit them: $$untracked" >&2; exit 1; fi
+
+.PHONY: bench-peer
+bench-peer: ## Peer benchmark: direct Redis vs twemproxy vs asterd, one run (5 rounds, ~12 min)
+	bench/peer.sh $(BENCH_ARGS)
+
+.PHONY: bench-peer-quick
+bench-peer-quick: ## Peer benchmark, quick (~2 min on an idle box)
+	bench/peer.sh --quick $(BENCH_ARGS)

@@ -291,7 +291,7 @@ our_ticks() {
   done
   echo "$sum"
 }
-percent() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", (b > 0) ? 100 * a / b : 0 }'; }
+percent() { awk -v a="$1" -v b="$2" 'BEGIN { v = (b > 0) ? 100 * a / b : 0; printf "%.0f", (v > 0) ? v : 0 }'; }
 
 read -r b0 t0 < <(machine_ticks); sleep 1; read -r b1 t1 < <(machine_ticks)
 BUSY_BEFORE=$(percent $((b1 - b0)) $((t1 - t0)))
