@@ -1,0 +1,459 @@
+// Command asterctl is the operator's client for asterd's gRPC admin API: it lists and shows
+// clusters, reloads the configuration, and ejects or restores nodes.
+//
+//	asterctl [--addr HOST:PORT] [--token T] [-o table|json] [--timeout D] cluster list
+//	asterctl ... cluster show NAME
+//	asterctl ... cluster reload
+//	asterctl ... cluster eject NAME NODE [--reason R]
+//	asterctl ... cluster restore NAME NODE
+//
+// ASTER_ADMIN_ADDR and ASTER_ADMIN_TOKEN stand in for --addr and --token; flags win.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	asterv1 "github.com/aster-proxy/aster/gen/aster/v1"
+)
+
+const (
+	defaultAddr    = "127.0.0.1:7790"
+	defaultTimeout = 10 * time.Second
+	envAddr        = "ASTER_ADMIN_ADDR"
+	envToken       = "ASTER_ADMIN_TOKEN"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+}
+
+// options are the global flags, resolved against the environment.
+type options struct {
+	addr    string
+	token   string
+	output  string
+	timeout time.Duration
+}
+
+const mainUsage = `Usage: asterctl [flags] <command> ...
+
+Commands:
+  cluster list                          list clusters
+  cluster show NAME                     show a cluster and its nodes
+  cluster reload                        re-read asterd's configuration file and apply it
+  cluster eject NAME NODE [--reason R]  take a node out of routing until restored
+  cluster restore NAME NODE             put an ejected node back into routing
+
+NODE is a node's alias or its host:port address.
+
+Flags:
+  --addr HOST:PORT   admin API address (env ASTER_ADMIN_ADDR, default 127.0.0.1:7790)
+  --token T          bearer token (env ASTER_ADMIN_TOKEN)
+  -o table|json      output format (default table)
+  --timeout D        deadline for the call (default 10s)
+`
+
+const clusterUsage = `Usage: asterctl [flags] cluster <command> ...
+
+Commands:
+  list                          list clusters
+  show NAME                     show a cluster and its nodes
+  reload                        re-read asterd's configuration file and apply it
+  eject NAME NODE [--reason R]  take a node out of routing until restored
+  restore NAME NODE             put an ejected node back into routing
+
+Run 'asterctl cluster <command> --help' for a command's usage, 'asterctl --help' for the flags.
+`
+
+// command is one "cluster" subcommand.
+type command struct {
+	usage string
+	args  []string // names of the positional arguments
+	call  func(ctx context.Context, c asterv1.AdminServiceClient, args []string, reason string) (proto.Message, error)
+	print func(w io.Writer, m proto.Message)
+}
+
+var commands = map[string]command{
+	"list": {
+		usage: "Usage: asterctl [flags] cluster list\n\nList every cluster with its node counts and routing table version.\n",
+		call: func(ctx context.Context, c asterv1.AdminServiceClient, _ []string, _ string) (proto.Message, error) {
+			return c.ListClusters(ctx, &asterv1.ListClustersRequest{})
+		},
+		print: func(w io.Writer, m proto.Message) { printList(w, m.(*asterv1.ListClustersResponse)) },
+	},
+	"show": {
+		usage: "Usage: asterctl [flags] cluster show NAME\n\nShow a cluster and the state of each of its nodes.\n",
+		args:  []string{"NAME"},
+		call: func(ctx context.Context, c asterv1.AdminServiceClient, a []string, _ string) (proto.Message, error) {
+			return c.GetCluster(ctx, &asterv1.GetClusterRequest{Name: a[0]})
+		},
+		print: func(w io.Writer, m proto.Message) { printCluster(w, m.(*asterv1.GetClusterResponse).GetCluster()) },
+	},
+	"reload": {
+		usage: "Usage: asterctl [flags] cluster reload\n\nRe-read asterd's configuration file and apply the difference live.\nA configuration that fails validation is refused and nothing changes.\n",
+		call: func(ctx context.Context, c asterv1.AdminServiceClient, _ []string, _ string) (proto.Message, error) {
+			return c.Reload(ctx, &asterv1.ReloadRequest{})
+		},
+		print: func(w io.Writer, m proto.Message) { printReload(w, m.(*asterv1.ReloadResponse)) },
+	},
+	"eject": {
+		usage: "Usage: asterctl [flags] cluster eject NAME NODE [--reason R]\n\nTake NODE (alias or host:port) of cluster NAME out of routing until it is restored;\nhealth checks do not undo it.\n\nFlags:\n  --reason R   why, shown by 'cluster show'\n",
+		args:  []string{"NAME", "NODE"},
+		call: func(ctx context.Context, c asterv1.AdminServiceClient, a []string, reason string) (proto.Message, error) {
+			return c.EjectNode(ctx, &asterv1.EjectNodeRequest{Cluster: a[0], Node: a[1], Reason: reason})
+		},
+		print: func(w io.Writer, m proto.Message) { printNodes(w, m.(*asterv1.EjectNodeResponse).GetNode()) },
+	},
+	"restore": {
+		usage: "Usage: asterctl [flags] cluster restore NAME NODE\n\nPut NODE (alias or host:port) of cluster NAME back into routing.\n",
+		args:  []string{"NAME", "NODE"},
+		call: func(ctx context.Context, c asterv1.AdminServiceClient, a []string, _ string) (proto.Message, error) {
+			return c.RestoreNode(ctx, &asterv1.RestoreNodeRequest{Cluster: a[0], Node: a[1]})
+		},
+		print: func(w io.Writer, m proto.Message) { printNodes(w, m.(*asterv1.RestoreNodeResponse).GetNode()) },
+	},
+}
+
+// usageError is a command line mistake: exit 2 with the usage on stderr.
+type usageError struct {
+	msg   string // "" when the flag package already printed the problem
+	usage string
+}
+
+func (e *usageError) Error() string { return e.msg }
+
+// helpRequested carries the usage to print on stdout for --help.
+type helpRequested struct{ usage string }
+
+func (e *helpRequested) Error() string { return "help requested" }
+
+// run is asterctl without the process: it returns the exit code.
+func run(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	inv, err := parse(args, stderr, getenv)
+	var help *helpRequested
+	var uerr *usageError
+	switch {
+	case errors.As(err, &help):
+		fmt.Fprint(stdout, help.usage)
+		return 0
+	case errors.As(err, &uerr):
+		if uerr.msg != "" {
+			fmt.Fprintf(stderr, "asterctl: %s\n", uerr.msg)
+		}
+		fmt.Fprint(stderr, uerr.usage)
+		return 2
+	case err != nil:
+		fmt.Fprintf(stderr, "asterctl: %v\n", err)
+		return 2
+	}
+	if err := inv.execute(stdout); err != nil {
+		if s, ok := status.FromError(err); ok {
+			fmt.Fprintf(stderr, "asterctl: %s: %s\n", s.Code(), s.Message())
+		} else {
+			fmt.Fprintf(stderr, "asterctl: %v\n", err)
+		}
+		return 1
+	}
+	return 0
+}
+
+// invocation is a fully parsed command line.
+type invocation struct {
+	opts   options
+	name   string // the cluster subcommand
+	cmd    command
+	args   []string
+	reason string
+}
+
+// parse reads the global flags, the command and its arguments; it does no I/O besides the flag
+// package's own error messages on stderr.
+func parse(args []string, stderr io.Writer, getenv func(string) string) (*invocation, error) {
+	inv := &invocation{}
+	fs := newFlagSet("asterctl", stderr)
+	fs.StringVar(&inv.opts.addr, "addr", "", "")
+	fs.StringVar(&inv.opts.token, "token", "", "")
+	fs.StringVar(&inv.opts.output, "o", "table", "")
+	fs.DurationVar(&inv.opts.timeout, "timeout", defaultTimeout, "")
+	if err := fs.Parse(args); err != nil {
+		return nil, flagError(err, mainUsage)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["addr"] {
+		inv.opts.addr = getenv(envAddr)
+	}
+	if inv.opts.addr == "" {
+		inv.opts.addr = defaultAddr
+	}
+	if !set["token"] {
+		inv.opts.token = getenv(envToken)
+	}
+	if inv.opts.output != "table" && inv.opts.output != "json" {
+		return nil, &usageError{msg: fmt.Sprintf("-o %q: want table or json", inv.opts.output), usage: mainUsage}
+	}
+	if inv.opts.timeout <= 0 {
+		return nil, &usageError{msg: fmt.Sprintf("--timeout %v: must be positive", inv.opts.timeout), usage: mainUsage}
+	}
+
+	rest := fs.Args()
+	if len(rest) == 0 {
+		return nil, &usageError{msg: "missing command", usage: mainUsage}
+	}
+	switch rest[0] {
+	case "cluster":
+	case "help":
+		return nil, &helpRequested{usage: mainUsage}
+	default:
+		return nil, &usageError{msg: fmt.Sprintf("unknown command %q", rest[0]), usage: mainUsage}
+	}
+	rest = rest[1:]
+	if len(rest) == 0 {
+		return nil, &usageError{msg: "missing cluster command", usage: clusterUsage}
+	}
+	switch rest[0] {
+	case "-h", "-help", "--help", "help":
+		return nil, &helpRequested{usage: clusterUsage}
+	}
+	cmd, ok := commands[rest[0]]
+	if !ok {
+		return nil, &usageError{msg: fmt.Sprintf("unknown cluster command %q", rest[0]), usage: clusterUsage}
+	}
+	inv.name, inv.cmd = rest[0], cmd
+
+	sub := newFlagSet("asterctl cluster "+inv.name, stderr)
+	if inv.name == "eject" {
+		sub.StringVar(&inv.reason, "reason", "", "")
+	}
+	pos, err := parseInterspersed(sub, rest[1:])
+	if err != nil {
+		return nil, flagError(err, cmd.usage)
+	}
+	if len(pos) != len(cmd.args) {
+		msg := fmt.Sprintf("cluster %s takes %d arguments (%s), got %d", inv.name, len(cmd.args), strings.Join(cmd.args, " "), len(pos))
+		if len(cmd.args) == 0 {
+			msg = fmt.Sprintf("cluster %s takes no arguments, got %q", inv.name, pos)
+		}
+		return nil, &usageError{msg: msg, usage: cmd.usage}
+	}
+	for i, p := range pos {
+		if p == "" {
+			return nil, &usageError{msg: cmd.args[i] + " must not be empty", usage: cmd.usage}
+		}
+	}
+	inv.args = pos
+	return inv, nil
+}
+
+// newFlagSet returns a flag set that reports its errors on stderr but leaves usage to run.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {}
+	return fs
+}
+
+func flagError(err error, usage string) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return &helpRequested{usage: usage}
+	}
+	// The flag package has already printed err.
+	return &usageError{usage: usage}
+}
+
+// parseInterspersed parses flags that may come before, between or after positional arguments
+// ("eject NAME NODE --reason R"), and returns the positional ones. After "--" everything is
+// positional.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		consumed := len(args) - fs.NArg()
+		rest := fs.Args()
+		if consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// execute dials asterd, makes the call and prints its answer.
+func (inv *invocation) execute(stdout io.Writer) error {
+	conn, err := grpc.NewClient(inv.opts.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", inv.opts.addr, err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), inv.opts.timeout)
+	defer cancel()
+	if inv.opts.token != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+inv.opts.token)
+	}
+	resp, err := inv.cmd.call(ctx, asterv1.NewAdminServiceClient(conn), inv.args, inv.reason)
+	if err != nil {
+		return err
+	}
+	if inv.opts.output == "json" {
+		return printJSON(stdout, resp)
+	}
+	inv.cmd.print(stdout, resp)
+	return nil
+}
+
+func printJSON(w io.Writer, m proto.Message) error {
+	b, err := protojson.MarshalOptions{Multiline: true, EmitUnpopulated: false}.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode %s as JSON: %w", m.ProtoReflect().Descriptor().Name(), err)
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0) }
+
+func printList(w io.Writer, resp *asterv1.ListClustersResponse) {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "NAME\tMODE\tLISTEN\tNODES\tUP\tVERSION\tLAST-REFRESH")
+	for _, c := range resp.GetClusters() {
+		up := 0
+		for _, n := range c.GetNodes() {
+			if n.GetState() == asterv1.NodeState_NODE_STATE_UP {
+				up++
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\n", cell(c.GetName()), modeName(c.GetMode()), listen(c),
+			len(c.GetNodes()), up, c.GetTableVersion(), refreshed(c))
+	}
+	tw.Flush()
+}
+
+func printCluster(w io.Writer, c *asterv1.Cluster) {
+	tw := newTable(w)
+	fmt.Fprintf(tw, "Name:\t%s\n", cell(c.GetName()))
+	fmt.Fprintf(tw, "Mode:\t%s\n", modeName(c.GetMode()))
+	fmt.Fprintf(tw, "Listen:\t%s\n", listen(c))
+	fmt.Fprintf(tw, "Table version:\t%d\n", c.GetTableVersion())
+	fmt.Fprintf(tw, "Last refresh:\t%s\n", refreshed(c))
+	tw.Flush()
+	fmt.Fprintln(w)
+	printNodes(w, c.GetNodes()...)
+}
+
+func printNodes(w io.Writer, nodes ...*asterv1.Node) {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "ADDRESS\tALIAS\tWEIGHT\tROLE\tSTATE\tSET-BY\tREASON\tSLOTS")
+	for _, n := range nodes {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", cell(n.GetAddress()), cell(n.GetAlias()), n.GetWeight(),
+			roleName(n.GetRole()), stateName(n.GetState()), cell(n.GetSetBy()), cell(n.GetReason()), slots(n.GetSlots()))
+	}
+	tw.Flush()
+}
+
+func printReload(w io.Writer, r *asterv1.ReloadResponse) {
+	tw := newTable(w)
+	for _, row := range []struct {
+		label string
+		names []string
+	}{{"added:", r.GetAdded()}, {"removed:", r.GetRemoved()}, {"changed:", r.GetChanged()}, {"unchanged:", r.GetUnchanged()}} {
+		fmt.Fprintf(tw, "%s\t%s\n", row.label, cell(strings.Join(row.names, ", ")))
+	}
+	fmt.Fprintf(tw, "config version:\t%d\n", r.GetConfigVersion())
+	tw.Flush()
+}
+
+// cell makes s safe for one tabwriter cell: "-" when empty, no tabs or line breaks.
+func cell(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return strings.NewReplacer("\t", " ", "\n", " ", "\r", " ").Replace(s)
+}
+
+func listen(c *asterv1.Cluster) string {
+	if c.GetListenProto() == "unix" {
+		return cell("unix:" + c.GetListenAddr())
+	}
+	return cell(c.GetListenAddr())
+}
+
+func refreshed(c *asterv1.Cluster) string {
+	if c.GetLastRefresh() == nil {
+		return "-"
+	}
+	return c.GetLastRefresh().AsTime().UTC().Format(time.RFC3339)
+}
+
+func modeName(m asterv1.Mode) string {
+	switch m {
+	case asterv1.Mode_MODE_STANDALONE:
+		return "standalone"
+	case asterv1.Mode_MODE_REDIS_CLUSTER:
+		return "redis_cluster"
+	}
+	return "-"
+}
+
+func roleName(r asterv1.Role) string {
+	switch r {
+	case asterv1.Role_ROLE_NODE:
+		return "node"
+	case asterv1.Role_ROLE_MASTER:
+		return "master"
+	case asterv1.Role_ROLE_REPLICA:
+		return "replica"
+	}
+	return "-"
+}
+
+func stateName(s asterv1.NodeState) string {
+	switch s {
+	case asterv1.NodeState_NODE_STATE_UP:
+		return "UP"
+	case asterv1.NodeState_NODE_STATE_EJECTED:
+		return "EJECTED"
+	case asterv1.NodeState_NODE_STATE_DOWN:
+		return "DOWN"
+	}
+	return "-"
+}
+
+// slots renders ranges as "0-5460,7000"; "-" when there are none.
+func slots(ranges []*asterv1.SlotRange) string {
+	if len(ranges) == 0 {
+		return "-"
+	}
+	var b strings.Builder
+	for i, r := range ranges {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatUint(uint64(r.GetStart()), 10))
+		if r.GetEnd() != r.GetStart() {
+			b.WriteByte('-')
+			b.WriteString(strconv.FormatUint(uint64(r.GetEnd()), 10))
+		}
+	}
+	return b.String()
+}

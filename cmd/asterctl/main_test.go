@@ -1,0 +1,330 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	asterv1 "github.com/aster-proxy/aster/gen/aster/v1"
+)
+
+func envOf(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestParse(t *testing.T) {
+	cases := []struct {
+		name   string
+		args   []string
+		env    map[string]string
+		want   options
+		cmd    string
+		pos    []string
+		reason string
+	}{
+		{"defaults", []string{"cluster", "list"}, nil,
+			options{addr: defaultAddr, output: "table", timeout: defaultTimeout}, "list", nil, ""},
+		{"env", []string{"cluster", "list"}, map[string]string{envAddr: "10.0.0.1:1", envToken: "env-tok"},
+			options{addr: "10.0.0.1:1", token: "env-tok", output: "table", timeout: defaultTimeout}, "list", nil, ""},
+		{"flags win over env", []string{"--addr", "h:2", "--token", "flag-tok", "cluster", "list"},
+			map[string]string{envAddr: "10.0.0.1:1", envToken: "env-tok"},
+			options{addr: "h:2", token: "flag-tok", output: "table", timeout: defaultTimeout}, "list", nil, ""},
+		{"empty token flag beats env", []string{"--token=", "cluster", "list"}, map[string]string{envToken: "env-tok"},
+			options{addr: defaultAddr, output: "table", timeout: defaultTimeout}, "list", nil, ""},
+		{"json and timeout", []string{"-o", "json", "--timeout", "3s", "cluster", "show", "main"}, nil,
+			options{addr: defaultAddr, output: "json", timeout: 3 * time.Second}, "show", []string{"main"}, ""},
+		{"eject reason after args", []string{"cluster", "eject", "main", "r1", "--reason", "disk full"}, nil,
+			options{addr: defaultAddr, output: "table", timeout: defaultTimeout}, "eject", []string{"main", "r1"}, "disk full"},
+		{"eject reason between args", []string{"cluster", "eject", "main", "--reason=maint", "127.0.0.1:6379"}, nil,
+			options{addr: defaultAddr, output: "table", timeout: defaultTimeout}, "eject", []string{"main", "127.0.0.1:6379"}, "maint"},
+		{"eject reason first", []string{"cluster", "eject", "-reason", "x", "main", "r2"}, nil,
+			options{addr: defaultAddr, output: "table", timeout: defaultTimeout}, "eject", []string{"main", "r2"}, "x"},
+		{"double dash", []string{"cluster", "restore", "--", "main", "-odd"}, nil,
+			options{addr: defaultAddr, output: "table", timeout: defaultTimeout}, "restore", []string{"main", "-odd"}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			inv, err := parse(c.args, &stderr, envOf(c.env))
+			if err != nil {
+				t.Fatalf("parse: %v (stderr %q)", err, stderr.String())
+			}
+			if inv.opts != c.want {
+				t.Errorf("options %+v, want %+v", inv.opts, c.want)
+			}
+			if inv.name != c.cmd || strings.Join(inv.args, "|") != strings.Join(c.pos, "|") || inv.reason != c.reason {
+				t.Errorf("command %q args %q reason %q, want %q %q %q", inv.name, inv.args, inv.reason, c.cmd, c.pos, c.reason)
+			}
+		})
+	}
+}
+
+// TestUsage runs command lines that end before any call is made.
+func TestUsage(t *testing.T) {
+	cases := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout []string // substrings; nil means stdout must be empty
+		stderr []string // substrings; nil means stderr must be empty
+	}{
+		{"help", []string{"--help"}, 0, []string{"Usage: asterctl [flags] <command>", "ASTER_ADMIN_ADDR", "cluster eject NAME NODE"}, nil},
+		{"short help", []string{"-h"}, 0, []string{"Usage: asterctl [flags] <command>"}, nil},
+		{"help command", []string{"help"}, 0, []string{"Usage: asterctl [flags] <command>"}, nil},
+		{"cluster help", []string{"cluster", "--help"}, 0, []string{"Usage: asterctl [flags] cluster <command>", "restore NAME NODE"}, nil},
+		{"eject help", []string{"cluster", "eject", "--help"}, 0, []string{"cluster eject NAME NODE [--reason R]", "--reason R"}, nil},
+		{"eject help after args", []string{"cluster", "eject", "main", "-h"}, 0, []string{"cluster eject NAME NODE"}, nil},
+		{"list help", []string{"cluster", "list", "--help"}, 0, []string{"Usage: asterctl [flags] cluster list"}, nil},
+		{"no command", nil, 2, nil, []string{"missing command", "Usage: asterctl [flags] <command>"}},
+		{"unknown command", []string{"node"}, 2, nil, []string{`unknown command "node"`, "Usage: asterctl"}},
+		{"no cluster command", []string{"cluster"}, 2, nil, []string{"missing cluster command", "Usage: asterctl [flags] cluster <command>"}},
+		{"unknown cluster command", []string{"cluster", "drop"}, 2, nil, []string{`unknown cluster command "drop"`}},
+		{"unknown flag", []string{"--nope", "cluster", "list"}, 2, nil, []string{"-nope", "Usage: asterctl"}},
+		{"bad output", []string{"-o", "yaml", "cluster", "list"}, 2, nil, []string{`-o "yaml"`}},
+		{"bad timeout", []string{"--timeout", "soon", "cluster", "list"}, 2, nil, []string{"timeout", "Usage: asterctl"}},
+		{"zero timeout", []string{"--timeout", "0s", "cluster", "list"}, 2, nil, []string{"must be positive"}},
+		{"show without name", []string{"cluster", "show"}, 2, nil, []string{"takes 1 arguments (NAME), got 0", "Usage: asterctl [flags] cluster show NAME"}},
+		{"eject one arg", []string{"cluster", "eject", "main"}, 2, nil, []string{"takes 2 arguments (NAME NODE), got 1"}},
+		{"list with arg", []string{"cluster", "list", "extra"}, 2, nil, []string{"takes no arguments"}},
+		{"reason on restore", []string{"cluster", "restore", "main", "r1", "--reason", "x"}, 2, nil, []string{"-reason", "cluster restore NAME NODE"}},
+		{"empty name", []string{"cluster", "show", ""}, 2, nil, []string{"NAME must not be empty"}},
+		{"global flag after command", []string{"cluster", "list", "-o", "json"}, 2, nil, []string{"-o"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(c.args, &stdout, &stderr, envOf(nil))
+			if code != c.code {
+				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", code, c.code, stdout.String(), stderr.String())
+			}
+			check := func(what, got string, want []string) {
+				if want == nil && got != "" {
+					t.Errorf("%s should be empty, got:\n%s", what, got)
+				}
+				for _, w := range want {
+					if !strings.Contains(got, w) {
+						t.Errorf("%s lacks %q:\n%s", what, w, got)
+					}
+				}
+			}
+			check("stdout", stdout.String(), c.stdout)
+			check("stderr", stderr.String(), c.stderr)
+		})
+	}
+}
+
+var refresh = timestamppb.New(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC))
+
+func sampleCluster() *asterv1.Cluster {
+	return &asterv1.Cluster{
+		Name: "main", Mode: asterv1.Mode_MODE_STANDALONE, ListenAddr: "127.0.0.1:22121", ListenProto: "tcp",
+		TableVersion: 7, LastRefresh: refresh,
+		Nodes: []*asterv1.Node{
+			{Address: "127.0.0.1:7001", Alias: "r1", Weight: 1, Role: asterv1.Role_ROLE_NODE, State: asterv1.NodeState_NODE_STATE_UP},
+			{Address: "127.0.0.1:7002", Alias: "r2", Weight: 2, Role: asterv1.Role_ROLE_NODE, State: asterv1.NodeState_NODE_STATE_EJECTED,
+				SetBy: "operator", Reason: "disk\tfull"},
+			{Address: "127.0.0.1:7003", Weight: 1, Role: asterv1.Role_ROLE_NODE, State: asterv1.NodeState_NODE_STATE_DOWN,
+				SetBy: "health", Reason: "3 pings failed"},
+		},
+	}
+}
+
+func slotCluster() *asterv1.Cluster {
+	return &asterv1.Cluster{
+		Name: "rc", Mode: asterv1.Mode_MODE_REDIS_CLUSTER, ListenAddr: "/tmp/rc.sock", ListenProto: "unix",
+		TableVersion: 12,
+		Nodes: []*asterv1.Node{
+			{Address: "10.0.0.1:7000", Role: asterv1.Role_ROLE_MASTER, State: asterv1.NodeState_NODE_STATE_UP,
+				Slots: []*asterv1.SlotRange{{Start: 0, End: 5460}, {Start: 7000, End: 7000}}},
+			{Address: "10.0.0.2:7000", Role: asterv1.Role_ROLE_REPLICA, State: asterv1.NodeState_NODE_STATE_UP},
+		},
+	}
+}
+
+func TestTableOutput(t *testing.T) {
+	cases := []struct {
+		name  string
+		print func(w *bytes.Buffer)
+		want  string
+	}{
+		{"list", func(w *bytes.Buffer) {
+			printList(w, &asterv1.ListClustersResponse{Clusters: []*asterv1.Cluster{sampleCluster(), slotCluster()}})
+		}, `NAME  MODE           LISTEN             NODES  UP  VERSION  LAST-REFRESH
+main  standalone     127.0.0.1:22121    3      1   7        2026-03-04T05:06:07Z
+rc    redis_cluster  unix:/tmp/rc.sock  2      2   12       -
+`},
+		{"list empty", func(w *bytes.Buffer) { printList(w, &asterv1.ListClustersResponse{}) },
+			"NAME  MODE  LISTEN  NODES  UP  VERSION  LAST-REFRESH\n"},
+		{"show standalone", func(w *bytes.Buffer) { printCluster(w, sampleCluster()) }, `Name:           main
+Mode:           standalone
+Listen:         127.0.0.1:22121
+Table version:  7
+Last refresh:   2026-03-04T05:06:07Z
+
+ADDRESS         ALIAS  WEIGHT  ROLE  STATE    SET-BY    REASON          SLOTS
+127.0.0.1:7001  r1     1       node  UP       -         -               -
+127.0.0.1:7002  r2     2       node  EJECTED  operator  disk full       -
+127.0.0.1:7003  -      1       node  DOWN     health    3 pings failed  -
+`},
+		{"show redis cluster", func(w *bytes.Buffer) { printCluster(w, slotCluster()) }, `Name:           rc
+Mode:           redis_cluster
+Listen:         unix:/tmp/rc.sock
+Table version:  12
+Last refresh:   -
+
+ADDRESS        ALIAS  WEIGHT  ROLE     STATE  SET-BY  REASON  SLOTS
+10.0.0.1:7000  -      0       master   UP     -       -       0-5460,7000
+10.0.0.2:7000  -      0       replica  UP     -       -       -
+`},
+		{"node line", func(w *bytes.Buffer) { printNodes(w, sampleCluster().Nodes[1]) }, `ADDRESS         ALIAS  WEIGHT  ROLE  STATE    SET-BY    REASON     SLOTS
+127.0.0.1:7002  r2     2       node  EJECTED  operator  disk full  -
+`},
+		{"reload", func(w *bytes.Buffer) {
+			printReload(w, &asterv1.ReloadResponse{Added: []string{"extra", "more"}, Changed: []string{"main"}, Unchanged: []string{"other"}, ConfigVersion: 3})
+		}, `added:           extra, more
+removed:         -
+changed:         main
+unchanged:       other
+config version:  3
+`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var b bytes.Buffer
+			c.print(&b)
+			if b.String() != c.want {
+				t.Errorf("got:\n%s\nwant:\n%s", b.String(), c.want)
+			}
+		})
+	}
+}
+
+// fakeAdmin is an in-process AdminService on loopback that answers from fixed messages and
+// records the authorization metadata it saw; it stands in for asterd so the client side
+// (dial, metadata, output, exit codes) is tested without one.
+type fakeAdmin struct {
+	asterv1.UnimplementedAdminServiceServer
+	auth chan string
+}
+
+func (f *fakeAdmin) record(ctx context.Context) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	f.auth <- strings.Join(md.Get("authorization"), ",")
+}
+
+func (f *fakeAdmin) ListClusters(ctx context.Context, _ *asterv1.ListClustersRequest) (*asterv1.ListClustersResponse, error) {
+	f.record(ctx)
+	return &asterv1.ListClustersResponse{Clusters: []*asterv1.Cluster{sampleCluster()}}, nil
+}
+
+func (f *fakeAdmin) GetCluster(ctx context.Context, req *asterv1.GetClusterRequest) (*asterv1.GetClusterResponse, error) {
+	f.record(ctx)
+	if req.GetName() != "main" {
+		return nil, status.Errorf(codes.NotFound, "no cluster %q", req.GetName())
+	}
+	return &asterv1.GetClusterResponse{Cluster: sampleCluster()}, nil
+}
+
+func (f *fakeAdmin) EjectNode(ctx context.Context, req *asterv1.EjectNodeRequest) (*asterv1.EjectNodeResponse, error) {
+	f.record(ctx)
+	n := proto.Clone(sampleCluster().Nodes[0]).(*asterv1.Node)
+	n.State, n.SetBy, n.Reason = asterv1.NodeState_NODE_STATE_EJECTED, "operator", req.GetReason()
+	return &asterv1.EjectNodeResponse{Node: n}, nil
+}
+
+func startFake(t *testing.T) (string, *fakeAdmin) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeAdmin{auth: make(chan string, 16)}
+	s := grpc.NewServer()
+	asterv1.RegisterAdminServiceServer(s, f)
+	go func() { _ = s.Serve(l) }()
+	t.Cleanup(s.Stop)
+	return l.Addr().String(), f
+}
+
+func TestCalls(t *testing.T) {
+	addr, fake := startFake(t)
+	cases := []struct {
+		name   string
+		args   []string
+		env    map[string]string
+		code   int
+		auth   string // authorization metadata the server must see
+		stdout string // substring
+		stderr string // exact
+	}{
+		{"list via env addr", []string{"cluster", "list"}, map[string]string{envAddr: addr}, 0, "",
+			"main  standalone", ""},
+		{"token from env", []string{"--addr", addr, "cluster", "list"}, map[string]string{envToken: "e"}, 0, "Bearer e",
+			"NAME", ""},
+		{"token flag wins", []string{"--addr", addr, "--token", "f", "cluster", "list"}, map[string]string{envToken: "e"}, 0, "Bearer f",
+			"NAME", ""},
+		{"flag addr wins over env", []string{"--addr", addr, "cluster", "show", "main"}, map[string]string{envAddr: "127.0.0.1:1"}, 0, "",
+			"Table version:  7", ""},
+		{"not found", []string{"--addr", addr, "cluster", "show", "nope"}, nil, 1, "",
+			"", "asterctl: NotFound: no cluster \"nope\"\n"},
+		{"unimplemented", []string{"--addr", addr, "cluster", "reload"}, nil, 1, "-",
+			"", "asterctl: Unimplemented: method Reload not implemented\n"},
+		{"eject", []string{"--addr", addr, "cluster", "eject", "main", "r1", "--reason", "maint"}, nil, 0, "",
+			"127.0.0.1:7001  r1     1       node  EJECTED  operator  maint   -", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(c.args, &stdout, &stderr, envOf(c.env))
+			if code != c.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, c.code, stdout.String(), stderr.String())
+			}
+			if !strings.Contains(stdout.String(), c.stdout) {
+				t.Errorf("stdout lacks %q:\n%s", c.stdout, stdout.String())
+			}
+			if stderr.String() != c.stderr {
+				t.Errorf("stderr %q, want %q", stderr.String(), c.stderr)
+			}
+			if c.auth != "-" {
+				if got := <-fake.auth; got != c.auth {
+					t.Errorf("server saw authorization %q, want %q", got, c.auth)
+				}
+			}
+		})
+	}
+}
+
+func TestJSONOutput(t *testing.T) {
+	addr, _ := startFake(t)
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"--addr", addr, "-o", "json", "cluster", "show", "main"}, &stdout, &stderr, envOf(nil)); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var got asterv1.GetClusterResponse
+	if err := protojson.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatalf("output is not protojson: %v\n%s", err, stdout.String())
+	}
+	if want := (&asterv1.GetClusterResponse{Cluster: sampleCluster()}); !proto.Equal(&got, want) {
+		t.Errorf("decoded %v, want %v", &got, want)
+	}
+	// Enum names and camelCase field names are what scripts key on; unset fields are left out.
+	for _, w := range []string{`"NODE_STATE_EJECTED"`, `"listenAddr"`, `"tableVersion"`, "\n"} {
+		if !strings.Contains(stdout.String(), w) {
+			t.Errorf("JSON lacks %q:\n%s", w, stdout.String())
+		}
+	}
+	if strings.Contains(stdout.String(), `"slots"`) {
+		t.Errorf("JSON has empty fields:\n%s", stdout.String())
+	}
+}
