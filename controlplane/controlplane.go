@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -50,6 +51,10 @@ type ControlPlane struct {
 	wg       sync.WaitGroup
 	snapshot *route.Snapshot
 	watchers map[chan struct{}]struct{}
+
+	// fetchers is a copy of the Redis Cluster fetchers by cluster name, replaced whenever the
+	// clusters change, so that Hint, called from the data plane, never waits for cp.mu.
+	fetchers atomic.Pointer[map[string]*topology.Fetcher]
 }
 
 // cluster is the control plane's state of one cluster.
@@ -144,6 +149,13 @@ func (c *cluster) buildRing(version uint64) error {
 // publishLocked hands the current state to the sink as a new snapshot. cp.mu must be held.
 func (cp *ControlPlane) publishLocked() error {
 	cp.version++
+	fetchers := map[string]*topology.Fetcher{}
+	for _, c := range cp.clusters {
+		if c.fetcher != nil {
+			fetchers[c.cfg.Name] = c.fetcher
+		}
+	}
+	cp.fetchers.Store(&fetchers)
 	snap := &route.Snapshot{Version: cp.version}
 	for _, c := range cp.clusters {
 		cc := c.cfg
@@ -186,11 +198,9 @@ func (cp *ControlPlane) Snapshot() (snap *route.Snapshot, changed <-chan struct{
 // a failing node). It never blocks; hints coalesce. Standalone clusters ignore it: their health
 // checker finds failing nodes by itself.
 func (cp *ControlPlane) Hint(name string) {
-	cp.mu.Lock()
-	defer cp.mu.Unlock()
-	for _, c := range cp.clusters {
-		if c.cfg.Name == name && c.fetcher != nil {
-			c.fetcher.Hint()
+	if m := cp.fetchers.Load(); m != nil {
+		if f := (*m)[name]; f != nil {
+			f.Hint()
 		}
 	}
 }

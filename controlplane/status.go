@@ -62,13 +62,6 @@ func (cp *ControlPlane) Cluster(name string) (ClusterStatus, error) {
 	return c.statusLocked(), nil
 }
 
-// Config returns the configuration in force.
-func (cp *ControlPlane) Config() *config.Config {
-	cp.mu.Lock()
-	defer cp.mu.Unlock()
-	return cp.cfg
-}
-
 func (c *cluster) statusLocked() ClusterStatus {
 	st := ClusterStatus{
 		Name: c.cfg.Name, CacheType: c.cfg.CacheType, ListenAddr: c.cfg.ListenAddr,

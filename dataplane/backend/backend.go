@@ -24,8 +24,6 @@ type Request struct {
 	// Reply holds the node's raw reply frame, or an error reply made by the backend when the
 	// request failed. Valid after Done has been called on the WaitGroup.
 	Reply []byte
-	// Failed reports that Reply was made by the proxy because the request never got an answer.
-	Failed bool
 
 	wg *sync.WaitGroup
 }
@@ -36,13 +34,11 @@ func (r *Request) Bind(wg *sync.WaitGroup) { r.wg = wg }
 
 func (r *Request) finish(reply []byte) {
 	r.Reply = append(r.Reply[:0], reply...)
-	r.Failed = false
 	r.wg.Done()
 }
 
 func (r *Request) fail(msg string) {
 	r.Reply = resp.AppendError(r.Reply[:0], msg)
-	r.Failed = true
 	r.wg.Done()
 }
 

@@ -47,6 +47,9 @@ type snapshot struct {
 	table *route.Table
 	slots *route.SlotMap // table.Slots: nil in standalone mode
 	pools []*pool        // index-aligned with the table's nodes (tableAddrs)
+	// readFromSlave is carried here rather than read from Options, so that a reconfigure
+	// reaches sessions through the same atomic load as the table.
+	readFromSlave bool
 }
 
 // tableAddrs lists the node addresses of t in the order its node indexes use.
@@ -147,7 +150,7 @@ func (c *Cluster) Update(t *route.Table) error {
 // longer names are retired. c.mu must be held. It returns t's node addresses.
 func (c *Cluster) installLocked(t *route.Table) []string {
 	addrs := tableAddrs(t)
-	next := &snapshot{table: t, slots: t.Slots, pools: make([]*pool, len(addrs))}
+	next := &snapshot{table: t, slots: t.Slots, pools: make([]*pool, len(addrs)), readFromSlave: c.opts.ReadFromSlave}
 	named := make(map[string]bool, len(addrs))
 	for i, addr := range addrs {
 		next.pools[i] = c.poolLocked(addr)

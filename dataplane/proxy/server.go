@@ -140,25 +140,6 @@ func (s *Server) retireLocked(c *Cluster) {
 	}()
 }
 
-// Cluster returns the named cluster being served, or nil.
-func (s *Server) Cluster(name string) *Cluster {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.clusters[name]
-}
-
-// Ready reports whether every cluster has a listener and a routing table.
-func (s *Server) Ready() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, c := range s.clusters {
-		if c.snap.Load() == nil {
-			return false
-		}
-	}
-	return len(s.clusters) > 0
-}
-
 // Close stops every cluster and waits for them.
 func (s *Server) Close() {
 	s.mu.Lock()

@@ -78,13 +78,13 @@ type session struct {
 	snap  *snapshot
 
 	// scratch space reused by every command
-	keys    []int
-	nodes   []int       // group key (node or slot) of each key of a split command
-	groupOf map[int]int // group key → sub request index
-	counts  []int       // keys per sub request of a split command
-	targets []int       // node of each sub request
-	elems   [][]byte
-	base    []int // first element of each sub reply in elems
+	keys      []int
+	groupKeys []int       // group key (node or slot) of each key of a split command
+	groupOf   map[int]int // group key → sub request index
+	counts    []int       // keys per sub request of a split command
+	targets   []int       // node of each sub request
+	elems     [][]byte
+	base      []int // first element of each sub reply in elems
 
 	rr uint32 // round robin over a slot's replicas
 
@@ -260,7 +260,7 @@ func (s *session) forwardByKeys(sl *slot, spec *command.Spec, cmd *resp.Command)
 // master and replicas in turn. -1 when no node serves the slot.
 func (s *session) slotNode(slot uint16, read bool) int {
 	m := s.snap.slots.Master(slot)
-	if read && m >= 0 && s.c.opts.ReadFromSlave {
+	if read && m >= 0 && s.snap.readFromSlave {
 		if reps := s.snap.slots.Replicas(slot); len(reps) > 0 {
 			s.rr++
 			if i := s.rr % uint32(len(reps)+1); i > 0 {

@@ -26,7 +26,7 @@ func (s *session) split(sl *slot, spec *command.Spec, cmd *resp.Command) {
 	}
 	slots := s.snap.slots
 	ring := s.snap.table.Ring
-	s.nodes = s.nodes[:0] // group key of each key: node index (ring) or slot (cluster)
+	s.groupKeys = s.groupKeys[:0] // group key of each key: node index (ring) or slot (cluster)
 	same := true
 	for i := 1; i < len(args); i += stride {
 		var gk int
@@ -36,12 +36,12 @@ func (s *session) split(sl *slot, spec *command.Spec, cmd *resp.Command) {
 			s.noNode(sl)
 			return
 		}
-		s.nodes = append(s.nodes, gk)
-		same = same && gk == s.nodes[0]
+		s.groupKeys = append(s.groupKeys, gk)
+		same = same && gk == s.groupKeys[0]
 	}
 	read := command.IsReadOnly(spec)
 	if same {
-		node := s.nodes[0]
+		node := s.groupKeys[0]
 		if slots != nil {
 			node = s.slotNode(uint16(node), read)
 		}
@@ -55,7 +55,7 @@ func (s *session) split(sl *slot, spec *command.Spec, cmd *resp.Command) {
 	clear(s.groupOf)
 	sl.order = sl.order[:0]
 	counts, targets := s.counts[:0], s.targets[:0] // keys and node of each group
-	for _, gk := range s.nodes {
+	for _, gk := range s.groupKeys {
 		g, ok := s.groupOf[gk]
 		if !ok {
 			g = len(counts)
@@ -82,7 +82,7 @@ func (s *session) split(sl *slot, spec *command.Spec, cmd *resp.Command) {
 		c := sl.subs[g]
 		frame := resp.AppendArrayHeader(c.buf[:0], 1+counts[g]*stride)
 		frame = resp.AppendBulk(frame, args[0])
-		for ki, gk := range s.nodes {
+		for ki, gk := range s.groupKeys {
 			if s.groupOf[gk] != g {
 				continue
 			}

@@ -5,8 +5,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -125,33 +123,7 @@ func TestClusterReshardWithoutErrors(t *testing.T) {
 	waitServing(t, c, 10*time.Second)
 
 	// A client doing verified writes and reads while slots move.
-	var stop atomic.Bool
-	var ops, failures atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := 0; !stop.Load(); i++ {
-				k := spreadKey(fmt.Sprintf("rs%d:", w), i%500)
-				v := strconv.Itoa(i)
-				err := c.Set(ctx, k, v, 0).Err()
-				if err == nil {
-					var got string
-					got, err = c.Get(ctx, k).Result()
-					if err == nil && got != v {
-						err = fmt.Errorf("GET %s = %q after SET %q", k, got, v)
-					}
-				}
-				ops.Add(1)
-				if err != nil {
-					failures.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-				}
-			}
-		}(w)
-	}
+	load := startVerifiedLoad(c, "rs", 4, 500)
 	// Move 1000 slots from the first master to the second, key by key (MIGRATE, ASK, MOVED).
 	ids := map[string]string{}
 	for _, n := range rc.Nodes {
@@ -169,18 +141,12 @@ func TestClusterReshardWithoutErrors(t *testing.T) {
 		t.Fatalf("reshard: %v\n%s", err, out)
 	}
 	time.Sleep(500 * time.Millisecond)
-	stop.Store(true)
-	wg.Wait()
+	load.Stop()
 	if rc.MasterOf(0) != to {
 		t.Fatalf("slot 0 did not move")
 	}
-	t.Logf("%d verified operations during the reshard, %d failed", ops.Load(), failures.Load())
-	if failures.Load() > 0 {
-		t.Fatalf("%d of %d operations failed during resharding; first: %v", failures.Load(), ops.Load(), firstErr.Load())
-	}
-	if ops.Load() < 100 {
-		t.Fatalf("only %d operations ran during the reshard", ops.Load())
-	}
+	// Migration moves keys with their values: not even a miss is acceptable.
+	load.check(t, "during the reshard", 0, 100)
 }
 
 func TestClusterFailover(t *testing.T) {
