@@ -1,5 +1,9 @@
 // Command asterd is the Aster Redis proxy: it loads a TOML configuration, opens one listener per
 // cluster and routes every client request to the right Redis node.
+//
+// --role all (the default) runs the control plane and the data plane in one process; --role
+// control runs only the control plane and its gRPC API, whose RouteService feeds data planes
+// started with --role data --control-plane HOST:PORT.
 package main
 
 import (
@@ -21,7 +25,16 @@ import (
 	"github.com/aster-proxy/aster/controlplane"
 	"github.com/aster-proxy/aster/controlplane/admin"
 	"github.com/aster-proxy/aster/controlplane/config"
+	"github.com/aster-proxy/aster/controlplane/remote"
 	"github.com/aster-proxy/aster/dataplane/proxy"
+	"github.com/aster-proxy/aster/dataplane/route"
+)
+
+// Roles of an asterd process.
+const (
+	roleAll     = "all"
+	roleControl = "control"
+	roleData    = "data"
 )
 
 // version is set at build time with -ldflags "-X main.version=..."; otherwise the module
@@ -51,6 +64,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		showVersion bool
 		logLevel    string
 		logFormat   string
+		role        string
+		controlAddr string
+		token       string
 	)
 	fs.StringVar(&configPath, "config", "", "configuration file (TOML)")
 	fs.StringVar(&configPath, "c", "", "shorthand for --config")
@@ -58,6 +74,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&role, "role", roleAll, "all (control and data plane), control (control plane and admin API only) or data (data plane fed by --control-plane)")
+	fs.StringVar(&controlAddr, "control-plane", "", "with --role data: the control plane's admin API address, HOST:PORT")
+	fs.StringVar(&token, "token", "", "with --role data: the control plane's admin token")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -69,8 +88,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "asterd: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	if configPath == "" {
-		fmt.Fprintln(stderr, "asterd: --config FILE is required")
+	if msg := checkRole(role, configPath, controlAddr, token, check); msg != "" {
+		fmt.Fprintln(stderr, "asterd: "+msg)
 		return 2
 	}
 	level := hclog.LevelFromString(logLevel)
@@ -81,6 +100,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if logFormat != "text" && logFormat != "json" {
 		fmt.Fprintf(stderr, "asterd: unknown --log-format %q (text or json)\n", logFormat)
 		return 2
+	}
+
+	log := hclog.New(&hclog.LoggerOptions{
+		Name:       "asterd",
+		Level:      level,
+		Output:     stderr,
+		JSONFormat: logFormat == "json",
+	})
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if role == roleData {
+		if err := serveData(ctx, controlAddr, token, log); err != nil {
+			log.Error("asterd stopped", "error", err)
+			return 1
+		}
+		return 0
 	}
 
 	cfg, err := config.Load(configPath)
@@ -96,25 +131,81 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-
-	log := hclog.New(&hclog.LoggerOptions{
-		Name:       "asterd",
-		Level:      level,
-		Output:     stderr,
-		JSONFormat: logFormat == "json",
-	})
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := serve(ctx, configPath, cfg, log); err != nil {
+	if role == roleControl && cfg.Admin.ListenAddr == "" {
+		fmt.Fprintln(stderr, "asterd: --role control needs the admin API ([admin] listen_addr): data planes watch it")
+		return 2
+	}
+	if err := serve(ctx, configPath, cfg, role == roleControl, log); err != nil {
 		log.Error("asterd stopped", "error", err)
 		return 1
 	}
 	return 0
 }
 
-// serve wires configuration → control plane → data plane and runs until ctx is done.
-// SIGHUP reloads the configuration file.
-func serve(ctx context.Context, configPath string, cfg *config.Config, log hclog.Logger) error {
+// checkRole returns what is wrong with the combination of --role and the flags that depend on
+// it, or "".
+func checkRole(role, configPath, controlAddr, token string, check bool) string {
+	switch role {
+	case roleAll, roleControl:
+		if controlAddr != "" || token != "" {
+			return "--control-plane and --token are for --role data"
+		}
+		if configPath == "" {
+			return "--config FILE is required"
+		}
+	case roleData:
+		if configPath != "" || check {
+			return "--role data takes no --config or --check: it gets its clusters from --control-plane"
+		}
+		if controlAddr == "" {
+			return "--role data needs --control-plane HOST:PORT"
+		}
+	default:
+		return fmt.Sprintf("unknown --role %q (all, control or data)", role)
+	}
+	return ""
+}
+
+// discard is the control plane's sink in --role control: there is no local data plane; the
+// snapshots reach data planes through the RouteService's Watch streams.
+type discard struct{}
+
+func (discard) Apply(*route.Snapshot) error { return nil }
+
+// serveData runs a data plane fed by the control plane at addr until ctx is done. It serves
+// nothing until the first snapshot arrives, and its last tables while the control plane is away.
+func serveData(ctx context.Context, addr, token string, log hclog.Logger) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// There is no file to reload; SIGHUP must not end the process (its default action).
+	signal.Ignore(syscall.SIGHUP)
+	// The data plane exists before the client that carries its hints up.
+	var clientRef atomic.Pointer[remote.Client]
+	dp := proxy.NewServer(proxy.ServerOptions{
+		Logger:  log,
+		Version: buildVersion(),
+		Hint: func(cluster string) {
+			if c := clientRef.Load(); c != nil {
+				c.Hint(cluster)
+			}
+		},
+	})
+	defer dp.Close()
+	client, err := remote.NewClient(remote.ClientConfig{Addr: addr, Token: token, Sink: dp, Logger: log})
+	if err != nil {
+		return err
+	}
+	clientRef.Store(client)
+	log.Info("asterd started", "version", buildVersion(), "role", roleData, "control_plane", addr)
+	err = client.Run(ctx)
+	log.Info("shutting down")
+	return err
+}
+
+// serve wires configuration → control plane → data plane and runs until ctx is done; with
+// controlOnly there is no data plane and snapshots go only to remote data planes. SIGHUP
+// reloads the configuration file.
+func serve(ctx context.Context, configPath string, cfg *config.Config, controlOnly bool, log hclog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// thread: Go schedules goroutines over GOMAXPROCS OS threads for the whole process, so the
@@ -128,17 +219,21 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, log hclog
 	// The data plane exists before the control plane that it hints; hints before then are
 	// dropped (the first fetch is coming anyway).
 	var cpRef atomic.Pointer[controlplane.ControlPlane]
-	dp := proxy.NewServer(proxy.ServerOptions{
-		Logger:  log,
-		Version: buildVersion(),
-		Hint: func(cluster string) {
-			if cp := cpRef.Load(); cp != nil {
-				cp.Hint(cluster)
-			}
-		},
-	})
-	defer dp.Close()
-	cp, err := controlplane.New(cfg, dp, log)
+	var sink controlplane.Sink = discard{}
+	if !controlOnly {
+		dp := proxy.NewServer(proxy.ServerOptions{
+			Logger:  log,
+			Version: buildVersion(),
+			Hint: func(cluster string) {
+				if cp := cpRef.Load(); cp != nil {
+					cp.Hint(cluster)
+				}
+			},
+		})
+		defer dp.Close()
+		sink = dp
+	}
+	cp, err := controlplane.New(cfg, sink, log)
 	if err != nil {
 		return err
 	}
@@ -161,6 +256,7 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, log hclog
 			Reload:       func() (controlplane.ReloadResult, error) { return reload(cp, configPath) },
 			Logger:       log,
 		}).Register(gs)
+		remote.NewServer(remote.ServerConfig{Source: cp, Logger: log}).Register(gs)
 		go func() {
 			if err := gs.Serve(ln); err != nil {
 				log.Error("admin API stopped", "error", err)
@@ -173,7 +269,11 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, log hclog
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	log.Info("asterd started", "version", buildVersion(), "clusters", len(cfg.Clusters), "gomaxprocs", threads)
+	role := roleAll
+	if controlOnly {
+		role = roleControl
+	}
+	log.Info("asterd started", "version", buildVersion(), "role", role, "clusters", len(cfg.Clusters), "gomaxprocs", threads)
 	for {
 		select {
 		case <-ctx.Done():

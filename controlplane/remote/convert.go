@@ -1,0 +1,124 @@
+// Package remote carries routing snapshots from a control plane to data planes that run in
+// other processes, over the gRPC RouteService: Server streams the control plane's snapshots,
+// Client receives them in a data-plane-only asterd and hands them to its Sink, and sends the
+// data plane's hints back up.
+package remote
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/aster-proxy/aster/controlplane"
+	"github.com/aster-proxy/aster/dataplane/route"
+	asterv1 "github.com/aster-proxy/aster/gen/aster/v1"
+)
+
+// ToProto converts a snapshot for the wire. hashes gives the hash method and tag of each
+// standalone cluster (route.Ring does not expose them); a ring whose cluster is missing from
+// hashes is an error, since a data plane would place keys differently. Versions are kept as
+// they are.
+func ToProto(s *route.Snapshot, hashes map[string]controlplane.RingHash) (*asterv1.Snapshot, error) {
+	out := &asterv1.Snapshot{Version: s.Version, Clusters: make([]*asterv1.ClusterRoutes, 0, len(s.Clusters))}
+	for _, c := range s.Clusters {
+		if c.NodeConnections < 0 || c.NodeConnections > math.MaxInt32 {
+			return nil, fmt.Errorf("convert cluster %q: node_connections %d out of range", c.Name, c.NodeConnections)
+		}
+		pc := &asterv1.ClusterRoutes{
+			Name: c.Name, ListenAddr: c.ListenAddr, ListenProto: c.ListenProto,
+			ReadTimeout: durationProto(c.ReadTimeout), WriteTimeout: durationProto(c.WriteTimeout),
+			DialTimeout:     durationProto(c.DialTimeout),
+			NodeConnections: int32(c.NodeConnections), ReadFromSlave: c.ReadFromSlave,
+		}
+		if t := c.Table; t != nil {
+			pc.TableVersion = t.Version
+			switch {
+			case t.Ring != nil:
+				h, ok := hashes[c.Name]
+				if !ok {
+					return nil, fmt.Errorf("convert cluster %q: no hash method known for its ring", c.Name)
+				}
+				r := &asterv1.Ring{HashMethod: h.Method, HashTag: h.Tag}
+				for _, n := range t.Ring.Nodes() {
+					r.Nodes = append(r.Nodes, &asterv1.RingNode{Address: n.Addr, Alias: n.Name, Weight: int32(n.Weight)})
+				}
+				pc.Table = &asterv1.ClusterRoutes_Ring{Ring: r}
+			case t.Slots != nil:
+				m := &asterv1.SlotMap{}
+				for _, r := range t.Slots.Ranges() {
+					pr := &asterv1.SlotMapRange{Start: uint32(r.Start), End: uint32(r.End), Master: r.Master.Addr}
+					for _, rep := range r.Replicas {
+						pr.Replicas = append(pr.Replicas, rep.Addr)
+					}
+					m.Ranges = append(m.Ranges, pr)
+				}
+				pc.Table = &asterv1.ClusterRoutes_Slots{Slots: m}
+			default:
+				return nil, fmt.Errorf("convert cluster %q: table version %d has neither ring nor slot map", c.Name, t.Version)
+			}
+		}
+		out.Clusters = append(out.Clusters, pc)
+	}
+	return out, nil
+}
+
+// FromProto rebuilds a snapshot from the wire: rings with route.NewRing and their hash
+// method and tag, slot maps with route.NewSlotMap (node IDs are not carried). Versions are kept
+// as they are. A cluster without a table gets a nil Table, as a Redis Cluster before its first
+// fetch.
+func FromProto(p *asterv1.Snapshot) (*route.Snapshot, error) {
+	out := &route.Snapshot{Version: p.GetVersion(), Clusters: make([]route.ClusterSpec, 0, len(p.GetClusters()))}
+	for _, pc := range p.GetClusters() {
+		c := route.ClusterSpec{
+			Name: pc.GetName(), ListenAddr: pc.GetListenAddr(), ListenProto: pc.GetListenProto(),
+			ReadTimeout: pc.GetReadTimeout().AsDuration(), WriteTimeout: pc.GetWriteTimeout().AsDuration(),
+			DialTimeout:     pc.GetDialTimeout().AsDuration(),
+			NodeConnections: int(pc.GetNodeConnections()), ReadFromSlave: pc.GetReadFromSlave(),
+		}
+		switch t := pc.GetTable().(type) {
+		case *asterv1.ClusterRoutes_Ring:
+			hash, err := route.Hash(t.Ring.GetHashMethod())
+			if err != nil {
+				return nil, fmt.Errorf("convert cluster %q: %w", c.Name, err)
+			}
+			nodes := make([]route.Node, 0, len(t.Ring.GetNodes()))
+			for _, n := range t.Ring.GetNodes() {
+				nodes = append(nodes, route.Node{Addr: n.GetAddress(), Name: n.GetAlias(), Weight: int(n.GetWeight())})
+			}
+			ring, err := route.NewRing(nodes, hash, t.Ring.GetHashTag())
+			if err != nil {
+				return nil, fmt.Errorf("convert cluster %q: %w", c.Name, err)
+			}
+			c.Table = &route.Table{Version: pc.GetTableVersion(), Ring: ring}
+		case *asterv1.ClusterRoutes_Slots:
+			ranges := make([]route.SlotRange, 0, len(t.Slots.GetRanges()))
+			for _, r := range t.Slots.GetRanges() {
+				if r.GetStart() >= route.Slots || r.GetEnd() >= route.Slots {
+					return nil, fmt.Errorf("convert cluster %q: slot range %d-%d beyond %d", c.Name, r.GetStart(), r.GetEnd(), route.Slots-1)
+				}
+				sr := route.SlotRange{Start: uint16(r.GetStart()), End: uint16(r.GetEnd()), Master: route.SlotNode{Addr: r.GetMaster()}}
+				for _, rep := range r.GetReplicas() {
+					sr.Replicas = append(sr.Replicas, route.SlotNode{Addr: rep})
+				}
+				ranges = append(ranges, sr)
+			}
+			m, err := route.NewSlotMap(ranges)
+			if err != nil {
+				return nil, fmt.Errorf("convert cluster %q: %w", c.Name, err)
+			}
+			c.Table = &route.Table{Version: pc.GetTableVersion(), Slots: m}
+		}
+		out.Clusters = append(out.Clusters, c)
+	}
+	return out, nil
+}
+
+// durationProto leaves a zero duration unset ("none" on the wire).
+func durationProto(d time.Duration) *durationpb.Duration {
+	if d == 0 {
+		return nil
+	}
+	return durationpb.New(d)
+}
