@@ -1,6 +1,9 @@
 // Package backend is one pipelined connection to a Redis node, shared by every client session of
-// a cluster. Senders append request frames to one pending buffer; a writer goroutine drains it in
-// as few writes as it can; a reader goroutine matches replies to requests in FIFO order. A fault
+// a cluster. Senders append request frames to one pending buffer and then Flush, which wakes the
+// connection's writer goroutine unless it is already busy. The writer first yields once, so that
+// every session that is ready to run queues its requests too, then writes them all in one
+// syscall: under load, many clients' requests share each backend write, as in twemproxy's event
+// loop. A reader goroutine matches replies to requests in FIFO order. A fault
 // (I/O error, timeout, protocol error) fails exactly the requests that were on the connection,
 // and the next request redials.
 package backend
@@ -9,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -85,6 +89,7 @@ type Conn struct {
 	backoff   time.Duration
 	closed    bool
 	replies   uint64 // replies received, for the stall watchdog
+	writing   bool   // the writer has been woken and has not yet found out empty
 
 	wake chan struct{}
 	quit chan struct{}
@@ -114,9 +119,9 @@ func New(opts Options) *Conn {
 // Addr is the node's address.
 func (c *Conn) Addr() string { return c.opts.Addr }
 
-// Send queues frame (one or more complete RESP commands, whose replies the caller expects as
-// one per Request) for r. frame is copied before Send returns. r's WaitGroup is released when
-// the reply arrives or the request fails.
+// Send queues frame (one complete RESP command) for r; Flush sends it. frame is copied before
+// Send returns, and Send never blocks on the network. r's WaitGroup is released when the reply
+// arrives or the request fails.
 func (c *Conn) Send(r *Request, frame []byte) {
 	c.mu.Lock()
 	if err := c.unavailableLocked(); err != nil {
@@ -127,10 +132,6 @@ func (c *Conn) Send(r *Request, frame []byte) {
 	c.out = append(c.out, frame...)
 	c.queue.push(r)
 	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
 }
 
 // SendPrefixed is Send with a leading command (e.g. ASKING) whose reply is read and discarded;
@@ -148,10 +149,6 @@ func (c *Conn) SendPrefixed(r *Request, prefix *Request, prefixFrame, frame []by
 	c.queue.push(prefix)
 	c.queue.push(r)
 	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
 }
 
 // unavailableLocked says why a request cannot be queued now, or nil. c.mu must be held.
@@ -218,6 +215,24 @@ func (c *Conn) fault(gen uint64, err error) {
 	}
 }
 
+// Flush makes sure what is queued gets written: it wakes the writer unless the writer is
+// already on its way (then it will find the new frames too). Senders call it after queueing a
+// batch. It never blocks.
+func (c *Conn) Flush() {
+	c.mu.Lock()
+	if c.writing || len(c.out) == 0 {
+		c.mu.Unlock()
+		return
+	}
+	c.writing = true
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop writes what senders queue, dialling first when there is no connection.
 func (c *Conn) writeLoop() {
 	defer c.wg.Done()
 	var spare []byte
@@ -227,36 +242,37 @@ func (c *Conn) writeLoop() {
 		case <-c.quit:
 			return
 		}
+		// Let the sessions that are ready run first and queue their requests: they then go
+		// out in this one write instead of one write each.
+		runtime.Gosched()
 		c.mu.Lock()
-		if len(c.out) == 0 {
-			c.mu.Unlock()
-			continue
-		}
-		if c.nc == nil {
-			c.mu.Unlock()
-			if !c.dial() {
-				continue
-			}
-			c.mu.Lock()
-			if len(c.out) == 0 || c.nc == nil {
+		for len(c.out) > 0 && !c.closed {
+			if c.nc == nil {
 				c.mu.Unlock()
+				ok := c.dial()
+				c.mu.Lock()
+				if !ok {
+					break // the dial failed everything queued
+				}
 				continue
 			}
+			buf, nc, gen := c.out, c.nc, c.gen
+			c.out = spare[:0]
+			c.mu.Unlock()
+			if c.opts.WriteTimeout > 0 {
+				_ = nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+			}
+			if _, err := nc.Write(buf); err != nil {
+				c.fault(gen, fmt.Errorf("write: %w", err))
+			}
+			if cap(buf) > maxKeptBuf {
+				buf = nil
+			}
+			spare = buf
+			c.mu.Lock()
 		}
-		buf, nc, gen := c.out, c.nc, c.gen
-		c.out = spare[:0]
+		c.writing = false
 		c.mu.Unlock()
-
-		if c.opts.WriteTimeout > 0 {
-			_ = nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
-		}
-		if _, err := nc.Write(buf); err != nil {
-			c.fault(gen, fmt.Errorf("write: %w", err))
-		}
-		if cap(buf) > maxKeptBuf {
-			buf = nil
-		}
-		spare = buf
 	}
 }
 

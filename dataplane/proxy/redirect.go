@@ -44,6 +44,7 @@ func (s *session) followRedirects() {
 		if !resent {
 			return
 		}
+		s.flush()
 		s.wg.Wait()
 	}
 }
@@ -85,6 +86,7 @@ func (s *session) resend(c *call) bool {
 		c.conn = conn
 		s.wg.Add(2)
 		conn.SendPrefixed(&c.req, &c.ask, askingFrame, c.frame)
+		s.touch(conn)
 	case bytes.HasPrefix(r, tryAgainPrefix), bytes.HasPrefix(r, clusterDownPrefix):
 		s.send(c, c.conn, c.frame)
 	default:

@@ -86,7 +86,8 @@ type session struct {
 	elems     [][]byte
 	base      []int // first element of each sub reply in elems
 
-	rr uint32 // round robin over a slot's replicas
+	rr      uint32          // round robin over a slot's replicas
+	touched []*backend.Conn // connections with requests of this batch not yet flushed
 
 	quit bool
 }
@@ -143,6 +144,7 @@ func (s *session) readFailed(err error) {
 
 // finishBatch waits for the batch's replies and writes them in order. false: the client is gone.
 func (s *session) finishBatch() bool {
+	s.flush()
 	s.wg.Wait()
 	if s.snap != nil && s.snap.slots != nil {
 		s.followRedirects()
@@ -308,6 +310,26 @@ func (s *session) send(c *call, conn *backend.Conn, frame []byte) {
 	c.frame, c.conn = frame, conn
 	s.wg.Add(1)
 	conn.Send(&c.req, frame)
+	s.touch(conn)
+}
+
+// touch notes that conn has requests of this batch queued, so that flush writes them.
+func (s *session) touch(conn *backend.Conn) {
+	for _, t := range s.touched {
+		if t == conn {
+			return
+		}
+	}
+	s.touched = append(s.touched, conn)
+}
+
+// flush writes the batch's requests: one write per node for the whole batch.
+func (s *session) flush() {
+	for i, conn := range s.touched {
+		conn.Flush()
+		s.touched[i] = nil
+	}
+	s.touched = s.touched[:0]
 }
 
 // unknownCommand builds Redis's own reply to an unknown command.
