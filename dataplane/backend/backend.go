@@ -28,6 +28,10 @@ type Request struct {
 	// Reply holds the node's raw reply frame, or an error reply made by the backend when the
 	// request failed. Valid after Done has been called on the WaitGroup.
 	Reply []byte
+	// Failure says why Reply was made by the proxy (FailNone when the node answered).
+	Failure Failure
+
+	sent time.Time // when it was queued; set only when Options.Latency is
 
 	wg *sync.WaitGroup
 }
@@ -36,15 +40,32 @@ type Request struct {
 // added to it before Send.
 func (r *Request) Bind(wg *sync.WaitGroup) { r.wg = wg }
 
+// Failure classifies a request that got no answer from its node.
+type Failure uint8
+
+// Failures, for error metrics.
+const (
+	FailNone    Failure = iota
+	FailBackend         // connection refused, reset, closed, bad reply
+	FailTimeout         // no reply within ReadTimeout
+)
+
 func (r *Request) finish(reply []byte) {
 	r.Reply = append(r.Reply[:0], reply...)
+	r.Failure = FailNone
 	r.wg.Done()
 }
 
-func (r *Request) fail(msg string) {
+func (r *Request) fail(msg string, why Failure) {
 	r.Reply = resp.AppendError(r.Reply[:0], msg)
+	r.Failure = why
 	r.wg.Done()
 }
+
+// errTimeout marks the watchdog's fault, so that its requests count as timeouts.
+type errTimeout struct{ d time.Duration }
+
+func (e errTimeout) Error() string { return fmt.Sprintf("read timeout: no reply within %v", e.d) }
 
 // Options configure a Conn.
 type Options struct {
@@ -56,6 +77,8 @@ type Options struct {
 	// OnFailure is told (without blocking) when the connection fails or cannot be dialled; the
 	// data plane forwards it to the control plane as a hint. May be nil.
 	OnFailure func(addr string, err error)
+	// Latency, when set, observes each reply's time since its request was queued (seconds).
+	Latency interface{ Observe(float64) }
 	// Init is sent on every new connection before anything else (e.g. READONLY for replica
 	// reads); each of its InitReplies replies must be a success, or the dial counts as failed.
 	Init        []byte
@@ -126,8 +149,11 @@ func (c *Conn) Send(r *Request, frame []byte) {
 	c.mu.Lock()
 	if err := c.unavailableLocked(); err != nil {
 		c.mu.Unlock()
-		r.fail(c.failMsg(err))
+		r.fail(c.failMsg(err), FailBackend)
 		return
+	}
+	if c.opts.Latency != nil {
+		r.sent = time.Now()
 	}
 	c.out = append(c.out, frame...)
 	c.queue.push(r)
@@ -140,8 +166,8 @@ func (c *Conn) SendPrefixed(r *Request, prefix *Request, prefixFrame, frame []by
 	c.mu.Lock()
 	if err := c.unavailableLocked(); err != nil {
 		c.mu.Unlock()
-		prefix.fail(c.failMsg(err))
-		r.fail(c.failMsg(err))
+		prefix.fail(c.failMsg(err), FailBackend)
+		r.fail(c.failMsg(err), FailBackend)
 		return
 	}
 	c.out = append(c.out, prefixFrame...)
@@ -189,13 +215,16 @@ func (c *Conn) resetLocked(err error) {
 	}
 	c.gen++
 	c.out = c.out[:0]
-	msg := c.failMsg(err)
+	msg, why := c.failMsg(err), FailBackend
+	if _, ok := err.(errTimeout); ok {
+		why = FailTimeout
+	}
 	for {
 		r := c.queue.pop()
 		if r == nil {
 			break
 		}
-		r.fail(msg)
+		r.fail(msg, why)
 	}
 }
 
@@ -412,6 +441,12 @@ func (c *Conn) readLoop(nc net.Conn, gen uint64) {
 		}
 		c.replies += uint64(len(reqs))
 		c.mu.Unlock()
+		if lat := c.opts.Latency; lat != nil {
+			now := time.Now()
+			for _, r := range reqs {
+				lat.Observe(now.Sub(r.sent).Seconds())
+			}
+		}
 		for i, r := range reqs {
 			r.finish(frames[i])
 		}
@@ -456,7 +491,7 @@ func (c *Conn) watchdog() {
 				continue
 			}
 			if now.Sub(stalledSince) >= c.opts.ReadTimeout {
-				c.fault(gen, fmt.Errorf("read timeout: no reply within %v", c.opts.ReadTimeout))
+				c.fault(gen, errTimeout{c.opts.ReadTimeout})
 			}
 		}
 	}

@@ -120,6 +120,9 @@ type Spec struct {
 	// the last argument). FirstKey 0 means no fixed key. They equal what Redis's COMMAND reports;
 	// commands with MovableKeys need Keys for the full answer.
 	FirstKey, LastKey, Step int
+	// ID is the spec's position in All(), so that per-command data (metric children) can live
+	// in a slice indexed without a map lookup on the hot path.
+	ID int
 	// Reason explains the policy: for Unsupported it says why (always set); for others it is an
 	// optional caveat. Both go into docs/commands.md.
 	Reason string
@@ -170,7 +173,13 @@ func init() {
 		sorted = append(sorted, s)
 	}
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	for i, s := range sorted {
+		s.ID = i
+	}
 }
+
+// Count is the number of commands in the table; Spec.ID is below it.
+func Count() int { return len(sorted) }
 
 // Lookup finds a command by name, ASCII case-insensitively, or returns nil if it is unknown.
 // It does not allocate.

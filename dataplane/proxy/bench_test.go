@@ -13,7 +13,8 @@ import (
 // connection and reads the replies, counting allocations of the whole process (the client side
 // here allocates nothing after warm-up, so allocs/op is the proxy's).
 func benchPipeline(b *testing.B, frame string, depth int, reply string) {
-	e := startEnv(b, envOpts{nodes: 3})
+	m, _ := newTestMetrics() // metrics on: their cost is part of the hot path
+	e := startEnv(b, envOpts{nodes: 3, metrics: m})
 	if err := e.client.Set(ctx, "bench:key", strings.Repeat("v", 64), 0).Err(); err != nil {
 		b.Fatal(err)
 	}

@@ -39,6 +39,8 @@ type Options struct {
 	// Hint is called, without blocking, when the data plane sees that the topology it routes
 	// by is stale: a MOVED reply or a failing node. The control plane refreshes. May be nil.
 	Hint func()
+	// Metrics, when set, receive the cluster's traffic, errors and latencies.
+	Metrics *Metrics
 }
 
 // snapshot is a routing table joined with the connection pools of the nodes it names, so a
@@ -81,8 +83,9 @@ func (p *pool) close() {
 
 // Cluster serves one cluster's clients. Update may be called from any goroutine.
 type Cluster struct {
-	opts Options
-	log  hclog.Logger
+	opts    Options
+	log     hclog.Logger
+	metrics clusterMetrics
 
 	snap atomic.Pointer[snapshot]
 	// ready is closed when the first table is in, so sessions that start earlier can wait.
@@ -114,6 +117,7 @@ func NewCluster(opts Options) *Cluster {
 		opts.ListenProto = "tcp"
 	}
 	return &Cluster{
+		metrics:  newClusterMetrics(opts.Metrics, opts.Name),
 		opts:     opts,
 		log:      opts.Logger.Named("dataplane").With("cluster", opts.Name),
 		ready:    make(chan struct{}),
@@ -206,6 +210,7 @@ func (c *Cluster) poolLocked(addr string) *pool {
 		ReadTimeout:  c.opts.ReadTimeout,
 		WriteTimeout: c.opts.WriteTimeout,
 		Logger:       c.log.Named("backend"),
+		Latency:      c.metrics.nodeLatency(addr),
 	}
 	if c.opts.Hint != nil {
 		opts.OnFailure = func(string, error) { c.opts.Hint() }
@@ -313,12 +318,14 @@ func (c *Cluster) Serve() error {
 		c.sessions[s] = struct{}{}
 		c.wg.Add(1)
 		c.mu.Unlock()
+		c.metrics.clientOpened()
 		go func() {
 			defer c.wg.Done()
 			s.serve()
 			c.mu.Lock()
 			delete(c.sessions, s)
 			c.mu.Unlock()
+			c.metrics.clientClosed()
 		}()
 	}
 }

@@ -30,6 +30,7 @@ type env struct {
 type envOpts struct {
 	nodes       int
 	readTimeout time.Duration
+	metrics     *proxy.Metrics
 }
 
 func testLogger(t testing.TB) hclog.Logger {
@@ -61,6 +62,7 @@ func startEnv(t testing.TB, o envOpts) *env {
 	e.cluster = proxy.NewCluster(proxy.Options{
 		Name: "test", ListenAddr: "127.0.0.1:0", ReadTimeout: o.readTimeout,
 		WriteTimeout: time.Second, DialTimeout: time.Second, Logger: testLogger(t),
+		Metrics: o.metrics,
 	})
 	e.install(t, 1, nodes)
 	if err := e.cluster.Listen(); err != nil {

@@ -47,6 +47,13 @@ func (s *session) followRedirects() {
 		s.flush()
 		s.wg.Wait()
 	}
+	if s.c.metrics.on {
+		s.eachCall(func(c *call) {
+			if bytes.HasPrefix(c.req.Reply, movedPrefix) || bytes.HasPrefix(c.req.Reply, askPrefix) {
+				s.c.metrics.exhausted.Inc()
+			}
+		})
+	}
 }
 
 func (s *session) eachCall(f func(*call)) {
@@ -75,6 +82,7 @@ func (s *session) resend(c *call) bool {
 			return false
 		}
 		s.c.hint() // the slot map is stale
+		s.c.metrics.inc(s.c.metrics.moved)
 		s.send(c, conn, c.frame)
 	case bytes.HasPrefix(r, askPrefix):
 		conn := s.redirectConn(r[len(askPrefix):])
@@ -83,6 +91,7 @@ func (s *session) resend(c *call) bool {
 		}
 		// ASKING and the command in one write, so that no other session's command can come
 		// between them on the shared connection.
+		s.c.metrics.inc(s.c.metrics.ask)
 		c.conn = conn
 		s.wg.Add(2)
 		conn.SendPrefixed(&c.req, &c.ask, askingFrame, c.frame)

@@ -16,6 +16,8 @@ type ServerOptions struct {
 	// Hint is called, without blocking, when a cluster's topology looks stale (see
 	// Options.Hint). May be nil.
 	Hint func(cluster string)
+	// Metrics, when set, receive every cluster's traffic, errors and latencies.
+	Metrics *Metrics
 }
 
 // Server is the whole data plane: it serves the clusters of the latest snapshot it was given.
@@ -110,7 +112,7 @@ func (s *Server) openLocked(spec route.ClusterSpec) (*Cluster, error) {
 		Name: name, ListenAddr: spec.ListenAddr, ListenProto: spec.ListenProto,
 		ReadTimeout: spec.ReadTimeout, WriteTimeout: spec.WriteTimeout, DialTimeout: spec.DialTimeout,
 		NodeConnections: spec.NodeConnections, ReadFromSlave: spec.ReadFromSlave,
-		Logger: s.opts.Logger, Version: s.opts.Version,
+		Logger: s.opts.Logger, Version: s.opts.Version, Metrics: s.opts.Metrics,
 	}
 	if s.opts.Hint != nil {
 		opts.Hint = func() { s.opts.Hint(name) }
@@ -138,6 +140,18 @@ func (s *Server) retireLocked(c *Cluster) {
 		defer s.wg.Done()
 		c.Drain()
 	}()
+}
+
+// Ready reports whether every cluster has a listener and a routing table.
+func (s *Server) Ready() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.clusters {
+		if c.snap.Load() == nil {
+			return false
+		}
+	}
+	return len(s.clusters) > 0
 }
 
 // Close stops every cluster and waits for them.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/aster-proxy/aster/dataplane/backend"
 	"github.com/aster-proxy/aster/dataplane/command"
@@ -89,6 +90,8 @@ type session struct {
 	rr      uint32          // round robin over a slot's replicas
 	touched []*backend.Conn // connections with requests of this batch not yet flushed
 
+	start time.Time // when the batch's first command was read; only with metrics on
+
 	quit bool
 }
 
@@ -106,6 +109,9 @@ func (s *session) serve() {
 		if err != nil {
 			s.readFailed(err)
 			return
+		}
+		if s.c.metrics.on {
+			s.start = time.Now()
 		}
 		s.snap = s.c.current()
 		s.handle(&s.cmd)
@@ -132,6 +138,7 @@ func (s *session) serve() {
 func (s *session) readFailed(err error) {
 	var pe *resp.ProtocolError
 	if errors.As(err, &pe) {
+		s.c.metrics.inc(s.c.metrics.protocol)
 		s.out = resp.AppendError(s.out[:0], "ERR "+pe.Error())
 		_, _ = s.nc.Write(s.out)
 		s.c.log.Debug("client protocol error", "remote", s.nc.RemoteAddr().String(), "error", err)
@@ -150,18 +157,33 @@ func (s *session) finishBatch() bool {
 		s.followRedirects()
 	}
 	out := s.out[:0]
+	cm := &s.c.metrics
 	for _, sl := range s.slots[:s.n] {
 		switch sl.kind {
 		case slotLocal:
 			out = append(out, sl.local...)
+			if cm.on && len(sl.local) > 0 && sl.local[0] == '-' {
+				cm.refused.Inc()
+			}
 		case slotForward:
 			out = append(out, sl.main.req.Reply...)
+			cm.failure(sl.main.req.Failure)
 		case slotSplit:
 			out = s.merge(out, sl)
+			for _, c := range sl.subs[:sl.nsubs] {
+				if c.req.Failure != backend.FailNone {
+					cm.failure(c.req.Failure)
+					break // one client request, one error
+				}
+			}
 		}
 	}
+	n := s.n
 	s.n = 0
 	_, err := s.nc.Write(out)
+	if cm.on {
+		cm.batchDone(n, time.Since(s.start).Seconds())
+	}
 	if cap(out) > maxKeptOut {
 		out = nil
 	}
@@ -194,6 +216,7 @@ func (s *session) handle(cmd *resp.Command) {
 	sl := s.nextSlot()
 	args := cmd.Args
 	spec := command.Lookup(args[0])
+	s.c.metrics.request(spec)
 	if spec == nil {
 		sl.setError(unknownCommand(args))
 		return

@@ -1,0 +1,143 @@
+package proxy_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/aster-proxy/aster/dataplane/proxy"
+)
+
+// newTestMetrics makes the data-plane vectors on a fresh registry, as package metrics does.
+func newTestMetrics() (*proxy.Metrics, *prometheus.Registry) {
+	reg := prometheus.NewRegistry()
+	b := []float64{50e-6, 1e-3, 10e-3, 0.1, 1, 5}
+	m := &proxy.Metrics{
+		Requests:               prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aster_requests_total", Help: "h"}, []string{"cluster", "command"}),
+		RequestErrors:          prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aster_request_errors_total", Help: "h"}, []string{"cluster", "kind"}),
+		RequestDuration:        prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "aster_request_duration_seconds", Help: "h", Buckets: b}, []string{"cluster"}),
+		BackendRequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "aster_backend_request_duration_seconds", Help: "h", Buckets: b}, []string{"cluster", "node"}),
+		ClientConnections:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "aster_client_connections", Help: "h"}, []string{"cluster"}),
+		ClientConnectionsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aster_client_connections_total", Help: "h"}, []string{"cluster"}),
+		Redirects:              prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aster_redirects_total", Help: "h"}, []string{"cluster", "kind"}),
+	}
+	reg.MustRegister(m.Requests, m.RequestErrors, m.RequestDuration, m.BackendRequestDuration,
+		m.ClientConnections, m.ClientConnectionsTotal, m.Redirects)
+	return m, reg
+}
+
+// histCount returns the sample count of a histogram series.
+func histCount(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total uint64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metric:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue metric
+				}
+			}
+			total += m.GetHistogram().GetSampleCount()
+		}
+	}
+	return total
+}
+
+// TestMetricsCountTraffic sends known traffic and reads the same numbers back.
+func TestMetricsCountTraffic(t *testing.T) {
+	m, reg := newTestMetrics()
+	e := startEnv(t, envOpts{nodes: 2, metrics: m})
+	const n = 100
+	for i := 0; i < n; i++ {
+		if err := e.client.Set(ctx, fmt.Sprintf("m:%d", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.client.Get(ctx, fmt.Sprintf("m:%d", i)).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// go-redis's connection setup (HELLO, CLIENT SETINFO) is refused and counted as well, so
+	// count the refusals of these two commands as a difference.
+	refusedBefore := testutil.ToFloat64(m.RequestErrors.WithLabelValues("test", proxy.ErrKindRefused))
+	e.client.Do(ctx, "NOSUCHCMD")
+	e.client.Do(ctx, "KEYS", "*")
+
+	if got := testutil.ToFloat64(m.Requests.WithLabelValues("test", "set")); got != n {
+		t.Errorf("requests{set} = %v, want %d", got, n)
+	}
+	if got := testutil.ToFloat64(m.Requests.WithLabelValues("test", "get")); got != n {
+		t.Errorf("requests{get} = %v, want %d", got, n)
+	}
+	if got := testutil.ToFloat64(m.Requests.WithLabelValues("test", "other")); got != 1 {
+		t.Errorf("requests{other} = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(m.RequestErrors.WithLabelValues("test", proxy.ErrKindRefused)) - refusedBefore; got != 2 {
+		t.Errorf("errors{refused} = %v, want 2 (unknown + unsupported)", got)
+	}
+	if got := testutil.ToFloat64(m.ClientConnectionsTotal.WithLabelValues("test")); got < 1 {
+		t.Errorf("client_connections_total = %v", got)
+	}
+	if got := testutil.ToFloat64(m.ClientConnections.WithLabelValues("test")); got < 1 {
+		t.Errorf("client_connections = %v while connected", got)
+	}
+	// go-redis's HELLO and other connection setup commands are counted too, so compare with
+	// the sum of every command's counter rather than 2n+2.
+	var cmds float64
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "aster_requests_total" {
+			for _, mm := range mf.GetMetric() {
+				cmds += mm.GetCounter().GetValue()
+			}
+		}
+	}
+	if got := histCount(t, reg, "aster_request_duration_seconds", nil); float64(got) != cmds {
+		t.Errorf("request_duration count = %d, requests = %v: every command is timed once", got, cmds)
+	}
+	if got := histCount(t, reg, "aster_backend_request_duration_seconds", nil); got != 2*n {
+		t.Errorf("backend_request_duration count = %d, want %d (one per forwarded request)", got, 2*n)
+	}
+
+	// A protocol error and a dead node's requests are counted by kind.
+	rc := e.raw(t)
+	rc.send("*1\r\n$x\r\n")
+	rc.line()
+	waitFor(t, 5*time.Second, func() bool {
+		return testutil.ToFloat64(m.RequestErrors.WithLabelValues("test", proxy.ErrKindProtocol)) == 1
+	})
+	ring := e.install(t, 2, nodesOf(e))
+	dead := keyOn(t, ring, 0, "dead:")
+	e.servers[0].Kill()
+	if err := e.client.Get(ctx, dead).Err(); err == nil || !strings.Contains(err.Error(), "backend") {
+		t.Fatalf("GET on dead node: %v", err)
+	}
+	if got := testutil.ToFloat64(m.RequestErrors.WithLabelValues("test", proxy.ErrKindBackend)); got != 1 {
+		t.Errorf("errors{backend} = %v, want 1", got)
+	}
+}
+
+func TestMetricsTimeoutKind(t *testing.T) {
+	m, _ := newTestMetrics()
+	e := startEnv(t, envOpts{nodes: 1, readTimeout: 200 * time.Millisecond, metrics: m})
+	e.client.Set(ctx, "k", "v", 0)
+	e.servers[0].Pause()
+	defer e.servers[0].Resume()
+	if err := e.client.Get(ctx, "k").Err(); err == nil {
+		t.Fatal("GET on a paused node succeeded")
+	}
+	if got := testutil.ToFloat64(m.RequestErrors.WithLabelValues("test", proxy.ErrKindTimeout)); got != 1 {
+		t.Errorf("errors{timeout} = %v, want 1", got)
+	}
+}
