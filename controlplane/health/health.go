@@ -37,6 +37,9 @@ type Config struct {
 	// Logger receives one line per ejection and per restore (with node and reason), and
 	// debug lines for failures below the limit. Default: hclog.NewNullLogger().
 	Logger hclog.Logger
+	// Username and Password, when Password is set, are sent as AUTH on every new ping
+	// connection before the first PING (backend_auth / backend_password).
+	Username, Password string
 	// OnChange is called on the goroutine running Run with the full sorted list of ejected
 	// addresses every time that set changes; the slice is the callee's to keep. It must not
 	// block for long: pings keep running, but their results wait for it.
@@ -102,7 +105,7 @@ func (c *Checker) Run(ctx context.Context) {
 	results := make(chan result, len(c.nodes))
 	var wg sync.WaitGroup
 	for i, addr := range c.nodes {
-		p := &pinger{addr: addr, timeout: c.cfg.Timeout}
+		p := &pinger{addr: addr, timeout: c.cfg.Timeout, auth: authCommand(c.cfg.Username, c.cfg.Password)}
 		wg.Go(func() { p.loop(ctx, i, c.cfg.Interval, results) })
 	}
 	defer wg.Wait()
@@ -165,6 +168,7 @@ func (c *Checker) publish(states []nodeState) {
 type pinger struct {
 	addr    string
 	timeout time.Duration
+	auth    []byte // AUTH command sent on each new connection; nil for none
 
 	mu   sync.Mutex // guards conn against the cancel callback
 	conn net.Conn
@@ -173,6 +177,7 @@ type pinger struct {
 
 var (
 	pingCmd  = []byte("PING\r\n")
+	okLine   = []byte("+OK\r\n")
 	pongLine = []byte("+PONG\r\n")
 )
 
@@ -230,6 +235,12 @@ func (p *pinger) ping(ctx context.Context) error {
 		} else {
 			p.rd.Reset(conn)
 		}
+		if p.auth != nil {
+			if err := p.roundTrip(ctx, p.auth, okLine, "AUTH"); err != nil {
+				p.drop()
+				return err
+			}
+		}
 	}
 	err := p.exchange(ctx)
 	if err != nil {
@@ -239,25 +250,30 @@ func (p *pinger) ping(ctx context.Context) error {
 }
 
 func (p *pinger) exchange(ctx context.Context) error {
+	return p.roundTrip(ctx, pingCmd, pongLine, "ping")
+}
+
+// roundTrip sends cmd and expects the one-line reply want, within the timeout.
+func (p *pinger) roundTrip(ctx context.Context, cmd, want []byte, what string) error {
 	if err := p.conn.SetDeadline(time.Now().Add(p.timeout)); err != nil {
-		return fmt.Errorf("ping %s: set deadline: %w", p.addr, err)
+		return fmt.Errorf("%s %s: set deadline: %w", what, p.addr, err)
 	}
 	// Checked after setting the deadline: a cancel from here on finds the cancel callback
 	// still to run, and it moves the deadline to the past.
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if _, err := p.conn.Write(pingCmd); err != nil {
-		return fmt.Errorf("ping %s: write: %w", p.addr, err)
+	if _, err := p.conn.Write(cmd); err != nil {
+		return fmt.Errorf("%s %s: write: %w", what, p.addr, err)
 	}
 	line, err := p.rd.ReadSlice('\n')
 	switch {
 	case errors.Is(err, bufio.ErrBufferFull):
-		return fmt.Errorf("ping %s: reply %q... is not +PONG", p.addr, line)
+		return fmt.Errorf("%s %s: reply %q... is not %s", what, p.addr, line, bytes.TrimSpace(want))
 	case err != nil:
-		return fmt.Errorf("ping %s: read reply: %w", p.addr, err)
-	case !bytes.Equal(line, pongLine):
-		return fmt.Errorf("ping %s: reply %q is not +PONG", p.addr, bytes.TrimRight(line, "\r\n"))
+		return fmt.Errorf("%s %s: read reply: %w", what, p.addr, err)
+	case !bytes.Equal(line, want):
+		return fmt.Errorf("%s %s: reply %q is not %s", what, p.addr, bytes.TrimRight(line, "\r\n"), bytes.TrimSpace(want))
 	}
 	return nil
 }
@@ -269,5 +285,17 @@ func (p *pinger) drop() {
 	if p.conn != nil {
 		_ = p.conn.Close()
 		p.conn = nil
+	}
+}
+
+// authCommand is the AUTH command for the credentials, or nil when there is no password.
+func authCommand(user, pass string) []byte {
+	switch {
+	case pass == "":
+		return nil
+	case user == "":
+		return fmt.Appendf(nil, "*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n", len(pass), pass)
+	default:
+		return fmt.Appendf(nil, "*3\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", len(user), user, len(pass), pass)
 	}
 }

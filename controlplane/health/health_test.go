@@ -324,3 +324,35 @@ func TestNewDefaults(t *testing.T) {
 		})
 	}
 }
+
+// TestPingAuthenticates checks that a node with requirepass stays up when the checker has the
+// password, and is ejected (NOAUTH on PING) when it has a wrong one.
+func TestPingAuthenticates(t *testing.T) {
+	srv := redistest.Start(t, "--requirepass", "pw")
+	for _, c := range []struct {
+		name, pass string
+		ejected    bool
+	}{{"right password", "pw", false}, {"wrong password", "nope", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			changes := make(chan []string, 10)
+			chk := New(Config{
+				Cluster: "t", Nodes: []string{srv.Addr}, Interval: 20 * time.Millisecond,
+				FailLimit: 2, Password: c.pass, OnChange: func(e []string) { changes <- e },
+			})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { chk.Run(ctx); close(done) }()
+			defer func() { cancel(); <-done }()
+			select {
+			case e := <-changes:
+				if !c.ejected {
+					t.Fatalf("node ejected with the right password: %v", e)
+				}
+			case <-time.After(500 * time.Millisecond):
+				if c.ejected {
+					t.Fatal("node not ejected with a wrong password")
+				}
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@
 package topology
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -46,6 +47,9 @@ type Config struct {
 	ReadTimeout time.Duration // per node asked, for the whole reply; default DefaultReadTimeout
 	MinGap      time.Duration // debounce: at most one fetch per MinGap; default DefaultMinGap
 	Logger      hclog.Logger  // default hclog.NewNullLogger()
+	// Username and Password, when Password is set, are sent as AUTH before CLUSTER SLOTS
+	// (backend_auth / backend_password).
+	Username, Password string
 	// OnChange is called on the fetcher's goroutine with each new map that differs (Equal) from
 	// the previous one, including the first. Must not block long.
 	OnChange func(*route.SlotMap)
@@ -165,6 +169,22 @@ func (f *Fetcher) fetchFrom(ctx context.Context, addr string) (*route.SlotMap, e
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
+	if f.cfg.Password != "" {
+		auth := [][]byte{[]byte("AUTH"), []byte(f.cfg.Password)}
+		if f.cfg.Username != "" {
+			auth = [][]byte{[]byte("AUTH"), []byte(f.cfg.Username), []byte(f.cfg.Password)}
+		}
+		if _, err := conn.Write(resp.AppendCommand(nil, auth...)); err != nil {
+			return nil, fmt.Errorf("%s: send AUTH: %w", addr, err)
+		}
+		reply, err := readReply(conn)
+		if err != nil {
+			return nil, fmt.Errorf("%s: read AUTH reply: %w", addr, err)
+		}
+		if resp.IsError(reply) {
+			return nil, fmt.Errorf("%s: AUTH refused: %s", addr, bytes.TrimSpace(reply[1:]))
+		}
+	}
 	if _, err := conn.Write(resp.AppendCommand(nil, []byte("CLUSTER"), []byte("SLOTS"))); err != nil {
 		return nil, fmt.Errorf("%s: send CLUSTER SLOTS: %w", addr, err)
 	}

@@ -285,3 +285,22 @@ func TestHintNeverBlocks(t *testing.T) {
 		t.Fatal("Hint blocked with no Run draining it")
 	}
 }
+
+// TestFetchAuthenticates asks a password-protected node: with the password the fetch gets
+// past AUTH (the node is not in cluster mode, so CLUSTER SLOTS itself then fails), without it
+// the error says AUTH was refused.
+func TestFetchAuthenticates(t *testing.T) {
+	srv := redistest.Start(t, "--requirepass", "pw")
+	for _, c := range []struct{ name, pass, want string }{
+		{"right", "pw", "cluster support disabled"},
+		{"wrong", "nope", "AUTH refused"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := New(Config{Cluster: "t", Seeds: []string{srv.Addr}, Password: c.pass})
+			_, err := f.Fetch(context.Background())
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Fetch: %v, want an error containing %q", err, c.want)
+			}
+		})
+	}
+}

@@ -135,7 +135,7 @@ func TestPolicies(t *testing.T) {
 		{"multi", Unsupported, NoKey},
 		{"watch", Unsupported, 0},
 		{"subscribe", Unsupported, PubSub | NoKey},
-		{"hello", Unsupported, NoKey},
+		{"hello", Local, NoKey},
 		{"time", Unsupported, NoKey},
 		{"move", Unsupported, Write},
 		{"config", Unsupported, Container | NoKey},

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/aster-proxy/aster/dataplane/backend"
+	"github.com/aster-proxy/aster/dataplane/resp"
 	"github.com/aster-proxy/aster/dataplane/route"
 )
 
@@ -41,6 +42,16 @@ type Options struct {
 	Hint func()
 	// Metrics, when set, receive the cluster's traffic, errors and latencies.
 	Metrics *Metrics
+
+	// Users are the client credentials, username → password ("default" for a plain AUTH
+	// password); empty means no authentication.
+	Users map[string]string
+	// BackendAuth is sent (AUTH [user] pass) on every new backend connection; empty for none.
+	BackendUser, BackendPassword string
+	// MaxConnections bounds the cluster's clients; 0 means no bound.
+	MaxConnections int
+	// IdleTimeout closes a client that sends nothing for that long; 0 means never.
+	IdleTimeout time.Duration
 }
 
 // snapshot is a routing table joined with the connection pools of the nodes it names, so a
@@ -179,6 +190,7 @@ func (c *Cluster) reconfigure(spec route.ClusterSpec) {
 	c.opts.ReadTimeout, c.opts.WriteTimeout, c.opts.DialTimeout = spec.ReadTimeout, spec.WriteTimeout, spec.DialTimeout
 	c.opts.NodeConnections = max(spec.NodeConnections, 1)
 	c.opts.ReadFromSlave = spec.ReadFromSlave
+	c.opts.BackendUser, c.opts.BackendPassword = spec.BackendUser, spec.BackendPassword
 	for addr, p := range c.pools {
 		delete(c.pools, addr)
 		c.retireLocked(p)
@@ -215,8 +227,17 @@ func (c *Cluster) poolLocked(addr string) *pool {
 	if c.opts.Hint != nil {
 		opts.OnFailure = func(string, error) { c.opts.Hint() }
 	}
+	if c.opts.BackendPassword != "" {
+		if c.opts.BackendUser != "" {
+			opts.Init = resp.AppendCommand(opts.Init, []byte("AUTH"), []byte(c.opts.BackendUser), []byte(c.opts.BackendPassword))
+		} else {
+			opts.Init = resp.AppendCommand(opts.Init, []byte("AUTH"), []byte(c.opts.BackendPassword))
+		}
+		opts.InitReplies++
+	}
 	if c.opts.ReadFromSlave {
-		opts.Init, opts.InitReplies = readonlyFrame, 1
+		opts.Init = append(opts.Init, readonlyFrame...)
+		opts.InitReplies++
 	}
 	p := &pool{addr: addr, conns: make([]*backend.Conn, c.opts.NodeConnections)}
 	for i := range p.conns {
@@ -225,6 +246,8 @@ func (c *Cluster) poolLocked(addr string) *pool {
 	c.pools[addr] = p
 	return p
 }
+
+var maxClientsReply = []byte("-ERR max number of clients reached\r\n")
 
 var readonlyFrame = []byte("*1\r\n$8\r\nREADONLY\r\n")
 
@@ -314,6 +337,14 @@ func (c *Cluster) Serve() error {
 			c.mu.Unlock()
 			nc.Close()
 			return nil
+		}
+		if max := c.opts.MaxConnections; max > 0 && len(c.sessions) >= max {
+			c.mu.Unlock()
+			c.metrics.inc(c.metrics.refused)
+			_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = nc.Write(maxClientsReply)
+			nc.Close()
+			continue
 		}
 		c.sessions[s] = struct{}{}
 		c.wg.Add(1)

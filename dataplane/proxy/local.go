@@ -39,7 +39,9 @@ func (s *session) local(sl *slot, spec *command.Spec, args [][]byte) {
 			out = resp.AppendSimple(out, "OK")
 		}
 	case "auth":
-		out = resp.AppendError(out, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+		out = s.auth(out, args)
+	case "hello":
+		out = s.hello(out, args)
 	case "command":
 		out = commandReply(out, args)
 	case "info":

@@ -31,6 +31,11 @@ type envOpts struct {
 	nodes       int
 	readTimeout time.Duration
 	metrics     *proxy.Metrics
+	users       map[string]string
+	maxConns    int
+	idle        time.Duration
+	serverArgs  []string // extra redis-server arguments (e.g. requirepass)
+	backendPass string
 }
 
 func testLogger(t testing.TB) hclog.Logger {
@@ -55,14 +60,15 @@ func startEnv(t testing.TB, o envOpts) *env {
 	e := &env{}
 	var nodes []route.Node
 	for i := 0; i < o.nodes; i++ {
-		s := redistest.Start(t)
+		s := redistest.Start(t, o.serverArgs...)
 		e.servers = append(e.servers, s)
 		nodes = append(nodes, route.Node{Addr: s.Addr, Name: "r" + strconv.Itoa(i+1), Weight: 1})
 	}
 	e.cluster = proxy.NewCluster(proxy.Options{
 		Name: "test", ListenAddr: "127.0.0.1:0", ReadTimeout: o.readTimeout,
 		WriteTimeout: time.Second, DialTimeout: time.Second, Logger: testLogger(t),
-		Metrics: o.metrics,
+		Metrics: o.metrics, Users: o.users, MaxConnections: o.maxConns, IdleTimeout: o.idle,
+		BackendPassword: o.backendPass,
 	})
 	e.install(t, 1, nodes)
 	if err := e.cluster.Listen(); err != nil {
@@ -71,7 +77,11 @@ func startEnv(t testing.TB, o envOpts) *env {
 	go e.cluster.Serve()
 	t.Cleanup(e.cluster.Close)
 	e.addr = e.cluster.Addr().String()
-	e.client = redis.NewClient(&redis.Options{Addr: e.addr, MaxRetries: -1, PoolSize: 4})
+	copts := &redis.Options{Addr: e.addr, MaxRetries: -1, PoolSize: 4}
+	if p, ok := o.users["default"]; ok {
+		copts.Password = p
+	}
+	e.client = redis.NewClient(copts)
 	t.Cleanup(func() { e.client.Close() })
 	return e
 }

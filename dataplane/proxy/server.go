@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"maps"
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
@@ -41,16 +42,21 @@ func NewServer(opts ServerOptions) *Server {
 	return &Server{opts: opts, clusters: map[string]*Cluster{}, specs: map[string]route.ClusterSpec{}}
 }
 
-// listenerChanged reports whether a spec change needs a new listener.
+// listenerChanged reports whether a spec change needs a new listener. Client access settings
+// count too: sessions read them without locks, so a change takes a fresh cluster (the old one
+// drains).
 func listenerChanged(a, b route.ClusterSpec) bool {
-	return a.ListenAddr != b.ListenAddr || a.ListenProto != b.ListenProto
+	return a.ListenAddr != b.ListenAddr || a.ListenProto != b.ListenProto ||
+		!maps.Equal(a.Users, b.Users) || a.MaxConnections != b.MaxConnections ||
+		a.IdleTimeout != b.IdleTimeout
 }
 
 // backendChanged reports whether a spec change needs new backend connections.
 func backendChanged(a, b route.ClusterSpec) bool {
 	return a.ReadTimeout != b.ReadTimeout || a.WriteTimeout != b.WriteTimeout ||
 		a.DialTimeout != b.DialTimeout || a.NodeConnections != b.NodeConnections ||
-		a.ReadFromSlave != b.ReadFromSlave
+		a.ReadFromSlave != b.ReadFromSlave || a.BackendUser != b.BackendUser ||
+		a.BackendPassword != b.BackendPassword
 }
 
 // Apply reconciles the served clusters with snap: new clusters get a listener, clusters it no
@@ -113,6 +119,8 @@ func (s *Server) openLocked(spec route.ClusterSpec) (*Cluster, error) {
 		ReadTimeout: spec.ReadTimeout, WriteTimeout: spec.WriteTimeout, DialTimeout: spec.DialTimeout,
 		NodeConnections: spec.NodeConnections, ReadFromSlave: spec.ReadFromSlave,
 		Logger: s.opts.Logger, Version: s.opts.Version, Metrics: s.opts.Metrics,
+		Users: spec.Users, BackendUser: spec.BackendUser, BackendPassword: spec.BackendPassword,
+		MaxConnections: spec.MaxConnections, IdleTimeout: spec.IdleTimeout,
 	}
 	if s.opts.Hint != nil {
 		opts.Hint = func() { s.opts.Hint(name) }

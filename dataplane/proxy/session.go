@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -92,19 +93,33 @@ type session struct {
 
 	start time.Time // when the batch's first command was read; only with metrics on
 
-	quit bool
+	quit   bool
+	authed bool // no password configured, or the client authenticated
 }
 
 func newSession(c *Cluster, nc net.Conn) *session {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	return &session{c: c, nc: nc, id: c.nextID.Add(1), rd: resp.NewReader(nc, readBufSize)}
+	return &session{
+		c: c, nc: nc, id: c.nextID.Add(1), rd: resp.NewReader(nc, readBufSize),
+		authed: len(c.opts.Users) == 0,
+	}
 }
 
 func (s *session) serve() {
 	defer s.nc.Close()
+	defer func() {
+		// A bug must cost one client its connection, never the process.
+		if r := recover(); r != nil {
+			s.c.log.Error("session panicked; connection closed", "remote", s.nc.RemoteAddr().String(),
+				"panic", r, "stack", string(debug.Stack()))
+		}
+	}()
 	for !s.quit {
+		if s.c.opts.IdleTimeout > 0 {
+			_ = s.nc.SetReadDeadline(time.Now().Add(s.c.opts.IdleTimeout))
+		}
 		err := s.rd.Read(&s.cmd)
 		if err != nil {
 			s.readFailed(err)
@@ -217,8 +232,16 @@ func (s *session) handle(cmd *resp.Command) {
 	args := cmd.Args
 	spec := command.Lookup(args[0])
 	s.c.metrics.request(spec)
+	if spec == nil && !s.authed {
+		sl.setError(errNoAuth)
+		return
+	}
 	if spec == nil {
 		sl.setError(unknownCommand(args))
+		return
+	}
+	if !s.authed && !allowedBeforeAuth(spec) {
+		sl.setError(errNoAuth)
 		return
 	}
 	if !spec.CheckArity(len(args)) {

@@ -20,6 +20,14 @@ type ClusterSpec struct {
 	NodeConnections                        int
 	ReadFromSlave                          bool
 
+	// Users are the client credentials, username → password ("default" for the plain AUTH
+	// password); empty means clients need not authenticate.
+	Users map[string]string
+	// BackendUser and BackendPassword are sent as AUTH on every backend connection.
+	BackendUser, BackendPassword string
+	MaxConnections               int           // 0: no bound
+	IdleTimeout                  time.Duration // 0: never
+
 	// Table is the cluster's routing table; nil while a Redis Cluster's first slot map is
 	// still being fetched (the data plane then keeps what it has, or waits).
 	Table *Table

@@ -1,0 +1,111 @@
+package proxy
+
+import (
+	"crypto/subtle"
+	"strings"
+
+	"github.com/aster-proxy/aster/dataplane/command"
+	"github.com/aster-proxy/aster/dataplane/resp"
+)
+
+const (
+	errNoAuth    = "NOAUTH Authentication required."
+	errWrongPass = "WRONGPASS invalid username-password pair or user is disabled."
+	errNoPass    = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
+)
+
+// allowedBeforeAuth reports whether a client may send spec before authenticating, as in Redis.
+func allowedBeforeAuth(spec *command.Spec) bool {
+	return spec != nil && (spec.Name == "auth" || spec.Name == "hello" || spec.Name == "quit")
+}
+
+// checkPassword reports whether user/pass is one of the configured users, comparing in
+// constant time so that a wrong guess takes as long whatever it shares with the password.
+func checkPassword(users map[string]string, user string, pass []byte) bool {
+	want, ok := users[user]
+	if !ok {
+		// Compare anyway so that an unknown user costs the same as a wrong password.
+		subtle.ConstantTimeCompare(pass, pass)
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(want), pass) == 1
+}
+
+// auth answers AUTH [user] pass.
+func (s *session) auth(out []byte, args [][]byte) []byte {
+	users := s.c.opts.Users
+	if len(users) == 0 {
+		return resp.AppendError(out, errNoPass)
+	}
+	user, pass := "default", args[1]
+	switch len(args) {
+	case 2:
+	case 3:
+		user, pass = string(args[1]), args[2]
+	default:
+		return resp.AppendError(out, "ERR syntax error")
+	}
+	if !checkPassword(users, user, pass) {
+		return resp.AppendError(out, errWrongPass)
+	}
+	s.authed = true
+	return resp.AppendSimple(out, "OK")
+}
+
+// hello answers HELLO [protover [AUTH user pass] [SETNAME name]] for protocol 2: the proxy
+// speaks RESP2 to clients for now, so HELLO 3 is refused with NOPROTO and clients fall back.
+func (s *session) hello(out []byte, args [][]byte) []byte {
+	if len(args) >= 2 {
+		v, ok := resp.ParseInt64Arg(args[1])
+		if !ok {
+			return resp.AppendError(out, "ERR Protocol version is not an integer or out of range")
+		}
+		if v != 2 {
+			return resp.AppendError(out, "NOPROTO sorry, this protocol version is not supported.")
+		}
+	}
+	for i := 2; i < len(args); i++ {
+		switch strings.ToLower(string(args[i])) {
+		case "auth":
+			if i+2 >= len(args) {
+				return resp.AppendError(out, "ERR Syntax error in HELLO option 'auth'")
+			}
+			if len(s.c.opts.Users) == 0 {
+				return resp.AppendError(out, errNoPass)
+			}
+			if !checkPassword(s.c.opts.Users, string(args[i+1]), args[i+2]) {
+				return resp.AppendError(out, errWrongPass)
+			}
+			s.authed = true
+			i += 2
+		case "setname":
+			if i+1 >= len(args) {
+				return resp.AppendError(out, "ERR Syntax error in HELLO option 'setname'")
+			}
+			i++
+		default:
+			return resp.AppendError(out, "ERR Syntax error in HELLO option '"+clip(args[i])+"'")
+		}
+	}
+	if !s.authed {
+		return resp.AppendError(out, errNoAuth)
+	}
+	out = resp.AppendArrayHeader(out, 14)
+	for _, kv := range [][2]string{
+		{"server", "redis"}, {"version", "7.0.0"}, {"proto", ""}, {"id", ""},
+		{"mode", "standalone"}, {"role", "master"}, {"modules", ""},
+	} {
+		out = resp.AppendBulkString(out, kv[0])
+		switch kv[0] {
+		case "proto":
+			out = resp.AppendInt(out, 2)
+		case "id":
+			out = resp.AppendInt(out, int64(s.id))
+		case "modules":
+			out = resp.AppendArrayHeader(out, 0)
+		default:
+			out = resp.AppendBulkString(out, kv[1])
+		}
+	}
+	return out
+}
