@@ -6,7 +6,9 @@ package remote
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -31,6 +33,12 @@ func ToProto(s *route.Snapshot, hashes map[string]controlplane.RingHash) (*aster
 			ReadTimeout: durationProto(c.ReadTimeout), WriteTimeout: durationProto(c.WriteTimeout),
 			DialTimeout:     durationProto(c.DialTimeout),
 			NodeConnections: int32(c.NodeConnections), ReadFromSlave: c.ReadFromSlave,
+			BackendUsername: c.BackendUser, BackendPassword: c.BackendPassword,
+			MaxConnections: int32(min(c.MaxConnections, math.MaxInt32)),
+			IdleTimeout:    durationProto(c.IdleTimeout),
+		}
+		for _, u := range slices.Sorted(maps.Keys(c.Users)) {
+			pc.Users = append(pc.Users, &asterv1.User{Username: u, Password: c.Users[u]})
 		}
 		if t := c.Table; t != nil {
 			pc.TableVersion = t.Version
@@ -76,6 +84,14 @@ func FromProto(p *asterv1.Snapshot) (*route.Snapshot, error) {
 			ReadTimeout: pc.GetReadTimeout().AsDuration(), WriteTimeout: pc.GetWriteTimeout().AsDuration(),
 			DialTimeout:     pc.GetDialTimeout().AsDuration(),
 			NodeConnections: int(pc.GetNodeConnections()), ReadFromSlave: pc.GetReadFromSlave(),
+			BackendUser: pc.GetBackendUsername(), BackendPassword: pc.GetBackendPassword(),
+			MaxConnections: int(pc.GetMaxConnections()), IdleTimeout: pc.GetIdleTimeout().AsDuration(),
+		}
+		if us := pc.GetUsers(); len(us) > 0 {
+			c.Users = make(map[string]string, len(us))
+			for _, u := range us {
+				c.Users[u.GetUsername()] = u.GetPassword()
+			}
 		}
 		switch t := pc.GetTable().(type) {
 		case *asterv1.ClusterRoutes_Ring:

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -89,6 +90,11 @@ func TestRoundTrip(t *testing.T) {
 			Table: &route.Table{Version: 5, Slots: partial},
 		}, nil},
 		{"no table yet", route.ClusterSpec{Name: "fetching", ListenAddr: "127.0.0.1:8200", ListenProto: "tcp"}, nil},
+		{"access settings", route.ClusterSpec{
+			Name: "secured", ListenAddr: "127.0.0.1:8300", ListenProto: "tcp",
+			Users:       map[string]string{"default": "pw", "ops": "opspw"},
+			BackendUser: "proxy", BackendPassword: "backpw", MaxConnections: 5000, IdleTimeout: 30 * time.Second,
+		}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -107,7 +113,7 @@ func TestRoundTrip(t *testing.T) {
 			got, want := out.Clusters[0], tc.spec
 			gotTable, wantTable := got.Table, want.Table
 			got.Table, want.Table = nil, nil
-			if got != want {
+			if !reflect.DeepEqual(got, want) {
 				t.Errorf("spec %+v, want %+v", got, want)
 			}
 			switch {

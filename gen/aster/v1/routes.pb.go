@@ -352,7 +352,21 @@ type ClusterRoutes struct {
 	//
 	//	*ClusterRoutes_Ring
 	//	*ClusterRoutes_Slots
-	Table         isClusterRoutes_Table `protobuf_oneof:"table"`
+	Table isClusterRoutes_Table `protobuf_oneof:"table"`
+	// users are the client credentials the data plane checks; empty means
+	// clients need not authenticate. Secrets: serve RouteService only on a
+	// trusted network or behind the admin token.
+	Users []*User `protobuf:"bytes,12,rep,name=users,proto3" json:"users,omitempty"`
+	// backend_username and backend_password are sent as AUTH on every
+	// connection to a server; empty password means none.
+	BackendUsername string `protobuf:"bytes,13,opt,name=backend_username,json=backendUsername,proto3" json:"backend_username,omitempty"`
+	// backend_password: see backend_username.
+	BackendPassword string `protobuf:"bytes,14,opt,name=backend_password,json=backendPassword,proto3" json:"backend_password,omitempty"`
+	// max_connections bounds the cluster's clients; 0 means no bound.
+	MaxConnections int32 `protobuf:"varint,15,opt,name=max_connections,json=maxConnections,proto3" json:"max_connections,omitempty"`
+	// idle_timeout closes clients that send nothing for that long; unset
+	// means never.
+	IdleTimeout   *durationpb.Duration `protobuf:"bytes,16,opt,name=idle_timeout,json=idleTimeout,proto3" json:"idle_timeout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -475,6 +489,41 @@ func (x *ClusterRoutes) GetSlots() *SlotMap {
 	return nil
 }
 
+func (x *ClusterRoutes) GetUsers() []*User {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *ClusterRoutes) GetBackendUsername() string {
+	if x != nil {
+		return x.BackendUsername
+	}
+	return ""
+}
+
+func (x *ClusterRoutes) GetBackendPassword() string {
+	if x != nil {
+		return x.BackendPassword
+	}
+	return ""
+}
+
+func (x *ClusterRoutes) GetMaxConnections() int32 {
+	if x != nil {
+		return x.MaxConnections
+	}
+	return 0
+}
+
+func (x *ClusterRoutes) GetIdleTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.IdleTimeout
+	}
+	return nil
+}
+
 type isClusterRoutes_Table interface {
 	isClusterRoutes_Table()
 }
@@ -493,6 +542,61 @@ func (*ClusterRoutes_Ring) isClusterRoutes_Table() {}
 
 func (*ClusterRoutes_Slots) isClusterRoutes_Table() {}
 
+// User is one client credential.
+type User struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// username is "default" for the plain AUTH password.
+	Username string `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	// password is the user's password.
+	Password      string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *User) Reset() {
+	*x = User{}
+	mi := &file_aster_v1_routes_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *User) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*User) ProtoMessage() {}
+
+func (x *User) ProtoReflect() protoreflect.Message {
+	mi := &file_aster_v1_routes_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use User.ProtoReflect.Descriptor instead.
+func (*User) Descriptor() ([]byte, []int) {
+	return file_aster_v1_routes_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *User) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *User) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
 // Ring is a standalone cluster's consistent hash ring.
 type Ring struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -508,7 +612,7 @@ type Ring struct {
 
 func (x *Ring) Reset() {
 	*x = Ring{}
-	mi := &file_aster_v1_routes_proto_msgTypes[6]
+	mi := &file_aster_v1_routes_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -520,7 +624,7 @@ func (x *Ring) String() string {
 func (*Ring) ProtoMessage() {}
 
 func (x *Ring) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_routes_proto_msgTypes[6]
+	mi := &file_aster_v1_routes_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -533,7 +637,7 @@ func (x *Ring) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ring.ProtoReflect.Descriptor instead.
 func (*Ring) Descriptor() ([]byte, []int) {
-	return file_aster_v1_routes_proto_rawDescGZIP(), []int{6}
+	return file_aster_v1_routes_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Ring) GetHashMethod() string {
@@ -572,7 +676,7 @@ type RingNode struct {
 
 func (x *RingNode) Reset() {
 	*x = RingNode{}
-	mi := &file_aster_v1_routes_proto_msgTypes[7]
+	mi := &file_aster_v1_routes_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -584,7 +688,7 @@ func (x *RingNode) String() string {
 func (*RingNode) ProtoMessage() {}
 
 func (x *RingNode) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_routes_proto_msgTypes[7]
+	mi := &file_aster_v1_routes_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -597,7 +701,7 @@ func (x *RingNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RingNode.ProtoReflect.Descriptor instead.
 func (*RingNode) Descriptor() ([]byte, []int) {
-	return file_aster_v1_routes_proto_rawDescGZIP(), []int{7}
+	return file_aster_v1_routes_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RingNode) GetAddress() string {
@@ -632,7 +736,7 @@ type SlotMap struct {
 
 func (x *SlotMap) Reset() {
 	*x = SlotMap{}
-	mi := &file_aster_v1_routes_proto_msgTypes[8]
+	mi := &file_aster_v1_routes_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -644,7 +748,7 @@ func (x *SlotMap) String() string {
 func (*SlotMap) ProtoMessage() {}
 
 func (x *SlotMap) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_routes_proto_msgTypes[8]
+	mi := &file_aster_v1_routes_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -657,7 +761,7 @@ func (x *SlotMap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotMap.ProtoReflect.Descriptor instead.
 func (*SlotMap) Descriptor() ([]byte, []int) {
-	return file_aster_v1_routes_proto_rawDescGZIP(), []int{8}
+	return file_aster_v1_routes_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SlotMap) GetRanges() []*SlotMapRange {
@@ -684,7 +788,7 @@ type SlotMapRange struct {
 
 func (x *SlotMapRange) Reset() {
 	*x = SlotMapRange{}
-	mi := &file_aster_v1_routes_proto_msgTypes[9]
+	mi := &file_aster_v1_routes_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -696,7 +800,7 @@ func (x *SlotMapRange) String() string {
 func (*SlotMapRange) ProtoMessage() {}
 
 func (x *SlotMapRange) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_routes_proto_msgTypes[9]
+	mi := &file_aster_v1_routes_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -709,7 +813,7 @@ func (x *SlotMapRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotMapRange.ProtoReflect.Descriptor instead.
 func (*SlotMapRange) Descriptor() ([]byte, []int) {
-	return file_aster_v1_routes_proto_rawDescGZIP(), []int{9}
+	return file_aster_v1_routes_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SlotMapRange) GetStart() uint32 {
@@ -756,7 +860,7 @@ const file_aster_v1_routes_proto_rawDesc = "" +
 	"\x10SendHintResponse\"Y\n" +
 	"\bSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x123\n" +
-	"\bclusters\x18\x02 \x03(\v2\x17.aster.v1.ClusterRoutesR\bclusters\"\xf5\x03\n" +
+	"\bclusters\x18\x02 \x03(\v2\x17.aster.v1.ClusterRoutesR\bclusters\"\xd8\x05\n" +
 	"\rClusterRoutes\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\vlisten_addr\x18\x02 \x01(\tR\n" +
@@ -770,8 +874,16 @@ const file_aster_v1_routes_proto_rawDesc = "" +
 	"\x0fread_from_slave\x18\t \x01(\bR\rreadFromSlave\x12$\n" +
 	"\x04ring\x18\n" +
 	" \x01(\v2\x0e.aster.v1.RingH\x00R\x04ring\x12)\n" +
-	"\x05slots\x18\v \x01(\v2\x11.aster.v1.SlotMapH\x00R\x05slotsB\a\n" +
-	"\x05table\"l\n" +
+	"\x05slots\x18\v \x01(\v2\x11.aster.v1.SlotMapH\x00R\x05slots\x12$\n" +
+	"\x05users\x18\f \x03(\v2\x0e.aster.v1.UserR\x05users\x12)\n" +
+	"\x10backend_username\x18\r \x01(\tR\x0fbackendUsername\x12)\n" +
+	"\x10backend_password\x18\x0e \x01(\tR\x0fbackendPassword\x12'\n" +
+	"\x0fmax_connections\x18\x0f \x01(\x05R\x0emaxConnections\x12<\n" +
+	"\fidle_timeout\x18\x10 \x01(\v2\x19.google.protobuf.DurationR\vidleTimeoutB\a\n" +
+	"\x05table\">\n" +
+	"\x04User\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\"l\n" +
 	"\x04Ring\x12\x1f\n" +
 	"\vhash_method\x18\x01 \x01(\tR\n" +
 	"hashMethod\x12\x19\n" +
@@ -810,7 +922,7 @@ func file_aster_v1_routes_proto_rawDescGZIP() []byte {
 }
 
 var file_aster_v1_routes_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_aster_v1_routes_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_aster_v1_routes_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_aster_v1_routes_proto_goTypes = []any{
 	(HintKind)(0),               // 0: aster.v1.HintKind
 	(*WatchRequest)(nil),        // 1: aster.v1.WatchRequest
@@ -819,32 +931,35 @@ var file_aster_v1_routes_proto_goTypes = []any{
 	(*SendHintResponse)(nil),    // 4: aster.v1.SendHintResponse
 	(*Snapshot)(nil),            // 5: aster.v1.Snapshot
 	(*ClusterRoutes)(nil),       // 6: aster.v1.ClusterRoutes
-	(*Ring)(nil),                // 7: aster.v1.Ring
-	(*RingNode)(nil),            // 8: aster.v1.RingNode
-	(*SlotMap)(nil),             // 9: aster.v1.SlotMap
-	(*SlotMapRange)(nil),        // 10: aster.v1.SlotMapRange
-	(*durationpb.Duration)(nil), // 11: google.protobuf.Duration
+	(*User)(nil),                // 7: aster.v1.User
+	(*Ring)(nil),                // 8: aster.v1.Ring
+	(*RingNode)(nil),            // 9: aster.v1.RingNode
+	(*SlotMap)(nil),             // 10: aster.v1.SlotMap
+	(*SlotMapRange)(nil),        // 11: aster.v1.SlotMapRange
+	(*durationpb.Duration)(nil), // 12: google.protobuf.Duration
 }
 var file_aster_v1_routes_proto_depIdxs = []int32{
 	5,  // 0: aster.v1.WatchResponse.snapshot:type_name -> aster.v1.Snapshot
 	0,  // 1: aster.v1.SendHintRequest.kind:type_name -> aster.v1.HintKind
 	6,  // 2: aster.v1.Snapshot.clusters:type_name -> aster.v1.ClusterRoutes
-	11, // 3: aster.v1.ClusterRoutes.read_timeout:type_name -> google.protobuf.Duration
-	11, // 4: aster.v1.ClusterRoutes.write_timeout:type_name -> google.protobuf.Duration
-	11, // 5: aster.v1.ClusterRoutes.dial_timeout:type_name -> google.protobuf.Duration
-	7,  // 6: aster.v1.ClusterRoutes.ring:type_name -> aster.v1.Ring
-	9,  // 7: aster.v1.ClusterRoutes.slots:type_name -> aster.v1.SlotMap
-	8,  // 8: aster.v1.Ring.nodes:type_name -> aster.v1.RingNode
-	10, // 9: aster.v1.SlotMap.ranges:type_name -> aster.v1.SlotMapRange
-	1,  // 10: aster.v1.RouteService.Watch:input_type -> aster.v1.WatchRequest
-	3,  // 11: aster.v1.RouteService.SendHint:input_type -> aster.v1.SendHintRequest
-	2,  // 12: aster.v1.RouteService.Watch:output_type -> aster.v1.WatchResponse
-	4,  // 13: aster.v1.RouteService.SendHint:output_type -> aster.v1.SendHintResponse
-	12, // [12:14] is the sub-list for method output_type
-	10, // [10:12] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	12, // 3: aster.v1.ClusterRoutes.read_timeout:type_name -> google.protobuf.Duration
+	12, // 4: aster.v1.ClusterRoutes.write_timeout:type_name -> google.protobuf.Duration
+	12, // 5: aster.v1.ClusterRoutes.dial_timeout:type_name -> google.protobuf.Duration
+	8,  // 6: aster.v1.ClusterRoutes.ring:type_name -> aster.v1.Ring
+	10, // 7: aster.v1.ClusterRoutes.slots:type_name -> aster.v1.SlotMap
+	7,  // 8: aster.v1.ClusterRoutes.users:type_name -> aster.v1.User
+	12, // 9: aster.v1.ClusterRoutes.idle_timeout:type_name -> google.protobuf.Duration
+	9,  // 10: aster.v1.Ring.nodes:type_name -> aster.v1.RingNode
+	11, // 11: aster.v1.SlotMap.ranges:type_name -> aster.v1.SlotMapRange
+	1,  // 12: aster.v1.RouteService.Watch:input_type -> aster.v1.WatchRequest
+	3,  // 13: aster.v1.RouteService.SendHint:input_type -> aster.v1.SendHintRequest
+	2,  // 14: aster.v1.RouteService.Watch:output_type -> aster.v1.WatchResponse
+	4,  // 15: aster.v1.RouteService.SendHint:output_type -> aster.v1.SendHintResponse
+	14, // [14:16] is the sub-list for method output_type
+	12, // [12:14] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_aster_v1_routes_proto_init() }
@@ -862,7 +977,7 @@ func file_aster_v1_routes_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_aster_v1_routes_proto_rawDesc), len(file_aster_v1_routes_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
