@@ -162,6 +162,26 @@ func (s *Server) Ready() bool {
 	return len(s.clusters) > 0
 }
 
+// Shutdown stops accepting on every cluster and lets each session finish the commands it has
+// read (bounded by each cluster's grace period), then closes everything: SIGTERM's path.
+func (s *Server) Shutdown() {
+	s.mu.Lock()
+	s.closed = true
+	clusters := s.clusters
+	s.clusters = map[string]*Cluster{}
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, c := range clusters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.Drain()
+		}()
+	}
+	wg.Wait()
+	s.wg.Wait()
+}
+
 // Close stops every cluster and waits for them.
 func (s *Server) Close() {
 	s.mu.Lock()
