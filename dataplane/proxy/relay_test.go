@@ -1,0 +1,81 @@
+package proxy_test
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/aster-proxy/aster/dataplane/proxy"
+	"github.com/aster-proxy/aster/dataplane/route"
+	"github.com/aster-proxy/aster/internal/redistest"
+)
+
+// TestFaultyBackendLinksNeverMixAnswers puts a relay that delays and cuts connections at
+// random between the proxy and its nodes: every client request must get its own answer or an
+// error, never another request's answer.
+func TestFaultyBackendLinksNeverMixAnswers(t *testing.T) {
+	var nodes []route.Node
+	for i := 0; i < 2; i++ {
+		s := redistest.Start(t)
+		r := redistest.StartRelay(t, s.Addr, 2*time.Millisecond, 0.01)
+		nodes = append(nodes, route.Node{Addr: r.Addr, Name: "r" + strconv.Itoa(i), Weight: 1})
+	}
+	c := proxy.NewCluster(proxy.Options{
+		Name: "faulty", ListenAddr: "127.0.0.1:0", ReadTimeout: 500 * time.Millisecond,
+		WriteTimeout: time.Second, DialTimeout: time.Second, Logger: testLogger(t),
+	})
+	h, _ := route.Hash("fnv1a_64")
+	ring, _ := route.NewRing(nodes, h, "{}")
+	if err := c.Update(&route.Table{Version: 1, Ring: ring}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	go c.Serve()
+	t.Cleanup(c.Close)
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var ok, failed int
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			cl := redis.NewClient(&redis.Options{Addr: c.Addr().String(), MaxRetries: -1, PoolSize: 1, ReadTimeout: 5 * time.Second})
+			defer cl.Close()
+			for i := 0; i < 150; i++ {
+				k := fmt.Sprintf("faulty:%d:%d", w, i)
+				v := k + ":" + strings.Repeat("v", i%40)
+				// ECHO is answered by the proxy; SET/GET go through the faulty links.
+				pipe := cl.Pipeline()
+				set := pipe.Set(ctx, k, v, 0)
+				get := pipe.Get(ctx, k)
+				_, _ = pipe.Exec(ctx)
+				mu.Lock()
+				if set.Err() == nil && get.Err() == nil {
+					ok++
+				} else {
+					failed++
+				}
+				mu.Unlock()
+				if err := set.Err(); err == nil && set.Val() != "OK" {
+					t.Errorf("SET %s answered %q", k, set.Val())
+				}
+				if got, err := get.Result(); err == nil && got != v {
+					t.Errorf("GET %s answered %q: another request's answer", k, got)
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	t.Logf("%d request pairs answered right, %d failed with an error", ok, failed)
+	if ok == 0 {
+		t.Fatal("nothing got through the relay")
+	}
+}
