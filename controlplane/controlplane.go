@@ -29,6 +29,42 @@ type Sink interface {
 	Apply(s *route.Snapshot) error
 }
 
+// Metrics receives the control plane's events so that they can be counted. Its methods are
+// called with the control plane's lock held, on whichever goroutine made the change: they must
+// be quick, must not block and must not call back into the ControlPlane. State (which nodes
+// are up, each table's version) is not pushed here: read it with Clusters when needed.
+type Metrics interface {
+	// NodeEjected is called once each time a node of a standalone cluster leaves the ring;
+	// reason is EjectedByHealth or EjectedByOperator.
+	NodeEjected(cluster, node, reason string)
+	// TopologyRefreshed is called for each Redis Cluster topology refresh the control plane
+	// learns of; result is RefreshChanged (a new slot map was published).
+	TopologyRefreshed(cluster, result string)
+}
+
+// Reasons passed to Metrics.NodeEjected, and results passed to Metrics.TopologyRefreshed.
+const (
+	EjectedByHealth   = "health"
+	EjectedByOperator = "operator"
+	// RefreshChanged: a fetched slot map differed from the last one and was published. The
+	// topology fetcher reports only changes, so unchanged and failed fetches are not seen here.
+	RefreshChanged = "changed"
+)
+
+// Option configures New.
+type Option func(*ControlPlane)
+
+// WithMetrics makes the control plane report its events to m.
+func WithMetrics(m Metrics) Option {
+	return func(cp *ControlPlane) { cp.metrics = m }
+}
+
+// noMetrics is the default Metrics: it counts nothing.
+type noMetrics struct{}
+
+func (noMetrics) NodeEjected(string, string, string) {}
+func (noMetrics) TopologyRefreshed(string, string)   {}
+
 // Errors that callers (the admin API) map to their own codes.
 var (
 	ErrNotFound     = errors.New("not found")
@@ -40,8 +76,9 @@ var (
 // ControlPlane runs the slow path of every configured cluster. Its methods are safe for
 // concurrent use; every change is serialised by one mutex and published as a new snapshot.
 type ControlPlane struct {
-	log  hclog.Logger
-	sink Sink
+	log     hclog.Logger
+	sink    Sink
+	metrics Metrics
 
 	mu       sync.Mutex
 	cfg      *config.Config
@@ -74,11 +111,14 @@ type cluster struct {
 
 // New builds the first snapshot from cfg and hands it to sink, so that the data plane can
 // serve as soon as New returns (a Redis Cluster's slot map follows from Run's first fetch).
-func New(cfg *config.Config, sink Sink, logger hclog.Logger) (*ControlPlane, error) {
+func New(cfg *config.Config, sink Sink, logger hclog.Logger, opts ...Option) (*ControlPlane, error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	cp := &ControlPlane{log: logger.Named("controlplane"), sink: sink, watchers: map[chan struct{}]struct{}{}}
+	cp := &ControlPlane{log: logger.Named("controlplane"), sink: sink, metrics: noMetrics{}, watchers: map[chan struct{}]struct{}{}}
+	for _, o := range opts {
+		o(cp)
+	}
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	cp.cfg = cfg
@@ -272,9 +312,13 @@ func (cp *ControlPlane) healthChanged(c *cluster, ejected []string) {
 	if !cp.currentLocked(c) {
 		return
 	}
+	prev := c.healthEjected
 	c.healthEjected = make(map[string]string, len(ejected))
 	for _, a := range ejected {
 		c.healthEjected[a] = fmt.Sprintf("failed %d pings in a row", c.cfg.PingFailLimit)
+		if _, was := prev[a]; !was {
+			cp.metrics.NodeEjected(c.cfg.Name, a, EjectedByHealth)
+		}
 	}
 	cp.rebuildLocked(c)
 }
@@ -295,6 +339,7 @@ func (cp *ControlPlane) slotsChanged(c *cluster, m *route.SlotMap) {
 		}
 	}
 	sort.Strings(masters)
+	cp.metrics.TopologyRefreshed(c.cfg.Name, RefreshChanged)
 	c.log.Info("slot map published", "version", cp.version, "nodes", len(m.Nodes()),
 		"covered_slots", m.Covered(), "masters", masters)
 	if err := cp.publishLocked(); err != nil {
@@ -348,6 +393,9 @@ func (cp *ControlPlane) Eject(clusterName, node, reason string) (NodeStatus, err
 	return cp.setOperator(clusterName, node, func(c *cluster, addr string) {
 		if reason == "" {
 			reason = "ejected by operator"
+		}
+		if _, already := c.operator[addr]; !already {
+			cp.metrics.NodeEjected(c.cfg.Name, addr, EjectedByOperator)
 		}
 		c.operator[addr] = reason
 		c.log.Warn("node ejected by operator", "node", addr, "reason", reason)

@@ -4,10 +4,18 @@
 // --role all (the default) runs the control plane and the data plane in one process; --role
 // control runs only the control plane and its gRPC API, whose RouteService feeds data planes
 // started with --role data --control-plane HOST:PORT.
+//
+// Prometheus metrics, /healthz, /readyz (and /debug/pprof/ with [metrics] pprof = true) are
+// served on [metrics] listen_addr (default 127.0.0.1:7791). --metrics PORT, the original
+// Aster's flag, serves them on 127.0.0.1:PORT instead (loopback: metrics and profiles are not
+// for the world; use --metrics-addr 0.0.0.0:PORT to open them up); --metrics-addr HOST:PORT
+// sets the whole address. --role data has no configuration file: its endpoint is off unless
+// one of these flags is given.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,6 +24,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 
@@ -28,6 +37,7 @@ import (
 	"github.com/aster-proxy/aster/controlplane/remote"
 	"github.com/aster-proxy/aster/dataplane/proxy"
 	"github.com/aster-proxy/aster/dataplane/route"
+	"github.com/aster-proxy/aster/metrics"
 )
 
 // Roles of an asterd process.
@@ -67,6 +77,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		role        string
 		controlAddr string
 		token       string
+		metricsPort int
+		metricsAddr string
 	)
 	fs.StringVar(&configPath, "config", "", "configuration file (TOML)")
 	fs.StringVar(&configPath, "c", "", "shorthand for --config")
@@ -77,6 +89,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&role, "role", roleAll, "all (control and data plane), control (control plane and admin API only) or data (data plane fed by --control-plane)")
 	fs.StringVar(&controlAddr, "control-plane", "", "with --role data: the control plane's admin API address, HOST:PORT")
 	fs.StringVar(&token, "token", "", "with --role data: the control plane's admin token")
+	fs.IntVar(&metricsPort, "metrics", 0, "serve metrics on 127.0.0.1:PORT, overriding [metrics] listen_addr (the original Aster's flag)")
+	fs.StringVar(&metricsAddr, "metrics-addr", "", "serve metrics on HOST:PORT, overriding [metrics] listen_addr; the way to turn metrics on for --role data")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -89,6 +103,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if msg := checkRole(role, configPath, controlAddr, token, check); msg != "" {
+		fmt.Fprintln(stderr, "asterd: "+msg)
+		return 2
+	}
+	metricsFlag, msg := metricsOverride(metricsPort, metricsAddr)
+	if msg != "" {
 		fmt.Fprintln(stderr, "asterd: "+msg)
 		return 2
 	}
@@ -111,7 +130,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if role == roleData {
-		if err := serveData(ctx, controlAddr, token, log); err != nil {
+		mc := config.Metrics{ListenAddr: metricsFlag}
+		if err := serveData(ctx, controlAddr, token, mc, log); err != nil {
 			log.Error("asterd stopped", "error", err)
 			return 1
 		}
@@ -134,6 +154,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if role == roleControl && cfg.Admin.ListenAddr == "" {
 		fmt.Fprintln(stderr, "asterd: --role control needs the admin API ([admin] listen_addr): data planes watch it")
 		return 2
+	}
+	if metricsFlag != "" {
+		cfg.Metrics.ListenAddr = metricsFlag
 	}
 	if err := serve(ctx, configPath, cfg, role == roleControl, log); err != nil {
 		log.Error("asterd stopped", "error", err)
@@ -166,6 +189,54 @@ func checkRole(role, configPath, controlAddr, token string, check bool) string {
 	return ""
 }
 
+// metricsOverride returns the metrics address the flags ask for ("" when neither is set), or
+// what is wrong with them.
+func metricsOverride(port int, addr string) (string, string) {
+	switch {
+	case port != 0 && addr != "":
+		return "", "--metrics and --metrics-addr are two ways to say the same thing: give one"
+	case port != 0:
+		if port < 1 || port > 65535 {
+			return "", fmt.Sprintf("--metrics %d: not a port (1-65535)", port)
+		}
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), ""
+	case addr != "":
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return "", fmt.Sprintf("--metrics-addr %q: %v", addr, err)
+		}
+	}
+	return addr, ""
+}
+
+// startMetrics serves m on mc.ListenAddr, or returns nil when it is "". ready backs /readyz.
+func startMetrics(m *metrics.Metrics, mc config.Metrics, ready func() error, log hclog.Logger) (*metrics.Server, error) {
+	if mc.ListenAddr == "" {
+		return nil, nil
+	}
+	srv, err := metrics.Listen(mc.ListenAddr, m.Handler(metrics.HandlerOptions{Pprof: mc.Pprof, Ready: ready, Logger: log}), log)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("metrics endpoint listening", "addr", srv.Addr(), "pprof", mc.Pprof)
+	return srv, nil
+}
+
+// dataPlaneMetrics hands the data plane its vectors, made and registered by package metrics.
+func dataPlaneMetrics(m *metrics.Metrics) *proxy.Metrics {
+	return &proxy.Metrics{
+		Requests:               m.Requests,
+		RequestErrors:          m.RequestErrors,
+		RequestDuration:        m.RequestDuration,
+		BackendRequestDuration: m.BackendRequestDuration,
+		ClientConnections:      m.ClientConnections,
+		ClientConnectionsTotal: m.ClientConnectionsTotal,
+		Redirects:              m.Redirects,
+	}
+}
+
+// errNotServing is /readyz's answer while the data plane lacks a table or a listener.
+var errNotServing = errors.New("data plane: not every cluster has a routing table and a listener")
+
 // discard is the control plane's sink in --role control: there is no local data plane; the
 // snapshots reach data planes through the RouteService's Watch streams.
 type discard struct{}
@@ -174,13 +245,14 @@ func (discard) Apply(*route.Snapshot) error { return nil }
 
 // serveData runs a data plane fed by the control plane at addr until ctx is done. It serves
 // nothing until the first snapshot arrives, and its last tables while the control plane is away.
-func serveData(ctx context.Context, addr, token string, log hclog.Logger) error {
+func serveData(ctx context.Context, addr, token string, mc config.Metrics, log hclog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// There is no file to reload; SIGHUP must not end the process (its default action).
 	signal.Ignore(syscall.SIGHUP)
 	// The data plane exists before the client that carries its hints up.
 	var clientRef atomic.Pointer[remote.Client]
+	m := metrics.New(buildVersion())
 	dp := proxy.NewServer(proxy.ServerOptions{
 		Logger:  log,
 		Version: buildVersion(),
@@ -189,8 +261,21 @@ func serveData(ctx context.Context, addr, token string, log hclog.Logger) error 
 				c.Hint(cluster)
 			}
 		},
+		Metrics: dataPlaneMetrics(m),
 	})
 	defer dp.Close()
+	ms, err := startMetrics(m, mc, func() error {
+		if !dp.Ready() {
+			return errNotServing
+		}
+		return nil
+	}, log)
+	if err != nil {
+		return err
+	}
+	if ms != nil {
+		defer ms.Close()
+	}
 	client, err := remote.NewClient(remote.ClientConfig{Addr: addr, Token: token, Sink: dp, Logger: log})
 	if err != nil {
 		return err
@@ -220,8 +305,10 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, controlOn
 	// dropped (the first fetch is coming anyway).
 	var cpRef atomic.Pointer[controlplane.ControlPlane]
 	var sink controlplane.Sink = discard{}
+	m := metrics.New(buildVersion())
+	var dp *proxy.Server
 	if !controlOnly {
-		dp := proxy.NewServer(proxy.ServerOptions{
+		dp = proxy.NewServer(proxy.ServerOptions{
 			Logger:  log,
 			Version: buildVersion(),
 			Hint: func(cluster string) {
@@ -229,15 +316,37 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, controlOn
 					cp.Hint(cluster)
 				}
 			},
+			Metrics: dataPlaneMetrics(m),
 		})
 		defer dp.Close()
 		sink = dp
 	}
-	cp, err := controlplane.New(cfg, sink, log)
+	cp, err := controlplane.New(cfg, sink, log, controlplane.WithMetrics(m))
 	if err != nil {
 		return err
 	}
 	cpRef.Store(cp)
+	m.WatchControlPlane(cp)
+	// Ready: every configured cluster has a table (a Redis Cluster gets its first from a
+	// fetch) and, in-process, the data plane has a listener and a table for each.
+	ready := func() error {
+		for _, c := range cp.Clusters() {
+			if c.TableVersion == 0 {
+				return fmt.Errorf("cluster %q has no routing table yet", c.Name)
+			}
+		}
+		if dp != nil && !dp.Ready() {
+			return errNotServing
+		}
+		return nil
+	}
+	ms, err := startMetrics(m, cfg.Metrics, ready, log)
+	if err != nil {
+		return err
+	}
+	if ms != nil {
+		defer ms.Close()
+	}
 	cpDone := make(chan struct{})
 	go func() {
 		cp.Run(ctx)
@@ -253,7 +362,7 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, controlOn
 		gs := grpc.NewServer(admin.ServerOptions(cfg.Admin.Token)...)
 		admin.New(admin.Config{
 			ControlPlane: cp,
-			Reload:       func() (controlplane.ReloadResult, error) { return reload(cp, configPath) },
+			Reload:       func() (controlplane.ReloadResult, error) { return reload(cp, configPath, m) },
 			Logger:       log,
 		}).Register(gs)
 		remote.NewServer(remote.ServerConfig{Source: cp, Logger: log}).Register(gs)
@@ -280,7 +389,7 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, controlOn
 			log.Info("shutting down")
 			return nil
 		case <-hup:
-			if _, err := reload(cp, configPath); err != nil {
+			if _, err := reload(cp, configPath, m); err != nil {
 				log.Error("reload refused, configuration unchanged", "error", err)
 			}
 		}
@@ -288,11 +397,16 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, controlOn
 }
 
 // reload re-reads the configuration file and applies it; a file with any problem is refused
-// whole and nothing changes.
-func reload(cp *controlplane.ControlPlane, path string) (controlplane.ReloadResult, error) {
+// whole and nothing changes. Either way it is counted in m. The [metrics] and [admin] tables
+// are read at start only: a reload changes clusters.
+func reload(cp *controlplane.ControlPlane, path string, m *metrics.Metrics) (controlplane.ReloadResult, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
-		return controlplane.ReloadResult{}, fmt.Errorf("%w: %w", controlplane.ErrInvalid, err)
+		err = fmt.Errorf("%w: %w", controlplane.ErrInvalid, err)
+		m.ConfigReloaded(err)
+		return controlplane.ReloadResult{}, err
 	}
-	return cp.Reload(cfg)
+	res, err := cp.Reload(cfg)
+	m.ConfigReloaded(err)
+	return res, err
 }

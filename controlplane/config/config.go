@@ -58,6 +58,8 @@ type Config struct {
 	Clusters []Cluster
 	// Admin is the top-level [admin] table: the gRPC admin API.
 	Admin Admin
+	// Metrics is the top-level [metrics] table: the Prometheus HTTP endpoint.
+	Metrics Metrics
 }
 
 // DefaultAdminListenAddr is where the admin API listens unless told otherwise: loopback only.
@@ -69,6 +71,20 @@ type Admin struct {
 	ListenAddr string
 	// Token, when set, must come with every RPC as "authorization: Bearer <token>".
 	Token string
+}
+
+// DefaultMetricsListenAddr is where the metrics endpoint listens unless told otherwise:
+// loopback only, next to the admin API's port.
+const DefaultMetricsListenAddr = "127.0.0.1:7791"
+
+// Metrics configures the HTTP endpoint that serves /metrics, /healthz, /readyz and, when
+// enabled, /debug/pprof/.
+type Metrics struct {
+	// ListenAddr is host:port; "" disables the endpoint.
+	ListenAddr string
+	// Pprof serves net/http/pprof under /debug/pprof/: off by default, as profiles expose
+	// internals and cost CPU while taken.
+	Pprof bool
 }
 
 // CacheType says what the servers of a cluster are.

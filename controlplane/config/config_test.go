@@ -357,3 +357,39 @@ func TestAdminTable(t *testing.T) {
 		})
 	}
 }
+
+func TestMetricsTable(t *testing.T) {
+	base := "[[clusters]]\nname = \"a\"\nlisten_addr = \"127.0.0.1:7000\"\ncache_type = \"redis\"\nservers = [\"127.0.0.1:7001\"]\n"
+	cases := []struct {
+		name, extra string
+		want        Metrics
+		err         string
+	}{
+		{"default", "", Metrics{ListenAddr: DefaultMetricsListenAddr}, ""},
+		{"set", "[metrics]\nlisten_addr = \"0.0.0.0:9121\"\npprof = true\n", Metrics{ListenAddr: "0.0.0.0:9121", Pprof: true}, ""},
+		{"disabled", "[metrics]\nlisten_addr = \"\"\n", Metrics{}, ""},
+		{"pprof only", "[metrics]\npprof = true\n", Metrics{ListenAddr: DefaultMetricsListenAddr, Pprof: true}, ""},
+		{"bad addr", "[metrics]\nlisten_addr = \"nope\"\n", Metrics{}, `t.toml:7: metrics.listen_addr: "nope" is not host:port`},
+		{"pprof not bool", "[metrics]\npprof = \"yes\"\n", Metrics{}, `t.toml:7: metrics.pprof: must be true or false, not a string`},
+		{"unknown key", "[metrics]\nport = 9121\n", Metrics{}, `t.toml:7: metrics.port: unknown key`},
+		{"same as admin", "[admin]\nlisten_addr = \"127.0.0.1:9000\"\n[metrics]\nlisten_addr = \"127.0.0.1:9000\"\n", Metrics{},
+			`t.toml:9: metrics.listen_addr: "127.0.0.1:9000" is also admin.listen_addr`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(base+c.extra), "t.toml")
+			if c.err != "" {
+				if err == nil || err.Error() != c.err {
+					t.Fatalf("err = %v, want %q", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Metrics != c.want {
+				t.Fatalf("Metrics = %+v, want %+v", cfg.Metrics, c.want)
+			}
+		})
+	}
+}

@@ -30,16 +30,20 @@ func parse(data []byte, filename string) (*Config, error) {
 	p := &parser{file: filename, lines: locateKeys(data)}
 
 	for _, k := range slices.Sorted(maps.Keys(raw)) {
-		if k != "clusters" && k != "admin" {
+		if k != "clusters" && k != "admin" && k != "metrics" {
 			p.add(&Error{Index: -1, Key: k, Line: lineOf(p.lines, k), Msg: "unknown key"})
 		}
 	}
 	tables := p.clusterTables(raw["clusters"])
-	cfg := &Config{Clusters: make([]Cluster, 0, len(tables)), Admin: p.admin(raw)}
+	cfg := &Config{Clusters: make([]Cluster, 0, len(tables)), Admin: p.admin(raw), Metrics: p.metrics(raw)}
 	for i, m := range tables {
 		cfg.Clusters = append(cfg.Clusters, p.cluster(i, m))
 	}
 	p.crossCluster(cfg.Clusters)
+	if a := cfg.Metrics.ListenAddr; a != "" && a == cfg.Admin.ListenAddr {
+		p.add(&Error{Index: -1, Key: "metrics.listen_addr", Line: lineOf(p.lines, "metrics.listen_addr"),
+			Msg: fmt.Sprintf("%q is also admin.listen_addr", a)})
+	}
 
 	if err := p.errs.join(); err != nil {
 		return nil, err
@@ -69,6 +73,30 @@ func (p *parser) admin(raw map[string]any) Admin {
 	}
 	r.unknown()
 	return a
+}
+
+// metrics reads the top-level [metrics] table.
+func (p *parser) metrics(raw map[string]any) Metrics {
+	m := Metrics{ListenAddr: DefaultMetricsListenAddr}
+	none := ""
+	top := &reader{p: p, index: -1, name: &none, m: raw, seen: map[string]bool{}}
+	r, ok := top.table("metrics")
+	if !ok {
+		return m
+	}
+	if s, ok := r.str("listen_addr"); ok {
+		if s != "" {
+			if msg := checkListenAddr("tcp", s); msg != "" {
+				r.errf("listen_addr", "%s", msg)
+			}
+		}
+		m.ListenAddr = s
+	}
+	if b, ok := r.boolean("pprof"); ok {
+		m.Pprof = b
+	}
+	r.unknown()
+	return m
 }
 
 func (p *parser) add(e *Error) {

@@ -1,0 +1,214 @@
+// Package metrics owns Aster's Prometheus series: a registry of its own (never the global one)
+// with the Go runtime and process collectors, the data plane's vectors (handed to the proxy,
+// which curries them once per cluster, node and command so that no request looks a label up),
+// the control plane's counters (fed through controlplane.Metrics) and state read at scrape time
+// from the control plane itself, and the HTTP endpoint that serves them.
+//
+// Every series is listed with its labels in README.md, section "Metrics".
+package metrics
+
+import (
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/aster-proxy/aster/controlplane"
+)
+
+// Namespace prefixes every Aster series.
+const Namespace = "aster"
+
+// Label values of the bounded sets this package fills in itself.
+const (
+	ReloadSuccess = "success"
+	ReloadFailure = "failure"
+)
+
+// LatencyBuckets are the classic histogram buckets of both latency histograms: 16 exponential
+// steps from 50 µs (a loopback round trip) to 5 s (far past any sane timeout).
+var LatencyBuckets = prometheus.ExponentialBucketsRange(50e-6, 5, 16)
+
+// Metrics holds every Aster series. The exported vectors are the data plane's: cmd/asterd
+// copies them into proxy.Metrics. The control plane's are fed through the methods that make
+// *Metrics a controlplane.Metrics, and through WatchControlPlane.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	// Requests counts client requests by cluster and command; commands outside the known
+	// command table are counted as "other" so that the label stays bounded.
+	Requests *prometheus.CounterVec
+	// RequestErrors counts requests answered with an error, by cluster and kind (timeout,
+	// backend, protocol, refused, redirect_exhausted, ...).
+	RequestErrors *prometheus.CounterVec
+	// RequestDuration is the client-seen latency of a request, by cluster.
+	RequestDuration *prometheus.HistogramVec
+	// BackendRequestDuration is one backend round trip, by cluster and node.
+	BackendRequestDuration *prometheus.HistogramVec
+	// ClientConnections is the number of open client connections, by cluster.
+	ClientConnections *prometheus.GaugeVec
+	// ClientConnectionsTotal counts accepted client connections, by cluster.
+	ClientConnectionsTotal *prometheus.CounterVec
+	// Redirects counts MOVED and ASK replies followed, by cluster and kind (moved, ask).
+	Redirects *prometheus.CounterVec
+
+	ejections     *prometheus.CounterVec
+	refreshes     *prometheus.CounterVec
+	reloads       *prometheus.CounterVec
+	reloadSuccess prometheus.Gauge
+}
+
+// New returns the series of one asterd process on a fresh registry; version is reported by
+// aster_build_info. The last configuration load counts as successful: asterd does not start
+// on a bad one.
+func New(version string) *Metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		v := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: name, Help: help}, labels)
+		reg.MustRegister(v)
+		return v
+	}
+	gauge := func(name, help string, labels ...string) *prometheus.GaugeVec {
+		v := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: name, Help: help}, labels)
+		reg.MustRegister(v)
+		return v
+	}
+	histogram := func(name, help string, labels ...string) *prometheus.HistogramVec {
+		v := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: name, Help: help,
+			Buckets: LatencyBuckets,
+			// Native histograms for scrapers that ask (protobuf): ~10% resolution, bounded
+			// in size, reset at most hourly when they would grow past it.
+			NativeHistogramBucketFactor:     1.1,
+			NativeHistogramMaxBucketNumber:  160,
+			NativeHistogramMinResetDuration: time.Hour,
+		}, labels)
+		reg.MustRegister(v)
+		return v
+	}
+	m := &Metrics{
+		reg: reg,
+		Requests: counter("requests_total",
+			"Client requests received, by cluster and command (commands outside the command table as \"other\").",
+			"cluster", "command"),
+		RequestErrors: counter("request_errors_total",
+			"Client requests answered with an error, by cluster and kind of failure.",
+			"cluster", "kind"),
+		RequestDuration: histogram("request_duration_seconds",
+			"Latency of client requests as the client sees it, from parsed to reply queued, in seconds.",
+			"cluster"),
+		BackendRequestDuration: histogram("backend_request_duration_seconds",
+			"Latency of requests to one backend node, from sent to reply read, in seconds.",
+			"cluster", "node"),
+		ClientConnections: gauge("client_connections",
+			"Client connections currently open, by cluster.", "cluster"),
+		ClientConnectionsTotal: counter("client_connections_total",
+			"Client connections accepted, by cluster.", "cluster"),
+		Redirects: counter("redirects_total",
+			"MOVED and ASK redirections followed, by cluster and kind (moved, ask).", "cluster", "kind"),
+		ejections: counter("node_ejections_total",
+			"Nodes taken out of a standalone cluster's ring, by cluster, node and reason (health, operator).",
+			"cluster", "node", "reason"),
+		refreshes: counter("topology_refreshes_total",
+			"Redis Cluster topology refreshes by result (changed: a new slot map was published).",
+			"cluster", "result"),
+		reloads: counter("config_reloads_total",
+			"Configuration reloads (SIGHUP or admin API), by result (success, failure).", "result"),
+	}
+	m.reloadSuccess = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: Namespace, Name: "config_last_reload_successful",
+		Help: "1 when the last configuration load or reload succeeded, 0 when it was refused.",
+	})
+	reg.MustRegister(m.reloadSuccess)
+	m.reloadSuccess.Set(1)
+	// Both results exist from the start, so that rate() and increase() see the first one.
+	m.reloads.WithLabelValues(ReloadSuccess)
+	m.reloads.WithLabelValues(ReloadFailure)
+	gauge("build_info", "Always 1; the labels say which asterd and Go built it.", "version", "goversion").
+		WithLabelValues(version, runtime.Version()).Set(1)
+	return m
+}
+
+// Registry returns the registry every series is registered with, for the HTTP handler and for
+// tests.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// NodeEjected counts an ejection; it implements controlplane.Metrics.
+func (m *Metrics) NodeEjected(cluster, node, reason string) {
+	m.ejections.WithLabelValues(cluster, node, reason).Inc()
+}
+
+// TopologyRefreshed counts a topology refresh; it implements controlplane.Metrics.
+func (m *Metrics) TopologyRefreshed(cluster, result string) {
+	m.refreshes.WithLabelValues(cluster, result).Inc()
+}
+
+// ConfigReloaded counts a reload attempt: err is nil when the new configuration was applied.
+func (m *Metrics) ConfigReloaded(err error) {
+	if err != nil {
+		m.reloads.WithLabelValues(ReloadFailure).Inc()
+		m.reloadSuccess.Set(0)
+		return
+	}
+	m.reloads.WithLabelValues(ReloadSuccess).Inc()
+	m.reloadSuccess.Set(1)
+}
+
+var _ controlplane.Metrics = (*Metrics)(nil)
+
+// ClusterSource is what WatchControlPlane reads at each scrape; *controlplane.ControlPlane is
+// one. Clusters may be called from any goroutine.
+type ClusterSource interface {
+	Clusters() []controlplane.ClusterStatus
+}
+
+// WatchControlPlane registers aster_backend_up and aster_routing_table_version, computed from
+// src at each scrape, so that they are always what the control plane holds (a removed cluster
+// or node simply disappears). Call it at most once.
+func (m *Metrics) WatchControlPlane(src ClusterSource) {
+	m.reg.MustRegister(stateCollector{src: src})
+}
+
+var (
+	backendUpDesc = prometheus.NewDesc(Namespace+"_backend_up",
+		"1 when a backend node is serving, 0 when it is ejected (health or operator) or down.",
+		[]string{"cluster", "node"}, nil)
+	tableVersionDesc = prometheus.NewDesc(Namespace+"_routing_table_version",
+		"Version of the routing table a cluster currently routes by; 0 while it has none.",
+		[]string{"cluster"}, nil)
+)
+
+// stateCollector reports the control plane's current state.
+type stateCollector struct {
+	src ClusterSource
+}
+
+// Describe implements prometheus.Collector.
+func (stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- backendUpDesc
+	ch <- tableVersionDesc
+}
+
+// Collect implements prometheus.Collector.
+func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, cs := range c.src.Clusters() {
+		ch <- prometheus.MustNewConstMetric(tableVersionDesc, prometheus.GaugeValue, float64(cs.TableVersion), cs.Name)
+		seen := make(map[string]bool, len(cs.Nodes))
+		for _, n := range cs.Nodes {
+			if seen[n.Addr] {
+				continue // a node listed twice would make the scrape fail whole
+			}
+			seen[n.Addr] = true
+			up := 0.0
+			if n.State == controlplane.StateUp {
+				up = 1
+			}
+			ch <- prometheus.MustNewConstMetric(backendUpDesc, prometheus.GaugeValue, up, cs.Name, n.Addr)
+		}
+	}
+}

@@ -1,0 +1,368 @@
+package metrics
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/aster-proxy/aster/controlplane"
+	"github.com/aster-proxy/aster/controlplane/config"
+	"github.com/aster-proxy/aster/dataplane/route"
+)
+
+type discard struct{}
+
+func (discard) Apply(*route.Snapshot) error { return nil }
+
+const twoNodes = `
+[[clusters]]
+name = "cache"
+listen_addr = "127.0.0.1:7000"
+cache_type = "redis"
+servers = ["127.0.0.1:7001:1 a", "127.0.0.1:7002:1 b"]
+`
+
+// newControlPlane returns a control plane (not running: no health checks) over twoNodes that
+// reports to a fresh Metrics watching it.
+func newControlPlane(t *testing.T) (*controlplane.ControlPlane, *Metrics) {
+	t.Helper()
+	cfg, err := config.Parse([]byte(twoNodes), "t.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := New("v1.2.3")
+	cp, err := controlplane.New(cfg, discard{}, hclog.NewNullLogger(), controlplane.WithMetrics(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.WatchControlPlane(cp)
+	return cp, m
+}
+
+func TestEjectRestoreSeries(t *testing.T) {
+	cp, m := newControlPlane(t)
+	version := func() uint64 {
+		st, err := cp.Cluster("cache")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.TableVersion
+	}
+	const head = `
+# HELP aster_backend_up 1 when a backend node is serving, 0 when it is ejected (health or operator) or down.
+# TYPE aster_backend_up gauge
+`
+	const ejHead = `
+# HELP aster_node_ejections_total Nodes taken out of a standalone cluster's ring, by cluster, node and reason (health, operator).
+# TYPE aster_node_ejections_total counter
+`
+	steps := []struct {
+		name   string
+		do     func() error
+		up     string // aster_backend_up samples
+		ejects string // aster_node_ejections_total samples
+	}{
+		{"start", func() error { return nil },
+			`aster_backend_up{cluster="cache",node="127.0.0.1:7001"} 1
+aster_backend_up{cluster="cache",node="127.0.0.1:7002"} 1
+`, ""},
+		{"eject by alias", func() error { _, err := cp.Eject("cache", "b", "maintenance"); return err },
+			`aster_backend_up{cluster="cache",node="127.0.0.1:7001"} 1
+aster_backend_up{cluster="cache",node="127.0.0.1:7002"} 0
+`, `aster_node_ejections_total{cluster="cache",node="127.0.0.1:7002",reason="operator"} 1
+`},
+		{"eject again counts once", func() error { _, err := cp.Eject("cache", "127.0.0.1:7002", ""); return err },
+			`aster_backend_up{cluster="cache",node="127.0.0.1:7001"} 1
+aster_backend_up{cluster="cache",node="127.0.0.1:7002"} 0
+`, `aster_node_ejections_total{cluster="cache",node="127.0.0.1:7002",reason="operator"} 1
+`},
+		{"unknown node changes nothing", func() error {
+			if _, err := cp.Eject("cache", "nope", ""); !errors.Is(err, controlplane.ErrNotFound) {
+				return errors.New("eject of an unknown node did not fail with ErrNotFound")
+			}
+			return nil
+		},
+			`aster_backend_up{cluster="cache",node="127.0.0.1:7001"} 1
+aster_backend_up{cluster="cache",node="127.0.0.1:7002"} 0
+`, `aster_node_ejections_total{cluster="cache",node="127.0.0.1:7002",reason="operator"} 1
+`},
+		{"restore", func() error { _, err := cp.Restore("cache", "b"); return err },
+			`aster_backend_up{cluster="cache",node="127.0.0.1:7001"} 1
+aster_backend_up{cluster="cache",node="127.0.0.1:7002"} 1
+`, `aster_node_ejections_total{cluster="cache",node="127.0.0.1:7002",reason="operator"} 1
+`},
+		{"eject the other", func() error { _, err := cp.Eject("cache", "a", ""); return err },
+			`aster_backend_up{cluster="cache",node="127.0.0.1:7001"} 0
+aster_backend_up{cluster="cache",node="127.0.0.1:7002"} 1
+`, `aster_node_ejections_total{cluster="cache",node="127.0.0.1:7001",reason="operator"} 1
+aster_node_ejections_total{cluster="cache",node="127.0.0.1:7002",reason="operator"} 1
+`},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		want := head + s.up
+		names := []string{"aster_backend_up"}
+		if s.ejects != "" {
+			want += ejHead + s.ejects
+			names = append(names, "aster_node_ejections_total")
+		}
+		if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {
+			t.Errorf("%s: %v", s.name, err)
+		}
+		if n, err := testutil.GatherAndCount(m.Registry(), "aster_node_ejections_total"); err != nil || n != strings.Count(s.ejects, "\n") {
+			t.Errorf("%s: %d ejection series (%v), want %d", s.name, n, err, strings.Count(s.ejects, "\n"))
+		}
+		// The table version reported is the control plane's, at every step.
+		want = "# HELP aster_routing_table_version Version of the routing table a cluster currently routes by; 0 while it has none.\n" +
+			"# TYPE aster_routing_table_version gauge\n" +
+			`aster_routing_table_version{cluster="cache"} ` + itoa(version()) + "\n"
+		if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "aster_routing_table_version"); err != nil {
+			t.Errorf("%s: %v", s.name, err)
+		}
+	}
+}
+
+func itoa(v uint64) string { return strconv.FormatUint(v, 10) }
+
+func TestReloadRemovesClusterSeries(t *testing.T) {
+	cp, m := newControlPlane(t)
+	cfg, err := config.Parse([]byte(strings.ReplaceAll(twoNodes, `"cache"`, `"other"`)), "t.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cp.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	want := `
+# HELP aster_backend_up 1 when a backend node is serving, 0 when it is ejected (health or operator) or down.
+# TYPE aster_backend_up gauge
+aster_backend_up{cluster="other",node="127.0.0.1:7001"} 1
+aster_backend_up{cluster="other",node="127.0.0.1:7002"} 1
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "aster_backend_up"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestConfigReloaded(t *testing.T) {
+	cases := []struct {
+		name             string
+		errs             []error
+		success, failure int
+		last             int
+	}{
+		{"none yet", nil, 0, 0, 1},
+		{"one success", []error{nil}, 1, 0, 1},
+		{"one failure", []error{errors.New("bad file")}, 0, 1, 0},
+		{"failure then success", []error{errors.New("bad"), nil}, 1, 1, 1},
+		{"success then failures", []error{nil, errors.New("a"), errors.New("b")}, 1, 2, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := New("test")
+			for _, err := range c.errs {
+				m.ConfigReloaded(err)
+			}
+			want := `
+# HELP aster_config_reloads_total Configuration reloads (SIGHUP or admin API), by result (success, failure).
+# TYPE aster_config_reloads_total counter
+aster_config_reloads_total{result="failure"} ` + itoa(uint64(c.failure)) + `
+aster_config_reloads_total{result="success"} ` + itoa(uint64(c.success)) + `
+# HELP aster_config_last_reload_successful 1 when the last configuration load or reload succeeded, 0 when it was refused.
+# TYPE aster_config_last_reload_successful gauge
+aster_config_last_reload_successful ` + itoa(uint64(c.last)) + `
+`
+			if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want),
+				"aster_config_reloads_total", "aster_config_last_reload_successful"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+func TestTopologyRefreshedAndBuildInfo(t *testing.T) {
+	m := New("v9.9.9")
+	m.TopologyRefreshed("rc", controlplane.RefreshChanged)
+	m.TopologyRefreshed("rc", controlplane.RefreshChanged)
+	want := `
+# HELP aster_build_info Always 1; the labels say which asterd and Go built it.
+# TYPE aster_build_info gauge
+aster_build_info{goversion="` + runtime.Version() + `",version="v9.9.9"} 1
+# HELP aster_topology_refreshes_total Redis Cluster topology refreshes by result (changed: a new slot map was published).
+# TYPE aster_topology_refreshes_total counter
+aster_topology_refreshes_total{cluster="rc",result="changed"} 2
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want),
+		"aster_build_info", "aster_topology_refreshes_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestDataPlaneVectors checks the names, labels and buckets the proxy relies on, and that
+// the whole registry passes the client library's linter (units in names, no bad help).
+func TestDataPlaneVectors(t *testing.T) {
+	_, m := newControlPlane(t)
+	m.Requests.WithLabelValues("cache", "get").Add(3)
+	m.RequestErrors.WithLabelValues("cache", "timeout").Inc()
+	m.RequestDuration.WithLabelValues("cache").Observe(0.0001)
+	m.BackendRequestDuration.WithLabelValues("cache", "127.0.0.1:7001").Observe(10) // past the last bucket
+	m.ClientConnections.WithLabelValues("cache").Set(2)
+	m.ClientConnectionsTotal.WithLabelValues("cache").Add(5)
+	m.Redirects.WithLabelValues("cache", "moved").Inc()
+
+	cases := []struct {
+		name string
+		want float64
+	}{
+		{"aster_requests_total", 3},
+		{"aster_request_errors_total", 1},
+		{"aster_client_connections", 2},
+		{"aster_client_connections_total", 5},
+		{"aster_redirects_total", 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			mfs, err := m.Registry().Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, mf := range mfs {
+				if mf.GetName() != c.name {
+					continue
+				}
+				var got float64
+				for _, s := range mf.GetMetric() {
+					got += s.GetCounter().GetValue() + s.GetGauge().GetValue()
+				}
+				if got != c.want {
+					t.Fatalf("%s = %v, want %v", c.name, got, c.want)
+				}
+				return
+			}
+			t.Fatalf("%s not gathered", c.name)
+		})
+	}
+
+	if n := len(LatencyBuckets); n != 16 || LatencyBuckets[0] != 50e-6 || LatencyBuckets[n-1] < 4.999 || LatencyBuckets[n-1] > 5.001 {
+		t.Errorf("buckets = %v, want 16 from 50µs to 5s", LatencyBuckets)
+	}
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "aster_backend_request_duration_seconds" {
+			continue
+		}
+		h := mf.GetMetric()[0].GetHistogram()
+		if h.GetSampleCount() != 1 || len(h.GetBucket()) != 16 || h.GetBucket()[15].GetCumulativeCount() != 0 {
+			t.Errorf("histogram: count %d, %d buckets, last holds %d; want 1, 16, 0 (10s is past 5s)",
+				h.GetSampleCount(), len(h.GetBucket()), h.GetBucket()[15].GetCumulativeCount())
+		}
+		if h.GetSchema() == 0 && h.GetZeroThreshold() == 0 {
+			t.Errorf("no native histogram offered: schema %d", h.GetSchema())
+		}
+	}
+
+	problems, err := testutil.GatherAndLint(m.Registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		if strings.HasPrefix(p.Metric, "aster_") {
+			t.Errorf("lint: %s: %s", p.Metric, p.Text)
+		}
+	}
+}
+
+func TestHandler(t *testing.T) {
+	_, m := newControlPlane(t)
+	notReady := errors.New("cluster \"cache\" has no listener")
+	cases := []struct {
+		name       string
+		opts       HandlerOptions
+		method     string
+		path       string
+		accept     string
+		wantStatus int
+		wantBody   string // substring
+		wantType   string // Content-Type prefix
+	}{
+		{"metrics text", HandlerOptions{}, "GET", "/metrics", "", 200, `aster_backend_up{cluster="cache",node="127.0.0.1:7001"} 1`, "text/plain; version=0.0.4"},
+		{"metrics openmetrics", HandlerOptions{}, "GET", "/metrics", "application/openmetrics-text; version=1.0.0", 200, "# EOF", "application/openmetrics-text"},
+		{"metrics go runtime", HandlerOptions{}, "GET", "/metrics", "", 200, "go_goroutines", "text/plain"},
+		{"metrics process", HandlerOptions{}, "GET", "/metrics", "", 200, "process_start_time_seconds", "text/plain"},
+		{"metrics POST refused", HandlerOptions{}, "POST", "/metrics", "", 405, "", ""},
+		{"healthz", HandlerOptions{Ready: func() error { return notReady }}, "GET", "/healthz", "", 200, "ok", "text/plain"},
+		{"readyz default", HandlerOptions{}, "GET", "/readyz", "", 200, "ok", "text/plain"},
+		{"readyz ready", HandlerOptions{Ready: func() error { return nil }}, "GET", "/readyz", "", 200, "ok", "text/plain"},
+		{"readyz not ready", HandlerOptions{Ready: func() error { return notReady }}, "GET", "/readyz", "", 503, `not ready: cluster "cache" has no listener`, "text/plain"},
+		{"pprof off", HandlerOptions{}, "GET", "/debug/pprof/", "", 404, "", ""},
+		{"pprof on", HandlerOptions{Pprof: true}, "GET", "/debug/pprof/", "", 200, "goroutine", "text/html"},
+		{"pprof cmdline", HandlerOptions{Pprof: true}, "GET", "/debug/pprof/cmdline", "", 200, "", "text/plain"},
+		{"unknown path", HandlerOptions{}, "GET", "/", "", 404, "", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			srv := httptest.NewServer(m.Handler(c.opts))
+			defer srv.Close()
+			req, err := http.NewRequest(c.method, srv.URL+c.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.accept != "" {
+				req.Header.Set("Accept", c.accept)
+			}
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != c.wantStatus {
+				t.Fatalf("status %d, want %d; body %q", resp.StatusCode, c.wantStatus, body)
+			}
+			if !strings.Contains(string(body), c.wantBody) {
+				t.Errorf("body lacks %q:\n%s", c.wantBody, body)
+			}
+			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, c.wantType) {
+				t.Errorf("Content-Type %q, want %q...", ct, c.wantType)
+			}
+		})
+	}
+}
+
+func TestListenClose(t *testing.T) {
+	m := New("test")
+	s, err := Listen("127.0.0.1:0", m.Handler(HandlerOptions{}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + s.Addr() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("healthz: %d", resp.StatusCode)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := http.Get("http://" + s.Addr() + "/healthz"); err == nil {
+		t.Fatal("endpoint still answers after Close")
+	}
+	if _, err := Listen(s.Addr()+"x", m.Handler(HandlerOptions{}), nil); err == nil || !strings.Contains(err.Error(), "metrics endpoint: listen on") {
+		t.Fatalf("bad address: err = %v", err)
+	}
+}
