@@ -150,9 +150,11 @@ func (cp *ControlPlane) newCluster(cc config.Cluster) (*cluster, error) {
 		for i, s := range cc.Servers {
 			seeds[i] = s.Addr
 		}
+		user, pass := backendCredentials(cc)
 		c.fetcher = topology.New(topology.Config{
 			Cluster: cc.Name, Seeds: seeds, Interval: cc.Fetch,
 			DialTimeout: cc.DialTimeout, ReadTimeout: cc.ReadTimeout, Logger: cp.log,
+			Username: user, Password: pass,
 			OnChange: func(m *route.SlotMap) { cp.slotsChanged(c, m) },
 		})
 		return c, nil
@@ -205,7 +207,12 @@ func (cp *ControlPlane) publishLocked() error {
 			NodeConnections: cc.NodeConnections,
 			ReadFromSlave:   cc.ReadFromSlave && cc.CacheType == config.CacheRedisCluster,
 			Table:           c.table,
+			Users:           clientUsers(cc),
+			MaxConnections:  cc.MaxConnections,
+			IdleTimeout:     cc.ClientIdleTimeout,
 		})
+		spec := &snap.Clusters[len(snap.Clusters)-1]
+		spec.BackendUser, spec.BackendPassword = backendCredentials(cc)
 	}
 	cp.snapshot = snap
 	for w := range cp.watchers {
@@ -280,9 +287,10 @@ func (cp *ControlPlane) startLocked(c *cluster) {
 	for i, s := range c.cfg.Servers {
 		addrs[i] = s.Addr
 	}
+	user, pass := backendCredentials(c.cfg)
 	chk := health.New(health.Config{
 		Cluster: c.cfg.Name, Nodes: addrs, Interval: c.cfg.PingInterval,
-		FailLimit: c.cfg.PingFailLimit, Logger: cp.log,
+		FailLimit: c.cfg.PingFailLimit, Logger: cp.log, Username: user, Password: pass,
 		OnChange: func(ejected []string) { cp.healthChanged(c, ejected) },
 	})
 	cp.wg.Add(1)

@@ -283,7 +283,8 @@ func serveData(ctx context.Context, addr, token string, mc config.Metrics, log h
 	clientRef.Store(client)
 	log.Info("asterd started", "version", buildVersion(), "role", roleData, "control_plane", addr)
 	err = client.Run(ctx)
-	log.Info("shutting down")
+	log.Info("shutting down: draining client connections")
+	dp.Shutdown()
 	return err
 }
 
@@ -386,7 +387,11 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, controlOn
 	for {
 		select {
 		case <-ctx.Done():
-			log.Info("shutting down")
+			// Stop accepting, let every session finish what it has read (bounded), then close.
+			log.Info("shutting down: draining client connections")
+			if dp != nil {
+				dp.Shutdown()
+			}
 			return nil
 		case <-hup:
 			if _, err := reload(cp, configPath, m); err != nil {

@@ -48,6 +48,8 @@ const (
 	MaxThread = 1024
 	// MaxNodeConnections bounds `node_connections` (connections per backend node).
 	MaxNodeConnections = 64
+	// MaxMaxConnections bounds `max_connections`.
+	MaxMaxConnections = 1 << 20
 	// MaxPingFailLimit matches the original's u8 field.
 	MaxPingFailLimit = 255
 )
@@ -126,6 +128,13 @@ type Cluster struct {
 	ReadTimeout, WriteTimeout, DialTimeout time.Duration
 
 	NodeConnections int // connections per backend node, 1..MaxNodeConnections
+
+	// MaxConnections bounds the cluster's clients (0: no bound); more are refused with
+	// "-ERR max number of clients reached".
+	MaxConnections int
+	// ClientIdleTimeout closes a client that sends nothing for that long (seconds in the
+	// file, as Redis's `timeout`); 0 means never.
+	ClientIdleTimeout time.Duration
 
 	// PingFailLimit consecutive failed pings eject a node (redis mode); 0 turns ejection off.
 	PingFailLimit int

@@ -377,6 +377,12 @@ func (p *parser) cluster(i int, m map[string]any) Cluster {
 	if n, ok := r.intIn("node_connections", 1, MaxNodeConnections); ok {
 		c.NodeConnections = n
 	}
+	if n, ok := r.intIn("max_connections", 0, MaxMaxConnections); ok {
+		c.MaxConnections = n
+	}
+	if d, ok := r.duration("client_idle_timeout", time.Second); ok {
+		c.ClientIdleTimeout = d
+	}
 
 	if n, ok := r.intIn("ping_fail_limit", 0, MaxPingFailLimit); ok {
 		c.PingFailLimit = n

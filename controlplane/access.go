@@ -1,0 +1,33 @@
+package controlplane
+
+import "github.com/aster-proxy/aster/controlplane/config"
+
+// clientUsers turns a cluster's password / auth settings into username → password for the
+// data plane: the plain password (or auth.password) belongs to the "default" user, as in
+// Redis. nil when clients need not authenticate.
+func clientUsers(cc config.Cluster) map[string]string {
+	users := map[string]string{}
+	if cc.Password != "" {
+		users["default"] = cc.Password
+	}
+	if a := cc.Auth; a != nil {
+		if a.Password != "" {
+			users["default"] = a.Password
+		}
+		for _, u := range a.Users {
+			users[u.Username] = u.Password
+		}
+	}
+	if len(users) == 0 {
+		return nil
+	}
+	return users
+}
+
+// backendCredentials returns what asterd sends as AUTH to the cluster's servers.
+func backendCredentials(cc config.Cluster) (user, password string) {
+	if a := cc.BackendAuth; a != nil {
+		return a.Username, a.Password
+	}
+	return "", cc.BackendPassword
+}
