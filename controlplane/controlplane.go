@@ -211,6 +211,10 @@ func (cp *ControlPlane) publishLocked() error {
 			MaxConnections:  cc.MaxConnections,
 			IdleTimeout:     cc.ClientIdleTimeout,
 		})
+		if cc.SlowlogLogSlowerThan >= 0 {
+			snap.Clusters[len(snap.Clusters)-1].SlowLogMaxLen = cc.SlowlogMaxLen
+			snap.Clusters[len(snap.Clusters)-1].SlowLogSlowerThan = cc.SlowlogLogSlowerThan
+		}
 		spec := &snap.Clusters[len(snap.Clusters)-1]
 		spec.BackendUser, spec.BackendPassword = backendCredentials(cc)
 	}

@@ -59,6 +59,7 @@ Commands:
   cluster reload                        re-read asterd's configuration file and apply it
   cluster eject NAME NODE [--reason R]  take a node out of routing until restored
   cluster restore NAME NODE             put an ejected node back into routing
+  cluster slowlog NAME [-n N]           show a cluster's slowest recent commands
 
 NODE is a node's alias or its host:port address.
 
@@ -77,22 +78,29 @@ Commands:
   reload                        re-read asterd's configuration file and apply it
   eject NAME NODE [--reason R]  take a node out of routing until restored
   restore NAME NODE             put an ejected node back into routing
+  slowlog NAME [-n N]           show a cluster's slowest recent commands
 
 Run 'asterctl cluster <command> --help' for a command's usage, 'asterctl --help' for the flags.
 `
+
+// cmdFlags are the flags of cluster subcommands.
+type cmdFlags struct {
+	reason string // eject --reason
+	count  int    // slowlog -n
+}
 
 // command is one "cluster" subcommand.
 type command struct {
 	usage string
 	args  []string // names of the positional arguments
-	call  func(ctx context.Context, c asterv1.AdminServiceClient, args []string, reason string) (proto.Message, error)
+	call  func(ctx context.Context, c asterv1.AdminServiceClient, args []string, f cmdFlags) (proto.Message, error)
 	print func(w io.Writer, m proto.Message)
 }
 
 var commands = map[string]command{
 	"list": {
 		usage: "Usage: asterctl [flags] cluster list\n\nList every cluster with its node counts and routing table version.\n",
-		call: func(ctx context.Context, c asterv1.AdminServiceClient, _ []string, _ string) (proto.Message, error) {
+		call: func(ctx context.Context, c asterv1.AdminServiceClient, _ []string, _ cmdFlags) (proto.Message, error) {
 			return c.ListClusters(ctx, &asterv1.ListClustersRequest{})
 		},
 		print: func(w io.Writer, m proto.Message) { printList(w, m.(*asterv1.ListClustersResponse)) },
@@ -100,14 +108,14 @@ var commands = map[string]command{
 	"show": {
 		usage: "Usage: asterctl [flags] cluster show NAME\n\nShow a cluster and the state of each of its nodes.\n",
 		args:  []string{"NAME"},
-		call: func(ctx context.Context, c asterv1.AdminServiceClient, a []string, _ string) (proto.Message, error) {
+		call: func(ctx context.Context, c asterv1.AdminServiceClient, a []string, _ cmdFlags) (proto.Message, error) {
 			return c.GetCluster(ctx, &asterv1.GetClusterRequest{Name: a[0]})
 		},
 		print: func(w io.Writer, m proto.Message) { printCluster(w, m.(*asterv1.GetClusterResponse).GetCluster()) },
 	},
 	"reload": {
 		usage: "Usage: asterctl [flags] cluster reload\n\nRe-read asterd's configuration file and apply the difference live.\nA configuration that fails validation is refused and nothing changes.\n",
-		call: func(ctx context.Context, c asterv1.AdminServiceClient, _ []string, _ string) (proto.Message, error) {
+		call: func(ctx context.Context, c asterv1.AdminServiceClient, _ []string, _ cmdFlags) (proto.Message, error) {
 			return c.Reload(ctx, &asterv1.ReloadRequest{})
 		},
 		print: func(w io.Writer, m proto.Message) { printReload(w, m.(*asterv1.ReloadResponse)) },
@@ -115,15 +123,23 @@ var commands = map[string]command{
 	"eject": {
 		usage: "Usage: asterctl [flags] cluster eject NAME NODE [--reason R]\n\nTake NODE (alias or host:port) of cluster NAME out of routing until it is restored;\nhealth checks do not undo it.\n\nFlags:\n  --reason R   why, shown by 'cluster show'\n",
 		args:  []string{"NAME", "NODE"},
-		call: func(ctx context.Context, c asterv1.AdminServiceClient, a []string, reason string) (proto.Message, error) {
-			return c.EjectNode(ctx, &asterv1.EjectNodeRequest{Cluster: a[0], Node: a[1], Reason: reason})
+		call: func(ctx context.Context, c asterv1.AdminServiceClient, a []string, f cmdFlags) (proto.Message, error) {
+			return c.EjectNode(ctx, &asterv1.EjectNodeRequest{Cluster: a[0], Node: a[1], Reason: f.reason})
 		},
 		print: func(w io.Writer, m proto.Message) { printNodes(w, m.(*asterv1.EjectNodeResponse).GetNode()) },
+	},
+	"slowlog": {
+		usage: "Usage: asterctl [flags] cluster slowlog NAME [-n N]\n\nShow cluster NAME's slowest recent commands, newest first (slowlog_log_slower_than,\nslowlog_max_len).\n\nFlags:\n  -n N   how many (default 10, -1 for all)\n",
+		args:  []string{"NAME"},
+		call: func(ctx context.Context, c asterv1.AdminServiceClient, a []string, f cmdFlags) (proto.Message, error) {
+			return c.SlowLog(ctx, &asterv1.SlowLogRequest{Cluster: a[0], Count: int32(f.count)})
+		},
+		print: func(w io.Writer, m proto.Message) { printSlowLog(w, m.(*asterv1.SlowLogResponse)) },
 	},
 	"restore": {
 		usage: "Usage: asterctl [flags] cluster restore NAME NODE\n\nPut NODE (alias or host:port) of cluster NAME back into routing.\n",
 		args:  []string{"NAME", "NODE"},
-		call: func(ctx context.Context, c asterv1.AdminServiceClient, a []string, _ string) (proto.Message, error) {
+		call: func(ctx context.Context, c asterv1.AdminServiceClient, a []string, _ cmdFlags) (proto.Message, error) {
 			return c.RestoreNode(ctx, &asterv1.RestoreNodeRequest{Cluster: a[0], Node: a[1]})
 		},
 		print: func(w io.Writer, m proto.Message) { printNodes(w, m.(*asterv1.RestoreNodeResponse).GetNode()) },
@@ -179,7 +195,7 @@ type invocation struct {
 	name   string // the cluster subcommand
 	cmd    command
 	args   []string
-	reason string
+	flags  cmdFlags
 }
 
 // parse reads the global flags, the command and its arguments; it does no I/O besides the flag
@@ -238,8 +254,11 @@ func parse(args []string, stderr io.Writer, getenv func(string) string) (*invoca
 	inv.name, inv.cmd = rest[0], cmd
 
 	sub := newFlagSet("asterctl cluster "+inv.name, stderr)
-	if inv.name == "eject" {
-		sub.StringVar(&inv.reason, "reason", "", "")
+	switch inv.name {
+	case "eject":
+		sub.StringVar(&inv.flags.reason, "reason", "", "")
+	case "slowlog":
+		sub.IntVar(&inv.flags.count, "n", 10, "")
 	}
 	pos, err := parseInterspersed(sub, rest[1:])
 	if err != nil {
@@ -311,7 +330,7 @@ func (inv *invocation) execute(stdout io.Writer) error {
 	if inv.opts.token != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+inv.opts.token)
 	}
-	resp, err := inv.cmd.call(ctx, asterv1.NewAdminServiceClient(conn), inv.args, inv.reason)
+	resp, err := inv.cmd.call(ctx, asterv1.NewAdminServiceClient(conn), inv.args, inv.flags)
 	if err != nil {
 		return err
 	}
@@ -367,6 +386,16 @@ func printNodes(w io.Writer, nodes ...*asterv1.Node) {
 	for _, n := range nodes {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", cell(n.GetAddress()), cell(n.GetAlias()), n.GetWeight(),
 			roleName(n.GetRole()), stateName(n.GetState()), cell(n.GetSetBy()), cell(n.GetReason()), slots(n.GetSlots()))
+	}
+	tw.Flush()
+}
+
+func printSlowLog(w io.Writer, r *asterv1.SlowLogResponse) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTIME\tDURATION\tCLIENT\tCOMMAND")
+	for _, e := range r.GetEntries() {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", e.GetId(), e.GetTime().AsTime().UTC().Format(time.RFC3339),
+			e.GetDuration().AsDuration(), cell(e.GetClient()), cell(strings.Join(e.GetArgs(), " ")))
 	}
 	tw.Flush()
 }

@@ -63,8 +63,8 @@ func TestParse(t *testing.T) {
 			if inv.opts != c.want {
 				t.Errorf("options %+v, want %+v", inv.opts, c.want)
 			}
-			if inv.name != c.cmd || strings.Join(inv.args, "|") != strings.Join(c.pos, "|") || inv.reason != c.reason {
-				t.Errorf("command %q args %q reason %q, want %q %q %q", inv.name, inv.args, inv.reason, c.cmd, c.pos, c.reason)
+			if inv.name != c.cmd || strings.Join(inv.args, "|") != strings.Join(c.pos, "|") || inv.flags.reason != c.reason {
+				t.Errorf("command %q args %q reason %q, want %q %q %q", inv.name, inv.args, inv.flags.reason, c.cmd, c.pos, c.reason)
 			}
 		})
 	}

@@ -361,11 +361,22 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, controlOn
 			return fmt.Errorf("admin API: listen on %s: %w", addr, err)
 		}
 		gs := grpc.NewServer(admin.ServerOptions(cfg.Admin.Token)...)
-		admin.New(admin.Config{
+		acfg := admin.Config{
 			ControlPlane: cp,
 			Reload:       func() (controlplane.ReloadResult, error) { return reload(cp, configPath, m) },
 			Logger:       log,
-		}).Register(gs)
+		}
+		if dp != nil {
+			acfg.SlowLog = func(cluster string, n int) ([]admin.SlowEntry, bool) {
+				entries, ok := dp.SlowLog(cluster, n)
+				out := make([]admin.SlowEntry, len(entries))
+				for i, e := range entries {
+					out[i] = admin.SlowEntry(e)
+				}
+				return out, ok
+			}
+		}
+		admin.New(acfg).Register(gs)
 		remote.NewServer(remote.ServerConfig{Source: cp, Logger: log}).Register(gs)
 		go func() {
 			if err := gs.Serve(ln); err != nil {

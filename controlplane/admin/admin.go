@@ -7,12 +7,14 @@ import (
 	"crypto/subtle"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/aster-proxy/aster/controlplane"
@@ -25,7 +27,11 @@ type Config struct {
 	ControlPlane *controlplane.ControlPlane
 	// Reload re-reads the configuration file and applies it (the same path SIGHUP takes).
 	Reload func() (controlplane.ReloadResult, error)
-	Logger hclog.Logger
+	// SlowLog returns up to n of a cluster's slow commands, newest first (n < 0: all), from
+	// the data plane in this process; ok false for an unknown cluster. nil when no data plane
+	// runs here (--role control).
+	SlowLog func(cluster string, n int) (entries []SlowEntry, ok bool)
+	Logger  hclog.Logger
 }
 
 // Server implements asterv1.AdminServiceServer. Its methods are safe for concurrent use.
@@ -100,6 +106,38 @@ func (s *Server) RestoreNode(_ context.Context, req *asterv1.RestoreNodeRequest)
 		return nil, toStatus(err)
 	}
 	return &asterv1.RestoreNodeResponse{Node: nodeProto(n)}, nil
+}
+
+// SlowEntry is one slow command, as the data plane keeps it.
+type SlowEntry struct {
+	ID       uint64
+	Time     time.Time
+	Duration time.Duration
+	Args     []string
+	Client   string
+}
+
+// SlowLog returns a cluster's slow commands.
+func (s *Server) SlowLog(_ context.Context, req *asterv1.SlowLogRequest) (*asterv1.SlowLogResponse, error) {
+	if s.cfg.SlowLog == nil {
+		return nil, status.Error(codes.FailedPrecondition, "no data plane in this process: the slow log is kept by the data planes")
+	}
+	n := int(req.GetCount())
+	if n == 0 {
+		n = 10
+	}
+	entries, ok := s.cfg.SlowLog(req.GetCluster(), n)
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "cluster %q: not found", req.GetCluster())
+	}
+	resp := &asterv1.SlowLogResponse{}
+	for _, e := range entries {
+		resp.Entries = append(resp.Entries, &asterv1.SlowLogEntry{
+			Id: e.ID, Time: timestamppb.New(e.Time), Duration: durationpb.New(e.Duration),
+			Args: e.Args, Client: e.Client,
+		})
+	}
+	return resp, nil
 }
 
 // toStatus maps control-plane errors to gRPC codes with their message.

@@ -128,6 +128,10 @@ func TestErrorCodes(t *testing.T) {
 			_, err := cl.EjectNode(ctx, &asterv1.EjectNodeRequest{Cluster: "cache", Node: "r9"})
 			return err
 		}, codes.NotFound},
+		{"slow log without a data plane here", func() error {
+			_, err := cl.SlowLog(ctx, &asterv1.SlowLogRequest{Cluster: "cache"})
+			return err
+		}, codes.FailedPrecondition},
 		{"missing node", func() error {
 			_, err := cl.EjectNode(ctx, &asterv1.EjectNodeRequest{Cluster: "cache"})
 			return err

@@ -34,8 +34,10 @@ func ToProto(s *route.Snapshot, hashes map[string]controlplane.RingHash) (*aster
 			DialTimeout:     durationProto(c.DialTimeout),
 			NodeConnections: int32(c.NodeConnections), ReadFromSlave: c.ReadFromSlave,
 			BackendUsername: c.BackendUser, BackendPassword: c.BackendPassword,
-			MaxConnections: int32(min(c.MaxConnections, math.MaxInt32)),
-			IdleTimeout:    durationProto(c.IdleTimeout),
+			MaxConnections:    int32(min(c.MaxConnections, math.MaxInt32)),
+			IdleTimeout:       durationProto(c.IdleTimeout),
+			SlowlogMaxLen:     int32(min(c.SlowLogMaxLen, math.MaxInt32)),
+			SlowlogSlowerThan: durationProto(c.SlowLogSlowerThan),
 		}
 		for _, u := range slices.Sorted(maps.Keys(c.Users)) {
 			pc.Users = append(pc.Users, &asterv1.User{Username: u, Password: c.Users[u]})
@@ -86,6 +88,7 @@ func FromProto(p *asterv1.Snapshot) (*route.Snapshot, error) {
 			NodeConnections: int(pc.GetNodeConnections()), ReadFromSlave: pc.GetReadFromSlave(),
 			BackendUser: pc.GetBackendUsername(), BackendPassword: pc.GetBackendPassword(),
 			MaxConnections: int(pc.GetMaxConnections()), IdleTimeout: pc.GetIdleTimeout().AsDuration(),
+			SlowLogMaxLen: int(pc.GetSlowlogMaxLen()), SlowLogSlowerThan: pc.GetSlowlogSlowerThan().AsDuration(),
 		}
 		if us := pc.GetUsers(); len(us) > 0 {
 			c.Users = make(map[string]string, len(us))

@@ -94,6 +94,7 @@ func TestRoundTrip(t *testing.T) {
 			Name: "secured", ListenAddr: "127.0.0.1:8300", ListenProto: "tcp",
 			Users:       map[string]string{"default": "pw", "ops": "opspw"},
 			BackendUser: "proxy", BackendPassword: "backpw", MaxConnections: 5000, IdleTimeout: 30 * time.Second,
+			SlowLogMaxLen: 128, SlowLogSlowerThan: 10 * time.Millisecond,
 		}, nil},
 	}
 	for _, tc := range cases {

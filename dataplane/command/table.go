@@ -170,7 +170,7 @@ var table = [...]Spec{
 	{Name: "sinterstore", Arity: -3, Flags: Write, Policy: SameNode, FirstKey: 1, LastKey: -1, Step: 1},
 	{Name: "sismember", Arity: 3, Flags: Read | Fast, Policy: Forward, FirstKey: 1, LastKey: 1, Step: 1},
 	{Name: "slaveof", Arity: 3, Flags: Admin | NoKey, Policy: Unsupported, Reason: "replication administration"},
-	{Name: "slowlog", Arity: -2, Flags: Container | NoKey, Policy: Unsupported, Reason: "server administration"},
+	{Name: "slowlog", Arity: -2, Flags: Container | NoKey, Policy: Local, Reason: "the proxy's own slow log of this cluster (slowlog_log_slower_than, slowlog_max_len)"},
 	{Name: "smembers", Arity: 2, Flags: Read, Policy: Forward, FirstKey: 1, LastKey: 1, Step: 1},
 	{Name: "smismember", Arity: -3, Flags: Read | Fast, Policy: Forward, FirstKey: 1, LastKey: 1, Step: 1},
 	{Name: "smove", Arity: 4, Flags: Write | Fast, Policy: SameNode, FirstKey: 1, LastKey: 2, Step: 1},

@@ -52,6 +52,10 @@ type Options struct {
 	MaxConnections int
 	// IdleTimeout closes a client that sends nothing for that long; 0 means never.
 	IdleTimeout time.Duration
+	// SlowLogMaxLen commands taking at least SlowLogSlowerThan are kept for SLOWLOG and the
+	// admin API; SlowLogMaxLen 0 turns the slow log off.
+	SlowLogMaxLen     int
+	SlowLogSlowerThan time.Duration
 }
 
 // snapshot is a routing table joined with the connection pools of the nodes it names, so a
@@ -97,6 +101,7 @@ type Cluster struct {
 	opts    Options
 	log     hclog.Logger
 	metrics clusterMetrics
+	slow    *slowLog // nil when off
 
 	snap atomic.Pointer[snapshot]
 	// ready is closed when the first table is in, so sessions that start earlier can wait.
@@ -127,7 +132,12 @@ func NewCluster(opts Options) *Cluster {
 	if opts.ListenProto == "" {
 		opts.ListenProto = "tcp"
 	}
+	var slow *slowLog
+	if opts.SlowLogMaxLen > 0 {
+		slow = &slowLog{max: opts.SlowLogMaxLen}
+	}
 	return &Cluster{
+		slow:     slow,
 		metrics:  newClusterMetrics(opts.Metrics, opts.Name),
 		opts:     opts,
 		log:      opts.Logger.Named("dataplane").With("cluster", opts.Name),

@@ -42,6 +42,8 @@ func (s *session) local(sl *slot, spec *command.Spec, args [][]byte) {
 		out = s.auth(out, args)
 	case "hello":
 		out = s.hello(out, args)
+	case "slowlog":
+		out = s.slowlogReply(out, args)
 	case "command":
 		out = commandReply(out, args)
 	case "info":

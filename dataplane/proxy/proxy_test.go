@@ -36,6 +36,8 @@ type envOpts struct {
 	idle        time.Duration
 	serverArgs  []string // extra redis-server arguments (e.g. requirepass)
 	backendPass string
+	slowMax     int
+	slowOver    time.Duration
 }
 
 func testLogger(t testing.TB) hclog.Logger {
@@ -68,7 +70,7 @@ func startEnv(t testing.TB, o envOpts) *env {
 		Name: "test", ListenAddr: "127.0.0.1:0", ReadTimeout: o.readTimeout,
 		WriteTimeout: time.Second, DialTimeout: time.Second, Logger: testLogger(t),
 		Metrics: o.metrics, Users: o.users, MaxConnections: o.maxConns, IdleTimeout: o.idle,
-		BackendPassword: o.backendPass,
+		BackendPassword: o.backendPass, SlowLogMaxLen: o.slowMax, SlowLogSlowerThan: o.slowOver,
 	})
 	e.install(t, 1, nodes)
 	if err := e.cluster.Listen(); err != nil {

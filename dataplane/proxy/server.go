@@ -48,7 +48,8 @@ func NewServer(opts ServerOptions) *Server {
 func listenerChanged(a, b route.ClusterSpec) bool {
 	return a.ListenAddr != b.ListenAddr || a.ListenProto != b.ListenProto ||
 		!maps.Equal(a.Users, b.Users) || a.MaxConnections != b.MaxConnections ||
-		a.IdleTimeout != b.IdleTimeout
+		a.IdleTimeout != b.IdleTimeout || a.SlowLogMaxLen != b.SlowLogMaxLen ||
+		a.SlowLogSlowerThan != b.SlowLogSlowerThan
 }
 
 // backendChanged reports whether a spec change needs new backend connections.
@@ -121,6 +122,7 @@ func (s *Server) openLocked(spec route.ClusterSpec) (*Cluster, error) {
 		Logger: s.opts.Logger, Version: s.opts.Version, Metrics: s.opts.Metrics,
 		Users: spec.Users, BackendUser: spec.BackendUser, BackendPassword: spec.BackendPassword,
 		MaxConnections: spec.MaxConnections, IdleTimeout: spec.IdleTimeout,
+		SlowLogMaxLen: spec.SlowLogMaxLen, SlowLogSlowerThan: spec.SlowLogSlowerThan,
 	}
 	if s.opts.Hint != nil {
 		opts.Hint = func() { s.opts.Hint(name) }

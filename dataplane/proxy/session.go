@@ -43,6 +43,9 @@ type slot struct {
 	subs   []*call // requests of a split command, one per node (or slot) group
 	nsubs  int
 	order  []keyRef // MGET: where each key's value is, in the client's key order
+
+	raw    []byte // the command as the client sent it, for the slow log; nil when it is off
+	rawBuf []byte // raw re-encoded from an inline command
 }
 
 // call is one backend request and what it takes to send it again after a redirect.
@@ -125,7 +128,7 @@ func (s *session) serve() {
 			s.readFailed(err)
 			return
 		}
-		if s.c.metrics.on {
+		if s.c.metrics.on || s.c.slow != nil {
 			s.start = time.Now()
 		}
 		s.snap = s.c.current()
@@ -196,14 +199,28 @@ func (s *session) finishBatch() bool {
 	n := s.n
 	s.n = 0
 	_, err := s.nc.Write(out)
-	if cm.on {
-		cm.batchDone(n, time.Since(s.start).Seconds())
+	if cm.on || s.c.slow != nil {
+		elapsed := time.Since(s.start)
+		cm.batchDone(n, elapsed.Seconds())
+		if s.c.slow != nil && elapsed >= s.c.opts.SlowLogSlowerThan {
+			s.logSlow(n, elapsed)
+		}
 	}
 	if cap(out) > maxKeptOut {
 		out = nil
 	}
 	s.out = out
 	return err == nil
+}
+
+// logSlow records the batch's commands in the slow log: each waited as long as the batch.
+func (s *session) logSlow(n int, elapsed time.Duration) {
+	now := time.Now()
+	for _, sl := range s.slots[:n] {
+		if sl.raw != nil {
+			s.c.slow.add(SlowEntry{Time: now, Duration: elapsed, Args: slowArgs(sl.raw), Client: s.nc.RemoteAddr().String()})
+		}
+	}
 }
 
 // nextSlot returns a cleared slot for the next command.
@@ -218,6 +235,7 @@ func (s *session) nextSlot() *slot {
 	s.n++
 	sl.local = sl.local[:0]
 	sl.nsubs = 0
+	sl.raw = nil
 	return sl
 }
 
@@ -230,6 +248,12 @@ func (sl *slot) setError(msg string) {
 func (s *session) handle(cmd *resp.Command) {
 	sl := s.nextSlot()
 	args := cmd.Args
+	if s.c.slow != nil {
+		if sl.raw = cmd.Raw; sl.raw == nil {
+			sl.rawBuf = resp.AppendCommand(sl.rawBuf[:0], args...)
+			sl.raw = sl.rawBuf
+		}
+	}
 	spec := command.Lookup(args[0])
 	s.c.metrics.request(spec)
 	if spec == nil && !s.authed {

@@ -27,6 +27,9 @@ type ClusterSpec struct {
 	BackendUser, BackendPassword string
 	MaxConnections               int           // 0: no bound
 	IdleTimeout                  time.Duration // 0: never
+	// SlowLogMaxLen commands slower than SlowLogSlowerThan are kept; 0 turns the slow log off.
+	SlowLogMaxLen     int
+	SlowLogSlowerThan time.Duration
 
 	// Table is the cluster's routing table; nil while a Redis Cluster's first slot map is
 	// still being fetched (the data plane then keeps what it has, or waits).

@@ -9,6 +9,7 @@ package asterv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -190,6 +191,189 @@ func (NodeState) EnumDescriptor() ([]byte, []int) {
 	return file_aster_v1_admin_proto_rawDescGZIP(), []int{2}
 }
 
+// SlowLogRequest names the cluster.
+type SlowLogRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// cluster is the cluster's name.
+	Cluster string `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// count is how many entries at most; 0 means 10, -1 means all.
+	Count         int32 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SlowLogRequest) Reset() {
+	*x = SlowLogRequest{}
+	mi := &file_aster_v1_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SlowLogRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SlowLogRequest) ProtoMessage() {}
+
+func (x *SlowLogRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_aster_v1_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SlowLogRequest.ProtoReflect.Descriptor instead.
+func (*SlowLogRequest) Descriptor() ([]byte, []int) {
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *SlowLogRequest) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
+func (x *SlowLogRequest) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+// SlowLogResponse holds the entries, newest first.
+type SlowLogResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// entries are the slow commands, newest first.
+	Entries       []*SlowLogEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SlowLogResponse) Reset() {
+	*x = SlowLogResponse{}
+	mi := &file_aster_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SlowLogResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SlowLogResponse) ProtoMessage() {}
+
+func (x *SlowLogResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_aster_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SlowLogResponse.ProtoReflect.Descriptor instead.
+func (*SlowLogResponse) Descriptor() ([]byte, []int) {
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SlowLogResponse) GetEntries() []*SlowLogEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+// SlowLogEntry is one slow command.
+type SlowLogEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id increases by one per logged command.
+	Id uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// time is when the command's reply was written.
+	Time *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	// duration is how long the client waited for the reply.
+	Duration *durationpb.Duration `protobuf:"bytes,3,opt,name=duration,proto3" json:"duration,omitempty"`
+	// args are the command and its arguments, trimmed as Redis does.
+	Args []string `protobuf:"bytes,4,rep,name=args,proto3" json:"args,omitempty"`
+	// client is the client's address.
+	Client        string `protobuf:"bytes,5,opt,name=client,proto3" json:"client,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SlowLogEntry) Reset() {
+	*x = SlowLogEntry{}
+	mi := &file_aster_v1_admin_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SlowLogEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SlowLogEntry) ProtoMessage() {}
+
+func (x *SlowLogEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_aster_v1_admin_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SlowLogEntry.ProtoReflect.Descriptor instead.
+func (*SlowLogEntry) Descriptor() ([]byte, []int) {
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SlowLogEntry) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *SlowLogEntry) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *SlowLogEntry) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
+	}
+	return nil
+}
+
+func (x *SlowLogEntry) GetArgs() []string {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *SlowLogEntry) GetClient() string {
+	if x != nil {
+		return x.Client
+	}
+	return ""
+}
+
 // ListClustersRequest asks for all clusters; it has no parameters.
 type ListClustersRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -199,7 +383,7 @@ type ListClustersRequest struct {
 
 func (x *ListClustersRequest) Reset() {
 	*x = ListClustersRequest{}
-	mi := &file_aster_v1_admin_proto_msgTypes[0]
+	mi := &file_aster_v1_admin_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -211,7 +395,7 @@ func (x *ListClustersRequest) String() string {
 func (*ListClustersRequest) ProtoMessage() {}
 
 func (x *ListClustersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[0]
+	mi := &file_aster_v1_admin_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -224,7 +408,7 @@ func (x *ListClustersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClustersRequest.ProtoReflect.Descriptor instead.
 func (*ListClustersRequest) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{0}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{3}
 }
 
 // ListClustersResponse carries every configured cluster.
@@ -238,7 +422,7 @@ type ListClustersResponse struct {
 
 func (x *ListClustersResponse) Reset() {
 	*x = ListClustersResponse{}
-	mi := &file_aster_v1_admin_proto_msgTypes[1]
+	mi := &file_aster_v1_admin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -250,7 +434,7 @@ func (x *ListClustersResponse) String() string {
 func (*ListClustersResponse) ProtoMessage() {}
 
 func (x *ListClustersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[1]
+	mi := &file_aster_v1_admin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -263,7 +447,7 @@ func (x *ListClustersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClustersResponse.ProtoReflect.Descriptor instead.
 func (*ListClustersResponse) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListClustersResponse) GetClusters() []*Cluster {
@@ -284,7 +468,7 @@ type GetClusterRequest struct {
 
 func (x *GetClusterRequest) Reset() {
 	*x = GetClusterRequest{}
-	mi := &file_aster_v1_admin_proto_msgTypes[2]
+	mi := &file_aster_v1_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -296,7 +480,7 @@ func (x *GetClusterRequest) String() string {
 func (*GetClusterRequest) ProtoMessage() {}
 
 func (x *GetClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[2]
+	mi := &file_aster_v1_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -309,7 +493,7 @@ func (x *GetClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterRequest.ProtoReflect.Descriptor instead.
 func (*GetClusterRequest) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetClusterRequest) GetName() string {
@@ -330,7 +514,7 @@ type GetClusterResponse struct {
 
 func (x *GetClusterResponse) Reset() {
 	*x = GetClusterResponse{}
-	mi := &file_aster_v1_admin_proto_msgTypes[3]
+	mi := &file_aster_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -342,7 +526,7 @@ func (x *GetClusterResponse) String() string {
 func (*GetClusterResponse) ProtoMessage() {}
 
 func (x *GetClusterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[3]
+	mi := &file_aster_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -355,7 +539,7 @@ func (x *GetClusterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterResponse.ProtoReflect.Descriptor instead.
 func (*GetClusterResponse) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetClusterResponse) GetCluster() *Cluster {
@@ -374,7 +558,7 @@ type ReloadRequest struct {
 
 func (x *ReloadRequest) Reset() {
 	*x = ReloadRequest{}
-	mi := &file_aster_v1_admin_proto_msgTypes[4]
+	mi := &file_aster_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -386,7 +570,7 @@ func (x *ReloadRequest) String() string {
 func (*ReloadRequest) ProtoMessage() {}
 
 func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[4]
+	mi := &file_aster_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -399,7 +583,7 @@ func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadRequest.ProtoReflect.Descriptor instead.
 func (*ReloadRequest) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 // ReloadResponse tells what a successful reload changed, by cluster name.
@@ -423,7 +607,7 @@ type ReloadResponse struct {
 
 func (x *ReloadResponse) Reset() {
 	*x = ReloadResponse{}
-	mi := &file_aster_v1_admin_proto_msgTypes[5]
+	mi := &file_aster_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -435,7 +619,7 @@ func (x *ReloadResponse) String() string {
 func (*ReloadResponse) ProtoMessage() {}
 
 func (x *ReloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[5]
+	mi := &file_aster_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -448,7 +632,7 @@ func (x *ReloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadResponse.ProtoReflect.Descriptor instead.
 func (*ReloadResponse) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ReloadResponse) GetAdded() []string {
@@ -501,7 +685,7 @@ type EjectNodeRequest struct {
 
 func (x *EjectNodeRequest) Reset() {
 	*x = EjectNodeRequest{}
-	mi := &file_aster_v1_admin_proto_msgTypes[6]
+	mi := &file_aster_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -513,7 +697,7 @@ func (x *EjectNodeRequest) String() string {
 func (*EjectNodeRequest) ProtoMessage() {}
 
 func (x *EjectNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[6]
+	mi := &file_aster_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -526,7 +710,7 @@ func (x *EjectNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EjectNodeRequest.ProtoReflect.Descriptor instead.
 func (*EjectNodeRequest) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *EjectNodeRequest) GetCluster() string {
@@ -561,7 +745,7 @@ type EjectNodeResponse struct {
 
 func (x *EjectNodeResponse) Reset() {
 	*x = EjectNodeResponse{}
-	mi := &file_aster_v1_admin_proto_msgTypes[7]
+	mi := &file_aster_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -573,7 +757,7 @@ func (x *EjectNodeResponse) String() string {
 func (*EjectNodeResponse) ProtoMessage() {}
 
 func (x *EjectNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[7]
+	mi := &file_aster_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -586,7 +770,7 @@ func (x *EjectNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EjectNodeResponse.ProtoReflect.Descriptor instead.
 func (*EjectNodeResponse) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *EjectNodeResponse) GetNode() *Node {
@@ -609,7 +793,7 @@ type RestoreNodeRequest struct {
 
 func (x *RestoreNodeRequest) Reset() {
 	*x = RestoreNodeRequest{}
-	mi := &file_aster_v1_admin_proto_msgTypes[8]
+	mi := &file_aster_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -621,7 +805,7 @@ func (x *RestoreNodeRequest) String() string {
 func (*RestoreNodeRequest) ProtoMessage() {}
 
 func (x *RestoreNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[8]
+	mi := &file_aster_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -634,7 +818,7 @@ func (x *RestoreNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreNodeRequest.ProtoReflect.Descriptor instead.
 func (*RestoreNodeRequest) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RestoreNodeRequest) GetCluster() string {
@@ -662,7 +846,7 @@ type RestoreNodeResponse struct {
 
 func (x *RestoreNodeResponse) Reset() {
 	*x = RestoreNodeResponse{}
-	mi := &file_aster_v1_admin_proto_msgTypes[9]
+	mi := &file_aster_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -674,7 +858,7 @@ func (x *RestoreNodeResponse) String() string {
 func (*RestoreNodeResponse) ProtoMessage() {}
 
 func (x *RestoreNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[9]
+	mi := &file_aster_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -687,7 +871,7 @@ func (x *RestoreNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreNodeResponse.ProtoReflect.Descriptor instead.
 func (*RestoreNodeResponse) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RestoreNodeResponse) GetNode() *Node {
@@ -723,7 +907,7 @@ type Cluster struct {
 
 func (x *Cluster) Reset() {
 	*x = Cluster{}
-	mi := &file_aster_v1_admin_proto_msgTypes[10]
+	mi := &file_aster_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -735,7 +919,7 @@ func (x *Cluster) String() string {
 func (*Cluster) ProtoMessage() {}
 
 func (x *Cluster) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[10]
+	mi := &file_aster_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -748,7 +932,7 @@ func (x *Cluster) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cluster.ProtoReflect.Descriptor instead.
 func (*Cluster) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Cluster) GetName() string {
@@ -826,7 +1010,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_aster_v1_admin_proto_msgTypes[11]
+	mi := &file_aster_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -838,7 +1022,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[11]
+	mi := &file_aster_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -851,7 +1035,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Node) GetAddress() string {
@@ -923,7 +1107,7 @@ type SlotRange struct {
 
 func (x *SlotRange) Reset() {
 	*x = SlotRange{}
-	mi := &file_aster_v1_admin_proto_msgTypes[12]
+	mi := &file_aster_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -935,7 +1119,7 @@ func (x *SlotRange) String() string {
 func (*SlotRange) ProtoMessage() {}
 
 func (x *SlotRange) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[12]
+	mi := &file_aster_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -948,7 +1132,7 @@ func (x *SlotRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotRange.ProtoReflect.Descriptor instead.
 func (*SlotRange) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SlotRange) GetStart() uint32 {
@@ -969,7 +1153,18 @@ var File_aster_v1_admin_proto protoreflect.FileDescriptor
 
 const file_aster_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x14aster/v1/admin.proto\x12\baster.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x15\n" +
+	"\x14aster/v1/admin.proto\x12\baster.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"@\n" +
+	"\x0eSlowLogRequest\x12\x18\n" +
+	"\acluster\x18\x01 \x01(\tR\acluster\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x05R\x05count\"C\n" +
+	"\x0fSlowLogResponse\x120\n" +
+	"\aentries\x18\x01 \x03(\v2\x16.aster.v1.SlowLogEntryR\aentries\"\xb1\x01\n" +
+	"\fSlowLogEntry\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x125\n" +
+	"\bduration\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\bduration\x12\x12\n" +
+	"\x04args\x18\x04 \x03(\tR\x04args\x12\x16\n" +
+	"\x06client\x18\x05 \x01(\tR\x06client\"\x15\n" +
 	"\x13ListClustersRequest\"E\n" +
 	"\x14ListClustersResponse\x12-\n" +
 	"\bclusters\x18\x01 \x03(\v2\x11.aster.v1.ClusterR\bclusters\"'\n" +
@@ -1029,14 +1224,15 @@ const file_aster_v1_admin_proto_rawDesc = "" +
 	"\x16NODE_STATE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rNODE_STATE_UP\x10\x01\x12\x16\n" +
 	"\x12NODE_STATE_EJECTED\x10\x02\x12\x13\n" +
-	"\x0fNODE_STATE_DOWN\x10\x032\xf5\x02\n" +
+	"\x0fNODE_STATE_DOWN\x10\x032\xb5\x03\n" +
 	"\fAdminService\x12M\n" +
 	"\fListClusters\x12\x1d.aster.v1.ListClustersRequest\x1a\x1e.aster.v1.ListClustersResponse\x12G\n" +
 	"\n" +
 	"GetCluster\x12\x1b.aster.v1.GetClusterRequest\x1a\x1c.aster.v1.GetClusterResponse\x12;\n" +
 	"\x06Reload\x12\x17.aster.v1.ReloadRequest\x1a\x18.aster.v1.ReloadResponse\x12D\n" +
 	"\tEjectNode\x12\x1a.aster.v1.EjectNodeRequest\x1a\x1b.aster.v1.EjectNodeResponse\x12J\n" +
-	"\vRestoreNode\x12\x1c.aster.v1.RestoreNodeRequest\x1a\x1d.aster.v1.RestoreNodeResponseB\x8e\x01\n" +
+	"\vRestoreNode\x12\x1c.aster.v1.RestoreNodeRequest\x1a\x1d.aster.v1.RestoreNodeResponse\x12>\n" +
+	"\aSlowLog\x12\x18.aster.v1.SlowLogRequest\x1a\x19.aster.v1.SlowLogResponseB\x8e\x01\n" +
 	"\fcom.aster.v1B\n" +
 	"AdminProtoP\x01Z1github.com/aster-proxy/aster/gen/aster/v1;asterv1\xa2\x02\x03AXX\xaa\x02\bAster.V1\xca\x02\bAster\\V1\xe2\x02\x14Aster\\V1\\GPBMetadata\xea\x02\tAster::V1b\x06proto3"
 
@@ -1053,52 +1249,61 @@ func file_aster_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_aster_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_aster_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_aster_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_aster_v1_admin_proto_goTypes = []any{
 	(Mode)(0),                     // 0: aster.v1.Mode
 	(Role)(0),                     // 1: aster.v1.Role
 	(NodeState)(0),                // 2: aster.v1.NodeState
-	(*ListClustersRequest)(nil),   // 3: aster.v1.ListClustersRequest
-	(*ListClustersResponse)(nil),  // 4: aster.v1.ListClustersResponse
-	(*GetClusterRequest)(nil),     // 5: aster.v1.GetClusterRequest
-	(*GetClusterResponse)(nil),    // 6: aster.v1.GetClusterResponse
-	(*ReloadRequest)(nil),         // 7: aster.v1.ReloadRequest
-	(*ReloadResponse)(nil),        // 8: aster.v1.ReloadResponse
-	(*EjectNodeRequest)(nil),      // 9: aster.v1.EjectNodeRequest
-	(*EjectNodeResponse)(nil),     // 10: aster.v1.EjectNodeResponse
-	(*RestoreNodeRequest)(nil),    // 11: aster.v1.RestoreNodeRequest
-	(*RestoreNodeResponse)(nil),   // 12: aster.v1.RestoreNodeResponse
-	(*Cluster)(nil),               // 13: aster.v1.Cluster
-	(*Node)(nil),                  // 14: aster.v1.Node
-	(*SlotRange)(nil),             // 15: aster.v1.SlotRange
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(*SlowLogRequest)(nil),        // 3: aster.v1.SlowLogRequest
+	(*SlowLogResponse)(nil),       // 4: aster.v1.SlowLogResponse
+	(*SlowLogEntry)(nil),          // 5: aster.v1.SlowLogEntry
+	(*ListClustersRequest)(nil),   // 6: aster.v1.ListClustersRequest
+	(*ListClustersResponse)(nil),  // 7: aster.v1.ListClustersResponse
+	(*GetClusterRequest)(nil),     // 8: aster.v1.GetClusterRequest
+	(*GetClusterResponse)(nil),    // 9: aster.v1.GetClusterResponse
+	(*ReloadRequest)(nil),         // 10: aster.v1.ReloadRequest
+	(*ReloadResponse)(nil),        // 11: aster.v1.ReloadResponse
+	(*EjectNodeRequest)(nil),      // 12: aster.v1.EjectNodeRequest
+	(*EjectNodeResponse)(nil),     // 13: aster.v1.EjectNodeResponse
+	(*RestoreNodeRequest)(nil),    // 14: aster.v1.RestoreNodeRequest
+	(*RestoreNodeResponse)(nil),   // 15: aster.v1.RestoreNodeResponse
+	(*Cluster)(nil),               // 16: aster.v1.Cluster
+	(*Node)(nil),                  // 17: aster.v1.Node
+	(*SlotRange)(nil),             // 18: aster.v1.SlotRange
+	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 20: google.protobuf.Duration
 }
 var file_aster_v1_admin_proto_depIdxs = []int32{
-	13, // 0: aster.v1.ListClustersResponse.clusters:type_name -> aster.v1.Cluster
-	13, // 1: aster.v1.GetClusterResponse.cluster:type_name -> aster.v1.Cluster
-	14, // 2: aster.v1.EjectNodeResponse.node:type_name -> aster.v1.Node
-	14, // 3: aster.v1.RestoreNodeResponse.node:type_name -> aster.v1.Node
-	0,  // 4: aster.v1.Cluster.mode:type_name -> aster.v1.Mode
-	16, // 5: aster.v1.Cluster.last_refresh:type_name -> google.protobuf.Timestamp
-	14, // 6: aster.v1.Cluster.nodes:type_name -> aster.v1.Node
-	1,  // 7: aster.v1.Node.role:type_name -> aster.v1.Role
-	2,  // 8: aster.v1.Node.state:type_name -> aster.v1.NodeState
-	15, // 9: aster.v1.Node.slots:type_name -> aster.v1.SlotRange
-	3,  // 10: aster.v1.AdminService.ListClusters:input_type -> aster.v1.ListClustersRequest
-	5,  // 11: aster.v1.AdminService.GetCluster:input_type -> aster.v1.GetClusterRequest
-	7,  // 12: aster.v1.AdminService.Reload:input_type -> aster.v1.ReloadRequest
-	9,  // 13: aster.v1.AdminService.EjectNode:input_type -> aster.v1.EjectNodeRequest
-	11, // 14: aster.v1.AdminService.RestoreNode:input_type -> aster.v1.RestoreNodeRequest
-	4,  // 15: aster.v1.AdminService.ListClusters:output_type -> aster.v1.ListClustersResponse
-	6,  // 16: aster.v1.AdminService.GetCluster:output_type -> aster.v1.GetClusterResponse
-	8,  // 17: aster.v1.AdminService.Reload:output_type -> aster.v1.ReloadResponse
-	10, // 18: aster.v1.AdminService.EjectNode:output_type -> aster.v1.EjectNodeResponse
-	12, // 19: aster.v1.AdminService.RestoreNode:output_type -> aster.v1.RestoreNodeResponse
-	15, // [15:20] is the sub-list for method output_type
-	10, // [10:15] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	5,  // 0: aster.v1.SlowLogResponse.entries:type_name -> aster.v1.SlowLogEntry
+	19, // 1: aster.v1.SlowLogEntry.time:type_name -> google.protobuf.Timestamp
+	20, // 2: aster.v1.SlowLogEntry.duration:type_name -> google.protobuf.Duration
+	16, // 3: aster.v1.ListClustersResponse.clusters:type_name -> aster.v1.Cluster
+	16, // 4: aster.v1.GetClusterResponse.cluster:type_name -> aster.v1.Cluster
+	17, // 5: aster.v1.EjectNodeResponse.node:type_name -> aster.v1.Node
+	17, // 6: aster.v1.RestoreNodeResponse.node:type_name -> aster.v1.Node
+	0,  // 7: aster.v1.Cluster.mode:type_name -> aster.v1.Mode
+	19, // 8: aster.v1.Cluster.last_refresh:type_name -> google.protobuf.Timestamp
+	17, // 9: aster.v1.Cluster.nodes:type_name -> aster.v1.Node
+	1,  // 10: aster.v1.Node.role:type_name -> aster.v1.Role
+	2,  // 11: aster.v1.Node.state:type_name -> aster.v1.NodeState
+	18, // 12: aster.v1.Node.slots:type_name -> aster.v1.SlotRange
+	6,  // 13: aster.v1.AdminService.ListClusters:input_type -> aster.v1.ListClustersRequest
+	8,  // 14: aster.v1.AdminService.GetCluster:input_type -> aster.v1.GetClusterRequest
+	10, // 15: aster.v1.AdminService.Reload:input_type -> aster.v1.ReloadRequest
+	12, // 16: aster.v1.AdminService.EjectNode:input_type -> aster.v1.EjectNodeRequest
+	14, // 17: aster.v1.AdminService.RestoreNode:input_type -> aster.v1.RestoreNodeRequest
+	3,  // 18: aster.v1.AdminService.SlowLog:input_type -> aster.v1.SlowLogRequest
+	7,  // 19: aster.v1.AdminService.ListClusters:output_type -> aster.v1.ListClustersResponse
+	9,  // 20: aster.v1.AdminService.GetCluster:output_type -> aster.v1.GetClusterResponse
+	11, // 21: aster.v1.AdminService.Reload:output_type -> aster.v1.ReloadResponse
+	13, // 22: aster.v1.AdminService.EjectNode:output_type -> aster.v1.EjectNodeResponse
+	15, // 23: aster.v1.AdminService.RestoreNode:output_type -> aster.v1.RestoreNodeResponse
+	4,  // 24: aster.v1.AdminService.SlowLog:output_type -> aster.v1.SlowLogResponse
+	19, // [19:25] is the sub-list for method output_type
+	13, // [13:19] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_aster_v1_admin_proto_init() }
@@ -1112,7 +1317,7 @@ func file_aster_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_aster_v1_admin_proto_rawDesc), len(file_aster_v1_admin_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   13,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

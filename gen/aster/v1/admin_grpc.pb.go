@@ -24,6 +24,7 @@ const (
 	AdminService_Reload_FullMethodName       = "/aster.v1.AdminService/Reload"
 	AdminService_EjectNode_FullMethodName    = "/aster.v1.AdminService/EjectNode"
 	AdminService_RestoreNode_FullMethodName  = "/aster.v1.AdminService/RestoreNode"
+	AdminService_SlowLog_FullMethodName      = "/aster.v1.AdminService/SlowLog"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -48,6 +49,10 @@ type AdminServiceClient interface {
 	EjectNode(ctx context.Context, in *EjectNodeRequest, opts ...grpc.CallOption) (*EjectNodeResponse, error)
 	// RestoreNode undoes an operator's eject so the node receives keys again.
 	RestoreNode(ctx context.Context, in *RestoreNodeRequest, opts ...grpc.CallOption) (*RestoreNodeResponse, error)
+	// SlowLog returns a cluster's slowest recent commands, newest first, as
+	// kept by the data plane in this process (slowlog_log_slower_than,
+	// slowlog_max_len). FailedPrecondition where no data plane runs here.
+	SlowLog(ctx context.Context, in *SlowLogRequest, opts ...grpc.CallOption) (*SlowLogResponse, error)
 }
 
 type adminServiceClient struct {
@@ -108,6 +113,16 @@ func (c *adminServiceClient) RestoreNode(ctx context.Context, in *RestoreNodeReq
 	return out, nil
 }
 
+func (c *adminServiceClient) SlowLog(ctx context.Context, in *SlowLogRequest, opts ...grpc.CallOption) (*SlowLogResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SlowLogResponse)
+	err := c.cc.Invoke(ctx, AdminService_SlowLog_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -130,6 +145,10 @@ type AdminServiceServer interface {
 	EjectNode(context.Context, *EjectNodeRequest) (*EjectNodeResponse, error)
 	// RestoreNode undoes an operator's eject so the node receives keys again.
 	RestoreNode(context.Context, *RestoreNodeRequest) (*RestoreNodeResponse, error)
+	// SlowLog returns a cluster's slowest recent commands, newest first, as
+	// kept by the data plane in this process (slowlog_log_slower_than,
+	// slowlog_max_len). FailedPrecondition where no data plane runs here.
+	SlowLog(context.Context, *SlowLogRequest) (*SlowLogResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -154,6 +173,9 @@ func (UnimplementedAdminServiceServer) EjectNode(context.Context, *EjectNodeRequ
 }
 func (UnimplementedAdminServiceServer) RestoreNode(context.Context, *RestoreNodeRequest) (*RestoreNodeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RestoreNode not implemented")
+}
+func (UnimplementedAdminServiceServer) SlowLog(context.Context, *SlowLogRequest) (*SlowLogResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SlowLog not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -266,6 +288,24 @@ func _AdminService_RestoreNode_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_SlowLog_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SlowLogRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).SlowLog(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_SlowLog_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).SlowLog(ctx, req.(*SlowLogRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -292,6 +332,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RestoreNode",
 			Handler:    _AdminService_RestoreNode_Handler,
+		},
+		{
+			MethodName: "SlowLog",
+			Handler:    _AdminService_SlowLog_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

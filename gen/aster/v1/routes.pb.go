@@ -366,9 +366,14 @@ type ClusterRoutes struct {
 	MaxConnections int32 `protobuf:"varint,15,opt,name=max_connections,json=maxConnections,proto3" json:"max_connections,omitempty"`
 	// idle_timeout closes clients that send nothing for that long; unset
 	// means never.
-	IdleTimeout   *durationpb.Duration `protobuf:"bytes,16,opt,name=idle_timeout,json=idleTimeout,proto3" json:"idle_timeout,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	IdleTimeout *durationpb.Duration `protobuf:"bytes,16,opt,name=idle_timeout,json=idleTimeout,proto3" json:"idle_timeout,omitempty"`
+	// slowlog_max_len commands slower than slowlog_slower_than are kept for
+	// SLOWLOG; 0 turns the slow log off.
+	SlowlogMaxLen int32 `protobuf:"varint,17,opt,name=slowlog_max_len,json=slowlogMaxLen,proto3" json:"slowlog_max_len,omitempty"`
+	// slowlog_slower_than: see slowlog_max_len.
+	SlowlogSlowerThan *durationpb.Duration `protobuf:"bytes,18,opt,name=slowlog_slower_than,json=slowlogSlowerThan,proto3" json:"slowlog_slower_than,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ClusterRoutes) Reset() {
@@ -520,6 +525,20 @@ func (x *ClusterRoutes) GetMaxConnections() int32 {
 func (x *ClusterRoutes) GetIdleTimeout() *durationpb.Duration {
 	if x != nil {
 		return x.IdleTimeout
+	}
+	return nil
+}
+
+func (x *ClusterRoutes) GetSlowlogMaxLen() int32 {
+	if x != nil {
+		return x.SlowlogMaxLen
+	}
+	return 0
+}
+
+func (x *ClusterRoutes) GetSlowlogSlowerThan() *durationpb.Duration {
+	if x != nil {
+		return x.SlowlogSlowerThan
 	}
 	return nil
 }
@@ -860,7 +879,7 @@ const file_aster_v1_routes_proto_rawDesc = "" +
 	"\x10SendHintResponse\"Y\n" +
 	"\bSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x123\n" +
-	"\bclusters\x18\x02 \x03(\v2\x17.aster.v1.ClusterRoutesR\bclusters\"\xd8\x05\n" +
+	"\bclusters\x18\x02 \x03(\v2\x17.aster.v1.ClusterRoutesR\bclusters\"\xcb\x06\n" +
 	"\rClusterRoutes\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\vlisten_addr\x18\x02 \x01(\tR\n" +
@@ -879,7 +898,9 @@ const file_aster_v1_routes_proto_rawDesc = "" +
 	"\x10backend_username\x18\r \x01(\tR\x0fbackendUsername\x12)\n" +
 	"\x10backend_password\x18\x0e \x01(\tR\x0fbackendPassword\x12'\n" +
 	"\x0fmax_connections\x18\x0f \x01(\x05R\x0emaxConnections\x12<\n" +
-	"\fidle_timeout\x18\x10 \x01(\v2\x19.google.protobuf.DurationR\vidleTimeoutB\a\n" +
+	"\fidle_timeout\x18\x10 \x01(\v2\x19.google.protobuf.DurationR\vidleTimeout\x12&\n" +
+	"\x0fslowlog_max_len\x18\x11 \x01(\x05R\rslowlogMaxLen\x12I\n" +
+	"\x13slowlog_slower_than\x18\x12 \x01(\v2\x19.google.protobuf.DurationR\x11slowlogSlowerThanB\a\n" +
 	"\x05table\">\n" +
 	"\x04User\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
@@ -949,17 +970,18 @@ var file_aster_v1_routes_proto_depIdxs = []int32{
 	10, // 7: aster.v1.ClusterRoutes.slots:type_name -> aster.v1.SlotMap
 	7,  // 8: aster.v1.ClusterRoutes.users:type_name -> aster.v1.User
 	12, // 9: aster.v1.ClusterRoutes.idle_timeout:type_name -> google.protobuf.Duration
-	9,  // 10: aster.v1.Ring.nodes:type_name -> aster.v1.RingNode
-	11, // 11: aster.v1.SlotMap.ranges:type_name -> aster.v1.SlotMapRange
-	1,  // 12: aster.v1.RouteService.Watch:input_type -> aster.v1.WatchRequest
-	3,  // 13: aster.v1.RouteService.SendHint:input_type -> aster.v1.SendHintRequest
-	2,  // 14: aster.v1.RouteService.Watch:output_type -> aster.v1.WatchResponse
-	4,  // 15: aster.v1.RouteService.SendHint:output_type -> aster.v1.SendHintResponse
-	14, // [14:16] is the sub-list for method output_type
-	12, // [12:14] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	12, // 10: aster.v1.ClusterRoutes.slowlog_slower_than:type_name -> google.protobuf.Duration
+	9,  // 11: aster.v1.Ring.nodes:type_name -> aster.v1.RingNode
+	11, // 12: aster.v1.SlotMap.ranges:type_name -> aster.v1.SlotMapRange
+	1,  // 13: aster.v1.RouteService.Watch:input_type -> aster.v1.WatchRequest
+	3,  // 14: aster.v1.RouteService.SendHint:input_type -> aster.v1.SendHintRequest
+	2,  // 15: aster.v1.RouteService.Watch:output_type -> aster.v1.WatchResponse
+	4,  // 16: aster.v1.RouteService.SendHint:output_type -> aster.v1.SendHintResponse
+	15, // [15:17] is the sub-list for method output_type
+	13, // [13:15] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_aster_v1_routes_proto_init() }

@@ -1,0 +1,57 @@
+package proxy_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSlowLog(t *testing.T) {
+	// A threshold the fast commands miss and a 300 ms script hits.
+	e := startEnv(t, envOpts{nodes: 1, slowMax: 3, slowOver: 200 * time.Millisecond})
+	rc := e.raw(t)
+	rc.send("SET fast 1\r\n")
+	rc.line()
+	script := "local t=redis.call('TIME') while true do local n=redis.call('TIME') if (n[1]-t[1])*1000000+(n[2]-t[2])>=300000 then break end end return 1"
+	for i := 0; i < 4; i++ {
+		if err := e.client.Eval(ctx, script, []string{"slow" + string(rune('a'+i))}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := e.client.Do(ctx, "SLOWLOG", "LEN").Int(); err != nil || n != 3 {
+		t.Fatalf("SLOWLOG LEN = %d, %v; want 3 (max_len 3, 4 slow commands, fast ones not logged)", n, err)
+	}
+	entries, err := e.client.SlowLogGet(ctx, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 3 {
+		t.Fatalf("SLOWLOG GET -1 returned %d entries", len(entries))
+	}
+	// Newest first, ids descending, the script and its key as arguments.
+	if entries[0].ID != 3 || entries[2].ID != 1 {
+		t.Errorf("ids %d..%d, want 3..1 (newest first; the first slow command was dropped)", entries[0].ID, entries[2].ID)
+	}
+	if got := entries[0].Args; len(got) != 4 || !strings.EqualFold(got[0], "evalsha") && !strings.EqualFold(got[0], "eval") || got[3] != "slowd" {
+		t.Errorf("newest entry args %q", got)
+	}
+	if d := entries[0].Duration; d < 300*time.Millisecond {
+		t.Errorf("duration %v, want at least the script's 300ms", d)
+	}
+	if !strings.HasPrefix(entries[0].ClientAddr, "127.0.0.1:") {
+		t.Errorf("client %q", entries[0].ClientAddr)
+	}
+	if err := e.client.Do(ctx, "SLOWLOG", "RESET").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := e.client.Do(ctx, "SLOWLOG", "LEN").Int(); n != 0 {
+		t.Fatalf("SLOWLOG LEN after RESET = %d", n)
+	}
+}
+
+func TestSlowLogOff(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 1})
+	if n, err := e.client.Do(ctx, "SLOWLOG", "LEN").Int(); err != nil || n != 0 {
+		t.Fatalf("SLOWLOG LEN with the slow log off = %d, %v", n, err)
+	}
+}
