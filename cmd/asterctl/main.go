@@ -191,11 +191,11 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 
 // invocation is a fully parsed command line.
 type invocation struct {
-	opts   options
-	name   string // the cluster subcommand
-	cmd    command
-	args   []string
-	flags  cmdFlags
+	opts  options
+	name  string // the cluster subcommand
+	cmd   command
+	args  []string
+	flags cmdFlags
 }
 
 // parse reads the global flags, the command and its arguments; it does no I/O besides the flag
