@@ -78,7 +78,7 @@ func asterctl(t *testing.T, env []string, args ...string) ctlResult {
 func startAsterdAdmin(t *testing.T, token, clusters string) (*asterd, string) {
 	t.Helper()
 	admin := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
-	head := "[admin]\nlisten_addr = " + strconv.Quote(admin) + "\n"
+	head := "[metrics]\nlisten_addr = \"\"\n[admin]\nlisten_addr = " + strconv.Quote(admin) + "\n"
 	if token != "" {
 		head += "token = " + strconv.Quote(token) + "\n"
 	}

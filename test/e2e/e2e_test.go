@@ -74,6 +74,14 @@ func (b *syncBuffer) String() string {
 func startAsterd(t *testing.T, config string) *asterd {
 	t.Helper()
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(redistest.FreePort(t)))
+	// Tests run asterds side by side (and CI may run beside other work): none takes the
+	// default admin or metrics port unless the test's config names one.
+	if !strings.Contains(config, "[admin]") {
+		config += "\n[admin]\nlisten_addr = \"127.0.0.1:" + strconv.Itoa(redistest.FreePort(t)) + "\"\n"
+	}
+	if !strings.Contains(config, "[metrics]") {
+		config += "\n[metrics]\nlisten_addr = \"\"\n"
+	}
 	path := filepath.Join(t.TempDir(), "aster.toml")
 	if err := os.WriteFile(path, []byte(strings.ReplaceAll(config, "%LISTEN%", addr)), 0o644); err != nil {
 		t.Fatal(err)
@@ -287,6 +295,12 @@ listen_proto = "unix"
 listen_addr = "` + sock + `"
 cache_type = "redis"
 servers = ` + serverList(servers, []int{1}, false) + `
+
+[admin]
+listen_addr = ""
+
+[metrics]
+listen_addr = ""
 `
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

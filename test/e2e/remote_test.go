@@ -54,7 +54,7 @@ func newRemoteSetup(t *testing.T, servers []*redistest.Server, token string) rem
 		listen: "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t)),
 		config: filepath.Join(t.TempDir(), "control.toml"),
 	}
-	cfg := "[admin]\nlisten_addr = " + strconv.Quote(s.admin) + "\n"
+	cfg := "[metrics]\nlisten_addr = \"\"\n[admin]\nlisten_addr = " + strconv.Quote(s.admin) + "\n"
 	if token != "" {
 		cfg += "token = " + strconv.Quote(token) + "\n"
 	}
