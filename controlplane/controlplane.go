@@ -133,6 +133,9 @@ func New(cfg *config.Config, sink Sink, logger hclog.Logger, opts ...Option) (*C
 		return nil, err
 	}
 	cp.log.Info("configuration loaded", "clusters", len(cfg.Clusters))
+	for _, cc := range cfg.Clusters {
+		logClusterSummary(cp.log, cc)
+	}
 	return cp, nil
 }
 
@@ -521,4 +524,18 @@ func (cp *ControlPlane) Reload(cfg *config.Config) (ReloadResult, error) {
 		return res, fmt.Errorf("%w: %w", ErrReloadFailed, err)
 	}
 	return res, nil
+}
+
+// logClusterSummary logs the effective settings of a cluster once, secrets left out.
+func logClusterSummary(log hclog.Logger, cc config.Cluster) {
+	user, pass := backendCredentials(cc)
+	log.Info("cluster configured", "cluster", cc.Name, "cache_type", cc.CacheType,
+		"listen", cc.ListenProto+"://"+cc.ListenAddr, "servers", len(cc.Servers),
+		"hash_method", cc.HashMethod, "hash_tag", cc.HashTag,
+		"read_timeout", cc.ReadTimeout, "write_timeout", cc.WriteTimeout, "dial_timeout", cc.DialTimeout,
+		"node_connections", cc.NodeConnections, "ping_fail_limit", cc.PingFailLimit,
+		"ping_interval", cc.PingInterval, "fetch", cc.Fetch, "read_from_slave", cc.ReadFromSlave,
+		"client_auth", len(clientUsers(cc)) > 0, "backend_auth", pass != "" || user != "",
+		"max_connections", cc.MaxConnections, "client_idle_timeout", cc.ClientIdleTimeout,
+		"slowlog_slower_than", cc.SlowlogLogSlowerThan, "slowlog_max_len", cc.SlowlogMaxLen)
 }

@@ -56,6 +56,9 @@ client_idle_timeout = 60
 	if strings.Contains(a.log.String(), "node ejected") {
 		t.Fatalf("a password-protected node was ejected: health checks did not authenticate\n%s", a.log.String())
 	}
+	if !strings.Contains(a.log.String(), "cluster configured: cluster=secure") || !strings.Contains(a.log.String(), "client_auth=true") {
+		t.Fatalf("no effective configuration summary in the log")
+	}
 	// Secrets never reach the log.
 	for _, secret := range []string{"s3cret", "opspw", "backpw"} {
 		if strings.Contains(a.log.String(), secret) {
