@@ -1,6 +1,11 @@
 package controlplane
 
-import "github.com/aster-proxy/aster/controlplane/config"
+import (
+	"crypto/tls"
+
+	"github.com/aster-proxy/aster/controlplane/config"
+	"github.com/aster-proxy/aster/internal/tlsconf"
+)
 
 // clientUsers turns a cluster's password / auth settings into username → password for the
 // data plane: the plain password (or auth.password) belongs to the "default" user, as in
@@ -30,4 +35,18 @@ func backendCredentials(cc config.Cluster) (user, password string) {
 		return a.Username, a.Password
 	}
 	return "", cc.BackendPassword
+}
+
+// backendTLS is the TLS configuration of the control plane's own connections to the servers
+// (health pings, topology), nil without backend_tls. The files were checked when the
+// configuration was loaded; should they have gone bad since, the connections fail and say so.
+func backendTLS(cc config.Cluster) *tls.Config {
+	if !cc.BackendTLS {
+		return nil
+	}
+	cfg, err := tlsconf.Client(cc.BackendTLSCAFile, cc.BackendTLSServerName)
+	if err != nil {
+		return &tls.Config{ServerName: cc.BackendTLSServerName, MinVersion: tls.VersionTLS12}
+	}
+	return cfg
 }

@@ -157,7 +157,7 @@ func (cp *ControlPlane) newCluster(cc config.Cluster) (*cluster, error) {
 		c.fetcher = topology.New(topology.Config{
 			Cluster: cc.Name, Seeds: seeds, Interval: cc.Fetch,
 			DialTimeout: cc.DialTimeout, ReadTimeout: cc.ReadTimeout, Logger: cp.log,
-			Username: user, Password: pass,
+			Username: user, Password: pass, TLS: backendTLS(cc),
 			OnChange: func(m *route.SlotMap) { cp.slotsChanged(c, m) },
 		})
 		return c, nil
@@ -220,6 +220,8 @@ func (cp *ControlPlane) publishLocked() error {
 		}
 		spec := &snap.Clusters[len(snap.Clusters)-1]
 		spec.BackendUser, spec.BackendPassword = backendCredentials(cc)
+		spec.TLSCertFile, spec.TLSKeyFile, spec.TLSCAFile = cc.TLSCertFile, cc.TLSKeyFile, cc.TLSCAFile
+		spec.BackendTLS, spec.BackendTLSCAFile, spec.BackendTLSServerName = cc.BackendTLS, cc.BackendTLSCAFile, cc.BackendTLSServerName
 	}
 	cp.snapshot = snap
 	for w := range cp.watchers {
@@ -298,6 +300,7 @@ func (cp *ControlPlane) startLocked(c *cluster) {
 	chk := health.New(health.Config{
 		Cluster: c.cfg.Name, Nodes: addrs, Interval: c.cfg.PingInterval,
 		FailLimit: c.cfg.PingFailLimit, Logger: cp.log, Username: user, Password: pass,
+		TLS:      backendTLS(c.cfg),
 		OnChange: func(ejected []string) { cp.healthChanged(c, ejected) },
 	})
 	cp.wg.Add(1)

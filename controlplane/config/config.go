@@ -136,6 +136,14 @@ type Cluster struct {
 	// file, as Redis's `timeout`); 0 means never.
 	ClientIdleTimeout time.Duration
 
+	// TLSCertFile and TLSKeyFile make the client listener speak TLS; with TLSCAFile it also
+	// requires client certificates signed by that CA.
+	TLSCertFile, TLSKeyFile, TLSCAFile string
+	// BackendTLS makes every connection to the servers TLS, verified against BackendTLSCAFile
+	// (system roots when empty) for BackendTLSServerName (each node's host when empty).
+	BackendTLS                             bool
+	BackendTLSCAFile, BackendTLSServerName string
+
 	// PingFailLimit consecutive failed pings eject a node (redis mode); 0 turns ejection off.
 	PingFailLimit int
 	// PingInterval is the time between pings; required (> 0) when PingFailLimit > 0.

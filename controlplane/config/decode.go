@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/aster-proxy/aster/internal/tlsconf"
 )
 
 // parser carries what every check needs to report a problem.
@@ -49,6 +51,38 @@ func parse(data []byte, filename string) (*Config, error) {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// tls reads and checks the TLS keys: files must load now, so that --check and a reload catch
+// a bad certificate before it is needed.
+func (r *reader) tls(c *Cluster) {
+	c.TLSCertFile, _ = r.str("tls_cert_file")
+	c.TLSKeyFile, _ = r.str("tls_key_file")
+	c.TLSCAFile, _ = r.str("tls_ca_file")
+	switch {
+	case (c.TLSCertFile == "") != (c.TLSKeyFile == ""):
+		r.errf("tls_cert_file", "tls_cert_file and tls_key_file go together")
+	case c.TLSCAFile != "" && c.TLSCertFile == "":
+		r.errf("tls_ca_file", "needs tls_cert_file and tls_key_file")
+	case c.TLSCertFile != "":
+		if _, err := tlsconf.Server(c.TLSCertFile, c.TLSKeyFile, c.TLSCAFile); err != nil {
+			r.errf("tls_cert_file", "%v", err)
+		}
+	}
+	c.BackendTLS, _ = r.boolean("backend_tls")
+	c.BackendTLSCAFile, _ = r.str("backend_tls_ca_file")
+	c.BackendTLSServerName, _ = r.str("backend_tls_server_name")
+	if !c.BackendTLS && (c.BackendTLSCAFile != "" || c.BackendTLSServerName != "") {
+		key := "backend_tls_ca_file"
+		if c.BackendTLSCAFile == "" {
+			key = "backend_tls_server_name"
+		}
+		r.errf(key, "needs backend_tls = true")
+	} else if c.BackendTLS {
+		if _, err := tlsconf.Client(c.BackendTLSCAFile, c.BackendTLSServerName); err != nil {
+			r.errf("backend_tls_ca_file", "%v", err)
+		}
+	}
 }
 
 // admin reads the top-level [admin] table.
@@ -383,6 +417,7 @@ func (p *parser) cluster(i int, m map[string]any) Cluster {
 	if d, ok := r.duration("client_idle_timeout", time.Second); ok {
 		c.ClientIdleTimeout = d
 	}
+	r.tls(&c)
 
 	if n, ok := r.intIn("ping_fail_limit", 0, MaxPingFailLimit); ok {
 		c.PingFailLimit = n

@@ -13,6 +13,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -21,6 +22,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/aster-proxy/aster/internal/tlsconf"
 )
 
 // Config configures a Checker.
@@ -40,6 +43,8 @@ type Config struct {
 	// Username and Password, when Password is set, are sent as AUTH on every new ping
 	// connection before the first PING (backend_auth / backend_password).
 	Username, Password string
+	// TLS, when set, wraps every ping connection (backend_tls).
+	TLS *tls.Config
 	// OnChange is called on the goroutine running Run with the full sorted list of ejected
 	// addresses every time that set changes; the slice is the callee's to keep. It must not
 	// block for long: pings keep running, but their results wait for it.
@@ -105,7 +110,9 @@ func (c *Checker) Run(ctx context.Context) {
 	results := make(chan result, len(c.nodes))
 	var wg sync.WaitGroup
 	for i, addr := range c.nodes {
-		p := &pinger{addr: addr, timeout: c.cfg.Timeout, auth: authCommand(c.cfg.Username, c.cfg.Password)}
+		host, _, _ := net.SplitHostPort(addr)
+		p := &pinger{addr: addr, timeout: c.cfg.Timeout, auth: authCommand(c.cfg.Username, c.cfg.Password),
+			tls: tlsconf.ForHost(c.cfg.TLS, host)}
 		wg.Go(func() { p.loop(ctx, i, c.cfg.Interval, results) })
 	}
 	defer wg.Wait()
@@ -169,6 +176,7 @@ type pinger struct {
 	addr    string
 	timeout time.Duration
 	auth    []byte // AUTH command sent on each new connection; nil for none
+	tls     *tls.Config
 
 	mu   sync.Mutex // guards conn against the cancel callback
 	conn net.Conn
@@ -222,6 +230,15 @@ func (p *pinger) ping(ctx context.Context) error {
 		conn, err := d.DialContext(ctx, "tcp", p.addr)
 		if err != nil {
 			return fmt.Errorf("dial %s: %w", p.addr, err)
+		}
+		if p.tls != nil {
+			tc := tls.Client(conn, p.tls)
+			_ = tc.SetDeadline(time.Now().Add(p.timeout))
+			if err := tc.HandshakeContext(ctx); err != nil {
+				conn.Close()
+				return fmt.Errorf("TLS handshake with %s: %w", p.addr, err)
+			}
+			conn = tc
 		}
 		p.mu.Lock()
 		p.conn = conn

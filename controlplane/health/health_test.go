@@ -173,8 +173,9 @@ func TestEjectAndRestore(t *testing.T) {
 			heal := tt.breakNode(t, bad)
 			broken := time.Now()
 			waitFor(t, "the broken node to be ejected", ejectedIs(h.checker, bad.Addr))
-			// FailLimit failures are FailLimit-1 intervals apart at least: not on the first one.
-			if took := time.Since(broken); took < (failLimit-1)*interval {
+			// FailLimit failures are about FailLimit-1 intervals apart (a late tick can make one
+			// gap shorter; the ticker catches up): not on the first failure.
+			if took := time.Since(broken); took < (failLimit-1)*interval*3/4 {
 				t.Errorf("ejected after %v, before %d failures could have happened", took, failLimit)
 			}
 			if logs := h.logs.String(); !strings.Contains(logs, "node ejected") || !strings.Contains(logs, tt.reason) {

@@ -38,6 +38,8 @@ func ToProto(s *route.Snapshot, hashes map[string]controlplane.RingHash) (*aster
 			IdleTimeout:       durationProto(c.IdleTimeout),
 			SlowlogMaxLen:     int32(min(c.SlowLogMaxLen, math.MaxInt32)),
 			SlowlogSlowerThan: durationProto(c.SlowLogSlowerThan),
+			TlsCertFile:       c.TLSCertFile, TlsKeyFile: c.TLSKeyFile, TlsCaFile: c.TLSCAFile,
+			BackendTls: c.BackendTLS, BackendTlsCaFile: c.BackendTLSCAFile, BackendTlsServerName: c.BackendTLSServerName,
 		}
 		for _, u := range slices.Sorted(maps.Keys(c.Users)) {
 			pc.Users = append(pc.Users, &asterv1.User{Username: u, Password: c.Users[u]})
@@ -89,6 +91,8 @@ func FromProto(p *asterv1.Snapshot) (*route.Snapshot, error) {
 			BackendUser: pc.GetBackendUsername(), BackendPassword: pc.GetBackendPassword(),
 			MaxConnections: int(pc.GetMaxConnections()), IdleTimeout: pc.GetIdleTimeout().AsDuration(),
 			SlowLogMaxLen: int(pc.GetSlowlogMaxLen()), SlowLogSlowerThan: pc.GetSlowlogSlowerThan().AsDuration(),
+			TLSCertFile: pc.GetTlsCertFile(), TLSKeyFile: pc.GetTlsKeyFile(), TLSCAFile: pc.GetTlsCaFile(),
+			BackendTLS: pc.GetBackendTls(), BackendTLSCAFile: pc.GetBackendTlsCaFile(), BackendTLSServerName: pc.GetBackendTlsServerName(),
 		}
 		if us := pc.GetUsers(); len(us) > 0 {
 			c.Users = make(map[string]string, len(us))

@@ -95,6 +95,8 @@ func TestRoundTrip(t *testing.T) {
 			Users:       map[string]string{"default": "pw", "ops": "opspw"},
 			BackendUser: "proxy", BackendPassword: "backpw", MaxConnections: 5000, IdleTimeout: 30 * time.Second,
 			SlowLogMaxLen: 128, SlowLogSlowerThan: 10 * time.Millisecond,
+			TLSCertFile: "/etc/aster/cert.pem", TLSKeyFile: "/etc/aster/key.pem", TLSCAFile: "/etc/aster/ca.pem",
+			BackendTLS: true, BackendTLSCAFile: "/etc/aster/backend-ca.pem", BackendTLSServerName: "redis.internal",
 		}, nil},
 	}
 	for _, tc := range cases {

@@ -9,6 +9,7 @@ package topology
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"strings"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/aster-proxy/aster/dataplane/resp"
 	"github.com/aster-proxy/aster/dataplane/route"
+	"github.com/aster-proxy/aster/internal/tlsconf"
 )
 
 // Defaults for the zero values of Config.
@@ -50,6 +52,8 @@ type Config struct {
 	// Username and Password, when Password is set, are sent as AUTH before CLUSTER SLOTS
 	// (backend_auth / backend_password).
 	Username, Password string
+	// TLS, when set, wraps every connection to a node (backend_tls).
+	TLS *tls.Config
 	// OnChange is called on the fetcher's goroutine with each new map that differs (Equal) from
 	// the previous one, including the first. Must not block long.
 	OnChange func(*route.SlotMap)
@@ -158,6 +162,15 @@ func (f *Fetcher) fetchFrom(ctx context.Context, addr string) (*route.SlotMap, e
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", addr, err)
+	}
+	if f.cfg.TLS != nil {
+		tc := tls.Client(conn, tlsconf.ForHost(f.cfg.TLS, host))
+		_ = tc.SetDeadline(time.Now().Add(f.cfg.ReadTimeout))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("%s: TLS handshake: %w", addr, err)
+		}
+		conn = tc
 	}
 	defer conn.Close()
 	deadline := time.Now().Add(f.cfg.ReadTimeout)

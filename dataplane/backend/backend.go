@@ -9,6 +9,7 @@
 package backend
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -77,6 +78,8 @@ type Options struct {
 	// OnFailure is told (without blocking) when the connection fails or cannot be dialled; the
 	// data plane forwards it to the control plane as a hint. May be nil.
 	OnFailure func(addr string, err error)
+	// TLS, when set, wraps every connection (after the TCP dial, before Init).
+	TLS *tls.Config
 	// Latency, when set, observes each reply's time since its request was queued (seconds).
 	Latency interface{ Observe(float64) }
 	// Init is sent on every new connection before anything else (e.g. READONLY for replica
@@ -311,7 +314,22 @@ func (c *Conn) dial() bool {
 	nc, err := d.Dial("tcp", c.opts.Addr)
 	if err != nil {
 		err = fmt.Errorf("dial: %w", err)
-	} else if len(c.opts.Init) > 0 {
+	} else if c.opts.TLS != nil {
+		tc := tls.Client(nc, c.opts.TLS)
+		timeout := c.opts.DialTimeout
+		if timeout <= 0 {
+			timeout = 5 * time.Second
+		}
+		_ = tc.SetDeadline(time.Now().Add(timeout))
+		if err = tc.Handshake(); err != nil {
+			nc.Close()
+			err = fmt.Errorf("TLS handshake: %w", err)
+		} else {
+			_ = tc.SetDeadline(time.Time{})
+			nc = tc
+		}
+	}
+	if err == nil && len(c.opts.Init) > 0 {
 		if err = c.handshake(nc); err != nil {
 			nc.Close()
 		}

@@ -4,6 +4,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"github.com/aster-proxy/aster/dataplane/backend"
 	"github.com/aster-proxy/aster/dataplane/resp"
 	"github.com/aster-proxy/aster/dataplane/route"
+	"github.com/aster-proxy/aster/internal/tlsconf"
 )
 
 // Options configure one cluster's data plane.
@@ -34,6 +36,8 @@ type Options struct {
 	Logger      hclog.Logger
 	// Version is reported by INFO.
 	Version string
+	// AnnounceIP is the address CLUSTER SLOTS/SHARDS/NODES name; empty: the listener's.
+	AnnounceIP string
 	// ReadFromSlave spreads read-only commands of a Redis Cluster over each slot's master and
 	// replicas; every connection then opens with READONLY.
 	ReadFromSlave bool
@@ -52,6 +56,11 @@ type Options struct {
 	MaxConnections int
 	// IdleTimeout closes a client that sends nothing for that long; 0 means never.
 	IdleTimeout time.Duration
+	// TLS, when set, makes the client listener speak TLS.
+	TLS *tls.Config
+	// BackendTLS, when set, makes connections to the nodes TLS (ServerName filled per node
+	// when empty).
+	BackendTLS *tls.Config
 	// SlowLogMaxLen commands taking at least SlowLogSlowerThan are kept for SLOWLOG and the
 	// admin API; SlowLogMaxLen 0 turns the slow log off.
 	SlowLogMaxLen     int
@@ -234,6 +243,10 @@ func (c *Cluster) poolLocked(addr string) *pool {
 		Logger:       c.log.Named("backend"),
 		Latency:      c.metrics.nodeLatency(addr),
 	}
+	if c.opts.BackendTLS != nil {
+		host, _, _ := net.SplitHostPort(addr)
+		opts.TLS = tlsconf.ForHost(c.opts.BackendTLS, host)
+	}
 	if c.opts.Hint != nil {
 		opts.OnFailure = func(string, error) { c.opts.Hint() }
 	}
@@ -294,6 +307,9 @@ func (c *Cluster) Listen() error {
 	ln, err := net.Listen(c.opts.ListenProto, c.opts.ListenAddr)
 	if err != nil {
 		return fmt.Errorf("cluster %q: listen on %s %s: %w", c.opts.Name, c.opts.ListenProto, c.opts.ListenAddr, err)
+	}
+	if c.opts.TLS != nil {
+		ln = tls.NewListener(ln, c.opts.TLS)
 	}
 	c.mu.Lock()
 	c.ln = ln

@@ -2,18 +2,22 @@ package proxy
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/aster-proxy/aster/dataplane/route"
+	"github.com/aster-proxy/aster/internal/tlsconf"
 )
 
 // ServerOptions configure a Server.
 type ServerOptions struct {
 	Logger  hclog.Logger
 	Version string // reported by INFO
+	// AnnounceIP is the address CLUSTER SLOTS/SHARDS/NODES name (asterd --ip); empty: the listener's.
+	AnnounceIP string
 	// Hint is called, without blocking, when a cluster's topology looks stale (see
 	// Options.Hint). May be nil.
 	Hint func(cluster string)
@@ -49,7 +53,10 @@ func listenerChanged(a, b route.ClusterSpec) bool {
 	return a.ListenAddr != b.ListenAddr || a.ListenProto != b.ListenProto ||
 		!maps.Equal(a.Users, b.Users) || a.MaxConnections != b.MaxConnections ||
 		a.IdleTimeout != b.IdleTimeout || a.SlowLogMaxLen != b.SlowLogMaxLen ||
-		a.SlowLogSlowerThan != b.SlowLogSlowerThan
+		a.SlowLogSlowerThan != b.SlowLogSlowerThan || a.TLSCertFile != b.TLSCertFile ||
+		a.TLSKeyFile != b.TLSKeyFile || a.TLSCAFile != b.TLSCAFile ||
+		a.BackendTLS != b.BackendTLS || a.BackendTLSCAFile != b.BackendTLSCAFile ||
+		a.BackendTLSServerName != b.BackendTLSServerName
 }
 
 // backendChanged reports whether a spec change needs new backend connections.
@@ -119,13 +126,27 @@ func (s *Server) openLocked(spec route.ClusterSpec) (*Cluster, error) {
 		Name: name, ListenAddr: spec.ListenAddr, ListenProto: spec.ListenProto,
 		ReadTimeout: spec.ReadTimeout, WriteTimeout: spec.WriteTimeout, DialTimeout: spec.DialTimeout,
 		NodeConnections: spec.NodeConnections, ReadFromSlave: spec.ReadFromSlave,
-		Logger: s.opts.Logger, Version: s.opts.Version, Metrics: s.opts.Metrics,
+		Logger: s.opts.Logger, Version: s.opts.Version, Metrics: s.opts.Metrics, AnnounceIP: s.opts.AnnounceIP,
 		Users: spec.Users, BackendUser: spec.BackendUser, BackendPassword: spec.BackendPassword,
 		MaxConnections: spec.MaxConnections, IdleTimeout: spec.IdleTimeout,
 		SlowLogMaxLen: spec.SlowLogMaxLen, SlowLogSlowerThan: spec.SlowLogSlowerThan,
 	}
 	if s.opts.Hint != nil {
 		opts.Hint = func() { s.opts.Hint(name) }
+	}
+	if spec.TLSCertFile != "" {
+		cfg, err := tlsconf.Server(spec.TLSCertFile, spec.TLSKeyFile, spec.TLSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("cluster %q: %w", name, err)
+		}
+		opts.TLS = cfg
+	}
+	if spec.BackendTLS {
+		cfg, err := tlsconf.Client(spec.BackendTLSCAFile, spec.BackendTLSServerName)
+		if err != nil {
+			return nil, fmt.Errorf("cluster %q: backend TLS: %w", name, err)
+		}
+		opts.BackendTLS = cfg
 	}
 	c := NewCluster(opts)
 	if err := c.Listen(); err != nil {

@@ -27,6 +27,11 @@ type ClusterSpec struct {
 	BackendUser, BackendPassword string
 	MaxConnections               int           // 0: no bound
 	IdleTimeout                  time.Duration // 0: never
+	// TLS file names (read by the data plane): client listener certificate, key and client CA;
+	// backend TLS with its CA and server name.
+	TLSCertFile, TLSKeyFile, TLSCAFile     string
+	BackendTLS                             bool
+	BackendTLSCAFile, BackendTLSServerName string
 	// SlowLogMaxLen commands slower than SlowLogSlowerThan are kept; 0 turns the slow log off.
 	SlowLogMaxLen     int
 	SlowLogSlowerThan time.Duration

@@ -52,6 +52,7 @@ type Server struct {
 
 	t    testing.TB
 	args []string
+	tls  *Certs // set for StartTLS: the only port is a TLS one
 	cmd  *exec.Cmd
 	done chan struct{}
 }
@@ -76,8 +77,12 @@ func Start(t testing.TB, extra ...string) *Server {
 }
 
 func (s *Server) start() error {
+	port := strconv.Itoa(s.Port)
+	if s.tls != nil {
+		port = "0" // the TLS port comes in s.args
+	}
 	args := append([]string{
-		"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--dir", s.Dir, "--logfile", filepath.Join(s.Dir, "redis.log"), "--daemonize", "no",
 	}, s.args...)
 	cmd := exec.Command("redis-server", args...)
@@ -94,7 +99,7 @@ func (s *Server) start() error {
 			return fmt.Errorf("redis-server on port %d exited: %s", s.Port, log)
 		default:
 		}
-		if c, err := net.DialTimeout("tcp", s.Addr, 100*time.Millisecond); err == nil {
+		if c, err := s.dialCheck(); err == nil {
 			_ = c.SetDeadline(time.Now().Add(time.Second))
 			_, _ = c.Write([]byte("PING\r\n"))
 			buf := make([]byte, 16)

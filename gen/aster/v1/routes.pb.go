@@ -372,8 +372,23 @@ type ClusterRoutes struct {
 	SlowlogMaxLen int32 `protobuf:"varint,17,opt,name=slowlog_max_len,json=slowlogMaxLen,proto3" json:"slowlog_max_len,omitempty"`
 	// slowlog_slower_than: see slowlog_max_len.
 	SlowlogSlowerThan *durationpb.Duration `protobuf:"bytes,18,opt,name=slowlog_slower_than,json=slowlogSlowerThan,proto3" json:"slowlog_slower_than,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// tls_cert_file, tls_key_file and tls_ca_file are file names on the data
+	// plane's machine: with a certificate the client listener speaks TLS, with
+	// a CA it requires client certificates.
+	TlsCertFile string `protobuf:"bytes,19,opt,name=tls_cert_file,json=tlsCertFile,proto3" json:"tls_cert_file,omitempty"`
+	// tls_key_file: see tls_cert_file.
+	TlsKeyFile string `protobuf:"bytes,20,opt,name=tls_key_file,json=tlsKeyFile,proto3" json:"tls_key_file,omitempty"`
+	// tls_ca_file: see tls_cert_file.
+	TlsCaFile string `protobuf:"bytes,21,opt,name=tls_ca_file,json=tlsCaFile,proto3" json:"tls_ca_file,omitempty"`
+	// backend_tls makes connections to the servers TLS.
+	BackendTls bool `protobuf:"varint,22,opt,name=backend_tls,json=backendTls,proto3" json:"backend_tls,omitempty"`
+	// backend_tls_ca_file verifies the servers (system roots when empty).
+	BackendTlsCaFile string `protobuf:"bytes,23,opt,name=backend_tls_ca_file,json=backendTlsCaFile,proto3" json:"backend_tls_ca_file,omitempty"`
+	// backend_tls_server_name is the name expected (each node's host when
+	// empty).
+	BackendTlsServerName string `protobuf:"bytes,24,opt,name=backend_tls_server_name,json=backendTlsServerName,proto3" json:"backend_tls_server_name,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *ClusterRoutes) Reset() {
@@ -541,6 +556,48 @@ func (x *ClusterRoutes) GetSlowlogSlowerThan() *durationpb.Duration {
 		return x.SlowlogSlowerThan
 	}
 	return nil
+}
+
+func (x *ClusterRoutes) GetTlsCertFile() string {
+	if x != nil {
+		return x.TlsCertFile
+	}
+	return ""
+}
+
+func (x *ClusterRoutes) GetTlsKeyFile() string {
+	if x != nil {
+		return x.TlsKeyFile
+	}
+	return ""
+}
+
+func (x *ClusterRoutes) GetTlsCaFile() string {
+	if x != nil {
+		return x.TlsCaFile
+	}
+	return ""
+}
+
+func (x *ClusterRoutes) GetBackendTls() bool {
+	if x != nil {
+		return x.BackendTls
+	}
+	return false
+}
+
+func (x *ClusterRoutes) GetBackendTlsCaFile() string {
+	if x != nil {
+		return x.BackendTlsCaFile
+	}
+	return ""
+}
+
+func (x *ClusterRoutes) GetBackendTlsServerName() string {
+	if x != nil {
+		return x.BackendTlsServerName
+	}
+	return ""
 }
 
 type isClusterRoutes_Table interface {
@@ -879,7 +936,7 @@ const file_aster_v1_routes_proto_rawDesc = "" +
 	"\x10SendHintResponse\"Y\n" +
 	"\bSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x123\n" +
-	"\bclusters\x18\x02 \x03(\v2\x17.aster.v1.ClusterRoutesR\bclusters\"\xcb\x06\n" +
+	"\bclusters\x18\x02 \x03(\v2\x17.aster.v1.ClusterRoutesR\bclusters\"\xb8\b\n" +
 	"\rClusterRoutes\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\vlisten_addr\x18\x02 \x01(\tR\n" +
@@ -900,7 +957,15 @@ const file_aster_v1_routes_proto_rawDesc = "" +
 	"\x0fmax_connections\x18\x0f \x01(\x05R\x0emaxConnections\x12<\n" +
 	"\fidle_timeout\x18\x10 \x01(\v2\x19.google.protobuf.DurationR\vidleTimeout\x12&\n" +
 	"\x0fslowlog_max_len\x18\x11 \x01(\x05R\rslowlogMaxLen\x12I\n" +
-	"\x13slowlog_slower_than\x18\x12 \x01(\v2\x19.google.protobuf.DurationR\x11slowlogSlowerThanB\a\n" +
+	"\x13slowlog_slower_than\x18\x12 \x01(\v2\x19.google.protobuf.DurationR\x11slowlogSlowerThan\x12\"\n" +
+	"\rtls_cert_file\x18\x13 \x01(\tR\vtlsCertFile\x12 \n" +
+	"\ftls_key_file\x18\x14 \x01(\tR\n" +
+	"tlsKeyFile\x12\x1e\n" +
+	"\vtls_ca_file\x18\x15 \x01(\tR\ttlsCaFile\x12\x1f\n" +
+	"\vbackend_tls\x18\x16 \x01(\bR\n" +
+	"backendTls\x12-\n" +
+	"\x13backend_tls_ca_file\x18\x17 \x01(\tR\x10backendTlsCaFile\x125\n" +
+	"\x17backend_tls_server_name\x18\x18 \x01(\tR\x14backendTlsServerNameB\a\n" +
 	"\x05table\">\n" +
 	"\x04User\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +

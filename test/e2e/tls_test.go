@@ -1,0 +1,95 @@
+package e2e
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/aster-proxy/aster/internal/redistest"
+)
+
+// TestTLSBothSides runs redis-servers that speak only TLS behind an asterd whose listener
+// speaks TLS and requires client certificates; health pings go over TLS too.
+func TestTLSBothSides(t *testing.T) {
+	certs := redistest.GenCerts(t)
+	servers := []*redistest.Server{redistest.StartTLS(t, certs), redistest.StartTLS(t, certs)}
+	a := startAsterd(t, `
+[[clusters]]
+name = "tls"
+listen_addr = "%LISTEN%"
+cache_type = "redis"
+servers = `+serverList(servers, []int{1, 1}, true)+`
+tls_cert_file = `+strconv.Quote(certs.CertFile)+`
+tls_key_file = `+strconv.Quote(certs.KeyFile)+`
+tls_ca_file = `+strconv.Quote(certs.CAFile)+`
+backend_tls = true
+backend_tls_ca_file = `+strconv.Quote(certs.CAFile)+`
+ping_fail_limit = 2
+ping_interval = 100
+`)
+	pool := x509.NewCertPool()
+	pem, _ := os.ReadFile(certs.CAFile)
+	pool.AppendCertsFromPEM(pem)
+	clientCert, err := tls.LoadX509KeyPair(certs.ClientCert, certs.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := redis.NewClient(&redis.Options{Addr: a.Addr, MaxRetries: -1,
+		TLSConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{clientCert}, ServerName: "127.0.0.1"}})
+	defer good.Close()
+	for i := 0; i < 50; i++ {
+		k := spreadKey("tls:", i)
+		if err := good.Set(ctx, k, i, 0).Err(); err != nil {
+			t.Fatalf("SET over TLS to TLS backends: %v", err)
+		}
+		if v, err := good.Get(ctx, k).Result(); err != nil || v != strconv.Itoa(i) {
+			t.Fatalf("GET %s = %q, %v", k, v, err)
+		}
+	}
+	// Without a client certificate, and in plain text, nothing is served.
+	noCert := redis.NewClient(&redis.Options{Addr: a.Addr, MaxRetries: -1, DialTimeout: 2 * time.Second,
+		TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}})
+	defer noCert.Close()
+	if err := noCert.Ping(ctx).Err(); err == nil {
+		t.Fatal("a client without a certificate was served")
+	}
+	plain := redis.NewClient(&redis.Options{Addr: a.Addr, MaxRetries: -1, ReadTimeout: 2 * time.Second})
+	defer plain.Close()
+	if err := plain.Ping(ctx).Err(); err == nil {
+		t.Fatal("a plain-text client was served by a TLS listener")
+	}
+	time.Sleep(500 * time.Millisecond)
+	if strings.Contains(a.log.String(), "node ejected") {
+		t.Fatalf("a TLS backend was ejected: health pings did not use TLS\n%s", a.log.String())
+	}
+}
+
+// TestTLSConfigErrors: bad TLS settings are caught by --check with the key and line.
+func TestTLSConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/bad.toml"
+	os.WriteFile(path, []byte("[[clusters]]\nname = \"c\"\nlisten_addr = \"127.0.0.1:1\"\ncache_type = \"redis\"\nservers = [\"127.0.0.1:2\"]\ntls_cert_file = \"/nonexistent.pem\"\ntls_key_file = \"/nonexistent-key.pem\"\nbackend_tls_ca_file = \"x\"\n"), 0o644)
+	r := asterdCheck(t, path)
+	for _, want := range []string{"bad.toml:6", "tls_cert_file", "bad.toml:8", "backend_tls_ca_file: needs backend_tls = true"} {
+		if !strings.Contains(r, want) {
+			t.Errorf("--check output lacks %q:\n%s", want, r)
+		}
+	}
+}
+
+// asterdCheck runs asterd --check on a file and returns its output; it must exit 1.
+func asterdCheck(t *testing.T, path string) string {
+	t.Helper()
+	out, err := exec.Command(asterdBin, "--check", "--config", path).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("asterd --check on a bad file: %v\n%s", err, out)
+	}
+	return string(out)
+}
