@@ -396,7 +396,11 @@ func (c *Cluster) Drain() {
 	}
 	for s := range c.sessions {
 		// The session's next read sees EOF; replies to what it already read are still written.
-		if cr, ok := s.nc.(interface{ CloseRead() error }); ok {
+		nc := s.nc
+		if tc, ok := nc.(*tls.Conn); ok {
+			nc = tc.NetConn() // half-closing the TCP connection under TLS ends its reads too
+		}
+		if cr, ok := nc.(interface{ CloseRead() error }); ok {
 			_ = cr.CloseRead()
 		} else {
 			s.nc.Close()
