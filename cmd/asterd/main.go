@@ -79,6 +79,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		token       string
 		metricsPort int
 		metricsAddr string
+		announceIP  string
 	)
 	fs.StringVar(&configPath, "config", "", "configuration file (TOML)")
 	fs.StringVar(&configPath, "c", "", "shorthand for --config")
@@ -91,7 +92,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&token, "token", "", "with --role data: the control plane's admin token")
 	fs.IntVar(&metricsPort, "metrics", 0, "serve metrics on 127.0.0.1:PORT, overriding [metrics] listen_addr (the original Aster's flag)")
 	fs.StringVar(&metricsAddr, "metrics-addr", "", "serve metrics on HOST:PORT, overriding [metrics] listen_addr; the way to turn metrics on for --role data")
+	fs.StringVar(&announceIP, "ip", "", "the IP that CLUSTER SLOTS/SHARDS/NODES announce as the proxy's (the original Aster's flag); default: the listener's, or 127.0.0.1 when it listens on every address")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if announceIP != "" && net.ParseIP(announceIP) == nil {
+		fmt.Fprintf(stderr, "asterd: --ip %q: not an IP address\n", announceIP)
 		return 2
 	}
 	if showVersion {
@@ -131,7 +137,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	if role == roleData {
 		mc := config.Metrics{ListenAddr: metricsFlag}
-		if err := serveData(ctx, controlAddr, token, mc, log); err != nil {
+		if err := serveData(ctx, controlAddr, token, announceIP, mc, log); err != nil {
 			log.Error("asterd stopped", "error", err)
 			return 1
 		}
@@ -158,7 +164,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if metricsFlag != "" {
 		cfg.Metrics.ListenAddr = metricsFlag
 	}
-	if err := serve(ctx, configPath, cfg, role == roleControl, log); err != nil {
+	if err := serve(ctx, configPath, cfg, role == roleControl, announceIP, log); err != nil {
 		log.Error("asterd stopped", "error", err)
 		return 1
 	}
@@ -245,7 +251,7 @@ func (discard) Apply(*route.Snapshot) error { return nil }
 
 // serveData runs a data plane fed by the control plane at addr until ctx is done. It serves
 // nothing until the first snapshot arrives, and its last tables while the control plane is away.
-func serveData(ctx context.Context, addr, token string, mc config.Metrics, log hclog.Logger) error {
+func serveData(ctx context.Context, addr, token, announceIP string, mc config.Metrics, log hclog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// There is no file to reload; SIGHUP must not end the process (its default action).
@@ -254,8 +260,9 @@ func serveData(ctx context.Context, addr, token string, mc config.Metrics, log h
 	var clientRef atomic.Pointer[remote.Client]
 	m := metrics.New(buildVersion())
 	dp := proxy.NewServer(proxy.ServerOptions{
-		Logger:  log,
-		Version: buildVersion(),
+		Logger:     log,
+		Version:    buildVersion(),
+		AnnounceIP: announceIP,
 		Hint: func(cluster string) {
 			if c := clientRef.Load(); c != nil {
 				c.Hint(cluster)
@@ -291,7 +298,7 @@ func serveData(ctx context.Context, addr, token string, mc config.Metrics, log h
 // serve wires configuration → control plane → data plane and runs until ctx is done; with
 // controlOnly there is no data plane and snapshots go only to remote data planes. SIGHUP
 // reloads the configuration file.
-func serve(ctx context.Context, configPath string, cfg *config.Config, controlOnly bool, log hclog.Logger) error {
+func serve(ctx context.Context, configPath string, cfg *config.Config, controlOnly bool, announceIP string, log hclog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// thread: Go schedules goroutines over GOMAXPROCS OS threads for the whole process, so the
@@ -310,8 +317,9 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, controlOn
 	var dp *proxy.Server
 	if !controlOnly {
 		dp = proxy.NewServer(proxy.ServerOptions{
-			Logger:  log,
-			Version: buildVersion(),
+			Logger:     log,
+			Version:    buildVersion(),
+			AnnounceIP: announceIP,
 			Hint: func(cluster string) {
 				if cp := cpRef.Load(); cp != nil {
 					cp.Hint(cluster)

@@ -124,6 +124,7 @@ func TestPolicies(t *testing.T) {
 		{"select", Local, NoKey},
 		{"command", Local, NoKey | Container},
 		{"info", Local, NoKey},
+		{"cluster", Local, NoKey | Container},
 		{"auth", Local, NoKey},
 		{"blpop", Unsupported, Blocking | Write},
 		{"bzmpop", Unsupported, Blocking | MovableKeys},

@@ -26,7 +26,7 @@ var table = [...]Spec{
 	{Name: "bzpopmax", Arity: -3, Flags: Write | Fast | Blocking, Policy: Unsupported, FirstKey: 1, LastKey: -2, Step: 1, Reason: "blocking: needs a dedicated backend connection (not yet)"},
 	{Name: "bzpopmin", Arity: -3, Flags: Write | Fast | Blocking, Policy: Unsupported, FirstKey: 1, LastKey: -2, Step: 1, Reason: "blocking: needs a dedicated backend connection (not yet)"},
 	{Name: "client", Arity: -2, Flags: Container | NoKey, Policy: Unsupported, Reason: "connection state lives in the proxy"},
-	{Name: "cluster", Arity: -2, Flags: Container | NoKey, Policy: Unsupported, Reason: "Redis Cluster internal command"},
+	{Name: "cluster", Arity: -2, Flags: Container | NoKey, Policy: Local, Reason: "INFO, SLOTS, SHARDS, NODES, MYID and KEYSLOT answered as a one-node cluster, the proxy, owning every slot; the rest refused"},
 	{Name: "command", Arity: -1, Flags: Container | NoKey, Policy: Local, Reason: "answered from this table"},
 	{Name: "config", Arity: -2, Flags: Container | NoKey, Policy: Unsupported, Reason: "server administration"},
 	{Name: "copy", Arity: -3, Flags: Write, Policy: SameNode, FirstKey: 1, LastKey: 2, Step: 1},

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"net"
 	"os"
 	"runtime"
 	"strconv"
@@ -47,7 +46,9 @@ func (s *session) local(sl *slot, spec *command.Spec, args [][]byte) {
 	case "command":
 		out = commandReply(out, args)
 	case "info":
-		out = resp.AppendBulkString(out, s.c.info())
+		out = resp.AppendBulkString(out, s.c.info(args[1:]))
+	case "cluster":
+		out = s.c.clusterReply(out, args)
 	default:
 		out = resp.AppendError(out, "ERR "+spec.Name+" is not supported by the proxy")
 	}
@@ -167,18 +168,34 @@ func appendCommandInfo(out []byte, sp *command.Spec) []byte {
 
 var processStart = time.Now()
 
-// info is the INFO reply: enough of Redis's sections for clients that parse them, and the
-// proxy's own.
-func (c *Cluster) info() string {
-	c.mu.Lock()
-	clients := len(c.sessions)
-	port := ""
-	if c.ln != nil {
-		if _, p, err := net.SplitHostPort(c.ln.Addr().String()); err == nil {
-			port = p
+// infoSections are INFO's sections in order; "default", "all" and "everything" (or no
+// argument) ask for every one.
+var infoSections = []string{"server", "clients", "stats", "proxy", "cluster", "keyspace"}
+
+// info is the INFO reply for the sections asked (every one when none is): enough of Redis's
+// for clients that parse them (cluster_enabled:1 matches the CLUSTER answers), and the
+// cluster's own.
+func (c *Cluster) info(sections [][]byte) string {
+	want := make(map[string]bool, len(infoSections))
+	for _, a := range sections {
+		switch name := strings.ToLower(string(a)); name {
+		case "default", "all", "everything":
+			for _, s := range infoSections {
+				want[s] = true
+			}
+		default:
+			want[name] = true
 		}
 	}
+	if len(sections) == 0 {
+		for _, s := range infoSections {
+			want[s] = true
+		}
+	}
+	c.mu.Lock()
+	clients := len(c.sessions)
 	c.mu.Unlock()
+	_, port := c.announced()
 	var version uint64
 	nodes := 0
 	cacheType := "redis"
@@ -191,22 +208,53 @@ func (c *Cluster) info() string {
 	}
 	var b bytes.Buffer
 	line := func(k, v string) { b.WriteString(k + ":" + v + "\r\n") }
-	b.WriteString("# Server\r\n")
-	line("redis_version", "7.0.0")
-	line("redis_mode", "standalone")
-	line("aster_version", c.opts.Version)
-	line("os", runtime.GOOS+" "+runtime.GOARCH)
-	line("go_version", runtime.Version())
-	line("process_id", strconv.Itoa(os.Getpid()))
-	line("tcp_port", port)
-	line("uptime_in_seconds", strconv.FormatInt(int64(time.Since(processStart).Seconds()), 10))
-	b.WriteString("\r\n# Clients\r\n")
-	line("connected_clients", strconv.Itoa(clients))
-	b.WriteString("\r\n# Proxy\r\n")
-	line("proxy", "aster")
-	line("cluster", c.opts.Name)
-	line("cache_type", cacheType)
-	line("routing_table_version", strconv.FormatUint(version, 10))
-	line("nodes", strconv.Itoa(nodes))
+	section := func(name, title string) bool {
+		if !want[name] {
+			return false
+		}
+		if b.Len() > 0 {
+			b.WriteString("\r\n")
+		}
+		b.WriteString("# " + title + "\r\n")
+		return true
+	}
+	if section("server", "Server") {
+		line("redis_version", "7.0.0")
+		line("redis_mode", "cluster")
+		line("aster_version", c.opts.Version)
+		line("os", runtime.GOOS+" "+runtime.GOARCH)
+		line("arch_bits", strconv.Itoa(strconv.IntSize))
+		line("go_version", runtime.Version())
+		line("process_id", strconv.Itoa(os.Getpid()))
+		line("run_id", c.nodeID())
+		line("tcp_port", strconv.Itoa(port))
+		up := int64(time.Since(processStart).Seconds())
+		line("uptime_in_seconds", strconv.FormatInt(up, 10))
+		line("uptime_in_days", strconv.FormatInt(up/86400, 10))
+	}
+	if section("clients", "Clients") {
+		line("connected_clients", strconv.Itoa(clients))
+		if c.opts.MaxConnections > 0 {
+			line("maxclients", strconv.Itoa(c.opts.MaxConnections))
+		}
+	}
+	if section("stats", "Stats") {
+		// Every accepted connection makes a session with the next ID.
+		line("total_connections_received", strconv.FormatUint(c.nextID.Load(), 10))
+		if n, ok := c.commandsProcessed(); ok {
+			line("total_commands_processed", strconv.FormatUint(n, 10))
+		}
+	}
+	if section("proxy", "Proxy") {
+		line("proxy", "aster")
+		line("cluster", c.opts.Name)
+		line("cache_type", cacheType)
+		line("routing_table_version", strconv.FormatUint(version, 10))
+		line("nodes", strconv.Itoa(nodes))
+	}
+	if section("cluster", "Cluster") {
+		line("cluster_enabled", "1")
+	}
+	section("keyspace", "Keyspace") // the keys live on the backends
 	return b.String()
 }
