@@ -7,13 +7,18 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/aster-proxy/aster/dataplane/proxy"
 )
 
 // benchPipeline drives the proxy with depth pipelined copies of frame per op over one
 // connection and reads the replies, counting allocations of the whole process (the client side
 // here allocates nothing after warm-up, so allocs/op is the proxy's).
-func benchPipeline(b *testing.B, frame string, depth int, reply string) {
-	m, _ := newTestMetrics() // metrics on: their cost is part of the hot path
+func benchPipeline(b *testing.B, frame string, depth int, reply string, withMetrics bool) {
+	var m *proxy.Metrics
+	if withMetrics {
+		m, _ = newTestMetrics()
+	}
 	e := startEnv(b, envOpts{nodes: 3, metrics: m})
 	if err := e.client.Set(ctx, "bench:key", strings.Repeat("v", 64), 0).Err(); err != nil {
 		b.Fatal(err)
@@ -54,16 +59,20 @@ const val64 = "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"
 
 func BenchmarkProxyGET(b *testing.B) {
 	for _, depth := range []int{1, 16} {
-		b.Run("P"+strconv.Itoa(depth), func(b *testing.B) {
-			benchPipeline(b, "*2\r\n$3\r\nGET\r\n$9\r\nbench:key\r\n", depth, "$64\r\n"+val64+"\r\n")
-		})
+		for _, m := range []bool{false, true} {
+			b.Run("P"+strconv.Itoa(depth)+"/metrics="+strconv.FormatBool(m), func(b *testing.B) {
+				benchPipeline(b, "*2\r\n$3\r\nGET\r\n$9\r\nbench:key\r\n", depth, "$64\r\n"+val64+"\r\n", m)
+			})
+		}
 	}
 }
 
 func BenchmarkProxySET(b *testing.B) {
 	for _, depth := range []int{1, 16} {
-		b.Run("P"+strconv.Itoa(depth), func(b *testing.B) {
-			benchPipeline(b, "*3\r\n$3\r\nSET\r\n$9\r\nbench:key\r\n$64\r\n"+val64+"\r\n", depth, "+OK\r\n")
-		})
+		for _, m := range []bool{false, true} {
+			b.Run("P"+strconv.Itoa(depth)+"/metrics="+strconv.FormatBool(m), func(b *testing.B) {
+				benchPipeline(b, "*3\r\n$3\r\nSET\r\n$9\r\nbench:key\r\n$64\r\n"+val64+"\r\n", depth, "+OK\r\n", m)
+			})
+		}
 	}
 }
