@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -60,6 +61,10 @@ func startEnv(t testing.TB, o envOpts) *env {
 		o.readTimeout = 2 * time.Second
 	}
 	e := &env{}
+	// Registered first, so it runs last: after the proxy and the clients are closed, every
+	// goroutine they started (sessions, backend readers and writers, watchdogs) must be gone.
+	baseline := runtime.NumGoroutine()
+	t.Cleanup(func() { checkNoLeak(t, baseline) })
 	var nodes []route.Node
 	for i := 0; i < o.nodes; i++ {
 		s := redistest.Start(t, o.serverArgs...)
@@ -136,6 +141,21 @@ func (r *rawConn) line() string {
 }
 
 var ctx = context.Background()
+
+// checkNoLeak waits (bounded) for the goroutine count to fall back to baseline and fails the
+// test with the goroutines' stacks when it does not.
+func checkNoLeak(t testing.TB, baseline int) {
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > baseline {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			n := runtime.Stack(buf, true)
+			t.Errorf("%d goroutines left, %d before the test:\n%s", runtime.NumGoroutine(), baseline, buf[:n])
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
 
 func TestKeysSpreadOverEveryNodeOnce(t *testing.T) {
 	e := startEnv(t, envOpts{nodes: 4})
