@@ -46,6 +46,10 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 10s)
 	  done; \
 	done
 
+.PHONY: soak
+soak: ## Fault-injecting relay soak: random delays and cut backend links for SOAK (default 3m)
+	ASTER_SOAK=$${SOAK:-3m} $(GO) test -race -count=1 -run TestFaultyBackendLinksNeverMixAnswers -timeout 30m -v ./dataplane/proxy
+
 .PHONY: bench
 bench: ## Run the microbenchmarks with allocation counts
 	$(GO) test -run '^$$' -bench . -benchmem ./dataplane/...

@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,6 +41,9 @@ func TestFaultyBackendLinksNeverMixAnswers(t *testing.T) {
 	go c.Serve()
 	t.Cleanup(c.Close)
 
+	// make soak sets ASTER_SOAK to run the same checks for minutes instead of 150 rounds.
+	soak, _ := time.ParseDuration(os.Getenv("ASTER_SOAK"))
+	end := time.Now().Add(soak)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var ok, failed int
@@ -49,7 +53,7 @@ func TestFaultyBackendLinksNeverMixAnswers(t *testing.T) {
 			defer wg.Done()
 			cl := redis.NewClient(&redis.Options{Addr: c.Addr().String(), MaxRetries: -1, PoolSize: 1, ReadTimeout: 5 * time.Second})
 			defer cl.Close()
-			for i := 0; i < 150; i++ {
+			for i := 0; i < 150 || time.Now().Before(end); i++ {
 				k := fmt.Sprintf("faulty:%d:%d", w, i)
 				v := k + ":" + strings.Repeat("v", i%40)
 				// ECHO is answered by the proxy; SET/GET go through the faulty links.
