@@ -308,32 +308,44 @@ func (c *Conn) writeLoop() {
 	}
 }
 
-// dial connects and starts the reader; on failure it fails what is queued and backs off.
-func (c *Conn) dial() bool {
-	d := net.Dialer{Timeout: c.opts.DialTimeout}
-	nc, err := d.Dial("tcp", c.opts.Addr)
+// Dial opens one connection to opts.Addr as a Conn would: TCP (with TCP_NODELAY), TLS when
+// opts.TLS is set, then opts.Init with its replies checked. Sessions use it for the dedicated
+// connections that blocking commands, transactions and subscriptions need.
+func Dial(opts Options) (net.Conn, error) {
+	d := net.Dialer{Timeout: opts.DialTimeout}
+	nc, err := d.Dial("tcp", opts.Addr)
 	if err != nil {
-		err = fmt.Errorf("dial: %w", err)
-	} else if c.opts.TLS != nil {
-		tc := tls.Client(nc, c.opts.TLS)
-		timeout := c.opts.DialTimeout
+		return nil, fmt.Errorf("dial %s: %w", opts.Addr, err)
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	if opts.TLS != nil {
+		tc := tls.Client(nc, opts.TLS)
+		timeout := opts.DialTimeout
 		if timeout <= 0 {
 			timeout = 5 * time.Second
 		}
 		_ = tc.SetDeadline(time.Now().Add(timeout))
 		if err = tc.Handshake(); err != nil {
 			nc.Close()
-			err = fmt.Errorf("TLS handshake: %w", err)
-		} else {
-			_ = tc.SetDeadline(time.Time{})
-			nc = tc
+			return nil, fmt.Errorf("TLS handshake with %s: %w", opts.Addr, err)
 		}
+		_ = tc.SetDeadline(time.Time{})
+		nc = tc
 	}
-	if err == nil && len(c.opts.Init) > 0 {
-		if err = c.handshake(nc); err != nil {
+	if len(opts.Init) > 0 {
+		if err = handshake(nc, opts); err != nil {
 			nc.Close()
+			return nil, fmt.Errorf("%s: %w", opts.Addr, err)
 		}
 	}
+	return nc, nil
+}
+
+// dial connects and starts the reader; on failure it fails what is queued and backs off.
+func (c *Conn) dial() bool {
+	nc, err := Dial(c.opts)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -357,9 +369,6 @@ func (c *Conn) dial() bool {
 		}
 		return false
 	}
-	if tc, ok := nc.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-	}
 	c.backoff, c.downErr = 0, nil
 	c.nc = nc
 	c.gen++
@@ -368,19 +377,19 @@ func (c *Conn) dial() bool {
 	return true
 }
 
-// handshake sends Init and checks its replies, under one deadline.
-func (c *Conn) handshake(nc net.Conn) error {
-	timeout := c.opts.ReadTimeout
+// handshake sends opts.Init and checks its replies, under one deadline.
+func handshake(nc net.Conn, opts Options) error {
+	timeout := opts.ReadTimeout
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
 	_ = nc.SetDeadline(time.Now().Add(timeout))
 	defer nc.SetDeadline(time.Time{})
-	if _, err := nc.Write(c.opts.Init); err != nil {
+	if _, err := nc.Write(opts.Init); err != nil {
 		return fmt.Errorf("init: write: %w", err)
 	}
 	buf := make([]byte, 0, 512)
-	for got := 0; got < c.opts.InitReplies; {
+	for got := 0; got < opts.InitReplies; {
 		n, err := resp.ScanReply(buf)
 		if err != nil {
 			return fmt.Errorf("init: %w", err)

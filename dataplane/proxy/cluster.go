@@ -96,6 +96,7 @@ func tableAddrs(t *route.Table) []string {
 // pool is the node's shared connections.
 type pool struct {
 	addr  string
+	opts  backend.Options // how its connections dial: also what dedicated connections use
 	conns []*backend.Conn
 }
 
@@ -262,7 +263,7 @@ func (c *Cluster) poolLocked(addr string) *pool {
 		opts.Init = append(opts.Init, readonlyFrame...)
 		opts.InitReplies++
 	}
-	p := &pool{addr: addr, conns: make([]*backend.Conn, c.opts.NodeConnections)}
+	p := &pool{addr: addr, opts: opts, conns: make([]*backend.Conn, c.opts.NodeConnections)}
 	for i := range p.conns {
 		p.conns[i] = backend.New(opts)
 	}
