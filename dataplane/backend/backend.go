@@ -12,6 +12,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"runtime"
 	"strings"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/aster-proxy/aster/dataplane/rawio"
 	"github.com/aster-proxy/aster/dataplane/resp"
 )
 
@@ -109,6 +111,7 @@ type Conn struct {
 	out       []byte    // frames not yet written, in queue order
 	queue     reqQueue  // requests sent and not yet answered, in write order
 	nc        net.Conn  // current connection; nil when not connected
+	w         io.Writer // writes to nc: raw system calls for plain TCP (package rawio)
 	gen       uint64    // connection generation: stale readers/writers notice they are stale
 	downUntil time.Time // after a failed dial, requests fail fast until then
 	downErr   error     // why the node is down
@@ -214,7 +217,7 @@ func (c *Conn) Close() {
 func (c *Conn) resetLocked(err error) {
 	if c.nc != nil {
 		_ = c.nc.Close()
-		c.nc = nil
+		c.nc, c.w = nil, nil
 	}
 	c.gen++
 	c.out = c.out[:0]
@@ -288,13 +291,13 @@ func (c *Conn) writeLoop() {
 				}
 				continue
 			}
-			buf, nc, gen := c.out, c.nc, c.gen
+			buf, nc, w, gen := c.out, c.nc, c.w, c.gen
 			c.out = spare[:0]
 			c.mu.Unlock()
 			if c.opts.WriteTimeout > 0 {
 				_ = nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
 			}
-			if _, err := nc.Write(buf); err != nil {
+			if _, err := w.Write(buf); err != nil {
 				c.fault(gen, fmt.Errorf("write: %w", err))
 			}
 			if cap(buf) > maxKeptBuf {
@@ -370,7 +373,7 @@ func (c *Conn) dial() bool {
 		return false
 	}
 	c.backoff, c.downErr = 0, nil
-	c.nc = nc
+	c.nc, c.w = nc, rawio.ReadWriter(nc)
 	c.gen++
 	c.wg.Add(1)
 	go c.readLoop(nc, c.gen)
@@ -416,6 +419,7 @@ func handshake(nc net.Conn, opts Options) error {
 
 func (c *Conn) readLoop(nc net.Conn, gen uint64) {
 	defer c.wg.Done()
+	rd := rawio.ReadWriter(nc)
 	buf := make([]byte, readBufLen)
 	var start, end int
 	var frames [][]byte
@@ -431,7 +435,7 @@ func (c *Conn) readLoop(nc net.Conn, gen uint64) {
 				buf = nb
 			}
 		}
-		n, err := nc.Read(buf[end:])
+		n, err := rd.Read(buf[end:])
 		if err != nil {
 			c.fault(gen, fmt.Errorf("read: %w", err))
 			return

@@ -10,6 +10,7 @@ import (
 
 	"github.com/aster-proxy/aster/dataplane/backend"
 	"github.com/aster-proxy/aster/dataplane/command"
+	"github.com/aster-proxy/aster/dataplane/rawio"
 	"github.com/aster-proxy/aster/dataplane/resp"
 	"github.com/aster-proxy/aster/dataplane/route"
 )
@@ -72,6 +73,7 @@ type keyRef struct{ sub, pos int32 }
 type session struct {
 	c   *Cluster
 	nc  net.Conn
+	rw  io.ReadWriter // nc's reads and writes: raw system calls for plain TCP (package rawio)
 	id  uint64
 	rd  *resp.Reader
 	cmd resp.Command
@@ -104,8 +106,9 @@ func newSession(c *Cluster, nc net.Conn) *session {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
+	rw := rawio.ReadWriter(nc)
 	return &session{
-		c: c, nc: nc, id: c.nextID.Add(1), rd: resp.NewReader(nc, readBufSize),
+		c: c, nc: nc, rw: rw, id: c.nextID.Add(1), rd: resp.NewReader(rw, readBufSize),
 		authed: len(c.opts.Users) == 0,
 	}
 }
@@ -158,7 +161,7 @@ func (s *session) readFailed(err error) {
 	if errors.As(err, &pe) {
 		s.c.metrics.inc(s.c.metrics.protocol)
 		s.out = resp.AppendError(s.out[:0], "ERR "+pe.Error())
-		_, _ = s.nc.Write(s.out)
+		_, _ = s.rw.Write(s.out)
 		s.c.log.Debug("client protocol error", "remote", s.nc.RemoteAddr().String(), "error", err)
 		return
 	}
@@ -198,7 +201,7 @@ func (s *session) finishBatch() bool {
 	}
 	n := s.n
 	s.n = 0
-	_, err := s.nc.Write(out)
+	_, err := s.rw.Write(out)
 	if cm.on || s.c.slow != nil {
 		elapsed := time.Since(s.start)
 		cm.batchDone(n, elapsed.Seconds())

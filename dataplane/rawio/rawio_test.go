@@ -1,0 +1,139 @@
+package rawio
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+func pair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		done <- c
+	}()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = <-done
+	if server == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return client, server
+}
+
+func TestNewOnlyForSockets(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if New(a) != nil {
+		t.Error("New(net.Pipe) is not nil: pipes have no file descriptor")
+	}
+	if rw := ReadWriter(a); rw != io.ReadWriter(a) {
+		t.Error("ReadWriter(pipe) should be the pipe itself")
+	}
+	c, _ := pair(t)
+	if New(c) == nil {
+		t.Error("New(*net.TCPConn) is nil")
+	}
+}
+
+// A write far larger than the socket buffers must wait for the reader and deliver every byte in
+// order (the EAGAIN path), and the peer's close must read as io.EOF.
+func TestLargeWriteAndEOF(t *testing.T) {
+	c, s := pair(t)
+	w, r := New(c), New(s)
+	msg := bytes.Repeat([]byte("0123456789abcdef"), 1<<18) // 4 MiB
+	errc := make(chan error, 1)
+	go func() {
+		n, err := w.Write(msg)
+		if err == nil && n != len(msg) {
+			err = errors.New("short write")
+		}
+		c.Close()
+		errc <- err
+	}()
+	got, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("ReadAll: %v", err)
+	}
+	if werr := <-errc; werr != nil {
+		t.Fatalf("Write: %v", werr)
+	}
+	if !bytes.Equal(got, msg) {
+		t.Fatalf("read %d bytes, want the %d written, in order", len(got), len(msg))
+	}
+	if n, err := r.Read(make([]byte, 8)); n != 0 || err != io.EOF {
+		t.Errorf("Read after EOF = %d, %v; want 0, io.EOF", n, err)
+	}
+}
+
+// Deadlines and Close still work, because waiting goes through the netpoller.
+func TestDeadlineAndClose(t *testing.T) {
+	c, _ := pair(t)
+	r := New(c)
+	_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := r.Read(make([]byte, 8)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read past deadline: %v, want os.ErrDeadlineExceeded", err)
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := r.Read(make([]byte, 8))
+		errc <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	c.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Read on closed conn: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Read did not return after Close")
+	}
+	if _, err := r.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Write on closed conn: %v, want net.ErrClosed", err)
+	}
+}
+
+// A write to a peer that has gone returns an error (EPIPE or ECONNRESET) and does not kill the
+// process with SIGPIPE.
+func TestWriteToClosedPeer(t *testing.T) {
+	c, s := pair(t)
+	w := New(c)
+	s.Close()
+	var err error
+	for i := 0; i < 100 && err == nil; i++ {
+		_, err = w.Write(make([]byte, 64<<10))
+		time.Sleep(time.Millisecond)
+	}
+	if err == nil {
+		t.Fatal("writes to a closed peer kept succeeding")
+	}
+}
+
+func TestNoAllocs(t *testing.T) {
+	c, s := pair(t)
+	w, r := New(c), New(s)
+	buf := make([]byte, 64)
+	msg := []byte("+OK\r\n")
+	if n := testing.AllocsPerRun(100, func() {
+		_, _ = w.Write(msg)
+		_, _ = r.Read(buf)
+	}); n != 0 {
+		t.Errorf("%v allocs per write+read, want 0", n)
+	}
+}
