@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -17,6 +18,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	asterv1 "github.com/aster-proxy/aster/gen/aster/v1"
+	"github.com/aster-proxy/aster/internal/redistest"
+	"github.com/aster-proxy/aster/internal/tlsconf"
 )
 
 func envOf(m map[string]string) func(string) string {
@@ -52,6 +55,22 @@ func TestParse(t *testing.T) {
 			options{addr: defaultAddr, output: "table", timeout: defaultTimeout}, "eject", []string{"main", "r2"}, "x"},
 		{"double dash", []string{"cluster", "restore", "--", "main", "-odd"}, nil,
 			options{addr: defaultAddr, output: "table", timeout: defaultTimeout}, "restore", []string{"main", "-odd"}, ""},
+		{"tls flag", []string{"--tls", "cluster", "list"}, nil,
+			options{addr: defaultAddr, output: "table", timeout: defaultTimeout, tls: tlsOptions{on: true}}, "list", nil, ""},
+		{"tls implied by a file", []string{"--tls-ca", "ca.pem", "cluster", "list"}, nil,
+			options{addr: defaultAddr, output: "table", timeout: defaultTimeout, tls: tlsOptions{on: true, ca: "ca.pem"}}, "list", nil, ""},
+		{"tls env", []string{"cluster", "list"},
+			map[string]string{envTLSCA: "ca.pem", envTLSCert: "c.pem", envTLSKey: "k.pem", envTLSName: "asterd.example"},
+			options{addr: defaultAddr, output: "table", timeout: defaultTimeout,
+				tls: tlsOptions{on: true, ca: "ca.pem", cert: "c.pem", key: "k.pem", serverName: "asterd.example"}}, "list", nil, ""},
+		{"tls env switch", []string{"cluster", "list"}, map[string]string{envTLS: "true"},
+			options{addr: defaultAddr, output: "table", timeout: defaultTimeout, tls: tlsOptions{on: true}}, "list", nil, ""},
+		{"tls flags win over env", []string{"--tls-ca", "flag-ca.pem", "--tls-cert", "fc.pem", "--tls-key", "fk.pem", "cluster", "list"},
+			map[string]string{envTLSCA: "ca.pem", envTLSCert: "c.pem", envTLSKey: "k.pem"},
+			options{addr: defaultAddr, output: "table", timeout: defaultTimeout,
+				tls: tlsOptions{on: true, ca: "flag-ca.pem", cert: "fc.pem", key: "fk.pem"}}, "list", nil, ""},
+		{"tls flag off beats env", []string{"--tls=false", "cluster", "list"}, map[string]string{envTLS: "1"},
+			options{addr: defaultAddr, output: "table", timeout: defaultTimeout}, "list", nil, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -326,5 +345,89 @@ func TestJSONOutput(t *testing.T) {
 	}
 	if strings.Contains(stdout.String(), `"slots"`) {
 		t.Errorf("JSON has empty fields:\n%s", stdout.String())
+	}
+}
+
+func TestTLSUsageErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"cert without key", []string{"--tls-cert", "c.pem", "cluster", "list"}, nil, "--tls-cert and --tls-key go together"},
+		{"key without cert from env", []string{"cluster", "list"}, map[string]string{envTLSKey: "k.pem"}, "--tls-cert and --tls-key go together"},
+		{"bad env switch", []string{"cluster", "list"}, map[string]string{envTLS: "maybe"}, `ASTER_ADMIN_TLS="maybe": want true or false`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(c.args, &stdout, &stderr, envOf(c.env)); code != 2 || !strings.Contains(stderr.String(), c.want) {
+				t.Errorf("exit %d, stderr %q; want 2 and %q", code, stderr.String(), c.want)
+			}
+		})
+	}
+}
+
+// startFakeTLS serves the fake AdminService over TLS, requiring client certificates.
+func startFakeTLS(t *testing.T, certs *redistest.Certs) (string, *fakeAdmin) {
+	t.Helper()
+	cfg, err := tlsconf.Server(certs.CertFile, certs.KeyFile, certs.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeAdmin{auth: make(chan string, 16)}
+	s := grpc.NewServer(grpc.Creds(credentials.NewTLS(cfg)))
+	asterv1.RegisterAdminServiceServer(s, f)
+	go func() { _ = s.Serve(l) }()
+	t.Cleanup(s.Stop)
+	return l.Addr().String(), f
+}
+
+func TestCallsTLS(t *testing.T) {
+	certs := redistest.GenCerts(t)
+	other := redistest.GenCerts(t)
+	addr, fake := startFakeTLS(t, certs)
+	full := []string{"--addr", addr, "--tls-ca", certs.CAFile, "--tls-cert", certs.ClientCert, "--tls-key", certs.ClientKey}
+	cases := []struct {
+		name   string
+		args   []string
+		env    map[string]string
+		code   int
+		stderr string // substring; "" for a success
+	}{
+		{"flags", append(full, "--token", "t"), nil, 0, ""},
+		{"env", []string{"--addr", addr}, map[string]string{envTLSCA: certs.CAFile, envTLSCert: certs.ClientCert, envTLSKey: certs.ClientKey, envToken: "t"}, 0, ""},
+		{"server name", append(full, "--tls-server-name", "localhost", "--token", "t"), nil, 0, ""},
+		{"wrong server name", append(full, "--tls-server-name", "elsewhere", "--token", "t"), nil, 1, "Unavailable"},
+		{"plaintext refused", []string{"--addr", addr, "--token", "t"}, nil, 1, "Unavailable"},
+		{"no client cert refused", []string{"--addr", addr, "--tls-ca", certs.CAFile, "--token", "t"}, nil, 1, "Unavailable"},
+		{"untrusted server", []string{"--addr", addr, "--tls-ca", other.CAFile, "--tls-cert", certs.ClientCert, "--tls-key", certs.ClientKey}, nil, 1, "certificate"},
+		{"unreadable client cert", []string{"--addr", addr, "--tls-cert", "/nonexistent.pem", "--tls-key", certs.ClientKey}, nil, 1, "load TLS client certificate /nonexistent.pem"},
+		{"unreadable CA", []string{"--addr", addr, "--tls-ca", "/nonexistent.pem"}, nil, 1, "read TLS CA file"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(append(c.args, "cluster", "list"), &stdout, &stderr, envOf(c.env))
+			if code != c.code || !strings.Contains(stderr.String(), c.stderr) {
+				t.Fatalf("exit %d, want %d with %q\nstdout: %s\nstderr: %s", code, c.code, c.stderr, stdout.String(), stderr.String())
+			}
+			if c.code == 0 {
+				if got := <-fake.auth; got != "Bearer t" {
+					t.Errorf("server saw authorization %q over TLS", got)
+				}
+				if !strings.Contains(stdout.String(), "main  standalone") {
+					t.Errorf("stdout:\n%s", stdout.String())
+				}
+			}
+		})
+	}
+	if len(fake.auth) != 0 {
+		t.Errorf("%d refused connections reached the service", len(fake.auth))
 	}
 }

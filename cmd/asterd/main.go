@@ -11,10 +11,15 @@
 // for the world; use --metrics-addr 0.0.0.0:PORT to open them up); --metrics-addr HOST:PORT
 // sets the whole address. --role data has no configuration file: its endpoint is off unless
 // one of these flags is given.
+//
+// A control plane with [admin] tls_* keys serves its API over TLS; --role data then connects
+// with --tls (or any --tls-* flag): --tls-ca verifies the control plane's certificate,
+// --tls-cert/--tls-key present a client certificate when [admin] tls_ca_file requires one.
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -37,6 +42,7 @@ import (
 	"github.com/aster-proxy/aster/controlplane/remote"
 	"github.com/aster-proxy/aster/dataplane/proxy"
 	"github.com/aster-proxy/aster/dataplane/route"
+	"github.com/aster-proxy/aster/internal/tlsconf"
 	"github.com/aster-proxy/aster/metrics"
 )
 
@@ -80,6 +86,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		metricsPort int
 		metricsAddr string
 		announceIP  string
+		cpTLS       clientTLS
 	)
 	fs.StringVar(&configPath, "config", "", "configuration file (TOML)")
 	fs.StringVar(&configPath, "c", "", "shorthand for --config")
@@ -90,6 +97,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&role, "role", roleAll, "all (control and data plane), control (control plane and admin API only) or data (data plane fed by --control-plane)")
 	fs.StringVar(&controlAddr, "control-plane", "", "with --role data: the control plane's admin API address, HOST:PORT")
 	fs.StringVar(&token, "token", "", "with --role data: the control plane's admin token")
+	fs.BoolVar(&cpTLS.on, "tls", false, "with --role data: connect to the control plane over TLS (implied by the other --tls-* flags)")
+	fs.StringVar(&cpTLS.ca, "tls-ca", "", "with --role data: CA file that verifies the control plane's certificate (default: the system roots)")
+	fs.StringVar(&cpTLS.cert, "tls-cert", "", "with --role data: client certificate file, for a control plane with [admin] tls_ca_file")
+	fs.StringVar(&cpTLS.key, "tls-key", "", "with --role data: the client certificate's key file")
+	fs.StringVar(&cpTLS.serverName, "tls-server-name", "", "with --role data: the name the control plane's certificate must carry (default: the --control-plane host)")
 	fs.IntVar(&metricsPort, "metrics", 0, "serve metrics on 127.0.0.1:PORT, overriding [metrics] listen_addr (the original Aster's flag)")
 	fs.StringVar(&metricsAddr, "metrics-addr", "", "serve metrics on HOST:PORT, overriding [metrics] listen_addr; the way to turn metrics on for --role data")
 	fs.StringVar(&announceIP, "ip", "", "the IP that CLUSTER SLOTS/SHARDS/NODES announce as the proxy's (the original Aster's flag); default: the listener's, or 127.0.0.1 when it listens on every address")
@@ -108,7 +120,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "asterd: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	if msg := checkRole(role, configPath, controlAddr, token, check); msg != "" {
+	if msg := checkRole(role, configPath, controlAddr, token != "" || cpTLS.set(), check); msg != "" {
 		fmt.Fprintln(stderr, "asterd: "+msg)
 		return 2
 	}
@@ -136,8 +148,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if role == roleData {
+		tc, err := cpTLS.config()
+		if err != nil {
+			fmt.Fprintf(stderr, "asterd: --tls-*: %v\n", err)
+			return 2
+		}
 		mc := config.Metrics{ListenAddr: metricsFlag}
-		if err := serveData(ctx, controlAddr, token, announceIP, mc, log); err != nil {
+		if err := serveData(ctx, controlAddr, token, tc, announceIP, mc, log); err != nil {
 			log.Error("asterd stopped", "error", err)
 			return 1
 		}
@@ -171,13 +188,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// clientTLS are the --tls* flags of --role data: how it connects to the control plane.
+type clientTLS struct {
+	on                        bool
+	ca, cert, key, serverName string
+}
+
+func (c clientTLS) set() bool {
+	return c.on || c.ca != "" || c.cert != "" || c.key != "" || c.serverName != ""
+}
+
+// config returns the TLS configuration the flags ask for, nil for plaintext.
+func (c clientTLS) config() (*tls.Config, error) {
+	if !c.set() {
+		return nil, nil
+	}
+	return tlsconf.ClientWithCert(c.ca, c.serverName, c.cert, c.key)
+}
+
 // checkRole returns what is wrong with the combination of --role and the flags that depend on
-// it, or "".
-func checkRole(role, configPath, controlAddr, token string, check bool) string {
+// it, or "". dataFlags: --token or a --tls* flag was given.
+func checkRole(role, configPath, controlAddr string, dataFlags, check bool) string {
 	switch role {
 	case roleAll, roleControl:
-		if controlAddr != "" || token != "" {
-			return "--control-plane and --token are for --role data"
+		if controlAddr != "" || dataFlags {
+			return "--control-plane, --token and --tls* are for --role data"
 		}
 		if configPath == "" {
 			return "--config FILE is required"
@@ -251,7 +286,7 @@ func (discard) Apply(*route.Snapshot) error { return nil }
 
 // serveData runs a data plane fed by the control plane at addr until ctx is done. It serves
 // nothing until the first snapshot arrives, and its last tables while the control plane is away.
-func serveData(ctx context.Context, addr, token, announceIP string, mc config.Metrics, log hclog.Logger) error {
+func serveData(ctx context.Context, addr, token string, tc *tls.Config, announceIP string, mc config.Metrics, log hclog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// There is no file to reload; SIGHUP must not end the process (its default action).
@@ -283,12 +318,13 @@ func serveData(ctx context.Context, addr, token, announceIP string, mc config.Me
 	if ms != nil {
 		defer ms.Close()
 	}
-	client, err := remote.NewClient(remote.ClientConfig{Addr: addr, Token: token, Sink: dp, Logger: log})
+	client, err := remote.NewClient(remote.ClientConfig{Addr: addr, Token: token, TLS: tc, Sink: dp, Logger: log})
 	if err != nil {
 		return err
 	}
 	clientRef.Store(client)
-	log.Info("asterd started", "version", buildVersion(), "role", roleData, "control_plane", addr)
+	log.Info("asterd started", "version", buildVersion(), "role", roleData, "control_plane", addr,
+		"tls", tc != nil, "client_cert", tc != nil && len(tc.Certificates) > 0)
 	err = client.Run(ctx)
 	log.Info("shutting down: draining client connections")
 	dp.Shutdown()
@@ -368,7 +404,16 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, controlOn
 		if err != nil {
 			return fmt.Errorf("admin API: listen on %s: %w", addr, err)
 		}
-		gs := grpc.NewServer(admin.ServerOptions(cfg.Admin.Token)...)
+		opts := admin.ServerOptions(cfg.Admin.Token)
+		if a := cfg.Admin; a.TLSCertFile != "" {
+			opt, err := admin.TLSOption(a.TLSCertFile, a.TLSKeyFile, a.TLSCAFile)
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			opts = append(opts, opt)
+		}
+		gs := grpc.NewServer(opts...)
 		acfg := admin.Config{
 			ControlPlane: cp,
 			Reload:       func() (controlplane.ReloadResult, error) { return reload(cp, configPath, m) },
@@ -392,7 +437,9 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, controlOn
 			}
 		}()
 		defer gs.Stop()
-		log.Info("admin API listening", "addr", ln.Addr().String(), "token_required", cfg.Admin.Token != "")
+		// Whether a token or certificates are required, never what they are.
+		log.Info("admin API listening", "addr", ln.Addr().String(), "token_required", cfg.Admin.Token != "",
+			"tls", cfg.Admin.TLSCertFile != "", "client_cert_required", cfg.Admin.TLSCAFile != "")
 	}
 
 	hup := make(chan os.Signal, 1)

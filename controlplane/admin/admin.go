@@ -6,12 +6,14 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -20,6 +22,7 @@ import (
 	"github.com/aster-proxy/aster/controlplane"
 	"github.com/aster-proxy/aster/controlplane/config"
 	asterv1 "github.com/aster-proxy/aster/gen/aster/v1"
+	"github.com/aster-proxy/aster/internal/tlsconf"
 )
 
 // Config configures the AdminService.
@@ -229,4 +232,16 @@ func ServerOptions(token string) []grpc.ServerOption {
 			return h(srv, ss)
 		}),
 	}
+}
+
+// TLSOption returns the gRPC server option that makes the admin API speak TLS with
+// certFile/keyFile and, when caFile is set, require client certificates signed by it: a
+// client without one (or a plaintext client) fails its handshake before any RPC, the bearer
+// token is still checked on top.
+func TLSOption(certFile, keyFile, caFile string) (grpc.ServerOption, error) {
+	cfg, err := tlsconf.Server(certFile, keyFile, caFile)
+	if err != nil {
+		return nil, fmt.Errorf("admin API: %w", err)
+	}
+	return grpc.Creds(credentials.NewTLS(cfg)), nil
 }

@@ -73,6 +73,9 @@ type Admin struct {
 	ListenAddr string
 	// Token, when set, must come with every RPC as "authorization: Bearer <token>".
 	Token string
+	// TLSCertFile and TLSKeyFile make the admin API (AdminService and RouteService) speak
+	// TLS; with TLSCAFile it also requires client certificates signed by that CA.
+	TLSCertFile, TLSKeyFile, TLSCAFile string
 }
 
 // DefaultMetricsListenAddr is where the metrics endpoint listens unless told otherwise:

@@ -6,11 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/aster-proxy/aster/internal/redistest"
 )
 
 // defaultsFor returns a cluster with every optional field at its default, for building
@@ -329,6 +332,9 @@ func TestParseServer(t *testing.T) {
 
 func TestAdminTable(t *testing.T) {
 	base := "[[clusters]]\nname = \"a\"\nlisten_addr = \"127.0.0.1:7000\"\ncache_type = \"redis\"\nservers = [\"127.0.0.1:7001\"]\n"
+	certs := redistest.GenCerts(t)
+	q := strconv.Quote
+	tlsKeys := "tls_cert_file = " + q(certs.CertFile) + "\ntls_key_file = " + q(certs.KeyFile) + "\n"
 	cases := []struct {
 		name, extra string
 		want        Admin
@@ -338,6 +344,17 @@ func TestAdminTable(t *testing.T) {
 		{"set", "[admin]\nlisten_addr = \"127.0.0.1:9999\"\ntoken = \"s3cret\"\n", Admin{ListenAddr: "127.0.0.1:9999", Token: "s3cret"}, ""},
 		{"disabled", "[admin]\nlisten_addr = \"\"\n", Admin{}, ""},
 		{"bad addr", "[admin]\nlisten_addr = \"nope\"\n", Admin{}, `t.toml:7: admin.listen_addr: "nope" is not host:port`},
+		{"tls", "[admin]\n" + tlsKeys, Admin{ListenAddr: DefaultAdminListenAddr, TLSCertFile: certs.CertFile, TLSKeyFile: certs.KeyFile}, ""},
+		{"tls with client certs", "[admin]\n" + tlsKeys + "tls_ca_file = " + q(certs.CAFile) + "\n",
+			Admin{ListenAddr: DefaultAdminListenAddr, TLSCertFile: certs.CertFile, TLSKeyFile: certs.KeyFile, TLSCAFile: certs.CAFile}, ""},
+		{"cert without key", "[admin]\ntls_cert_file = " + q(certs.CertFile) + "\n", Admin{},
+			`t.toml:7: admin.tls_cert_file: tls_cert_file and tls_key_file go together`},
+		{"ca without cert", "[admin]\ntls_ca_file = " + q(certs.CAFile) + "\n", Admin{},
+			`t.toml:7: admin.tls_ca_file: needs tls_cert_file and tls_key_file`},
+		{"key is not a key", "[admin]\ntls_cert_file = " + q(certs.CertFile) + "\ntls_key_file = " + q(certs.CAFile) + "\n", Admin{},
+			`t.toml:7: admin.tls_cert_file: load TLS certificate ` + certs.CertFile + ` / key ` + certs.CAFile + `: tls: found a certificate rather than a key in the PEM for the private key`},
+		{"ca not PEM", "[admin]\n" + tlsKeys + "tls_ca_file = " + q(certs.KeyFile) + "\n", Admin{},
+			`t.toml:7: admin.tls_cert_file: TLS CA file ` + certs.KeyFile + ` holds no PEM certificate`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

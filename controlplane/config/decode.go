@@ -56,19 +56,7 @@ func parse(data []byte, filename string) (*Config, error) {
 // tls reads and checks the TLS keys: files must load now, so that --check and a reload catch
 // a bad certificate before it is needed.
 func (r *reader) tls(c *Cluster) {
-	c.TLSCertFile, _ = r.str("tls_cert_file")
-	c.TLSKeyFile, _ = r.str("tls_key_file")
-	c.TLSCAFile, _ = r.str("tls_ca_file")
-	switch {
-	case (c.TLSCertFile == "") != (c.TLSKeyFile == ""):
-		r.errf("tls_cert_file", "tls_cert_file and tls_key_file go together")
-	case c.TLSCAFile != "" && c.TLSCertFile == "":
-		r.errf("tls_ca_file", "needs tls_cert_file and tls_key_file")
-	case c.TLSCertFile != "":
-		if _, err := tlsconf.Server(c.TLSCertFile, c.TLSKeyFile, c.TLSCAFile); err != nil {
-			r.errf("tls_cert_file", "%v", err)
-		}
-	}
+	c.TLSCertFile, c.TLSKeyFile, c.TLSCAFile = r.serverTLS()
 	c.BackendTLS, _ = r.boolean("backend_tls")
 	c.BackendTLSCAFile, _ = r.str("backend_tls_ca_file")
 	c.BackendTLSServerName, _ = r.str("backend_tls_server_name")
@@ -83,6 +71,25 @@ func (r *reader) tls(c *Cluster) {
 			r.errf("backend_tls_ca_file", "%v", err)
 		}
 	}
+}
+
+// serverTLS reads and checks the keys of a TLS server (a cluster's client listener, the
+// admin API): tls_cert_file and tls_key_file, and tls_ca_file to require client certificates.
+func (r *reader) serverTLS() (certFile, keyFile, caFile string) {
+	certFile, _ = r.str("tls_cert_file")
+	keyFile, _ = r.str("tls_key_file")
+	caFile, _ = r.str("tls_ca_file")
+	switch {
+	case (certFile == "") != (keyFile == ""):
+		r.errf("tls_cert_file", "tls_cert_file and tls_key_file go together")
+	case caFile != "" && certFile == "":
+		r.errf("tls_ca_file", "needs tls_cert_file and tls_key_file")
+	case certFile != "":
+		if _, err := tlsconf.Server(certFile, keyFile, caFile); err != nil {
+			r.errf("tls_cert_file", "%v", err)
+		}
+	}
+	return certFile, keyFile, caFile
 }
 
 // admin reads the top-level [admin] table.
@@ -105,6 +112,7 @@ func (p *parser) admin(raw map[string]any) Admin {
 	if s, ok := r.str("token"); ok {
 		a.Token = s
 	}
+	a.TLSCertFile, a.TLSKeyFile, a.TLSCAFile = r.serverTLS()
 	r.unknown()
 	return a
 }

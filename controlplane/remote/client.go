@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
@@ -37,6 +39,9 @@ const (
 type ClientConfig struct {
 	Addr  string // the control plane's admin API, host:port
 	Token string // sent as "authorization: Bearer <token>" when set
+	// TLS, when set, makes the connection TLS (the control plane's [admin] tls_* keys);
+	// nil is plaintext.
+	TLS *tls.Config
 	// ID names this data plane in the control plane's logs; default "<hostname>-<pid>".
 	ID   string
 	Sink Sink
@@ -86,7 +91,11 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		host, _ := os.Hostname()
 		cfg.ID = host + "-" + strconv.Itoa(os.Getpid())
 	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	creds := insecure.NewCredentials()
+	if cfg.TLS != nil {
+		creds = credentials.NewTLS(cfg.TLS)
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
 	if cfg.Token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearer(cfg.Token)))
 	}
@@ -100,8 +109,9 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}, nil
 }
 
-// bearer sends the admin token with every RPC. The admin API is plain gRPC on a trusted
-// network (loopback by default), so the token is allowed without transport security.
+// bearer sends the admin token with every RPC. Without [admin] TLS the admin API is plain
+// gRPC on a trusted network (loopback by default), so the token is allowed without
+// transport security.
 type bearer string
 
 func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {

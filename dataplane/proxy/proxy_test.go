@@ -39,6 +39,7 @@ type envOpts struct {
 	backendPass string
 	slowMax     int
 	slowOver    time.Duration
+	logs        io.Writer // also receives the cluster's log (Warn and above)
 }
 
 func testLogger(t testing.TB) hclog.Logger {
@@ -71,9 +72,13 @@ func startEnv(t testing.TB, o envOpts) *env {
 		e.servers = append(e.servers, s)
 		nodes = append(nodes, route.Node{Addr: s.Addr, Name: "r" + strconv.Itoa(i+1), Weight: 1})
 	}
+	logger := testLogger(t)
+	if o.logs != nil {
+		logger = hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Warn, Output: io.MultiWriter(tWriter{t}, o.logs)})
+	}
 	e.cluster = proxy.NewCluster(proxy.Options{
 		Name: "test", ListenAddr: "127.0.0.1:0", ReadTimeout: o.readTimeout,
-		WriteTimeout: time.Second, DialTimeout: time.Second, Logger: testLogger(t),
+		WriteTimeout: time.Second, DialTimeout: time.Second, Logger: logger,
 		Metrics: o.metrics, Users: o.users, MaxConnections: o.maxConns, IdleTimeout: o.idle,
 		BackendPassword: o.backendPass, SlowLogMaxLen: o.slowMax, SlowLogSlowerThan: o.slowOver,
 	})

@@ -15,13 +15,36 @@ var okReply = []byte("+OK\r\n")
 // commands across slots — and merge puts the replies back together in the client's order. A
 // command whose keys all fall in one group goes out as it came.
 func (s *session) split(sl *slot, spec *command.Spec, cmd *resp.Command) {
+	switch plan, node := s.planSplit(sl, spec, cmd); plan {
+	case splitWhole:
+		s.forward(sl, node, cmd)
+	case splitSubs:
+		for g, c := range sl.subs[:sl.nsubs] {
+			s.send(c, s.conn(s.targets[g]), c.buf)
+		}
+	}
+}
+
+// splitPlan is what planSplit decided.
+type splitPlan uint8
+
+const (
+	splitAnswered splitPlan = iota // sl holds the reply (an error)
+	splitWhole                     // all keys in one group: send the command as it came
+	splitSubs                      // sl.subs[:sl.nsubs] hold the sub-commands, s.targets their nodes
+)
+
+// planSplit groups the keys of a split command and builds its sub-commands without sending
+// anything (so that split and merge can be exercised without a network). For splitWhole it
+// also returns the node (-1: none serves).
+func (s *session) planSplit(sl *slot, spec *command.Spec, cmd *resp.Command) (splitPlan, int) {
 	args := cmd.Args
 	stride := 1
 	if spec.Policy == command.SplitMSet {
 		stride = 2
 		if (len(args)-1)%2 != 0 {
 			sl.setError("ERR wrong number of arguments for '" + spec.Name + "' command")
-			return
+			return splitAnswered, 0
 		}
 	}
 	slots := s.snap.slots
@@ -34,7 +57,7 @@ func (s *session) split(sl *slot, spec *command.Spec, cmd *resp.Command) {
 			gk = int(route.Slot(args[i]))
 		} else if gk = ring.Pick(args[i]); gk < 0 {
 			s.noNode(sl)
-			return
+			return splitAnswered, 0
 		}
 		s.groupKeys = append(s.groupKeys, gk)
 		same = same && gk == s.groupKeys[0]
@@ -45,8 +68,7 @@ func (s *session) split(sl *slot, spec *command.Spec, cmd *resp.Command) {
 		if slots != nil {
 			node = s.slotNode(uint16(node), read)
 		}
-		s.forward(sl, node, cmd)
-		return
+		return splitWhole, node
 	}
 
 	if s.groupOf == nil {
@@ -64,7 +86,7 @@ func (s *session) split(sl *slot, spec *command.Spec, cmd *resp.Command) {
 			if slots != nil {
 				if node = s.slotNode(uint16(gk), read); node < 0 {
 					s.noNode(sl)
-					return
+					return splitAnswered, 0
 				}
 			}
 			counts = append(counts, 0)
@@ -93,16 +115,22 @@ func (s *session) split(sl *slot, spec *command.Spec, cmd *resp.Command) {
 			}
 		}
 		c.buf = frame
-		s.send(c, s.conn(targets[g]), frame)
 	}
+	return splitSubs, 0
 }
 
 // merge appends the client's reply to a split command, made from its sub replies. The first
-// error among them is the reply, as a client of one server would see one error.
+// error among them is the reply, as a client of one server would see one error. Whatever the
+// sub replies hold, the client gets exactly one well-formed reply.
 func (s *session) merge(out []byte, sl *slot) []byte {
 	subs := sl.subs[:sl.nsubs]
 	for _, c := range subs {
 		if resp.IsError(c.req.Reply) {
+			// The backend hands over whole frames; checking costs nothing on the success path
+			// and keeps one bad frame from desynchronising the client's stream.
+			if n, err := resp.ScanReply(c.req.Reply); err != nil || n != len(c.req.Reply) {
+				return resp.AppendError(out, "ERR unexpected reply from backend: malformed error")
+			}
 			return append(out, c.req.Reply...)
 		}
 	}
@@ -136,6 +164,11 @@ func (s *session) merge(out []byte, sl *slot) []byte {
 		}
 		base = append(base, len(elems))
 		s.elems, s.base = elems, base
+		if len(elems) != len(sl.order) {
+			// A sub reply longer than its keys is as wrong as a short one: it is not the
+			// answer to the sub-command that was sent.
+			return resp.AppendError(out, "ERR unexpected reply from backend: wrong array length")
+		}
 		out = resp.AppendArrayHeader(out, len(sl.order))
 		for _, ref := range sl.order {
 			i := base[ref.sub] + int(ref.pos)

@@ -6,6 +6,7 @@ package tlsconf
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 )
@@ -39,6 +40,24 @@ func Client(caFile, serverName string) (*tls.Config, error) {
 		}
 		cfg.RootCAs = pool
 	}
+	return cfg, nil
+}
+
+// ClientWithCert is Client that also presents certFile/keyFile to servers that ask for a
+// client certificate; no certificate when both are empty.
+func ClientWithCert(caFile, serverName, certFile, keyFile string) (*tls.Config, error) {
+	if (certFile == "") != (keyFile == "") {
+		return nil, errors.New("a TLS client certificate needs both its certificate and its key file")
+	}
+	cfg, err := Client(caFile, serverName)
+	if err != nil || certFile == "" {
+		return cfg, err
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load TLS client certificate %s / key %s: %w", certFile, keyFile, err)
+	}
+	cfg.Certificates = []tls.Certificate{cert}
 	return cfg, nil
 }
 
