@@ -213,6 +213,7 @@ func (cp *ControlPlane) publishLocked() error {
 			Users:           clientUsers(cc),
 			MaxConnections:  cc.MaxConnections,
 			IdleTimeout:     cc.ClientIdleTimeout,
+			BackendRESP3:    cc.BackendRespVersion == "resp3",
 		})
 		if cc.SlowlogLogSlowerThan >= 0 {
 			snap.Clusters[len(snap.Clusters)-1].SlowLogMaxLen = cc.SlowlogMaxLen

@@ -52,17 +52,20 @@ func (s *session) auth(out []byte, args [][]byte) []byte {
 	return resp.AppendSimple(out, "OK")
 }
 
-// hello answers HELLO [protover [AUTH user pass] [SETNAME name]] for protocol 2: the proxy
-// speaks RESP2 to clients for now, so HELLO 3 is refused with NOPROTO and clients fall back.
+// hello answers HELLO [protover [AUTH user pass] [SETNAME name]] as Redis does: the
+// protocol (2 or 3) changes only when everything else succeeded, and the reply (server
+// details) is a map in RESP3, a flat array in RESP2. Without protover the protocol stays.
 func (s *session) hello(out []byte, args [][]byte) []byte {
+	proto3 := s.proto3
 	if len(args) >= 2 {
 		v, ok := resp.ParseInt64Arg(args[1])
 		if !ok {
 			return resp.AppendError(out, "ERR Protocol version is not an integer or out of range")
 		}
-		if v != 2 {
+		if v != 2 && v != 3 {
 			return resp.AppendError(out, "NOPROTO sorry, this protocol version is not supported.")
 		}
+		proto3 = v == 3
 	}
 	for i := 2; i < len(args); i++ {
 		switch strings.ToLower(string(args[i])) {
@@ -90,7 +93,14 @@ func (s *session) hello(out []byte, args [][]byte) []byte {
 	if !s.authed {
 		return resp.AppendError(out, errNoAuth)
 	}
-	out = resp.AppendArrayHeader(out, 14)
+	s.proto3 = proto3
+	proto := int64(2)
+	if proto3 {
+		proto = 3
+		out = append(out, "%7\r\n"...)
+	} else {
+		out = resp.AppendArrayHeader(out, 14)
+	}
 	for _, kv := range [][2]string{
 		{"server", "redis"}, {"version", "7.0.0"}, {"proto", ""}, {"id", ""},
 		{"mode", "standalone"}, {"role", "master"}, {"modules", ""},
@@ -98,7 +108,7 @@ func (s *session) hello(out []byte, args [][]byte) []byte {
 		out = resp.AppendBulkString(out, kv[0])
 		switch kv[0] {
 		case "proto":
-			out = resp.AppendInt(out, 2)
+			out = resp.AppendInt(out, proto)
 		case "id":
 			out = resp.AppendInt(out, int64(s.id))
 		case "modules":

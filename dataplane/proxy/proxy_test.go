@@ -39,6 +39,7 @@ type envOpts struct {
 	backendPass string
 	slowMax     int
 	slowOver    time.Duration
+	resp3       bool // backend connections speak RESP3
 }
 
 func testLogger(t testing.TB) hclog.Logger {
@@ -76,6 +77,7 @@ func startEnv(t testing.TB, o envOpts) *env {
 		WriteTimeout: time.Second, DialTimeout: time.Second, Logger: testLogger(t),
 		Metrics: o.metrics, Users: o.users, MaxConnections: o.maxConns, IdleTimeout: o.idle,
 		BackendPassword: o.backendPass, SlowLogMaxLen: o.slowMax, SlowLogSlowerThan: o.slowOver,
+		BackendRESP3: o.resp3,
 	})
 	e.install(t, 1, nodes)
 	if err := e.cluster.Listen(); err != nil {

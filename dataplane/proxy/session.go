@@ -46,6 +46,11 @@ type slot struct {
 
 	raw    []byte // the command as the client sent it, for the slow log; nil when it is off
 	rawBuf []byte // raw re-encoded from an inline command
+
+	// proto3: the client spoke RESP3 when it sent this command, so its reply must be RESP3.
+	// shape: how the reply converts when the backends speak the other protocol (see resp3.go).
+	proto3 bool
+	shape  *resp.Shape
 }
 
 // call is one backend request and what it takes to send it again after a redirect.
@@ -98,6 +103,8 @@ type session struct {
 
 	quit   bool
 	authed bool // no password configured, or the client authenticated
+	proto3 bool // the client switched to RESP3 with HELLO 3
+	conv   []byte
 }
 
 func newSession(c *Cluster, nc net.Conn) *session {
@@ -184,10 +191,19 @@ func (s *session) finishBatch() bool {
 				cm.refused.Inc()
 			}
 		case slotForward:
-			out = append(out, sl.main.req.Reply...)
+			if sl.proto3 != sl.main.conn.RESP3() {
+				out = s.convert(out, sl.main.req.Reply, sl)
+			} else {
+				out = append(out, sl.main.req.Reply...)
+			}
 			cm.failure(sl.main.req.Failure)
 		case slotSplit:
-			out = s.merge(out, sl)
+			if sl.proto3 != sl.subs[0].conn.RESP3() {
+				s.conv = s.merge(s.conv[:0], sl)
+				out = s.convert(out, s.conv, sl)
+			} else {
+				out = s.merge(out, sl)
+			}
 			for _, c := range sl.subs[:sl.nsubs] {
 				if c.req.Failure != backend.FailNone {
 					cm.failure(c.req.Failure)
@@ -236,6 +252,7 @@ func (s *session) nextSlot() *slot {
 	sl.local = sl.local[:0]
 	sl.nsubs = 0
 	sl.raw = nil
+	sl.proto3, sl.shape = s.proto3, nil
 	return sl
 }
 
@@ -283,6 +300,9 @@ func (s *session) handle(cmd *resp.Command) {
 	if s.snap == nil {
 		sl.setError("ERR cluster " + s.c.opts.Name + " has no routing table yet")
 		return
+	}
+	if s.proto3 != s.snap.resp3 {
+		sl.shape = command.ReplyShape(spec, args)
 	}
 	switch spec.Policy {
 	case command.SplitMGet, command.SplitMSet, command.SplitSum:

@@ -63,3 +63,20 @@ func (c *FrameConn) Read() []byte {
 		c.buf = append(c.buf, tmp[:m]...)
 	}
 }
+
+// Send writes commands without reading their replies (for pipelines; Read them after).
+func (c *FrameConn) Send(cmds ...[]string) {
+	c.t.Helper()
+	var out []byte
+	for _, args := range cmds {
+		bargs := make([][]byte, len(args))
+		for i, a := range args {
+			bargs[i] = []byte(a)
+		}
+		out = resp.AppendCommand(out, bargs...)
+	}
+	_ = c.nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.nc.Write(out); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
