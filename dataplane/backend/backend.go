@@ -317,7 +317,7 @@ func (c *Conn) writeLoop() {
 }
 
 // Dial opens one connection to opts.Addr as a Conn would: TCP (with TCP_NODELAY), TLS when
-// opts.TLS is set, then opts.Init with its replies checked. Sessions use it for the dedicated
+// opts.TLS is set, then opts.Init (and HELLO 3 with opts.RESP3) with its replies checked. Sessions use it for the dedicated
 // connections that blocking commands, transactions and subscriptions need.
 func Dial(opts Options) (net.Conn, error) {
 	d := net.Dialer{Timeout: opts.DialTimeout}
