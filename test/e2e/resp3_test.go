@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -158,3 +160,58 @@ var (
 	dataCmds   = map[string]bool{"set": true, "get": true, "del": true, "hset": true, "hgetall": true,
 		"sadd": true, "smembers": true, "zadd": true, "zscore": true, "mget": true}
 )
+
+// TestRESP3BackendVersionReload: changing backend_resp_version by SIGHUP swaps the backend
+// connections live; connected RESP3 and RESP2 clients keep their connections and their
+// protocols.
+func TestRESP3BackendVersionReload(t *testing.T) {
+	servers := startServers(t, 2)
+	conf := `
+[[clusters]]
+name = "r3"
+listen_addr = "%LISTEN%"
+cache_type = "redis"
+servers = ` + serverList(servers, []int{1, 1}, true) + `
+backend_resp_version = "%V%"
+`
+	a := startAsterd(t, strings.ReplaceAll(conf, "%V%", "resp2"))
+	c3, c2 := redistest.DialFrames(t, a.Addr), redistest.DialFrames(t, a.Addr)
+	c3.Do("HELLO", "3")
+	c2.Do("HSET", "h", "a", "1")
+	check := func(when string) {
+		t.Helper()
+		if got := string(c3.Do("HGETALL", "h")); got != "%1\r\n$1\r\na\r\n$1\r\n1\r\n" {
+			t.Errorf("%s: RESP3 client HGETALL: %q", when, got)
+		}
+		if got := string(c2.Do("HGETALL", "h")); got != "*2\r\n$1\r\na\r\n$1\r\n1\r\n" {
+			t.Errorf("%s: RESP2 client HGETALL: %q", when, got)
+		}
+		if got := string(c3.Do("GET", "nokey")); got != "_\r\n" {
+			t.Errorf("%s: RESP3 client GET: %q", when, got)
+		}
+		if got := string(c2.Do("GET", "nokey")); got != "$-1\r\n" {
+			t.Errorf("%s: RESP2 client GET: %q", when, got)
+		}
+	}
+	check("backends in RESP2")
+	path := a.cmd.Args[2]
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(strings.ReplaceAll(conf, "%V%", "resp3"), "%LISTEN%", a.Addr)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, a, "backend settings changed")
+	check("backends in RESP3")
+	resp3 := 0
+	for _, s := range servers {
+		for _, l := range strings.Split(string(redistest.DialFrames(t, s.Addr).Do("CLIENT", "LIST")), "\n") {
+			if m := clientLine.FindStringSubmatch(l); m != nil && dataCmds[m[1]] && m[2] == "3" {
+				resp3++
+			}
+		}
+	}
+	if resp3 == 0 {
+		t.Fatal("no RESP3 backend connection after the reload")
+	}
+}
