@@ -11,7 +11,9 @@ import (
 const (
 	errNoAuth    = "NOAUTH Authentication required."
 	errWrongPass = "WRONGPASS invalid username-password pair or user is disabled."
-	errNoPass    = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
+	// errHelloNoAuth is Redis 7's answer to HELLO without AUTH before authenticating.
+	errHelloNoAuth = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"
+	errNoPass      = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
 )
 
 // allowedBeforeAuth reports whether a client may send spec before authenticating, as in Redis.
@@ -63,7 +65,7 @@ func (s *session) hello(out []byte, args [][]byte) []byte {
 			return resp.AppendError(out, "ERR Protocol version is not an integer or out of range")
 		}
 		if v != 2 && v != 3 {
-			return resp.AppendError(out, "NOPROTO sorry, this protocol version is not supported.")
+			return resp.AppendError(out, "NOPROTO unsupported protocol version")
 		}
 		proto3 = v == 3
 	}
@@ -71,8 +73,9 @@ func (s *session) hello(out []byte, args [][]byte) []byte {
 		switch strings.ToLower(string(args[i])) {
 		case "auth":
 			if i+2 >= len(args) {
-				return resp.AppendError(out, "ERR Syntax error in HELLO option 'auth'")
+				return resp.AppendError(out, "ERR Syntax error in HELLO option '"+clip(args[i])+"'")
 			}
+			// As in Redis, a wrong password is answered before a later option's syntax.
 			if len(s.c.opts.Users) == 0 {
 				return resp.AppendError(out, errNoPass)
 			}
@@ -83,7 +86,7 @@ func (s *session) hello(out []byte, args [][]byte) []byte {
 			i += 2
 		case "setname":
 			if i+1 >= len(args) {
-				return resp.AppendError(out, "ERR Syntax error in HELLO option 'setname'")
+				return resp.AppendError(out, "ERR Syntax error in HELLO option '"+clip(args[i])+"'")
 			}
 			i++
 		default:
@@ -91,7 +94,7 @@ func (s *session) hello(out []byte, args [][]byte) []byte {
 		}
 	}
 	if !s.authed {
-		return resp.AppendError(out, errNoAuth)
+		return resp.AppendError(out, errHelloNoAuth)
 	}
 	s.proto3 = proto3
 	proto := int64(2)

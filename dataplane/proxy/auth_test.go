@@ -37,7 +37,7 @@ func TestClientAuthentication(t *testing.T) {
 			{"GET a\r\n", "$1"},
 		}},
 		{"hello 2 auth", [][2]string{
-			{"HELLO 4 AUTH ops opspass\r\n", "-NOPROTO sorry, this protocol version is not supported."},
+			{"HELLO 4 AUTH ops opspass\r\n", "-NOPROTO unsupported protocol version"},
 			{"HELLO 2 AUTH ops wrong\r\n", "-WRONGPASS invalid username-password pair or user is disabled."},
 			{"HELLO 2 AUTH ops opspass SETNAME me\r\n", "*14"},
 		}},

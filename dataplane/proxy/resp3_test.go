@@ -172,3 +172,28 @@ func TestRESP3GoRedis(t *testing.T) {
 		})
 	}
 }
+
+// TestHelloErrorsAsRedis: HELLO's refusals are byte for byte redis-server's (with a password
+// required), and HELLO 3 AUTH then switches as it does.
+func TestHelloErrorsAsRedis(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 1, users: map[string]string{"default": "pw"}})
+	ref := redistest.Start(t, "--requirepass", "pw")
+	pc, rc := redistest.DialFrames(t, e.addr), redistest.DialFrames(t, ref.Addr)
+	for _, cmd := range []string{
+		"HELLO 3", "HELLO 3 AUTH default nope", "HELLO 1", "HELLO abc", "HELLO 3 SETNAME",
+		"HELLO 3 foo", "HELLO 3 AUTH default nope FOO", "HELLO 3 AUTH default", "GET x",
+	} {
+		args := strings.Fields(cmd)
+		if got, want := pc.Do(args...), rc.Do(args...); !bytes.Equal(got, want) {
+			t.Errorf("%s:\n got %q\nwant %q", cmd, got, want)
+		}
+	}
+	for _, c := range []*redistest.FrameConn{pc, rc} {
+		if got := string(c.Do("HELLO", "3", "AUTH", "default", "pw", "SETNAME", "x")); !strings.HasPrefix(got, "%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n") {
+			t.Fatalf("HELLO 3 AUTH: %q", got)
+		}
+	}
+	if got, want := pc.Do("GET", "x"), rc.Do("GET", "x"); !bytes.Equal(got, want) {
+		t.Errorf("GET after HELLO 3 AUTH: got %q, want %q", got, want)
+	}
+}
