@@ -126,7 +126,9 @@ var shapes = map[string]func([][]byte) *resp.Shape{
 	"zmpop": always(shZMPop), "bzmpop": always(shZMPop),
 	"bzpopmin": always(shBZPop), "bzpopmax": always(shBZPop),
 	"lmpop": always(nullArray), "blmpop": always(nullArray),
+	"lpop": popCount, "rpop": popCount,
 	"blpop": always(nullArray), "brpop": always(nullArray),
+	"brpoplpush": always(nullArray), "blmove": always(nullArray),
 	"xread": always(shXRead), "xreadgroup": always(shXRead),
 	"geopos":               always(shGeoPos),
 	"georadius":            always(shGeoItems),
@@ -174,6 +176,14 @@ var shapes = map[string]func([][]byte) *resp.Shape{
 		}
 		return nil
 	},
+}
+
+// popCount: LPOP key count on a missing key is a null array; LPOP key a null bulk.
+func popCount(args [][]byte) *resp.Shape {
+	if len(args) > 2 {
+		return nullArray
+	}
+	return nil
 }
 
 // zpop: ZPOPMIN key is [member, score]; with a count, pairs.
