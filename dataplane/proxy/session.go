@@ -102,9 +102,9 @@ type session struct {
 	start time.Time // when the batch's first command was read; only with metrics on
 
 	quit   bool
-	authed bool // no password configured, or the client authenticated
-	proto3 bool // the client switched to RESP3 with HELLO 3
-	conv   []byte
+	authed bool   // no password configured, or the client authenticated
+	proto3 bool   // the client switched to RESP3 with HELLO 3
+	conv   []byte // scratch for replies converted between RESP2 and RESP3
 }
 
 func newSession(c *Cluster, nc net.Conn) *session {
@@ -224,6 +224,9 @@ func (s *session) finishBatch() bool {
 	}
 	if cap(out) > maxKeptOut {
 		out = nil
+	}
+	if cap(s.conv) > maxKeptOut {
+		s.conv = nil
 	}
 	s.out = out
 	return err == nil
