@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/aster-proxy/aster/dataplane/route"
 	"github.com/aster-proxy/aster/internal/redistest"
 )
 
@@ -214,4 +215,75 @@ backend_resp_version = "%V%"
 	if resp3 == 0 {
 		t.Fatal("no RESP3 backend connection after the reload")
 	}
+}
+
+// TestRESP3Redirects: over RESP3 backends, replies that come after ASK (mid-migration) and
+// MOVED (after it) are converted for RESP2 clients and passed to RESP3 clients like any other.
+func TestRESP3Redirects(t *testing.T) {
+	rc := redistest.StartCluster(t, 3, 0)
+	a := startAsterd(t, clusterConfig(rc.Seeds(), `backend_resp_version = "resp3"`+"\n"))
+	c3, c2 := redistest.DialFrames(t, a.Addr), redistest.DialFrames(t, a.Addr)
+	c3.Do("HELLO", "3")
+	deadline := time.Now().Add(10 * time.Second)
+	for string(c2.Do("HSET", "{r3}h", "a", "1")) != ":1\r\n" {
+		if time.Now().After(deadline) {
+			t.Fatal("asterd not serving the cluster")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c2.Do("SET", "{r3}s", "x")
+	// A multi-key command with a missing key is not checked mid-migration: Redis answers it
+	// TRYAGAIN there.
+	check := func(when string, multi bool) {
+		t.Helper()
+		for _, ch := range []struct {
+			c    *redistest.FrameConn
+			cmd  []string
+			want string
+		}{
+			{c3, []string{"HGETALL", "{r3}h"}, "%1\r\n$1\r\na\r\n$1\r\n1\r\n"},
+			{c2, []string{"HGETALL", "{r3}h"}, "*2\r\n$1\r\na\r\n$1\r\n1\r\n"},
+			{c3, []string{"MGET", "{r3}s", "{r3}none"}, "*2\r\n$1\r\nx\r\n_\r\n"},
+			{c2, []string{"MGET", "{r3}s", "{r3}none"}, "*2\r\n$1\r\nx\r\n$-1\r\n"},
+		} {
+			if ch.cmd[0] == "MGET" && !multi {
+				continue
+			}
+			if got := string(ch.c.Do(ch.cmd...)); got != ch.want {
+				t.Errorf("%s: %q: got %q, want %q", when, ch.cmd, got, ch.want)
+			}
+		}
+	}
+	check("before the move", true)
+
+	slot := int(route.Slot([]byte("{r3}")))
+	src := rc.MasterOf(slot)
+	var dst *redistest.Server
+	for _, n := range rc.Nodes {
+		if n != src {
+			dst = n
+			break
+		}
+	}
+	srcID, _ := src.Do("CLUSTER", "MYID")
+	dstID, _ := dst.Do("CLUSTER", "MYID")
+	mustDo := func(s *redistest.Server, args ...any) {
+		t.Helper()
+		if _, err := s.Do(args...); err != nil {
+			t.Fatalf("%v on %s: %v", args, s.Addr, err)
+		}
+	}
+	_, dstPort, _ := strings.Cut(dst.Addr, ":")
+	mustDo(dst, "CLUSTER", "SETSLOT", slot, "IMPORTING", srcID)
+	mustDo(src, "CLUSTER", "SETSLOT", slot, "MIGRATING", dstID)
+	mustDo(src, "MIGRATE", "127.0.0.1", dstPort, "", 0, 5000, "KEYS", "{r3}h", "{r3}s")
+	askBefore := askingCalls(t, dst)
+	check("mid-migration (ASK)", false)
+	if askingCalls(t, dst) <= askBefore {
+		t.Fatal("no ASKING seen by the importing node: ASK was not followed")
+	}
+	for _, n := range rc.Nodes {
+		mustDo(n, "CLUSTER", "SETSLOT", slot, "NODE", dstID)
+	}
+	check("after the move (MOVED)", true)
 }
