@@ -213,6 +213,7 @@ func (cp *ControlPlane) publishLocked() error {
 			Users:           clientUsers(cc),
 			MaxConnections:  cc.MaxConnections,
 			IdleTimeout:     cc.ClientIdleTimeout,
+			BackendRESP3:    cc.BackendRespVersion == "resp3",
 		})
 		if cc.SlowlogLogSlowerThan >= 0 {
 			snap.Clusters[len(snap.Clusters)-1].SlowLogMaxLen = cc.SlowlogMaxLen
@@ -540,5 +541,6 @@ func logClusterSummary(log hclog.Logger, cc config.Cluster) {
 		"ping_interval", cc.PingInterval, "fetch", cc.Fetch, "read_from_slave", cc.ReadFromSlave,
 		"client_auth", len(clientUsers(cc)) > 0, "backend_auth", pass != "" || user != "",
 		"max_connections", cc.MaxConnections, "client_idle_timeout", cc.ClientIdleTimeout,
-		"slowlog_slower_than", cc.SlowlogLogSlowerThan, "slowlog_max_len", cc.SlowlogMaxLen)
+		"slowlog_slower_than", cc.SlowlogLogSlowerThan, "slowlog_max_len", cc.SlowlogMaxLen,
+		"backend_resp_version", cc.BackendRespVersion)
 }

@@ -40,6 +40,7 @@ func ToProto(s *route.Snapshot, hashes map[string]controlplane.RingHash) (*aster
 			SlowlogSlowerThan: durationProto(c.SlowLogSlowerThan),
 			TlsCertFile:       c.TLSCertFile, TlsKeyFile: c.TLSKeyFile, TlsCaFile: c.TLSCAFile,
 			BackendTls: c.BackendTLS, BackendTlsCaFile: c.BackendTLSCAFile, BackendTlsServerName: c.BackendTLSServerName,
+			BackendResp3: c.BackendRESP3,
 		}
 		for _, u := range slices.Sorted(maps.Keys(c.Users)) {
 			pc.Users = append(pc.Users, &asterv1.User{Username: u, Password: c.Users[u]})
@@ -93,6 +94,7 @@ func FromProto(p *asterv1.Snapshot) (*route.Snapshot, error) {
 			SlowLogMaxLen: int(pc.GetSlowlogMaxLen()), SlowLogSlowerThan: pc.GetSlowlogSlowerThan().AsDuration(),
 			TLSCertFile: pc.GetTlsCertFile(), TLSKeyFile: pc.GetTlsKeyFile(), TLSCAFile: pc.GetTlsCaFile(),
 			BackendTLS: pc.GetBackendTls(), BackendTLSCAFile: pc.GetBackendTlsCaFile(), BackendTLSServerName: pc.GetBackendTlsServerName(),
+			BackendRESP3: pc.GetBackendResp3(),
 		}
 		if us := pc.GetUsers(); len(us) > 0 {
 			c.Users = make(map[string]string, len(us))

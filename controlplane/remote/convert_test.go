@@ -97,6 +97,7 @@ func TestRoundTrip(t *testing.T) {
 			SlowLogMaxLen: 128, SlowLogSlowerThan: 10 * time.Millisecond,
 			TLSCertFile: "/etc/aster/cert.pem", TLSKeyFile: "/etc/aster/key.pem", TLSCAFile: "/etc/aster/ca.pem",
 			BackendTLS: true, BackendTLSCAFile: "/etc/aster/backend-ca.pem", BackendTLSServerName: "redis.internal",
+			BackendRESP3: true,
 		}, nil},
 	}
 	for _, tc := range cases {

@@ -88,7 +88,12 @@ type Options struct {
 	// reads); each of its InitReplies replies must be a success, or the dial counts as failed.
 	Init        []byte
 	InitReplies int
+	// RESP3 makes every connection switch to RESP3 (HELLO 3, after Init) so that replies
+	// come in RESP3 types; the proxy converts them for RESP2 clients.
+	RESP3 bool
 }
+
+var hello3Frame = []byte("*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n")
 
 const (
 	minBackoff = 50 * time.Millisecond
@@ -147,6 +152,9 @@ func New(opts Options) *Conn {
 
 // Addr is the node's address.
 func (c *Conn) Addr() string { return c.opts.Addr }
+
+// RESP3 reports whether the connection speaks RESP3 (Options.RESP3).
+func (c *Conn) RESP3() bool { return c.opts.RESP3 }
 
 // Send queues frame (one complete RESP command) for r; Flush sends it. frame is copied before
 // Send returns, and Send never blocks on the network. r's WaitGroup is released when the reply
@@ -312,7 +320,7 @@ func (c *Conn) writeLoop() {
 }
 
 // Dial opens one connection to opts.Addr as a Conn would: TCP (with TCP_NODELAY), TLS when
-// opts.TLS is set, then opts.Init with its replies checked. Sessions use it for the dedicated
+// opts.TLS is set, then opts.Init (and HELLO 3 with opts.RESP3) with its replies checked. Sessions use it for the dedicated
 // connections that blocking commands, transactions and subscriptions need.
 func Dial(opts Options) (net.Conn, error) {
 	d := net.Dialer{Timeout: opts.DialTimeout}
@@ -336,6 +344,10 @@ func Dial(opts Options) (net.Conn, error) {
 		}
 		_ = tc.SetDeadline(time.Time{})
 		nc = tc
+	}
+	if opts.RESP3 {
+		opts.Init = append(opts.Init[:len(opts.Init):len(opts.Init)], hello3Frame...)
+		opts.InitReplies++
 	}
 	if len(opts.Init) > 0 {
 		if err = handshake(nc, opts); err != nil {
@@ -450,6 +462,12 @@ func (c *Conn) readLoop(nc net.Conn, gen uint64) {
 			}
 			if m == 0 {
 				break
+			}
+			if buf[start] == '>' {
+				// A RESP3 push is no reply to a request; shared connections never subscribe,
+				// so it can only be stray (e.g. tracking) and is dropped.
+				start += m
+				continue
 			}
 			frames = append(frames, buf[start:start+m])
 			start += m

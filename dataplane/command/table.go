@@ -70,7 +70,7 @@ var table = [...]Spec{
 	{Name: "getrange", Arity: 4, Flags: Read, Policy: Forward, FirstKey: 1, LastKey: 1, Step: 1},
 	{Name: "getset", Arity: 3, Flags: Write | Fast, Policy: Forward, FirstKey: 1, LastKey: 1, Step: 1},
 	{Name: "hdel", Arity: -3, Flags: Write | Fast, Policy: Forward, FirstKey: 1, LastKey: 1, Step: 1},
-	{Name: "hello", Arity: -1, Flags: Fast | NoKey, Policy: Local, Reason: "protocol 2 only for now (AUTH and SETNAME honoured); HELLO 3 answers NOPROTO"},
+	{Name: "hello", Arity: -1, Flags: Fast | NoKey, Policy: Local, Reason: "protocol 2 or 3 per client (AUTH honoured, SETNAME accepted); replies converted when the backends speak the other protocol"},
 	{Name: "hexists", Arity: 3, Flags: Read | Fast, Policy: Forward, FirstKey: 1, LastKey: 1, Step: 1},
 	{Name: "hget", Arity: 3, Flags: Read | Fast, Policy: Forward, FirstKey: 1, LastKey: 1, Step: 1},
 	{Name: "hgetall", Arity: 2, Flags: Read, Policy: Forward, FirstKey: 1, LastKey: 1, Step: 1},

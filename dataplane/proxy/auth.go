@@ -11,7 +11,9 @@ import (
 const (
 	errNoAuth    = "NOAUTH Authentication required."
 	errWrongPass = "WRONGPASS invalid username-password pair or user is disabled."
-	errNoPass    = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
+	// errHelloNoAuth is Redis 7's answer to HELLO without AUTH before authenticating.
+	errHelloNoAuth = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"
+	errNoPass      = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
 )
 
 // allowedBeforeAuth reports whether a client may send spec before authenticating, as in Redis.
@@ -52,24 +54,28 @@ func (s *session) auth(out []byte, args [][]byte) []byte {
 	return resp.AppendSimple(out, "OK")
 }
 
-// hello answers HELLO [protover [AUTH user pass] [SETNAME name]] for protocol 2: the proxy
-// speaks RESP2 to clients for now, so HELLO 3 is refused with NOPROTO and clients fall back.
+// hello answers HELLO [protover [AUTH user pass] [SETNAME name]] as Redis does: the
+// protocol (2 or 3) changes only when everything else succeeded, and the reply (server
+// details) is a map in RESP3, a flat array in RESP2. Without protover the protocol stays.
 func (s *session) hello(out []byte, args [][]byte) []byte {
+	proto3 := s.proto3
 	if len(args) >= 2 {
 		v, ok := resp.ParseInt64Arg(args[1])
 		if !ok {
 			return resp.AppendError(out, "ERR Protocol version is not an integer or out of range")
 		}
-		if v != 2 {
-			return resp.AppendError(out, "NOPROTO sorry, this protocol version is not supported.")
+		if v != 2 && v != 3 {
+			return resp.AppendError(out, "NOPROTO unsupported protocol version")
 		}
+		proto3 = v == 3
 	}
 	for i := 2; i < len(args); i++ {
 		switch strings.ToLower(string(args[i])) {
 		case "auth":
 			if i+2 >= len(args) {
-				return resp.AppendError(out, "ERR Syntax error in HELLO option 'auth'")
+				return resp.AppendError(out, "ERR Syntax error in HELLO option '"+clip(args[i])+"'")
 			}
+			// As in Redis, a wrong password is answered before a later option's syntax.
 			if len(s.c.opts.Users) == 0 {
 				return resp.AppendError(out, errNoPass)
 			}
@@ -80,7 +86,7 @@ func (s *session) hello(out []byte, args [][]byte) []byte {
 			i += 2
 		case "setname":
 			if i+1 >= len(args) {
-				return resp.AppendError(out, "ERR Syntax error in HELLO option 'setname'")
+				return resp.AppendError(out, "ERR Syntax error in HELLO option '"+clip(args[i])+"'")
 			}
 			i++
 		default:
@@ -88,9 +94,16 @@ func (s *session) hello(out []byte, args [][]byte) []byte {
 		}
 	}
 	if !s.authed {
-		return resp.AppendError(out, errNoAuth)
+		return resp.AppendError(out, errHelloNoAuth)
 	}
-	out = resp.AppendArrayHeader(out, 14)
+	s.proto3 = proto3
+	proto := int64(2)
+	if proto3 {
+		proto = 3
+		out = append(out, "%7\r\n"...)
+	} else {
+		out = resp.AppendArrayHeader(out, 14)
+	}
 	for _, kv := range [][2]string{
 		{"server", "redis"}, {"version", "7.0.0"}, {"proto", ""}, {"id", ""},
 		{"mode", "standalone"}, {"role", "master"}, {"modules", ""},
@@ -98,7 +111,7 @@ func (s *session) hello(out []byte, args [][]byte) []byte {
 		out = resp.AppendBulkString(out, kv[0])
 		switch kv[0] {
 		case "proto":
-			out = resp.AppendInt(out, 2)
+			out = resp.AppendInt(out, proto)
 		case "id":
 			out = resp.AppendInt(out, int64(s.id))
 		case "modules":

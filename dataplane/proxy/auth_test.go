@@ -9,7 +9,7 @@ import (
 
 func TestClientAuthentication(t *testing.T) {
 	e := startEnv(t, envOpts{nodes: 1, users: map[string]string{"default": "s3cret", "ops": "opspass"}})
-	// go-redis with the password works (HELLO 3 is refused with NOPROTO, it falls back to AUTH).
+	// go-redis with the password works (HELLO 3 AUTH default s3cret).
 	if err := e.client.Set(ctx, "a", "1", 0).Err(); err != nil {
 		t.Fatalf("authenticated client: %v", err)
 	}
@@ -36,10 +36,15 @@ func TestClientAuthentication(t *testing.T) {
 			{"AUTH ops opspass\r\n", "+OK"},
 			{"GET a\r\n", "$1"},
 		}},
-		{"hello 3 refused, hello 2 auth", [][2]string{
-			{"HELLO 3 AUTH ops opspass\r\n", "-NOPROTO sorry, this protocol version is not supported."},
+		{"hello 2 auth", [][2]string{
+			{"HELLO 4 AUTH ops opspass\r\n", "-NOPROTO unsupported protocol version"},
 			{"HELLO 2 AUTH ops wrong\r\n", "-WRONGPASS invalid username-password pair or user is disabled."},
 			{"HELLO 2 AUTH ops opspass SETNAME me\r\n", "*14"},
+		}},
+		{"hello 3 auth", [][2]string{
+			{"HELLO 3 AUTH ops wrong\r\n", "-WRONGPASS invalid username-password pair or user is disabled."},
+			{"GET a\r\n", "-NOAUTH Authentication required."},
+			{"HELLO 3 AUTH ops opspass SETNAME me\r\n", "%7"},
 		}},
 	}
 	for _, c := range cases {

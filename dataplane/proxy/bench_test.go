@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/aster-proxy/aster/dataplane/proxy"
+	"github.com/aster-proxy/aster/dataplane/resp"
 )
 
 // benchPipeline drives the proxy with depth pipelined copies of frame per op over one
@@ -19,7 +20,13 @@ func benchPipeline(b *testing.B, frame string, depth int, reply string, withMetr
 	if withMetrics {
 		m, _ = newTestMetrics()
 	}
-	e := startEnv(b, envOpts{nodes: 3, metrics: m})
+	benchPipelineEnv(b, envOpts{nodes: 3, metrics: m}, "", frame, depth, reply)
+}
+
+// benchPipelineEnv is benchPipeline on a proxy made with o, on a connection that first says
+// hello (e.g. HELLO 3) when it is not empty.
+func benchPipelineEnv(b *testing.B, o envOpts, hello, frame string, depth int, reply string) {
+	e := startEnv(b, o)
 	if err := e.client.Set(ctx, "bench:key", strings.Repeat("v", 64), 0).Err(); err != nil {
 		b.Fatal(err)
 	}
@@ -28,9 +35,25 @@ func benchPipeline(b *testing.B, frame string, depth int, reply string, withMetr
 		b.Fatal(err)
 	}
 	defer nc.Close()
+	br := bufio.NewReaderSize(nc, 64<<10)
+	if hello != "" {
+		if _, err := nc.Write([]byte(hello)); err != nil {
+			b.Fatal(err)
+		}
+		var got []byte
+		for n := 0; n == 0; {
+			c, err := br.ReadByte()
+			if err != nil {
+				b.Fatal(err)
+			}
+			got = append(got, c)
+			if n, err = resp.ScanReply(got); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 	batch := []byte(strings.Repeat(frame, depth))
 	want := len(reply) * depth
-	br := bufio.NewReaderSize(nc, 64<<10)
 	buf := make([]byte, want)
 	roundTrip := func() {
 		if _, err := nc.Write(batch); err != nil {
@@ -75,4 +98,16 @@ func BenchmarkProxySET(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkProxyRESP3 is the converting path: a RESP3 client over RESP2 backends, and a
+// RESP2 client over RESP3 backends (GET of a missing key, whose null differs).
+func BenchmarkProxyRESP3(b *testing.B) {
+	get := "*2\r\n$3\r\nGET\r\n$6\r\nnokey!\r\n"
+	b.Run("client3-backend2", func(b *testing.B) {
+		benchPipelineEnv(b, envOpts{nodes: 3}, "HELLO 3\r\n", get, 16, "_\r\n")
+	})
+	b.Run("client2-backend3", func(b *testing.B) {
+		benchPipelineEnv(b, envOpts{nodes: 3, resp3: true}, "", get, 16, "$-1\r\n")
+	})
 }

@@ -65,6 +65,9 @@ type Options struct {
 	// admin API; SlowLogMaxLen 0 turns the slow log off.
 	SlowLogMaxLen     int
 	SlowLogSlowerThan time.Duration
+	// BackendRESP3 makes backend connections speak RESP3 (HELLO 3); replies are converted
+	// for RESP2 clients. Off: RESP2, converted for RESP3 clients.
+	BackendRESP3 bool
 }
 
 // snapshot is a routing table joined with the connection pools of the nodes it names, so a
@@ -73,9 +76,10 @@ type snapshot struct {
 	table *route.Table
 	slots *route.SlotMap // table.Slots: nil in standalone mode
 	pools []*pool        // index-aligned with the table's nodes (tableAddrs)
-	// readFromSlave is carried here rather than read from Options, so that a reconfigure
-	// reaches sessions through the same atomic load as the table.
+	// readFromSlave and resp3 (the pools speak RESP3) are carried here rather than read from
+	// Options, so that a reconfigure reaches sessions through the same atomic load as the table.
 	readFromSlave bool
+	resp3         bool
 }
 
 // tableAddrs lists the node addresses of t in the order its node indexes use.
@@ -185,7 +189,7 @@ func (c *Cluster) Update(t *route.Table) error {
 // longer names are retired. c.mu must be held. It returns t's node addresses.
 func (c *Cluster) installLocked(t *route.Table) []string {
 	addrs := tableAddrs(t)
-	next := &snapshot{table: t, slots: t.Slots, pools: make([]*pool, len(addrs)), readFromSlave: c.opts.ReadFromSlave}
+	next := &snapshot{table: t, slots: t.Slots, pools: make([]*pool, len(addrs)), readFromSlave: c.opts.ReadFromSlave, resp3: c.opts.BackendRESP3}
 	named := make(map[string]bool, len(addrs))
 	for i, addr := range addrs {
 		next.pools[i] = c.poolLocked(addr)
@@ -211,6 +215,7 @@ func (c *Cluster) reconfigure(spec route.ClusterSpec) {
 	c.opts.NodeConnections = max(spec.NodeConnections, 1)
 	c.opts.ReadFromSlave = spec.ReadFromSlave
 	c.opts.BackendUser, c.opts.BackendPassword = spec.BackendUser, spec.BackendPassword
+	c.opts.BackendRESP3 = spec.BackendRESP3
 	for addr, p := range c.pools {
 		delete(c.pools, addr)
 		c.retireLocked(p)
@@ -218,7 +223,8 @@ func (c *Cluster) reconfigure(spec route.ClusterSpec) {
 	if cur := c.snap.Load(); cur != nil {
 		c.installLocked(cur.table)
 	}
-	c.log.Info("backend settings changed", "read_timeout", spec.ReadTimeout, "node_connections", c.opts.NodeConnections)
+	c.log.Info("backend settings changed", "read_timeout", spec.ReadTimeout, "node_connections", c.opts.NodeConnections,
+		"backend_resp3", spec.BackendRESP3)
 }
 
 // retireLocked closes p after the grace period. c.mu must be held.
@@ -243,6 +249,7 @@ func (c *Cluster) poolLocked(addr string) *pool {
 		WriteTimeout: c.opts.WriteTimeout,
 		Logger:       c.log.Named("backend"),
 		Latency:      c.metrics.nodeLatency(addr),
+		RESP3:        c.opts.BackendRESP3,
 	}
 	if c.opts.BackendTLS != nil {
 		host, _, _ := net.SplitHostPort(addr)

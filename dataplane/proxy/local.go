@@ -52,6 +52,10 @@ func (s *session) local(sl *slot, spec *command.Spec, args [][]byte) {
 	default:
 		out = resp.AppendError(out, "ERR "+spec.Name+" is not supported by the proxy")
 	}
+	// Replies are made in RESP2; HELLO makes its own in the protocol it switched to.
+	if s.proto3 && spec.Name != "hello" && len(out) > 0 && out[0] != '-' {
+		out = s.localToRESP3(out, command.ReplyShape(spec, args))
+	}
 	sl.local = out
 }
 

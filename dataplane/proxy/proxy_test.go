@@ -40,6 +40,7 @@ type envOpts struct {
 	slowMax     int
 	slowOver    time.Duration
 	logs        io.Writer // also receives the cluster's log (Warn and above)
+	resp3       bool      // backend connections speak RESP3
 }
 
 func testLogger(t testing.TB) hclog.Logger {
@@ -81,6 +82,7 @@ func startEnv(t testing.TB, o envOpts) *env {
 		WriteTimeout: time.Second, DialTimeout: time.Second, Logger: logger,
 		Metrics: o.metrics, Users: o.users, MaxConnections: o.maxConns, IdleTimeout: o.idle,
 		BackendPassword: o.backendPass, SlowLogMaxLen: o.slowMax, SlowLogSlowerThan: o.slowOver,
+		BackendRESP3: o.resp3,
 	})
 	e.install(t, 1, nodes)
 	if err := e.cluster.Listen(); err != nil {

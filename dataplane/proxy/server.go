@@ -64,7 +64,7 @@ func backendChanged(a, b route.ClusterSpec) bool {
 	return a.ReadTimeout != b.ReadTimeout || a.WriteTimeout != b.WriteTimeout ||
 		a.DialTimeout != b.DialTimeout || a.NodeConnections != b.NodeConnections ||
 		a.ReadFromSlave != b.ReadFromSlave || a.BackendUser != b.BackendUser ||
-		a.BackendPassword != b.BackendPassword
+		a.BackendPassword != b.BackendPassword || a.BackendRESP3 != b.BackendRESP3
 }
 
 // Apply reconciles the served clusters with snap: new clusters get a listener, clusters it no
@@ -130,6 +130,7 @@ func (s *Server) openLocked(spec route.ClusterSpec) (*Cluster, error) {
 		Users: spec.Users, BackendUser: spec.BackendUser, BackendPassword: spec.BackendPassword,
 		MaxConnections: spec.MaxConnections, IdleTimeout: spec.IdleTimeout,
 		SlowLogMaxLen: spec.SlowLogMaxLen, SlowLogSlowerThan: spec.SlowLogSlowerThan,
+		BackendRESP3: spec.BackendRESP3,
 	}
 	if s.opts.Hint != nil {
 		opts.Hint = func() { s.opts.Hint(name) }

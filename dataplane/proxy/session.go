@@ -47,6 +47,11 @@ type slot struct {
 
 	raw    []byte // the command as the client sent it, for the slow log; nil when it is off
 	rawBuf []byte // raw re-encoded from an inline command
+
+	// proto3: the client spoke RESP3 when it sent this command, so its reply must be RESP3.
+	// shape: how the reply converts when the backends speak the other protocol (see resp3.go).
+	proto3 bool
+	shape  *resp.Shape
 }
 
 // call is one backend request and what it takes to send it again after a redirect.
@@ -99,7 +104,9 @@ type session struct {
 	start time.Time // when the batch's first command was read; only with metrics on
 
 	quit   bool
-	authed bool // no password configured, or the client authenticated
+	authed bool   // no password configured, or the client authenticated
+	proto3 bool   // the client switched to RESP3 with HELLO 3
+	conv   []byte // scratch for replies converted between RESP2 and RESP3
 }
 
 func newSession(c *Cluster, nc net.Conn) *session {
@@ -187,10 +194,19 @@ func (s *session) finishBatch() bool {
 				cm.refused.Inc()
 			}
 		case slotForward:
-			out = append(out, sl.main.req.Reply...)
+			if sl.proto3 != sl.main.conn.RESP3() {
+				out = s.convert(out, sl.main.req.Reply, sl)
+			} else {
+				out = append(out, sl.main.req.Reply...)
+			}
 			cm.failure(sl.main.req.Failure)
 		case slotSplit:
-			out = s.merge(out, sl)
+			if sl.proto3 != sl.subs[0].conn.RESP3() {
+				s.conv = s.merge(s.conv[:0], sl)
+				out = s.convert(out, s.conv, sl)
+			} else {
+				out = s.merge(out, sl)
+			}
 			for _, c := range sl.subs[:sl.nsubs] {
 				if c.req.Failure != backend.FailNone {
 					cm.failure(c.req.Failure)
@@ -211,6 +227,9 @@ func (s *session) finishBatch() bool {
 	}
 	if cap(out) > maxKeptOut {
 		out = nil
+	}
+	if cap(s.conv) > maxKeptOut {
+		s.conv = nil
 	}
 	s.out = out
 	return err == nil
@@ -239,6 +258,7 @@ func (s *session) nextSlot() *slot {
 	sl.local = sl.local[:0]
 	sl.nsubs = 0
 	sl.raw = nil
+	sl.proto3, sl.shape = s.proto3, nil
 	return sl
 }
 
@@ -294,6 +314,9 @@ func (s *session) handle(cmd *resp.Command) {
 	if s.snap == nil {
 		sl.setError("ERR cluster " + s.c.opts.Name + " has no routing table yet")
 		return
+	}
+	if s.proto3 != s.snap.resp3 {
+		sl.shape = command.ReplyShape(spec, args)
 	}
 	switch spec.Policy {
 	case command.SplitMGet, command.SplitMSet, command.SplitSum:

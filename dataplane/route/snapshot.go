@@ -35,6 +35,8 @@ type ClusterSpec struct {
 	// SlowLogMaxLen commands slower than SlowLogSlowerThan are kept; 0 turns the slow log off.
 	SlowLogMaxLen     int
 	SlowLogSlowerThan time.Duration
+	// BackendRESP3: backend connections speak RESP3 (backend_resp_version = "resp3").
+	BackendRESP3 bool
 
 	// Table is the cluster's routing table; nil while a Redis Cluster's first slot map is
 	// still being fetched (the data plane then keeps what it has, or waits).

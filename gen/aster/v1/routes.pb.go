@@ -387,8 +387,11 @@ type ClusterRoutes struct {
 	// backend_tls_server_name is the name expected (each node's host when
 	// empty).
 	BackendTlsServerName string `protobuf:"bytes,24,opt,name=backend_tls_server_name,json=backendTlsServerName,proto3" json:"backend_tls_server_name,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// backend_resp3 makes connections to the servers speak RESP3 (HELLO 3);
+	// false means RESP2.
+	BackendResp3  bool `protobuf:"varint,25,opt,name=backend_resp3,json=backendResp3,proto3" json:"backend_resp3,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterRoutes) Reset() {
@@ -598,6 +601,13 @@ func (x *ClusterRoutes) GetBackendTlsServerName() string {
 		return x.BackendTlsServerName
 	}
 	return ""
+}
+
+func (x *ClusterRoutes) GetBackendResp3() bool {
+	if x != nil {
+		return x.BackendResp3
+	}
+	return false
 }
 
 type isClusterRoutes_Table interface {
@@ -936,7 +946,7 @@ const file_aster_v1_routes_proto_rawDesc = "" +
 	"\x10SendHintResponse\"Y\n" +
 	"\bSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x123\n" +
-	"\bclusters\x18\x02 \x03(\v2\x17.aster.v1.ClusterRoutesR\bclusters\"\xb8\b\n" +
+	"\bclusters\x18\x02 \x03(\v2\x17.aster.v1.ClusterRoutesR\bclusters\"\xdd\b\n" +
 	"\rClusterRoutes\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\vlisten_addr\x18\x02 \x01(\tR\n" +
@@ -965,7 +975,8 @@ const file_aster_v1_routes_proto_rawDesc = "" +
 	"\vbackend_tls\x18\x16 \x01(\bR\n" +
 	"backendTls\x12-\n" +
 	"\x13backend_tls_ca_file\x18\x17 \x01(\tR\x10backendTlsCaFile\x125\n" +
-	"\x17backend_tls_server_name\x18\x18 \x01(\tR\x14backendTlsServerNameB\a\n" +
+	"\x17backend_tls_server_name\x18\x18 \x01(\tR\x14backendTlsServerName\x12#\n" +
+	"\rbackend_resp3\x18\x19 \x01(\bR\fbackendResp3B\a\n" +
 	"\x05table\">\n" +
 	"\x04User\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +

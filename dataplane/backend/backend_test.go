@@ -1,0 +1,76 @@
+package backend_test
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aster-proxy/aster/dataplane/backend"
+	"github.com/aster-proxy/aster/dataplane/resp"
+	"github.com/aster-proxy/aster/internal/redistest"
+)
+
+func do(t *testing.T, c *backend.Conn, args ...string) string {
+	t.Helper()
+	var wg sync.WaitGroup
+	var r backend.Request
+	r.Bind(&wg)
+	bargs := make([][]byte, len(args))
+	for i, a := range args {
+		bargs[i] = []byte(a)
+	}
+	wg.Add(1)
+	c.Send(&r, resp.AppendCommand(nil, bargs...))
+	c.Flush()
+	wg.Wait()
+	return string(r.Reply)
+}
+
+// TestRESP3PushesSkipped: a RESP3 connection says HELLO 3 first, and a push message the node
+// sends between replies (here a client-tracking invalidation) is not taken as a reply: every
+// request still gets its own, on the same connection (a push taken for a reply would either
+// answer the wrong request or, with none waiting, reset the connection).
+func TestRESP3PushesSkipped(t *testing.T) {
+	srv := redistest.Start(t)
+	c := backend.New(backend.Options{Addr: srv.Addr, DialTimeout: time.Second, ReadTimeout: 2 * time.Second, RESP3: true})
+	defer c.Close()
+	if !c.RESP3() {
+		t.Fatal("RESP3() false")
+	}
+	do(t, c, "HSET", "h", "a", "1")
+	if got := do(t, c, "HGETALL", "h"); got != "%1\r\n$1\r\na\r\n$1\r\n1\r\n" {
+		t.Fatalf("HGETALL over RESP3: %q", got)
+	}
+	if got := do(t, c, "CLIENT", "TRACKING", "on"); got != "+OK\r\n" {
+		t.Fatalf("CLIENT TRACKING: %q", got)
+	}
+	id := do(t, c, "CLIENT", "ID")
+	do(t, c, "SET", "k", "v1")
+	do(t, c, "GET", "k") // now tracked
+	other := redistest.DialFrames(t, srv.Addr)
+	other.Do("SET", "k", "v2") // the node pushes an invalidation to c
+	time.Sleep(50 * time.Millisecond)
+	for i := 0; i < 3; i++ {
+		if got := do(t, c, "GET", "k"); got != "$2\r\nv2\r\n" {
+			t.Fatalf("GET after a push: %q", got)
+		}
+		other.Do("SET", "k", "v2")
+	}
+	if got := do(t, c, "PING"); !strings.HasPrefix(got, "+PONG") {
+		t.Fatalf("PING: %q", got)
+	}
+	if got := do(t, c, "CLIENT", "ID"); got != id {
+		t.Fatalf("connection changed (client id %q, then %q): a push reset it", id, got)
+	}
+}
+
+// TestRESP3RefusedHello: a node that refuses HELLO 3 fails the dial with its message.
+func TestRESP3RefusedHello(t *testing.T) {
+	srv := redistest.Start(t, "--rename-command", "HELLO", "")
+	c := backend.New(backend.Options{Addr: srv.Addr, DialTimeout: time.Second, ReadTimeout: time.Second, RESP3: true})
+	defer c.Close()
+	if got := do(t, c, "PING"); !strings.Contains(got, "unknown command") {
+		t.Fatalf("PING through a node without HELLO: %q", got)
+	}
+}
