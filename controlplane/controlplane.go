@@ -222,6 +222,14 @@ func (cp *ControlPlane) publishLocked() error {
 		spec.BackendUser, spec.BackendPassword = backendCredentials(cc)
 		spec.TLSCertFile, spec.TLSKeyFile, spec.TLSCAFile = cc.TLSCertFile, cc.TLSKeyFile, cc.TLSCAFile
 		spec.BackendTLS, spec.BackendTLSCAFile, spec.BackendTLSServerName = cc.BackendTLS, cc.BackendTLSCAFile, cc.BackendTLSServerName
+		spec.Hotkey = route.HotkeySpec{
+			SampleEvery: cc.HotkeySampleEvery, Width: cc.HotkeySketchWidth, Depth: cc.HotkeySketchDepth,
+			Capacity: cc.HotkeyCapacity, Decay: cc.HotkeyDecay,
+		}
+		if cc.CacheType == config.CacheRedisCluster {
+			b := cc.BackupRequest
+			spec.BackupRequest = route.BackupRequest{Enabled: b.Enabled, TriggerSlow: b.TriggerSlow, Multiplier: b.Multiplier}
+		}
 	}
 	cp.snapshot = snap
 	for w := range cp.watchers {

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/aster-proxy/aster/dataplane/backend"
+	"github.com/aster-proxy/aster/dataplane/hotkey"
 	"github.com/aster-proxy/aster/dataplane/resp"
 	"github.com/aster-proxy/aster/dataplane/route"
 	"github.com/aster-proxy/aster/internal/tlsconf"
@@ -65,6 +66,11 @@ type Options struct {
 	// admin API; SlowLogMaxLen 0 turns the slow log off.
 	SlowLogMaxLen     int
 	SlowLogSlowerThan time.Duration
+	// Hotkey sizes the hot-key tracker (HOTKEY); zero fields take its defaults. Sampling
+	// starts off: HOTKEY ENABLE or CONFIG SET turns it on.
+	Hotkey route.HotkeySpec
+	// BackupRequest is the backup-read policy (Redis Cluster only).
+	BackupRequest route.BackupRequest
 }
 
 // snapshot is a routing table joined with the connection pools of the nodes it names, so a
@@ -111,7 +117,13 @@ type Cluster struct {
 	opts    Options
 	log     hclog.Logger
 	metrics clusterMetrics
-	slow    *slowLog // nil when off
+	// Live knobs (live.go): each read by sessions with one atomic load, set under mu.
+	slow   atomic.Pointer[slowLog]             // nil when off
+	hot    atomic.Pointer[hotkey.Tracker]      // never nil
+	backup atomic.Pointer[route.BackupRequest] // nil when off
+	knobs  knobs
+	// readonly: connections open with READONLY for backup reads even without ReadFromSlave.
+	readonly bool
 
 	snap atomic.Pointer[snapshot]
 	// ready is closed when the first table is in, so sessions that start earlier can wait.
@@ -142,12 +154,7 @@ func NewCluster(opts Options) *Cluster {
 	if opts.ListenProto == "" {
 		opts.ListenProto = "tcp"
 	}
-	var slow *slowLog
-	if opts.SlowLogMaxLen > 0 {
-		slow = &slowLog{max: opts.SlowLogMaxLen}
-	}
-	return &Cluster{
-		slow:     slow,
+	c := &Cluster{
 		metrics:  newClusterMetrics(opts.Metrics, opts.Name),
 		opts:     opts,
 		log:      opts.Logger.Named("dataplane").With("cluster", opts.Name),
@@ -156,6 +163,8 @@ func NewCluster(opts Options) *Cluster {
 		sessions: make(map[*session]struct{}),
 		retiring: make(map[*pool]*time.Timer),
 	}
+	c.initKnobs()
+	return c
 }
 
 // Name is the cluster's name.
@@ -211,6 +220,13 @@ func (c *Cluster) reconfigure(spec route.ClusterSpec) {
 	c.opts.NodeConnections = max(spec.NodeConnections, 1)
 	c.opts.ReadFromSlave = spec.ReadFromSlave
 	c.opts.BackendUser, c.opts.BackendPassword = spec.BackendUser, spec.BackendPassword
+	c.rebuildPoolsLocked()
+	c.log.Info("backend settings changed", "read_timeout", spec.ReadTimeout, "node_connections", c.opts.NodeConnections)
+}
+
+// rebuildPoolsLocked replaces every pool with one made from the current options; the old
+// ones finish what they carry and close after the grace period. c.mu must be held.
+func (c *Cluster) rebuildPoolsLocked() {
 	for addr, p := range c.pools {
 		delete(c.pools, addr)
 		c.retireLocked(p)
@@ -218,8 +234,10 @@ func (c *Cluster) reconfigure(spec route.ClusterSpec) {
 	if cur := c.snap.Load(); cur != nil {
 		c.installLocked(cur.table)
 	}
-	c.log.Info("backend settings changed", "read_timeout", spec.ReadTimeout, "node_connections", c.opts.NodeConnections)
 }
+
+// readonlyLocked reports whether new connections open with READONLY. c.mu must be held.
+func (c *Cluster) readonlyLocked() bool { return c.opts.ReadFromSlave || c.readonly }
 
 // retireLocked closes p after the grace period. c.mu must be held.
 func (c *Cluster) retireLocked(p *pool) {
@@ -259,7 +277,7 @@ func (c *Cluster) poolLocked(addr string) *pool {
 		}
 		opts.InitReplies++
 	}
-	if c.opts.ReadFromSlave {
+	if c.readonlyLocked() {
 		opts.Init = append(opts.Init, readonlyFrame...)
 		opts.InitReplies++
 	}
