@@ -237,6 +237,7 @@ func dataPlaneMetrics(m *metrics.Metrics) *proxy.Metrics {
 		ClientConnections:      m.ClientConnections,
 		ClientConnectionsTotal: m.ClientConnectionsTotal,
 		Redirects:              m.Redirects,
+		BackupRequests:         m.BackupRequests,
 	}
 }
 

@@ -104,6 +104,9 @@ type pool struct {
 	addr  string
 	opts  backend.Options // how its connections dial: also what dedicated connections use
 	conns []*backend.Conn
+	// avgLatency is a moving average of reply times in nanoseconds, kept for backup reads
+	// only (0 until the first); see backupDelay.
+	avgLatency atomic.Int64
 }
 
 func (p *pool) close() {

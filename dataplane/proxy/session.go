@@ -326,7 +326,14 @@ func (s *session) forwardByKeys(sl *slot, spec *command.Spec, cmd *resp.Command)
 				return
 			}
 		}
-		s.forward(sl, s.slotNode(slot, command.IsReadOnly(spec)), cmd)
+		read := command.IsReadOnly(spec)
+		node := s.slotNode(slot, read)
+		if read && node >= 0 {
+			if b := s.c.backup.Load(); b != nil && s.forwardWithBackup(sl, b, slot, node, cmd) {
+				return
+			}
+		}
+		s.forward(sl, node, cmd)
 		return
 	}
 	ring := s.snap.table.Ring
