@@ -9,6 +9,10 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/aster-proxy/aster/dataplane/proxy"
+	"github.com/aster-proxy/aster/dataplane/route"
+	"github.com/aster-proxy/aster/internal/redistest"
 )
 
 func TestHotkeyCommand(t *testing.T) {
@@ -192,6 +196,63 @@ func TestHotkeySamplingAllocatesNothing(t *testing.T) {
 		}
 		if n := testing.AllocsPerRun(300, rt); n >= 1 {
 			t.Errorf("sample_every %s: %v allocs per 16 GETs", every, n)
+		}
+	}
+}
+
+func TestServerKnobsAndHotKeys(t *testing.T) {
+	s := proxy.NewServer(proxy.ServerOptions{Logger: testLogger(t)})
+	defer s.Close()
+	r := redistest.Start(t)
+	h, _ := route.Hash("fnv1a_64")
+	ring, err := route.NewRing([]route.Node{{Addr: r.Addr, Weight: 1}}, h, "{}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := route.ClusterSpec{Name: "a", ListenAddr: "127.0.0.1:0", ListenProto: "tcp", Table: &route.Table{Version: 1, Ring: ring},
+		Hotkey: route.HotkeySpec{SampleEvery: 8}}
+	if err := s.Apply(&route.Snapshot{Version: 1, Clusters: []route.ClusterSpec{spec}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"hotkey-enabled", "cluster.a.hotkey_enabled", "HOTKEY.ENABLED"} {
+		k, err := s.SetClusterKnob("a", name, "yes")
+		if err != nil || k != (proxy.Knob{Name: "hotkey-enabled", Value: "yes"}) {
+			t.Fatalf("SetClusterKnob(%q) = %v, %v", name, k, err)
+		}
+	}
+	if _, err := s.SetClusterKnob("nope", "hotkey-enabled", "yes"); err != proxy.ErrUnknownCluster {
+		t.Fatalf("unknown cluster: %v", err)
+	}
+	if _, err := s.SetClusterKnob("a", "cluster.b.hotkey-enabled", "yes"); err == nil {
+		t.Fatal("another cluster's knob was accepted")
+	}
+	if ks, ok := s.ClusterKnobs("a", "hotkey-s*"); !ok || len(ks) != 3 || ks[0].Name != "hotkey-sample-every" || ks[0].Value != "8" {
+		t.Fatalf("ClusterKnobs = %v, %v", ks, ok)
+	}
+	if _, enabled, ok := s.HotKeys("a", 10); !ok || !enabled {
+		t.Fatalf("HotKeys: enabled %v ok %v", enabled, ok)
+	}
+	// A reload that changes the sizes resizes the tracker and keeps it enabled; one that
+	// changes nothing live keeps what CONFIG SET set.
+	if _, err := s.SetClusterKnob("a", "hotkey-capacity", "99"); err != nil {
+		t.Fatal(err)
+	}
+	spec.Table = &route.Table{Version: 2, Ring: ring}
+	if err := s.Apply(&route.Snapshot{Version: 2, Clusters: []route.ClusterSpec{spec}}); err != nil {
+		t.Fatal(err)
+	}
+	if ks, _ := s.ClusterKnobs("a", "hotkey-capacity"); ks[0].Value != "99" {
+		t.Fatalf("an unrelated reload undid CONFIG SET: %v", ks)
+	}
+	spec.Hotkey.SampleEvery = 2
+	if err := s.Apply(&route.Snapshot{Version: 3, Clusters: []route.ClusterSpec{spec}}); err != nil {
+		t.Fatal(err)
+	}
+	ks, _ := s.ClusterKnobs("a", "hotkey-*")
+	want := map[string]string{"hotkey-sample-every": "2", "hotkey-enabled": "yes", "hotkey-capacity": "512"}
+	for _, k := range ks {
+		if w, ok := want[k.Name]; ok && k.Value != w {
+			t.Errorf("after reload %s = %s, want %s", k.Name, k.Value, w)
 		}
 	}
 }

@@ -186,16 +186,21 @@ type KnobError struct {
 
 func (e *KnobError) Error() string { return e.Msg }
 
+// knobName is the canonical name of a knob named bare or as cluster.<this cluster>.<knob>;
+// "" for another cluster's.
+func (c *Cluster) knobName(name string) string {
+	if prefix := "cluster." + c.opts.Name + "."; len(name) > len(prefix) && strings.EqualFold(name[:len(prefix)], prefix) {
+		name = name[len(prefix):]
+	} else if strings.HasPrefix(strings.ToLower(name), "cluster.") {
+		return ""
+	}
+	return normKnob(name)
+}
+
 // parseKnob checks value for knob name (bare, or cluster.<this cluster>.<knob> as CONFIG SET
 // names it) and returns the change, to be applied with c.mu held.
 func (c *Cluster) parseKnob(name, value string) (func(), error) {
-	n := name
-	if prefix := "cluster." + c.opts.Name + "."; len(n) > len(prefix) && strings.EqualFold(n[:len(prefix)], prefix) {
-		n = n[len(prefix):]
-	} else if strings.HasPrefix(strings.ToLower(n), "cluster.") {
-		n = "" // another cluster's, or malformed: unknown here
-	}
-	n = normKnob(n)
+	n := c.knobName(name)
 	bad := func(why string) error {
 		return &KnobError{Msg: "CONFIG SET failed (possibly related to argument '" + name + "') - " + why}
 	}
@@ -361,9 +366,13 @@ func (s *Server) SetClusterKnob(cluster, name, value string) (Knob, error) {
 	if err := c.SetKnobs(name, value); err != nil {
 		return Knob{}, err
 	}
-	n := normKnob(name)
-	i := slices.IndexFunc(c.Knobs(), func(k Knob) bool { return k.Name == n })
-	return c.Knobs()[i], nil
+	n := c.knobName(name)
+	knobs := c.Knobs()
+	i := slices.IndexFunc(knobs, func(k Knob) bool { return k.Name == n })
+	if i < 0 {
+		return Knob{}, &KnobError{Unknown: true, Msg: "unknown knob " + name}
+	}
+	return knobs[i], nil
 }
 
 // HotKeys returns up to n of a cluster's hottest keys (n < 0: all) and whether sampling is
