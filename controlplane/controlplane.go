@@ -548,5 +548,7 @@ func logClusterSummary(log hclog.Logger, cc config.Cluster) {
 		"ping_interval", cc.PingInterval, "fetch", cc.Fetch, "read_from_slave", cc.ReadFromSlave,
 		"client_auth", len(clientUsers(cc)) > 0, "backend_auth", pass != "" || user != "",
 		"max_connections", cc.MaxConnections, "client_idle_timeout", cc.ClientIdleTimeout,
-		"slowlog_slower_than", cc.SlowlogLogSlowerThan, "slowlog_max_len", cc.SlowlogMaxLen)
+		"slowlog_slower_than", cc.SlowlogLogSlowerThan, "slowlog_max_len", cc.SlowlogMaxLen,
+		"hotkey_sample_every", cc.HotkeySampleEvery, "hotkey_capacity", cc.HotkeyCapacity,
+		"backup_request", cc.BackupRequest.Enabled && cc.CacheType == config.CacheRedisCluster)
 }

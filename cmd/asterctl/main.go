@@ -304,8 +304,12 @@ func parse(args []string, stderr io.Writer, getenv func(string) string) (*invoca
 	if len(pos) < len(cmd.args) || len(pos) > len(cmd.args)+len(cmd.opt) {
 		msg := fmt.Sprintf("cluster %s takes %d arguments (%s), got %d", inv.name, len(cmd.args), strings.Join(cmd.args, " "), len(pos))
 		if len(cmd.opt) > 0 {
-			msg = fmt.Sprintf("cluster %s takes %d to %d arguments (%s [%s]), got %d", inv.name, len(cmd.args),
-				len(cmd.args)+len(cmd.opt), strings.Join(cmd.args, " "), strings.Join(cmd.opt, " ["), len(pos))
+			opt := ""
+			for i := len(cmd.opt) - 1; i >= 0; i-- {
+				opt = "[" + strings.TrimSpace(cmd.opt[i]+" "+opt) + "]"
+			}
+			msg = fmt.Sprintf("cluster %s takes %d to %d arguments (%s %s), got %d", inv.name, len(cmd.args),
+				len(cmd.args)+len(cmd.opt), strings.Join(cmd.args, " "), opt, len(pos))
 		}
 		if len(cmd.args) == 0 {
 			msg = fmt.Sprintf("cluster %s takes no arguments, got %q", inv.name, pos)

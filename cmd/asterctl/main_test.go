@@ -103,6 +103,8 @@ func TestUsage(t *testing.T) {
 		{"show without name", []string{"cluster", "show"}, 2, nil, []string{"takes 1 arguments (NAME), got 0", "Usage: asterctl [flags] cluster show NAME"}},
 		{"eject one arg", []string{"cluster", "eject", "main"}, 2, nil, []string{"takes 2 arguments (NAME NODE), got 1"}},
 		{"list with arg", []string{"cluster", "list", "extra"}, 2, nil, []string{"takes no arguments"}},
+		{"config too many", []string{"cluster", "config", "main", "k", "v", "x"}, 2, nil, []string{"takes 1 to 3 arguments (NAME [KNOB [VALUE]]), got 4"}},
+		{"config empty value", []string{"cluster", "config", "main", "k", ""}, 2, nil, []string{"VALUE must not be empty"}},
 		{"reason on restore", []string{"cluster", "restore", "main", "r1", "--reason", "x"}, 2, nil, []string{"-reason", "cluster restore NAME NODE"}},
 		{"empty name", []string{"cluster", "show", ""}, 2, nil, []string{"NAME must not be empty"}},
 		{"global flag after command", []string{"cluster", "list", "-o", "json"}, 2, nil, []string{"-o"}},
