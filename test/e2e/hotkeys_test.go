@@ -265,3 +265,66 @@ backup_request = { enabled = true, trigger_slow_ms = 50, multiplier = 2.0 }
 		t.Fatalf("GET with backup reads off took %v: it did not wait for the stalled master", took)
 	}
 }
+
+// TestBackupReadsKeepRepliesInStep races nearly every read (a 1 ms threshold under pipelined
+// load) and checks that every client gets exactly its own replies: the losing answers, dropped
+// on their connections, never reach anyone.
+func TestBackupReadsKeepRepliesInStep(t *testing.T) {
+	rc := redistest.StartCluster(t, 3, 1)
+	metricsAddr := net.JoinHostPort("127.0.0.1", fmt.Sprint(redistest.FreePort(t)))
+	cfg := clusterConfig(rc.Seeds(), "backup_request = { enabled = true, trigger_slow_ms = 1, multiplier = 0.5 }\n")
+	cfg += "\n[metrics]\nlisten_addr = \"" + metricsAddr + "\"\n"
+	a := startAsterd(t, cfg)
+	c := a.client(t)
+	waitServing(t, c, 10*time.Second)
+	const nkeys = 300
+	for i := 0; i < nkeys; i++ {
+		if err := c.Set(ctx, spreadKey("step:", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range rc.Nodes[:3] {
+		_ = m.Client().Do(ctx, "WAIT", 1, 2000).Err()
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl := a.client(t)
+			r := rand.New(rand.NewPCG(uint64(g), 2))
+			for batch := 0; batch < 20; batch++ {
+				p := cl.Pipeline()
+				want := make([]int, 100)
+				cmds := make([]interface{ Val() string }, 100)
+				for i := range want {
+					want[i] = r.IntN(nkeys)
+					cmds[i] = p.Get(ctx, spreadKey("step:", want[i]))
+				}
+				if _, err := p.Exec(ctx); err != nil {
+					errs <- err
+					return
+				}
+				for i, cmd := range cmds {
+					if got := cmd.Val(); got != fmt.Sprint(want[i]) {
+						errs <- fmt.Errorf("GET step:%d = %q, want %d", want[i], got, want[i])
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	_, mfs := scrape(t, metricsAddr)
+	sent, _ := sample(mfs, "aster_backup_requests_total", map[string]string{"cluster": "rc", "result": "sent"})
+	won, _ := sample(mfs, "aster_backup_requests_total", map[string]string{"cluster": "rc", "result": "won"})
+	t.Logf("backup reads: %v sent, %v won", sent, won)
+	if sent == 0 {
+		t.Fatal("no backup read was sent: the test raced nothing")
+	}
+}
