@@ -223,6 +223,14 @@ func (cp *ControlPlane) publishLocked() error {
 		spec.BackendUser, spec.BackendPassword = backendCredentials(cc)
 		spec.TLSCertFile, spec.TLSKeyFile, spec.TLSCAFile = cc.TLSCertFile, cc.TLSKeyFile, cc.TLSCAFile
 		spec.BackendTLS, spec.BackendTLSCAFile, spec.BackendTLSServerName = cc.BackendTLS, cc.BackendTLSCAFile, cc.BackendTLSServerName
+		spec.Hotkey = route.HotkeySpec{
+			SampleEvery: cc.HotkeySampleEvery, Width: cc.HotkeySketchWidth, Depth: cc.HotkeySketchDepth,
+			Capacity: cc.HotkeyCapacity, Decay: cc.HotkeyDecay,
+		}
+		if cc.CacheType == config.CacheRedisCluster {
+			b := cc.BackupRequest
+			spec.BackupRequest = route.BackupRequest{Enabled: b.Enabled, TriggerSlow: b.TriggerSlow, Multiplier: b.Multiplier}
+		}
 	}
 	cp.snapshot = snap
 	for w := range cp.watchers {
@@ -542,5 +550,7 @@ func logClusterSummary(log hclog.Logger, cc config.Cluster) {
 		"client_auth", len(clientUsers(cc)) > 0, "backend_auth", pass != "" || user != "",
 		"max_connections", cc.MaxConnections, "client_idle_timeout", cc.ClientIdleTimeout,
 		"slowlog_slower_than", cc.SlowlogLogSlowerThan, "slowlog_max_len", cc.SlowlogMaxLen,
-		"backend_resp_version", cc.BackendRespVersion)
+		"backend_resp_version", cc.BackendRespVersion,
+		"hotkey_sample_every", cc.HotkeySampleEvery, "hotkey_capacity", cc.HotkeyCapacity,
+		"backup_request", cc.BackupRequest.Enabled && cc.CacheType == config.CacheRedisCluster)
 }

@@ -52,6 +52,9 @@ type Metrics struct {
 	ClientConnectionsTotal *prometheus.CounterVec
 	// Redirects counts MOVED and ASK replies followed, by cluster and kind (moved, ask).
 	Redirects *prometheus.CounterVec
+	// BackupRequests counts backup reads sent to a replica because a master was slow, and
+	// those whose answer won, by cluster and result (sent, won).
+	BackupRequests *prometheus.CounterVec
 
 	ejections     *prometheus.CounterVec
 	refreshes     *prometheus.CounterVec
@@ -111,6 +114,9 @@ func New(version string) *Metrics {
 			"Client connections accepted, by cluster.", "cluster"),
 		Redirects: counter("redirects_total",
 			"MOVED and ASK redirections followed, by cluster and kind (moved, ask).", "cluster", "kind"),
+		BackupRequests: counter("backup_requests_total",
+			"Backup reads sent to a replica because the master had not answered in time, and those that answered first, by cluster and result (sent, won).",
+			"cluster", "result"),
 		ejections: counter("node_ejections_total",
 			"Nodes taken out of a standalone cluster's ring, by cluster, node and reason (health, operator).",
 			"cluster", "node", "reason"),

@@ -219,6 +219,7 @@ func TestDataPlaneVectors(t *testing.T) {
 	m.ClientConnections.WithLabelValues("cache").Set(2)
 	m.ClientConnectionsTotal.WithLabelValues("cache").Add(5)
 	m.Redirects.WithLabelValues("cache", "moved").Inc()
+	m.BackupRequests.WithLabelValues("cache", "sent").Add(2)
 
 	cases := []struct {
 		name string
@@ -229,6 +230,7 @@ func TestDataPlaneVectors(t *testing.T) {
 		{"aster_client_connections", 2},
 		{"aster_client_connections_total", 5},
 		{"aster_redirects_total", 1},
+		{"aster_backup_requests_total", 2},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

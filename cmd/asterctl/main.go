@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -79,6 +80,8 @@ Commands:
   cluster eject NAME NODE [--reason R]  take a node out of routing until restored
   cluster restore NAME NODE             put an ejected node back into routing
   cluster slowlog NAME [-n N]           show a cluster's slowest recent commands
+  cluster hotkeys NAME [-n N]           show a cluster's hottest keys (after HOTKEY ENABLE)
+  cluster config NAME [KNOB [VALUE]]    show live settings (KNOB may be a glob), or set one
 
 NODE is a node's alias or its host:port address.
 
@@ -104,6 +107,8 @@ Commands:
   eject NAME NODE [--reason R]  take a node out of routing until restored
   restore NAME NODE             put an ejected node back into routing
   slowlog NAME [-n N]           show a cluster's slowest recent commands
+  hotkeys NAME [-n N]           show a cluster's hottest keys (after HOTKEY ENABLE)
+  config NAME [KNOB [VALUE]]    show live settings (KNOB may be a glob), or set one
 
 Run 'asterctl cluster <command> --help' for a command's usage, 'asterctl --help' for the flags.
 `
@@ -111,13 +116,14 @@ Run 'asterctl cluster <command> --help' for a command's usage, 'asterctl --help'
 // cmdFlags are the flags of cluster subcommands.
 type cmdFlags struct {
 	reason string // eject --reason
-	count  int    // slowlog -n
+	count  int    // slowlog, hotkeys -n
 }
 
 // command is one "cluster" subcommand.
 type command struct {
 	usage string
 	args  []string // names of the positional arguments
+	opt   []string // names of optional positional arguments after args
 	call  func(ctx context.Context, c asterv1.AdminServiceClient, args []string, f cmdFlags) (proto.Message, error)
 	print func(w io.Writer, m proto.Message)
 }
@@ -160,6 +166,37 @@ var commands = map[string]command{
 			return c.SlowLog(ctx, &asterv1.SlowLogRequest{Cluster: a[0], Count: int32(f.count)})
 		},
 		print: func(w io.Writer, m proto.Message) { printSlowLog(w, m.(*asterv1.SlowLogResponse)) },
+	},
+	"hotkeys": {
+		usage: "Usage: asterctl [flags] cluster hotkeys NAME [-n N]\n\nShow cluster NAME's hottest keys, hottest first, with the estimated number of commands\nthat named each (sampled; HOTKEY ENABLE or 'cluster config NAME hotkey-enabled yes' turns\nsampling on).\n\nFlags:\n  -n N   how many (default 10, -1 for all)\n",
+		args:  []string{"NAME"},
+		call: func(ctx context.Context, c asterv1.AdminServiceClient, a []string, f cmdFlags) (proto.Message, error) {
+			return c.HotKeys(ctx, &asterv1.HotKeysRequest{Cluster: a[0], Count: int32(f.count)})
+		},
+		print: func(w io.Writer, m proto.Message) { printHotKeys(w, m.(*asterv1.HotKeysResponse)) },
+	},
+	"config": {
+		usage: "Usage: asterctl [flags] cluster config NAME [KNOB [VALUE]]\n\nWithout VALUE, show cluster NAME's live settings (all, or those matching the glob KNOB,\ne.g. 'hotkey-*'); with VALUE, set KNOB live, as CONFIG SET cluster.NAME.KNOB VALUE does.\nKnobs: hotkey-enabled, hotkey-sample-every, hotkey-sketch-width, hotkey-sketch-depth,\nhotkey-capacity, hotkey-decay, slowlog-log-slower-than, slowlog-max-len,\nbackup-request-enabled, backup-request-threshold-ms, backup-request-multiplier.\n",
+		args:  []string{"NAME"},
+		opt:   []string{"KNOB", "VALUE"},
+		call: func(ctx context.Context, c asterv1.AdminServiceClient, a []string, _ cmdFlags) (proto.Message, error) {
+			if len(a) == 3 {
+				return c.SetClusterConfig(ctx, &asterv1.SetClusterConfigRequest{Cluster: a[0], Name: a[1], Value: a[2]})
+			}
+			req := &asterv1.GetClusterConfigRequest{Cluster: a[0]}
+			if len(a) == 2 {
+				req.Pattern = a[1]
+			}
+			return c.GetClusterConfig(ctx, req)
+		},
+		print: func(w io.Writer, m proto.Message) {
+			switch r := m.(type) {
+			case *asterv1.SetClusterConfigResponse:
+				printKnobs(w, r.GetKnob())
+			case *asterv1.GetClusterConfigResponse:
+				printKnobs(w, r.GetKnobs()...)
+			}
+		},
 	},
 	"restore": {
 		usage: "Usage: asterctl [flags] cluster restore NAME NODE\n\nPut NODE (alias or host:port) of cluster NAME back into routing.\n",
@@ -291,23 +328,32 @@ func parse(args []string, stderr io.Writer, getenv func(string) string) (*invoca
 	switch inv.name {
 	case "eject":
 		sub.StringVar(&inv.flags.reason, "reason", "", "")
-	case "slowlog":
+	case "slowlog", "hotkeys":
 		sub.IntVar(&inv.flags.count, "n", 10, "")
 	}
 	pos, err := parseInterspersed(sub, rest[1:])
 	if err != nil {
 		return nil, flagError(err, cmd.usage)
 	}
-	if len(pos) != len(cmd.args) {
+	if len(pos) < len(cmd.args) || len(pos) > len(cmd.args)+len(cmd.opt) {
 		msg := fmt.Sprintf("cluster %s takes %d arguments (%s), got %d", inv.name, len(cmd.args), strings.Join(cmd.args, " "), len(pos))
+		if len(cmd.opt) > 0 {
+			opt := ""
+			for i := len(cmd.opt) - 1; i >= 0; i-- {
+				opt = "[" + strings.TrimSpace(cmd.opt[i]+" "+opt) + "]"
+			}
+			msg = fmt.Sprintf("cluster %s takes %d to %d arguments (%s %s), got %d", inv.name, len(cmd.args),
+				len(cmd.args)+len(cmd.opt), strings.Join(cmd.args, " "), opt, len(pos))
+		}
 		if len(cmd.args) == 0 {
 			msg = fmt.Sprintf("cluster %s takes no arguments, got %q", inv.name, pos)
 		}
 		return nil, &usageError{msg: msg, usage: cmd.usage}
 	}
+	names := append(slices.Clone(cmd.args), cmd.opt...)
 	for i, p := range pos {
 		if p == "" {
-			return nil, &usageError{msg: cmd.args[i] + " must not be empty", usage: cmd.usage}
+			return nil, &usageError{msg: names[i] + " must not be empty", usage: cmd.usage}
 		}
 	}
 	inv.args = pos
@@ -474,6 +520,27 @@ func printSlowLog(w io.Writer, r *asterv1.SlowLogResponse) {
 	for _, e := range r.GetEntries() {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", e.GetId(), e.GetTime().AsTime().UTC().Format(time.RFC3339),
 			e.GetDuration().AsDuration(), cell(e.GetClient()), cell(strings.Join(e.GetArgs(), " ")))
+	}
+	tw.Flush()
+}
+
+func printHotKeys(w io.Writer, r *asterv1.HotKeysResponse) {
+	tw := newTable(w)
+	if !r.GetEnabled() {
+		fmt.Fprintln(w, "sampling is off (HOTKEY ENABLE, or asterctl cluster config NAME hotkey-enabled yes)")
+	}
+	fmt.Fprintln(tw, "KEY\tCOUNT")
+	for _, k := range r.GetKeys() {
+		fmt.Fprintf(tw, "%s\t%d\n", cell(strconv.Quote(string(k.GetKey()))), k.GetCount())
+	}
+	tw.Flush()
+}
+
+func printKnobs(w io.Writer, knobs ...*asterv1.ConfigKnob) {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "KNOB\tVALUE")
+	for _, k := range knobs {
+		fmt.Fprintf(tw, "%s\t%s\n", cell(k.GetName()), cell(k.GetValue()))
 	}
 	tw.Flush()
 }

@@ -53,6 +53,12 @@ func TestParse(t *testing.T) {
 			options{addr: defaultAddr, output: "table", timeout: defaultTimeout}, "eject", []string{"main", "127.0.0.1:6379"}, "maint"},
 		{"eject reason first", []string{"cluster", "eject", "-reason", "x", "main", "r2"}, nil,
 			options{addr: defaultAddr, output: "table", timeout: defaultTimeout}, "eject", []string{"main", "r2"}, "x"},
+		{"config get all", []string{"cluster", "config", "main"}, nil,
+			options{addr: defaultAddr, output: "table", timeout: defaultTimeout}, "config", []string{"main"}, ""},
+		{"config set", []string{"cluster", "config", "main", "hotkey-enabled", "yes"}, nil,
+			options{addr: defaultAddr, output: "table", timeout: defaultTimeout}, "config", []string{"main", "hotkey-enabled", "yes"}, ""},
+		{"hotkeys", []string{"cluster", "hotkeys", "main", "-n", "3"}, nil,
+			options{addr: defaultAddr, output: "table", timeout: defaultTimeout}, "hotkeys", []string{"main"}, ""},
 		{"double dash", []string{"cluster", "restore", "--", "main", "-odd"}, nil,
 			options{addr: defaultAddr, output: "table", timeout: defaultTimeout}, "restore", []string{"main", "-odd"}, ""},
 		{"tls flag", []string{"--tls", "cluster", "list"}, nil,
@@ -116,6 +122,8 @@ func TestUsage(t *testing.T) {
 		{"show without name", []string{"cluster", "show"}, 2, nil, []string{"takes 1 arguments (NAME), got 0", "Usage: asterctl [flags] cluster show NAME"}},
 		{"eject one arg", []string{"cluster", "eject", "main"}, 2, nil, []string{"takes 2 arguments (NAME NODE), got 1"}},
 		{"list with arg", []string{"cluster", "list", "extra"}, 2, nil, []string{"takes no arguments"}},
+		{"config too many", []string{"cluster", "config", "main", "k", "v", "x"}, 2, nil, []string{"takes 1 to 3 arguments (NAME [KNOB [VALUE]]), got 4"}},
+		{"config empty value", []string{"cluster", "config", "main", "k", ""}, 2, nil, []string{"VALUE must not be empty"}},
 		{"reason on restore", []string{"cluster", "restore", "main", "r1", "--reason", "x"}, 2, nil, []string{"-reason", "cluster restore NAME NODE"}},
 		{"empty name", []string{"cluster", "show", ""}, 2, nil, []string{"NAME must not be empty"}},
 		{"global flag after command", []string{"cluster", "list", "-o", "json"}, 2, nil, []string{"-o"}},
@@ -208,6 +216,20 @@ ADDRESS        ALIAS  WEIGHT  ROLE     STATE  SET-BY  REASON  SLOTS
 `},
 		{"node line", func(w *bytes.Buffer) { printNodes(w, sampleCluster().Nodes[1]) }, `ADDRESS         ALIAS  WEIGHT  ROLE  STATE    SET-BY    REASON     SLOTS
 127.0.0.1:7002  r2     2       node  EJECTED  operator  disk full  -
+`},
+		{"hotkeys", func(w *bytes.Buffer) {
+			printHotKeys(w, &asterv1.HotKeysResponse{Enabled: true, Keys: []*asterv1.HotKey{{Key: []byte("user:1"), Count: 4096}, {Key: []byte("a\tb"), Count: 32}}})
+		}, `KEY       COUNT
+"user:1"  4096
+"a\tb"    32
+`},
+		{"hotkeys off", func(w *bytes.Buffer) { printHotKeys(w, &asterv1.HotKeysResponse{}) },
+			"sampling is off (HOTKEY ENABLE, or asterctl cluster config NAME hotkey-enabled yes)\nKEY  COUNT\n"},
+		{"config", func(w *bytes.Buffer) {
+			printKnobs(w, &asterv1.ConfigKnob{Name: "hotkey-enabled", Value: "yes"}, &asterv1.ConfigKnob{Name: "backup-request-threshold-ms", Value: "default"})
+		}, `KNOB                         VALUE
+hotkey-enabled               yes
+backup-request-threshold-ms  default
 `},
 		{"reload", func(w *bytes.Buffer) {
 			printReload(w, &asterv1.ReloadResponse{Added: []string{"extra", "more"}, Changed: []string{"main"}, Unchanged: []string{"other"}, ConfigVersion: 3})

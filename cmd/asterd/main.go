@@ -272,6 +272,7 @@ func dataPlaneMetrics(m *metrics.Metrics) *proxy.Metrics {
 		ClientConnections:      m.ClientConnections,
 		ClientConnectionsTotal: m.ClientConnectionsTotal,
 		Redirects:              m.Redirects,
+		BackupRequests:         m.BackupRequests,
 	}
 }
 
@@ -427,6 +428,32 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, controlOn
 					out[i] = admin.SlowEntry(e)
 				}
 				return out, ok
+			}
+			acfg.HotKeys = func(cluster string, n int) ([]admin.HotKey, bool, bool) {
+				keys, enabled, ok := dp.HotKeys(cluster, n)
+				out := make([]admin.HotKey, len(keys))
+				for i, k := range keys {
+					out[i] = admin.HotKey{Key: k.Key, Count: k.Count}
+				}
+				return out, enabled, ok
+			}
+			acfg.ClusterConfig = func(cluster, pattern string) ([]admin.Knob, bool) {
+				knobs, ok := dp.ClusterKnobs(cluster, pattern)
+				out := make([]admin.Knob, len(knobs))
+				for i, k := range knobs {
+					out[i] = admin.Knob(k)
+				}
+				return out, ok
+			}
+			acfg.SetClusterConfig = func(cluster, name, value string) (admin.Knob, error) {
+				k, err := dp.SetClusterKnob(cluster, name, value)
+				switch {
+				case errors.Is(err, proxy.ErrUnknownCluster):
+					return admin.Knob{}, fmt.Errorf("%w: %s", admin.ErrUnknownCluster, cluster)
+				case err != nil:
+					return admin.Knob{}, fmt.Errorf("%w: %v", admin.ErrInvalidKnob, err)
+				}
+				return admin.Knob(k), nil
 			}
 		}
 		admin.New(acfg).Register(gs)

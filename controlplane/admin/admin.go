@@ -34,8 +34,35 @@ type Config struct {
 	// the data plane in this process; ok false for an unknown cluster. nil when no data plane
 	// runs here (--role control).
 	SlowLog func(cluster string, n int) (entries []SlowEntry, ok bool)
-	Logger  hclog.Logger
+	// HotKeys returns up to n of a cluster's hottest keys (n < 0: all) and whether sampling
+	// is on, from the data plane in this process; ok false for an unknown cluster. nil when
+	// no data plane runs here.
+	HotKeys func(cluster string, n int) (keys []HotKey, enabled, ok bool)
+	// ClusterConfig returns a cluster's live knobs matching a glob pattern ("" all); ok false
+	// for an unknown cluster. nil when no data plane runs here.
+	ClusterConfig func(cluster, pattern string) (knobs []Knob, ok bool)
+	// SetClusterConfig sets one live knob and returns it as now set; errors wrap
+	// ErrUnknownCluster or ErrInvalidKnob. nil when no data plane runs here.
+	SetClusterConfig func(cluster, name, value string) (Knob, error)
+	Logger           hclog.Logger
 }
+
+// HotKey is one hot key of a data plane's tracker.
+type HotKey struct {
+	Key   string
+	Count uint64
+}
+
+// Knob is one live setting (CONFIG GET cluster.<name>.<knob>), named without the prefix.
+type Knob struct{ Name, Value string }
+
+// Errors SetClusterConfig wraps, mapped to NotFound and InvalidArgument.
+var (
+	ErrUnknownCluster = errors.New("unknown cluster")
+	ErrInvalidKnob    = errors.New("invalid setting")
+)
+
+const noDataPlane = "no data plane in this process (--role control): hot keys and live settings are kept by each data plane; ask a --role all asterd or use CONFIG GET/SET through a data plane's listener"
 
 // Server implements asterv1.AdminServiceServer. Its methods are safe for concurrent use.
 type Server struct {
@@ -141,6 +168,58 @@ func (s *Server) SlowLog(_ context.Context, req *asterv1.SlowLogRequest) (*aster
 		})
 	}
 	return resp, nil
+}
+
+// HotKeys returns a cluster's hottest keys.
+func (s *Server) HotKeys(_ context.Context, req *asterv1.HotKeysRequest) (*asterv1.HotKeysResponse, error) {
+	if s.cfg.HotKeys == nil {
+		return nil, status.Error(codes.FailedPrecondition, noDataPlane)
+	}
+	n := int(req.GetCount())
+	if n == 0 {
+		n = 10
+	}
+	keys, enabled, ok := s.cfg.HotKeys(req.GetCluster(), n)
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "cluster %q: not found", req.GetCluster())
+	}
+	resp := &asterv1.HotKeysResponse{Enabled: enabled}
+	for _, k := range keys {
+		resp.Keys = append(resp.Keys, &asterv1.HotKey{Key: []byte(k.Key), Count: k.Count})
+	}
+	return resp, nil
+}
+
+// GetClusterConfig returns a cluster's live knobs.
+func (s *Server) GetClusterConfig(_ context.Context, req *asterv1.GetClusterConfigRequest) (*asterv1.GetClusterConfigResponse, error) {
+	if s.cfg.ClusterConfig == nil {
+		return nil, status.Error(codes.FailedPrecondition, noDataPlane)
+	}
+	knobs, ok := s.cfg.ClusterConfig(req.GetCluster(), req.GetPattern())
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "cluster %q: not found", req.GetCluster())
+	}
+	resp := &asterv1.GetClusterConfigResponse{}
+	for _, k := range knobs {
+		resp.Knobs = append(resp.Knobs, &asterv1.ConfigKnob{Name: k.Name, Value: k.Value})
+	}
+	return resp, nil
+}
+
+// SetClusterConfig sets one live knob of a cluster.
+func (s *Server) SetClusterConfig(_ context.Context, req *asterv1.SetClusterConfigRequest) (*asterv1.SetClusterConfigResponse, error) {
+	if s.cfg.SetClusterConfig == nil {
+		return nil, status.Error(codes.FailedPrecondition, noDataPlane)
+	}
+	k, err := s.cfg.SetClusterConfig(req.GetCluster(), req.GetName(), req.GetValue())
+	switch {
+	case errors.Is(err, ErrUnknownCluster):
+		return nil, status.Errorf(codes.NotFound, "cluster %q: not found", req.GetCluster())
+	case err != nil:
+		return nil, status.Errorf(codes.InvalidArgument, "cluster %q: %v", req.GetCluster(), err)
+	}
+	s.log.Info("live setting changed", "cluster", req.GetCluster(), "knob", k.Name, "value", k.Value)
+	return &asterv1.SetClusterConfigResponse{Knob: &asterv1.ConfigKnob{Name: k.Name, Value: k.Value}}, nil
 }
 
 // toStatus maps control-plane errors to gRPC codes with their message.

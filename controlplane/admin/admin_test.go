@@ -132,6 +132,18 @@ func TestErrorCodes(t *testing.T) {
 			_, err := cl.SlowLog(ctx, &asterv1.SlowLogRequest{Cluster: "cache"})
 			return err
 		}, codes.FailedPrecondition},
+		{"hot keys without a data plane here", func() error {
+			_, err := cl.HotKeys(ctx, &asterv1.HotKeysRequest{Cluster: "cache"})
+			return err
+		}, codes.FailedPrecondition},
+		{"config get without a data plane here", func() error {
+			_, err := cl.GetClusterConfig(ctx, &asterv1.GetClusterConfigRequest{Cluster: "cache"})
+			return err
+		}, codes.FailedPrecondition},
+		{"config set without a data plane here", func() error {
+			_, err := cl.SetClusterConfig(ctx, &asterv1.SetClusterConfigRequest{Cluster: "cache", Name: "hotkey-enabled", Value: "yes"})
+			return err
+		}, codes.FailedPrecondition},
 		{"missing node", func() error {
 			_, err := cl.EjectNode(ctx, &asterv1.EjectNodeRequest{Cluster: "cache"})
 			return err

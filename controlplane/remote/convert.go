@@ -42,6 +42,13 @@ func ToProto(s *route.Snapshot, hashes map[string]controlplane.RingHash) (*aster
 			BackendTls: c.BackendTLS, BackendTlsCaFile: c.BackendTLSCAFile, BackendTlsServerName: c.BackendTLSServerName,
 			BackendResp3: c.BackendRESP3,
 		}
+		h := c.Hotkey
+		pc.Hotkey = &asterv1.Hotkey{
+			SampleEvery: clamp32(h.SampleEvery), SketchWidth: clamp32(h.Width), SketchDepth: clamp32(h.Depth),
+			Capacity: clamp32(h.Capacity), Decay: h.Decay,
+		}
+		b := c.BackupRequest
+		pc.BackupRequest = &asterv1.BackupRequest{Enabled: b.Enabled, TriggerSlow: durationProto(b.TriggerSlow), Multiplier: b.Multiplier}
 		for _, u := range slices.Sorted(maps.Keys(c.Users)) {
 			pc.Users = append(pc.Users, &asterv1.User{Username: u, Password: c.Users[u]})
 		}
@@ -96,6 +103,15 @@ func FromProto(p *asterv1.Snapshot) (*route.Snapshot, error) {
 			BackendTLS: pc.GetBackendTls(), BackendTLSCAFile: pc.GetBackendTlsCaFile(), BackendTLSServerName: pc.GetBackendTlsServerName(),
 			BackendRESP3: pc.GetBackendResp3(),
 		}
+		if h := pc.GetHotkey(); h != nil {
+			c.Hotkey = route.HotkeySpec{
+				SampleEvery: int(h.GetSampleEvery()), Width: int(h.GetSketchWidth()), Depth: int(h.GetSketchDepth()),
+				Capacity: int(h.GetCapacity()), Decay: h.GetDecay(),
+			}
+		}
+		if b := pc.GetBackupRequest(); b != nil {
+			c.BackupRequest = route.BackupRequest{Enabled: b.GetEnabled(), TriggerSlow: b.GetTriggerSlow().AsDuration(), Multiplier: b.GetMultiplier()}
+		}
 		if us := pc.GetUsers(); len(us) > 0 {
 			c.Users = make(map[string]string, len(us))
 			for _, u := range us {
@@ -147,3 +163,6 @@ func durationProto(d time.Duration) *durationpb.Duration {
 	}
 	return durationpb.New(d)
 }
+
+// clamp32 bounds a count for an int32 field.
+func clamp32(n int) int32 { return int32(max(min(n, math.MaxInt32), 0)) }

@@ -84,6 +84,8 @@ func TestRoundTrip(t *testing.T) {
 		{"slot map with replicas", route.ClusterSpec{
 			Name: "cluster", ListenAddr: "127.0.0.1:8000", ListenProto: "tcp", ReadFromSlave: true,
 			NodeConnections: 4, Table: &route.Table{Version: 77, Slots: slots},
+			Hotkey:        route.HotkeySpec{SampleEvery: 16, Width: 2048, Depth: 5, Capacity: 1024, Decay: 0.9},
+			BackupRequest: route.BackupRequest{Enabled: true, TriggerSlow: 50 * time.Millisecond, Multiplier: 2.5},
 		}, nil},
 		{"partial slot map", route.ClusterSpec{
 			Name: "partial", ListenAddr: "127.0.0.1:8100", ListenProto: "tcp",

@@ -36,12 +36,26 @@ type Request struct {
 
 	sent time.Time // when it was queued; set only when Options.Latency is
 
-	wg *sync.WaitGroup
+	wg     *sync.WaitGroup
+	onDone func(*Request)
 }
 
 // Bind sets the WaitGroup that the request releases when its reply is in. The caller must have
 // added to it before Send.
 func (r *Request) Bind(wg *sync.WaitGroup) { r.wg = wg }
+
+// OnDone makes the request call f, instead of releasing a WaitGroup, once Reply is in: on the
+// connection's reader goroutine, or within Send when the request fails at once. f must not
+// block and must not call Send on the same Conn synchronously.
+func (r *Request) OnDone(f func(*Request)) { r.onDone = f }
+
+func (r *Request) done() {
+	if r.onDone != nil {
+		r.onDone(r)
+		return
+	}
+	r.wg.Done()
+}
 
 // Failure classifies a request that got no answer from its node.
 type Failure uint8
@@ -56,13 +70,13 @@ const (
 func (r *Request) finish(reply []byte) {
 	r.Reply = append(r.Reply[:0], reply...)
 	r.Failure = FailNone
-	r.wg.Done()
+	r.done()
 }
 
 func (r *Request) fail(msg string, why Failure) {
 	r.Reply = resp.AppendError(r.Reply[:0], msg)
 	r.Failure = why
-	r.wg.Done()
+	r.done()
 }
 
 // errTimeout marks the watchdog's fault, so that its requests count as timeouts.

@@ -139,7 +139,8 @@ func TestPolicies(t *testing.T) {
 		{"hello", Local, NoKey},
 		{"time", Unsupported, NoKey},
 		{"move", Unsupported, Write},
-		{"config", Unsupported, Container | NoKey},
+		{"config", Local, Container | NoKey},
+		{"hotkey", Local, NoKey},
 		{"waitaof", Unsupported, NoKey},
 	}
 	for _, tc := range tests {

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/aster-proxy/aster/dataplane/backend"
+	"github.com/aster-proxy/aster/dataplane/hotkey"
 	"github.com/aster-proxy/aster/dataplane/resp"
 	"github.com/aster-proxy/aster/dataplane/route"
 	"github.com/aster-proxy/aster/internal/tlsconf"
@@ -68,6 +69,11 @@ type Options struct {
 	// BackendRESP3 makes backend connections speak RESP3 (HELLO 3); replies are converted
 	// for RESP2 clients. Off: RESP2, converted for RESP3 clients.
 	BackendRESP3 bool
+	// Hotkey sizes the hot-key tracker (HOTKEY); zero fields take its defaults. Sampling
+	// starts off: HOTKEY ENABLE or CONFIG SET turns it on.
+	Hotkey route.HotkeySpec
+	// BackupRequest is the backup-read policy (Redis Cluster only).
+	BackupRequest route.BackupRequest
 }
 
 // snapshot is a routing table joined with the connection pools of the nodes it names, so a
@@ -102,6 +108,9 @@ type pool struct {
 	addr  string
 	opts  backend.Options // how its connections dial: also what dedicated connections use
 	conns []*backend.Conn
+	// avgLatency is a moving average of reply times in nanoseconds, kept for backup reads
+	// only (0 until the first); see backupDelay.
+	avgLatency atomic.Int64
 }
 
 func (p *pool) close() {
@@ -115,7 +124,13 @@ type Cluster struct {
 	opts    Options
 	log     hclog.Logger
 	metrics clusterMetrics
-	slow    *slowLog // nil when off
+	// Live knobs (live.go): each read by sessions with one atomic load, set under mu.
+	slow   atomic.Pointer[slowLog]             // nil when off
+	hot    atomic.Pointer[hotkey.Tracker]      // never nil
+	backup atomic.Pointer[route.BackupRequest] // nil when off
+	knobs  knobs
+	// readonly: connections open with READONLY for backup reads even without ReadFromSlave.
+	readonly bool
 
 	snap atomic.Pointer[snapshot]
 	// ready is closed when the first table is in, so sessions that start earlier can wait.
@@ -146,12 +161,7 @@ func NewCluster(opts Options) *Cluster {
 	if opts.ListenProto == "" {
 		opts.ListenProto = "tcp"
 	}
-	var slow *slowLog
-	if opts.SlowLogMaxLen > 0 {
-		slow = &slowLog{max: opts.SlowLogMaxLen}
-	}
-	return &Cluster{
-		slow:     slow,
+	c := &Cluster{
 		metrics:  newClusterMetrics(opts.Metrics, opts.Name),
 		opts:     opts,
 		log:      opts.Logger.Named("dataplane").With("cluster", opts.Name),
@@ -160,6 +170,8 @@ func NewCluster(opts Options) *Cluster {
 		sessions: make(map[*session]struct{}),
 		retiring: make(map[*pool]*time.Timer),
 	}
+	c.initKnobs()
+	return c
 }
 
 // Name is the cluster's name.
@@ -216,6 +228,14 @@ func (c *Cluster) reconfigure(spec route.ClusterSpec) {
 	c.opts.ReadFromSlave = spec.ReadFromSlave
 	c.opts.BackendUser, c.opts.BackendPassword = spec.BackendUser, spec.BackendPassword
 	c.opts.BackendRESP3 = spec.BackendRESP3
+	c.rebuildPoolsLocked()
+	c.log.Info("backend settings changed", "read_timeout", spec.ReadTimeout, "node_connections", c.opts.NodeConnections,
+		"backend_resp3", spec.BackendRESP3)
+}
+
+// rebuildPoolsLocked replaces every pool with one made from the current options; the old
+// ones finish what they carry and close after the grace period. c.mu must be held.
+func (c *Cluster) rebuildPoolsLocked() {
 	for addr, p := range c.pools {
 		delete(c.pools, addr)
 		c.retireLocked(p)
@@ -223,9 +243,10 @@ func (c *Cluster) reconfigure(spec route.ClusterSpec) {
 	if cur := c.snap.Load(); cur != nil {
 		c.installLocked(cur.table)
 	}
-	c.log.Info("backend settings changed", "read_timeout", spec.ReadTimeout, "node_connections", c.opts.NodeConnections,
-		"backend_resp3", spec.BackendRESP3)
 }
+
+// readonlyLocked reports whether new connections open with READONLY. c.mu must be held.
+func (c *Cluster) readonlyLocked() bool { return c.opts.ReadFromSlave || c.readonly }
 
 // retireLocked closes p after the grace period. c.mu must be held.
 func (c *Cluster) retireLocked(p *pool) {
@@ -266,7 +287,7 @@ func (c *Cluster) poolLocked(addr string) *pool {
 		}
 		opts.InitReplies++
 	}
-	if c.opts.ReadFromSlave {
+	if c.readonlyLocked() {
 		opts.Init = append(opts.Init, readonlyFrame...)
 		opts.InitReplies++
 	}

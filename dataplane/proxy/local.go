@@ -43,6 +43,10 @@ func (s *session) local(sl *slot, spec *command.Spec, args [][]byte) {
 		out = s.hello(out, args)
 	case "slowlog":
 		out = s.slowlogReply(out, args)
+	case "hotkey":
+		out = s.hotkeyReply(out, args)
+	case "config":
+		out = s.configReply(out, args)
 	case "command":
 		out = commandReply(out, args)
 	case "info":

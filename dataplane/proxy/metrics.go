@@ -17,6 +17,7 @@ type Metrics struct {
 	ClientConnections      *prometheus.GaugeVec     // {cluster}
 	ClientConnectionsTotal *prometheus.CounterVec   // {cluster}
 	Redirects              *prometheus.CounterVec   // {cluster, kind}
+	BackupRequests         *prometheus.CounterVec   // {cluster, result}; may be nil
 }
 
 // Error kinds of aster_request_errors_total.
@@ -44,6 +45,8 @@ type clusterMetrics struct {
 	clients     prometheus.Gauge
 	clientsSeen prometheus.Counter
 	moved, ask  prometheus.Counter
+	backupSent  prometheus.Counter // nil without BackupRequests
+	backupWon   prometheus.Counter
 }
 
 func newClusterMetrics(m *Metrics, cluster string) clusterMetrics {
@@ -65,6 +68,10 @@ func newClusterMetrics(m *Metrics, cluster string) clusterMetrics {
 	cm.clientsSeen = m.ClientConnectionsTotal.WithLabelValues(cluster)
 	cm.moved = m.Redirects.WithLabelValues(cluster, "moved")
 	cm.ask = m.Redirects.WithLabelValues(cluster, "ask")
+	if m.BackupRequests != nil {
+		cm.backupSent = m.BackupRequests.WithLabelValues(cluster, "sent")
+		cm.backupWon = m.BackupRequests.WithLabelValues(cluster, "won")
+	}
 	return cm
 }
 

@@ -48,12 +48,11 @@ func NewServer(opts ServerOptions) *Server {
 
 // listenerChanged reports whether a spec change needs a new listener. Client access settings
 // count too: sessions read them without locks, so a change takes a fresh cluster (the old one
-// drains).
+// drains). Live knobs (slow log, hot keys, backup reads) are not here: see applyLive.
 func listenerChanged(a, b route.ClusterSpec) bool {
 	return a.ListenAddr != b.ListenAddr || a.ListenProto != b.ListenProto ||
 		!maps.Equal(a.Users, b.Users) || a.MaxConnections != b.MaxConnections ||
-		a.IdleTimeout != b.IdleTimeout || a.SlowLogMaxLen != b.SlowLogMaxLen ||
-		a.SlowLogSlowerThan != b.SlowLogSlowerThan || a.TLSCertFile != b.TLSCertFile ||
+		a.IdleTimeout != b.IdleTimeout || a.TLSCertFile != b.TLSCertFile ||
 		a.TLSKeyFile != b.TLSKeyFile || a.TLSCAFile != b.TLSCAFile ||
 		a.BackendTLS != b.BackendTLS || a.BackendTLSCAFile != b.BackendTLSCAFile ||
 		a.BackendTLSServerName != b.BackendTLSServerName
@@ -100,8 +99,11 @@ func (s *Server) Apply(snap *route.Snapshot) error {
 				continue
 			}
 			c = nc
-		} else if backendChanged(old, spec) {
-			c.reconfigure(spec)
+		} else {
+			if backendChanged(old, spec) {
+				c.reconfigure(spec)
+			}
+			c.applyLive(old, spec)
 		}
 		s.specs[spec.Name] = spec
 		if spec.Table != nil {
@@ -131,6 +133,7 @@ func (s *Server) openLocked(spec route.ClusterSpec) (*Cluster, error) {
 		MaxConnections: spec.MaxConnections, IdleTimeout: spec.IdleTimeout,
 		SlowLogMaxLen: spec.SlowLogMaxLen, SlowLogSlowerThan: spec.SlowLogSlowerThan,
 		BackendRESP3: spec.BackendRESP3,
+		Hotkey:       spec.Hotkey, BackupRequest: spec.BackupRequest,
 	}
 	if s.opts.Hint != nil {
 		opts.Hint = func() { s.opts.Hint(name) }

@@ -99,6 +99,8 @@ type session struct {
 	base      []int // first element of each sub reply in elems
 
 	rr      uint32          // round robin over a slot's replicas
+	hotTick uint32          // commands since the last hot-key sample
+	hotKeys []int           // key positions of a sampled command
 	touched []*backend.Conn // connections with requests of this batch not yet flushed
 
 	start time.Time // when the batch's first command was read; only with metrics on
@@ -114,10 +116,14 @@ func newSession(c *Cluster, nc net.Conn) *session {
 		_ = tc.SetNoDelay(true)
 	}
 	rw := rawio.ReadWriter(nc)
-	return &session{
+	s := &session{
 		c: c, nc: nc, rw: rw, id: c.nextID.Add(1), rd: resp.NewReader(rw, readBufSize),
 		authed: len(c.opts.Users) == 0,
 	}
+	// Sessions start at different points of the sampling period, so that short-lived clients
+	// are sampled too.
+	s.hotTick = uint32(s.id % uint64(c.hot.Load().Config().SampleEvery))
+	return s
 }
 
 func (s *session) serve() {
@@ -138,8 +144,10 @@ func (s *session) serve() {
 			s.readFailed(err)
 			return
 		}
-		if s.c.metrics.on || s.c.slow != nil {
+		if s.c.metrics.on || s.c.slow.Load() != nil {
 			s.start = time.Now()
+		} else {
+			s.start = time.Time{}
 		}
 		s.snap = s.c.current()
 		s.handle(&s.cmd)
@@ -218,11 +226,12 @@ func (s *session) finishBatch() bool {
 	n := s.n
 	s.n = 0
 	_, err := s.rw.Write(out)
-	if cm.on || s.c.slow != nil {
+	if slow := s.c.slow.Load(); cm.on || slow != nil {
 		elapsed := time.Since(s.start)
 		cm.batchDone(n, elapsed.Seconds())
-		if s.c.slow != nil && elapsed >= s.c.opts.SlowLogSlowerThan {
-			s.logSlow(n, elapsed)
+		// s.start is set when the batch began; a slow log turned on mid-batch skips it.
+		if slow != nil && !s.start.IsZero() && elapsed >= slow.slowerThan {
+			s.logSlow(slow, n, elapsed)
 		}
 	}
 	if cap(out) > maxKeptOut {
@@ -236,11 +245,11 @@ func (s *session) finishBatch() bool {
 }
 
 // logSlow records the batch's commands in the slow log: each waited as long as the batch.
-func (s *session) logSlow(n int, elapsed time.Duration) {
+func (s *session) logSlow(l *slowLog, n int, elapsed time.Duration) {
 	now := time.Now()
 	for _, sl := range s.slots[:n] {
 		if sl.raw != nil {
-			s.c.slow.add(SlowEntry{Time: now, Duration: elapsed, Args: slowArgs(sl.raw), Client: s.nc.RemoteAddr().String()})
+			l.add(SlowEntry{Time: now, Duration: elapsed, Args: slowArgs(sl.raw), Client: s.nc.RemoteAddr().String()})
 		}
 	}
 }
@@ -276,7 +285,7 @@ var testPanicHook func(args [][]byte)
 func (s *session) handle(cmd *resp.Command) {
 	sl := s.nextSlot()
 	args := cmd.Args
-	if s.c.slow != nil {
+	if s.c.slow.Load() != nil {
 		if sl.raw = cmd.Raw; sl.raw == nil {
 			sl.rawBuf = resp.AppendCommand(sl.rawBuf[:0], args...)
 			sl.raw = sl.rawBuf
@@ -318,6 +327,9 @@ func (s *session) handle(cmd *resp.Command) {
 	if s.proto3 != s.snap.resp3 {
 		sl.shape = command.ReplyShape(spec, args)
 	}
+	if t := s.c.hot.Load(); t.Enabled() {
+		s.sampleKeys(t, spec, args)
+	}
 	switch spec.Policy {
 	case command.SplitMGet, command.SplitMSet, command.SplitSum:
 		s.split(sl, spec, cmd)
@@ -348,7 +360,14 @@ func (s *session) forwardByKeys(sl *slot, spec *command.Spec, cmd *resp.Command)
 				return
 			}
 		}
-		s.forward(sl, s.slotNode(slot, command.IsReadOnly(spec)), cmd)
+		read := command.IsReadOnly(spec)
+		node := s.slotNode(slot, read)
+		if read && node >= 0 {
+			if b := s.c.backup.Load(); b != nil && s.forwardWithBackup(sl, b, slot, node, cmd) {
+				return
+			}
+		}
+		s.forward(sl, node, cmd)
 		return
 	}
 	ring := s.snap.table.Ring

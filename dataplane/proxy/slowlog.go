@@ -26,11 +26,30 @@ const (
 // slowLog keeps a cluster's last slow commands. Only slow commands reach it, so a mutex is
 // cheap enough; the hot path only compares a duration.
 type slowLog struct {
-	mu      sync.Mutex
-	max     int
-	entries []SlowEntry // ring; next is where the next entry goes
-	next    int
-	nextID  uint64
+	mu         sync.Mutex
+	max        int
+	slowerThan time.Duration // immutable: a change makes a new slowLog (resized)
+	entries    []SlowEntry   // ring; next is where the next entry goes
+	next       int
+	nextID     uint64
+}
+
+// resized returns a new slow log with the given limits and the newest entries of l (nil: none)
+// that fit, numbering on from l's.
+func (l *slowLog) resized(max int, slowerThan time.Duration) *slowLog {
+	n := &slowLog{max: max, slowerThan: slowerThan}
+	if l == nil {
+		return n
+	}
+	old := l.get(max)
+	l.mu.Lock()
+	n.nextID = l.nextID
+	l.mu.Unlock()
+	for i := len(old) - 1; i >= 0; i-- {
+		n.entries = append(n.entries, old[i])
+	}
+	n.next = len(n.entries) % max
+	return n
 }
 
 func (l *slowLog) add(e SlowEntry) {
@@ -105,15 +124,16 @@ func (s *Server) SlowLog(cluster string, n int) ([]SlowEntry, bool) {
 	if c == nil {
 		return nil, false
 	}
-	if c.slow == nil {
+	l := c.slow.Load()
+	if l == nil {
 		return nil, true
 	}
-	return c.slow.get(n), true
+	return l.get(n), true
 }
 
 // slowlogReply answers SLOWLOG GET [n] | LEN | RESET | HELP from the cluster's slow log.
 func (s *session) slowlogReply(out []byte, args [][]byte) []byte {
-	l := s.c.slow
+	l := s.c.slow.Load()
 	switch strings.ToLower(string(args[1])) {
 	case "get":
 		n := 10

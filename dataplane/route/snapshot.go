@@ -37,8 +37,30 @@ type ClusterSpec struct {
 	SlowLogSlowerThan time.Duration
 	// BackendRESP3: backend connections speak RESP3 (backend_resp_version = "resp3").
 	BackendRESP3 bool
+	// Hotkey sizes the cluster's hot-key tracker (HOTKEY); zero fields take its defaults.
+	Hotkey HotkeySpec
+	// BackupRequest is the backup-read policy of a Redis Cluster.
+	BackupRequest BackupRequest
 
 	// Table is the cluster's routing table; nil while a Redis Cluster's first slot map is
 	// still being fetched (the data plane then keeps what it has, or waits).
 	Table *Table
+}
+
+// HotkeySpec sizes a cluster's hot-key tracker: one command in SampleEvery is sampled into a
+// Width × Depth count-min sketch and a top-k table of Capacity keys with HeavyKeeper decay
+// base Decay.
+type HotkeySpec struct {
+	SampleEvery, Width, Depth, Capacity int
+	Decay                               float64
+}
+
+// BackupRequest: when enabled, a read sent to a slot's master that has no reply after the
+// threshold is also sent to a replica, and the first answer wins. The threshold is
+// TriggerSlow, or Multiplier × the master's moving-average latency, whichever is smaller;
+// TriggerSlow 0 means only the relative one.
+type BackupRequest struct {
+	Enabled     bool
+	TriggerSlow time.Duration
+	Multiplier  float64
 }

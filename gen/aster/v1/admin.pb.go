@@ -191,6 +191,437 @@ func (NodeState) EnumDescriptor() ([]byte, []int) {
 	return file_aster_v1_admin_proto_rawDescGZIP(), []int{2}
 }
 
+// HotKeysRequest names the cluster.
+type HotKeysRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// cluster is the cluster's name.
+	Cluster string `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// count is how many keys at most; 0 means 10, -1 means all.
+	Count         int32 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HotKeysRequest) Reset() {
+	*x = HotKeysRequest{}
+	mi := &file_aster_v1_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HotKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HotKeysRequest) ProtoMessage() {}
+
+func (x *HotKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_aster_v1_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HotKeysRequest.ProtoReflect.Descriptor instead.
+func (*HotKeysRequest) Descriptor() ([]byte, []int) {
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *HotKeysRequest) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
+func (x *HotKeysRequest) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+// HotKeysResponse holds the hot keys, hottest first.
+type HotKeysResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// enabled says whether sampling is on.
+	Enabled bool `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// keys are the hottest keys, hottest first.
+	Keys          []*HotKey `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HotKeysResponse) Reset() {
+	*x = HotKeysResponse{}
+	mi := &file_aster_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HotKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HotKeysResponse) ProtoMessage() {}
+
+func (x *HotKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_aster_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HotKeysResponse.ProtoReflect.Descriptor instead.
+func (*HotKeysResponse) Descriptor() ([]byte, []int) {
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *HotKeysResponse) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *HotKeysResponse) GetKeys() []*HotKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+// HotKey is one hot key and its estimated number of commands.
+type HotKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// key is the key, as bytes (keys need not be UTF-8).
+	Key []byte `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// count is the estimated number of commands that named it.
+	Count         uint64 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HotKey) Reset() {
+	*x = HotKey{}
+	mi := &file_aster_v1_admin_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HotKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HotKey) ProtoMessage() {}
+
+func (x *HotKey) ProtoReflect() protoreflect.Message {
+	mi := &file_aster_v1_admin_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HotKey.ProtoReflect.Descriptor instead.
+func (*HotKey) Descriptor() ([]byte, []int) {
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *HotKey) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *HotKey) GetCount() uint64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+// GetClusterConfigRequest names the cluster and which knobs.
+type GetClusterConfigRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// cluster is the cluster's name.
+	Cluster string `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// pattern is a glob over knob names (e.g. "hotkey-*"); empty means all.
+	Pattern       string `protobuf:"bytes,2,opt,name=pattern,proto3" json:"pattern,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetClusterConfigRequest) Reset() {
+	*x = GetClusterConfigRequest{}
+	mi := &file_aster_v1_admin_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetClusterConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetClusterConfigRequest) ProtoMessage() {}
+
+func (x *GetClusterConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_aster_v1_admin_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetClusterConfigRequest.ProtoReflect.Descriptor instead.
+func (*GetClusterConfigRequest) Descriptor() ([]byte, []int) {
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *GetClusterConfigRequest) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
+func (x *GetClusterConfigRequest) GetPattern() string {
+	if x != nil {
+		return x.Pattern
+	}
+	return ""
+}
+
+// GetClusterConfigResponse holds the matching knobs, sorted by name.
+type GetClusterConfigResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// knobs are the matching knobs and their current values.
+	Knobs         []*ConfigKnob `protobuf:"bytes,1,rep,name=knobs,proto3" json:"knobs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetClusterConfigResponse) Reset() {
+	*x = GetClusterConfigResponse{}
+	mi := &file_aster_v1_admin_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetClusterConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetClusterConfigResponse) ProtoMessage() {}
+
+func (x *GetClusterConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_aster_v1_admin_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetClusterConfigResponse.ProtoReflect.Descriptor instead.
+func (*GetClusterConfigResponse) Descriptor() ([]byte, []int) {
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GetClusterConfigResponse) GetKnobs() []*ConfigKnob {
+	if x != nil {
+		return x.Knobs
+	}
+	return nil
+}
+
+// ConfigKnob is one live setting.
+type ConfigKnob struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the knob's name without the cluster.<name>. prefix.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// value is its value as CONFIG GET shows it.
+	Value         string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigKnob) Reset() {
+	*x = ConfigKnob{}
+	mi := &file_aster_v1_admin_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigKnob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigKnob) ProtoMessage() {}
+
+func (x *ConfigKnob) ProtoReflect() protoreflect.Message {
+	mi := &file_aster_v1_admin_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigKnob.ProtoReflect.Descriptor instead.
+func (*ConfigKnob) Descriptor() ([]byte, []int) {
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ConfigKnob) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ConfigKnob) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+// SetClusterConfigRequest sets one knob.
+type SetClusterConfigRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// cluster is the cluster's name.
+	Cluster string `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// name is the knob (e.g. "backup-request-enabled").
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// value is the new value, as CONFIG SET takes it.
+	Value         string `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetClusterConfigRequest) Reset() {
+	*x = SetClusterConfigRequest{}
+	mi := &file_aster_v1_admin_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetClusterConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetClusterConfigRequest) ProtoMessage() {}
+
+func (x *SetClusterConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_aster_v1_admin_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetClusterConfigRequest.ProtoReflect.Descriptor instead.
+func (*SetClusterConfigRequest) Descriptor() ([]byte, []int) {
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SetClusterConfigRequest) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
+func (x *SetClusterConfigRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SetClusterConfigRequest) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+// SetClusterConfigResponse echoes the knob as now set.
+type SetClusterConfigResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// knob is the knob with its new value.
+	Knob          *ConfigKnob `protobuf:"bytes,1,opt,name=knob,proto3" json:"knob,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetClusterConfigResponse) Reset() {
+	*x = SetClusterConfigResponse{}
+	mi := &file_aster_v1_admin_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetClusterConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetClusterConfigResponse) ProtoMessage() {}
+
+func (x *SetClusterConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_aster_v1_admin_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetClusterConfigResponse.ProtoReflect.Descriptor instead.
+func (*SetClusterConfigResponse) Descriptor() ([]byte, []int) {
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SetClusterConfigResponse) GetKnob() *ConfigKnob {
+	if x != nil {
+		return x.Knob
+	}
+	return nil
+}
+
 // SlowLogRequest names the cluster.
 type SlowLogRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -204,7 +635,7 @@ type SlowLogRequest struct {
 
 func (x *SlowLogRequest) Reset() {
 	*x = SlowLogRequest{}
-	mi := &file_aster_v1_admin_proto_msgTypes[0]
+	mi := &file_aster_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -216,7 +647,7 @@ func (x *SlowLogRequest) String() string {
 func (*SlowLogRequest) ProtoMessage() {}
 
 func (x *SlowLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[0]
+	mi := &file_aster_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -229,7 +660,7 @@ func (x *SlowLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlowLogRequest.ProtoReflect.Descriptor instead.
 func (*SlowLogRequest) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{0}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SlowLogRequest) GetCluster() string {
@@ -257,7 +688,7 @@ type SlowLogResponse struct {
 
 func (x *SlowLogResponse) Reset() {
 	*x = SlowLogResponse{}
-	mi := &file_aster_v1_admin_proto_msgTypes[1]
+	mi := &file_aster_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -269,7 +700,7 @@ func (x *SlowLogResponse) String() string {
 func (*SlowLogResponse) ProtoMessage() {}
 
 func (x *SlowLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[1]
+	mi := &file_aster_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -282,7 +713,7 @@ func (x *SlowLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlowLogResponse.ProtoReflect.Descriptor instead.
 func (*SlowLogResponse) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SlowLogResponse) GetEntries() []*SlowLogEntry {
@@ -311,7 +742,7 @@ type SlowLogEntry struct {
 
 func (x *SlowLogEntry) Reset() {
 	*x = SlowLogEntry{}
-	mi := &file_aster_v1_admin_proto_msgTypes[2]
+	mi := &file_aster_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -323,7 +754,7 @@ func (x *SlowLogEntry) String() string {
 func (*SlowLogEntry) ProtoMessage() {}
 
 func (x *SlowLogEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[2]
+	mi := &file_aster_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -336,7 +767,7 @@ func (x *SlowLogEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlowLogEntry.ProtoReflect.Descriptor instead.
 func (*SlowLogEntry) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SlowLogEntry) GetId() uint64 {
@@ -383,7 +814,7 @@ type ListClustersRequest struct {
 
 func (x *ListClustersRequest) Reset() {
 	*x = ListClustersRequest{}
-	mi := &file_aster_v1_admin_proto_msgTypes[3]
+	mi := &file_aster_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -395,7 +826,7 @@ func (x *ListClustersRequest) String() string {
 func (*ListClustersRequest) ProtoMessage() {}
 
 func (x *ListClustersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[3]
+	mi := &file_aster_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -408,7 +839,7 @@ func (x *ListClustersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClustersRequest.ProtoReflect.Descriptor instead.
 func (*ListClustersRequest) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 // ListClustersResponse carries every configured cluster.
@@ -422,7 +853,7 @@ type ListClustersResponse struct {
 
 func (x *ListClustersResponse) Reset() {
 	*x = ListClustersResponse{}
-	mi := &file_aster_v1_admin_proto_msgTypes[4]
+	mi := &file_aster_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -434,7 +865,7 @@ func (x *ListClustersResponse) String() string {
 func (*ListClustersResponse) ProtoMessage() {}
 
 func (x *ListClustersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[4]
+	mi := &file_aster_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -447,7 +878,7 @@ func (x *ListClustersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClustersResponse.ProtoReflect.Descriptor instead.
 func (*ListClustersResponse) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListClustersResponse) GetClusters() []*Cluster {
@@ -468,7 +899,7 @@ type GetClusterRequest struct {
 
 func (x *GetClusterRequest) Reset() {
 	*x = GetClusterRequest{}
-	mi := &file_aster_v1_admin_proto_msgTypes[5]
+	mi := &file_aster_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -480,7 +911,7 @@ func (x *GetClusterRequest) String() string {
 func (*GetClusterRequest) ProtoMessage() {}
 
 func (x *GetClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[5]
+	mi := &file_aster_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -493,7 +924,7 @@ func (x *GetClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterRequest.ProtoReflect.Descriptor instead.
 func (*GetClusterRequest) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetClusterRequest) GetName() string {
@@ -514,7 +945,7 @@ type GetClusterResponse struct {
 
 func (x *GetClusterResponse) Reset() {
 	*x = GetClusterResponse{}
-	mi := &file_aster_v1_admin_proto_msgTypes[6]
+	mi := &file_aster_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -526,7 +957,7 @@ func (x *GetClusterResponse) String() string {
 func (*GetClusterResponse) ProtoMessage() {}
 
 func (x *GetClusterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[6]
+	mi := &file_aster_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -539,7 +970,7 @@ func (x *GetClusterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterResponse.ProtoReflect.Descriptor instead.
 func (*GetClusterResponse) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetClusterResponse) GetCluster() *Cluster {
@@ -558,7 +989,7 @@ type ReloadRequest struct {
 
 func (x *ReloadRequest) Reset() {
 	*x = ReloadRequest{}
-	mi := &file_aster_v1_admin_proto_msgTypes[7]
+	mi := &file_aster_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -570,7 +1001,7 @@ func (x *ReloadRequest) String() string {
 func (*ReloadRequest) ProtoMessage() {}
 
 func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[7]
+	mi := &file_aster_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -583,7 +1014,7 @@ func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadRequest.ProtoReflect.Descriptor instead.
 func (*ReloadRequest) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 // ReloadResponse tells what a successful reload changed, by cluster name.
@@ -607,7 +1038,7 @@ type ReloadResponse struct {
 
 func (x *ReloadResponse) Reset() {
 	*x = ReloadResponse{}
-	mi := &file_aster_v1_admin_proto_msgTypes[8]
+	mi := &file_aster_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -619,7 +1050,7 @@ func (x *ReloadResponse) String() string {
 func (*ReloadResponse) ProtoMessage() {}
 
 func (x *ReloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[8]
+	mi := &file_aster_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -632,7 +1063,7 @@ func (x *ReloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadResponse.ProtoReflect.Descriptor instead.
 func (*ReloadResponse) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReloadResponse) GetAdded() []string {
@@ -685,7 +1116,7 @@ type EjectNodeRequest struct {
 
 func (x *EjectNodeRequest) Reset() {
 	*x = EjectNodeRequest{}
-	mi := &file_aster_v1_admin_proto_msgTypes[9]
+	mi := &file_aster_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -697,7 +1128,7 @@ func (x *EjectNodeRequest) String() string {
 func (*EjectNodeRequest) ProtoMessage() {}
 
 func (x *EjectNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[9]
+	mi := &file_aster_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -710,7 +1141,7 @@ func (x *EjectNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EjectNodeRequest.ProtoReflect.Descriptor instead.
 func (*EjectNodeRequest) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *EjectNodeRequest) GetCluster() string {
@@ -745,7 +1176,7 @@ type EjectNodeResponse struct {
 
 func (x *EjectNodeResponse) Reset() {
 	*x = EjectNodeResponse{}
-	mi := &file_aster_v1_admin_proto_msgTypes[10]
+	mi := &file_aster_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -757,7 +1188,7 @@ func (x *EjectNodeResponse) String() string {
 func (*EjectNodeResponse) ProtoMessage() {}
 
 func (x *EjectNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[10]
+	mi := &file_aster_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -770,7 +1201,7 @@ func (x *EjectNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EjectNodeResponse.ProtoReflect.Descriptor instead.
 func (*EjectNodeResponse) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *EjectNodeResponse) GetNode() *Node {
@@ -793,7 +1224,7 @@ type RestoreNodeRequest struct {
 
 func (x *RestoreNodeRequest) Reset() {
 	*x = RestoreNodeRequest{}
-	mi := &file_aster_v1_admin_proto_msgTypes[11]
+	mi := &file_aster_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -805,7 +1236,7 @@ func (x *RestoreNodeRequest) String() string {
 func (*RestoreNodeRequest) ProtoMessage() {}
 
 func (x *RestoreNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[11]
+	mi := &file_aster_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -818,7 +1249,7 @@ func (x *RestoreNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreNodeRequest.ProtoReflect.Descriptor instead.
 func (*RestoreNodeRequest) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RestoreNodeRequest) GetCluster() string {
@@ -846,7 +1277,7 @@ type RestoreNodeResponse struct {
 
 func (x *RestoreNodeResponse) Reset() {
 	*x = RestoreNodeResponse{}
-	mi := &file_aster_v1_admin_proto_msgTypes[12]
+	mi := &file_aster_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -858,7 +1289,7 @@ func (x *RestoreNodeResponse) String() string {
 func (*RestoreNodeResponse) ProtoMessage() {}
 
 func (x *RestoreNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[12]
+	mi := &file_aster_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -871,7 +1302,7 @@ func (x *RestoreNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreNodeResponse.ProtoReflect.Descriptor instead.
 func (*RestoreNodeResponse) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RestoreNodeResponse) GetNode() *Node {
@@ -907,7 +1338,7 @@ type Cluster struct {
 
 func (x *Cluster) Reset() {
 	*x = Cluster{}
-	mi := &file_aster_v1_admin_proto_msgTypes[13]
+	mi := &file_aster_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -919,7 +1350,7 @@ func (x *Cluster) String() string {
 func (*Cluster) ProtoMessage() {}
 
 func (x *Cluster) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[13]
+	mi := &file_aster_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -932,7 +1363,7 @@ func (x *Cluster) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cluster.ProtoReflect.Descriptor instead.
 func (*Cluster) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Cluster) GetName() string {
@@ -1010,7 +1441,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_aster_v1_admin_proto_msgTypes[14]
+	mi := &file_aster_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1022,7 +1453,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[14]
+	mi := &file_aster_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1035,7 +1466,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Node) GetAddress() string {
@@ -1107,7 +1538,7 @@ type SlotRange struct {
 
 func (x *SlotRange) Reset() {
 	*x = SlotRange{}
-	mi := &file_aster_v1_admin_proto_msgTypes[15]
+	mi := &file_aster_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1119,7 +1550,7 @@ func (x *SlotRange) String() string {
 func (*SlotRange) ProtoMessage() {}
 
 func (x *SlotRange) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[15]
+	mi := &file_aster_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1132,7 +1563,7 @@ func (x *SlotRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotRange.ProtoReflect.Descriptor instead.
 func (*SlotRange) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SlotRange) GetStart() uint32 {
@@ -1154,6 +1585,30 @@ var File_aster_v1_admin_proto protoreflect.FileDescriptor
 const file_aster_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"\x14aster/v1/admin.proto\x12\baster.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"@\n" +
+	"\x0eHotKeysRequest\x12\x18\n" +
+	"\acluster\x18\x01 \x01(\tR\acluster\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x05R\x05count\"Q\n" +
+	"\x0fHotKeysResponse\x12\x18\n" +
+	"\aenabled\x18\x01 \x01(\bR\aenabled\x12$\n" +
+	"\x04keys\x18\x02 \x03(\v2\x10.aster.v1.HotKeyR\x04keys\"0\n" +
+	"\x06HotKey\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x04R\x05count\"M\n" +
+	"\x17GetClusterConfigRequest\x12\x18\n" +
+	"\acluster\x18\x01 \x01(\tR\acluster\x12\x18\n" +
+	"\apattern\x18\x02 \x01(\tR\apattern\"F\n" +
+	"\x18GetClusterConfigResponse\x12*\n" +
+	"\x05knobs\x18\x01 \x03(\v2\x14.aster.v1.ConfigKnobR\x05knobs\"6\n" +
+	"\n" +
+	"ConfigKnob\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"]\n" +
+	"\x17SetClusterConfigRequest\x12\x18\n" +
+	"\acluster\x18\x01 \x01(\tR\acluster\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\tR\x05value\"D\n" +
+	"\x18SetClusterConfigResponse\x12(\n" +
+	"\x04knob\x18\x01 \x01(\v2\x14.aster.v1.ConfigKnobR\x04knob\"@\n" +
 	"\x0eSlowLogRequest\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x05R\x05count\"C\n" +
@@ -1224,7 +1679,7 @@ const file_aster_v1_admin_proto_rawDesc = "" +
 	"\x16NODE_STATE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rNODE_STATE_UP\x10\x01\x12\x16\n" +
 	"\x12NODE_STATE_EJECTED\x10\x02\x12\x13\n" +
-	"\x0fNODE_STATE_DOWN\x10\x032\xb5\x03\n" +
+	"\x0fNODE_STATE_DOWN\x10\x032\xab\x05\n" +
 	"\fAdminService\x12M\n" +
 	"\fListClusters\x12\x1d.aster.v1.ListClustersRequest\x1a\x1e.aster.v1.ListClustersResponse\x12G\n" +
 	"\n" +
@@ -1232,7 +1687,10 @@ const file_aster_v1_admin_proto_rawDesc = "" +
 	"\x06Reload\x12\x17.aster.v1.ReloadRequest\x1a\x18.aster.v1.ReloadResponse\x12D\n" +
 	"\tEjectNode\x12\x1a.aster.v1.EjectNodeRequest\x1a\x1b.aster.v1.EjectNodeResponse\x12J\n" +
 	"\vRestoreNode\x12\x1c.aster.v1.RestoreNodeRequest\x1a\x1d.aster.v1.RestoreNodeResponse\x12>\n" +
-	"\aSlowLog\x12\x18.aster.v1.SlowLogRequest\x1a\x19.aster.v1.SlowLogResponseB\x8e\x01\n" +
+	"\aSlowLog\x12\x18.aster.v1.SlowLogRequest\x1a\x19.aster.v1.SlowLogResponse\x12>\n" +
+	"\aHotKeys\x12\x18.aster.v1.HotKeysRequest\x1a\x19.aster.v1.HotKeysResponse\x12Y\n" +
+	"\x10GetClusterConfig\x12!.aster.v1.GetClusterConfigRequest\x1a\".aster.v1.GetClusterConfigResponse\x12Y\n" +
+	"\x10SetClusterConfig\x12!.aster.v1.SetClusterConfigRequest\x1a\".aster.v1.SetClusterConfigResponseB\x8e\x01\n" +
 	"\fcom.aster.v1B\n" +
 	"AdminProtoP\x01Z1github.com/aster-proxy/aster/gen/aster/v1;asterv1\xa2\x02\x03AXX\xaa\x02\bAster.V1\xca\x02\bAster\\V1\xe2\x02\x14Aster\\V1\\GPBMetadata\xea\x02\tAster::V1b\x06proto3"
 
@@ -1249,61 +1707,78 @@ func file_aster_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_aster_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_aster_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_aster_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_aster_v1_admin_proto_goTypes = []any{
-	(Mode)(0),                     // 0: aster.v1.Mode
-	(Role)(0),                     // 1: aster.v1.Role
-	(NodeState)(0),                // 2: aster.v1.NodeState
-	(*SlowLogRequest)(nil),        // 3: aster.v1.SlowLogRequest
-	(*SlowLogResponse)(nil),       // 4: aster.v1.SlowLogResponse
-	(*SlowLogEntry)(nil),          // 5: aster.v1.SlowLogEntry
-	(*ListClustersRequest)(nil),   // 6: aster.v1.ListClustersRequest
-	(*ListClustersResponse)(nil),  // 7: aster.v1.ListClustersResponse
-	(*GetClusterRequest)(nil),     // 8: aster.v1.GetClusterRequest
-	(*GetClusterResponse)(nil),    // 9: aster.v1.GetClusterResponse
-	(*ReloadRequest)(nil),         // 10: aster.v1.ReloadRequest
-	(*ReloadResponse)(nil),        // 11: aster.v1.ReloadResponse
-	(*EjectNodeRequest)(nil),      // 12: aster.v1.EjectNodeRequest
-	(*EjectNodeResponse)(nil),     // 13: aster.v1.EjectNodeResponse
-	(*RestoreNodeRequest)(nil),    // 14: aster.v1.RestoreNodeRequest
-	(*RestoreNodeResponse)(nil),   // 15: aster.v1.RestoreNodeResponse
-	(*Cluster)(nil),               // 16: aster.v1.Cluster
-	(*Node)(nil),                  // 17: aster.v1.Node
-	(*SlotRange)(nil),             // 18: aster.v1.SlotRange
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 20: google.protobuf.Duration
+	(Mode)(0),                        // 0: aster.v1.Mode
+	(Role)(0),                        // 1: aster.v1.Role
+	(NodeState)(0),                   // 2: aster.v1.NodeState
+	(*HotKeysRequest)(nil),           // 3: aster.v1.HotKeysRequest
+	(*HotKeysResponse)(nil),          // 4: aster.v1.HotKeysResponse
+	(*HotKey)(nil),                   // 5: aster.v1.HotKey
+	(*GetClusterConfigRequest)(nil),  // 6: aster.v1.GetClusterConfigRequest
+	(*GetClusterConfigResponse)(nil), // 7: aster.v1.GetClusterConfigResponse
+	(*ConfigKnob)(nil),               // 8: aster.v1.ConfigKnob
+	(*SetClusterConfigRequest)(nil),  // 9: aster.v1.SetClusterConfigRequest
+	(*SetClusterConfigResponse)(nil), // 10: aster.v1.SetClusterConfigResponse
+	(*SlowLogRequest)(nil),           // 11: aster.v1.SlowLogRequest
+	(*SlowLogResponse)(nil),          // 12: aster.v1.SlowLogResponse
+	(*SlowLogEntry)(nil),             // 13: aster.v1.SlowLogEntry
+	(*ListClustersRequest)(nil),      // 14: aster.v1.ListClustersRequest
+	(*ListClustersResponse)(nil),     // 15: aster.v1.ListClustersResponse
+	(*GetClusterRequest)(nil),        // 16: aster.v1.GetClusterRequest
+	(*GetClusterResponse)(nil),       // 17: aster.v1.GetClusterResponse
+	(*ReloadRequest)(nil),            // 18: aster.v1.ReloadRequest
+	(*ReloadResponse)(nil),           // 19: aster.v1.ReloadResponse
+	(*EjectNodeRequest)(nil),         // 20: aster.v1.EjectNodeRequest
+	(*EjectNodeResponse)(nil),        // 21: aster.v1.EjectNodeResponse
+	(*RestoreNodeRequest)(nil),       // 22: aster.v1.RestoreNodeRequest
+	(*RestoreNodeResponse)(nil),      // 23: aster.v1.RestoreNodeResponse
+	(*Cluster)(nil),                  // 24: aster.v1.Cluster
+	(*Node)(nil),                     // 25: aster.v1.Node
+	(*SlotRange)(nil),                // 26: aster.v1.SlotRange
+	(*timestamppb.Timestamp)(nil),    // 27: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 28: google.protobuf.Duration
 }
 var file_aster_v1_admin_proto_depIdxs = []int32{
-	5,  // 0: aster.v1.SlowLogResponse.entries:type_name -> aster.v1.SlowLogEntry
-	19, // 1: aster.v1.SlowLogEntry.time:type_name -> google.protobuf.Timestamp
-	20, // 2: aster.v1.SlowLogEntry.duration:type_name -> google.protobuf.Duration
-	16, // 3: aster.v1.ListClustersResponse.clusters:type_name -> aster.v1.Cluster
-	16, // 4: aster.v1.GetClusterResponse.cluster:type_name -> aster.v1.Cluster
-	17, // 5: aster.v1.EjectNodeResponse.node:type_name -> aster.v1.Node
-	17, // 6: aster.v1.RestoreNodeResponse.node:type_name -> aster.v1.Node
-	0,  // 7: aster.v1.Cluster.mode:type_name -> aster.v1.Mode
-	19, // 8: aster.v1.Cluster.last_refresh:type_name -> google.protobuf.Timestamp
-	17, // 9: aster.v1.Cluster.nodes:type_name -> aster.v1.Node
-	1,  // 10: aster.v1.Node.role:type_name -> aster.v1.Role
-	2,  // 11: aster.v1.Node.state:type_name -> aster.v1.NodeState
-	18, // 12: aster.v1.Node.slots:type_name -> aster.v1.SlotRange
-	6,  // 13: aster.v1.AdminService.ListClusters:input_type -> aster.v1.ListClustersRequest
-	8,  // 14: aster.v1.AdminService.GetCluster:input_type -> aster.v1.GetClusterRequest
-	10, // 15: aster.v1.AdminService.Reload:input_type -> aster.v1.ReloadRequest
-	12, // 16: aster.v1.AdminService.EjectNode:input_type -> aster.v1.EjectNodeRequest
-	14, // 17: aster.v1.AdminService.RestoreNode:input_type -> aster.v1.RestoreNodeRequest
-	3,  // 18: aster.v1.AdminService.SlowLog:input_type -> aster.v1.SlowLogRequest
-	7,  // 19: aster.v1.AdminService.ListClusters:output_type -> aster.v1.ListClustersResponse
-	9,  // 20: aster.v1.AdminService.GetCluster:output_type -> aster.v1.GetClusterResponse
-	11, // 21: aster.v1.AdminService.Reload:output_type -> aster.v1.ReloadResponse
-	13, // 22: aster.v1.AdminService.EjectNode:output_type -> aster.v1.EjectNodeResponse
-	15, // 23: aster.v1.AdminService.RestoreNode:output_type -> aster.v1.RestoreNodeResponse
-	4,  // 24: aster.v1.AdminService.SlowLog:output_type -> aster.v1.SlowLogResponse
-	19, // [19:25] is the sub-list for method output_type
-	13, // [13:19] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	5,  // 0: aster.v1.HotKeysResponse.keys:type_name -> aster.v1.HotKey
+	8,  // 1: aster.v1.GetClusterConfigResponse.knobs:type_name -> aster.v1.ConfigKnob
+	8,  // 2: aster.v1.SetClusterConfigResponse.knob:type_name -> aster.v1.ConfigKnob
+	13, // 3: aster.v1.SlowLogResponse.entries:type_name -> aster.v1.SlowLogEntry
+	27, // 4: aster.v1.SlowLogEntry.time:type_name -> google.protobuf.Timestamp
+	28, // 5: aster.v1.SlowLogEntry.duration:type_name -> google.protobuf.Duration
+	24, // 6: aster.v1.ListClustersResponse.clusters:type_name -> aster.v1.Cluster
+	24, // 7: aster.v1.GetClusterResponse.cluster:type_name -> aster.v1.Cluster
+	25, // 8: aster.v1.EjectNodeResponse.node:type_name -> aster.v1.Node
+	25, // 9: aster.v1.RestoreNodeResponse.node:type_name -> aster.v1.Node
+	0,  // 10: aster.v1.Cluster.mode:type_name -> aster.v1.Mode
+	27, // 11: aster.v1.Cluster.last_refresh:type_name -> google.protobuf.Timestamp
+	25, // 12: aster.v1.Cluster.nodes:type_name -> aster.v1.Node
+	1,  // 13: aster.v1.Node.role:type_name -> aster.v1.Role
+	2,  // 14: aster.v1.Node.state:type_name -> aster.v1.NodeState
+	26, // 15: aster.v1.Node.slots:type_name -> aster.v1.SlotRange
+	14, // 16: aster.v1.AdminService.ListClusters:input_type -> aster.v1.ListClustersRequest
+	16, // 17: aster.v1.AdminService.GetCluster:input_type -> aster.v1.GetClusterRequest
+	18, // 18: aster.v1.AdminService.Reload:input_type -> aster.v1.ReloadRequest
+	20, // 19: aster.v1.AdminService.EjectNode:input_type -> aster.v1.EjectNodeRequest
+	22, // 20: aster.v1.AdminService.RestoreNode:input_type -> aster.v1.RestoreNodeRequest
+	11, // 21: aster.v1.AdminService.SlowLog:input_type -> aster.v1.SlowLogRequest
+	3,  // 22: aster.v1.AdminService.HotKeys:input_type -> aster.v1.HotKeysRequest
+	6,  // 23: aster.v1.AdminService.GetClusterConfig:input_type -> aster.v1.GetClusterConfigRequest
+	9,  // 24: aster.v1.AdminService.SetClusterConfig:input_type -> aster.v1.SetClusterConfigRequest
+	15, // 25: aster.v1.AdminService.ListClusters:output_type -> aster.v1.ListClustersResponse
+	17, // 26: aster.v1.AdminService.GetCluster:output_type -> aster.v1.GetClusterResponse
+	19, // 27: aster.v1.AdminService.Reload:output_type -> aster.v1.ReloadResponse
+	21, // 28: aster.v1.AdminService.EjectNode:output_type -> aster.v1.EjectNodeResponse
+	23, // 29: aster.v1.AdminService.RestoreNode:output_type -> aster.v1.RestoreNodeResponse
+	12, // 30: aster.v1.AdminService.SlowLog:output_type -> aster.v1.SlowLogResponse
+	4,  // 31: aster.v1.AdminService.HotKeys:output_type -> aster.v1.HotKeysResponse
+	7,  // 32: aster.v1.AdminService.GetClusterConfig:output_type -> aster.v1.GetClusterConfigResponse
+	10, // 33: aster.v1.AdminService.SetClusterConfig:output_type -> aster.v1.SetClusterConfigResponse
+	25, // [25:34] is the sub-list for method output_type
+	16, // [16:25] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_aster_v1_admin_proto_init() }
@@ -1317,7 +1792,7 @@ func file_aster_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_aster_v1_admin_proto_rawDesc), len(file_aster_v1_admin_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   16,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

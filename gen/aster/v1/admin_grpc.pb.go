@@ -19,12 +19,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdminService_ListClusters_FullMethodName = "/aster.v1.AdminService/ListClusters"
-	AdminService_GetCluster_FullMethodName   = "/aster.v1.AdminService/GetCluster"
-	AdminService_Reload_FullMethodName       = "/aster.v1.AdminService/Reload"
-	AdminService_EjectNode_FullMethodName    = "/aster.v1.AdminService/EjectNode"
-	AdminService_RestoreNode_FullMethodName  = "/aster.v1.AdminService/RestoreNode"
-	AdminService_SlowLog_FullMethodName      = "/aster.v1.AdminService/SlowLog"
+	AdminService_ListClusters_FullMethodName     = "/aster.v1.AdminService/ListClusters"
+	AdminService_GetCluster_FullMethodName       = "/aster.v1.AdminService/GetCluster"
+	AdminService_Reload_FullMethodName           = "/aster.v1.AdminService/Reload"
+	AdminService_EjectNode_FullMethodName        = "/aster.v1.AdminService/EjectNode"
+	AdminService_RestoreNode_FullMethodName      = "/aster.v1.AdminService/RestoreNode"
+	AdminService_SlowLog_FullMethodName          = "/aster.v1.AdminService/SlowLog"
+	AdminService_HotKeys_FullMethodName          = "/aster.v1.AdminService/HotKeys"
+	AdminService_GetClusterConfig_FullMethodName = "/aster.v1.AdminService/GetClusterConfig"
+	AdminService_SetClusterConfig_FullMethodName = "/aster.v1.AdminService/SetClusterConfig"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -53,6 +56,19 @@ type AdminServiceClient interface {
 	// kept by the data plane in this process (slowlog_log_slower_than,
 	// slowlog_max_len). FailedPrecondition where no data plane runs here.
 	SlowLog(ctx context.Context, in *SlowLogRequest, opts ...grpc.CallOption) (*SlowLogResponse, error)
+	// HotKeys returns a cluster's hottest keys, hottest first, as sampled by
+	// the data plane in this process (HOTKEY ENABLE turns sampling on).
+	// FailedPrecondition where no data plane runs here.
+	HotKeys(ctx context.Context, in *HotKeysRequest, opts ...grpc.CallOption) (*HotKeysResponse, error)
+	// GetClusterConfig returns a cluster's live knobs (those CONFIG GET
+	// cluster.<name>.* shows) from the data plane in this process, filtered by
+	// a glob pattern. FailedPrecondition where no data plane runs here.
+	GetClusterConfig(ctx context.Context, in *GetClusterConfigRequest, opts ...grpc.CallOption) (*GetClusterConfigResponse, error)
+	// SetClusterConfig changes one live knob of a cluster in the data plane
+	// in this process, as CONFIG SET does; clients stay connected. The change
+	// lasts until a reload changes that knob in the file or a restart.
+	// InvalidArgument for an unknown knob or a bad value.
+	SetClusterConfig(ctx context.Context, in *SetClusterConfigRequest, opts ...grpc.CallOption) (*SetClusterConfigResponse, error)
 }
 
 type adminServiceClient struct {
@@ -123,6 +139,36 @@ func (c *adminServiceClient) SlowLog(ctx context.Context, in *SlowLogRequest, op
 	return out, nil
 }
 
+func (c *adminServiceClient) HotKeys(ctx context.Context, in *HotKeysRequest, opts ...grpc.CallOption) (*HotKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HotKeysResponse)
+	err := c.cc.Invoke(ctx, AdminService_HotKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) GetClusterConfig(ctx context.Context, in *GetClusterConfigRequest, opts ...grpc.CallOption) (*GetClusterConfigResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetClusterConfigResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetClusterConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) SetClusterConfig(ctx context.Context, in *SetClusterConfigRequest, opts ...grpc.CallOption) (*SetClusterConfigResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetClusterConfigResponse)
+	err := c.cc.Invoke(ctx, AdminService_SetClusterConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -149,6 +195,19 @@ type AdminServiceServer interface {
 	// kept by the data plane in this process (slowlog_log_slower_than,
 	// slowlog_max_len). FailedPrecondition where no data plane runs here.
 	SlowLog(context.Context, *SlowLogRequest) (*SlowLogResponse, error)
+	// HotKeys returns a cluster's hottest keys, hottest first, as sampled by
+	// the data plane in this process (HOTKEY ENABLE turns sampling on).
+	// FailedPrecondition where no data plane runs here.
+	HotKeys(context.Context, *HotKeysRequest) (*HotKeysResponse, error)
+	// GetClusterConfig returns a cluster's live knobs (those CONFIG GET
+	// cluster.<name>.* shows) from the data plane in this process, filtered by
+	// a glob pattern. FailedPrecondition where no data plane runs here.
+	GetClusterConfig(context.Context, *GetClusterConfigRequest) (*GetClusterConfigResponse, error)
+	// SetClusterConfig changes one live knob of a cluster in the data plane
+	// in this process, as CONFIG SET does; clients stay connected. The change
+	// lasts until a reload changes that knob in the file or a restart.
+	// InvalidArgument for an unknown knob or a bad value.
+	SetClusterConfig(context.Context, *SetClusterConfigRequest) (*SetClusterConfigResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -176,6 +235,15 @@ func (UnimplementedAdminServiceServer) RestoreNode(context.Context, *RestoreNode
 }
 func (UnimplementedAdminServiceServer) SlowLog(context.Context, *SlowLogRequest) (*SlowLogResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SlowLog not implemented")
+}
+func (UnimplementedAdminServiceServer) HotKeys(context.Context, *HotKeysRequest) (*HotKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method HotKeys not implemented")
+}
+func (UnimplementedAdminServiceServer) GetClusterConfig(context.Context, *GetClusterConfigRequest) (*GetClusterConfigResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetClusterConfig not implemented")
+}
+func (UnimplementedAdminServiceServer) SetClusterConfig(context.Context, *SetClusterConfigRequest) (*SetClusterConfigResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetClusterConfig not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -306,6 +374,60 @@ func _AdminService_SlowLog_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_HotKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HotKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).HotKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_HotKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).HotKeys(ctx, req.(*HotKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_GetClusterConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetClusterConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetClusterConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetClusterConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetClusterConfig(ctx, req.(*GetClusterConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_SetClusterConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetClusterConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).SetClusterConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_SetClusterConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).SetClusterConfig(ctx, req.(*SetClusterConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -336,6 +458,18 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SlowLog",
 			Handler:    _AdminService_SlowLog_Handler,
+		},
+		{
+			MethodName: "HotKeys",
+			Handler:    _AdminService_HotKeys_Handler,
+		},
+		{
+			MethodName: "GetClusterConfig",
+			Handler:    _AdminService_GetClusterConfig_Handler,
+		},
+		{
+			MethodName: "SetClusterConfig",
+			Handler:    _AdminService_SetClusterConfig_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -389,7 +389,11 @@ type ClusterRoutes struct {
 	BackendTlsServerName string `protobuf:"bytes,24,opt,name=backend_tls_server_name,json=backendTlsServerName,proto3" json:"backend_tls_server_name,omitempty"`
 	// backend_resp3 makes connections to the servers speak RESP3 (HELLO 3);
 	// false means RESP2.
-	BackendResp3  bool `protobuf:"varint,25,opt,name=backend_resp3,json=backendResp3,proto3" json:"backend_resp3,omitempty"`
+	BackendResp3 bool `protobuf:"varint,25,opt,name=backend_resp3,json=backendResp3,proto3" json:"backend_resp3,omitempty"`
+	// hotkey sizes the hot-key tracker (HOTKEY); zero fields take defaults.
+	Hotkey *Hotkey `protobuf:"bytes,26,opt,name=hotkey,proto3" json:"hotkey,omitempty"`
+	// backup_request is the backup-read policy (Redis Cluster mode).
+	BackupRequest *BackupRequest `protobuf:"bytes,27,opt,name=backup_request,json=backupRequest,proto3" json:"backup_request,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -610,6 +614,20 @@ func (x *ClusterRoutes) GetBackendResp3() bool {
 	return false
 }
 
+func (x *ClusterRoutes) GetHotkey() *Hotkey {
+	if x != nil {
+		return x.Hotkey
+	}
+	return nil
+}
+
+func (x *ClusterRoutes) GetBackupRequest() *BackupRequest {
+	if x != nil {
+		return x.BackupRequest
+	}
+	return nil
+}
+
 type isClusterRoutes_Table interface {
 	isClusterRoutes_Table()
 }
@@ -628,6 +646,154 @@ func (*ClusterRoutes_Ring) isClusterRoutes_Table() {}
 
 func (*ClusterRoutes_Slots) isClusterRoutes_Table() {}
 
+// Hotkey sizes a cluster's hot-key tracker.
+type Hotkey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// sample_every: one command in this many is sampled.
+	SampleEvery int32 `protobuf:"varint,1,opt,name=sample_every,json=sampleEvery,proto3" json:"sample_every,omitempty"`
+	// sketch_width is the count-min sketch's counters per row.
+	SketchWidth int32 `protobuf:"varint,2,opt,name=sketch_width,json=sketchWidth,proto3" json:"sketch_width,omitempty"`
+	// sketch_depth is the count-min sketch's rows.
+	SketchDepth int32 `protobuf:"varint,3,opt,name=sketch_depth,json=sketchDepth,proto3" json:"sketch_depth,omitempty"`
+	// capacity is how many hot keys are remembered.
+	Capacity int32 `protobuf:"varint,4,opt,name=capacity,proto3" json:"capacity,omitempty"`
+	// decay is the HeavyKeeper decay base, in (0, 1].
+	Decay         float64 `protobuf:"fixed64,5,opt,name=decay,proto3" json:"decay,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Hotkey) Reset() {
+	*x = Hotkey{}
+	mi := &file_aster_v1_routes_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Hotkey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Hotkey) ProtoMessage() {}
+
+func (x *Hotkey) ProtoReflect() protoreflect.Message {
+	mi := &file_aster_v1_routes_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Hotkey.ProtoReflect.Descriptor instead.
+func (*Hotkey) Descriptor() ([]byte, []int) {
+	return file_aster_v1_routes_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Hotkey) GetSampleEvery() int32 {
+	if x != nil {
+		return x.SampleEvery
+	}
+	return 0
+}
+
+func (x *Hotkey) GetSketchWidth() int32 {
+	if x != nil {
+		return x.SketchWidth
+	}
+	return 0
+}
+
+func (x *Hotkey) GetSketchDepth() int32 {
+	if x != nil {
+		return x.SketchDepth
+	}
+	return 0
+}
+
+func (x *Hotkey) GetCapacity() int32 {
+	if x != nil {
+		return x.Capacity
+	}
+	return 0
+}
+
+func (x *Hotkey) GetDecay() float64 {
+	if x != nil {
+		return x.Decay
+	}
+	return 0
+}
+
+// BackupRequest: a read still unanswered by a master after the threshold is
+// also sent to a replica; the first answer wins.
+type BackupRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// enabled turns backup reads on.
+	Enabled bool `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// trigger_slow is the fixed threshold; unset means only the relative one.
+	TriggerSlow *durationpb.Duration `protobuf:"bytes,2,opt,name=trigger_slow,json=triggerSlow,proto3" json:"trigger_slow,omitempty"`
+	// multiplier times the master's moving-average latency is the relative
+	// threshold.
+	Multiplier    float64 `protobuf:"fixed64,3,opt,name=multiplier,proto3" json:"multiplier,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupRequest) Reset() {
+	*x = BackupRequest{}
+	mi := &file_aster_v1_routes_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupRequest) ProtoMessage() {}
+
+func (x *BackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_aster_v1_routes_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
+func (*BackupRequest) Descriptor() ([]byte, []int) {
+	return file_aster_v1_routes_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *BackupRequest) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *BackupRequest) GetTriggerSlow() *durationpb.Duration {
+	if x != nil {
+		return x.TriggerSlow
+	}
+	return nil
+}
+
+func (x *BackupRequest) GetMultiplier() float64 {
+	if x != nil {
+		return x.Multiplier
+	}
+	return 0
+}
+
 // User is one client credential.
 type User struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -641,7 +807,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_aster_v1_routes_proto_msgTypes[6]
+	mi := &file_aster_v1_routes_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -653,7 +819,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_routes_proto_msgTypes[6]
+	mi := &file_aster_v1_routes_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -666,7 +832,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_aster_v1_routes_proto_rawDescGZIP(), []int{6}
+	return file_aster_v1_routes_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *User) GetUsername() string {
@@ -698,7 +864,7 @@ type Ring struct {
 
 func (x *Ring) Reset() {
 	*x = Ring{}
-	mi := &file_aster_v1_routes_proto_msgTypes[7]
+	mi := &file_aster_v1_routes_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -710,7 +876,7 @@ func (x *Ring) String() string {
 func (*Ring) ProtoMessage() {}
 
 func (x *Ring) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_routes_proto_msgTypes[7]
+	mi := &file_aster_v1_routes_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -723,7 +889,7 @@ func (x *Ring) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ring.ProtoReflect.Descriptor instead.
 func (*Ring) Descriptor() ([]byte, []int) {
-	return file_aster_v1_routes_proto_rawDescGZIP(), []int{7}
+	return file_aster_v1_routes_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Ring) GetHashMethod() string {
@@ -762,7 +928,7 @@ type RingNode struct {
 
 func (x *RingNode) Reset() {
 	*x = RingNode{}
-	mi := &file_aster_v1_routes_proto_msgTypes[8]
+	mi := &file_aster_v1_routes_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -774,7 +940,7 @@ func (x *RingNode) String() string {
 func (*RingNode) ProtoMessage() {}
 
 func (x *RingNode) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_routes_proto_msgTypes[8]
+	mi := &file_aster_v1_routes_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -787,7 +953,7 @@ func (x *RingNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RingNode.ProtoReflect.Descriptor instead.
 func (*RingNode) Descriptor() ([]byte, []int) {
-	return file_aster_v1_routes_proto_rawDescGZIP(), []int{8}
+	return file_aster_v1_routes_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RingNode) GetAddress() string {
@@ -822,7 +988,7 @@ type SlotMap struct {
 
 func (x *SlotMap) Reset() {
 	*x = SlotMap{}
-	mi := &file_aster_v1_routes_proto_msgTypes[9]
+	mi := &file_aster_v1_routes_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -834,7 +1000,7 @@ func (x *SlotMap) String() string {
 func (*SlotMap) ProtoMessage() {}
 
 func (x *SlotMap) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_routes_proto_msgTypes[9]
+	mi := &file_aster_v1_routes_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -847,7 +1013,7 @@ func (x *SlotMap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotMap.ProtoReflect.Descriptor instead.
 func (*SlotMap) Descriptor() ([]byte, []int) {
-	return file_aster_v1_routes_proto_rawDescGZIP(), []int{9}
+	return file_aster_v1_routes_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SlotMap) GetRanges() []*SlotMapRange {
@@ -874,7 +1040,7 @@ type SlotMapRange struct {
 
 func (x *SlotMapRange) Reset() {
 	*x = SlotMapRange{}
-	mi := &file_aster_v1_routes_proto_msgTypes[10]
+	mi := &file_aster_v1_routes_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -886,7 +1052,7 @@ func (x *SlotMapRange) String() string {
 func (*SlotMapRange) ProtoMessage() {}
 
 func (x *SlotMapRange) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_routes_proto_msgTypes[10]
+	mi := &file_aster_v1_routes_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -899,7 +1065,7 @@ func (x *SlotMapRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotMapRange.ProtoReflect.Descriptor instead.
 func (*SlotMapRange) Descriptor() ([]byte, []int) {
-	return file_aster_v1_routes_proto_rawDescGZIP(), []int{10}
+	return file_aster_v1_routes_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SlotMapRange) GetStart() uint32 {
@@ -946,7 +1112,7 @@ const file_aster_v1_routes_proto_rawDesc = "" +
 	"\x10SendHintResponse\"Y\n" +
 	"\bSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x123\n" +
-	"\bclusters\x18\x02 \x03(\v2\x17.aster.v1.ClusterRoutesR\bclusters\"\xdd\b\n" +
+	"\bclusters\x18\x02 \x03(\v2\x17.aster.v1.ClusterRoutesR\bclusters\"\xc7\t\n" +
 	"\rClusterRoutes\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\vlisten_addr\x18\x02 \x01(\tR\n" +
@@ -976,8 +1142,22 @@ const file_aster_v1_routes_proto_rawDesc = "" +
 	"backendTls\x12-\n" +
 	"\x13backend_tls_ca_file\x18\x17 \x01(\tR\x10backendTlsCaFile\x125\n" +
 	"\x17backend_tls_server_name\x18\x18 \x01(\tR\x14backendTlsServerName\x12#\n" +
-	"\rbackend_resp3\x18\x19 \x01(\bR\fbackendResp3B\a\n" +
-	"\x05table\">\n" +
+	"\rbackend_resp3\x18\x19 \x01(\bR\fbackendResp3\x12(\n" +
+	"\x06hotkey\x18\x1a \x01(\v2\x10.aster.v1.HotkeyR\x06hotkey\x12>\n" +
+	"\x0ebackup_request\x18\x1b \x01(\v2\x17.aster.v1.BackupRequestR\rbackupRequestB\a\n" +
+	"\x05table\"\xa3\x01\n" +
+	"\x06Hotkey\x12!\n" +
+	"\fsample_every\x18\x01 \x01(\x05R\vsampleEvery\x12!\n" +
+	"\fsketch_width\x18\x02 \x01(\x05R\vsketchWidth\x12!\n" +
+	"\fsketch_depth\x18\x03 \x01(\x05R\vsketchDepth\x12\x1a\n" +
+	"\bcapacity\x18\x04 \x01(\x05R\bcapacity\x12\x14\n" +
+	"\x05decay\x18\x05 \x01(\x01R\x05decay\"\x87\x01\n" +
+	"\rBackupRequest\x12\x18\n" +
+	"\aenabled\x18\x01 \x01(\bR\aenabled\x12<\n" +
+	"\ftrigger_slow\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vtriggerSlow\x12\x1e\n" +
+	"\n" +
+	"multiplier\x18\x03 \x01(\x01R\n" +
+	"multiplier\">\n" +
 	"\x04User\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\"l\n" +
@@ -1019,7 +1199,7 @@ func file_aster_v1_routes_proto_rawDescGZIP() []byte {
 }
 
 var file_aster_v1_routes_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_aster_v1_routes_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_aster_v1_routes_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_aster_v1_routes_proto_goTypes = []any{
 	(HintKind)(0),               // 0: aster.v1.HintKind
 	(*WatchRequest)(nil),        // 1: aster.v1.WatchRequest
@@ -1028,36 +1208,41 @@ var file_aster_v1_routes_proto_goTypes = []any{
 	(*SendHintResponse)(nil),    // 4: aster.v1.SendHintResponse
 	(*Snapshot)(nil),            // 5: aster.v1.Snapshot
 	(*ClusterRoutes)(nil),       // 6: aster.v1.ClusterRoutes
-	(*User)(nil),                // 7: aster.v1.User
-	(*Ring)(nil),                // 8: aster.v1.Ring
-	(*RingNode)(nil),            // 9: aster.v1.RingNode
-	(*SlotMap)(nil),             // 10: aster.v1.SlotMap
-	(*SlotMapRange)(nil),        // 11: aster.v1.SlotMapRange
-	(*durationpb.Duration)(nil), // 12: google.protobuf.Duration
+	(*Hotkey)(nil),              // 7: aster.v1.Hotkey
+	(*BackupRequest)(nil),       // 8: aster.v1.BackupRequest
+	(*User)(nil),                // 9: aster.v1.User
+	(*Ring)(nil),                // 10: aster.v1.Ring
+	(*RingNode)(nil),            // 11: aster.v1.RingNode
+	(*SlotMap)(nil),             // 12: aster.v1.SlotMap
+	(*SlotMapRange)(nil),        // 13: aster.v1.SlotMapRange
+	(*durationpb.Duration)(nil), // 14: google.protobuf.Duration
 }
 var file_aster_v1_routes_proto_depIdxs = []int32{
 	5,  // 0: aster.v1.WatchResponse.snapshot:type_name -> aster.v1.Snapshot
 	0,  // 1: aster.v1.SendHintRequest.kind:type_name -> aster.v1.HintKind
 	6,  // 2: aster.v1.Snapshot.clusters:type_name -> aster.v1.ClusterRoutes
-	12, // 3: aster.v1.ClusterRoutes.read_timeout:type_name -> google.protobuf.Duration
-	12, // 4: aster.v1.ClusterRoutes.write_timeout:type_name -> google.protobuf.Duration
-	12, // 5: aster.v1.ClusterRoutes.dial_timeout:type_name -> google.protobuf.Duration
-	8,  // 6: aster.v1.ClusterRoutes.ring:type_name -> aster.v1.Ring
-	10, // 7: aster.v1.ClusterRoutes.slots:type_name -> aster.v1.SlotMap
-	7,  // 8: aster.v1.ClusterRoutes.users:type_name -> aster.v1.User
-	12, // 9: aster.v1.ClusterRoutes.idle_timeout:type_name -> google.protobuf.Duration
-	12, // 10: aster.v1.ClusterRoutes.slowlog_slower_than:type_name -> google.protobuf.Duration
-	9,  // 11: aster.v1.Ring.nodes:type_name -> aster.v1.RingNode
-	11, // 12: aster.v1.SlotMap.ranges:type_name -> aster.v1.SlotMapRange
-	1,  // 13: aster.v1.RouteService.Watch:input_type -> aster.v1.WatchRequest
-	3,  // 14: aster.v1.RouteService.SendHint:input_type -> aster.v1.SendHintRequest
-	2,  // 15: aster.v1.RouteService.Watch:output_type -> aster.v1.WatchResponse
-	4,  // 16: aster.v1.RouteService.SendHint:output_type -> aster.v1.SendHintResponse
-	15, // [15:17] is the sub-list for method output_type
-	13, // [13:15] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	14, // 3: aster.v1.ClusterRoutes.read_timeout:type_name -> google.protobuf.Duration
+	14, // 4: aster.v1.ClusterRoutes.write_timeout:type_name -> google.protobuf.Duration
+	14, // 5: aster.v1.ClusterRoutes.dial_timeout:type_name -> google.protobuf.Duration
+	10, // 6: aster.v1.ClusterRoutes.ring:type_name -> aster.v1.Ring
+	12, // 7: aster.v1.ClusterRoutes.slots:type_name -> aster.v1.SlotMap
+	9,  // 8: aster.v1.ClusterRoutes.users:type_name -> aster.v1.User
+	14, // 9: aster.v1.ClusterRoutes.idle_timeout:type_name -> google.protobuf.Duration
+	14, // 10: aster.v1.ClusterRoutes.slowlog_slower_than:type_name -> google.protobuf.Duration
+	7,  // 11: aster.v1.ClusterRoutes.hotkey:type_name -> aster.v1.Hotkey
+	8,  // 12: aster.v1.ClusterRoutes.backup_request:type_name -> aster.v1.BackupRequest
+	14, // 13: aster.v1.BackupRequest.trigger_slow:type_name -> google.protobuf.Duration
+	11, // 14: aster.v1.Ring.nodes:type_name -> aster.v1.RingNode
+	13, // 15: aster.v1.SlotMap.ranges:type_name -> aster.v1.SlotMapRange
+	1,  // 16: aster.v1.RouteService.Watch:input_type -> aster.v1.WatchRequest
+	3,  // 17: aster.v1.RouteService.SendHint:input_type -> aster.v1.SendHintRequest
+	2,  // 18: aster.v1.RouteService.Watch:output_type -> aster.v1.WatchResponse
+	4,  // 19: aster.v1.RouteService.SendHint:output_type -> aster.v1.SendHintResponse
+	18, // [18:20] is the sub-list for method output_type
+	16, // [16:18] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_aster_v1_routes_proto_init() }
@@ -1075,7 +1260,7 @@ func file_aster_v1_routes_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_aster_v1_routes_proto_rawDesc), len(file_aster_v1_routes_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

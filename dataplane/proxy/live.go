@@ -1,0 +1,396 @@
+package proxy
+
+import (
+	"errors"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aster-proxy/aster/dataplane/hotkey"
+	"github.com/aster-proxy/aster/dataplane/route"
+)
+
+// Live knobs: the settings that change without reopening a listener or a backend connection,
+// through a reload, CONFIG SET cluster.<name>.<knob> or the admin API. Sessions read them with
+// one atomic load each (Cluster.slow, hot, backup); writers hold c.mu.
+
+// knobs are a cluster's current live settings. Guarded by Cluster.mu.
+type knobs struct {
+	hotkey  route.HotkeySpec // defaults applied
+	slowMax int
+	slowThr time.Duration // < 0: slow log off
+	backup  route.BackupRequest
+}
+
+// Knob is one live setting as CONFIG GET shows it.
+type Knob struct{ Name, Value string }
+
+// knobNames are the knobs, sorted; CONFIG GET lists them in this order.
+var knobNames = []string{
+	"backup-request-enabled", "backup-request-multiplier", "backup-request-threshold-ms",
+	"hotkey-capacity", "hotkey-decay", "hotkey-enabled", "hotkey-sample-every",
+	"hotkey-sketch-depth", "hotkey-sketch-width",
+	"slowlog-log-slower-than", "slowlog-max-len",
+}
+
+// normKnob maps the spellings we accept to the canonical knob name: any case, '_' or '.' for
+// '-', and the TOML spelling of the backup threshold.
+func normKnob(name string) string {
+	n := strings.NewReplacer("_", "-", ".", "-").Replace(strings.ToLower(name))
+	if n == "backup-request-trigger-slow-ms" {
+		n = "backup-request-threshold-ms"
+	}
+	return n
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// initKnobs sets the live knobs from the options NewCluster got. No session runs yet.
+func (c *Cluster) initKnobs() {
+	o := c.opts
+	k := knobs{slowMax: o.SlowLogMaxLen, slowThr: o.SlowLogSlowerThan, backup: o.BackupRequest}
+	if o.SlowLogMaxLen <= 0 {
+		k.slowMax, k.slowThr = defaultSlowMax, -1
+	}
+	h := hotkey.Config{SampleEvery: o.Hotkey.SampleEvery, Width: o.Hotkey.Width, Depth: o.Hotkey.Depth,
+		Capacity: o.Hotkey.Capacity, Decay: o.Hotkey.Decay}.WithDefaults()
+	k.hotkey = route.HotkeySpec{SampleEvery: h.SampleEvery, Width: h.Width, Depth: h.Depth, Capacity: h.Capacity, Decay: h.Decay}
+	c.knobs = k
+	c.hot.Store(hotkey.New(h))
+	c.applySlowLocked()
+	c.applyBackupLocked()
+}
+
+// defaultSlowMax is the slow log length used when the slow log is turned on live while the
+// configuration had it off.
+const defaultSlowMax = 128
+
+// applySlowLocked makes c.slow match the knobs, keeping the newest entries that fit.
+func (c *Cluster) applySlowLocked() {
+	k := c.knobs
+	old := c.slow.Load()
+	if k.slowThr < 0 || k.slowMax <= 0 {
+		c.slow.Store(nil)
+		return
+	}
+	if old != nil && old.max == k.slowMax && old.slowerThan == k.slowThr {
+		return
+	}
+	c.slow.Store(old.resized(k.slowMax, k.slowThr))
+}
+
+// applyBackupLocked publishes the backup policy; enabling it on a cluster whose connections
+// lack READONLY replaces them (gracefully) so that replicas answer the backup reads.
+func (c *Cluster) applyBackupLocked() {
+	b := c.knobs.backup
+	if !b.Enabled {
+		c.backup.Store(nil)
+		return
+	}
+	if b.Multiplier <= 0 && b.TriggerSlow <= 0 {
+		b.Multiplier = 2
+	}
+	c.backup.Store(&b)
+	if !c.readonlyLocked() {
+		c.readonly = true
+		c.rebuildPoolsLocked()
+	}
+}
+
+// applyLive applies the live part of a new spec: only what changed from old, so that a knob
+// set with CONFIG SET stays until the file changes that knob.
+func (c *Cluster) applyLive(old, spec route.ClusterSpec) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old.Hotkey != spec.Hotkey {
+		h := hotkey.Config{SampleEvery: spec.Hotkey.SampleEvery, Width: spec.Hotkey.Width, Depth: spec.Hotkey.Depth,
+			Capacity: spec.Hotkey.Capacity, Decay: spec.Hotkey.Decay}.WithDefaults()
+		c.knobs.hotkey = route.HotkeySpec{SampleEvery: h.SampleEvery, Width: h.Width, Depth: h.Depth, Capacity: h.Capacity, Decay: h.Decay}
+		c.applyHotkeyLocked()
+	}
+	if old.SlowLogMaxLen != spec.SlowLogMaxLen || old.SlowLogSlowerThan != spec.SlowLogSlowerThan {
+		c.knobs.slowMax, c.knobs.slowThr = spec.SlowLogMaxLen, spec.SlowLogSlowerThan
+		if spec.SlowLogMaxLen <= 0 {
+			c.knobs.slowMax, c.knobs.slowThr = defaultSlowMax, -1
+		}
+		c.applySlowLocked()
+	}
+	if old.BackupRequest != spec.BackupRequest {
+		c.knobs.backup = spec.BackupRequest
+		c.applyBackupLocked()
+	}
+}
+
+// applyHotkeyLocked replaces the tracker when its sizes changed: counting restarts, the
+// enabled state stays.
+func (c *Cluster) applyHotkeyLocked() {
+	h := c.knobs.hotkey
+	cfg := hotkey.Config{SampleEvery: h.SampleEvery, Width: h.Width, Depth: h.Depth, Capacity: h.Capacity, Decay: h.Decay}
+	old := c.hot.Load()
+	if old.Config() == cfg {
+		return
+	}
+	t := hotkey.New(cfg)
+	t.SetEnabled(old.Enabled())
+	c.hot.Store(t)
+	c.log.Info("hot-key tracker resized; counting restarts", "sample_every", cfg.SampleEvery,
+		"width", cfg.Width, "depth", cfg.Depth, "capacity", cfg.Capacity, "decay", cfg.Decay)
+}
+
+// Knobs returns the cluster's live knobs, sorted by name.
+func (c *Cluster) Knobs() []Knob {
+	c.mu.Lock()
+	k := c.knobs
+	c.mu.Unlock()
+	thr := "default"
+	if k.backup.TriggerSlow > 0 {
+		thr = strconv.FormatInt(k.backup.TriggerSlow.Milliseconds(), 10)
+	}
+	slowThr := int64(-1)
+	if k.slowThr >= 0 {
+		slowThr = k.slowThr.Microseconds()
+	}
+	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	vals := map[string]string{
+		"backup-request-enabled":      yesNo(k.backup.Enabled),
+		"backup-request-multiplier":   f(k.backup.Multiplier),
+		"backup-request-threshold-ms": thr,
+		"hotkey-capacity":             strconv.Itoa(k.hotkey.Capacity),
+		"hotkey-decay":                f(k.hotkey.Decay),
+		"hotkey-enabled":              yesNo(c.hot.Load().Enabled()),
+		"hotkey-sample-every":         strconv.Itoa(k.hotkey.SampleEvery),
+		"hotkey-sketch-depth":         strconv.Itoa(k.hotkey.Depth),
+		"hotkey-sketch-width":         strconv.Itoa(k.hotkey.Width),
+		"slowlog-log-slower-than":     strconv.FormatInt(slowThr, 10),
+		"slowlog-max-len":             strconv.Itoa(k.slowMax),
+	}
+	out := make([]Knob, 0, len(knobNames))
+	for _, n := range knobNames {
+		out = append(out, Knob{n, vals[n]})
+	}
+	return out
+}
+
+// KnobError is a refused knob change; its message is what Redis's CONFIG SET would say.
+type KnobError struct {
+	Unknown bool // no such knob
+	Msg     string
+}
+
+func (e *KnobError) Error() string { return e.Msg }
+
+// knobName is the canonical name of a knob named bare or as cluster.<this cluster>.<knob>;
+// "" for another cluster's.
+func (c *Cluster) knobName(name string) string {
+	if prefix := "cluster." + c.opts.Name + "."; len(name) > len(prefix) && strings.EqualFold(name[:len(prefix)], prefix) {
+		name = name[len(prefix):]
+	} else if strings.HasPrefix(strings.ToLower(name), "cluster.") {
+		return ""
+	}
+	return normKnob(name)
+}
+
+// parseKnob checks value for knob name (bare, or cluster.<this cluster>.<knob> as CONFIG SET
+// names it) and returns the change, to be applied with c.mu held.
+func (c *Cluster) parseKnob(name, value string) (func(), error) {
+	n := c.knobName(name)
+	bad := func(why string) error {
+		return &KnobError{Msg: "CONFIG SET failed (possibly related to argument '" + name + "') - " + why}
+	}
+	integer := func(min int64) (int64, error) {
+		v, err := strconv.ParseInt(strings.TrimSpace(value), 10, 64)
+		if err != nil || v > 1<<31-1 {
+			return 0, bad("argument couldn't be parsed into an integer")
+		}
+		if v < min {
+			return 0, bad("argument must be ≥ " + strconv.FormatInt(min, 10))
+		}
+		return v, nil
+	}
+	boolean := func() (bool, error) {
+		switch strings.ToLower(strings.TrimSpace(value)) {
+		case "yes", "true", "on", "1":
+			return true, nil
+		case "no", "false", "off", "0":
+			return false, nil
+		}
+		return false, bad("argument must be 'yes' or 'no'")
+	}
+	float := func(ok func(float64) bool, rule string) (float64, error) {
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil || !ok(v) {
+			return 0, bad("argument must be a number " + rule)
+		}
+		return v, nil
+	}
+	hot := func(set func(h *route.HotkeySpec, v int)) (func(), error) {
+		v, err := integer(1)
+		if err != nil {
+			return nil, err
+		}
+		return func() { set(&c.knobs.hotkey, int(v)); c.applyHotkeyLocked() }, nil
+	}
+	switch n {
+	case "hotkey-enabled":
+		on, err := boolean()
+		if err != nil {
+			return nil, err
+		}
+		return func() { c.hot.Load().SetEnabled(on) }, nil
+	case "hotkey-sample-every":
+		return hot(func(h *route.HotkeySpec, v int) { h.SampleEvery = v })
+	case "hotkey-sketch-width":
+		return hot(func(h *route.HotkeySpec, v int) { h.Width = v })
+	case "hotkey-sketch-depth":
+		return hot(func(h *route.HotkeySpec, v int) { h.Depth = v })
+	case "hotkey-capacity":
+		return hot(func(h *route.HotkeySpec, v int) { h.Capacity = v })
+	case "hotkey-decay":
+		v, err := float(func(f float64) bool { return f > 0 && f <= 1 }, "in (0, 1]")
+		if err != nil {
+			return nil, err
+		}
+		return func() { c.knobs.hotkey.Decay = v; c.applyHotkeyLocked() }, nil
+	case "slowlog-log-slower-than":
+		v, err := integer(-1)
+		if err != nil {
+			return nil, err
+		}
+		return func() {
+			c.knobs.slowThr = -1
+			if v >= 0 {
+				c.knobs.slowThr = time.Duration(v) * time.Microsecond
+			}
+			c.applySlowLocked()
+		}, nil
+	case "slowlog-max-len":
+		v, err := integer(0)
+		if err != nil {
+			return nil, err
+		}
+		return func() { c.knobs.slowMax = int(v); c.applySlowLocked() }, nil
+	case "backup-request-enabled":
+		on, err := boolean()
+		if err != nil {
+			return nil, err
+		}
+		if s := c.snap.Load(); on && (s == nil || s.slots == nil) {
+			return nil, bad("backup reads need a Redis Cluster (cache_type redis_cluster)")
+		}
+		return func() { c.knobs.backup.Enabled = on; c.applyBackupLocked() }, nil
+	case "backup-request-threshold-ms":
+		var d time.Duration
+		if !strings.EqualFold(strings.TrimSpace(value), "default") {
+			v, err := integer(0)
+			if err != nil {
+				return nil, err
+			}
+			d = time.Duration(v) * time.Millisecond
+		}
+		return func() { c.knobs.backup.TriggerSlow = d; c.applyBackupLocked() }, nil
+	case "backup-request-multiplier":
+		v, err := float(func(f float64) bool { return f > 0 }, "> 0")
+		if err != nil {
+			return nil, err
+		}
+		return func() { c.knobs.backup.Multiplier = v; c.applyBackupLocked() }, nil
+	}
+	return nil, &KnobError{Unknown: true, Msg: "Unknown option or number of arguments for CONFIG SET - '" + name + "'"}
+}
+
+// SetKnobs applies name/value pairs all or none: every value is checked before any applies.
+func (c *Cluster) SetKnobs(pairs ...string) error {
+	if len(pairs)%2 != 0 {
+		return errors.New("set knobs: odd number of arguments")
+	}
+	var changes []func()
+	for i := 0; i < len(pairs); i += 2 {
+		f, err := c.parseKnob(pairs[i], pairs[i+1])
+		if err != nil {
+			return err
+		}
+		changes = append(changes, f)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, f := range changes {
+		f()
+	}
+	for i := 0; i < len(pairs); i += 2 {
+		c.log.Info("live setting changed", "knob", pairs[i], "value", pairs[i+1])
+	}
+	return nil
+}
+
+// matchKnobs returns the knobs whose name matches the glob pattern (Redis CONFIG GET style,
+// any case); names are prefixed with prefix before matching.
+func matchKnobs(knobs []Knob, prefix, pattern string) []Knob {
+	pattern = strings.ToLower(pattern)
+	var out []Knob
+	for _, k := range knobs {
+		full := prefix + k.Name
+		if ok, _ := path.Match(pattern, strings.ToLower(full)); ok || strings.ToLower(full) == pattern {
+			out = append(out, Knob{full, k.Value})
+		}
+	}
+	return out
+}
+
+// ClusterKnobs returns a cluster's live knobs matching the glob pattern ("" for all), names
+// without the cluster.<name>. prefix; false when the cluster is unknown.
+func (s *Server) ClusterKnobs(cluster, pattern string) ([]Knob, bool) {
+	c := s.cluster(cluster)
+	if c == nil {
+		return nil, false
+	}
+	if pattern == "" {
+		pattern = "*"
+	}
+	return matchKnobs(c.Knobs(), "", pattern), true
+}
+
+// SetClusterKnob sets one live knob of a cluster and returns it as now set. Errors: unknown
+// cluster, or a *KnobError.
+func (s *Server) SetClusterKnob(cluster, name, value string) (Knob, error) {
+	c := s.cluster(cluster)
+	if c == nil {
+		return Knob{}, ErrUnknownCluster
+	}
+	if err := c.SetKnobs(name, value); err != nil {
+		return Knob{}, err
+	}
+	n := c.knobName(name)
+	knobs := c.Knobs()
+	i := slices.IndexFunc(knobs, func(k Knob) bool { return k.Name == n })
+	if i < 0 {
+		return Knob{}, &KnobError{Unknown: true, Msg: "unknown knob " + name}
+	}
+	return knobs[i], nil
+}
+
+// HotKeys returns up to n of a cluster's hottest keys (n < 0: all) and whether sampling is
+// on; false when the cluster is unknown.
+func (s *Server) HotKeys(cluster string, n int) (keys []hotkey.Hot, enabled, ok bool) {
+	c := s.cluster(cluster)
+	if c == nil {
+		return nil, false, false
+	}
+	t := c.hot.Load()
+	return t.Top(n), t.Enabled(), true
+}
+
+// ErrUnknownCluster is returned for a cluster this data plane does not serve.
+var ErrUnknownCluster = errors.New("unknown cluster")
+
+func (s *Server) cluster(name string) *Cluster {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.clusters[name]
+}
