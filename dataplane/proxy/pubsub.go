@@ -283,7 +283,7 @@ func (s *session) subscribed(first *resp.Command) bool {
 		case <-p.dirty:
 			p.reconcile()
 		case <-timer.C:
-			if p.unplaced || s.c.snap.Load() != p.lastSnap {
+			if p.unplaced || s.c.snap.Load() != p.lastSnap || p.anyDead() {
 				p.reconcile()
 			}
 		}
@@ -636,6 +636,15 @@ func (p *pubsub) closeLink(l *psLink) {
 	_ = l.nc.Close()
 }
 
+func (p *pubsub) anyDead() bool {
+	for _, l := range p.links {
+		if l.dead() {
+			return true
+		}
+	}
+	return false
+}
+
 func (l *psLink) dead() bool {
 	select {
 	case <-l.done:
@@ -783,7 +792,18 @@ var (
 // confirmations are counted, anything else fails the link (its subscriptions are placed again).
 func (p *pubsub) readLink(l *psLink) {
 	defer p.wg.Done()
-	defer close(l.done)
+	err := p.readFrames(l)
+	_ = l.nc.Close()
+	close(l.done) // before the reconcile it asks for, which must see the link dead
+	if l.closing.Load() {
+		return
+	}
+	p.log.Warn("subscription connection lost; resubscribing", "node", l.addr, "error", err)
+	p.s.c.hint()
+	p.markDirty()
+}
+
+func (p *pubsub) readFrames(l *psLink) error {
 	buf := make([]byte, readBufSize)
 	var start, end int
 	var elems [][]byte
@@ -800,22 +820,19 @@ func (p *pubsub) readLink(l *psLink) {
 		}
 		n, err := l.nc.Read(buf[end:])
 		if err != nil {
-			p.linkFailed(l, fmt.Errorf("read: %w", err))
-			return
+			return fmt.Errorf("read: %w", err)
 		}
 		end += n
 		for start < end {
 			m, err := resp.ScanReply(buf[start:end])
 			if err != nil {
-				p.linkFailed(l, fmt.Errorf("bad reply: %w", err))
-				return
+				return fmt.Errorf("bad reply: %w", err)
 			}
 			if m == 0 {
 				break
 			}
 			if elems, err = p.onFrame(l, buf[start:start+m], elems[:0]); err != nil {
-				p.linkFailed(l, err)
-				return
+				return err
 			}
 			start += m
 		}
@@ -826,17 +843,6 @@ func (p *pubsub) readLink(l *psLink) {
 			}
 		}
 	}
-}
-
-// linkFailed ends a link the session did not close itself and asks for a reconcile.
-func (p *pubsub) linkFailed(l *psLink, err error) {
-	_ = l.nc.Close()
-	if l.closing.Load() {
-		return
-	}
-	p.log.Warn("subscription connection lost; resubscribing", "node", l.addr, "error", err)
-	p.s.c.hint()
-	p.markDirty()
 }
 
 // onFrame handles one frame from a node.

@@ -274,3 +274,28 @@ func TestPubSubSlowSubscriberDisconnected(t *testing.T) {
 	}
 	t.Logf("disconnected after %d messages published, %d bytes delivered", published, read)
 }
+
+// TestPubSubNeedsAuthAndDrains: SUBSCRIBE needs authentication like any command, and a
+// subscribed client is let go when the cluster drains (no goroutine left behind).
+func TestPubSubNeedsAuthAndDrains(t *testing.T) {
+	e := startEnv(t, envOpts{users: map[string]string{"default": "pw"}})
+	r := e.raw(t)
+	r.send(cmdFrame("SUBSCRIBE", "x"))
+	if got := wholeReply(r); got != "-NOAUTH Authentication required.\r\n" {
+		t.Fatalf("SUBSCRIBE before AUTH: %q", got)
+	}
+	r.send(cmdFrame("AUTH", "pw") + cmdFrame("SUBSCRIBE", "x"))
+	if got := wholeReply(r) + wholeReply(r); got != "+OK\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\nx\r\n:1\r\n" {
+		t.Fatalf("AUTH then SUBSCRIBE: %q", got)
+	}
+	done := make(chan struct{})
+	go func() { e.cluster.Drain(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Drain did not end a subscribed session")
+	}
+	if _, err := r.br.ReadString('\n'); !errors.Is(err, io.EOF) {
+		t.Fatalf("subscriber after drain: %v, want EOF", err)
+	}
+}
