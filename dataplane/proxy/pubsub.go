@@ -598,16 +598,10 @@ func (p *pubsub) linkTo(node int) *psLink {
 	}
 	nc, err := p.s.dialNode(node)
 	if err != nil {
-		b := p.retry[addr]
-		if b == nil {
-			b = &psBackoff{delay: pubsubMinBackoff}
-			p.retry[addr] = b
+		if p.backoff(addr) == pubsubMinBackoff {
 			p.log.Warn("subscription connection failed; retrying with backoff", "node", addr, "error", err)
-		} else if b.delay *= 2; b.delay > pubsubMaxBackoff {
-			b.delay = pubsubMaxBackoff
 		}
-		b.until = time.Now().Add(b.delay)
-		p.log.Debug("subscription connection failed", "node", addr, "error", err, "backoff", b.delay)
+		p.log.Debug("subscription connection failed", "node", addr, "error", err)
 		p.s.c.hint()
 		return nil
 	}
@@ -622,10 +616,29 @@ func (p *pubsub) linkTo(node int) *psLink {
 	return l
 }
 
-// dropLink forgets a dead link; what was subscribed on it is placed again by reconcile.
+// backoff delays the next dial of addr, longer each time until a dial succeeds, and returns
+// the delay.
+func (p *pubsub) backoff(addr string) time.Duration {
+	b := p.retry[addr]
+	if b == nil {
+		b = &psBackoff{delay: pubsubMinBackoff}
+		p.retry[addr] = b
+	} else if b.delay *= 2; b.delay > pubsubMaxBackoff {
+		b.delay = pubsubMaxBackoff
+	}
+	b.until = time.Now().Add(b.delay)
+	return b.delay
+}
+
+// dropLink forgets a dead link; what was subscribed on it is placed again by reconcile, after a
+// pause when the link failed (a node that refuses a subscription, e.g. with MOVED while the
+// table is stale, must not be redialled in a loop).
 func (p *pubsub) dropLink(l *psLink) {
 	if p.links[l.addr] == l {
 		delete(p.links, l.addr)
+	}
+	if !l.closing.Load() {
+		p.backoff(l.addr)
 	}
 	p.closeLink(l)
 	p.markDirty()
