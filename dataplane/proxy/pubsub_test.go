@@ -299,3 +299,25 @@ func TestPubSubNeedsAuthAndDrains(t *testing.T) {
 		t.Fatalf("subscriber after drain: %v, want EOF", err)
 	}
 }
+
+// TestPubSubIgnoresIdleTimeout: as in Redis, client_idle_timeout does not close a subscriber
+// that only listens, and applies again once it has left subscribed mode.
+func TestPubSubIgnoresIdleTimeout(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 1, idle: 300 * time.Millisecond})
+	r := e.raw(t)
+	r.send(cmdFrame("SUBSCRIBE", "quiet"))
+	wholeReply(r)
+	time.Sleep(900 * time.Millisecond)
+	if n, err := e.servers[0].Client().Publish(ctx, "quiet", "still here").Result(); err != nil || n != 1 {
+		t.Fatalf("PUBLISH = %d, %v: the idle subscriber was dropped", n, err)
+	}
+	if got, want := wholeReply(r), "*3\r\n$7\r\nmessage\r\n$5\r\nquiet\r\n$10\r\nstill here\r\n"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	r.send(cmdFrame("UNSUBSCRIBE"))
+	wholeReply(r)
+	_ = r.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := r.br.ReadString('\n'); !errors.Is(err, io.EOF) {
+		t.Fatalf("idle client after unsubscribing: %v, want EOF", err)
+	}
+}
