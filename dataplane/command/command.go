@@ -42,6 +42,13 @@ const (
 	// Unsupported commands are refused with "-ERR <cmd> is not supported by the proxy"; Spec.Reason
 	// says why.
 	Unsupported
+	// Channel commands are routed by a pub/sub channel name, where SUBSCRIBE puts that channel's
+	// subscribers: PUBLISH (the ring node of the channel in standalone mode, the master of its
+	// slot in cluster mode) and PUBSUB NUMSUB/SHARDNUMSUB.
+	Channel
+	// Subscribe commands ((P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE) put the client session in subscribed
+	// mode, on backend connections of its own; the proxy answers their confirmations itself.
+	Subscribe
 )
 
 var policyNames = [...]string{
@@ -52,6 +59,8 @@ var policyNames = [...]string{
 	SameNode:    "same-node",
 	Local:       "local",
 	Unsupported: "unsupported",
+	Channel:     "channel",
+	Subscribe:   "subscribe",
 }
 
 // String returns the policy's name as used in docs/commands.md.

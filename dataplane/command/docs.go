@@ -65,7 +65,7 @@ func renderDoc() []byte {
 	b.WriteString("Arity follows Redis: N means exactly N arguments including the name, -N at least N.\n")
 	b.WriteString("Keys are argument positions (0 is the command name); -1 is the last argument.\n\n")
 	b.WriteString("Policies:\n\n")
-	for p := Forward; p <= Unsupported; p++ {
+	for p := Policy(0); int(p) < len(policyNames); p++ {
 		plural := "s"
 		if counts[p] == 1 {
 			plural = ""
@@ -88,4 +88,6 @@ var policyDoc = [...]string{
 	SameNode:    "forwarded when every key hashes to one node, refused otherwise; refused without keys (e.g. `EVAL` with numkeys 0).",
 	Local:       "answered by the proxy.",
 	Unsupported: "refused with `-ERR <cmd> is not supported by the proxy`.",
+	Channel:     "routed by the channel name to the node its subscribers use (ring node; in cluster mode the slot's master).",
+	Subscribe:   "subscribed mode: the session gets backend connections of its own; confirmations answered by the proxy.",
 }

@@ -39,10 +39,13 @@ func wholeReply(r *rawConn) string {
 			r.t.Fatalf("read bulk: %v", err)
 		}
 		return l + "\r\n" + string(b)
-	case '*':
+	case '*', '>', '%': // an array, a RESP3 push or map
 		n, err := strconv.Atoi(l[1:])
 		if err != nil {
 			r.t.Fatalf("bad array header %q", l)
+		}
+		if l[0] == '%' {
+			n *= 2
 		}
 		s := l + "\r\n"
 		for i := 0; i < n; i++ {

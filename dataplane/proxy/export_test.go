@@ -3,3 +3,11 @@ package proxy
 // SetPanicHook makes sessions call f with every unknown command they handle (nil: none), so
 // that a test can make one panic. Set it before the cluster serves, reset it after it closed.
 func SetPanicHook(f func(args [][]byte)) { testPanicHook = f }
+
+// SetPubSubOutputLimit lowers the unread-output bound of subscribed clients for a test; the
+// returned func restores it. Call it before the cluster serves and restore after it closed.
+func SetPubSubOutputLimit(n int) (restore func()) {
+	old := pubsubOutputLimit
+	pubsubOutputLimit = n
+	return func() { pubsubOutputLimit = old }
+}

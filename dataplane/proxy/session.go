@@ -105,10 +105,11 @@ type session struct {
 
 	start time.Time // when the batch's first command was read; only with metrics on
 
-	quit   bool
-	authed bool   // no password configured, or the client authenticated
-	proto3 bool   // the client switched to RESP3 with HELLO 3
-	conv   []byte // scratch for replies converted between RESP2 and RESP3
+	quit     bool
+	authed   bool   // no password configured, or the client authenticated
+	proto3   bool   // the client switched to RESP3 with HELLO 3
+	conv     []byte // scratch for replies converted between RESP2 and RESP3
+	enterSub bool   // a SUBSCRIBE ends the batch: subscribed mode follows (pubsub.go)
 }
 
 func newSession(c *Cluster, nc net.Conn) *session {
@@ -151,7 +152,7 @@ func (s *session) serve() {
 		}
 		s.snap = s.c.current()
 		s.handle(&s.cmd)
-		for s.n < maxBatch && !s.quit {
+		for s.n < maxBatch && !s.quit && !s.enterSub {
 			ok, err := s.rd.TryRead(&s.cmd)
 			if err != nil {
 				s.finishBatch()
@@ -165,6 +166,12 @@ func (s *session) serve() {
 		}
 		if !s.finishBatch() {
 			return
+		}
+		if s.enterSub {
+			s.enterSub = false
+			if !s.subscribed(&s.cmd) {
+				return
+			}
 		}
 	}
 }
@@ -333,6 +340,10 @@ func (s *session) handle(cmd *resp.Command) {
 	switch spec.Policy {
 	case command.SplitMGet, command.SplitMSet, command.SplitSum:
 		s.split(sl, spec, cmd)
+	case command.Subscribe:
+		s.subscribeCommand(sl, spec, args)
+	case command.Channel:
+		s.channelCommand(sl, spec, cmd)
 	default:
 		s.forwardByKeys(sl, spec, cmd)
 	}

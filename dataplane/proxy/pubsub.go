@@ -1,0 +1,953 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/aster-proxy/aster/dataplane/command"
+	"github.com/aster-proxy/aster/dataplane/resp"
+	"github.com/aster-proxy/aster/dataplane/route"
+)
+
+// Pub/sub. A session that subscribes leaves the request/reply loop for subscribed mode: the
+// proxy owns the client's subscriptions (and answers their confirmations with Redis's counts),
+// places each on a backend connection of the session's own — a channel on the node PUBLISH
+// routes it to, a pattern on every node (standalone) or on one (cluster: PUBLISH is broadcast
+// over the cluster bus), a shard channel on its slot's master — and forwards the messages those
+// connections receive. A reconcile step re-places subscriptions whenever a connection dies, a
+// node drops a shard channel, or the routing table changes (failover, MOVED, ejection).
+
+const (
+	// pubsubResync is how often a subscribed session looks for a new routing table to follow.
+	pubsubResync = time.Second
+	// pubsubRetry is how soon a subscription that has no connection is tried again.
+	pubsubRetry = 100 * time.Millisecond
+	// Redials of a node that failed back off between these.
+	pubsubMinBackoff = 100 * time.Millisecond
+	pubsubMaxBackoff = 2 * time.Second
+	// pubsubAckWait bounds how long a SUBSCRIBE waits for the nodes' own confirmations before
+	// the proxy confirms anyway (the subscription is then retried in the background).
+	pubsubAckWait = 5 * time.Second
+)
+
+// pubsubOutputLimit bounds the output a subscribed client has not read yet, as Redis's
+// client-output-buffer-limit pubsub (32mb hard) does: a client past it is disconnected. A
+// variable so that tests can lower it.
+var pubsubOutputLimit = 32 << 20
+
+// subKind is one of the three subscription namespaces.
+type subKind uint8
+
+const (
+	kindChannel subKind = iota // SUBSCRIBE
+	kindPattern                // PSUBSCRIBE
+	kindShard                  // SSUBSCRIBE
+)
+
+var kindWords = [3]struct{ sub, unsub string }{
+	{"subscribe", "unsubscribe"},
+	{"psubscribe", "punsubscribe"},
+	{"ssubscribe", "sunsubscribe"},
+}
+
+// errPubSubContext is Redis's refusal of other commands in RESP2 subscribed mode.
+func errPubSubContext(name string) string {
+	return "ERR Can't execute '" + name + "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+}
+
+// appendPushHeader starts a message or subscription confirmation frame: an array in RESP2, a
+// push ('>') for RESP3 clients, as Redis sends them.
+func appendPushHeader(out []byte, n int, resp3 bool) []byte {
+	if resp3 {
+		out = append(out, '>')
+		out = strconv.AppendInt(out, int64(n), 10)
+		return append(out, '\r', '\n')
+	}
+	return resp.AppendArrayHeader(out, n)
+}
+
+// appendSubReply appends a (un)subscribe confirmation; a nil name is Redis's null channel of
+// an UNSUBSCRIBE without arguments by a client that has none.
+func appendSubReply(out []byte, word string, name []byte, count int, resp3 bool) []byte {
+	out = appendPushHeader(out, 3, resp3)
+	out = resp.AppendBulkString(out, word)
+	switch {
+	case name == nil && resp3:
+		out = append(out, "_\r\n"...)
+	case name == nil:
+		out = resp.AppendNullBulk(out)
+	default:
+		out = resp.AppendBulk(out, name)
+	}
+	return resp.AppendInt(out, int64(count))
+}
+
+// subscribeCommand handles a (P|S)(UN)SUBSCRIBE in normal mode: an unsubscribe is answered here
+// (there is nothing to unsubscribe), a subscribe ends the batch and enters subscribed mode once
+// the batch's replies are written.
+func (s *session) subscribeCommand(sl *slot, spec *command.Spec, args [][]byte) {
+	kind, sub := subKindOf(spec.Name)
+	if msg := s.checkShardSlots(kind, args[1:]); msg != "" {
+		sl.setError(msg)
+		return
+	}
+	sl.kind = slotLocal
+	if sub {
+		s.enterSub = true // s.cmd stays intact: serve reads nothing more before subscribed mode
+		return
+	}
+	out := sl.local[:0]
+	if len(args) == 1 {
+		out = appendSubReply(out, kindWords[kind].unsub, nil, 0, s.proto3)
+	}
+	for _, name := range args[1:] {
+		out = appendSubReply(out, kindWords[kind].unsub, name, 0, s.proto3)
+	}
+	sl.local = out
+}
+
+func subKindOf(name string) (kind subKind, sub bool) {
+	switch name {
+	case "subscribe":
+		return kindChannel, true
+	case "psubscribe":
+		return kindPattern, true
+	case "ssubscribe":
+		return kindShard, true
+	case "unsubscribe":
+		return kindChannel, false
+	case "punsubscribe":
+		return kindPattern, false
+	default: // sunsubscribe
+		return kindShard, false
+	}
+}
+
+// checkShardSlots refuses, in cluster mode, shard channels of different slots in one command, as
+// Redis does; "" when fine.
+func (s *session) checkShardSlots(kind subKind, names [][]byte) string {
+	if kind != kindShard || len(names) < 2 || s.snap == nil || s.snap.slots == nil {
+		return ""
+	}
+	slot := route.Slot(names[0])
+	for _, n := range names[1:] {
+		if route.Slot(n) != slot {
+			return "CROSSSLOT Keys in request don't hash to the same slot"
+		}
+	}
+	return ""
+}
+
+// channelNode is the node a channel's PUBLISH and SUBSCRIBE go to: its ring node, or in
+// cluster mode its slot's master. -1 when none.
+func channelNode(snap *snapshot, ch []byte) int {
+	if snap.slots != nil {
+		return snap.slots.Master(route.Slot(ch))
+	}
+	return snap.table.Ring.Pick(ch)
+}
+
+// channelCommand routes PUBLISH and PUBSUB by channel name.
+func (s *session) channelCommand(sl *slot, spec *command.Spec, cmd *resp.Command) {
+	args := cmd.Args
+	if spec.Name == "publish" {
+		s.forward(sl, channelNode(s.snap, args[1]), cmd)
+		return
+	}
+	sub := args[1]
+	if !bytes.EqualFold(sub, []byte("numsub")) && !bytes.EqualFold(sub, []byte("shardnumsub")) {
+		sl.setError("ERR PUBSUB " + clip(bytes.ToUpper(sub)) + " is not supported by the proxy (channels are spread over several servers)")
+		return
+	}
+	if len(args) == 2 {
+		sl.kind = slotLocal
+		sl.local = resp.AppendArrayHeader(sl.local[:0], 0)
+		return
+	}
+	node := channelNode(s.snap, args[2])
+	for _, ch := range args[3:] {
+		if channelNode(s.snap, ch) != node {
+			sl.setError("ERR PUBSUB " + clip(bytes.ToUpper(sub)) + " channels on several servers: ask for them one server at a time")
+			return
+		}
+	}
+	s.forward(sl, node, cmd)
+}
+
+// pubsub is a session's subscribed mode. The session goroutine owns links, retry and the
+// subscription sets' writes; link readers read the sets and append to out under mu.
+type pubsub struct {
+	s     *session
+	log   hclog.Logger
+	resp3 bool // the client speaks RESP3 (fixed: HELLO is refused while subscribed)
+
+	mu     sync.Mutex
+	cond   *sync.Cond            // the writer waits on it
+	subs   [3]map[string]bool    // the client's subscriptions: what it is told and sent
+	out    []byte                // output not yet written to the client
+	hold   bool                  // a SUBSCRIBE waits for its nodes: keep out back meanwhile
+	stop   bool                  // leaving: the writer writes what is left and ends
+	broken bool                  // the client is gone or over its output limit: drop output
+	links  map[string]*psLink    // by node address
+	retry  map[string]*psBackoff // nodes that failed to dial, by address
+
+	dirty    chan struct{} // a link died or lost a subscription: reconcile
+	unplaced bool          // some subscription has no connection yet
+	lastSnap *snapshot     // the table the placement was last computed with
+	wg       sync.WaitGroup
+}
+
+type psBackoff struct {
+	delay time.Duration
+	until time.Time
+}
+
+// psLink is one dedicated connection to a node and what is subscribed on it.
+type psLink struct {
+	addr string
+	nc   net.Conn
+	subs [3]map[string]bool // session goroutine only
+	wbuf []byte
+
+	sent          int64        // subscriptions sent; session goroutine only
+	acks          atomic.Int64 // their confirmations, counted by the reader
+	ack           chan struct{}
+	sunsubPending atomic.Int64 // SUNSUBSCRIBE confirmations we asked for
+	closing       atomic.Bool  // closed by the session: not a failure
+	done          chan struct{}
+}
+
+func newPubSub(s *session) *pubsub {
+	p := &pubsub{
+		s:     s,
+		resp3: s.proto3,
+		log:   s.c.log.Named("pubsub").With("remote", s.nc.RemoteAddr().String()),
+		links: make(map[string]*psLink),
+		retry: make(map[string]*psBackoff),
+		dirty: make(chan struct{}, 1),
+	}
+	p.cond = sync.NewCond(&p.mu)
+	for i := range p.subs {
+		p.subs[i] = make(map[string]bool)
+	}
+	return p
+}
+
+func (p *pubsub) markDirty() {
+	select {
+	case p.dirty <- struct{}{}:
+	default:
+	}
+}
+
+// subscribed runs subscribed mode, first handling cmd (a subscribe), until the client has no
+// subscription left (true: back to normal mode) or the session must end (false).
+func (s *session) subscribed(first *resp.Command) bool {
+	// Redis does not time out subscribed clients.
+	_ = s.nc.SetReadDeadline(time.Time{})
+	p := newPubSub(s)
+	p.wg.Add(1)
+	go p.writeLoop()
+	if p.command(first) {
+		p.close()
+		return !s.quit
+	}
+	// The client is read on a goroutine of its own so that this one can also follow the
+	// topology; it reads one command at a time and waits, so that the commands after the last
+	// UNSUBSCRIBE stay in the reader for normal mode.
+	cmds := make(chan error)
+	next := make(chan bool)
+	go func() {
+		for {
+			err := s.rd.Read(&s.cmd)
+			cmds <- err
+			if err != nil || !<-next {
+				return
+			}
+		}
+	}()
+	timer := time.NewTimer(pubsubResync)
+	defer timer.Stop()
+	for {
+		select {
+		case err := <-cmds:
+			if err != nil {
+				p.close()
+				s.readFailed(err)
+				return false
+			}
+			if p.command(&s.cmd) {
+				next <- false
+				p.close()
+				return !s.quit
+			}
+			next <- true
+		case <-p.dirty:
+			p.reconcile()
+		case <-timer.C:
+			if p.unplaced || s.c.snap.Load() != p.lastSnap || p.anyDead() {
+				p.reconcile()
+			}
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		if p.unplaced {
+			timer.Reset(pubsubRetry)
+		} else {
+			timer.Reset(pubsubResync)
+		}
+	}
+}
+
+// command handles one client command in subscribed mode; true when the session leaves it (no
+// subscription left, RESET, or QUIT).
+func (p *pubsub) command(cmd *resp.Command) (leave bool) {
+	s := p.s
+	args := cmd.Args
+	spec := command.Lookup(args[0])
+	s.c.metrics.request(spec)
+	switch {
+	case spec == nil:
+		p.reply(resp.AppendError(nil, unknownCommand(args)))
+		return false
+	case !spec.CheckArity(len(args)) || (spec.Name == "ping" && len(args) > 2):
+		p.reply(resp.AppendError(nil, "ERR wrong number of arguments for '"+spec.Name+"' command"))
+		return false
+	}
+	switch spec.Name {
+	case "subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe":
+		s.snap = s.c.current()
+		if s.snap == nil {
+			p.reply(resp.AppendError(nil, "ERR cluster "+s.c.opts.Name+" has no routing table yet"))
+			return false
+		}
+		kind, sub := subKindOf(spec.Name)
+		if msg := s.checkShardSlots(kind, args[1:]); msg != "" {
+			p.reply(resp.AppendError(nil, msg))
+			return false
+		}
+		if sub {
+			p.subscribe(kind, args[1:])
+			return false
+		}
+		p.unsubscribe(kind, args[1:])
+		return p.total() == 0
+	case "ping":
+		if p.resp3 { // RESP3 has no subscribed context: PING answers as usual
+			if len(args) == 2 {
+				p.reply(resp.AppendBulk(nil, args[1]))
+			} else {
+				p.reply(resp.AppendSimple(nil, "PONG"))
+			}
+			break
+		}
+		out := resp.AppendArrayHeader(nil, 2)
+		out = resp.AppendBulkString(out, "pong")
+		if len(args) == 2 {
+			out = resp.AppendBulk(out, args[1])
+		} else {
+			out = resp.AppendBulkString(out, "")
+		}
+		p.reply(out)
+	case "quit":
+		p.reply(resp.AppendSimple(nil, "OK"))
+		s.quit = true
+		return true
+	case "reset":
+		// Like Redis: every subscription goes without a word, the connection is as new.
+		p.mu.Lock()
+		for i := range p.subs {
+			clear(p.subs[i])
+		}
+		p.mu.Unlock()
+		p.reply(resp.AppendSimple(nil, "RESET"))
+		s.authed = len(s.c.opts.Users) == 0
+		return true
+	default:
+		p.reply(resp.AppendError(nil, errPubSubContext(spec.Name)))
+	}
+	return false
+}
+
+// total is the client's subscription count; session goroutine only (it writes the sets).
+func (p *pubsub) total() int {
+	return len(p.subs[kindChannel]) + len(p.subs[kindPattern]) + len(p.subs[kindShard])
+}
+
+// count is what a confirmation of kind reports: shard channels are counted apart, as in Redis 7.
+func (p *pubsub) countLocked(kind subKind) int {
+	if kind == kindShard {
+		return len(p.subs[kindShard])
+	}
+	return len(p.subs[kindChannel]) + len(p.subs[kindPattern])
+}
+
+// reply queues a reply to the client.
+func (p *pubsub) reply(b []byte) {
+	p.mu.Lock()
+	p.appendLocked(b)
+	p.mu.Unlock()
+}
+
+// appendLocked queues output and wakes the writer. p.mu must be held.
+func (p *pubsub) appendLocked(b []byte) {
+	if p.overLimitLocked(len(b)) {
+		return
+	}
+	p.out = append(p.out, b...)
+	if !p.hold {
+		p.cond.Signal()
+	}
+}
+
+// overLimitLocked reports whether n more bytes cannot be queued: the client is gone, or its
+// unread output would pass the limit, and then it is disconnected. p.mu must be held.
+func (p *pubsub) overLimitLocked(n int) bool {
+	if p.broken {
+		return true
+	}
+	if len(p.out)+n <= pubsubOutputLimit {
+		return false
+	}
+	p.broken = true
+	p.out = nil
+	p.log.Error("subscriber disconnected: output buffer limit reached (it reads slower than messages arrive)",
+		"limit_bytes", pubsubOutputLimit)
+	_ = p.s.nc.Close() // its reader fails and the session ends
+	return true
+}
+
+// writeLoop writes queued output to the client, so that neither the session nor a link reader
+// ever blocks on a slow client; it ends once stop is set and everything is written.
+func (p *pubsub) writeLoop() {
+	defer p.wg.Done()
+	var buf []byte
+	for {
+		p.mu.Lock()
+		for !p.stop && (p.hold || len(p.out) == 0 || p.broken) {
+			p.cond.Wait()
+		}
+		if len(p.out) == 0 || p.broken {
+			p.mu.Unlock()
+			return
+		}
+		buf, p.out = p.out, buf[:0]
+		p.mu.Unlock()
+		if _, err := p.s.nc.Write(buf); err != nil {
+			p.mu.Lock()
+			p.broken, p.out = true, nil
+			p.mu.Unlock()
+			_ = p.s.nc.Close()
+			return
+		}
+		if cap(buf) > maxKeptOut {
+			buf = nil
+		}
+	}
+}
+
+// subscribe adds names of kind, confirming each once the nodes confirmed theirs (bounded), so
+// that a PUBLISH after the confirmation reaches the client, as with Redis.
+func (p *pubsub) subscribe(kind subKind, names [][]byte) {
+	p.mu.Lock()
+	p.hold = true
+	var fresh []string
+	for _, n := range names {
+		if !p.subs[kind][string(n)] {
+			name := string(n)
+			p.subs[kind][name] = true
+			fresh = append(fresh, name)
+		}
+		p.appendLocked(appendSubReply(nil, kindWords[kind].sub, n, p.countLocked(kind), p.resp3))
+	}
+	p.mu.Unlock()
+	var touched []*psLink
+	var nodes []int
+	for _, name := range fresh {
+		nodes = p.nodesFor(nodes[:0], kind, name)
+		if len(nodes) == 0 {
+			p.unplaced = true
+		}
+		for _, n := range nodes {
+			l := p.linkTo(n)
+			if l == nil {
+				p.unplaced = true
+				continue
+			}
+			if !l.subs[kind][name] {
+				l.subs[kind][name] = true
+				l.queue(kindWords[kind].sub, name)
+				l.sent++
+				if !containsLink(touched, l) {
+					touched = append(touched, l)
+				}
+			}
+		}
+	}
+	for _, l := range touched {
+		p.flushLink(l)
+	}
+	p.waitAcks(touched)
+	p.mu.Lock()
+	p.hold = false
+	p.cond.Signal()
+	p.mu.Unlock()
+}
+
+func containsLink(ls []*psLink, l *psLink) bool {
+	for _, x := range ls {
+		if x == l {
+			return true
+		}
+	}
+	return false
+}
+
+// waitAcks waits until every link has confirmed what was sent on it, has died, or the wait
+// is over.
+func (p *pubsub) waitAcks(links []*psLink) {
+	if len(links) == 0 {
+		return
+	}
+	timer := time.NewTimer(pubsubAckWait)
+	defer timer.Stop()
+	for _, l := range links {
+		for l.acks.Load() < l.sent {
+			select {
+			case <-l.ack:
+			case <-l.done:
+				goto nextLink
+			case <-timer.C:
+				p.log.Warn("nodes did not confirm a subscription in time; retrying in the background", "wait", pubsubAckWait)
+				return
+			}
+		}
+	nextLink:
+	}
+}
+
+// unsubscribe removes names of kind (all of that kind when none are named) and confirms each.
+func (p *pubsub) unsubscribe(kind subKind, names [][]byte) {
+	var gone []string
+	p.mu.Lock()
+	if len(names) == 0 {
+		for name := range p.subs[kind] {
+			gone = append(gone, name)
+		}
+		sort.Strings(gone) // a stable order for the client (Redis's is its dict's)
+		for _, name := range gone {
+			delete(p.subs[kind], name)
+			p.appendLocked(appendSubReply(nil, kindWords[kind].unsub, []byte(name), p.countLocked(kind), p.resp3))
+		}
+		if len(gone) == 0 {
+			p.appendLocked(appendSubReply(nil, kindWords[kind].unsub, nil, p.countLocked(kind), p.resp3))
+		}
+	} else {
+		for _, n := range names {
+			if p.subs[kind][string(n)] {
+				gone = append(gone, string(n))
+				delete(p.subs[kind], string(n))
+			}
+			p.appendLocked(appendSubReply(nil, kindWords[kind].unsub, n, p.countLocked(kind), p.resp3))
+		}
+	}
+	p.mu.Unlock()
+	if p.total() == 0 {
+		return // every link closes as the session leaves subscribed mode
+	}
+	for addr, l := range p.links {
+		for _, name := range gone {
+			if l.subs[kind][name] {
+				delete(l.subs[kind], name)
+				l.queue(kindWords[kind].unsub, name)
+				if kind == kindShard {
+					l.sunsubPending.Add(1)
+				}
+			}
+		}
+		if l.empty() {
+			p.closeLink(l)
+			delete(p.links, addr)
+			continue
+		}
+		p.flushLink(l)
+	}
+}
+
+// nodesFor appends the node indexes of the current snapshot where a subscription belongs.
+func (p *pubsub) nodesFor(dst []int, kind subKind, name string) []int {
+	snap := p.s.snap
+	if kind == kindPattern && snap.slots == nil {
+		for i := range snap.pools { // a pattern may match channels on any node
+			dst = append(dst, i)
+		}
+		return dst
+	}
+	if n := channelNode(snap, []byte(name)); n >= 0 {
+		dst = append(dst, n)
+	}
+	return dst
+}
+
+// linkTo returns the session's connection to node, dialling it unless the node failed
+// recently; nil when there is none for now.
+func (p *pubsub) linkTo(node int) *psLink {
+	addr := p.s.snap.pools[node].addr
+	if l := p.links[addr]; l != nil {
+		if !l.dead() {
+			return l
+		}
+		p.dropLink(l)
+	}
+	if b := p.retry[addr]; b != nil && time.Now().Before(b.until) {
+		return nil
+	}
+	nc, err := p.s.dialNode(node)
+	if err != nil {
+		if p.backoff(addr) == pubsubMinBackoff {
+			p.log.Warn("subscription connection failed; retrying with backoff", "node", addr, "error", err)
+		}
+		p.log.Debug("subscription connection failed", "node", addr, "error", err)
+		p.s.c.hint()
+		return nil
+	}
+	delete(p.retry, addr)
+	l := &psLink{addr: addr, nc: nc, ack: make(chan struct{}, 1), done: make(chan struct{})}
+	for i := range l.subs {
+		l.subs[i] = make(map[string]bool)
+	}
+	p.links[addr] = l
+	p.wg.Add(1)
+	go p.readLink(l)
+	return l
+}
+
+// backoff delays the next dial of addr, longer each time until a dial succeeds, and returns
+// the delay.
+func (p *pubsub) backoff(addr string) time.Duration {
+	b := p.retry[addr]
+	if b == nil {
+		b = &psBackoff{delay: pubsubMinBackoff}
+		p.retry[addr] = b
+	} else if b.delay *= 2; b.delay > pubsubMaxBackoff {
+		b.delay = pubsubMaxBackoff
+	}
+	b.until = time.Now().Add(b.delay)
+	return b.delay
+}
+
+// dropLink forgets a dead link; what was subscribed on it is placed again by reconcile, after a
+// pause when the link failed (a node that refuses a subscription, e.g. with MOVED while the
+// table is stale, must not be redialled in a loop).
+func (p *pubsub) dropLink(l *psLink) {
+	if p.links[l.addr] == l {
+		delete(p.links, l.addr)
+	}
+	if !l.closing.Load() {
+		p.backoff(l.addr)
+	}
+	p.closeLink(l)
+	p.markDirty()
+}
+
+func (p *pubsub) closeLink(l *psLink) {
+	l.closing.Store(true)
+	_ = l.nc.Close()
+}
+
+func (p *pubsub) anyDead() bool {
+	for _, l := range p.links {
+		if l.dead() {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *psLink) dead() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (l *psLink) empty() bool {
+	return len(l.subs[0]) == 0 && len(l.subs[1]) == 0 && len(l.subs[2]) == 0
+}
+
+// queue adds one command for name; flushLink sends what is queued.
+func (l *psLink) queue(word, name string) {
+	l.wbuf = resp.AppendArrayHeader(l.wbuf, 2)
+	l.wbuf = resp.AppendBulkString(l.wbuf, word)
+	l.wbuf = resp.AppendBulkString(l.wbuf, name)
+}
+
+func (p *pubsub) flushLink(l *psLink) {
+	if len(l.wbuf) == 0 {
+		return
+	}
+	timeout := p.s.c.opts.WriteTimeout
+	if timeout <= 0 {
+		timeout = pubsubAckWait
+	}
+	_ = l.nc.SetWriteDeadline(time.Now().Add(timeout))
+	_, err := l.nc.Write(l.wbuf)
+	l.wbuf = l.wbuf[:0]
+	if err != nil {
+		p.log.Warn("subscription connection failed", "node", l.addr, "error", err)
+		_ = l.nc.Close() // its reader sees it and asks for a reconcile
+	}
+}
+
+// reconcile places every subscription where the current table says it belongs: it moves those
+// whose node changed, and resubscribes those whose connection died, redialling with backoff.
+func (p *pubsub) reconcile() {
+	snap := p.s.c.snap.Load()
+	if snap == nil {
+		return
+	}
+	p.s.snap, p.lastSnap = snap, snap
+	for _, l := range p.links {
+		if l.dead() {
+			p.dropLink(l)
+		}
+	}
+	type want struct {
+		node  int
+		names [3]map[string]bool
+	}
+	wants := make(map[string]*want)
+	p.unplaced = false
+	var nodes []int
+	for kind := range p.subs {
+		for name := range p.subs[kind] {
+			nodes = p.nodesFor(nodes[:0], subKind(kind), name)
+			if len(nodes) == 0 {
+				p.unplaced = true
+			}
+			for _, n := range nodes {
+				addr := snap.pools[n].addr
+				w := wants[addr]
+				if w == nil {
+					w = &want{node: n}
+					for i := range w.names {
+						w.names[i] = make(map[string]bool)
+					}
+					wants[addr] = w
+				}
+				w.names[kind][name] = true
+			}
+		}
+	}
+	// Leave the nodes a subscription no longer belongs to, then join the ones it does.
+	for addr, l := range p.links {
+		w := wants[addr]
+		for kind := range l.subs {
+			for name := range l.subs[kind] {
+				if w == nil || !w.names[kind][name] {
+					delete(l.subs[kind], name)
+					l.queue(kindWords[kind].unsub, name)
+					if subKind(kind) == kindShard {
+						l.sunsubPending.Add(1)
+					}
+				}
+			}
+		}
+		if w == nil && l.empty() {
+			p.closeLink(l)
+			delete(p.links, addr)
+			continue
+		}
+		p.flushLink(l)
+	}
+	for _, w := range wants {
+		l := p.linkTo(w.node)
+		if l == nil {
+			p.unplaced = true
+			continue
+		}
+		moved := 0
+		for kind := range w.names {
+			for name := range w.names[kind] {
+				if !l.subs[kind][name] {
+					l.subs[kind][name] = true
+					l.queue(kindWords[kind].sub, name)
+					l.sent++
+					moved++
+				}
+			}
+		}
+		if moved > 0 {
+			p.log.Info("subscriptions placed", "node", l.addr, "count", moved)
+		}
+		p.flushLink(l)
+	}
+}
+
+// close leaves subscribed mode: every link is closed and its reader gone, and the client has
+// been sent everything queued for it.
+func (p *pubsub) close() {
+	for addr, l := range p.links {
+		p.closeLink(l)
+		delete(p.links, addr)
+	}
+	p.mu.Lock()
+	p.stop, p.hold = true, false
+	p.cond.Signal()
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+var (
+	wordMessage      = []byte("message")
+	wordPMessage     = []byte("pmessage")
+	wordSMessage     = []byte("smessage")
+	errUnexpectedSub = errors.New("unexpected frame on a subscription connection")
+)
+
+// readLink reads one link's frames until it fails or is closed: messages go to the client,
+// confirmations are counted, anything else fails the link (its subscriptions are placed again).
+func (p *pubsub) readLink(l *psLink) {
+	defer p.wg.Done()
+	err := p.readFrames(l)
+	_ = l.nc.Close()
+	close(l.done) // before the reconcile it asks for, which must see the link dead
+	if l.closing.Load() {
+		return
+	}
+	p.log.Warn("subscription connection lost; resubscribing", "node", l.addr, "error", err)
+	p.s.c.hint()
+	p.markDirty()
+}
+
+func (p *pubsub) readFrames(l *psLink) error {
+	buf := make([]byte, readBufSize)
+	var start, end int
+	var elems [][]byte
+	for {
+		if end == len(buf) {
+			if start > 0 {
+				end = copy(buf, buf[start:end])
+				start = 0
+			} else {
+				nb := make([]byte, 2*len(buf))
+				copy(nb, buf[:end])
+				buf = nb
+			}
+		}
+		n, err := l.nc.Read(buf[end:])
+		if err != nil {
+			return fmt.Errorf("read: %w", err)
+		}
+		end += n
+		for start < end {
+			m, err := resp.ScanReply(buf[start:end])
+			if err != nil {
+				return fmt.Errorf("bad reply: %w", err)
+			}
+			if m == 0 {
+				break
+			}
+			if elems, err = p.onFrame(l, buf[start:start+m], elems[:0]); err != nil {
+				return err
+			}
+			start += m
+		}
+		if start == end {
+			start, end = 0, 0
+			if len(buf) > maxKeptOut {
+				buf = make([]byte, readBufSize)
+			}
+		}
+	}
+}
+
+// onFrame handles one frame from a node.
+func (p *pubsub) onFrame(l *psLink, f []byte, elems [][]byte) ([][]byte, error) {
+	if resp.IsError(f) {
+		return elems, fmt.Errorf("node refused: %s", bytes.TrimSpace(f[1:]))
+	}
+	elems, err := resp.ArrayElems(f, elems)
+	if err != nil || len(elems) == 0 {
+		return elems, errUnexpectedSub
+	}
+	word := bulkPayload(elems[0])
+	switch {
+	case bytes.Equal(word, wordMessage) && len(elems) == 3:
+		p.deliver(kindChannel, bulkPayload(elems[1]), elems)
+	case bytes.Equal(word, wordPMessage) && len(elems) == 4:
+		p.deliver(kindPattern, bulkPayload(elems[1]), elems)
+	case bytes.Equal(word, wordSMessage) && len(elems) == 3:
+		p.deliver(kindShard, bulkPayload(elems[1]), elems)
+	default:
+		switch string(word) {
+		case "subscribe", "psubscribe", "ssubscribe":
+			l.acks.Add(1)
+			select {
+			case l.ack <- struct{}{}:
+			default:
+			}
+		case "unsubscribe", "punsubscribe", "pong":
+		case "sunsubscribe":
+			// Unasked, it means the node lost the channel's slot (failover, resharding).
+			if l.sunsubPending.Add(-1) < 0 {
+				l.sunsubPending.Add(1)
+				return elems, fmt.Errorf("node dropped shard channel %q: its slot moved", bulkPayload(elems[1]))
+			}
+		default:
+			return elems, errUnexpectedSub
+		}
+	}
+	return elems, nil
+}
+
+// deliver forwards a message to the client if it is still subscribed to what the message
+// came for (an UNSUBSCRIBE is confirmed before the node has processed it).
+func (p *pubsub) deliver(kind subKind, name []byte, elems [][]byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.subs[kind][string(name)] {
+		return
+	}
+	n := 16 // the header
+	for _, e := range elems {
+		n += len(e)
+	}
+	if p.overLimitLocked(n) {
+		return
+	}
+	p.out = appendPushHeader(p.out, len(elems), p.resp3)
+	for _, e := range elems {
+		p.out = append(p.out, e...)
+	}
+	if !p.hold {
+		p.cond.Signal()
+	}
+}
+
+// bulkPayload returns the contents of a bulk string frame, nil if f is not one.
+func bulkPayload(f []byte) []byte {
+	if len(f) < 5 || f[0] != '$' {
+		return nil
+	}
+	i := bytes.IndexByte(f, '\n')
+	if i < 0 || i+1 > len(f)-2 {
+		return nil
+	}
+	return f[i+1 : len(f)-2]
+}
