@@ -42,6 +42,15 @@ const (
 	// Unsupported commands are refused with "-ERR <cmd> is not supported by the proxy"; Spec.Reason
 	// says why.
 	Unsupported
+	// Block commands may block their connection (BLPOP, BZMPOP, XREAD with BLOCK, ...): the proxy
+	// runs them on a connection of the client's own to the node of their keys (all on one
+	// node), once the client's earlier commands are answered. BlockTimeout says whether a call
+	// blocks; one that does not (XREAD without BLOCK) is forwarded like SameNode.
+	Block
+	// Transaction commands (MULTI, EXEC, DISCARD, WATCH, UNWATCH) are handled by the proxy: it
+	// queues the transaction and runs it on a connection of the client's own to the one node
+	// that all its keys, and the watched ones, are on.
+	Transaction
 )
 
 var policyNames = [...]string{
@@ -52,6 +61,8 @@ var policyNames = [...]string{
 	SameNode:    "same-node",
 	Local:       "local",
 	Unsupported: "unsupported",
+	Block:       "blocking",
+	Transaction: "transaction",
 }
 
 // String returns the policy's name as used in docs/commands.md.

@@ -65,7 +65,7 @@ func renderDoc() []byte {
 	b.WriteString("Arity follows Redis: N means exactly N arguments including the name, -N at least N.\n")
 	b.WriteString("Keys are argument positions (0 is the command name); -1 is the last argument.\n\n")
 	b.WriteString("Policies:\n\n")
-	for p := Forward; p <= Unsupported; p++ {
+	for p := Forward; int(p) < len(policyNames); p++ {
 		plural := "s"
 		if counts[p] == 1 {
 			plural = ""
@@ -88,4 +88,6 @@ var policyDoc = [...]string{
 	SameNode:    "forwarded when every key hashes to one node, refused otherwise; refused without keys (e.g. `EVAL` with numkeys 0).",
 	Local:       "answered by the proxy.",
 	Unsupported: "refused with `-ERR <cmd> is not supported by the proxy`.",
+	Block:       "run on a connection of the client's own to the node of its keys (all on one node), after the client's earlier commands are answered; the command's own timeout applies, and a client that disconnects releases it.",
+	Transaction: "MULTI ... EXEC queued by the proxy and run on a connection of the client's own to the one node all its keys (and the WATCHed ones) are on; a key elsewhere is refused at queue time and EXEC answers `-EXECABORT`.",
 }
