@@ -98,6 +98,15 @@ type session struct {
 
 	quit   bool
 	authed bool // no password configured, or the client authenticated
+
+	// deferred is a command that must run alone, after the batch's replies are written, on a
+	// dedicated connection (a blocking command, EXEC, WATCH, ...): the batch ends with it and
+	// runDeferred runs it. deferNode is its node, when known when it was read.
+	deferred  *command.Spec
+	deferNode int
+	ded       []*dedConn // this session's dedicated connections, one per node at most
+	blk       []byte     // a deferred command's frame, copied out of the read buffer
+	tx        txState
 }
 
 func newSession(c *Cluster, nc net.Conn) *session {
@@ -112,6 +121,7 @@ func newSession(c *Cluster, nc net.Conn) *session {
 
 func (s *session) serve() {
 	defer s.nc.Close()
+	defer s.closeDedicated()
 	defer func() {
 		// A bug must cost one client its connection, never the process.
 		if r := recover(); r != nil {
@@ -133,7 +143,7 @@ func (s *session) serve() {
 		}
 		s.snap = s.c.current()
 		s.handle(&s.cmd)
-		for s.n < maxBatch && !s.quit {
+		for s.n < maxBatch && !s.quit && s.deferred == nil {
 			ok, err := s.rd.TryRead(&s.cmd)
 			if err != nil {
 				s.finishBatch()
@@ -146,6 +156,9 @@ func (s *session) serve() {
 			s.handle(&s.cmd)
 		}
 		if !s.finishBatch() {
+			return
+		}
+		if s.deferred != nil && !s.runDeferred() {
 			return
 		}
 	}
@@ -198,7 +211,10 @@ func (s *session) finishBatch() bool {
 	}
 	n := s.n
 	s.n = 0
-	_, err := s.nc.Write(out)
+	var err error
+	if len(out) > 0 { // empty when the batch was only a deferred command
+		_, err = s.nc.Write(out)
+	}
 	if cm.on || s.c.slow != nil {
 		elapsed := time.Since(s.start)
 		cm.batchDone(n, elapsed.Seconds())
@@ -262,6 +278,7 @@ func (s *session) handle(cmd *resp.Command) {
 	}
 	if spec == nil {
 		sl.setError(unknownCommand(args))
+		s.tx.refused()
 		return
 	}
 	if !s.authed && !allowedBeforeAuth(spec) {
@@ -270,6 +287,10 @@ func (s *session) handle(cmd *resp.Command) {
 	}
 	if !spec.CheckArity(len(args)) {
 		sl.setError("ERR wrong number of arguments for '" + spec.Name + "' command")
+		s.tx.refused()
+		return
+	}
+	if s.tx.active && s.queue(sl, spec, cmd) {
 		return
 	}
 	switch spec.Policy {
@@ -287,6 +308,10 @@ func (s *session) handle(cmd *resp.Command) {
 	switch spec.Policy {
 	case command.SplitMGet, command.SplitMSet, command.SplitSum:
 		s.split(sl, spec, cmd)
+	case command.Block:
+		s.block(sl, spec, cmd)
+	case command.Transaction:
+		s.transaction(sl, spec, cmd)
 	default:
 		s.forwardByKeys(sl, spec, cmd)
 	}
@@ -369,11 +394,14 @@ func (s *session) forward(sl *slot, node int, cmd *resp.Command) {
 
 // noNode answers a command for which no node serves: every node ejected, or an uncovered slot.
 func (s *session) noNode(sl *slot) {
+	sl.setError(s.noNodeMsg())
+}
+
+func (s *session) noNodeMsg() string {
 	if s.snap.slots != nil {
-		sl.setError("CLUSTERDOWN Hash slot not served")
-		return
+		return "CLUSTERDOWN Hash slot not served"
 	}
-	sl.setError("ERR no backend node available in cluster " + s.c.opts.Name)
+	return "ERR no backend node available in cluster " + s.c.opts.Name
 }
 
 func (s *session) send(c *call, conn *backend.Conn, frame []byte) {
