@@ -90,6 +90,7 @@ func (s *session) keyGroup(spec *command.Spec, args [][]byte) (group int, msg st
 func (s *session) runDeferred() bool {
 	spec := s.deferred
 	s.deferred = nil
+	s.pruneDed()
 	out := s.out[:0]
 	if spec.Policy == command.Block {
 		var ok bool

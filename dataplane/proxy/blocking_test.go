@@ -194,3 +194,47 @@ func TestXReadWithAndWithoutBlock(t *testing.T) {
 		t.Fatalf("XREAD BLOCK = %q", got)
 	}
 }
+
+// TestBlockedClientDoesNotHoldShutdown: draining the cluster ends a blocked client's session
+// at once (its node connection released) instead of waiting for the grace period.
+func TestBlockedClientDoesNotHoldShutdown(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 1})
+	rc := e.raw(t)
+	rc.send(cmdFrame("PING") + cmdFrame("BLPOP", "k", "0"))
+	if got := rc.line(); got != "+PONG" {
+		t.Fatalf("PING = %q", got)
+	}
+	waitField(t, e.servers[0], "blocked_clients", 1)
+	start := time.Now()
+	e.cluster.Drain()
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Drain took %v with a blocked client", d)
+	}
+	waitField(t, e.servers[0], "blocked_clients", 0)
+	if _, err := rc.br.ReadByte(); err == nil {
+		t.Fatal("blocked client still connected after Drain")
+	}
+}
+
+// TestDedicatedConnectionClosedWhenNodeLeaves: a session keeps its dedicated connection for
+// reuse, and closes it once the routing table no longer names its node.
+func TestDedicatedConnectionClosedWhenNodeLeaves(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 2})
+	ring := e.install(t, 2, nodesOf(e))
+	k := keyOn(t, ring, 0, "a")
+	before := infoField(t, e.servers[0], "connected_clients")
+	rc := e.raw(t)
+	rc.send(cmdFrame("BLPOP", k, "0.05"))
+	if got := wholeReply(rc); got != "*-1\r\n" {
+		t.Fatalf("BLPOP = %q", got)
+	}
+	if n := infoField(t, e.servers[0], "connected_clients"); n != before+1 {
+		t.Fatalf("%d clients on the node after BLPOP, want %d (the dedicated connection kept)", n, before+1)
+	}
+	e.install(t, 3, nodesOf(e)[1:])
+	rc.send(cmdFrame("BLPOP", k, "0.05"))
+	if got := wholeReply(rc); got != "*-1\r\n" {
+		t.Fatalf("BLPOP on the new table = %q", got)
+	}
+	waitField(t, e.servers[0], "connected_clients", before)
+}

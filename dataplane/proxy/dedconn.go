@@ -69,9 +69,22 @@ func (s *session) findDed(addr string) *dedConn {
 	return nil
 }
 
-// keepDed caches a new dedicated connection, first closing those to nodes the current table
-// no longer names (the one holding WATCHed keys excepted: EXEC must find it).
+// keepDed caches a new dedicated connection.
 func (s *session) keepDed(addr string, nc net.Conn) *dedConn {
+	s.pruneDed()
+	d := &dedConn{addr: addr, nc: nc}
+	s.ded = append(s.ded, d)
+	return d
+}
+
+// pruneDed closes the dedicated connections to nodes the current table no longer names (the
+// one holding WATCHed keys excepted: EXEC must find it). It runs when the session's table
+// changed since it last ran.
+func (s *session) pruneDed() {
+	if s.dedSnap == s.snap {
+		return
+	}
+	s.dedSnap = s.snap
 	kept := s.ded[:0]
 	for _, d := range s.ded {
 		if d == s.tx.watch || s.named(d.addr) {
@@ -81,9 +94,7 @@ func (s *session) keepDed(addr string, nc net.Conn) *dedConn {
 		}
 	}
 	clear(s.ded[len(kept):])
-	d := &dedConn{addr: addr, nc: nc}
-	s.ded = append(kept, d)
-	return d
+	s.ded = kept
 }
 
 func (s *session) named(addr string) bool {

@@ -105,6 +105,7 @@ type session struct {
 	deferred  *command.Spec
 	deferNode int
 	ded       []*dedConn // this session's dedicated connections, one per node at most
+	dedSnap   *snapshot  // the table ded was last checked against (pruneDed)
 	blk       []byte     // a deferred command's frame, copied out of the read buffer
 	tx        txState
 }
