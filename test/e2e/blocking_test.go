@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/aster-proxy/aster/dataplane/route"
 	"github.com/aster-proxy/aster/internal/redistest"
 )
 
@@ -194,4 +196,92 @@ func TestBlockingCommands(t *testing.T) {
 			t.Fatalf("asterd after the blocked client left: %v", err)
 		}
 	})
+}
+
+// TestClusterBlockingAndTransactionFollowMoved: when a slot moved and asterd's slot map is
+// stale (fetch is long here), a blocking command and a transaction sent to the old owner
+// follow its MOVED to the new one on a dedicated connection there.
+func TestClusterBlockingAndTransactionFollowMoved(t *testing.T) {
+	rc := redistest.StartCluster(t, 3, 0)
+	q := make([]string, len(rc.Seeds()))
+	for i, s := range rc.Seeds() {
+		q[i] = strconv.Quote(s)
+	}
+	a := startAsterd(t, `
+[[clusters]]
+name = "rc"
+listen_addr = "%LISTEN%"
+cache_type = "redis_cluster"
+servers = [`+strings.Join(q, ", ")+`]
+fetch = 600
+`)
+	c, other := a.client(t), a.client(t)
+	waitServing(t, c, 10*time.Second)
+	move := func(key string) *redistest.Server {
+		t.Helper()
+		slot := int(route.Slot([]byte(key)))
+		src := rc.MasterOf(slot)
+		var dst *redistest.Server
+		for _, n := range rc.Nodes {
+			if n != src {
+				dst = n
+				break
+			}
+		}
+		dstID, err := dst.Do("CLUSTER", "MYID")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range append([]*redistest.Server{dst, src}, rc.Nodes...) {
+			if _, err := n.Do("CLUSTER", "SETSLOT", slot, "NODE", dstID); err != nil {
+				t.Fatalf("SETSLOT on %s: %v", n.Addr, err)
+			}
+		}
+		return dst
+	}
+
+	dst := move("{mv1}")
+	done := make(chan error, 1)
+	go func() {
+		v, err := c.BLPop(ctx, 0, "{mv1}.l").Result()
+		if err == nil && (len(v) != 2 || v[1] != "x") {
+			err = fmt.Errorf("BLPOP = %v", v)
+		}
+		done <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := dst.Do("INFO", "clients")
+		if err == nil && strings.Contains(info.(string), "blocked_clients:1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("BLPOP not blocked on the slot's new owner %s", dst.Addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := other.RPush(ctx, "{mv1}.l", "x").Err(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("BLPOP not released")
+	}
+
+	dst = move("{mv2}")
+	var incr *redis.IntCmd
+	if _, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, "{mv2}.a", "1", 0)
+		incr = p.Incr(ctx, "{mv2}.a")
+		return nil
+	}); err != nil || incr.Val() != 2 {
+		t.Fatalf("transaction on a moved slot: %v, INCR %d", err, incr.Val())
+	}
+	if v, err := dst.Do("GET", "{mv2}.a"); err != nil || v != "2" {
+		t.Fatalf("new owner has {mv2}.a = %v, %v", v, err)
+	}
 }
