@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -283,5 +286,53 @@ fetch = 600
 	}
 	if v, err := dst.Do("GET", "{mv2}.a"); err != nil || v != "2" {
 		t.Fatalf("new owner has {mv2}.a = %v, %v", v, err)
+	}
+}
+
+// TestBlockingAndTransactionOverTLS: with TLS on both sides, dedicated connections speak TLS
+// to the servers, and a blocked client's TLS connection survives the watch being stopped by a
+// read deadline: it is served normally afterwards.
+func TestBlockingAndTransactionOverTLS(t *testing.T) {
+	certs := redistest.GenCerts(t)
+	servers := []*redistest.Server{redistest.StartTLS(t, certs), redistest.StartTLS(t, certs)}
+	a := startAsterd(t, `
+[[clusters]]
+name = "tls"
+listen_addr = "%LISTEN%"
+cache_type = "redis"
+servers = `+serverList(servers, []int{1, 1}, true)+`
+tls_cert_file = `+strconv.Quote(certs.CertFile)+`
+tls_key_file = `+strconv.Quote(certs.KeyFile)+`
+backend_tls = true
+backend_tls_ca_file = `+strconv.Quote(certs.CAFile)+`
+`)
+	pool := x509.NewCertPool()
+	pem, _ := os.ReadFile(certs.CAFile)
+	pool.AppendCertsFromPEM(pem)
+	c := redis.NewClient(&redis.Options{Addr: a.Addr, MaxRetries: -1, PoolSize: 1,
+		TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}})
+	defer c.Close()
+	other := redis.NewClient(&redis.Options{Addr: a.Addr, MaxRetries: -1,
+		TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}})
+	defer other.Close()
+	if err := c.BLPop(ctx, time.Second, "{t}.l").Err(); !errors.Is(err, redis.Nil) {
+		t.Fatalf("BLPOP timing out over TLS: %v", err)
+	}
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		other.RPush(ctx, "{t}.l", "v")
+	}()
+	if v, err := c.BLPop(ctx, 5*time.Second, "{t}.l").Result(); err != nil || v[1] != "v" {
+		t.Fatalf("BLPOP released over TLS: %v, %v", v, err)
+	}
+	var incr *redis.IntCmd
+	if _, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		incr = p.Incr(ctx, "{t}.n")
+		return nil
+	}); err != nil || incr.Val() != 1 {
+		t.Fatalf("MULTI/EXEC over TLS: %v, %d", err, incr.Val())
+	}
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatalf("same connection after blocking: %v", err)
 	}
 }
