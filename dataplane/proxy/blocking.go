@@ -126,6 +126,9 @@ func (s *session) runBlocking(out []byte, spec *command.Spec) ([]byte, bool) {
 		return resp.AppendError(out, "ERR "+err.Error()), true
 	}
 	reply, _, gone, err := s.dedDo(d, s.blk, wait, true, true)
+	if cap(s.blk) > maxKeptOut {
+		s.blk = nil
+	}
 	if gone {
 		return out, false
 	}
