@@ -148,9 +148,11 @@ func (s *session) dedDo(d *dedConn, frame []byte, timeout time.Duration, follow,
 	for hop := 0; ; hop++ {
 		reply, gone, err = s.exchange(d, prefix, frame, timeout, watch)
 		if gone {
+			s.c.log.Debug("client left while blocked; its node connection closed", "remote", s.nc.RemoteAddr().String(), "node", d.addr)
 			return nil, d, true, nil
 		}
 		if err != nil {
+			s.c.log.Debug("dedicated connection failed", "node", d.addr, "error", err)
 			s.dropDed(d)
 			return nil, d, false, fmt.Errorf("backend %s: %w", d.addr, err)
 		}

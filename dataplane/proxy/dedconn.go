@@ -191,12 +191,6 @@ func (d *dedConn) readReply(timeout time.Duration) ([]byte, error) {
 	}
 }
 
-// dedError is the client's reply when a dedicated connection failed, worded as the shared
-// connections word theirs.
-func dedError(addr string, err error) string {
-	return fmt.Sprintf("ERR backend %s: %v", addr, err)
-}
-
 // isRedirect reports the address a -MOVED or -ASK reply names; ask tells which one it was.
 func isRedirect(reply []byte) (addr string, ask, ok bool) {
 	switch {
