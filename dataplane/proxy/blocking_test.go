@@ -238,3 +238,38 @@ func TestDedicatedConnectionClosedWhenNodeLeaves(t *testing.T) {
 	}
 	waitField(t, e.servers[0], "connected_clients", before)
 }
+
+// TestBlockedClientPipelinesMore: a blocked client that keeps sending (more than the proxy
+// buffers meanwhile) gets every reply, in order, once it is released.
+func TestBlockedClientPipelinesMore(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 1})
+	rc := e.raw(t)
+	rc.send(cmdFrame("BLPOP", "more", "0"))
+	waitField(t, e.servers[0], "blocked_clients", 1)
+	const n = 300000 // 1.8 MB of PINGs and ECHOs: past what is read while blocked
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		if i%1000 == 0 {
+			b.WriteString(cmdFrame("ECHO", strconv.Itoa(i)))
+		} else {
+			b.WriteString("PING\r\n")
+		}
+	}
+	go func() { _, _ = rc.nc.Write([]byte(b.String())) }()
+	time.Sleep(200 * time.Millisecond)
+	if err := e.client.RPush(ctx, "more", "v").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := wholeReply(rc); got != "*2\r\n$4\r\nmore\r\n$1\r\nv\r\n" {
+		t.Fatalf("BLPOP = %q", got)
+	}
+	for i := 0; i < n; i++ {
+		want := "+PONG\r\n"
+		if i%1000 == 0 {
+			want = bulk(strconv.Itoa(i))
+		}
+		if got := wholeReply(rc); got != want {
+			t.Fatalf("reply %d = %q, want %q", i, got, want)
+		}
+	}
+}
