@@ -49,6 +49,15 @@ const (
 	// Subscribe commands ((P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE) put the client session in subscribed
 	// mode, on backend connections of its own; the proxy answers their confirmations itself.
 	Subscribe
+	// Block commands may block their connection (BLPOP, BZMPOP, XREAD with BLOCK, ...): the proxy
+	// runs them on a connection of the client's own to the node of their keys (all on one
+	// node), once the client's earlier commands are answered. BlockTimeout says whether a call
+	// blocks; one that does not (XREAD without BLOCK) is forwarded like SameNode.
+	Block
+	// Transaction commands (MULTI, EXEC, DISCARD, WATCH, UNWATCH) are handled by the proxy: it
+	// queues the transaction and runs it on a connection of the client's own to the one node
+	// that all its keys, and the watched ones, are on.
+	Transaction
 )
 
 var policyNames = [...]string{
@@ -61,6 +70,8 @@ var policyNames = [...]string{
 	Unsupported: "unsupported",
 	Channel:     "channel",
 	Subscribe:   "subscribe",
+	Block:       "blocking",
+	Transaction: "transaction",
 }
 
 // String returns the policy's name as used in docs/commands.md.

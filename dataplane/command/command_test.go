@@ -126,15 +126,19 @@ func TestPolicies(t *testing.T) {
 		{"info", Local, NoKey},
 		{"cluster", Local, NoKey | Container},
 		{"auth", Local, NoKey},
-		{"blpop", Unsupported, Blocking | Write},
-		{"bzmpop", Unsupported, Blocking | MovableKeys},
-		{"xread", Unsupported, Blocking | Read | MovableKeys},
-		{"xreadgroup", Unsupported, Blocking | Write},
-		{"blmove", Unsupported, Blocking},
+		{"blpop", Block, Blocking | Write},
+		{"bzmpop", Block, Blocking | MovableKeys},
+		{"xread", Block, Blocking | Read | MovableKeys},
+		{"xreadgroup", Block, Blocking | Write},
+		{"blmove", Block, Blocking},
 		{"keys", Unsupported, Read | NoKey},
 		{"flushall", Unsupported, Write | NoKey},
-		{"multi", Unsupported, NoKey},
-		{"watch", Unsupported, 0},
+		{"multi", Transaction, NoKey},
+		{"exec", Transaction, NoKey},
+		{"discard", Transaction, NoKey},
+		{"unwatch", Transaction, NoKey},
+		{"wait", Unsupported, NoKey},
+		{"watch", Transaction, 0},
 		{"subscribe", Subscribe, PubSub | NoKey},
 		{"psubscribe", Subscribe, PubSub | NoKey},
 		{"ssubscribe", Subscribe, PubSub},
@@ -186,8 +190,8 @@ func TestTableInvariants(t *testing.T) {
 		if s.Policy == Unsupported && s.Reason == "" {
 			t.Errorf("%s: unsupported without a reason", s.Name)
 		}
-		if s.Flags&Blocking != 0 && s.Policy != Unsupported {
-			t.Errorf("%s: blocking commands need a dedicated connection, policy is %v", s.Name, s.Policy)
+		if (s.Flags&Blocking != 0) != (s.Policy == Block) {
+			t.Errorf("%s: blocking commands, and only they, need a dedicated connection (policy block), policy is %v", s.Name, s.Policy)
 		}
 		hasKeys := s.FirstKey > 0 || s.find != findRange
 		if hasKeys == (s.Flags&NoKey != 0) {

@@ -90,4 +90,6 @@ var policyDoc = [...]string{
 	Unsupported: "refused with `-ERR <cmd> is not supported by the proxy`.",
 	Channel:     "routed by the channel name to the node its subscribers use (ring node; in cluster mode the slot's master).",
 	Subscribe:   "subscribed mode: the session gets backend connections of its own; confirmations answered by the proxy.",
+	Block:       "run on a connection of the client's own to the node of its keys (all on one node), after the client's earlier commands are answered; the command's own timeout applies, and a client that disconnects releases it.",
+	Transaction: "MULTI ... EXEC queued by the proxy and run on a connection of the client's own to the one node all its keys (and the WATCHed ones) are on; a key elsewhere is refused at queue time and EXEC answers `-EXECABORT`.",
 }

@@ -1,6 +1,11 @@
 package proxy
 
-import "github.com/aster-proxy/aster/dataplane/resp"
+import (
+	"bytes"
+
+	"github.com/aster-proxy/aster/dataplane/command"
+	"github.com/aster-proxy/aster/dataplane/resp"
+)
 
 // A session speaks RESP2 until its client sends HELLO 3, and back after HELLO 2; backend
 // connections speak the cluster's backend_resp_version. A reply crosses over only when the
@@ -22,4 +27,25 @@ func (s *session) localToRESP3(out []byte, sh *resp.Shape) []byte {
 	s.conv = resp.ToRESP3(s.conv[:0], out, sh)
 	out, s.conv = s.conv, out // the slot keeps the converted buffer; ours is reused
 	return out
+}
+
+// deferredShape is the reply shape of a deferred command (blocking, or a transaction's): for
+// EXEC, a tuple of the queued commands' own shapes, read back from the queue.
+func (s *session) deferredShape(spec *command.Spec) *resp.Shape {
+	if spec.Policy == command.Block {
+		return command.ReplyShape(spec, s.cmd.Args)
+	}
+	if spec.Name != "exec" || !s.tx.active {
+		return nil
+	}
+	sh := &resp.Shape{Kind: resp.ShapeTuple}
+	rd := resp.NewReader(bytes.NewReader(s.tx.frames), 4<<10)
+	var cmd resp.Command
+	for i := 0; rd.Read(&cmd) == nil; i++ {
+		if i == 0 {
+			continue // MULTI
+		}
+		sh.Items = append(sh.Items, command.ReplyShape(command.Lookup(cmd.Args[0]), cmd.Args))
+	}
+	return sh
 }

@@ -110,6 +110,16 @@ type session struct {
 	proto3   bool   // the client switched to RESP3 with HELLO 3
 	conv     []byte // scratch for replies converted between RESP2 and RESP3
 	enterSub bool   // a SUBSCRIBE ends the batch: subscribed mode follows (pubsub.go)
+
+	// deferred is a command that must run alone, after the batch's replies are written, on a
+	// dedicated connection (a blocking command, EXEC, WATCH, ...): the batch ends with it and
+	// runDeferred runs it. deferNode is its node, when known when it was read.
+	deferred  *command.Spec
+	deferNode int
+	ded       []*dedConn // this session's dedicated connections, one per node at most
+	dedSnap   *snapshot  // the table ded was last checked against (pruneDed)
+	blk       []byte     // a deferred command's frame, copied out of the read buffer
+	tx        txState
 }
 
 func newSession(c *Cluster, nc net.Conn) *session {
@@ -129,6 +139,7 @@ func newSession(c *Cluster, nc net.Conn) *session {
 
 func (s *session) serve() {
 	defer s.nc.Close()
+	defer s.closeDedicated()
 	defer func() {
 		// A bug must cost one client its connection, never the process.
 		if r := recover(); r != nil {
@@ -152,7 +163,7 @@ func (s *session) serve() {
 		}
 		s.snap = s.c.current()
 		s.handle(&s.cmd)
-		for s.n < maxBatch && !s.quit && !s.enterSub {
+		for s.n < maxBatch && !s.quit && !s.enterSub && s.deferred == nil {
 			ok, err := s.rd.TryRead(&s.cmd)
 			if err != nil {
 				s.finishBatch()
@@ -165,6 +176,9 @@ func (s *session) serve() {
 			s.handle(&s.cmd)
 		}
 		if !s.finishBatch() {
+			return
+		}
+		if s.deferred != nil && !s.runDeferred() {
 			return
 		}
 		if s.enterSub {
@@ -232,7 +246,10 @@ func (s *session) finishBatch() bool {
 	}
 	n := s.n
 	s.n = 0
-	_, err := s.rw.Write(out)
+	var err error
+	if len(out) > 0 { // empty when the batch was only a deferred command
+		_, err = s.rw.Write(out)
+	}
 	if slow := s.c.slow.Load(); cm.on || slow != nil {
 		elapsed := time.Since(s.start)
 		cm.batchDone(n, elapsed.Seconds())
@@ -309,6 +326,7 @@ func (s *session) handle(cmd *resp.Command) {
 			testPanicHook(args)
 		}
 		sl.setError(unknownCommand(args))
+		s.tx.refused()
 		return
 	}
 	if !s.authed && !allowedBeforeAuth(spec) {
@@ -317,6 +335,10 @@ func (s *session) handle(cmd *resp.Command) {
 	}
 	if !spec.CheckArity(len(args)) {
 		sl.setError("ERR wrong number of arguments for '" + spec.Name + "' command")
+		s.tx.refused()
+		return
+	}
+	if s.tx.active && s.queue(sl, spec, cmd) {
 		return
 	}
 	switch spec.Policy {
@@ -344,6 +366,10 @@ func (s *session) handle(cmd *resp.Command) {
 		s.subscribeCommand(sl, spec, args)
 	case command.Channel:
 		s.channelCommand(sl, spec, cmd)
+	case command.Block:
+		s.block(sl, spec, cmd)
+	case command.Transaction:
+		s.transaction(sl, spec, cmd)
 	default:
 		s.forwardByKeys(sl, spec, cmd)
 	}
@@ -433,11 +459,14 @@ func (s *session) forward(sl *slot, node int, cmd *resp.Command) {
 
 // noNode answers a command for which no node serves: every node ejected, or an uncovered slot.
 func (s *session) noNode(sl *slot) {
+	sl.setError(s.noNodeMsg())
+}
+
+func (s *session) noNodeMsg() string {
 	if s.snap.slots != nil {
-		sl.setError("CLUSTERDOWN Hash slot not served")
-		return
+		return "CLUSTERDOWN Hash slot not served"
 	}
-	sl.setError("ERR no backend node available in cluster " + s.c.opts.Name)
+	return "ERR no backend node available in cluster " + s.c.opts.Name
 }
 
 func (s *session) send(c *call, conn *backend.Conn, frame []byte) {

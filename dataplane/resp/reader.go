@@ -2,8 +2,10 @@ package resp
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 )
 
 const (
@@ -70,6 +72,31 @@ func (r *Reader) Reset(rd io.Reader) {
 
 // Buffered returns the number of unparsed bytes buffered.
 func (r *Reader) Buffered() int { return r.w - r.r }
+
+// ErrBufferFull is what Fill returns, without reading, when the limit of unparsed bytes is
+// buffered already.
+var ErrBufferFull = errors.New("resp: buffer full")
+
+// Fill reads once more from the underlying reader into the buffer, without parsing: for a
+// caller that waits on something else meanwhile (a blocking command) and must notice the peer
+// going away, while keeping whatever the peer sends for later Reads. It returns ErrBufferFull
+// when limit unparsed bytes are buffered. A read error is kept and reported by Read once the
+// buffered commands are consumed, except a timeout: a read deadline can stop a Fill without
+// ending the input. Fill may move buffered bytes: Args of commands returned earlier become
+// invalid.
+func (r *Reader) Fill(limit int) error {
+	if r.rerr == nil && r.w-r.r >= limit {
+		return ErrBufferFull
+	}
+	err := r.fill()
+	if r.rerr == io.EOF {
+		return io.EOF // whether a command is cut short is for Read to say
+	}
+	if r.rerr != nil && errors.Is(r.rerr, os.ErrDeadlineExceeded) {
+		r.rerr = nil
+	}
+	return err
+}
 
 // Read returns the next complete command, reading from the underlying reader as needed
 // (blocks). At a clean end of input it returns io.EOF; if the input ends inside a command,

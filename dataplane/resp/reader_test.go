@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
+	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // oneByteReader returns its input one byte per Read, the worst split a network can produce.
@@ -477,5 +480,61 @@ func TestParseInt64Arg(t *testing.T) {
 				t.Fatalf("ParseInt64Arg(%q) = %d, %v; want %d, %v", tt.in, got, ok, tt.want, tt.ok)
 			}
 		})
+	}
+}
+
+// TestReaderFill: Fill buffers input without parsing it, a deadline stops it without ending
+// the input, the limit stops it reading, and Read then serves what was kept, in order.
+func TestReaderFill(t *testing.T) {
+	srv, cli := net.Pipe()
+	defer srv.Close()
+	r := NewReader(srv, 16)
+	go func() {
+		// net.Pipe writes block until read: each piece is one Fill.
+		for _, piece := range []string{"*1\r\n$4\r\nPING\r\n", "*2\r\n$4\r\nECHO\r\n$20\r\n", "0123456789"} {
+			if _, err := cli.Write([]byte(piece)); err != nil {
+				return
+			}
+		}
+	}()
+	for i := 0; i < 3; i++ {
+		if err := r.Fill(1 << 10); err != nil {
+			t.Fatalf("Fill %d: %v", i, err)
+		}
+	}
+	if err := r.Fill(r.Buffered()); !errors.Is(err, ErrBufferFull) {
+		t.Fatalf("Fill at the limit = %v, want ErrBufferFull", err)
+	}
+	_ = srv.SetReadDeadline(time.Now().Add(-time.Second))
+	if err := r.Fill(1 << 10); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Fill after the deadline = %v, want a deadline error", err)
+	}
+	_ = srv.SetReadDeadline(time.Time{})
+	go func() {
+		_, _ = cli.Write([]byte("0123456789\r\n"))
+		cli.Close()
+	}()
+	cmds, _, err := readAll(r)
+	if err != io.EOF {
+		t.Fatalf("after the commands: %v, want io.EOF (a deadline must not stick)", err)
+	}
+	if len(cmds) != 2 || cmds[0][0] != "PING" || cmds[1][1] != "01234567890123456789" {
+		t.Fatalf("commands = %q", cmds)
+	}
+}
+
+// TestReaderFillKeepsEOF: the end of input seen by Fill is reported by Read after the
+// buffered commands.
+func TestReaderFillKeepsEOF(t *testing.T) {
+	r := NewReader(strings.NewReader("PING\r\n"), 16)
+	if err := r.Fill(1 << 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Fill(1 << 10); err != io.EOF {
+		t.Fatalf("Fill at the end = %v, want io.EOF", err)
+	}
+	cmds, _, err := readAll(r)
+	if err != io.EOF || len(cmds) != 1 || cmds[0][0] != "PING" {
+		t.Fatalf("Read after Fill = %q, %v", cmds, err)
 	}
 }

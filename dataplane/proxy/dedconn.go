@@ -1,0 +1,204 @@
+package proxy
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/aster-proxy/aster/dataplane/backend"
+	"github.com/aster-proxy/aster/dataplane/resp"
+)
+
+// dedConn is a connection to one node that belongs to one session (see dialNode): blocking
+// commands and transactions run on it, one exchange at a time, on the session's goroutine.
+// A session keeps its dedicated connections, one per node, for reuse until it ends.
+type dedConn struct {
+	addr string
+	nc   net.Conn
+	buf  []byte // buf[r:w]: read and not yet returned
+	r, w int
+}
+
+// dedicated returns the session's dedicated connection to node of its snapshot, dialling it
+// when there is none.
+func (s *session) dedicated(node int) (*dedConn, error) {
+	if node < 0 || node >= len(s.snap.pools) {
+		return nil, fmt.Errorf("cluster %s: no node %d in the routing table", s.c.opts.Name, node)
+	}
+	addr := s.snap.pools[node].addr
+	if d := s.findDed(addr); d != nil {
+		return d, nil
+	}
+	nc, err := s.dialNode(node)
+	if err != nil {
+		return nil, err
+	}
+	return s.keepDed(addr, nc), nil
+}
+
+// dedicatedAt is dedicated for a node a redirect names, which the table may not know yet.
+func (s *session) dedicatedAt(addr string) (*dedConn, error) {
+	if d := s.findDed(addr); d != nil {
+		return d, nil
+	}
+	for i, p := range s.snap.pools {
+		if p.addr == addr {
+			return s.dedicated(i)
+		}
+	}
+	p := s.c.poolFor(addr)
+	if p == nil {
+		return nil, fmt.Errorf("cluster %s: closed", s.c.opts.Name)
+	}
+	opts := p.opts
+	opts.Latency, opts.OnFailure = nil, nil
+	nc, err := backend.Dial(opts)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: dedicated connection: %w", s.c.opts.Name, err)
+	}
+	return s.keepDed(addr, nc), nil
+}
+
+func (s *session) findDed(addr string) *dedConn {
+	for _, d := range s.ded {
+		if d.addr == addr {
+			return d
+		}
+	}
+	return nil
+}
+
+// keepDed caches a new dedicated connection.
+func (s *session) keepDed(addr string, nc net.Conn) *dedConn {
+	s.pruneDed()
+	d := &dedConn{addr: addr, nc: nc}
+	s.ded = append(s.ded, d)
+	return d
+}
+
+// pruneDed closes the dedicated connections to nodes the current table no longer names (the
+// one holding WATCHed keys excepted: EXEC must find it). It runs when the session's table
+// changed since it last ran.
+func (s *session) pruneDed() {
+	if s.dedSnap == s.snap {
+		return
+	}
+	s.dedSnap = s.snap
+	kept := s.ded[:0]
+	for _, d := range s.ded {
+		if d == s.tx.watch || s.named(d.addr) {
+			kept = append(kept, d)
+		} else {
+			d.nc.Close()
+		}
+	}
+	clear(s.ded[len(kept):])
+	s.ded = kept
+}
+
+func (s *session) named(addr string) bool {
+	for _, p := range s.snap.pools {
+		if p.addr == addr {
+			return true
+		}
+	}
+	return false
+}
+
+// dropDed closes a dedicated connection that failed or whose state is unknown. Watches it
+// held are gone with it: the transaction's EXEC then fails as if a watched key changed.
+func (s *session) dropDed(d *dedConn) {
+	d.nc.Close()
+	for i, x := range s.ded {
+		if x == d {
+			last := len(s.ded) - 1
+			copy(s.ded[i:], s.ded[i+1:])
+			s.ded[last] = nil
+			s.ded = s.ded[:last]
+			break
+		}
+	}
+	if s.tx.watch == d {
+		s.tx.watch = nil
+		s.tx.watchLost = true
+	}
+}
+
+// closeDedicated closes every dedicated connection: the session is over.
+func (s *session) closeDedicated() {
+	for i, d := range s.ded {
+		d.nc.Close()
+		s.ded[i] = nil
+	}
+	s.ded = s.ded[:0]
+}
+
+// write sends frames in one write.
+func (d *dedConn) write(frames []byte, timeout time.Duration) error {
+	var deadline time.Time
+	if timeout > 0 {
+		deadline = time.Now().Add(timeout)
+	}
+	_ = d.nc.SetWriteDeadline(deadline)
+	if _, err := d.nc.Write(frames); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	return nil
+}
+
+// readReply returns the next reply frame, valid until the next readReply. Each read waits at
+// most timeout for data (0: no limit).
+func (d *dedConn) readReply(timeout time.Duration) ([]byte, error) {
+	for {
+		if d.r < d.w {
+			n, err := resp.ScanReply(d.buf[d.r:d.w])
+			if err != nil {
+				return nil, err
+			}
+			if n > 0 {
+				f := d.buf[d.r : d.r+n]
+				d.r += n
+				return f, nil
+			}
+		}
+		if d.r == d.w {
+			d.r, d.w = 0, 0
+			if len(d.buf) > maxKeptOut {
+				d.buf = nil
+			}
+		}
+		if d.w == len(d.buf) {
+			if d.r > 0 {
+				d.w = copy(d.buf, d.buf[d.r:d.w])
+				d.r = 0
+			} else {
+				nb := make([]byte, max(2*len(d.buf), 4<<10))
+				d.w = copy(nb, d.buf[:d.w])
+				d.buf = nb
+			}
+		}
+		var deadline time.Time
+		if timeout > 0 {
+			deadline = time.Now().Add(timeout)
+		}
+		_ = d.nc.SetReadDeadline(deadline)
+		n, err := d.nc.Read(d.buf[d.w:])
+		d.w += n
+		if err != nil && n == 0 {
+			return nil, fmt.Errorf("read: %w", err)
+		}
+	}
+}
+
+// isRedirect reports the address a -MOVED or -ASK reply names; ask tells which one it was.
+func isRedirect(reply []byte) (addr string, ask, ok bool) {
+	switch {
+	case bytes.HasPrefix(reply, movedPrefix):
+		addr, ok = redirectAddr(reply[len(movedPrefix):])
+	case bytes.HasPrefix(reply, askPrefix):
+		addr, ok = redirectAddr(reply[len(askPrefix):])
+		ask = true
+	}
+	return addr, ask, ok
+}

@@ -1,0 +1,351 @@
+package proxy
+
+import (
+	"github.com/aster-proxy/aster/dataplane/command"
+	"github.com/aster-proxy/aster/dataplane/resp"
+)
+
+// txState is a session's transaction. Between MULTI and EXEC the proxy queues the commands
+// itself (answering +QUEUED, or an error that dooms the transaction, as Redis does) and checks
+// that every key is on one node — one slot in cluster mode, as Redis Cluster requires — and
+// on the node of the WATCHed keys. EXEC sends MULTI, the commands and EXEC in one write on the
+// session's dedicated connection to that node. WATCH goes to that connection at once, so that
+// the node tracks the keys from then on.
+type txState struct {
+	active bool   // between MULTI and EXEC/DISCARD
+	dirty  bool   // a command was refused while queueing: EXEC answers EXECABORT
+	frames []byte // MULTI and the queued commands, as they go to the node
+	n      int    // queued commands
+
+	// Where the transaction's and the watched keys are, once some key fixed it: a slot in
+	// cluster mode, a node's address in standalone mode.
+	grouped bool
+	slot    int
+	addr    string
+
+	watch     *dedConn // the connection holding WATCHed keys; nil when none
+	watchLost bool     // that connection failed: the watches are gone, so EXEC must fail
+}
+
+// maxTxBytes bounds a queued transaction, as one command is bounded.
+const maxTxBytes = resp.MaxCommandLen
+
+var (
+	multiFrame   = []byte("*1\r\n$5\r\nMULTI\r\n")
+	execFrame    = []byte("*1\r\n$4\r\nEXEC\r\n")
+	unwatchFrame = []byte("*1\r\n$7\r\nUNWATCH\r\n")
+	nullArray    = []byte("*-1\r\n")
+)
+
+// refused dooms an open transaction: a command in it was refused.
+func (tx *txState) refused() {
+	if tx.active {
+		tx.dirty = true
+	}
+}
+
+// reset ends the transaction and forgets the watches (EXEC and DISCARD do both).
+func (tx *txState) reset() {
+	tx.active, tx.dirty, tx.n = false, false, 0
+	tx.frames = tx.frames[:0]
+	if cap(tx.frames) > maxKeptOut {
+		tx.frames = nil
+	}
+	tx.grouped, tx.addr = false, ""
+	tx.watch, tx.watchLost = nil, false
+}
+
+// transaction handles MULTI, EXEC, DISCARD, WATCH and UNWATCH outside a transaction, and
+// MULTI, EXEC, DISCARD and WATCH inside one (queue handles the rest).
+func (s *session) transaction(sl *slot, spec *command.Spec, cmd *resp.Command) {
+	tx := &s.tx
+	sl.kind = slotLocal
+	switch spec.Name {
+	case "multi":
+		if tx.active {
+			sl.setError("ERR MULTI calls can not be nested")
+			return
+		}
+		tx.active, tx.dirty, tx.n = true, false, 0
+		tx.frames = append(tx.frames[:0], multiFrame...)
+		sl.local = append(sl.local[:0], okReply...)
+	case "exec":
+		if !tx.active {
+			sl.setError("ERR EXEC without MULTI")
+			return
+		}
+		s.deferTo(spec, -1)
+	case "discard":
+		if !tx.active {
+			sl.setError("ERR DISCARD without MULTI")
+			return
+		}
+		if tx.watch != nil {
+			s.deferTo(spec, -1) // UNWATCH on the node, after the batch
+			return
+		}
+		tx.reset()
+		sl.local = append(sl.local[:0], okReply...)
+	case "watch":
+		if tx.active {
+			sl.setError("ERR WATCH inside MULTI is not allowed")
+			return
+		}
+		node, msg := s.txKeys(spec, cmd.Args)
+		if msg != "" {
+			sl.setError(msg)
+			return
+		}
+		s.deferTo(spec, node)
+	case "unwatch": // outside a transaction; inside, it is queued
+		if tx.watch != nil {
+			s.deferTo(spec, -1)
+			return
+		}
+		tx.reset()
+		sl.local = append(sl.local[:0], okReply...)
+	}
+}
+
+// queue handles a command inside a transaction: queued (+QUEUED) or refused (which dooms the
+// transaction). false: the command is not queued but handled as usual (MULTI, EXEC, DISCARD,
+// WATCH, QUIT).
+func (s *session) queue(sl *slot, spec *command.Spec, cmd *resp.Command) bool {
+	tx := &s.tx
+	switch spec.Policy {
+	case command.Transaction:
+		if spec.Name != "unwatch" {
+			return false
+		}
+	case command.Local:
+		switch spec.Name {
+		case "quit":
+			return false
+		case "ping", "echo": // the node answers them as the proxy would
+		default:
+			sl.setError("ERR " + spec.Name + " inside a transaction is not supported by the proxy")
+			tx.dirty = true
+			return true
+		}
+	case command.Unsupported:
+		sl.setError("ERR " + spec.Name + " is not supported by the proxy")
+		tx.dirty = true
+		return true
+	}
+	if s.snap == nil {
+		sl.setError("ERR cluster " + s.c.opts.Name + " has no routing table yet")
+		tx.dirty = true
+		return true
+	}
+	// Malformed key arguments are the node's to refuse when EXEC runs them, as Redis does.
+	if _, ok := spec.Keys(cmd.Args, s.keys[:0]); ok {
+		if _, msg := s.txKeys(spec, cmd.Args); msg != "" {
+			sl.setError(msg)
+			tx.dirty = true
+			return true
+		}
+	}
+	frame := frameOf(cmd, &sl.main.buf)
+	if len(tx.frames)+len(frame) > maxTxBytes {
+		sl.setError("ERR transaction too large for the proxy")
+		tx.dirty = true
+		return true
+	}
+	if !tx.dirty {
+		tx.frames = append(tx.frames, frame...)
+		tx.n++
+	}
+	sl.kind = slotLocal
+	sl.local = resp.AppendSimple(sl.local[:0], "QUEUED")
+	return true
+}
+
+// txKeys checks that the command's keys are together and with the transaction's (and the
+// watched) keys, fixing where they are on the first keys. It returns the node of the keys
+// (-1 when none) or the client's error.
+func (s *session) txKeys(spec *command.Spec, args [][]byte) (node int, msg string) {
+	g, msg := s.keyGroup(spec, args)
+	if msg != "" || g < 0 {
+		return -1, msg
+	}
+	tx := &s.tx
+	if s.snap.slots != nil {
+		if !tx.grouped {
+			tx.grouped, tx.slot = true, g
+		} else if g != tx.slot {
+			return -1, "CROSSSLOT Keys in request don't hash to the same slot"
+		}
+		if node = s.slotNode(uint16(g), false); node < 0 {
+			return -1, s.noNodeMsg()
+		}
+		return node, ""
+	}
+	addr := s.snap.pools[g].addr
+	if !tx.grouped {
+		tx.grouped, tx.addr = true, addr
+	} else if addr != tx.addr {
+		return -1, "ERR keys of a transaction must all be on one node (use hash tags)"
+	}
+	return g, ""
+}
+
+// txNode is the node a transaction runs on: that of its keys, or any for one without keys.
+func (s *session) txNode() (node int, msg string) {
+	tx := &s.tx
+	switch {
+	case s.snap.slots != nil && tx.grouped:
+		node = s.slotNode(uint16(tx.slot), false)
+	case s.snap.slots != nil:
+		node = s.slotNode(0, false)
+	case tx.grouped:
+		node = -1
+		for i, p := range s.snap.pools {
+			if p.addr == tx.addr {
+				node = i
+			}
+		}
+		if node < 0 {
+			return -1, "ERR node " + tx.addr + " left cluster " + s.c.opts.Name + "; transaction discarded"
+		}
+	default:
+		node = s.snap.table.Ring.Pick(nil)
+	}
+	if node < 0 {
+		return -1, s.noNodeMsg()
+	}
+	return node, ""
+}
+
+// runTransaction runs a deferred EXEC, DISCARD, WATCH or UNWATCH and appends its reply.
+func (s *session) runTransaction(out []byte, spec *command.Spec) []byte {
+	tx := &s.tx
+	switch spec.Name {
+	case "exec":
+		out = s.exec(out)
+		tx.reset() // the node forgets the watches at EXEC, whatever its outcome
+		return out
+	case "discard":
+		s.unwatch()
+		tx.reset()
+		return append(out, okReply...)
+	case "unwatch":
+		s.unwatch()
+		tx.reset()
+		return append(out, okReply...)
+	}
+	return s.watchKeys(out)
+}
+
+// exec runs the queued transaction on its node and appends EXEC's reply.
+func (s *session) exec(out []byte) []byte {
+	tx := &s.tx
+	if tx.dirty {
+		s.unwatch() // Redis forgets the watches of a discarded transaction too
+		s.c.metrics.inc(s.c.metrics.refused)
+		return resp.AppendError(out, "EXECABORT Transaction discarded because of previous errors.")
+	}
+	if tx.watchLost {
+		// The connection that held the watches failed: whether a watched key changed is
+		// unknown, so the transaction fails as when one did.
+		s.unwatch()
+		return append(out, nullArray...)
+	}
+	d := tx.watch
+	if d == nil {
+		node, msg := s.txNode()
+		if msg != "" {
+			return resp.AppendError(out, msg)
+		}
+		var err error
+		if d, err = s.dedicated(node); err != nil {
+			return resp.AppendError(out, "ERR "+err.Error())
+		}
+	}
+	tx.frames = append(tx.frames, execFrame...)
+	for hop := 0; ; hop++ {
+		reply, moved, err := s.execOn(d)
+		if err != nil {
+			s.dropDed(d)
+			s.c.metrics.inc(s.c.metrics.backendErr)
+			return resp.AppendError(out, "ERR backend "+d.addr+": "+err.Error())
+		}
+		if moved == "" {
+			return append(out, reply...)
+		}
+		s.c.hint() // the slot map is stale
+		if hop > 0 || tx.watch != nil {
+			// The node refused the commands (EXECABORT); with watches on that node, running
+			// elsewhere would ignore them.
+			return append(out, reply...)
+		}
+		s.c.metrics.inc(s.c.metrics.moved)
+		if d, err = s.dedicatedAt(moved); err != nil {
+			return resp.AppendError(out, "ERR "+err.Error())
+		}
+	}
+}
+
+// execOn sends the transaction on d and returns EXEC's reply, and the node a MOVED reply to
+// a queued command named ("" when none).
+func (s *session) execOn(d *dedConn) (reply []byte, moved string, err error) {
+	if err = d.write(s.tx.frames, s.c.opts.WriteTimeout); err != nil {
+		return nil, "", err
+	}
+	for i := 0; i <= s.tx.n; i++ { // MULTI's reply, then each command's
+		r, err := d.readReply(s.c.opts.ReadTimeout)
+		if err != nil {
+			return nil, "", err
+		}
+		if addr, ask, ok := isRedirect(r); ok && !ask && moved == "" {
+			moved = addr
+		}
+	}
+	reply, err = d.readReply(s.c.opts.ReadTimeout)
+	return reply, moved, err
+}
+
+// unwatch makes the node forget the session's watches.
+func (s *session) unwatch() {
+	d := s.tx.watch
+	if d == nil {
+		return
+	}
+	if _, _, _, err := s.dedDo(d, unwatchFrame, s.c.opts.ReadTimeout, false, false); err != nil {
+		s.c.log.Debug("UNWATCH failed; connection dropped", "node", d.addr, "error", err)
+	}
+	s.tx.watch = nil
+}
+
+// watchKeys sends a deferred WATCH to the node of its keys on the dedicated connection that
+// will run the transaction.
+func (s *session) watchKeys(out []byte) []byte {
+	tx := &s.tx
+	node := s.deferNode
+	if tx.watch != nil && tx.watch.addr != s.snap.pools[node].addr {
+		// The keys' slot moved since the first WATCH.
+		return resp.AppendError(out, "ERR keys of a transaction must all be on one node (use hash tags)")
+	}
+	d, err := s.dedicated(node)
+	if err != nil {
+		s.ungroupUnwatched()
+		return resp.AppendError(out, "ERR "+err.Error())
+	}
+	reply, used, _, err := s.dedDo(d, frameOf(&s.cmd, &s.blk), s.c.opts.ReadTimeout, tx.watch == nil, false)
+	if err != nil {
+		s.ungroupUnwatched()
+		return resp.AppendError(out, "ERR "+err.Error())
+	}
+	if len(reply) > 0 && reply[0] == '+' {
+		tx.watch = used
+	} else {
+		s.ungroupUnwatched()
+	}
+	return append(out, reply...)
+}
+
+// ungroupUnwatched forgets where the keys are when nothing holds them there any more.
+func (s *session) ungroupUnwatched() {
+	if tx := &s.tx; tx.watch == nil && !tx.watchLost && !tx.active {
+		tx.grouped, tx.addr = false, ""
+	}
+}
