@@ -92,16 +92,28 @@ func (s *session) resend(c *call) bool {
 		// ASKING and the command in one write, so that no other session's command can come
 		// between them on the shared connection.
 		s.c.metrics.inc(s.c.metrics.ask)
-		c.conn = conn
-		s.wg.Add(2)
-		conn.SendPrefixed(&c.req, &c.ask, askingFrame, c.frame)
-		s.touch(conn)
+		s.sendAsking(c, conn)
 	case bytes.HasPrefix(r, tryAgainPrefix), bytes.HasPrefix(r, clusterDownPrefix):
-		s.send(c, c.conn, c.frame)
+		if c.asked {
+			// A multi-key command on the importing node while some of its keys are still on
+			// the other one: the retry must come with ASKING again, or the node sends MOVED
+			// back to the migrating one.
+			s.sendAsking(c, c.conn)
+		} else {
+			s.send(c, c.conn, c.frame)
+		}
 	default:
 		return false
 	}
 	return true
+}
+
+// sendAsking sends c to conn preceded by ASKING.
+func (s *session) sendAsking(c *call, conn *backend.Conn) {
+	c.conn, c.asked = conn, true
+	s.wg.Add(2)
+	conn.SendPrefixed(&c.req, &c.ask, askingFrame, c.frame)
+	s.touch(conn)
 }
 
 // redirectConn returns this session's connection to the node a redirect names; nil when the

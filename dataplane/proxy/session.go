@@ -61,6 +61,7 @@ type call struct {
 	buf   []byte // frame bytes the call owns
 	conn  *backend.Conn
 	ask   backend.Request // reply to the ASKING sent ahead of it after an ASK redirect; ignored
+	asked bool            // last sent after an ASK redirect, with ASKING ahead of it
 }
 
 func newCall(wg *sync.WaitGroup) *call {
@@ -470,7 +471,7 @@ func (s *session) noNodeMsg() string {
 }
 
 func (s *session) send(c *call, conn *backend.Conn, frame []byte) {
-	c.frame, c.conn = frame, conn
+	c.frame, c.conn, c.asked = frame, conn, false
 	s.wg.Add(1)
 	conn.Send(&c.req, frame)
 	s.touch(conn)
