@@ -14,7 +14,8 @@
 #   --thread N       asterd's `thread` (default 1)
 #   --pin split|none split (default): redis-benchmark on CPU 0, every server on CPUs 1..n-1
 #   --base-port P    first port (default 7301): backends P..P+3, twemproxy P+9 (stats P+10),
-#                    asterd P+19, cluster nodes P+30..P+32, asterd-cluster P+39
+#                    asterd P+19 (admin P+20, metrics P+21), cluster nodes P+30..P+32,
+#                    asterd-cluster P+39 (admin P+40, metrics P+41)
 #   --max-other PCT  rerun a run (at most twice; once with --quick) when processes not started here used more than
 #                    PCT% of the machine's CPU during it (default 15)
 #   --keep           keep the scratch directory (configs, logs)
@@ -187,6 +188,13 @@ hash_method = "fnv1a_64"
 hash_distribution = "ketama"
 thread = $THREAD
 node_connections = 1
+
+# Metrics on, as by default, on ports of this run's own so that two asterds can run.
+[metrics]
+listen_addr = "127.0.0.1:$((port + 2))"
+
+[admin]
+listen_addr = "127.0.0.1:$((port + 1))"
 EOF
 }
 start_asterd() { # NAME PORT TOMLFILE
