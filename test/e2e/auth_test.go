@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +19,16 @@ func TestAuthEndToEnd(t *testing.T) {
 		redistest.Start(t, "--requirepass", "backpw"),
 		redistest.Start(t, "--requirepass", "backpw"),
 	}
+	admin := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
+	metrics := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
 	a := startAsterd(t, `
+[admin]
+listen_addr = "`+admin+`"
+token = "admintok"
+
+[metrics]
+listen_addr = "`+metrics+`"
+
 [[clusters]]
 name = "secure"
 listen_addr = "%LISTEN%"
@@ -59,10 +70,26 @@ client_idle_timeout = 60
 	if !strings.Contains(a.log.String(), "cluster configured: cluster=secure") || !strings.Contains(a.log.String(), "client_auth=true") {
 		t.Fatalf("no effective configuration summary in the log")
 	}
-	// Secrets never reach the log.
-	for _, secret := range []string{"s3cret", "opspw", "backpw"} {
-		if strings.Contains(a.log.String(), secret) {
-			t.Fatalf("the log contains the secret %q", secret)
+	// Secrets never reach the log, the metrics, the proxy's own replies or the admin API.
+	redistest.WaitListening(t, admin, 10*time.Second)
+	_, metricsText := httpGet(t, "http://"+metrics+"/metrics")
+	info, _ := c.Info(ctx, "everything").Result()
+	knobs, _ := c.Do(ctx, "CONFIG", "GET", "cluster.secure.*").Slice()
+	env := []string{"ASTER_ADMIN_TOKEN=admintok"}
+	show := asterctl(t, env, "--addr", admin, "-o", "json", "cluster", "show", "secure")
+	list := asterctl(t, env, "--addr", admin, "-o", "json", "cluster", "list")
+	if show.code != 0 || list.code != 0 || !strings.Contains(show.stdout, "secure") {
+		t.Fatalf("asterctl: %v %v", show, list)
+	}
+	places := map[string]string{
+		"log": a.log.String(), "metrics": metricsText, "INFO": info, "CONFIG GET": fmt.Sprint(knobs),
+		"asterctl show": show.stdout + show.stderr, "asterctl list": list.stdout + list.stderr,
+	}
+	for where, text := range places {
+		for _, secret := range []string{"s3cret", "opspw", "backpw", "admintok"} {
+			if strings.Contains(text, secret) {
+				t.Fatalf("the %s contains the secret %q:\n%s", where, secret, text)
+			}
 		}
 	}
 }
