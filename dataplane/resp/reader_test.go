@@ -489,7 +489,9 @@ func TestReaderFill(t *testing.T) {
 	srv, cli := net.Pipe()
 	defer srv.Close()
 	r := NewReader(srv, 16)
+	wrote := make(chan struct{})
 	go func() {
+		defer close(wrote)
 		// net.Pipe writes block until read: each piece is one Fill.
 		for _, piece := range []string{"*1\r\n$4\r\nPING\r\n", "*2\r\n$4\r\nECHO\r\n$20\r\n", "0123456789"} {
 			if _, err := cli.Write([]byte(piece)); err != nil {
@@ -511,6 +513,7 @@ func TestReaderFill(t *testing.T) {
 	}
 	_ = srv.SetReadDeadline(time.Time{})
 	go func() {
+		<-wrote // a Fill may have taken only part of the pieces: the rest must come first
 		_, _ = cli.Write([]byte("0123456789\r\n"))
 		cli.Close()
 	}()
