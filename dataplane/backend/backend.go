@@ -417,28 +417,15 @@ func handshake(nc net.Conn, opts Options) error {
 	if _, err := nc.Write(opts.Init); err != nil {
 		return fmt.Errorf("init: write: %w", err)
 	}
-	buf := make([]byte, 0, 512)
-	for got := 0; got < opts.InitReplies; {
-		n, err := resp.ScanReply(buf)
+	rr := resp.NewReplyReader(nc, 512) // nothing but these replies comes before we send more
+	for range opts.InitReplies {
+		f, err := rr.Next()
 		if err != nil {
 			return fmt.Errorf("init: %w", err)
 		}
-		if n == 0 {
-			if len(buf) == cap(buf) {
-				buf = append(buf, 0)[:len(buf)]
-			}
-			m, err := nc.Read(buf[len(buf):cap(buf)])
-			if err != nil {
-				return fmt.Errorf("init: read: %w", err)
-			}
-			buf = buf[:len(buf)+m]
-			continue
+		if resp.IsError(f) {
+			return fmt.Errorf("init: node refused: %s", strings.TrimSpace(string(f[1:])))
 		}
-		if resp.IsError(buf[:n]) {
-			return fmt.Errorf("init: node refused: %s", strings.TrimSpace(string(buf[1:n])))
-		}
-		buf = buf[n:]
-		got++
 	}
 	return nil
 }

@@ -16,8 +16,7 @@ import (
 type dedConn struct {
 	addr string
 	nc   net.Conn
-	buf  []byte // buf[r:w]: read and not yet returned
-	r, w int
+	rr   *resp.ReplyReader
 }
 
 // dedicated returns the session's dedicated connection to node of its snapshot, dialling it
@@ -72,7 +71,7 @@ func (s *session) findDed(addr string) *dedConn {
 // keepDed caches a new dedicated connection.
 func (s *session) keepDed(addr string, nc net.Conn) *dedConn {
 	s.pruneDed()
-	d := &dedConn{addr: addr, nc: nc}
+	d := &dedConn{addr: addr, nc: nc, rr: resp.NewReplyReader(nc, 4<<10)}
 	s.ded = append(s.ded, d)
 	return d
 }
@@ -147,48 +146,16 @@ func (d *dedConn) write(frames []byte, timeout time.Duration) error {
 	return nil
 }
 
-// readReply returns the next reply frame, valid until the next readReply. Each read waits at
-// most timeout for data (0: no limit).
+// readReply returns the next reply frame, valid until the next readReply. It waits at most
+// timeout for the whole reply (0: no limit).
 func (d *dedConn) readReply(timeout time.Duration) ([]byte, error) {
-	for {
-		if d.r < d.w {
-			n, err := resp.ScanReply(d.buf[d.r:d.w])
-			if err != nil {
-				return nil, err
-			}
-			if n > 0 {
-				f := d.buf[d.r : d.r+n]
-				d.r += n
-				return f, nil
-			}
-		}
-		if d.r == d.w {
-			d.r, d.w = 0, 0
-			if len(d.buf) > maxKeptOut {
-				d.buf = nil
-			}
-		}
-		if d.w == len(d.buf) {
-			if d.r > 0 {
-				d.w = copy(d.buf, d.buf[d.r:d.w])
-				d.r = 0
-			} else {
-				nb := make([]byte, max(2*len(d.buf), 4<<10))
-				d.w = copy(nb, d.buf[:d.w])
-				d.buf = nb
-			}
-		}
-		var deadline time.Time
-		if timeout > 0 {
-			deadline = time.Now().Add(timeout)
-		}
-		_ = d.nc.SetReadDeadline(deadline)
-		n, err := d.nc.Read(d.buf[d.w:])
-		d.w += n
-		if err != nil && n == 0 {
-			return nil, fmt.Errorf("read: %w", err)
-		}
+	d.rr.Shrink(maxKeptOut, 4<<10) // the previous reply is no longer used
+	var deadline time.Time
+	if timeout > 0 {
+		deadline = time.Now().Add(timeout)
 	}
+	_ = d.nc.SetReadDeadline(deadline)
+	return d.rr.Next()
 }
 
 // isRedirect reports the address a -MOVED or -ASK reply names; ask tells which one it was.

@@ -836,43 +836,16 @@ func (p *pubsub) readLink(l *psLink) {
 }
 
 func (p *pubsub) readFrames(l *psLink) error {
-	buf := make([]byte, readBufSize)
-	var start, end int
+	rr := resp.NewReplyReader(l.nc, readBufSize)
 	var elems [][]byte
 	for {
-		if end == len(buf) {
-			if start > 0 {
-				end = copy(buf, buf[start:end])
-				start = 0
-			} else {
-				nb := make([]byte, 2*len(buf))
-				copy(nb, buf[:end])
-				buf = nb
-			}
-		}
-		n, err := l.nc.Read(buf[end:])
+		rr.Shrink(maxKeptOut, readBufSize)
+		f, err := rr.Next()
 		if err != nil {
-			return fmt.Errorf("read: %w", err)
+			return err
 		}
-		end += n
-		for start < end {
-			m, err := resp.ScanReply(buf[start:end])
-			if err != nil {
-				return fmt.Errorf("bad reply: %w", err)
-			}
-			if m == 0 {
-				break
-			}
-			if elems, err = p.onFrame(l, buf[start:start+m], elems[:0]); err != nil {
-				return err
-			}
-			start += m
-		}
-		if start == end {
-			start, end = 0, 0
-			if len(buf) > maxKeptOut {
-				buf = make([]byte, readBufSize)
-			}
+		if elems, err = p.onFrame(l, f, elems[:0]); err != nil {
+			return err
 		}
 	}
 }

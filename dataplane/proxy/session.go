@@ -180,12 +180,6 @@ func (s *session) serve() {
 		if !s.finishBatch() {
 			return
 		}
-		if s.rd.Buffered() == 0 {
-			// Let the other ready sessions write their replies first: by the time this one
-			// reads again its client has often sent the next command, which saves a read that
-			// finds nothing, and the park and wake-up after it.
-			runtime.Gosched()
-		}
 		if s.deferred != nil && !s.runDeferred() {
 			return
 		}
@@ -194,6 +188,12 @@ func (s *session) serve() {
 			if !s.subscribed(&s.cmd) {
 				return
 			}
+		}
+		if s.rd.Buffered() == 0 {
+			// Let the other ready sessions write their replies first: by the time this one
+			// reads again its client has often sent the next command, which saves a read that
+			// finds nothing, and the park and wake-up after it.
+			runtime.Gosched()
 		}
 	}
 }

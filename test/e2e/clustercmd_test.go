@@ -2,9 +2,6 @@ package e2e
 
 import (
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,34 +16,7 @@ import (
 // loopback address), without admin API or metrics endpoint.
 func startAsterdWith(t *testing.T, config string, flags ...string) *asterd {
 	t.Helper()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(redistest.FreePort(t)))
-	config += "\n[admin]\nlisten_addr = \"\"\n\n[metrics]\nlisten_addr = \"\"\n"
-	path := filepath.Join(t.TempDir(), "aster.toml")
-	if err := os.WriteFile(path, []byte(strings.ReplaceAll(config, "%LISTEN%", addr)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	a := &asterd{Addr: addr, log: &syncBuffer{}, done: make(chan struct{})}
-	a.cmd = exec.Command(asterdBin, append([]string{"--config", path}, flags...)...)
-	a.cmd.Stderr = a.log
-	if err := a.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = a.cmd.Wait(); close(a.done) }()
-	t.Cleanup(func() {
-		_ = a.cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-a.done:
-		case <-time.After(10 * time.Second):
-			_ = a.cmd.Process.Kill()
-			<-a.done
-			t.Errorf("asterd did not stop on SIGINT within 10s")
-		}
-		if t.Failed() {
-			t.Logf("asterd log:\n%s", a.log.String())
-		}
-	})
-	redistest.WaitListening(t, addr, 10*time.Second)
-	return a
+	return startAsterdArgs(t, config+"\n[admin]\nlisten_addr = \"\"\n\n[metrics]\nlisten_addr = \"\"\n", flags...)
 }
 
 // TestClusterCommandsAnnounceProxy checks, in both modes, that asterd answers CLUSTER as a

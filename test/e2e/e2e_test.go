@@ -73,7 +73,6 @@ func (b *syncBuffer) String() string {
 // startAsterd writes config (with %LISTEN% replaced by a free address) and runs asterd on it.
 func startAsterd(t *testing.T, config string) *asterd {
 	t.Helper()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(redistest.FreePort(t)))
 	// Tests run asterds side by side (and CI may run beside other work): none takes the
 	// default admin or metrics port unless the test's config names one.
 	if !strings.Contains(config, "[admin]") {
@@ -82,12 +81,30 @@ func startAsterd(t *testing.T, config string) *asterd {
 	if !strings.Contains(config, "[metrics]") {
 		config += "\n[metrics]\nlisten_addr = \"\"\n"
 	}
+	return startAsterdArgs(t, config)
+}
+
+// startAsterdArgs writes config as it is (%LISTEN% replaced by a free address) and runs
+// asterd on it with extra command-line arguments, once it listens.
+func startAsterdArgs(t *testing.T, config string, args ...string) *asterd {
+	t.Helper()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(redistest.FreePort(t)))
 	path := filepath.Join(t.TempDir(), "aster.toml")
 	if err := os.WriteFile(path, []byte(strings.ReplaceAll(config, "%LISTEN%", addr)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	a := &asterd{Addr: addr, log: &syncBuffer{}, done: make(chan struct{})}
-	a.cmd = exec.Command(asterdBin, "--config", path, "--log-level", "debug")
+	a := runAsterd(t, addr, append([]string{"--config", path}, args...)...)
+	redistest.WaitListening(t, addr, 10*time.Second)
+	return a
+}
+
+// runAsterd runs asterd with args (debug logging); a.Addr is set to listen, the address its
+// clients are expected on. The process is stopped with SIGINT at cleanup unless the test
+// killed it already; its log is shown when the test failed.
+func runAsterd(t *testing.T, listen string, args ...string) *asterd {
+	t.Helper()
+	a := &asterd{Addr: listen, log: &syncBuffer{}, done: make(chan struct{})}
+	a.cmd = exec.Command(asterdBin, append(args, "--log-level", "debug")...)
 	a.cmd.Stderr = a.log
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -100,13 +117,12 @@ func startAsterd(t *testing.T, config string) *asterd {
 		case <-time.After(10 * time.Second):
 			_ = a.cmd.Process.Kill()
 			<-a.done
-			t.Errorf("asterd did not stop on SIGINT within 10s")
+			t.Errorf("asterd %v did not stop on SIGINT within 10s", args)
 		}
 		if t.Failed() {
-			t.Logf("asterd log:\n%s", a.log.String())
+			t.Logf("asterd %v log:\n%s", args, a.log.String())
 		}
 	})
-	redistest.WaitListening(t, addr, 10*time.Second)
 	return a
 }
 

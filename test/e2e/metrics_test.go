@@ -303,38 +303,6 @@ func TestMetricsFlagOverridesConfig(t *testing.T) {
 	_ = a
 }
 
-// startAsterdArgs is startAsterd with extra command-line arguments.
-func startAsterdArgs(t *testing.T, config string, args ...string) *asterd {
-	t.Helper()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(redistest.FreePort(t)))
-	path := filepath.Join(t.TempDir(), "aster.toml")
-	if err := os.WriteFile(path, []byte(strings.ReplaceAll(config, "%LISTEN%", addr)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	a := &asterd{Addr: addr, log: &syncBuffer{}, done: make(chan struct{})}
-	a.cmd = exec.Command(asterdBin, append([]string{"--config", path, "--log-level", "debug"}, args...)...)
-	a.cmd.Stderr = a.log
-	if err := a.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = a.cmd.Wait(); close(a.done) }()
-	t.Cleanup(func() {
-		_ = a.cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-a.done:
-		case <-time.After(10 * time.Second):
-			_ = a.cmd.Process.Kill()
-			<-a.done
-			t.Errorf("asterd did not stop on SIGINT within 10s")
-		}
-		if t.Failed() {
-			t.Logf("asterd log:\n%s", a.log.String())
-		}
-	})
-	redistest.WaitListening(t, addr, 10*time.Second)
-	return a
-}
-
 // TestPrometheusScrapesAsterd runs a real Prometheus server scraping asterd every second and
 // reads aster_build_info and aster_backend_up back through Prometheus's HTTP API.
 func TestPrometheusScrapesAsterd(t *testing.T) {

@@ -14,34 +14,6 @@ import (
 	"github.com/aster-proxy/aster/internal/redistest"
 )
 
-// startRole runs asterd with args (a --role and what it needs); a.Addr is set to listen, the
-// address its clients are expected on. The process is stopped with SIGINT at cleanup unless
-// the test killed it already.
-func startRole(t *testing.T, listen string, args ...string) *asterd {
-	t.Helper()
-	a := &asterd{Addr: listen, log: &syncBuffer{}, done: make(chan struct{})}
-	a.cmd = exec.Command(asterdBin, append(args, "--log-level", "debug")...)
-	a.cmd.Stderr = a.log
-	if err := a.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = a.cmd.Wait(); close(a.done) }()
-	t.Cleanup(func() {
-		_ = a.cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-a.done:
-		case <-time.After(10 * time.Second):
-			_ = a.cmd.Process.Kill()
-			<-a.done
-			t.Errorf("asterd %v did not stop on SIGINT within 10s", args)
-		}
-		if t.Failed() {
-			t.Logf("asterd %v log:\n%s", args, a.log.String())
-		}
-	})
-	return a
-}
-
 // remoteSetup is a control plane config on free ports: one standalone cluster over servers.
 type remoteSetup struct {
 	admin, listen, config string
@@ -77,14 +49,14 @@ ping_interval = 100
 
 func (s remoteSetup) startControl(t *testing.T) *asterd {
 	t.Helper()
-	a := startRole(t, s.admin, "--role", "control", "--config", s.config)
+	a := runAsterd(t, s.admin, "--role", "control", "--config", s.config)
 	redistest.WaitListening(t, s.admin, 10*time.Second)
 	return a
 }
 
 func (s remoteSetup) startData(t *testing.T, extra ...string) *asterd {
 	t.Helper()
-	return startRole(t, s.listen, append([]string{"--role", "data", "--control-plane", s.admin}, extra...)...)
+	return runAsterd(t, s.listen, append([]string{"--role", "data", "--control-plane", s.admin}, extra...)...)
 }
 
 // keysOn writes n new keys named by prefix through c and returns how many of them landed on srv.
