@@ -1,9 +1,10 @@
 // Package backend is one pipelined connection to a Redis node, shared by every client session of
-// a cluster. Senders append request frames to one pending buffer and then Flush, which wakes the
-// connection's writer goroutine unless it is already busy. The writer first yields once, so that
-// every session that is ready to run queues its requests too, then writes them all in one
-// syscall: under load, many clients' requests share each backend write, as in twemproxy's event
-// loop. A reader goroutine matches replies to requests in FIFO order. A fault
+// a cluster. Senders append request frames to one pending buffer and then Flush. The first
+// flusher takes the writer's part: it yields once, so that every session that is ready to run
+// queues its requests too, then writes them all in one syscall. Under load, many clients'
+// requests share each backend write, as in twemproxy's event loop, and there is no writer
+// goroutine to wake and park for each write. A reader goroutine matches replies to requests in
+// FIFO order. A fault
 // (I/O error, timeout, protocol error) fails exactly the requests that were on the connection,
 // and the next request redials.
 package backend
@@ -137,9 +138,9 @@ type Conn struct {
 	backoff   time.Duration
 	closed    bool
 	replies   uint64 // replies received, for the stall watchdog
-	writing   bool   // the writer has been woken and has not yet found out empty
+	writing   bool   // a flusher has taken the writer's part and has not yet found out empty
+	spare     []byte // the last written buffer, for out to reuse
 
-	wake chan struct{}
 	quit chan struct{}
 	wg   sync.WaitGroup
 }
@@ -152,11 +153,8 @@ func New(opts Options) *Conn {
 	c := &Conn{
 		opts: opts,
 		log:  opts.Logger.With("node", opts.Addr),
-		wake: make(chan struct{}, 1),
 		quit: make(chan struct{}),
 	}
-	c.wg.Add(1)
-	go c.writeLoop()
 	if opts.ReadTimeout > 0 {
 		c.wg.Add(1)
 		go c.watchdog()
@@ -272,65 +270,73 @@ func (c *Conn) fault(gen uint64, err error) {
 	}
 }
 
-// Flush makes sure what is queued gets written: it wakes the writer unless the writer is
-// already on its way (then it will find the new frames too). Senders call it after queueing a
-// batch. It never blocks.
-func (c *Conn) Flush() {
-	c.mu.Lock()
-	if c.writing || len(c.out) == 0 {
-		c.mu.Unlock()
+// Flush writes what is queued, unless another flusher is on its way (it will find these
+// frames too). Senders call it after queueing a batch. It may block on the network (and dial);
+// use FlushAll to flush several connections with one yield.
+func (c *Conn) Flush() { FlushAll(c) }
+
+// FlushAll flushes conns: it claims the writer's part of each that has frames queued and no
+// flusher, yields once so that the sessions that are ready run first and queue their requests
+// (they then go out in the same write instead of one write each), and writes them.
+func FlushAll(conns ...*Conn) {
+	claimed := 0
+	for i, c := range conns {
+		if c.claim() {
+			conns[claimed], conns[i] = conns[i], conns[claimed]
+			claimed++
+		}
+	}
+	if claimed == 0 {
 		return
 	}
-	c.writing = true
-	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	runtime.Gosched()
+	for _, c := range conns[:claimed] {
+		c.writeQueued()
 	}
 }
 
-// writeLoop writes what senders queue, dialling first when there is no connection.
-func (c *Conn) writeLoop() {
-	defer c.wg.Done()
-	var spare []byte
-	for {
-		select {
-		case <-c.wake:
-		case <-c.quit:
-			return
-		}
-		// Let the sessions that are ready run first and queue their requests: they then go
-		// out in this one write instead of one write each.
-		runtime.Gosched()
-		c.mu.Lock()
-		for len(c.out) > 0 && !c.closed {
-			if c.nc == nil {
-				c.mu.Unlock()
-				ok := c.dial()
-				c.mu.Lock()
-				if !ok {
-					break // the dial failed everything queued
-				}
-				continue
-			}
-			buf, nc, w, gen := c.out, c.nc, c.w, c.gen
-			c.out = spare[:0]
-			c.mu.Unlock()
-			if c.opts.WriteTimeout > 0 {
-				_ = nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
-			}
-			if _, err := w.Write(buf); err != nil {
-				c.fault(gen, fmt.Errorf("write: %w", err))
-			}
-			if cap(buf) > maxKeptBuf {
-				buf = nil
-			}
-			spare = buf
-			c.mu.Lock()
-		}
-		c.writing = false
-		c.mu.Unlock()
+// claim takes the writer's part when frames are queued and nobody has it.
+func (c *Conn) claim() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.writing || len(c.out) == 0 || c.closed {
+		return false
 	}
+	c.writing = true
+	return true
+}
+
+// writeQueued writes until nothing is queued, dialling first when there is no connection, and
+// then gives up the writer's part.
+func (c *Conn) writeQueued() {
+	c.mu.Lock()
+	for len(c.out) > 0 && !c.closed {
+		if c.nc == nil {
+			c.mu.Unlock()
+			ok := c.dial()
+			c.mu.Lock()
+			if !ok {
+				break // the dial failed everything queued
+			}
+			continue
+		}
+		buf, nc, w, gen := c.out, c.nc, c.w, c.gen
+		c.out = c.spare[:0]
+		c.spare = nil
+		c.mu.Unlock()
+		if c.opts.WriteTimeout > 0 {
+			_ = nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+		}
+		if _, err := w.Write(buf); err != nil {
+			c.fault(gen, fmt.Errorf("write: %w", err))
+		}
+		c.mu.Lock()
+		if cap(buf) <= maxKeptBuf && c.spare == nil {
+			c.spare = buf
+		}
+	}
+	c.writing = false
+	c.mu.Unlock()
 }
 
 // Dial opens one connection to opts.Addr as a Conn would: TCP (with TCP_NODELAY), TLS when

@@ -494,12 +494,11 @@ func (s *session) touch(conn *backend.Conn) {
 	s.touched = append(s.touched, conn)
 }
 
-// flush writes the batch's requests: one write per node for the whole batch.
+// flush writes the batch's requests: one write per node for the whole batch, shared with the
+// other sessions that are ready (backend.FlushAll).
 func (s *session) flush() {
-	for i, conn := range s.touched {
-		conn.Flush()
-		s.touched[i] = nil
-	}
+	backend.FlushAll(s.touched...)
+	clear(s.touched)
 	s.touched = s.touched[:0]
 }
 
