@@ -94,7 +94,8 @@ type session struct {
 	// scratch space reused by every command
 	keys      []int
 	groupKeys []int       // group key (node or slot) of each key of a split command
-	groupOf   map[int]int // group key → sub request index
+	groupOf   map[int]int // group key → sub request index, once there are many (findGroup)
+	gks       []int       // group key of each sub request
 	counts    []int       // keys per sub request of a split command
 	targets   []int       // node of each sub request
 	elems     [][]byte

@@ -71,17 +71,25 @@ func (s *session) planSplit(sl *slot, spec *command.Spec, cmd *resp.Command) (sp
 		return splitWhole, node
 	}
 
-	if s.groupOf == nil {
-		s.groupOf = make(map[int]int)
-	}
 	clear(s.groupOf)
 	sl.order = sl.order[:0]
-	counts, targets := s.counts[:0], s.targets[:0] // keys and node of each group
+	counts, targets, gks := s.counts[:0], s.targets[:0], s.gks[:0] // keys, node, group key of each group
 	for _, gk := range s.groupKeys {
-		g, ok := s.groupOf[gk]
-		if !ok {
+		g := s.findGroup(gks, gk)
+		if g < 0 {
 			g = len(counts)
-			s.groupOf[gk] = g
+			gks = append(gks, gk)
+			if len(gks) > scanGroups {
+				if s.groupOf == nil {
+					s.groupOf = make(map[int]int)
+				}
+				if len(s.groupOf) == 0 {
+					for i, k := range gks {
+						s.groupOf[k] = i
+					}
+				}
+				s.groupOf[gk] = g
+			}
 			node := gk
 			if slots != nil {
 				if node = s.slotNode(uint16(gk), read); node < 0 {
@@ -95,28 +103,46 @@ func (s *session) planSplit(sl *slot, spec *command.Spec, cmd *resp.Command) (sp
 		sl.order = append(sl.order, keyRef{sub: int32(g), pos: int32(counts[g])})
 		counts[g]++
 	}
-	s.counts, s.targets = counts, targets
+	s.counts, s.targets, s.gks = counts, targets, gks
 	sl.kind, sl.policy, sl.nsubs = slotSplit, spec.Policy, len(counts)
 	for len(sl.subs) < sl.nsubs {
 		sl.subs = append(sl.subs, newCall(&s.wg))
 	}
-	for g := 0; g < sl.nsubs; g++ {
-		c := sl.subs[g]
-		frame := resp.AppendArrayHeader(c.buf[:0], 1+counts[g]*stride)
-		frame = resp.AppendBulk(frame, args[0])
-		for ki, gk := range s.groupKeys {
-			if s.groupOf[gk] != g {
-				continue
-			}
-			a := 1 + ki*stride
-			frame = resp.AppendBulk(frame, args[a])
-			if stride == 2 {
-				frame = resp.AppendBulk(frame, args[a+1])
-			}
+	for g, c := range sl.subs[:sl.nsubs] {
+		c.buf = resp.AppendArrayHeader(c.buf[:0], 1+counts[g]*stride)
+		c.buf = resp.AppendBulk(c.buf, args[0])
+	}
+	// One pass over the keys, each to its group's frame (sl.order has its group): in client
+	// order within each group, as Redis would apply them.
+	for ki, ref := range sl.order {
+		c := sl.subs[ref.sub]
+		a := 1 + ki*stride
+		c.buf = resp.AppendBulk(c.buf, args[a])
+		if stride == 2 {
+			c.buf = resp.AppendBulk(c.buf, args[a+1])
 		}
-		c.buf = frame
 	}
 	return splitSubs, 0
+}
+
+// scanGroups is how many groups planSplit finds by a scan before it turns to a map: for a
+// few (the usual MGET spans a handful of nodes or slots) a scan costs less than hashing.
+const scanGroups = 16
+
+// findGroup is gk's group index among gks, or -1.
+func (s *session) findGroup(gks []int, gk int) int {
+	if len(gks) > scanGroups {
+		if g, ok := s.groupOf[gk]; ok {
+			return g
+		}
+		return -1
+	}
+	for g, k := range gks {
+		if k == gk {
+			return g
+		}
+	}
+	return -1
 }
 
 // merge appends the client's reply to a split command, made from its sub replies. The first

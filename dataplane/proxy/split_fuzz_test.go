@@ -135,6 +135,14 @@ func FuzzSplitMerge(f *testing.F) {
 	f.Add(uint8(0), uint8(3), []byte("a\x00b\x00c\x00{t}1\x00{t}2"), []byte{0, 0, 0})
 	f.Add(uint8(2), uint8(0x13), []byte("k1\x00v1\x00k2\x00v2"), []byte{1, 0})
 	f.Add(uint8(1), uint8(0x24), []byte("x\x00y\x00z"), []byte{2, 2, 2, '-', 'E', 'R', 'R'})
+	// More groups than planSplit scans for (scanGroups): 40 keys over 40 slots or so.
+	var many []string
+	for i := range 40 {
+		many = append(many, "key:"+strconv.Itoa(i))
+	}
+	for sel := range uint8(len(specs)) {
+		f.Add(sel, uint8(0x17), []byte(strings.Join(many, "\x00")), []byte{})
+	}
 	f.Fuzz(func(t *testing.T, cmdSel, topo uint8, keyBytes, replies []byte) {
 		spec := specs[int(cmdSel)%len(specs)]
 		args := [][]byte{[]byte(strings.ToUpper(spec.Name))}
