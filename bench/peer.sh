@@ -26,7 +26,9 @@
 # measuring, every key is written through each target so that GETs hit. Within a workload the
 # rounds alternate the targets (the order rotates by one each round) so that slow drifts of the
 # machine hit every target alike; rps, p50 and p99 are the medians over rounds, ratios are
-# ratios of medians and the bracket is the min-max of the per-round ratios (the noise).
+# ratios of medians and the bracket is the min-max of the per-round ratios (the noise). A second
+# table gives each proxy's own CPU time per request (from /proc/PID/stat around each run): its
+# cost apart from the backends', which share the server CPUs.
 #
 # "direct" is one of the four backends, driven alone: what a single redis-server does on the
 # server core(s). twemproxy: ketama + fnv1a_64, servers r1..r4, server_connections 1, preconnect.
@@ -100,6 +102,7 @@ done
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/aster-peer.XXXXXX")
 PIDS=()
+declare -A PROXY_PID # target -> PID of the proxy serving it, for its CPU per request
 on_exit() {
   local rc=$? i n
   trap - EXIT INT TERM
@@ -171,7 +174,7 @@ mkdir -p "$TMP/twemproxy"
 nutcracker -t -c "$TMP/twemproxy/nutcracker.yml" >/dev/null 2>&1 || die "nutcracker rejects $TMP/twemproxy/nutcracker.yml"
 "${SPIN[@]}" nutcracker -c "$TMP/twemproxy/nutcracker.yml" -s "$TW_STATS" -a 127.0.0.1 \
   -o "$TMP/twemproxy/log" </dev/null >/dev/null 2>&1 &
-PIDS+=($!)
+PIDS+=($!) PROXY_PID[twemproxy]=$!
 wait_pong "$TW_PORT" $! twemproxy "$TMP/twemproxy/log"
 
 # write_aster_toml FILE NAME PORT CACHE_TYPE SERVER...
@@ -197,15 +200,15 @@ listen_addr = "127.0.0.1:$((port + 2))"
 listen_addr = "127.0.0.1:$((port + 1))"
 EOF
 }
-start_asterd() { # NAME PORT TOMLFILE
+start_asterd() { # NAME PORT TOMLFILE TARGET
   "$ASTERD" --check --config "$3" >"$TMP/$1.check" 2>&1 || { cat "$TMP/$1.check" >&2; die "asterd rejects $3"; }
   "${SPIN[@]}" "$ASTERD" --config "$3" --log-level warn </dev/null >"$TMP/$1.log" 2>&1 &
-  PIDS+=($!)
+  PIDS+=($!) PROXY_PID[$4]=$!
   wait_pong "$2" $! "$1" "$TMP/$1.log"
 }
 srv=(); for i in "${!BACKENDS[@]}"; do srv+=("127.0.0.1:${BACKENDS[i]}:1 r$((i + 1))"); done
 write_aster_toml "$TMP/asterd.toml" bench "$AS_PORT" redis "${srv[@]}"
-start_asterd asterd "$AS_PORT" "$TMP/asterd.toml"
+start_asterd asterd "$AS_PORT" "$TMP/asterd.toml" asterd
 
 # --- cluster: 3 masters, asterd in front ---------------------------------------------------------
 if ((CLUSTER)); then
@@ -225,7 +228,7 @@ if ((CLUSTER)); then
   done
   ((ok)) || die "the cluster did not reach cluster_state:ok"
   write_aster_toml "$TMP/asterd-cluster.toml" benchc "$CAS_PORT" redis_cluster "${addrs[@]}"
-  start_asterd asterd-cluster "$CAS_PORT" "$TMP/asterd-cluster.toml"
+  start_asterd asterd-cluster "$CAS_PORT" "$TMP/asterd-cluster.toml" acluster
 fi
 
 # --- targets -------------------------------------------------------------------------------------
@@ -299,6 +302,15 @@ our_ticks() {
   done
   echo "$sum"
 }
+# proc_ticks PID: its utime+stime (clock ticks).
+proc_ticks() {
+  local st f
+  { st=$(<"/proc/$1/stat"); } 2>/dev/null || { echo 0; return; }
+  st=${st##*) }
+  read -r -a f <<<"$st"
+  echo $((f[11] + f[12]))
+}
+CLK_TCK=$(getconf CLK_TCK)
 percent() { awk -v a="$1" -v b="$2" 'BEGIN { v = (b > 0) ? 100 * a / b : 0; printf "%.0f", (v > 0) ? v : 0 }'; }
 
 read -r b0 t0 < <(machine_ticks); sleep 1; read -r b1 t1 < <(machine_ticks)
@@ -318,8 +330,8 @@ ratio() { awk -v a="${got[$1]:-}" -v b="${got[$2]:-}" 'BEGIN { if (a != "" && b 
 # --- measure -------------------------------------------------------------------------------------
 mkdir -p "$(dirname "$OUT")"
 RAW=${OUT%.csv}.raw.csv
-echo "round,workload,target,requests,rps,avg_ms,p50_ms,p99_ms,other_cpu_pct,tries" >"$RAW"
-declare -A RPS P50 P99 R_AT R_AD R_CA
+echo "round,workload,target,requests,rps,avg_ms,p50_ms,p99_ms,other_cpu_pct,tries,proxy_cpu_us_per_req" >"$RAW"
+declare -A RPS P50 P99 CPU R_AT R_AD R_CA
 FAILED=0 REPEATS=0 WORST_OTHER=0
 NT=${#TARGETS[@]}
 for wl in "${WORKLOADS[@]}"; do
@@ -329,9 +341,10 @@ for wl in "${WORKLOADS[@]}"; do
     for ((k = 0; k < NT; k++)); do
       t=${TARGETS[(k + r) % NT]}
       for ((try = 1; ; try++)); do
-        read -r mb0 mt0 < <(machine_ticks); o0=$(our_ticks)
+        pp=${PROXY_PID[$t]:-}
+        read -r mb0 mt0 < <(machine_ticks); o0=$(our_ticks); [[ -z $pp ]] || c0=$(proc_ticks "$pp")
         res=$(run_bench "$t" "$name" "$pl" "$n")
-        read -r mb1 mt1 < <(machine_ticks); o1=$(our_ticks)
+        read -r mb1 mt1 < <(machine_ticks); o1=$(our_ticks); [[ -z $pp ]] || c1=$(proc_ticks "$pp")
         span=$((mt1 - mt0)) other=$(percent $((mb1 - mb0 - (o1 - o0))) $((mt1 - mt0)))
         ((other >= 0)) || other=0
         ((span >= 100)) || other=0 # below ~0.5 s on 2 CPUs the tick rounding dominates
@@ -349,7 +362,9 @@ for wl in "${WORKLOADS[@]}"; do
       fi
       read -r rps avg p50 p99 <<<"$res"
       got[$t]=$rps RPS[$w/$t]+="$rps " P50[$w/$t]+="$p50 " P99[$w/$t]+="$p99 "
-      echo "$((r + 1)),$w,$t,$n,$rps,$avg,$p50,$p99,$other,$try" >>"$RAW"
+      cpu="" # the proxy's own CPU time per request, in µs (clock-tick resolution)
+      [[ -z $pp ]] || { cpu=$(awk -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$n" 'BEGIN { printf "%.2f", d * 1e6 / hz / n }'); CPU[$w/$t]+="$cpu "; }
+      echo "$((r + 1)),$w,$t,$n,$rps,$avg,$p50,$p99,$other,$try,$cpu" >>"$RAW"
       say "$(printf '%-10s round %d/%d %-10s %9.0f rps  p50 %-6s p99 %-6s ms  other cpu %s%%' "$w" $((r + 1)) "$ROUNDS" "$t" "$rps" "$p50" "$p99" "$other")"
     done
     for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null || die "a server (PID $p) died during $w; logs in $TMP (rerun with --keep)"; done
@@ -369,6 +384,8 @@ hdr="workload,requests"
 for t in "${TARGETS[@]}"; do hdr+=",${t}_rps,${t}_p50_ms,${t}_p99_ms"; done
 hdr+=",asterd_over_twemproxy,asterd_over_twemproxy_range,asterd_over_direct,asterd_over_direct_range,asterd_p99_le_twemproxy"
 ((CLUSTER)) && hdr+=",acluster_over_asterd,acluster_over_asterd_range,acluster_over_cdirect"
+PROXIES=(twemproxy asterd); ((CLUSTER)) && PROXIES+=(acluster)
+for t in "${PROXIES[@]}"; do hdr+=",${t}_cpu_us_per_req"; done
 echo "$hdr" >"$OUT"
 
 echo
@@ -404,9 +421,31 @@ for wl in "${WORKLOADS[@]}"; do
     printf ' | %-16s' "${ca:--} ($car)"
     row+=",$ca,$car,$cd"
   fi
+  # shellcheck disable=SC2086
+  for t in "${PROXIES[@]}"; do row+=",$(median ${CPU[$w/$t]:-})"; done
   echo
   echo "$row" >>"$OUT"
   unset m l50 l99
+done
+
+# The proxies' own CPU per request: their cost, apart from the backends' (which share the server
+# CPUs and so also set the throughput above).
+echo
+printf '%-10s' "CPU µs/req"
+for t in "${PROXIES[@]}"; do printf ' | %9s' "$t"; done
+printf ' | %-16s' "asterd/twemproxy"
+((CLUSTER)) && printf ' | %-16s' "acluster/asterd"
+echo
+for wl in "${WORKLOADS[@]}"; do
+  read -r name pl <<<"$wl"; w="$name P$pl"
+  declare -A c=()
+  printf '%-10s' "$w"
+  # shellcheck disable=SC2086
+  for t in "${PROXIES[@]}"; do c[$t]=$(median ${CPU[$w/$t]:-}); printf ' | %9s' "${c[$t]:--}"; done
+  x=$(div "${c[asterd]}" "${c[twemproxy]}"); printf ' | %-16s' "${x:--}"
+  ((CLUSTER)) && { x=$(div "${c[acluster]}" "${c[asterd]}"); printf ' | %-16s' "${x:--}"; }
+  echo
+  unset c
 done
 echo
 echo "targets: direct = one redis-server :${BACKENDS[0]}; twemproxy :$TW_PORT; asterd :$AS_PORT over 4 backends"
