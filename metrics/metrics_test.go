@@ -217,7 +217,7 @@ func TestDataPlaneVectors(t *testing.T) {
 	m.RequestDuration.WithLabelValues("cache").Observe(0.0001)
 	m.BackendRequestDuration.WithLabelValues("cache", "127.0.0.1:7001").Observe(10) // past the last bucket
 	m.ClientConnections.WithLabelValues("cache").Set(2)
-	m.ClientConnectionsTotal.WithLabelValues("cache").Add(5)
+	m.ClientConnectionsAccepted.WithLabelValues("cache").Add(5)
 	m.Redirects.WithLabelValues("cache", "moved").Inc()
 	m.BackupRequests.WithLabelValues("cache", "sent").Add(2)
 
@@ -228,7 +228,7 @@ func TestDataPlaneVectors(t *testing.T) {
 		{"aster_requests_total", 3},
 		{"aster_request_errors_total", 1},
 		{"aster_client_connections", 2},
-		{"aster_client_connections_total", 5},
+		{"aster_client_connections_accepted_total", 5},
 		{"aster_redirects_total", 1},
 		{"aster_backup_requests_total", 2},
 	}

@@ -156,7 +156,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		const sets, gets, unknown = 137, 59, 3
 		// startAsterd's readiness probe was a client connection too: count from here.
 		_, before := scrape(t, maddr)
-		conns0, _ := sample(before, "aster_client_connections_total", map[string]string{"cluster": "m"})
+		conns0, _ := sample(before, "aster_client_connections_accepted_total", map[string]string{"cluster": "m"})
 		r := redistest.DialRaw(t, a.Addr)
 		for i := 0; i < sets; i++ {
 			if _, err := r.Do("SET", spreadKey("mt:", i), "v"); err != nil {
@@ -184,7 +184,7 @@ func TestMetricsEndpoint(t *testing.T) {
 			{"aster_requests_total", map[string]string{"cluster": "m", "command": "other"}, unknown},
 			{"aster_request_duration_seconds", map[string]string{"cluster": "m"}, sets + gets + unknown},
 			{"aster_client_connections", map[string]string{"cluster": "m"}, 1},
-			{"aster_client_connections_total", map[string]string{"cluster": "m"}, conns0 + 1},
+			{"aster_client_connections_accepted_total", map[string]string{"cluster": "m"}, conns0 + 1},
 		} {
 			if got, ok := sample(mfs, c.name, c.labels); !ok || got != c.want {
 				t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, got, ok, c.want)
