@@ -48,8 +48,10 @@ type Metrics struct {
 	BackendRequestDuration *prometheus.HistogramVec
 	// ClientConnections is the number of open client connections, by cluster.
 	ClientConnections *prometheus.GaugeVec
-	// ClientConnectionsTotal counts accepted client connections, by cluster.
-	ClientConnectionsTotal *prometheus.CounterVec
+	// ClientConnectionsAccepted counts accepted client connections, by cluster. Not the
+	// gauge's name plus _total: OpenMetrics drops a counter's _total from its family name,
+	// and two families of one name make an invalid exposition.
+	ClientConnectionsAccepted *prometheus.CounterVec
 	// Redirects counts MOVED and ASK replies followed, by cluster and kind (moved, ask).
 	Redirects *prometheus.CounterVec
 	// BackupRequests counts backup reads sent to a replica because a master was slow, and
@@ -110,7 +112,7 @@ func New(version string) *Metrics {
 			"cluster", "node"),
 		ClientConnections: gauge("client_connections",
 			"Client connections currently open, by cluster.", "cluster"),
-		ClientConnectionsTotal: counter("client_connections_total",
+		ClientConnectionsAccepted: counter("client_connections_accepted_total",
 			"Client connections accepted, by cluster.", "cluster"),
 		Redirects: counter("redirects_total",
 			"MOVED and ASK redirections followed, by cluster and kind (moved, ask).", "cluster", "kind"),

@@ -5,12 +5,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/aster-proxy/aster/controlplane"
@@ -217,7 +219,7 @@ func TestDataPlaneVectors(t *testing.T) {
 	m.RequestDuration.WithLabelValues("cache").Observe(0.0001)
 	m.BackendRequestDuration.WithLabelValues("cache", "127.0.0.1:7001").Observe(10) // past the last bucket
 	m.ClientConnections.WithLabelValues("cache").Set(2)
-	m.ClientConnectionsTotal.WithLabelValues("cache").Add(5)
+	m.ClientConnectionsAccepted.WithLabelValues("cache").Add(5)
 	m.Redirects.WithLabelValues("cache", "moved").Inc()
 	m.BackupRequests.WithLabelValues("cache", "sent").Add(2)
 
@@ -228,7 +230,7 @@ func TestDataPlaneVectors(t *testing.T) {
 		{"aster_requests_total", 3},
 		{"aster_request_errors_total", 1},
 		{"aster_client_connections", 2},
-		{"aster_client_connections_total", 5},
+		{"aster_client_connections_accepted_total", 5},
 		{"aster_redirects_total", 1},
 		{"aster_backup_requests_total", 2},
 	}
@@ -366,5 +368,95 @@ func TestListenClose(t *testing.T) {
 	}
 	if _, err := Listen(s.Addr()+"x", m.Handler(HandlerOptions{}), nil); err == nil || !strings.Contains(err.Error(), "metrics endpoint: listen on") {
 		t.Fatalf("bad address: err = %v", err)
+	}
+}
+
+// TestOpenMetricsFamiliesUnique scrapes every Aster series as OpenMetrics (what Prometheus asks
+// for first) and fails when two of them land in one family. OpenMetrics names a counter's
+// family without its _total, so a gauge "x" beside a counter "x_total" is two "# TYPE x" lines:
+// an invalid exposition, however valid each series is alone in the classic text format.
+func TestOpenMetricsFamiliesUnique(t *testing.T) {
+	// The client library's Go collector has one such clash of its own, the gauge
+	// go_memstats_alloc_bytes beside the counter go_memstats_alloc_bytes_total (client_golang
+	// issue 829). Prometheus takes it; every other clash fails here.
+	libraryClash := map[string]bool{"go_memstats_alloc_bytes": true}
+	_, m := newControlPlane(t)
+	// A vector without a child is not exposed: give each one a child.
+	m.Requests.WithLabelValues("cache", "get").Inc()
+	m.RequestErrors.WithLabelValues("cache", "timeout").Inc()
+	m.RequestDuration.WithLabelValues("cache").Observe(0.001)
+	m.BackendRequestDuration.WithLabelValues("cache", "127.0.0.1:7001").Observe(0.001)
+	m.ClientConnections.WithLabelValues("cache").Set(1)
+	m.ClientConnectionsAccepted.WithLabelValues("cache").Inc()
+	m.Redirects.WithLabelValues("cache", "moved").Inc()
+	m.BackupRequests.WithLabelValues("cache", "sent").Inc()
+	m.NodeEjected("cache", "127.0.0.1:7001", "health")
+	m.TopologyRefreshed("cache", controlplane.RefreshChanged)
+
+	srv := httptest.NewServer(m.Handler(HandlerOptions{}))
+	defer srv.Close()
+	req, err := http.NewRequest("GET", srv.URL+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "application/openmetrics-text; version=1.0.0; charset=utf-8")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/openmetrics-text") {
+		t.Fatalf("Content-Type %q: OpenMetrics was not negotiated", ct)
+	}
+
+	families := map[string]string{} // family → its type
+	sampleOf := map[string]string{} // sample name → the family it was exposed under
+	family := ""
+	for _, line := range strings.Split(string(body), "\n") {
+		if rest, ok := strings.CutPrefix(line, "# TYPE "); ok {
+			f := strings.Fields(rest)
+			if len(f) != 2 {
+				t.Fatalf("malformed TYPE line %q", line)
+			}
+			if typ, dup := families[f[0]]; dup && !libraryClash[f[0]] {
+				t.Errorf("family %s has two TYPE lines: %s and %s", f[0], typ, f[1])
+			}
+			families[f[0]], family = f[1], f[0]
+			continue
+		}
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		// A sample's name must belong to one family only (gauge "x_count" beside summary "x"
+		// would clash without a second TYPE line).
+		name, _, _ := strings.Cut(line, "{")
+		name, _, _ = strings.Cut(name, " ")
+		if prev, ok := sampleOf[name]; ok && prev != family && !libraryClash[family] {
+			t.Errorf("sample %s exposed under families %s and %s", name, prev, family)
+		}
+		sampleOf[name] = family
+	}
+
+	// Every registered Aster series must be in the scrape, or this test would not see its
+	// clash: a new vector needs a child above.
+	descs := make(chan *prometheus.Desc)
+	go func() { m.Registry().Describe(descs); close(descs) }()
+	fqName := regexp.MustCompile(`fqName: "([^"]+)"`)
+	for d := range descs {
+		sm := fqName.FindStringSubmatch(d.String())
+		if sm == nil {
+			t.Fatalf("no fqName in %s", d)
+		}
+		name := sm[1]
+		if !strings.HasPrefix(name, Namespace+"_") {
+			continue
+		}
+		if _, ok := families[name]; !ok && families[strings.TrimSuffix(name, "_total")] != "counter" {
+			t.Errorf("%s is registered but not in the OpenMetrics scrape: give it a child in this test", name)
+		}
+	}
+	if t.Failed() {
+		t.Logf("scrape:\n%s", body)
 	}
 }

@@ -265,14 +265,14 @@ func startMetrics(m *metrics.Metrics, mc config.Metrics, ready func() error, log
 // dataPlaneMetrics hands the data plane its vectors, made and registered by package metrics.
 func dataPlaneMetrics(m *metrics.Metrics) *proxy.Metrics {
 	return &proxy.Metrics{
-		Requests:               m.Requests,
-		RequestErrors:          m.RequestErrors,
-		RequestDuration:        m.RequestDuration,
-		BackendRequestDuration: m.BackendRequestDuration,
-		ClientConnections:      m.ClientConnections,
-		ClientConnectionsTotal: m.ClientConnectionsTotal,
-		Redirects:              m.Redirects,
-		BackupRequests:         m.BackupRequests,
+		Requests:                  m.Requests,
+		RequestErrors:             m.RequestErrors,
+		RequestDuration:           m.RequestDuration,
+		BackendRequestDuration:    m.BackendRequestDuration,
+		ClientConnections:         m.ClientConnections,
+		ClientConnectionsAccepted: m.ClientConnectionsAccepted,
+		Redirects:                 m.Redirects,
+		BackupRequests:            m.BackupRequests,
 	}
 }
 

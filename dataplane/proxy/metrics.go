@@ -10,14 +10,14 @@ import (
 // Metrics are the data plane's Prometheus vectors; package metrics makes and registers them.
 // Children are resolved once per cluster (and per node pool), never per request.
 type Metrics struct {
-	Requests               *prometheus.CounterVec   // {cluster, command}
-	RequestErrors          *prometheus.CounterVec   // {cluster, kind}
-	RequestDuration        *prometheus.HistogramVec // {cluster}
-	BackendRequestDuration *prometheus.HistogramVec // {cluster, node}
-	ClientConnections      *prometheus.GaugeVec     // {cluster}
-	ClientConnectionsTotal *prometheus.CounterVec   // {cluster}
-	Redirects              *prometheus.CounterVec   // {cluster, kind}
-	BackupRequests         *prometheus.CounterVec   // {cluster, result}; may be nil
+	Requests                  *prometheus.CounterVec   // {cluster, command}
+	RequestErrors             *prometheus.CounterVec   // {cluster, kind}
+	RequestDuration           *prometheus.HistogramVec // {cluster}
+	BackendRequestDuration    *prometheus.HistogramVec // {cluster, node}
+	ClientConnections         *prometheus.GaugeVec     // {cluster}
+	ClientConnectionsAccepted *prometheus.CounterVec   // {cluster}
+	Redirects                 *prometheus.CounterVec   // {cluster, kind}
+	BackupRequests            *prometheus.CounterVec   // {cluster, result}; may be nil
 }
 
 // Error kinds of aster_request_errors_total.
@@ -65,7 +65,7 @@ func newClusterMetrics(m *Metrics, cluster string) clusterMetrics {
 	cm.exhausted = m.RequestErrors.WithLabelValues(cluster, ErrKindRedirectExhausted)
 	cm.duration = m.RequestDuration.WithLabelValues(cluster)
 	cm.clients = m.ClientConnections.WithLabelValues(cluster)
-	cm.clientsSeen = m.ClientConnectionsTotal.WithLabelValues(cluster)
+	cm.clientsSeen = m.ClientConnectionsAccepted.WithLabelValues(cluster)
 	cm.moved = m.Redirects.WithLabelValues(cluster, "moved")
 	cm.ask = m.Redirects.WithLabelValues(cluster, "ask")
 	if m.BackupRequests != nil {

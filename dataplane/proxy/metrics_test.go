@@ -17,16 +17,16 @@ func newTestMetrics() (*proxy.Metrics, *prometheus.Registry) {
 	reg := prometheus.NewRegistry()
 	b := []float64{50e-6, 1e-3, 10e-3, 0.1, 1, 5}
 	m := &proxy.Metrics{
-		Requests:               prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aster_requests_total", Help: "h"}, []string{"cluster", "command"}),
-		RequestErrors:          prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aster_request_errors_total", Help: "h"}, []string{"cluster", "kind"}),
-		RequestDuration:        prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "aster_request_duration_seconds", Help: "h", Buckets: b}, []string{"cluster"}),
-		BackendRequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "aster_backend_request_duration_seconds", Help: "h", Buckets: b}, []string{"cluster", "node"}),
-		ClientConnections:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "aster_client_connections", Help: "h"}, []string{"cluster"}),
-		ClientConnectionsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aster_client_connections_total", Help: "h"}, []string{"cluster"}),
-		Redirects:              prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aster_redirects_total", Help: "h"}, []string{"cluster", "kind"}),
+		Requests:                  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aster_requests_total", Help: "h"}, []string{"cluster", "command"}),
+		RequestErrors:             prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aster_request_errors_total", Help: "h"}, []string{"cluster", "kind"}),
+		RequestDuration:           prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "aster_request_duration_seconds", Help: "h", Buckets: b}, []string{"cluster"}),
+		BackendRequestDuration:    prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "aster_backend_request_duration_seconds", Help: "h", Buckets: b}, []string{"cluster", "node"}),
+		ClientConnections:         prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "aster_client_connections", Help: "h"}, []string{"cluster"}),
+		ClientConnectionsAccepted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aster_client_connections_accepted_total", Help: "h"}, []string{"cluster"}),
+		Redirects:                 prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aster_redirects_total", Help: "h"}, []string{"cluster", "kind"}),
 	}
 	reg.MustRegister(m.Requests, m.RequestErrors, m.RequestDuration, m.BackendRequestDuration,
-		m.ClientConnections, m.ClientConnectionsTotal, m.Redirects)
+		m.ClientConnections, m.ClientConnectionsAccepted, m.Redirects)
 	return m, reg
 }
 
@@ -86,8 +86,8 @@ func TestMetricsCountTraffic(t *testing.T) {
 	if got := testutil.ToFloat64(m.RequestErrors.WithLabelValues("test", proxy.ErrKindRefused)) - refusedBefore; got != 2 {
 		t.Errorf("errors{refused} = %v, want 2 (unknown + unsupported)", got)
 	}
-	if got := testutil.ToFloat64(m.ClientConnectionsTotal.WithLabelValues("test")); got < 1 {
-		t.Errorf("client_connections_total = %v", got)
+	if got := testutil.ToFloat64(m.ClientConnectionsAccepted.WithLabelValues("test")); got < 1 {
+		t.Errorf("client_connections_accepted_total = %v", got)
 	}
 	if got := testutil.ToFloat64(m.ClientConnections.WithLabelValues("test")); got < 1 {
 		t.Errorf("client_connections = %v while connected", got)

@@ -158,7 +158,7 @@ func blockScalar(t *testing.T, doc, key string) string {
 // seriesNames are the names of the series asterd exposes (histograms by family name).
 var seriesNames = []string{
 	"aster_requests_total", "aster_request_errors_total", "aster_request_duration_seconds",
-	"aster_backend_request_duration_seconds", "aster_client_connections", "aster_client_connections_total",
+	"aster_backend_request_duration_seconds", "aster_client_connections", "aster_client_connections_accepted_total",
 	"aster_redirects_total", "aster_backup_requests_total", "aster_backend_up", "aster_node_ejections_total", "aster_topology_refreshes_total",
 	"aster_routing_table_version", "aster_config_reloads_total", "aster_config_last_reload_successful",
 	"aster_build_info",

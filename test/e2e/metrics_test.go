@@ -156,7 +156,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		const sets, gets, unknown = 137, 59, 3
 		// startAsterd's readiness probe was a client connection too: count from here.
 		_, before := scrape(t, maddr)
-		conns0, _ := sample(before, "aster_client_connections_total", map[string]string{"cluster": "m"})
+		conns0, _ := sample(before, "aster_client_connections_accepted_total", map[string]string{"cluster": "m"})
 		r := redistest.DialRaw(t, a.Addr)
 		for i := 0; i < sets; i++ {
 			if _, err := r.Do("SET", spreadKey("mt:", i), "v"); err != nil {
@@ -184,7 +184,7 @@ func TestMetricsEndpoint(t *testing.T) {
 			{"aster_requests_total", map[string]string{"cluster": "m", "command": "other"}, unknown},
 			{"aster_request_duration_seconds", map[string]string{"cluster": "m"}, sets + gets + unknown},
 			{"aster_client_connections", map[string]string{"cluster": "m"}, 1},
-			{"aster_client_connections_total", map[string]string{"cluster": "m"}, conns0 + 1},
+			{"aster_client_connections_accepted_total", map[string]string{"cluster": "m"}, conns0 + 1},
 		} {
 			if got, ok := sample(mfs, c.name, c.labels); !ok || got != c.want {
 				t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, got, ok, c.want)
@@ -303,14 +303,30 @@ func TestMetricsFlagOverridesConfig(t *testing.T) {
 	_ = a
 }
 
-// TestPrometheusScrapesAsterd runs a real Prometheus server scraping asterd every second and
-// reads aster_build_info and aster_backend_up back through Prometheus's HTTP API.
+// acceptedSeries counts accepted client connections. It must not be the gauge's name plus
+// _total: OpenMetrics would put both in one family.
+const acceptedSeries = "aster_client_connections_accepted_total"
+
+// TestPrometheusScrapesAsterd runs a real Prometheus server scraping asterd every second (it
+// negotiates OpenMetrics) and checks through Prometheus's HTTP API that the target is healthy,
+// that both client connection series arrive with their own type, and aster_build_info and
+// aster_backend_up.
 func TestPrometheusScrapesAsterd(t *testing.T) {
 	redistest.Need(t, "prometheus")
 	servers := startServers(t, 2)
 	cfg, maddr := metricsConfig(t, servers, "")
-	startAsterd(t, cfg)
+	a := startAsterd(t, cfg)
 	redistest.WaitListening(t, maddr, 10*time.Second)
+	// One client stays connected for the whole test: the gauge is 1 and the counter final.
+	client := redistest.DialRaw(t, a.Addr)
+	if v, err := client.Do("PING"); err != nil || v != "PONG" {
+		t.Fatalf("PING: %q, %v", v, err)
+	}
+	_, mfs := scrape(t, maddr)
+	accepted, ok := sample(mfs, acceptedSeries, map[string]string{"cluster": "m"})
+	if !ok || accepted < 2 { // startAsterd's readiness probe, then client
+		t.Fatalf("asterd's own %s = %v (present %v), want >= 2", acceptedSeries, accepted, ok)
+	}
 
 	dir := t.TempDir()
 	promAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(redistest.FreePort(t)))
@@ -351,18 +367,30 @@ scrape_configs:
 		}
 	})
 
+	// promGet decodes the JSON answer to GET path into v, and returns the body too.
+	promGet := func(path string, v any) (string, error) {
+		c := &http.Client{Timeout: 5 * time.Second}
+		resp, err := c.Get("http://" + promAddr + path)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return "", err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return string(b), fmt.Errorf("GET %s: status %d: %s", path, resp.StatusCode, b)
+		}
+		return string(b), json.Unmarshal(b, v)
+	}
+
 	// query returns the instant vector of expr as label sets with their values.
 	type series struct {
 		Metric map[string]string `json:"metric"`
 		Value  [2]any            `json:"value"`
 	}
 	query := func(expr string) ([]series, error) {
-		c := &http.Client{Timeout: 5 * time.Second}
-		resp, err := c.Get("http://" + promAddr + "/api/v1/query?query=" + url.QueryEscape(expr))
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
 		var r struct {
 			Status string `json:"status"`
 			Error  string `json:"error"`
@@ -370,8 +398,8 @@ scrape_configs:
 				Result []series `json:"result"`
 			} `json:"data"`
 		}
-		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-			return nil, fmt.Errorf("decode: %w", err)
+		if _, err := promGet("/api/v1/query?query="+url.QueryEscape(expr), &r); err != nil {
+			return nil, err
 		}
 		if r.Status != "success" {
 			return nil, fmt.Errorf("query %q: %s", expr, r.Error)
@@ -390,6 +418,56 @@ scrape_configs:
 				t.Fatalf("%s: %d series (%v), want %d within 45s", expr, len(res), err, n)
 			}
 			time.Sleep(250 * time.Millisecond)
+		}
+	}
+
+	// The target is scraped without error: an exposition Prometheus cannot parse shows here.
+	type target struct {
+		Health    string `json:"health"`
+		LastError string `json:"lastError"`
+	}
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		var r struct {
+			Data struct {
+				ActiveTargets []target `json:"activeTargets"`
+			} `json:"data"`
+		}
+		body, err := promGet("/api/v1/targets?state=active", &r)
+		if err == nil && len(r.Data.ActiveTargets) == 1 {
+			tg := r.Data.ActiveTargets[0]
+			if tg.LastError != "" {
+				t.Fatalf("scrape of asterd failed: %q", tg.LastError)
+			}
+			if tg.Health == "up" {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("target not up within 45s: %v %s", err, body)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+
+	// Both client connection series arrive, with asterd's own values, and Prometheus records
+	// each under its own type (two families of one name would leave one of them mistyped).
+	waitQuery(`aster_client_connections{job="asterd",cluster="m"} == 1`, 1)
+	waitQuery(acceptedSeries+`{job="asterd",cluster="m"} == `+strconv.FormatFloat(accepted, 'f', -1, 64), 1)
+	for _, c := range []struct{ family, typ string }{
+		{"aster_client_connections", "gauge"},
+		{strings.TrimSuffix(acceptedSeries, "_total"), "counter"},
+	} {
+		var r struct {
+			Data []struct {
+				Type string `json:"type"`
+			} `json:"data"`
+		}
+		body, err := promGet("/api/v1/targets/metadata?metric="+c.family, &r)
+		if err != nil {
+			t.Fatalf("metadata of %s: %v", c.family, err)
+		}
+		if len(r.Data) != 1 || r.Data[0].Type != c.typ {
+			t.Errorf("Prometheus's metadata of family %s: %s, want one entry of type %s", c.family, body, c.typ)
 		}
 	}
 
