@@ -479,8 +479,14 @@ func (s *session) noNodeMsg() string {
 }
 
 func (s *session) send(c *call, conn *backend.Conn, frame []byte) {
-	c.frame, c.conn, c.asked = frame, conn, false
 	s.wg.Add(1)
+	s.sendAdded(c, conn, frame)
+}
+
+// sendAdded is send for a caller that has already added the request to s.wg (one Add for
+// all the sub requests of a split).
+func (s *session) sendAdded(c *call, conn *backend.Conn, frame []byte) {
+	c.frame, c.conn, c.asked = frame, conn, false
 	conn.Send(&c.req, frame)
 	s.touch(conn)
 }

@@ -19,8 +19,9 @@ func (s *session) split(sl *slot, spec *command.Spec, cmd *resp.Command) {
 	case splitWhole:
 		s.forward(sl, node, cmd)
 	case splitSubs:
+		s.wg.Add(sl.nsubs)
 		for g, c := range sl.subs[:sl.nsubs] {
-			s.send(c, s.conn(s.targets[g]), c.buf)
+			s.sendAdded(c, s.conn(s.targets[g]), c.buf)
 		}
 	}
 }

@@ -284,7 +284,7 @@ func payload(f []byte) []byte {
 
 func appendHeader(dst []byte, t byte, n int) []byte {
 	dst = append(dst, t)
-	dst = strconv.AppendInt(dst, int64(n), 10)
+	dst = appendLen(dst, n)
 	return append(dst, '\r', '\n')
 }
 

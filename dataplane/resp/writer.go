@@ -14,14 +14,26 @@ func AppendCommand(dst []byte, args ...[]byte) []byte {
 // AppendArrayHeader appends an array header *n\r\n (n = -1 gives the null array).
 func AppendArrayHeader(dst []byte, n int) []byte {
 	dst = append(dst, '*')
-	dst = strconv.AppendInt(dst, int64(n), 10)
+	dst = appendLen(dst, n)
 	return append(dst, '\r', '\n')
+}
+
+// appendLen appends a length or count in decimal. Split sub-commands and merged replies write
+// several per key, nearly all under 100: those skip strconv.
+func appendLen(dst []byte, n int) []byte {
+	switch {
+	case n >= 0 && n < 10:
+		return append(dst, byte('0'+n))
+	case n >= 10 && n < 100:
+		return append(dst, byte('0'+n/10), byte('0'+n%10))
+	}
+	return strconv.AppendInt(dst, int64(n), 10)
 }
 
 // AppendBulk appends b as a bulk string $len\r\nb\r\n.
 func AppendBulk(dst, b []byte) []byte {
 	dst = append(dst, '$')
-	dst = strconv.AppendInt(dst, int64(len(b)), 10)
+	dst = appendLen(dst, len(b))
 	dst = append(dst, '\r', '\n')
 	dst = append(dst, b...)
 	return append(dst, '\r', '\n')
@@ -30,7 +42,7 @@ func AppendBulk(dst, b []byte) []byte {
 // AppendBulkString appends s as a bulk string $len\r\ns\r\n.
 func AppendBulkString(dst []byte, s string) []byte {
 	dst = append(dst, '$')
-	dst = strconv.AppendInt(dst, int64(len(s)), 10)
+	dst = appendLen(dst, len(s))
 	dst = append(dst, '\r', '\n')
 	dst = append(dst, s...)
 	return append(dst, '\r', '\n')

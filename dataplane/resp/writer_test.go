@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -36,6 +37,23 @@ func TestWriters(t *testing.T) {
 				t.Fatalf("ScanReply(%q) = %d, %v; want %d", tt.got, n, err, len(tt.got))
 			}
 		})
+	}
+}
+
+// TestAppendLen: lengths and counts around appendLen's fast paths read back as strconv writes them.
+func TestAppendLen(t *testing.T) {
+	for _, n := range []int{-100, -10, -1, 0, 1, 9, 10, 11, 42, 99, 100, 101, 999, 1 << 20, 1<<63 - 1} {
+		want := "*" + strconv.Itoa(n) + "\r\n"
+		if got := string(AppendArrayHeader([]byte{}, n)); got != want {
+			t.Errorf("AppendArrayHeader(%d) = %q, want %q", n, got, want)
+		}
+		if n < 0 || n > 1000 {
+			continue
+		}
+		b := strings.Repeat("x", n)
+		if got, want := string(AppendBulk(nil, []byte(b))), "$"+strconv.Itoa(n)+"\r\n"+b+"\r\n"; got != want {
+			t.Errorf("AppendBulk(%d bytes) = %q, want %q", n, got, want)
+		}
 	}
 }
 
