@@ -50,6 +50,11 @@ type Ring struct {
 	nodes  []Node
 	points []uint32 // sorted point values
 	owner  []int32  // owner[i] is the index into nodes of points[i]
+	// start[b] is the first point at or above bucket b's lowest hash, the hash space cut into
+	// len(start)-1 equal buckets (about one point each): Pick searches one bucket, not the
+	// whole ring.
+	start  []int32
+	shift  uint // hash >> shift is its bucket
 	hash   HashFunc
 	tag    [2]byte
 	hasTag bool
@@ -129,7 +134,27 @@ func NewRing(nodes []Node, hash HashFunc, hashTag string) (*Ring, error) {
 	for i, p := range pts {
 		r.points[i], r.owner[i] = p.value, p.node
 	}
+	r.index()
 	return r, nil
+}
+
+// index builds start: a power of two of buckets, at least as many as points (at most 2^16).
+func (r *Ring) index() {
+	bits := uint(1)
+	for bits < 16 && 1<<bits < len(r.points) {
+		bits++
+	}
+	r.shift = 32 - bits
+	r.start = make([]int32, 1<<bits+1)
+	i := 0
+	for b := range 1 << bits {
+		low := uint32(b) << r.shift
+		for i < len(r.points) && r.points[i] < low {
+			i++
+		}
+		r.start[b] = int32(i)
+	}
+	r.start[1<<bits] = int32(len(r.points))
 }
 
 // Pick returns the index into Nodes of the node owning key, after applying the hash tag: the
@@ -150,8 +175,10 @@ func (r *Ring) Pick(key []byte) int {
 	if len(key) > 0 {
 		h = r.hash(key)
 	}
-	// Lower bound: the first point whose value is >= h.
-	lo, hi := 0, n
+	// Lower bound: the first point whose value is >= h. It is in h's bucket, or else the
+	// first point of the next ones (start[b+1]).
+	b := h >> r.shift
+	lo, hi := int(r.start[b]), int(r.start[b+1])
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
 		if r.points[mid] < h {

@@ -1,6 +1,9 @@
 package route
 
 import (
+	"math"
+	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -254,6 +257,39 @@ func TestRingPickEdges(t *testing.T) {
 	}
 	if got := r.Pick(nil); got != first {
 		t.Errorf("Pick(empty key) = %d, want %d (hash 0)", got, first)
+	}
+}
+
+// TestRingIndexMatchesSearch: Pick, which searches one bucket of its index, picks what a search
+// of the whole ring picks, for rings of many sizes and weights and hashes all over the space
+// (bucket edges, points themselves, either side of them).
+func TestRingIndexMatchesSearch(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for n := 2; n <= 70; n += 7 {
+		weights := make([]int, n)
+		for i := range weights {
+			weights[i] = 1 + rng.IntN(5)
+		}
+		r := mustRing(t, testNodes(weights...), "fnv1a_64", "")
+		want := func(h uint32) int {
+			i, _ := slices.BinarySearch(r.points, h)
+			if i == len(r.points) {
+				i = 0
+			}
+			return int(r.owner[i])
+		}
+		hashes := []uint32{0, 1, math.MaxUint32, r.points[0], r.points[len(r.points)-1]}
+		for range 2000 {
+			p := r.points[rng.IntN(len(r.points))]
+			hashes = append(hashes, rng.Uint32(), p, p-1, p+1, p&^(1<<r.shift-1), p|(1<<r.shift-1))
+		}
+		for _, h := range hashes {
+			fixed := *r
+			fixed.hash = func([]byte) uint32 { return h }
+			if got := fixed.Pick([]byte("x")); got != want(h) {
+				t.Fatalf("%d nodes: Pick with hash %#x = %d, want %d", n, h, got, want(h))
+			}
+		}
 	}
 }
 
