@@ -74,3 +74,48 @@ func TestRESP3RefusedHello(t *testing.T) {
 		t.Fatalf("PING through a node without HELLO: %q", got)
 	}
 }
+
+type latencies struct {
+	mu sync.Mutex
+	v  []float64
+}
+
+func (l *latencies) Observe(s float64) {
+	l.mu.Lock()
+	l.v = append(l.v, s)
+	l.mu.Unlock()
+}
+
+// TestLatencyObservedFromWrite: every reply, plain or behind a prefix (ASKING after an ASK
+// redirect), observes the time since its request went out: a few milliseconds at most on
+// loopback, never the time since the zero time an unstamped request would give.
+func TestLatencyObservedFromWrite(t *testing.T) {
+	srv := redistest.Start(t)
+	lat := &latencies{}
+	c := backend.New(backend.Options{Addr: srv.Addr, DialTimeout: time.Second, ReadTimeout: 2 * time.Second, Latency: lat})
+	defer c.Close()
+	do(t, c, "SET", "k", "v")
+	var wg sync.WaitGroup
+	var r, prefix, other backend.Request
+	r.Bind(&wg)
+	prefix.Bind(&wg)
+	other.Bind(&wg)
+	wg.Add(3)
+	c.SendPrefixed(&r, &prefix, resp.AppendCommand(nil, []byte("PING")), resp.AppendCommand(nil, []byte("GET"), []byte("k")))
+	c.Send(&other, resp.AppendCommand(nil, []byte("GET"), []byte("k")))
+	c.Flush()
+	wg.Wait()
+	if string(r.Reply) != "$1\r\nv\r\n" || string(prefix.Reply) != "+PONG\r\n" || string(other.Reply) != "$1\r\nv\r\n" {
+		t.Fatalf("replies %q %q %q", prefix.Reply, r.Reply, other.Reply)
+	}
+	lat.mu.Lock()
+	defer lat.mu.Unlock()
+	if len(lat.v) != 4 {
+		t.Fatalf("%d latencies observed for 4 replies: %v", len(lat.v), lat.v)
+	}
+	for _, s := range lat.v {
+		if s < 0 || s > 1 {
+			t.Fatalf("latency %v s observed: not measured from the write", s)
+		}
+	}
+}
