@@ -272,13 +272,14 @@ func (c *Conn) fault(gen uint64, err error) {
 }
 
 // Flush writes what is queued, unless another flusher is on its way (it will find these
-// frames too). Senders call it after queueing a batch. It may block on the network (and dial);
-// use FlushAll to flush several connections with one yield.
+// frames too). Senders call it after queueing a batch. It may block while the node's socket
+// buffer is full, not on a dial; use FlushAll to flush several connections with one yield.
 func (c *Conn) Flush() { FlushAll(c) }
 
-// FlushAll flushes conns: it claims the writer's part of each that has frames queued and no
-// flusher, yields once so that the sessions that are ready run first and queue their requests
-// (they then go out in the same write instead of one write each), and writes them.
+// FlushAll flushes conns (reordering the slice): it claims the writer's part of each that has
+// frames queued and no flusher, yields once so that the sessions that are ready run first and
+// queue their requests (they then go out in the same write instead of one write each), and
+// writes them.
 func FlushAll(conns ...*Conn) {
 	claimed := 0
 	for i, c := range conns {
@@ -307,19 +308,18 @@ func (c *Conn) claim() bool {
 	return true
 }
 
-// writeQueued writes until nothing is queued, dialling first when there is no connection, and
-// then gives up the writer's part.
+// writeQueued writes until nothing is queued and then gives up the writer's part. With no
+// connection it hands the writer's part to a goroutine that dials: a dial can take up to
+// DialTimeout, and the flusher's other nodes (and every session queued on them) must not wait
+// for it.
 func (c *Conn) writeQueued() {
 	c.mu.Lock()
 	for len(c.out) > 0 && !c.closed {
 		if c.nc == nil {
+			c.wg.Add(1) // under c.mu and not closed: Close's Wait sees it
 			c.mu.Unlock()
-			ok := c.dial()
-			c.mu.Lock()
-			if !ok {
-				break // the dial failed everything queued
-			}
-			continue
+			go c.dialAndWrite()
+			return
 		}
 		buf, nc, w, gen := c.out, c.nc, c.w, c.gen
 		c.out = c.spare[:0]
@@ -341,6 +341,19 @@ func (c *Conn) writeQueued() {
 			c.spare = buf
 		}
 	}
+	c.writing = false
+	c.mu.Unlock()
+}
+
+// dialAndWrite dials, then writes what is queued, holding the writer's part throughout. A
+// failed dial has failed everything queued (and Send fails fast during the backoff).
+func (c *Conn) dialAndWrite() {
+	defer c.wg.Done()
+	if c.dial() {
+		c.writeQueued()
+		return
+	}
+	c.mu.Lock()
 	c.writing = false
 	c.mu.Unlock()
 }

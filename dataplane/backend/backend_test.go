@@ -1,6 +1,7 @@
 package backend_test
 
 import (
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -117,5 +118,84 @@ func TestLatencyObservedFromWrite(t *testing.T) {
 		if s < 0 || s > 1 {
 			t.Fatalf("latency %v s observed: not measured from the write", s)
 		}
+	}
+}
+
+// TestFlushDoesNotWaitForADial: a flush that covers a node still being dialled (here one that
+// accepts TCP but never answers the connection's init) and a healthy node writes to the healthy
+// one at once; the dial holds up only its own node's requests.
+func TestFlushDoesNotWaitForADial(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	var held []net.Conn
+	var heldMu sync.Mutex
+	go func() {
+		for {
+			nc, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			heldMu.Lock()
+			held = append(held, nc)
+			heldMu.Unlock()
+		}
+	}()
+	defer func() {
+		heldMu.Lock()
+		for _, nc := range held {
+			nc.Close()
+		}
+		heldMu.Unlock()
+	}()
+	srv := redistest.Start(t)
+	// The init waits up to ReadTimeout for its reply: the dial hangs that long unless the
+	// silent server hangs up first.
+	slow := backend.New(backend.Options{Addr: silent.Addr().String(), DialTimeout: time.Second, ReadTimeout: 8 * time.Second,
+		Init: resp.AppendCommand(nil, []byte("PING")), InitReplies: 1})
+	defer slow.Close()
+	fast := backend.New(backend.Options{Addr: srv.Addr, DialTimeout: time.Second, ReadTimeout: 10 * time.Second})
+	defer fast.Close()
+
+	var slowWG, fastWG sync.WaitGroup
+	var slowReq, fastReq backend.Request
+	slowReq.Bind(&slowWG)
+	fastReq.Bind(&fastWG)
+	slowWG.Add(1)
+	fastWG.Add(1)
+	ping := resp.AppendCommand(nil, []byte("PING"))
+	slow.Send(&slowReq, ping)
+	fast.Send(&fastReq, ping)
+	// The dialling node first: the order that used to hold the other up. A session would flush
+	// on its own goroutine; so does this one.
+	go backend.FlushAll(slow, fast)
+
+	done := make(chan struct{})
+	go func() { fastWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(4 * time.Second):
+		t.Fatal("the healthy node's request waited for the other node's dial")
+	}
+	if string(fastReq.Reply) != "+PONG\r\n" {
+		t.Fatalf("healthy node answered %q", fastReq.Reply)
+	}
+	slowDone := make(chan struct{})
+	go func() { slowWG.Wait(); close(slowDone) }()
+	select {
+	case <-slowDone:
+		t.Fatalf("the silent node's request finished (%q) although its dial cannot", slowReq.Reply)
+	default:
+	}
+	heldMu.Lock()
+	for _, nc := range held {
+		nc.Close() // the init gets EOF: the dial fails, and with it the request
+	}
+	heldMu.Unlock()
+	<-slowDone
+	if !strings.HasPrefix(string(slowReq.Reply), "-ERR backend ") {
+		t.Fatalf("the failed dial answered %q", slowReq.Reply)
 	}
 }
