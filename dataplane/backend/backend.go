@@ -333,16 +333,56 @@ func (c *Conn) writeQueued() {
 		if c.opts.WriteTimeout > 0 {
 			_ = nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
 		}
-		if _, err := w.Write(buf); err != nil {
+		n, err := tryWrite(w, buf)
+		if err == nil && n < len(buf) {
+			// The node's socket buffer is full (a slow or stopped node): the rest waits for
+			// it on a goroutine of its own, not on the flusher, whose other nodes go on.
+			c.mu.Lock()
+			if !c.closed {
+				c.wg.Add(1)
+				c.mu.Unlock()
+				go c.writeRest(w, buf, n, gen)
+				return
+			}
+			break
+		}
+		if err != nil {
 			c.fault(gen, fmt.Errorf("write: %w", err))
 		}
 		c.mu.Lock()
-		if cap(buf) <= maxKeptBuf && c.spare == nil {
-			c.spare = buf
-		}
+		c.keepSpare(buf)
 	}
 	c.writing = false
 	c.mu.Unlock()
+}
+
+// tryWrite writes what the socket takes without waiting, or all of buf when w cannot do that
+// (TLS): then a full node's buffer holds up the flusher, as any write to it would.
+func tryWrite(w io.Writer, buf []byte) (int, error) {
+	if rw, ok := w.(*rawio.Conn); ok {
+		return rw.TryWrite(buf)
+	}
+	return w.Write(buf)
+}
+
+// writeRest finishes a write the node could not take at once, holding the writer's part, and
+// then writes what was queued meanwhile.
+func (c *Conn) writeRest(w io.Writer, buf []byte, n int, gen uint64) {
+	defer c.wg.Done()
+	if _, err := w.Write(buf[n:]); err != nil {
+		c.fault(gen, fmt.Errorf("write: %w", err))
+	}
+	c.mu.Lock()
+	c.keepSpare(buf)
+	c.mu.Unlock()
+	c.writeQueued()
+}
+
+// keepSpare keeps a written buffer for the next batch unless it grew too big. c.mu must be held.
+func (c *Conn) keepSpare(buf []byte) {
+	if cap(buf) <= maxKeptBuf && c.spare == nil {
+		c.spare = buf
+	}
 }
 
 // dialAndWrite dials, then writes what is queued, holding the writer's part throughout. A

@@ -199,3 +199,62 @@ func TestFlushDoesNotWaitForADial(t *testing.T) {
 		t.Fatalf("the failed dial answered %q", slowReq.Reply)
 	}
 }
+
+// TestFlushDoesNotWaitForAFullNode: a flush that covers a node that has stopped reading (its
+// socket buffers full) and a healthy node writes to the healthy one at once; only the full
+// node's requests wait for it.
+func TestFlushDoesNotWaitForAFullNode(t *testing.T) {
+	stuck, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if nc, err := stuck.Accept(); err == nil {
+			accepted <- nc // never read from
+		}
+	}()
+	srv := redistest.Start(t)
+	full := backend.New(backend.Options{Addr: stuck.Addr().String(), DialTimeout: time.Second})
+	defer full.Close()
+	fast := backend.New(backend.Options{Addr: srv.Addr, DialTimeout: time.Second, ReadTimeout: 10 * time.Second})
+	defer fast.Close()
+	// Connect both first, so that the flush below writes rather than dials.
+	do(t, fast, "PING")
+	var warmWG sync.WaitGroup
+	var warm backend.Request
+	warm.Bind(&warmWG)
+	warmWG.Add(1)
+	full.Send(&warm, resp.AppendCommand(nil, []byte("PING")))
+	full.Flush()
+	held := <-accepted
+	defer held.Close()
+
+	var fullWG, fastWG sync.WaitGroup
+	var big, ping backend.Request
+	big.Bind(&fullWG)
+	ping.Bind(&fastWG)
+	fullWG.Add(1)
+	fastWG.Add(1)
+	full.Send(&big, resp.AppendCommand(nil, []byte("SET"), []byte("k"), make([]byte, 64<<20)))
+	fast.Send(&ping, resp.AppendCommand(nil, []byte("PING")))
+	go backend.FlushAll(full, fast) // the full node first: the order that used to hold the other up
+
+	done := make(chan struct{})
+	go func() { fastWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(4 * time.Second):
+		t.Fatal("the healthy node's request waited for the full node's write")
+	}
+	if string(ping.Reply) != "+PONG\r\n" {
+		t.Fatalf("healthy node answered %q", ping.Reply)
+	}
+	held.Close() // the write fails: the full node's requests fail, nobody else's
+	fullWG.Wait()
+	warmWG.Wait()
+	if !strings.HasPrefix(string(big.Reply), "-ERR backend ") {
+		t.Fatalf("the full node's request got %q", big.Reply)
+	}
+}

@@ -31,6 +31,7 @@ type Conn struct {
 	wn   int
 	werr error
 	writ func(fd uintptr) bool
+	try  func(fd uintptr) bool
 }
 
 // New returns a Conn for nc, or nil when nc is not a plain socket (TLS, pipes, wrappers): those
@@ -51,7 +52,7 @@ func New(nc net.Conn) *Conn {
 	}
 	c := &Conn{rc: rc}
 	// Bound once, so that each call passes an existing func value and allocates nothing.
-	c.read, c.writ = c.readFD, c.writeFD
+	c.read, c.writ, c.try = c.readFD, c.writeFD, c.tryWriteFD
 	return c
 }
 
@@ -120,6 +121,27 @@ func (c *Conn) writeFD(fd uintptr) bool {
 		}
 	}
 	return true
+}
+
+// TryWrite writes what the socket takes now, without waiting: n < len(p) with a nil error
+// means its buffer is full (the peer reads slower than we write, or not at all).
+func (c *Conn) TryWrite(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c.wbuf, c.wn, c.werr = p, 0, nil
+	err := c.rc.Write(c.try)
+	n := c.wn
+	c.wbuf = nil
+	if err != nil {
+		return n, err
+	}
+	return n, c.werr
+}
+
+func (c *Conn) tryWriteFD(fd uintptr) bool {
+	c.writeFD(fd)
+	return true // written what fits (or failed): never wait
 }
 
 // ReadWriter is New(nc) when nc is a plain socket, else nc itself.
