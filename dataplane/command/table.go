@@ -144,7 +144,7 @@ var table = [...]Spec{
 	{Name: "renamenx", Arity: 3, Flags: Write | Fast, Policy: SameNode, FirstKey: 1, LastKey: 2, Step: 1},
 	{Name: "replconf", Arity: -1, Flags: Admin | NoKey, Policy: Unsupported, Reason: "replication administration"},
 	{Name: "replicaof", Arity: 3, Flags: Admin | NoKey, Policy: Unsupported, Reason: "replication administration"},
-	{Name: "reset", Arity: 1, Flags: Fast | NoKey, Policy: Unsupported, Reason: "connection state lives in the proxy"},
+	{Name: "reset", Arity: 1, Flags: Fast | NoKey, Policy: Local, Reason: "resets the client's state in the proxy: MULTI and WATCH discarded, RESP2, AUTH required again (when configured); allowed before AUTH and inside MULTI"},
 	{Name: "restore", Arity: -4, Flags: Write, Policy: Forward, FirstKey: 1, LastKey: 1, Step: 1},
 	{Name: "restore-asking", Arity: -4, Flags: Write, Policy: Unsupported, FirstKey: 1, LastKey: 1, Step: 1, Reason: "Redis Cluster internal command"},
 	{Name: "role", Arity: 1, Flags: Fast | NoKey, Policy: Unsupported, Reason: "replication administration"},

@@ -18,7 +18,7 @@ const (
 
 // allowedBeforeAuth reports whether a client may send spec before authenticating, as in Redis.
 func allowedBeforeAuth(spec *command.Spec) bool {
-	return spec != nil && (spec.Name == "auth" || spec.Name == "hello" || spec.Name == "quit")
+	return spec != nil && (spec.Name == "auth" || spec.Name == "hello" || spec.Name == "quit" || spec.Name == "reset")
 }
 
 // checkPassword reports whether user/pass is one of the configured users, comparing in

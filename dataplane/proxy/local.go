@@ -28,6 +28,9 @@ func (s *session) local(sl *slot, spec *command.Spec, args [][]byte) {
 	case "quit":
 		out = resp.AppendSimple(out, "OK")
 		s.quit = true
+	case "reset":
+		s.resetConn() // before the reply: +RESET is the same in RESP2 and RESP3
+		out = resp.AppendSimple(out, "RESET")
 	case "select":
 		switch db, ok := resp.ParseInt64Arg(args[1]); {
 		case !ok:

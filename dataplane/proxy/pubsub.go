@@ -374,7 +374,7 @@ func (p *pubsub) command(cmd *resp.Command) (leave bool) {
 		}
 		p.mu.Unlock()
 		p.reply(resp.AppendSimple(nil, "RESET"))
-		s.authed = len(s.c.opts.Users) == 0
+		s.resetConn()
 		return true
 	default:
 		p.reply(resp.AppendError(nil, errPubSubContext(spec.Name)))

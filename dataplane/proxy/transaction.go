@@ -119,7 +119,7 @@ func (s *session) queue(sl *slot, spec *command.Spec, cmd *resp.Command) bool {
 		}
 	case command.Local:
 		switch spec.Name {
-		case "quit":
+		case "quit", "reset":
 			return false
 		case "ping", "echo": // the node answers them as the proxy would
 		default:
