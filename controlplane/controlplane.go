@@ -307,7 +307,7 @@ func (cp *ControlPlane) startLocked(c *cluster) {
 	}
 	user, pass := backendCredentials(c.cfg)
 	chk := health.New(health.Config{
-		Cluster: c.cfg.Name, Nodes: addrs, Interval: c.cfg.PingInterval,
+		Cluster: c.cfg.Name, Nodes: addrs, Interval: c.cfg.PingInterval, SuccInterval: c.cfg.PingSuccInterval,
 		FailLimit: c.cfg.PingFailLimit, Logger: cp.log, Username: user, Password: pass,
 		TLS:      backendTLS(c.cfg),
 		OnChange: func(ejected []string) { cp.healthChanged(c, ejected) },
@@ -546,7 +546,7 @@ func logClusterSummary(log hclog.Logger, cc config.Cluster) {
 		"hash_method", cc.HashMethod, "hash_tag", cc.HashTag,
 		"read_timeout", cc.ReadTimeout, "write_timeout", cc.WriteTimeout, "dial_timeout", cc.DialTimeout,
 		"node_connections", cc.NodeConnections, "ping_fail_limit", cc.PingFailLimit,
-		"ping_interval", cc.PingInterval, "fetch", cc.Fetch, "read_from_slave", cc.ReadFromSlave,
+		"ping_interval", cc.PingInterval, "ping_succ_interval", cc.PingSuccInterval, "fetch", cc.Fetch, "read_from_slave", cc.ReadFromSlave,
 		"client_auth", len(clientUsers(cc)) > 0, "backend_auth", pass != "" || user != "",
 		"max_connections", cc.MaxConnections, "client_idle_timeout", cc.ClientIdleTimeout,
 		"slowlog_slower_than", cc.SlowlogLogSlowerThan, "slowlog_max_len", cc.SlowlogMaxLen,

@@ -1,6 +1,8 @@
 // Package health pings the backend nodes of a plain-Redis cluster and ejects the ones that
 // stop answering: after FailLimit consecutive failed pings a node is ejected, and the first
 // successful ping afterwards restores it (ping_fail_limit / ping_interval in the config).
+// An ejected node is pinged at a pace of its own (ping_succ_interval), usually a slower one,
+// until it answers.
 //
 // Each node is pinged on a connection of its own, never a data connection, so a backlog of
 // client traffic cannot make a healthy node look dead (or hide a dead one), and each node is
@@ -30,8 +32,12 @@ import (
 type Config struct {
 	Cluster string   // cluster name, for logs
 	Nodes   []string // node addresses, host:port; duplicates are pinged once
-	// Interval is the time between two pings of a node (ping_interval); ≤ 0 means 1s.
+	// Interval is the time between two pings of a node in the ring (ping_interval); ≤ 0
+	// means 1s.
 	Interval time.Duration
+	// SuccInterval is the time between two pings of an ejected node (ping_succ_interval);
+	// ≤ 0 means Interval. Once the node answers it is restored and back to Interval.
+	SuccInterval time.Duration
 	// FailLimit consecutive failures eject a node (ping_fail_limit); 0 never ejects, and Run
 	// then sends no pings at all.
 	FailLimit int
@@ -65,6 +71,9 @@ type Checker struct {
 func New(cfg Config) *Checker {
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Second
+	}
+	if cfg.SuccInterval <= 0 {
+		cfg.SuccInterval = cfg.Interval
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = min(cfg.Interval, time.Second)
@@ -100,8 +109,9 @@ type nodeState struct {
 	ejected bool
 }
 
-// Run pings every node every Interval until ctx is done, then closes its connections and
-// returns once all of its goroutines have ended. Call it at most once.
+// Run pings every node every Interval (every SuccInterval while it is ejected) until ctx is
+// done, then closes its connections and returns once all of its goroutines have ended. Call
+// it at most once.
 func (c *Checker) Run(ctx context.Context) {
 	if c.cfg.FailLimit <= 0 || len(c.nodes) == 0 {
 		<-ctx.Done()
@@ -113,7 +123,7 @@ func (c *Checker) Run(ctx context.Context) {
 		host, _, _ := net.SplitHostPort(addr)
 		p := &pinger{addr: addr, timeout: c.cfg.Timeout, auth: authCommand(c.cfg.Username, c.cfg.Password),
 			tls: tlsconf.ForHost(c.cfg.TLS, host)}
-		wg.Go(func() { p.loop(ctx, i, c.cfg.Interval, results) })
+		wg.Go(func() { p.loop(ctx, i, c.pace, results) })
 	}
 	defer wg.Wait()
 
@@ -146,13 +156,27 @@ func (c *Checker) record(s *nodeState, addr string, err error) bool {
 	if s.ejected {
 		return false
 	}
-	if s.fails < c.cfg.FailLimit {
+	if !c.ejectedAfter(s.fails) {
 		c.log.Debug("ping failed", "node", addr, "reason", err, "consecutive_failures", s.fails)
 		return false
 	}
 	s.ejected = true
 	c.log.Warn("node ejected", "node", addr, "reason", err, "consecutive_failures", s.fails)
 	return true
+}
+
+// ejectedAfter reports whether fails consecutive failures keep a node ejected: the node is
+// out exactly while its failure streak has reached FailLimit, since one success ends both.
+func (c *Checker) ejectedAfter(fails int) bool {
+	return fails >= c.cfg.FailLimit
+}
+
+// pace is the time until the next ping of a node after fails consecutive failures.
+func (c *Checker) pace(fails int) time.Duration {
+	if c.ejectedAfter(fails) {
+		return c.cfg.SuccInterval
+	}
+	return c.cfg.Interval
 }
 
 // publish stores the new ejected set and tells OnChange.
@@ -189,8 +213,8 @@ var (
 	pongLine = []byte("+PONG\r\n")
 )
 
-// loop pings at once, then every interval, until ctx is done.
-func (p *pinger) loop(ctx context.Context, node int, interval time.Duration, results chan<- result) {
+// loop pings at once, then every pace(consecutive failures so far), until ctx is done.
+func (p *pinger) loop(ctx context.Context, node int, pace func(fails int) time.Duration, results chan<- result) {
 	// A cancel must not wait for a hung node's reply deadline: expire it now.
 	stop := context.AfterFunc(ctx, func() {
 		p.mu.Lock()
@@ -202,6 +226,10 @@ func (p *pinger) loop(ctx context.Context, node int, interval time.Duration, res
 	defer stop()
 	defer p.drop()
 
+	// The pinger keeps its own failure streak, the one Run's state for this node follows, so
+	// it knows the node's pace (ejected or not) without waiting for Run to catch up.
+	fails := 0
+	interval := pace(fails)
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
@@ -213,6 +241,15 @@ func (p *pinger) loop(ctx context.Context, node int, interval time.Duration, res
 		case results <- result{node: node, err: err}:
 		case <-ctx.Done():
 			return
+		}
+		if err != nil {
+			fails++
+		} else {
+			fails = 0
+		}
+		if next := pace(fails); next != interval {
+			interval = next
+			tick.Reset(interval) // the next ping is one new interval from now
 		}
 		select {
 		case <-tick.C:

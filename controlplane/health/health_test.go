@@ -357,3 +357,119 @@ func TestPingAuthenticates(t *testing.T) {
 		})
 	}
 }
+
+func TestNewSuccIntervalDefault(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		in       Config
+		wantSucc time.Duration
+	}{
+		{"unset follows interval", Config{Interval: 200 * time.Millisecond}, 200 * time.Millisecond},
+		{"unset follows the default interval", Config{}, time.Second},
+		{"set is kept", Config{Interval: 200 * time.Millisecond, SuccInterval: 3 * time.Second}, 3 * time.Second},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := New(tt.in).cfg.SuccInterval; got != tt.wantSucc {
+				t.Errorf("SuccInterval = %v, want %v", got, tt.wantSucc)
+			}
+		})
+	}
+}
+
+// pingStats reads the server's PING counters: calls that got +PONG, and calls rejected
+// (here: NOPERM once the test has taken PING from the default user).
+func pingStats(t *testing.T, s *redistest.Server) (calls, rejected int) {
+	t.Helper()
+	v, err := s.Do("INFO", "commandstats")
+	if err != nil {
+		t.Fatalf("INFO commandstats: %v", err)
+	}
+	for _, line := range strings.Split(v.(string), "\r\n") {
+		fields, ok := strings.CutPrefix(line, "cmdstat_ping:")
+		if !ok {
+			continue
+		}
+		for _, f := range strings.Split(fields, ",") {
+			k, val, _ := strings.Cut(f, "=")
+			n, err := strconv.Atoi(val)
+			switch k {
+			case "calls":
+				calls = n
+			case "rejected_calls":
+				rejected = n
+			default:
+				continue
+			}
+			if err != nil {
+				t.Fatalf("parse %q: %v", line, err)
+			}
+		}
+	}
+	return calls, rejected // no line yet: no PING so far
+}
+
+// TestEjectedNodePace counts the pings a real server receives: while a node is in the ring
+// it is pinged every Interval, once ejected every SuccInterval (Interval when unset), and
+// once restored every Interval again. The node stays up throughout and only refuses PING
+// (ACL), so every ping of the ejected phase is counted. Bounds are loose (several times
+// the ideal count either way) since the machine is noisy; only the pace is under test.
+func TestEjectedNodePace(t *testing.T) {
+	const (
+		fast   = 20 * time.Millisecond
+		window = 2 * time.Second
+	)
+	for _, tt := range []struct {
+		name string
+		succ time.Duration
+		// bounds on the pings an ejected node gets in window
+		minEjected, maxEjected int
+	}{
+		// ideal 4 pings: far from the 100 at the fast pace.
+		{"succ interval slower", 500 * time.Millisecond, 1, 10},
+		// ideal 100 pings: today's behaviour, ejected nodes keep the fast pace.
+		{"succ interval unset", 0, 25, 1000},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := redistest.Start(t)
+			h := start(t, Config{Cluster: "c1", Nodes: []string{s.Addr}, Interval: fast, SuccInterval: tt.succ, FailLimit: failLimit})
+			waitFor(t, "the first pings", func() bool { calls, _ := pingStats(t, s); return calls >= 2 })
+
+			if _, err := s.Do("ACL", "SETUSER", "default", "-ping"); err != nil {
+				t.Fatalf("take PING away: %v", err)
+			}
+			refused := time.Now()
+			waitFor(t, "ejection", ejectedIs(h.checker, s.Addr))
+			took := time.Since(refused)
+			// The failures up to the limit come at the fast pace: failLimit-1 fast intervals,
+			// nowhere near one slow interval (which would be 1s here if the slow pace began
+			// at the first failure).
+			if tt.succ > 0 && took >= (failLimit-1)*tt.succ*9/10 {
+				t.Errorf("ejected %v after PING was refused: the failures before ejection were slowed down", took)
+			}
+			_, r0 := pingStats(t, s)
+			time.Sleep(window)
+			_, r1 := pingStats(t, s)
+			t.Logf("ejected %v after PING was refused; %d pings in %v while ejected", took, r1-r0, window)
+			if n := r1 - r0; n < tt.minEjected || n > tt.maxEjected {
+				t.Errorf("ejected node got %d pings in %v, want %d..%d (interval %v, succ interval %v)",
+					n, window, tt.minEjected, tt.maxEjected, fast, tt.succ)
+			}
+			if !slices.Equal(h.checker.Ejected(), []string{s.Addr}) {
+				t.Fatalf("node no longer ejected while PING is refused: %v", h.checker.Ejected())
+			}
+
+			if _, err := s.Do("ACL", "SETUSER", "default", "+ping"); err != nil {
+				t.Fatalf("give PING back: %v", err)
+			}
+			waitFor(t, "restore", ejectedIs(h.checker))
+			c0, _ := pingStats(t, s)
+			time.Sleep(window / 2)
+			c1, _ := pingStats(t, s)
+			t.Logf("%d pings in %v after restore", c1-c0, window/2)
+			// ideal 50 at the fast pace, 2 at the slow one.
+			if n := c1 - c0; n < 12 {
+				t.Errorf("restored node got %d pings in %v, want ≥ 12: not back to interval %v", n, window/2, fast)
+			}
+		})
+	}
+}
