@@ -108,6 +108,7 @@ type session struct {
 
 	start time.Time // when the batch's first command was read; only with metrics on
 
+	remote   string // the client's address, once the slow log needed it
 	quit     bool
 	authed   bool   // no password configured, or the client authenticated
 	proto3   bool   // the client switched to RESP3 with HELLO 3
@@ -280,9 +281,12 @@ func (s *session) finishBatch() bool {
 // logSlow records the batch's commands in the slow log: each waited as long as the batch.
 func (s *session) logSlow(l *slowLog, n int, elapsed time.Duration) {
 	now := time.Now()
+	if s.remote == "" {
+		s.remote = s.nc.RemoteAddr().String()
+	}
 	for _, sl := range s.slots[:n] {
 		if sl.raw != nil {
-			l.add(SlowEntry{Time: now, Duration: elapsed, Args: slowArgs(sl.raw), Client: s.nc.RemoteAddr().String()})
+			l.add(sl.raw, now, elapsed, s.remote)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,15 +24,26 @@ const (
 	slowMaxArgLen = 128
 )
 
-// slowLog keeps a cluster's last slow commands. Only slow commands reach it, so a mutex is
-// cheap enough; the hot path only compares a duration.
+// slowLog keeps a cluster's last slow commands. Under overload every command can be slow, so
+// recording one allocates nothing once the ring is full: each entry keeps its trimmed arguments
+// as one RESP array in a buffer the ring reuses, turned into strings only when read.
 type slowLog struct {
 	mu         sync.Mutex
 	max        int
 	slowerThan time.Duration // immutable: a change makes a new slowLog (resized)
-	entries    []SlowEntry   // ring; next is where the next entry goes
+	entries    []slowRec     // ring; next is where the next entry goes
 	next       int
 	nextID     uint64
+	elems      [][]byte // scratch for add
+}
+
+// slowRec is one entry as stored.
+type slowRec struct {
+	id       uint64
+	time     time.Time
+	duration time.Duration
+	args     []byte // trimmed arguments, as a RESP array of bulk strings
+	client   string
 }
 
 // resized returns a new slow log with the given limits and the newest entries of l (nil: none)
@@ -41,29 +53,77 @@ func (l *slowLog) resized(max int, slowerThan time.Duration) *slowLog {
 	if l == nil {
 		return n
 	}
-	old := l.get(max)
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	n.nextID = l.nextID
-	l.mu.Unlock()
-	for i := len(old) - 1; i >= 0; i-- {
-		n.entries = append(n.entries, old[i])
+	for i := min(max, len(l.entries)) - 1; i >= 0; i-- {
+		r := l.entries[(l.next-1-i+2*len(l.entries))%len(l.entries)]
+		r.args = bytes.Clone(r.args) // l may still be written by sessions that loaded it
+		n.entries = append(n.entries, r)
 	}
 	n.next = len(n.entries) % max
 	return n
 }
 
-func (l *slowLog) add(e SlowEntry) {
+// add records one command (its frame as the client sent it, RESP) that took d, at t.
+func (l *slowLog) add(frame []byte, t time.Time, d time.Duration, client string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	e.ID = l.nextID
-	l.nextID++
+	var r *slowRec
 	if len(l.entries) < l.max {
-		l.entries = append(l.entries, e)
+		l.entries = append(l.entries, slowRec{})
+		r = &l.entries[len(l.entries)-1]
 		l.next = len(l.entries) % l.max
-		return
+	} else {
+		r = &l.entries[l.next]
+		l.next = (l.next + 1) % l.max
 	}
-	l.entries[l.next] = e
-	l.next = (l.next + 1) % l.max
+	r.id, r.time, r.duration, r.client = l.nextID, t, d, client
+	l.nextID++
+	r.args = l.appendTrimmed(r.args[:0], frame)
+}
+
+// appendTrimmed appends frame's arguments as Redis's SLOWLOG trims them: at most 32 (the last
+// one then says how many more there were), each at most 128 bytes (then saying how many more).
+func (l *slowLog) appendTrimmed(dst, frame []byte) []byte {
+	elems, err := resp.ArrayElems(frame, l.elems[:0])
+	l.elems = elems[:0]
+	if err != nil {
+		return resp.AppendArrayHeader(dst, 0)
+	}
+	n := len(elems)
+	if n > slowMaxArgs {
+		n = slowMaxArgs
+	}
+	dst = resp.AppendArrayHeader(dst, n)
+	var tmp [slowMaxArgLen + 32]byte // a trimmed argument and its note
+	for i, e := range elems[:n] {
+		if i == slowMaxArgs-1 && len(elems) > slowMaxArgs {
+			t := append(tmp[:0], "... ("...)
+			t = strconv.AppendInt(t, int64(len(elems)-slowMaxArgs+1), 10)
+			dst = resp.AppendBulk(dst, append(t, " more arguments)"...))
+			break
+		}
+		a := bulkPayload(e)
+		if len(a) > slowMaxArgLen {
+			t := append(tmp[:0], a[:slowMaxArgLen]...)
+			t = append(t, "... ("...)
+			t = strconv.AppendInt(t, int64(len(a)-slowMaxArgLen), 10)
+			a = append(t, " more bytes)"...)
+		}
+		dst = resp.AppendBulk(dst, a)
+	}
+	return dst
+}
+
+// entry is r as SlowEntry (allocating: the read side).
+func (r *slowRec) entry() SlowEntry {
+	e := SlowEntry{ID: r.id, Time: r.time, Duration: r.duration, Client: r.client}
+	elems, _ := resp.ArrayElems(r.args, nil)
+	for _, a := range elems {
+		e.Args = append(e.Args, string(bulkPayload(a)))
+	}
+	return e
 }
 
 // get returns up to n entries, newest first (n < 0: all).
@@ -76,7 +136,7 @@ func (l *slowLog) get(n int) []SlowEntry {
 	out := make([]SlowEntry, 0, n)
 	for i := 0; i < n; i++ {
 		j := (l.next - 1 - i + 2*len(l.entries)) % len(l.entries)
-		out = append(out, l.entries[j])
+		out = append(out, l.entries[j].entry())
 	}
 	return out
 }
@@ -91,28 +151,6 @@ func (l *slowLog) reset() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.entries, l.next = nil, 0
-}
-
-// slowArgs parses a command frame into trimmed arguments (slow path: allocation is fine).
-func slowArgs(frame []byte) []string {
-	rd := resp.NewReader(strings.NewReader(string(frame)), len(frame)+16)
-	var cmd resp.Command
-	if err := rd.Read(&cmd); err != nil {
-		return nil
-	}
-	var args []string
-	for i, a := range cmd.Args {
-		if i == slowMaxArgs-1 && len(cmd.Args) > slowMaxArgs {
-			args = append(args, "... ("+strconv.Itoa(len(cmd.Args)-slowMaxArgs+1)+" more arguments)")
-			break
-		}
-		if len(a) > slowMaxArgLen {
-			args = append(args, string(a[:slowMaxArgLen])+"... ("+strconv.Itoa(len(a)-slowMaxArgLen)+" more bytes)")
-			continue
-		}
-		args = append(args, string(a))
-	}
-	return args
 }
 
 // SlowLog returns up to n of the cluster's slowest recent commands, newest first (n < 0:
