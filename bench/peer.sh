@@ -292,24 +292,22 @@ run_bench() {
 # --- CPU accounting ------------------------------------------------------------------------------
 # machine: "busy total" in clock ticks; ours: utime+stime+cutime+cstime of this shell and its servers.
 machine_ticks() { awk '/^cpu / { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6 }' /proc/stat; }
-our_ticks() {
-  local sum=0 p st f
-  for p in $$ "${PIDS[@]}"; do
-    { st=$(<"/proc/$p/stat"); } 2>/dev/null || continue
-    st=${st##*) }
-    read -r -a f <<<"$st"
-    sum=$((sum + f[11] + f[12] + f[13] + f[14]))
-  done
-  echo "$sum"
-}
-# proc_ticks PID: its utime+stime (clock ticks).
-proc_ticks() {
+# cpu_ticks PID N: the sum of the first N of its utime, stime, cutime, cstime (clock ticks); 0
+# when it is gone.
+cpu_ticks() {
   local st f
   { st=$(<"/proc/$1/stat"); } 2>/dev/null || { echo 0; return; }
   st=${st##*) }
   read -r -a f <<<"$st"
-  echo $((f[11] + f[12]))
+  echo $((f[11] + f[12] + ($2 > 2 ? f[13] + f[14] : 0)))
 }
+our_ticks() {
+  local sum=0 p
+  for p in $$ "${PIDS[@]}"; do sum=$((sum + $(cpu_ticks "$p" 4))); done
+  echo "$sum"
+}
+# proc_ticks PID: its own utime+stime.
+proc_ticks() { cpu_ticks "$1" 2; }
 CLK_TCK=$(getconf CLK_TCK)
 percent() { awk -v a="$1" -v b="$2" 'BEGIN { v = (b > 0) ? 100 * a / b : 0; printf "%.0f", (v > 0) ? v : 0 }'; }
 

@@ -20,6 +20,23 @@ func dialRaw(t *testing.T, addr string) *rawConn {
 	return e.raw(t)
 }
 
+// pingMarker ends the replies of one scripted command (sendUntilMarker).
+const pingMarker = "--end--"
+
+// sendUntilMarker sends cmd followed by PING <marker> and appends every reply up to the
+// PING's: that reply (a bulk string in normal mode, an array in subscribed mode) ends the
+// command's replies, however many there are.
+func sendUntilMarker(r *rawConn, cmd string, got []string) []string {
+	r.send(cmd + cmdFrame("PING", pingMarker))
+	for {
+		reply := wholeReply(r)
+		got = append(got, reply)
+		if strings.Contains(reply, pingMarker) {
+			return got
+		}
+	}
+}
+
 // numsub asks a server directly how many clients subscribe to ch.
 func numsub(t *testing.T, s *redistest.Server, ch string) int64 {
 	t.Helper()
@@ -62,21 +79,11 @@ func TestPubSubRepliesMatchRedis(t *testing.T) {
 		cmdFrame("RESET"),
 		cmdFrame("GET", "k"),
 	}
-	// Each command is followed by PING <marker>: its reply (a bulk string in normal mode, an
-	// array in subscribed mode) ends that command's replies, however many there are.
-	const marker = "--end--"
 	run := func(addr string) []string {
 		r := dialRaw(t, addr)
 		var got []string
 		for _, c := range script {
-			r.send(c + cmdFrame("PING", marker))
-			for {
-				reply := wholeReply(r)
-				got = append(got, reply)
-				if strings.Contains(reply, marker) {
-					break
-				}
-			}
+			got = sendUntilMarker(r, c, got)
 		}
 		return got
 	}
@@ -104,7 +111,6 @@ func TestPubSubRESP3MatchesRedis(t *testing.T) {
 		cmdFrame("PUNSUBSCRIBE"),
 		cmdFrame("GET", "k"),
 	}
-	const marker = "--end--"
 	run := func(addr string) []string {
 		r, pub := dialRaw(t, addr), dialRaw(t, addr)
 		r.send(cmdFrame("HELLO", "3"))
@@ -116,14 +122,7 @@ func TestPubSubRESP3MatchesRedis(t *testing.T) {
 				got = append(got, wholeReply(pub), wholeReply(r), wholeReply(r)) // message + pmessage
 				continue
 			}
-			r.send(c + cmdFrame("PING", marker))
-			for {
-				reply := wholeReply(r)
-				got = append(got, reply)
-				if strings.Contains(reply, marker) {
-					break
-				}
-			}
+			got = sendUntilMarker(r, c, got)
 		}
 		return got
 	}

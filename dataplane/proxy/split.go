@@ -79,18 +79,7 @@ func (s *session) planSplit(sl *slot, spec *command.Spec, cmd *resp.Command) (sp
 		g := s.findGroup(gks, gk)
 		if g < 0 {
 			g = len(counts)
-			gks = append(gks, gk)
-			if len(gks) > scanGroups {
-				if s.groupOf == nil {
-					s.groupOf = make(map[int]int)
-				}
-				if len(s.groupOf) == 0 {
-					for i, k := range gks {
-						s.groupOf[k] = i
-					}
-				}
-				s.groupOf[gk] = g
-			}
+			gks = s.addGroup(gks, gk)
 			node := gk
 			if slots != nil {
 				if node = s.slotNode(uint16(gk), read); node < 0 {
@@ -144,6 +133,25 @@ func (s *session) findGroup(gks []int, gk int) int {
 		}
 	}
 	return -1
+}
+
+// addGroup appends gk as the next group. Past scanGroups groups the map indexes them all,
+// for findGroup.
+func (s *session) addGroup(gks []int, gk int) []int {
+	gks = append(gks, gk)
+	switch {
+	case len(gks) <= scanGroups:
+	case len(s.groupOf) == 0: // just past: index every group so far
+		if s.groupOf == nil {
+			s.groupOf = make(map[int]int)
+		}
+		for i, k := range gks {
+			s.groupOf[k] = i
+		}
+	default:
+		s.groupOf[gk] = len(gks) - 1
+	}
+	return gks
 }
 
 // merge appends the client's reply to a split command, made from its sub replies. The first
