@@ -10,6 +10,7 @@
 package backend
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -142,8 +143,10 @@ type Conn struct {
 	spare     []byte // the last written buffer, for out to reuse
 	unsent    int    // requests at the end of queue whose frames are still in out
 
-	quit chan struct{}
-	wg   sync.WaitGroup
+	quit   chan struct{}
+	wg     sync.WaitGroup
+	cancel context.CancelFunc // stops a dial in progress (Close)
+	ctx    context.Context
 }
 
 // New returns a Conn to opts.Addr; it dials on first use.
@@ -156,6 +159,7 @@ func New(opts Options) *Conn {
 		log:  opts.Logger.With("node", opts.Addr),
 		quit: make(chan struct{}),
 	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if opts.ReadTimeout > 0 {
 		c.wg.Add(1)
 		go c.watchdog()
@@ -229,6 +233,7 @@ func (c *Conn) Close() {
 	c.resetLocked(ErrClosed)
 	c.mu.Unlock()
 	close(c.quit)
+	c.cancel() // a dial in progress gives up rather than holding Close for up to its timeouts
 	c.wg.Wait()
 }
 
@@ -293,7 +298,7 @@ func FlushAll(conns ...*Conn) {
 	}
 	runtime.Gosched()
 	for _, c := range conns[:claimed] {
-		c.writeQueued()
+		c.writeQueued(false)
 	}
 }
 
@@ -311,8 +316,8 @@ func (c *Conn) claim() bool {
 // writeQueued writes until nothing is queued and then gives up the writer's part. With no
 // connection it hands the writer's part to a goroutine that dials: a dial can take up to
 // DialTimeout, and the flusher's other nodes (and every session queued on them) must not wait
-// for it.
-func (c *Conn) writeQueued() {
+// for it. own: the caller is such a goroutine, and may wait for the node (see write).
+func (c *Conn) writeQueued(own bool) {
 	c.mu.Lock()
 	for len(c.out) > 0 && !c.closed {
 		if c.nc == nil {
@@ -333,10 +338,11 @@ func (c *Conn) writeQueued() {
 		if c.opts.WriteTimeout > 0 {
 			_ = nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
 		}
-		n, err := tryWrite(w, buf)
+		n, err := c.write(w, buf, own)
 		if err == nil && n < len(buf) {
-			// The node's socket buffer is full (a slow or stopped node): the rest waits for
-			// it on a goroutine of its own, not on the flusher, whose other nodes go on.
+			// The node's socket buffer is full (a slow or stopped node), or it is TLS: the
+			// rest waits for it on a goroutine of its own, not on the flusher, whose other
+			// nodes go on.
 			c.mu.Lock()
 			if !c.closed {
 				c.wg.Add(1)
@@ -356,13 +362,18 @@ func (c *Conn) writeQueued() {
 	c.mu.Unlock()
 }
 
-// tryWrite writes what the socket takes without waiting, or all of buf when w cannot do that
-// (TLS): then a full node's buffer holds up the flusher, as any write to it would.
-func tryWrite(w io.Writer, buf []byte) (int, error) {
+// write writes buf, waiting for the node as long as it takes when own (the caller is a
+// goroutine of the connection's own). A flusher must not wait: on a plain socket it writes
+// what the socket takes now; a TLS connection cannot stop half way through a record without
+// waiting, so the flusher writes nothing there and the whole write goes to a goroutine.
+func (c *Conn) write(w io.Writer, buf []byte, own bool) (int, error) {
+	if own {
+		return w.Write(buf)
+	}
 	if rw, ok := w.(*rawio.Conn); ok {
 		return rw.TryWrite(buf)
 	}
-	return w.Write(buf)
+	return 0, nil
 }
 
 // writeRest finishes a write the node could not take at once, holding the writer's part, and
@@ -375,7 +386,7 @@ func (c *Conn) writeRest(w io.Writer, buf []byte, n int, gen uint64) {
 	c.mu.Lock()
 	c.keepSpare(buf)
 	c.mu.Unlock()
-	c.writeQueued()
+	c.writeQueued(true)
 }
 
 // keepSpare keeps a written buffer for the next batch unless it grew too big. c.mu must be held.
@@ -390,7 +401,7 @@ func (c *Conn) keepSpare(buf []byte) {
 func (c *Conn) dialAndWrite() {
 	defer c.wg.Done()
 	if c.dial() {
-		c.writeQueued()
+		c.writeQueued(true)
 		return
 	}
 	c.mu.Lock()
@@ -401,9 +412,12 @@ func (c *Conn) dialAndWrite() {
 // Dial opens one connection to opts.Addr as a Conn would: TCP (with TCP_NODELAY), TLS when
 // opts.TLS is set, then opts.Init (and HELLO 3 with opts.RESP3) with its replies checked. Sessions use it for the dedicated
 // connections that blocking commands, transactions and subscriptions need.
-func Dial(opts Options) (net.Conn, error) {
+func Dial(opts Options) (net.Conn, error) { return DialContext(context.Background(), opts) }
+
+// DialContext is Dial, given up (connect, TLS handshake and init alike) when ctx is done.
+func DialContext(ctx context.Context, opts Options) (net.Conn, error) {
 	d := net.Dialer{Timeout: opts.DialTimeout}
-	nc, err := d.Dial("tcp", opts.Addr)
+	nc, err := d.DialContext(ctx, "tcp", opts.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", opts.Addr, err)
 	}
@@ -417,7 +431,7 @@ func Dial(opts Options) (net.Conn, error) {
 			timeout = 5 * time.Second
 		}
 		_ = tc.SetDeadline(time.Now().Add(timeout))
-		if err = tc.Handshake(); err != nil {
+		if err = tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("TLS handshake with %s: %w", opts.Addr, err)
 		}
@@ -429,7 +443,14 @@ func Dial(opts Options) (net.Conn, error) {
 		opts.InitReplies++
 	}
 	if len(opts.Init) > 0 {
-		if err = handshake(nc, opts); err != nil {
+		// The init's reads and writes wait on deadlines; an expired one ends them at once.
+		stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+		err = handshake(nc, opts)
+		stop()
+		if err == nil && ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		if err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("%s: %w", opts.Addr, err)
 		}
@@ -439,7 +460,7 @@ func Dial(opts Options) (net.Conn, error) {
 
 // dial connects and starts the reader; on failure it fails what is queued and backs off.
 func (c *Conn) dial() bool {
-	nc, err := Dial(c.opts)
+	nc, err := DialContext(c.ctx, c.opts)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {

@@ -1,7 +1,10 @@
 package backend_test
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -200,10 +203,75 @@ func TestFlushDoesNotWaitForADial(t *testing.T) {
 	}
 }
 
+// TestCloseDoesNotWaitForADial: closing a connection whose dial hangs (the node accepts TCP but
+// never answers the init) ends the dial at once and fails its requests, instead of holding
+// Close (a reload, a shutdown) for up to the dial's timeouts.
+func TestCloseDoesNotWaitForADial(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if nc, err := silent.Accept(); err == nil {
+			accepted <- nc // never answered
+		}
+	}()
+	c := backend.New(backend.Options{Addr: silent.Addr().String(), DialTimeout: 30 * time.Second,
+		ReadTimeout: 30 * time.Second, Init: resp.AppendCommand(nil, []byte("PING")), InitReplies: 1})
+	var wg sync.WaitGroup
+	var r backend.Request
+	r.Bind(&wg)
+	wg.Add(1)
+	c.Send(&r, resp.AppendCommand(nil, []byte("PING")))
+	c.Flush()
+	held := <-accepted // the dial is now waiting for the init's reply
+	defer held.Close()
+
+	closed := make(chan struct{})
+	go func() { c.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close waited for the dial in progress")
+	}
+	wg.Wait()
+	if !strings.HasPrefix(string(r.Reply), "-ERR backend ") {
+		t.Fatalf("the request of the abandoned dial got %q", r.Reply)
+	}
+}
+
 // TestFlushDoesNotWaitForAFullNode: a flush that covers a node that has stopped reading (its
 // socket buffers full) and a healthy node writes to the healthy one at once; only the full
 // node's requests wait for it.
 func TestFlushDoesNotWaitForAFullNode(t *testing.T) {
+	testFlushDoesNotWaitForAFullNode(t, nil, nil)
+}
+
+// TestFlushDoesNotWaitForAFullTLSNode: the same with a TLS node, whose writes cannot stop
+// half way without waiting: the flusher hands them to a goroutine instead of writing them.
+func TestFlushDoesNotWaitForAFullTLSNode(t *testing.T) {
+	certs := redistest.GenCerts(t)
+	cert, err := tls.LoadX509KeyPair(certs.CertFile, certs.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := os.ReadFile(certs.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	testFlushDoesNotWaitForAFullNode(t,
+		&tls.Config{Certificates: []tls.Certificate{cert}},
+		&tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
+}
+
+// testFlushDoesNotWaitForAFullNode: a node that stops reading (its socket buffer full) holds
+// up neither the flusher nor the other node flushed with it. serverTLS/clientTLS: the full
+// node speaks TLS.
+func testFlushDoesNotWaitForAFullNode(t *testing.T, serverTLS, clientTLS *tls.Config) {
 	stuck, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -211,12 +279,22 @@ func TestFlushDoesNotWaitForAFullNode(t *testing.T) {
 	defer stuck.Close()
 	accepted := make(chan net.Conn, 1)
 	go func() {
-		if nc, err := stuck.Accept(); err == nil {
-			accepted <- nc // never read from
+		nc, err := stuck.Accept()
+		if err != nil {
+			return
 		}
+		if serverTLS != nil {
+			tc := tls.Server(nc, serverTLS)
+			if tc.Handshake() != nil {
+				nc.Close()
+				return
+			}
+			nc = tc
+		}
+		accepted <- nc // never read from
 	}()
 	srv := redistest.Start(t)
-	full := backend.New(backend.Options{Addr: stuck.Addr().String(), DialTimeout: time.Second})
+	full := backend.New(backend.Options{Addr: stuck.Addr().String(), DialTimeout: time.Second, TLS: clientTLS})
 	defer full.Close()
 	fast := backend.New(backend.Options{Addr: srv.Addr, DialTimeout: time.Second, ReadTimeout: 10 * time.Second})
 	defer fast.Close()
@@ -239,7 +317,11 @@ func TestFlushDoesNotWaitForAFullNode(t *testing.T) {
 	fastWG.Add(1)
 	full.Send(&big, resp.AppendCommand(nil, []byte("SET"), []byte("k"), make([]byte, 64<<20)))
 	fast.Send(&ping, resp.AppendCommand(nil, []byte("PING")))
-	go backend.FlushAll(full, fast) // the full node first: the order that used to hold the other up
+	flushed := make(chan struct{})
+	go func() {
+		backend.FlushAll(full, fast) // the full node first: the order that used to hold the other up
+		close(flushed)
+	}()
 
 	done := make(chan struct{})
 	go func() { fastWG.Wait(); close(done) }()
@@ -250,6 +332,11 @@ func TestFlushDoesNotWaitForAFullNode(t *testing.T) {
 	}
 	if string(ping.Reply) != "+PONG\r\n" {
 		t.Fatalf("healthy node answered %q", ping.Reply)
+	}
+	select {
+	case <-flushed:
+	case <-time.After(4 * time.Second):
+		t.Fatal("the flusher waited for the full node's write")
 	}
 	held.Close() // the write fails: the full node's requests fail, nobody else's
 	fullWG.Wait()
