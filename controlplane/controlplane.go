@@ -306,10 +306,14 @@ func (cp *ControlPlane) startLocked(c *cluster) {
 		addrs[i] = s.Addr
 	}
 	user, pass := backendCredentials(c.cfg)
+	var ejected []string
+	for a := range c.healthEjected {
+		ejected = append(ejected, a)
+	}
 	chk := health.New(health.Config{
 		Cluster: c.cfg.Name, Nodes: addrs, Interval: c.cfg.PingInterval, SuccInterval: c.cfg.PingSuccInterval,
 		FailLimit: c.cfg.PingFailLimit, Logger: cp.log, Username: user, Password: pass,
-		TLS:      backendTLS(c.cfg),
+		TLS: backendTLS(c.cfg), Ejected: ejected,
 		OnChange: func(ejected []string) { cp.healthChanged(c, ejected) },
 	})
 	cp.wg.Add(1)
@@ -498,7 +502,17 @@ func (cp *ControlPlane) Reload(cfg *config.Config) (ReloadResult, error) {
 					c.operator[addr] = why
 				}
 			}
-			if c.fetcher == nil && len(c.operator) > 0 {
+			// Nodes the health checker had ejected stay out (its successor starts with them
+			// ejected) rather than taking traffic until ping_fail_limit more pings fail. Not
+			// when health checking is now off: nothing would ever restore them.
+			if c.fetcher == nil && cc.PingFailLimit > 0 {
+				for addr, why := range prev.healthEjected {
+					if _, err := c.nodeAddr(addr); err == nil {
+						c.healthEjected[addr] = why
+					}
+				}
+			}
+			if c.fetcher == nil && len(c.operator)+len(c.healthEjected) > 0 {
 				if err := c.buildRing(c.table.Version); err != nil {
 					return ReloadResult{}, fmt.Errorf("%w: %w", ErrReloadFailed, err)
 				}

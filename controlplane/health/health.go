@@ -51,6 +51,10 @@ type Config struct {
 	Username, Password string
 	// TLS, when set, wraps every ping connection (backend_tls).
 	TLS *tls.Config
+	// Ejected are nodes that start ejected, e.g. carried over from the checker this one
+	// replaces on a reload: they stay out of the ring, paced at SuccInterval, until they answer,
+	// instead of coming back until FailLimit more pings fail. Addresses not in Nodes are ignored.
+	Ejected []string
 	// OnChange is called on the goroutine running Run with the full sorted list of ejected
 	// addresses every time that set changes; the slice is the callee's to keep. It must not
 	// block for long: pings keep running, but their results wait for it.
@@ -83,10 +87,18 @@ func New(cfg Config) *Checker {
 	}
 	nodes := slices.Clone(cfg.Nodes)
 	slices.Sort(nodes)
+	nodes = slices.Compact(nodes)
+	var ejected []string
+	for _, a := range nodes {
+		if slices.Contains(cfg.Ejected, a) {
+			ejected = append(ejected, a)
+		}
+	}
 	return &Checker{
-		cfg:   cfg,
-		nodes: slices.Compact(nodes),
-		log:   cfg.Logger.Named("health").With("cluster", cfg.Cluster),
+		cfg:     cfg,
+		nodes:   nodes,
+		log:     cfg.Logger.Named("health").With("cluster", cfg.Cluster),
+		ejected: ejected,
 	}
 }
 
@@ -117,17 +129,23 @@ func (c *Checker) Run(ctx context.Context) {
 		<-ctx.Done()
 		return
 	}
+	states := make([]nodeState, len(c.nodes))
+	for i, addr := range c.nodes {
+		if slices.Contains(c.ejected, addr) { // Config.Ejected: out until it answers
+			states[i] = nodeState{fails: c.cfg.FailLimit, ejected: true}
+		}
+	}
 	results := make(chan result, len(c.nodes))
 	var wg sync.WaitGroup
 	for i, addr := range c.nodes {
 		host, _, _ := net.SplitHostPort(addr)
 		p := &pinger{addr: addr, timeout: c.cfg.Timeout, auth: authCommand(c.cfg.Username, c.cfg.Password),
 			tls: tlsconf.ForHost(c.cfg.TLS, host)}
-		wg.Go(func() { p.loop(ctx, i, c.pace, results) })
+		fails := states[i].fails
+		wg.Go(func() { p.loop(ctx, i, fails, c.pace, results) })
 	}
 	defer wg.Wait()
 
-	states := make([]nodeState, len(c.nodes))
 	for {
 		select {
 		case <-ctx.Done():
@@ -213,8 +231,9 @@ var (
 	pongLine = []byte("+PONG\r\n")
 )
 
-// loop pings at once, then every pace(consecutive failures so far), until ctx is done.
-func (p *pinger) loop(ctx context.Context, node int, pace func(fails int) time.Duration, results chan<- result) {
+// loop pings at once, then every pace(consecutive failures so far, starting at fails), until
+// ctx is done.
+func (p *pinger) loop(ctx context.Context, node int, fails int, pace func(fails int) time.Duration, results chan<- result) {
 	// A cancel must not wait for a hung node's reply deadline: expire it now.
 	stop := context.AfterFunc(ctx, func() {
 		p.mu.Lock()
@@ -228,7 +247,6 @@ func (p *pinger) loop(ctx context.Context, node int, pace func(fails int) time.D
 
 	// The pinger keeps its own failure streak, the one Run's state for this node follows, so
 	// it knows the node's pace (ejected or not) without waiting for Run to catch up.
-	fails := 0
 	interval := pace(fails)
 	tick := time.NewTicker(interval)
 	defer tick.Stop()

@@ -3,6 +3,7 @@ package health
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"runtime"
 	"slices"
 	"strconv"
@@ -471,5 +472,35 @@ func TestEjectedNodePace(t *testing.T) {
 				t.Errorf("restored node got %d pings in %v, want ≥ 12: not back to interval %v", n, window/2, fast)
 			}
 		})
+	}
+}
+
+// TestStartsEjected: nodes in Config.Ejected (a reload's carry-over) are ejected from the
+// start: a live one is restored by its first successful ping; a dead one stays out without any
+// OnChange (no flap back into the ring).
+func TestStartsEjected(t *testing.T) {
+	s := redistest.Start(t)
+	deadAddr := fmt.Sprintf("127.0.0.1:%d", redistest.FreePort(t)) // nothing listens there
+	cfg := func(node string) Config {
+		return Config{Cluster: "c1", Nodes: []string{node}, Interval: 20 * time.Millisecond,
+			FailLimit: failLimit, Ejected: []string{node, "127.0.0.1:1"}}
+	}
+
+	live := start(t, cfg(s.Addr))
+	if got := live.checker.Ejected(); !slices.Equal(got, []string{s.Addr}) {
+		t.Fatalf("ejected at start: %v, want the node alone (addresses outside Nodes ignored)", got)
+	}
+	waitFor(t, "the live node's restore", ejectedIs(live.checker))
+	if got := live.changes.get(); len(got) != 1 || len(got[0]) != 0 {
+		t.Fatalf("OnChange calls %q, want one, with nothing ejected", got)
+	}
+
+	dead := start(t, cfg(deadAddr))
+	time.Sleep(300 * time.Millisecond) // ~15 failed pings
+	if got := dead.checker.Ejected(); !slices.Equal(got, []string{deadAddr}) {
+		t.Fatalf("dead node: ejected %v", got)
+	}
+	if got := dead.changes.get(); len(got) != 0 {
+		t.Fatalf("dead node: OnChange calls %q, want none", got)
 	}
 }
