@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -68,6 +69,86 @@ ping_interval = 100
 	time.Sleep(500 * time.Millisecond)
 	if strings.Contains(a.log.String(), "node ejected") {
 		t.Fatalf("a TLS backend was ejected: health pings did not use TLS\n%s", a.log.String())
+	}
+}
+
+// TestTLSCertificateRotation: certificate, key and client CA files replaced on disk (a renewal)
+// are served to new connections without a restart or reload; connections made before keep
+// going.
+func TestTLSCertificateRotation(t *testing.T) {
+	old, next := redistest.GenCerts(t), redistest.GenCerts(t)
+	dir := t.TempDir()
+	files := map[string]string{"cert.pem": old.CertFile, "key.pem": old.KeyFile, "ca.pem": old.CAFile}
+	for name, src := range files {
+		copyFile(t, src, filepath.Join(dir, name))
+	}
+	srv := redistest.Start(t)
+	a := startAsterd(t, `
+[[clusters]]
+name = "tls"
+listen_addr = "%LISTEN%"
+cache_type = "redis"
+servers = `+serverList([]*redistest.Server{srv}, []int{1}, true)+`
+tls_cert_file = `+strconv.Quote(filepath.Join(dir, "cert.pem"))+`
+tls_key_file = `+strconv.Quote(filepath.Join(dir, "key.pem"))+`
+tls_ca_file = `+strconv.Quote(filepath.Join(dir, "ca.pem"))+`
+`)
+	client := func(c *redistest.Certs) *redis.Client {
+		pool := x509.NewCertPool()
+		pem, _ := os.ReadFile(c.CAFile)
+		pool.AppendCertsFromPEM(pem)
+		cert, err := tls.LoadX509KeyPair(c.ClientCert, c.ClientKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc := redis.NewClient(&redis.Options{Addr: a.Addr, MaxRetries: -1, DialTimeout: 2 * time.Second, PoolSize: 1,
+			TLSConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, ServerName: "127.0.0.1"}})
+		t.Cleanup(func() { rc.Close() })
+		return rc
+	}
+	before := client(old)
+	if err := before.Set(ctx, "rot", "1", 0).Err(); err != nil {
+		t.Fatalf("SET with the first certificates: %v", err)
+	}
+	if err := client(next).Ping(ctx).Err(); err == nil {
+		t.Fatal("a client of the next CA was served before the rotation")
+	}
+
+	later := time.Now().Add(time.Minute) // a new modification time, whatever the clock's resolution
+	for name, src := range map[string]string{"cert.pem": next.CertFile, "key.pem": next.KeyFile, "ca.pem": next.CAFile} {
+		copyFile(t, src, filepath.Join(dir, name))
+		if err := os.Chtimes(filepath.Join(dir, name), later, later); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := client(next)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := after.Ping(ctx).Err()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rotated certificates were not picked up: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if v, err := before.Get(ctx, "rot").Result(); err != nil || v != "1" {
+		t.Fatalf("a connection made before the rotation: GET = %q, %v", v, err)
+	}
+	if err := client(old).Ping(ctx).Err(); err == nil {
+		t.Fatal("a new client of the replaced CA is still served")
+	}
+}
+
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, data, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 
