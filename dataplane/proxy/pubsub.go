@@ -318,6 +318,10 @@ func (p *pubsub) command(cmd *resp.Command) (leave bool) {
 	s := p.s
 	args := cmd.Args
 	spec := command.Lookup(args[0])
+	if p.resp3 && !subscribedModeCommand(spec) {
+		p.run(cmd, spec)
+		return false
+	}
 	s.c.metrics.request(spec)
 	switch {
 	case spec == nil:
@@ -380,6 +384,54 @@ func (p *pubsub) command(cmd *resp.Command) (leave bool) {
 		p.reply(resp.AppendError(nil, errPubSubContext(spec.Name)))
 	}
 	return false
+}
+
+// subscribedModeCommand reports whether spec is one of the commands RESP2 allows in subscribed
+// mode, which subscribed mode handles itself in RESP3 too.
+func subscribedModeCommand(spec *command.Spec) bool {
+	if spec == nil {
+		return false
+	}
+	switch spec.Name {
+	case "subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe",
+		"ping", "quit", "reset":
+		return true
+	}
+	return false
+}
+
+// run executes any other command for a RESP3 client, which has no subscribed context (as with
+// Redis 6+, e.g. a client that multiplexes pushes and commands on one connection): routed as in
+// normal mode, its reply queued in order with the messages. Not the commands that need the
+// connection to themselves for a while (blocking ones, MULTI/EXEC/WATCH) nor HELLO, which
+// could change the protocol under the subscriptions.
+func (p *pubsub) run(cmd *resp.Command, spec *command.Spec) {
+	s := p.s
+	if spec != nil && (spec.Policy == command.Transaction || spec.Name == "hello" || blocks(spec, cmd.Args)) {
+		s.c.metrics.request(spec)
+		p.reply(resp.AppendError(nil, "ERR '"+spec.Name+"' is not supported by the proxy in subscribed mode"))
+		return
+	}
+	s.snap = s.c.current()
+	if s.c.metrics.on || s.c.slow.Load() != nil {
+		s.start = time.Now()
+	} else {
+		s.start = time.Time{}
+	}
+	s.handle(cmd)
+	out, n := s.collectBatch()
+	p.reply(out) // copied into the write queue
+	s.batchDone(n)
+	s.keepOut(out)
+}
+
+// blocks reports whether a command of spec with args may block its connection.
+func blocks(spec *command.Spec, args [][]byte) bool {
+	if spec.Policy != command.Block || !spec.CheckArity(len(args)) {
+		return false
+	}
+	_, b := command.BlockTimeout(spec, args)
+	return b
 }
 
 // total is the client's subscription count; session goroutine only (it writes the sets).

@@ -96,13 +96,25 @@ func TestPubSubRepliesMatchRedis(t *testing.T) {
 }
 
 // TestPubSubRESP3MatchesRedis: a RESP3 client gets Redis's push frames for confirmations and
-// messages, a '_' null channel and a plain PONG, byte for byte as from redis-server.
+// messages, a '_' null channel and a plain PONG, byte for byte as from redis-server; and, as
+// RESP3 has no subscribed context, any other command runs while subscribed (forwarded, split
+// over nodes, answered by the proxy, refused as unknown).
 func TestPubSubRESP3MatchesRedis(t *testing.T) {
 	e := startEnv(t, envOpts{})
 	script := []string{
 		cmdFrame("UNSUBSCRIBE"),
 		cmdFrame("SUBSCRIBE", "a", "b"),
 		cmdFrame("PSUBSCRIBE", "a*"),
+		cmdFrame("SET", "k", "v"),
+		cmdFrame("GET", "k"),
+		cmdFrame("MGET", "k", "k2", "k3", "k4", "k"),
+		cmdFrame("HSET", "h", "f", "1"),
+		cmdFrame("HGETALL", "h"), // a map for RESP3
+		cmdFrame("ECHO", "x"),
+		cmdFrame("NOSUCH", "x"),
+		cmdFrame("GET"),
+		cmdFrame("XREAD", "STREAMS", "s", "0"), // no BLOCK: not a blocking command
+		cmdFrame("DEL", "k", "h"),
 		cmdFrame("PUBLISH", "a", "hello"), // through a second client, see below
 		cmdFrame("PING"),
 		cmdFrame("PING", "hi"),
@@ -134,6 +146,32 @@ func TestPubSubRESP3MatchesRedis(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(got, ""), ">3\r\n$7\r\nmessage\r\n") {
 		t.Fatalf("no RESP3 push message in %q", got)
+	}
+}
+
+// TestPubSubRESP3RefusesConnectionHolders: in RESP3 subscribed mode the commands that would
+// hold the connection (blocking ones, transactions) and HELLO are refused with an error, and the
+// subscription goes on.
+func TestPubSubRESP3RefusesConnectionHolders(t *testing.T) {
+	e := startEnv(t, envOpts{})
+	r, pub := dialRaw(t, e.addr), dialRaw(t, e.addr)
+	r.send(cmdFrame("HELLO", "3"))
+	_ = wholeReply(r)
+	r.send(cmdFrame("SUBSCRIBE", "a"))
+	if got := wholeReply(r); !strings.HasPrefix(got, ">3\r\n$9\r\nsubscribe\r\n") {
+		t.Fatalf("SUBSCRIBE: %q", got)
+	}
+	for _, c := range [][]string{{"BLPOP", "l", "0"}, {"MULTI"}, {"WATCH", "k"}, {"HELLO", "2"}, {"XREAD", "BLOCK", "0", "STREAMS", "s", "$"}} {
+		r.send(cmdFrame(c...))
+		want := "-ERR '" + strings.ToLower(c[0]) + "' is not supported by the proxy in subscribed mode\r\n"
+		if got := wholeReply(r); got != want {
+			t.Fatalf("%v in subscribed mode: %q, want %q", c, got, want)
+		}
+	}
+	pub.send(cmdFrame("PUBLISH", "a", "still"))
+	_ = wholeReply(pub)
+	if got := wholeReply(r); got != ">3\r\n$7\r\nmessage\r\n$1\r\na\r\n$5\r\nstill\r\n" {
+		t.Fatalf("message after the refusals: %q", got)
 	}
 }
 

@@ -218,6 +218,19 @@ func (s *session) readFailed(err error) {
 
 // finishBatch waits for the batch's replies and writes them in order. false: the client is gone.
 func (s *session) finishBatch() bool {
+	out, n := s.collectBatch()
+	var err error
+	if len(out) > 0 { // empty when the batch was only a deferred command
+		_, err = s.rw.Write(out)
+	}
+	s.batchDone(n)
+	s.keepOut(out)
+	return err == nil
+}
+
+// collectBatch sends the batch, waits for its replies and returns them in order (in s.out's
+// buffer, valid until the next batch) with the batch's command count; the batch is over.
+func (s *session) collectBatch() ([]byte, int) {
 	s.flush()
 	s.wg.Wait()
 	if s.snap != nil && s.snap.slots != nil {
@@ -256,10 +269,13 @@ func (s *session) finishBatch() bool {
 	}
 	n := s.n
 	s.n = 0
-	var err error
-	if len(out) > 0 { // empty when the batch was only a deferred command
-		_, err = s.rw.Write(out)
-	}
+	return out, n
+}
+
+// batchDone observes the latency of a batch of n commands that began at s.start, and logs
+// them when slow.
+func (s *session) batchDone(n int) {
+	cm := &s.c.metrics
 	if slow := s.c.slow.Load(); cm.on || slow != nil {
 		elapsed := time.Since(s.start)
 		cm.batchDone(n, elapsed.Seconds())
@@ -268,6 +284,10 @@ func (s *session) finishBatch() bool {
 			s.logSlow(slow, n, elapsed)
 		}
 	}
+}
+
+// keepOut keeps a written output buffer for the next batch, unless it grew too big.
+func (s *session) keepOut(out []byte) {
 	if cap(out) > maxKeptOut {
 		out = nil
 	}
@@ -275,7 +295,6 @@ func (s *session) finishBatch() bool {
 		s.conv = nil
 	}
 	s.out = out
-	return err == nil
 }
 
 // logSlow records the batch's commands in the slow log: each waited as long as the batch.
