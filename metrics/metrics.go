@@ -57,6 +57,10 @@ type Metrics struct {
 	// BackupRequests counts backup reads sent to a replica because a master was slow, and
 	// those whose answer won, by cluster and result (sent, won).
 	BackupRequests *prometheus.CounterVec
+	// PubSubClients is the number of clients in subscribed mode, by cluster.
+	PubSubClients *prometheus.GaugeVec
+	// PubSubMessages counts pub/sub messages delivered to subscribed clients, by cluster.
+	PubSubMessages *prometheus.CounterVec
 
 	ejections     *prometheus.CounterVec
 	refreshes     *prometheus.CounterVec
@@ -119,6 +123,10 @@ func New(version string) *Metrics {
 		BackupRequests: counter("backup_requests_total",
 			"Backup reads sent to a replica because the master had not answered in time, and those that answered first, by cluster and result (sent, won).",
 			"cluster", "result"),
+		PubSubClients: gauge("pubsub_clients",
+			"Clients in subscribed mode (SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE), by cluster.", "cluster"),
+		PubSubMessages: counter("pubsub_messages_total",
+			"Pub/sub messages (message, pmessage, smessage) delivered to subscribed clients, by cluster.", "cluster"),
 		ejections: counter("node_ejections_total",
 			"Nodes taken out of a standalone cluster's ring, by cluster, node and reason (health, operator).",
 			"cluster", "node", "reason"),

@@ -222,6 +222,8 @@ func TestDataPlaneVectors(t *testing.T) {
 	m.ClientConnectionsAccepted.WithLabelValues("cache").Add(5)
 	m.Redirects.WithLabelValues("cache", "moved").Inc()
 	m.BackupRequests.WithLabelValues("cache", "sent").Add(2)
+	m.PubSubClients.WithLabelValues("cache").Set(4)
+	m.PubSubMessages.WithLabelValues("cache").Add(7)
 
 	cases := []struct {
 		name string
@@ -233,6 +235,8 @@ func TestDataPlaneVectors(t *testing.T) {
 		{"aster_client_connections_accepted_total", 5},
 		{"aster_redirects_total", 1},
 		{"aster_backup_requests_total", 2},
+		{"aster_pubsub_clients", 4},
+		{"aster_pubsub_messages_total", 7},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -390,6 +394,8 @@ func TestOpenMetricsFamiliesUnique(t *testing.T) {
 	m.ClientConnectionsAccepted.WithLabelValues("cache").Inc()
 	m.Redirects.WithLabelValues("cache", "moved").Inc()
 	m.BackupRequests.WithLabelValues("cache", "sent").Inc()
+	m.PubSubClients.WithLabelValues("cache").Inc()
+	m.PubSubMessages.WithLabelValues("cache").Inc()
 	m.NodeEjected("cache", "127.0.0.1:7001", "health")
 	m.TopologyRefreshed("cache", controlplane.RefreshChanged)
 

@@ -273,6 +273,8 @@ func dataPlaneMetrics(m *metrics.Metrics) *proxy.Metrics {
 		ClientConnectionsAccepted: m.ClientConnectionsAccepted,
 		Redirects:                 m.Redirects,
 		BackupRequests:            m.BackupRequests,
+		PubSubClients:             m.PubSubClients,
+		PubSubMessages:            m.PubSubMessages,
 	}
 }
 

@@ -18,6 +18,8 @@ type Metrics struct {
 	ClientConnectionsAccepted *prometheus.CounterVec   // {cluster}
 	Redirects                 *prometheus.CounterVec   // {cluster, kind}
 	BackupRequests            *prometheus.CounterVec   // {cluster, result}; may be nil
+	PubSubClients             *prometheus.GaugeVec     // {cluster}; may be nil
+	PubSubMessages            *prometheus.CounterVec   // {cluster}; may be nil
 }
 
 // Error kinds of aster_request_errors_total.
@@ -47,6 +49,8 @@ type clusterMetrics struct {
 	moved, ask  prometheus.Counter
 	backupSent  prometheus.Counter // nil without BackupRequests
 	backupWon   prometheus.Counter
+	subscribers prometheus.Gauge   // nil without PubSubClients
+	messages    prometheus.Counter // nil without PubSubMessages
 }
 
 func newClusterMetrics(m *Metrics, cluster string) clusterMetrics {
@@ -71,6 +75,12 @@ func newClusterMetrics(m *Metrics, cluster string) clusterMetrics {
 	if m.BackupRequests != nil {
 		cm.backupSent = m.BackupRequests.WithLabelValues(cluster, "sent")
 		cm.backupWon = m.BackupRequests.WithLabelValues(cluster, "won")
+	}
+	if m.PubSubClients != nil {
+		cm.subscribers = m.PubSubClients.WithLabelValues(cluster)
+	}
+	if m.PubSubMessages != nil {
+		cm.messages = m.PubSubMessages.WithLabelValues(cluster)
 	}
 	return cm
 }
@@ -128,6 +138,13 @@ func (cm *clusterMetrics) batchDone(n int, seconds float64) {
 	}
 	for i := 0; i < n; i++ {
 		cm.duration.Observe(seconds)
+	}
+}
+
+// subscribed counts a client entering (+1) or leaving (-1) subscribed mode.
+func (cm *clusterMetrics) subscribed(delta float64) {
+	if cm.subscribers != nil {
+		cm.subscribers.Add(delta)
 	}
 }
 

@@ -24,9 +24,11 @@ func newTestMetrics() (*proxy.Metrics, *prometheus.Registry) {
 		ClientConnections:         prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "aster_client_connections", Help: "h"}, []string{"cluster"}),
 		ClientConnectionsAccepted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aster_client_connections_accepted_total", Help: "h"}, []string{"cluster"}),
 		Redirects:                 prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aster_redirects_total", Help: "h"}, []string{"cluster", "kind"}),
+		PubSubClients:             prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "aster_pubsub_clients", Help: "h"}, []string{"cluster"}),
+		PubSubMessages:            prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aster_pubsub_messages_total", Help: "h"}, []string{"cluster"}),
 	}
 	reg.MustRegister(m.Requests, m.RequestErrors, m.RequestDuration, m.BackendRequestDuration,
-		m.ClientConnections, m.ClientConnectionsAccepted, m.Redirects)
+		m.ClientConnections, m.ClientConnectionsAccepted, m.Redirects, m.PubSubClients, m.PubSubMessages)
 	return m, reg
 }
 
@@ -140,4 +142,30 @@ func TestMetricsTimeoutKind(t *testing.T) {
 	if got := testutil.ToFloat64(m.RequestErrors.WithLabelValues("test", proxy.ErrKindTimeout)); got != 1 {
 		t.Errorf("errors{timeout} = %v, want 1", got)
 	}
+}
+
+// TestMetricsPubSub: subscribed clients are a gauge, delivered messages a counter.
+func TestMetricsPubSub(t *testing.T) {
+	m, _ := newTestMetrics()
+	e := startEnv(t, envOpts{nodes: 2, metrics: m})
+	sub := e.client.Subscribe(ctx, "news", "sport")
+	if _, err := sub.Receive(ctx); err != nil { // the first confirmation: subscribed mode
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() bool { return testutil.ToFloat64(m.PubSubClients.WithLabelValues("test")) == 1 })
+	for i := 0; i < 3; i++ {
+		if err := e.client.Publish(ctx, "news", i).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := sub.ReceiveMessage(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := testutil.ToFloat64(m.PubSubMessages.WithLabelValues("test")); got != 3 {
+		t.Errorf("pubsub_messages_total = %v, want 3", got)
+	}
+	sub.Close()
+	waitFor(t, 5*time.Second, func() bool { return testutil.ToFloat64(m.PubSubClients.WithLabelValues("test")) == 0 })
 }

@@ -254,6 +254,8 @@ func (p *pubsub) markDirty() {
 func (s *session) subscribed(first *resp.Command) bool {
 	// Redis does not time out subscribed clients.
 	_ = s.nc.SetReadDeadline(time.Time{})
+	s.c.metrics.subscribed(1)
+	defer s.c.metrics.subscribed(-1)
 	p := newPubSub(s)
 	p.wg.Add(1)
 	go p.writeLoop()
@@ -959,6 +961,9 @@ func (p *pubsub) deliver(kind subKind, name []byte, elems [][]byte) {
 	p.out = appendPushHeader(p.out, len(elems), p.resp3)
 	for _, e := range elems {
 		p.out = append(p.out, e...)
+	}
+	if c := p.s.c.metrics.messages; c != nil {
+		c.Inc()
 	}
 	if !p.hold {
 		p.cond.Signal()
