@@ -64,6 +64,44 @@ func GenCerts(t testing.TB) *Certs {
 	return c
 }
 
+// InstallFile copies src over dst, as a certificate rotation would, and gives it mtime as its
+// modification time unless zero (so that a change shows whatever the clock's resolution).
+func InstallFile(t testing.TB, src, dst string, mtime time.Time) {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !mtime.IsZero() {
+		if err := os.Chtimes(dst, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// ClientTLS is a client configuration that trusts c's CA, for 127.0.0.1, presenting c's
+// client certificate when withCert.
+func (c *Certs) ClientTLS(t testing.TB, withCert bool) *tls.Config {
+	t.Helper()
+	pool := x509.NewCertPool()
+	pem, err := os.ReadFile(c.CAFile)
+	if err != nil || !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("read CA %s: %v", c.CAFile, err)
+	}
+	cfg := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+	if withCert {
+		cert, err := tls.LoadX509KeyPair(c.ClientCert, c.ClientKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg
+}
+
 func writePEM(t testing.TB, path, typ string, der []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {

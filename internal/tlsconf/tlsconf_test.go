@@ -43,37 +43,6 @@ func handshake(t *testing.T, scfg, ccfg *tls.Config) (*x509.Certificate, error) 
 	return nc.ConnectionState().PeerCertificates[0], nil
 }
 
-func clientConfig(t *testing.T, c *redistest.Certs, withCert bool) *tls.Config {
-	t.Helper()
-	cfg, err := Client(c.CAFile, "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if withCert {
-		cert, err := tls.LoadX509KeyPair(c.ClientCert, c.ClientKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return cfg
-}
-
-// install copies src over dst (as a rotation would) with a new modification time.
-func install(t *testing.T, src, dst string, mtime time.Time) {
-	t.Helper()
-	data, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chtimes(dst, mtime, mtime); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestServerRotatesFiles: a listener picks up a replaced certificate, key and client CA at
 // its next handshake after the recheck interval, without being rebuilt; files that fail to
 // load leave the last good ones in use.
@@ -82,9 +51,9 @@ func TestServerRotatesFiles(t *testing.T) {
 	dir := t.TempDir()
 	cert, key, ca := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "ca.pem")
 	t0 := time.Now().Add(-time.Hour)
-	install(t, old.CertFile, cert, t0)
-	install(t, old.KeyFile, key, t0)
-	install(t, old.CAFile, ca, t0)
+	redistest.InstallFile(t, old.CertFile, cert, t0)
+	redistest.InstallFile(t, old.KeyFile, key, t0)
+	redistest.InstallFile(t, old.CAFile, ca, t0)
 	saved := recheckEvery
 	recheckEvery = 0 // look at the files at every handshake
 	defer func() { recheckEvery = saved }()
@@ -93,29 +62,29 @@ func TestServerRotatesFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, err := handshake(t, scfg, clientConfig(t, old, true))
+	first, err := handshake(t, scfg, old.ClientTLS(t, true))
 	if err != nil {
 		t.Fatalf("handshake with the first files: %v", err)
 	}
-	if _, err := handshake(t, scfg, clientConfig(t, next, true)); err == nil {
+	if _, err := handshake(t, scfg, next.ClientTLS(t, true)); err == nil {
 		t.Fatal("a client certificate of the next CA was accepted before the rotation")
 	}
-	if _, err := handshake(t, scfg, clientConfig(t, old, false)); err == nil {
+	if _, err := handshake(t, scfg, old.ClientTLS(t, false)); err == nil {
 		t.Fatal("a client without a certificate was accepted")
 	}
 
 	t1 := t0.Add(time.Minute)
-	install(t, next.CertFile, cert, t1)
-	install(t, next.KeyFile, key, t1)
-	install(t, next.CAFile, ca, t1)
-	got, err := handshake(t, scfg, clientConfig(t, next, true))
+	redistest.InstallFile(t, next.CertFile, cert, t1)
+	redistest.InstallFile(t, next.KeyFile, key, t1)
+	redistest.InstallFile(t, next.CAFile, ca, t1)
+	got, err := handshake(t, scfg, next.ClientTLS(t, true))
 	if err != nil {
 		t.Fatalf("handshake after the rotation (next CA's client, next server certificate): %v", err)
 	}
 	if got.Equal(first) {
 		t.Fatal("the listener still presents the first certificate")
 	}
-	if _, err := handshake(t, scfg, clientConfig(t, old, true)); err == nil {
+	if _, err := handshake(t, scfg, old.ClientTLS(t, true)); err == nil {
 		t.Fatal("a client certificate of the replaced CA is still accepted")
 	}
 
@@ -126,7 +95,7 @@ func TestServerRotatesFiles(t *testing.T) {
 	if err := os.Chtimes(key, t1.Add(time.Minute), t1.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := handshake(t, scfg, clientConfig(t, next, true)); err != nil {
+	if _, err := handshake(t, scfg, next.ClientTLS(t, true)); err != nil {
 		t.Fatalf("handshake with a broken key file on disk: %v (the last good files should serve)", err)
 	}
 }
@@ -137,15 +106,15 @@ func TestServerRecheckInterval(t *testing.T) {
 	dir := t.TempDir()
 	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	t0 := time.Now().Add(-time.Hour)
-	install(t, old.CertFile, cert, t0)
-	install(t, old.KeyFile, key, t0)
+	redistest.InstallFile(t, old.CertFile, cert, t0)
+	redistest.InstallFile(t, old.KeyFile, key, t0)
 	scfg, err := Server(cert, key, "") // recheckEvery is a second
 	if err != nil {
 		t.Fatal(err)
 	}
-	install(t, next.CertFile, cert, t0.Add(time.Minute))
-	install(t, next.KeyFile, key, t0.Add(time.Minute))
-	if _, err := handshake(t, scfg, clientConfig(t, old, false)); err != nil {
+	redistest.InstallFile(t, next.CertFile, cert, t0.Add(time.Minute))
+	redistest.InstallFile(t, next.KeyFile, key, t0.Add(time.Minute))
+	if _, err := handshake(t, scfg, old.ClientTLS(t, false)); err != nil {
 		t.Fatalf("handshake right after the change: %v (the old certificate should still serve)", err)
 	}
 }

@@ -1,12 +1,9 @@
 package e2e
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -306,14 +303,9 @@ tls_key_file = `+strconv.Quote(certs.KeyFile)+`
 backend_tls = true
 backend_tls_ca_file = `+strconv.Quote(certs.CAFile)+`
 `)
-	pool := x509.NewCertPool()
-	pem, _ := os.ReadFile(certs.CAFile)
-	pool.AppendCertsFromPEM(pem)
-	c := redis.NewClient(&redis.Options{Addr: a.Addr, MaxRetries: -1, PoolSize: 1,
-		TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}})
+	c := redis.NewClient(&redis.Options{Addr: a.Addr, MaxRetries: -1, PoolSize: 1, TLSConfig: certs.ClientTLS(t, false)})
 	defer c.Close()
-	other := redis.NewClient(&redis.Options{Addr: a.Addr, MaxRetries: -1,
-		TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}})
+	other := redis.NewClient(&redis.Options{Addr: a.Addr, MaxRetries: -1, TLSConfig: certs.ClientTLS(t, false)})
 	defer other.Close()
 	if err := c.BLPop(ctx, time.Second, "{t}.l").Err(); !errors.Is(err, redis.Nil) {
 		t.Fatalf("BLPOP timing out over TLS: %v", err)

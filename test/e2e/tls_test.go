@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,15 +33,7 @@ backend_tls_ca_file = `+strconv.Quote(certs.CAFile)+`
 ping_fail_limit = 2
 ping_interval = 100
 `)
-	pool := x509.NewCertPool()
-	pem, _ := os.ReadFile(certs.CAFile)
-	pool.AppendCertsFromPEM(pem)
-	clientCert, err := tls.LoadX509KeyPair(certs.ClientCert, certs.ClientKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	good := redis.NewClient(&redis.Options{Addr: a.Addr, MaxRetries: -1,
-		TLSConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{clientCert}, ServerName: "127.0.0.1"}})
+	good := redis.NewClient(&redis.Options{Addr: a.Addr, MaxRetries: -1, TLSConfig: certs.ClientTLS(t, true)})
 	defer good.Close()
 	for i := 0; i < 50; i++ {
 		k := spreadKey("tls:", i)
@@ -56,7 +46,7 @@ ping_interval = 100
 	}
 	// Without a client certificate, and in plain text, nothing is served.
 	noCert := redis.NewClient(&redis.Options{Addr: a.Addr, MaxRetries: -1, DialTimeout: 2 * time.Second,
-		TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}})
+		TLSConfig: certs.ClientTLS(t, false)})
 	defer noCert.Close()
 	if err := noCert.Ping(ctx).Err(); err == nil {
 		t.Fatal("a client without a certificate was served")
@@ -80,7 +70,7 @@ func TestTLSCertificateRotation(t *testing.T) {
 	dir := t.TempDir()
 	files := map[string]string{"cert.pem": old.CertFile, "key.pem": old.KeyFile, "ca.pem": old.CAFile}
 	for name, src := range files {
-		copyFile(t, src, filepath.Join(dir, name))
+		redistest.InstallFile(t, src, filepath.Join(dir, name), time.Time{})
 	}
 	srv := redistest.Start(t)
 	a := startAsterd(t, `
@@ -94,15 +84,8 @@ tls_key_file = `+strconv.Quote(filepath.Join(dir, "key.pem"))+`
 tls_ca_file = `+strconv.Quote(filepath.Join(dir, "ca.pem"))+`
 `)
 	client := func(c *redistest.Certs) *redis.Client {
-		pool := x509.NewCertPool()
-		pem, _ := os.ReadFile(c.CAFile)
-		pool.AppendCertsFromPEM(pem)
-		cert, err := tls.LoadX509KeyPair(c.ClientCert, c.ClientKey)
-		if err != nil {
-			t.Fatal(err)
-		}
 		rc := redis.NewClient(&redis.Options{Addr: a.Addr, MaxRetries: -1, DialTimeout: 2 * time.Second, PoolSize: 1,
-			TLSConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, ServerName: "127.0.0.1"}})
+			TLSConfig: c.ClientTLS(t, true)})
 		t.Cleanup(func() { rc.Close() })
 		return rc
 	}
@@ -116,10 +99,7 @@ tls_ca_file = `+strconv.Quote(filepath.Join(dir, "ca.pem"))+`
 
 	later := time.Now().Add(time.Minute) // a new modification time, whatever the clock's resolution
 	for name, src := range map[string]string{"cert.pem": next.CertFile, "key.pem": next.KeyFile, "ca.pem": next.CAFile} {
-		copyFile(t, src, filepath.Join(dir, name))
-		if err := os.Chtimes(filepath.Join(dir, name), later, later); err != nil {
-			t.Fatal(err)
-		}
+		redistest.InstallFile(t, src, filepath.Join(dir, name), later)
 	}
 	after := client(next)
 	deadline := time.Now().Add(10 * time.Second)
@@ -138,17 +118,6 @@ tls_ca_file = `+strconv.Quote(filepath.Join(dir, "ca.pem"))+`
 	}
 	if err := client(old).Ping(ctx).Err(); err == nil {
 		t.Fatal("a new client of the replaced CA is still served")
-	}
-}
-
-func copyFile(t *testing.T, src, dst string) {
-	t.Helper()
-	data, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, data, 0o600); err != nil {
-		t.Fatal(err)
 	}
 }
 
