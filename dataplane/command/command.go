@@ -37,7 +37,7 @@ const (
 	// it to an arbitrary node would be wrong.
 	SameNode
 	// Local commands are answered by the proxy itself: PING, ECHO, QUIT, SELECT (db 0 only),
-	// COMMAND, INFO, AUTH and HELLO.
+	// COMMAND, INFO, AUTH, HELLO, CLIENT SETNAME|GETNAME|ID, ...
 	Local
 	// Unsupported commands are refused with "-ERR <cmd> is not supported by the proxy"; Spec.Reason
 	// says why.

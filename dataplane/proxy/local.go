@@ -56,6 +56,8 @@ func (s *session) local(sl *slot, spec *command.Spec, args [][]byte) {
 		out = resp.AppendBulkString(out, s.c.info(args[1:]))
 	case "cluster":
 		out = s.c.clusterReply(out, args)
+	case "client":
+		out = s.clientReply(out, args)
 	default:
 		out = resp.AppendError(out, "ERR "+spec.Name+" is not supported by the proxy")
 	}

@@ -109,6 +109,7 @@ type session struct {
 	start time.Time // when the batch's first command was read; only with metrics on
 
 	remote   string // the client's address, once the slow log needed it
+	name     string // CLIENT SETNAME's (client.go)
 	quit     bool
 	authed   bool   // no password configured, or the client authenticated
 	proto3   bool   // the client switched to RESP3 with HELLO 3
