@@ -58,6 +58,10 @@ const (
 	// queues the transaction and runs it on a connection of the client's own to the one node
 	// that all its keys, and the watched ones, are on.
 	Transaction
+	// Broadcast commands (SCRIPT LOAD, EXISTS, FLUSH) are sent to every node the routing table
+	// serves, masters and replicas, so that a later EVALSHA finds its script wherever its keys
+	// are; the first error is the reply, else the nodes' replies merged (see the proxy).
+	Broadcast
 )
 
 var policyNames = [...]string{
@@ -72,6 +76,7 @@ var policyNames = [...]string{
 	Subscribe:   "subscribe",
 	Block:       "blocking",
 	Transaction: "transaction",
+	Broadcast:   "broadcast",
 }
 
 // String returns the policy's name as used in docs/commands.md.

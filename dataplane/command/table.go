@@ -156,7 +156,7 @@ var table = [...]Spec{
 	{Name: "save", Arity: 1, Flags: Admin | NoKey, Policy: Unsupported, Reason: "server administration"},
 	{Name: "scan", Arity: -2, Flags: Read | NoKey, Policy: Unsupported, Reason: "keyspace-wide: keys are spread over several servers"},
 	{Name: "scard", Arity: 2, Flags: Read | Fast, Policy: Forward, FirstKey: 1, LastKey: 1, Step: 1},
-	{Name: "script", Arity: -2, Flags: Container | NoKey, Policy: Unsupported, Reason: "scripts must be loaded on every server"},
+	{Name: "script", Arity: -2, Flags: Container | NoKey, Policy: Broadcast, Reason: "LOAD, EXISTS, FLUSH (and HELP) sent to every node, so EVALSHA finds the script on any; KILL and DEBUG refused"},
 	{Name: "sdiff", Arity: -2, Flags: Read, Policy: SameNode, FirstKey: 1, LastKey: -1, Step: 1},
 	{Name: "sdiffstore", Arity: -3, Flags: Write, Policy: SameNode, FirstKey: 1, LastKey: -1, Step: 1},
 	{Name: "select", Arity: 2, Flags: Fast | NoKey, Policy: Local, Reason: "only db 0"},

@@ -384,6 +384,8 @@ func (s *session) handle(cmd *resp.Command) {
 		s.block(sl, spec, cmd)
 	case command.Transaction:
 		s.transaction(sl, spec, cmd)
+	case command.Broadcast:
+		s.broadcast(sl, spec, cmd)
 	default:
 		s.forwardByKeys(sl, spec, cmd)
 	}
