@@ -48,3 +48,19 @@ func TestClientNameAsRedis(t *testing.T) {
 		t.Errorf("CLIENT LIST = %q", r)
 	}
 }
+
+// TestReadOnlyReadWrite: READONLY and READWRITE, which cluster clients send on every
+// connection when reading from replicas, are accepted as by a cluster node (+OK), and the
+// connection serves as before.
+func TestReadOnlyReadWrite(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 1})
+	c := redistest.DialFrames(t, e.addr)
+	c.Send([]string{"READONLY"}, []string{"SET", "ro", "1"}, []string{"READWRITE"}, []string{"GET", "ro"}, []string{"READONLY", "x"})
+	var b strings.Builder
+	for range 5 {
+		b.Write(c.Read())
+	}
+	if want := "+OK\r\n+OK\r\n+OK\r\n$1\r\n1\r\n-ERR wrong number of arguments for 'readonly' command\r\n"; b.String() != want {
+		t.Errorf("READONLY/READWRITE: got %q, want %q", b.String(), want)
+	}
+}
