@@ -297,6 +297,23 @@ def pubsub():
         ps.close()
     if not got or got[0] != "to handler":
         raise Mismatch(f"run_in_thread handler got {got!r}")
+    # With health checks on, redis-py sends PING while subscribed and drops the pong itself,
+    # answering None for it: a message published before the PING must come before the pong,
+    # as from one Redis server, or get_message returns None first.
+    hc = redis.Redis(host=host, port=port, decode_responses=True, socket_timeout=10,
+                     health_check_interval=0.2)
+    ps = hc.pubsub(ignore_subscribe_messages=True)
+    ps.subscribe("py:hc")
+    ps.get_message(timeout=1)
+    for i in range(5):
+        time.sleep(0.25)
+        other.publish("py:hc", f"after a health check {i}")
+        expect(ps.get_message(timeout=5), {"type": "message", "pattern": None, "channel": "py:hc",
+                                           "data": f"after a health check {i}"},
+               f"message {i} published before a health check")
+        expect(ps.get_message(timeout=5), None, f"health check pong {i}")
+    ps.close()
+    hc.close()
 
 
 @section
