@@ -37,7 +37,7 @@ const (
 	// it to an arbitrary node would be wrong.
 	SameNode
 	// Local commands are answered by the proxy itself: PING, ECHO, QUIT, SELECT (db 0 only),
-	// COMMAND, INFO, AUTH and HELLO.
+	// COMMAND, INFO, AUTH, HELLO, CLIENT SETNAME|GETNAME|ID, ...
 	Local
 	// Unsupported commands are refused with "-ERR <cmd> is not supported by the proxy"; Spec.Reason
 	// says why.
@@ -58,6 +58,10 @@ const (
 	// queues the transaction and runs it on a connection of the client's own to the one node
 	// that all its keys, and the watched ones, are on.
 	Transaction
+	// Broadcast commands (SCRIPT LOAD, EXISTS, FLUSH) are sent to every node the routing table
+	// serves, masters and replicas, so that a later EVALSHA finds its script wherever its keys
+	// are; the first error is the reply, else the nodes' replies merged (see the proxy).
+	Broadcast
 )
 
 var policyNames = [...]string{
@@ -72,6 +76,7 @@ var policyNames = [...]string{
 	Subscribe:   "subscribe",
 	Block:       "blocking",
 	Transaction: "transaction",
+	Broadcast:   "broadcast",
 }
 
 // String returns the policy's name as used in docs/commands.md.

@@ -59,6 +59,7 @@ func (s *session) auth(out []byte, args [][]byte) []byte {
 // details) is a map in RESP3, a flat array in RESP2. Without protover the protocol stays.
 func (s *session) hello(out []byte, args [][]byte) []byte {
 	proto3 := s.proto3
+	var name []byte // SETNAME's, set once everything else succeeded
 	if len(args) >= 2 {
 		v, ok := resp.ParseInt64Arg(args[1])
 		if !ok {
@@ -89,12 +90,16 @@ func (s *session) hello(out []byte, args [][]byte) []byte {
 				return resp.AppendError(out, "ERR Syntax error in HELLO option '"+clip(args[i])+"'")
 			}
 			i++
+			name = args[i]
 		default:
 			return resp.AppendError(out, "ERR Syntax error in HELLO option '"+clip(args[i])+"'")
 		}
 	}
 	if !s.authed {
 		return resp.AppendError(out, errHelloNoAuth)
+	}
+	if name != nil && !s.setName(name) {
+		return resp.AppendError(out, errClientName)
 	}
 	s.proto3 = proto3
 	proto := int64(2)

@@ -56,6 +56,13 @@ func (s *session) local(sl *slot, spec *command.Spec, args [][]byte) {
 		out = resp.AppendBulkString(out, s.c.info(args[1:]))
 	case "cluster":
 		out = s.c.clusterReply(out, args)
+	case "client":
+		out = s.clientReply(out, args)
+	case "readonly", "readwrite":
+		// Cluster clients (redis-py's read_from_replicas, go-redis's ReadOnly) send READONLY
+		// on every connection to the one-node cluster the proxy shows, and fail the
+		// connection if it is refused. The proxy's read_from_slave decides where reads go.
+		out = resp.AppendSimple(out, "OK")
 	default:
 		out = resp.AppendError(out, "ERR "+spec.Name+" is not supported by the proxy")
 	}

@@ -218,8 +218,8 @@ type psLink struct {
 	subs [3]map[string]bool // session goroutine only
 	wbuf []byte
 
-	sent          int64        // subscriptions sent; session goroutine only
-	acks          atomic.Int64 // their confirmations, counted by the reader
+	sent          int64        // subscriptions and PINGs sent; session goroutine only
+	acks          atomic.Int64 // their confirmations and pongs, counted by the reader
 	ack           chan struct{}
 	sunsubPending atomic.Int64 // SUNSUBSCRIBE confirmations we asked for
 	closing       atomic.Bool  // closed by the session: not a failure
@@ -352,6 +352,7 @@ func (p *pubsub) command(cmd *resp.Command) (leave bool) {
 		p.unsubscribe(kind, args[1:])
 		return p.total() == 0
 	case "ping":
+		p.barrier()
 		if p.resp3 { // RESP3 has no subscribed context: PING answers as usual
 			if len(args) == 2 {
 				p.reply(resp.AppendBulk(nil, args[1]))
@@ -585,12 +586,37 @@ func (p *pubsub) waitAcks(links []*psLink) {
 			case <-l.done:
 				goto nextLink
 			case <-timer.C:
-				p.log.Warn("nodes did not confirm a subscription in time; retrying in the background", "wait", pubsubAckWait)
+				p.log.Warn("nodes did not confirm a subscription or answer a PING in time; subscriptions are retried in the background", "wait", pubsubAckWait)
 				return
 			}
 		}
 	nextLink:
 	}
+}
+
+var (
+	pingFrame = []byte("*1\r\n$4\r\nPING\r\n")
+	pongReply = []byte("+PONG\r\n")
+)
+
+// barrier sends PING on every link and waits for the pongs (bounded as a SUBSCRIBE's wait
+// is), before the client's PING is answered: a message a node sent before its pong is then
+// in the client's output already. From one Redis server, what was published before a
+// subscriber's PING reaches it before the pong, and clients rely on it (redis-py's health
+// check in subscribed mode, tests that PING to flush); a pong made at once could overtake
+// messages still on their way from the nodes.
+func (p *pubsub) barrier() {
+	var links []*psLink
+	for _, l := range p.links {
+		if l.dead() {
+			continue
+		}
+		l.wbuf = append(l.wbuf, pingFrame...)
+		l.sent++
+		p.flushLink(l)
+		links = append(links, l)
+	}
+	p.waitAcks(links)
 }
 
 // unsubscribe removes names of kind (all of that kind when none are named) and confirms each.
@@ -909,6 +935,10 @@ func (p *pubsub) onFrame(l *psLink, f []byte, elems [][]byte) ([][]byte, error) 
 	if resp.IsError(f) {
 		return elems, fmt.Errorf("node refused: %s", bytes.TrimSpace(f[1:]))
 	}
+	if bytes.Equal(f, pongReply) { // a barrier PING on a link the node no longer counts as subscribed
+		l.acks.Add(1)
+		return elems, nil
+	}
 	elems, err := resp.ArrayElems(f, elems)
 	if err != nil || len(elems) == 0 {
 		return elems, errUnexpectedSub
@@ -923,13 +953,13 @@ func (p *pubsub) onFrame(l *psLink, f []byte, elems [][]byte) ([][]byte, error) 
 		p.deliver(kindShard, bulkPayload(elems[1]), elems)
 	default:
 		switch string(word) {
-		case "subscribe", "psubscribe", "ssubscribe":
+		case "subscribe", "psubscribe", "ssubscribe", "pong":
 			l.acks.Add(1)
 			select {
 			case l.ack <- struct{}{}:
 			default:
 			}
-		case "unsubscribe", "punsubscribe", "pong":
+		case "unsubscribe", "punsubscribe":
 		case "sunsubscribe":
 			// Unasked, it means the node lost the channel's slot (failover, resharding).
 			if l.sunsubPending.Add(-1) < 0 {

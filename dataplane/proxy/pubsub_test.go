@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -406,5 +407,36 @@ func TestPubSubIgnoresIdleTimeout(t *testing.T) {
 	_ = r.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := r.br.ReadString('\n'); !errors.Is(err, io.EOF) {
 		t.Fatalf("idle client after unsubscribing: %v, want EOF", err)
+	}
+}
+
+// TestPubSubPingAfterMessages: a message published (and acknowledged to its publisher) before
+// a subscriber's PING reaches the subscriber before the pong, as from one Redis server —
+// redis-py's health checks and tests that PING to flush rely on it — with subscriptions on
+// every node (a pattern) and in RESP3 too.
+func TestPubSubPingAfterMessages(t *testing.T) {
+	e := startEnv(t, envOpts{})
+	for _, proto := range []string{"2", "3"} {
+		sub := dialRaw(t, e.addr)
+		if proto == "3" {
+			sub.send(cmdFrame("HELLO", "3"))
+			wholeReply(sub)
+		}
+		sub.send(cmdFrame("SUBSCRIBE", "tick") + cmdFrame("PSUBSCRIBE", "nomatch.*"))
+		wholeReply(sub)
+		wholeReply(sub)
+		for i := range 100 {
+			payload := "m" + strconv.Itoa(i)
+			if err := e.client.Publish(ctx, "tick", payload).Err(); err != nil {
+				t.Fatal(err)
+			}
+			sub.send(cmdFrame("PING"))
+			if first := wholeReply(sub); !strings.Contains(first, bulk(payload)) {
+				t.Fatalf("RESP%s, round %d: got %q before the message %s", proto, i, first, payload)
+			}
+			if pong := wholeReply(sub); !strings.Contains(strings.ToLower(pong), "pong") {
+				t.Fatalf("RESP%s, round %d: got %q after the message, want the pong", proto, i, pong)
+			}
+		}
 	}
 }

@@ -2,9 +2,9 @@ package proxy
 
 // resetConn does to the client's connection what RESET does in Redis, for the state the proxy
 // keeps per client: the transaction and its watches go (as DISCARD and UNWATCH), the protocol
-// is RESP2 again and, with a password configured, the client must AUTH again. The rest RESET
-// covers (SELECT, READONLY, ASKING, CLIENT REPLY/TRACKING/SETNAME, MONITOR) the proxy keeps
-// no state for: it refuses or ignores those commands. Session goroutine only.
+// is RESP2 again, the client name is cleared and, with a password configured, the client must
+// AUTH again. The rest RESET covers (SELECT, READONLY, ASKING, CLIENT REPLY/TRACKING, MONITOR)
+// the proxy keeps no state for: it refuses or ignores those commands. Session goroutine only.
 func (s *session) resetConn() {
 	if d := s.tx.watch; d != nil {
 		// Closing the connection that holds the watches makes its node forget them, without a
@@ -14,5 +14,6 @@ func (s *session) resetConn() {
 	}
 	s.tx.reset()
 	s.proto3 = false
+	s.name = ""
 	s.authed = len(s.c.opts.Users) == 0
 }

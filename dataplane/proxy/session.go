@@ -109,6 +109,7 @@ type session struct {
 	start time.Time // when the batch's first command was read; only with metrics on
 
 	remote   string // the client's address, once the slow log needed it
+	name     string // CLIENT SETNAME's (client.go)
 	quit     bool
 	authed   bool   // no password configured, or the client authenticated
 	proto3   bool   // the client switched to RESP3 with HELLO 3
@@ -402,6 +403,8 @@ func (s *session) handle(cmd *resp.Command) {
 		s.block(sl, spec, cmd)
 	case command.Transaction:
 		s.transaction(sl, spec, cmd)
+	case command.Broadcast:
+		s.broadcast(sl, spec, cmd)
 	default:
 		s.forwardByKeys(sl, spec, cmd)
 	}

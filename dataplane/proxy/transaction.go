@@ -131,6 +131,10 @@ func (s *session) queue(sl *slot, spec *command.Spec, cmd *resp.Command) bool {
 		sl.setError("ERR " + spec.Name + " is not supported by the proxy")
 		tx.dirty = true
 		return true
+	case command.Broadcast: // every node, where a transaction has one
+		sl.setError("ERR " + spec.Name + " inside a transaction is not supported by the proxy")
+		tx.dirty = true
+		return true
 	}
 	if s.snap == nil {
 		sl.setError("ERR cluster " + s.c.opts.Name + " has no routing table yet")

@@ -1,0 +1,67 @@
+package proxy
+
+import (
+	"strings"
+
+	"github.com/aster-proxy/aster/dataplane/resp"
+)
+
+// CLIENT: the client's connection is the proxy's, not a server's, so the proxy answers what it
+// can about it itself. Client libraries name their connections on connect (redis-py's
+// client_name, Jedis's clientName, ...) and fail the connection when CLIENT SETNAME does, so
+// SETNAME, GETNAME and ID are answered; the rest (LIST, KILL, TRACKING, PAUSE, ...) would have
+// to span every server's connections and the proxy's, and are refused.
+
+// clientRefused are Redis's other CLIENT subcommands (7.2).
+var clientRefused = map[string]bool{
+	"caching": true, "getredir": true, "help": true, "info": true, "kill": true, "list": true,
+	"no-evict": true, "no-touch": true, "pause": true, "reply": true, "setinfo": true,
+	"tracking": true, "trackinginfo": true, "unblock": true, "unpause": true,
+}
+
+const errClientName = "ERR Client names cannot contain spaces, newlines or special characters."
+
+// clientReply answers CLIENT and its subcommands.
+func (s *session) clientReply(out []byte, args [][]byte) []byte {
+	sub := strings.ToLower(string(args[1]))
+	wantArgs := 2
+	switch sub {
+	case "setname":
+		wantArgs = 3
+	case "getname", "id":
+	default:
+		if clientRefused[sub] {
+			return resp.AppendError(out, "ERR CLIENT "+strings.ToUpper(sub)+" is not supported by the proxy")
+		}
+		return resp.AppendError(out, "ERR unknown subcommand '"+clip(args[1])+"'. Try CLIENT HELP.")
+	}
+	if len(args) != wantArgs {
+		return resp.AppendError(out, "ERR wrong number of arguments for 'client|"+sub+"' command")
+	}
+	switch sub {
+	case "setname":
+		if !s.setName(args[2]) {
+			return resp.AppendError(out, errClientName)
+		}
+		return resp.AppendSimple(out, "OK")
+	case "getname":
+		if s.name == "" {
+			return resp.AppendNullBulk(out)
+		}
+		return resp.AppendBulkString(out, s.name)
+	default: // id
+		return resp.AppendInt(out, int64(s.id))
+	}
+}
+
+// setName sets the connection's name as CLIENT SETNAME and HELLO SETNAME do: printable ASCII
+// without spaces, empty for none. false: the name is invalid and the old one stays.
+func (s *session) setName(name []byte) bool {
+	for _, c := range name {
+		if c < '!' || c > '~' {
+			return false
+		}
+	}
+	s.name = string(name)
+	return true
+}

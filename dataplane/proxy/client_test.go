@@ -1,0 +1,66 @@
+package proxy_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/aster-proxy/aster/internal/redistest"
+)
+
+// TestClientNameAsRedis: CLIENT SETNAME/GETNAME (what client libraries send on connect) and
+// HELLO SETNAME keep a name per client connection, cleared by RESET and by an empty name,
+// with Redis's errors — byte for byte as redis-server. CLIENT ID answers the connection's id.
+func TestClientNameAsRedis(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 1})
+	ref := redistest.Start(t)
+	steps := []resetStep{
+		{cmds: cmds([]string{"CLIENT", "GETNAME"}), want: "$-1\r\n"},
+		{cmds: cmds([]string{"CLIENT", "SETNAME", "worker-1"}, []string{"CLIENT", "GETNAME"}), want: "+OK\r\n$8\r\nworker-1\r\n"},
+		{cmds: cmds([]string{"client", "setname", "has space"}, []string{"CLIENT", "GETNAME"}),
+			want: "-ERR Client names cannot contain spaces, newlines or special characters.\r\n$8\r\nworker-1\r\n"},
+		{cmds: cmds([]string{"CLIENT", "SETNAME", "a\nb"}), want: "-ERR Client names cannot contain spaces, newlines or special characters.\r\n"},
+		{cmds: cmds([]string{"CLIENT", "SETNAME"}), want: "-ERR wrong number of arguments for 'client|setname' command\r\n"},
+		{cmds: cmds([]string{"CLIENT", "GETNAME", "x"}), want: "-ERR wrong number of arguments for 'client|getname' command\r\n"},
+		{cmds: cmds([]string{"CLIENT", "NOSUCH"}), want: "-ERR unknown subcommand 'NOSUCH'. Try CLIENT HELP.\r\n"},
+		{cmds: cmds([]string{"CLIENT"}), want: "-ERR wrong number of arguments for 'client' command\r\n"},
+		{cmds: cmds([]string{"CLIENT", "SETNAME", ""}, []string{"CLIENT", "GETNAME"}), want: "+OK\r\n$-1\r\n"},
+		{cmds: cmds([]string{"HELLO", "2", "SETNAME", "by-hello"}), hello: true},
+		{cmds: cmds([]string{"CLIENT", "GETNAME"}), want: "$8\r\nby-hello\r\n"},
+		{cmds: cmds([]string{"HELLO", "2", "SETNAME", "bad name"}, []string{"CLIENT", "GETNAME"}),
+			want: "-ERR Client names cannot contain spaces, newlines or special characters.\r\n$8\r\nby-hello\r\n"},
+		{cmds: cmds([]string{"RESET"}, []string{"CLIENT", "GETNAME"}), want: "+RESET\r\n$-1\r\n"},
+	}
+	checkResetScript(t, e.addr, ref.Addr, steps)
+
+	// The name is the connection's: another one has none. ID matches HELLO's id.
+	c, o := redistest.DialFrames(t, e.addr), redistest.DialFrames(t, e.addr)
+	if r := string(c.Do("CLIENT", "SETNAME", "mine")); r != "+OK\r\n" {
+		t.Fatalf("CLIENT SETNAME = %q", r)
+	}
+	if r := string(o.Do("CLIENT", "GETNAME")); r != "$-1\r\n" {
+		t.Errorf("another connection's CLIENT GETNAME = %q, want nil", r)
+	}
+	id := string(c.Do("CLIENT", "ID"))
+	if hello := string(c.Do("HELLO")); !strings.HasPrefix(id, ":") || !strings.Contains(hello, "$2\r\nid\r\n"+id) {
+		t.Errorf("CLIENT ID = %q, not HELLO's id in %q", id, hello)
+	}
+	if r := string(c.Do("CLIENT", "LIST")); r != "-ERR CLIENT LIST is not supported by the proxy\r\n" {
+		t.Errorf("CLIENT LIST = %q", r)
+	}
+}
+
+// TestReadOnlyReadWrite: READONLY and READWRITE, which cluster clients send on every
+// connection when reading from replicas, are accepted as by a cluster node (+OK), and the
+// connection serves as before.
+func TestReadOnlyReadWrite(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 1})
+	c := redistest.DialFrames(t, e.addr)
+	c.Send([]string{"READONLY"}, []string{"SET", "ro", "1"}, []string{"READWRITE"}, []string{"GET", "ro"}, []string{"READONLY", "x"})
+	var b strings.Builder
+	for range 5 {
+		b.Write(c.Read())
+	}
+	if want := "+OK\r\n+OK\r\n+OK\r\n$1\r\n1\r\n-ERR wrong number of arguments for 'readonly' command\r\n"; b.String() != want {
+		t.Errorf("READONLY/READWRITE: got %q, want %q", b.String(), want)
+	}
+}
