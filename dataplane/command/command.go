@@ -62,6 +62,9 @@ const (
 	// serves, masters and replicas, so that a later EVALSHA finds its script wherever its keys
 	// are; the first error is the reply, else the nodes' replies merged (see the proxy).
 	Broadcast
+	// Keyspace commands (SCAN, DBSIZE) cover every key: they go over the nodes that hold the
+	// keyspace (the ring's nodes; a Redis Cluster's masters) rather than to one of them.
+	Keyspace
 )
 
 var policyNames = [...]string{
@@ -77,6 +80,7 @@ var policyNames = [...]string{
 	Block:       "blocking",
 	Transaction: "transaction",
 	Broadcast:   "broadcast",
+	Keyspace:    "keyspace",
 }
 
 // String returns the policy's name as used in docs/commands.md.

@@ -93,4 +93,5 @@ var policyDoc = [...]string{
 	Block:       "run on a connection of the client's own to the node of its keys (all on one node), after the client's earlier commands are answered; the command's own timeout applies, and a client that disconnects releases it.",
 	Transaction: "MULTI ... EXEC queued by the proxy and run on a connection of the client's own to the one node all its keys (and the WATCHed ones) are on; a key elsewhere is refused at queue time and EXEC answers `-EXECABORT`.",
 	Broadcast:   "sent to every node (in cluster mode masters and replicas); the first error is the reply, else the first node's (`SCRIPT EXISTS`: 1 only where every node has the script).",
+	Keyspace:    "over every node that holds keys (standalone: the ring's nodes; cluster: the masters): `DBSIZE` sums theirs; `SCAN` walks one node after the other, its cursor the node's own with the node's position in the top 10 bits.",
 }

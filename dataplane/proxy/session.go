@@ -45,6 +45,8 @@ type slot struct {
 	subs   []*call // requests of a split command, one per node (or slot) group
 	nsubs  int
 	order  []keyRef // MGET: where each key's value is, in the client's key order
+	// SCAN (keyspace.go): the position of the node scanned among scanNodes
+	scanPos, scanNodes int
 
 	raw    []byte // the command as the client sent it, for the slow log; nil when it is off
 	rawBuf []byte // raw re-encoded from an inline command
@@ -405,6 +407,8 @@ func (s *session) handle(cmd *resp.Command) {
 		s.transaction(sl, spec, cmd)
 	case command.Broadcast:
 		s.broadcast(sl, spec, cmd)
+	case command.Keyspace:
+		s.keyspace(sl, spec, cmd)
 	default:
 		s.forwardByKeys(sl, spec, cmd)
 	}

@@ -172,6 +172,8 @@ func (s *session) merge(out []byte, sl *slot) []byte {
 	switch sl.policy {
 	case command.Broadcast:
 		return s.mergeBroadcast(out, sl)
+	case command.Keyspace:
+		return s.mergeScan(out, sl)
 	case command.SplitMSet:
 		for _, c := range subs {
 			if !bytes.Equal(c.req.Reply, okReply) {

@@ -28,6 +28,7 @@ type SlotMap struct {
 	nodes    []SlotNode // sorted by Addr, so equal topologies give equal indexes
 	master   [Slots]int16
 	replicas [][]int // replicas[i] are the replica node indexes of master node i
+	masters  []int   // indexes of the nodes that serve at least one slot, ascending
 	covered  int
 }
 
@@ -104,6 +105,12 @@ func NewSlotMap(ranges []SlotRange) (*SlotMap, error) {
 	for _, reps := range m.replicas {
 		slices.Sort(reps)
 	}
+	for _, mi := range m.master {
+		if mi >= 0 && !slices.Contains(m.masters, int(mi)) {
+			m.masters = append(m.masters, int(mi))
+		}
+	}
+	slices.Sort(m.masters)
 	return m, nil
 }
 
@@ -151,6 +158,10 @@ func (m *SlotMap) Ranges() []SlotRange {
 	}
 	return out
 }
+
+// Masters returns the indexes into Nodes of the nodes that serve at least one slot, in
+// address order.
+func (m *SlotMap) Masters() []int { return m.masters }
 
 // Covered returns how many slots have a master; Slots when the whole cluster is served.
 func (m *SlotMap) Covered() int { return m.covered }

@@ -292,3 +292,24 @@ func BenchmarkSlotMapMaster(b *testing.B) {
 	}
 	_ = sink
 }
+
+// TestSlotMapMasters: Masters lists the nodes that serve slots, in address order, never a
+// replica, and each master once however many ranges it has.
+func TestSlotMapMasters(t *testing.T) {
+	m, err := NewSlotMap([]SlotRange{
+		{Start: 0, End: 99, Master: nC},
+		{Start: 100, End: 199, Master: nA, Replicas: []SlotNode{nA1}},
+		{Start: 200, End: 299, Master: nC},
+		{Start: 300, End: 399, Master: nB, Replicas: []SlotNode{nB1}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, i := range m.Masters() {
+		got = append(got, m.Nodes()[i].Addr)
+	}
+	if want := []string{nA.Addr, nB.Addr, nC.Addr}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("Masters = %v, want %v", got, want)
+	}
+}
