@@ -84,6 +84,7 @@ func FuzzScanReply(f *testing.F) {
 	f.Add([]byte("*2\r\n" + strings.Repeat("*1\r\n", 40) + ":1\r\n!5\r\nERR x\r\n"))
 	f.Add([]byte("*2\r\n|1\r\n+ttl\r\n:3\r\n$20\r\n01234567890123456789\r\n:9\r\n"))
 	f.Add([]byte("*3\r\n$3\r\nabc\r\n$5\r\nab\r\n"))
+	f.Add([]byte("*3\r\n+" + strings.Repeat("s", 100) + "\r\n-ERR e\r\n(" + strings.Repeat("9", 50) + "\r\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		n, err := ScanReply(in)
 		// In pieces of one byte, and of sizes taken from the input itself: every call agrees

@@ -14,8 +14,9 @@ type ReplyScanner struct {
 	// the aggregates open there (their pending element counts on the stack).
 	pos, depth int
 	// need is the length the frame must reach before anything can change (a bulk string
-	// whose header was read), else 0.
-	need int
+	// whose header was read), else 0. lineTo, if not 0, is how far the status, error,
+	// double or big number line at pos is known to hold no CR.
+	need, lineTo int
 	// scanned counts the bytes the scans examined, for tests that check the work is linear.
 	scanned int
 	small   [smallDepth]uint32
@@ -28,15 +29,23 @@ type ReplyScanner struct {
 // for b. After a complete frame the scanner is ready for the next one; after an error, Scan
 // on the same bytes returns the same error.
 func (s *ReplyScanner) Scan(b []byte) (int, error) {
-	if len(b) < s.need {
-		return 0, nil
+	if s.need|s.lineTo != 0 {
+		if len(b) < s.need {
+			return 0, nil
+		}
+		if s.lineTo > 0 && bytes.IndexByte(b[s.lineTo:], '\r') < 0 {
+			s.scanned += len(b) - s.lineTo
+			s.lineTo = len(b)
+			return 0, nil
+		}
+		s.need, s.lineTo = 0, 0
 	}
 	from, pos, depth := s.pos, s.pos, s.depth
 	pending := s.small[:]
 	if s.deep != nil {
 		pending = s.deep
 	}
-	if from|s.need == 0 {
+	if from == 0 {
 		// Fresh frame: the frames that dominate traffic (bulk, status, integer) have no
 		// children and are complete in b, so they need no scan state at all.
 		n, elems, err := scanElem(b)
@@ -49,7 +58,7 @@ func (s *ReplyScanner) Scan(b []byte) (int, error) {
 			if err != nil {
 				return 0, err
 			}
-			s.need = bulkEnd(b, 0)
+			s.wait(b, 0)
 			return 0, nil
 		}
 		// An aggregate: its elements follow.
@@ -74,30 +83,36 @@ func (s *ReplyScanner) Scan(b []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	s.need = bulkEnd(b, pos)
+	s.wait(b, pos)
 	return 0, nil
 }
 
 // Reset discards a partly scanned frame, e.g. when its connection was replaced.
 func (s *ReplyScanner) Reset() {
-	s.pos, s.depth, s.need = 0, 0, 0
+	s.pos, s.depth, s.need, s.lineTo = 0, 0, 0, 0
 }
 
-// bulkEnd returns, when b[pos:] is an incomplete string frame ('$', '=', '!') whose header
-// scanElem accepted, the length b must reach for that frame to be complete; else 0. Until
-// then scanElem would only find it incomplete again.
-func bulkEnd(b []byte, pos int) int {
+// wait notes, for the incomplete element at b[pos:] (which scanElem found incomplete, not
+// malformed), what must arrive before scanning it again can tell more: the rest of a string
+// whose header was read ('$', '=', '!'), or a CR ending a line whose type puts no bound on
+// its length ('+', '-', ',', '('; a Lua script can return a status of any size).
+func (s *ReplyScanner) wait(b []byte, pos int) {
 	e := b[pos:]
-	if len(e) == 0 || (e[0] != '$' && e[0] != '=' && e[0] != '!') {
-		return 0
+	if len(e) == 0 {
+		return
 	}
-	i := bytes.IndexByte(e, '\r')
-	if i < 0 || i+1 >= len(e) || e[i+1] != '\n' {
-		return 0 // header not complete yet
+	switch e[0] {
+	case '$', '=', '!':
+		i := bytes.IndexByte(e, '\r')
+		if i < 0 || i+1 >= len(e) || e[i+1] != '\n' {
+			return // header not complete yet
+		}
+		if l, ok := ParseInt64Arg(e[1:i]); ok && l >= 0 && l <= MaxBulkLen {
+			s.need = pos + i + 2 + int(l) + 2
+		}
+	case '+', '-', ',', '(':
+		if bytes.IndexByte(e, '\r') < 0 {
+			s.lineTo = len(b)
+		}
 	}
-	l, ok := ParseInt64Arg(e[1:i])
-	if !ok || l < 0 || l > MaxBulkLen {
-		return 0
-	}
-	return pos + i + 2 + int(l) + 2
 }
