@@ -12,9 +12,9 @@ import (
 
 // TestBigRepliesThroughProxy reads replies far larger than any read buffer through the proxy
 // from a real redis-server: a 300k-element LRANGE on a shared backend connection and inside
-// MULTI (a dedicated connection's ReplyReader), and a 16 MiB bulk string. They arrive over
-// hundreds of reads that the backend readers scan incrementally; every element must come back
-// exactly.
+// MULTI (a dedicated connection's ReplyReader), a 16 MiB bulk string and a 4 MB status line
+// (a Lua script's status_reply). Each arrives over many reads that the backend readers scan
+// incrementally; every element must come back exactly.
 func TestBigRepliesThroughProxy(t *testing.T) {
 	e := startEnv(t, envOpts{nodes: 1, readTimeout: 10 * time.Second})
 	const n = 300000
@@ -80,5 +80,11 @@ func TestBigRepliesThroughProxy(t *testing.T) {
 	}
 	if v, err := e.client.Get(ctx, "bigval").Bytes(); err != nil || !bytes.Equal(v, big) {
 		t.Fatalf("GET of a 16 MiB value: %d bytes, %v; want it unchanged", len(v), err)
+	}
+
+	status := strings.Repeat("s", 4000000)
+	v, err := e.client.Eval(ctx, "return redis.status_reply(string.rep('s', 4000000))", []string{"k"}).Result()
+	if s, _ := v.(string); err != nil || s != status {
+		t.Fatalf("EVAL returning a 4 MB status: %d bytes, %v; want it unchanged", len(s), err)
 	}
 }

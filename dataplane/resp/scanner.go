@@ -5,7 +5,8 @@ import "bytes"
 // ReplyScanner finds the end of one reply frame that arrives in pieces. Where ScanReply on
 // the frame read so far would walk it again from its first byte on every read (quadratic work
 // for a big array arriving in many reads), Scan resumes at the element where the previous call
-// stopped, and does not look at all while a bulk string whose header it has read lacks bytes.
+// stopped, does not look at all while a bulk string whose header it has read lacks bytes, and
+// searches a long status or error line for its CR only in the bytes new since the last call.
 //
 // The zero value is ready to use. A ReplyScanner is not safe for concurrent use; a connection's
 // reader owns one.
