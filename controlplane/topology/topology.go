@@ -218,6 +218,7 @@ func (f *Fetcher) fetchFrom(ctx context.Context, addr string) (*route.SlotMap, e
 // readReply reads exactly one complete reply from conn.
 func readReply(conn net.Conn) ([]byte, error) {
 	buf := make([]byte, 0, 16<<10)
+	var sc resp.ReplyScanner // resumes where the last read stopped
 	for {
 		if len(buf) == cap(buf) {
 			if cap(buf) >= maxReplySize {
@@ -227,7 +228,7 @@ func readReply(conn net.Conn) ([]byte, error) {
 		}
 		n, err := conn.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
-		if m, serr := resp.ScanReply(buf); serr != nil {
+		if m, serr := sc.Scan(buf); serr != nil {
 			return nil, serr
 		} else if m > 0 {
 			return buf[:m], nil

@@ -523,6 +523,9 @@ func (c *Conn) readLoop(nc net.Conn, gen uint64) {
 	var start, end int
 	var frames [][]byte
 	var reqs []*Request
+	// The reply at buf[start:] scanned so far, kept across reads so that a big reply is not
+	// rescanned from its start after each one; new with each connection (this goroutine).
+	var sc resp.ReplyScanner
 	for {
 		if end == len(buf) {
 			if start > 0 {
@@ -542,7 +545,7 @@ func (c *Conn) readLoop(nc net.Conn, gen uint64) {
 		end += n
 		frames = frames[:0]
 		for start < end {
-			m, err := resp.ScanReply(buf[start:end])
+			m, err := sc.Scan(buf[start:end])
 			if err != nil {
 				c.fault(gen, fmt.Errorf("bad reply: %w", err))
 				return

@@ -54,3 +54,70 @@ func BenchmarkScanReply(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkScanSmall compares ScanReply and ReplyScanner on the replies of the hot path.
+func BenchmarkScanSmall(b *testing.B) {
+	for _, r := range []struct{ name, reply string }{
+		{"get64", "$64\r\n" + string(bytes.Repeat([]byte("v"), 64)) + "\r\n"},
+		{"ok", "+OK\r\n"},
+		{"mget4", "*4\r\n$3\r\nfoo\r\n$-1\r\n:42\r\n$64\r\n" + string(bytes.Repeat([]byte("v"), 64)) + "\r\n"},
+	} {
+		reply := []byte(r.reply)
+		b.Run(r.name+"/ScanReply", func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				if n, err := ScanReply(reply); n != len(reply) || err != nil {
+					b.Fatal(n, err)
+				}
+			}
+		})
+		b.Run(r.name+"/ReplyScanner", func(b *testing.B) {
+			var s ReplyScanner
+			b.ReportAllocs()
+			for range b.N {
+				if n, err := s.Scan(reply); n != len(reply) || err != nil {
+					b.Fatal(n, err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkScanBigArrayInPieces scans a 200k-element LRANGE-like reply (3.7 MB) arriving in
+// 16 KiB reads: "rescan" is ScanReply on everything read so far after each read (what the
+// readers did), "resume" a ReplyScanner.
+func BenchmarkScanBigArrayInPieces(b *testing.B) {
+	frame := bigArray(200000)
+	const piece = 16 << 10
+	b.Run("rescan", func(b *testing.B) {
+		b.SetBytes(int64(len(frame)))
+		b.ReportAllocs()
+		for range b.N {
+			for k := piece; ; k += piece {
+				n, err := ScanReply(frame[:min(k, len(frame))])
+				if err != nil {
+					b.Fatal(err)
+				}
+				if n > 0 {
+					break
+				}
+			}
+		}
+	})
+	b.Run("resume", func(b *testing.B) {
+		b.SetBytes(int64(len(frame)))
+		b.ReportAllocs()
+		var s ReplyScanner
+		for range b.N {
+			for k := piece; ; k += piece {
+				n, err := s.Scan(frame[:min(k, len(frame))])
+				if err != nil {
+					b.Fatal(err)
+				}
+				if n > 0 {
+					break
+				}
+			}
+		}
+	})
+}

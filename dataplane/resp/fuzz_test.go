@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 )
 
@@ -72,12 +73,36 @@ func FuzzReader(f *testing.F) {
 	})
 }
 
-// FuzzScanReply checks ScanReply's invariants on arbitrary input, and that every frame the
-// Append* writers produce scans to exactly its length.
+// FuzzScanReply checks ScanReply's invariants on arbitrary input, that a ReplyScanner fed the
+// input in pieces agrees with it, and that every frame the Append* writers produce scans to
+// exactly its length.
 func FuzzScanReply(f *testing.F) {
 	f.Add([]byte("+OK\r\n"))
+	// Frames that make the scanner resume inside aggregates, switch to its deep stack, and
+	// wait on bulk strings.
+	f.Add([]byte("*3\r\n$5\r\nhello\r\n*2\r\n:1\r\n%1\r\n+k\r\n$3\r\nabc\r\n=7\r\ntxt:abc\r\n"))
+	f.Add([]byte("*2\r\n" + strings.Repeat("*1\r\n", 40) + ":1\r\n!5\r\nERR x\r\n"))
+	f.Add([]byte("*2\r\n|1\r\n+ttl\r\n:3\r\n$20\r\n01234567890123456789\r\n:9\r\n"))
+	f.Add([]byte("*3\r\n$3\r\nabc\r\n$5\r\nab\r\n"))
+	f.Add([]byte("*3\r\n+" + strings.Repeat("s", 100) + "\r\n-ERR e\r\n(" + strings.Repeat("9", 50) + "\r\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		n, err := ScanReply(in)
+		// In pieces of one byte, and of sizes taken from the input itself: every call agrees
+		// with ScanReply on the same bytes, and the last with ScanReply on the whole: the
+		// same length, and an error if it gives one. (A malformed frame may fail earlier, or
+		// with another error, than on the whole: ScanReply itself refuses an overlong length
+		// line before its CR arrives, e.g.)
+		var sc ReplyScanner
+		sizes := [][]int{{1}, {1 + len(in)/3, 1 + len(in)/5}}
+		if len(in) > 2 {
+			sizes = append(sizes, []int{1 + int(in[0]%16), 1 + int(in[len(in)-1]%64), 1 + int(in[1]%7)})
+		}
+		for _, sz := range sizes {
+			if m, merr := scanChunked(t, &sc, in, sz); m != n || (err != nil && merr == nil) {
+				t.Fatalf("in pieces %v: %d, %v; whole: %d, %v", sz, m, merr, n, err)
+			}
+			sc.Reset()
+		}
 		if n < 0 || n > len(in) {
 			t.Fatalf("ScanReply length %d outside [0, %d]", n, len(in))
 		}

@@ -51,40 +51,48 @@ var (
 // annotates.
 func ScanReply(b []byte) (int, error) {
 	// Most replies nest a few levels: a small stack array keeps the common scan cheap (a
-	// MaxReplyDepth array would be cleared on every call); deeper ones are rescanned with a
+	// MaxReplyDepth array would be cleared on every call); deeper ones continue on a
 	// full-size stack, the only case that allocates.
-	var small [32]uint32
-	n, err := scanReply(b, small[:])
+	var small [smallDepth]uint32
+	n, pos, depth, err := scanFrom(b, 0, 0, small[:])
 	if err == errNeedDeeperStack {
-		n, err = scanReply(b, make([]uint32, MaxReplyDepth))
+		deep := make([]uint32, MaxReplyDepth)
+		copy(deep, small[:])
+		n, _, _, err = scanFrom(b, pos, depth, deep)
 	}
 	return n, err
 }
 
-// errNeedDeeperStack tells ScanReply to retry with a MaxReplyDepth stack.
+// smallDepth is the nesting the stack-allocated scan stacks hold.
+const smallDepth = 32
+
+// errNeedDeeperStack tells scanFrom's caller to continue with a MaxReplyDepth stack.
 var errNeedDeeperStack = &replyError{"internal: stack too small"}
 
-// scanReply is ScanReply with the per-level stack of pending element counts given.
-func scanReply(b []byte, pending []uint32) (int, error) {
-	depth := 0
-	pos := 0
+// scanFrom scans the reply frame in b from offset pos, an element boundary, with depth
+// aggregates open whose pending element counts are pending[:depth]. It returns the frame's
+// length once complete (n > 0); otherwise n is 0 and pos, depth (and pending) say where the
+// scan stopped: at the start of the incomplete element (err nil), of the malformed one, or
+// of the aggregate that did not fit in pending (errNeedDeeperStack, pending full).
+func scanFrom(b []byte, pos, depth int, pending []uint32) (n, stopPos, stopDepth int, err error) {
 	for {
 		n, elems, err := scanElem(b[pos:])
 		if n <= 0 {
-			return 0, err
+			return 0, pos, depth, err
 		}
-		pos += n
 		if elems > 0 {
 			if depth == len(pending) {
 				if depth < MaxReplyDepth {
-					return 0, errNeedDeeperStack
+					return 0, pos, depth, errNeedDeeperStack
 				}
-				return 0, errReplyTooDeep
+				return 0, pos, depth, errReplyTooDeep
 			}
 			pending[depth] = uint32(elems)
 			depth++
+			pos += n
 			continue
 		}
+		pos += n
 		// One element completed: close every aggregate it completes.
 		for depth > 0 {
 			pending[depth-1]--
@@ -94,7 +102,7 @@ func scanReply(b []byte, pending []uint32) (int, error) {
 			depth--
 		}
 		if depth == 0 {
-			return pos, nil
+			return pos, pos, 0, nil
 		}
 	}
 }

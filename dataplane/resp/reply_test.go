@@ -6,67 +6,69 @@ import (
 	"testing"
 )
 
+// scanReplyCases are the ScanReply cases, also fed in pieces to ReplyScanner (scanner_test.go).
+var scanReplyCases = []struct {
+	name    string
+	in      string
+	want    int // length of the first reply; 0 = incomplete
+	wantErr bool
+}{
+	{name: "simple", in: "+OK\r\n", want: 5},
+	{name: "simple_then_more", in: "+OK\r\n+OK\r\n", want: 5},
+	{name: "error", in: "-ERR unknown command\r\n", want: 22},
+	{name: "moved", in: "-MOVED 3999 127.0.0.1:6381\r\n", want: 28},
+	{name: "int", in: ":-42\r\n", want: 6},
+	{name: "bulk", in: "$3\r\nfoo\r\n", want: 9},
+	{name: "bulk_with_crlf_payload", in: "$2\r\n\r\n\r\n", want: 8},
+	{name: "empty_bulk", in: "$0\r\n\r\n", want: 6},
+	{name: "null_bulk", in: "$-1\r\n", want: 5},
+	{name: "null_array", in: "*-1\r\n", want: 5},
+	{name: "empty_array", in: "*0\r\n", want: 4},
+	{name: "array", in: "*2\r\n$1\r\na\r\n$-1\r\n", want: 16},
+	{name: "nested", in: "*2\r\n*1\r\n:1\r\n*0\r\n+x\r\n", want: 16},
+	{name: "resp3_null", in: "_\r\n", want: 3},
+	{name: "resp3_double", in: ",-inf\r\n", want: 7},
+	{name: "resp3_bool", in: "#f\r\n", want: 4},
+	{name: "resp3_bignum", in: "(3492890328409238509324850943850943825024385\r\n", want: 46},
+	{name: "resp3_verbatim", in: "=15\r\ntxt:Some string\r\n", want: 22},
+	{name: "resp3_blob_error", in: "!21\r\nSYNTAX invalid syntax\r\n", want: 28},
+	{name: "resp3_map", in: "%2\r\n+a\r\n:1\r\n+b\r\n:2\r\n", want: 20},
+	{name: "resp3_set", in: "~1\r\n+a\r\n", want: 8},
+	{name: "resp3_push", in: ">2\r\n+message\r\n+hi\r\n", want: 19},
+	{name: "resp3_attribute_with_reply", in: "|1\r\n+k\r\n+v\r\n:7\r\n", want: 16},
+	{name: "depth_at_limit", in: strings.Repeat("*1\r\n", MaxReplyDepth) + ":1\r\n", want: 4*MaxReplyDepth + 4},
+	{name: "incomplete_empty", in: "", want: 0},
+	{name: "incomplete_line", in: "+OK", want: 0},
+	{name: "incomplete_cr", in: "+OK\r", want: 0},
+	{name: "incomplete_bulk", in: "$10\r\nabc", want: 0},
+	{name: "incomplete_bulk_no_crlf_yet", in: "$3\r\nabc", want: 0},
+	{name: "incomplete_array", in: "*3\r\n:1\r\n:2\r\n", want: 0},
+	{name: "incomplete_huge_array", in: "*1000000000\r\n:1\r\n", want: 0},
+	{name: "incomplete_attribute_without_reply", in: "|1\r\n+k\r\n+v\r\n", want: 0},
+	{name: "bad_type", in: "?x\r\n", wantErr: true},
+	{name: "cr_as_type", in: "\r\n", wantErr: true},
+	{name: "bad_crlf", in: "+OK\rX", wantErr: true},
+	{name: "bad_int", in: ":12a\r\n", wantErr: true},
+	{name: "bad_bulk_len", in: "$x\r\n", wantErr: true},
+	{name: "negative_bulk_len", in: "$-2\r\n", wantErr: true},
+	{name: "null_blob_error", in: "!-1\r\n", wantErr: true},
+	{name: "bulk_too_long", in: "$536870913\r\n", wantErr: true},
+	{name: "bulk_not_terminated", in: "$3\r\nfooXX", wantErr: true},
+	{name: "bad_count", in: "*x\r\n", wantErr: true},
+	{name: "null_map", in: "%-1\r\n", wantErr: true},
+	{name: "streamed_bulk", in: "$?\r\n;3\r\nabc\r\n;0\r\n", wantErr: true},
+	{name: "streamed_array", in: "*?\r\n:1\r\n.\r\n", wantErr: true},
+	{name: "bad_null", in: "_x\r\n", wantErr: true},
+	{name: "bad_bool", in: "#x\r\n", wantErr: true},
+	{name: "bad_bignum", in: "(12x\r\n", wantErr: true},
+	{name: "bad_verbatim", in: "=3\r\ntxt\r\n", wantErr: true},
+	{name: "too_deep", in: strings.Repeat("*1\r\n", MaxReplyDepth+1) + ":1\r\n", wantErr: true},
+	{name: "long_length_line", in: "$" + strings.Repeat("1", 40), wantErr: true},
+	{name: "error_inside_array", in: "*2\r\n:1\r\n:x\r\n", wantErr: true},
+}
+
 func TestScanReply(t *testing.T) {
-	tests := []struct {
-		name    string
-		in      string
-		want    int // length of the first reply; 0 = incomplete
-		wantErr bool
-	}{
-		{name: "simple", in: "+OK\r\n", want: 5},
-		{name: "simple_then_more", in: "+OK\r\n+OK\r\n", want: 5},
-		{name: "error", in: "-ERR unknown command\r\n", want: 22},
-		{name: "moved", in: "-MOVED 3999 127.0.0.1:6381\r\n", want: 28},
-		{name: "int", in: ":-42\r\n", want: 6},
-		{name: "bulk", in: "$3\r\nfoo\r\n", want: 9},
-		{name: "bulk_with_crlf_payload", in: "$2\r\n\r\n\r\n", want: 8},
-		{name: "empty_bulk", in: "$0\r\n\r\n", want: 6},
-		{name: "null_bulk", in: "$-1\r\n", want: 5},
-		{name: "null_array", in: "*-1\r\n", want: 5},
-		{name: "empty_array", in: "*0\r\n", want: 4},
-		{name: "array", in: "*2\r\n$1\r\na\r\n$-1\r\n", want: 16},
-		{name: "nested", in: "*2\r\n*1\r\n:1\r\n*0\r\n+x\r\n", want: 16},
-		{name: "resp3_null", in: "_\r\n", want: 3},
-		{name: "resp3_double", in: ",-inf\r\n", want: 7},
-		{name: "resp3_bool", in: "#f\r\n", want: 4},
-		{name: "resp3_bignum", in: "(3492890328409238509324850943850943825024385\r\n", want: 46},
-		{name: "resp3_verbatim", in: "=15\r\ntxt:Some string\r\n", want: 22},
-		{name: "resp3_blob_error", in: "!21\r\nSYNTAX invalid syntax\r\n", want: 28},
-		{name: "resp3_map", in: "%2\r\n+a\r\n:1\r\n+b\r\n:2\r\n", want: 20},
-		{name: "resp3_set", in: "~1\r\n+a\r\n", want: 8},
-		{name: "resp3_push", in: ">2\r\n+message\r\n+hi\r\n", want: 19},
-		{name: "resp3_attribute_with_reply", in: "|1\r\n+k\r\n+v\r\n:7\r\n", want: 16},
-		{name: "depth_at_limit", in: strings.Repeat("*1\r\n", MaxReplyDepth) + ":1\r\n", want: 4*MaxReplyDepth + 4},
-		{name: "incomplete_empty", in: "", want: 0},
-		{name: "incomplete_line", in: "+OK", want: 0},
-		{name: "incomplete_cr", in: "+OK\r", want: 0},
-		{name: "incomplete_bulk", in: "$10\r\nabc", want: 0},
-		{name: "incomplete_bulk_no_crlf_yet", in: "$3\r\nabc", want: 0},
-		{name: "incomplete_array", in: "*3\r\n:1\r\n:2\r\n", want: 0},
-		{name: "incomplete_huge_array", in: "*1000000000\r\n:1\r\n", want: 0},
-		{name: "incomplete_attribute_without_reply", in: "|1\r\n+k\r\n+v\r\n", want: 0},
-		{name: "bad_type", in: "?x\r\n", wantErr: true},
-		{name: "cr_as_type", in: "\r\n", wantErr: true},
-		{name: "bad_crlf", in: "+OK\rX", wantErr: true},
-		{name: "bad_int", in: ":12a\r\n", wantErr: true},
-		{name: "bad_bulk_len", in: "$x\r\n", wantErr: true},
-		{name: "negative_bulk_len", in: "$-2\r\n", wantErr: true},
-		{name: "null_blob_error", in: "!-1\r\n", wantErr: true},
-		{name: "bulk_too_long", in: "$536870913\r\n", wantErr: true},
-		{name: "bulk_not_terminated", in: "$3\r\nfooXX", wantErr: true},
-		{name: "bad_count", in: "*x\r\n", wantErr: true},
-		{name: "null_map", in: "%-1\r\n", wantErr: true},
-		{name: "streamed_bulk", in: "$?\r\n;3\r\nabc\r\n;0\r\n", wantErr: true},
-		{name: "streamed_array", in: "*?\r\n:1\r\n.\r\n", wantErr: true},
-		{name: "bad_null", in: "_x\r\n", wantErr: true},
-		{name: "bad_bool", in: "#x\r\n", wantErr: true},
-		{name: "bad_bignum", in: "(12x\r\n", wantErr: true},
-		{name: "bad_verbatim", in: "=3\r\ntxt\r\n", wantErr: true},
-		{name: "too_deep", in: strings.Repeat("*1\r\n", MaxReplyDepth+1) + ":1\r\n", wantErr: true},
-		{name: "long_length_line", in: "$" + strings.Repeat("1", 40), wantErr: true},
-		{name: "error_inside_array", in: "*2\r\n:1\r\n:x\r\n", wantErr: true},
-	}
-	for _, tt := range tests {
+	for _, tt := range scanReplyCases {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := ScanReply([]byte(tt.in))
 			if tt.wantErr {

@@ -12,6 +12,7 @@ type ReplyReader struct {
 	rd   io.Reader
 	buf  []byte // buf[r:w]: read and not yet returned
 	r, w int
+	sc   ReplyScanner // the frame at buf[r:], scanned so far
 }
 
 // NewReplyReader returns a ReplyReader on rd whose buffer starts at size bytes.
@@ -25,7 +26,7 @@ func NewReplyReader(rd io.Reader, size int) *ReplyReader {
 func (rr *ReplyReader) Next() ([]byte, error) {
 	for {
 		if rr.r < rr.w {
-			n, err := ScanReply(rr.buf[rr.r:rr.w])
+			n, err := rr.sc.Scan(rr.buf[rr.r:rr.w])
 			if err != nil {
 				return nil, fmt.Errorf("bad reply: %w", err)
 			}

@@ -14,6 +14,7 @@ type FrameConn struct {
 	t   testing.TB
 	nc  net.Conn
 	buf []byte
+	sc  resp.ReplyScanner // the frame at buf[0:], scanned so far (big replies stay linear)
 }
 
 // DialFrames connects to addr; the connection is closed at test end.
@@ -46,7 +47,7 @@ func (c *FrameConn) Read() []byte {
 	c.t.Helper()
 	_ = c.nc.SetDeadline(time.Now().Add(10 * time.Second))
 	for {
-		n, err := resp.ScanReply(c.buf)
+		n, err := c.sc.Scan(c.buf)
 		if err != nil {
 			c.t.Fatalf("bad reply %q: %v", c.buf, err)
 		}
