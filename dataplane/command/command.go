@@ -62,8 +62,9 @@ const (
 	// serves, masters and replicas, so that a later EVALSHA finds its script wherever its keys
 	// are; the first error is the reply, else the nodes' replies merged (see the proxy).
 	Broadcast
-	// Keyspace commands (SCAN, DBSIZE) cover every key: they go over the nodes that hold the
-	// keyspace (the ring's nodes; a Redis Cluster's masters) rather than to one of them.
+	// Keyspace commands (SCAN, DBSIZE, KEYS, RANDOMKEY, FLUSHDB, FLUSHALL, TIME) cover every key
+	// (or no key but a server's): they go over the nodes that hold the keyspace (the ring's
+	// nodes; a Redis Cluster's masters) rather than to one of them.
 	Keyspace
 )
 

@@ -1,24 +1,40 @@
 package proxy
 
 import (
+	"bytes"
+	"math/rand/v2"
 	"strconv"
 
 	"github.com/aster-proxy/aster/dataplane/command"
 	"github.com/aster-proxy/aster/dataplane/resp"
 )
 
-// Keyspace-wide commands (command.Keyspace) go over the nodes that hold the keys: DBSIZE adds up
-// their counts; SCAN walks them one after the other. A proxy SCAN cursor is the current node's
-// own cursor with the node's position in the top scanNodeBits bits, so that the client's
-// usual loop (SCAN until the cursor is 0) visits every node without the proxy keeping state.
-// Keys that exist throughout a scan are returned at least once, as Redis guarantees, as long as
-// the nodes stay the same: an ejection, a restore or a resharding during the scan shifts the
-// positions, and keys may then be missed or returned twice.
+// Keyspace-wide commands (command.Keyspace) go over the nodes that hold the keys, the ring's
+// nodes or a Redis Cluster's masters: DBSIZE adds up their counts, KEYS joins their keys,
+// RANDOMKEY picks among their random keys (nil only when every node is empty), FLUSHDB and
+// FLUSHALL empty every one of them, FUNCTION goes to all of them, and TIME asks the first.
+//
+// SCAN walks them one after the other. A proxy SCAN cursor is the current node's own cursor
+// with the node's position in the top scanNodeBits bits, so that the client's usual loop (SCAN
+// until the cursor is 0) visits every node without the proxy keeping state. Keys that exist
+// throughout a scan are returned at least once, as Redis guarantees, as long as the nodes stay
+// the same: an ejection, a restore or a resharding during the scan shifts the positions, and
+// keys may then be missed or returned twice.
 
 const (
 	scanNodeBits = 10 // up to 1024 nodes
 	scanShift    = 64 - scanNodeBits
 	scanMask     = 1<<scanShift - 1 // the node's cursor
+)
+
+// keyspaceOp says how the node replies of a keyspace command become the client's.
+type keyspaceOp uint8
+
+const (
+	ksScan   keyspaceOp = iota // one node's SCAN reply, cursor rewritten
+	ksKeys                     // arrays joined
+	ksRandom                   // a random non-nil reply
+	ksAllOK                    // +OK when every node said +OK
 )
 
 // keyspaceNodes are the nodes that hold the keyspace, in a fixed order: the ring's nodes in
@@ -40,19 +56,47 @@ func (s *session) keyspace(sl *slot, spec *command.Spec, cmd *resp.Command) {
 		s.noNode(sl)
 		return
 	}
-	if spec.Name == "dbsize" {
-		sl.kind, sl.policy, sl.nsubs = slotSplit, command.SplitSum, len(nodes)
-		for len(sl.subs) < len(nodes) {
-			sl.subs = append(sl.subs, newCall(&s.wg))
+	switch spec.Name {
+	case "scan":
+		s.scan(sl, nodes, cmd)
+	case "time":
+		s.forward(sl, nodes[0], cmd)
+	case "dbsize":
+		s.toEvery(sl, command.SplitSum, 0, nodes, cmd)
+	case "keys":
+		s.toEvery(sl, command.Keyspace, ksKeys, nodes, cmd)
+	case "randomkey":
+		s.toEvery(sl, command.Keyspace, ksRandom, nodes, cmd)
+	case "function":
+		// Functions are data: loaded on the masters, they reach the replicas by replication
+		// (which refuse FUNCTION LOAD). Merged as SCRIPT's replies are; KILL is refused.
+		if sub := cmd.Args[1]; bytes.EqualFold(sub, []byte("kill")) {
+			sl.setError("ERR FUNCTION KILL is not supported by the proxy")
+			return
 		}
-		frame := frameOf(cmd, &sl.subs[0].buf) // read-only: every node gets the same bytes
-		s.wg.Add(len(nodes))
-		for i, c := range sl.subs[:len(nodes)] {
-			s.sendAdded(c, s.conn(nodes[i]), frame)
-		}
-		return
+		s.toEvery(sl, command.Broadcast, 0, nodes, cmd)
+	default: // flushdb, flushall
+		s.toEvery(sl, command.Keyspace, ksAllOK, nodes, cmd)
 	}
-	// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
+}
+
+// toEvery sends the command as it came to every node; merge puts the replies together as
+// policy (and op, for command.Keyspace) says.
+func (s *session) toEvery(sl *slot, policy command.Policy, op keyspaceOp, nodes []int, cmd *resp.Command) {
+	sl.kind, sl.policy, sl.ksOp, sl.nsubs = slotSplit, policy, op, len(nodes)
+	for len(sl.subs) < len(nodes) {
+		sl.subs = append(sl.subs, newCall(&s.wg))
+	}
+	frame := frameOf(cmd, &sl.subs[0].buf) // read-only: every node gets the same bytes
+	s.wg.Add(len(nodes))
+	for i, c := range sl.subs[:len(nodes)] {
+		s.sendAdded(c, s.conn(nodes[i]), frame)
+	}
+}
+
+// scan sends SCAN cursor [MATCH pattern] [COUNT count] [TYPE type] to the node the cursor is at,
+// with that node's own cursor.
+func (s *session) scan(sl *slot, nodes []int, cmd *resp.Command) {
 	cursor, err := strconv.ParseUint(string(cmd.Args[1]), 10, 64)
 	if err != nil {
 		sl.setError("ERR invalid cursor")
@@ -68,20 +112,61 @@ func (s *session) keyspace(sl *slot, spec *command.Spec, cmd *resp.Command) {
 		sl.setError("ERR SCAN through the proxy covers at most " + strconv.Itoa(1<<scanNodeBits) + " nodes")
 		return
 	}
-	sl.kind, sl.policy, sl.nsubs = slotSplit, command.Keyspace, 1
+	sl.kind, sl.policy, sl.ksOp, sl.nsubs = slotSplit, command.Keyspace, ksScan, 1
 	sl.scanPos, sl.scanNodes = pos, len(nodes)
 	if len(sl.subs) == 0 {
 		sl.subs = append(sl.subs, newCall(&s.wg))
 	}
 	c := sl.subs[0]
-	args := s.elems[:0]
-	args = append(args, cmd.Args...)
+	args := append(s.elems[:0], cmd.Args...)
 	var num [20]byte
 	args[1] = strconv.AppendUint(num[:0], cursor&scanMask, 10)
 	c.buf = resp.AppendCommand(c.buf[:0], args...)
 	s.elems = args[:0]
 	s.wg.Add(1)
 	s.sendAdded(c, s.conn(nodes[pos]), c.buf)
+}
+
+// mergeKeyspace appends the client's reply to a keyspace command whose node replies hold no
+// error.
+func (s *session) mergeKeyspace(out []byte, sl *slot) []byte {
+	subs := sl.subs[:sl.nsubs]
+	switch sl.ksOp {
+	case ksScan:
+		return s.mergeScan(out, sl)
+	case ksAllOK:
+		for _, c := range subs {
+			if !bytes.Equal(c.req.Reply, okReply) {
+				return resp.AppendError(out, "ERR unexpected reply from backend: not +OK")
+			}
+		}
+		return append(out, okReply...)
+	case ksRandom:
+		// Start at a random node and take the first key found, so that an empty node does
+		// not make the answer nil while others hold keys.
+		first := rand.IntN(len(subs))
+		for i := range subs {
+			if r := subs[(first+i)%len(subs)].req.Reply; !resp.IsNull(r) {
+				return append(out, r...)
+			}
+		}
+		return append(out, subs[first].req.Reply...)
+	default: // ksKeys
+		elems := s.elems[:0]
+		for _, c := range subs {
+			var err error
+			if elems, err = resp.ArrayElems(c.req.Reply, elems); err != nil {
+				s.elems = elems[:0]
+				return resp.AppendError(out, "ERR unexpected reply from backend: not an array")
+			}
+		}
+		out = resp.AppendArrayHeader(out, len(elems))
+		for _, e := range elems {
+			out = append(out, e...)
+		}
+		s.elems = elems[:0]
+		return out
+	}
 }
 
 // mergeScan turns a node's SCAN reply into the proxy's: the node's next cursor with the node's

@@ -7,10 +7,11 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// TestScanAndDBSizeOverNodes: SCAN through the proxy walks every node of the ring, so the
-// usual client loop returns every key (MATCH, COUNT and TYPE passed on), and DBSIZE is the sum
-// of the nodes' counts; compared with what the servers hold.
-func TestScanAndDBSizeOverNodes(t *testing.T) {
+// TestKeyspaceCommandsOverNodes: SCAN through the proxy walks every node of the ring, so the
+// usual client loop returns every key (MATCH, COUNT and TYPE passed on); DBSIZE is the sum of
+// the nodes' counts, KEYS their keys, RANDOMKEY finds a key while any node has one, FLUSHDB
+// empties every node; compared with what the servers hold.
+func TestKeyspaceCommandsOverNodes(t *testing.T) {
 	e := startEnv(t, envOpts{nodes: 3})
 	const n = 600
 	for i := 0; i < n; i++ {
@@ -89,5 +90,79 @@ func TestScanAndDBSizeOverNodes(t *testing.T) {
 	}
 	if err := e.client.Do(ctx, "SCAN").Err(); err == nil || err == redis.Nil {
 		t.Fatalf("SCAN without a cursor: %v", err)
+	}
+
+	if keys, err := e.client.Keys(ctx, "list:*").Result(); err != nil || len(keys) != 20 {
+		t.Fatalf("KEYS list:* = %d keys, %v; want 20", len(keys), err)
+	}
+	if keys, err := e.client.Keys(ctx, "*").Result(); err != nil || len(keys) != n+20 {
+		t.Fatalf("KEYS * = %d keys, %v; want %d", len(keys), err, n+20)
+	}
+	if _, err := e.client.Time(ctx).Result(); err != nil {
+		t.Fatalf("TIME: %v", err)
+	}
+	// RANDOMKEY: a key, and still one when all keys are on a single node.
+	if k, err := e.client.RandomKey(ctx).Result(); err != nil || all[k] == 0 {
+		t.Fatalf("RANDOMKEY = %q, %v", k, err)
+	}
+	for _, s := range e.servers[1:] {
+		if err := s.Client().FlushDB(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 10; i++ {
+		if k, err := e.client.RandomKey(ctx).Result(); err != nil || k == "" {
+			t.Fatalf("RANDOMKEY with keys on one node of three: %q, %v", k, err)
+		}
+	}
+	if err := e.client.FlushDB(ctx).Err(); err != nil {
+		t.Fatalf("FLUSHDB: %v", err)
+	}
+	for _, s := range e.servers {
+		if k, _ := s.Client().DBSize(ctx).Result(); k != 0 {
+			t.Fatalf("node %s still holds %d keys after FLUSHDB through the proxy", s.Addr, k)
+		}
+	}
+	if err := e.client.RandomKey(ctx).Err(); err != redis.Nil {
+		t.Fatalf("RANDOMKEY on empty nodes: %v, want nil", err)
+	}
+}
+
+// TestFunctionOnEveryNode: FUNCTION LOAD through the proxy reaches every node, so FCALL works
+// whatever node its keys are on; DELETE removes the library everywhere; KILL is refused.
+func TestFunctionOnEveryNode(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 3})
+	lib := "#!lua name=plib\nredis.register_function('pget', function(keys, args) return redis.call('GET', keys[1]) end)"
+	if got, err := e.client.FunctionLoad(ctx, lib).Result(); err != nil || got != "plib" {
+		t.Fatalf("FUNCTION LOAD = %q, %v", got, err)
+	}
+	for _, s := range e.servers {
+		libs, err := s.Client().FunctionList(ctx, redis.FunctionListQuery{LibraryNamePattern: "plib"}).Result()
+		if err != nil || len(libs) != 1 {
+			t.Fatalf("node %s: FUNCTION LIST = %v, %v", s.Addr, libs, err)
+		}
+	}
+	for i := 0; i < 30; i++ { // keys on every node
+		k := fmt.Sprintf("fk:%d", i)
+		if err := e.client.Set(ctx, k, i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := e.client.FCall(ctx, "pget", []string{k}).Text(); err != nil || v != fmt.Sprint(i) {
+			t.Fatalf("FCALL pget %s = %q, %v", k, v, err)
+		}
+	}
+	if libs, err := e.client.FunctionList(ctx, redis.FunctionListQuery{}).Result(); err != nil || len(libs) != 1 || libs[0].Name != "plib" {
+		t.Fatalf("FUNCTION LIST through the proxy = %v, %v", libs, err)
+	}
+	if err := e.client.Do(ctx, "FUNCTION", "KILL").Err(); err == nil || err.Error() != "ERR FUNCTION KILL is not supported by the proxy" {
+		t.Fatalf("FUNCTION KILL: %v", err)
+	}
+	if err := e.client.FunctionDelete(ctx, "plib").Err(); err != nil {
+		t.Fatalf("FUNCTION DELETE: %v", err)
+	}
+	for _, s := range e.servers {
+		if libs, _ := s.Client().FunctionList(ctx, redis.FunctionListQuery{}).Result(); len(libs) != 0 {
+			t.Fatalf("node %s still has %v after FUNCTION DELETE", s.Addr, libs)
+		}
 	}
 }

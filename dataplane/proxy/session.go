@@ -45,7 +45,9 @@ type slot struct {
 	subs   []*call // requests of a split command, one per node (or slot) group
 	nsubs  int
 	order  []keyRef // MGET: where each key's value is, in the client's key order
-	// SCAN (keyspace.go): the position of the node scanned among scanNodes
+	// keyspace commands (keyspace.go): how replies merge; for SCAN, the position of the node
+	// scanned among scanNodes
+	ksOp               keyspaceOp
 	scanPos, scanNodes int
 
 	raw    []byte // the command as the client sent it, for the slow log; nil when it is off

@@ -173,7 +173,7 @@ func (s *session) merge(out []byte, sl *slot) []byte {
 	case command.Broadcast:
 		return s.mergeBroadcast(out, sl)
 	case command.Keyspace:
-		return s.mergeScan(out, sl)
+		return s.mergeKeyspace(out, sl)
 	case command.SplitMSet:
 		for _, c := range subs {
 			if !bytes.Equal(c.req.Reply, okReply) {

@@ -131,7 +131,7 @@ func (s *session) queue(sl *slot, spec *command.Spec, cmd *resp.Command) bool {
 		sl.setError("ERR " + spec.Name + " is not supported by the proxy")
 		tx.dirty = true
 		return true
-	case command.Broadcast: // every node, where a transaction has one
+	case command.Broadcast, command.Keyspace: // every node, where a transaction has one
 		sl.setError("ERR " + spec.Name + " inside a transaction is not supported by the proxy")
 		tx.dirty = true
 		return true

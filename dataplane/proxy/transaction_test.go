@@ -92,7 +92,8 @@ func TestTransactionRedisErrors(t *testing.T) {
 		{cmdFrame("INCR", "{t}n"), "+QUEUED\r\n"},
 		{cmdFrame("GET"), "-ERR wrong number of arguments for 'get' command\r\n"},
 		{cmdFrame("NOSUCH"), "-ERR unknown command 'NOSUCH', with args beginning with: \r\n"},
-		{cmdFrame("KEYS", "*"), "-ERR keys is not supported by the proxy\r\n"},
+		{cmdFrame("KEYS", "*"), "-ERR keys inside a transaction is not supported by the proxy\r\n"},
+		{cmdFrame("MONITOR"), "-ERR monitor is not supported by the proxy\r\n"},
 		{cmdFrame("EXEC"), "-EXECABORT Transaction discarded because of previous errors.\r\n"},
 		{cmdFrame("GET", "{t}n"), "$1\r\n1\r\n"},
 		// Pipelined: the transaction sees the SET before it, and the GET after it sees the

@@ -274,3 +274,9 @@ func ParseInt(b []byte) (int64, error) {
 func IsError(b []byte) bool {
 	return len(b) > 0 && (b[0] == '-' || b[0] == '!')
 }
+
+// IsNull reports whether reply b is a null: RESP2's null bulk string or array ("$-1", "*-1") or
+// RESP3's '_'.
+func IsNull(b []byte) bool {
+	return len(b) > 0 && (b[0] == '_' || len(b) > 2 && (b[0] == '$' || b[0] == '*') && b[1] == '-' && b[2] == '1')
+}

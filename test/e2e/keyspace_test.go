@@ -8,10 +8,12 @@ import (
 	"github.com/aster-proxy/aster/internal/redistest"
 )
 
-// TestClusterScanAndDBSize: in front of a real Redis Cluster with replicas (and reads spread
-// over them), SCAN walks the masters, so the client's loop returns every key once per master
-// that holds it, and DBSIZE counts each key once (masters only, not their replicas).
-func TestClusterScanAndDBSize(t *testing.T) {
+// TestClusterKeyspaceCommands: in front of a real Redis Cluster with replicas (and reads spread
+// over them), SCAN walks the masters, so the client's loop returns every key once, DBSIZE
+// counts each key once (masters only, not their replicas), and FUNCTION LOAD goes to the
+// masters only (replicas refuse it and get the library by replication), after which FCALL_RO
+// runs on any node.
+func TestClusterKeyspaceCommands(t *testing.T) {
 	rc := redistest.StartCluster(t, 3, 1)
 	a := startAsterd(t, clusterConfig(rc.Seeds()[:1], "read_from_slave = true\n"))
 	c := a.client(t)
@@ -65,5 +67,23 @@ func TestClusterScanAndDBSize(t *testing.T) {
 	}
 	if len(seen) != n {
 		t.Fatalf("SCAN MATCH ks:* returned %d keys, want %d", len(seen), n)
+	}
+
+	lib := "#!lua name=klib\nredis.register_function{function_name='kget', callback=function(keys, args) return redis.call('GET', keys[1]) end, flags={'no-writes'}}"
+	if got, err := c.FunctionLoad(ctx, lib).Result(); err != nil || got != "klib" {
+		t.Fatalf("FUNCTION LOAD through asterd = %q, %v", got, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for i := 0; i < 60; i++ { // keys on every master, reads spread over replicas
+		k := fmt.Sprintf("ks:%d", i)
+		v, err := c.FCallRO(ctx, "kget", []string{k}).Text()
+		if err != nil && time.Now().Before(deadline) { // a replica not caught up yet
+			time.Sleep(50 * time.Millisecond)
+			i--
+			continue
+		}
+		if err != nil || v != fmt.Sprint(i) {
+			t.Fatalf("FCALL_RO kget %s = %q, %v", k, v, err)
+		}
 	}
 }
