@@ -43,6 +43,11 @@ func (s *session) keyspaceNodes() []int {
 	if m := s.snap.slots; m != nil {
 		return m.Masters()
 	}
+	return s.allNodes()
+}
+
+// allNodes is every node of the table, replicas included, in index order.
+func (s *session) allNodes() []int {
 	s.targets = s.targets[:0]
 	for i := range s.snap.pools {
 		s.targets = append(s.targets, i)

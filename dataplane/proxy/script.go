@@ -23,20 +23,12 @@ func (s *session) broadcast(sl *slot, spec *command.Spec, cmd *resp.Command) {
 		sl.setError("ERR " + strings.ToUpper(spec.Name) + " " + strings.ToUpper(string(sub)) + " is not supported by the proxy")
 		return
 	}
-	nodes := len(s.snap.pools)
-	if nodes <= 1 {
-		s.forward(sl, nodes-1, cmd) // one node (or none: -1 answers so)
+	nodes := s.allNodes()
+	if len(nodes) <= 1 {
+		s.forward(sl, len(nodes)-1, cmd) // one node (or none: -1 answers so)
 		return
 	}
-	sl.kind, sl.policy, sl.nsubs = slotSplit, spec.Policy, nodes
-	for len(sl.subs) < nodes {
-		sl.subs = append(sl.subs, newCall(&s.wg))
-	}
-	frame := frameOf(cmd, &sl.subs[0].buf) // read-only: every node gets the same bytes
-	s.wg.Add(nodes)
-	for i, c := range sl.subs[:nodes] {
-		s.sendAdded(c, s.conn(i), frame)
-	}
+	s.toEvery(sl, spec.Policy, 0, nodes, cmd)
 }
 
 // mergeBroadcast appends the client's reply to a broadcast command whose sub replies hold no
