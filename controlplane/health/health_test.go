@@ -377,38 +377,6 @@ func TestNewSuccIntervalDefault(t *testing.T) {
 	}
 }
 
-// pingStats reads the server's PING counters: calls that got +PONG, and calls rejected
-// (here: NOPERM once the test has taken PING from the default user).
-func pingStats(t *testing.T, s *redistest.Server) (calls, rejected int) {
-	t.Helper()
-	v, err := s.Do("INFO", "commandstats")
-	if err != nil {
-		t.Fatalf("INFO commandstats: %v", err)
-	}
-	for _, line := range strings.Split(v.(string), "\r\n") {
-		fields, ok := strings.CutPrefix(line, "cmdstat_ping:")
-		if !ok {
-			continue
-		}
-		for _, f := range strings.Split(fields, ",") {
-			k, val, _ := strings.Cut(f, "=")
-			n, err := strconv.Atoi(val)
-			switch k {
-			case "calls":
-				calls = n
-			case "rejected_calls":
-				rejected = n
-			default:
-				continue
-			}
-			if err != nil {
-				t.Fatalf("parse %q: %v", line, err)
-			}
-		}
-	}
-	return calls, rejected // no line yet: no PING so far
-}
-
 // TestEjectedNodePace counts the pings a real server receives: while a node is in the ring
 // it is pinged every Interval, once ejected every SuccInterval (Interval when unset), and
 // once restored every Interval again. The node stays up throughout and only refuses PING
@@ -433,7 +401,7 @@ func TestEjectedNodePace(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := redistest.Start(t)
 			h := start(t, Config{Cluster: "c1", Nodes: []string{s.Addr}, Interval: fast, SuccInterval: tt.succ, FailLimit: failLimit})
-			waitFor(t, "the first pings", func() bool { calls, _ := pingStats(t, s); return calls >= 2 })
+			waitFor(t, "the first pings", func() bool { calls, _ := s.CommandStats(t, "ping"); return calls >= 2 })
 
 			if _, err := s.Do("ACL", "SETUSER", "default", "-ping"); err != nil {
 				t.Fatalf("take PING away: %v", err)
@@ -447,9 +415,9 @@ func TestEjectedNodePace(t *testing.T) {
 			if tt.succ > 0 && took >= (failLimit-1)*tt.succ*9/10 {
 				t.Errorf("ejected %v after PING was refused: the failures before ejection were slowed down", took)
 			}
-			_, r0 := pingStats(t, s)
+			_, r0 := s.CommandStats(t, "ping")
 			time.Sleep(window)
-			_, r1 := pingStats(t, s)
+			_, r1 := s.CommandStats(t, "ping")
 			t.Logf("ejected %v after PING was refused; %d pings in %v while ejected", took, r1-r0, window)
 			if n := r1 - r0; n < tt.minEjected || n > tt.maxEjected {
 				t.Errorf("ejected node got %d pings in %v, want %d..%d (interval %v, succ interval %v)",
@@ -463,9 +431,9 @@ func TestEjectedNodePace(t *testing.T) {
 				t.Fatalf("give PING back: %v", err)
 			}
 			waitFor(t, "restore", ejectedIs(h.checker))
-			c0, _ := pingStats(t, s)
+			c0, _ := s.CommandStats(t, "ping")
 			time.Sleep(window / 2)
-			c1, _ := pingStats(t, s)
+			c1, _ := s.CommandStats(t, "ping")
 			t.Logf("%d pings in %v after restore", c1-c0, window/2)
 			// ideal 50 at the fast pace, 2 at the slow one.
 			if n := c1 - c0; n < 12 {

@@ -143,10 +143,10 @@ type Conn struct {
 	spare     []byte // the last written buffer, for out to reuse
 	unsent    int    // requests at the end of queue whose frames are still in out
 
-	quit   chan struct{}
-	wg     sync.WaitGroup
-	cancel context.CancelFunc // stops a dial in progress (Close)
+	wg sync.WaitGroup
+	// ctx is done once Close is called: it stops the watchdog and a dial in progress.
 	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // New returns a Conn to opts.Addr; it dials on first use.
@@ -157,7 +157,6 @@ func New(opts Options) *Conn {
 	c := &Conn{
 		opts: opts,
 		log:  opts.Logger.With("node", opts.Addr),
-		quit: make(chan struct{}),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if opts.ReadTimeout > 0 {
@@ -232,7 +231,6 @@ func (c *Conn) Close() {
 	c.closed = true
 	c.resetLocked(ErrClosed)
 	c.mu.Unlock()
-	close(c.quit)
 	c.cancel() // a dial in progress gives up rather than holding Close for up to its timeouts
 	c.wg.Wait()
 }
@@ -618,7 +616,7 @@ func (c *Conn) watchdog() {
 	var stalledSince time.Time
 	for {
 		select {
-		case <-c.quit:
+		case <-c.ctx.Done():
 			return
 		case now := <-t.C:
 			c.mu.Lock()

@@ -415,12 +415,7 @@ func (p *pubsub) run(cmd *resp.Command, spec *command.Spec) {
 		p.reply(resp.AppendError(nil, "ERR '"+spec.Name+"' is not supported by the proxy in subscribed mode"))
 		return
 	}
-	s.snap = s.c.current()
-	if s.c.metrics.on || s.c.slow.Load() != nil {
-		s.start = time.Now()
-	} else {
-		s.start = time.Time{}
-	}
+	s.beginBatch()
 	s.handle(cmd)
 	out, n := s.collectBatch()
 	p.reply(out) // copied into the write queue

@@ -165,12 +165,7 @@ func (s *session) serve() {
 			s.readFailed(err)
 			return
 		}
-		if s.c.metrics.on || s.c.slow.Load() != nil {
-			s.start = time.Now()
-		} else {
-			s.start = time.Time{}
-		}
-		s.snap = s.c.current()
+		s.beginBatch()
 		s.handle(&s.cmd)
 		for s.n < maxBatch && !s.quit && !s.enterSub && s.deferred == nil {
 			ok, err := s.rd.TryRead(&s.cmd)
@@ -203,6 +198,17 @@ func (s *session) serve() {
 			runtime.Gosched()
 		}
 	}
+}
+
+// beginBatch starts a batch: the routing table it goes by, and its start time when metrics
+// or the slow log need it.
+func (s *session) beginBatch() {
+	if s.c.metrics.on || s.c.slow.Load() != nil {
+		s.start = time.Now()
+	} else {
+		s.start = time.Time{}
+	}
+	s.snap = s.c.current()
 }
 
 // readFailed answers a protocol error as Redis does (an error reply, then close); EOF and

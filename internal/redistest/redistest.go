@@ -165,6 +165,39 @@ func (s *Server) Do(args ...any) (any, error) {
 	return c.Do(ctx, args...).Result()
 }
 
+// CommandStats returns the server's counters of one command (lower case) from INFO
+// commandstats: the calls it ran and the calls it rejected (e.g. NOPERM); zeros before the
+// first call.
+func (s *Server) CommandStats(t testing.TB, cmd string) (calls, rejected int) {
+	t.Helper()
+	v, err := s.Do("INFO", "commandstats")
+	if err != nil {
+		t.Fatalf("INFO commandstats on %s: %v", s.Addr, err)
+	}
+	for _, line := range strings.Split(v.(string), "\r\n") {
+		fields, ok := strings.CutPrefix(line, "cmdstat_"+cmd+":")
+		if !ok {
+			continue
+		}
+		for _, f := range strings.Split(fields, ",") {
+			k, val, _ := strings.Cut(f, "=")
+			if k != "calls" && k != "rejected_calls" {
+				continue
+			}
+			n, err := strconv.Atoi(val)
+			if err != nil {
+				t.Fatalf("parse %q: %v", line, err)
+			}
+			if k == "calls" {
+				calls = n
+			} else {
+				rejected = n
+			}
+		}
+	}
+	return calls, rejected
+}
+
 // Nutcracker is a twemproxy process owned by a test.
 type Nutcracker struct {
 	Addr string

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"os"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,27 +13,8 @@ import (
 // rejectedPings is how many PINGs s has refused (NOPERM once the test takes PING from the
 // default user); asterd's data connections never send PING, so these are health pings.
 func rejectedPings(t *testing.T, s *redistest.Server) int {
-	t.Helper()
-	v, err := s.Do("INFO", "commandstats")
-	if err != nil {
-		t.Fatalf("INFO commandstats: %v", err)
-	}
-	for _, line := range strings.Split(v.(string), "\r\n") {
-		fields, ok := strings.CutPrefix(line, "cmdstat_ping:")
-		if !ok {
-			continue
-		}
-		for _, f := range strings.Split(fields, ",") {
-			if n, ok := strings.CutPrefix(f, "rejected_calls="); ok {
-				c, err := strconv.Atoi(n)
-				if err != nil {
-					t.Fatalf("parse %q: %v", line, err)
-				}
-				return c
-			}
-		}
-	}
-	return 0
+	_, rejected := s.CommandStats(t, "ping")
+	return rejected
 }
 
 // TestPingSuccInterval checks that asterd pings an ejected node every ping_succ_interval,
