@@ -31,6 +31,13 @@ func do(t *testing.T, c *backend.Conn, args ...string) string {
 	return string(r.Reply)
 }
 
+// released is closed once wg is released.
+func released(wg *sync.WaitGroup) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() { wg.Wait(); close(ch) }()
+	return ch
+}
+
 // TestRESP3PushesSkipped: a RESP3 connection says HELLO 3 first, and a push message the node
 // sends between replies (here a client-tracking invalidation) is not taken as a reply: every
 // request still gets its own, on the same connection (a push taken for a reply would either
@@ -175,18 +182,15 @@ func TestFlushDoesNotWaitForADial(t *testing.T) {
 	// on its own goroutine; so does this one.
 	go backend.FlushAll(slow, fast)
 
-	done := make(chan struct{})
-	go func() { fastWG.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-released(&fastWG):
 	case <-time.After(4 * time.Second):
 		t.Fatal("the healthy node's request waited for the other node's dial")
 	}
 	if string(fastReq.Reply) != "+PONG\r\n" {
 		t.Fatalf("healthy node answered %q", fastReq.Reply)
 	}
-	slowDone := make(chan struct{})
-	go func() { slowWG.Wait(); close(slowDone) }()
+	slowDone := released(&slowWG)
 	select {
 	case <-slowDone:
 		t.Fatalf("the silent node's request finished (%q) although its dial cannot", slowReq.Reply)
@@ -323,10 +327,8 @@ func testFlushDoesNotWaitForAFullNode(t *testing.T, serverTLS, clientTLS *tls.Co
 		close(flushed)
 	}()
 
-	done := make(chan struct{})
-	go func() { fastWG.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-released(&fastWG):
 	case <-time.After(4 * time.Second):
 		t.Fatal("the healthy node's request waited for the full node's write")
 	}
