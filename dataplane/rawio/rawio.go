@@ -92,12 +92,15 @@ func (c *Conn) readFD(fd uintptr) bool {
 }
 
 // Write writes all of p, waiting for the socket to drain when it is full, as net.Conn.Write does.
-func (c *Conn) Write(p []byte) (int, error) {
+func (c *Conn) Write(p []byte) (int, error) { return c.write(p, c.writ) }
+
+// write runs f (writeFD or tryWriteFD) on p through the RawConn.
+func (c *Conn) write(p []byte, f func(fd uintptr) bool) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
 	c.wbuf, c.wn, c.werr = p, 0, nil
-	err := c.rc.Write(c.writ)
+	err := c.rc.Write(f)
 	n := c.wn
 	c.wbuf = nil
 	if err != nil {
@@ -125,19 +128,7 @@ func (c *Conn) writeFD(fd uintptr) bool {
 
 // TryWrite writes what the socket takes now, without waiting: n < len(p) with a nil error
 // means its buffer is full (the peer reads slower than we write, or not at all).
-func (c *Conn) TryWrite(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	c.wbuf, c.wn, c.werr = p, 0, nil
-	err := c.rc.Write(c.try)
-	n := c.wn
-	c.wbuf = nil
-	if err != nil {
-		return n, err
-	}
-	return n, c.werr
-}
+func (c *Conn) TryWrite(p []byte) (int, error) { return c.write(p, c.try) }
 
 func (c *Conn) tryWriteFD(fd uintptr) bool {
 	c.writeFD(fd)
