@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"runtime"
 	"slices"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/aster-proxy/aster/internal/redistest"
+	"github.com/aster-proxy/aster/internal/testlog"
 )
 
 const (
@@ -24,9 +26,8 @@ const (
 	patience  = 10 * time.Second // generous: the machine may be slow, the logic is not timed
 )
 
-// logSink routes logs to t.Log and keeps them for assertions.
+// logSink keeps logs for assertions.
 type logSink struct {
-	t   *testing.T
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
@@ -34,9 +35,7 @@ type logSink struct {
 func (l *logSink) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.buf.Write(p)
-	l.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
+	return l.buf.Write(p)
 }
 
 func (l *logSink) String() string {
@@ -73,8 +72,8 @@ type harness struct {
 // start runs a Checker until the test ends (or stop is called).
 func start(t *testing.T, cfg Config) *harness {
 	t.Helper()
-	h := &harness{changes: &changes{}, logs: &logSink{t: t}}
-	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "test", Output: h.logs, Level: hclog.Debug})
+	h := &harness{changes: &changes{}, logs: &logSink{}}
+	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "test", Output: io.MultiWriter(h.logs, testlog.Writer(t)), Level: hclog.Debug})
 	cfg.OnChange = h.changes.record
 	h.checker = New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())

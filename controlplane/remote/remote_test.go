@@ -4,9 +4,7 @@ import (
 	"context"
 	"net"
 	"slices"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 	"github.com/aster-proxy/aster/controlplane/config"
 	"github.com/aster-proxy/aster/dataplane/route"
 	asterv1 "github.com/aster-proxy/aster/gen/aster/v1"
+	"github.com/aster-proxy/aster/internal/testlog"
 )
 
 const testConfig = `
@@ -114,25 +113,7 @@ func serve(t *testing.T, src Source, token, addr string) (string, func()) {
 	return ln.Addr().String(), gs.Stop
 }
 
-// testLogger routes logs to t.Log until the test ends; goroutines that outlive it (a gRPC
-// handler finishing after Stop) are silenced rather than logging into a finished test.
-func testLogger(t *testing.T, name string) hclog.Logger {
-	w := &tWriter{t: t}
-	t.Cleanup(func() { w.done.Store(true) })
-	return hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Debug, Output: w})
-}
-
-type tWriter struct {
-	t    *testing.T
-	done atomic.Bool
-}
-
-func (w *tWriter) Write(p []byte) (int, error) {
-	if !w.done.Load() {
-		w.t.Log(strings.TrimSpace(string(p)))
-	}
-	return len(p), nil
-}
+func testLogger(t *testing.T, name string) hclog.Logger { return testlog.New(t, name, hclog.Debug) }
 
 // startClient runs a Client until the test ends.
 func startClient(t *testing.T, addr, token string, sink Sink) *Client {

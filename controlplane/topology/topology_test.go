@@ -14,19 +14,11 @@ import (
 
 	"github.com/aster-proxy/aster/dataplane/route"
 	"github.com/aster-proxy/aster/internal/redistest"
+	"github.com/aster-proxy/aster/internal/testlog"
 )
 
 // testLogger routes a component's logs to t.Log.
-func testLogger(t *testing.T) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Name: "test", Level: hclog.Debug, Output: tWriter{t}})
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
+func testLogger(t *testing.T) hclog.Logger { return testlog.New(t, "test", hclog.Debug) }
 
 // downAddr returns a loopback address nothing listens on.
 func downAddr(t *testing.T) string {

@@ -18,6 +18,7 @@ import (
 	"github.com/aster-proxy/aster/dataplane/proxy"
 	"github.com/aster-proxy/aster/dataplane/route"
 	"github.com/aster-proxy/aster/internal/redistest"
+	"github.com/aster-proxy/aster/internal/testlog"
 )
 
 // env is a proxy cluster in front of real redis-servers.
@@ -43,16 +44,7 @@ type envOpts struct {
 	resp3       bool      // backend connections speak RESP3
 }
 
-func testLogger(t testing.TB) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Warn, Output: tWriter{t}})
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
+func testLogger(t testing.TB) hclog.Logger { return testlog.New(t, t.Name(), hclog.Warn) }
 
 func startEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
@@ -75,7 +67,7 @@ func startEnv(t testing.TB, o envOpts) *env {
 	}
 	logger := testLogger(t)
 	if o.logs != nil {
-		logger = hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Warn, Output: io.MultiWriter(tWriter{t}, o.logs)})
+		logger = hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Warn, Output: io.MultiWriter(testlog.Writer(t), o.logs)})
 	}
 	e.cluster = proxy.NewCluster(proxy.Options{
 		Name: "test", ListenAddr: "127.0.0.1:0", ReadTimeout: o.readTimeout,
