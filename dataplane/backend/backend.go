@@ -38,13 +38,17 @@ type Request struct {
 
 	sent time.Time // when it was written; set only when Options.Latency is
 
-	wg     *sync.WaitGroup
+	wg     Waiter
 	onDone func(*Request)
 }
 
-// Bind sets the WaitGroup that the request releases when its reply is in. The caller must have
+// Waiter is what a request releases once its reply is in: a *sync.WaitGroup, or a session's
+// own count of the replies its batch waits for.
+type Waiter interface{ Done() }
+
+// Bind sets the Waiter that the request releases when its reply is in. The caller must have
 // added to it before Send.
-func (r *Request) Bind(wg *sync.WaitGroup) { r.wg = wg }
+func (r *Request) Bind(wg Waiter) { r.wg = wg }
 
 // OnDone makes the request call f, instead of releasing a WaitGroup, once Reply is in: on the
 // connection's reader goroutine, or within Send when the request fails at once. f must not

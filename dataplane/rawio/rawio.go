@@ -22,10 +22,11 @@ import (
 type Conn struct {
 	rc syscall.RawConn
 
-	rbuf []byte
-	rn   int
-	rerr error
-	read func(fd uintptr) bool
+	rbuf  []byte
+	rn    int
+	rerr  error
+	read  func(fd uintptr) bool
+	tryRd func(fd uintptr) bool
 
 	wbuf []byte
 	wn   int
@@ -52,22 +53,36 @@ func New(nc net.Conn) *Conn {
 	}
 	c := &Conn{rc: rc}
 	// Bound once, so that each call passes an existing func value and allocates nothing.
-	c.read, c.writ, c.try = c.readFD, c.writeFD, c.tryWriteFD
+	c.read, c.tryRd, c.writ, c.try = c.readFD, c.tryReadFD, c.writeFD, c.tryWriteFD
 	return c
 }
 
 // Read reads into p as net.Conn.Read does: at least one byte, or an error (io.EOF at the end).
-func (c *Conn) Read(p []byte) (int, error) {
+func (c *Conn) Read(p []byte) (int, error) { return c.readWith(p, c.read) }
+
+// TryRead reads what the socket has now, without waiting: 0 bytes with a nil error means
+// nothing is there yet. For a caller that learns of readability some other way (an epoll set
+// of its own).
+func (c *Conn) TryRead(p []byte) (int, error) { return c.readWith(p, c.tryRd) }
+
+func (c *Conn) readWith(p []byte, f func(fd uintptr) bool) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
 	c.rbuf, c.rn, c.rerr = p, 0, nil
-	err := c.rc.Read(c.read)
+	err := c.rc.Read(f)
 	c.rbuf = nil
 	if err != nil {
 		return 0, err
 	}
 	return c.rn, c.rerr
+}
+
+func (c *Conn) tryReadFD(fd uintptr) bool {
+	if !c.readFD(fd) {
+		c.rn = 0 // EAGAIN: nothing there; never wait
+	}
+	return true
 }
 
 func (c *Conn) readFD(fd uintptr) bool {
@@ -90,6 +105,10 @@ func (c *Conn) readFD(fd uintptr) bool {
 		}
 	}
 }
+
+// Control runs f with the socket's file descriptor, which stays open (and so not reused)
+// until f returns; an error when the socket is closed already.
+func (c *Conn) Control(f func(fd uintptr)) error { return c.rc.Control(f) }
 
 // Write writes all of p, waiting for the socket to drain when it is full, as net.Conn.Write does.
 func (c *Conn) Write(p []byte) (int, error) { return c.write(p, c.writ) }

@@ -77,6 +77,11 @@ func (r *Reader) Buffered() int { return r.w - r.r }
 // buffered already.
 var ErrBufferFull = errors.New("resp: buffer full")
 
+// ErrWouldBlock is what a non-blocking underlying reader returns, with 0 bytes, when nothing
+// has arrived yet. Fill passes it on; unlike other read errors it is not kept, so a later Fill
+// reads again.
+var ErrWouldBlock = errors.New("resp: no input yet")
+
 // Fill reads once more from the underlying reader into the buffer, without parsing: for a
 // caller that waits on something else meanwhile (a blocking command) and must notice the peer
 // going away, while keeping whatever the peer sends for later Reads. It returns ErrBufferFull
@@ -391,6 +396,9 @@ func (r *Reader) fill() error {
 			return r.rerr
 		}
 		r.w += n
+		if err == ErrWouldBlock && n == 0 {
+			return err
+		}
 		if err != nil {
 			r.rerr = err
 			if n > 0 {
