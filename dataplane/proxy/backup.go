@@ -46,7 +46,7 @@ type race struct {
 	frame   []byte           // the session's frame: valid only while !delivered
 	buf     []byte           // the race's own copy, for the backup leg
 	dst     *backend.Request // the session's request that gets the winning reply
-	wg      *sync.WaitGroup  // the session's, released once by the winner
+	wg      backend.Waiter   // the session's, released once by the winner
 	sent    time.Time
 
 	pending   int // legs and timer not yet finished
@@ -82,7 +82,7 @@ func (s *session) forwardWithBackup(sl *slot, b *route.BackupRequest, slot uint1
 
 	r := getRace()
 	r.c, r.master, r.replica = s.c, master, s.conn(rep)
-	r.frame, r.dst, r.wg = c.frame, &c.req, &s.wg
+	r.frame, r.dst, r.wg = c.frame, &c.req, &s.pend
 	r.sent = time.Now()
 	r.pending, r.delivered = 1, false
 	delay := backupDelay(b, time.Duration(master.avgLatency.Load()))
@@ -94,7 +94,7 @@ func (s *session) forwardWithBackup(sl *slot, b *route.BackupRequest, slot uint1
 			r.timer.Reset(delay)
 		}
 	}
-	s.wg.Add(1)
+	s.pend.Add(1)
 	c.conn.Send(&r.primary, c.frame)
 	s.touch(c.conn)
 	return true

@@ -141,6 +141,8 @@ type Cluster struct {
 	pools    map[string]*pool
 	ln       net.Listener
 	sessions map[*session]struct{}
+	loops    []*loop // started with the first client they may serve
+	loopNext int
 	closed   bool
 	nextID   atomic.Uint64
 	wg       sync.WaitGroup
@@ -403,17 +405,46 @@ func (c *Cluster) Serve() error {
 		}
 		c.sessions[s] = struct{}{}
 		c.wg.Add(1)
+		l := c.loopForLocked(s)
 		c.mu.Unlock()
 		c.metrics.clientOpened()
+		if l != nil {
+			l.add(s)
+			continue
+		}
 		go func() {
-			defer c.wg.Done()
 			s.serve()
-			c.mu.Lock()
-			delete(c.sessions, s)
-			c.mu.Unlock()
-			c.metrics.clientClosed()
+			c.forget(s)
 		}()
 	}
+}
+
+// loopForLocked picks the event loop that serves s (loop.go), starting the loops with the first
+// client they may serve; nil when s needs a goroutine of its own. c.mu must be held.
+func (c *Cluster) loopForLocked(s *session) *loop {
+	if s.raw == nil || c.opts.IdleTimeout > 0 || c.snap.Load() == nil {
+		return nil // TLS; read deadlines; a first table to wait for
+	}
+	if c.loops == nil {
+		c.loops = startLoops(c)
+		if c.loops == nil {
+			c.loops = []*loop{} // none here: not tried again
+		}
+	}
+	if len(c.loops) == 0 {
+		return nil
+	}
+	c.loopNext = (c.loopNext + 1) % len(c.loops)
+	return c.loops[c.loopNext]
+}
+
+// forget drops a session that has ended.
+func (c *Cluster) forget(s *session) {
+	c.mu.Lock()
+	delete(c.sessions, s)
+	c.mu.Unlock()
+	c.metrics.clientClosed()
+	c.wg.Done()
 }
 
 // Drain stops accepting and lets every session finish the commands it has read, then closes
@@ -464,6 +495,10 @@ func (c *Cluster) Close() {
 	for s := range c.sessions {
 		s.nc.Close()
 	}
+	loops := c.loops
+	for _, l := range loops {
+		l.kickAll() // a closed socket raises no event: the loops find out by reading
+	}
 	toClose := make([]*pool, 0, len(c.pools)+len(c.retiring))
 	for _, p := range c.pools {
 		toClose = append(toClose, p)
@@ -477,6 +512,9 @@ func (c *Cluster) Close() {
 	c.mu.Unlock()
 	c.readyOnce.Do(func() { close(c.ready) })
 	c.wg.Wait()
+	for _, l := range loops {
+		l.stop()
+	}
 	for _, p := range toClose {
 		p.close()
 	}

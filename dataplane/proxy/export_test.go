@@ -11,3 +11,17 @@ func SetPubSubOutputLimit(n int) (restore func()) {
 	pubsubOutputLimit = n
 	return func() { pubsubOutputLimit = old }
 }
+
+// LoopSessions is the number of client sessions c's event loops serve now (loop.go).
+func LoopSessions(c *Cluster) int {
+	c.mu.Lock()
+	loops := c.loops
+	c.mu.Unlock()
+	n := 0
+	for _, l := range loops {
+		l.mu.Lock()
+		n += len(l.byID)
+		l.mu.Unlock()
+	}
+	return n
+}

@@ -90,10 +90,10 @@ func (s *session) keyspace(sl *slot, spec *command.Spec, cmd *resp.Command) {
 func (s *session) toEvery(sl *slot, policy command.Policy, op keyspaceOp, nodes []int, cmd *resp.Command) {
 	sl.kind, sl.policy, sl.ksOp, sl.nsubs = slotSplit, policy, op, len(nodes)
 	for len(sl.subs) < len(nodes) {
-		sl.subs = append(sl.subs, newCall(&s.wg))
+		sl.subs = append(sl.subs, newCall(&s.pend))
 	}
 	frame := frameOf(cmd, &sl.subs[0].buf) // read-only: every node gets the same bytes
-	s.wg.Add(len(nodes))
+	s.pend.Add(len(nodes))
 	for i, c := range sl.subs[:len(nodes)] {
 		s.sendAdded(c, s.conn(nodes[i]), frame)
 	}
@@ -120,7 +120,7 @@ func (s *session) scan(sl *slot, nodes []int, cmd *resp.Command) {
 	sl.kind, sl.policy, sl.ksOp, sl.nsubs = slotSplit, command.Keyspace, ksScan, 1
 	sl.scanPos, sl.scanNodes = pos, len(nodes)
 	if len(sl.subs) == 0 {
-		sl.subs = append(sl.subs, newCall(&s.wg))
+		sl.subs = append(sl.subs, newCall(&s.pend))
 	}
 	c := sl.subs[0]
 	args := append(s.elems[:0], cmd.Args...)
@@ -128,7 +128,7 @@ func (s *session) scan(sl *slot, nodes []int, cmd *resp.Command) {
 	args[1] = strconv.AppendUint(num[:0], cursor&scanMask, 10)
 	c.buf = resp.AppendCommand(c.buf[:0], args...)
 	s.elems = args[:0]
-	s.wg.Add(1)
+	s.pend.Add(1)
 	s.sendAdded(c, s.conn(nodes[pos]), c.buf)
 }
 

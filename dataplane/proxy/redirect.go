@@ -45,7 +45,7 @@ func (s *session) followRedirects() {
 			return
 		}
 		s.flush()
-		s.wg.Wait()
+		s.pend.Wait()
 	}
 	if s.c.metrics.on {
 		s.eachCall(func(c *call) {
@@ -54,6 +54,12 @@ func (s *session) followRedirects() {
 			}
 		})
 	}
+}
+
+// redirectOrRetry reports whether an error reply is one that followRedirects acts on.
+func redirectOrRetry(r []byte) bool {
+	return bytes.HasPrefix(r, movedPrefix) || bytes.HasPrefix(r, askPrefix) ||
+		bytes.HasPrefix(r, tryAgainPrefix) || bytes.HasPrefix(r, clusterDownPrefix)
 }
 
 func (s *session) eachCall(f func(*call)) {
@@ -111,7 +117,7 @@ func (s *session) resend(c *call) bool {
 // sendAsking sends c to conn preceded by ASKING.
 func (s *session) sendAsking(c *call, conn *backend.Conn) {
 	c.conn, c.asked = conn, true
-	s.wg.Add(2)
+	s.pend.Add(2)
 	conn.SendPrefixed(&c.req, &c.ask, askingFrame, c.frame)
 	s.touch(conn)
 }

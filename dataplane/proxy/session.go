@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aster-proxy/aster/dataplane/backend"
@@ -69,7 +70,46 @@ type call struct {
 	asked bool            // last sent after an ASK redirect, with ASKING ahead of it
 }
 
-func newCall(wg *sync.WaitGroup) *call {
+// pending counts the backend requests of a session's batch that have no reply yet, plus one
+// count of the session's own while it is still sending, so that the count reaches zero only
+// once the batch is complete. A goroutine session waits for that (Wait); in a loop session
+// (loop.go) whatever brings the count to zero completes the batch then and there (onZero).
+type pending struct {
+	n      atomic.Int32
+	wake   chan struct{}
+	onZero func() // nil for a goroutine session
+}
+
+func (p *pending) init(onZero func()) {
+	p.n.Store(1)
+	p.wake = make(chan struct{}, 1)
+	p.onZero = onZero
+}
+
+func (p *pending) Add(d int) { p.n.Add(int32(d)) }
+
+// Done releases one request, or a loop session's own count.
+func (p *pending) Done() {
+	if p.n.Add(-1) == 0 {
+		if p.onZero != nil {
+			p.onZero()
+			return
+		}
+		p.wake <- struct{}{}
+	}
+}
+
+// Wait gives up the session's own count and waits until every request has its reply; the
+// session holds its count again when Wait returns. Only the last request's Done can then bring
+// the count to zero, so each wake-up belongs to exactly one Wait.
+func (p *pending) Wait() {
+	if p.n.Add(-1) != 0 {
+		<-p.wake
+	}
+	p.n.Store(1)
+}
+
+func newCall(wg backend.Waiter) *call {
 	c := &call{}
 	c.req.Bind(wg)
 	c.ask.Bind(wg)
@@ -82,14 +122,14 @@ type keyRef struct{ sub, pos int32 }
 // session serves one client connection on one goroutine: read every command available, route
 // and send them all, wait for their replies, write them in order with one write, repeat.
 type session struct {
-	c   *Cluster
-	nc  net.Conn
-	rw  io.ReadWriter // nc's reads and writes: raw system calls for plain TCP (package rawio)
-	id  uint64
-	rd  *resp.Reader
-	cmd resp.Command
-	out []byte
-	wg  sync.WaitGroup
+	c    *Cluster
+	nc   net.Conn
+	rw   io.ReadWriter // nc's reads and writes: raw system calls for plain TCP (package rawio)
+	id   uint64
+	rd   *resp.Reader
+	cmd  resp.Command
+	out  []byte
+	pend pending
 
 	slots []*slot
 	n     int // slots used by the current batch
@@ -129,33 +169,53 @@ type session struct {
 	dedSnap   *snapshot  // the table ded was last checked against (pruneDed)
 	blk       []byte     // a deferred command's frame, copied out of the read buffer
 	tx        txState
+
+	// A loop session (loop.go); raw and src are set for any plain-socket client.
+	loop *loop
+	raw  *rawio.Conn
+	src  clientReader
+	more bool  // the client may have more to read: a full read, maxBatch reached, or a hang-up
+	rerr error // a loop session's read failure, acted on once its batch is answered
+	// lmu guards busy (the batch is in flight, or the loop is reading: only one goroutine owns
+	// the session at a time) and again (the loop saw the client ready meanwhile).
+	lmu   sync.Mutex
+	busy  bool
+	again bool
+	ended atomic.Bool
 }
 
 func newSession(c *Cluster, nc net.Conn) *session {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	rw := rawio.ReadWriter(nc)
-	s := &session{
-		c: c, nc: nc, rw: rw, id: c.nextID.Add(1), rd: resp.NewReader(rw, readBufSize),
-		authed: len(c.opts.Users) == 0,
+	s := &session{c: c, nc: nc, id: c.nextID.Add(1), authed: len(c.opts.Users) == 0}
+	if s.raw = rawio.New(nc); s.raw != nil {
+		// Blocking until a loop takes the session (clientReader).
+		s.rw, s.src = s.raw, clientReader{raw: s.raw, block: true}
+		s.rd = resp.NewReader(&s.src, readBufSize)
+	} else {
+		s.rw = nc
+		s.rd = resp.NewReader(nc, readBufSize)
 	}
+	s.pend.init(nil)
 	// Sessions start at different points of the sampling period, so that short-lived clients
 	// are sampled too.
 	s.hotTick = uint32(s.id % uint64(c.hot.Load().Config().SampleEvery))
 	return s
 }
 
-func (s *session) serve() {
+// serve runs the session on a goroutine of its own until the client goes.
+func (s *session) serve() { s.serveFrom(nil) }
+
+// serveFrom is serve for a session a loop handed over (loop.go): resume first finishes the
+// batch it was in; false means the client is gone.
+func (s *session) serveFrom(resume func() bool) {
 	defer s.nc.Close()
 	defer s.closeDedicated()
-	defer func() {
-		// A bug must cost one client its connection, never the process.
-		if r := recover(); r != nil {
-			s.c.log.Error("session panicked; connection closed", "remote", s.nc.RemoteAddr().String(),
-				"panic", r, "stack", string(debug.Stack()))
-		}
-	}()
+	defer s.recoverPanic()
+	if resume != nil && !resume() {
+		return
+	}
 	for !s.quit {
 		if s.c.opts.IdleTimeout > 0 {
 			_ = s.nc.SetReadDeadline(time.Now().Add(s.c.opts.IdleTimeout))
@@ -179,25 +239,44 @@ func (s *session) serve() {
 			}
 			s.handle(&s.cmd)
 		}
-		if !s.finishBatch() {
+		if !s.finishBatch() || !s.afterBatch() {
 			return
-		}
-		if s.deferred != nil && !s.runDeferred() {
-			return
-		}
-		if s.enterSub {
-			s.enterSub = false
-			if !s.subscribed(&s.cmd) {
-				return
-			}
-		}
-		if s.rd.Buffered() == 0 {
-			// Let the other ready sessions write their replies first: by the time this one
-			// reads again its client has often sent the next command, which saves a read that
-			// finds nothing, and the park and wake-up after it.
-			runtime.Gosched()
 		}
 	}
+}
+
+// recoverPanic is deferred by a goroutine session: a bug must cost one client its connection,
+// never the process.
+func (s *session) recoverPanic() {
+	if r := recover(); r != nil {
+		s.logPanic(r)
+	}
+}
+
+func (s *session) logPanic(r any) {
+	s.c.log.Error("session panicked; connection closed", "remote", s.nc.RemoteAddr().String(),
+		"panic", r, "stack", string(debug.Stack()))
+}
+
+// afterBatch runs what follows a written batch on the session's goroutine: the command it
+// deferred, or subscribed mode. false: the client is gone.
+func (s *session) afterBatch() bool {
+	if s.deferred != nil && !s.runDeferred() {
+		return false
+	}
+	if s.enterSub {
+		s.enterSub = false
+		if !s.subscribed(&s.cmd) {
+			return false
+		}
+	}
+	if s.rd.Buffered() == 0 {
+		// Let the other ready sessions write their replies first: by the time this one
+		// reads again its client has often sent the next command, which saves a read that
+		// finds nothing, and the park and wake-up after it.
+		runtime.Gosched()
+	}
+	return true
 }
 
 // beginBatch starts a batch: the routing table it goes by, and its start time when metrics
@@ -218,7 +297,11 @@ func (s *session) readFailed(err error) {
 	if errors.As(err, &pe) {
 		s.c.metrics.inc(s.c.metrics.protocol)
 		s.out = resp.AppendError(s.out[:0], "ERR "+pe.Error())
-		_, _ = s.rw.Write(s.out)
+		if s.loop != nil {
+			_, _ = s.raw.TryWrite(s.out) // a loop must not wait for a client; it is closed next
+		} else {
+			_, _ = s.rw.Write(s.out)
+		}
 		s.c.log.Debug("client protocol error", "remote", s.nc.RemoteAddr().String(), "error", err)
 		return
 	}
@@ -228,8 +311,10 @@ func (s *session) readFailed(err error) {
 }
 
 // finishBatch waits for the batch's replies and writes them in order. false: the client is gone.
-func (s *session) finishBatch() bool {
-	out, n := s.collectBatch()
+func (s *session) finishBatch() bool { return s.writeBatch(s.collectBatch()) }
+
+// writeBatch writes a collected batch of n commands' replies. false: the client is gone.
+func (s *session) writeBatch(out []byte, n int) bool {
 	var err error
 	if len(out) > 0 { // empty when the batch was only a deferred command
 		_, err = s.rw.Write(out)
@@ -243,10 +328,16 @@ func (s *session) finishBatch() bool {
 // buffer, valid until the next batch) with the batch's command count; the batch is over.
 func (s *session) collectBatch() ([]byte, int) {
 	s.flush()
-	s.wg.Wait()
+	s.pend.Wait()
 	if s.snap != nil && s.snap.slots != nil {
 		s.followRedirects()
 	}
+	return s.assemble()
+}
+
+// assemble puts the replies of a batch whose requests are all answered in order (see
+// collectBatch).
+func (s *session) assemble() ([]byte, int) {
 	out := s.out[:0]
 	cm := &s.c.metrics
 	for _, sl := range s.slots[:s.n] {
@@ -325,8 +416,8 @@ func (s *session) logSlow(l *slowLog, n int, elapsed time.Duration) {
 func (s *session) nextSlot() *slot {
 	if s.n == len(s.slots) {
 		sl := &slot{}
-		sl.main.req.Bind(&s.wg)
-		sl.main.ask.Bind(&s.wg)
+		sl.main.req.Bind(&s.pend)
+		sl.main.ask.Bind(&s.pend)
 		s.slots = append(s.slots, sl)
 	}
 	sl := s.slots[s.n]
@@ -517,7 +608,7 @@ func (s *session) noNodeMsg() string {
 }
 
 func (s *session) send(c *call, conn *backend.Conn, frame []byte) {
-	s.wg.Add(1)
+	s.pend.Add(1)
 	s.sendAdded(c, conn, frame)
 }
 

@@ -19,7 +19,7 @@ func (s *session) split(sl *slot, spec *command.Spec, cmd *resp.Command) {
 	case splitWhole:
 		s.forward(sl, node, cmd)
 	case splitSubs:
-		s.wg.Add(sl.nsubs)
+		s.pend.Add(sl.nsubs)
 		for g, c := range sl.subs[:sl.nsubs] {
 			s.sendAdded(c, s.conn(s.targets[g]), c.buf)
 		}
@@ -96,7 +96,7 @@ func (s *session) planSplit(sl *slot, spec *command.Spec, cmd *resp.Command) (sp
 	s.counts, s.targets, s.gks = counts, targets, gks
 	sl.kind, sl.policy, sl.nsubs = slotSplit, spec.Policy, len(counts)
 	for len(sl.subs) < sl.nsubs {
-		sl.subs = append(sl.subs, newCall(&s.wg))
+		sl.subs = append(sl.subs, newCall(&s.pend))
 	}
 	for g, c := range sl.subs[:sl.nsubs] {
 		c.buf = resp.AppendArrayHeader(c.buf[:0], 1+counts[g]*stride)

@@ -1,0 +1,177 @@
+package proxy_test
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aster-proxy/aster/dataplane/proxy"
+)
+
+// waitLoopSessions waits until c's event loops serve n sessions.
+func waitLoopSessions(t *testing.T, c *proxy.Cluster, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for proxy.LoopSessions(c) != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions on event loops, want %d", proxy.LoopSessions(c), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Plain TCP clients are served by the event loops, and a client moves to a goroutine of its
+// own for a blocking command, for good: the loop path is what the other tests exercise.
+func TestPlainClientsRunOnEventLoops(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 2})
+	a, b := e.raw(t), e.raw(t)
+	for _, c := range []*rawConn{a, b} {
+		c.send(cmdFrame("SET", "k", "v"))
+		if got := c.line(); got != "+OK" {
+			t.Fatalf("SET = %q", got)
+		}
+	}
+	waitLoopSessions(t, e.cluster, 2)
+
+	a.send(cmdFrame("BLPOP", "empty", "0.05"))
+	if got := a.line(); got != "*-1" {
+		t.Fatalf("BLPOP timing out = %q", got)
+	}
+	waitLoopSessions(t, e.cluster, 1)
+	a.send(cmdFrame("GET", "k"))
+	if got := a.line() + a.line(); got != "$1v" {
+		t.Fatalf("GET after the hand-over = %q", got)
+	}
+
+	a.nc.Close()
+	b.nc.Close()
+	waitLoopSessions(t, e.cluster, 0)
+}
+
+// A client that sends its commands and shuts its side at once (data and FIN may arrive in
+// one event) still gets every reply, then the connection closes.
+func TestHalfClosedClientIsAnswered(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 2})
+	for round := range 20 {
+		c := e.raw(t)
+		c.send("PING\r\n" + cmdFrame("SET", "h", strconv.Itoa(round)) + cmdFrame("GET", "h"))
+		if err := c.nc.(*net.TCPConn).CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		all, err := io.ReadAll(c.br)
+		want := "+PONG\r\n+OK\r\n$" + strconv.Itoa(len(strconv.Itoa(round))) + "\r\n" + strconv.Itoa(round) + "\r\n"
+		if err != nil || string(all) != want {
+			t.Fatalf("round %d: read %q, %v; want %q then EOF", round, all, err, want)
+		}
+	}
+}
+
+// More commands in one write than one batch takes (maxBatch, 1024): the rest is served in
+// later batches, in order, with no new input to wake the loop. A big command first grows the
+// session's read buffer, so that the short commands after it arrive in one read.
+func TestPipelineLongerThanABatch(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 3})
+	const n = 3000
+	var req bytes.Buffer
+	req.WriteString(cmdFrame("SET", "big", strings.Repeat("v", 256<<10)))
+	for i := range n {
+		if i%3 == 0 {
+			req.WriteString("PING\r\n") // answered by the proxy itself
+		} else {
+			req.WriteString(cmdFrame("INCR", "ctr"))
+		}
+	}
+	c := e.raw(t)
+	c.send(req.String())
+	if got := c.line(); got != "+OK" {
+		t.Fatalf("SET big = %q", got)
+	}
+	ctr := 0
+	for i := range n {
+		got := c.line()
+		want := "+PONG"
+		if i%3 != 0 {
+			ctr++
+			want = ":" + strconv.Itoa(ctr)
+		}
+		if got != want {
+			t.Fatalf("reply %d = %q, want %q", i, got, want)
+		}
+	}
+}
+
+// A command that arrives a few bytes at a time is answered once it is whole.
+func TestCommandInPieces(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 1})
+	c := e.raw(t)
+	frame := cmdFrame("SET", "piece", strings.Repeat("x", 100)) + cmdFrame("GET", "piece")
+	for i := 0; i < len(frame); i += 7 {
+		c.send(frame[i:min(i+7, len(frame))])
+		time.Sleep(time.Millisecond)
+	}
+	if got := c.line(); got != "+OK" {
+		t.Fatalf("SET = %q", got)
+	}
+	if got := c.line() + c.line(); got != "$100"+strings.Repeat("x", 100) {
+		t.Fatalf("GET = %q", got)
+	}
+}
+
+// A client that does not read its replies for a while: the loop hands it to a goroutine of its
+// own rather than wait, and it gets every byte once it reads.
+func TestSlowReaderGetsEveryReply(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 1})
+	big := strings.Repeat("b", 1<<20)
+	if err := e.client.Set(ctx, "big", big, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c := e.raw(t)
+	c.send("PING\r\n")
+	if got := c.line(); got != "+PONG" {
+		t.Fatalf("PING = %q", got)
+	}
+	waitLoopSessions(t, e.cluster, 2) // and e.client's pooled connection
+	const n = 16
+	c.send(strings.Repeat(cmdFrame("GET", "big"), n))
+	time.Sleep(300 * time.Millisecond) // 16 MiB waiting: far more than the socket buffers
+	for i := range n {
+		if got := c.line(); got != "$"+strconv.Itoa(len(big)) {
+			t.Fatalf("reply %d header = %q", i, got)
+		}
+		if got := c.line(); got != big {
+			t.Fatalf("reply %d: %d bytes, not the value", i, len(got))
+		}
+	}
+	c.send("PING\r\n")
+	if got := c.line(); got != "+PONG" {
+		t.Fatalf("PING after the slow read = %q", got)
+	}
+	waitLoopSessions(t, e.cluster, 1) // c went to a goroutine
+}
+
+// Closing the cluster ends idle loop clients: a closed socket raises no event of its own.
+func TestCloseEndsIdleLoopClients(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 1})
+	c := e.raw(t)
+	c.send("PING\r\n")
+	if got := c.line(); got != "+PONG" {
+		t.Fatalf("PING = %q", got)
+	}
+	done := make(chan struct{})
+	go func() {
+		e.cluster.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return with an idle client connected")
+	}
+	if _, err := c.br.ReadByte(); err == nil {
+		t.Fatal("client still open after Close")
+	}
+}

@@ -1,0 +1,26 @@
+//go:build !linux
+
+package proxy
+
+import (
+	"errors"
+
+	"github.com/aster-proxy/aster/dataplane/rawio"
+)
+
+// poller needs epoll; elsewhere every client gets a goroutine of its own.
+type poller struct{}
+
+type pollEvent struct {
+	id  uint64
+	hup bool
+}
+
+func newPoller() (*poller, error) { return nil, errors.ErrUnsupported }
+
+func (p *poller) add(*rawio.Conn, uint64) error { return errors.ErrUnsupported }
+func (p *poller) del(*rawio.Conn)               {}
+func (p *poller) wait() ([]pollEvent, error)    { return nil, errors.ErrUnsupported }
+func (p *poller) wake()                         {}
+func (p *poller) close()                        {}
+func (p *poller) free()                         {}
