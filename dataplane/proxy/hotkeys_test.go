@@ -255,4 +255,26 @@ func TestServerKnobsAndHotKeys(t *testing.T) {
 			t.Errorf("after reload %s = %s, want %s", k.Name, k.Value, w)
 		}
 	}
+
+	// A reload that needs a new listener (max_connections here) keeps CONFIG SET's knobs as
+	// well; a knob the same reload changes takes the file's value.
+	for name, v := range map[string]string{"hotkey-capacity": "77", "slowlog-log-slower-than": "5000", "slowlog-max-len": "9"} {
+		if _, err := s.SetClusterKnob("a", name, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spec.MaxConnections = 100
+	spec.SlowLogMaxLen, spec.SlowLogSlowerThan = 3, time.Millisecond
+	spec.Table = &route.Table{Version: 4, Ring: ring}
+	if err := s.Apply(&route.Snapshot{Version: 4, Clusters: []route.ClusterSpec{spec}}); err != nil {
+		t.Fatal(err)
+	}
+	ks, _ = s.ClusterKnobs("a", "*")
+	want = map[string]string{"hotkey-enabled": "yes", "hotkey-capacity": "77", "hotkey-sample-every": "2",
+		"slowlog-max-len": "3", "slowlog-log-slower-than": "1000"}
+	for _, k := range ks {
+		if w, ok := want[k.Name]; ok && k.Value != w {
+			t.Errorf("after a reload with a new listener %s = %s, want %s", k.Name, k.Value, w)
+		}
+	}
 }

@@ -86,12 +86,13 @@ func (s *Server) Apply(snap *route.Snapshot) error {
 	for _, spec := range snap.Clusters {
 		named[spec.Name] = true
 		c, old := s.clusters[spec.Name], s.specs[spec.Name]
+		var replaced *Cluster
 		if c != nil && listenerChanged(old, spec) {
 			s.retireLocked(c)
-			c = nil
+			replaced, c = c, nil
 		}
 		if c == nil {
-			nc, err := s.openLocked(spec)
+			nc, err := s.openLocked(spec, replaced, old)
 			if err != nil {
 				errs = append(errs, err)
 				delete(s.clusters, spec.Name)
@@ -122,7 +123,9 @@ func (s *Server) Apply(snap *route.Snapshot) error {
 	return errors.Join(errs...)
 }
 
-func (s *Server) openLocked(spec route.ClusterSpec) (*Cluster, error) {
+// openLocked starts serving spec on a new listener. replaced, when set, is the cluster it
+// replaces (whose spec was old): its live knobs carry over (inheritLive).
+func (s *Server) openLocked(spec route.ClusterSpec, replaced *Cluster, old route.ClusterSpec) (*Cluster, error) {
 	name := spec.Name
 	opts := Options{
 		Name: name, ListenAddr: spec.ListenAddr, ListenProto: spec.ListenProto,
@@ -153,6 +156,9 @@ func (s *Server) openLocked(spec route.ClusterSpec) (*Cluster, error) {
 		opts.BackendTLS = cfg
 	}
 	c := NewCluster(opts)
+	if replaced != nil {
+		c.inheritLive(replaced, old, spec)
+	}
 	if err := c.Listen(); err != nil {
 		c.Close()
 		return nil, err
