@@ -100,6 +100,8 @@ type Options struct {
 	// OnFailure is told (without blocking) when the connection fails or cannot be dialled; the
 	// data plane forwards it to the control plane as a hint. May be nil.
 	OnFailure func(addr string, err error)
+	// Poller, when set, reads plain-TCP connections instead of a goroutine of their own.
+	Poller Poller
 	// TLS, when set, wraps every connection (after the TCP dial, before Init).
 	TLS *tls.Config
 	// Latency, when set, observes each reply's time since its request was written (seconds).
@@ -138,6 +140,7 @@ type Conn struct {
 	nc        net.Conn  // current connection; nil when not connected
 	w         io.Writer // writes to nc: raw system calls for plain TCP (package rawio)
 	gen       uint64    // connection generation: stale readers/writers notice they are stale
+	unwatch   func()    // ends the Poller's reading of nc, when it reads it
 	downUntil time.Time // after a failed dial, requests fail fast until then
 	downErr   error     // why the node is down
 	backoff   time.Duration
@@ -242,6 +245,10 @@ func (c *Conn) Close() {
 // resetLocked closes the current connection and fails every queued request with err.
 // c.mu must be held.
 func (c *Conn) resetLocked(err error) {
+	if c.unwatch != nil {
+		c.unwatch()
+		c.unwatch = nil
+	}
 	if c.nc != nil {
 		_ = c.nc.Close()
 		c.nc, c.w = nil, nil
@@ -489,6 +496,16 @@ func (c *Conn) dial() bool {
 	c.backoff, c.downErr = 0, nil
 	c.nc, c.w = nc, rawio.ReadWriter(nc)
 	c.gen++
+	if c.opts.Poller != nil {
+		if raw := rawio.New(nc); raw != nil {
+			r := newReplies(c, c.gen)
+			r.raw = raw
+			if unwatch, err := c.opts.Poller.Watch(raw, r.ready); err == nil {
+				c.unwatch = unwatch
+				return true
+			}
+		}
+	}
 	c.wg.Add(1)
 	go c.readLoop(nc, c.gen)
 	return true
@@ -518,88 +535,150 @@ func handshake(nc net.Conn, opts Options) error {
 	return nil
 }
 
+// Poller reads connections for them: an event loop that waits for many sockets at once, so
+// that no reader goroutine wakes per reply batch (see the proxy's loop.go). Watch registers a
+// plain socket; the poller then calls ready, from one goroutine at a time, whenever it may have
+// become readable (edge-triggered: ready reads until a short read). unwatch ends that; the
+// Conn calls it before it closes the socket.
+type Poller interface {
+	Watch(raw *rawio.Conn, ready func()) (unwatch func(), err error)
+}
+
+// replies reads one connection's replies and finishes their requests in FIFO order: from a
+// goroutine of the connection's own (readLoop), or when a Poller says the socket is ready.
+type replies struct {
+	c          *Conn
+	gen        uint64
+	buf        []byte
+	start, end int
+	frames     [][]byte
+	reqs       []*Request
+	// The reply at buf[start:] scanned so far, kept across reads so that a big reply is not
+	// rescanned from its start after each one; new with each connection.
+	sc   resp.ReplyScanner
+	raw  *rawio.Conn // polled: the socket
+	done bool        // polled: the connection failed or was replaced
+}
+
+func newReplies(c *Conn, gen uint64) *replies {
+	return &replies{c: c, gen: gen, buf: make([]byte, readBufLen)}
+}
+
+// room is where the next read goes: the free end of the buffer, made when there is none.
+func (r *replies) room() []byte {
+	if r.end == len(r.buf) {
+		if r.start > 0 {
+			r.end = copy(r.buf, r.buf[r.start:r.end])
+			r.start = 0
+		} else {
+			nb := make([]byte, 2*len(r.buf))
+			copy(nb, r.buf[:r.end])
+			r.buf = nb
+		}
+	}
+	return r.buf[r.end:]
+}
+
+// deliver takes n bytes just read into room and finishes the requests whose replies are
+// whole. false: the connection is over (failed here, or replaced meanwhile).
+func (r *replies) deliver(n int) bool {
+	c := r.c
+	r.end += n
+	r.frames = r.frames[:0]
+	for r.start < r.end {
+		m, err := r.sc.Scan(r.buf[r.start:r.end])
+		if err != nil {
+			c.fault(r.gen, fmt.Errorf("bad reply: %w", err))
+			return false
+		}
+		if m == 0 {
+			break
+		}
+		if r.buf[r.start] == '>' {
+			// A RESP3 push is no reply to a request; shared connections never subscribe,
+			// so it can only be stray (e.g. tracking) and is dropped.
+			r.start += m
+			continue
+		}
+		r.frames = append(r.frames, r.buf[r.start:r.start+m])
+		r.start += m
+	}
+	if len(r.frames) == 0 {
+		return true
+	}
+	r.reqs = r.reqs[:0]
+	c.mu.Lock()
+	if r.gen != c.gen {
+		c.mu.Unlock()
+		return false
+	}
+	for range r.frames {
+		q := c.queue.pop()
+		if q == nil {
+			break
+		}
+		r.reqs = append(r.reqs, q)
+	}
+	c.replies += uint64(len(r.reqs))
+	c.mu.Unlock()
+	if lat := c.opts.Latency; lat != nil {
+		now := time.Now()
+		for _, q := range r.reqs {
+			lat.Observe(now.Sub(q.sent).Seconds())
+		}
+	}
+	for i, q := range r.reqs {
+		q.finish(r.frames[i])
+	}
+	if len(r.reqs) < len(r.frames) {
+		c.fault(r.gen, errors.New("reply without a request"))
+		return false
+	}
+	if r.start == r.end {
+		r.start, r.end = 0, 0
+		if len(r.buf) > maxKeptBuf {
+			r.buf = make([]byte, readBufLen)
+		}
+	}
+	return true
+}
+
 func (c *Conn) readLoop(nc net.Conn, gen uint64) {
 	defer c.wg.Done()
 	rd := rawio.ReadWriter(nc)
-	buf := make([]byte, readBufLen)
-	var start, end int
-	var frames [][]byte
-	var reqs []*Request
-	// The reply at buf[start:] scanned so far, kept across reads so that a big reply is not
-	// rescanned from its start after each one; new with each connection (this goroutine).
-	var sc resp.ReplyScanner
+	r := newReplies(c, gen)
 	for {
-		if end == len(buf) {
-			if start > 0 {
-				end = copy(buf, buf[start:end])
-				start = 0
-			} else {
-				nb := make([]byte, 2*len(buf))
-				copy(nb, buf[:end])
-				buf = nb
-			}
-		}
-		n, err := rd.Read(buf[end:])
+		n, err := rd.Read(r.room())
 		if err != nil {
 			c.fault(gen, fmt.Errorf("read: %w", err))
 			return
 		}
-		end += n
-		frames = frames[:0]
-		for start < end {
-			m, err := sc.Scan(buf[start:end])
-			if err != nil {
-				c.fault(gen, fmt.Errorf("bad reply: %w", err))
-				return
-			}
-			if m == 0 {
-				break
-			}
-			if buf[start] == '>' {
-				// A RESP3 push is no reply to a request; shared connections never subscribe,
-				// so it can only be stray (e.g. tracking) and is dropped.
-				start += m
-				continue
-			}
-			frames = append(frames, buf[start:start+m])
-			start += m
-		}
-		if len(frames) == 0 {
-			continue
-		}
-		reqs = reqs[:0]
-		c.mu.Lock()
-		if gen != c.gen {
-			c.mu.Unlock()
+		if !r.deliver(n) {
 			return
 		}
-		for range frames {
-			r := c.queue.pop()
-			if r == nil {
-				break
-			}
-			reqs = append(reqs, r)
-		}
-		c.replies += uint64(len(reqs))
-		c.mu.Unlock()
-		if lat := c.opts.Latency; lat != nil {
-			now := time.Now()
-			for _, r := range reqs {
-				lat.Observe(now.Sub(r.sent).Seconds())
-			}
-		}
-		for i, r := range reqs {
-			r.finish(frames[i])
-		}
-		if len(reqs) < len(frames) {
-			c.fault(gen, errors.New("reply without a request"))
+	}
+}
+
+// ready is what a Poller calls: read until a short read (the socket is drained; more input
+// raises a new edge), delivering as readLoop does.
+func (r *replies) ready() {
+	for !r.done {
+		p := r.room()
+		n, err := r.raw.TryRead(p)
+		if err != nil {
+			r.done = true
+			r.c.fault(r.gen, fmt.Errorf("read: %w", err))
 			return
 		}
-		if start == end {
-			start, end = 0, 0
-			if len(buf) > maxKeptBuf {
-				buf = make([]byte, readBufLen)
-			}
+		if n == 0 {
+			return
+		}
+		if !r.deliver(n) {
+			r.done = true
+			return
+		}
+		if n < len(p) {
+			return
 		}
 	}
 }

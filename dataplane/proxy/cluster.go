@@ -17,6 +17,7 @@ import (
 
 	"github.com/aster-proxy/aster/dataplane/backend"
 	"github.com/aster-proxy/aster/dataplane/hotkey"
+	"github.com/aster-proxy/aster/dataplane/rawio"
 	"github.com/aster-proxy/aster/dataplane/resp"
 	"github.com/aster-proxy/aster/dataplane/route"
 	"github.com/aster-proxy/aster/internal/tlsconf"
@@ -293,6 +294,9 @@ func (c *Cluster) poolLocked(addr string) *pool {
 		opts.Init = append(opts.Init, readonlyFrame...)
 		opts.InitReplies++
 	}
+	if opts.TLS == nil {
+		opts.Poller = loopPoller{c}
+	}
 	p := &pool{addr: addr, opts: opts, conns: make([]*backend.Conn, c.opts.NodeConnections)}
 	for i := range p.conns {
 		p.conns[i] = backend.New(opts)
@@ -436,6 +440,26 @@ func (c *Cluster) loopForLocked(s *session) *loop {
 	}
 	c.loopNext = (c.loopNext + 1) % len(c.loops)
 	return c.loops[c.loopNext]
+}
+
+// loopPoller has the cluster's event loops read its backend connections (backend.Poller),
+// spread over them in turn; until the first loop client starts the loops, connections have
+// reader goroutines of their own.
+type loopPoller struct{ c *Cluster }
+
+func (p loopPoller) Watch(raw *rawio.Conn, ready func()) (func(), error) {
+	c := p.c
+	c.mu.Lock()
+	var l *loop
+	if len(c.loops) > 0 && !c.closed {
+		c.loopNext = (c.loopNext + 1) % len(c.loops)
+		l = c.loops[c.loopNext]
+	}
+	c.mu.Unlock()
+	if l == nil {
+		return nil, errors.New("no event loop")
+	}
+	return l.Watch(raw, ready)
 }
 
 // forget drops a session that has ended.

@@ -12,16 +12,17 @@ func SetPubSubOutputLimit(n int) (restore func()) {
 	return func() { pubsubOutputLimit = old }
 }
 
-// LoopSessions is the number of client sessions c's event loops serve now (loop.go).
-func LoopSessions(c *Cluster) int {
+// LoopCounts is how many client sessions and backend connections c's event loops serve now
+// (loop.go).
+func LoopCounts(c *Cluster) (sessions, backends int) {
 	c.mu.Lock()
 	loops := c.loops
 	c.mu.Unlock()
-	n := 0
 	for _, l := range loops {
 		l.mu.Lock()
-		n += len(l.byID)
+		sessions += len(l.byID)
+		backends += len(l.backends)
 		l.mu.Unlock()
 	}
-	return n
+	return sessions, backends
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/aster-proxy/aster/dataplane/backend"
 	"github.com/aster-proxy/aster/dataplane/rawio"
@@ -21,9 +22,11 @@ import (
 // park; profiles put that at ~20% of asterd's CPU per request (docs/benchmarks.md). A loop
 // waits for all its clients at once in an epoll set of its own (which it waits on through Go's
 // netpoller), reads each ready client once (a short read means the socket is drained: new input
-// raises a new edge), routes its commands and flushes the backends once per turn. The reply
-// that completes a batch arrives on a backend connection's reader goroutine, which writes the
-// batch's replies to the client then and there.
+// raises a new edge), routes its commands and flushes the backends once per turn. The loops
+// read the backend connections too (backend.Poller), so the reply that completes a batch is
+// read on a loop, which writes the batch's replies to the client then and there. (Connections
+// dialled before the first loop client, and TLS ones, keep a reader goroutine; the reply is then
+// written from there.)
 //
 // Whatever must wait hands the session over to a goroutine of its own for good (handOver):
 // blocking commands and transactions, subscribed mode, redirects to follow, a client that does
@@ -34,10 +37,12 @@ type loop struct {
 	p    *poller
 	done chan struct{}
 
-	mu     sync.Mutex
-	byID   map[uint64]*session
-	kicked []*session // to serve on the next turn without waiting for their sockets
+	mu       sync.Mutex
+	byID     map[uint64]*session
+	backends map[uint64]func() // ready funcs of the backend connections the loop reads
+	kicked   []*session        // to serve on the next turn without waiting for their sockets
 
+	replies []func()        // this turn's readable backends (the loop's goroutine only)
 	ready   []*session      // this turn's sessions (the loop's goroutine only)
 	touched []*backend.Conn // connections this turn queued requests on (the loop's goroutine only)
 }
@@ -51,7 +56,8 @@ func startLoops(c *Cluster) []*loop {
 			c.log.Debug("client event loops unavailable: a goroutine per client", "error", err)
 			break
 		}
-		l := &loop{c: c, p: p, done: make(chan struct{}), byID: make(map[uint64]*session)}
+		l := &loop{c: c, p: p, done: make(chan struct{}), byID: make(map[uint64]*session),
+			backends: make(map[uint64]func())}
 		go l.run()
 		loops = append(loops, l)
 	}
@@ -92,6 +98,28 @@ func (l *loop) remove(s *session) {
 	l.p.del(s.raw) // fails harmlessly when the socket is closed already (and so out of the set)
 }
 
+// backendIDs number the backend connections a loop reads, apart from the sessions' ids.
+var backendIDs atomic.Uint64
+
+// Watch has the loop read a backend connection: the backend.Poller of the cluster's pools.
+func (l *loop) Watch(raw *rawio.Conn, ready func()) (func(), error) {
+	id := 1<<63 | backendIDs.Add(1)
+	l.mu.Lock()
+	l.backends[id] = ready
+	l.mu.Unlock()
+	unwatch := func() {
+		l.mu.Lock()
+		delete(l.backends, id)
+		l.mu.Unlock()
+		l.p.del(raw)
+	}
+	if err := l.p.add(raw, id); err != nil {
+		unwatch()
+		return nil, err
+	}
+	return unwatch, nil
+}
+
 // kick has the loop serve s on its next turn.
 func (l *loop) kick(s *session) {
 	l.mu.Lock()
@@ -123,6 +151,10 @@ func (l *loop) run() {
 		}
 		l.mu.Lock()
 		for _, ev := range evs {
+			if f := l.backends[ev.id]; f != nil {
+				l.replies = append(l.replies, f)
+				continue
+			}
 			if s := l.byID[ev.id]; s != nil {
 				if ev.hup {
 					s.lmu.Lock()
@@ -136,6 +168,12 @@ func (l *loop) run() {
 		clear(l.kicked)
 		l.kicked = l.kicked[:0]
 		l.mu.Unlock()
+		// Replies first: they complete batches, whose clients may then be served this turn.
+		for _, f := range l.replies {
+			f()
+		}
+		clear(l.replies)
+		l.replies = l.replies[:0]
 		for _, s := range l.ready {
 			l.serve(s)
 		}

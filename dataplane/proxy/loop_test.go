@@ -12,13 +12,24 @@ import (
 	"github.com/aster-proxy/aster/dataplane/proxy"
 )
 
-// waitLoopSessions waits until c's event loops serve n sessions.
+// waitLoopSessions waits until c's event loops serve n client sessions.
 func waitLoopSessions(t *testing.T, c *proxy.Cluster, n int) {
 	t.Helper()
+	waitLoopCount(t, "client sessions", func() int { s, _ := proxy.LoopCounts(c); return s }, n)
+}
+
+// waitLoopBackends waits until c's event loops read n backend connections.
+func waitLoopBackends(t *testing.T, c *proxy.Cluster, n int) {
+	t.Helper()
+	waitLoopCount(t, "backend connections", func() int { _, b := proxy.LoopCounts(c); return b }, n)
+}
+
+func waitLoopCount(t *testing.T, what string, count func() int, n int) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for proxy.LoopSessions(c) != n {
+	for count() != n {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d sessions on event loops, want %d", proxy.LoopSessions(c), n)
+			t.Fatalf("event loops hold %d %s, want %d", count(), what, n)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -173,5 +184,52 @@ func TestCloseEndsIdleLoopClients(t *testing.T) {
 	}
 	if _, err := c.br.ReadByte(); err == nil {
 		t.Fatal("client still open after Close")
+	}
+}
+
+// The loops read the backend connections too; one that fails is given up (no stale
+// registration) and its replacement is read by a loop again.
+func TestBackendsReadByLoops(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 2})
+	c := e.raw(t)
+	get := func(key string) string {
+		t.Helper()
+		c.send(cmdFrame("GET", key))
+		return c.line()
+	}
+	var keys []string // enough to land on both nodes
+	for i := range 32 {
+		keys = append(keys, "key:"+strconv.Itoa(i))
+	}
+	for _, k := range keys {
+		if got := get(k); got != "$-1" {
+			t.Fatalf("GET %s = %q", k, got)
+		}
+	}
+	waitLoopBackends(t, e.cluster, 2)
+
+	for _, s := range e.servers {
+		if err := s.Client().ClientKillByFilter(ctx, "TYPE", "normal", "SKIPME", "yes").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitLoopBackends(t, e.cluster, 0)
+	deadline := time.Now().Add(5 * time.Second)
+	for _, k := range keys {
+		for {
+			got := get(k)
+			if got == "$-1" {
+				break
+			}
+			if !strings.HasPrefix(got, "-ERR") || time.Now().After(deadline) {
+				t.Fatalf("GET %s after the nodes dropped the proxy = %q", k, got)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitLoopBackends(t, e.cluster, 2)
+	e.cluster.Close()
+	if _, n := proxy.LoopCounts(e.cluster); n != 0 {
+		t.Fatalf("%d backend connections still registered after Close", n)
 	}
 }

@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -23,6 +25,10 @@ type poller struct {
 	rc   syscall.RawConn
 	epfd int
 	efd  int
+	// mu keeps add and del off epfd once close has released it (its number may be reused):
+	// backend connections are unwatched when their pools close, after the loops stopped.
+	mu     sync.RWMutex
+	closed bool
 
 	raw    []syscall.EpollEvent
 	evs    []pollEvent
@@ -71,6 +77,11 @@ func newPoller() (*poller, error) {
 
 // add puts a client socket into the set.
 func (p *poller) add(c *rawio.Conn, id uint64) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return errors.New("event loop stopped")
+	}
 	var cerr error
 	err := c.Control(func(fd uintptr) {
 		ev := syscall.EpollEvent{
@@ -88,6 +99,11 @@ func (p *poller) add(c *rawio.Conn, id uint64) error {
 // del takes a client socket out of the set. A closed socket is out already: the kernel drops
 // it when its last descriptor closes, and Control keeps the number from being reused meanwhile.
 func (p *poller) del(c *rawio.Conn) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return
+	}
 	_ = c.Control(func(fd uintptr) {
 		_ = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil)
 	})
@@ -140,7 +156,12 @@ func (p *poller) wake() {
 }
 
 // close ends wait, which returns an error from then on.
-func (p *poller) close() { _ = p.ep.Close() }
+func (p *poller) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	_ = p.ep.Close()
+}
 
 // free releases the eventfd, once nothing waits or wakes any more.
 func (p *poller) free() { _ = syscall.Close(p.efd) }
