@@ -184,8 +184,9 @@ func (l *loop) run() {
 			clear(l.touched)
 			l.touched = l.touched[:0]
 		}
-		// Let the connection readers answer this turn's clients first: their next commands
-		// then come in the same turn, and go to each node in one write.
+		// Let the other goroutines run between turns (sessions handed over, reader goroutines
+		// of connections no loop reads): the next turn then finds more clients ready, whose
+		// commands go to each node in one write.
 		runtime.Gosched()
 	}
 }
