@@ -3,8 +3,8 @@
 // flusher takes the writer's part: it yields once, so that every session that is ready to run
 // queues its requests too, then writes them all in one syscall. Under load, many clients'
 // requests share each backend write, as in twemproxy's event loop, and there is no writer
-// goroutine to wake and park for each write. A reader goroutine matches replies to requests in
-// FIFO order. A fault
+// goroutine to wake and park for each write. Replies are matched to requests in FIFO order, by a
+// reader goroutine of the connection's own or by a Poller (an event loop). A fault
 // (I/O error, timeout, protocol error) fails exactly the requests that were on the connection,
 // and the next request redials.
 package backend
@@ -28,10 +28,10 @@ import (
 )
 
 // Request is one request to a node and, once done, its reply. The caller owns it and may reuse
-// it after its WaitGroup has been released.
+// it after its Waiter has been released.
 type Request struct {
 	// Reply holds the node's raw reply frame, or an error reply made by the backend when the
-	// request failed. Valid after Done has been called on the WaitGroup.
+	// request failed. Valid after Done has been called on the Waiter.
 	Reply []byte
 	// Failure says why Reply was made by the proxy (FailNone when the node answered).
 	Failure Failure
@@ -50,8 +50,8 @@ type Waiter interface{ Done() }
 // added to it before Send.
 func (r *Request) Bind(wg Waiter) { r.wg = wg }
 
-// OnDone makes the request call f, instead of releasing a WaitGroup, once Reply is in: on the
-// connection's reader goroutine, or within Send when the request fails at once. f must not
+// OnDone makes the request call f, instead of releasing a Waiter, once Reply is in: on the
+// goroutine that reads the connection's replies, or within Send when the request fails at once. f must not
 // block and must not call Send on the same Conn synchronously.
 func (r *Request) OnDone(f func(*Request)) { r.onDone = f }
 
@@ -180,7 +180,7 @@ func (c *Conn) Addr() string { return c.opts.Addr }
 func (c *Conn) RESP3() bool { return c.opts.RESP3 }
 
 // Send queues frame (one complete RESP command) for r; Flush sends it. frame is copied before
-// Send returns, and Send never blocks on the network. r's WaitGroup is released when the reply
+// Send returns, and Send never blocks on the network. r's Waiter is released when the reply
 // arrives or the request fails.
 func (c *Conn) Send(r *Request, frame []byte) {
 	c.mu.Lock()

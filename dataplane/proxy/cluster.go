@@ -435,6 +435,12 @@ func (c *Cluster) loopForLocked(s *session) *loop {
 			c.loops = []*loop{} // none here: not tried again
 		}
 	}
+	return c.nextLoopLocked()
+}
+
+// nextLoopLocked is the next of the cluster's loops in turn, nil when it has none. c.mu must be
+// held.
+func (c *Cluster) nextLoopLocked() *loop {
 	if len(c.loops) == 0 {
 		return nil
 	}
@@ -451,9 +457,8 @@ func (p loopPoller) Watch(raw *rawio.Conn, ready func()) (func(), error) {
 	c := p.c
 	c.mu.Lock()
 	var l *loop
-	if len(c.loops) > 0 && !c.closed {
-		c.loopNext = (c.loopNext + 1) % len(c.loops)
-		l = c.loops[c.loopNext]
+	if !c.closed {
+		l = c.nextLoopLocked()
 	}
 	c.mu.Unlock()
 	if l == nil {

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"errors"
-	"io"
 	"math"
 	"net"
 	"runtime"
@@ -387,5 +386,3 @@ func (s *session) end() {
 	_ = s.nc.Close()
 	s.c.forget(s)
 }
-
-var _ io.Reader = (*clientReader)(nil)

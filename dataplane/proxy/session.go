@@ -119,8 +119,9 @@ func newCall(wg backend.Waiter) *call {
 // keyRef locates one key's reply element: sub request and position in its array.
 type keyRef struct{ sub, pos int32 }
 
-// session serves one client connection on one goroutine: read every command available, route
-// and send them all, wait for their replies, write them in order with one write, repeat.
+// session serves one client connection: read every command available, route and send them all,
+// and once their replies are in, write them in order with one write; repeat. A loop runs it
+// (loop.go), or a goroutine of its own (serve).
 type session struct {
 	c    *Cluster
 	nc   net.Conn
@@ -177,7 +178,7 @@ type session struct {
 	more bool  // the client may have more to read: a full read, maxBatch reached, or a hang-up
 	rerr error // a loop session's read failure, acted on once its batch is answered
 	// lmu guards busy (the batch is in flight, or the loop is reading: only one goroutine owns
-	// the session at a time) and again (the loop saw the client ready meanwhile).
+	// the session at a time), again (the loop saw the client ready meanwhile) and more.
 	lmu   sync.Mutex
 	busy  bool
 	again bool
