@@ -144,6 +144,7 @@ type Cluster struct {
 	sessions map[*session]struct{}
 	loops    []*loop // started with the first client they may serve
 	loopNext int
+	handOver atomic.Uint64 // loop sessions handed to a goroutine (loop.go), for tests
 	closed   bool
 	nextID   atomic.Uint64
 	wg       sync.WaitGroup
@@ -417,8 +418,9 @@ func (c *Cluster) Serve() error {
 			continue
 		}
 		go func() {
-			s.serve()
-			c.forget(s)
+			if !s.serve() {
+				c.forget(s)
+			}
 		}()
 	}
 }

@@ -12,6 +12,9 @@ func SetPubSubOutputLimit(n int) (restore func()) {
 	return func() { pubsubOutputLimit = old }
 }
 
+// HandOvers is how many times c's event loops handed a session to a goroutine (loop.go).
+func HandOvers(c *Cluster) uint64 { return c.handOver.Load() }
+
 // LoopCounts is how many client sessions and backend connections c's event loops serve now
 // (loop.go).
 func LoopCounts(c *Cluster) (sessions, backends int) {

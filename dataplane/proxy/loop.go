@@ -27,10 +27,11 @@ import (
 // dialled before the first loop client, and TLS ones, keep a reader goroutine; the reply is then
 // written from there.)
 //
-// Whatever must wait hands the session over to a goroutine of its own for good (handOver):
-// blocking commands and transactions, subscribed mode, redirects to follow, a client that does
-// not take its replies. TLS clients, clients of a cluster with an idle timeout and clients that
-// arrive before the first routing table start on a goroutine.
+// Whatever must wait hands the session over to a goroutine of its own (handOver): blocking
+// commands and transactions, subscribed mode, redirects to follow, a client that does not take
+// its replies. The goroutine gives it back to a loop once it needs a goroutine no more
+// (backToLoop). TLS clients and clients of a cluster with an idle timeout stay on a goroutine;
+// clients that arrive before the first routing table start on one.
 type loop struct {
 	c    *Cluster
 	p    *poller
@@ -361,21 +362,56 @@ func (s *session) idle() {
 	}
 }
 
-// handOver moves a loop session whose batch is answered to a goroutine of its own, for good;
-// resume finishes the batch there. The session stays busy for the loop, which never serves it
-// again.
+// handOver moves a loop session whose batch is answered to a goroutine of its own; resume
+// finishes the batch there. The loop no longer serves it (it stays busy there) until the
+// goroutine gives it back (backToLoop).
 func (s *session) handOver(resume func() bool) {
+	s.c.handOver.Add(1)
 	s.loop.remove(s)
 	s.loop = nil
 	s.src.block = true
 	s.pend.onZero = nil
 	go func() {
-		s.serveFrom(resume)
-		s.c.forget(s)
+		if !s.serveFrom(resume) {
+			s.c.forget(s)
+		}
 	}()
 }
 
-// end closes a loop session; once, whoever sees the end first.
+// backToLoop gives a goroutine session to an event loop, between batches, once nothing it does
+// needs a goroutine: no transaction or WATCH open, nothing deferred, not subscribed. Then a
+// client that once ran a blocking command or a transaction, hit a redirect or read slowly costs
+// no goroutine while idle. Its dedicated connections stay with it, for the next such command.
+// true: the loop owns the session now, and the caller must not touch it.
+func (s *session) backToLoop() bool {
+	c := s.c
+	if s.raw == nil || c.opts.IdleTimeout > 0 || s.quit || s.tx.active || s.tx.watch != nil ||
+		s.deferred != nil || s.enterSub {
+		return false // (loopForLocked would refuse the first two too, under the lock)
+	}
+	c.mu.Lock()
+	var l *loop
+	if !c.closed {
+		l = c.loopForLocked(s)
+	}
+	c.mu.Unlock()
+	if l == nil {
+		return false
+	}
+	s.lmu.Lock()
+	s.busy, s.again, s.more = false, false, false
+	s.lmu.Unlock()
+	// Commands already read are served on the loop's first turn; new input raises an event
+	// (adding a socket that is readable reports it).
+	buffered := s.rd.Buffered() > 0
+	l.add(s)
+	if buffered {
+		l.kick(s)
+	}
+	return true
+}
+
+// end closes a loop session; once, whoever sees the end first (the goroutine that owns it).
 func (s *session) end() {
 	if !s.ended.CompareAndSwap(false, true) {
 		return
@@ -383,6 +419,7 @@ func (s *session) end() {
 	if l := s.loop; l != nil {
 		l.remove(s)
 	}
+	s.closeDedicated() // a session back from a goroutine may hold some
 	_ = s.nc.Close()
 	s.c.forget(s)
 }

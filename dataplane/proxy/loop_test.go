@@ -1,7 +1,9 @@
 package proxy_test
 
 import (
+	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -35,8 +37,9 @@ func waitLoopCount(t *testing.T, what string, count func() int, n int) {
 	}
 }
 
-// Plain TCP clients are served by the event loops, and a client moves to a goroutine of its
-// own for a blocking command, for good: the loop path is what the other tests exercise.
+// Plain TCP clients are served by the event loops. A client moves to a goroutine of its own
+// for a blocking command or a transaction, and comes back to a loop once that is over; while
+// a WATCH holds its keys it stays on the goroutine.
 func TestPlainClientsRunOnEventLoops(t *testing.T) {
 	e := startEnv(t, envOpts{nodes: 2})
 	a, b := e.raw(t), e.raw(t)
@@ -48,15 +51,46 @@ func TestPlainClientsRunOnEventLoops(t *testing.T) {
 	}
 	waitLoopSessions(t, e.cluster, 2)
 
+	handOvers := proxy.HandOvers(e.cluster)
 	a.send(cmdFrame("BLPOP", "empty", "0.05"))
 	if got := a.line(); got != "*-1" {
 		t.Fatalf("BLPOP timing out = %q", got)
 	}
-	waitLoopSessions(t, e.cluster, 1)
+	if proxy.HandOvers(e.cluster) != handOvers+1 {
+		t.Fatal("BLPOP did not move the client to a goroutine")
+	}
+	waitLoopSessions(t, e.cluster, 2) // back on a loop, its dedicated connection kept
 	a.send(cmdFrame("GET", "k"))
 	if got := a.line() + a.line(); got != "$1v" {
 		t.Fatalf("GET after the hand-over = %q", got)
 	}
+	a.send(cmdFrame("LPUSH", "list", "x") + cmdFrame("BLPOP", "list", "1"))
+	if got := a.line() + a.line() + a.line() + a.line() + a.line() + a.line(); got != ":1*2$4list$1x" {
+		t.Fatalf("LPUSH, BLPOP = %q", got)
+	}
+
+	a.send(cmdFrame("WATCH", "k"))
+	if got := a.line(); got != "+OK" {
+		t.Fatalf("WATCH = %q", got)
+	}
+	b.send(cmdFrame("SET", "k", "changed")) // b, on its loop, breaks a's watch
+	if got := b.line(); got != "+OK" {
+		t.Fatalf("SET = %q", got)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if n, _ := proxy.LoopCounts(e.cluster); n != 1 {
+		t.Fatalf("%d loop sessions while a WATCH is open, want 1 (b)", n)
+	}
+	a.send(cmdFrame("MULTI") + cmdFrame("SET", "k", "mine") + cmdFrame("EXEC"))
+	if got := a.line() + a.line() + a.line(); got != "+OK+QUEUED*-1" {
+		t.Fatalf("MULTI, SET, EXEC after the watched key changed = %q", got)
+	}
+	waitLoopSessions(t, e.cluster, 2)
+	a.send(cmdFrame("MULTI") + cmdFrame("SET", "k", "mine") + cmdFrame("EXEC") + cmdFrame("GET", "k"))
+	if got := a.line() + a.line() + a.line() + a.line() + a.line() + a.line(); got != "+OK+QUEUED*1+OK$4mine" {
+		t.Fatalf("MULTI, SET, EXEC, GET = %q", got)
+	}
+	waitLoopSessions(t, e.cluster, 2)
 
 	a.nc.Close()
 	b.nc.Close()
@@ -161,7 +195,10 @@ func TestSlowReaderGetsEveryReply(t *testing.T) {
 	if got := c.line(); got != "+PONG" {
 		t.Fatalf("PING after the slow read = %q", got)
 	}
-	waitLoopSessions(t, e.cluster, 1) // c went to a goroutine
+	if proxy.HandOvers(e.cluster) == 0 {
+		t.Fatal("the loop waited for the slow reader instead of handing it over")
+	}
+	waitLoopSessions(t, e.cluster, 2) // and c is back on a loop
 }
 
 // Closing the cluster ends idle loop clients: a closed socket raises no event of its own.
@@ -232,4 +269,67 @@ func TestBackendsReadByLoops(t *testing.T) {
 	if _, n := proxy.LoopCounts(e.cluster); n != 0 {
 		t.Fatalf("%d backend connections still registered after Close", n)
 	}
+}
+
+// Clients that move between their loop and a goroutine on every other batch (transactions,
+// blocking pops) while others stay on the loops: every reply still comes, right and in order.
+func TestClientsMovingBetweenLoopAndGoroutine(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 2})
+	const workers, rounds = 8, 150
+	errs := make(chan error, workers)
+	for w := range workers {
+		go func() { errs <- moveAround(e.addr, w, rounds) }()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if proxy.HandOvers(e.cluster) < workers/2*rounds {
+		t.Fatalf("%d hand-overs, want at least %d", proxy.HandOvers(e.cluster), workers/2*rounds)
+	}
+	waitLoopSessions(t, e.cluster, 0)
+}
+
+// moveAround runs one client of TestClientsMovingBetweenLoopAndGoroutine: odd workers run a
+// transaction or a blocking pop every round, even ones only plain commands.
+func moveAround(addr string, w, rounds int) error {
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(nc)
+	key, list := "mv:"+strconv.Itoa(w), "mvl:"+strconv.Itoa(w)
+	for i := 1; i <= rounds; i++ {
+		n := strconv.Itoa(i)
+		var req, want string
+		switch {
+		case w%2 == 0:
+			req = cmdFrame("INCR", key) + cmdFrame("GET", key)
+			want = ":" + n + "$" + strconv.Itoa(len(n)) + n
+		case i%2 == 0:
+			req = cmdFrame("MULTI") + cmdFrame("INCR", key) + cmdFrame("EXEC") + cmdFrame("GET", key)
+			want = "+OK+QUEUED*1:" + n + "$" + strconv.Itoa(len(n)) + n
+		default:
+			req = cmdFrame("INCR", key) + cmdFrame("RPUSH", list, n) + cmdFrame("BLPOP", list, "1")
+			want = ":" + n + ":1*2$" + strconv.Itoa(len(list)) + list + "$" + strconv.Itoa(len(n)) + n
+		}
+		if _, err := nc.Write([]byte(req)); err != nil {
+			return err
+		}
+		var got strings.Builder
+		for got.Len() < len(want) {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				return fmt.Errorf("worker %d round %d: %w after %q", w, i, err, got.String())
+			}
+			got.WriteString(strings.TrimSuffix(l, "\r\n"))
+		}
+		if got.String() != want {
+			return fmt.Errorf("worker %d round %d: got %q, want %q", w, i, got.String(), want)
+		}
+	}
+	return nil
 }

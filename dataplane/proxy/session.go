@@ -205,26 +205,34 @@ func newSession(c *Cluster, nc net.Conn) *session {
 	return s
 }
 
-// serve runs the session on a goroutine of its own until the client goes.
-func (s *session) serve() { s.serveFrom(nil) }
+// serve runs the session on a goroutine of its own until the client goes, or until an event
+// loop takes it (true: the session lives on there).
+func (s *session) serve() bool { return s.serveFrom(nil) }
 
 // serveFrom is serve for a session a loop handed over (loop.go): resume first finishes the
 // batch it was in; false means the client is gone.
-func (s *session) serveFrom(resume func() bool) {
-	defer s.nc.Close()
-	defer s.closeDedicated()
+func (s *session) serveFrom(resume func() bool) (looped bool) {
+	defer func() {
+		if !looped {
+			s.closeDedicated()
+			_ = s.nc.Close()
+		}
+	}()
 	defer s.recoverPanic()
 	if resume != nil && !resume() {
-		return
+		return false
 	}
 	for !s.quit {
+		if s.backToLoop() {
+			return true
+		}
 		if s.c.opts.IdleTimeout > 0 {
 			_ = s.nc.SetReadDeadline(time.Now().Add(s.c.opts.IdleTimeout))
 		}
 		err := s.rd.Read(&s.cmd)
 		if err != nil {
 			s.readFailed(err)
-			return
+			return false
 		}
 		s.beginBatch()
 		s.handle(&s.cmd)
@@ -233,7 +241,7 @@ func (s *session) serveFrom(resume func() bool) {
 			if err != nil {
 				s.finishBatch()
 				s.readFailed(err)
-				return
+				return false
 			}
 			if !ok {
 				break
@@ -241,9 +249,10 @@ func (s *session) serveFrom(resume func() bool) {
 			s.handle(&s.cmd)
 		}
 		if !s.finishBatch() || !s.afterBatch() {
-			return
+			return false
 		}
 	}
+	return false
 }
 
 // recoverPanic is deferred by a goroutine session: a bug must cost one client its connection,
