@@ -28,7 +28,9 @@
 # machine hit every target alike; rps, p50 and p99 are the medians over rounds, ratios are
 # ratios of medians and the bracket is the min-max of the per-round ratios (the noise). A second
 # table gives each proxy's own CPU time per request (from /proc/PID/stat around each run): its
-# cost apart from the backends', which share the server CPUs.
+# cost apart from the backends', which share the server CPUs; a third gives the backends' CPU
+# time per request for each target (the redis-servers it drives), which shows what the servers
+# themselves cost in cluster mode.
 #
 # "direct" is one of the four backends, driven alone: what a single redis-server does on the
 # server core(s). twemproxy: ketama + fnv1a_64, servers r1..r4, server_connections 1, preconnect.
@@ -103,6 +105,8 @@ done
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/aster-peer.XXXXXX")
 PIDS=()
 declare -A PROXY_PID # target -> PID of the proxy serving it, for its CPU per request
+declare -A SRV_PIDS  # target -> PIDs of the redis-servers it drives, for their CPU per request
+LAST_PID=
 on_exit() {
   local rc=$? i n
   trap - EXIT INT TERM
@@ -140,7 +144,7 @@ start_redis() {
   mkdir -p "$TMP/redis-$p"
   "${SPIN[@]}" redis-server --port "$p" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
     --dir "$TMP/redis-$p" --logfile "$TMP/redis-$p/log" "$@" </dev/null >/dev/null 2>&1 &
-  PIDS+=($!)
+  PIDS+=($!) LAST_PID=$!
   wait_pong "$p" $! "redis-server :$p" "$TMP/redis-$p/log"
 }
 
@@ -154,7 +158,8 @@ fi
 [[ -x $ASTERD ]] || die "$ASTERD is not executable"
 
 # --- standalone: 4 backends, twemproxy, asterd ---------------------------------------------------
-for p in "${BACKENDS[@]}"; do start_redis "$p"; done
+for p in "${BACKENDS[@]}"; do start_redis "$p"; SRV_PIDS[asterd]+="$LAST_PID "; done
+SRV_PIDS[twemproxy]=${SRV_PIDS[asterd]} SRV_PIDS[direct]=${SRV_PIDS[asterd]%% *}
 
 mkdir -p "$TMP/twemproxy"
 {
@@ -214,7 +219,9 @@ start_asterd asterd "$AS_PORT" "$TMP/asterd.toml" asterd
 if ((CLUSTER)); then
   for p in "${CNODES[@]}"; do
     start_redis "$p" --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 5000
+    SRV_PIDS[acluster]+="$LAST_PID "
   done
+  SRV_PIDS[cdirect]=${SRV_PIDS[acluster]}
   addrs=(); for p in "${CNODES[@]}"; do addrs+=("127.0.0.1:$p"); done
   redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >"$TMP/cluster-create.log" 2>&1 ||
     { cat "$TMP/cluster-create.log" >&2; die "redis-cli --cluster create failed"; }
@@ -306,8 +313,14 @@ our_ticks() {
   for p in $$ "${PIDS[@]}"; do sum=$((sum + $(cpu_ticks "$p" 4))); done
   echo "$sum"
 }
-# proc_ticks PID: its own utime+stime.
-proc_ticks() { cpu_ticks "$1" 2; }
+# proc_ticks PID...: their own utime+stime, summed.
+proc_ticks() {
+  local sum=0 p
+  for p in "$@"; do sum=$((sum + $(cpu_ticks "$p" 2))); done
+  echo "$sum"
+}
+# us_per_req TICKS N: CPU µs per request (clock-tick resolution).
+us_per_req() { awk -v d="$1" -v hz="$CLK_TCK" -v n="$2" 'BEGIN { printf "%.2f", d * 1e6 / hz / n }'; }
 CLK_TCK=$(getconf CLK_TCK)
 percent() { awk -v a="$1" -v b="$2" 'BEGIN { v = (b > 0) ? 100 * a / b : 0; printf "%.0f", (v > 0) ? v : 0 }'; }
 
@@ -328,8 +341,8 @@ ratio() { awk -v a="${got[$1]:-}" -v b="${got[$2]:-}" 'BEGIN { if (a != "" && b 
 # --- measure -------------------------------------------------------------------------------------
 mkdir -p "$(dirname "$OUT")"
 RAW=${OUT%.csv}.raw.csv
-echo "round,workload,target,requests,rps,avg_ms,p50_ms,p99_ms,other_cpu_pct,tries,proxy_cpu_us_per_req" >"$RAW"
-declare -A RPS P50 P99 CPU R_AT R_AD R_CA
+echo "round,workload,target,requests,rps,avg_ms,p50_ms,p99_ms,other_cpu_pct,tries,proxy_cpu_us_per_req,backend_cpu_us_per_req" >"$RAW"
+declare -A RPS P50 P99 CPU SCPU R_AT R_AD R_CA
 FAILED=0 REPEATS=0 WORST_OTHER=0
 NT=${#TARGETS[@]}
 for wl in "${WORKLOADS[@]}"; do
@@ -340,9 +353,11 @@ for wl in "${WORKLOADS[@]}"; do
       t=${TARGETS[(k + r) % NT]}
       for ((try = 1; ; try++)); do
         pp=${PROXY_PID[$t]:-}
-        read -r mb0 mt0 < <(machine_ticks); o0=$(our_ticks); [[ -z $pp ]] || c0=$(proc_ticks "$pp")
+        # shellcheck disable=SC2086
+        read -r mb0 mt0 < <(machine_ticks); o0=$(our_ticks); [[ -z $pp ]] || c0=$(proc_ticks "$pp"); s0=$(proc_ticks ${SRV_PIDS[$t]})
         res=$(run_bench "$t" "$name" "$pl" "$n")
-        read -r mb1 mt1 < <(machine_ticks); o1=$(our_ticks); [[ -z $pp ]] || c1=$(proc_ticks "$pp")
+        # shellcheck disable=SC2086
+        read -r mb1 mt1 < <(machine_ticks); o1=$(our_ticks); [[ -z $pp ]] || c1=$(proc_ticks "$pp"); s1=$(proc_ticks ${SRV_PIDS[$t]})
         span=$((mt1 - mt0)) other=$(percent $((mb1 - mb0 - (o1 - o0))) $((mt1 - mt0)))
         ((other >= 0)) || other=0
         ((span >= 100)) || other=0 # below ~0.5 s on 2 CPUs the tick rounding dominates
@@ -360,9 +375,11 @@ for wl in "${WORKLOADS[@]}"; do
       fi
       read -r rps avg p50 p99 <<<"$res"
       got[$t]=$rps RPS[$w/$t]+="$rps " P50[$w/$t]+="$p50 " P99[$w/$t]+="$p99 "
-      cpu="" # the proxy's own CPU time per request, in µs (clock-tick resolution)
-      [[ -z $pp ]] || { cpu=$(awk -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$n" 'BEGIN { printf "%.2f", d * 1e6 / hz / n }'); CPU[$w/$t]+="$cpu "; }
-      echo "$((r + 1)),$w,$t,$n,$rps,$avg,$p50,$p99,$other,$try,$cpu" >>"$RAW"
+      cpu="" # the proxy's own CPU time per request, in µs
+      [[ -z $pp ]] || { cpu=$(us_per_req $((c1 - c0)) "$n"); CPU[$w/$t]+="$cpu "; }
+      scpu=$(us_per_req $((s1 - s0)) "$n") # its backends'
+      SCPU[$w/$t]+="$scpu "
+      echo "$((r + 1)),$w,$t,$n,$rps,$avg,$p50,$p99,$other,$try,$cpu,$scpu" >>"$RAW"
       say "$(printf '%-10s round %d/%d %-10s %9.0f rps  p50 %-6s p99 %-6s ms  other cpu %s%%' "$w" $((r + 1)) "$ROUNDS" "$t" "$rps" "$p50" "$p99" "$other")"
     done
     for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null || die "a server (PID $p) died during $w; logs in $TMP (rerun with --keep)"; done
@@ -384,6 +401,7 @@ hdr+=",asterd_over_twemproxy,asterd_over_twemproxy_range,asterd_over_direct,aste
 ((CLUSTER)) && hdr+=",acluster_over_asterd,acluster_over_asterd_range,acluster_over_cdirect"
 PROXIES=(twemproxy asterd); ((CLUSTER)) && PROXIES+=(acluster)
 for t in "${PROXIES[@]}"; do hdr+=",${t}_cpu_us_per_req"; done
+for t in "${TARGETS[@]}"; do hdr+=",${t}_backend_cpu_us_per_req"; done
 echo "$hdr" >"$OUT"
 
 echo
@@ -421,6 +439,8 @@ for wl in "${WORKLOADS[@]}"; do
   fi
   # shellcheck disable=SC2086
   for t in "${PROXIES[@]}"; do row+=",$(median ${CPU[$w/$t]:-})"; done
+  # shellcheck disable=SC2086
+  for t in "${TARGETS[@]}"; do row+=",$(median ${SCPU[$w/$t]:-})"; done
   echo
   echo "$row" >>"$OUT"
   unset m l50 l99
@@ -441,6 +461,24 @@ for wl in "${WORKLOADS[@]}"; do
   # shellcheck disable=SC2086
   for t in "${PROXIES[@]}"; do c[$t]=$(median ${CPU[$w/$t]:-}); printf ' | %9s' "${c[$t]:--}"; done
   x=$(div "${c[asterd]}" "${c[twemproxy]}"); printf ' | %-16s' "${x:--}"
+  ((CLUSTER)) && { x=$(div "${c[acluster]}" "${c[asterd]}"); printf ' | %-16s' "${x:--}"; }
+  echo
+  unset c
+done
+
+# The backends' CPU per request, for each target: what the redis-servers cost (cluster-enabled
+# ones do more per command; MGET10 is one command per key in cluster mode).
+echo
+printf '%-10s' "srv µs/req"
+for t in "${TARGETS[@]}"; do printf ' | %9s' "$t"; done
+((CLUSTER)) && printf ' | %-16s' "acluster/asterd"
+echo
+for wl in "${WORKLOADS[@]}"; do
+  read -r name pl <<<"$wl"; w="$name P$pl"
+  declare -A c=()
+  printf '%-10s' "$w"
+  # shellcheck disable=SC2086
+  for t in "${TARGETS[@]}"; do c[$t]=$(median ${SCPU[$w/$t]:-}); printf ' | %9s' "${c[$t]:--}"; done
   ((CLUSTER)) && { x=$(div "${c[acluster]}" "${c[asterd]}"); printf ' | %-16s' "${x:--}"; }
   echo
   unset c
