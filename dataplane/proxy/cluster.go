@@ -145,6 +145,7 @@ type Cluster struct {
 	loops    []*loop // started with the first client they may serve
 	loopNext int
 	handOver atomic.Uint64 // loop sessions handed to a goroutine (loop.go), for tests
+	dedIdle  dedPool       // dedicated connections no session is using (dedpool.go)
 	closed   bool
 	nextID   atomic.Uint64
 	wg       sync.WaitGroup
@@ -219,6 +220,7 @@ func (c *Cluster) installLocked(t *route.Table) []string {
 			c.retireLocked(p)
 		}
 	}
+	c.dedIdle.retain(func(addr string) bool { return named[addr] })
 	return addrs
 }
 
@@ -240,6 +242,7 @@ func (c *Cluster) reconfigure(spec route.ClusterSpec) {
 // rebuildPoolsLocked replaces every pool with one made from the current options; the old
 // ones finish what they carry and close after the grace period. c.mu must be held.
 func (c *Cluster) rebuildPoolsLocked() {
+	c.dedIdle.retain(nil) // idle dedicated connections were dialled with the old options too
 	for addr, p := range c.pools {
 		delete(c.pools, addr)
 		c.retireLocked(p)
@@ -549,6 +552,7 @@ func (c *Cluster) Close() {
 	for _, p := range toClose {
 		p.close()
 	}
+	c.dedIdle.close()
 }
 
 // current returns the current snapshot, waiting (bounded) for the first one.

@@ -12,7 +12,8 @@ import (
 
 // dedConn is a connection to one node that belongs to one session (see dialNode): blocking
 // commands and transactions run on it, one exchange at a time, on the session's goroutine.
-// A session keeps its dedicated connections, one per node, for reuse until it ends.
+// A session keeps its dedicated connections, one per node, while it uses them, and gives them
+// back to its cluster's pool between batches (dedpool.go).
 type dedConn struct {
 	addr string
 	nc   net.Conn
@@ -29,6 +30,9 @@ func (s *session) dedicated(node int) (*dedConn, error) {
 	if d := s.findDed(addr); d != nil {
 		return d, nil
 	}
+	if d := s.c.dedIdle.take(addr); d != nil {
+		return s.adoptDed(d), nil
+	}
 	nc, err := s.dialNode(node)
 	if err != nil {
 		return nil, err
@@ -40,6 +44,9 @@ func (s *session) dedicated(node int) (*dedConn, error) {
 func (s *session) dedicatedAt(addr string) (*dedConn, error) {
 	if d := s.findDed(addr); d != nil {
 		return d, nil
+	}
+	if d := s.c.dedIdle.take(addr); d != nil {
+		return s.adoptDed(d), nil
 	}
 	for i, p := range s.snap.pools {
 		if p.addr == addr {
@@ -70,8 +77,12 @@ func (s *session) findDed(addr string) *dedConn {
 
 // keepDed caches a new dedicated connection.
 func (s *session) keepDed(addr string, nc net.Conn) *dedConn {
+	return s.adoptDed(&dedConn{addr: addr, nc: nc, rr: resp.NewReplyReader(nc, 4<<10)})
+}
+
+// adoptDed makes d one of the session's dedicated connections.
+func (s *session) adoptDed(d *dedConn) *dedConn {
 	s.pruneDed()
-	d := &dedConn{addr: addr, nc: nc, rr: resp.NewReplyReader(nc, 4<<10)}
 	s.ded = append(s.ded, d)
 	return d
 }

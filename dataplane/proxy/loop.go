@@ -381,8 +381,8 @@ func (s *session) handOver(resume func() bool) {
 // backToLoop gives a goroutine session to an event loop, between batches, once nothing it does
 // needs a goroutine: no transaction or WATCH open, nothing deferred, not subscribed. Then a
 // client that once ran a blocking command or a transaction, hit a redirect or read slowly costs
-// no goroutine while idle. Its dedicated connections stay with it, for the next such command.
-// true: the loop owns the session now, and the caller must not touch it.
+// no goroutine while idle. (Its dedicated connections went back to the cluster's pool just
+// before: releaseDed.) true: the loop owns the session now, and the caller must not touch it.
 func (s *session) backToLoop() bool {
 	c := s.c
 	if s.raw == nil || c.opts.IdleTimeout > 0 || s.quit || s.tx.active || s.tx.watch != nil ||
@@ -419,7 +419,7 @@ func (s *session) end() {
 	if l := s.loop; l != nil {
 		l.remove(s)
 	}
-	s.closeDedicated() // a session back from a goroutine may hold some
+	s.closeDedicated() // none: releaseDed gave them back before the loop took it (kept for safety)
 	_ = s.nc.Close()
 	s.c.forget(s)
 }

@@ -59,7 +59,7 @@ func TestPlainClientsRunOnEventLoops(t *testing.T) {
 	if proxy.HandOvers(e.cluster) != handOvers+1 {
 		t.Fatal("BLPOP did not move the client to a goroutine")
 	}
-	waitLoopSessions(t, e.cluster, 2) // back on a loop, its dedicated connection kept
+	waitLoopSessions(t, e.cluster, 2) // back on a loop, its dedicated connection pooled
 	a.send(cmdFrame("GET", "k"))
 	if got := a.line() + a.line(); got != "$1v" {
 		t.Fatalf("GET after the hand-over = %q", got)

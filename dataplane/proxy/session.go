@@ -223,6 +223,7 @@ func (s *session) serveFrom(resume func() bool) (looped bool) {
 		return false
 	}
 	for !s.quit {
+		s.releaseDed()
 		if s.backToLoop() {
 			return true
 		}

@@ -57,6 +57,9 @@ func (rr *ReplyReader) Next() ([]byte, error) {
 	}
 }
 
+// Buffered is how many bytes were read past the last frame returned.
+func (rr *ReplyReader) Buffered() int { return rr.w - rr.r }
+
 // Shrink drops a buffer that grew past limit while nothing is buffered, so that one huge
 // reply does not pin its memory for the connection's life.
 func (rr *ReplyReader) Shrink(limit, size int) {

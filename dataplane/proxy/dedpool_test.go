@@ -1,0 +1,99 @@
+package proxy_test
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Clients that run a transaction one after another share one dedicated node connection
+// instead of keeping one each for life.
+func TestDedicatedConnectionsShared(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 1})
+	if err := e.client.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	before := infoField(t, e.servers[0], "connected_clients")
+	const n = 30
+	for i := range n {
+		c := e.raw(t) // stays open: a session that kept its connection would hold it
+		c.send(cmdFrame("MULTI") + cmdFrame("INCR", "shared") + cmdFrame("EXEC"))
+		if got := c.line() + c.line() + c.line() + c.line(); got != "+OK+QUEUED*1:"+strconv.Itoa(i+1) {
+			t.Fatalf("client %d: MULTI, INCR, EXEC = %q", i, got)
+		}
+	}
+	// A reply can reach the test before its session gives the connection back, so the next
+	// client may dial a second one now and then; one each would be n.
+	if got := infoField(t, e.servers[0], "connected_clients") - before; got > 4 {
+		t.Fatalf("%d dedicated connections on the node for %d clients' transactions in turn, want a few", got, n)
+	}
+}
+
+// Many clients blocked at once each need a connection; once they are answered the pool keeps
+// 16 per node and closes the rest.
+func TestDedicatedPoolBounded(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 1})
+	if err := e.client.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	before := infoField(t, e.servers[0], "connected_clients")
+	const n = 40
+	var wg sync.WaitGroup
+	conns := make([]*rawConn, n)
+	for i := range conns {
+		conns[i] = e.raw(t)
+		conns[i].send(cmdFrame("BLPOP", "nothing", "0.3"))
+	}
+	waitField(t, e.servers[0], "blocked_clients", n)
+	errs := make(chan string, n)
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l, err := c.br.ReadString('\n')
+			if err != nil || strings.TrimSpace(l) != "*-1" {
+				errs <- l
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for l := range errs {
+		t.Fatalf("BLPOP timing out = %q", l)
+	}
+	waitField(t, e.servers[0], "connected_clients", before+16)
+}
+
+// An idle pooled connection the node closed meanwhile (here CLIENT KILL; also its timeout or a
+// restart) is not used: the next blocking command gets a good one and its answer.
+func TestDeadPooledConnectionSkipped(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 1})
+	a := e.raw(t)
+	a.send(cmdFrame("BLPOP", "q", "0.05"))
+	if got := a.line(); got != "*-1" {
+		t.Fatalf("BLPOP timing out = %q", got)
+	}
+	list, err := e.servers[0].Do("CLIENT", "LIST")
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := 0
+	for _, l := range strings.Split(list.(string), "\n") {
+		if strings.Contains(l, " cmd=blpop ") {
+			id, _, _ := strings.Cut(strings.TrimPrefix(l, "id="), " ")
+			if _, err := e.servers[0].Do("CLIENT", "KILL", "ID", id); err != nil {
+				t.Fatal(err)
+			}
+			killed++
+		}
+	}
+	if killed != 1 {
+		t.Fatalf("killed %d idle dedicated connections, want 1:\n%s", killed, list)
+	}
+	b := e.raw(t)
+	b.send(cmdFrame("RPUSH", "q", "v") + cmdFrame("BLPOP", "q", "1"))
+	if got := wholeReply(b) + wholeReply(b); got != ":1\r\n*2\r\n"+bulk("q")+bulk("v") {
+		t.Fatalf("RPUSH, BLPOP after the pooled connection died = %q", got)
+	}
+}
