@@ -90,7 +90,7 @@ var table = [...]Spec{
 	{Name: "incr", Arity: 2, Flags: Write | Fast, Policy: Forward, FirstKey: 1, LastKey: 1, Step: 1},
 	{Name: "incrby", Arity: 3, Flags: Write | Fast, Policy: Forward, FirstKey: 1, LastKey: 1, Step: 1},
 	{Name: "incrbyfloat", Arity: 3, Flags: Write | Fast, Policy: Forward, FirstKey: 1, LastKey: 1, Step: 1},
-	{Name: "info", Arity: -1, Flags: NoKey, Policy: Local},
+	{Name: "info", Arity: -1, Flags: NoKey, Policy: Local, Reason: "the proxy's own sections; Keyspace adds up the nodes' (each database's keys and expires summed, avg_ttl weighted by expires; keyspace_nodes_failed counts nodes that did not answer)"},
 	{Name: "keys", Arity: 2, Flags: Read | NoKey, Policy: Keyspace},
 	{Name: "lastsave", Arity: 1, Flags: Fast | NoKey, Policy: Unsupported, Reason: "server administration"},
 	{Name: "latency", Arity: -2, Flags: Container | NoKey, Policy: Unsupported, Reason: "server administration"},

@@ -3,7 +3,9 @@ package proxy
 import (
 	"bytes"
 	"math/rand/v2"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/aster-proxy/aster/dataplane/command"
 	"github.com/aster-proxy/aster/dataplane/resp"
@@ -35,6 +37,7 @@ const (
 	ksKeys                     // arrays joined
 	ksRandom                   // a random non-nil reply
 	ksAllOK                    // +OK when every node said +OK
+	ksInfo                     // INFO: the proxy's sections, the nodes' keyspace counts added up
 )
 
 // keyspaceNodes are the nodes that hold the keyspace, in a fixed order: the ring's nodes in
@@ -88,15 +91,32 @@ func (s *session) keyspace(sl *slot, spec *command.Spec, cmd *resp.Command) {
 // toEvery sends the command as it came to every node; merge puts the replies together as
 // policy (and op, for command.Keyspace) says.
 func (s *session) toEvery(sl *slot, policy command.Policy, op keyspaceOp, nodes []int, cmd *resp.Command) {
+	if len(sl.subs) == 0 {
+		sl.subs = append(sl.subs, newCall(&s.pend))
+	}
+	s.sendEvery(sl, policy, op, nodes, frameOf(cmd, &sl.subs[0].buf))
+}
+
+// sendEvery sends frame, which it only reads, to every node.
+func (s *session) sendEvery(sl *slot, policy command.Policy, op keyspaceOp, nodes []int, frame []byte) {
 	sl.kind, sl.policy, sl.ksOp, sl.nsubs = slotSplit, policy, op, len(nodes)
 	for len(sl.subs) < len(nodes) {
 		sl.subs = append(sl.subs, newCall(&s.pend))
 	}
-	frame := frameOf(cmd, &sl.subs[0].buf) // read-only: every node gets the same bytes
 	s.pend.Add(len(nodes))
 	for i, c := range sl.subs[:len(nodes)] {
 		s.sendAdded(c, s.conn(nodes[i]), frame)
 	}
+}
+
+var infoKeyspaceFrame = []byte("*2\r\n$4\r\nINFO\r\n$8\r\nkeyspace\r\n")
+
+// infoKeyspace answers INFO with the proxy's own sections, text, which ends with the Keyspace
+// header, and under it each database's counts added up over the nodes that hold the keyspace
+// (mergeInfo).
+func (s *session) infoKeyspace(sl *slot, text string) {
+	sl.local = append(sl.local[:0], text...)
+	s.sendEvery(sl, command.Keyspace, ksInfo, s.keyspaceNodes(), infoKeyspaceFrame)
 }
 
 // scan sends SCAN cursor [MATCH pattern] [COUNT count] [TYPE type] to the node the cursor is at,
@@ -198,4 +218,115 @@ func (s *session) mergeScan(out []byte, sl *slot) []byte {
 	var num [20]byte
 	out = resp.AppendBulk(out, strconv.AppendUint(num[:0], next, 10))
 	return append(out, elems[1]...)
+}
+
+// mergeInfo appends INFO's reply: the proxy's sections (sl.local, ending with the Keyspace
+// header) and, for each database any node reported, its fields added up over the nodes, as
+// "db0:keys=…,expires=…,avg_ttl=…". avg_ttl is averaged, weighted by each node's expires. A
+// node that did not answer is left out and counted in keyspace_nodes_failed, so that partial
+// counts never pass for whole ones. The reply is a bulk string, or a verbatim one when the
+// nodes speak RESP3 (the usual conversion then fits it to the client).
+func mergeInfo(out []byte, sl *slot) []byte {
+	type db struct {
+		num    int
+		fields []string
+		sums   map[string]int64
+		ttlSum float64 // Σ avg_ttl × expires
+	}
+	var dbs []*db
+	failed := 0
+	for _, c := range sl.subs[:sl.nsubs] {
+		payload, ok := infoPayload(c.req.Reply)
+		if !ok {
+			failed++
+			continue
+		}
+		for line := range strings.SplitSeq(string(payload), "\r\n") {
+			name, fields, ok := strings.Cut(line, ":")
+			num, err := strconv.Atoi(strings.TrimPrefix(name, "db"))
+			if !ok || !strings.HasPrefix(name, "db") || err != nil {
+				continue
+			}
+			var d *db
+			for _, x := range dbs {
+				if x.num == num {
+					d = x
+				}
+			}
+			if d == nil {
+				d = &db{num: num, sums: map[string]int64{}}
+				dbs = append(dbs, d)
+			}
+			var expires, ttl int64
+			for kv := range strings.SplitSeq(fields, ",") {
+				k, v, _ := strings.Cut(kv, "=")
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					continue
+				}
+				if _, seen := d.sums[k]; !seen {
+					d.fields = append(d.fields, k)
+				}
+				switch k {
+				case "avg_ttl":
+					ttl = n
+					d.sums[k] = 0 // computed below
+				case "expires":
+					expires = n
+					d.sums[k] += n
+				default:
+					d.sums[k] += n
+				}
+			}
+			d.ttlSum += float64(ttl) * float64(expires)
+		}
+	}
+	slices.SortFunc(dbs, func(a, b *db) int { return a.num - b.num })
+	var b strings.Builder
+	b.Write(sl.local)
+	for _, d := range dbs {
+		b.WriteString("db" + strconv.Itoa(d.num) + ":")
+		for i, k := range d.fields {
+			v := d.sums[k]
+			if k == "avg_ttl" && d.sums["expires"] > 0 {
+				v = int64(d.ttlSum / float64(d.sums["expires"]))
+			}
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(k + "=" + strconv.FormatInt(v, 10))
+		}
+		b.WriteString("\r\n")
+	}
+	if failed > 0 {
+		b.WriteString("keyspace_nodes_failed:" + strconv.Itoa(failed) + "\r\n")
+	}
+	if sl.subs[0].conn.RESP3() {
+		out = append(out, '=')
+		out = strconv.AppendInt(out, int64(b.Len()+4), 10)
+		out = append(out, "\r\ntxt:"...)
+		out = append(out, b.String()...)
+		return append(out, "\r\n"...)
+	}
+	return resp.AppendBulkString(out, b.String())
+}
+
+// infoPayload is the text of a node's INFO reply: a bulk string (RESP2) or a verbatim one
+// (RESP3); false for anything else (an error: the node did not answer).
+func infoPayload(r []byte) ([]byte, bool) {
+	if len(r) < 4 || (r[0] != '$' && r[0] != '=') {
+		return nil, false
+	}
+	i := bytes.IndexByte(r, '\n')
+	if i < 0 || i+1 > len(r)-2 {
+		return nil, false
+	}
+	p := r[i+1 : len(r)-2]
+	if r[0] == '=' {
+		if len(p) < 4 {
+			return nil, false
+		}
+		p = p[4:] // "txt:"
+	}
+	return p, true
 }

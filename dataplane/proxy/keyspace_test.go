@@ -2,7 +2,11 @@ package proxy_test
 
 import (
 	"fmt"
+	"io"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -164,5 +168,94 @@ func TestFunctionOnEveryNode(t *testing.T) {
 		if libs, _ := s.Client().FunctionList(ctx, redis.FunctionListQuery{}).Result(); len(libs) != 0 {
 			t.Fatalf("node %s still has %v after FUNCTION DELETE", s.Addr, libs)
 		}
+	}
+}
+
+// INFO's Keyspace section adds up the nodes' own: keys and expires summed per database, avg_ttl
+// weighted by expires, next to the proxy's sections. With a node down INFO still answers and
+// says how many nodes are missing from the counts; a RESP3 client gets a verbatim string.
+func TestInfoKeyspaceAddsUpNodes(t *testing.T) {
+	for _, backendRESP3 := range []bool{false, true} {
+		t.Run("backend RESP3 "+strconv.FormatBool(backendRESP3), func(t *testing.T) {
+			testInfoKeyspace(t, backendRESP3)
+		})
+	}
+}
+
+func testInfoKeyspace(t *testing.T, backendRESP3 bool) {
+	e := startEnv(t, envOpts{nodes: 3, resp3: backendRESP3})
+	for i := range 300 {
+		ttl := time.Duration(0)
+		if i%3 == 0 {
+			ttl = time.Hour
+		}
+		if err := e.client.Set(ctx, fmt.Sprintf("info:%d", i), i, ttl).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Redis's avg_ttl is an estimate its expire cycle moves towards the truth little by little:
+	// the proxy's must be the nodes' own, weighted by their expires, read just before and after.
+	nodesTTL := func() float64 {
+		var sum, expires float64
+		for _, srv := range e.servers {
+			v, err := srv.Do("INFO", "keyspace")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var keys, exp, ttl float64
+			if _, err := fmt.Sscanf(strings.TrimPrefix(v.(string), "# Keyspace\r\n"), "db0:keys=%g,expires=%g,avg_ttl=%g", &keys, &exp, &ttl); err != nil {
+				t.Fatalf("node INFO keyspace %q: %v", v, err)
+			}
+			sum, expires = sum+ttl*exp, expires+exp
+		}
+		return sum / expires
+	}
+	before := nodesTTL()
+	info, err := e.client.Info(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := nodesTTL()
+	for _, want := range []string{"# Server\r\n", "# Proxy\r\n", "# Keyspace\r\ndb0:keys=300,expires=100,avg_ttl="} {
+		if !strings.Contains(info, want) {
+			t.Fatalf("INFO lacks %q:\n%s", want, info)
+		}
+	}
+	ttl, _ := strconv.ParseFloat(strings.TrimSuffix(info[strings.Index(info, "avg_ttl=")+len("avg_ttl="):], "\r\n"), 64)
+	if lo, hi := min(before, after), max(before, after); ttl < lo*0.95-1 || ttl > hi*1.05+1 {
+		t.Fatalf("avg_ttl = %.0f ms, want the nodes' weighted average %.0f-%.0f", ttl, lo, hi)
+	}
+	ks, err := e.client.Info(ctx, "keyspace").Result()
+	if err != nil || !strings.HasPrefix(ks, "# Keyspace\r\ndb0:keys=300,expires=100,") || strings.Contains(ks, "# Server") {
+		t.Fatalf("INFO keyspace = %q, %v", ks, err)
+	}
+	if s, err := e.client.Info(ctx, "server").Result(); err != nil || strings.Contains(s, "Keyspace") {
+		t.Fatalf("INFO server = %q, %v", s, err)
+	}
+
+	r2 := e.raw(t)
+	r2.send(cmdFrame("INFO", "keyspace"))
+	if got := wholeReply(r2); !strings.HasPrefix(got, "$") || !strings.Contains(got, "\r\n# Keyspace\r\ndb0:keys=300,") {
+		t.Fatalf("INFO keyspace to a RESP2 client = %q, want a bulk string", got)
+	}
+	r3 := e.raw(t)
+	r3.send(cmdFrame("HELLO", "3") + cmdFrame("INFO", "keyspace"))
+	if got := wholeReply(r3); !strings.HasPrefix(got, "%") {
+		t.Fatalf("HELLO 3 = %q", got)
+	}
+	hdr := r3.line()
+	if !strings.HasPrefix(hdr, "=") {
+		t.Fatalf("INFO keyspace to a RESP3 client: header %q, want a verbatim string", hdr)
+	}
+	n, _ := strconv.Atoi(hdr[1:])
+	body := make([]byte, n+2)
+	if _, err := io.ReadFull(r3.br, body); err != nil || !strings.HasPrefix(string(body), "txt:# Keyspace\r\ndb0:keys=300,") {
+		t.Fatalf("INFO keyspace to a RESP3 client = %q, %v", body, err)
+	}
+
+	e.servers[1].Kill()
+	ks, err = e.client.Info(ctx, "keyspace").Result()
+	if err != nil || !strings.Contains(ks, "keyspace_nodes_failed:1\r\n") || strings.Contains(ks, "keys=300,") {
+		t.Fatalf("INFO keyspace with a node down = %q, %v", ks, err)
 	}
 }

@@ -53,7 +53,15 @@ func (s *session) local(sl *slot, spec *command.Spec, args [][]byte) {
 	case "command":
 		out = commandReply(out, args)
 	case "info":
-		out = resp.AppendBulkString(out, s.c.info(args[1:]))
+		text, keyspace := s.c.info(args[1:])
+		if keyspace && s.snap != nil && len(s.keyspaceNodes()) > 0 {
+			if s.proto3 != s.snap.resp3 {
+				sl.shape = command.ReplyShape(spec, args)
+			}
+			s.infoKeyspace(sl, text) // the keys live on the nodes
+			return
+		}
+		out = resp.AppendBulkString(out, text)
 	case "cluster":
 		out = s.c.clusterReply(out, args)
 	case "client":
@@ -192,8 +200,9 @@ var infoSections = []string{"server", "clients", "stats", "proxy", "cluster", "k
 
 // info is the INFO reply for the sections asked (every one when none is): enough of Redis's
 // for clients that parse them (cluster_enabled:1 matches the CLUSTER answers), and the
-// cluster's own.
-func (c *Cluster) info(sections [][]byte) string {
+// cluster's own. keyspace says the Keyspace section was asked: it ends the text with its
+// header only, and the nodes' counts go under it (infoKeyspace).
+func (c *Cluster) info(sections [][]byte) (text string, keyspace bool) {
 	want := make(map[string]bool, len(infoSections))
 	for _, a := range sections {
 		switch name := strings.ToLower(string(a)); name {
@@ -273,6 +282,6 @@ func (c *Cluster) info(sections [][]byte) string {
 	if section("cluster", "Cluster") {
 		line("cluster_enabled", "1")
 	}
-	section("keyspace", "Keyspace") // the keys live on the backends
-	return b.String()
+	keyspace = section("keyspace", "Keyspace")
+	return b.String(), keyspace
 }

@@ -159,6 +159,9 @@ func (s *session) addGroup(gks []int, gk int) []int {
 // sub replies hold, the client gets exactly one well-formed reply.
 func (s *session) merge(out []byte, sl *slot) []byte {
 	subs := sl.subs[:sl.nsubs]
+	if sl.policy == command.Keyspace && sl.ksOp == ksInfo {
+		return mergeInfo(out, sl) // INFO answers even when a node does not
+	}
 	for _, c := range subs {
 		if resp.IsError(c.req.Reply) {
 			// The backend hands over whole frames; checking costs nothing on the success path

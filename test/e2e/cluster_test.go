@@ -113,6 +113,11 @@ func TestClusterModePlainClient(t *testing.T) {
 	if !strings.Contains(info, "cache_type:redis_cluster") {
 		t.Errorf("INFO lacks cache_type:redis_cluster")
 	}
+	// The Keyspace section adds up the masters' counts, as DBSIZE does.
+	if n, err := c.DBSize(ctx).Result(); err != nil || n == 0 ||
+		!strings.Contains(info, "\r\n# Keyspace\r\ndb0:keys="+strconv.FormatInt(n, 10)+",") {
+		t.Errorf("INFO keyspace does not match DBSIZE %d (%v):\n%s", n, err, info)
+	}
 }
 
 func TestClusterReshardWithoutErrors(t *testing.T) {
