@@ -446,43 +446,36 @@ for wl in "${WORKLOADS[@]}"; do
   unset m l50 l99
 done
 
+# cpu_table LABEL VAR TWRATIO TARGET...: the medians of VAR[workload/target] (CPU µs per request)
+# for each target, then asterd/twemproxy when TWRATIO is 1, and acluster/asterd in cluster mode.
+cpu_table() {
+  local label=$1 tw=$3 t wl w name pl x
+  local -n vals=$2
+  shift 3
+  echo
+  printf '%-10s' "$label"
+  for t in "$@"; do printf ' | %9s' "$t"; done
+  ((tw)) && printf ' | %-16s' "asterd/twemproxy"
+  ((CLUSTER)) && printf ' | %-16s' "acluster/asterd"
+  echo
+  for wl in "${WORKLOADS[@]}"; do
+    read -r name pl <<<"$wl"; w="$name P$pl"
+    local -A c=()
+    printf '%-10s' "$w"
+    # shellcheck disable=SC2086
+    for t in "$@"; do c[$t]=$(median ${vals[$w/$t]:-}); printf ' | %9s' "${c[$t]:--}"; done
+    ((tw)) && { x=$(div "${c[asterd]}" "${c[twemproxy]}"); printf ' | %-16s' "${x:--}"; }
+    ((CLUSTER)) && { x=$(div "${c[acluster]}" "${c[asterd]}"); printf ' | %-16s' "${x:--}"; }
+    echo
+    unset c
+  done
+}
 # The proxies' own CPU per request: their cost, apart from the backends' (which share the server
-# CPUs and so also set the throughput above).
-echo
-printf '%-10s' "CPU µs/req"
-for t in "${PROXIES[@]}"; do printf ' | %9s' "$t"; done
-printf ' | %-16s' "asterd/twemproxy"
-((CLUSTER)) && printf ' | %-16s' "acluster/asterd"
-echo
-for wl in "${WORKLOADS[@]}"; do
-  read -r name pl <<<"$wl"; w="$name P$pl"
-  declare -A c=()
-  printf '%-10s' "$w"
-  # shellcheck disable=SC2086
-  for t in "${PROXIES[@]}"; do c[$t]=$(median ${CPU[$w/$t]:-}); printf ' | %9s' "${c[$t]:--}"; done
-  x=$(div "${c[asterd]}" "${c[twemproxy]}"); printf ' | %-16s' "${x:--}"
-  ((CLUSTER)) && { x=$(div "${c[acluster]}" "${c[asterd]}"); printf ' | %-16s' "${x:--}"; }
-  echo
-  unset c
-done
-
-# The backends' CPU per request, for each target: what the redis-servers cost (cluster-enabled
-# ones do more per command; MGET10 is one command per key in cluster mode).
-echo
-printf '%-10s' "srv µs/req"
-for t in "${TARGETS[@]}"; do printf ' | %9s' "$t"; done
-((CLUSTER)) && printf ' | %-16s' "acluster/asterd"
-echo
-for wl in "${WORKLOADS[@]}"; do
-  read -r name pl <<<"$wl"; w="$name P$pl"
-  declare -A c=()
-  printf '%-10s' "$w"
-  # shellcheck disable=SC2086
-  for t in "${TARGETS[@]}"; do c[$t]=$(median ${SCPU[$w/$t]:-}); printf ' | %9s' "${c[$t]:--}"; done
-  ((CLUSTER)) && { x=$(div "${c[acluster]}" "${c[asterd]}"); printf ' | %-16s' "${x:--}"; }
-  echo
-  unset c
-done
+# CPUs and so also set the throughput above). Then the backends' CPU per request, for each
+# target: what the redis-servers cost (cluster-enabled ones do more per command; MGET10 is one
+# command per key in cluster mode).
+cpu_table "CPU µs/req" CPU 1 "${PROXIES[@]}"
+cpu_table "srv µs/req" SCPU 0 "${TARGETS[@]}"
 echo
 echo "targets: direct = one redis-server :${BACKENDS[0]}; twemproxy :$TW_PORT; asterd :$AS_PORT over 4 backends"
 ((CLUSTER)) && echo "         cdirect = redis-benchmark --cluster on the 3-master cluster; acluster = asterd redis_cluster :$CAS_PORT"
