@@ -18,7 +18,10 @@ import (
 
 // TestFaultyBackendLinksNeverMixAnswers puts a relay that delays and cuts connections at
 // random between the proxy and its nodes: every client request must get its own answer or an
-// error, never another request's answer.
+// error, never another request's answer. Most clients pipeline SET and GET over the shared
+// connections; some run transactions and blocking pops, which go over dedicated connections
+// that move between sessions through the cluster's pool (dedpool.go) and sessions that move
+// between a goroutine and a loop.
 func TestFaultyBackendLinksNeverMixAnswers(t *testing.T) {
 	var nodes []route.Node
 	for i := 0; i < 2; i++ {
@@ -47,6 +50,48 @@ func TestFaultyBackendLinksNeverMixAnswers(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var ok, failed int
+	count := func(good bool) {
+		mu.Lock()
+		if good {
+			ok++
+		} else {
+			failed++
+		}
+		mu.Unlock()
+	}
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl := redis.NewClient(&redis.Options{Addr: c.Addr().String(), MaxRetries: -1, PoolSize: 1, ReadTimeout: 5 * time.Second})
+			defer cl.Close()
+			for i := 0; i < 100 || time.Now().Before(end); i++ {
+				k := fmt.Sprintf("faulty:x%d:%d", w, i) // a new key each time: a pop that failed leaves its value behind
+				v := k + ":" + strings.Repeat("v", i%40)
+				if w%2 == 0 {
+					var get *redis.StringCmd
+					_, err := cl.TxPipelined(ctx, func(p redis.Pipeliner) error {
+						p.Set(ctx, k, v, 0)
+						get = p.Get(ctx, k)
+						return nil
+					})
+					count(err == nil)
+					if got, gerr := get.Result(); err == nil && (gerr != nil || got != v) {
+						t.Errorf("MULTI/SET/GET/EXEC %s: GET answered %q, %v", k, got, gerr)
+					}
+					continue
+				}
+				pipe := cl.Pipeline()
+				push := pipe.RPush(ctx, k, v)
+				pop := pipe.BLPop(ctx, time.Second, k)
+				_, _ = pipe.Exec(ctx)
+				count(push.Err() == nil && pop.Err() == nil)
+				if got, err := pop.Result(); err == nil && (len(got) != 2 || got[0] != k || got[1] != v) {
+					t.Errorf("RPUSH, BLPOP %s answered %q: another request's answer", k, got)
+				}
+			}
+		}()
+	}
 	for w := 0; w < 8; w++ {
 		wg.Add(1)
 		go func(w int) {
@@ -61,13 +106,7 @@ func TestFaultyBackendLinksNeverMixAnswers(t *testing.T) {
 				set := pipe.Set(ctx, k, v, 0)
 				get := pipe.Get(ctx, k)
 				_, _ = pipe.Exec(ctx)
-				mu.Lock()
-				if set.Err() == nil && get.Err() == nil {
-					ok++
-				} else {
-					failed++
-				}
-				mu.Unlock()
+				count(set.Err() == nil && get.Err() == nil)
 				if err := set.Err(); err == nil && set.Val() != "OK" {
 					t.Errorf("SET %s answered %q", k, set.Val())
 				}
@@ -78,7 +117,7 @@ func TestFaultyBackendLinksNeverMixAnswers(t *testing.T) {
 		}(w)
 	}
 	wg.Wait()
-	t.Logf("%d request pairs answered right, %d failed with an error", ok, failed)
+	t.Logf("%d request groups answered right, %d failed with an error", ok, failed)
 	if ok == 0 {
 		t.Fatal("nothing got through the relay")
 	}
