@@ -307,9 +307,32 @@ backend_tls_ca_file = `+strconv.Quote(certs.CAFile)+`
 	defer c.Close()
 	other := redis.NewClient(&redis.Options{Addr: a.Addr, MaxRetries: -1, TLSConfig: certs.ClientTLS(t, false)})
 	defer other.Close()
+	// Connections the servers accepted: the shared ones are dialled by the first GET, the
+	// dedicated one by the first BLPOP; the later BLPOP and MULTI/EXEC reuse it from the pool.
+	accepted := func() (n int) {
+		for _, s := range servers {
+			direct := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1, TLSConfig: certs.ClientTLS(t, false)})
+			info, err := direct.Info(ctx, "stats").Result()
+			direct.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range strings.Split(info, "\r\n") {
+				if v, ok := strings.CutPrefix(l, "total_connections_received:"); ok {
+					k, _ := strconv.Atoi(v)
+					n += k - 1 // this INFO's own connection
+				}
+			}
+		}
+		return n
+	}
+	if err := other.Get(ctx, "{t}.x").Err(); !errors.Is(err, redis.Nil) {
+		t.Fatalf("GET over TLS: %v", err)
+	}
 	if err := c.BLPop(ctx, time.Second, "{t}.l").Err(); !errors.Is(err, redis.Nil) {
 		t.Fatalf("BLPOP timing out over TLS: %v", err)
 	}
+	before := accepted()
 	go func() {
 		time.Sleep(300 * time.Millisecond)
 		other.RPush(ctx, "{t}.l", "v")
@@ -326,5 +349,9 @@ backend_tls_ca_file = `+strconv.Quote(certs.CAFile)+`
 	}
 	if err := c.Ping(ctx).Err(); err != nil {
 		t.Fatalf("same connection after blocking: %v", err)
+	}
+	// Each accepted() call adds its own connection per server, counted once already.
+	if got := accepted() - before - len(servers); got != 0 {
+		t.Errorf("%d new node connections for a BLPOP and a transaction after the first BLPOP; the pooled TLS connection should serve them", got)
 	}
 }
