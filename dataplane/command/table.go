@@ -25,7 +25,7 @@ var table = [...]Spec{
 	{Name: "bzmpop", Arity: -5, Flags: Write | Blocking | MovableKeys, Policy: Block, find: findNumkeys2},
 	{Name: "bzpopmax", Arity: -3, Flags: Write | Fast | Blocking, Policy: Block, FirstKey: 1, LastKey: -2, Step: 1},
 	{Name: "bzpopmin", Arity: -3, Flags: Write | Fast | Blocking, Policy: Block, FirstKey: 1, LastKey: -2, Step: 1},
-	{Name: "client", Arity: -2, Flags: Container | NoKey, Policy: Local, Reason: "SETNAME, GETNAME and ID answered by the proxy (the name is kept per client connection); the rest refused: connection state lives in the proxy"},
+	{Name: "client", Arity: -2, Flags: Container | NoKey, Policy: Local, Reason: "SETNAME, GETNAME and ID answered by the proxy (the name is kept per client connection), SETINFO checked and accepted; the rest refused: connection state lives in the proxy"},
 	{Name: "cluster", Arity: -2, Flags: Container | NoKey, Policy: Local, Reason: "INFO, SLOTS, SHARDS, NODES, MYID and KEYSLOT answered as a one-node cluster, the proxy, owning every slot; the rest refused"},
 	{Name: "command", Arity: -1, Flags: Container | NoKey, Policy: Local, Reason: "answered from this table"},
 	{Name: "config", Arity: -2, Flags: Container | NoKey, Policy: Local, Reason: "GET/SET of this cluster's live knobs (cluster.<name>.<knob>); other parameters match nothing / are refused"},

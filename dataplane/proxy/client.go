@@ -9,13 +9,16 @@ import (
 // CLIENT: the client's connection is the proxy's, not a server's, so the proxy answers what it
 // can about it itself. Client libraries name their connections on connect (redis-py's
 // client_name, Jedis's clientName, ...) and fail the connection when CLIENT SETNAME does, so
-// SETNAME, GETNAME and ID are answered; the rest (LIST, KILL, TRACKING, PAUSE, ...) would have
-// to span every server's connections and the proxy's, and are refused.
+// SETNAME, GETNAME and ID are answered. go-redis 9 and redis-py 5 send CLIENT SETINFO (Redis
+// 7.2) on every connection; it is checked as Redis checks it and accepted, so that their
+// connection setup is not counted as a refused command. The attributes it sets show only in
+// CLIENT LIST and INFO, which the proxy refuses with the rest (KILL, TRACKING, PAUSE, ...):
+// those would have to span every server's connections and the proxy's.
 
 // clientRefused are Redis's other CLIENT subcommands (7.2).
 var clientRefused = map[string]bool{
 	"caching": true, "getredir": true, "help": true, "info": true, "kill": true, "list": true,
-	"no-evict": true, "no-touch": true, "pause": true, "reply": true, "setinfo": true,
+	"no-evict": true, "no-touch": true, "pause": true, "reply": true,
 	"tracking": true, "trackinginfo": true, "unblock": true, "unpause": true,
 }
 
@@ -28,6 +31,8 @@ func (s *session) clientReply(out []byte, args [][]byte) []byte {
 	switch sub {
 	case "setname":
 		wantArgs = 3
+	case "setinfo":
+		wantArgs = 4
 	case "getname", "id":
 	default:
 		if clientRefused[sub] {
@@ -44,6 +49,15 @@ func (s *session) clientReply(out []byte, args [][]byte) []byte {
 			return resp.AppendError(out, errClientName)
 		}
 		return resp.AppendSimple(out, "OK")
+	case "setinfo":
+		attr := strings.ToLower(string(args[2]))
+		if attr != "lib-name" && attr != "lib-ver" {
+			return resp.AppendError(out, "ERR Unrecognized option '"+clip(args[2])+"'")
+		}
+		if !validName(args[3]) {
+			return resp.AppendError(out, "ERR "+clip(args[2])+" cannot contain spaces, newlines or special characters.")
+		}
+		return resp.AppendSimple(out, "OK")
 	case "getname":
 		if s.name == "" {
 			return resp.AppendNullBulk(out)
@@ -57,11 +71,19 @@ func (s *session) clientReply(out []byte, args [][]byte) []byte {
 // setName sets the connection's name as CLIENT SETNAME and HELLO SETNAME do: printable ASCII
 // without spaces, empty for none. false: the name is invalid and the old one stays.
 func (s *session) setName(name []byte) bool {
-	for _, c := range name {
+	if !validName(name) {
+		return false
+	}
+	s.name = string(name)
+	return true
+}
+
+// validName reports whether a client name or attribute is printable ASCII without spaces.
+func validName(v []byte) bool {
+	for _, c := range v {
 		if c < '!' || c > '~' {
 			return false
 		}
 	}
-	s.name = string(name)
 	return true
 }

@@ -49,6 +49,28 @@ func TestClientNameAsRedis(t *testing.T) {
 	}
 }
 
+// TestClientSetInfo: CLIENT SETINFO, which go-redis 9 and redis-py 5 send on every connection,
+// is accepted with Redis 7.2's checks and errors (the reference server here, 7.0, predates it).
+func TestClientSetInfo(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 1})
+	c := redistest.DialFrames(t, e.addr)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"CLIENT", "SETINFO", "LIB-NAME", "go-redis(,go1.26)"}, "+OK\r\n"},
+		{[]string{"client", "setinfo", "lib-ver", "9.7.0"}, "+OK\r\n"},
+		{[]string{"CLIENT", "SETINFO", "LIB-NAME", "has space"}, "-ERR LIB-NAME cannot contain spaces, newlines or special characters.\r\n"},
+		{[]string{"CLIENT", "SETINFO", "lib-ver", "1\n2"}, "-ERR lib-ver cannot contain spaces, newlines or special characters.\r\n"},
+		{[]string{"CLIENT", "SETINFO", "color", "blue"}, "-ERR Unrecognized option 'color'\r\n"},
+		{[]string{"CLIENT", "SETINFO", "lib-name"}, "-ERR wrong number of arguments for 'client|setinfo' command\r\n"},
+	} {
+		if got := string(c.Do(tc.args...)); got != tc.want {
+			t.Errorf("%q = %q, want %q", tc.args, got, tc.want)
+		}
+	}
+}
+
 // TestReadOnlyReadWrite: READONLY and READWRITE, which cluster clients send on every
 // connection when reading from replicas, are accepted as by a cluster node (+OK), and the
 // connection serves as before.

@@ -70,8 +70,8 @@ func TestMetricsCountTraffic(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// go-redis's connection setup (HELLO, CLIENT SETINFO) is refused and counted as well, so
-	// count the refusals of these two commands as a difference.
+	// Count the refusals of these two commands as a difference from what came before, so that
+	// a refusal in go-redis's connection setup would not count.
 	refusedBefore := testutil.ToFloat64(m.RequestErrors.WithLabelValues("test", proxy.ErrKindRefused))
 	e.client.Do(ctx, "NOSUCHCMD")
 	e.client.Do(ctx, "MONITOR")
