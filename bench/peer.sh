@@ -13,6 +13,12 @@
 #   --asterd BIN     use this asterd binary instead of building ./cmd/asterd
 #   --thread N       asterd's `thread` (default 1)
 #   --pin split|none split (default): redis-benchmark on CPU 0, every server on CPUs 1..n-1
+#   --client-cpus L, --proxy-cpus L, --server-cpus L
+#                    taskset CPU lists for redis-benchmark, the proxies (twemproxy, asterd) and
+#                    the redis-servers, overriding --pin for each one given. On a machine with
+#                    cores to spare, e.g. 8: --client-cpus 0-1 --proxy-cpus 2-3 --server-cpus 4-7,
+#                    with --thread 2 (and 1) to show thread scaling, and --cluster to compare the
+#                    modes without the servers taking the proxy's CPU (docs/benchmarks.md)
 #   --base-port P    first port (default 7301): backends P..P+3, twemproxy P+9 (stats P+10),
 #                    asterd P+19 (admin P+20, metrics P+21), cluster nodes P+30..P+32,
 #                    asterd-cluster P+39 (admin P+40, metrics P+41)
@@ -48,6 +54,7 @@ say() { echo "peer.sh: $*" >&2; }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QUICK=0 ROUNDS="" BASE_N="" OUT="$ROOT/bench/out/peer.csv" CLUSTER=0 ASTERD="" THREAD=1 PIN=split
+CLIENT_CPUS="" PROXY_CPUS="" SERVER_CPUS=""
 BASE_PORT=7301 MAX_OTHER=15 KEEP=0 CLIENTS=50 DSIZE=64 KEYSPACE=100000 RUN_TIMEOUT=300
 while (($#)); do
   case $1 in
@@ -55,11 +62,13 @@ while (($#)); do
     --cluster) CLUSTER=1; shift ;;
     --keep) KEEP=1; shift ;;
     -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
-    --rounds | --requests | --out | --asterd | --thread | --pin | --base-port | --max-other)
+    --rounds | --requests | --out | --asterd | --thread | --pin | --base-port | --max-other | \
+      --client-cpus | --proxy-cpus | --server-cpus)
       (($# >= 2)) || die "$1 needs a value"
       case $1 in
         --rounds) ROUNDS=$2 ;; --requests) BASE_N=$2 ;; --out) OUT=$2 ;; --asterd) ASTERD=$2 ;;
         --thread) THREAD=$2 ;; --pin) PIN=$2 ;; --base-port) BASE_PORT=$2 ;; --max-other) MAX_OTHER=$2 ;;
+        --client-cpus) CLIENT_CPUS=$2 ;; --proxy-cpus) PROXY_CPUS=$2 ;; --server-cpus) SERVER_CPUS=$2 ;;
       esac
       shift 2 ;;
     *) die "unknown argument '$1' (see --help)" ;;
@@ -68,8 +77,10 @@ done
 ROUNDS=${ROUNDS:-$((QUICK ? 3 : 5))}
 MAX_TRIES=$((QUICK ? 2 : 3)) # --quick repeats a disturbed run once only, to stay near 2 minutes
 BASE_N=${BASE_N:-$((QUICK ? 40000 : 200000))}
+# opt VAR: the option that sets VAR.
+opt() { case $1 in BASE_N) echo --requests ;; *) local o=${1,,}; echo "--${o//_/-}" ;; esac; }
 for v in ROUNDS BASE_N THREAD BASE_PORT MAX_OTHER; do
-  [[ ${!v} =~ ^[0-9]+$ ]] || die "--${v,,} must be a number, got '${!v}'"
+  [[ ${!v} =~ ^[0-9]+$ ]] || die "$(opt $v) must be a number, got '${!v}'"
 done
 ((ROUNDS >= 1)) || die "--rounds must be at least 1"
 [[ $OUT == *.csv ]] || die "--out must end in .csv"
@@ -91,6 +102,15 @@ if [[ $PIN == split ]]; then
 elif [[ $PIN != none ]]; then
   die "--pin must be split or none"
 fi
+PPIN=("${SPIN[@]}") # the proxies share the servers' CPUs unless told otherwise
+for v in CLIENT_CPUS PROXY_CPUS SERVER_CPUS; do
+  [[ -z ${!v} || ${!v} =~ ^[0-9]+([,-][0-9]+)*$ ]] || die "$(opt $v): not a CPU list: '${!v}'"
+  [[ -z ${!v} ]] || command -v taskset >/dev/null || die "$(opt $v) needs taskset (util-linux)"
+done
+[[ -z $CLIENT_CPUS ]] || CPIN=(taskset -c "$CLIENT_CPUS")
+[[ -z $SERVER_CPUS ]] || SPIN=(taskset -c "$SERVER_CPUS")
+[[ -z $PROXY_CPUS ]] || PPIN=(taskset -c "$PROXY_CPUS")
+LAYOUT="CPUs: client ${CPIN[2]:-any}, proxies ${PPIN[2]:-any}, redis-servers ${SPIN[2]:-any}"
 
 # --- ports, scratch dir, cleanup -----------------------------------------------------------------
 BACKENDS=($BASE_PORT $((BASE_PORT + 1)) $((BASE_PORT + 2)) $((BASE_PORT + 3)))
@@ -177,7 +197,7 @@ mkdir -p "$TMP/twemproxy"
   for i in "${!BACKENDS[@]}"; do echo "   - 127.0.0.1:${BACKENDS[i]}:1 r$((i + 1))"; done
 } >"$TMP/twemproxy/nutcracker.yml"
 nutcracker -t -c "$TMP/twemproxy/nutcracker.yml" >/dev/null 2>&1 || die "nutcracker rejects $TMP/twemproxy/nutcracker.yml"
-"${SPIN[@]}" nutcracker -c "$TMP/twemproxy/nutcracker.yml" -s "$TW_STATS" -a 127.0.0.1 \
+"${PPIN[@]}" nutcracker -c "$TMP/twemproxy/nutcracker.yml" -s "$TW_STATS" -a 127.0.0.1 \
   -o "$TMP/twemproxy/log" </dev/null >/dev/null 2>&1 &
 PIDS+=($!) PROXY_PID[twemproxy]=$!
 wait_pong "$TW_PORT" $! twemproxy "$TMP/twemproxy/log"
@@ -207,7 +227,7 @@ EOF
 }
 start_asterd() { # NAME PORT TOMLFILE TARGET
   "$ASTERD" --check --config "$3" >"$TMP/$1.check" 2>&1 || { cat "$TMP/$1.check" >&2; die "asterd rejects $3"; }
-  "${SPIN[@]}" "$ASTERD" --config "$3" --log-level warn </dev/null >"$TMP/$1.log" 2>&1 &
+  "${PPIN[@]}" "$ASTERD" --config "$3" --log-level warn </dev/null >"$TMP/$1.log" 2>&1 &
   PIDS+=($!) PROXY_PID[$4]=$!
   wait_pong "$2" $! "$1" "$TMP/$1.log"
 }
@@ -326,7 +346,7 @@ percent() { awk -v a="$1" -v b="$2" 'BEGIN { v = (b > 0) ? 100 * a / b : 0; prin
 
 read -r b0 t0 < <(machine_ticks); sleep 1; read -r b1 t1 < <(machine_ticks)
 BUSY_BEFORE=$(percent $((b1 - b0)) $((t1 - t0)))
-say "scratch $TMP | pin=$PIN | rounds $ROUNDS | base requests $BASE_N | CPU busy before start ${BUSY_BEFORE}%"
+say "scratch $TMP | pin=$PIN ($LAYOUT) | rounds $ROUNDS | base requests $BASE_N | CPU busy before start ${BUSY_BEFORE}%"
 
 # --- pre-fill: every key through every target (direct: the one backend it drives) ----------------
 for t in "${TARGETS[@]}"; do
@@ -405,7 +425,7 @@ for t in "${TARGETS[@]}"; do hdr+=",${t}_backend_cpu_us_per_req"; done
 echo "$hdr" >"$OUT"
 
 echo
-echo "aster peer benchmark $(date -u +%FT%TZ) | $(nproc) CPUs, pin=$PIN | $ROUNDS rounds (median) | $CLIENTS clients, ${DSIZE} B values, keyspace $KEYSPACE | asterd thread=$THREAD"
+echo "aster peer benchmark $(date -u +%FT%TZ) | $(nproc) CPUs, pin=$PIN ($LAYOUT) | $ROUNDS rounds (median) | $CLIENTS clients, ${DSIZE} B values, keyspace $KEYSPACE | asterd thread=$THREAD"
 echo "CPU busy before start ${BUSY_BEFORE}%, other processes' load max ${WORST_OTHER}% in a run, $REPEATS runs repeated (--max-other $MAX_OTHER)"
 echo
 printf '%-10s' workload
