@@ -237,8 +237,8 @@ func TestParseSyntaxError(t *testing.T) {
 	if !errors.As(err, &pe) {
 		t.Fatalf("err = %v, want a wrapped toml.ParseError", err)
 	}
-	if pe.Line != 3 {
-		t.Errorf("ParseError.Line = %d, want 3", pe.Line)
+	if pe.Position.Line != 3 {
+		t.Errorf("ParseError.Position.Line = %d, want 3", pe.Position.Line)
 	}
 	if !strings.HasPrefix(err.Error(), "parse config broken.toml: ") {
 		t.Errorf("err = %q, want it to name the file", err)
