@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/tls"
 	"sync"
+	"time"
 
 	"github.com/aster-proxy/aster/dataplane/rawio"
 )
@@ -12,26 +13,42 @@ import (
 // blocking command or a transaction kept a connection of its own to that node for life: 10,000
 // such clients meant 10,000 connections per node, Redis's default maxclients. A session gives
 // its connections back between batches, once no transaction or WATCH holds state on them
-// (releaseDed); the pool keeps a few per node and closes the rest.
+// (releaseDed).
+//
+// Idle connections are closed once unused for dedIdleFor, not when there are "too many": a
+// burst of queue workers woken at once by a burst of jobs gives back hundreds of connections
+// that it takes again a moment later, and closing them would make it dial them all again.
+// dedIdleMax per node only bounds a pathological case.
 type dedPool struct {
 	mu     sync.Mutex
-	idle   map[string][]*dedConn // by node address; the most recently used last
+	idle   map[string][]idleDed // by node address; the most recently used last
+	sweep  *time.Timer          // armed while any connection is idle
 	closed bool
 }
 
-// dedIdlePerNode bounds the idle dedicated connections kept per node.
-const dedIdlePerNode = 16
+type idleDed struct {
+	d     *dedConn
+	since time.Time
+}
+
+var (
+	dedIdleFor = 30 * time.Second // an idle dedicated connection is closed after this long
+	dedIdleMax = 1024             // per node; more are closed at once
+)
 
 // put keeps d for reuse, or closes it: the pool is closed or full for its node, or d holds
 // bytes nobody asked for (its state is unknown).
 func (p *dedPool) put(d *dedConn) {
 	if d.rr.Buffered() == 0 {
 		p.mu.Lock()
-		if !p.closed && len(p.idle[d.addr]) < dedIdlePerNode {
+		if !p.closed && len(p.idle[d.addr]) < dedIdleMax {
 			if p.idle == nil {
-				p.idle = make(map[string][]*dedConn)
+				p.idle = make(map[string][]idleDed)
 			}
-			p.idle[d.addr] = append(p.idle[d.addr], d)
+			p.idle[d.addr] = append(p.idle[d.addr], idleDed{d, time.Now()})
+			if p.sweep == nil {
+				p.sweep = time.AfterFunc(dedIdleFor, p.expire)
+			}
 			p.mu.Unlock()
 			return
 		}
@@ -49,13 +66,51 @@ func (p *dedPool) take(addr string) *dedConn {
 			p.mu.Unlock()
 			return nil
 		}
-		d := list[len(list)-1]
-		list[len(list)-1] = nil
+		d := list[len(list)-1].d
+		list[len(list)-1] = idleDed{}
 		p.idle[addr] = list[:len(list)-1]
 		p.mu.Unlock()
 		if d.open() {
 			return d
 		}
+		_ = d.nc.Close()
+	}
+}
+
+// expire closes the connections idle for dedIdleFor or longer (the oldest of each node's
+// list come first), and comes back while any are left.
+func (p *dedPool) expire() {
+	var drop []*dedConn
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	cutoff := time.Now().Add(-dedIdleFor)
+	next := time.Duration(0)
+	for addr, list := range p.idle {
+		n := 0
+		for n < len(list) && !list[n].since.After(cutoff) {
+			drop = append(drop, list[n].d)
+			n++
+		}
+		if n == len(list) {
+			delete(p.idle, addr)
+			continue
+		}
+		clear(list[:n])
+		p.idle[addr] = list[n:]
+		if wait := list[n].since.Sub(cutoff); next == 0 || wait < next {
+			next = wait
+		}
+	}
+	if next > 0 {
+		p.sweep = time.AfterFunc(next, p.expire)
+	} else {
+		p.sweep = nil
+	}
+	p.mu.Unlock()
+	for _, d := range drop {
 		_ = d.nc.Close()
 	}
 }
@@ -67,7 +122,9 @@ func (p *dedPool) retain(keep func(addr string) bool) {
 	p.mu.Lock()
 	for addr, list := range p.idle {
 		if keep == nil || !keep(addr) {
-			drop = append(drop, list...)
+			for _, e := range list {
+				drop = append(drop, e.d)
+			}
 			delete(p.idle, addr)
 		}
 	}
@@ -82,10 +139,14 @@ func (p *dedPool) close() {
 	p.mu.Lock()
 	idle := p.idle
 	p.idle, p.closed = nil, true
+	if p.sweep != nil {
+		p.sweep.Stop()
+		p.sweep = nil
+	}
 	p.mu.Unlock()
 	for _, list := range idle {
-		for _, d := range list {
-			_ = d.nc.Close()
+		for _, e := range list {
+			_ = e.d.nc.Close()
 		}
 	}
 }

@@ -5,6 +5,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/aster-proxy/aster/dataplane/proxy"
 )
 
 // Clients that run a transaction one after another share one dedicated node connection
@@ -30,9 +33,11 @@ func TestDedicatedConnectionsShared(t *testing.T) {
 	}
 }
 
-// Many clients blocked at once each need a connection; once they are answered the pool keeps
-// 16 per node and closes the rest.
-func TestDedicatedPoolBounded(t *testing.T) {
+// Many clients blocked at once each need a connection. Once they are answered the pool keeps
+// them for the next burst, up to its bound per node (16 here, 1,024 normally), and closes them
+// when they have been idle for a while (300 ms here, 30 s normally).
+func TestDedicatedPoolBoundedAndExpiring(t *testing.T) {
+	t.Cleanup(proxy.SetDedIdle(300*time.Millisecond, 16)) // restored after the cluster closed
 	e := startEnv(t, envOpts{nodes: 1})
 	if err := e.client.Ping(ctx).Err(); err != nil {
 		t.Fatal(err)
@@ -63,6 +68,14 @@ func TestDedicatedPoolBounded(t *testing.T) {
 		t.Fatalf("BLPOP timing out = %q", l)
 	}
 	waitField(t, e.servers[0], "connected_clients", before+16)
+	waitField(t, e.servers[0], "connected_clients", before) // expired
+	// Blocking commands still work, on new connections.
+	for _, c := range conns[:3] {
+		c.send(cmdFrame("RPUSH", "q", "x") + cmdFrame("BLPOP", "q", "1"))
+		if got := wholeReply(c) + wholeReply(c); got != ":1\r\n*2\r\n"+bulk("q")+bulk("x") {
+			t.Fatalf("RPUSH, BLPOP after the pool expired = %q", got)
+		}
+	}
 }
 
 // An idle pooled connection the node closed meanwhile (here CLIENT KILL; also its timeout or a

@@ -1,5 +1,7 @@
 package proxy
 
+import "time"
+
 // SetPanicHook makes sessions call f with every unknown command they handle (nil: none), so
 // that a test can make one panic. Set it before the cluster serves, reset it after it closed.
 func SetPanicHook(f func(args [][]byte)) { testPanicHook = f }
@@ -10,6 +12,15 @@ func SetPubSubOutputLimit(n int) (restore func()) {
 	old := pubsubOutputLimit
 	pubsubOutputLimit = n
 	return func() { pubsubOutputLimit = old }
+}
+
+// SetDedIdle changes how long idle dedicated connections stay pooled and how many per node,
+// for a test; the returned func restores both. Call it before the cluster serves and restore
+// after it closed.
+func SetDedIdle(idleFor time.Duration, max int) (restore func()) {
+	oldFor, oldMax := dedIdleFor, dedIdleMax
+	dedIdleFor, dedIdleMax = idleFor, max
+	return func() { dedIdleFor, dedIdleMax = oldFor, oldMax }
 }
 
 // HandOvers is how many times c's event loops handed a session to a goroutine (loop.go).
