@@ -144,6 +144,7 @@ type Cluster struct {
 	sessions map[*session]struct{}
 	loops    []*loop // started with the first client they may serve
 	loopNext int
+	noLoops  atomic.Bool   // starting them failed (no epoll here): not tried again
 	handOver atomic.Uint64 // loop sessions handed to a goroutine (loop.go), for tests
 	dedIdle  dedPool       // dedicated connections no session is using (dedpool.go)
 	closed   bool
@@ -428,16 +429,22 @@ func (c *Cluster) Serve() error {
 	}
 }
 
+// loopable reports whether an event loop may serve s: a plain socket (not TLS), no read
+// deadline to keep (client_idle_timeout), and loops here (epoll). It takes no lock.
+func (c *Cluster) loopable(s *session) bool {
+	return s.raw != nil && c.opts.IdleTimeout == 0 && !c.noLoops.Load()
+}
+
 // loopForLocked picks the event loop that serves s (loop.go), starting the loops with the first
 // client they may serve; nil when s needs a goroutine of its own. c.mu must be held.
 func (c *Cluster) loopForLocked(s *session) *loop {
-	if s.raw == nil || c.opts.IdleTimeout > 0 || c.snap.Load() == nil {
-		return nil // TLS; read deadlines; a first table to wait for
+	if !c.loopable(s) || c.snap.Load() == nil {
+		return nil // (or a first table to wait for)
 	}
 	if c.loops == nil {
-		c.loops = startLoops(c)
-		if c.loops == nil {
-			c.loops = []*loop{} // none here: not tried again
+		if c.loops = startLoops(c); c.loops == nil {
+			c.noLoops.Store(true)
+			return nil
 		}
 	}
 	return c.nextLoopLocked()

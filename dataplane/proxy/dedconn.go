@@ -6,7 +6,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/aster-proxy/aster/dataplane/backend"
 	"github.com/aster-proxy/aster/dataplane/resp"
 )
 
@@ -27,11 +26,8 @@ func (s *session) dedicated(node int) (*dedConn, error) {
 		return nil, fmt.Errorf("cluster %s: no node %d in the routing table", s.c.opts.Name, node)
 	}
 	addr := s.snap.pools[node].addr
-	if d := s.findDed(addr); d != nil {
+	if d := s.reuseDed(addr); d != nil {
 		return d, nil
-	}
-	if d := s.c.dedIdle.take(addr); d != nil {
-		return s.adoptDed(d), nil
 	}
 	nc, err := s.dialNode(node)
 	if err != nil {
@@ -42,35 +38,39 @@ func (s *session) dedicated(node int) (*dedConn, error) {
 
 // dedicatedAt is dedicated for a node a redirect names, which the table may not know yet.
 func (s *session) dedicatedAt(addr string) (*dedConn, error) {
-	if d := s.findDed(addr); d != nil {
+	if d := s.reuseDed(addr); d != nil {
 		return d, nil
-	}
-	if d := s.c.dedIdle.take(addr); d != nil {
-		return s.adoptDed(d), nil
 	}
 	for i, p := range s.snap.pools {
 		if p.addr == addr {
-			return s.dedicated(i)
+			nc, err := s.dialNode(i)
+			if err != nil {
+				return nil, err
+			}
+			return s.keepDed(addr, nc), nil
 		}
 	}
 	p := s.c.poolFor(addr)
 	if p == nil {
 		return nil, fmt.Errorf("cluster %s: closed", s.c.opts.Name)
 	}
-	opts := p.opts
-	opts.Latency, opts.OnFailure = nil, nil
-	nc, err := backend.Dial(opts)
+	nc, err := s.dialDedicated(p.opts)
 	if err != nil {
-		return nil, fmt.Errorf("cluster %s: dedicated connection: %w", s.c.opts.Name, err)
+		return nil, err
 	}
 	return s.keepDed(addr, nc), nil
 }
 
-func (s *session) findDed(addr string) *dedConn {
+// reuseDed is the session's own dedicated connection to addr, or one from the cluster's pool;
+// nil when there is neither.
+func (s *session) reuseDed(addr string) *dedConn {
 	for _, d := range s.ded {
 		if d.addr == addr {
 			return d
 		}
+	}
+	if d := s.c.dedIdle.take(addr); d != nil {
+		return s.adoptDed(d)
 	}
 	return nil
 }

@@ -14,7 +14,12 @@ func (s *session) dialNode(node int) (net.Conn, error) {
 	if node < 0 || node >= len(s.snap.pools) {
 		return nil, fmt.Errorf("cluster %s: no node %d in the routing table", s.c.opts.Name, node)
 	}
-	opts := s.snap.pools[node].opts
+	return s.dialDedicated(s.snap.pools[node].opts)
+}
+
+// dialDedicated is dialNode with the options of a node's pool, which the table may not name
+// yet (a redirect's target).
+func (s *session) dialDedicated(opts backend.Options) (net.Conn, error) {
 	opts.Latency, opts.OnFailure = nil, nil
 	// Always RESP2, whatever backend_resp_version says: subscriptions then arrive as arrays in
 	// every mode, and replies reach RESP3 clients through the same conversion as the shared

@@ -169,11 +169,17 @@ func (d *dedConn) open() bool {
 	return n == 0 && err == nil
 }
 
+// holdsConnState reports whether a transaction or WATCH is open or a command is deferred: the
+// session's dedicated connections may then carry state, and it needs its goroutine.
+func (s *session) holdsConnState() bool {
+	return s.tx.active || s.tx.watch != nil || s.deferred != nil
+}
+
 // releaseDed gives the session's dedicated connections back to the cluster's pool, between
-// batches, once nothing holds state on them: no transaction or WATCH open, nothing deferred.
-// Blocking commands and EXEC leave their connection idle.
+// batches, once nothing holds state on them. Blocking commands and EXEC leave their
+// connection idle.
 func (s *session) releaseDed() {
-	if len(s.ded) == 0 || s.tx.active || s.tx.watch != nil || s.deferred != nil {
+	if len(s.ded) == 0 || s.holdsConnState() {
 		return
 	}
 	for i, d := range s.ded {

@@ -267,15 +267,12 @@ func mergeInfo(out []byte, sl *slot) []byte {
 				if _, seen := d.sums[k]; !seen {
 					d.fields = append(d.fields, k)
 				}
+				d.sums[k] += n
 				switch k {
 				case "avg_ttl":
 					ttl = n
-					d.sums[k] = 0 // computed below
 				case "expires":
 					expires = n
-					d.sums[k] += n
-				default:
-					d.sums[k] += n
 				}
 			}
 			d.ttlSum += float64(ttl) * float64(expires)
@@ -288,8 +285,11 @@ func mergeInfo(out []byte, sl *slot) []byte {
 		b.WriteString("db" + strconv.Itoa(d.num) + ":")
 		for i, k := range d.fields {
 			v := d.sums[k]
-			if k == "avg_ttl" && d.sums["expires"] > 0 {
-				v = int64(d.ttlSum / float64(d.sums["expires"]))
+			if k == "avg_ttl" { // weighted, not summed
+				v = 0
+				if e := d.sums["expires"]; e > 0 {
+					v = int64(d.ttlSum / float64(e))
+				}
 			}
 			if i > 0 {
 				b.WriteByte(',')
@@ -302,31 +302,19 @@ func mergeInfo(out []byte, sl *slot) []byte {
 		b.WriteString("keyspace_nodes_failed:" + strconv.Itoa(failed) + "\r\n")
 	}
 	if sl.subs[0].conn.RESP3() {
-		out = append(out, '=')
-		out = strconv.AppendInt(out, int64(b.Len()+4), 10)
-		out = append(out, "\r\ntxt:"...)
-		out = append(out, b.String()...)
-		return append(out, "\r\n"...)
+		return resp.ToRESP3(out, resp.AppendBulkString(nil, b.String()), verbatim)
 	}
 	return resp.AppendBulkString(out, b.String())
 }
 
+var verbatim = &resp.Shape{Kind: resp.ShapeVerbatim}
+
 // infoPayload is the text of a node's INFO reply: a bulk string (RESP2) or a verbatim one
 // (RESP3); false for anything else (an error: the node did not answer).
 func infoPayload(r []byte) ([]byte, bool) {
-	if len(r) < 4 || (r[0] != '$' && r[0] != '=') {
-		return nil, false
+	if len(r) > 0 && r[0] == '=' {
+		r = resp.ToRESP2(nil, r, nil) // the text after "txt:", as a bulk string
 	}
-	i := bytes.IndexByte(r, '\n')
-	if i < 0 || i+1 > len(r)-2 {
-		return nil, false
-	}
-	p := r[i+1 : len(r)-2]
-	if r[0] == '=' {
-		if len(p) < 4 {
-			return nil, false
-		}
-		p = p[4:] // "txt:"
-	}
-	return p, true
+	p := bulkPayload(r)
+	return p, p != nil
 }

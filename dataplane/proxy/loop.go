@@ -385,9 +385,8 @@ func (s *session) handOver(resume func() bool) {
 // before: releaseDed.) true: the loop owns the session now, and the caller must not touch it.
 func (s *session) backToLoop() bool {
 	c := s.c
-	if s.raw == nil || c.opts.IdleTimeout > 0 || s.quit || s.tx.active || s.tx.watch != nil ||
-		s.deferred != nil || s.enterSub {
-		return false // (loopForLocked would refuse the first two too, under the lock)
+	if !c.loopable(s) || s.quit || s.holdsConnState() || s.enterSub {
+		return false
 	}
 	c.mu.Lock()
 	var l *loop
@@ -419,7 +418,6 @@ func (s *session) end() {
 	if l := s.loop; l != nil {
 		l.remove(s)
 	}
-	s.closeDedicated() // none: releaseDed gave them back before the loop took it (kept for safety)
 	_ = s.nc.Close()
 	s.c.forget(s)
 }
