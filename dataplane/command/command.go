@@ -156,6 +156,10 @@ type Spec struct {
 	// Reason explains the policy: for Unsupported it says why (always set); for others it is an
 	// optional caveat. Both go into docs/commands.md.
 	Reason string
+	// Categories are the command's Redis ACL categories (Redis's own; the proxy's for HOTKEY).
+	Categories Category
+	// Subcommands of a container command, sorted by name, each with its own categories.
+	Subcommands []Subcommand
 
 	find keyFinder    // how Keys finds keys beyond the legacy range
 	from int          // findStreams, findGeoStore: where the keyword search starts
@@ -206,6 +210,7 @@ func init() {
 	for i, s := range sorted {
 		s.ID = i
 	}
+	initCategories()
 }
 
 // Count is the number of commands in the table; Spec.ID is below it.
