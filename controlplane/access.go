@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 
 	"github.com/aster-proxy/aster/controlplane/config"
+	"github.com/aster-proxy/aster/dataplane/route"
 	"github.com/aster-proxy/aster/internal/tlsconf"
 )
 
@@ -27,6 +28,25 @@ func clientUsers(cc config.Cluster) map[string]string {
 		return nil
 	}
 	return users
+}
+
+// clientRights are the access rules of the cluster's users that have some (commands or keys);
+// nil when none has: every user may run everything, as before rules existed.
+func clientRights(cc config.Cluster) map[string]route.UserRights {
+	if cc.Auth == nil {
+		return nil
+	}
+	var rights map[string]route.UserRights
+	for _, u := range cc.Auth.Users {
+		if u.Commands == "" && u.Keys == nil {
+			continue
+		}
+		if rights == nil {
+			rights = map[string]route.UserRights{}
+		}
+		rights[u.Username] = route.UserRights{Commands: u.Commands, Keys: u.Keys}
+	}
+	return rights
 }
 
 // backendCredentials returns what asterd sends as AUTH to the cluster's servers.

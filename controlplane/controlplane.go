@@ -220,6 +220,7 @@ func (cp *ControlPlane) publishLocked() error {
 			snap.Clusters[len(snap.Clusters)-1].SlowLogSlowerThan = cc.SlowlogLogSlowerThan
 		}
 		spec := &snap.Clusters[len(snap.Clusters)-1]
+		spec.UserRights = clientRights(cc)
 		spec.BackendUser, spec.BackendPassword = backendCredentials(cc)
 		spec.TLSCertFile, spec.TLSKeyFile, spec.TLSCAFile = cc.TLSCertFile, cc.TLSKeyFile, cc.TLSCAFile
 		spec.BackendTLS, spec.BackendTLSCAFile, spec.BackendTLSServerName = cc.BackendTLS, cc.BackendTLSCAFile, cc.BackendTLSServerName

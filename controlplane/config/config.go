@@ -194,6 +194,11 @@ type Auth struct {
 // User is one ACL user of the front end.
 type User struct {
 	Username, Password string
+	// Commands are Redis ACL command rules ("+@all -@dangerous"), applied left to right from
+	// no command; "" (unset) means every command.
+	Commands string
+	// Keys are glob patterns every key of a command must match; nil (unset) means every key.
+	Keys []string
 }
 
 // BackendAuth is the `backend_auth` table (AUTH username password); `backend_auth = "pw"` is

@@ -12,6 +12,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/aster-proxy/aster/dataplane/acl"
 	"github.com/aster-proxy/aster/internal/tlsconf"
 )
 
@@ -695,6 +696,7 @@ func (r *reader) frontAuth() *Auth {
 			var user User
 			user.Username, _ = u.str("username")
 			user.Password, _ = u.str("password")
+			user.Commands, user.Keys = u.userRights()
 			switch {
 			case user.Username == "":
 				u.errf("username", "required")
@@ -720,6 +722,50 @@ func (r *reader) frontAuth() *Auth {
 	}
 	r.unknown()
 	return a
+}
+
+// userRights reads a user's access rules: commands (Redis ACL command rules) and keys (glob
+// patterns), each checked as the data plane will compile it.
+func (r *reader) userRights() (commands string, keys []string) {
+	if s, ok := r.str("commands"); ok {
+		if strings.TrimSpace(s) == "" {
+			r.errf("commands", "empty: omit it for every command, or say \"nocommands\"")
+		} else if err := acl.ValidateCommands(s); err != nil {
+			r.errf("commands", "%v", err)
+		} else {
+			commands = s
+		}
+	}
+	v, set := r.get("keys")
+	if !set {
+		return commands, nil
+	}
+	list, ok := v.([]any)
+	if !ok {
+		r.errf("keys", "must be an array of glob patterns, not %s", tomlType(v))
+		return commands, nil
+	}
+	if len(list) == 0 {
+		r.errf("keys", "must list at least one pattern (omit it for every key)")
+		return commands, nil
+	}
+	keys = make([]string, 0, len(list))
+	for i, e := range list {
+		s, ok := e.(string)
+		if !ok {
+			r.errf(indexPath("keys", i), "must be a string, not %s", tomlType(e))
+			continue
+		}
+		if s == "" {
+			r.errf(indexPath("keys", i), "empty pattern")
+			continue
+		}
+		keys = append(keys, s)
+	}
+	if err := acl.ValidateKeys(keys); err != nil {
+		r.errf("keys", "%v", err)
+	}
+	return commands, keys
 }
 
 func mapsOf(l []any) ([]map[string]any, bool) {

@@ -50,7 +50,11 @@ func ToProto(s *route.Snapshot, hashes map[string]controlplane.RingHash) (*aster
 		b := c.BackupRequest
 		pc.BackupRequest = &asterv1.BackupRequest{Enabled: b.Enabled, TriggerSlow: durationProto(b.TriggerSlow), Multiplier: b.Multiplier}
 		for _, u := range slices.Sorted(maps.Keys(c.Users)) {
-			pc.Users = append(pc.Users, &asterv1.User{Username: u, Password: c.Users[u]})
+			pu := &asterv1.User{Username: u, Password: c.Users[u]}
+			if r, ok := c.UserRights[u]; ok {
+				pu.Commands, pu.Keys, pu.RestrictKeys = r.Commands, r.Keys, r.Keys != nil
+			}
+			pc.Users = append(pc.Users, pu)
 		}
 		if t := c.Table; t != nil {
 			pc.TableVersion = t.Version
@@ -116,6 +120,17 @@ func FromProto(p *asterv1.Snapshot) (*route.Snapshot, error) {
 			c.Users = make(map[string]string, len(us))
 			for _, u := range us {
 				c.Users[u.GetUsername()] = u.GetPassword()
+				if u.GetCommands() == "" && !u.GetRestrictKeys() {
+					continue
+				}
+				if c.UserRights == nil {
+					c.UserRights = map[string]route.UserRights{}
+				}
+				r := route.UserRights{Commands: u.GetCommands()}
+				if u.GetRestrictKeys() {
+					r.Keys = append([]string{}, u.GetKeys()...)
+				}
+				c.UserRights[u.GetUsername()] = r
 			}
 		}
 		switch t := pc.GetTable().(type) {

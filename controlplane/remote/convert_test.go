@@ -101,6 +101,15 @@ func TestRoundTrip(t *testing.T) {
 			BackendTLS: true, BackendTLSCAFile: "/etc/aster/backend-ca.pem", BackendTLSServerName: "redis.internal",
 			BackendRESP3: true,
 		}, nil},
+		{"user rights", route.ClusterSpec{
+			Name: "rights", ListenAddr: "127.0.0.1:8400", ListenProto: "tcp",
+			Users: map[string]string{"default": "pw", "app": "a", "ops": "o", "nokeys": "n", "free": "f"},
+			UserRights: map[string]route.UserRights{
+				"app":    {Commands: "+@all -@dangerous", Keys: []string{"app:*", "b[a-z]?"}},
+				"ops":    {Commands: "-@all +@admin"},
+				"nokeys": {Keys: []string{}},
+			},
+		}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -50,7 +50,7 @@ func (s *session) auth(out []byte, args [][]byte) []byte {
 	if !checkPassword(users, user, pass) {
 		return resp.AppendError(out, errWrongPass)
 	}
-	s.authed = true
+	s.login(user)
 	return resp.AppendSimple(out, "OK")
 }
 
@@ -83,7 +83,7 @@ func (s *session) hello(out []byte, args [][]byte) []byte {
 			if !checkPassword(s.c.opts.Users, string(args[i+1]), args[i+2]) {
 				return resp.AppendError(out, errWrongPass)
 			}
-			s.authed = true
+			s.login(string(args[i+1]))
 			i += 2
 		case "setname":
 			if i+1 >= len(args) {

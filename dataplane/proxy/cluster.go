@@ -52,6 +52,9 @@ type Options struct {
 	// Users are the client credentials, username → password ("default" for a plain AUTH
 	// password); empty means no authentication.
 	Users map[string]string
+	// Rights are the access rules of the Users that have some (acl package); the others, and
+	// clients of a cluster without Users, may run everything.
+	Rights map[string]route.UserRights
 	// BackendAuth is sent (AUTH [user] pass) on every new backend connection; empty for none.
 	BackendUser, BackendPassword string
 	// MaxConnections bounds the cluster's clients; 0 means no bound.
@@ -134,6 +137,8 @@ type Cluster struct {
 	readonly bool
 
 	snap atomic.Pointer[snapshot]
+	// rights are the users' compiled access rules (acl.go); nil when no user has rules.
+	rights atomic.Pointer[rightsTable]
 	// ready is closed when the first table is in, so sessions that start earlier can wait.
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -177,6 +182,9 @@ func NewCluster(opts Options) *Cluster {
 		retiring: make(map[*pool]*time.Timer),
 	}
 	c.initKnobs()
+	if err := c.setRights(opts.Users, opts.Rights); err != nil {
+		c.log.Error("users' access rules refused; those users may run nothing", "error", err)
+	}
 	return c
 }
 

@@ -332,6 +332,8 @@ func (p *pubsub) command(cmd *resp.Command) (leave bool) {
 	case !spec.CheckArity(len(args)) || (spec.Name == "ping" && len(args) > 2):
 		p.reply(resp.AppendError(nil, "ERR wrong number of arguments for '"+spec.Name+"' command"))
 		return false
+	case !s.permittedSubscribed(p, spec, args):
+		return false
 	}
 	switch spec.Name {
 	case "subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe":

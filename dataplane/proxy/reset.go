@@ -16,4 +16,5 @@ func (s *session) resetConn() {
 	s.proto3 = false
 	s.name = ""
 	s.authed = len(s.c.opts.Users) == 0
+	s.username, s.user, s.rightsOf = "", nil, nil
 }

@@ -105,6 +105,13 @@ func (s *Server) Apply(snap *route.Snapshot) error {
 				c.reconfigure(spec)
 			}
 			c.applyLive(old, spec)
+			if err := c.applyRights(old, spec); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if replaced != nil {
+			// The replaced cluster's sessions drain under the new rules, too.
+			_ = replaced.setRights(spec.Users, spec.UserRights)
 		}
 		s.specs[spec.Name] = spec
 		if spec.Table != nil {
@@ -132,7 +139,7 @@ func (s *Server) openLocked(spec route.ClusterSpec, replaced *Cluster, old route
 		ReadTimeout: spec.ReadTimeout, WriteTimeout: spec.WriteTimeout, DialTimeout: spec.DialTimeout,
 		NodeConnections: spec.NodeConnections, ReadFromSlave: spec.ReadFromSlave,
 		Logger: s.opts.Logger, Version: s.opts.Version, Metrics: s.opts.Metrics, AnnounceIP: s.opts.AnnounceIP,
-		Users: spec.Users, BackendUser: spec.BackendUser, BackendPassword: spec.BackendPassword,
+		Users: spec.Users, Rights: spec.UserRights, BackendUser: spec.BackendUser, BackendPassword: spec.BackendPassword,
 		MaxConnections: spec.MaxConnections, IdleTimeout: spec.IdleTimeout,
 		SlowLogMaxLen: spec.SlowLogMaxLen, SlowLogSlowerThan: spec.SlowLogSlowerThan,
 		BackendRESP3: spec.BackendRESP3,

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aster-proxy/aster/dataplane/acl"
 	"github.com/aster-proxy/aster/dataplane/backend"
 	"github.com/aster-proxy/aster/dataplane/command"
 	"github.com/aster-proxy/aster/dataplane/rawio"
@@ -171,6 +172,12 @@ type session struct {
 	blk       []byte     // a deferred command's frame, copied out of the read buffer
 	tx        txState
 
+	// username is who the client authenticated as ("" before, or without passwords); user
+	// its rules (nil: every right), resolved from rightsOf (acl.go).
+	username string
+	user     *acl.User
+	rightsOf *rightsTable
+
 	// A loop session (loop.go); raw and src are set for any plain-socket client.
 	loop *loop
 	raw  *rawio.Conn
@@ -299,6 +306,9 @@ func (s *session) beginBatch() {
 		s.start = time.Time{}
 	}
 	s.snap = s.c.current()
+	if s.username != "" {
+		s.refreshUser()
+	}
 }
 
 // readFailed answers a protocol error as Redis does (an error reply, then close); EOF and
@@ -481,6 +491,9 @@ func (s *session) handle(cmd *resp.Command) {
 	if !spec.CheckArity(len(args)) {
 		sl.setError("ERR wrong number of arguments for '" + spec.Name + "' command")
 		s.tx.refused()
+		return
+	}
+	if s.user != nil && !s.permitted(sl, spec, args) {
 		return
 	}
 	if s.tx.active && s.queue(sl, spec, cmd) {

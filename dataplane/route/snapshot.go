@@ -1,6 +1,9 @@
 package route
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Snapshot is everything a data plane serves, as the control plane publishes it: every
 // cluster's listener and backend settings and its routing table. The data plane reconciles its
@@ -23,6 +26,9 @@ type ClusterSpec struct {
 	// Users are the client credentials, username → password ("default" for the plain AUTH
 	// password); empty means clients need not authenticate.
 	Users map[string]string
+	// UserRights are the access rules of the Users that have some; the others may run every
+	// command on every key, as Redis's default user.
+	UserRights map[string]UserRights
 	// BackendUser and BackendPassword are sent as AUTH on every backend connection.
 	BackendUser, BackendPassword string
 	MaxConnections               int           // 0: no bound
@@ -45,6 +51,21 @@ type ClusterSpec struct {
 	// Table is the cluster's routing table; nil while a Redis Cluster's first slot map is
 	// still being fetched (the data plane then keeps what it has, or waits).
 	Table *Table
+}
+
+// UserRights are one user's Redis-ACL-style rules (package acl).
+type UserRights struct {
+	// Commands are Redis ACL command rules applied left to right from no command, as a new
+	// Redis user's ("+@all -@dangerous", "-@all +get +config|get"); "" means every command.
+	Commands string
+	// Keys are glob patterns (Redis's ~pattern) every key of a command must match; nil means
+	// every key.
+	Keys []string
+}
+
+// Equal reports whether two users' rules are the same.
+func (r UserRights) Equal(o UserRights) bool {
+	return r.Commands == o.Commands && slices.Equal(r.Keys, o.Keys) && (r.Keys == nil) == (o.Keys == nil)
 }
 
 // HotkeySpec sizes a cluster's hot-key tracker: one command in SampleEvery is sampled into a

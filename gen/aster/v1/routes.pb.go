@@ -800,7 +800,15 @@ type User struct {
 	// username is "default" for the plain AUTH password.
 	Username string `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
 	// password is the user's password.
-	Password      string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	Password string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	// commands are the user's Redis ACL command rules ("+@all -@dangerous"),
+	// applied left to right from no command; empty means every command.
+	Commands string `protobuf:"bytes,3,opt,name=commands,proto3" json:"commands,omitempty"`
+	// keys are glob patterns (Redis's ~pattern) every key of a command must
+	// match, when restrict_keys is set.
+	Keys []string `protobuf:"bytes,4,rep,name=keys,proto3" json:"keys,omitempty"`
+	// restrict_keys says keys apply; unset, the user may touch every key.
+	RestrictKeys  bool `protobuf:"varint,5,opt,name=restrict_keys,json=restrictKeys,proto3" json:"restrict_keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -847,6 +855,27 @@ func (x *User) GetPassword() string {
 		return x.Password
 	}
 	return ""
+}
+
+func (x *User) GetCommands() string {
+	if x != nil {
+		return x.Commands
+	}
+	return ""
+}
+
+func (x *User) GetKeys() []string {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *User) GetRestrictKeys() bool {
+	if x != nil {
+		return x.RestrictKeys
+	}
+	return false
 }
 
 // Ring is a standalone cluster's consistent hash ring.
@@ -1157,10 +1186,13 @@ const file_aster_v1_routes_proto_rawDesc = "" +
 	"\ftrigger_slow\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vtriggerSlow\x12\x1e\n" +
 	"\n" +
 	"multiplier\x18\x03 \x01(\x01R\n" +
-	"multiplier\">\n" +
+	"multiplier\"\x93\x01\n" +
 	"\x04User\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
-	"\bpassword\x18\x02 \x01(\tR\bpassword\"l\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x1a\n" +
+	"\bcommands\x18\x03 \x01(\tR\bcommands\x12\x12\n" +
+	"\x04keys\x18\x04 \x03(\tR\x04keys\x12#\n" +
+	"\rrestrict_keys\x18\x05 \x01(\bR\frestrictKeys\"l\n" +
 	"\x04Ring\x12\x1f\n" +
 	"\vhash_method\x18\x01 \x01(\tR\n" +
 	"hashMethod\x12\x19\n" +
