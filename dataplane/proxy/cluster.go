@@ -496,6 +496,15 @@ func (c *Cluster) forget(s *session) {
 	c.wg.Done()
 }
 
+// closeListener stops accepting clients (Drain does it too).
+func (c *Cluster) closeListener() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ln != nil {
+		c.ln.Close()
+	}
+}
+
 // Drain stops accepting and lets every session finish the commands it has read, then closes
 // the cluster: the way a cluster removed by a reload goes.
 func (c *Cluster) Drain() {

@@ -183,6 +183,8 @@ func (s *Server) openLocked(spec route.ClusterSpec, replaced *Cluster, old route
 
 // retireLocked drains c in the background: no new clients, in-flight requests complete.
 func (s *Server) retireLocked(c *Cluster) {
+	// Stop accepting now, not in the drain below: a replacement binds the same address.
+	c.closeListener()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
