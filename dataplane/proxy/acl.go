@@ -125,6 +125,9 @@ func (s *session) aclRefused(spec *command.Spec) {
 
 // permittedSubscribed is permitted for subscribed mode, which answers by itself.
 func (s *session) permittedSubscribed(p *pubsub, spec *command.Spec, args [][]byte) bool {
+	if s.username != "" {
+		s.refreshUser() // subscribed mode has no batches
+	}
 	if s.user == nil {
 		return true
 	}
