@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -244,5 +245,41 @@ func TestUserRightsAllocateNothing(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(300, roundTrip); n >= 0.5 {
 		t.Errorf("%.2f allocations per round trip of a user with rules, want 0", n)
+	}
+}
+
+// TestCommandInfoCategories: COMMAND INFO through the proxy lists a command's ACL categories,
+// as the server does, so that clients can see what a rule like -@dangerous covers.
+func TestCommandInfoCategories(t *testing.T) {
+	e := startACLEnv(t, nil, nil)
+	direct := redistest.Start(t)
+	c := e.dial(t)
+	for _, name := range []string{"get", "flushall", "config", "blpop"} {
+		want, err := direct.Do("COMMAND", "INFO", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantCats := fmt.Sprint(want.([]any)[0].([]any)[6])
+		c.send("COMMAND INFO " + name + "\r\n")
+		if l := c.line(); l != "*1" {
+			t.Fatalf("COMMAND INFO %s: %q", name, l)
+		}
+		if l := c.line(); l != "*10" {
+			t.Fatalf("COMMAND INFO %s: entry %q", name, l)
+		}
+		for range 6 { // name, arity, flags, first, last, step
+			drainReply(t, c, c.line())
+		}
+		n, _ := strconv.Atoi(strings.TrimPrefix(c.line(), "*"))
+		var got []any
+		for range n {
+			got = append(got, strings.TrimPrefix(c.line(), "+"))
+		}
+		for range 3 {
+			drainReply(t, c, c.line())
+		}
+		if fmt.Sprint(got) != wantCats {
+			t.Errorf("COMMAND INFO %s: categories %v, redis says %s", name, got, wantCats)
+		}
 	}
 }

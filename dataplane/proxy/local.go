@@ -186,7 +186,12 @@ func appendCommandInfo(out []byte, sp *command.Spec) []byte {
 	out = resp.AppendInt(out, int64(sp.FirstKey))
 	out = resp.AppendInt(out, int64(sp.LastKey))
 	out = resp.AppendInt(out, int64(sp.Step))
-	for i := 0; i < 4; i++ { // ACL categories, tips, key specs, subcommands: none
+	cats := strings.Fields(sp.Categories.String()) // "@read @string @fast"
+	out = resp.AppendArrayHeader(out, len(cats))
+	for _, c := range cats {
+		out = resp.AppendSimple(out, c)
+	}
+	for i := 0; i < 3; i++ { // tips, key specs, subcommands: none
 		out = resp.AppendArrayHeader(out, 0)
 	}
 	return out
