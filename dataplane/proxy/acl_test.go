@@ -213,6 +213,13 @@ func TestUserRightsReload(t *testing.T) {
 		[2]string{"PING", "+PONG"},
 		[2]string{"GET app:1", nopermCmd + "get' command"},
 	)
+	// A subscribed client follows a reload too.
+	sub := e.dial(t)
+	expect(t, sub, [2]string{"AUTH ops o2", "+OK"}, [2]string{"SUBSCRIBE ch", "*3"})
+	e.spec.UserRights = map[string]route.UserRights{"ops": {Commands: "+@all -get -psubscribe"}}
+	e.apply(t)
+	expect(t, sub, [2]string{"PSUBSCRIBE c*", nopermCmd + "psubscribe' command"}, [2]string{"SUBSCRIBE c2", "*3"})
+
 	// Rules removed: everything again.
 	e.spec.UserRights = nil
 	e.apply(t)
