@@ -26,6 +26,7 @@ func defaultsFor(c Cluster) Cluster {
 	c.Thread = 1
 	c.ReadTimeout, c.WriteTimeout, c.DialTimeout = time.Second, time.Second, time.Second
 	c.NodeConnections = 1
+	c.MaxConnections = DefaultMaxConnections
 	c.Fetch = 600 * time.Second
 	c.SlowlogLogSlowerThan = 10 * time.Millisecond
 	c.SlowlogMaxLen = 128
@@ -89,6 +90,7 @@ func TestLoadStandaloneExample(t *testing.T) {
 		WriteTimeout:     0,
 		DialTimeout:      500 * time.Millisecond,
 		NodeConnections:  2,
+		MaxConnections:   DefaultMaxConnections,
 		PingFailLimit:    3,
 		PingInterval:     200 * time.Millisecond,
 		PingSuccInterval: time.Second,

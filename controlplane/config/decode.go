@@ -12,6 +12,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/aster-proxy/aster/internal/bearer"
 	"github.com/aster-proxy/aster/internal/tlsconf"
 )
 
@@ -111,6 +112,15 @@ func (p *parser) admin(raw map[string]any) Admin {
 	}
 	if s, ok := r.str("token"); ok {
 		a.Token = s
+	}
+	if path, ok := r.str("token_file"); ok && path != "" {
+		if a.Token != "" {
+			r.errf("token_file", "token and token_file are two ways to say the same thing: give one")
+		} else if tok, err := bearer.ReadFile(path); err != nil {
+			r.errf("token_file", "%v", err)
+		} else {
+			a.Token = tok
+		}
 	}
 	a.TLSCertFile, a.TLSKeyFile, a.TLSCAFile = r.serverTLS()
 	r.unknown()
@@ -419,6 +429,7 @@ func (p *parser) cluster(i int, m map[string]any) Cluster {
 	if n, ok := r.intIn("node_connections", 1, MaxNodeConnections); ok {
 		c.NodeConnections = n
 	}
+	c.MaxConnections = DefaultMaxConnections
 	if n, ok := r.intIn("max_connections", 0, MaxMaxConnections); ok {
 		c.MaxConnections = n
 	}
