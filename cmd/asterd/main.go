@@ -3,7 +3,9 @@
 //
 // --role all (the default) runs the control plane and the data plane in one process; --role
 // control runs only the control plane and its gRPC API, whose RouteService feeds data planes
-// started with --role data --control-plane HOST:PORT.
+// started with --role data --control-plane HOST:PORT. Snapshots carry every password, so the
+// RouteService serves only with an [admin] token (token or token_file); a data plane sends it
+// from --token, --token-file FILE or $ASTER_ADMIN_TOKEN, in that order.
 //
 // Prometheus metrics, /healthz, /readyz (and /debug/pprof/ with [metrics] pprof = true) are
 // served on [metrics] listen_addr (default 127.0.0.1:7791). --metrics PORT, the original
@@ -42,6 +44,7 @@ import (
 	"github.com/aster-proxy/aster/controlplane/remote"
 	"github.com/aster-proxy/aster/dataplane/proxy"
 	"github.com/aster-proxy/aster/dataplane/route"
+	"github.com/aster-proxy/aster/internal/bearer"
 	"github.com/aster-proxy/aster/internal/tlsconf"
 	"github.com/aster-proxy/aster/metrics"
 )
@@ -83,6 +86,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		role        string
 		controlAddr string
 		token       string
+		tokenFile   string
 		metricsPort int
 		metricsAddr string
 		announceIP  string
@@ -96,7 +100,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&role, "role", roleAll, "all (control and data plane), control (control plane and admin API only) or data (data plane fed by --control-plane)")
 	fs.StringVar(&controlAddr, "control-plane", "", "with --role data: the control plane's admin API address, HOST:PORT")
-	fs.StringVar(&token, "token", "", "with --role data: the control plane's admin token")
+	fs.StringVar(&token, "token", "", "with --role data: the control plane's admin token (visible in ps: prefer --token-file or $ASTER_ADMIN_TOKEN)")
+	fs.StringVar(&tokenFile, "token-file", "", "with --role data: file holding the control plane's admin token (trailing newline trimmed); --token wins over it, it over $ASTER_ADMIN_TOKEN")
 	fs.BoolVar(&cpTLS.on, "tls", false, "with --role data: connect to the control plane over TLS (implied by the other --tls-* flags)")
 	fs.StringVar(&cpTLS.ca, "tls-ca", "", "with --role data: CA file that verifies the control plane's certificate (default: the system roots)")
 	fs.StringVar(&cpTLS.cert, "tls-cert", "", "with --role data: client certificate file, for a control plane with [admin] tls_ca_file")
@@ -120,7 +125,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "asterd: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	if msg := checkRole(role, configPath, controlAddr, token != "" || cpTLS.set(), check); msg != "" {
+	if msg := checkRole(role, configPath, controlAddr, token != "" || tokenFile != "" || cpTLS.set(), check); msg != "" {
 		fmt.Fprintln(stderr, "asterd: "+msg)
 		return 2
 	}
@@ -153,6 +158,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "asterd: --tls-*: %v\n", err)
 			return 2
 		}
+		var tokenFlag, fileFlag *string
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "token":
+				tokenFlag = &token
+			case "token-file":
+				fileFlag = &tokenFile
+			}
+		})
+		token, err := bearer.Resolve(tokenFlag, fileFlag, os.Getenv)
+		if err != nil {
+			fmt.Fprintf(stderr, "asterd: %v\n", err)
+			return 2
+		}
 		mc := config.Metrics{ListenAddr: metricsFlag}
 		if err := serveData(ctx, controlAddr, token, tc, announceIP, mc, log); err != nil {
 			log.Error("asterd stopped", "error", err)
@@ -166,6 +185,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
+		}
+		// Not an error: a config without a token was valid before RouteService needed one, and
+		// a --role all asterd without remote data planes serves fine. A warning says what
+		// the token guards.
+		if msg := noTokenWarning(cfg.Admin); msg != "" {
+			fmt.Fprintln(stderr, "asterd: warning: "+msg)
 		}
 		fmt.Fprintf(stdout, "%s: OK (%d clusters)\n", configPath, len(cfg.Clusters))
 		return 0
@@ -188,6 +213,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// noTokenWarning says what an admin API without a token leaves open, or "" when it has one
+// or is off: --check prints it, asterd logs it at start.
+func noTokenWarning(a config.Admin) string {
+	if a.ListenAddr == "" || a.Token != "" {
+		return ""
+	}
+	return fmt.Sprintf("[admin] has no token: any process that reaches %s may eject nodes, reload and change live settings, and RouteService serves no data plane (%s)",
+		a.ListenAddr, remote.NoTokenMessage)
+}
+
 // clientTLS are the --tls* flags of --role data: how it connects to the control plane.
 type clientTLS struct {
 	on                        bool
@@ -207,12 +242,12 @@ func (c clientTLS) config() (*tls.Config, error) {
 }
 
 // checkRole returns what is wrong with the combination of --role and the flags that depend on
-// it, or "". dataFlags: --token or a --tls* flag was given.
+// it, or "". dataFlags: --token, --token-file or a --tls* flag was given.
 func checkRole(role, configPath, controlAddr string, dataFlags, check bool) string {
 	switch role {
 	case roleAll, roleControl:
 		if controlAddr != "" || dataFlags {
-			return "--control-plane, --token and --tls* are for --role data"
+			return "--control-plane, --token, --token-file and --tls* are for --role data"
 		}
 		if configPath == "" {
 			return "--config FILE is required"
@@ -459,7 +494,7 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, controlOn
 			}
 		}
 		admin.New(acfg).Register(gs)
-		remote.NewServer(remote.ServerConfig{Source: cp, Logger: log}).Register(gs)
+		remote.NewServer(remote.ServerConfig{Source: cp, Token: cfg.Admin.Token, Logger: log}).Register(gs)
 		go func() {
 			if err := gs.Serve(ln); err != nil {
 				log.Error("admin API stopped", "error", err)
@@ -469,6 +504,10 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, controlOn
 		// Whether a token or certificates are required, never what they are.
 		log.Info("admin API listening", "addr", ln.Addr().String(), "token_required", cfg.Admin.Token != "",
 			"tls", cfg.Admin.TLSCertFile != "", "client_cert_required", cfg.Admin.TLSCAFile != "")
+		if cfg.Admin.Token == "" {
+			log.Warn("admin API has no token: any process that reaches it may eject nodes, reload and change live settings", "addr", ln.Addr().String())
+			log.Warn("RouteService serves no data plane: " + remote.NoTokenMessage)
+		}
 	}
 
 	hup := make(chan os.Signal, 1)

@@ -67,16 +67,17 @@ func ReadFile(path string) (string, error) {
 }
 
 // Resolve returns the token a client is to send, from (in this order) the --token flag, the
-// --token-file flag, or the environment variable Env; "" when none is set. Both flags at once
-// are an error: which one was meant is not ours to guess.
-func Resolve(flagToken, flagFile string, getenv func(string) string) (string, error) {
+// --token-file flag, or the environment variable Env; nil flags were not given. A given flag
+// wins even when empty ("--token=" sends no token whatever the environment says). Both flags
+// at once are an error: which one was meant is not ours to guess.
+func Resolve(flagToken, flagFile *string, getenv func(string) string) (string, error) {
 	switch {
-	case flagToken != "" && flagFile != "":
+	case flagToken != nil && flagFile != nil:
 		return "", errors.New("--token and --token-file: give one")
-	case flagToken != "":
-		return flagToken, nil
-	case flagFile != "":
-		return ReadFile(flagFile)
+	case flagToken != nil:
+		return *flagToken, nil
+	case flagFile != nil:
+		return ReadFile(*flagFile)
 	}
 	return getenv(Env), nil
 }

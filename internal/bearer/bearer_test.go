@@ -62,18 +62,22 @@ func TestResolvePrecedence(t *testing.T) {
 		return ""
 	}
 	noEnv := func(string) string { return "" }
+	str := func(s string) *string { return &s }
 	cases := []struct {
-		name, flag, file string
-		getenv           func(string) string
-		want             string
-		err              bool
+		name       string
+		flag, file *string
+		getenv     func(string) string
+		want       string
+		err        bool
 	}{
-		{"flag beats env", "from-flag", "", env, "from-flag", false},
-		{"file beats env", "", file, env, "from-file", false},
-		{"env alone", "", "", env, "from-env", false},
-		{"nothing", "", "", noEnv, "", false},
-		{"both flags", "from-flag", file, env, "", true},
-		{"unreadable file is an error, not the env", "", file + ".missing", env, "", true},
+		{"flag beats env", str("from-flag"), nil, env, "from-flag", false},
+		{"empty flag beats env", str(""), nil, env, "", false},
+		{"file beats env", nil, str(file), env, "from-file", false},
+		{"env alone", nil, nil, env, "from-env", false},
+		{"nothing", nil, nil, noEnv, "", false},
+		{"both flags", str("from-flag"), str(file), env, "", true},
+		{"unreadable file is an error, not the env", nil, str(file + ".missing"), env, "", true},
+		{"empty file name is an error", nil, str(""), env, "", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
