@@ -45,6 +45,7 @@ import (
 	"github.com/aster-proxy/aster/dataplane/proxy"
 	"github.com/aster-proxy/aster/dataplane/route"
 	"github.com/aster-proxy/aster/internal/bearer"
+	"github.com/aster-proxy/aster/internal/fdlimit"
 	"github.com/aster-proxy/aster/internal/tlsconf"
 	"github.com/aster-proxy/aster/metrics"
 )
@@ -313,6 +314,33 @@ func dataPlaneMetrics(m *metrics.Metrics) *proxy.Metrics {
 	}
 }
 
+// openFileLimit raises the open-file limit towards what cfg's clusters need (nil: unknown
+// yet), as Redis does for maxclients, logs what it got in one line (a warning when it is
+// less than needed: each cluster then gets a share, see proxy.ServerOptions.FDLimit) and
+// returns it; 0 when it is unknown.
+func openFileLimit(cfg *config.Config, log hclog.Logger) uint64 {
+	var ds []fdlimit.Demand
+	if cfg != nil {
+		threads := runtime.GOMAXPROCS(0)
+		for _, c := range cfg.Clusters {
+			ds = append(ds, fdlimit.Demand{MaxClients: c.MaxConnections, Nodes: len(c.Servers),
+				NodeConnections: c.NodeConnections, Loops: threads})
+		}
+	}
+	want := fdlimit.Need(ds)
+	cur, hard, err := fdlimit.Raise(want)
+	switch {
+	case err != nil:
+		log.Warn("open file limit: could not raise it", "limit", cur, "hard_limit", hard, "needed", want, "error", err)
+	case cfg != nil && cur < want:
+		log.Warn("open file limit lower than max_connections need: each cluster gets a share of it (raise ulimit -n or LimitNOFILE)",
+			"limit", cur, "hard_limit", hard, "needed", want)
+	default:
+		log.Info("open file limit", "limit", cur, "hard_limit", hard, "needed", want)
+	}
+	return cur
+}
+
 // errNotServing is /readyz's answer while the data plane lacks a table or a listener.
 var errNotServing = errors.New("data plane: not every cluster has a routing table and a listener")
 
@@ -332,7 +360,11 @@ func serveData(ctx context.Context, addr, token string, tc *tls.Config, announce
 	// The data plane exists before the client that carries its hints up.
 	var clientRef atomic.Pointer[remote.Client]
 	m := metrics.New(buildVersion())
+	// What the clusters need is known only with the first snapshot: take the limit as it is
+	// (the Go runtime starts at the hard limit); the data plane shares it among the clusters.
+	fdLimit := openFileLimit(nil, log)
 	dp := proxy.NewServer(proxy.ServerOptions{
+		FDLimit:    fdLimit,
 		Logger:     log,
 		Version:    buildVersion(),
 		AnnounceIP: announceIP,
@@ -390,7 +422,9 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, controlOn
 	m := metrics.New(buildVersion())
 	var dp *proxy.Server
 	if !controlOnly {
+		fdLimit := openFileLimit(cfg, log)
 		dp = proxy.NewServer(proxy.ServerOptions{
+			FDLimit:    fdLimit,
 			Logger:     log,
 			Version:    buildVersion(),
 			AnnounceIP: announceIP,

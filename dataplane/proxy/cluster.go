@@ -151,6 +151,9 @@ type Cluster struct {
 	nextID   atomic.Uint64
 	wg       sync.WaitGroup
 	retiring map[*pool]*time.Timer // pools no table names any more, closed after RetireGrace
+	// fdShare, when > 0, is the cluster's client limit under the process's open-file limit
+	// (Server.budgetLocked); it takes the place of MaxConnections (see clientLimit).
+	fdShare atomic.Int64
 }
 
 // NewCluster returns a cluster that has no table yet; requests wait for the first Update.
@@ -404,7 +407,7 @@ func (c *Cluster) Serve() error {
 			nc.Close()
 			return nil
 		}
-		if max := c.opts.MaxConnections; max > 0 && len(c.sessions) >= max {
+		if max := c.clientLimit(); max > 0 && len(c.sessions) >= max {
 			c.mu.Unlock()
 			c.metrics.inc(c.metrics.refused)
 			_ = nc.SetWriteDeadline(time.Now().Add(time.Second))

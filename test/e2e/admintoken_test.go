@@ -16,8 +16,16 @@ import (
 // ASTER_ADMIN_*, so that the test's own environment cannot leak a token in.
 func runAsterdEnv(t *testing.T, listen string, env []string, args ...string) *asterd {
 	t.Helper()
+	return runAsterdWrapped(t, listen, env, nil, args...)
+}
+
+// runAsterdWrapped is runAsterdEnv with asterd run by a wrapper command (e.g. prlimit ...),
+// which must exec it so that signals reach asterd.
+func runAsterdWrapped(t *testing.T, listen string, env, wrapper []string, args ...string) *asterd {
+	t.Helper()
 	a := &asterd{Addr: listen, log: &syncBuffer{}, done: make(chan struct{})}
-	a.cmd = exec.Command(asterdBin, append(args, "--log-level", "debug")...)
+	argv := append(append(append([]string{}, wrapper...), asterdBin), append(args, "--log-level", "debug")...)
+	a.cmd = exec.Command(argv[0], argv[1:]...)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "ASTER_ADMIN_") {
 			a.cmd.Env = append(a.cmd.Env, kv)
