@@ -380,6 +380,7 @@ func (c *Cluster) Serve() error {
 		return fmt.Errorf("cluster %q: serve before listen", c.opts.Name)
 	}
 	var delay time.Duration
+	failed := 0
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -389,15 +390,22 @@ func (c *Cluster) Serve() error {
 			if closed || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			// Out of file descriptors and the like: back off instead of spinning.
+			// Out of file descriptors (EMFILE, ENFILE) and the like: keep the listener and
+			// back off instead of spinning, as net/http does; clients wait in the listen
+			// queue. One log line when it starts failing and one when it recovers.
 			if delay == 0 {
 				delay = 5 * time.Millisecond
+				c.log.Error("accept failing: retrying with backoff, new clients wait", "error", err)
 			} else if delay *= 2; delay > time.Second {
 				delay = time.Second
 			}
-			c.log.Error("accept failed", "error", err, "retry_in", delay)
+			failed++
 			time.Sleep(delay)
 			continue
+		}
+		if failed > 0 {
+			c.log.Info("accepting again", "failed_accepts", failed)
+			failed = 0
 		}
 		delay = 0
 		s := newSession(c, nc)
