@@ -237,3 +237,32 @@ func TestCheckWarnsWithoutToken(t *testing.T) {
 		})
 	}
 }
+
+// A --role all asterd warns at start, once each, that its admin API has no token and that its
+// RouteService serves no data plane; with a token it says neither.
+func TestAdminWarnsWithoutToken(t *testing.T) {
+	servers := startServers(t, 1)
+	clusters := `
+[[clusters]]
+name = "w"
+listen_addr = "%LISTEN%"
+cache_type = "redis"
+servers = ` + serverList(servers, []int{1}, true) + `
+`
+	for _, tc := range []struct {
+		token string
+		warns int
+	}{{"", 1}, {"s3cret-w4rn", 0}} {
+		a, _ := startAsterdAdmin(t, tc.token, clusters)
+		waitLog(t, a, "asterd started")
+		for _, line := range []string{"[WARN]  asterd: admin API has no token", "[WARN]  asterd: RouteService serves no data plane"} {
+			if n := strings.Count(a.log.String(), line); n != tc.warns {
+				t.Errorf("token %q: %q logged %d times, want %d", tc.token, line, n, tc.warns)
+			}
+		}
+		a.stop(t)
+		if tc.token != "" {
+			noSecretInLog(t, a, tc.token)
+		}
+	}
+}
