@@ -30,6 +30,8 @@ func TestAdminTokenFile(t *testing.T) {
 		{"empty path is no file", "[admin]\ntoken_file = \"\"\n", "", ""},
 		{"missing file", "[admin]\ntoken_file = " + q(filepath.Join(dir, "nope")) + "\n", "", "t.toml:7: admin.token_file: token file: open "},
 		{"empty file", "[admin]\ntoken_file = " + q(empty) + "\n", "", "t.toml:7: admin.token_file: token file " + empty + ": empty"},
+		{"token not ASCII", "[admin]\ntoken = \"s3cret\u00e9\"\n", "", "t.toml:7: admin.token: the token must be one line of printable ASCII characters"},
+		{"token with a newline", "[admin]\ntoken = \"s3cret\\n\"\n", "", "admin.token: the token must be one line"},
 		{"both", "[admin]\ntoken = \"x\"\ntoken_file = " + q(good) + "\n", "", "admin.token_file: token and token_file are two ways to say the same thing: give one"},
 	}
 	for _, c := range cases {

@@ -111,6 +111,9 @@ func (p *parser) admin(raw map[string]any) Admin {
 		a.ListenAddr = s
 	}
 	if s, ok := r.str("token"); ok {
+		if err := bearer.Valid(s); err != nil {
+			r.errf("token", "%v", err)
+		}
 		a.Token = s
 	}
 	if path, ok := r.str("token_file"); ok && path != "" {

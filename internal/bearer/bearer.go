@@ -60,10 +60,22 @@ func ReadFile(path string) (string, error) {
 	if tok == "" {
 		return "", fmt.Errorf("token file %s: empty", path)
 	}
-	if strings.ContainsFunc(tok, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return "", fmt.Errorf("token file %s: the token must be one line of printable characters", path)
+	if err := Valid(tok); err != nil {
+		return "", fmt.Errorf("token file %s: %w", path, err)
 	}
 	return tok, nil
+}
+
+// Valid reports whether tok can be sent as a gRPC header value: printable ASCII (0x20-0x7e)
+// and at most MaxFileSize bytes. The error never shows the token.
+func Valid(tok string) error {
+	if len(tok) > MaxFileSize {
+		return fmt.Errorf("the token is longer than %d bytes", MaxFileSize)
+	}
+	if strings.ContainsFunc(tok, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
+		return errors.New("the token must be one line of printable ASCII characters")
+	}
+	return nil
 }
 
 // Resolve returns the token a client is to send, from (in this order) the --token flag, the
@@ -75,9 +87,16 @@ func Resolve(flagToken, flagFile *string, getenv func(string) string) (string, e
 	case flagToken != nil && flagFile != nil:
 		return "", errors.New("--token and --token-file: give one")
 	case flagToken != nil:
+		if err := Valid(*flagToken); err != nil {
+			return "", fmt.Errorf("--token: %w", err)
+		}
 		return *flagToken, nil
 	case flagFile != nil:
 		return ReadFile(*flagFile)
 	}
-	return getenv(Env), nil
+	tok := getenv(Env)
+	if err := Valid(tok); err != nil {
+		return "", fmt.Errorf("%s: %w", Env, err)
+	}
+	return tok, nil
 }

@@ -28,6 +28,7 @@ func TestReadFile(t *testing.T) {
 		{"empty", write("empty", ""), "", "empty"},
 		{"only newline", write("onlynl", "\n"), "", "empty"},
 		{"two lines", write("two", "s3cret\nmore\n"), "", "one line"},
+		{"not ASCII", write("utf8", "s3cret\u00e9\n"), "", "printable ASCII"},
 		{"too large", write("big", strings.Repeat("x", MaxFileSize+1)), "", "larger than"},
 		{"largest", write("max", strings.Repeat("x", MaxFileSize)), strings.Repeat("x", MaxFileSize), ""},
 	}
@@ -78,6 +79,8 @@ func TestResolvePrecedence(t *testing.T) {
 		{"both flags", str("from-flag"), str(file), env, "", true},
 		{"unreadable file is an error, not the env", nil, str(file + ".missing"), env, "", true},
 		{"empty file name is an error", nil, str(""), env, "", true},
+		{"flag with a newline", str("a\nb"), nil, env, "", true},
+		{"env with a newline", nil, nil, func(string) string { return "a\nb" }, "", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
