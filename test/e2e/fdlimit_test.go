@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bufio"
+	"errors"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -10,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -119,6 +122,11 @@ func TestFloodStaysInItsShare(t *testing.T) {
 			held = append(held, c)
 		case err == nil && line == refusal:
 			refused++ // refused after the reads above gave up
+		case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF):
+			// Refused late too, its PING unread: the close may reset the connection before
+			// the refusal is read. An answer all the same, not a hang.
+			t.Logf("client %d of the flood: refused late (%v)", i, err)
+			refused++
 		default:
 			t.Fatalf("client %d of the flood: no answer to PING (%q, %v; %d accepted, %d refused so far)", i, line, err, pongs, refused)
 		}
