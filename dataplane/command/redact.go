@@ -12,6 +12,10 @@ package command
 //   - CONFIG SET name value [name value ...]: the value of a sensitive setting (requirepass,
 //     masterauth, masteruser).
 //
+// Beyond Redis, the arguments of an ACL or CONFIG subcommand Redis does not know are hidden
+// (Redis refuses those before they run, so never logs them; the proxy logs them), and so are
+// the secrets of a command given as arguments (ACL DRYRUN user AUTH pw, COMMAND GETKEYS ...).
+//
 // Redis decides while it parses, so where it stops at a syntax error it shows the rest in
 // clear (AUTH with three arguments, HELLO 4 AUTH u p, HELLO AUTH u p, HELLO 3 AUTH p,
 // MIGRATE ... FOO AUTH p, CONFIG SET with an odd count, the second AUTH of HELLO). Here the rule is syntactic and holds
@@ -48,6 +52,24 @@ func (s *Secrets) addFrom(i int) {
 		return
 	}
 	*s |= ^Secrets(0) << i
+}
+
+// addNested marks the secrets of the command args, given as arguments of another from
+// position at on.
+func (s *Secrets) addNested(at int, args [][]byte) {
+	if at >= secretsRest {
+		s.addFrom(at)
+		return
+	}
+	inner := SecretArgs(args[:min(len(args), secretsRest-at)])
+	for i := 0; at+i < secretsRest; i++ {
+		if inner.Has(i) {
+			s.add(at + i)
+		}
+	}
+	if len(args) > secretsRest-at && inner.Has(secretsRest-at-1) {
+		s.addFrom(secretsRest) // not looked at: assume the worst
+	}
 }
 
 // SecretArgs returns the positions of args (the command as the client sent it, name first)
@@ -100,11 +122,20 @@ func SecretArgs(args [][]byte) Secrets {
 			}
 		}
 	case eqFold(args[0], "acl"):
-		if len(args) > 2 && eqFold(args[1], "setuser") {
+		switch {
+		case len(args) > 3 && eqFold(args[1], "dryrun"): // ACL DRYRUN username command [arg ...]
+			s.addNested(3, args[3:])
+		case len(args) > 2 && (eqFold(args[1], "setuser") || !oneOf(args[1], aclPlain)):
 			s.addFrom(2)
 		}
+	case eqFold(args[0], "command"): // COMMAND GETKEYS[ANDFLAGS] command [arg ...]
+		if len(args) > 2 && (eqFold(args[1], "getkeys") || eqFold(args[1], "getkeysandflags")) {
+			s.addNested(2, args[2:])
+		}
 	case eqFold(args[0], "config"):
-		if len(args) > 2 && eqFold(args[1], "set") {
+		if len(args) > 2 && !eqFold(args[1], "set") && !oneOf(args[1], configPlain) {
+			s.addFrom(2)
+		} else if len(args) > 2 && eqFold(args[1], "set") {
 			for j := 2; j < len(args); j += 2 {
 				if j >= secretsRest {
 					s.addFrom(j)
@@ -117,6 +148,23 @@ func SecretArgs(args [][]byte) Secrets {
 		}
 	}
 	return s
+}
+
+// The subcommands of ACL and CONFIG that take no secret. Redis does not log a subcommand it
+// does not know (CONFIG SETT requirepass x, ACL SETUSR ...), the proxy does: such a one hides
+// all its arguments, as it may be a mistyped SET or SETUSER.
+var (
+	aclPlain    = []string{"cat", "deluser", "dryrun", "genpass", "getuser", "help", "list", "load", "log", "save", "users", "whoami"}
+	configPlain = []string{"get", "help", "resetstat", "rewrite"}
+)
+
+func oneOf(b []byte, words []string) bool {
+	for _, w := range words {
+		if eqFold(b, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // sensitiveSetting reports whether CONFIG SET name takes a secret: Redis's requirepass,

@@ -56,8 +56,15 @@ var redactCases = []redactCase{
 	{args: w("ACL SETUSER bob on >bobpw1 +@all"), want: "ACL SETUSER (redacted) (redacted) (redacted) (redacted)"},
 	{args: w("acl setuser bob2"), want: "acl setuser (redacted)"},
 	{args: w("acl SetUser"), want: "acl SetUser", redis: "-"},
-	{args: w("ACL DRYRUN default get x"), want: "ACL DRYRUN default get x"},
 	{args: w("ACL GETUSER default"), want: "ACL GETUSER default"},
+	{args: w("ACL SETUSR bob >aclpw"), want: "ACL SETUSR (redacted) (redacted)", redis: "-"},
+	{args: w("acl whoami"), want: "acl whoami"},
+	{args: w("ACL LOG 10"), want: "ACL LOG 10"},
+	{args: w("ACL DRYRUN default get x"), want: "ACL DRYRUN default get x"},
+	{args: w("ACL DRYRUN default AUTH dry1"), want: "ACL DRYRUN default AUTH (redacted)", redis: "clear"},
+	{args: w("acl dryrun default config set requirepass dry2"), want: "acl dryrun default config set requirepass (redacted)", redis: "clear"},
+	{args: w("COMMAND GETKEYS MIGRATE 127.0.0.1 1 k 0 10 AUTH gk1"), want: "COMMAND GETKEYS MIGRATE 127.0.0.1 1 k 0 10 AUTH (redacted)", redis: "clear"},
+	{args: w("command getkeysandflags set k v"), want: "command getkeysandflags set k v"},
 	// CONFIG SET: the values of sensitive settings only, any case, several pairs.
 	{args: w("config set MasterAuth ma1 maxmemory 0 requirepass rp1 masteruser mu1"),
 		want: "config set MasterAuth (redacted) maxmemory 0 requirepass (redacted) masteruser (redacted)"},
@@ -67,6 +74,9 @@ var redactCases = []redactCase{
 	{args: w("CONFIG SET maxmemory 0 requirepass"), want: "CONFIG SET maxmemory 0 requirepass"},
 	{args: w("CONFIG SET tls-key-file-pass tk1 tls-client-key-file-pass tk2"), want: "CONFIG SET tls-key-file-pass (redacted) tls-client-key-file-pass (redacted)", redis: "clear"},
 	{args: w("CONFIG GET requirepass"), want: "CONFIG GET requirepass"},
+	{args: w("config get maxmemory requirepass"), want: "config get maxmemory requirepass"},
+	{args: w("CONFIG SETT requirepass rp3"), want: "CONFIG SETT (redacted) (redacted)", redis: "-"},
+	{args: w("CONFIG RESETSTAT"), want: "CONFIG RESETSTAT"},
 	// The proxy's own secrets, refused by its CONFIG SET (and unknown to Redis), are hidden
 	// all the same.
 	{args: w("CONFIG SET cluster.c1.password pp1 cluster.c1.backend_auth pp2 cluster.c1.slowlog-max-len 5"),
