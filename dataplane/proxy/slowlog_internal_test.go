@@ -72,6 +72,16 @@ func TestSlowLogAddAllocatesNothing(t *testing.T) {
 	if a := testing.AllocsPerRun(200, func() { l.add(frame, now, time.Millisecond, "127.0.0.1:5555") }); a != 0 {
 		t.Fatalf("add allocates %v times per slow command", a)
 	}
+	// Nor when it redacts, or skips an unknown command.
+	for _, f := range [][]byte{
+		frameOfArgs("HELLO", "3", "AUTH", "user", "password", "SETNAME", "n"),
+		frameOfArgs("config", "set", "cluster.x.requirepass", "pw", "maxmemory", "0"),
+		frameOfArgs("nosuchcommand", "pw"),
+	} {
+		if a := testing.AllocsPerRun(200, func() { l.add(f, now, time.Millisecond, "127.0.0.1:5555") }); a != 0 {
+			t.Fatalf("add of %q allocates %v times", f, a)
+		}
+	}
 }
 
 // TestSlowLogRedactsSecrets: the secret arguments of AUTH, HELLO, MIGRATE, ACL SETUSER and
