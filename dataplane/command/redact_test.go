@@ -219,3 +219,45 @@ func TestSecretArgsMatchRedis(t *testing.T) {
 		}
 	}
 }
+
+// TestSensitiveSettingsOfRedis goes through every setting of redis-server 7.0 (CONFIG GET *):
+// CONFIG SET of it (with an unknown setting after it, so that nothing changes) is redacted by
+// Redis exactly where we redact it, except the TLS key passphrases, which Redis 7.0 shows and
+// we hide.
+func TestSensitiveSettingsOfRedis(t *testing.T) {
+	rdb := startRedis(t)
+	ctx := context.Background()
+	all, err := rdb.ConfigGet(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.ConfigSet(ctx, "slowlog-log-slower-than", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	beyondRedis := map[string]bool{"tls-key-file-pass": true, "tls-client-key-file-pass": true}
+	var hidden []string
+	for name := range all {
+		if err := rdb.SlowLogReset(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		args := []string{"CONFIG", "SET", name, "v9", "no-such-setting-zz", "x"}
+		if err := rdb.Do(ctx, "CONFIG", "SET", name, "v9", "no-such-setting-zz", "x").Err(); err == nil {
+			t.Fatalf("%q was accepted", args)
+		}
+		logs, err := rdb.SlowLogGet(ctx, 1).Result()
+		if err != nil || len(logs) != 1 || len(logs[0].Args) != len(args) {
+			t.Fatalf("%q: slow log %v, %v", args, logs, err)
+		}
+		theirs := logs[0].Args[3] == Redacted
+		ours := show(args)[3] == Redacted
+		if ours {
+			hidden = append(hidden, name)
+		}
+		if theirs != ours && !(ours && beyondRedis[name]) {
+			t.Errorf("CONFIG SET %s: Redis redacts its value: %v, we: %v", name, theirs, ours)
+		}
+	}
+	if len(hidden) != 5 {
+		t.Errorf("we hide the values of %q, want requirepass, masterauth, masteruser and the two TLS passphrases", hidden)
+	}
+}
