@@ -12,18 +12,17 @@ package command
 //   - CONFIG SET name value [name value ...]: the value of a sensitive setting (requirepass,
 //     masterauth, masteruser).
 //
-// Beyond Redis, the arguments of an ACL or CONFIG subcommand Redis does not know are hidden
-// (Redis refuses those before they run, so never logs them; the proxy logs them), and so are
-// the secrets of a command given as arguments (ACL DRYRUN user AUTH pw, COMMAND GETKEYS ...).
-//
 // Redis decides while it parses, so where it stops at a syntax error it shows the rest in
-// clear (AUTH with three arguments, HELLO 4 AUTH u p, HELLO AUTH u p, HELLO 3 AUTH p,
-// MIGRATE ... FOO AUTH p, CONFIG SET with an odd count, the second AUTH of HELLO). Here the rule is syntactic and holds
-// for malformed commands too: a word that introduces a secret hides what follows it whether
-// or not the command is valid, and unknown options are stepped over. Setting names are
-// matched more widely than Redis's list (see sensitiveSetting), so that the TLS key
-// passphrases and the proxy's own secret settings (password, backend_password, auth, token),
-// which CONFIG SET refuses, are hidden too.
+// clear (AUTH with three arguments, HELLO 4 AUTH u p, HELLO AUTH u p, HELLO 3 AUTH p, the
+// second AUTH of a HELLO, MIGRATE ... FOO AUTH p, CONFIG SET with an odd count). Here the rule
+// is syntactic and holds for malformed commands too: a word that introduces a secret hides
+// what follows it whether or not the command is valid, and unknown options are stepped over.
+// Also beyond Redis: setting names are matched more widely than Redis's list (see
+// sensitiveSetting), so that the TLS key passphrases and the proxy's own secret settings
+// (password, backend_password, auth, token), which CONFIG SET refuses, are hidden too; the
+// arguments of an ACL or CONFIG subcommand Redis does not know are hidden (Redis refuses
+// those before they run, so never logs them; the proxy logs them); and so are the secrets of
+// a command given as arguments (ACL DRYRUN user AUTH pw, COMMAND GETKEYS ...).
 
 // Redacted is shown in place of a secret argument, as Redis shows it.
 const Redacted = "(redacted)"
