@@ -28,7 +28,7 @@ func parse(data []byte, filename string) (*Config, error) {
 	// type errors are collected with all the others, and tells set from unset.
 	var raw map[string]any
 	if _, err := toml.Decode(string(data), &raw); err != nil {
-		return nil, fmt.Errorf("parse config %s: %w", filename, err)
+		return nil, fmt.Errorf("parse config %s: %w", filename, hideSecret(err))
 	}
 	p := &parser{file: filename, lines: locateKeys(data)}
 
