@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/aster-proxy/aster/dataplane/limits"
 )
 
 // Defaults applied to keys a cluster leaves unset.
@@ -44,14 +46,12 @@ const (
 	DefaultBackendRespVersion   = "resp2"
 	DefaultBackupMultiplier     = 2.0
 
-	// MaxThread bounds `thread`; more workers than this is a typo, not a tuning.
-	MaxThread = 1024
-	// MaxNodeConnections bounds `node_connections` (connections per backend node).
-	MaxNodeConnections = 64
-	// MaxMaxConnections bounds `max_connections`.
-	MaxMaxConnections = 1 << 20
-	// MaxPingFailLimit matches the original's u8 field.
-	MaxPingFailLimit = 255
+	// The ranges of every number in the file are in package dataplane/limits, which CONFIG
+	// SET and the admin API check live knobs with; these name a few of them.
+	MaxThread          = limits.MaxThread
+	MaxNodeConnections = limits.MaxNodeConnections
+	MaxMaxConnections  = limits.MaxMaxConnections
+	MaxPingFailLimit   = limits.MaxPingFailLimit
 )
 
 // Config is a whole configuration file.
