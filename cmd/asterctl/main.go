@@ -8,6 +8,9 @@
 //	asterctl ... cluster restore NAME NODE
 //
 // ASTER_ADMIN_ADDR and ASTER_ADMIN_TOKEN stand in for --addr and --token; flags win.
+// --token-file FILE reads the token from a file (trailing newline trimmed), so that it appears
+// neither in ps nor in the environment: --token wins over --token-file, which wins over
+// ASTER_ADMIN_TOKEN; giving both flags is an error.
 //
 // --tls (or any --tls-* flag) connects over TLS, for an asterd with [admin] tls_* keys:
 // --tls-ca verifies its certificate, --tls-cert/--tls-key present a client certificate,
@@ -37,6 +40,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	asterv1 "github.com/aster-proxy/aster/gen/aster/v1"
+	"github.com/aster-proxy/aster/internal/bearer"
 	"github.com/aster-proxy/aster/internal/tlsconf"
 )
 
@@ -44,7 +48,7 @@ const (
 	defaultAddr    = "127.0.0.1:7790"
 	defaultTimeout = 10 * time.Second
 	envAddr        = "ASTER_ADMIN_ADDR"
-	envToken       = "ASTER_ADMIN_TOKEN"
+	envToken       = bearer.Env
 	envTLS         = "ASTER_ADMIN_TLS"
 	envTLSCA       = "ASTER_ADMIN_TLS_CA"
 	envTLSCert     = "ASTER_ADMIN_TLS_CERT"
@@ -58,11 +62,12 @@ func main() {
 
 // options are the global flags, resolved against the environment.
 type options struct {
-	addr    string
-	token   string
-	output  string
-	timeout time.Duration
-	tls     tlsOptions
+	addr      string
+	token     string
+	tokenFile string
+	output    string
+	timeout   time.Duration
+	tls       tlsOptions
 }
 
 // tlsOptions say how to reach an admin API that speaks TLS; tls.on false is plaintext.
@@ -87,7 +92,8 @@ NODE is a node's alias or its host:port address.
 
 Flags:
   --addr HOST:PORT       admin API address (env ASTER_ADMIN_ADDR, default 127.0.0.1:7790)
-  --token T              bearer token (env ASTER_ADMIN_TOKEN)
+  --token T              bearer token (env ASTER_ADMIN_TOKEN; visible in ps: prefer --token-file)
+  --token-file FILE      read the bearer token from FILE (trailing newline trimmed)
   -o table|json          output format (default table)
   --timeout D            deadline for the call (default 10s)
   --tls                  connect over TLS (env ASTER_ADMIN_TLS=true; implied by the --tls-* flags)
@@ -267,6 +273,7 @@ func parse(args []string, stderr io.Writer, getenv func(string) string) (*invoca
 	fs := newFlagSet("asterctl", stderr)
 	fs.StringVar(&inv.opts.addr, "addr", "", "")
 	fs.StringVar(&inv.opts.token, "token", "", "")
+	fs.StringVar(&inv.opts.tokenFile, "token-file", "", "")
 	fs.StringVar(&inv.opts.output, "o", "table", "")
 	fs.DurationVar(&inv.opts.timeout, "timeout", defaultTimeout, "")
 	t := &inv.opts.tls
@@ -289,9 +296,14 @@ func parse(args []string, stderr io.Writer, getenv func(string) string) (*invoca
 	if inv.opts.addr == "" {
 		inv.opts.addr = defaultAddr
 	}
-	if !set["token"] {
-		inv.opts.token = getenv(envToken)
+	if set["token"] && set["token-file"] {
+		return nil, &usageError{msg: "--token and --token-file: give one", usage: mainUsage}
 	}
+	token, err := bearer.Resolve(flagValue(set["token"], inv.opts.token), flagValue(set["token-file"], inv.opts.tokenFile), getenv)
+	if err != nil {
+		return nil, err
+	}
+	inv.opts.token = token
 	if inv.opts.output != "table" && inv.opts.output != "json" {
 		return nil, &usageError{msg: fmt.Sprintf("-o %q: want table or json", inv.opts.output), usage: mainUsage}
 	}
@@ -358,6 +370,14 @@ func parse(args []string, stderr io.Writer, getenv func(string) string) (*invoca
 	}
 	inv.args = pos
 	return inv, nil
+}
+
+// flagValue is &v when the flag was given, nil otherwise.
+func flagValue(given bool, v string) *string {
+	if !given {
+		return nil
+	}
+	return &v
 }
 
 // tlsFromEnv fills the TLS options no flag set from the environment, then checks them.

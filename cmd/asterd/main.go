@@ -3,7 +3,9 @@
 //
 // --role all (the default) runs the control plane and the data plane in one process; --role
 // control runs only the control plane and its gRPC API, whose RouteService feeds data planes
-// started with --role data --control-plane HOST:PORT.
+// started with --role data --control-plane HOST:PORT. Snapshots carry every password, so the
+// RouteService serves only with an [admin] token (token or token_file); a data plane sends it
+// from --token, --token-file FILE or $ASTER_ADMIN_TOKEN, in that order.
 //
 // Prometheus metrics, /healthz, /readyz (and /debug/pprof/ with [metrics] pprof = true) are
 // served on [metrics] listen_addr (default 127.0.0.1:7791). --metrics PORT, the original
@@ -42,6 +44,8 @@ import (
 	"github.com/aster-proxy/aster/controlplane/remote"
 	"github.com/aster-proxy/aster/dataplane/proxy"
 	"github.com/aster-proxy/aster/dataplane/route"
+	"github.com/aster-proxy/aster/internal/bearer"
+	"github.com/aster-proxy/aster/internal/fdlimit"
 	"github.com/aster-proxy/aster/internal/tlsconf"
 	"github.com/aster-proxy/aster/metrics"
 )
@@ -83,6 +87,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		role        string
 		controlAddr string
 		token       string
+		tokenFile   string
 		metricsPort int
 		metricsAddr string
 		announceIP  string
@@ -96,7 +101,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&role, "role", roleAll, "all (control and data plane), control (control plane and admin API only) or data (data plane fed by --control-plane)")
 	fs.StringVar(&controlAddr, "control-plane", "", "with --role data: the control plane's admin API address, HOST:PORT")
-	fs.StringVar(&token, "token", "", "with --role data: the control plane's admin token")
+	fs.StringVar(&token, "token", "", "with --role data: the control plane's admin token (visible in ps: prefer --token-file or $ASTER_ADMIN_TOKEN)")
+	fs.StringVar(&tokenFile, "token-file", "", "with --role data: file holding the control plane's admin token (trailing newline trimmed); --token wins over it, it over $ASTER_ADMIN_TOKEN")
 	fs.BoolVar(&cpTLS.on, "tls", false, "with --role data: connect to the control plane over TLS (implied by the other --tls-* flags)")
 	fs.StringVar(&cpTLS.ca, "tls-ca", "", "with --role data: CA file that verifies the control plane's certificate (default: the system roots)")
 	fs.StringVar(&cpTLS.cert, "tls-cert", "", "with --role data: client certificate file, for a control plane with [admin] tls_ca_file")
@@ -120,7 +126,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "asterd: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	if msg := checkRole(role, configPath, controlAddr, token != "" || cpTLS.set(), check); msg != "" {
+	if msg := checkRole(role, configPath, controlAddr, token != "" || tokenFile != "" || cpTLS.set(), check); msg != "" {
 		fmt.Fprintln(stderr, "asterd: "+msg)
 		return 2
 	}
@@ -153,6 +159,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "asterd: --tls-*: %v\n", err)
 			return 2
 		}
+		var tokenFlag, fileFlag *string
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "token":
+				tokenFlag = &token
+			case "token-file":
+				fileFlag = &tokenFile
+			}
+		})
+		token, err := bearer.Resolve(tokenFlag, fileFlag, os.Getenv)
+		if err != nil {
+			fmt.Fprintf(stderr, "asterd: %v\n", err)
+			return 2
+		}
 		mc := config.Metrics{ListenAddr: metricsFlag}
 		if err := serveData(ctx, controlAddr, token, tc, announceIP, mc, log); err != nil {
 			log.Error("asterd stopped", "error", err)
@@ -166,6 +186,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
+		}
+		// Not an error: a config without a token was valid before RouteService needed one, and
+		// a --role all asterd without remote data planes serves fine. A warning says what
+		// the token guards.
+		if msg := noTokenWarning(cfg.Admin); msg != "" {
+			fmt.Fprintln(stderr, "asterd: warning: "+msg)
 		}
 		fmt.Fprintf(stdout, "%s: OK (%d clusters)\n", configPath, len(cfg.Clusters))
 		return 0
@@ -188,6 +214,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// noTokenWarning says what an admin API without a token leaves open, or "" when it has one
+// or is off: --check prints it, asterd logs it at start.
+func noTokenWarning(a config.Admin) string {
+	if a.ListenAddr == "" || a.Token != "" {
+		return ""
+	}
+	return fmt.Sprintf("[admin] has no token: any process that reaches %s may eject nodes, reload and change live settings, and RouteService serves no data plane (%s)",
+		a.ListenAddr, remote.NoTokenMessage)
+}
+
 // clientTLS are the --tls* flags of --role data: how it connects to the control plane.
 type clientTLS struct {
 	on                        bool
@@ -207,12 +243,12 @@ func (c clientTLS) config() (*tls.Config, error) {
 }
 
 // checkRole returns what is wrong with the combination of --role and the flags that depend on
-// it, or "". dataFlags: --token or a --tls* flag was given.
+// it, or "". dataFlags: --token, --token-file or a --tls* flag was given.
 func checkRole(role, configPath, controlAddr string, dataFlags, check bool) string {
 	switch role {
 	case roleAll, roleControl:
 		if controlAddr != "" || dataFlags {
-			return "--control-plane, --token and --tls* are for --role data"
+			return "--control-plane, --token, --token-file and --tls* are for --role data"
 		}
 		if configPath == "" {
 			return "--config FILE is required"
@@ -278,6 +314,33 @@ func dataPlaneMetrics(m *metrics.Metrics) *proxy.Metrics {
 	}
 }
 
+// openFileLimit raises the open-file limit towards what cfg's clusters need (nil: unknown
+// yet), as Redis does for maxclients, logs what it got in one line (a warning when it is
+// less than needed: each cluster then gets a share, see proxy.ServerOptions.FDLimit) and
+// returns it; 0 when it is unknown.
+func openFileLimit(cfg *config.Config, log hclog.Logger) uint64 {
+	var ds []fdlimit.Demand
+	if cfg != nil {
+		threads := runtime.GOMAXPROCS(0)
+		for _, c := range cfg.Clusters {
+			ds = append(ds, fdlimit.Demand{MaxClients: c.MaxConnections, Nodes: len(c.Servers),
+				NodeConnections: c.NodeConnections, Loops: threads})
+		}
+	}
+	want := fdlimit.Need(ds)
+	cur, hard, err := fdlimit.Raise(want)
+	switch {
+	case err != nil:
+		log.Warn("open file limit: could not raise it", "limit", cur, "hard_limit", hard, "needed", want, "error", err)
+	case cfg != nil && cur < want:
+		log.Warn("open file limit lower than max_connections need: each cluster gets a share of it (raise ulimit -n or LimitNOFILE)",
+			"limit", cur, "hard_limit", hard, "needed", want)
+	default:
+		log.Info("open file limit", "limit", cur, "hard_limit", hard, "needed", want)
+	}
+	return cur
+}
+
 // errNotServing is /readyz's answer while the data plane lacks a table or a listener.
 var errNotServing = errors.New("data plane: not every cluster has a routing table and a listener")
 
@@ -297,7 +360,11 @@ func serveData(ctx context.Context, addr, token string, tc *tls.Config, announce
 	// The data plane exists before the client that carries its hints up.
 	var clientRef atomic.Pointer[remote.Client]
 	m := metrics.New(buildVersion())
+	// What the clusters need is known only with the first snapshot: take the limit as it is
+	// (the Go runtime starts at the hard limit); the data plane shares it among the clusters.
+	fdLimit := openFileLimit(nil, log)
 	dp := proxy.NewServer(proxy.ServerOptions{
+		FDLimit:    fdLimit,
 		Logger:     log,
 		Version:    buildVersion(),
 		AnnounceIP: announceIP,
@@ -355,7 +422,9 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, controlOn
 	m := metrics.New(buildVersion())
 	var dp *proxy.Server
 	if !controlOnly {
+		fdLimit := openFileLimit(cfg, log)
 		dp = proxy.NewServer(proxy.ServerOptions{
+			FDLimit:    fdLimit,
 			Logger:     log,
 			Version:    buildVersion(),
 			AnnounceIP: announceIP,
@@ -459,7 +528,7 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, controlOn
 			}
 		}
 		admin.New(acfg).Register(gs)
-		remote.NewServer(remote.ServerConfig{Source: cp, Logger: log}).Register(gs)
+		remote.NewServer(remote.ServerConfig{Source: cp, Token: cfg.Admin.Token, Logger: log}).Register(gs)
 		go func() {
 			if err := gs.Serve(ln); err != nil {
 				log.Error("admin API stopped", "error", err)
@@ -469,6 +538,10 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, controlOn
 		// Whether a token or certificates are required, never what they are.
 		log.Info("admin API listening", "addr", ln.Addr().String(), "token_required", cfg.Admin.Token != "",
 			"tls", cfg.Admin.TLSCertFile != "", "client_cert_required", cfg.Admin.TLSCAFile != "")
+		if cfg.Admin.Token == "" {
+			log.Warn("admin API has no token: any process that reaches it may eject nodes, reload and change live settings", "addr", ln.Addr().String())
+			log.Warn("RouteService serves no data plane: " + remote.NoTokenMessage)
+		}
 	}
 
 	hup := make(chan os.Signal, 1)

@@ -4,17 +4,14 @@ package admin
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -22,6 +19,7 @@ import (
 	"github.com/aster-proxy/aster/controlplane"
 	"github.com/aster-proxy/aster/controlplane/config"
 	asterv1 "github.com/aster-proxy/aster/gen/aster/v1"
+	"github.com/aster-proxy/aster/internal/bearer"
 	"github.com/aster-proxy/aster/internal/tlsconf"
 )
 
@@ -287,16 +285,7 @@ func ServerOptions(token string) []grpc.ServerOption {
 	if token == "" {
 		return nil
 	}
-	check := func(ctx context.Context) error {
-		md, _ := metadata.FromIncomingContext(ctx)
-		for _, v := range md.Get("authorization") {
-			got, ok := strings.CutPrefix(v, "Bearer ")
-			if ok && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1 {
-				return nil
-			}
-		}
-		return status.Error(codes.Unauthenticated, "missing or wrong bearer token")
-	}
+	check := func(ctx context.Context) error { return bearer.Check(ctx, token) }
 	return []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			if err := check(ctx); err != nil {

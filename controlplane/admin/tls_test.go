@@ -46,7 +46,7 @@ func startTLSAdmin(t *testing.T, token string, certs *redistest.Certs, caFile st
 	}
 	gs := grpc.NewServer(append(admin.ServerOptions(token), opt)...)
 	admin.New(admin.Config{ControlPlane: cp}).Register(gs)
-	remote.NewServer(remote.ServerConfig{Source: cp}).Register(gs)
+	remote.NewServer(remote.ServerConfig{Source: cp, Token: token}).Register(gs)
 	go gs.Serve(ln)
 	t.Cleanup(gs.Stop)
 	return ln.Addr().String()

@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/aster-proxy/aster/dataplane/limits"
 )
 
 // Defaults applied to keys a cluster leaves unset.
@@ -44,14 +46,12 @@ const (
 	DefaultBackendRespVersion   = "resp2"
 	DefaultBackupMultiplier     = 2.0
 
-	// MaxThread bounds `thread`; more workers than this is a typo, not a tuning.
-	MaxThread = 1024
-	// MaxNodeConnections bounds `node_connections` (connections per backend node).
-	MaxNodeConnections = 64
-	// MaxMaxConnections bounds `max_connections`.
-	MaxMaxConnections = 1 << 20
-	// MaxPingFailLimit matches the original's u8 field.
-	MaxPingFailLimit = 255
+	// The ranges of every number in the file are in package dataplane/limits, which CONFIG
+	// SET and the admin API check live knobs with; these name a few of them.
+	MaxThread          = limits.MaxThread
+	MaxNodeConnections = limits.MaxNodeConnections
+	MaxMaxConnections  = limits.MaxMaxConnections
+	MaxPingFailLimit   = limits.MaxPingFailLimit
 )
 
 // Config is a whole configuration file.
@@ -71,7 +71,9 @@ const DefaultAdminListenAddr = "127.0.0.1:7790"
 type Admin struct {
 	// ListenAddr is host:port; "" disables the admin API.
 	ListenAddr string
-	// Token, when set, must come with every RPC as "authorization: Bearer <token>".
+	// Token, when set, must come with every RPC as "authorization: Bearer <token>". Without
+	// it the RouteService serves no data plane. `token_file` names a file that holds it (read
+	// at load, trailing line end trimmed), so it need not sit in the TOML.
 	Token string
 	// TLSCertFile and TLSKeyFile make the admin API (AdminService and RouteService) speak
 	// TLS; with TLSCAFile it also requires client certificates signed by that CA.
@@ -81,6 +83,11 @@ type Admin struct {
 // DefaultMetricsListenAddr is where the metrics endpoint listens unless told otherwise:
 // loopback only, next to the admin API's port.
 const DefaultMetricsListenAddr = "127.0.0.1:7791"
+
+// DefaultMaxConnections is `max_connections` when unset: Redis's `maxclients` default. A
+// finite default keeps one cluster's flood from taking every file descriptor of the process;
+// asterd lowers it further when the open-file limit cannot hold every cluster's share.
+const DefaultMaxConnections = 10000
 
 // Metrics configures the HTTP endpoint that serves /metrics, /healthz, /readyz and, when
 // enabled, /debug/pprof/.
@@ -132,7 +139,8 @@ type Cluster struct {
 
 	NodeConnections int // connections per backend node, 1..MaxNodeConnections
 
-	// MaxConnections bounds the cluster's clients (0: no bound); more are refused with
+	// MaxConnections bounds the cluster's clients (DefaultMaxConnections when unset; 0: no
+	// bound of its own, only the process's file limit); more are refused with
 	// "-ERR max number of clients reached".
 	MaxConnections int
 	// ClientIdleTimeout closes a client that sends nothing for that long (seconds in the

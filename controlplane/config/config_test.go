@@ -26,6 +26,7 @@ func defaultsFor(c Cluster) Cluster {
 	c.Thread = 1
 	c.ReadTimeout, c.WriteTimeout, c.DialTimeout = time.Second, time.Second, time.Second
 	c.NodeConnections = 1
+	c.MaxConnections = DefaultMaxConnections
 	c.Fetch = 600 * time.Second
 	c.SlowlogLogSlowerThan = 10 * time.Millisecond
 	c.SlowlogMaxLen = 128
@@ -89,6 +90,7 @@ func TestLoadStandaloneExample(t *testing.T) {
 		WriteTimeout:     0,
 		DialTimeout:      500 * time.Millisecond,
 		NodeConnections:  2,
+		MaxConnections:   DefaultMaxConnections,
 		PingFailLimit:    3,
 		PingInterval:     200 * time.Millisecond,
 		PingSuccInterval: time.Second,
@@ -150,7 +152,7 @@ func TestParseInvalid(t *testing.T) {
 			`bad_servers.toml:10: cluster "cache-a": servers[4]: duplicate address "127.0.0.1:6379" (also servers[0])`,
 			`bad_servers.toml:11: cluster "cache-a": servers[5]: duplicate alias "redis-1" (also servers[0])`,
 			`bad_servers.toml:12: cluster "cache-a": servers[6]: "127.0.0.1:6383:1 two words": expected "host:port:weight alias"; an alias must not contain spaces`,
-			`bad_servers.toml:13: cluster "cache-a": servers[7]: weight 0 must be a positive integer`,
+			`bad_servers.toml:13: cluster "cache-a": servers[7]: weight 0 out of range 1..65535`,
 			`bad_servers.toml:14: cluster "cache-a": servers[8]: "::1:6385" is not host:port or host:port:weight`,
 			`bad_servers.toml:15: cluster "cache-a": servers[9]: ":6386": host is empty`,
 			`bad_servers.toml:16: cluster "cache-a": servers[10]: must be a string, not an integer`,
@@ -174,12 +176,12 @@ func TestParseInvalid(t *testing.T) {
 			`ranges.toml:7: cluster "cache-a": hash_method: "sha1" is not one of fnv1a_64 fnv1_64 crc32a murmur md5 crc16 crc32 fnv1_32 fnv1a_32 hsieh jenkins one_at_a_time`,
 			`ranges.toml:8: cluster "cache-a": hash_distribution: "modula" is not supported (only ketama)`,
 			`ranges.toml:9: cluster "cache-a": thread: 0 out of range 1..1024`,
-			`ranges.toml:10: cluster "cache-a": read_timeout: -5 must be ≥ 0`,
+			`ranges.toml:10: cluster "cache-a": read_timeout: -5 out of range 0..3600000 ms`,
 			`ranges.toml:11: cluster "cache-a": node_connections: 65 out of range 1..64`,
 			`ranges.toml:12: cluster "cache-a": ping_fail_limit: 3 needs ping_interval (> 0), which is not set`,
 			`ranges.toml:13: cluster "cache-a": listen_proto: "udp" is not tcp or unix`,
 			`ranges.toml:14: cluster "cache-a": hotkey_decay: 1.5 must be in (0, 1]`,
-			`ranges.toml:15: cluster "cache-a": slowlog_log_slower_than: -2 must be ≥ -1 (-1 turns the slow log off)`,
+			`ranges.toml:15: cluster "cache-a": slowlog_log_slower_than: -2 out of range -1..3600000000 µs`,
 			`ranges.toml:16: cluster "cache-a": backend_resp_version: "resp4" is not resp2 or resp3`,
 		}},
 		{"cluster_mode.toml", []string{
@@ -312,7 +314,7 @@ func TestParseServer(t *testing.T) {
 		{"no port", "127.0.0.1", Server{}, `"127.0.0.1" is not host:port or host:port:weight`},
 		{"port not a number", "h:p", Server{}, `port "p" is not a number`},
 		{"port too big", "h:65536", Server{}, `port 65536 out of range 1..65535`},
-		{"negative weight", "h:1:-1", Server{}, `weight -1 must be a positive integer`},
+		{"negative weight", "h:1:-1", Server{}, `weight -1 out of range 1..65535`},
 		{"too many colons", "h:1:2:3", Server{}, `"h:1:2:3" is not host:port or host:port:weight`},
 		{"unclosed bracket", "[::1:6379", Server{}, `"[::1:6379" is not host:port or host:port:weight`},
 		{"blank", "  ", Server{}, `empty server`},

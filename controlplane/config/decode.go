@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"maps"
-	"math"
 	"net"
 	"slices"
 	"strconv"
@@ -13,6 +12,8 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/aster-proxy/aster/dataplane/acl"
+	"github.com/aster-proxy/aster/dataplane/limits"
+	"github.com/aster-proxy/aster/internal/bearer"
 	"github.com/aster-proxy/aster/internal/tlsconf"
 )
 
@@ -28,7 +29,7 @@ func parse(data []byte, filename string) (*Config, error) {
 	// type errors are collected with all the others, and tells set from unset.
 	var raw map[string]any
 	if _, err := toml.Decode(string(data), &raw); err != nil {
-		return nil, fmt.Errorf("parse config %s: %w", filename, err)
+		return nil, fmt.Errorf("parse config %s: %w", filename, hideSecret(err))
 	}
 	p := &parser{file: filename, lines: locateKeys(data)}
 
@@ -111,7 +112,19 @@ func (p *parser) admin(raw map[string]any) Admin {
 		a.ListenAddr = s
 	}
 	if s, ok := r.str("token"); ok {
+		if err := bearer.Valid(s); err != nil {
+			r.errf("token", "%v", err)
+		}
 		a.Token = s
+	}
+	if path, ok := r.str("token_file"); ok && path != "" {
+		if a.Token != "" {
+			r.errf("token_file", "token and token_file are two ways to say the same thing: give one")
+		} else if tok, err := bearer.ReadFile(path); err != nil {
+			r.errf("token_file", "%v", err)
+		} else {
+			a.Token = tok
+		}
 	}
 	a.TLSCertFile, a.TLSKeyFile, a.TLSCAFile = r.serverTLS()
 	r.unknown()
@@ -245,17 +258,25 @@ func (r *reader) integer(key string) (int64, bool) {
 	return n, ok
 }
 
-// intIn reads an integer that must lie in [lo, hi].
-func (r *reader) intIn(key string, lo, hi int64) (int, bool) {
+// limited reads an integer setting and checks it against its range in package limits: the
+// entry CONFIG SET and the admin API check the same setting with, when it is live too.
+func (r *reader) limited(l limits.Int) (int64, bool) {
+	key := strings.TrimPrefix(l.Key, r.keyPfx)
 	n, ok := r.integer(key)
 	if !ok {
 		return 0, false
 	}
-	if n < lo || n > hi {
-		r.errf(key, "%d out of range %d..%d", n, lo, hi)
+	if !l.Contains(n) {
+		r.errf(key, "%d out of range %s", n, l.Range())
 		return 0, false
 	}
-	return int(n), true
+	return n, true
+}
+
+// limitedInt is limited for an int field (every range fits an int).
+func (r *reader) limitedInt(l limits.Int) (int, bool) {
+	n, ok := r.limited(l)
+	return int(n), ok
 }
 
 func (r *reader) boolean(key string) (bool, bool) {
@@ -286,21 +307,26 @@ func (r *reader) float(key string) (float64, bool) {
 	return 0, false
 }
 
-// duration reads a non-negative integer count of unit.
-func (r *reader) duration(key string, unit time.Duration) (time.Duration, bool) {
-	n, ok := r.integer(key)
+// duration reads a count of unit in the range of l; every range in package limits keeps
+// count × unit inside a time.Duration.
+func (r *reader) duration(l limits.Int, unit time.Duration) (time.Duration, bool) {
+	n, ok := r.limited(l)
+	return time.Duration(n) * unit, ok
+}
+
+// limitedFloat reads a real-valued setting and checks it against its range (never NaN or an
+// infinity).
+func (r *reader) limitedFloat(l limits.Float) (float64, bool) {
+	key := strings.TrimPrefix(l.Key, r.keyPfx)
+	f, ok := r.float(key)
 	if !ok {
 		return 0, false
 	}
-	if n < 0 {
-		r.errf(key, "%d must be ≥ 0", n)
+	if !l.Contains(f) {
+		r.errf(key, "%v must be in %s", f, l.Range())
 		return 0, false
 	}
-	if n > math.MaxInt64/int64(unit) {
-		r.errf(key, "%d is too large", n)
-		return 0, false
-	}
-	return time.Duration(n) * unit, true
+	return f, true
 }
 
 // table returns a reader for a sub-table; ok is false when unset or not a table (reported).
@@ -410,28 +436,29 @@ func (p *parser) cluster(i int, m map[string]any) Cluster {
 	}
 
 	c.Thread = DefaultThread
-	if n, ok := r.intIn("thread", 1, MaxThread); ok {
+	if n, ok := r.limitedInt(limits.Thread); ok {
 		c.Thread = n
 	}
-	c.ReadTimeout = r.durationOr("read_timeout", time.Millisecond, DefaultTimeout)
-	c.WriteTimeout = r.durationOr("write_timeout", time.Millisecond, DefaultTimeout)
-	c.DialTimeout = r.durationOr("dial_timeout", time.Millisecond, DefaultTimeout)
+	c.ReadTimeout = r.durationOr(limits.ReadTimeout, time.Millisecond, DefaultTimeout)
+	c.WriteTimeout = r.durationOr(limits.WriteTimeout, time.Millisecond, DefaultTimeout)
+	c.DialTimeout = r.durationOr(limits.DialTimeout, time.Millisecond, DefaultTimeout)
 	c.NodeConnections = DefaultNodeConnections
-	if n, ok := r.intIn("node_connections", 1, MaxNodeConnections); ok {
+	if n, ok := r.limitedInt(limits.NodeConnections); ok {
 		c.NodeConnections = n
 	}
-	if n, ok := r.intIn("max_connections", 0, MaxMaxConnections); ok {
+	c.MaxConnections = DefaultMaxConnections
+	if n, ok := r.limitedInt(limits.MaxConnections); ok {
 		c.MaxConnections = n
 	}
-	if d, ok := r.duration("client_idle_timeout", time.Second); ok {
+	if d, ok := r.duration(limits.ClientIdleTimeout, time.Second); ok {
 		c.ClientIdleTimeout = d
 	}
 	r.tls(&c)
 
-	if n, ok := r.intIn("ping_fail_limit", 0, MaxPingFailLimit); ok {
+	if n, ok := r.limitedInt(limits.PingFailLimit); ok {
 		c.PingFailLimit = n
 	}
-	if d, ok := r.duration("ping_interval", time.Millisecond); ok {
+	if d, ok := r.duration(limits.PingInterval, time.Millisecond); ok {
 		c.PingInterval = d
 	}
 	if c.PingFailLimit > 0 && c.PingInterval == 0 {
@@ -442,12 +469,8 @@ func (p *parser) cluster(i int, m map[string]any) Cluster {
 		}
 	}
 	c.PingSuccInterval = c.PingInterval
-	if d, ok := r.duration("ping_succ_interval", time.Millisecond); ok {
-		if d == 0 {
-			r.errf("ping_succ_interval", "must be > 0")
-		} else {
-			c.PingSuccInterval = d
-		}
+	if d, ok := r.duration(limits.PingSuccInterval, time.Millisecond); ok {
+		c.PingSuccInterval = d
 	}
 
 	c.Fetch = DefaultFetch
@@ -457,15 +480,11 @@ func (p *parser) cluster(i int, m map[string]any) Cluster {
 		r.errf("fetch_interval", "set either fetch (seconds) or fetch_interval (milliseconds), not both")
 	}
 	for _, k := range []struct {
-		key  string
+		l    limits.Int
 		unit time.Duration
-	}{{"fetch", time.Second}, {"fetch_interval", time.Millisecond}} {
-		if d, ok := r.duration(k.key, k.unit); ok {
-			if d == 0 {
-				r.errf(k.key, "must be > 0")
-			} else {
-				c.Fetch = d
-			}
+	}{{limits.Fetch, time.Second}, {limits.FetchInterval, time.Millisecond}} {
+		if d, ok := r.duration(k.l, k.unit); ok {
+			c.Fetch = d
 		}
 	}
 	if b, ok := r.boolean("read_from_slave"); ok {
@@ -478,8 +497,8 @@ func (p *parser) cluster(i int, m map[string]any) Cluster {
 	return c
 }
 
-func (r *reader) durationOr(key string, unit, def time.Duration) time.Duration {
-	if d, ok := r.duration(key, unit); ok {
+func (r *reader) durationOr(l limits.Int, unit, def time.Duration) time.Duration {
+	if d, ok := r.duration(l, unit); ok {
 		return d
 	}
 	return def
@@ -592,8 +611,8 @@ func parseServer(s string) (srv Server, weightSet bool, msg string) {
 		if err != nil {
 			return srv, true, fmt.Sprintf("weight %q is not a number", rest[1])
 		}
-		if w < 1 {
-			return srv, true, fmt.Sprintf("weight %d must be a positive integer", w)
+		if !limits.ServerWeight.Contains(int64(w)) {
+			return srv, true, fmt.Sprintf("weight %d out of range %s", w, limits.ServerWeight.Range())
 		}
 		srv.Weight = w
 	}
@@ -784,42 +803,31 @@ func mapsOf(l []any) ([]map[string]any, bool) {
 // requests and the client cache.
 func (r *reader) extras(c *Cluster) {
 	c.SlowlogLogSlowerThan = DefaultSlowlogLogSlowerThan
-	if n, ok := r.integer("slowlog_log_slower_than"); ok {
-		if n < -1 {
-			r.errf("slowlog_log_slower_than", "%d must be ≥ -1 (-1 turns the slow log off)", n)
-		} else if n > math.MaxInt64/int64(time.Microsecond) {
-			r.errf("slowlog_log_slower_than", "%d is too large", n)
-		} else {
-			c.SlowlogLogSlowerThan = time.Duration(n) * time.Microsecond
-		}
+	if n, ok := r.limited(limits.SlowlogSlowerThan); ok { // -1: off
+		c.SlowlogLogSlowerThan = time.Duration(n) * time.Microsecond
 	}
 	c.SlowlogMaxLen = DefaultSlowlogMaxLen
-	if n, ok := r.intIn("slowlog_max_len", 0, math.MaxInt32); ok {
+	if n, ok := r.limitedInt(limits.SlowlogMaxLen); ok {
 		c.SlowlogMaxLen = n
 	}
-	positive := []struct {
-		key string
+	for _, f := range []struct {
+		l   limits.Int
 		dst *int
 		def int
 	}{
-		{"hotkey_sample_every", &c.HotkeySampleEvery, DefaultHotkeySampleEvery},
-		{"hotkey_sketch_width", &c.HotkeySketchWidth, DefaultHotkeySketchWidth},
-		{"hotkey_sketch_depth", &c.HotkeySketchDepth, DefaultHotkeySketchDepth},
-		{"hotkey_capacity", &c.HotkeyCapacity, DefaultHotkeyCapacity},
-	}
-	for _, f := range positive {
+		{limits.HotkeySampleEvery, &c.HotkeySampleEvery, DefaultHotkeySampleEvery},
+		{limits.HotkeySketchWidth, &c.HotkeySketchWidth, DefaultHotkeySketchWidth},
+		{limits.HotkeySketchDepth, &c.HotkeySketchDepth, DefaultHotkeySketchDepth},
+		{limits.HotkeyCapacity, &c.HotkeyCapacity, DefaultHotkeyCapacity},
+	} {
 		*f.dst = f.def
-		if n, ok := r.intIn(f.key, 1, math.MaxInt32); ok {
+		if n, ok := r.limitedInt(f.l); ok {
 			*f.dst = n
 		}
 	}
 	c.HotkeyDecay = DefaultHotkeyDecay
-	if f, ok := r.float("hotkey_decay"); ok {
-		if !(f > 0 && f <= 1) {
-			r.errf("hotkey_decay", "%v must be in (0, 1]", f)
-		} else {
-			c.HotkeyDecay = f
-		}
+	if f, ok := r.limitedFloat(limits.HotkeyDecay); ok {
+		c.HotkeyDecay = f
 	}
 	c.BackendRespVersion = DefaultBackendRespVersion
 	if s, ok := r.str("backend_resp_version"); ok {
@@ -841,16 +849,12 @@ func (r *reader) extras(c *Cluster) {
 				if s != "default" {
 					t.errf("trigger_slow_ms", "%q must be milliseconds or \"default\"", s)
 				}
-			} else if d, ok := t.duration("trigger_slow_ms", time.Millisecond); ok {
+			} else if d, ok := t.duration(limits.BackupThreshold, time.Millisecond); ok {
 				c.BackupRequest.TriggerSlow = d
 			}
 		}
-		if f, ok := t.float("multiplier"); ok {
-			if !(f > 0) {
-				t.errf("multiplier", "%v must be > 0", f)
-			} else {
-				c.BackupRequest.Multiplier = f
-			}
+		if f, ok := t.limitedFloat(limits.BackupMultiplier); ok {
+			c.BackupRequest.Multiplier = f
 		}
 		t.unknown()
 	}
@@ -864,24 +868,20 @@ func (r *reader) extras(c *Cluster) {
 			c.ClientCache.Enabled = b
 		}
 		for _, f := range []struct {
-			key string
+			l   limits.Int
 			dst *int
 		}{
-			{"max_entries", &c.ClientCache.MaxEntries},
-			{"max_value_bytes", &c.ClientCache.MaxValueBytes},
-			{"shard_count", &c.ClientCache.ShardCount},
-			{"drain_batch", &c.ClientCache.DrainBatch},
+			{limits.ClientCacheMaxEntries, &c.ClientCache.MaxEntries},
+			{limits.ClientCacheMaxValueBytes, &c.ClientCache.MaxValueBytes},
+			{limits.ClientCacheShardCount, &c.ClientCache.ShardCount},
+			{limits.ClientCacheDrainBatch, &c.ClientCache.DrainBatch},
 		} {
-			if n, ok := t.intIn(f.key, 1, math.MaxInt32); ok {
+			if n, ok := t.limitedInt(f.l); ok {
 				*f.dst = n
 			}
 		}
-		if d, ok := t.duration("drain_interval_ms", time.Millisecond); ok {
-			if d == 0 {
-				t.errf("drain_interval_ms", "must be > 0")
-			} else {
-				c.ClientCache.DrainInterval = d
-			}
+		if d, ok := t.duration(limits.ClientCacheDrainInterval, time.Millisecond); ok {
+			c.ClientCache.DrainInterval = d
 		}
 		t.unknown()
 	}

@@ -97,7 +97,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
 	if cfg.Token != "" {
-		opts = append(opts, grpc.WithPerRPCCredentials(bearer(cfg.Token)))
+		opts = append(opts, grpc.WithPerRPCCredentials(bearerCreds(cfg.Token)))
 	}
 	conn, err := grpc.NewClient(cfg.Addr, opts...)
 	if err != nil {
@@ -109,16 +109,16 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}, nil
 }
 
-// bearer sends the admin token with every RPC. Without [admin] TLS the admin API is plain
+// bearerCreds sends the admin token with every RPC. Without [admin] TLS the admin API is plain
 // gRPC on a trusted network (loopback by default), so the token is allowed without
 // transport security.
-type bearer string
+type bearerCreds string
 
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+func (b bearerCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
 	return map[string]string{"authorization": "Bearer " + string(b)}, nil
 }
 
-func (bearer) RequireTransportSecurity() bool { return false }
+func (bearerCreds) RequireTransportSecurity() bool { return false }
 
 // Hint queues a hint that cluster's topology looks stale (a MOVED was seen), to be sent by
 // Run. It never blocks: when the queue is full the hint is dropped, as hints coalesce anyway.
@@ -151,9 +151,13 @@ func (c *Client) Run(ctx context.Context) error {
 		if got {
 			backoff = c.cfg.MinBackoff
 		}
-		if status.Code(err) == codes.Unauthenticated {
+		switch status.Code(err) {
+		case codes.Unauthenticated:
 			c.log.Error("control plane refused the token; serving the last tables", "error", err, "retry_in", backoff)
-		} else {
+		case codes.FailedPrecondition:
+			// A control plane without [admin] token serves no snapshot (they carry passwords).
+			c.log.Error("control plane refuses to serve routes; serving the last tables", "error", err, "retry_in", backoff)
+		default:
 			c.log.Warn("route stream lost; serving the last tables", "error", err, "retry_in", backoff)
 		}
 		t := time.NewTimer(backoff)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/aster-proxy/aster/controlplane"
@@ -107,11 +110,15 @@ func serve(t *testing.T, src Source, token, addr string) (string, func()) {
 		t.Fatal(err)
 	}
 	gs := grpc.NewServer(admin.ServerOptions(token)...)
-	NewServer(ServerConfig{Source: src, Logger: testLogger(t, "server")}).Register(gs)
+	NewServer(ServerConfig{Source: src, Token: token, Logger: testLogger(t, "server")}).Register(gs)
 	go func() { _ = gs.Serve(ln) }()
 	t.Cleanup(gs.Stop)
 	return ln.Addr().String(), gs.Stop
 }
+
+// testToken guards the RouteService of the tests that are not about the token: without one
+// it serves nothing.
+const testToken = "t0k"
 
 func testLogger(t *testing.T, name string) hclog.Logger { return testlog.New(t, name, hclog.Debug) }
 
@@ -144,9 +151,9 @@ func ringAddrs(s *route.Snapshot) []string {
 
 func TestWatchStreamsSnapshots(t *testing.T) {
 	cp := newControlPlane(t)
-	addr, _ := serve(t, cp, "", "")
+	addr, _ := serve(t, cp, testToken, "")
 	sink := newRecordingSink()
-	startClient(t, addr, "", sink)
+	startClient(t, addr, testToken, sink)
 
 	want, _ := cp.ExportSnapshot()
 	first := sink.waitFor(t, "at start", func(*route.Snapshot) bool { return true })
@@ -200,9 +207,9 @@ func TestWatchCoalescesToLatest(t *testing.T) {
 			}
 		}
 	}
-	addr, _ := serve(t, cp, "", "")
+	addr, _ := serve(t, cp, testToken, "")
 	sink := newRecordingSink()
-	startClient(t, addr, "", sink)
+	startClient(t, addr, testToken, sink)
 	want, _ := cp.ExportSnapshot()
 	first := sink.waitFor(t, "at start", func(*route.Snapshot) bool { return true })
 	if first.Version != want.Version || len(ringAddrs(first)) != 2 {
@@ -239,6 +246,76 @@ func TestToken(t *testing.T) {
 	}
 }
 
+// Without [admin] token the RouteService serves nothing, to nobody, whatever they send: its
+// snapshots carry every password. The refusal says what is missing.
+func TestNoTokenServesNothing(t *testing.T) {
+	cp := newControlPlane(t)
+	src := hintSource{ControlPlane: cp, hints: make(chan string, 10)}
+	addr, _ := serve(t, src, "", "")
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rs := asterv1.NewRouteServiceClient(conn)
+	for _, sent := range []string{"", "anything"} {
+		ctx := context.Background()
+		if sent != "" {
+			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+sent)
+		}
+		stream, err := rs.Watch(ctx, &asterv1.WatchRequest{DataPlaneId: "dp"})
+		if err == nil {
+			var resp *asterv1.WatchResponse
+			resp, err = stream.Recv()
+			if resp != nil {
+				t.Fatalf("token %q: Watch sent a snapshot (version %d) without [admin] token", sent, resp.GetSnapshot().GetVersion())
+			}
+		}
+		if st := status.Convert(err); st.Code() != codes.FailedPrecondition || !strings.Contains(st.Message(), "needs [admin] token to serve remote data planes") {
+			t.Fatalf("token %q: Watch answered %v, want FailedPrecondition saying [admin] token is needed", sent, err)
+		}
+		_, err = rs.SendHint(ctx, &asterv1.SendHintRequest{Cluster: "cache", Kind: asterv1.HintKind_HINT_KIND_MOVED})
+		if status.Code(err) != codes.FailedPrecondition {
+			t.Fatalf("token %q: SendHint answered %v, want FailedPrecondition", sent, err)
+		}
+	}
+	if len(src.hints) != 0 {
+		t.Fatal("a hint passed without [admin] token")
+	}
+
+	// Registered without admin.ServerOptions' interceptors, the service still checks the
+	// token itself.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	NewServer(ServerConfig{Source: cp, Token: "s3cret"}).Register(gs)
+	go func() { _ = gs.Serve(ln) }()
+	t.Cleanup(gs.Stop)
+	conn2, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close()
+	for _, tc := range []struct {
+		token string
+		code  codes.Code
+	}{{"", codes.Unauthenticated}, {"guess", codes.Unauthenticated}, {"s3cret", codes.OK}} {
+		ctx := context.Background()
+		if tc.token != "" {
+			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tc.token)
+		}
+		stream, err := asterv1.NewRouteServiceClient(conn2).Watch(ctx, &asterv1.WatchRequest{})
+		if err == nil {
+			_, err = stream.Recv()
+		}
+		if status.Code(err) != tc.code {
+			t.Fatalf("token %q without interceptors: Watch %v, want %v", tc.token, err, tc.code)
+		}
+	}
+}
+
 func TestReconnectToRestartedControlPlane(t *testing.T) {
 	cp := newControlPlane(t)
 	for range 3 { // push the first control plane's versions past the second's
@@ -249,9 +326,9 @@ func TestReconnectToRestartedControlPlane(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	addr, stop := serve(t, cp, "", "")
+	addr, stop := serve(t, cp, testToken, "")
 	sink := newRecordingSink()
-	startClient(t, addr, "", sink)
+	startClient(t, addr, testToken, sink)
 	first := sink.waitFor(t, "from the first control plane", func(*route.Snapshot) bool { return true })
 	stop()
 
@@ -266,7 +343,7 @@ func TestReconnectToRestartedControlPlane(t *testing.T) {
 	if v, _ := cp2.ExportSnapshot(); v.Version >= first.Version {
 		t.Fatalf("test premise: restarted control plane's version %d not below %d", v.Version, first.Version)
 	}
-	serve(t, cp2, "", addr)
+	serve(t, cp2, testToken, addr)
 	if _, err := cp2.Eject("cache", "r1", "after restart"); err != nil {
 		t.Fatal(err)
 	}
@@ -282,8 +359,8 @@ func TestReconnectToRestartedControlPlane(t *testing.T) {
 func TestHints(t *testing.T) {
 	cp := newControlPlane(t)
 	src := hintSource{ControlPlane: cp, hints: make(chan string, 10)}
-	addr, _ := serve(t, src, "", "")
-	c := startClient(t, addr, "", newRecordingSink())
+	addr, _ := serve(t, src, testToken, "")
+	c := startClient(t, addr, testToken, newRecordingSink())
 	c.Hint("cache")
 	select {
 	case got := <-src.hints:
@@ -294,7 +371,8 @@ func TestHints(t *testing.T) {
 		t.Fatal("hint never reached the control plane")
 	}
 
-	srv := NewServer(ServerConfig{Source: src})
+	srv := NewServer(ServerConfig{Source: src, Token: testToken})
+	withToken := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+testToken))
 	cases := []struct {
 		name string
 		req  *asterv1.SendHintRequest
@@ -307,7 +385,7 @@ func TestHints(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := srv.SendHint(context.Background(), tc.req)
+			_, err := srv.SendHint(withToken, tc.req)
 			if status.Code(err) != tc.code {
 				t.Fatalf("SendHint: %v, want code %v", err, tc.code)
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/aster-proxy/aster/controlplane"
 	"github.com/aster-proxy/aster/dataplane/route"
 	asterv1 "github.com/aster-proxy/aster/gen/aster/v1"
+	"github.com/aster-proxy/aster/internal/bearer"
 )
 
 // Source is what Server needs of the control plane; *controlplane.ControlPlane is one.
@@ -31,17 +32,27 @@ var _ Source = (*controlplane.ControlPlane)(nil)
 // ServerConfig configures a Server.
 type ServerConfig struct {
 	Source Source
+	// Token is the admin token ([admin] token). Snapshots carry every client and backend
+	// password, so without a token the service refuses every call (NoTokenMessage); with one,
+	// every call must carry it, checked here too so that the service is guarded whatever
+	// server it is registered on.
+	Token  string
 	Logger hclog.Logger // default hclog.NewNullLogger()
 }
 
+// NoTokenMessage is the answer (FailedPrecondition) of a RouteService that has no token, and
+// what asterd says about it at start and in --check.
+const NoTokenMessage = "the control plane needs [admin] token to serve remote data planes: routing snapshots carry client and backend passwords"
+
 // Server implements asterv1.RouteServiceServer over a control plane. Its methods are safe for
-// concurrent use; each Watch stream runs on its own goroutine. When it is registered on the
-// same grpc.Server as the AdminService, the bearer-token interceptors of admin.ServerOptions
-// guard it too.
+// concurrent use; each Watch stream runs on its own goroutine. It serves only with a token
+// (ServerConfig.Token), which it checks itself; registered on the same grpc.Server as the
+// AdminService, the bearer-token interceptors of admin.ServerOptions check it first.
 type Server struct {
 	asterv1.UnimplementedRouteServiceServer
-	src Source
-	log hclog.Logger
+	src   Source
+	token string
+	log   hclog.Logger
 }
 
 // NewServer returns the RouteService for cfg.Source.
@@ -49,7 +60,15 @@ func NewServer(cfg ServerConfig) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	return &Server{src: cfg.Source, log: cfg.Logger.Named("remote")}
+	return &Server{src: cfg.Source, token: cfg.Token, log: cfg.Logger.Named("remote")}
+}
+
+// authorize refuses a call unless the service has a token and ctx carries it.
+func (s *Server) authorize(ctx context.Context) error {
+	if s.token == "" {
+		return status.Error(codes.FailedPrecondition, NoTokenMessage)
+	}
+	return bearer.Check(ctx, s.token)
 }
 
 // Register adds the service to a gRPC server.
@@ -60,6 +79,9 @@ func (s *Server) Register(r grpc.ServiceRegistrar) { asterv1.RegisterRouteServic
 // skips intermediate snapshots and gets the newest, which is complete by itself.
 func (s *Server) Watch(req *asterv1.WatchRequest, stream grpc.ServerStreamingServer[asterv1.WatchResponse]) error {
 	ctx := stream.Context()
+	if err := s.authorize(ctx); err != nil {
+		return err
+	}
 	_, changed, stop := s.src.Snapshot()
 	defer stop()
 	log := s.log.With("data_plane", req.GetDataPlaneId())
@@ -96,8 +118,12 @@ func (s *Server) Watch(req *asterv1.WatchRequest, stream grpc.ServerStreamingSer
 // SendHint passes a data plane's hint to the control plane: both kinds ask for an early
 // topology refresh of a Redis Cluster. Standalone clusters ignore hints, NODE_FAILING
 // included: their health checker pings every node and ejects a failing one by itself. Hints for
-// unknown clusters are ignored too (the data plane may be a snapshot behind a reload).
-func (s *Server) SendHint(_ context.Context, req *asterv1.SendHintRequest) (*asterv1.SendHintResponse, error) {
+// unknown clusters are ignored too (the data plane may be a snapshot behind a reload). Like
+// Watch, it needs the token: only a data plane that may watch has anything to hint.
+func (s *Server) SendHint(ctx context.Context, req *asterv1.SendHintRequest) (*asterv1.SendHintResponse, error) {
+	if err := s.authorize(ctx); err != nil {
+		return nil, err
+	}
 	if req.GetCluster() == "" {
 		return nil, status.Error(codes.InvalidArgument, "hint: cluster is required")
 	}

@@ -11,9 +11,13 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
+
+	"github.com/aster-proxy/aster/dataplane/limits"
 )
 
 // Config sizes a Tracker. Zero fields take the defaults below.
@@ -34,7 +38,9 @@ const (
 	DefaultDecay       = 0.925
 )
 
-// WithDefaults returns c with its zero fields set to the defaults.
+// WithDefaults returns c with its zero fields set to the defaults and every field brought into
+// its documented range (package limits): whatever a caller passes, a Tracker never allocates
+// more than MaxBytes.
 func (c Config) WithDefaults() Config {
 	if c.SampleEvery <= 0 {
 		c.SampleEvery = DefaultSampleEvery
@@ -51,8 +57,25 @@ func (c Config) WithDefaults() Config {
 	if !(c.Decay > 0 && c.Decay <= 1) {
 		c.Decay = DefaultDecay
 	}
+	c.SampleEvery = min(c.SampleEvery, limits.MaxHotkeySampleEvery)
+	c.Width = min(c.Width, limits.MaxHotkeySketchWidth)
+	c.Depth = min(c.Depth, limits.MaxHotkeySketchDepth)
+	c.Capacity = min(c.Capacity, limits.MaxHotkeyCapacity)
 	return c
 }
+
+// MaxKeyBytes is the longest key the tracker keeps as it is. A longer key is counted and shown
+// as its first MaxKeyBytes bytes followed by "... (N more bytes)", as Redis's SLOWLOG trims an
+// argument: two long keys that share that prefix and length count as one.
+const MaxKeyBytes = 256
+
+// maxShownKey is the longest key the top-k table holds: a trimmed key and its note.
+const maxShownKey = MaxKeyBytes + len("... ( more bytes)") + 20
+
+// MaxBytes bounds what a Tracker holds at the largest sizes limits allows: the sketch, the row
+// seeds, the top-k entries and their keys.
+const MaxBytes = limits.MaxHotkeySketchWidth*limits.MaxHotkeySketchDepth*4 + limits.MaxHotkeySketchDepth*8 +
+	(limits.MaxHotkeyCapacity+ways-1)/ways*ways*(int(unsafe.Sizeof(entry{}))+maxShownKey)
 
 // ways is how many entries share one bucket of the top-k table: a new key contests only the
 // weakest entry of its bucket, which keeps an insert O(ways).
@@ -77,9 +100,11 @@ type Tracker struct {
 	buckets [][ways]entry
 	rng     *rand.Rand
 	total   uint64 // keys observed
+	trimmed []byte // scratch: a long key as counted (see MaxKeyBytes)
 }
 
-// New returns a disabled Tracker sized by cfg (defaults for zero fields).
+// New returns a disabled Tracker sized by cfg (defaults for zero fields, sizes beyond the
+// documented maxima clamped to them).
 func New(cfg Config) *Tracker {
 	cfg = cfg.WithDefaults()
 	t := &Tracker{
@@ -124,6 +149,12 @@ func (t *Tracker) Observe(key []byte) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.total++
+	if len(key) > MaxKeyBytes {
+		t.trimmed = append(append(t.trimmed[:0], key[:MaxKeyBytes]...), "... ("...)
+		t.trimmed = strconv.AppendInt(t.trimmed, int64(len(key)-MaxKeyBytes), 10)
+		key = append(t.trimmed, " more bytes)"...)
+		t.trimmed = key
+	}
 	// Count-min with conservative update: raise only the rows at the minimum, which keeps the
 	// overestimate of rarely seen keys small.
 	w := uint64(t.cfg.Width)
@@ -216,6 +247,20 @@ func (t *Tracker) estimateLocked(key string) uint32 {
 		}
 	}
 	return est
+}
+
+// Bytes is what t holds: its sketch, seeds, top-k entries and the bytes of their keys. It is at
+// most MaxBytes.
+func (t *Tracker) Bytes() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := len(t.sketch)*4 + len(t.seeds)*8 + len(t.buckets)*ways*int(unsafe.Sizeof(entry{}))
+	for _, b := range t.buckets {
+		for _, e := range b {
+			n += len(e.key)
+		}
+	}
+	return n
 }
 
 // Reset forgets everything counted; the enabled state stays.

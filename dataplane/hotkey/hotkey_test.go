@@ -1,11 +1,17 @@
 package hotkey
 
 import (
+	"encoding/binary"
+	"math"
 	"math/rand/v2"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
+	"unsafe"
+
+	"github.com/aster-proxy/aster/dataplane/limits"
 )
 
 // zipfStream returns n keys drawn from a Zipf distribution over universe keys, and the true
@@ -174,5 +180,67 @@ func TestObserveResidentKeyAllocatesNothing(t *testing.T) {
 	tr.Observe(key)
 	if n := testing.AllocsPerRun(1000, func() { tr.Observe(key) }); n != 0 {
 		t.Fatalf("Observe of a resident key: %v allocs", n)
+	}
+}
+
+// TestNewStaysWithinLimits: whatever sizes a caller passes (a remote control plane, a future
+// caller that forgets the range check), a tracker holds at most MaxBytes, sized at the
+// documented maxima.
+func TestNewStaysWithinLimits(t *testing.T) {
+	huge := 1<<31 - 1
+	for _, cfg := range []Config{
+		{Width: huge, Depth: huge, Capacity: huge, SampleEvery: huge},
+		{Width: huge},
+		{Depth: huge},
+		{Capacity: huge},
+		{Width: -huge, Depth: -5, Capacity: -1, SampleEvery: -7, Decay: math.NaN()},
+		{Decay: math.Inf(1)},
+	} {
+		tr := New(cfg)
+		got := tr.Config()
+		if got.Width > limits.MaxHotkeySketchWidth || got.Depth > limits.MaxHotkeySketchDepth ||
+			got.Capacity > limits.MaxHotkeyCapacity || got.SampleEvery > limits.MaxHotkeySampleEvery ||
+			got.Width < 1 || got.Depth < 1 || got.Capacity < 1 || got.SampleEvery < 1 || !(got.Decay > 0 && got.Decay <= 1) {
+			t.Errorf("New(%+v).Config() = %+v: outside the documented ranges", cfg, got)
+		}
+		if b := tr.Bytes(); b > MaxBytes {
+			t.Errorf("New(%+v) holds %d bytes, more than MaxBytes %d", cfg, b, MaxBytes)
+		}
+	}
+	// The largest tracker, full of the longest keys, is within MaxBytes and near it.
+	tr := New(Config{Width: huge, Depth: huge, Capacity: huge})
+	long := []byte(strings.Repeat("x", 2*MaxKeyBytes))
+	for i := 0; i < 4*limits.MaxHotkeyCapacity; i++ {
+		binary.LittleEndian.PutUint64(long, uint64(i))
+		tr.Observe(long)
+	}
+	if b := tr.Bytes(); b > MaxBytes || b < MaxBytes/2 {
+		t.Errorf("tracker at the maxima holds %d bytes; MaxBytes %d is not its bound", b, MaxBytes)
+	}
+	if MaxBytes > 16<<20 {
+		t.Errorf("MaxBytes = %d: a cluster's tracker should stay within a few MiB", MaxBytes)
+	}
+}
+
+// TestLongKeysAreTrimmed: the top-k table never holds more than MaxKeyBytes of a key (plus a
+// note of how many bytes were cut), so capacity × key size stays bounded however long the keys
+// clients send; a long hot key is still found, under its trimmed name.
+func TestLongKeysAreTrimmed(t *testing.T) {
+	tr := New(Config{Capacity: 64})
+	long := strings.Repeat("k", 1<<20)
+	for i := 0; i < 2000; i++ {
+		tr.Observe([]byte(strconv.Itoa(i) + long)) // distinct keys of 1 MiB
+		tr.Observe([]byte(long))                   // one hot one
+	}
+	if b := tr.Bytes(); b > 64*(int(unsafe.Sizeof(entry{}))+maxShownKey)+len(tr.sketch)*4+len(tr.seeds)*8 {
+		t.Fatalf("tracker holds %d bytes after long keys", b)
+	}
+	top := tr.Top(1)
+	want := strings.Repeat("k", MaxKeyBytes) + "... (" + strconv.Itoa(1<<20-MaxKeyBytes) + " more bytes)"
+	if len(top) != 1 || top[0].Key != want {
+		t.Fatalf("Top(1) = %.300v, want the trimmed hot key", top)
+	}
+	if top[0].Count < 2000 {
+		t.Errorf("trimmed hot key counted %d, want ≥ 2000", top[0].Count)
 	}
 }

@@ -156,6 +156,9 @@ type Cluster struct {
 	nextID   atomic.Uint64
 	wg       sync.WaitGroup
 	retiring map[*pool]*time.Timer // pools no table names any more, closed after RetireGrace
+	// fdShare, when > 0, is the cluster's client limit under the process's open-file limit
+	// (Server.budgetLocked); it takes the place of MaxConnections (see clientLimit).
+	fdShare atomic.Int64
 }
 
 // NewCluster returns a cluster that has no table yet; requests wait for the first Update.
@@ -385,6 +388,7 @@ func (c *Cluster) Serve() error {
 		return fmt.Errorf("cluster %q: serve before listen", c.opts.Name)
 	}
 	var delay time.Duration
+	failed := 0
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -394,15 +398,22 @@ func (c *Cluster) Serve() error {
 			if closed || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			// Out of file descriptors and the like: back off instead of spinning.
+			// Out of file descriptors (EMFILE, ENFILE) and the like: keep the listener and
+			// back off instead of spinning, as net/http does; clients wait in the listen
+			// queue. One log line when it starts failing and one when it recovers.
 			if delay == 0 {
 				delay = 5 * time.Millisecond
+				c.log.Error("accept failing: retrying with backoff, new clients wait", "error", err)
 			} else if delay *= 2; delay > time.Second {
 				delay = time.Second
 			}
-			c.log.Error("accept failed", "error", err, "retry_in", delay)
+			failed++
 			time.Sleep(delay)
 			continue
+		}
+		if failed > 0 {
+			c.log.Info("accepting again", "failed_accepts", failed)
+			failed = 0
 		}
 		delay = 0
 		s := newSession(c, nc)
@@ -412,7 +423,7 @@ func (c *Cluster) Serve() error {
 			nc.Close()
 			return nil
 		}
-		if max := c.opts.MaxConnections; max > 0 && len(c.sessions) >= max {
+		if max := c.clientLimit(); max > 0 && len(c.sessions) >= max {
 			c.mu.Unlock()
 			c.metrics.inc(c.metrics.refused)
 			_ = nc.SetWriteDeadline(time.Now().Add(time.Second))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aster-proxy/aster/dataplane/hotkey"
+	"github.com/aster-proxy/aster/dataplane/limits"
 	"github.com/aster-proxy/aster/dataplane/route"
 )
 
@@ -72,8 +73,11 @@ func (c *Cluster) initKnobs() {
 // configuration had it off.
 const defaultSlowMax = 128
 
-// applySlowLocked makes c.slow match the knobs, keeping the newest entries that fit.
+// applySlowLocked makes c.slow match the knobs, keeping the newest entries that fit. The
+// length is brought into its documented range whatever set it (a remote control plane's spec
+// is not checked by our decoder), so the slow log never outgrows limits.MaxSlowlogMaxLen.
 func (c *Cluster) applySlowLocked() {
+	c.knobs.slowMax = min(c.knobs.slowMax, limits.MaxSlowlogMaxLen)
 	k := c.knobs
 	old := c.slow.Load()
 	if k.slowThr < 0 || k.slowMax <= 0 {
@@ -94,6 +98,9 @@ func (c *Cluster) applyBackupLocked() {
 		c.backup.Store(nil)
 		return
 	}
+	// In range whatever set it: NaN or ≤ 0 is no relative threshold, more than the maximum
+	// is the maximum (a product with an infinity would overflow the delay).
+	b.Multiplier = limits.BackupMultiplier.Clamp(b.Multiplier, 0)
 	if b.Multiplier <= 0 && b.TriggerSlow <= 0 {
 		b.Multiplier = 2
 	}
@@ -150,7 +157,8 @@ func (c *Cluster) inheritLive(from *Cluster, old, spec route.ClusterSpec) {
 // enabled state stays.
 func (c *Cluster) applyHotkeyLocked() {
 	h := c.knobs.hotkey
-	cfg := hotkey.Config{SampleEvery: h.SampleEvery, Width: h.Width, Depth: h.Depth, Capacity: h.Capacity, Decay: h.Decay}
+	cfg := hotkey.Config{SampleEvery: h.SampleEvery, Width: h.Width, Depth: h.Depth, Capacity: h.Capacity, Decay: h.Decay}.WithDefaults()
+	c.knobs.hotkey = route.HotkeySpec{SampleEvery: cfg.SampleEvery, Width: cfg.Width, Depth: cfg.Depth, Capacity: cfg.Capacity, Decay: cfg.Decay}
 	old := c.hot.Load()
 	if old.Config() == cfg {
 		return
@@ -216,19 +224,17 @@ func (c *Cluster) knobName(name string) string {
 }
 
 // parseKnob checks value for knob name (bare, or cluster.<this cluster>.<knob> as CONFIG SET
-// names it) and returns the change, to be applied with c.mu held.
+// names it) and returns the change, to be applied with c.mu held. Numbers are checked against
+// their range in package limits, the same entries the config file is checked with.
 func (c *Cluster) parseKnob(name, value string) (func(), error) {
 	n := c.knobName(name)
 	bad := func(why string) error {
 		return &KnobError{Msg: "CONFIG SET failed (possibly related to argument '" + name + "') - " + why}
 	}
-	integer := func(min int64) (int64, error) {
-		v, err := strconv.ParseInt(strings.TrimSpace(value), 10, 64)
-		if err != nil || v > 1<<31-1 {
-			return 0, bad("argument couldn't be parsed into an integer")
-		}
-		if v < min {
-			return 0, bad("argument must be ≥ " + strconv.FormatInt(min, 10))
+	integer := func(r limits.Int) (int64, error) {
+		v, err := r.ParseKnob(value)
+		if err != nil {
+			return 0, bad(err.Error())
 		}
 		return v, nil
 	}
@@ -241,15 +247,15 @@ func (c *Cluster) parseKnob(name, value string) (func(), error) {
 		}
 		return false, bad("argument must be 'yes' or 'no'")
 	}
-	float := func(ok func(float64) bool, rule string) (float64, error) {
-		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-		if err != nil || !ok(v) {
-			return 0, bad("argument must be a number " + rule)
+	float := func(r limits.Float) (float64, error) {
+		v, err := r.ParseKnob(value)
+		if err != nil {
+			return 0, bad(err.Error())
 		}
 		return v, nil
 	}
-	hot := func(set func(h *route.HotkeySpec, v int)) (func(), error) {
-		v, err := integer(1)
+	hot := func(r limits.Int, set func(h *route.HotkeySpec, v int)) (func(), error) {
+		v, err := integer(r)
 		if err != nil {
 			return nil, err
 		}
@@ -262,22 +268,22 @@ func (c *Cluster) parseKnob(name, value string) (func(), error) {
 			return nil, err
 		}
 		return func() { c.hot.Load().SetEnabled(on) }, nil
-	case "hotkey-sample-every":
-		return hot(func(h *route.HotkeySpec, v int) { h.SampleEvery = v })
-	case "hotkey-sketch-width":
-		return hot(func(h *route.HotkeySpec, v int) { h.Width = v })
-	case "hotkey-sketch-depth":
-		return hot(func(h *route.HotkeySpec, v int) { h.Depth = v })
-	case "hotkey-capacity":
-		return hot(func(h *route.HotkeySpec, v int) { h.Capacity = v })
-	case "hotkey-decay":
-		v, err := float(func(f float64) bool { return f > 0 && f <= 1 }, "in (0, 1]")
+	case limits.HotkeySampleEvery.Knob:
+		return hot(limits.HotkeySampleEvery, func(h *route.HotkeySpec, v int) { h.SampleEvery = v })
+	case limits.HotkeySketchWidth.Knob:
+		return hot(limits.HotkeySketchWidth, func(h *route.HotkeySpec, v int) { h.Width = v })
+	case limits.HotkeySketchDepth.Knob:
+		return hot(limits.HotkeySketchDepth, func(h *route.HotkeySpec, v int) { h.Depth = v })
+	case limits.HotkeyCapacity.Knob:
+		return hot(limits.HotkeyCapacity, func(h *route.HotkeySpec, v int) { h.Capacity = v })
+	case limits.HotkeyDecay.Knob:
+		v, err := float(limits.HotkeyDecay)
 		if err != nil {
 			return nil, err
 		}
 		return func() { c.knobs.hotkey.Decay = v; c.applyHotkeyLocked() }, nil
-	case "slowlog-log-slower-than":
-		v, err := integer(-1)
+	case limits.SlowlogSlowerThan.Knob:
+		v, err := integer(limits.SlowlogSlowerThan)
 		if err != nil {
 			return nil, err
 		}
@@ -288,8 +294,8 @@ func (c *Cluster) parseKnob(name, value string) (func(), error) {
 			}
 			c.applySlowLocked()
 		}, nil
-	case "slowlog-max-len":
-		v, err := integer(0)
+	case limits.SlowlogMaxLen.Knob:
+		v, err := integer(limits.SlowlogMaxLen)
 		if err != nil {
 			return nil, err
 		}
@@ -303,18 +309,18 @@ func (c *Cluster) parseKnob(name, value string) (func(), error) {
 			return nil, bad("backup reads need a Redis Cluster (cache_type redis_cluster)")
 		}
 		return func() { c.knobs.backup.Enabled = on; c.applyBackupLocked() }, nil
-	case "backup-request-threshold-ms":
+	case limits.BackupThreshold.Knob:
 		var d time.Duration
 		if !strings.EqualFold(strings.TrimSpace(value), "default") {
-			v, err := integer(0)
+			v, err := integer(limits.BackupThreshold)
 			if err != nil {
 				return nil, err
 			}
 			d = time.Duration(v) * time.Millisecond
 		}
 		return func() { c.knobs.backup.TriggerSlow = d; c.applyBackupLocked() }, nil
-	case "backup-request-multiplier":
-		v, err := float(func(f float64) bool { return f > 0 }, "> 0")
+	case limits.BackupMultiplier.Knob:
+		v, err := float(limits.BackupMultiplier)
 		if err != nil {
 			return nil, err
 		}
@@ -324,16 +330,23 @@ func (c *Cluster) parseKnob(name, value string) (func(), error) {
 }
 
 // SetKnobs applies name/value pairs all or none: every value is checked before any applies.
+// A knob named twice is refused, as Redis refuses a duplicate parameter.
 func (c *Cluster) SetKnobs(pairs ...string) error {
 	if len(pairs)%2 != 0 {
 		return errors.New("set knobs: odd number of arguments")
 	}
 	var changes []func()
+	seen := make(map[string]bool, len(pairs)/2)
 	for i := 0; i < len(pairs); i += 2 {
 		f, err := c.parseKnob(pairs[i], pairs[i+1])
 		if err != nil {
 			return err
 		}
+		n := c.knobName(pairs[i])
+		if seen[n] {
+			return &KnobError{Msg: "CONFIG SET failed (possibly related to argument '" + pairs[i] + "') - duplicate parameter"}
+		}
+		seen[n] = true
 		changes = append(changes, f)
 	}
 	c.mu.Lock()
@@ -347,15 +360,39 @@ func (c *Cluster) SetKnobs(pairs ...string) error {
 	return nil
 }
 
-// matchKnobs returns the knobs whose name matches the glob pattern (Redis CONFIG GET style,
-// any case); names are prefixed with prefix before matching.
+// matchKnobs returns the knobs pattern names, as Redis's CONFIG GET does (any case). A pattern
+// with glob characters is matched against each knob's full name (prefix + name) and then its
+// bare name, and answers with the name that matched. A plain name is looked up as CONFIG SET
+// takes it (bare or prefix + name, '_' or '.' for '-') and answers with the canonical name in
+// the form asked: "hotkey_capacity" gives "hotkey-capacity", "cluster.x.HOTKEY_CAPACITY"
+// gives "cluster.x.hotkey-capacity".
 func matchKnobs(knobs []Knob, prefix, pattern string) []Knob {
-	pattern = strings.ToLower(pattern)
+	lower := strings.ToLower(pattern)
+	if !strings.ContainsAny(pattern, "*?[") { // Redis's test for a pattern
+		name, full := lower, false
+		if p := strings.ToLower(prefix); p != "" && strings.HasPrefix(lower, p) {
+			name, full = lower[len(p):], true
+		} else if strings.HasPrefix(lower, "cluster.") {
+			return nil // another cluster's
+		}
+		n := normKnob(name)
+		for _, k := range knobs {
+			if k.Name == n {
+				if full {
+					n = prefix + n
+				}
+				return []Knob{{n, k.Value}}
+			}
+		}
+		return nil
+	}
 	var out []Knob
 	for _, k := range knobs {
 		full := prefix + k.Name
-		if ok, _ := path.Match(pattern, strings.ToLower(full)); ok || strings.ToLower(full) == pattern {
+		if ok, _ := path.Match(lower, strings.ToLower(full)); ok {
 			out = append(out, Knob{full, k.Value})
+		} else if ok, _ := path.Match(lower, k.Name); ok && prefix != "" {
+			out = append(out, k)
 		}
 	}
 	return out

@@ -266,8 +266,8 @@ func (c *Cluster) info(sections [][]byte) (text string, keyspace bool) {
 	}
 	if section("clients", "Clients") {
 		line("connected_clients", strconv.Itoa(clients))
-		if c.opts.MaxConnections > 0 {
-			line("maxclients", strconv.Itoa(c.opts.MaxConnections))
+		if n := c.clientLimit(); n > 0 {
+			line("maxclients", strconv.Itoa(n))
 		}
 	}
 	if section("stats", "Stats") {

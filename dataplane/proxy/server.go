@@ -4,11 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/aster-proxy/aster/dataplane/route"
+	"github.com/aster-proxy/aster/internal/fdlimit"
 	"github.com/aster-proxy/aster/internal/tlsconf"
 )
 
@@ -23,6 +26,11 @@ type ServerOptions struct {
 	Hint func(cluster string)
 	// Metrics, when set, receive every cluster's traffic, errors and latencies.
 	Metrics *Metrics
+	// FDLimit is the process's open-file limit (fdlimit.Raise); when set, each cluster takes
+	// at most its share of it (fdlimit.Plan), so one cluster's flood of clients never takes
+	// the descriptors of another's clients or of the backend connections. 0: no budget, each
+	// cluster takes its MaxConnections.
+	FDLimit uint64
 }
 
 // Server is the whole data plane: it serves the clusters of the latest snapshot it was given.
@@ -127,7 +135,63 @@ func (s *Server) Apply(snap *route.Snapshot) error {
 			delete(s.specs, name)
 		}
 	}
+	s.budgetLocked()
 	return errors.Join(errs...)
+}
+
+// budgetLocked shares the open-file limit among the served clusters (fdlimit.Plan), after
+// every snapshot: clusters, their max_connections and their node counts change with it. A
+// lowered share refuses new clients beyond it and closes none. It logs each cluster's share
+// when it changes and differs from max_connections. s.mu must be held.
+func (s *Server) budgetLocked() {
+	if s.opts.FDLimit == 0 || len(s.clusters) == 0 {
+		return
+	}
+	names := slices.Sorted(maps.Keys(s.clusters))
+	ds := make([]fdlimit.Demand, len(names))
+	for i, name := range names {
+		spec := s.specs[name]
+		ds[i] = fdlimit.Demand{MaxClients: spec.MaxConnections, Nodes: tableNodes(spec.Table),
+			NodeConnections: max(spec.NodeConnections, 1), Loops: runtime.GOMAXPROCS(0)}
+	}
+	for i, share := range fdlimit.Plan(s.opts.FDLimit, ds) {
+		c, configured := s.clusters[names[i]], ds[i].MaxClients
+		prev := int(c.fdShare.Swap(int64(share)))
+		if prev == share || (share == configured && prev == 0) {
+			continue
+		}
+		log := c.log.With("max_connections", configured, "effective", share, "open_file_limit", s.opts.FDLimit)
+		switch {
+		case share == configured:
+			log.Info("client limit back to max_connections: the open-file limit holds it again")
+		case configured > 0 && share < configured:
+			log.Warn("max_connections lowered to this cluster's share of the open-file limit")
+		default:
+			log.Info("client limit set to this cluster's share of the open-file limit")
+		}
+	}
+}
+
+// tableNodes is the number of nodes t routes to (0 while there is no table).
+func tableNodes(t *route.Table) int {
+	switch {
+	case t == nil:
+		return 0
+	case t.Ring != nil:
+		return len(t.Ring.Nodes())
+	case t.Slots != nil:
+		return len(t.Slots.Nodes())
+	}
+	return 0
+}
+
+// clientLimit is how many clients the cluster takes (0: no bound): its share of the
+// open-file limit when the Server set one, else MaxConnections.
+func (c *Cluster) clientLimit() int {
+	if n := c.fdShare.Load(); n > 0 {
+		return int(n)
+	}
+	return c.opts.MaxConnections
 }
 
 // openLocked starts serving spec on a new listener. replaced, when set, is the cluster it

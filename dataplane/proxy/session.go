@@ -663,12 +663,28 @@ func (s *session) flush() {
 }
 
 // unknownCommand builds Redis's own reply to an unknown command.
+// unknownCommand is Redis's answer to a command it does not know: the name and the first
+// arguments, 128 bytes of them in all (each cut at a NUL byte, as Redis's C strings are), so
+// that a command of a million arguments costs no more than a short one.
 func unknownCommand(args [][]byte) string {
-	msg := "ERR unknown command '" + clip(args[0]) + "', with args beginning with: "
-	for _, a := range args[1:] {
-		msg += "'" + clip(a) + "' "
+	cut := func(b []byte, n int) []byte {
+		for i, c := range b[:min(len(b), n)] {
+			if c == 0 {
+				return b[:i]
+			}
+		}
+		return b[:min(len(b), n)]
 	}
-	return msg
+	msg := make([]byte, 0, 64+2*128)
+	msg = append(append(append(msg, "ERR unknown command '"...), cut(args[0], 128)...), "', with args beginning with: "...)
+	start := len(msg)
+	for _, a := range args[1:] {
+		if len(msg)-start >= 128 {
+			break
+		}
+		msg = append(append(append(msg, '\''), cut(a, 128-(len(msg)-start))...), "' "...)
+	}
+	return string(msg)
 }
 
 func clip(b []byte) string {

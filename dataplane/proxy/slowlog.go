@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aster-proxy/aster/dataplane/command"
 	"github.com/aster-proxy/aster/dataplane/resp"
 )
 
@@ -26,7 +27,9 @@ const (
 
 // slowLog keeps a cluster's last slow commands. Under overload every command can be slow, so
 // recording one allocates nothing once the ring is full: each entry keeps its trimmed arguments
-// as one RESP array in a buffer the ring reuses, turned into strings only when read.
+// as one RESP array in a buffer the ring reuses, turned into strings only when read. An entry
+// holds at most 32 arguments of at most 128 bytes (plus a note of what was cut), whatever the
+// command's size, so its buffer never grows past about 5 KiB.
 type slowLog struct {
 	mu         sync.Mutex
 	max        int
@@ -34,7 +37,6 @@ type slowLog struct {
 	entries    []slowRec     // ring; next is where the next entry goes
 	next       int
 	nextID     uint64
-	elems      [][]byte // scratch for add
 }
 
 // slowRec is one entry as stored.
@@ -65,8 +67,15 @@ func (l *slowLog) resized(max int, slowerThan time.Duration) *slowLog {
 	return n
 }
 
-// add records one command (its frame as the client sent it, RESP) that took d, at t.
+// add records one command (its frame as the client sent it, RESP) that took d, at t. As in
+// Redis, a command the proxy does not know is not logged (a password typed as a command
+// would be), and the secret arguments of a known one are stored as "(redacted)".
 func (l *slowLog) add(frame []byte, t time.Time, d time.Duration, client string) {
+	var buf [slowMaxArgs][]byte // on the stack: nothing keeps a reference into frame
+	args, total := firstArgs(frame, &buf)
+	if len(args) == 0 || command.Lookup(args[0]) == nil {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var r *slowRec
@@ -80,32 +89,65 @@ func (l *slowLog) add(frame []byte, t time.Time, d time.Duration, client string)
 	}
 	r.id, r.time, r.duration, r.client = l.nextID, t, d, client
 	l.nextID++
-	r.args = l.appendTrimmed(r.args[:0], frame)
+	r.args = appendTrimmed(r.args[:0], args, total)
 }
 
-// appendTrimmed appends frame's arguments as Redis's SLOWLOG trims them: at most 32 (the last
-// one then says how many more there were), each at most 128 bytes (then saying how many more).
-func (l *slowLog) appendTrimmed(dst, frame []byte) []byte {
-	elems, err := resp.ArrayElems(frame, l.elems[:0])
-	l.elems = elems[:0]
-	if err != nil {
-		return resp.AppendArrayHeader(dst, 0)
+// firstArgs returns the first arguments of frame (a RESP array of bulk strings), at most
+// len(buf), in buf, and how many it has in all; none when frame is not such an array.
+func firstArgs(frame []byte, buf *[slowMaxArgs][]byte) ([][]byte, int) {
+	total, p, ok := lenLine(frame, 0, '*')
+	if !ok {
+		return nil, 0
 	}
-	n := len(elems)
-	if n > slowMaxArgs {
-		n = slowMaxArgs
+	n := min(total, len(buf))
+	for i := range n {
+		var size int
+		if size, p, ok = lenLine(frame, p, '$'); !ok || p+size+2 > len(frame) {
+			return nil, 0
+		}
+		buf[i] = frame[p : p+size : p+size]
+		p += size + 2
 	}
+	return buf[:n], total
+}
+
+// lenLine parses the header "<kind><n>\r\n" at frame[p:]: n, and where what follows starts.
+func lenLine(frame []byte, p int, kind byte) (n, next int, ok bool) {
+	if p >= len(frame) || frame[p] != kind {
+		return 0, 0, false
+	}
+	digits := 0
+	for p++; p < len(frame) && frame[p] != '\r'; p++ {
+		c := frame[p]
+		if c < '0' || c > '9' || digits == 18 {
+			return 0, 0, false
+		}
+		n = n*10 + int(c-'0')
+		digits++
+	}
+	if digits == 0 || p+1 >= len(frame) || frame[p+1] != '\n' {
+		return 0, 0, false
+	}
+	return n, p + 2, true
+}
+
+// appendTrimmed appends args (the first of total arguments) as Redis's SLOWLOG keeps them: at
+// most 32 (the last one then says how many more there were), each at most 128 bytes (then
+// saying how many more), secret ones as "(redacted)".
+func appendTrimmed(dst []byte, args [][]byte, total int) []byte {
+	secret := command.SecretArgs(args)
+	n := min(total, slowMaxArgs)
 	dst = resp.AppendArrayHeader(dst, n)
 	var tmp [slowMaxArgLen + 32]byte // a trimmed argument and its note
-	for i, e := range elems[:n] {
-		if i == slowMaxArgs-1 && len(elems) > slowMaxArgs {
+	for i, a := range args[:n] {
+		switch {
+		case i == slowMaxArgs-1 && total > slowMaxArgs:
 			t := append(tmp[:0], "... ("...)
-			t = strconv.AppendInt(t, int64(len(elems)-slowMaxArgs+1), 10)
-			dst = resp.AppendBulk(dst, append(t, " more arguments)"...))
-			break
-		}
-		a := bulkPayload(e)
-		if len(a) > slowMaxArgLen {
+			t = strconv.AppendInt(t, int64(total-slowMaxArgs+1), 10)
+			a = append(t, " more arguments)"...)
+		case secret.Has(i):
+			a = append(tmp[:0], command.Redacted...)
+		case len(a) > slowMaxArgLen:
 			t := append(tmp[:0], a[:slowMaxArgLen]...)
 			t = append(t, "... ("...)
 			t = strconv.AppendInt(t, int64(len(a)-slowMaxArgLen), 10)

@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -70,4 +72,104 @@ func TestSlowLogAddAllocatesNothing(t *testing.T) {
 	if a := testing.AllocsPerRun(200, func() { l.add(frame, now, time.Millisecond, "127.0.0.1:5555") }); a != 0 {
 		t.Fatalf("add allocates %v times per slow command", a)
 	}
+	// Nor when it redacts, or skips an unknown command.
+	for _, f := range [][]byte{
+		frameOfArgs("HELLO", "3", "AUTH", "user", "password", "SETNAME", "n"),
+		frameOfArgs("config", "set", "cluster.x.requirepass", "pw", "maxmemory", "0"),
+		frameOfArgs("nosuchcommand", "pw"),
+	} {
+		if a := testing.AllocsPerRun(200, func() { l.add(f, now, time.Millisecond, "127.0.0.1:5555") }); a != 0 {
+			t.Fatalf("add of %q allocates %v times", f, a)
+		}
+	}
+}
+
+// TestSlowLogRedactsSecrets: the secret arguments of AUTH, HELLO, MIGRATE, ACL SETUSER and
+// CONFIG SET are stored as "(redacted)" (positions as Redis 7.0's SLOWLOG; the command's own
+// table is dataplane/command's TestSecretArgs), also past the 32 kept arguments and the 128
+// kept bytes of one.
+func TestSlowLogRedactsSecrets(t *testing.T) {
+	long := "pw" + strings.Repeat("x", 300)
+	rules := []string{"ACL", "SETUSER", "bob"}
+	for i := range 40 {
+		rules = append(rules, fmt.Sprintf(">rulepw%d", i))
+	}
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"AUTH", "wrongpw"}, "AUTH (redacted)"},
+		{[]string{"auth", "alice", long}, "auth (redacted) (redacted)"},
+		{[]string{"HELLO", "3", "AUTH", "alice", "hellopw", "SETNAME", "n"}, "HELLO 3 AUTH (redacted) (redacted) SETNAME n"},
+		{[]string{"hello", "2"}, "hello 2"},
+		{[]string{"MIGRATE", "h", "1", "", "0", "10", "AUTH2", "u", "migpw", "KEYS", "a", "b"}, "MIGRATE h 1  0 10 AUTH2 (redacted) (redacted) KEYS a b"},
+		{[]string{"CONFIG", "SET", "requirepass", "cfgpw", "maxmemory", "0"}, "CONFIG SET requirepass (redacted) maxmemory 0"},
+		{rules, "ACL SETUSER" + strings.Repeat(" (redacted)", 29) + " ... (12 more arguments)"},
+	}
+	l := (*slowLog)(nil).resized(len(cases), 0)
+	for _, c := range cases {
+		l.add(frameOfArgs(c.args...), time.Now(), time.Millisecond, "c")
+		e := l.get(1)[0]
+		if got := strings.Join(e.Args, " "); got != c.want {
+			t.Errorf("%q stored as\n  %q, want\n  %q", c.args, got, c.want)
+		}
+	}
+	all := fmt.Sprint(l.get(-1))
+	for _, secret := range []string{"wrongpw", "pwxxx", "alice", "hellopw", "migpw", "cfgpw", "rulepw"} {
+		if strings.Contains(all, secret) {
+			t.Errorf("the slow log holds %q: %s", secret, all)
+			break
+		}
+	}
+}
+
+// TestSlowLogSkipsUnknownCommands: as in Redis, a command the proxy does not know is not
+// logged: a client that sends its password as a command (an inline line typed at the wrong
+// prompt) must not show it to everyone who reads SLOWLOG.
+func TestSlowLogSkipsUnknownCommands(t *testing.T) {
+	l := (*slowLog)(nil).resized(4, 0)
+	l.add(frameOfArgs("hunter2"), time.Now(), time.Millisecond, "c")
+	l.add(frameOfArgs("AUTHH", "hunter2"), time.Now(), time.Millisecond, "c")
+	l.add([]byte("not a frame"), time.Now(), time.Millisecond, "c")
+	if n := l.len(); n != 0 {
+		t.Fatalf("%d entries for unknown commands: %v", n, l.get(-1))
+	}
+	l.add(frameOfArgs("get", "k"), time.Now(), time.Millisecond, "c")
+	if got := l.get(-1); len(got) != 1 || strings.Join(got[0].Args, " ") != "get k" {
+		t.Fatalf("entries %v, want get k", got)
+	}
+}
+
+// TestSlowLogEntryBounded: whatever the command's size, an entry keeps at most 32 arguments
+// of 128 bytes (and a note of the rest), and the slow log keeps no reference to the command
+// itself: after a 64 MiB command, the heap goes back down while the slow log lives.
+func TestSlowLogEntryBounded(t *testing.T) {
+	l := (*slowLog)(nil).resized(2, 0)
+	args := [][]byte{[]byte("MSET")}
+	for range 1 << 16 {
+		args = append(args, bytes.Repeat([]byte("v"), 1<<10))
+	}
+	frame := resp.AppendCommand(nil, args...)
+	args = nil
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	l.add(frame, time.Now(), time.Millisecond, "c")
+	frame = nil
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc) + 64<<20; grew > 16<<20 {
+		t.Fatalf("the heap still holds %d MiB of a 64 MiB command after it was logged", grew>>20)
+	}
+	const bound = 32 * (1 + 3 + 2 + slowMaxArgLen + 32 + 2) // a trimmed argument, its note and framing
+	for _, r := range l.entries {
+		if cap(r.args) > 2*bound {
+			t.Fatalf("an entry keeps a %d-byte buffer, want ≤ %d", cap(r.args), 2*bound)
+		}
+	}
+	e := l.get(1)[0]
+	if len(e.Args) != 32 || e.Args[31] != "... (65506 more arguments)" || len(e.Args[1]) != 128+len("... (896 more bytes)") {
+		t.Fatalf("entry %d args, last %q, first value %d bytes", len(e.Args), e.Args[31], len(e.Args[1]))
+	}
+	runtime.KeepAlive(l)
 }

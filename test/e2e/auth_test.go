@@ -21,7 +21,7 @@ func TestAuthEndToEnd(t *testing.T) {
 	}
 	admin := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
 	metrics := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
-	a := startAsterd(t, `
+	a := startAsterdArgs(t, `
 [admin]
 listen_addr = "`+admin+`"
 token = "admintok"
@@ -40,7 +40,7 @@ ping_fail_limit = 2
 ping_interval = 100
 max_connections = 50
 client_idle_timeout = 60
-`)
+`, "--log-level", "trace") // the log is checked for secrets below, at its most verbose
 	c := redis.NewClient(&redis.Options{Addr: a.Addr, Password: "s3cret", MaxRetries: -1})
 	defer c.Close()
 	for i := 0; i < 50; i++ {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -98,13 +99,16 @@ func startAsterdArgs(t *testing.T, config string, args ...string) *asterd {
 	return a
 }
 
-// runAsterd runs asterd with args (debug logging); a.Addr is set to listen, the address its
-// clients are expected on. The process is stopped with SIGINT at cleanup unless the test
-// killed it already; its log is shown when the test failed.
+// runAsterd runs asterd with args (debug logging unless args set --log-level); a.Addr is set
+// to listen, the address its clients are expected on. The process is stopped with SIGINT at
+// cleanup unless the test killed it already; its log is shown when the test failed.
 func runAsterd(t *testing.T, listen string, args ...string) *asterd {
 	t.Helper()
 	a := &asterd{Addr: listen, log: &syncBuffer{}, done: make(chan struct{})}
-	a.cmd = exec.Command(asterdBin, append(args, "--log-level", "debug")...)
+	if !slices.Contains(args, "--log-level") {
+		args = append(args, "--log-level", "debug")
+	}
+	a.cmd = exec.Command(asterdBin, args...)
 	a.cmd.Stderr = a.log
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)

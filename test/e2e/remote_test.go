@@ -99,7 +99,8 @@ func some(n int) bool { return n > 0 }
 
 func TestRemoteDataPlane(t *testing.T) {
 	servers := startServers(t, 3)
-	setup := newRemoteSetup(t, servers, "")
+	// A RouteService serves only with a token (TestRemoteNeedsToken).
+	setup := newRemoteSetup(t, servers, "rt0k")
 	control := setup.startControl(t)
 	// The control role opens no client listener.
 	time.Sleep(200 * time.Millisecond)
@@ -107,7 +108,7 @@ func TestRemoteDataPlane(t *testing.T) {
 		t.Fatalf("--role control listens on the cluster's address %s", setup.listen)
 	}
 
-	data := setup.startData(t)
+	data := setup.startData(t, "--token", "rt0k")
 	redistest.WaitListening(t, setup.listen, 10*time.Second)
 	c := data.client(t)
 	if err := c.Set(ctx, "remote:hello", "world", 0).Err(); err != nil {
@@ -125,7 +126,7 @@ func TestRemoteDataPlane(t *testing.T) {
 
 	ctl := func(args ...string) {
 		t.Helper()
-		if r := asterctl(t, nil, append([]string{"--addr", setup.admin}, args...)...); r.code != 0 {
+		if r := asterctl(t, nil, append([]string{"--addr", setup.admin, "--token", "rt0k"}, args...)...); r.code != 0 {
 			t.Fatalf("asterctl %v: %v", args, r)
 		}
 	}

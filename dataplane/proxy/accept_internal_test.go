@@ -1,0 +1,117 @@
+package proxy
+
+import (
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// emfileListener fails Accept with EMFILE (then ENFILE) fails times, then hands out conn.
+type emfileListener struct {
+	mu     sync.Mutex
+	fails  int
+	calls  int
+	conn   net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (l *emfileListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	l.calls++
+	n := l.calls
+	l.mu.Unlock()
+	switch {
+	case n <= l.fails:
+		errno := syscall.EMFILE
+		if n%2 == 0 {
+			errno = syscall.ENFILE
+		}
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: errno}
+	case n == l.fails+1:
+		return l.conn, nil
+	}
+	<-l.closed
+	return nil, net.ErrClosed
+}
+
+func (l *emfileListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *emfileListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
+
+// Out of descriptors, the accept loop keeps its listener and backs off (5 ms doubling)
+// instead of spinning, logs the streak once and its end once, and then serves the next
+// client.
+func TestAcceptSurvivesEMFILE(t *testing.T) {
+	const fails = 6
+	var buf strings.Builder
+	var bufMu sync.Mutex
+	logger := hclog.New(&hclog.LoggerOptions{Output: writerFunc(func(p []byte) (int, error) {
+		bufMu.Lock()
+		defer bufMu.Unlock()
+		return buf.Write(p)
+	}), Level: hclog.Debug})
+	c := NewCluster(Options{Name: "a", Logger: logger})
+	client, server := net.Pipe()
+	defer client.Close()
+	ln := &emfileListener{fails: fails, conn: server, closed: make(chan struct{})}
+	c.mu.Lock()
+	c.ln = ln
+	c.mu.Unlock()
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- c.Serve() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.mu.Lock()
+		n := len(c.sessions)
+		c.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("Serve returned %v after EMFILE", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the client after the EMFILE streak was never accepted")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The backoff slept 5+10+...+160 ms: a lower bound, whatever the machine's speed.
+	if took := time.Since(start); took < 315*time.Millisecond {
+		t.Errorf("%d failed accepts took %v: the loop did not back off", fails, took)
+	}
+	c.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	bufMu.Lock()
+	log := buf.String()
+	bufMu.Unlock()
+	if n := strings.Count(log, "accept failing"); n != 1 {
+		t.Errorf("%d 'accept failing' lines for one streak, want 1:\n%s", n, log)
+	}
+	if !strings.Contains(log, "accepting again") || !strings.Contains(log, "failed_accepts=6") {
+		t.Errorf("the end of the streak is not logged:\n%s", log)
+	}
+	ln.mu.Lock()
+	calls := ln.calls
+	ln.mu.Unlock()
+	if calls < fails+1 {
+		t.Errorf("%d accepts", calls)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

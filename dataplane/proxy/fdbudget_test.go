@@ -1,0 +1,59 @@
+package proxy_test
+
+import (
+	"runtime"
+	"testing"
+
+	"github.com/aster-proxy/aster/dataplane/proxy"
+	"github.com/aster-proxy/aster/dataplane/route"
+	"github.com/aster-proxy/aster/internal/fdlimit"
+)
+
+// The Server shares its open-file limit among the clusters of every snapshot: a cluster
+// that wants less keeps it, the others split the rest; a snapshot that drops a cluster gives
+// its share back. Without a limit, max_connections stands.
+func TestServerSharesOpenFileLimit(t *testing.T) {
+	h, _ := route.Hash("fnv1a_64")
+	ring, err := route.NewRing([]route.Node{{Addr: "127.0.0.1:1", Weight: 1}}, h, "{}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := func(name string, maxConns int) route.ClusterSpec {
+		return route.ClusterSpec{Name: name, ListenAddr: "127.0.0.1:0", ListenProto: "tcp", NodeConnections: 1,
+			MaxConnections: maxConns, Table: &route.Table{Version: 1, Ring: ring}}
+	}
+	demand := func(maxConns int) fdlimit.Demand {
+		return fdlimit.Demand{MaxClients: maxConns, Nodes: 1, NodeConnections: 1, Loops: runtime.GOMAXPROCS(0)}
+	}
+	const limit = 300
+	s := proxy.NewServer(proxy.ServerOptions{Logger: testLogger(t), FDLimit: limit})
+	defer s.Close()
+	if err := s.Apply(&route.Snapshot{Version: 1, Clusters: []route.ClusterSpec{spec("a", 10000), spec("b", 5), spec("c", 0)}}); err != nil {
+		t.Fatal(err)
+	}
+	want := fdlimit.Plan(limit, []fdlimit.Demand{demand(10000), demand(5), demand(0)})
+	if want[1] != 5 || want[0] >= 10000 || want[0] < want[2]-1 || want[0] > want[2] {
+		t.Fatalf("test premise: plan %v", want)
+	}
+	for i, name := range []string{"a", "b", "c"} {
+		if got := proxy.ClientLimit(s, name); got != want[i] {
+			t.Errorf("cluster %s takes %d clients, want %d (plan %v)", name, got, want[i], want)
+		}
+	}
+	// b and c gone: a gets what they left.
+	if err := s.Apply(&route.Snapshot{Version: 2, Clusters: []route.ClusterSpec{spec("a", 10000)}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, w := proxy.ClientLimit(s, "a"), fdlimit.Plan(limit, []fdlimit.Demand{demand(10000)})[0]; got != w || got <= want[0] {
+		t.Errorf("alone, cluster a takes %d clients, want %d (more than %d)", got, w, want[0])
+	}
+
+	free := proxy.NewServer(proxy.ServerOptions{Logger: testLogger(t)})
+	defer free.Close()
+	if err := free.Apply(&route.Snapshot{Version: 1, Clusters: []route.ClusterSpec{spec("a", 10000), spec("c", 0)}}); err != nil {
+		t.Fatal(err)
+	}
+	if a, c := proxy.ClientLimit(free, "a"), proxy.ClientLimit(free, "c"); a != 10000 || c != 0 {
+		t.Errorf("without a limit: a takes %d, c %d; want max_connections 10000 and 0", a, c)
+	}
+}

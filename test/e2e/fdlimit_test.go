@@ -1,0 +1,171 @@
+package e2e
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/aster-proxy/aster/internal/redistest"
+)
+
+// Under a low open-file limit (prlimit), a flood of one cluster's clients stops at that
+// cluster's share: the extra clients get Redis's "-ERR max number of clients reached", and
+// the other cluster still answers and still dials its backends. asterd logs the limit it got
+// and the share it gave.
+func TestFloodStaysInItsShare(t *testing.T) {
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Skip("prlimit (util-linux) not installed")
+	}
+	const limit = 200
+	servers := startServers(t, 2)
+	addrA := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
+	addrB := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
+	admin := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
+	// Both clusters keep the default max_connections (10000): far more than the limit holds.
+	cfg := "[metrics]\nlisten_addr = \"\"\n[admin]\nlisten_addr = " + strconv.Quote(admin) + "\ntoken = \"t\"\n" +
+		"[[clusters]]\nname = \"a\"\nlisten_addr = " + strconv.Quote(addrA) + "\ncache_type = \"redis\"\nservers = " + serverList(servers[:1], []int{1}, true) + "\n" +
+		"[[clusters]]\nname = \"b\"\nlisten_addr = " + strconv.Quote(addrB) + "\ncache_type = \"redis\"\nservers = " + serverList(servers[1:], []int{1}, true) + "\n"
+	path := filepath.Join(t.TempDir(), "aster.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := runAsterdWrapped(t, addrA, nil, []string{prlimit, "--nofile=" + strconv.Itoa(limit) + ":" + strconv.Itoa(limit), "--"}, "--config", path)
+	redistest.WaitListening(t, addrA, 10*time.Second)
+	redistest.WaitListening(t, addrB, 10*time.Second)
+	waitLog(t, a, "asterd started")
+	if !regexp.MustCompile(`open file limit.* limit=` + strconv.Itoa(limit) + `\b`).MatchString(a.log.String()) {
+		t.Fatalf("asterd did not log the open-file limit it got (%d)", limit)
+	}
+	share := 0
+	for _, line := range strings.Split(a.log.String(), "\n") {
+		if strings.Contains(line, "max_connections lowered") && strings.Contains(line, "cluster=a ") {
+			if m := regexp.MustCompile(`effective=(\d+)`).FindStringSubmatch(line); m != nil {
+				share, _ = strconv.Atoi(m[1])
+			}
+		}
+	}
+	if share == 0 {
+		t.Fatalf("asterd did not log cluster a's lowered client limit")
+	}
+
+	// Flood a with more clients than the whole limit, sending nothing yet: a refused client
+	// is told at once, on accept, and closed.
+	flood := make([]net.Conn, limit+50)
+	t.Cleanup(func() {
+		for _, c := range flood {
+			if c != nil {
+				c.Close()
+			}
+		}
+	})
+	for i := range flood {
+		c, err := net.DialTimeout("tcp", addrA, 5*time.Second)
+		if err != nil {
+			t.Fatalf("client %d of the flood: dial: %v", i, err)
+		}
+		flood[i] = c
+	}
+	// Read every client at once: the refused have their line, the accepted time out (they
+	// asked nothing yet). A refusal that arrives later is caught below.
+	type first struct {
+		line string
+		err  error
+	}
+	got := make([]first, len(flood))
+	var wg sync.WaitGroup
+	for i, c := range flood {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+			got[i].line, got[i].err = bufio.NewReader(c).ReadString('\n')
+		}()
+	}
+	wg.Wait()
+	const refusal = "-ERR max number of clients reached\r\n"
+	pongs, refused := 0, 0
+	var held []net.Conn
+	for i, c := range flood {
+		if got[i].err == nil {
+			if got[i].line != refusal {
+				t.Fatalf("client %d of the flood: %q", i, got[i].line)
+			}
+			refused++
+			continue
+		}
+		if ne, ok := got[i].err.(net.Error); !ok || !ne.Timeout() {
+			t.Fatalf("client %d of the flood: %v", i, got[i].err)
+		}
+		// Every client gets an answer: PONG while a has room.
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte("PING\r\n")); err != nil {
+			t.Fatalf("client %d of the flood: write: %v", i, err)
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		switch {
+		case err == nil && line == "+PONG\r\n":
+			pongs++
+			held = append(held, c)
+		case err == nil && line == refusal:
+			refused++ // refused after the reads above gave up
+		case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF):
+			// Refused late too, its PING unread: the close may reset the connection before
+			// the refusal is read. An answer all the same, not a hang.
+			t.Logf("client %d of the flood: refused late (%v)", i, err)
+			refused++
+		default:
+			t.Fatalf("client %d of the flood: no answer to PING (%q, %v; %d accepted, %d refused so far)", i, line, err, pongs, refused)
+		}
+	}
+	if pongs != share || refused != len(flood)-share {
+		t.Fatalf("%d of the flood accepted and %d refused, want cluster a's share %d accepted and the other %d refused",
+			pongs, refused, share, len(flood)-share)
+	}
+
+	// Cluster b still answers new clients, and its backends still dial: BLPOP takes a
+	// dedicated connection to its node, dialled now.
+	b := redis.NewClient(&redis.Options{Addr: addrB, MaxRetries: -1, ReadTimeout: 5 * time.Second, PoolSize: 4})
+	t.Cleanup(func() { b.Close() })
+	if err := b.Ping(ctx).Err(); err != nil {
+		t.Fatalf("PING on cluster b during a's flood: %v", err)
+	}
+	if err := b.Set(ctx, "fd:k", "v", 0).Err(); err != nil {
+		t.Fatalf("SET on cluster b during a's flood: %v", err)
+	}
+	if v, err := b.Get(ctx, "fd:k").Result(); err != nil || v != "v" {
+		t.Fatalf("GET on cluster b during a's flood: %q, %v", v, err)
+	}
+	if err := b.BLPop(ctx, 100*time.Millisecond, "fd:empty").Err(); err != redis.Nil {
+		t.Fatalf("BLPOP on cluster b during a's flood: %v, want a nil reply", err)
+	}
+	// a's own clients are still served, and a client that leaves makes room for one more.
+	if _, err := held[0].Write([]byte("PING\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := bufio.NewReader(held[0]).ReadString('\n'); err != nil || line != "+PONG\r\n" {
+		t.Fatalf("a held client of a: %q, %v", line, err)
+	}
+	held[1].Close()
+	ca := redis.NewClient(&redis.Options{Addr: addrA, MaxRetries: 20, MinRetryBackoff: 10 * time.Millisecond, PoolSize: 1})
+	t.Cleanup(func() { ca.Close() })
+	if err := ca.Ping(ctx).Err(); err != nil {
+		t.Fatalf("a new client of a after one left: %v", err)
+	}
+	if containsLog(a, "accept failing") {
+		t.Errorf("asterd ran out of descriptors: its log has accept failures")
+	}
+}
