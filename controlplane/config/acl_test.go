@@ -29,6 +29,8 @@ func TestUserRights(t *testing.T) {
 		`acl.toml:12: cluster "cache-a": auth.users[5].keys[1]: must be a string, not an integer`,
 		`acl.toml:13: cluster "cache-a": auth.users[6].commands: empty: omit it for every command, or say "nocommands"`,
 		`acl.toml:14: cluster "cache-a": auth.users[7].commands: rule "~app:*": not a command rule`,
+		`acl.toml:16: cluster "cache-a": auth.users[9].username: must not contain spaces or control characters`,
+		`acl.toml:17: cluster "cache-a": auth.users[10].username: must not contain spaces or control characters`,
 	}
 	got := strings.Split(err.Error(), "\n")
 	for _, w := range want {

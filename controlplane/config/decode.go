@@ -719,6 +719,9 @@ func (r *reader) frontAuth() *Auth {
 			switch {
 			case user.Username == "":
 				u.errf("username", "required")
+			case strings.ContainsFunc(user.Username, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+				// As Redis refuses them; the name goes into NOPERM replies, one line each.
+				u.errf("username", "must not contain spaces or control characters")
 			case user.Password == "":
 				u.errf("password", "required")
 			default:

@@ -16,13 +16,16 @@ import (
 	"github.com/aster-proxy/aster/dataplane/command"
 )
 
-// Redis 7.0's refusals (7.2 reworded them; the proxy answers as the 7.0 servers it fronts).
+// Redis's refusals as 7.2 and later word them (7.0 said "this user has no permissions to run
+// ..." and "... to access one of the keys used as arguments"): clients written today match the
+// newer texts, and they name the user, which helps an operator reading a client's log.
 const (
-	errCmdPrefix = "NOPERM this user has no permissions to run the '"
+	errCmdUser   = "NOPERM User "
+	errCmdPrefix = " has no permissions to run the '"
 	errCmdSuffix = "' command"
 	// ErrKey refuses a command that names a key outside the user's patterns, or reaches keys
 	// it does not name (KEYS, SCAN, FLUSHALL, ...) when the user may not touch every key.
-	ErrKey = "NOPERM this user has no permissions to access one of the keys used as arguments"
+	ErrKey = "NOPERM No permissions to access a key"
 	// ExecAbortPrefix starts the answer to a refused EXEC.
 	ExecAbortPrefix = "EXECABORT Transaction discarded because of: "
 	errSortBy       = "ERR BY option of SORT denied due to insufficient ACL permissions."
@@ -223,7 +226,7 @@ func (u *User) Check(spec *command.Spec, args [][]byte, keys []int) (string, []i
 		if sub != nil {
 			name = sub.Name
 		}
-		msg := errCmdPrefix + name + errCmdSuffix
+		msg := errCmdUser + u.name + errCmdPrefix + name + errCmdSuffix
 		if spec.Name == "exec" {
 			// Redis answers a refused EXEC so, and discards the transaction, if any.
 			msg = ExecAbortPrefix + msg

@@ -62,7 +62,7 @@ func TestProxyCommands(t *testing.T) {
 			{"config", "set", "cluster.c.slowlog-max-len", "1"}, {"config", "resetstat"},
 			{"slowlog", "reset"}, {"slowlog", "get"}, {"config", "get", "*"},
 		} {
-			want := "NOPERM this user has no permissions to run the '" + c[0] + "|" + c[1] + "' command"
+			want := "NOPERM User app has no permissions to run the '" + c[0] + "|" + c[1] + "' command"
 			if got := check(t, u, c...); got != want {
 				t.Errorf("%s: %q: %q, want %q", rules, c, got, want)
 			}

@@ -15,10 +15,12 @@ import (
 	"github.com/aster-proxy/aster/internal/redistest"
 )
 
-const (
-	nopermKey = "-NOPERM this user has no permissions to access one of the keys used as arguments"
-	nopermCmd = "-NOPERM this user has no permissions to run the '"
-)
+const nopermKey = "-NOPERM No permissions to access a key"
+
+// nopermCmd is the refusal of cmd (or cmd|sub) to user, as Redis 7.2+ words it.
+func nopermCmd(user, cmd string) string {
+	return "-NOPERM User " + user + " has no permissions to run the '" + cmd + "' command"
+}
 
 // aclEnv serves one cluster "acl" through a proxy.Server, so that tests can reload its rules.
 type aclEnv struct {
@@ -134,12 +136,12 @@ func TestUserRightsEnforced(t *testing.T) {
 		[2]string{"EVAL return 1 x", nopermKey},
 		[2]string{"BLPOP x 1", nopermKey},
 		[2]string{"SCAN 0", nopermKey},
-		[2]string{"KEYS *", nopermCmd + "keys' command"},
-		[2]string{"FLUSHALL", nopermCmd + "flushall' command"},
-		[2]string{"CONFIG SET cluster.acl.slowlog-max-len 5", nopermCmd + "config|set' command"},
-		[2]string{"SLOWLOG RESET", nopermCmd + "slowlog|reset' command"},
-		[2]string{"HOTKEY GET", nopermCmd + "hotkey|get' command"},
-		[2]string{"HOTKEY ENABLE", nopermCmd + "hotkey|enable' command"},
+		[2]string{"KEYS *", nopermCmd("app", "keys")},
+		[2]string{"FLUSHALL", nopermCmd("app", "flushall")},
+		[2]string{"CONFIG SET cluster.acl.slowlog-max-len 5", nopermCmd("app", "config|set")},
+		[2]string{"SLOWLOG RESET", nopermCmd("app", "slowlog|reset")},
+		[2]string{"HOTKEY GET", nopermCmd("app", "hotkey|get")},
+		[2]string{"HOTKEY ENABLE", nopermCmd("app", "hotkey|enable")},
 		[2]string{"MULTI", "+OK"},
 		[2]string{"SET app:2 v", "+QUEUED"},
 		[2]string{"SET x v", nopermKey},
@@ -152,7 +154,7 @@ func TestUserRightsEnforced(t *testing.T) {
 		[2]string{"AUTH tx t", "+OK"},
 		[2]string{"MULTI", "+OK"},
 		[2]string{"SET app:3 v", "+QUEUED"},
-		[2]string{"EXEC", "-EXECABORT Transaction discarded because of: NOPERM this user has no permissions to run the 'exec' command"},
+		[2]string{"EXEC", "-EXECABORT Transaction discarded because of: NOPERM User tx has no permissions to run the 'exec' command"},
 		[2]string{"DISCARD", "-ERR DISCARD without MULTI"},
 		[2]string{"EXISTS app:3", ":0"},
 	)
@@ -174,7 +176,7 @@ func TestUserRightsEnforced(t *testing.T) {
 	e.spec.UserRights = map[string]route.UserRights{"app": {Commands: "+@all -psubscribe"}}
 	e.apply(t)
 	expect(t, sub, [2]string{"AUTH app a", "+OK"}, [2]string{"SUBSCRIBE ch", "*3"})
-	expect(t, sub, [2]string{"PSUBSCRIBE c*", nopermCmd + "psubscribe' command"})
+	expect(t, sub, [2]string{"PSUBSCRIBE c*", nopermCmd("app", "psubscribe")})
 }
 
 // TestUserRightsReload: a reload that changes a user's rules applies to its sessions already
@@ -192,7 +194,7 @@ func TestUserRightsReload(t *testing.T) {
 		"ops": {Keys: []string{"ops:*"}},
 	}
 	e.apply(t)
-	expect(t, app, [2]string{"GET app:1", "$1"}, [2]string{"SET app:1 v", nopermCmd + "set' command"})
+	expect(t, app, [2]string{"GET app:1", "$1"}, [2]string{"SET app:1 v", nopermCmd("app", "set")})
 	expect(t, ops, [2]string{"SET x v", nopermKey}, [2]string{"SET ops:1 v", "+OK"})
 
 	// Passwords change: a new listener on the same address (the old one's sessions are
@@ -203,7 +205,7 @@ func TestUserRightsReload(t *testing.T) {
 	e.apply(t)
 	app.send("PING\r\n")
 	// Closed (EOF), or refused if it read PING before its cluster's drain reached it.
-	if l, _ := app.br.ReadString('\n'); l != "" && !strings.HasPrefix(l, nopermCmd+"ping' command") {
+	if l, _ := app.br.ReadString('\n'); l != "" && !strings.HasPrefix(l, nopermCmd("app", "ping")) {
 		t.Fatalf("session of a removed user answered %q", l)
 	}
 	app = e.dial(t)
@@ -211,14 +213,14 @@ func TestUserRightsReload(t *testing.T) {
 		[2]string{"AUTH app a", "-WRONGPASS"},
 		[2]string{"AUTH ops o2", "+OK"},
 		[2]string{"PING", "+PONG"},
-		[2]string{"GET app:1", nopermCmd + "get' command"},
+		[2]string{"GET app:1", nopermCmd("ops", "get")},
 	)
 	// A subscribed client follows a reload too.
 	sub := e.dial(t)
 	expect(t, sub, [2]string{"AUTH ops o2", "+OK"}, [2]string{"SUBSCRIBE ch", "*3"})
 	e.spec.UserRights = map[string]route.UserRights{"ops": {Commands: "+@all -get -psubscribe"}}
 	e.apply(t)
-	expect(t, sub, [2]string{"PSUBSCRIBE c*", nopermCmd + "psubscribe' command"}, [2]string{"SUBSCRIBE c2", "*3"})
+	expect(t, sub, [2]string{"PSUBSCRIBE c*", nopermCmd("ops", "psubscribe")}, [2]string{"SUBSCRIBE c2", "*3"})
 
 	// Rules removed: everything again.
 	e.spec.UserRights = nil
