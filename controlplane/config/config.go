@@ -52,6 +52,16 @@ const (
 	MaxMaxConnections = 1 << 20
 	// MaxPingFailLimit matches the original's u8 field.
 	MaxPingFailLimit = 255
+
+	// DefaultClientOutputLimit is `client_output_limit` when unset: Redis's pubsub
+	// client-output-buffer-limit (32mb), the bound a subscriber has here too; big enough that
+	// pipelines of ordinary replies never wait on it, small enough that a thousand clients
+	// that stop reading cost tens of GiB at most, not without bound.
+	DefaultClientOutputLimit = 32 << 20
+	// MinClientOutputLimit and MaxClientOutputLimit bound `client_output_limit`: below 64 KiB
+	// pipelines would crawl; above 1 GiB it no longer bounds anything a host can afford.
+	MinClientOutputLimit = 64 << 10
+	MaxClientOutputLimit = 1 << 30
 )
 
 // Config is a whole configuration file.
@@ -138,6 +148,10 @@ type Cluster struct {
 	// ClientIdleTimeout closes a client that sends nothing for that long (seconds in the
 	// file, as Redis's `timeout`); 0 means never.
 	ClientIdleTimeout time.Duration
+	// ClientOutputLimit bounds the reply bytes a client may have pending (bytes,
+	// MinClientOutputLimit..MaxClientOutputLimit): asterd sends no more of its commands while
+	// the replies it holds for it reach this. One reply larger than the limit still goes.
+	ClientOutputLimit int
 
 	// TLSCertFile and TLSKeyFile make the client listener speak TLS; with TLSCAFile it also
 	// requires client certificates signed by that CA.

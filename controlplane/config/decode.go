@@ -427,6 +427,11 @@ func (p *parser) cluster(i int, m map[string]any) Cluster {
 	}
 	r.tls(&c)
 
+	c.ClientOutputLimit = DefaultClientOutputLimit
+	if n, ok := r.intIn("client_output_limit", MinClientOutputLimit, MaxClientOutputLimit); ok {
+		c.ClientOutputLimit = n
+	}
+
 	if n, ok := r.intIn("ping_fail_limit", 0, MaxPingFailLimit); ok {
 		c.PingFailLimit = n
 	}

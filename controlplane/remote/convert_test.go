@@ -101,6 +101,9 @@ func TestRoundTrip(t *testing.T) {
 			BackendTLS: true, BackendTLSCAFile: "/etc/aster/backend-ca.pem", BackendTLSServerName: "redis.internal",
 			BackendRESP3: true,
 		}, nil},
+		{"client output limit", route.ClusterSpec{
+			Name: "limited", ListenAddr: "127.0.0.1:8400", ListenProto: "tcp", ClientOutputLimit: 8 << 20,
+		}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
