@@ -190,15 +190,18 @@ type pubsub struct {
 	log   hclog.Logger
 	resp3 bool // the client speaks RESP3 (fixed: HELLO is refused while subscribed)
 
-	mu     sync.Mutex
-	cond   *sync.Cond            // the writer waits on it
-	subs   [3]map[string]bool    // the client's subscriptions: what it is told and sent
-	out    []byte                // output not yet written to the client
-	hold   bool                  // a SUBSCRIBE waits for its nodes: keep out back meanwhile
-	stop   bool                  // leaving: the writer writes what is left and ends
-	broken bool                  // the client is gone or over its output limit: drop output
-	links  map[string]*psLink    // by node address
-	retry  map[string]*psBackoff // nodes that failed to dial, by address
+	mu   sync.Mutex
+	cond *sync.Cond         // the writer waits on it
+	subs [3]map[string]bool // the client's subscriptions: what it is told and sent
+	out  []byte             // output not yet written to the client
+	// writing is the capacity of the writer's buffer (being written, or kept for the next
+	// write): with out's capacity, the memory the client's output holds (overLimitLocked).
+	writing int
+	hold    bool                  // a SUBSCRIBE waits for its nodes: keep out back meanwhile
+	stop    bool                  // leaving: the writer writes what is left and ends
+	broken  bool                  // the client is gone or over its output limit: drop output
+	links   map[string]*psLink    // by node address
+	retry   map[string]*psBackoff // nodes that failed to dial, by address
 
 	dirty    chan struct{} // a link died or lost a subscription: reconcile
 	unplaced bool          // some subscription has no connection yet
@@ -463,22 +466,45 @@ func (p *pubsub) appendLocked(b []byte) {
 	}
 }
 
-// overLimitLocked reports whether n more bytes cannot be queued: the client is gone, or its
-// unread output would pass the limit, and then it is disconnected. p.mu must be held.
+// overLimitLocked makes room in out for n more bytes, or reports that they cannot be queued:
+// the client is gone, or its output would pass the limit, and then it is disconnected. The
+// limit is on the memory the output holds, not only on the bytes queued: out's capacity plus
+// the buffer the writer is writing, which a client that reads slowly keeps busy. out grows
+// here, never past what the limit leaves, so that append cannot overshoot it. p.mu must be held.
 func (p *pubsub) overLimitLocked(n int) bool {
 	if p.broken {
 		return true
 	}
-	if len(p.out)+n <= pubsubOutputLimit {
+	need := len(p.out) + n
+	if need <= cap(p.out) {
 		return false
+	}
+	if room := pubsubOutputLimit - p.writing; need <= room {
+		// Doubling while small, then a quarter more, as append does: less slack to count.
+		want := max(2*cap(p.out), 4<<10)
+		if cap(p.out) >= maxKeptOut {
+			want = cap(p.out) + cap(p.out)/4
+		}
+		grown := make([]byte, len(p.out), min(max(want, need), room))
+		copy(grown, p.out)
+		p.out = grown
+		return false
+	}
+	held := cap(p.out) + p.writing
+	if testPubSubCutHook != nil {
+		testPubSubCutHook(held)
 	}
 	p.broken = true
 	p.out = nil
 	p.log.Error("subscriber disconnected: output buffer limit reached (it reads slower than messages arrive)",
-		"limit_bytes", pubsubOutputLimit)
+		"limit_bytes", pubsubOutputLimit, "held_bytes", held, "queued_bytes", need)
 	_ = p.s.nc.Close() // its reader fails and the session ends
 	return true
 }
+
+// testPubSubCutHook is set only by tests (export_test.go): called with the bytes a subscriber's
+// output held when it was cut, before its buffers are let go.
+var testPubSubCutHook func(held int)
 
 // writeLoop writes queued output to the client, so that neither the session nor a link reader
 // ever blocks on a slow client; it ends once stop is set and everything is written.
@@ -487,6 +513,7 @@ func (p *pubsub) writeLoop() {
 	var buf []byte
 	for {
 		p.mu.Lock()
+		p.writing = cap(buf) // kept for the next write
 		for !p.stop && (p.hold || len(p.out) == 0 || p.broken) {
 			p.cond.Wait()
 		}
@@ -495,6 +522,7 @@ func (p *pubsub) writeLoop() {
 			return
 		}
 		buf, p.out = p.out, buf[:0]
+		p.writing = cap(buf)
 		p.mu.Unlock()
 		if _, err := p.s.nc.Write(buf); err != nil {
 			p.mu.Lock()
