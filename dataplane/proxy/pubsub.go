@@ -190,23 +190,25 @@ type pubsub struct {
 	log   hclog.Logger
 	resp3 bool // the client speaks RESP3 (fixed: HELLO is refused while subscribed)
 
-	mu   sync.Mutex
-	cond *sync.Cond         // the writer waits on it
-	subs [3]map[string]bool // the client's subscriptions: what it is told and sent
-	out  []byte             // output not yet written to the client
-	// writing is the capacity of the writer's buffer (being written, or kept for the next
-	// write): with out's capacity, the memory the client's output holds (overLimitLocked).
-	writing int
-	hold    bool                  // a SUBSCRIBE waits for its nodes: keep out back meanwhile
-	stop    bool                  // leaving: the writer writes what is left and ends
-	broken  bool                  // the client is gone or over its output limit: drop output
-	links   map[string]*psLink    // by node address
-	retry   map[string]*psBackoff // nodes that failed to dial, by address
+	mu     sync.Mutex
+	cond   *sync.Cond            // the writer waits on it
+	subs   [3]map[string]bool    // the client's subscriptions: what it is told and sent
+	out    []byte                // output not yet written to the client
+	hold   bool                  // a SUBSCRIBE waits for its nodes: keep out back meanwhile
+	stop   bool                  // leaving: the writer writes what is left and ends
+	broken bool                  // the client is gone or over its output limit: drop output
+	links  map[string]*psLink    // by node address
+	retry  map[string]*psBackoff // nodes that failed to dial, by address
 
 	dirty    chan struct{} // a link died or lost a subscription: reconcile
 	unplaced bool          // some subscription has no connection yet
 	lastSnap *snapshot     // the table the placement was last computed with
 	wg       sync.WaitGroup
+
+	// writing is the capacity of the writer's buffer (being written, or kept for the next
+	// write): with out's capacity, the memory the client's output holds (overLimitLocked).
+	// Guarded by mu.
+	writing int
 }
 
 type psBackoff struct {
