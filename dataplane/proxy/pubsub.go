@@ -504,8 +504,8 @@ func (p *pubsub) overLimitLocked(n int) bool {
 	return true
 }
 
-// testPubSubCutHook is set only by tests (export_test.go): called with the bytes a subscriber's
-// output held when it was cut, before its buffers are let go.
+// testPubSubCutHook is set only by tests (pubsub_internal_test.go): called with the bytes a
+// subscriber's output held when it was cut, before its buffers are let go.
 var testPubSubCutHook func(held int)
 
 // writeLoop writes queued output to the client, so that neither the session nor a link reader

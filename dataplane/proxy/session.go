@@ -25,6 +25,8 @@ const (
 	maxBatch = 1024
 	// Output buffers that grew past this are dropped after the batch.
 	maxKeptOut = 256 << 10
+	// Scratch slices of reply elements longer than this are dropped after the batch.
+	maxKeptElems = 4096
 )
 
 type slotKind uint8
@@ -391,7 +393,11 @@ func (s *session) assemble() ([]byte, int) {
 	if merged {
 		// Merging parsed the sub replies into s.elems: pointers into their buffers, which
 		// must not keep them alive once released.
-		clear(s.elems[:cap(s.elems)])
+		if cap(s.elems) > maxKeptElems {
+			s.elems = nil
+		} else {
+			clear(s.elems[:cap(s.elems)])
+		}
 	}
 	n := s.n
 	s.n = 0
@@ -400,13 +406,15 @@ func (s *session) assemble() ([]byte, int) {
 }
 
 // pace sets how many commands the next batch may take (s.window), after a batch of n commands
-// whose biggest reply was biggest bytes. The replies of a batch are all held until the client
-// takes them, and their size is known only once they are in; so a session starts with one
-// command per batch, doubles its window each time a batch uses it all, and cuts it to what
-// fits the output limit at the biggest reply size it saw: a client that pipelines big replies
-// and does not read holds about the limit plus one reply, and at least one command always goes
-// (one reply larger than the limit is still delivered). Between batches nothing is read from
-// the client: the session reads again only once the batch's output is written.
+// whose biggest reply was biggest bytes (OutputLimit, client_output_limit). Between batches
+// nothing is read from the client: the session reads again only once the batch's output is
+// written, so what it holds for a client that does not read is one batch's replies. Their size
+// is known only once they are in (they are on shared, pipelined connections and must be read
+// off them), so the window is learnt: a session starts with one command per batch, doubles its
+// window each time a batch uses it all, and cuts it to what fits the limit at the biggest reply
+// it saw; at least one command always goes (one reply larger than the limit is delivered). A
+// client whose replies grow big at once can have one batch of its current window in flight
+// before the window shrinks: that is the bound's slack, at most maxBatch commands.
 func (s *session) pace(n, biggest int) {
 	w := s.window
 	if n >= w {
