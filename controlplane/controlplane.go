@@ -222,6 +222,7 @@ func (cp *ControlPlane) publishLocked() error {
 		spec := &snap.Clusters[len(snap.Clusters)-1]
 		spec.UserRights = clientRights(cc)
 		spec.BackendUser, spec.BackendPassword = backendCredentials(cc)
+		spec.ClientOutputLimit = cc.ClientOutputLimit
 		spec.TLSCertFile, spec.TLSKeyFile, spec.TLSCAFile = cc.TLSCertFile, cc.TLSKeyFile, cc.TLSCAFile
 		spec.BackendTLS, spec.BackendTLSCAFile, spec.BackendTLSServerName = cc.BackendTLS, cc.BackendTLSCAFile, cc.BackendTLSServerName
 		spec.Hotkey = route.HotkeySpec{

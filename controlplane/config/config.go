@@ -52,6 +52,12 @@ const (
 	MaxNodeConnections = limits.MaxNodeConnections
 	MaxMaxConnections  = limits.MaxMaxConnections
 	MaxPingFailLimit   = limits.MaxPingFailLimit
+
+	// DefaultClientOutputLimit is `client_output_limit` when unset: Redis's pubsub
+	// client-output-buffer-limit (32mb), the bound a subscriber has here too; big enough that
+	// pipelines of ordinary replies never wait on it, small enough that a thousand clients
+	// that stop reading cost tens of GiB at most, not without bound.
+	DefaultClientOutputLimit = 32 << 20
 )
 
 // Config is a whole configuration file.
@@ -146,6 +152,10 @@ type Cluster struct {
 	// ClientIdleTimeout closes a client that sends nothing for that long (seconds in the
 	// file, as Redis's `timeout`); 0 means never.
 	ClientIdleTimeout time.Duration
+	// ClientOutputLimit bounds the reply bytes a client may have pending (bytes,
+	// limits.ClientOutputLimit): asterd sends no more of its commands while
+	// the replies it holds for it reach this. One reply larger than the limit still goes.
+	ClientOutputLimit int
 
 	// TLSCertFile and TLSKeyFile make the client listener speak TLS; with TLSCAFile it also
 	// requires client certificates signed by that CA.

@@ -36,6 +36,7 @@ func defaultsFor(c Cluster) Cluster {
 	c.BackupRequest = BackupRequest{Multiplier: 2}
 	c.ClientCache = ClientCache{MaxEntries: 100000, MaxValueBytes: 524288, ShardCount: 32,
 		DrainBatch: 1024, DrainInterval: 50 * time.Millisecond}
+	c.ClientOutputLimit = DefaultClientOutputLimit
 	return c
 }
 
@@ -82,19 +83,20 @@ func TestLoadStandaloneExample(t *testing.T) {
 			{Addr: "127.0.0.1:6380", Weight: 20, Alias: "redis-2"},
 			{Addr: "[::1]:6381", Weight: 1, Alias: "redis-3"},
 		},
-		HashTag:          "",
-		HashMethod:       "murmur",
-		HashDistribution: "ketama",
-		Thread:           4,
-		ReadTimeout:      1500 * time.Millisecond,
-		WriteTimeout:     0,
-		DialTimeout:      500 * time.Millisecond,
-		NodeConnections:  2,
-		MaxConnections:   DefaultMaxConnections,
-		PingFailLimit:    3,
-		PingInterval:     200 * time.Millisecond,
-		PingSuccInterval: time.Second,
-		Fetch:            time.Hour,
+		HashTag:           "",
+		HashMethod:        "murmur",
+		HashDistribution:  "ketama",
+		Thread:            4,
+		ReadTimeout:       1500 * time.Millisecond,
+		WriteTimeout:      0,
+		DialTimeout:       500 * time.Millisecond,
+		NodeConnections:   2,
+		MaxConnections:    DefaultMaxConnections,
+		ClientOutputLimit: 8 << 20,
+		PingFailLimit:     3,
+		PingInterval:      200 * time.Millisecond,
+		PingSuccInterval:  time.Second,
+		Fetch:             time.Hour,
 		Auth: &Auth{Password: "front-default", Users: []User{
 			{Username: "ops", Password: "ops-secret"},
 			{Username: "audit", Password: "audit-secret"},

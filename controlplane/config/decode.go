@@ -455,6 +455,11 @@ func (p *parser) cluster(i int, m map[string]any) Cluster {
 	}
 	r.tls(&c)
 
+	c.ClientOutputLimit = DefaultClientOutputLimit
+	if n, ok := r.limitedInt(limits.ClientOutputLimit); ok {
+		c.ClientOutputLimit = n
+	}
+
 	if n, ok := r.limitedInt(limits.PingFailLimit); ok {
 		c.PingFailLimit = n
 	}

@@ -29,6 +29,7 @@ var rangedFields = map[string]func(c Cluster) float64{
 	"dial_timeout":                   func(c Cluster) float64 { return float64(c.DialTimeout / time.Millisecond) },
 	"node_connections":               func(c Cluster) float64 { return float64(c.NodeConnections) },
 	"max_connections":                func(c Cluster) float64 { return float64(c.MaxConnections) },
+	"client_output_limit":            func(c Cluster) float64 { return float64(c.ClientOutputLimit) },
 	"client_idle_timeout":            func(c Cluster) float64 { return float64(c.ClientIdleTimeout / time.Second) },
 	"ping_fail_limit":                func(c Cluster) float64 { return float64(c.PingFailLimit) },
 	"ping_interval":                  func(c Cluster) float64 { return float64(c.PingInterval / time.Millisecond) },

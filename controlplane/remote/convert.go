@@ -42,6 +42,7 @@ func ToProto(s *route.Snapshot, hashes map[string]controlplane.RingHash) (*aster
 			BackendTls: c.BackendTLS, BackendTlsCaFile: c.BackendTLSCAFile, BackendTlsServerName: c.BackendTLSServerName,
 			BackendResp3: c.BackendRESP3,
 		}
+		pc.ClientOutputLimit = int64(c.ClientOutputLimit)
 		h := c.Hotkey
 		pc.Hotkey = &asterv1.Hotkey{
 			SampleEvery: clamp32(h.SampleEvery), SketchWidth: clamp32(h.Width), SketchDepth: clamp32(h.Depth),
@@ -107,6 +108,8 @@ func FromProto(p *asterv1.Snapshot) (*route.Snapshot, error) {
 			BackendTLS: pc.GetBackendTls(), BackendTLSCAFile: pc.GetBackendTlsCaFile(), BackendTLSServerName: pc.GetBackendTlsServerName(),
 			BackendRESP3: pc.GetBackendResp3(),
 		}
+		// Bounded as the config file bounds it; 0 (an older control plane) takes the default.
+		c.ClientOutputLimit = int(min(max(pc.GetClientOutputLimit(), 0), 1<<30))
 		if h := pc.GetHotkey(); h != nil {
 			c.Hotkey = route.HotkeySpec{
 				SampleEvery: int(h.GetSampleEvery()), Width: int(h.GetSketchWidth()), Depth: int(h.GetSketchDepth()),

@@ -110,6 +110,9 @@ func TestRoundTrip(t *testing.T) {
 				"nokeys": {Keys: []string{}},
 			},
 		}, nil},
+		{"client output limit", route.ClusterSpec{
+			Name: "limited", ListenAddr: "127.0.0.1:8400", ListenProto: "tcp", ClientOutputLimit: 8 << 20,
+		}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -630,6 +630,8 @@ func (r *replies) deliver(n int) bool {
 	for i, q := range r.reqs {
 		q.finish(r.frames[i])
 	}
+	// The frames point into buf: cleared, they keep no big buffer alive once it is dropped.
+	clear(r.frames)
 	if len(r.reqs) < len(r.frames) {
 		c.fault(r.gen, errors.New("reply without a request"))
 		return false

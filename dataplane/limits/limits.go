@@ -91,6 +91,9 @@ var (
 	DialTimeout     = Int{Key: "dial_timeout", Min: 0, Max: MaxMillis, Unit: "ms"}
 	NodeConnections = Int{Key: "node_connections", Min: 1, Max: MaxNodeConnections}
 	MaxConnections  = Int{Key: "max_connections", Min: 0, Max: MaxMaxConnections}
+	// The reply bytes held for one client that does not read: below 64 KiB pipelines would
+	// crawl; above 1 GiB it no longer bounds anything a host can afford.
+	ClientOutputLimit = Int{Key: "client_output_limit", Min: 64 << 10, Max: 1 << 30}
 	// Redis's `timeout` range; 0: never.
 	ClientIdleTimeout = Int{Key: "client_idle_timeout", Min: 0, Max: math.MaxInt32, Unit: "s"}
 	PingFailLimit     = Int{Key: "ping_fail_limit", Min: 0, Max: MaxPingFailLimit}
@@ -116,7 +119,7 @@ var (
 	Ints = []Int{
 		HotkeySampleEvery, HotkeySketchWidth, HotkeySketchDepth, HotkeyCapacity,
 		SlowlogSlowerThan, SlowlogMaxLen, BackupThreshold,
-		Thread, ReadTimeout, WriteTimeout, DialTimeout, NodeConnections, MaxConnections,
+		Thread, ReadTimeout, WriteTimeout, DialTimeout, NodeConnections, MaxConnections, ClientOutputLimit,
 		ClientIdleTimeout, PingFailLimit, PingInterval, PingSuccInterval, Fetch, FetchInterval,
 		ServerWeight, ClientCacheMaxEntries, ClientCacheMaxValueBytes, ClientCacheShardCount,
 		ClientCacheDrainBatch, ClientCacheDrainInterval,

@@ -78,7 +78,16 @@ type Options struct {
 	Hotkey route.HotkeySpec
 	// BackupRequest is the backup-read policy (Redis Cluster only).
 	BackupRequest route.BackupRequest
+
+	// OutputLimit bounds the reply bytes a client may have pending (client_output_limit): a
+	// session sends no more of a client's commands while the replies it holds for it reach
+	// this, so a client that does not read costs about this plus one reply. 0: the default.
+	OutputLimit int
 }
+
+// DefaultOutputLimit is OutputLimit when unset: Redis's pubsub client-output-buffer-limit
+// (32mb), which is also what a subscriber may have unread here.
+const DefaultOutputLimit = 32 << 20
 
 // snapshot is a routing table joined with the connection pools of the nodes it names, so a
 // request needs one atomic load to route and reach its node.
@@ -174,6 +183,9 @@ func NewCluster(opts Options) *Cluster {
 	}
 	if opts.ListenProto == "" {
 		opts.ListenProto = "tcp"
+	}
+	if opts.OutputLimit <= 0 {
+		opts.OutputLimit = DefaultOutputLimit
 	}
 	c := &Cluster{
 		metrics:  newClusterMetrics(opts.Metrics, opts.Name),

@@ -243,7 +243,7 @@ func (r *clientReader) Read(p []byte) (int, error) {
 func (s *session) step() {
 	defer s.endOnPanic()
 	handled := false // s.n stays 0 for a batch of only a deferred command
-	for s.n < maxBatch && !s.quit && !s.enterSub && s.deferred == nil {
+	for s.n < s.window && !s.quit && !s.enterSub && s.deferred == nil {
 		ok, err := s.rd.TryRead(&s.cmd)
 		if err != nil {
 			s.rerr = err
@@ -271,7 +271,7 @@ func (s *session) step() {
 		}
 		s.handle(&s.cmd)
 	}
-	if s.n == maxBatch {
+	if s.n == s.window {
 		s.lmu.Lock()
 		s.more = true // more commands may be buffered
 		s.lmu.Unlock()

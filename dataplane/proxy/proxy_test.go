@@ -42,6 +42,7 @@ type envOpts struct {
 	slowOver    time.Duration
 	logs        io.Writer // also receives the cluster's log (Warn and above)
 	resp3       bool      // backend connections speak RESP3
+	outLimit    int       // client output limit (bytes); 0: the default
 }
 
 func testLogger(t testing.TB) hclog.Logger { return testlog.New(t, t.Name(), hclog.Warn) }
@@ -75,6 +76,7 @@ func startEnv(t testing.TB, o envOpts) *env {
 		Metrics: o.metrics, Users: o.users, MaxConnections: o.maxConns, IdleTimeout: o.idle,
 		BackendPassword: o.backendPass, SlowLogMaxLen: o.slowMax, SlowLogSlowerThan: o.slowOver,
 		BackendRESP3: o.resp3,
+		OutputLimit:  o.outLimit,
 	})
 	e.install(t, 1, nodes)
 	if err := e.cluster.Listen(); err != nil {

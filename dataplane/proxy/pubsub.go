@@ -204,6 +204,11 @@ type pubsub struct {
 	unplaced bool          // some subscription has no connection yet
 	lastSnap *snapshot     // the table the placement was last computed with
 	wg       sync.WaitGroup
+
+	// writing is the capacity of the writer's buffer (being written, or kept for the next
+	// write): with out's capacity, the memory the client's output holds (overLimitLocked).
+	// Guarded by mu.
+	writing int
 }
 
 type psBackoff struct {
@@ -465,22 +470,45 @@ func (p *pubsub) appendLocked(b []byte) {
 	}
 }
 
-// overLimitLocked reports whether n more bytes cannot be queued: the client is gone, or its
-// unread output would pass the limit, and then it is disconnected. p.mu must be held.
+// overLimitLocked makes room in out for n more bytes, or reports that they cannot be queued:
+// the client is gone, or its output would pass the limit, and then it is disconnected. The
+// limit is on the memory the output holds, not only on the bytes queued: out's capacity plus
+// the buffer the writer is writing, which a client that reads slowly keeps busy. out grows
+// here, never past what the limit leaves, so that append cannot overshoot it. p.mu must be held.
 func (p *pubsub) overLimitLocked(n int) bool {
 	if p.broken {
 		return true
 	}
-	if len(p.out)+n <= pubsubOutputLimit {
+	need := len(p.out) + n
+	if need <= cap(p.out) {
 		return false
+	}
+	if room := pubsubOutputLimit - p.writing; need <= room {
+		// Doubling while small, then a quarter more, as append does: less slack to count.
+		want := max(2*cap(p.out), 4<<10)
+		if cap(p.out) >= maxKeptOut {
+			want = cap(p.out) + cap(p.out)/4
+		}
+		grown := make([]byte, len(p.out), min(max(want, need), room))
+		copy(grown, p.out)
+		p.out = grown
+		return false
+	}
+	held := cap(p.out) + p.writing
+	if testPubSubCutHook != nil {
+		testPubSubCutHook(held)
 	}
 	p.broken = true
 	p.out = nil
 	p.log.Error("subscriber disconnected: output buffer limit reached (it reads slower than messages arrive)",
-		"limit_bytes", pubsubOutputLimit)
+		"limit_bytes", pubsubOutputLimit, "held_bytes", held, "queued_bytes", need)
 	_ = p.s.nc.Close() // its reader fails and the session ends
 	return true
 }
+
+// testPubSubCutHook is set only by tests (pubsub_internal_test.go): called with the bytes a
+// subscriber's output held when it was cut, before its buffers are let go.
+var testPubSubCutHook func(held int)
 
 // writeLoop writes queued output to the client, so that neither the session nor a link reader
 // ever blocks on a slow client; it ends once stop is set and everything is written.
@@ -489,6 +517,7 @@ func (p *pubsub) writeLoop() {
 	var buf []byte
 	for {
 		p.mu.Lock()
+		p.writing = cap(buf) // kept for the next write
 		for !p.stop && (p.hold || len(p.out) == 0 || p.broken) {
 			p.cond.Wait()
 		}
@@ -497,6 +526,7 @@ func (p *pubsub) writeLoop() {
 			return
 		}
 		buf, p.out = p.out, buf[:0]
+		p.writing = cap(buf)
 		p.mu.Unlock()
 		if _, err := p.s.nc.Write(buf); err != nil {
 			p.mu.Lock()

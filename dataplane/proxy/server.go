@@ -63,7 +63,8 @@ func listenerChanged(a, b route.ClusterSpec) bool {
 		a.IdleTimeout != b.IdleTimeout || a.TLSCertFile != b.TLSCertFile ||
 		a.TLSKeyFile != b.TLSKeyFile || a.TLSCAFile != b.TLSCAFile ||
 		a.BackendTLS != b.BackendTLS || a.BackendTLSCAFile != b.BackendTLSCAFile ||
-		a.BackendTLSServerName != b.BackendTLSServerName
+		a.BackendTLSServerName != b.BackendTLSServerName ||
+		a.ClientOutputLimit != b.ClientOutputLimit
 }
 
 // backendChanged reports whether a spec change needs new backend connections.
@@ -208,6 +209,7 @@ func (s *Server) openLocked(spec route.ClusterSpec, replaced *Cluster, old route
 		SlowLogMaxLen: spec.SlowLogMaxLen, SlowLogSlowerThan: spec.SlowLogSlowerThan,
 		BackendRESP3: spec.BackendRESP3,
 		Hotkey:       spec.Hotkey, BackupRequest: spec.BackupRequest,
+		OutputLimit: spec.ClientOutputLimit,
 	}
 	if s.opts.Hint != nil {
 		opts.Hint = func() { s.opts.Hint(name) }

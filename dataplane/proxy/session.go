@@ -22,10 +22,12 @@ const (
 	readBufSize = 4 << 10
 	// maxBatch bounds the commands one session has in flight: the session stops reading its
 	// client until their replies are written, which is what keeps memory bounded whatever a
-	// client pipelines.
+	// client pipelines. The session's window (pace) bounds them further by reply bytes.
 	maxBatch = 1024
 	// Output buffers that grew past this are dropped after the batch.
 	maxKeptOut = 256 << 10
+	// Scratch slices of reply elements longer than this are dropped after the batch.
+	maxKeptElems = 4096
 )
 
 type slotKind uint8
@@ -136,6 +138,8 @@ type session struct {
 	slots []*slot
 	n     int // slots used by the current batch
 	snap  *snapshot
+	// window is how many commands the next batch may take: see pace.
+	window int
 
 	// scratch space reused by every command
 	keys      []int
@@ -206,6 +210,7 @@ func newSession(c *Cluster, nc net.Conn) *session {
 		s.rd = resp.NewReader(nc, readBufSize)
 	}
 	s.pend.init(nil)
+	s.window = 1 // grown by pace as replies prove small
 	// Sessions start at different points of the sampling period, so that short-lived clients
 	// are sampled too.
 	s.hotTick = uint32(s.id % uint64(c.hot.Load().Config().SampleEvery))
@@ -244,7 +249,7 @@ func (s *session) serveFrom(resume func() bool) (looped bool) {
 		}
 		s.beginBatch()
 		s.handle(&s.cmd)
-		for s.n < maxBatch && !s.quit && !s.enterSub && s.deferred == nil {
+		for s.n < s.window && !s.quit && !s.enterSub && s.deferred == nil {
 			ok, err := s.rd.TryRead(&s.cmd)
 			if err != nil {
 				s.finishBatch()
@@ -361,7 +366,9 @@ func (s *session) collectBatch() ([]byte, int) {
 func (s *session) assemble() ([]byte, int) {
 	out := s.out[:0]
 	cm := &s.c.metrics
+	biggest, merged := 0, false
 	for _, sl := range s.slots[:s.n] {
+		at := len(out)
 		switch sl.kind {
 		case slotLocal:
 			out = append(out, sl.local...)
@@ -376,6 +383,7 @@ func (s *session) assemble() ([]byte, int) {
 			}
 			cm.failure(sl.main.req.Failure)
 		case slotSplit:
+			merged = true
 			if sl.proto3 != sl.subs[0].conn.RESP3() {
 				s.conv = s.merge(s.conv[:0], sl)
 				out = s.convert(out, s.conv, sl)
@@ -389,10 +397,65 @@ func (s *session) assemble() ([]byte, int) {
 				}
 			}
 		}
+		biggest = max(biggest, len(out)-at)
+		sl.release()
+	}
+	if merged {
+		// Merging parsed the sub replies into s.elems: pointers into their buffers, which
+		// must not keep them alive once released.
+		if cap(s.elems) > maxKeptElems {
+			s.elems = nil
+		} else {
+			clear(s.elems[:cap(s.elems)])
+		}
 	}
 	n := s.n
 	s.n = 0
+	s.pace(n, biggest)
 	return out, n
+}
+
+// pace sets how many commands the next batch may take (s.window), after a batch of n commands
+// whose biggest reply was biggest bytes (OutputLimit, client_output_limit). Between batches
+// nothing is read from the client: the session reads again only once the batch's output is
+// written, so what it holds for a client that does not read is one batch's replies. Their size
+// is known only once they are in (they are on shared, pipelined connections and must be read
+// off them), so the window is learnt: a session starts with one command per batch, doubles its
+// window each time a batch uses it all, and cuts it to what fits the limit at the biggest reply
+// it saw; at least one command always goes (one reply larger than the limit is delivered). A
+// client whose replies grow big at once can have one batch of its current window in flight
+// before the window shrinks: that is the bound's slack, at most maxBatch commands.
+func (s *session) pace(n, biggest int) {
+	w := s.window
+	if n >= w {
+		w = min(2*w, maxBatch)
+	}
+	if biggest > 0 {
+		w = min(w, s.c.opts.OutputLimit/biggest)
+	}
+	s.window = max(w, 1)
+}
+
+// release drops the slot's buffers that grew past what is kept between batches once its reply
+// is assembled, so that a big reply is held once (in the output) while the client reads it,
+// and an idle client holds no more than small buffers.
+func (sl *slot) release() {
+	if cap(sl.local) > maxKeptOut {
+		sl.local = nil
+	}
+	sl.main.release()
+	for _, c := range sl.subs[:sl.nsubs] {
+		c.release()
+	}
+}
+
+func (c *call) release() {
+	if cap(c.req.Reply) > maxKeptOut {
+		c.req.Reply = nil
+	}
+	if cap(c.buf) > maxKeptOut {
+		c.buf, c.frame = nil, nil
+	}
 }
 
 // batchDone observes the latency of a batch of n commands that began at s.start, and logs

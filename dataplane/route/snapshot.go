@@ -33,6 +33,9 @@ type ClusterSpec struct {
 	BackendUser, BackendPassword string
 	MaxConnections               int           // 0: no bound
 	IdleTimeout                  time.Duration // 0: never
+	// ClientOutputLimit bounds the reply bytes a client may have pending; 0: the data
+	// plane's default.
+	ClientOutputLimit int
 	// TLS file names (read by the data plane): client listener certificate, key and client CA;
 	// backend TLS with its CA and server name.
 	TLSCertFile, TLSKeyFile, TLSCAFile     string

@@ -394,8 +394,12 @@ type ClusterRoutes struct {
 	Hotkey *Hotkey `protobuf:"bytes,26,opt,name=hotkey,proto3" json:"hotkey,omitempty"`
 	// backup_request is the backup-read policy (Redis Cluster mode).
 	BackupRequest *BackupRequest `protobuf:"bytes,27,opt,name=backup_request,json=backupRequest,proto3" json:"backup_request,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// client_output_limit bounds the reply bytes a client may have pending;
+	// 0 means the data plane's default. (Numbered apart from the fields
+	// above, which other settings extend.)
+	ClientOutputLimit int64 `protobuf:"varint,40,opt,name=client_output_limit,json=clientOutputLimit,proto3" json:"client_output_limit,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ClusterRoutes) Reset() {
@@ -626,6 +630,13 @@ func (x *ClusterRoutes) GetBackupRequest() *BackupRequest {
 		return x.BackupRequest
 	}
 	return nil
+}
+
+func (x *ClusterRoutes) GetClientOutputLimit() int64 {
+	if x != nil {
+		return x.ClientOutputLimit
+	}
+	return 0
 }
 
 type isClusterRoutes_Table interface {
@@ -1141,7 +1152,7 @@ const file_aster_v1_routes_proto_rawDesc = "" +
 	"\x10SendHintResponse\"Y\n" +
 	"\bSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x123\n" +
-	"\bclusters\x18\x02 \x03(\v2\x17.aster.v1.ClusterRoutesR\bclusters\"\xc7\t\n" +
+	"\bclusters\x18\x02 \x03(\v2\x17.aster.v1.ClusterRoutesR\bclusters\"\xf7\t\n" +
 	"\rClusterRoutes\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\vlisten_addr\x18\x02 \x01(\tR\n" +
@@ -1173,7 +1184,8 @@ const file_aster_v1_routes_proto_rawDesc = "" +
 	"\x17backend_tls_server_name\x18\x18 \x01(\tR\x14backendTlsServerName\x12#\n" +
 	"\rbackend_resp3\x18\x19 \x01(\bR\fbackendResp3\x12(\n" +
 	"\x06hotkey\x18\x1a \x01(\v2\x10.aster.v1.HotkeyR\x06hotkey\x12>\n" +
-	"\x0ebackup_request\x18\x1b \x01(\v2\x17.aster.v1.BackupRequestR\rbackupRequestB\a\n" +
+	"\x0ebackup_request\x18\x1b \x01(\v2\x17.aster.v1.BackupRequestR\rbackupRequest\x12.\n" +
+	"\x13client_output_limit\x18( \x01(\x03R\x11clientOutputLimitB\a\n" +
 	"\x05table\"\xa3\x01\n" +
 	"\x06Hotkey\x12!\n" +
 	"\fsample_every\x18\x01 \x01(\x05R\vsampleEvery\x12!\n" +

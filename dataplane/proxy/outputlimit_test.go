@@ -1,0 +1,187 @@
+package proxy_test
+
+import (
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/aster-proxy/aster/internal/redistest"
+)
+
+// heapInUse is the live heap after a collection: what the process holds, not garbage.
+func heapInUse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
+}
+
+// commandCalls is how many times a redis-server has run the command (INFO commandstats).
+func commandCalls(t *testing.T, s *redistest.Server, name string) int {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	defer c.Close()
+	info, err := c.Info(ctx, "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		rest, ok := strings.CutPrefix(line, "cmdstat_"+name+":calls=")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+		return n
+	}
+	return 0
+}
+
+// keyOnEach finds one key per server of e (the proxy's placement), so that a command over them
+// is split across every node.
+func keyOnEach(t *testing.T, e *env, prefix string) []string {
+	t.Helper()
+	keys := make([]string, len(e.servers))
+	found := 0
+	for i := 0; found < len(keys) && i < 1000; i++ {
+		k := prefix + strconv.Itoa(i)
+		if err := e.client.Set(ctx, k, "x", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		for j, s := range e.servers {
+			c := redis.NewClient(&redis.Options{Addr: s.Addr})
+			n, err := c.Exists(ctx, k).Result()
+			c.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 1 && keys[j] == "" {
+				keys[j] = k
+				found++
+			}
+		}
+	}
+	if found < len(keys) {
+		t.Fatalf("no key found on every server: %q", keys)
+	}
+	return keys
+}
+
+// A client pipelines MGETs whose merged replies are each far bigger than its output limit and
+// does not read: the session sends the next command only once the replies it holds are
+// written, so asterd holds about the limit plus one reply (not the whole pipeline's), the
+// servers have run only the first MGETs, and once the client reads it gets every reply whole
+// and in order (one reply bigger than the limit is delivered). Afterwards the session's buffers
+// shrink back. Event-loop and goroutine (client_idle_timeout) sessions alike.
+func TestOutputLimitBoundsRepliesOfAClientThatDoesNotRead(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		idle time.Duration
+	}{{"loop", 0}, {"goroutine", time.Hour}} {
+		t.Run(mode.name, func(t *testing.T) {
+			const (
+				limit = 1 << 20
+				vlen  = 8 << 20 // each MGET's reply: two of these, one from each node
+				n     = 8
+			)
+			e := startEnv(t, envOpts{nodes: 2, idle: mode.idle, outLimit: limit, readTimeout: 20 * time.Second})
+			keys := keyOnEach(t, e, "big")
+			val := strings.Repeat("v", vlen)
+			for _, k := range keys {
+				if err := e.client.Set(ctx, k, val, 0).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			reply := 2 * (vlen + 16)
+			mgets := func() int {
+				return commandCalls(t, e.servers[0], "mget") + commandCalls(t, e.servers[1], "mget")
+			}
+			c := e.raw(t)
+			c.send("PING\r\n")
+			if got := c.line(); got != "+PONG" {
+				t.Fatalf("PING = %q", got)
+			}
+			before := heapInUse()
+			var req strings.Builder
+			for i := range n {
+				req.WriteString(cmdFrame("MGET", keys[0], keys[1]))
+				req.WriteString(cmdFrame("ECHO", strconv.Itoa(i)))
+			}
+			c.send(req.String())
+			deadline := time.Now().Add(20 * time.Second)
+			for mgets() < 2 { // the first MGET ran on both nodes
+				if time.Now().After(deadline) {
+					t.Fatal("the first MGET never reached the servers")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			// Time for a proxy that did not hold back to send the rest (not needed to pass).
+			time.Sleep(300 * time.Millisecond)
+			held := heapInUse()
+			ran := mgets()
+			t.Logf("heap in use %d MiB before, %d MiB with the client not reading; servers ran %d MGET parts of %d",
+				before>>20, held>>20, ran, 2*n)
+			// Socket buffers may take replies off asterd's hands: the next MGET then goes.
+			if most := 2 * (1 + socketReplies(reply)); ran > most || ran == 2*n {
+				t.Errorf("servers ran %d MGET parts of %d while the client read nothing: want at most %d", ran, 2*n, most)
+			}
+			// While a reply comes in it is in the backend's read buffer (up to twice its size),
+			// the request's copy and the client's output at once: five replies' worth, no more.
+			if bound := uint64(limit + 5*reply + 16<<20); held > before+bound {
+				t.Errorf("heap grew by %d MiB while the client did not read: want under %d MiB (limit + replies + slack)",
+					(held-before)>>20, bound>>20)
+			}
+
+			_ = c.nc.SetReadDeadline(time.Now().Add(60 * time.Second))
+			for i := range n {
+				if got := c.line(); got != "*2" {
+					t.Fatalf("MGET %d header = %q", i, got)
+				}
+				for j := range 2 {
+					if got := c.line(); got != "$"+strconv.Itoa(vlen) {
+						t.Fatalf("MGET %d value %d header = %q", i, j, got)
+					}
+					if got := c.line(); got != val {
+						t.Fatalf("MGET %d value %d: %d bytes, not the value", i, j, len(got))
+					}
+				}
+				if got := c.line() + c.line(); got != "$"+strconv.Itoa(len(strconv.Itoa(i)))+strconv.Itoa(i) {
+					t.Fatalf("ECHO %d = %q: replies out of order", i, got)
+				}
+			}
+			c.send("PING\r\n")
+			if got := c.line(); got != "+PONG" {
+				t.Fatalf("PING after the pipeline = %q", got)
+			}
+			if got := mgets(); got != 2*n {
+				t.Errorf("servers ran %d MGET parts, want %d", got, 2*n)
+			}
+			// The buffers that grew for the big replies are let go: an idle client is small.
+			if after := heapInUse(); after > before+8<<20 {
+				t.Errorf("heap in use %d MiB after the client read everything, %d MiB before: big buffers kept",
+					after>>20, before>>20)
+			}
+		})
+	}
+}
+
+// socketReplies is how many replies of size bytes the kernel may take off asterd's hands for a
+// client that reads nothing: its receive buffer and asterd's send buffer, at their largest.
+func socketReplies(size int) int {
+	total := 0
+	for _, f := range []string{"/proc/sys/net/ipv4/tcp_rmem", "/proc/sys/net/ipv4/tcp_wmem"} {
+		b, err := os.ReadFile(f)
+		fields := strings.Fields(string(b))
+		if err != nil || len(fields) != 3 {
+			total += 8 << 20
+			continue
+		}
+		n, _ := strconv.Atoi(fields[2])
+		total += n
+	}
+	return (total + size - 1) / size
+}

@@ -1,0 +1,38 @@
+package proxy
+
+import "testing"
+
+// pace: a new session sends one command per batch; the window doubles only when a batch used
+// it all, never past maxBatch, and is cut to what fits the output limit at the biggest reply
+// seen, one command at least (a reply bigger than the limit still goes).
+func TestPaceWindow(t *testing.T) {
+	const limit = 1 << 20
+	s := &session{c: &Cluster{opts: Options{OutputLimit: limit}}, window: 1}
+	steps := []struct {
+		name       string
+		n, biggest int
+		want       int
+	}{
+		{"full batch of small replies doubles", 1, 10, 2},
+		{"again", 2, 10, 4},
+		{"a batch that did not use the window keeps it", 1, 10, 4},
+		{"replies of a quarter of the limit: four fit", 4, limit / 4, 4},
+		{"a reply of a third: three fit", 1, limit / 3, 3},
+		{"a reply bigger than the limit: one at a time", 3, 5 * limit, 1},
+		{"still one while they stay big", 1, limit, 1},
+		{"small again: grows back by doubling", 1, 10, 2},
+		{"empty replies grow too", 2, 0, 4},
+	}
+	for _, st := range steps {
+		s.pace(st.n, st.biggest)
+		if s.window != st.want {
+			t.Fatalf("%s: window %d, want %d", st.name, s.window, st.want)
+		}
+	}
+	for range 20 {
+		s.pace(s.window, 1)
+	}
+	if s.window != maxBatch {
+		t.Fatalf("window grew to %d, want at most maxBatch %d", s.window, maxBatch)
+	}
+}
