@@ -171,6 +171,9 @@ type session struct {
 	blk       []byte     // a deferred command's frame, copied out of the read buffer
 	tx        txState
 
+	// idleRd reads the client when the cluster has client_idle_timeout (idle.go); else nil.
+	idleRd *idleReader
+
 	// A loop session (loop.go); raw and src are set for any plain-socket client.
 	loop *loop
 	raw  *rawio.Conn
@@ -198,6 +201,7 @@ func newSession(c *Cluster, nc net.Conn) *session {
 		s.rw = nc
 		s.rd = resp.NewReader(nc, readBufSize)
 	}
+	s.watchIdle()
 	s.pend.init(nil)
 	// Sessions start at different points of the sampling period, so that short-lived clients
 	// are sampled too.
@@ -227,10 +231,7 @@ func (s *session) serveFrom(resume func() bool) (looped bool) {
 		if s.backToLoop() {
 			return true
 		}
-		if s.c.opts.IdleTimeout > 0 {
-			_ = s.nc.SetReadDeadline(time.Now().Add(s.c.opts.IdleTimeout))
-		}
-		err := s.rd.Read(&s.cmd)
+		err := s.readCommand()
 		if err != nil {
 			s.readFailed(err)
 			return false
