@@ -7,8 +7,16 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/aster-proxy/aster/internal/redistest"
 )
 
 // One tenant's trouble stays its own (issue #15): a client that sends slowly is not idle, a
@@ -131,3 +139,110 @@ client_idle_timeout = 1
 	})
 }
 
+// busyScript keeps the node busy for ARGV[1] ms (it blocks every client of the server, as a
+// slow KEYS would) and returns 1.
+const busyScript = `local function ms() local t = redis.call('TIME') return t[1]*1000 + math.floor(t[2]/1000) end
+local s = ms()
+while ms() - s < tonumber(ARGV[1]) do end
+return 1`
+
+// otherClientIDs lists the ids of the server's connections other than direct's own.
+func otherClientIDs(t *testing.T, direct *redis.Client) []string {
+	t.Helper()
+	list, err := direct.ClientList(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := direct.ClientID(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, line := range strings.Split(strings.TrimSpace(list), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 0 && f[0] != "id="+strconv.FormatInt(self, 10) {
+			ids = append(ids, f[0])
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// TestSlowCommandFailsOnlyItself: one client's command that keeps a node busy past
+// read_timeout fails alone with a read timeout. Requests of other clients — of the same
+// cluster on the same shared connection, and of another cluster on the same server — that the
+// node answers within their own deadline get their values, and asterd's node connections are
+// the same ones afterwards (no reset, no redial).
+func TestSlowCommandFailsOnlyItself(t *testing.T) {
+	servers := startServers(t, 1)
+	list := serverList(servers, []int{1}, true)
+	addrTwo := net.JoinHostPort("127.0.0.1", strconv.Itoa(redistest.FreePort(t)))
+	a := startAsterd(t, `
+[[clusters]]
+name = "one"
+listen_addr = "%LISTEN%"
+cache_type = "redis"
+servers = `+list+`
+read_timeout = 2000
+
+[[clusters]]
+name = "two"
+listen_addr = "`+addrTwo+`"
+cache_type = "redis"
+servers = `+list+`
+read_timeout = 2000
+`)
+	redistest.WaitListening(t, addrTwo, 10*time.Second)
+	two := &asterd{Addr: addrTwo}
+	direct := servers[0].Client()
+	if err := direct.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	slowClient, oneClient, twoClient := a.client(t), a.client(t), two.client(t)
+	for _, c := range []*redis.Client{slowClient, oneClient, twoClient} {
+		if err := c.Get(ctx, "k").Err(); err != nil { // the node connections are open
+			t.Fatal(err)
+		}
+	}
+	before := otherClientIDs(t, direct)
+
+	// The node is busy for 3 s; read_timeout is 2 s. A request sent 1.5 s in is answered
+	// at 3 s, within its deadline (3.5 s); one sent at once is not (2.1 s).
+	type result struct {
+		val string
+		err error
+	}
+	get := func(c *redis.Client, after time.Duration) <-chan result {
+		ch := make(chan result, 1)
+		go func() {
+			time.Sleep(after)
+			v, err := c.Get(ctx, "k").Result()
+			ch <- result{v, err}
+		}()
+		return ch
+	}
+	slow := make(chan error, 1)
+	go func() { slow <- slowClient.Eval(ctx, busyScript, []string{"busy"}, 3000).Err() }()
+	earlyTwo := get(twoClient, 100*time.Millisecond)
+	lateOne, lateTwo := get(oneClient, 1500*time.Millisecond), get(twoClient, 1500*time.Millisecond)
+
+	if err := <-slow; err == nil || !strings.Contains(err.Error(), "read timeout") {
+		t.Errorf("the slow command: %v, want its read timeout", err)
+	}
+	if r := <-earlyTwo; r.err == nil || !strings.Contains(r.err.Error(), "read timeout") {
+		t.Errorf("other cluster's GET that waited past its deadline: %q, %v; want a read timeout", r.val, r.err)
+	}
+	for name, ch := range map[string]<-chan result{"same cluster": lateOne, "other cluster": lateTwo} {
+		if r := <-ch; r.err != nil || r.val != "v" {
+			t.Errorf("%s: GET within its deadline: %q, %v; want v", name, r.val, r.err)
+		}
+	}
+	for _, c := range []*redis.Client{slowClient, oneClient, twoClient} {
+		if v, err := c.Get(ctx, "k").Result(); err != nil || v != "v" {
+			t.Fatalf("GET after the slow command: %q, %v", v, err)
+		}
+	}
+	if after := otherClientIDs(t, direct); !slices.Equal(before, after) {
+		t.Errorf("the server's connections were %v before the slow command and %v after: asterd redialled", before, after)
+	}
+}
