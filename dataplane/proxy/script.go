@@ -124,16 +124,27 @@ func (s *session) kill(sl *slot, spec *command.Spec, cmd *resp.Command) {
 		p := s.snap.pools[n]
 		targets[i] = killTarget{addr: p.addr, opts: p.opts}
 	}
-	wait := max(killWait, s.c.opts.ReadTimeout)
 	frame := resp.AppendCommand(nil, []byte(strings.ToUpper(spec.Name)), []byte("KILL"))
-	sl.kind = slotLocal
-	sl.local = sl.local[:0]
+	// The reply is a node's, or a failure to reach one: it goes through the slot as a
+	// forwarded command's (metrics count a failure as a backend error); the shared connection
+	// is named only for its protocol, which assemble reads.
+	sl.kind = slotForward
+	c := &sl.main
+	c.conn, c.asked = s.conn(nodes[0]), false
 	s.pend.Add(1)
 	go func() {
-		reply := s.c.kills.do(spec.Name, func() []byte { return s.c.killAll(targets, frame, wait) })
-		sl.local = append(sl.local[:0], reply...) // before Done: the batch reads it after
+		r := s.c.kills.do(spec.Name, func() killReply { return s.c.killAll(targets, frame) })
+		c.req.Reply = append(c.req.Reply[:0], r.reply...) // before Done: the batch reads it after
+		c.req.Failure = r.failure
 		s.pend.Done()
 	}()
+}
+
+// killReply is the merged reply of a KILL round; failure is FailBackend when it says that a
+// node could not be reached.
+type killReply struct {
+	reply   []byte
+	failure backend.Failure
 }
 
 // killRounds lets one round of a KILL run at a time per cluster and command: a KILL that comes
@@ -146,11 +157,11 @@ type killRounds struct {
 
 type killRound struct {
 	done  chan struct{}
-	reply []byte // set before done is closed; read-only after
+	reply killReply // set before done is closed; read-only after
 }
 
 // do runs round, or waits for the one of name in flight, and returns its reply.
-func (k *killRounds) do(name string, round func() []byte) []byte {
+func (k *killRounds) do(name string, round func() killReply) killReply {
 	k.mu.Lock()
 	if r := k.running[name]; r != nil {
 		k.mu.Unlock()
@@ -172,23 +183,24 @@ func (k *killRounds) do(name string, round func() []byte) []byte {
 }
 
 // killAll sends frame to every target at once and merges their replies (see above).
-func (c *Cluster) killAll(targets []killTarget, frame []byte, wait time.Duration) []byte {
-	replies := make([][]byte, len(targets))
+func (c *Cluster) killAll(targets []killTarget, frame []byte) killReply {
+	replies := make([]killReply, len(targets))
 	var wg sync.WaitGroup
 	for i, t := range targets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			replies[i] = c.killOne(t, frame, wait)
+			replies[i] = c.killOne(t, frame)
 		}()
 	}
 	wg.Wait()
-	var notBusy, failed []byte
-	for _, r := range replies {
+	var notBusy, failed *killReply
+	for i := range replies {
+		r := &replies[i]
 		switch {
-		case !resp.IsError(r):
-			return r // +OK: a script was killed
-		case bytes.HasPrefix(r, []byte("-NOTBUSY")):
+		case !resp.IsError(r.reply):
+			return *r // +OK: a script was killed
+		case bytes.HasPrefix(r.reply, []byte("-NOTBUSY")):
 			if notBusy == nil {
 				notBusy = r
 			}
@@ -199,14 +211,15 @@ func (c *Cluster) killAll(targets []killTarget, frame []byte, wait time.Duration
 		}
 	}
 	if failed != nil {
-		return failed
+		return *failed
 	}
-	return notBusy
+	return *notBusy
 }
 
 // killOne sends frame to one node on a dedicated connection and returns its reply, or an error
-// reply naming the node and the cluster when it could not be had within wait.
-func (c *Cluster) killOne(t killTarget, frame []byte, wait time.Duration) []byte {
+// reply naming the node when it could not be had in time (killWait).
+func (c *Cluster) killOne(t killTarget, frame []byte) killReply {
+	wait := max(killWait, t.opts.ReadTimeout)
 	d := c.dedIdle.take(t.addr)
 	if d == nil {
 		opts := t.opts
@@ -236,10 +249,11 @@ func (c *Cluster) killOne(t killTarget, frame []byte, wait time.Duration) []byte
 	}
 	reply = append([]byte(nil), reply...)
 	c.dedIdle.put(d)
-	return reply
+	return killReply{reply: reply}
 }
 
-func (c *Cluster) killFailed(addr string, err error) []byte {
+func (c *Cluster) killFailed(addr string, err error) killReply {
 	c.log.Warn("kill of a running script: node did not answer", "node", addr, "error", err)
-	return resp.AppendError(nil, fmt.Sprintf("ERR backend %s: kill of a running script: %v", addr, err))
+	msg := fmt.Sprintf("ERR backend %s: kill of a running script: %v", addr, err)
+	return killReply{reply: resp.AppendError(nil, msg), failure: backend.FailBackend}
 }

@@ -246,3 +246,116 @@ read_timeout = 2000
 		t.Errorf("the server's connections were %v before the slow command and %v after: asterd redialled", before, after)
 	}
 }
+
+// waitBusy waits until one of nodes runs a script past its busy-reply-threshold (PING answers
+// -BUSY) and returns it.
+func waitBusy(t *testing.T, nodes []*redis.Client) *redis.Client {
+	t.Helper()
+	for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(20 * time.Millisecond) {
+		for _, n := range nodes {
+			if err := n.Ping(ctx).Err(); err != nil && strings.HasPrefix(err.Error(), "BUSY") {
+				return n
+			}
+		}
+	}
+	t.Fatal("no node got busy with the script")
+	return nil
+}
+
+// killRunning runs script (a command that never ends by itself) from one client and kills it
+// with kill from another, through asterd: +OK, the script's client gets Redis's error, and the
+// node that ran it serves again. It returns that node.
+func killRunning(t *testing.T, c *redis.Client, nodes []*redis.Client, script []any, kill ...any) *redis.Client {
+	t.Helper()
+	runner := make(chan error, 1)
+	go func() { runner <- c.Do(ctx, script...).Err() }()
+	busy := waitBusy(t, nodes)
+	if got, err := c.Do(ctx, kill...).Result(); err != nil || got != "OK" {
+		t.Fatalf("%v while %v runs: %v, %v; want OK", kill, script[0], got, err)
+	}
+	select {
+	case err := <-runner:
+		if err == nil || !strings.Contains(err.Error(), "Script killed by user") {
+			t.Errorf("the script's client got %v, want Redis's error for a killed script", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the script's client got no reply after the kill")
+	}
+	if err := busy.Ping(ctx).Err(); err != nil {
+		t.Errorf("node after the kill: %v", err)
+	}
+	return busy
+}
+
+// TestScriptKillThroughAsterd: an endless script run through asterd is killed by SCRIPT KILL
+// (FUNCTION KILL for a function) from another client, on nodes that need AUTH (the KILL's own
+// connection is dialled while the node is busy); with nothing running the reply is Redis's
+// NOTBUSY. In cluster mode with read_from_slave the replicas are reached too (EVAL_RO may run
+// there), although READONLY, which a replica connection sends first, is refused while busy.
+func TestScriptKillThroughAsterd(t *testing.T) {
+	const lib = "#!lua name=spinlib\nredis.register_function{function_name='spin', callback=function() while true do end end, flags={'no-writes'}}"
+	t.Run("standalone", func(t *testing.T) {
+		var servers []*redistest.Server
+		var direct []*redis.Client
+		for range 2 {
+			s := redistest.Start(t, "--requirepass", "s3cret", "--lua-time-limit", "100")
+			servers = append(servers, s)
+			d := redis.NewClient(&redis.Options{Addr: s.Addr, Password: "s3cret", MaxRetries: -1})
+			t.Cleanup(func() { d.Close() })
+			direct = append(direct, d)
+		}
+		a := startAsterd(t, `
+[[clusters]]
+name = "kill"
+listen_addr = "%LISTEN%"
+cache_type = "redis"
+servers = `+serverList(servers, []int{1, 1}, true)+`
+backend_password = "s3cret"
+`)
+		c := a.client(t)
+		killRunning(t, c, direct, []any{"EVAL", "while true do end", 1, "k"}, "SCRIPT", "KILL")
+		if err := c.Do(ctx, "FUNCTION", "LOAD", lib).Err(); err != nil {
+			t.Fatal(err)
+		}
+		killRunning(t, c, direct, []any{"FCALL", "spin", 1, "k"}, "FUNCTION", "KILL")
+		for _, kill := range [][]any{{"SCRIPT", "KILL"}, {"FUNCTION", "KILL"}} {
+			if err := c.Do(ctx, kill...).Err(); err == nil || err.Error() != "NOTBUSY No scripts in execution right now." {
+				t.Errorf("%v with nothing running: %v, want Redis's NOTBUSY", kill, err)
+			}
+		}
+	})
+
+	t.Run("cluster", func(t *testing.T) {
+		rc := redistest.StartCluster(t, 3, 1)
+		var direct []*redis.Client
+		for _, n := range rc.Nodes {
+			if _, err := n.Do("CONFIG", "SET", "lua-time-limit", "100"); err != nil {
+				t.Fatal(err)
+			}
+			direct = append(direct, n.Client())
+		}
+		a := startAsterd(t, clusterConfig(rc.Seeds(), "read_from_slave = true\n"))
+		c := a.client(t)
+		waitServing(t, c, 10*time.Second)
+		killRunning(t, c, direct, []any{"EVAL", "while true do end", 1, "k"}, "SCRIPT", "KILL")
+		if err := c.Do(ctx, "FUNCTION", "LOAD", lib).Err(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond) // let the function reach the replicas
+		// Read-only scripts alternate between the slot's master and its replica.
+		onReplica := 0
+		for i := range 4 {
+			for _, busy := range []*redis.Client{
+				killRunning(t, c, direct, []any{"EVAL_RO", "while true do end", 1, "k"}, "SCRIPT", "KILL"),
+				killRunning(t, c, direct, []any{"FCALL_RO", "spin", 1, "k" + strconv.Itoa(i)}, "FUNCTION", "KILL"),
+			} {
+				if role, err := busy.Do(ctx, "ROLE").Slice(); err == nil && role[0] == "slave" {
+					onReplica++
+				}
+			}
+		}
+		if onReplica == 0 {
+			t.Error("no read-only script ran on a replica: the test shows nothing about them")
+		}
+	})
+}
