@@ -115,11 +115,12 @@ const (
 	// connection that died without a reset from the peer (a partition, a host gone) is noticed
 	// and redialled instead of failing every request one deadline at a time.
 	stallFactor = 4
-	// maxAbandoned bounds the requests that failed on their deadline and whose replies are
-	// still owed (8 bytes of queue each): a node that keeps reading but never answers cannot
-	// grow the queue without limit. Past it the connection is reset.
-	maxAbandoned = 1 << 16
 )
+
+// maxAbandoned bounds the requests that failed on their deadline and whose replies are still
+// owed (8 bytes of queue each): a node that keeps reading but never answers cannot grow the
+// queue without limit. Past it the connection is reset. A variable for tests only.
+var maxAbandoned = 1 << 16
 
 // Options configure a Conn.
 type Options struct {
@@ -489,10 +490,17 @@ func DialContext(ctx context.Context, opts Options) (net.Conn, error) {
 		opts.InitReplies++
 	}
 	if len(opts.Init) > 0 {
-		// The init's reads and writes wait on deadlines; an expired one ends them at once.
+		// The init's reads and writes wait on deadlines; an expired one ends them at once. Its
+		// own deadline is set first: set after, it could undo a cancel that came meanwhile.
+		timeout := opts.ReadTimeout
+		if timeout <= 0 {
+			timeout = 5 * time.Second
+		}
+		_ = nc.SetDeadline(time.Now().Add(timeout))
 		stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
 		err = handshake(nc, opts)
 		stop()
+		_ = nc.SetDeadline(time.Time{})
 		if err == nil && ctx.Err() != nil {
 			err = ctx.Err()
 		}
@@ -548,14 +556,8 @@ func (c *Conn) dial() bool {
 	return true
 }
 
-// handshake sends opts.Init and checks its replies, under one deadline.
+// handshake sends opts.Init and checks its replies, under the deadline the caller set.
 func handshake(nc net.Conn, opts Options) error {
-	timeout := opts.ReadTimeout
-	if timeout <= 0 {
-		timeout = 5 * time.Second
-	}
-	_ = nc.SetDeadline(time.Now().Add(timeout))
-	defer nc.SetDeadline(time.Time{})
 	if _, err := nc.Write(opts.Init); err != nil {
 		return fmt.Errorf("init: write: %w", err)
 	}

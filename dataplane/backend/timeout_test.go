@@ -123,3 +123,28 @@ func TestStalledNodeResetsConnection(t *testing.T) {
 		t.Fatalf("CLIENT ID %q before the stall, %q after: want a new connection", id, again)
 	}
 }
+
+// TestOwedRepliesBounded: a node that owes more late replies than the bound gets its
+// connection reset at once, without waiting for the stall bound (4 × read_timeout).
+func TestOwedRepliesBounded(t *testing.T) {
+	defer backend.SetMaxAbandoned(10)()
+	srv := redistest.Start(t)
+	const timeout = time.Second
+	c := backend.New(backend.Options{Addr: srv.Addr, DialTimeout: time.Second, ReadTimeout: timeout})
+	defer c.Close()
+	id := do(t, c, "CLIENT", "ID")
+	srv.Pause()
+	var dones []<-chan struct{}
+	for range 20 {
+		_, done := sendOne(c, "GET", "k")
+		dones = append(dones, done)
+	}
+	for _, done := range dones {
+		waitReleased(t, "request to a stopped node", done, 10*timeout)
+	}
+	time.Sleep(timeout / 2) // the watchdog resets on the tick that expired them; resumed well before 4 s
+	srv.Resume()
+	if again := do(t, c, "CLIENT", "ID"); again == id {
+		t.Fatalf("CLIENT ID %q unchanged: 20 owed replies (bound 10) did not reset the connection", id)
+	}
+}

@@ -323,6 +323,14 @@ backend_password = "s3cret"
 				t.Errorf("%v with nothing running: %v, want Redis's NOTBUSY", kill, err)
 			}
 		}
+		// A script that wrote cannot be killed: the node's UNKILLABLE is passed on, and only
+		// SHUTDOWN NOSAVE (allowed while busy) ends it.
+		go func() { _ = c.Do(ctx, "EVAL", "redis.call('SET', KEYS[1], 'w') while true do end", 1, "k").Err() }()
+		busy := waitBusy(t, direct)
+		if err := c.Do(ctx, "SCRIPT", "KILL").Err(); err == nil || !strings.HasPrefix(err.Error(), "UNKILLABLE ") {
+			t.Errorf("SCRIPT KILL of a script that wrote: %v, want the node's UNKILLABLE", err)
+		}
+		_ = busy.Do(ctx, "SHUTDOWN", "NOSAVE").Err()
 	})
 
 	t.Run("cluster", func(t *testing.T) {
