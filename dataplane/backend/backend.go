@@ -129,8 +129,9 @@ type Options struct {
 	ReadTimeout  time.Duration // longest wait for a reply while requests are outstanding; 0: none
 	WriteTimeout time.Duration // 0: none
 	Logger       hclog.Logger
-	// OnFailure is told (without blocking) when the connection fails or cannot be dialled; the
-	// data plane forwards it to the control plane as a hint. May be nil.
+	// OnFailure is told (without blocking) when the connection fails or cannot be dialled, or
+	// requests on it time out; the data plane forwards it to the control plane as a hint. May
+	// be nil.
 	OnFailure func(addr string, err error)
 	// Poller, when set, reads plain-TCP connections instead of a goroutine of their own.
 	Poller Poller
@@ -765,6 +766,11 @@ func (c *Conn) watchdog() {
 			c.mu.Unlock()
 			if expired > 0 {
 				c.log.Debug("requests timed out; connection kept", "timed_out", expired, "replies_owed", owed)
+				if c.opts.OnFailure != nil {
+					// A hint as a reset gave one (a Redis Cluster's topology is fetched again:
+					// the node may have failed over), at most once a tick.
+					c.opts.OnFailure(c.opts.Addr, errTimeout{d: c.opts.ReadTimeout})
+				}
 			}
 			if owed > maxAbandoned {
 				c.fault(gen, errTimeout{d: c.opts.ReadTimeout})
