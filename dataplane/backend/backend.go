@@ -749,6 +749,7 @@ func (c *Conn) watchdog() {
 	var lastReads uint64
 	var lastGen uint64
 	var stalledSince time.Time
+	var expired []*Request
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -758,14 +759,24 @@ func (c *Conn) watchdog() {
 			c.mu.Lock()
 			waiting := c.queue.len()-c.unsent > 0 && c.nc != nil
 			gen := c.gen
-			expired := 0
+			expired = expired[:0]
 			if waiting {
-				expired = c.expireLocked(now)
+				expired = c.expireLocked(now, expired)
 			}
 			owed := c.abandoned
 			c.mu.Unlock()
-			if expired > 0 {
-				c.log.Debug("requests timed out; connection kept", "timed_out", expired, "replies_owed", owed)
+			if len(expired) > 0 {
+				// Failed outside the lock, as replies are finished: a request's OnDone may
+				// complete a whole batch. Their slots are empty: nothing else touches them.
+				n, msg := len(expired), c.failMsg(errTimeout{d: c.opts.ReadTimeout})
+				for i, r := range expired {
+					r.fail(msg, FailTimeout)
+					expired[i] = nil
+				}
+				if cap(expired) > 4096 {
+					expired = nil // a burst's worth is not kept for the connection's life
+				}
+				c.log.Debug("requests timed out; connection kept", "timed_out", n, "replies_owed", owed)
 				if c.opts.OnFailure != nil {
 					// A hint as a reset gave one (a Redis Cluster's topology is fetched again:
 					// the node may have failed over), at most once a tick.
@@ -787,28 +798,22 @@ func (c *Conn) watchdog() {
 	}
 }
 
-// expireLocked fails the written requests that have waited ReadTimeout or longer and returns
-// how many. They are the oldest, at the head of the queue (requests are stamped as they are
-// written, in queue order); their slots stay, empty, so that their replies are matched and
-// dropped in turn. c.mu must be held.
-func (c *Conn) expireLocked(now time.Time) int {
+// expireLocked takes the written requests that have waited ReadTimeout or longer out of the
+// queue and appends them to expired, for the caller to fail. They are the oldest, at the head
+// of the queue (requests are stamped as they are written, in queue order); their slots stay,
+// empty, so that their replies are matched and dropped in turn. c.mu must be held.
+func (c *Conn) expireLocked(now time.Time, expired []*Request) []*Request {
 	written := c.queue.len() - c.unsent
-	n := 0
-	var msg string
 	for c.abandoned < written {
 		r := c.queue.at(c.abandoned)
 		if now.Sub(r.sent) < c.opts.ReadTimeout {
 			break
 		}
-		if msg == "" {
-			msg = c.failMsg(errTimeout{d: c.opts.ReadTimeout})
-		}
 		c.queue.set(c.abandoned, nil)
 		c.abandoned++
-		n++
-		r.fail(msg, FailTimeout)
+		expired = append(expired, r)
 	}
-	return n
+	return expired
 }
 
 // reqQueue is a FIFO ring of requests that grows as needed and never shrinks below its peak,
