@@ -109,6 +109,11 @@ func TestScriptKill(t *testing.T) {
 			t.Errorf("%q with nothing running = %q, want %q", cmd, r, notBusy)
 		}
 	}
+	rc3 := redistest.DialFrames(t, e.addr) // a RESP3 client: the reply is converted, and the same
+	rc3.Do("HELLO", "3")
+	if r := string(rc3.Do("FUNCTION", "KILL")); r != notBusy {
+		t.Errorf("FUNCTION KILL from a RESP3 client = %q, want %q", r, notBusy)
+	}
 	for _, cmd := range [][]string{{"SCRIPT", "KILL", "x"}, {"FUNCTION", "KILL", "x"}} {
 		if r, want := string(rc.Do(cmd...)), string(ref.Do(cmd...)); r != want {
 			t.Errorf("%q = %q, want Redis's %q", cmd, r, want)
