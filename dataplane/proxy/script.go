@@ -109,6 +109,9 @@ func (s *session) kill(sl *slot, spec *command.Spec, cmd *resp.Command) {
 		sl.setError("ERR wrong number of arguments for '" + spec.Name + "|kill' command")
 		return
 	}
+	// The reply is a node's, or a failure to reach one: it goes through the slot as a
+	// forwarded command's (metrics count a failure as a backend error); the shared connection
+	// is named only for its protocol, which assemble reads.
 	var nodes []int
 	if m := s.snap.slots; m != nil && !s.snap.readFromSlave && s.c.backup.Load() == nil {
 		nodes = m.Masters()
@@ -119,25 +122,20 @@ func (s *session) kill(sl *slot, spec *command.Spec, cmd *resp.Command) {
 		s.noNode(sl)
 		return
 	}
+	sl.kind = slotForward
+	c := &sl.main
+	c.conn, c.asked = s.conn(nodes[0]), false
+	s.pend.Add(1)
+	if !s.c.kills.join(spec.Name, killWaiter{c, &s.pend}) {
+		return // a round is in flight: its reply is this command's too
+	}
 	targets := make([]killTarget, len(nodes))
 	for i, n := range nodes {
 		p := s.snap.pools[n]
 		targets[i] = killTarget{addr: p.addr, opts: p.opts}
 	}
 	frame := resp.AppendCommand(nil, []byte(strings.ToUpper(spec.Name)), []byte("KILL"))
-	// The reply is a node's, or a failure to reach one: it goes through the slot as a
-	// forwarded command's (metrics count a failure as a backend error); the shared connection
-	// is named only for its protocol, which assemble reads.
-	sl.kind = slotForward
-	c := &sl.main
-	c.conn, c.asked = s.conn(nodes[0]), false
-	s.pend.Add(1)
-	go func() {
-		r := s.c.kills.do(spec.Name, func() killReply { return s.c.killAll(targets, frame) })
-		c.req.Reply = append(c.req.Reply[:0], r.reply...) // before Done: the batch reads it after
-		c.req.Failure = r.failure
-		s.pend.Done()
-	}()
+	go s.c.kills.run(spec.Name, func() killReply { return s.c.killAll(targets, frame) })
 }
 
 // killReply is the merged reply of a KILL round; failure is FailBackend when it says that a
@@ -147,39 +145,47 @@ type killReply struct {
 	failure backend.Failure
 }
 
+// killWaiter is a KILL command waiting for a round's reply: its call gets the reply, then
+// its session's batch is released.
+type killWaiter struct {
+	c  *call
+	wg backend.Waiter
+}
+
 // killRounds lets one round of a KILL run at a time per cluster and command: a KILL that comes
-// while one is in flight waits for it and gets its reply. However many KILLs clients pipeline,
-// each node gets at most one connection per command for them.
+// while one is in flight joins it and gets its reply. However many KILLs clients pipeline,
+// each node gets at most one connection per command for them, and a waiting KILL costs a
+// list entry, not a goroutine.
 type killRounds struct {
 	mu      sync.Mutex
-	running map[string]*killRound
+	waiting map[string][]killWaiter // by command, while its round is in flight
 }
 
-type killRound struct {
-	done  chan struct{}
-	reply killReply // set before done is closed; read-only after
+// join adds w to the round of name in flight, or starts a list for a new one: true means the
+// caller must run it (run).
+func (k *killRounds) join(name string, w killWaiter) (lead bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	list, ok := k.waiting[name]
+	if k.waiting == nil {
+		k.waiting = make(map[string][]killWaiter)
+	}
+	k.waiting[name] = append(list, w)
+	return !ok
 }
 
-// do runs round, or waits for the one of name in flight, and returns its reply.
-func (k *killRounds) do(name string, round func() killReply) killReply {
+// run runs the round of name and gives its reply to every KILL that joined it.
+func (k *killRounds) run(name string, round func() killReply) {
+	r := round()
 	k.mu.Lock()
-	if r := k.running[name]; r != nil {
-		k.mu.Unlock()
-		<-r.done
-		return r.reply
-	}
-	if k.running == nil {
-		k.running = make(map[string]*killRound)
-	}
-	r := &killRound{done: make(chan struct{})}
-	k.running[name] = r
+	list := k.waiting[name]
+	delete(k.waiting, name)
 	k.mu.Unlock()
-	r.reply = round()
-	k.mu.Lock()
-	delete(k.running, name)
-	k.mu.Unlock()
-	close(r.done)
-	return r.reply
+	for _, w := range list {
+		w.c.req.Reply = append(w.c.req.Reply[:0], r.reply...) // before Done: the batch reads it after
+		w.c.req.Failure = r.failure
+		w.wg.Done()
+	}
 }
 
 // killAll sends frame to every target at once and merges their replies (see above).
