@@ -5,8 +5,14 @@
 // requests share each backend write, as in twemproxy's event loop, and there is no writer
 // goroutine to wake and park for each write. Replies are matched to requests in FIFO order, by a
 // reader goroutine of the connection's own or by a Poller (an event loop). A fault
-// (I/O error, timeout, protocol error) fails exactly the requests that were on the connection,
-// and the next request redials.
+// (I/O error, protocol error) fails exactly the requests that were on the connection, and the
+// next request redials.
+//
+// A read timeout is each request's own: a request with no reply ReadTimeout after it was
+// written fails, and only it. The connection stays, the node's late reply is read and dropped
+// in its turn, so that one client's slow command (KEYS over a big keyspace, a long script)
+// does not fail the other requests that share the connection and would still be answered in
+// time. The connection is reset only when the node looks gone (see watchdog).
 package backend
 
 import (
@@ -19,6 +25,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -36,7 +43,7 @@ type Request struct {
 	// Failure says why Reply was made by the proxy (FailNone when the node answered).
 	Failure Failure
 
-	sent time.Time // when it was written; set only when Options.Latency is
+	sent time.Time // when it was written; set only when Options.Latency or ReadTimeout is
 
 	wg     Waiter
 	onDone func(*Request)
@@ -85,10 +92,35 @@ func (r *Request) fail(msg string, why Failure) {
 	r.done()
 }
 
-// errTimeout marks the watchdog's fault, so that its requests count as timeouts.
-type errTimeout struct{ d time.Duration }
+// errTimeout marks the watchdog's faults and expiries, so that their requests count as
+// timeouts. stalled: the node has sent nothing for d (the connection is reset), rather than
+// one request's reply being later than d.
+type errTimeout struct {
+	d       time.Duration
+	stalled bool
+}
 
-func (e errTimeout) Error() string { return fmt.Sprintf("read timeout: no reply within %v", e.d) }
+func (e errTimeout) Error() string {
+	if e.stalled {
+		return fmt.Sprintf("read timeout: node sent nothing for %v; connection reset", e.d)
+	}
+	return fmt.Sprintf("read timeout: no reply within %v", e.d)
+}
+
+const (
+	// stallFactor × ReadTimeout without a single byte from the node, while requests wait,
+	// resets the connection. By then every request written before the last ReadTimeout has
+	// failed on its own deadline already, so the reset costs at most the requests of that last
+	// ReadTimeout, and only when the node would have answered them in time; in exchange a
+	// connection that died without a reset from the peer (a partition, a host gone) is noticed
+	// and redialled instead of failing every request one deadline at a time.
+	stallFactor = 4
+)
+
+// maxAbandoned bounds the requests that failed on their deadline and whose replies are still
+// owed (8 bytes of queue each): a node that keeps reading but never answers cannot grow the
+// queue without limit. Past it the connection is reset. A variable for tests only.
+var maxAbandoned = 1 << 16
 
 // Options configure a Conn.
 type Options struct {
@@ -97,8 +129,9 @@ type Options struct {
 	ReadTimeout  time.Duration // longest wait for a reply while requests are outstanding; 0: none
 	WriteTimeout time.Duration // 0: none
 	Logger       hclog.Logger
-	// OnFailure is told (without blocking) when the connection fails or cannot be dialled; the
-	// data plane forwards it to the control plane as a hint. May be nil.
+	// OnFailure is told (without blocking) when the connection fails or cannot be dialled, or
+	// requests on it time out; the data plane forwards it to the control plane as a hint. May
+	// be nil.
 	OnFailure func(addr string, err error)
 	// Poller, when set, reads plain-TCP connections instead of a goroutine of their own.
 	Poller Poller
@@ -145,10 +178,13 @@ type Conn struct {
 	downErr   error     // why the node is down
 	backoff   time.Duration
 	closed    bool
-	replies   uint64 // replies received, for the stall watchdog
 	writing   bool   // a flusher has taken the writer's part and has not yet found out empty
 	spare     []byte // the last written buffer, for out to reuse
 	unsent    int    // requests at the end of queue whose frames are still in out
+	// abandoned requests at the head of queue failed on their deadline; their slots are nil
+	// and their replies, once they come, are read and dropped.
+	abandoned int
+	reads     atomic.Uint64 // reads that brought bytes, for the stall watchdog
 
 	wg sync.WaitGroup
 	// ctx is done once Close is called: it stops the watchdog and a dial in progress.
@@ -256,6 +292,9 @@ func (c *Conn) resetLocked(err error) {
 	c.gen++
 	c.out = c.out[:0]
 	c.unsent = 0
+	for ; c.abandoned > 0; c.abandoned-- {
+		c.queue.pop() // failed already
+	}
 	msg, why := c.failMsg(err), FailBackend
 	if _, ok := err.(errTimeout); ok {
 		why = FailTimeout
@@ -337,7 +376,7 @@ func (c *Conn) writeQueued(own bool) {
 		}
 		buf, nc, w, gen := c.out, c.nc, c.w, c.gen
 		c.out = c.spare[:0]
-		if c.opts.Latency != nil {
+		if c.opts.Latency != nil || c.opts.ReadTimeout > 0 {
 			// One clock read per write rather than per request: they all leave now.
 			c.queue.stampLast(c.unsent, time.Now())
 		}
@@ -452,10 +491,17 @@ func DialContext(ctx context.Context, opts Options) (net.Conn, error) {
 		opts.InitReplies++
 	}
 	if len(opts.Init) > 0 {
-		// The init's reads and writes wait on deadlines; an expired one ends them at once.
+		// The init's reads and writes wait on deadlines; an expired one ends them at once. Its
+		// own deadline is set first: set after, it could undo a cancel that came meanwhile.
+		timeout := opts.ReadTimeout
+		if timeout <= 0 {
+			timeout = 5 * time.Second
+		}
+		_ = nc.SetDeadline(time.Now().Add(timeout))
 		stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
 		err = handshake(nc, opts)
 		stop()
+		_ = nc.SetDeadline(time.Time{})
 		if err == nil && ctx.Err() != nil {
 			err = ctx.Err()
 		}
@@ -511,14 +557,8 @@ func (c *Conn) dial() bool {
 	return true
 }
 
-// handshake sends opts.Init and checks its replies, under one deadline.
+// handshake sends opts.Init and checks its replies, under the deadline the caller set.
 func handshake(nc net.Conn, opts Options) error {
-	timeout := opts.ReadTimeout
-	if timeout <= 0 {
-		timeout = 5 * time.Second
-	}
-	_ = nc.SetDeadline(time.Now().Add(timeout))
-	defer nc.SetDeadline(time.Time{})
 	if _, err := nc.Write(opts.Init); err != nil {
 		return fmt.Errorf("init: write: %w", err)
 	}
@@ -584,6 +624,7 @@ func (r *replies) room() []byte {
 func (r *replies) deliver(n int) bool {
 	c := r.c
 	r.end += n
+	c.reads.Add(1)
 	r.frames = r.frames[:0]
 	for r.start < r.end {
 		m, err := r.sc.Scan(r.buf[r.start:r.end])
@@ -613,22 +654,32 @@ func (r *replies) deliver(n int) bool {
 		return false
 	}
 	for range r.frames {
+		if c.abandoned > 0 {
+			// The reply of a request that failed on its deadline: dropped (nil) in its turn.
+			c.queue.pop()
+			c.abandoned--
+			r.reqs = append(r.reqs, nil)
+			continue
+		}
 		q := c.queue.pop()
 		if q == nil {
 			break
 		}
 		r.reqs = append(r.reqs, q)
 	}
-	c.replies += uint64(len(r.reqs))
 	c.mu.Unlock()
 	if lat := c.opts.Latency; lat != nil {
 		now := time.Now()
 		for _, q := range r.reqs {
-			lat.Observe(now.Sub(q.sent).Seconds())
+			if q != nil {
+				lat.Observe(now.Sub(q.sent).Seconds())
+			}
 		}
 	}
 	for i, q := range r.reqs {
-		q.finish(r.frames[i])
+		if q != nil {
+			q.finish(r.frames[i])
+		}
 	}
 	// The frames point into buf: cleared, they keep no big buffer alive once it is dropped.
 	clear(r.frames)
@@ -685,9 +736,10 @@ func (r *replies) ready() {
 	}
 }
 
-// watchdog fails the connection when requests wait longer than ReadTimeout without any reply:
-// on a pipelined connection that is what a read timeout means, and checking it from here costs
-// the hot path nothing.
+// watchdog enforces ReadTimeout; checking it from here costs the hot path nothing. Each tick
+// it fails the requests written ReadTimeout ago or earlier that have no reply yet (expireLocked),
+// and it resets the connection when the node has sent nothing at all for stallFactor ×
+// ReadTimeout while requests wait, or when more than maxAbandoned replies are owed.
 func (c *Conn) watchdog() {
 	defer c.wg.Done()
 	tick := c.opts.ReadTimeout / 4
@@ -696,27 +748,74 @@ func (c *Conn) watchdog() {
 	}
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	var lastReplies uint64
+	var lastReads uint64
 	var lastGen uint64
 	var stalledSince time.Time
+	var expired []*Request
 	for {
 		select {
 		case <-c.ctx.Done():
 			return
 		case now := <-t.C:
+			reads := c.reads.Load()
 			c.mu.Lock()
-			waiting := c.queue.len() > 0 && c.nc != nil
-			replies, gen := c.replies, c.gen
+			waiting := c.queue.len()-c.unsent > 0 && c.nc != nil
+			gen := c.gen
+			expired = expired[:0]
+			if waiting {
+				expired = c.expireLocked(now, expired)
+			}
+			owed := c.abandoned
 			c.mu.Unlock()
-			if !waiting || replies != lastReplies || gen != lastGen {
-				lastReplies, lastGen, stalledSince = replies, gen, now
+			if len(expired) > 0 {
+				// Failed outside the lock, as replies are finished: a request's OnDone may
+				// complete a whole batch. Their slots are empty: nothing else touches them.
+				n, msg := len(expired), c.failMsg(errTimeout{d: c.opts.ReadTimeout})
+				for i, r := range expired {
+					r.fail(msg, FailTimeout)
+					expired[i] = nil
+				}
+				if cap(expired) > 4096 {
+					expired = nil // a burst's worth is not kept for the connection's life
+				}
+				c.log.Debug("requests timed out; connection kept", "timed_out", n, "replies_owed", owed)
+				if c.opts.OnFailure != nil {
+					// A hint as a reset gave one (a Redis Cluster's topology is fetched again:
+					// the node may have failed over), at most once a tick.
+					c.opts.OnFailure(c.opts.Addr, errTimeout{d: c.opts.ReadTimeout})
+				}
+			}
+			if owed > maxAbandoned {
+				c.fault(gen, errTimeout{d: c.opts.ReadTimeout})
 				continue
 			}
-			if now.Sub(stalledSince) >= c.opts.ReadTimeout {
-				c.fault(gen, errTimeout{c.opts.ReadTimeout})
+			if !waiting || reads != lastReads || gen != lastGen {
+				lastReads, lastGen, stalledSince = reads, gen, now
+				continue
+			}
+			if stall := stallFactor * c.opts.ReadTimeout; now.Sub(stalledSince) >= stall {
+				c.fault(gen, errTimeout{d: stall, stalled: true})
 			}
 		}
 	}
+}
+
+// expireLocked takes the written requests that have waited ReadTimeout or longer out of the
+// queue and appends them to expired, for the caller to fail. They are the oldest, at the head
+// of the queue (requests are stamped as they are written, in queue order); their slots stay,
+// empty, so that their replies are matched and dropped in turn. c.mu must be held.
+func (c *Conn) expireLocked(now time.Time, expired []*Request) []*Request {
+	written := c.queue.len() - c.unsent
+	for c.abandoned < written {
+		r := c.queue.at(c.abandoned)
+		if now.Sub(r.sent) < c.opts.ReadTimeout {
+			break
+		}
+		c.queue.set(c.abandoned, nil)
+		c.abandoned++
+		expired = append(expired, r)
+	}
+	return expired
 }
 
 // reqQueue is a FIFO ring of requests that grows as needed and never shrinks below its peak,
@@ -743,6 +842,12 @@ func (q *reqQueue) push(r *Request) {
 	q.buf[(q.head+q.size)%len(q.buf)] = r
 	q.size++
 }
+
+// at is the i-th request from the head.
+func (q *reqQueue) at(i int) *Request { return q.buf[(q.head+i)%len(q.buf)] }
+
+// set replaces the i-th request from the head.
+func (q *reqQueue) set(i int, r *Request) { q.buf[(q.head+i)%len(q.buf)] = r }
 
 // stampLast sets sent on the last n requests.
 func (q *reqQueue) stampLast(n int, t time.Time) {

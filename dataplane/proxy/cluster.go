@@ -161,6 +161,7 @@ type Cluster struct {
 	noLoops  atomic.Bool   // starting them failed (no epoll here): not tried again
 	handOver atomic.Uint64 // loop sessions handed to a goroutine (loop.go), for tests
 	dedIdle  dedPool       // dedicated connections no session is using (dedpool.go)
+	kills    killRounds    // SCRIPT KILL and FUNCTION KILL rounds in flight (script.go)
 	closed   bool
 	nextID   atomic.Uint64
 	wg       sync.WaitGroup

@@ -77,9 +77,9 @@ func (s *session) keyspace(sl *slot, spec *command.Spec, cmd *resp.Command) {
 		s.toEvery(sl, command.Keyspace, ksRandom, nodes, cmd)
 	case "function":
 		// Functions are data: loaded on the masters, they reach the replicas by replication
-		// (which refuse FUNCTION LOAD). Merged as SCRIPT's replies are; KILL is refused.
+		// (which refuse FUNCTION LOAD). Merged as SCRIPT's replies are; KILL as SCRIPT KILL.
 		if sub := cmd.Args[1]; bytes.EqualFold(sub, []byte("kill")) {
-			sl.setError("ERR FUNCTION KILL is not supported by the proxy")
+			s.kill(sl, spec, cmd)
 			return
 		}
 		s.toEvery(sl, command.Broadcast, 0, nodes, cmd)

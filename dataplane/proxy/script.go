@@ -2,8 +2,13 @@ package proxy
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"strings"
+	"sync"
+	"time"
 
+	"github.com/aster-proxy/aster/dataplane/backend"
 	"github.com/aster-proxy/aster/dataplane/command"
 	"github.com/aster-proxy/aster/dataplane/resp"
 )
@@ -15,11 +20,15 @@ import (
 // with NOSCRIPT, and clients then load the script again (redis-py's Script, Lock).
 
 // broadcast sends the command as it came to every node; merge puts the replies together
-// (mergeBroadcast). KILL and DEBUG act on one server's running script or debugger, which the
-// proxy cannot pick, so they are refused; everything else, unknown subcommands and wrong
-// arities included, is the servers' to answer, with Redis's own errors.
+// (mergeBroadcast). KILL goes to every node that may run a script, on connections of its own
+// (kill). DEBUG acts on one server's debugger session, which the proxy cannot pick, so it is
+// refused; everything else, unknown subcommands and wrong arities included, is the servers' to
+// answer, with Redis's own errors.
 func (s *session) broadcast(sl *slot, spec *command.Spec, cmd *resp.Command) {
-	if sub := cmd.Args[1]; bytes.EqualFold(sub, []byte("kill")) || bytes.EqualFold(sub, []byte("debug")) {
+	if sub := cmd.Args[1]; bytes.EqualFold(sub, []byte("kill")) {
+		s.kill(sl, spec, cmd)
+		return
+	} else if bytes.EqualFold(sub, []byte("debug")) {
 		sl.setError("ERR " + strings.ToUpper(spec.Name) + " " + strings.ToUpper(string(sub)) + " is not supported by the proxy")
 		return
 	}
@@ -62,4 +71,195 @@ func (s *session) mergeBroadcast(out []byte, sl *slot) []byte {
 		out = resp.AppendInt(out, all)
 	}
 	return out
+}
+
+// SCRIPT KILL and FUNCTION KILL stop a script that wedges its node: any client may send them,
+// as in Redis. The node running the script answers nothing until its busy-reply-threshold
+// (lua-time-limit, 5 s by default) has passed; from then on it serves, between steps of the
+// script, the commands allowed while busy (AUTH, HELLO, the KILLs, SHUTDOWN NOSAVE) and
+// answers -BUSY to the rest. A KILL queued on a shared connection would wait behind the very
+// script it is meant to stop (a connection's commands run in order), so it goes out on a
+// dedicated connection to each node: an idle one from the cluster's pool, or one dialled for
+// it whose init sends AUTH alone (READONLY is refused while the node is busy).
+//
+// It goes to every node that may be running one of the cluster's scripts: the ring's nodes; in
+// cluster mode the masters, and the replicas too when reads go to them (read_from_slave,
+// backup reads: EVAL_RO and FCALL_RO then run there). The replies merge as Redis's
+// response policy for these commands (one_succeeded) says: +OK when some node killed a script;
+// otherwise the first error that is not NOTBUSY (UNKILLABLE: the script has written; BUSY: a
+// function runs and SCRIPT KILL was sent, or the reverse; a node that could not be reached);
+// otherwise -NOTBUSY, Redis's own, from the first node.
+
+// killWait bounds how long a node has to answer a KILL (and the dial of a connection for it):
+// twice Redis's default busy-reply-threshold, before which a busy node answers nothing at all,
+// or read_timeout when that is longer.
+const killWait = 10 * time.Second
+
+// killTarget is one node a KILL goes to, with how to reach it.
+type killTarget struct {
+	addr string
+	opts backend.Options
+}
+
+// kill handles SCRIPT KILL and FUNCTION KILL: sent at once, on connections of their own, from
+// goroutines; the reply fills the command's slot when every node has answered (the session's
+// batch waits for it as for a backend request).
+func (s *session) kill(sl *slot, spec *command.Spec, cmd *resp.Command) {
+	if len(cmd.Args) != 2 {
+		sl.setError("ERR wrong number of arguments for '" + spec.Name + "|kill' command")
+		return
+	}
+	// The reply is a node's, or a failure to reach one: it goes through the slot as a
+	// forwarded command's (metrics count a failure as a backend error); the shared connection
+	// is named only for its protocol, which assemble reads.
+	var nodes []int
+	if m := s.snap.slots; m != nil && !s.snap.readFromSlave && s.c.backup.Load() == nil {
+		nodes = m.Masters()
+	} else {
+		nodes = s.allNodes()
+	}
+	if len(nodes) == 0 {
+		s.noNode(sl)
+		return
+	}
+	sl.kind = slotForward
+	c := &sl.main
+	c.conn, c.asked = s.conn(nodes[0]), false
+	s.pend.Add(1)
+	if !s.c.kills.join(spec.Name, killWaiter{c, &s.pend}) {
+		return // a round is in flight: its reply is this command's too
+	}
+	targets := make([]killTarget, len(nodes))
+	for i, n := range nodes {
+		p := s.snap.pools[n]
+		targets[i] = killTarget{addr: p.addr, opts: p.opts}
+	}
+	frame := resp.AppendCommand(nil, []byte(strings.ToUpper(spec.Name)), []byte("KILL"))
+	go s.c.kills.run(spec.Name, func() killReply { return s.c.killAll(targets, frame) })
+}
+
+// killReply is the merged reply of a KILL round; failure is FailBackend when it says that a
+// node could not be reached.
+type killReply struct {
+	reply   []byte
+	failure backend.Failure
+}
+
+// killWaiter is a KILL command waiting for a round's reply: its call gets the reply, then
+// its session's batch is released.
+type killWaiter struct {
+	c  *call
+	wg backend.Waiter
+}
+
+// killRounds lets one round of a KILL run at a time per cluster and command: a KILL that comes
+// while one is in flight joins it and gets its reply. However many KILLs clients pipeline,
+// each node gets at most one connection per command for them, and a waiting KILL costs a
+// list entry, not a goroutine.
+type killRounds struct {
+	mu      sync.Mutex
+	waiting map[string][]killWaiter // by command, while its round is in flight
+}
+
+// join adds w to the round of name in flight, or starts a list for a new one: true means the
+// caller must run it (run).
+func (k *killRounds) join(name string, w killWaiter) (lead bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	list, ok := k.waiting[name]
+	if k.waiting == nil {
+		k.waiting = make(map[string][]killWaiter)
+	}
+	k.waiting[name] = append(list, w)
+	return !ok
+}
+
+// run runs the round of name and gives its reply to every KILL that joined it.
+func (k *killRounds) run(name string, round func() killReply) {
+	r := round()
+	k.mu.Lock()
+	list := k.waiting[name]
+	delete(k.waiting, name)
+	k.mu.Unlock()
+	for _, w := range list {
+		w.c.req.Reply = append(w.c.req.Reply[:0], r.reply...) // before Done: the batch reads it after
+		w.c.req.Failure = r.failure
+		w.wg.Done()
+	}
+}
+
+// killAll sends frame to every target at once and merges their replies (see above).
+func (c *Cluster) killAll(targets []killTarget, frame []byte) killReply {
+	replies := make([]killReply, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			replies[i] = c.killOne(t, frame)
+		}()
+	}
+	wg.Wait()
+	var notBusy, failed *killReply
+	for i := range replies {
+		r := &replies[i]
+		switch {
+		case !resp.IsError(r.reply):
+			return *r // +OK: a script was killed
+		case bytes.HasPrefix(r.reply, []byte("-NOTBUSY")):
+			if notBusy == nil {
+				notBusy = r
+			}
+		default:
+			if failed == nil {
+				failed = r
+			}
+		}
+	}
+	if failed != nil {
+		return *failed
+	}
+	return *notBusy
+}
+
+// killOne sends frame to one node on a dedicated connection and returns its reply, or an error
+// reply naming the node when it could not be had in time (killWait).
+func (c *Cluster) killOne(t killTarget, frame []byte) killReply {
+	wait := max(killWait, t.opts.ReadTimeout)
+	d := c.dedIdle.take(t.addr)
+	if d == nil {
+		opts := t.opts
+		opts.Latency, opts.OnFailure, opts.RESP3 = nil, nil, false
+		if bytes.HasSuffix(opts.Init, readonlyFrame) {
+			opts.Init = opts.Init[:len(opts.Init)-len(readonlyFrame)]
+			opts.InitReplies--
+		}
+		opts.ReadTimeout = wait // the init's AUTH, too, waits for the busy threshold
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		nc, err := backend.DialContext(ctx, opts)
+		cancel()
+		if err != nil {
+			return c.killFailed(t.addr, err)
+		}
+		d = &dedConn{addr: t.addr, nc: nc, rr: resp.NewReplyReader(nc, 512)}
+	}
+	reply, err := func() ([]byte, error) {
+		if err := d.write(frame, wait); err != nil {
+			return nil, err
+		}
+		return d.readReply(wait)
+	}()
+	if err != nil {
+		_ = d.nc.Close()
+		return c.killFailed(t.addr, err)
+	}
+	reply = append([]byte(nil), reply...)
+	c.dedIdle.put(d)
+	return killReply{reply: reply}
+}
+
+func (c *Cluster) killFailed(addr string, err error) killReply {
+	c.log.Warn("kill of a running script: node did not answer", "node", addr, "error", err)
+	msg := fmt.Sprintf("ERR backend %s: kill of a running script: %v", addr, err)
+	return killReply{reply: resp.AppendError(nil, msg), failure: backend.FailBackend}
 }

@@ -182,6 +182,9 @@ type session struct {
 	user     *acl.User
 	rightsOf *rightsTable
 
+	// idleRd reads the client when the cluster has client_idle_timeout (idle.go); else nil.
+	idleRd *idleReader
+
 	// A loop session (loop.go); raw and src are set for any plain-socket client.
 	loop *loop
 	raw  *rawio.Conn
@@ -209,6 +212,7 @@ func newSession(c *Cluster, nc net.Conn) *session {
 		s.rw = nc
 		s.rd = resp.NewReader(nc, readBufSize)
 	}
+	s.watchIdle()
 	s.pend.init(nil)
 	s.window = 1 // grown by pace as replies prove small
 	// Sessions start at different points of the sampling period, so that short-lived clients
@@ -239,10 +243,7 @@ func (s *session) serveFrom(resume func() bool) (looped bool) {
 		if s.backToLoop() {
 			return true
 		}
-		if s.c.opts.IdleTimeout > 0 {
-			_ = s.nc.SetReadDeadline(time.Now().Add(s.c.opts.IdleTimeout))
-		}
-		err := s.rd.Read(&s.cmd)
+		err := s.readCommand()
 		if err != nil {
 			s.readFailed(err)
 			return false
