@@ -189,7 +189,7 @@ func newSession(c *Cluster, nc net.Conn) *session {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	s := &session{c: c, nc: nc, id: c.nextID.Add(1), authed: len(c.opts.Users) == 0}
+	s := &session{c: c, nc: nc, id: c.nextID.Add(1)}
 	if s.raw = rawio.New(nc); s.raw != nil {
 		// Blocking until a loop takes the session (clientReader).
 		s.rw, s.src = s.raw, clientReader{raw: s.raw, block: true}
@@ -198,6 +198,7 @@ func newSession(c *Cluster, nc net.Conn) *session {
 		s.rw = nc
 		s.rd = resp.NewReader(nc, readBufSize)
 	}
+	s.setAuthed(len(c.opts.Users) == 0)
 	s.pend.init(nil)
 	// Sessions start at different points of the sampling period, so that short-lived clients
 	// are sampled too.
@@ -224,6 +225,7 @@ func (s *session) serveFrom(resume func() bool) (looped bool) {
 	}
 	for !s.quit {
 		s.releaseDed()
+		s.releaseInput()
 		if s.backToLoop() {
 			return true
 		}

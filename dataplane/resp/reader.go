@@ -52,6 +52,10 @@ type Reader struct {
 
 	perr error // sticky protocol error
 	rerr error // sticky read error, reported once the buffered commands are consumed
+
+	// unauth applies the limits of a client that has not authenticated (MaxUnauthArgs,
+	// MaxUnauthBulkLen) to the headers parsed from now on.
+	unauth bool
 }
 
 // NewReader returns a Reader on rd whose buffer starts at size bytes (at least 16).
@@ -69,6 +73,31 @@ func (r *Reader) Reset(rd io.Reader) {
 	}
 	*r = Reader{rd: rd, buf: r.buf, size: r.size}
 }
+
+// SetUnauthenticated says whether the client has yet to authenticate: while it has, the
+// commands parsed next are held to Redis's limits for unauthenticated clients (at most
+// MaxUnauthArgs elements and bulks of at most MaxUnauthBulkLen bytes; more is a protocol
+// error at the header, before anything is buffered for it). The session calls it whenever its
+// authentication state changes (AUTH, HELLO AUTH, RESET), between commands, so that a command
+// is checked against the state the commands before it left, as Redis checks it.
+func (r *Reader) SetUnauthenticated(on bool) { r.unauth = on }
+
+// Shrink drops a buffer that grew past 256 KiB (for one big command) once nothing is
+// buffered, so that an idle connection does not pin the memory of its biggest command. The
+// Args and Raw of commands returned earlier become invalid; the caller must not hold them
+// (nor anything else pointing into the buffer) if the memory is to come back. It reports
+// whether the buffer was dropped.
+func (r *Reader) Shrink() bool {
+	if r.r != r.w || len(r.buf) <= shrinkLen || len(r.buf) <= r.size {
+		return false
+	}
+	r.buf, r.r, r.w = make([]byte, r.size), 0, 0
+	return true
+}
+
+// Big reports whether the buffer grew past 256 KiB, i.e. Shrink has something to drop once
+// the buffered bytes are consumed.
+func (r *Reader) Big() bool { return len(r.buf) > shrinkLen && len(r.buf) > r.size }
 
 // Buffered returns the number of unparsed bytes buffered.
 func (r *Reader) Buffered() int { return r.w - r.r }
@@ -197,10 +226,15 @@ func (r *Reader) readArrayHeader() (bool, error) {
 			return false, err
 		}
 		n, ok = ParseInt64Arg(b[1:i])
-		if !ok || b[i+1] != '\n' {
+		if !ok || b[i+1] != '\n' || n > 1<<31-1 {
 			return false, errInvalidMultibulkLen
 		}
 		hdr = i + 2
+	}
+	// Redis's order: a count past INT_MAX is invalid, then one past 10 is refused before
+	// authentication, and past that our own MaxArgs.
+	if n > MaxUnauthArgs && r.unauth && n <= 1<<31-1 {
+		return false, errUnauthMultibulkLen
 	}
 	if n > MaxArgs {
 		return false, errInvalidMultibulkLen
@@ -233,6 +267,10 @@ func (r *Reader) scanArray(cmd *Command) (bool, error) {
 				cmd.Args = args[:0]
 				return false, err
 			}
+		}
+		if n > MaxUnauthBulkLen && r.unauth {
+			// Refused at the header, as Redis does: nothing of the bulk is waited for.
+			return false, errUnauthBulkLen
 		}
 		end := hdr + n + 2
 		if r.off+end > MaxCommandLen {
