@@ -253,11 +253,15 @@ func (r *Reader) readArrayHeader() (bool, error) {
 // common case) fills cmd.Args as it goes; one that needed several calls is filled by
 // buildArray once complete.
 func (r *Reader) scanArray(cmd *Command) (bool, error) {
-	fresh := r.got == 0
 	args := cmd.Args[:0]
 	if cap(args) > keepArgsCap && r.nargs <= keepArgsCap {
 		args = nil
 	}
+	// A frame scanned in one call fills Args as it goes, unless it has more elements than
+	// Args holds and than keepArgsCap: then buildArray makes Args of the exact size once the
+	// whole frame is here (growing by appends would allocate a multiple of it, and a count a
+	// client merely declares must not be allocated before its elements arrive).
+	fresh := r.got == 0 && (r.nargs <= cap(args) || r.nargs <= keepArgsCap)
 	for r.got < r.nargs {
 		b := r.buf[r.r+r.off : r.w]
 		n, hdr, ok := fastLen(b)
@@ -355,6 +359,9 @@ func fastLen(b []byte) (n, hdr int, ok bool) {
 // frame at buf[r].
 func (r *Reader) buildArray(cmd *Command, args [][]byte) {
 	frame := r.buf[r.r : r.r+r.off : r.r+r.off]
+	if cap(args) < r.nargs {
+		args = make([][]byte, 0, r.nargs) // the elements are here: at least 4 bytes each
+	}
 	_, p, _ := fastLen(frame)
 	for range r.nargs {
 		n, hdr, _ := fastLen(frame[p:])

@@ -269,6 +269,27 @@ func ArrayElems(b []byte, dst [][]byte) ([][]byte, error) {
 	return dst, nil
 }
 
+// ArrayHeader measures the header of array reply b: its element count and the header's
+// length; an error if b does not start with a complete, valid array header or is the null
+// array. The elements, which follow, are not looked at. (Used to merge MGET replies element by
+// element, without a slice per key.)
+func ArrayHeader(b []byte) (elems, hdr int, err error) {
+	if len(b) == 0 || b[0] != '*' {
+		return 0, 0, errReplyNotArray
+	}
+	n, elems, err := scanElem(b)
+	if err != nil {
+		return 0, 0, err
+	}
+	if n == 0 {
+		return 0, 0, errReplyShort
+	}
+	if elems == 0 && n == 5 && b[1] == '-' {
+		return 0, 0, errReplyNullArray
+	}
+	return elems, n, nil
+}
+
 // ParseInt parses a ":<n>\r\n" reply; b must be exactly that frame.
 func ParseInt(b []byte) (int64, error) {
 	if len(b) < 4 || b[0] != ':' || b[len(b)-2] != '\r' || b[len(b)-1] != '\n' {
