@@ -68,6 +68,16 @@ func (s *session) planSplit(sl *slot, spec *command.Spec, cmd *resp.Command) (sp
 	// One pass: each key's group (node index on a ring, slot in a cluster) and the group's
 	// key count and bytes of bulks.
 	dense := slots != nil
+	// Room for as many groups as there can be, so that a split over thousands of slots does
+	// not grow these by appends.
+	maxGroups := route.Slots
+	if !dense {
+		maxGroups = len(ring.Nodes())
+	}
+	maxGroups = min(maxGroups, nkeys)
+	if cap(s.counts) < maxGroups {
+		s.counts, s.sizes, s.gks = make([]int, 0, maxGroups), make([]int, 0, maxGroups), make([]int, 0, maxGroups)
+	}
 	counts, sizes, gks := s.counts[:0], s.sizes[:0], s.gks[:0]
 	for i := 1; i < len(args); i += stride {
 		var gk int
@@ -109,6 +119,9 @@ func (s *session) planSplit(sl *slot, spec *command.Spec, cmd *resp.Command) (sp
 		return splitWhole, node
 	}
 	targets := s.targets[:0]
+	if cap(targets) < len(gks) {
+		targets = make([]int, 0, len(gks))
+	}
 	for _, gk := range gks {
 		node := gk
 		if slots != nil {
@@ -122,8 +135,14 @@ func (s *session) planSplit(sl *slot, spec *command.Spec, cmd *resp.Command) (sp
 	s.targets = targets
 	sl.order = order
 	sl.kind, sl.policy, sl.nsubs = slotSplit, spec.Policy, len(counts)
-	for len(sl.subs) < sl.nsubs {
-		sl.subs = append(sl.subs, newCall(&s.pend))
+	if missing := sl.nsubs - len(sl.subs); missing > 0 {
+		// One allocation for all the calls a split over many slots needs.
+		sl.subs = slices.Grow(sl.subs, missing)
+		slab := make([]call, missing)
+		for i := range slab {
+			slab[i].req.Bind(&s.pend)
+			sl.subs = append(sl.subs, &slab[i])
+		}
 	}
 	// The sub-commands, in one buffer of the exact size: each its header and name, then, in
 	// one pass over the keys, each key (and value) to its group's frame, in client order
@@ -289,6 +308,9 @@ func (s *session) mergeMGet(out []byte, sl *slot) []byte {
 	start := len(out)
 	subs := sl.subs[:sl.nsubs]
 	cur := s.base[:0] // where each sub reply's next element starts
+	if cap(cur) < len(subs) {
+		cur = make([]int, 0, len(subs))
+	}
 	size := resp.ArrayHeaderSize(len(sl.order))
 	for g, c := range subs {
 		n, hdr, err := resp.ArrayHeader(c.req.Reply)
