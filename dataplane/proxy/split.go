@@ -24,6 +24,17 @@ func (s *session) split(sl *slot, spec *command.Spec, cmd *resp.Command) {
 		for g, c := range sl.subs[:sl.nsubs] {
 			s.sendAdded(c, s.conn(s.targets[g]), c.frame)
 		}
+		if len(cmd.Args) > keepArgsScratch {
+			// A big command's memory need not wait for its replies: its arguments are in
+			// the sub-commands, which the connections have copied, and only a Redis Cluster
+			// may redirect (and so resend) them.
+			cmd.Args = nil
+			if s.snap.slots == nil {
+				for _, c := range sl.subs[:sl.nsubs] {
+					c.frame = nil
+				}
+			}
+		}
 	}
 }
 

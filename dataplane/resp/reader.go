@@ -428,7 +428,7 @@ func (r *Reader) fill() error {
 			if len(r.buf) >= MaxCommandLen {
 				return r.fail(errCommandTooLarge)
 			}
-			n := min(2*len(r.buf), MaxCommandLen)
+			n := min(r.growTo(), MaxCommandLen)
 			nb := make([]byte, n)
 			r.w = copy(nb, r.buf[:r.w])
 			r.buf = nb
@@ -456,6 +456,24 @@ func (r *Reader) fill() error {
 		}
 	}
 	return fmt.Errorf("resp: read command: %w", io.ErrNoProgress)
+}
+
+// growTo is the size a full buffer grows to: double, or, inside a big array frame, the
+// frame's size as its elements so far predict it, with an eighth to spare (at least 1.25 times
+// the buffer, so that growing stays linear), so that a big command of many small arguments
+// ends in a buffer of about its size instead of up to twice it. Never more than doubling: memory still follows
+// the bytes that arrived, whatever count the client declared.
+func (r *Reader) growTo() int {
+	n := 2 * len(r.buf)
+	if r.nargs > 0 && r.got > 0 && r.r == 0 {
+		left := r.nargs - r.got
+		est := r.off + r.off/r.got*left
+		est += est/8 + 64       // later arguments may be longer (key:9 ... key:99999)
+		if est > 0 && est < n { // est > 0: no overflow
+			n = max(est, len(r.buf)+len(r.buf)/4)
+		}
+	}
+	return n
 }
 
 func (r *Reader) readErr() error {

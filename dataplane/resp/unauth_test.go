@@ -2,6 +2,7 @@ package resp
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -117,5 +118,44 @@ func TestReaderShrinkDropsBigBuffer(t *testing.T) {
 	}
 	if !r.Shrink() || len(r.buf) != 4096 || r.Big() {
 		t.Fatalf("buffer %d bytes after Shrink, want 4096", len(r.buf))
+	}
+}
+
+// TestReaderGrowsToTheFrame: a big command of many small arguments ends in a buffer of about
+// its size (the elements so far predict the rest), not up to twice it as by doubling; and a
+// count the client merely declares never makes the buffer outgrow twice the bytes that came.
+func TestReaderGrowsToTheFrame(t *testing.T) {
+	var b strings.Builder
+	const n = 80_000
+	fmt.Fprintf(&b, "*%d\r\n$3\r\nDEL\r\n", n+1)
+	for i := range n {
+		fmt.Fprintf(&b, "$10\r\nkey:%06d\r\n", i)
+	}
+	frame := b.String() // 1.36 MB: doubling from 4 KiB would end at 2 MiB
+	r := NewReader(strings.NewReader(frame), 4096)
+	var cmd Command
+	if err := r.Read(&cmd); err != nil || len(cmd.Args) != n+1 {
+		t.Fatalf("%d args, %v", len(cmd.Args), err)
+	}
+	if got, max := len(r.buf), len(frame)+len(frame)/4; got > max {
+		t.Fatalf("buffer %d bytes for a %d-byte command, want at most %d", got, len(frame), max)
+	}
+	if cap(cmd.Args) != n+1 {
+		t.Fatalf("Args capacity %d for %d arguments", cap(cmd.Args), n+1)
+	}
+
+	// A million elements declared, one small one sent, then a big one arriving.
+	head := "*1000000\r\n$3\r\nabc\r\n$2000000\r\n"
+	r = NewReader(&chunkReader{chunks: []string{head, strings.Repeat("x", 1<<20)}}, 4096)
+	for range 20 {
+		if ok, err := r.TryRead(&cmd); ok || err != nil {
+			t.Fatal(ok, err)
+		}
+		if err := r.fill(); err != nil {
+			break
+		}
+		if len(r.buf) > 2*max(r.w, 4096) {
+			t.Fatalf("buffer %d bytes for %d bytes received", len(r.buf), r.w)
+		}
 	}
 }
