@@ -197,3 +197,29 @@ func TestBigCommandMemoryComesBack(t *testing.T) {
 		})
 	}
 }
+
+// TestIdleUnauthenticatedHoldLittle: clients that have not authenticated and sent the
+// biggest command allowed before AUTH (10 bulks of 16 KiB), then idle, still connected, hold
+// their initial read buffer each, not the 256 KiB it grew to.
+func TestIdleUnauthenticatedHoldLittle(t *testing.T) {
+	for _, m := range preauthModes {
+		t.Run(m.name, func(t *testing.T) {
+			e := startEnv(t, envOpts{nodes: 1, users: map[string]string{"default": "s3cret"}, idle: m.idle})
+			big := "*10\r\n" + strings.Repeat("$16384\r\n"+strings.Repeat("a", 16384)+"\r\n", 10)
+			const conns = 100
+			before := heapInUse()
+			for range conns {
+				rc := e.raw(t)
+				rc.send(big)
+				if got := rc.line(); got != "-NOAUTH Authentication required." {
+					t.Fatal(got)
+				}
+			}
+			var grew int64
+			waitFor(t, 10*time.Second, func() bool {
+				grew = int64(heapInUse()) - int64(before)
+				return grew < conns*64<<10
+			})
+		})
+	}
+}

@@ -82,22 +82,26 @@ func (r *Reader) Reset(rd io.Reader) {
 // is checked against the state the commands before it left, as Redis checks it.
 func (r *Reader) SetUnauthenticated(on bool) { r.unauth = on }
 
-// Shrink drops a buffer that grew past 256 KiB (for one big command) once nothing is
-// buffered, so that an idle connection does not pin the memory of its biggest command. The
+// Shrink drops a buffer that grew past 256 KiB (for one big command; see Big) once nothing
+// is buffered, so that an idle connection does not pin the memory of its biggest command. The
 // Args and Raw of commands returned earlier become invalid; the caller must not hold them
 // (nor anything else pointing into the buffer) if the memory is to come back. It reports
 // whether the buffer was dropped.
 func (r *Reader) Shrink() bool {
-	if r.r != r.w || len(r.buf) <= shrinkLen || len(r.buf) <= r.size {
+	if r.r != r.w || !r.Big() {
 		return false
 	}
 	r.buf, r.r, r.w = make([]byte, r.size), 0, 0
 	return true
 }
 
-// Big reports whether the buffer grew past 256 KiB, i.e. Shrink has something to drop once
-// the buffered bytes are consumed.
-func (r *Reader) Big() bool { return len(r.buf) > shrinkLen && len(r.buf) > r.size }
+// Big reports whether the buffer grew past 256 KiB (for a client that has not authenticated,
+// past its initial size), i.e. Shrink has something to drop once the buffered bytes are
+// consumed. Idle connections that have not authenticated then hold no more than their
+// initial buffer each, however many of them there are.
+func (r *Reader) Big() bool {
+	return len(r.buf) > r.size && (len(r.buf) > shrinkLen || r.unauth)
+}
 
 // Buffered returns the number of unparsed bytes buffered.
 func (r *Reader) Buffered() int { return r.w - r.r }
@@ -413,7 +417,7 @@ func (r *Reader) fill() error {
 	}
 	if r.r == r.w {
 		r.r, r.w = 0, 0
-		if len(r.buf) > shrinkLen && len(r.buf) > r.size {
+		if r.Big() {
 			r.buf = make([]byte, r.size)
 		}
 	}

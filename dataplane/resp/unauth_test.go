@@ -159,3 +159,27 @@ func TestReaderGrowsToTheFrame(t *testing.T) {
 		}
 	}
 }
+
+// TestReaderUnauthenticatedShrinks: the buffer of a client that has not authenticated goes
+// back to its initial size once a command that made it grow is consumed, so that many idle
+// unauthenticated connections hold a small buffer each, not up to 256 KiB.
+func TestReaderUnauthenticatedShrinks(t *testing.T) {
+	cmd10 := "*10\r\n" + strings.Repeat("$16384\r\n"+strings.Repeat("a", 16384)+"\r\n", 10)
+	r := NewReader(strings.NewReader(cmd10), 4096)
+	r.SetUnauthenticated(true)
+	var cmd Command
+	if err := r.Read(&cmd); err != nil {
+		t.Fatal(err)
+	}
+	if !r.Big() || !r.Shrink() || len(r.buf) != 4096 {
+		t.Fatalf("buffer %d bytes after Shrink, want 4096", len(r.buf))
+	}
+	// Authenticated, the same buffer (under 256 KiB) is kept for the next command.
+	r = NewReader(strings.NewReader(cmd10), 4096)
+	if err := r.Read(&cmd); err != nil {
+		t.Fatal(err)
+	}
+	if r.Big() || r.Shrink() {
+		t.Fatalf("buffer of %d bytes dropped for an authenticated client", len(r.buf))
+	}
+}
