@@ -1,8 +1,10 @@
 package resp
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 )
@@ -182,4 +184,49 @@ func TestReaderUnauthenticatedShrinks(t *testing.T) {
 	if r.Big() || r.Shrink() {
 		t.Fatalf("buffer of %d bytes dropped for an authenticated client", len(r.buf))
 	}
+}
+
+// FuzzReaderUnauthenticated: whatever a client that has not authenticated sends, no RESP
+// command of more than MaxUnauthArgs elements or with a bulk of more than MaxUnauthBulkLen
+// bytes comes out, and the outcome does not depend on how the input is split into reads.
+func FuzzReaderUnauthenticated(f *testing.F) {
+	f.Add([]byte("*1\r\n$4\r\nPING\r\n*11\r\n"))
+	f.Add([]byte("*2\r\n$4\r\nECHO\r\n$16385\r\n"))
+	f.Add([]byte("*0\r\n*-1\r\nPING\r\n*10\r\n$1\r\na\r\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		read := func(rd io.Reader, size int) (cmds []Command, err error) {
+			r := NewReader(rd, size)
+			r.SetUnauthenticated(true)
+			for {
+				var cmd Command
+				if err = r.Read(&cmd); err != nil {
+					return cmds, err
+				}
+				cmd.Raw = bytes.Clone(cmd.Raw)
+				for i, a := range cmd.Args {
+					cmd.Args[i] = bytes.Clone(a)
+				}
+				cmds = append(cmds, cmd)
+			}
+		}
+		cmds, err := read(bytes.NewReader(in), 4096)
+		cmds1, err1 := read(&oneByteReader{b: in}, 16)
+		var pe, pe1 *ProtocolError
+		if len(cmds) != len(cmds1) || errors.As(err, &pe) != errors.As(err1, &pe1) || (pe != nil && pe.Msg != pe1.Msg) {
+			t.Fatalf("whole read: %d cmds, %v; byte-at-a-time: %d, %v", len(cmds), err, len(cmds1), err1)
+		}
+		for _, c := range cmds {
+			if c.Raw == nil {
+				continue // inline: bounded by MaxInlineLen, not limited further (as in Redis)
+			}
+			if len(c.Args) > MaxUnauthArgs {
+				t.Fatalf("%d elements returned before authentication", len(c.Args))
+			}
+			for _, a := range c.Args {
+				if len(a) > MaxUnauthBulkLen {
+					t.Fatalf("a %d-byte bulk returned before authentication", len(a))
+				}
+			}
+		}
+	})
 }
