@@ -48,7 +48,9 @@ type slot struct {
 	policy command.Policy
 	subs   []*call // requests of a split command, one per node (or slot) group
 	nsubs  int
-	order  []keyRef // MGET: where each key's value is, in the client's key order
+	order  []uint16 // split: each key's sub request (group), in the client's key order
+	// splitBuf holds a split's sub-commands, one after the other (planSplit)
+	splitBuf []byte
 	// keyspace commands (keyspace.go): how replies merge; for SCAN, the position of the node
 	// scanned among scanNodes
 	ksOp               keyspaceOp
@@ -69,8 +71,8 @@ type call struct {
 	frame []byte // as sent: the client's own bytes (valid until the next blocking read) or buf
 	buf   []byte // frame bytes the call owns
 	conn  *backend.Conn
-	ask   backend.Request // reply to the ASKING sent ahead of it after an ASK redirect; ignored
-	asked bool            // last sent after an ASK redirect, with ASKING ahead of it
+	ask   *backend.Request // reply to the ASKING sent ahead of it after an ASK redirect; ignored
+	asked bool             // last sent after an ASK redirect, with ASKING ahead of it
 }
 
 // pending counts the backend requests of a session's batch that have no reply yet, plus one
@@ -115,12 +117,8 @@ func (p *pending) Wait() {
 func newCall(wg backend.Waiter) *call {
 	c := &call{}
 	c.req.Bind(wg)
-	c.ask.Bind(wg)
 	return c
 }
-
-// keyRef locates one key's reply element: sub request and position in its array.
-type keyRef struct{ sub, pos int32 }
 
 // session serves one client connection: read every command available, route and send them all,
 // and once their replies are in, write them in order with one write; repeat. A loop runs it
@@ -142,14 +140,15 @@ type session struct {
 	window int
 
 	// scratch space reused by every command
-	keys      []int
-	groupKeys []int       // group key (node or slot) of each key of a split command
-	groupOf   map[int]int // group key → sub request index, once there are many (findGroup)
-	gks       []int       // group key of each sub request
-	counts    []int       // keys per sub request of a split command
-	targets   []int       // node of each sub request
-	elems     [][]byte
-	base      []int // first element of each sub reply in elems
+	keys    []int
+	groupOf map[int]int // group key → sub request index, once there are many (findGroup)
+	slotGrp []uint16    // in cluster mode, slot → sub request index + 1 instead (findGroup)
+	gks     []int       // group key of each sub request
+	counts  []int       // keys per sub request of a split command
+	sizes   []int       // bytes per sub request of a split command
+	targets []int       // node of each sub request
+	elems   [][]byte
+	base    []int // where each sub reply's next element is (MGET merge)
 
 	rr      uint32          // round robin over a slot's replicas
 	hotTick uint32          // commands since the last hot-key sample
@@ -203,7 +202,7 @@ func newSession(c *Cluster, nc net.Conn) *session {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	s := &session{c: c, nc: nc, id: c.nextID.Add(1), authed: len(c.opts.Users) == 0}
+	s := &session{c: c, nc: nc, id: c.nextID.Add(1)}
 	if s.raw = rawio.New(nc); s.raw != nil {
 		// Blocking until a loop takes the session (clientReader).
 		s.rw, s.src = s.raw, clientReader{raw: s.raw, block: true}
@@ -213,6 +212,7 @@ func newSession(c *Cluster, nc net.Conn) *session {
 		s.rd = resp.NewReader(nc, readBufSize)
 	}
 	s.watchIdle()
+	s.setAuthed(len(c.opts.Users) == 0)
 	s.pend.init(nil)
 	s.window = 1 // grown by pace as replies prove small
 	// Sessions start at different points of the sampling period, so that short-lived clients
@@ -240,6 +240,7 @@ func (s *session) serveFrom(resume func() bool) (looped bool) {
 	}
 	for !s.quit {
 		s.releaseDed()
+		s.releaseInput()
 		if s.backToLoop() {
 			return true
 		}
@@ -502,7 +503,6 @@ func (s *session) nextSlot() *slot {
 	if s.n == len(s.slots) {
 		sl := &slot{}
 		sl.main.req.Bind(&s.pend)
-		sl.main.ask.Bind(&s.pend)
 		s.slots = append(s.slots, sl)
 	}
 	sl := s.slots[s.n]
