@@ -166,9 +166,14 @@ type Cluster struct {
 	nextID   atomic.Uint64
 	wg       sync.WaitGroup
 	retiring map[*pool]*time.Timer // pools no table names any more, closed after RetireGrace
-	// fdShare, when > 0, is the cluster's client limit under the process's open-file limit
-	// (Server.budgetLocked); it takes the place of MaxConnections (see clientLimit).
+	// fdShare, when > 0, is the cluster's share of the process's open-file limit
+	// (Server.budgetLocked): the bound on held, besides MaxConnections on clients (fdshare.go).
 	fdShare atomic.Int64
+	// held counts the descriptors the cluster's clients hold: each client connection, and
+	// each backend connection dialled for one client alone (dedicated, subscription, SCRIPT
+	// KILL's), pooled idle ones included; dedHeld counts those backend connections alone.
+	held, dedHeld atomic.Int64
+	fdFullLog     fdFullLog // one log line when the share runs out, not one per refusal
 }
 
 // NewCluster returns a cluster that has no table yet; requests wait for the first Update.
@@ -436,7 +441,7 @@ func (c *Cluster) Serve() error {
 			nc.Close()
 			return nil
 		}
-		if max := c.clientLimit(); max > 0 && len(c.sessions) >= max {
+		if (c.opts.MaxConnections > 0 && len(c.sessions) >= c.opts.MaxConnections) || !c.takeFD() {
 			c.mu.Unlock()
 			c.metrics.inc(c.metrics.refused)
 			_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
@@ -516,6 +521,7 @@ func (c *Cluster) forget(s *session) {
 	c.mu.Lock()
 	delete(c.sessions, s)
 	c.mu.Unlock()
+	c.held.Add(-1) // taken at accept (takeFD)
 	c.metrics.clientClosed()
 	c.wg.Done()
 }
