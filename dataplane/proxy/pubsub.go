@@ -220,7 +220,7 @@ type psBackoff struct {
 type psLink struct {
 	addr string
 	nc   net.Conn
-	hold *fdHold // its descriptor in the cluster's share: close gives it back
+	hold *fdHold            // its descriptor in the cluster's share: close gives it back
 	subs [3]map[string]bool // session goroutine only
 	wbuf []byte
 
