@@ -528,12 +528,6 @@ var testPanicHook func(args [][]byte)
 func (s *session) handle(cmd *resp.Command) {
 	sl := s.nextSlot()
 	args := cmd.Args
-	if s.c.slow.Load() != nil {
-		if sl.raw = cmd.Raw; sl.raw == nil {
-			sl.rawBuf = resp.AppendCommand(sl.rawBuf[:0], args...)
-			sl.raw = sl.rawBuf
-		}
-	}
 	spec := command.Lookup(args[0])
 	s.c.metrics.request(spec)
 	if spec == nil && !s.authed {
@@ -559,6 +553,14 @@ func (s *session) handle(cmd *resp.Command) {
 	}
 	if s.user != nil && !s.permitted(sl, spec, args) {
 		return
+	}
+	// The slow log records what runs: not the commands refused above (unknown, before AUTH,
+	// wrong arity, not permitted), which Redis refuses before it runs them and does not log.
+	if s.c.slow.Load() != nil {
+		if sl.raw = cmd.Raw; sl.raw == nil {
+			sl.rawBuf = resp.AppendCommand(sl.rawBuf[:0], args...)
+			sl.raw = sl.rawBuf
+		}
 	}
 	if s.tx.active && s.queue(sl, spec, cmd) {
 		return
