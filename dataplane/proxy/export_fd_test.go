@@ -28,3 +28,10 @@ func FDHeld(s *Server, cluster string) (held, backend int) {
 	}
 	return int(c.held.Load()), int(c.dedHeld.Load())
 }
+
+// HeldFDs is what c counts in its descriptor share: client connections plus the backend
+// connections held for single clients, and those backend connections alone.
+func HeldFDs(c *Cluster) (held, backend int64) { return c.held.Load(), c.dedHeld.Load() }
+
+// SetFDShare sets c's share of the open-file limit, as the Server's budget would.
+func SetFDShare(c *Cluster, n int) { c.fdShare.Store(int64(n)) }

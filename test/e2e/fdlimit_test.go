@@ -307,8 +307,9 @@ func TestHeldBackendConnectionsStayInTheShare(t *testing.T) {
 		t.Fatalf("BLPOP on cluster b: %v, want a nil reply", err)
 	}
 
-	// Served BLPOPs leave their connections idle in a's pool, still counted; a new BLPOP
-	// closes one of them to make room rather than being refused.
+	// Served BLPOPs leave their connections idle in a's pool, still counted: a is full. A new
+	// client closes one of them to make room rather than being refused, and a new BLPOP takes
+	// one of the others.
 	if _, err := backendA.Do("RPUSH", "fd:q", "1", "2", "3", "4", "5"); err != nil {
 		t.Fatal(err)
 	}
@@ -321,22 +322,28 @@ func TestHeldBackendConnectionsStayInTheShare(t *testing.T) {
 	if got := infoField(last, "clients", "dedicated_connections"); got != strconv.Itoa(room) {
 		t.Fatalf("a's INFO with 5 idle pooled: dedicated_connections:%s, want %d", got, room)
 	}
+	late := redistest.DialRaw(t, addrA)
+	if v, err := late.Do("PING"); err != nil || v != "PONG" {
+		t.Fatalf("a new client of a with idle pooled connections: %q, %v", v, err)
+	}
+	if got := infoField(last, "clients", "dedicated_connections"); got != strconv.Itoa(room-1) {
+		t.Fatalf("a's INFO after a new client: dedicated_connections:%s, want %d", got, room-1)
+	}
 	clients[room].Send("BLPOP", "fd:q", "0")
-	eventually("a BLPOP blocked in the idle connections' room", func() bool { return blocked() == "1" })
-	if got := infoField(last, "clients", "dedicated_connections"); got != strconv.Itoa(room) {
-		t.Fatalf("a's INFO: dedicated_connections:%s, want %d", got, room)
+	eventually("a BLPOP blocked on a pooled connection", func() bool { return blocked() == "1" })
+	if got := infoField(last, "clients", "dedicated_connections"); got != strconv.Itoa(room-1) {
+		t.Fatalf("a's INFO: dedicated_connections:%s, want %d", got, room-1)
 	}
 
-	// a's clients leave (a blocked one's connection is closed with it): nothing stays held
-	// but the idle pooled connections, which a dial-free count shows.
+	// a's clients leave (a blocked one's connection is closed with it, a subscriber's too):
+	// nothing stays held but the 3 idle pooled connections, until they expire.
 	for _, c := range clients[:len(clients)-1] {
 		c.Close()
 	}
+	late.Close()
 	eventually("a's clients gone", func() bool { return infoField(last, "clients", "connected_clients") == "1" })
 	eventually("a's subscription connections closed", func() bool { return blocked() == "0" && countSubscribers(t, backendA) == 0 })
-	if got := infoField(last, "clients", "dedicated_connections"); got != "4" {
-		t.Fatalf("a's INFO after the flood: dedicated_connections:%s, want the 4 idle pooled", got)
-	}
+	eventually("a holds only its 3 idle pooled connections", func() bool { return infoField(last, "clients", "dedicated_connections") == "3" })
 	if containsLog(a, "accept failing") {
 		t.Errorf("asterd ran out of descriptors: its log has accept failures")
 	}
