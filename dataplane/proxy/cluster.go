@@ -435,14 +435,23 @@ func (c *Cluster) Serve() error {
 		}
 		delay = 0
 		s := newSession(c, nc)
+		// The client's descriptor in the share first, without c.mu: making room closes idle
+		// pooled connections, and closing a TLS one writes.
+		room := c.takeFD()
 		c.mu.Lock()
 		if c.closed {
 			c.mu.Unlock()
+			if room {
+				c.held.Add(-1)
+			}
 			nc.Close()
 			return nil
 		}
-		if (c.opts.MaxConnections > 0 && len(c.sessions) >= c.opts.MaxConnections) || !c.takeFD() {
+		if !room || (c.opts.MaxConnections > 0 && len(c.sessions) >= c.opts.MaxConnections) {
 			c.mu.Unlock()
+			if room {
+				c.held.Add(-1)
+			}
 			c.metrics.inc(c.metrics.refused)
 			_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
 			_, _ = nc.Write(maxClientsReply)

@@ -48,7 +48,8 @@ func (h *fdHold) release() {
 // errNoFDs when the share has no room left even after closing the idle pooled connections.
 func (c *Cluster) holdFD() (*fdHold, error) {
 	if !c.takeFD() {
-		c.metrics.inc(c.metrics.refused)
+		// Not counted in the request metrics here: a subscription waiting for room retries
+		// in the background (pubsub reconcile), and would count every retry.
 		c.fdFullLog.refused(c)
 		return nil, fmt.Errorf("%w: cluster %s has no file descriptors left in its share for this client's own backend connection",
 			errNoFDs, c.opts.Name)
