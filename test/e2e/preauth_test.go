@@ -80,10 +80,19 @@ tls_ca_file = `+strconv.Quote(certs.CAFile)+`
 				defer nc.Close()
 				_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
 				if _, err := io.WriteString(nc, c.send); err != nil {
-					t.Fatal(err)
+					if !c.closed {
+						t.Fatal(err)
+					}
+					// The server refused at the header and closed while the rest was still
+					// being sent (redis-server does the same): the write fails, and the
+					// error line may have been overtaken by the reset.
+					t.Logf("write after the refusal: %v", err)
 				}
 				br := bufio.NewReader(nc)
 				line, err := br.ReadString('\n')
+				if c.closed && line == "" && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
+					return
+				}
 				if got := strings.TrimSuffix(line, "\r\n"); got != c.first {
 					t.Fatalf("got %q (%v), want %q", got, err, c.first)
 				}
