@@ -459,6 +459,22 @@ func (p *pinger) loop(ctx context.Context, fails int, pace func(fails int) time.
 // ping sends one PING and expects +PONG within the timeout. Any failure closes the
 // connection, so that the next ping starts on a fresh one rather than reading a late reply.
 func (p *pinger) ping(ctx context.Context) error {
+	reused := p.conn != nil
+	err := p.try(ctx)
+	// A connection that idled between pings may have been closed by the server (Redis's
+	// `timeout`) or something in between, or the node restarted: that says nothing about
+	// whether the node answers now, so one fresh connection decides. Not after a timeout: a
+	// hung node must not get twice the time to be found DOWN.
+	var ce *connError
+	if reused && errors.As(err, &ce) && !isTimeout(err) && ctx.Err() == nil {
+		err = p.try(ctx)
+	}
+	return err
+}
+
+// try dials when there is no connection, then sends one PING; any failure drops the
+// connection.
+func (p *pinger) try(ctx context.Context) error {
 	if p.conn == nil {
 		d := net.Dialer{Timeout: p.timeout}
 		conn, err := d.DialContext(ctx, "tcp", p.addr)
@@ -500,6 +516,17 @@ func (p *pinger) ping(ctx context.Context) error {
 	return err
 }
 
+// connError is a failure to write to or read from the ping connection (not a wrong reply).
+type connError struct{ err error }
+
+func (e *connError) Error() string { return e.err.Error() }
+func (e *connError) Unwrap() error { return e.err }
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 func (p *pinger) exchange(ctx context.Context) error {
 	return p.roundTrip(ctx, pingCmd, pongLine, "ping")
 }
@@ -515,14 +542,14 @@ func (p *pinger) roundTrip(ctx context.Context, cmd, want []byte, what string) e
 		return err
 	}
 	if _, err := p.conn.Write(cmd); err != nil {
-		return fmt.Errorf("%s %s: write: %w", what, p.addr, err)
+		return &connError{fmt.Errorf("%s %s: write: %w", what, p.addr, err)}
 	}
 	line, err := p.rd.ReadSlice('\n')
 	switch {
 	case errors.Is(err, bufio.ErrBufferFull):
 		return fmt.Errorf("%s %s: reply %q... is not %s", what, p.addr, line, bytes.TrimSpace(want))
 	case err != nil:
-		return fmt.Errorf("%s %s: read reply: %w", what, p.addr, err)
+		return &connError{fmt.Errorf("%s %s: read reply: %w", what, p.addr, err)}
 	case !bytes.Equal(line, want):
 		return fmt.Errorf("%s %s: reply %q is not %s", what, p.addr, bytes.TrimRight(line, "\r\n"), bytes.TrimSpace(want))
 	}

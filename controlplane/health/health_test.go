@@ -657,3 +657,25 @@ func TestStartsEjected(t *testing.T) {
 		t.Fatalf("dead node: OnChange calls %q, want none", got)
 	}
 }
+
+// TestIdleConnectionClosed: a server that closes idle connections between two pings (Redis's
+// `timeout`) is not DOWN: a ping that finds its connection closed tries once on a fresh one.
+func TestIdleConnectionClosed(t *testing.T) {
+	s := redistest.Start(t, "--timeout", "1")
+	var downs sync.Map
+	cfg := Config{Cluster: "c1", Nodes: []string{s.Addr}, Interval: 2500 * time.Millisecond,
+		OnState: func(h NodeHealth) { downs.Store(h.Since, h) }}
+	h := start(t, cfg)
+	before := connectionsReceived(t, s)
+	time.Sleep(6 * time.Second) // two pings, each after Redis closed the connection
+	if opened := connectionsReceived(t, s) - before - 1; opened < 1 {
+		t.Fatalf("%d new ping connections: the server did not close idle ones, the test proves nothing", opened)
+	}
+	downs.Range(func(_, v any) bool {
+		t.Errorf("state changed: %+v", v)
+		return true
+	})
+	if st, _ := h.checker.State(s.Addr); st.State != Up || st.LastError != "" {
+		t.Errorf("node %+v, want UP without an error", st)
+	}
+}
