@@ -679,3 +679,25 @@ func TestIdleConnectionClosed(t *testing.T) {
 		t.Errorf("node %+v, want UP without an error", st)
 	}
 }
+
+// TestTLSFailureIsDown: a node whose TLS handshake fails — an untrusted certificate, or a
+// server that does not speak TLS at all — is DOWN with the handshake error; one that TLS
+// verifies is UP.
+func TestTLSFailureIsDown(t *testing.T) {
+	certs, other := redistest.GenCerts(t), redistest.GenCerts(t)
+	good := redistest.StartTLS(t, certs)
+	untrusted := redistest.StartTLS(t, other)
+	plain := redistest.Start(t)
+	h := start(t, Config{Cluster: "c1", Nodes: []string{good.Addr, untrusted.Addr, plain.Addr},
+		Interval: interval, TLS: certs.ClientTLS(t, false)})
+	for _, addr := range []string{untrusted.Addr, plain.Addr} {
+		waitFor(t, addr+" DOWN", stateIs(h.checker, addr, Down))
+		if st, _ := h.checker.State(addr); !strings.Contains(st.LastError, "TLS handshake with "+addr) {
+			t.Errorf("%s: last error %q, want the TLS handshake's", addr, st.LastError)
+		}
+	}
+	time.Sleep(5 * interval) // the verified node's pings succeed meanwhile
+	if st, _ := h.checker.State(good.Addr); st.State != Up || st.LastError != "" {
+		t.Errorf("verified node: %+v", st)
+	}
+}
