@@ -154,24 +154,30 @@ func New(cfg Config) *Checker {
 		wake:   make(chan struct{}, 1),
 	}
 	c.nodes = sortedSet(cfg.Nodes)
+	prev := make(map[string]NodeHealth, len(cfg.Previous))
+	for _, p := range cfg.Previous {
+		prev[p.Addr] = p
+	}
+	ejected := make(map[string]bool, len(cfg.Ejected))
+	for _, a := range cfg.Ejected {
+		ejected[a] = cfg.FailLimit > 0 // nothing would restore it with ejection off
+	}
 	now := time.Now()
 	for _, a := range c.nodes {
 		s := &NodeHealth{Addr: a, State: Up, Since: now}
-		if i := slices.IndexFunc(cfg.Previous, func(p NodeHealth) bool { return p.Addr == a }); i >= 0 {
-			*s = cfg.Previous[i]
-			if s.State == Ejected {
-				s.State = Down // unless Ejected says otherwise, below
-			}
+		p, known := prev[a]
+		if known {
+			*s = p
 		}
-		if cfg.FailLimit > 0 && slices.Contains(cfg.Ejected, a) {
+		switch {
+		case ejected[a]:
 			if s.State != Ejected {
-				s.State = Ejected
-				if i := slices.IndexFunc(cfg.Previous, func(p NodeHealth) bool { return p.Addr == a && p.State == Ejected }); i < 0 {
-					s.Since = now
-				}
+				s.State, s.Since = Ejected, now
 			}
 			s.Fails = max(s.Fails, cfg.FailLimit)
 			c.ejected = append(c.ejected, a)
+		case s.State == Ejected:
+			s.State = Down // ejected no longer: failing still, in the ring
 		}
 		c.states[a] = s
 	}
@@ -224,13 +230,15 @@ func (c *Checker) SetNodes(addrs []string) {
 		return
 	}
 	now := time.Now()
+	keep := make(map[string]bool, len(nodes))
 	for _, a := range nodes {
+		keep[a] = true
 		if c.states[a] == nil {
 			c.states[a] = &NodeHealth{Addr: a, State: Up, Since: now}
 		}
 	}
 	for _, a := range c.nodes {
-		if !slices.Contains(nodes, a) {
+		if !keep[a] {
 			delete(c.states, a)
 		}
 	}
