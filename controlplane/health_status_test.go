@@ -49,7 +49,7 @@ listen_addr = "127.0.0.1:7000"
 cache_type = "redis"
 servers = ["%s:1 live", "%s:1 dead"]
 ping_fail_limit = %d
-ping_interval = 50
+ping_interval = 200
 slowlog_max_len = %d
 `, live.Addr, dead.Addr, failLimit, slowlogLen), "test.toml")
 		if err != nil {
@@ -105,7 +105,7 @@ slowlog_max_len = %d
 		t.Errorf("after the reload: %+v; want DOWN since %v still", after, down.Since)
 	}
 	waitUntil(t, "more failed pings by the new checker", func() bool { return node(dead.Addr).FailedPings > after.FailedPings+2 })
-	if n := strings.Count(logs.String(), "node down"); n != 1 {
+	if n := countLines(logs.String(), "node down", "node="+dead.Addr); n != 1 {
 		t.Errorf("%d 'node down' lines, want 1 across the reload:\n%s", n, logs)
 	}
 
@@ -128,7 +128,22 @@ slowlog_max_len = %d
 	waitUntil(t, "no serving node", func() bool { st, _ := cp.Cluster("cache"); return !st.Serving() })
 	dead.Restart()
 	waitUntil(t, "UP again", func() bool { return node(dead.Addr).State == controlplane.StateUp })
-	if n := strings.Count(logs.String(), "node up"); n != 1 {
+	if n := countLines(logs.String(), "node up", "node="+dead.Addr); n != 1 {
 		t.Errorf("%d 'node up' lines, want 1:\n%s", n, logs)
 	}
+}
+
+// countLines counts the lines of log that hold every one of parts.
+func countLines(log string, parts ...string) int {
+	n := 0
+	for _, l := range strings.Split(log, "\n") {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(l, p)
+		}
+		if all {
+			n++
+		}
+	}
+	return n
 }

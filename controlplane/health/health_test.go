@@ -242,7 +242,8 @@ func TestFailLimit(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := redistest.Start(t)
 			before := connectionsReceived(t, s)
-			h := start(t, Config{Cluster: "c1", Nodes: []string{s.Addr}, Interval: interval, FailLimit: tt.failLimit})
+			// A long timeout: a slow reply on a busy machine must not make the checker redial.
+			h := start(t, Config{Cluster: "c1", Nodes: []string{s.Addr}, Interval: interval, Timeout: 5 * time.Second, FailLimit: tt.failLimit})
 			time.Sleep(6 * interval)
 			// Count while the checker is still running, so its connection is in.
 			if opened := connectionsReceived(t, s) - before - 1; opened != 1 {
@@ -443,7 +444,7 @@ func TestSetNodes(t *testing.T) {
 	if _, ok := h.checker.State(s.Addr); ok {
 		t.Errorf("removed node still has a state")
 	}
-	time.Sleep(5 * interval) // its pinger stops
+	time.Sleep(20 * interval) // its pinger stops
 	c0, _ := s.CommandStats(t, "ping")
 	time.Sleep(10 * interval)
 	if c1, _ := s.CommandStats(t, "ping"); c1 != c0 {
@@ -689,7 +690,7 @@ func TestTLSFailureIsDown(t *testing.T) {
 	untrusted := redistest.StartTLS(t, other)
 	plain := redistest.Start(t)
 	h := start(t, Config{Cluster: "c1", Nodes: []string{good.Addr, untrusted.Addr, plain.Addr},
-		Interval: interval, TLS: certs.ClientTLS(t, false)})
+		Interval: interval, Timeout: 5 * time.Second, TLS: certs.ClientTLS(t, false)}) // a busy machine's handshake may take a while
 	for _, addr := range []string{untrusted.Addr, plain.Addr} {
 		waitFor(t, addr+" DOWN", stateIs(h.checker, addr, Down))
 		if st, _ := h.checker.State(addr); !strings.Contains(st.LastError, "TLS handshake with "+addr) {

@@ -334,7 +334,7 @@ listen_addr = "127.0.0.1:`+strconv.Itoa(redistest.FreePort(t))+`"
 cache_type = "redis"
 servers = `+serverList(servers[2:], ones(1), false)+`
 ping_fail_limit = 2
-ping_interval = 200
+ping_interval = 1000
 `)
 	readyz := func() (int, string) { return httpGet(t, "http://"+metricsAddr+"/readyz") }
 	waitReady := func(want int) string {
