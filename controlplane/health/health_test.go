@@ -195,10 +195,10 @@ func TestEjectAndRestore(t *testing.T) {
 			if n := strings.Count(logs, "node ejected"); n != 1 {
 				t.Errorf("%d ejection log lines, want 1", n)
 			}
-			if n := strings.Count(logs, "node up"); n != 1 {
+			if n := lines(logs, "node up", "node="+bad.Addr); n != 1 {
 				t.Errorf("%d 'node up' log lines, want 1", n)
 			}
-			if n := strings.Count(logs, "node down"); n != 1 {
+			if n := lines(logs, "node down", "node="+bad.Addr); n != 1 {
 				t.Errorf("%d 'node down' log lines, want 1 (DOWN at the first failure, before the ejection)", n)
 			}
 			if !strings.Contains(logs, "cluster=c1") || !strings.Contains(logs, "node="+bad.Addr) {
@@ -701,4 +701,19 @@ func TestTLSFailureIsDown(t *testing.T) {
 	if st, _ := h.checker.State(good.Addr); st.State != Up || st.LastError != "" {
 		t.Errorf("verified node: %+v", st)
 	}
+}
+
+// lines counts the lines of log that hold every one of parts.
+func lines(log string, parts ...string) int {
+	n := 0
+	for _, l := range strings.Split(log, "\n") {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(l, p)
+		}
+		if all {
+			n++
+		}
+	}
+	return n
 }
