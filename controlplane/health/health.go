@@ -506,7 +506,9 @@ func (p *pinger) try(ctx context.Context) error {
 			return ctx.Err()
 		}
 		if p.rd == nil {
-			p.rd = bufio.NewReaderSize(conn, 64)
+			// Room for a whole Redis error line (-WRONGPASS ... is 66 bytes), so the node's
+			// error reads in full; a longer reply line is cut there, never buffered further.
+			p.rd = bufio.NewReaderSize(conn, 256)
 		} else {
 			p.rd.Reset(conn)
 		}

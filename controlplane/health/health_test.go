@@ -717,3 +717,19 @@ func lines(log string, parts ...string) int {
 	}
 	return n
 }
+
+// TestWrongPasswordError: a node that refuses the password is DOWN with the server's whole
+// error line, and the password is nowhere in the state or the log.
+func TestWrongPasswordError(t *testing.T) {
+	s := redistest.Start(t, "--requirepass", "right-pw")
+	h := start(t, Config{Cluster: "c1", Nodes: []string{s.Addr}, Interval: interval, Timeout: 5 * time.Second, Password: "wrong-pw"})
+	waitFor(t, "DOWN", stateIs(h.checker, s.Addr, Down))
+	st, _ := h.checker.State(s.Addr)
+	if want := `reply "-WRONGPASS invalid username-password pair or user is disabled." is not +OK`; !strings.Contains(st.LastError, want) {
+		t.Errorf("last error %q, want it to hold %q", st.LastError, want)
+	}
+	h.stop()
+	if strings.Contains(fmt.Sprint(st), "wrong-pw") || strings.Contains(h.logs.String(), "wrong-pw") {
+		t.Errorf("the password shows: %+v\n%s", st, h.logs)
+	}
+}
