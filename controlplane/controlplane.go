@@ -103,10 +103,16 @@ type cluster struct {
 	cancel  context.CancelFunc
 
 	// guarded by ControlPlane.mu
-	healthEjected map[string]string // addr → why, from the health checker
-	operator      map[string]string // addr → reason, from an operator: holds until restored
+	healthEjected map[string]string   // addr → why, from the health checker
+	operator      map[string]ejection // addr → why and since when, from an operator: holds until restored
 	table         *route.Table
 	lastRefresh   time.Time
+
+	// checker pings every node (standalone: the servers; redis_cluster: the slot map's
+	// masters and replicas) while Run runs; nil before. prevHealth are the states of the
+	// checker of the cluster this one replaces (a reload), handed to its own checker.
+	checker    *health.Checker
+	prevHealth []health.NodeHealth
 }
 
 // New builds the first snapshot from cfg and hands it to sink, so that the data plane can
@@ -146,7 +152,10 @@ func (cp *ControlPlane) newCluster(cc config.Cluster) (*cluster, error) {
 	}
 	c := &cluster{
 		cfg: cc, hash: hash, log: cp.log.With("cluster", cc.Name),
-		healthEjected: map[string]string{}, operator: map[string]string{},
+		healthEjected: map[string]string{}, operator: map[string]ejection{},
+	}
+	if prev, err := cp.findLocked(cc.Name); err == nil && prev.checker != nil {
+		c.prevHealth = prev.checker.States() // a reload: node states outlive the rebuild
 	}
 	if cc.CacheType == config.CacheRedisCluster {
 		seeds := make([]string, len(cc.Servers))
@@ -298,31 +307,63 @@ func (cp *ControlPlane) startLocked(c *cluster) {
 			defer cp.wg.Done()
 			c.fetcher.Run(ctx)
 		}()
-		return
 	}
-	if c.cfg.PingFailLimit <= 0 {
-		return
-	}
-	addrs := make([]string, len(c.cfg.Servers))
-	for i, s := range c.cfg.Servers {
-		addrs[i] = s.Addr
-	}
+	cp.startHealthLocked(ctx, c)
+}
+
+// startHealthLocked starts the pings of every node of c, whatever ping_fail_limit says: it
+// decides only whether a DOWN node leaves the ring. A Redis Cluster's nodes are never ejected
+// (the cluster's own failover decides who serves); their set follows the slot map. cp.mu must
+// be held.
+func (cp *ControlPlane) startHealthLocked(ctx context.Context, c *cluster) {
 	user, pass := backendCredentials(c.cfg)
-	var ejected []string
-	for a := range c.healthEjected {
-		ejected = append(ejected, a)
+	hc := health.Config{
+		Cluster: c.cfg.Name, Interval: c.cfg.PingInterval, SuccInterval: c.cfg.PingSuccInterval,
+		Logger: cp.log, Username: user, Password: pass, TLS: backendTLS(c.cfg),
+		Previous: c.prevHealth,
 	}
-	chk := health.New(health.Config{
-		Cluster: c.cfg.Name, Nodes: addrs, Interval: c.cfg.PingInterval, SuccInterval: c.cfg.PingSuccInterval,
-		FailLimit: c.cfg.PingFailLimit, Logger: cp.log, Username: user, Password: pass,
-		TLS: backendTLS(c.cfg), Ejected: ejected,
-		OnChange: func(ejected []string) { cp.healthChanged(c, ejected) },
-	})
+	if c.fetcher != nil {
+		hc.Nodes = c.topologyNodes()
+		// A node that stops answering is worth a fresh look at the topology at once: it may be
+		// a master about to be replaced. Hints coalesce and never block.
+		hc.OnState = func(h health.NodeHealth) {
+			if h.State != health.Up {
+				c.fetcher.Hint()
+			}
+		}
+	} else {
+		for _, s := range c.cfg.Servers {
+			hc.Nodes = append(hc.Nodes, s.Addr)
+		}
+		hc.FailLimit = c.cfg.PingFailLimit
+		for a := range c.healthEjected {
+			hc.Ejected = append(hc.Ejected, a)
+		}
+		hc.OnChange = func(ejected []string) { cp.healthChanged(c, ejected) }
+	}
+	chk := health.New(hc)
+	c.checker, c.prevHealth = chk, nil
 	cp.wg.Add(1)
 	go func() {
 		defer cp.wg.Done()
 		chk.Run(ctx)
 	}()
+}
+
+// topologyNodes are the nodes of a Redis Cluster to ping: every master and replica of the
+// slot map in force, or the seeds while there is none.
+func (c *cluster) topologyNodes() []string {
+	var addrs []string
+	if c.table != nil && c.table.Slots != nil {
+		for _, n := range c.table.Slots.Nodes() {
+			addrs = append(addrs, n.Addr)
+		}
+		return addrs
+	}
+	for _, s := range c.cfg.Servers {
+		addrs = append(addrs, s.Addr)
+	}
+	return addrs
 }
 
 // stopLocked ends c's background loops. cp.mu must be held.
@@ -365,6 +406,9 @@ func (cp *ControlPlane) slotsChanged(c *cluster, m *route.SlotMap) {
 	cp.version++
 	c.table = &route.Table{Version: cp.version, Slots: m}
 	c.lastRefresh = time.Now()
+	if c.checker != nil {
+		c.checker.SetNodes(c.topologyNodes())
+	}
 	var masters []string
 	for _, r := range m.Ranges() {
 		if !slices.Contains(masters, r.Master.Addr) {
@@ -410,6 +454,12 @@ func (cp *ControlPlane) findLocked(name string) (*cluster, error) {
 	return nil, fmt.Errorf("cluster %q: %w", name, ErrNotFound)
 }
 
+// ejection is an operator's eject of a node: why, and since when.
+type ejection struct {
+	reason string
+	since  time.Time
+}
+
 // nodeAddr resolves an alias or host:port of c's servers to the address.
 func (c *cluster) nodeAddr(node string) (string, error) {
 	for _, s := range c.cfg.Servers {
@@ -427,10 +477,13 @@ func (cp *ControlPlane) Eject(clusterName, node, reason string) (NodeStatus, err
 		if reason == "" {
 			reason = "ejected by operator"
 		}
-		if _, already := c.operator[addr]; !already {
+		since := time.Now()
+		if prev, already := c.operator[addr]; !already {
 			cp.metrics.NodeEjected(c.cfg.Name, addr, EjectedByOperator)
+		} else {
+			since = prev.since
 		}
-		c.operator[addr] = reason
+		c.operator[addr] = ejection{reason: reason, since: since}
 		c.log.Warn("node ejected by operator", "node", addr, "reason", reason)
 	})
 }

@@ -7,10 +7,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/aster-proxy/aster/controlplane/config"
 )
 
 // HandlerOptions configures Handler.
@@ -65,6 +68,31 @@ func (m *Metrics) Handler(opts HandlerOptions) http.Handler {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	return mux
+}
+
+// ClustersReady returns nil when every cluster src holds can serve, else an error naming each
+// one that cannot, and why: it has no routing table yet (a Redis Cluster before its first slot
+// map), or no node that serves (controlplane.ClusterStatus.Serving: every node DOWN or
+// EJECTED; in Redis Cluster mode, every slot-serving master DOWN). It backs /readyz, which
+// answers 503 with that error.
+func ClustersReady(src ClusterSource) error {
+	var why []string
+	for _, c := range src.Clusters() {
+		switch {
+		case c.TableVersion == 0:
+			why = append(why, fmt.Sprintf("cluster %q has no routing table yet", c.Name))
+		case !c.Serving():
+			what := "every node is down or ejected"
+			if c.CacheType == config.CacheRedisCluster {
+				what = "every master is down"
+			}
+			why = append(why, fmt.Sprintf("cluster %q has no serving node: %s", c.Name, what))
+		}
+	}
+	if len(why) > 0 {
+		return errors.New(strings.Join(why, "; "))
+	}
+	return nil
 }
 
 // hclogPrinter adapts a Logger to promhttp.Logger.

@@ -466,3 +466,66 @@ func TestOpenMetricsFamiliesUnique(t *testing.T) {
 		t.Logf("scrape:\n%s", body)
 	}
 }
+
+// clusters is a ClusterSource of fixed statuses.
+type clusters []controlplane.ClusterStatus
+
+func (c clusters) Clusters() []controlplane.ClusterStatus { return c }
+
+// TestClustersReady: not ready exactly while some cluster has no table or no serving node,
+// naming each such cluster; a cluster with one serving node is ready.
+func TestClustersReady(t *testing.T) {
+	node := func(addr, role, state string, slots ...[2]uint16) controlplane.NodeStatus {
+		return controlplane.NodeStatus{Addr: addr, Role: role, State: state, Slots: slots}
+	}
+	const up, down, out = controlplane.StateUp, controlplane.StateDown, controlplane.StateEjected
+	const rn, rm, rr = controlplane.RoleNode, controlplane.RoleMaster, controlplane.RoleReplica
+	plain := func(name string, nodes ...controlplane.NodeStatus) controlplane.ClusterStatus {
+		return controlplane.ClusterStatus{Name: name, CacheType: config.CacheRedis, TableVersion: 3, Nodes: nodes}
+	}
+	slotted := func(name string, nodes ...controlplane.NodeStatus) controlplane.ClusterStatus {
+		return controlplane.ClusterStatus{Name: name, CacheType: config.CacheRedisCluster, TableVersion: 3, Nodes: nodes}
+	}
+	all := [2]uint16{0, 16383}
+	for _, tt := range []struct {
+		name string
+		src  clusters
+		want []string // substrings of the error; none: ready
+	}{
+		{"all up", clusters{plain("a", node("n1", rn, up, all), node("n2", rn, up))}, nil},
+		{"one of two down", clusters{plain("a", node("n1", rn, down), node("n2", rn, up))}, nil},
+		{"one down, one ejected", clusters{plain("a", node("n1", rn, down), node("n2", rn, out))},
+			[]string{`cluster "a" has no serving node: every node is down or ejected`}},
+		{"only the broken cluster named", clusters{plain("ok", node("n1", rn, up)), plain("bad", node("n2", rn, down))},
+			[]string{`cluster "bad"`}},
+		{"two broken clusters both named", clusters{plain("b1", node("n1", rn, down)), plain("b2", node("n2", rn, out))},
+			[]string{`cluster "b1"`, `cluster "b2"`}},
+		{"no table yet", clusters{{Name: "rc", CacheType: config.CacheRedisCluster}}, []string{`cluster "rc" has no routing table yet`}},
+		{"cluster: one master down", clusters{slotted("rc",
+			node("m1", rm, down, [2]uint16{0, 8000}), node("m2", rm, up, [2]uint16{8001, 16383}), node("r1", rr, up))}, nil},
+		{"cluster: every master down, replicas up", clusters{slotted("rc",
+			node("m1", rm, down, [2]uint16{0, 8000}), node("m2", rm, down, [2]uint16{8001, 16383}), node("r1", rr, up))},
+			[]string{`cluster "rc" has no serving node: every master is down`}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := ClustersReady(tt.src)
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("not ready: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("ready")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%q lacks %q", err, w)
+				}
+			}
+			if tt.name == "only the broken cluster named" && strings.Contains(err.Error(), `"ok"`) {
+				t.Errorf("%q names a serving cluster", err)
+			}
+		})
+	}
+}

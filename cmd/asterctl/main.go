@@ -38,6 +38,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	asterv1 "github.com/aster-proxy/aster/gen/aster/v1"
 	"github.com/aster-proxy/aster/internal/bearer"
@@ -526,10 +527,10 @@ func printCluster(w io.Writer, c *asterv1.Cluster) {
 
 func printNodes(w io.Writer, nodes ...*asterv1.Node) {
 	tw := newTable(w)
-	fmt.Fprintln(tw, "ADDRESS\tALIAS\tWEIGHT\tROLE\tSTATE\tSET-BY\tREASON\tSLOTS")
+	fmt.Fprintln(tw, "ADDRESS\tALIAS\tWEIGHT\tROLE\tSTATE\tSINCE\tSET-BY\tREASON\tSLOTS")
 	for _, n := range nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", cell(n.GetAddress()), cell(n.GetAlias()), n.GetWeight(),
-			roleName(n.GetRole()), stateName(n.GetState()), cell(n.GetSetBy()), cell(n.GetReason()), slots(n.GetSlots()))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(n.GetAddress()), cell(n.GetAlias()), n.GetWeight(),
+			roleName(n.GetRole()), stateName(n.GetState()), timeCell(n.GetStateSince()), cell(n.GetSetBy()), cell(n.GetReason()), slots(n.GetSlots()))
 	}
 	tw.Flush()
 }
@@ -592,11 +593,14 @@ func listen(c *asterv1.Cluster) string {
 	return cell(c.GetListenAddr())
 }
 
-func refreshed(c *asterv1.Cluster) string {
-	if c.GetLastRefresh() == nil {
+func refreshed(c *asterv1.Cluster) string { return timeCell(c.GetLastRefresh()) }
+
+// timeCell renders a timestamp as RFC 3339 in UTC; "-" when unset.
+func timeCell(ts *timestamppb.Timestamp) string {
+	if ts == nil {
 		return "-"
 	}
-	return c.GetLastRefresh().AsTime().UTC().Format(time.RFC3339)
+	return ts.AsTime().UTC().Format(time.RFC3339)
 }
 
 func modeName(m asterv1.Mode) string {

@@ -162,7 +162,7 @@ func sampleCluster() *asterv1.Cluster {
 			{Address: "127.0.0.1:7002", Alias: "r2", Weight: 2, Role: asterv1.Role_ROLE_NODE, State: asterv1.NodeState_NODE_STATE_EJECTED,
 				SetBy: "operator", Reason: "disk\tfull"},
 			{Address: "127.0.0.1:7003", Weight: 1, Role: asterv1.Role_ROLE_NODE, State: asterv1.NodeState_NODE_STATE_DOWN,
-				SetBy: "health", Reason: "3 pings failed"},
+				SetBy: "health", Reason: "3 pings failed", StateSince: refresh, LastError: "3 pings failed", LastErrorTime: refresh, FailedPings: 3},
 		},
 	}
 }
@@ -199,10 +199,10 @@ Listen:         127.0.0.1:22121
 Table version:  7
 Last refresh:   2026-03-04T05:06:07Z
 
-ADDRESS         ALIAS  WEIGHT  ROLE  STATE    SET-BY    REASON          SLOTS
-127.0.0.1:7001  r1     1       node  UP       -         -               -
-127.0.0.1:7002  r2     2       node  EJECTED  operator  disk full       -
-127.0.0.1:7003  -      1       node  DOWN     health    3 pings failed  -
+ADDRESS         ALIAS  WEIGHT  ROLE  STATE    SINCE                 SET-BY    REASON          SLOTS
+127.0.0.1:7001  r1     1       node  UP       -                     -         -               -
+127.0.0.1:7002  r2     2       node  EJECTED  -                     operator  disk full       -
+127.0.0.1:7003  -      1       node  DOWN     2026-03-04T05:06:07Z  health    3 pings failed  -
 `},
 		{"show redis cluster", func(w *bytes.Buffer) { printCluster(w, slotCluster()) }, `Name:           rc
 Mode:           redis_cluster
@@ -210,12 +210,12 @@ Listen:         unix:/tmp/rc.sock
 Table version:  12
 Last refresh:   -
 
-ADDRESS        ALIAS  WEIGHT  ROLE     STATE  SET-BY  REASON  SLOTS
-10.0.0.1:7000  -      0       master   UP     -       -       0-5460,7000
-10.0.0.2:7000  -      0       replica  UP     -       -       -
+ADDRESS        ALIAS  WEIGHT  ROLE     STATE  SINCE  SET-BY  REASON  SLOTS
+10.0.0.1:7000  -      0       master   UP     -      -       -       0-5460,7000
+10.0.0.2:7000  -      0       replica  UP     -      -       -       -
 `},
-		{"node line", func(w *bytes.Buffer) { printNodes(w, sampleCluster().Nodes[1]) }, `ADDRESS         ALIAS  WEIGHT  ROLE  STATE    SET-BY    REASON     SLOTS
-127.0.0.1:7002  r2     2       node  EJECTED  operator  disk full  -
+		{"node line", func(w *bytes.Buffer) { printNodes(w, sampleCluster().Nodes[1]) }, `ADDRESS         ALIAS  WEIGHT  ROLE  STATE    SINCE  SET-BY    REASON     SLOTS
+127.0.0.1:7002  r2     2       node  EJECTED  -      operator  disk full  -
 `},
 		{"hotkeys", func(w *bytes.Buffer) {
 			printHotKeys(w, &asterv1.HotKeysResponse{Enabled: true, Keys: []*asterv1.HotKey{{Key: []byte("user:1"), Count: 4096}, {Key: []byte("a\tb"), Count: 32}}})
@@ -322,7 +322,7 @@ func TestCalls(t *testing.T) {
 		{"unimplemented", []string{"--addr", addr, "cluster", "reload"}, nil, 1, "-",
 			"", "asterctl: Unimplemented: method Reload not implemented\n"},
 		{"eject", []string{"--addr", addr, "cluster", "eject", "main", "r1", "--reason", "maint"}, nil, 0, "",
-			"127.0.0.1:7001  r1     1       node  EJECTED  operator  maint   -", ""},
+			"127.0.0.1:7001  r1     1       node  EJECTED  -      operator  maint   -", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -445,12 +445,11 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, controlOn
 	cpRef.Store(cp)
 	m.WatchControlPlane(cp)
 	// Ready: every configured cluster has a table (a Redis Cluster gets its first from a
-	// fetch) and, in-process, the data plane has a listener and a table for each.
+	// fetch) and a serving node, and, in-process, the data plane has a listener and a table
+	// for each.
 	ready := func() error {
-		for _, c := range cp.Clusters() {
-			if c.TableVersion == 0 {
-				return fmt.Errorf("cluster %q has no routing table yet", c.Name)
-			}
+		if err := metrics.ClustersReady(cp); err != nil {
+			return err
 		}
 		if dp != nil && !dp.Ready() {
 			return errNotServing

@@ -276,6 +276,13 @@ func nodeProto(n controlplane.NodeStatus) *asterv1.Node {
 	for _, r := range n.Slots {
 		pn.Slots = append(pn.Slots, &asterv1.SlotRange{Start: uint32(r[0]), End: uint32(r[1])})
 	}
+	if !n.Since.IsZero() {
+		pn.StateSince = timestamppb.New(n.Since)
+	}
+	if n.LastError != "" {
+		pn.LastError, pn.LastErrorTime = n.LastError, timestamppb.New(n.LastErrorAt)
+	}
+	pn.FailedPings = uint32(max(n.FailedPings, 0))
 	return pn
 }
 

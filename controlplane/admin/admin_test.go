@@ -87,6 +87,9 @@ func TestEjectRestoreThroughGRPC(t *testing.T) {
 	if n := ej.Node; n.Address != "127.0.0.1:7002" || n.State != asterv1.NodeState_NODE_STATE_EJECTED || n.SetBy != "operator" || n.Reason != "maintenance" {
 		t.Fatalf("ejected node = %v", n)
 	}
+	if ej.Node.StateSince == nil {
+		t.Errorf("ejected node without state_since: %v", ej.Node)
+	}
 	if got := ringAddrs(sink); len(got) != 1 || got[0] != "127.0.0.1:7001" {
 		t.Fatalf("ring after eject = %v", got)
 	}

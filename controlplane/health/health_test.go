@@ -3,6 +3,7 @@ package health
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -194,8 +195,11 @@ func TestEjectAndRestore(t *testing.T) {
 			if n := strings.Count(logs, "node ejected"); n != 1 {
 				t.Errorf("%d ejection log lines, want 1", n)
 			}
-			if n := strings.Count(logs, "node restored"); n != 1 {
-				t.Errorf("%d restore log lines, want 1", n)
+			if n := lines(logs, "node up", "node="+bad.Addr); n != 1 {
+				t.Errorf("%d 'node up' log lines, want 1", n)
+			}
+			if n := lines(logs, "node down", "node="+bad.Addr); n != 1 {
+				t.Errorf("%d 'node down' log lines, want 1 (DOWN at the first failure, before the ejection)", n)
 			}
 			if !strings.Contains(logs, "cluster=c1") || !strings.Contains(logs, "node="+bad.Addr) {
 				t.Errorf("log lines lack cluster or node:\n%s", logs)
@@ -225,36 +229,34 @@ func connectionsReceived(t *testing.T, s *redistest.Server) int {
 	return 0
 }
 
+// TestFailLimit: whatever the limit, a node is pinged on one reused connection and is DOWN
+// once it dies; only a positive limit ejects it.
 func TestFailLimit(t *testing.T) {
-	tests := []struct {
+	for _, tt := range []struct {
 		name      string
 		failLimit int
-		pings     bool // whether the checker may connect to the node at all
 	}{
-		{"zero never pings nor ejects", 0, false},
-		{"positive pings", 3, true},
-	}
-	for _, tt := range tests {
+		{"zero pings, marks down, never ejects", 0},
+		{"positive pings and ejects", 3},
+	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := redistest.Start(t)
 			before := connectionsReceived(t, s)
-			h := start(t, Config{Cluster: "c1", Nodes: []string{s.Addr}, Interval: interval, FailLimit: tt.failLimit})
+			// A long timeout: a slow reply on a busy machine must not make the checker redial.
+			h := start(t, Config{Cluster: "c1", Nodes: []string{s.Addr}, Interval: interval, Timeout: 5 * time.Second, FailLimit: tt.failLimit})
 			time.Sleep(6 * interval)
-			// Count while the checker is still running, so its connection (if any) is in.
-			opened := connectionsReceived(t, s) - before - 1
-			if tt.pings && opened < 1 {
-				t.Errorf("checker opened %d connections, want ≥ 1", opened)
-			}
-			if !tt.pings && opened != 0 {
-				t.Errorf("checker opened %d connections, want 0", opened)
-			}
-			if tt.pings && opened > 1 {
+			// Count while the checker is still running, so its connection is in.
+			if opened := connectionsReceived(t, s) - before - 1; opened != 1 {
 				t.Errorf("checker opened %d connections to a healthy node, want 1 reused", opened)
 			}
 
 			s.Kill()
-			time.Sleep(6 * interval)
+			waitFor(t, "DOWN", stateIs(h.checker, s.Addr, Down, Ejected))
 			if tt.failLimit == 0 {
+				time.Sleep(10 * interval) // far past any limit
+				if st, _ := h.checker.State(s.Addr); st.State != Down || st.Fails < 5 {
+					t.Errorf("FailLimit 0: state %v after %d failures, want down", st.State, st.Fails)
+				}
 				if got := h.checker.Ejected(); len(got) != 0 {
 					t.Errorf("FailLimit 0 ejected %v", got)
 				}
@@ -265,6 +267,191 @@ func TestFailLimit(t *testing.T) {
 				waitFor(t, "ejection", ejectedIs(h.checker, s.Addr))
 			}
 		})
+	}
+}
+
+func stateIs(c *Checker, addr string, want ...State) func() bool {
+	return func() bool {
+		st, ok := c.State(addr)
+		return ok && slices.Contains(want, st.State)
+	}
+}
+
+// TestStateMachine feeds ping results to record and checks each node state, since-when,
+// ejected set and log line: one line per change of state, none per repeated result.
+func TestStateMachine(t *testing.T) {
+	errRefused := errors.New("dial 10.0.0.1:6379: connect: connection refused")
+	const ok, fail = true, false
+	type step struct {
+		ok        bool
+		want      State
+		changed   bool   // the state changed (Since moves, one log line)
+		log       string // the line logged, when changed
+		ejectedOn bool   // OnChange reports the node ejected (only on a change of the set)
+	}
+	for _, tt := range []struct {
+		name      string
+		failLimit int
+		steps     []step
+	}{
+		{"limit 0: down, never ejected, up again", 0, []step{
+			{ok, Up, false, "", false},
+			{fail, Down, true, "node down", false},
+			{fail, Down, false, "", false},
+			{fail, Down, false, "", false},
+			{fail, Down, false, "", false},
+			{ok, Up, true, "node up", false},
+			{ok, Up, false, "", false},
+		}},
+		{"limit 3: down, then ejected, up again", 3, []step{
+			{fail, Down, true, "node down", false},
+			{fail, Down, false, "", false},
+			{fail, Ejected, true, "node ejected", true},
+			{fail, Ejected, false, "", true},
+			{ok, Up, true, "node up", false},
+			{fail, Down, true, "node down", false},
+			{ok, Up, true, "node up", false},
+		}},
+		{"limit 1: ejected at the first failure", 1, []step{
+			{fail, Ejected, true, "node ejected", true},
+			{fail, Ejected, false, "", true},
+			{ok, Up, true, "node up", false},
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			const node = "10.0.0.1:6379"
+			logs := &logSink{}
+			var calls [][]string
+			c := New(Config{Cluster: "c1", Nodes: []string{node}, FailLimit: tt.failLimit,
+				Logger:   hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Info}),
+				OnChange: func(e []string) { calls = append(calls, e) }})
+			at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			prev, _ := c.State(node)
+			lines := 0
+			for i, s := range tt.steps {
+				at = at.Add(time.Second)
+				r := result{addr: node, at: at}
+				if !s.ok {
+					r.err = errRefused
+				}
+				before := len(logs.String())
+				c.record(r)
+				st, _ := c.State(node)
+				if st.State != s.want {
+					t.Fatalf("step %d: state %v, want %v", i, st.State, s.want)
+				}
+				if s.changed != !st.Since.Equal(prev.Since) {
+					t.Errorf("step %d: since %v → %v, changed must be %v", i, prev.Since, st.Since, s.changed)
+				}
+				if s.changed && !st.Since.Equal(at) {
+					t.Errorf("step %d: since %v, want the result's time %v", i, st.Since, at)
+				}
+				newLines := logs.String()[before:]
+				if s.changed {
+					lines++
+					if strings.Count(newLines, "\n") != 1 || !strings.Contains(newLines, s.log) || !strings.Contains(newLines, "node="+node) {
+						t.Errorf("step %d: logged %q, want one %q line naming the node", i, newLines, s.log)
+					}
+					if s.log != "node up" && (!strings.Contains(newLines, "[WARN]") || !strings.Contains(newLines, "connection refused")) {
+						t.Errorf("step %d: %q is not a WARN line with the reason", i, newLines)
+					}
+				} else if newLines != "" {
+					t.Errorf("step %d: state unchanged, yet logged %q", i, newLines)
+				}
+				if s.ok && st.Fails != 0 || !s.ok && st.Fails != prev.Fails+1 {
+					t.Errorf("step %d: %d consecutive failures after %d", i, st.Fails, prev.Fails)
+				}
+				if !s.ok && (st.LastError != errRefused.Error() || !st.LastErrorAt.Equal(at)) {
+					t.Errorf("step %d: last error %q at %v", i, st.LastError, st.LastErrorAt)
+				}
+				if s.ok && prev.LastError != st.LastError {
+					t.Errorf("step %d: a good ping changed the last error to %q", i, st.LastError)
+				}
+				if got := slices.Contains(c.Ejected(), node); got != s.ejectedOn {
+					t.Errorf("step %d: ejected %v, want %v", i, got, s.ejectedOn)
+				}
+				prev = st
+			}
+			if n := strings.Count(logs.String(), "\n"); n != lines {
+				t.Errorf("%d log lines for %d changes:\n%s", n, lines, logs)
+			}
+			// OnChange only when the ejected set changes: once out, once back, per ejection.
+			var want [][]string
+			was := false
+			for _, s := range tt.steps {
+				if s.ejectedOn != was {
+					if s.ejectedOn {
+						want = append(want, []string{node})
+					} else {
+						want = append(want, nil)
+					}
+					was = s.ejectedOn
+				}
+			}
+			if !slices.EqualFunc(calls, want, slices.Equal) {
+				t.Errorf("OnChange calls %q, want %q", calls, want)
+			}
+		})
+	}
+}
+
+// TestPreviousStates: a checker that replaces another (a reload) keeps the states of nodes
+// still named, with their since-when and last error, and logs nothing for them.
+func TestPreviousStates(t *testing.T) {
+	since := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	prev := []NodeHealth{
+		{Addr: "a:1", State: Down, Since: since, Fails: 4, LastError: "boom", LastErrorAt: since},
+		{Addr: "b:1", State: Ejected, Since: since, Fails: 9, LastError: "gone", LastErrorAt: since},
+		{Addr: "c:1", State: Ejected, Since: since, Fails: 9, LastError: "gone", LastErrorAt: since},
+		{Addr: "gone:1", State: Down, Since: since},
+	}
+	c := New(Config{Nodes: []string{"a:1", "b:1", "c:1", "new:1"}, FailLimit: 2, Ejected: []string{"b:1"}, Previous: prev})
+	got := c.States()
+	want := []NodeHealth{
+		prev[0],
+		prev[1],
+		{Addr: "c:1", State: Down, Since: since, Fails: 9, LastError: "gone", LastErrorAt: since}, // not in Ejected: DOWN, not out
+		{Addr: "new:1", State: Up, Since: got[3].Since},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("states\n got %+v\nwant %+v", got, want)
+	}
+	if !slices.Equal(c.Ejected(), []string{"b:1"}) {
+		t.Errorf("ejected %v", c.Ejected())
+	}
+	// With ejection now off, nothing starts ejected.
+	c = New(Config{Nodes: []string{"b:1"}, Ejected: []string{"b:1"}, Previous: prev})
+	if st, _ := c.State("b:1"); st.State != Down || len(c.Ejected()) != 0 {
+		t.Errorf("FailLimit 0: %v, ejected %v", st.State, c.Ejected())
+	}
+}
+
+// TestSetNodes: the set of pinged nodes follows SetNodes while Run runs: a new dead node goes
+// DOWN, a removed one is forgotten and no longer pinged.
+func TestSetNodes(t *testing.T) {
+	s := redistest.Start(t)
+	dead := fmt.Sprintf("127.0.0.1:%d", redistest.FreePort(t))
+	h := start(t, Config{Cluster: "c1", Nodes: []string{s.Addr}, Interval: interval})
+	waitFor(t, "a ping", func() bool { calls, _ := s.CommandStats(t, "ping"); return calls >= 1 })
+
+	h.checker.SetNodes([]string{s.Addr, dead, dead})
+	waitFor(t, "the new dead node DOWN", stateIs(h.checker, dead, Down))
+	if st, _ := h.checker.State(s.Addr); st.State != Up {
+		t.Errorf("live node %v", st.State)
+	}
+
+	h.checker.SetNodes([]string{dead})
+	if _, ok := h.checker.State(s.Addr); ok {
+		t.Errorf("removed node still has a state")
+	}
+	time.Sleep(20 * interval) // its pinger stops
+	c0, _ := s.CommandStats(t, "ping")
+	time.Sleep(10 * interval)
+	if c1, _ := s.CommandStats(t, "ping"); c1 != c0 {
+		t.Errorf("removed node still pinged: %d pings", c1-c0)
+	}
+	if got := h.checker.States(); len(got) != 1 || got[0].Addr != dead {
+		t.Errorf("states %+v", got)
 	}
 }
 
@@ -469,5 +656,80 @@ func TestStartsEjected(t *testing.T) {
 	}
 	if got := dead.changes.get(); len(got) != 0 {
 		t.Fatalf("dead node: OnChange calls %q, want none", got)
+	}
+}
+
+// TestIdleConnectionClosed: a server that closes idle connections between two pings (Redis's
+// `timeout`) is not DOWN: a ping that finds its connection closed tries once on a fresh one.
+func TestIdleConnectionClosed(t *testing.T) {
+	s := redistest.Start(t, "--timeout", "1")
+	var downs sync.Map
+	cfg := Config{Cluster: "c1", Nodes: []string{s.Addr}, Interval: 2500 * time.Millisecond,
+		OnState: func(h NodeHealth) { downs.Store(h.Since, h) }}
+	h := start(t, cfg)
+	before := connectionsReceived(t, s)
+	time.Sleep(6 * time.Second) // two pings, each after Redis closed the connection
+	if opened := connectionsReceived(t, s) - before - 1; opened < 1 {
+		t.Fatalf("%d new ping connections: the server did not close idle ones, the test proves nothing", opened)
+	}
+	downs.Range(func(_, v any) bool {
+		t.Errorf("state changed: %+v", v)
+		return true
+	})
+	if st, _ := h.checker.State(s.Addr); st.State != Up || st.LastError != "" {
+		t.Errorf("node %+v, want UP without an error", st)
+	}
+}
+
+// TestTLSFailureIsDown: a node whose TLS handshake fails — an untrusted certificate, or a
+// server that does not speak TLS at all — is DOWN with the handshake error; one that TLS
+// verifies is UP.
+func TestTLSFailureIsDown(t *testing.T) {
+	certs, other := redistest.GenCerts(t), redistest.GenCerts(t)
+	good := redistest.StartTLS(t, certs)
+	untrusted := redistest.StartTLS(t, other)
+	plain := redistest.Start(t)
+	h := start(t, Config{Cluster: "c1", Nodes: []string{good.Addr, untrusted.Addr, plain.Addr},
+		Interval: interval, Timeout: 5 * time.Second, TLS: certs.ClientTLS(t, false)}) // a busy machine's handshake may take a while
+	for _, addr := range []string{untrusted.Addr, plain.Addr} {
+		waitFor(t, addr+" DOWN", stateIs(h.checker, addr, Down))
+		if st, _ := h.checker.State(addr); !strings.Contains(st.LastError, "TLS handshake with "+addr) {
+			t.Errorf("%s: last error %q, want the TLS handshake's", addr, st.LastError)
+		}
+	}
+	time.Sleep(5 * interval) // the verified node's pings succeed meanwhile
+	if st, _ := h.checker.State(good.Addr); st.State != Up || st.LastError != "" {
+		t.Errorf("verified node: %+v", st)
+	}
+}
+
+// lines counts the lines of log that hold every one of parts.
+func lines(log string, parts ...string) int {
+	n := 0
+	for _, l := range strings.Split(log, "\n") {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(l, p)
+		}
+		if all {
+			n++
+		}
+	}
+	return n
+}
+
+// TestWrongPasswordError: a node that refuses the password is DOWN with the server's whole
+// error line, and the password is nowhere in the state or the log.
+func TestWrongPasswordError(t *testing.T) {
+	s := redistest.Start(t, "--requirepass", "right-pw")
+	h := start(t, Config{Cluster: "c1", Nodes: []string{s.Addr}, Interval: interval, Timeout: 5 * time.Second, Password: "wrong-pw"})
+	waitFor(t, "DOWN", stateIs(h.checker, s.Addr, Down))
+	st, _ := h.checker.State(s.Addr)
+	if want := `reply "-WRONGPASS invalid username-password pair or user is disabled." is not +OK`; !strings.Contains(st.LastError, want) {
+		t.Errorf("last error %q, want it to hold %q", st.LastError, want)
+	}
+	h.stop()
+	if strings.Contains(fmt.Sprint(st), "wrong-pw") || strings.Contains(h.logs.String(), "wrong-pw") {
+		t.Errorf("the password shows: %+v\n%s", st, h.logs)
 	}
 }

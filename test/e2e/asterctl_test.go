@@ -222,7 +222,7 @@ servers = `+serverList(servers, []int{1, 1, 1}, true)+`
 			if r.code != 0 {
 				t.Fatalf("eject: %v", r)
 			}
-			if row := nodeRow(r.stdout, target.Addr); len(row) < 6 || row[4] != "EJECTED" || row[5] != "operator" {
+			if row := nodeRow(r.stdout, target.Addr); len(row) < 7 || row[4] != "EJECTED" || row[6] != "operator" {
 				t.Errorf("eject printed node row %q, want EJECTED by operator\n%s", row, r.stdout)
 			}
 
@@ -236,7 +236,7 @@ servers = `+serverList(servers, []int{1, 1, 1}, true)+`
 				t.Fatalf("show: %v", r)
 			}
 			row := nodeRow(r.stdout, target.Addr)
-			if len(row) < 6 || row[4] != "EJECTED" || row[5] != "operator" || !strings.Contains(strings.Join(row, " "), reason) {
+			if len(row) < 7 || row[4] != "EJECTED" || row[6] != "operator" || !strings.Contains(strings.Join(row, " "), reason) {
 				t.Errorf("show: node row %q, want EJECTED by operator with reason %q\n%s", row, reason, r.stdout)
 			}
 			r = ctl("cluster", "list")

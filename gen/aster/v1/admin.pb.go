@@ -144,7 +144,9 @@ const (
 	// NODE_STATE_EJECTED means an operator or the health checks took the node
 	// out of routing.
 	NodeState_NODE_STATE_EJECTED NodeState = 2
-	// NODE_STATE_DOWN means the node is unreachable or failed in the topology.
+	// NODE_STATE_DOWN means the node does not answer its health pings (or, in
+	// Redis Cluster mode, no slot map was fetched yet). It keeps its place in
+	// the ring unless ping_fail_limit ejects it.
 	NodeState_NODE_STATE_DOWN NodeState = 3
 )
 
@@ -1426,7 +1428,7 @@ type Node struct {
 	Weight int32 `protobuf:"varint,3,opt,name=weight,proto3" json:"weight,omitempty"`
 	// role is the node's part in the cluster.
 	Role Role `protobuf:"varint,4,opt,name=role,proto3,enum=aster.v1.Role" json:"role,omitempty"`
-	// state tells whether the node receives traffic.
+	// state tells whether the node receives traffic and answers pings.
 	State NodeState `protobuf:"varint,5,opt,name=state,proto3,enum=aster.v1.NodeState" json:"state,omitempty"`
 	// reason explains the state when it is not UP; empty otherwise.
 	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
@@ -1434,7 +1436,19 @@ type Node struct {
 	SetBy string `protobuf:"bytes,7,opt,name=set_by,json=setBy,proto3" json:"set_by,omitempty"`
 	// slots are the hash slot ranges the node serves, in Redis Cluster mode
 	// only.
-	Slots         []*SlotRange `protobuf:"bytes,8,rep,name=slots,proto3" json:"slots,omitempty"`
+	Slots []*SlotRange `protobuf:"bytes,8,rep,name=slots,proto3" json:"slots,omitempty"`
+	// state_since is when the node entered its state (for an operator's eject,
+	// when it was ejected); unset while health checks have not started.
+	StateSince *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=state_since,json=stateSince,proto3" json:"state_since,omitempty"`
+	// last_error is the error of the node's last failed health ping (a refused
+	// dial, a refused AUTH, a TLS failure, no PONG in time), kept after the node
+	// answers again; empty when no ping ever failed. Never holds a secret.
+	LastError string `protobuf:"bytes,10,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// last_error_time is when last_error happened.
+	LastErrorTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=last_error_time,json=lastErrorTime,proto3" json:"last_error_time,omitempty"`
+	// failed_pings counts the node's consecutive failed health pings; 0 while
+	// it answers.
+	FailedPings   uint32 `protobuf:"varint,12,opt,name=failed_pings,json=failedPings,proto3" json:"failed_pings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1523,6 +1537,34 @@ func (x *Node) GetSlots() []*SlotRange {
 		return x.Slots
 	}
 	return nil
+}
+
+func (x *Node) GetStateSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StateSince
+	}
+	return nil
+}
+
+func (x *Node) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *Node) GetLastErrorTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastErrorTime
+	}
+	return nil
+}
+
+func (x *Node) GetFailedPings() uint32 {
+	if x != nil {
+		return x.FailedPings
+	}
+	return 0
 }
 
 // SlotRange is an inclusive range of Redis Cluster hash slots.
@@ -1653,7 +1695,7 @@ const file_aster_v1_admin_proto_rawDesc = "" +
 	"\flisten_proto\x18\x04 \x01(\tR\vlistenProto\x12#\n" +
 	"\rtable_version\x18\x05 \x01(\x04R\ftableVersion\x12=\n" +
 	"\flast_refresh\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vlastRefresh\x12$\n" +
-	"\x05nodes\x18\a \x03(\v2\x0e.aster.v1.NodeR\x05nodes\"\xf7\x01\n" +
+	"\x05nodes\x18\a \x03(\v2\x0e.aster.v1.NodeR\x05nodes\"\xba\x03\n" +
 	"\x04Node\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x14\n" +
 	"\x05alias\x18\x02 \x01(\tR\x05alias\x12\x16\n" +
@@ -1662,7 +1704,14 @@ const file_aster_v1_admin_proto_rawDesc = "" +
 	"\x05state\x18\x05 \x01(\x0e2\x13.aster.v1.NodeStateR\x05state\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x15\n" +
 	"\x06set_by\x18\a \x01(\tR\x05setBy\x12)\n" +
-	"\x05slots\x18\b \x03(\v2\x13.aster.v1.SlotRangeR\x05slots\"3\n" +
+	"\x05slots\x18\b \x03(\v2\x13.aster.v1.SlotRangeR\x05slots\x12;\n" +
+	"\vstate_since\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"stateSince\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\n" +
+	" \x01(\tR\tlastError\x12B\n" +
+	"\x0flast_error_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\rlastErrorTime\x12!\n" +
+	"\ffailed_pings\x18\f \x01(\rR\vfailedPings\"3\n" +
 	"\tSlotRange\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\rR\x05start\x12\x10\n" +
 	"\x03end\x18\x02 \x01(\rR\x03end*I\n" +
@@ -1756,29 +1805,31 @@ var file_aster_v1_admin_proto_depIdxs = []int32{
 	1,  // 13: aster.v1.Node.role:type_name -> aster.v1.Role
 	2,  // 14: aster.v1.Node.state:type_name -> aster.v1.NodeState
 	26, // 15: aster.v1.Node.slots:type_name -> aster.v1.SlotRange
-	14, // 16: aster.v1.AdminService.ListClusters:input_type -> aster.v1.ListClustersRequest
-	16, // 17: aster.v1.AdminService.GetCluster:input_type -> aster.v1.GetClusterRequest
-	18, // 18: aster.v1.AdminService.Reload:input_type -> aster.v1.ReloadRequest
-	20, // 19: aster.v1.AdminService.EjectNode:input_type -> aster.v1.EjectNodeRequest
-	22, // 20: aster.v1.AdminService.RestoreNode:input_type -> aster.v1.RestoreNodeRequest
-	11, // 21: aster.v1.AdminService.SlowLog:input_type -> aster.v1.SlowLogRequest
-	3,  // 22: aster.v1.AdminService.HotKeys:input_type -> aster.v1.HotKeysRequest
-	6,  // 23: aster.v1.AdminService.GetClusterConfig:input_type -> aster.v1.GetClusterConfigRequest
-	9,  // 24: aster.v1.AdminService.SetClusterConfig:input_type -> aster.v1.SetClusterConfigRequest
-	15, // 25: aster.v1.AdminService.ListClusters:output_type -> aster.v1.ListClustersResponse
-	17, // 26: aster.v1.AdminService.GetCluster:output_type -> aster.v1.GetClusterResponse
-	19, // 27: aster.v1.AdminService.Reload:output_type -> aster.v1.ReloadResponse
-	21, // 28: aster.v1.AdminService.EjectNode:output_type -> aster.v1.EjectNodeResponse
-	23, // 29: aster.v1.AdminService.RestoreNode:output_type -> aster.v1.RestoreNodeResponse
-	12, // 30: aster.v1.AdminService.SlowLog:output_type -> aster.v1.SlowLogResponse
-	4,  // 31: aster.v1.AdminService.HotKeys:output_type -> aster.v1.HotKeysResponse
-	7,  // 32: aster.v1.AdminService.GetClusterConfig:output_type -> aster.v1.GetClusterConfigResponse
-	10, // 33: aster.v1.AdminService.SetClusterConfig:output_type -> aster.v1.SetClusterConfigResponse
-	25, // [25:34] is the sub-list for method output_type
-	16, // [16:25] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	27, // 16: aster.v1.Node.state_since:type_name -> google.protobuf.Timestamp
+	27, // 17: aster.v1.Node.last_error_time:type_name -> google.protobuf.Timestamp
+	14, // 18: aster.v1.AdminService.ListClusters:input_type -> aster.v1.ListClustersRequest
+	16, // 19: aster.v1.AdminService.GetCluster:input_type -> aster.v1.GetClusterRequest
+	18, // 20: aster.v1.AdminService.Reload:input_type -> aster.v1.ReloadRequest
+	20, // 21: aster.v1.AdminService.EjectNode:input_type -> aster.v1.EjectNodeRequest
+	22, // 22: aster.v1.AdminService.RestoreNode:input_type -> aster.v1.RestoreNodeRequest
+	11, // 23: aster.v1.AdminService.SlowLog:input_type -> aster.v1.SlowLogRequest
+	3,  // 24: aster.v1.AdminService.HotKeys:input_type -> aster.v1.HotKeysRequest
+	6,  // 25: aster.v1.AdminService.GetClusterConfig:input_type -> aster.v1.GetClusterConfigRequest
+	9,  // 26: aster.v1.AdminService.SetClusterConfig:input_type -> aster.v1.SetClusterConfigRequest
+	15, // 27: aster.v1.AdminService.ListClusters:output_type -> aster.v1.ListClustersResponse
+	17, // 28: aster.v1.AdminService.GetCluster:output_type -> aster.v1.GetClusterResponse
+	19, // 29: aster.v1.AdminService.Reload:output_type -> aster.v1.ReloadResponse
+	21, // 30: aster.v1.AdminService.EjectNode:output_type -> aster.v1.EjectNodeResponse
+	23, // 31: aster.v1.AdminService.RestoreNode:output_type -> aster.v1.RestoreNodeResponse
+	12, // 32: aster.v1.AdminService.SlowLog:output_type -> aster.v1.SlowLogResponse
+	4,  // 33: aster.v1.AdminService.HotKeys:output_type -> aster.v1.HotKeysResponse
+	7,  // 34: aster.v1.AdminService.GetClusterConfig:output_type -> aster.v1.GetClusterConfigResponse
+	10, // 35: aster.v1.AdminService.SetClusterConfig:output_type -> aster.v1.SetClusterConfigResponse
+	27, // [27:36] is the sub-list for method output_type
+	18, // [18:27] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_aster_v1_admin_proto_init() }
