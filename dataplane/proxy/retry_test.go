@@ -47,8 +47,8 @@ func slotTable(t *testing.T, version uint64, addr string) *route.Table {
 // failoverProxy serves a cluster-mode proxy whose first table names first; a hint (what the
 // data plane sends when a node fails) installs, after a moment, as the control plane would
 // once it has seen the failover, a table that names then. It returns a client and the number
-// of hints.
-func failoverProxy(t *testing.T, first, then string) (*redis.Client, *atomic.Int64) {
+// of hints. idle > 0 (client_idle_timeout) serves clients on goroutines rather than event loops.
+func failoverProxy(t *testing.T, first, then string, idle time.Duration) (*redis.Client, *atomic.Int64, *proxy.Cluster) {
 	t.Helper()
 	baseline := runtime.NumGoroutine()
 	t.Cleanup(func() { checkNoLeak(t, baseline) })
@@ -57,7 +57,7 @@ func failoverProxy(t *testing.T, first, then string) (*redis.Client, *atomic.Int
 	next := slotTable(t, 2, then)
 	c = proxy.NewCluster(proxy.Options{
 		Name: "test", ListenAddr: "127.0.0.1:0", ReadTimeout: 2 * time.Second,
-		WriteTimeout: time.Second, DialTimeout: time.Second, Logger: testLogger(t),
+		WriteTimeout: time.Second, DialTimeout: time.Second, Logger: testLogger(t), IdleTimeout: idle,
 		Hint: func() {
 			if hints.Add(1) == 1 {
 				time.AfterFunc(100*time.Millisecond, func() { _ = c.Update(next) })
@@ -74,17 +74,31 @@ func failoverProxy(t *testing.T, first, then string) (*redis.Client, *atomic.Int
 	t.Cleanup(c.Close)
 	cl := redis.NewClient(&redis.Options{Addr: c.Addr().String(), MaxRetries: -1, ReadTimeout: 10 * time.Second})
 	t.Cleanup(func() { cl.Close() })
-	return cl, &hints
+	return cl, &hints, c
 }
 
 // TestUnsentRequestsRetriedOnNewTable: requests to a node that refuses connections never reach
 // it; once a newer table names another node for their slots, they go there, in order, and the
 // client sees their replies instead of the dial error.
 func TestUnsentRequestsRetriedOnNewTable(t *testing.T) {
+	live := wholeNode(t)
+	for _, tc := range []struct {
+		name string
+		idle time.Duration
+	}{{"event loop session", 0}, {"goroutine session", time.Minute}} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := live.Do("FLUSHALL"); err != nil {
+				t.Fatal(err)
+			}
+			testUnsentRetried(t, live, tc.idle)
+		})
+	}
+}
+
+func testUnsentRetried(t *testing.T, live *redistest.Server, idle time.Duration) {
 	dead := redistest.Start(t)
 	dead.Kill()
-	live := wholeNode(t)
-	c, hints := failoverProxy(t, dead.Addr, live.Addr)
+	c, hints, pc := failoverProxy(t, dead.Addr, live.Addr, idle)
 	ctx := context.Background()
 
 	pipe := c.Pipeline()
@@ -107,6 +121,9 @@ func TestUnsentRequestsRetriedOnNewTable(t *testing.T) {
 	if hints.Load() == 0 {
 		t.Error("no hint for the dead node")
 	}
+	if idle == 0 && proxy.HandOvers(pc) == 0 {
+		t.Error("the event loop waited for the new table itself: no session was handed to a goroutine")
+	}
 	// A later client is served by the new table at once.
 	if err := c.Set(ctx, "k2", "v", 0).Err(); err != nil {
 		t.Fatal(err)
@@ -117,7 +134,7 @@ func TestUnsentRequestsRetriedOnNewTable(t *testing.T) {
 // error even though a newer table names another node: the dead node may have run it.
 func TestWrittenRequestNeverRetried(t *testing.T) {
 	a, b := wholeNode(t), wholeNode(t)
-	c, _ := failoverProxy(t, a.Addr, b.Addr)
+	c, _, _ := failoverProxy(t, a.Addr, b.Addr, 0)
 	ctx := context.Background()
 	if err := c.Set(ctx, "warm", "1", 0).Err(); err != nil { // the connection to a is up
 		t.Fatal(err)
