@@ -83,27 +83,28 @@ func (s *session) anyUnsent() bool {
 	return found
 }
 
-// movesUnsent reports whether snap sends a retryable request of the batch to another node than
-// the one it failed on.
+// movesUnsent reports whether snap sends a retryable request of the batch to another
+// connection than the one it failed on: another node, or the same node's new pool after a
+// reconfigure (pools are carried over by address, so a table that still names a dead node
+// gives the same connection, and moves nothing).
 func (s *session) movesUnsent(snap *snapshot) bool {
 	moved := false
+	connOf := func(node int) *backend.Conn {
+		conns := snap.pools[node].conns
+		return conns[s.id%uint64(len(conns))]
+	}
 	s.eachRetryable(func(c *call, slot uint16, read bool) {
-		if moved {
-			return
-		}
 		m := snap.slots.Master(slot)
-		if m < 0 {
+		if moved || m < 0 {
 			return
 		}
-		if snap.pools[m].addr != c.conn.Addr() {
+		if connOf(m) != c.conn {
 			moved = true
 			return
 		}
 		if read && snap.readFromSlave {
 			for _, r := range snap.slots.Replicas(slot) {
-				if snap.pools[r].addr != c.conn.Addr() {
-					moved = true
-				}
+				moved = moved || connOf(r) != c.conn
 			}
 		}
 	})
