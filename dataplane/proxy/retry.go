@@ -59,6 +59,8 @@ func (s *session) retryUnsent() {
 			return
 		}
 	}
+	// Routed by the new table; the batch keeps its own afterwards (a deferred command's node
+	// is an index into it).
 	s.snap = next
 	resent := false
 	s.eachRetryable(func(c *call, slot uint16, read bool) {
@@ -69,6 +71,7 @@ func (s *session) retryUnsent() {
 		s.send(c, s.conn(node), c.frame)
 		resent = true
 	})
+	s.snap = old
 	if !resent {
 		return
 	}
