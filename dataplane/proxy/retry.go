@@ -40,9 +40,9 @@ func (s *session) retryUnsent() {
 	}()
 	next := old
 	for {
-		if cur := s.c.snap.Load(); cur != nil && cur != next && cur.slots != nil {
-			next = cur
-			if s.movesUnsent(next) {
+		if cur := s.c.snap.Load(); cur != nil && cur != next {
+			next = cur // waited on below: the one after it
+			if next.slots != nil && s.movesUnsent(next) {
 				break
 			}
 		}
