@@ -37,8 +37,9 @@ type Metrics interface {
 	// NodeEjected is called once each time a node of a standalone cluster leaves the ring;
 	// reason is EjectedByHealth or EjectedByOperator.
 	NodeEjected(cluster, node, reason string)
-	// TopologyRefreshed is called for each Redis Cluster topology refresh the control plane
-	// learns of; result is RefreshChanged (a new slot map was published).
+	// TopologyRefreshed is called for each Redis Cluster topology refresh: result is
+	// RefreshChanged (a new slot map was published), RefreshUnchanged or RefreshFailed (then
+	// from the topology watch's goroutine, without the lock).
 	TopologyRefreshed(cluster, result string)
 }
 
@@ -46,9 +47,11 @@ type Metrics interface {
 const (
 	EjectedByHealth   = "health"
 	EjectedByOperator = "operator"
-	// RefreshChanged: a fetched slot map differed from the last one and was published. The
-	// topology fetcher reports only changes, so unchanged and failed fetches are not seen here.
-	RefreshChanged = "changed"
+	// RefreshChanged: a fetched slot map differed from the last one and was published;
+	// RefreshUnchanged: the watch found the same map; RefreshFailed: no node answered.
+	RefreshChanged   = topology.RefreshChanged
+	RefreshUnchanged = topology.RefreshUnchanged
+	RefreshFailed    = topology.RefreshFailed
 )
 
 // Option configures New.
@@ -168,6 +171,13 @@ func (cp *ControlPlane) newCluster(cc config.Cluster) (*cluster, error) {
 			DialTimeout: cc.DialTimeout, ReadTimeout: cc.ReadTimeout, Logger: cp.log,
 			Username: user, Password: pass, TLS: backendTLS(cc),
 			OnChange: func(m *route.SlotMap) { cp.slotsChanged(c, m) },
+			// A change is counted where it is published (slotsChanged); the watch's other
+			// results here.
+			OnRefresh: func(result string) {
+				if result != topology.RefreshChanged {
+					cp.metrics.TopologyRefreshed(cc.Name, result)
+				}
+			},
 		})
 		return c, nil
 	}

@@ -131,7 +131,7 @@ func New(version string) *Metrics {
 			"Nodes taken out of a standalone cluster's ring, by cluster, node and reason (health, operator).",
 			"cluster", "node", "reason"),
 		refreshes: counter("topology_refreshes_total",
-			"Redis Cluster topology refreshes by result (changed: a new slot map was published).",
+			"Redis Cluster topology refreshes by result (changed: a new slot map was published; unchanged; failed: no node answered).",
 			"cluster", "result"),
 		reloads: counter("config_reloads_total",
 			"Configuration reloads (SIGHUP or admin API), by result (success, failure).", "result"),

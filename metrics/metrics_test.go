@@ -200,7 +200,7 @@ func TestTopologyRefreshedAndBuildInfo(t *testing.T) {
 # HELP aster_build_info Always 1; the labels say which asterd and Go built it.
 # TYPE aster_build_info gauge
 aster_build_info{goversion="` + runtime.Version() + `",version="v9.9.9"} 1
-# HELP aster_topology_refreshes_total Redis Cluster topology refreshes by result (changed: a new slot map was published).
+# HELP aster_topology_refreshes_total Redis Cluster topology refreshes by result (changed: a new slot map was published; unchanged; failed: no node answered).
 # TYPE aster_topology_refreshes_total counter
 aster_topology_refreshes_total{cluster="rc",result="changed"} 2
 `

@@ -1,6 +1,9 @@
 // Package topology keeps a Redis Cluster's slot map true: it asks the cluster's nodes for
-// CLUSTER SLOTS at start, every fetch interval and soon after the data plane hints that the
-// map is stale (MOVED seen, a node failing), and hands each changed map to its consumer.
+// CLUSTER SLOTS at start, then watches the cluster by asking one node again every
+// WatchInterval (1 s) on a connection it keeps, and at once (debounced) when the data plane
+// hints that the map is stale (MOVED seen, a node failing). Every fetch interval the kept
+// connection is dropped and the nodes are asked afresh. Each changed map goes to its consumer;
+// an unchanged one costs a byte comparison of the reply.
 //
 // It runs off the hot path on one goroutine; the data plane only ever sees finished, immutable
 // route.SlotMap values.
@@ -28,6 +31,16 @@ const (
 	DefaultDialTimeout = time.Second
 	DefaultReadTimeout = time.Second
 	DefaultMinGap      = 200 * time.Millisecond
+	// DefaultWatchInterval is how often the cluster is watched: a failover is published at
+	// most about this long after a node shows it, even when no request hinted it.
+	DefaultWatchInterval = time.Second
+)
+
+// Results of a refresh, for OnRefresh (and the aster_topology_refreshes_total metric).
+const (
+	RefreshChanged   = "changed"
+	RefreshUnchanged = "unchanged"
+	RefreshFailed    = "failed"
 )
 
 // maxReplySize bounds a CLUSTER SLOTS reply; even a cluster of a thousand nodes answers with a
@@ -42,13 +55,16 @@ const (
 
 // Config configures a Fetcher.
 type Config struct {
-	Cluster     string        // the cluster's name, for logs
-	Seeds       []string      // host:port
-	Interval    time.Duration // periodic refresh (config `fetch`); 0 = only on hints
-	DialTimeout time.Duration // per node asked; default DefaultDialTimeout
-	ReadTimeout time.Duration // per node asked, for the whole reply; default DefaultReadTimeout
-	MinGap      time.Duration // debounce: at most one fetch per MinGap; default DefaultMinGap
-	Logger      hclog.Logger  // default hclog.NewNullLogger()
+	Cluster  string        // the cluster's name, for logs
+	Seeds    []string      // host:port
+	Interval time.Duration // full refresh on fresh connections (config `fetch`); 0 = none
+	// WatchInterval is how often the kept connection is asked for CLUSTER SLOTS; default
+	// DefaultWatchInterval, < 0 = no watch (only Interval and hints).
+	WatchInterval time.Duration
+	DialTimeout   time.Duration // per node asked; default DefaultDialTimeout
+	ReadTimeout   time.Duration // per node asked, for the whole reply; default DefaultReadTimeout
+	MinGap        time.Duration // debounce: at most one fetch per MinGap; default DefaultMinGap
+	Logger        hclog.Logger  // default hclog.NewNullLogger()
 	// Username and Password, when Password is set, are sent as AUTH before CLUSTER SLOTS
 	// (backend_auth / backend_password).
 	Username, Password string
@@ -57,6 +73,9 @@ type Config struct {
 	// OnChange is called on the fetcher's goroutine with each new map that differs (Equal) from
 	// the previous one, including the first. Must not block long.
 	OnChange func(*route.SlotMap)
+	// OnRefresh, when set, is told the result of every refresh Run makes (RefreshChanged,
+	// RefreshUnchanged, RefreshFailed), after OnChange for a change. Must not block.
+	OnRefresh func(result string)
 }
 
 // Fetcher fetches a cluster's slot map. Fetch, Hint and Current may be called from any
@@ -66,6 +85,13 @@ type Fetcher struct {
 	log  hclog.Logger
 	cur  atomic.Pointer[route.SlotMap]
 	hint chan struct{} // capacity 1: pending hints coalesce into one
+
+	// Run's goroutine only: the connection kept to the node watched, and the CLUSTER SLOTS
+	// reply that gave the current map (a reply equal byte for byte is an unchanged map).
+	kept      net.Conn
+	keptAddr  string
+	lastReply []byte
+	lastFrom  string // the node that sent lastReply (a node's reply names itself by what it was asked)
 
 	fetches atomic.Int64 // fetches Run made, for tests of the debounce
 }
@@ -80,6 +106,9 @@ func New(cfg Config) *Fetcher {
 	}
 	if cfg.MinGap <= 0 {
 		cfg.MinGap = DefaultMinGap
+	}
+	if cfg.WatchInterval == 0 {
+		cfg.WatchInterval = DefaultWatchInterval
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
@@ -114,8 +143,9 @@ func (f *Fetcher) Fetch(ctx context.Context) (*route.SlotMap, error) {
 			failures = append(failures, "stopped: "+err.Error())
 			break
 		}
-		m, err := f.fetchFrom(ctx, addr)
+		m, _, conn, err := f.fetchFrom(ctx, addr)
 		if err == nil {
+			conn.Close()
 			return m, nil
 		}
 		failures = append(failures, err.Error())
@@ -152,59 +182,99 @@ func (f *Fetcher) candidates() []string {
 	return out
 }
 
-// fetchFrom asks one node for CLUSTER SLOTS on a fresh connection.
-func (f *Fetcher) fetchFrom(ctx context.Context, addr string) (*route.SlotMap, error) {
+// fetchFrom asks one node for CLUSTER SLOTS on a fresh connection, and returns the map, the
+// raw reply and the connection, still open, for the caller to keep or close.
+func (f *Fetcher) fetchFrom(ctx context.Context, addr string) (*route.SlotMap, []byte, net.Conn, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, fmt.Errorf("%s: bad address: %w", addr, err)
+		return nil, nil, nil, fmt.Errorf("%s: bad address: %w", addr, err)
 	}
 	d := net.Dialer{Timeout: f.cfg.DialTimeout}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", addr, err)
+		return nil, nil, nil, fmt.Errorf("%s: %w", addr, err)
 	}
 	if f.cfg.TLS != nil {
 		tc := tls.Client(conn, tlsconf.ForHost(f.cfg.TLS, host))
 		_ = tc.SetDeadline(time.Now().Add(f.cfg.ReadTimeout))
 		if err := tc.HandshakeContext(ctx); err != nil {
 			conn.Close()
-			return nil, fmt.Errorf("%s: TLS handshake: %w", addr, err)
+			return nil, nil, nil, fmt.Errorf("%s: TLS handshake: %w", addr, err)
 		}
 		conn = tc
 	}
-	defer conn.Close()
+	if err := f.auth(ctx, conn, addr); err != nil {
+		conn.Close()
+		return nil, nil, nil, err
+	}
+	reply, err := f.askSlots(ctx, conn, addr)
+	if err != nil {
+		conn.Close()
+		return nil, nil, nil, err
+	}
+	m, err := slotMapOf(reply, addr)
+	if err != nil {
+		conn.Close()
+		return nil, nil, nil, err
+	}
+	return m, reply, conn, nil
+}
+
+// exchange bounds one exchange on conn by ReadTimeout (and ctx): it sets the deadline and
+// returns what ends the watch on ctx.
+func (f *Fetcher) exchange(ctx context.Context, conn net.Conn) (stop func() bool) {
 	deadline := time.Now().Add(f.cfg.ReadTimeout)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}
 	_ = conn.SetDeadline(deadline)
 	// End the exchange at once when ctx is cancelled.
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	return context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+}
 
-	if f.cfg.Password != "" {
-		auth := [][]byte{[]byte("AUTH"), []byte(f.cfg.Password)}
-		if f.cfg.Username != "" {
-			auth = [][]byte{[]byte("AUTH"), []byte(f.cfg.Username), []byte(f.cfg.Password)}
-		}
-		if _, err := conn.Write(resp.AppendCommand(nil, auth...)); err != nil {
-			return nil, fmt.Errorf("%s: send AUTH: %w", addr, err)
-		}
-		reply, err := readReply(conn)
-		if err != nil {
-			return nil, fmt.Errorf("%s: read AUTH reply: %w", addr, err)
-		}
-		if resp.IsError(reply) {
-			return nil, fmt.Errorf("%s: AUTH refused: %s", addr, bytes.TrimSpace(reply[1:]))
-		}
+// auth sends AUTH when a password is configured.
+func (f *Fetcher) auth(ctx context.Context, conn net.Conn, addr string) error {
+	if f.cfg.Password == "" {
+		return nil
 	}
-	if _, err := conn.Write(resp.AppendCommand(nil, []byte("CLUSTER"), []byte("SLOTS"))); err != nil {
+	stop := f.exchange(ctx, conn)
+	defer stop()
+	auth := [][]byte{[]byte("AUTH"), []byte(f.cfg.Password)}
+	if f.cfg.Username != "" {
+		auth = [][]byte{[]byte("AUTH"), []byte(f.cfg.Username), []byte(f.cfg.Password)}
+	}
+	if _, err := conn.Write(resp.AppendCommand(nil, auth...)); err != nil {
+		return fmt.Errorf("%s: send AUTH: %w", addr, err)
+	}
+	reply, err := readReply(conn)
+	if err != nil {
+		return fmt.Errorf("%s: read AUTH reply: %w", addr, err)
+	}
+	if resp.IsError(reply) {
+		return fmt.Errorf("%s: AUTH refused: %s", addr, bytes.TrimSpace(reply[1:]))
+	}
+	return nil
+}
+
+var clusterSlotsFrame = resp.AppendCommand(nil, []byte("CLUSTER"), []byte("SLOTS"))
+
+// askSlots sends CLUSTER SLOTS on conn and returns the whole reply.
+func (f *Fetcher) askSlots(ctx context.Context, conn net.Conn, addr string) ([]byte, error) {
+	stop := f.exchange(ctx, conn)
+	defer stop()
+	if _, err := conn.Write(clusterSlotsFrame); err != nil {
 		return nil, fmt.Errorf("%s: send CLUSTER SLOTS: %w", addr, err)
 	}
 	reply, err := readReply(conn)
 	if err != nil {
 		return nil, fmt.Errorf("%s: read CLUSTER SLOTS reply: %w", addr, err)
 	}
+	return reply, nil
+}
+
+// slotMapOf parses the CLUSTER SLOTS reply of the node at addr.
+func slotMapOf(reply []byte, addr string) (*route.SlotMap, error) {
+	host, _, _ := net.SplitHostPort(addr)
 	m, err := parseClusterSlots(reply, host)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", addr, err)
@@ -239,13 +309,17 @@ func readReply(conn net.Conn) ([]byte, error) {
 	}
 }
 
-// Run fetches once at start (retrying with backoff until it has a map or ctx ends), then every
-// Interval and whenever Hint was called (debounced by MinGap), until ctx is done. Each map
-// that differs from the previous one is stored for Current and given to OnChange.
+// Run fetches once at start (retrying with backoff until it has a map or ctx ends), then
+// watches: every WatchInterval with no other refresh, and whenever Hint was called (debounced
+// by MinGap), it asks the node it keeps a connection to (the last that answered) for CLUSTER
+// SLOTS, and the other nodes in turn when that fails; every Interval it drops that connection
+// and asks afresh. Each map that differs from the previous one is stored for Current and given
+// to OnChange. Run closes its connection when ctx is done.
 func (f *Fetcher) Run(ctx context.Context) {
+	defer f.dropKept()
 	backoff := firstBackoff
 	for f.cur.Load() == nil {
-		if err := f.refresh(ctx); err == nil {
+		if _, err := f.refresh(ctx); err == nil {
 			break
 		}
 		if !sleep(ctx, backoff) {
@@ -254,19 +328,18 @@ func (f *Fetcher) Run(ctx context.Context) {
 		backoff = min(2*backoff, maxBackoff)
 	}
 
-	var tick <-chan time.Time
-	var timer *time.Timer
+	var nextFull time.Time
 	if f.cfg.Interval > 0 {
-		timer = time.NewTimer(f.cfg.Interval)
-		defer timer.Stop()
-		tick = timer.C
+		nextFull = time.Now().Add(f.cfg.Interval)
 	}
+	timer := time.NewTimer(f.wait(nextFull))
+	defer timer.Stop()
 	last := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick:
+		case <-timer.C:
 		case <-f.hint:
 			if !sleep(ctx, f.cfg.MinGap-time.Since(last)) {
 				return
@@ -278,35 +351,115 @@ func (f *Fetcher) Run(ctx context.Context) {
 		default:
 		}
 		last = time.Now()
-		_ = f.refresh(ctx)
-		if timer != nil {
-			timer.Reset(f.cfg.Interval)
+		if !nextFull.IsZero() && !last.Before(nextFull) {
+			f.dropKept() // the full refresh: every node may be asked again, seeds included
+			nextFull = last.Add(f.cfg.Interval)
 		}
+		_, _ = f.refresh(ctx)
+		timer.Stop()
+		select { // a timer that fired meanwhile (Go < 1.23 semantics): drained
+		case <-timer.C:
+		default:
+		}
+		timer.Reset(f.wait(nextFull))
 	}
 }
 
-// refresh fetches a map and publishes it when it differs from the current one.
-func (f *Fetcher) refresh(ctx context.Context) error {
+// wait is how long Run waits for a hint before its next refresh: WatchInterval, or until the
+// next full refresh when that comes first; a long time when neither is set.
+func (f *Fetcher) wait(nextFull time.Time) time.Duration {
+	d := time.Duration(1<<63 - 1)
+	if f.cfg.WatchInterval > 0 {
+		d = f.cfg.WatchInterval
+	}
+	if !nextFull.IsZero() {
+		d = min(d, max(time.Until(nextFull), 0))
+	}
+	return d
+}
+
+// dropKept closes the connection kept to the watched node. Run's goroutine only.
+func (f *Fetcher) dropKept() {
+	if f.kept != nil {
+		f.kept.Close()
+		f.kept, f.keptAddr = nil, ""
+	}
+}
+
+// poll gets the cluster's CLUSTER SLOTS reply: on the kept connection when there is one,
+// else (or when it fails) from the nodes in turn as Fetch asks them, keeping the connection
+// of the first that answers. unchanged: the reply is the one that gave the current map.
+// Run's goroutine only.
+func (f *Fetcher) poll(ctx context.Context) (m *route.SlotMap, reply []byte, unchanged bool, err error) {
+	if f.kept != nil {
+		reply, err = f.askSlots(ctx, f.kept, f.keptAddr)
+		if err == nil && f.cur.Load() != nil && f.lastFrom == f.keptAddr && bytes.Equal(reply, f.lastReply) {
+			return nil, reply, true, nil
+		}
+		if err == nil {
+			m, err = slotMapOf(reply, f.keptAddr)
+		}
+		if err == nil {
+			return m, reply, false, nil
+		}
+		f.log.Debug("watched node did not answer; asking the others", "node", f.keptAddr, "error", err)
+		f.dropKept()
+	}
+	var failures []string
+	for _, addr := range f.candidates() {
+		if err := ctx.Err(); err != nil {
+			failures = append(failures, "stopped: "+err.Error())
+			break
+		}
+		m, reply, conn, err := f.fetchFrom(ctx, addr)
+		if err == nil {
+			f.kept, f.keptAddr = conn, addr
+			return m, reply, false, nil
+		}
+		failures = append(failures, err.Error())
+		f.log.Debug("node did not give a slot map", "node", addr, "error", err)
+	}
+	if len(failures) == 0 {
+		return nil, nil, false, fmt.Errorf("fetch slot map of cluster %q: no seeds", f.cfg.Cluster)
+	}
+	return nil, nil, false, fmt.Errorf("fetch slot map of cluster %q: %s", f.cfg.Cluster, strings.Join(failures, "; "))
+}
+
+// refresh fetches a map and publishes it when it differs from the current one; it returns
+// the result (RefreshChanged, ...).
+func (f *Fetcher) refresh(ctx context.Context) (string, error) {
 	f.fetches.Add(1)
-	m, err := f.Fetch(ctx)
+	result, err := f.refreshOnce(ctx)
+	if f.cfg.OnRefresh != nil && ctx.Err() == nil {
+		f.cfg.OnRefresh(result)
+	}
+	return result, err
+}
+
+func (f *Fetcher) refreshOnce(ctx context.Context) (string, error) {
+	m, reply, unchanged, err := f.poll(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			f.log.Warn("slot map refresh failed, keeping the previous map", "error", err)
 		}
-		return err
+		return RefreshFailed, err
 	}
+	if unchanged {
+		return RefreshUnchanged, nil
+	}
+	f.lastReply, f.lastFrom = append(f.lastReply[:0], reply...), f.keptAddr
 	prev := f.cur.Load()
 	if prev.Equal(m) {
 		f.log.Trace("slot map unchanged")
-		return nil
+		return RefreshUnchanged, nil
 	}
 	f.cur.Store(m)
 	f.log.Info("slot map changed", "nodes", len(m.Nodes()), "ranges", len(m.Ranges()),
-		"slots_covered", m.Covered(), "masters", describeMasters(m))
+		"slots_covered", m.Covered(), "masters", describeMasters(m), "from", f.keptAddr)
 	if f.cfg.OnChange != nil {
 		f.cfg.OnChange(m)
 	}
-	return nil
+	return RefreshChanged, nil
 }
 
 // describeMasters lists "start-end=addr" for the log.

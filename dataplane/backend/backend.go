@@ -42,6 +42,10 @@ type Request struct {
 	Reply []byte
 	// Failure says why Reply was made by the proxy (FailNone when the node answered).
 	Failure Failure
+	// Unsent reports a failure of a request that was never written to the node (no
+	// connection, a refused dial, the Conn closed, or queued behind a write that failed): the
+	// node cannot have run it, so it is safe to send again, elsewhere.
+	Unsent bool
 
 	sent time.Time // when it was written; set only when Options.Latency or ReadTimeout is
 
@@ -82,13 +86,16 @@ const (
 
 func (r *Request) finish(reply []byte) {
 	r.Reply = append(r.Reply[:0], reply...)
-	r.Failure = FailNone
+	r.Failure, r.Unsent = FailNone, false
 	r.done()
 }
 
-func (r *Request) fail(msg string, why Failure) {
+func (r *Request) fail(msg string, why Failure) { r.failAs(msg, why, false) }
+
+// failAs fails r; unsent: it was never written (see Request.Unsent).
+func (r *Request) failAs(msg string, why Failure, unsent bool) {
 	r.Reply = resp.AppendError(r.Reply[:0], msg)
-	r.Failure = why
+	r.Failure, r.Unsent = why, unsent
 	r.done()
 }
 
@@ -225,7 +232,7 @@ func (c *Conn) Send(r *Request, frame []byte) {
 	c.mu.Lock()
 	if err := c.unavailableLocked(); err != nil {
 		c.mu.Unlock()
-		r.fail(c.failMsg(err), FailBackend)
+		r.failAs(c.failMsg(err), FailBackend, true)
 		return
 	}
 	c.out = append(c.out, frame...)
@@ -240,8 +247,8 @@ func (c *Conn) SendPrefixed(r *Request, prefix *Request, prefixFrame, frame []by
 	c.mu.Lock()
 	if err := c.unavailableLocked(); err != nil {
 		c.mu.Unlock()
-		prefix.fail(c.failMsg(err), FailBackend)
-		r.fail(c.failMsg(err), FailBackend)
+		prefix.failAs(c.failMsg(err), FailBackend, true)
+		r.failAs(c.failMsg(err), FailBackend, true)
 		return
 	}
 	c.out = append(c.out, prefixFrame...)
@@ -294,20 +301,24 @@ func (c *Conn) resetLocked(err error) {
 	}
 	c.gen++
 	c.out = c.out[:0]
+	// The last c.unsent requests of the queue were never handed to a write (a writer takes
+	// them all before it writes anything): those alone are safe to send again.
+	written := c.queue.len() - c.unsent
 	c.unsent = 0
 	for ; c.abandoned > 0; c.abandoned-- {
 		c.queue.pop() // failed already
+		written--
 	}
 	msg, why := c.failMsg(err), FailBackend
 	if _, ok := err.(errTimeout); ok {
 		why = FailTimeout
 	}
-	for {
+	for i := 0; ; i++ {
 		r := c.queue.pop()
 		if r == nil {
 			break
 		}
-		r.fail(msg, why)
+		r.failAs(msg, why, i >= written)
 	}
 }
 

@@ -104,7 +104,7 @@ func (s *session) forwardWithBackup(sl *slot, b *route.BackupRequest, slot uint1
 func (r *race) deliverLocked(req *backend.Request) {
 	r.delivered = true
 	r.dst.Reply = append(r.dst.Reply[:0], req.Reply...)
-	r.dst.Failure = req.Failure
+	r.dst.Failure, r.dst.Unsent = req.Failure, req.Unsent // unsent: the read may be sent again
 	r.frame, r.dst = nil, nil
 	if r.timer != nil && r.pending > 1 && r.timer.Stop() {
 		r.pending-- // the timer will not run

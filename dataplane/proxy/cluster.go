@@ -99,6 +99,9 @@ type snapshot struct {
 	// Options, so that a reconfigure reaches sessions through the same atomic load as the table.
 	readFromSlave bool
 	resp3         bool
+	// replaced is closed once a newer snapshot is installed, for the sessions that wait for
+	// one (retry.go).
+	replaced chan struct{}
 }
 
 // tableAddrs lists the node addresses of t in the order its node indexes use.
@@ -236,13 +239,16 @@ func (c *Cluster) Update(t *route.Table) error {
 // longer names are retired. c.mu must be held. It returns t's node addresses.
 func (c *Cluster) installLocked(t *route.Table) []string {
 	addrs := tableAddrs(t)
-	next := &snapshot{table: t, slots: t.Slots, pools: make([]*pool, len(addrs)), readFromSlave: c.opts.ReadFromSlave, resp3: c.opts.BackendRESP3}
+	next := &snapshot{table: t, slots: t.Slots, pools: make([]*pool, len(addrs)), readFromSlave: c.opts.ReadFromSlave, resp3: c.opts.BackendRESP3,
+		replaced: make(chan struct{})}
 	named := make(map[string]bool, len(addrs))
 	for i, addr := range addrs {
 		next.pools[i] = c.poolLocked(addr)
 		named[addr] = true
 	}
-	c.snap.Store(next)
+	if prev := c.snap.Swap(next); prev != nil {
+		close(prev.replaced)
+	}
 	c.readyOnce.Do(func() { close(c.ready) })
 	for addr, p := range c.pools {
 		if !named[addr] {

@@ -338,12 +338,13 @@ func (s *session) endOnPanic() {
 	}
 }
 
-// redirected reports whether a reply of the batch is a redirect or a retry to follow.
+// redirected reports whether a reply of the batch is a redirect or a retry to follow, or a
+// request failed unsent (retry.go).
 func (s *session) redirected() bool {
 	found := false
 	s.eachCall(func(c *call) {
 		if r := c.req.Reply; len(r) > 0 && r[0] == '-' {
-			found = found || redirectOrRetry(r)
+			found = found || redirectOrRetry(r) || c.req.Unsent
 		}
 	})
 	return found

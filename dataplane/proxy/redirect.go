@@ -24,10 +24,12 @@ var (
 	askingFrame       = []byte("*1\r\n$6\r\nASKING\r\n")
 )
 
-// followRedirects re-sends, in cluster mode, every request of the batch that a node redirected
-// or asked to retry, until none is left or the hop limit is reached. Requests are re-sent in
+// followRedirects re-sends, in cluster mode, the requests of the batch that never reached
+// their node (retry.go), then every request that a node redirected or asked to retry, until
+// none is left or the hop limit is reached. Requests are re-sent in
 // the batch's order, so a client's commands to one key stay in order on the new node.
 func (s *session) followRedirects() {
+	s.retryUnsent()
 	for hop := 0; hop < maxRedirects; hop++ {
 		retry := false
 		s.eachCall(func(c *call) {

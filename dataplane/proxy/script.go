@@ -183,7 +183,7 @@ func (k *killRounds) run(name string, round func() killReply) {
 	k.mu.Unlock()
 	for _, w := range list {
 		w.c.req.Reply = append(w.c.req.Reply[:0], r.reply...) // before Done: the batch reads it after
-		w.c.req.Failure = r.failure
+		w.c.req.Failure, w.c.req.Unsent = r.failure, false
 		w.wg.Done()
 	}
 }
