@@ -1,9 +1,12 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"maps"
+	"net"
+	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -41,7 +44,9 @@ type Server struct {
 	mu       sync.Mutex
 	clusters map[string]*Cluster
 	specs    map[string]route.ClusterSpec
-	version  uint64
+	// listeners are the client sockets by listenKey, each owned by one cluster generation.
+	listeners map[string]*listener
+	version   uint64
 	closed   bool
 	wg       sync.WaitGroup
 }
@@ -51,35 +56,22 @@ func NewServer(opts ServerOptions) *Server {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
-	return &Server{opts: opts, clusters: map[string]*Cluster{}, specs: map[string]route.ClusterSpec{}}
+	return &Server{opts: opts, clusters: map[string]*Cluster{}, specs: map[string]route.ClusterSpec{},
+		listeners: map[string]*listener{}}
 }
 
-// listenerChanged reports whether a spec change needs a new listener. Client access settings
-// count too: sessions read them without locks, so a change takes a fresh cluster (the old one
-// drains). Live knobs (slow log, hot keys, backup reads) are not here: see applyLive.
-func listenerChanged(a, b route.ClusterSpec) bool {
-	return a.ListenAddr != b.ListenAddr || a.ListenProto != b.ListenProto ||
-		!maps.Equal(a.Users, b.Users) || a.MaxConnections != b.MaxConnections ||
-		a.IdleTimeout != b.IdleTimeout || a.TLSCertFile != b.TLSCertFile ||
-		a.TLSKeyFile != b.TLSKeyFile || a.TLSCAFile != b.TLSCAFile ||
-		a.BackendTLS != b.BackendTLS || a.BackendTLSCAFile != b.BackendTLSCAFile ||
-		a.BackendTLSServerName != b.BackendTLSServerName ||
-		a.ClientOutputLimit != b.ClientOutputLimit
-}
-
-// backendChanged reports whether a spec change needs new backend connections.
-func backendChanged(a, b route.ClusterSpec) bool {
-	return a.ReadTimeout != b.ReadTimeout || a.WriteTimeout != b.WriteTimeout ||
-		a.DialTimeout != b.DialTimeout || a.NodeConnections != b.NodeConnections ||
-		a.ReadFromSlave != b.ReadFromSlave || a.BackendUser != b.BackendUser ||
-		a.BackendPassword != b.BackendPassword || a.BackendRESP3 != b.BackendRESP3
-}
-
-// Apply reconciles the served clusters with snap: new clusters get a listener, clusters it no
-// longer names stop accepting and drain, changed settings take effect, and every cluster gets
-// its table. Clusters whose spec did not change are untouched: no client is dropped. A snapshot
-// not newer than the last one is ignored. Errors (e.g. a port in use) are reported together;
-// the other clusters are still applied.
+// Apply makes the served clusters those of snap, all or nothing. It first builds what the
+// new state needs without touching the served one (prepare: every setting checked, TLS files
+// read, access rules compiled, every new listener opened); only when all of it succeeded does
+// it install it (commit, which cannot fail). On a failure it closes what it opened and
+// returns the cause: every cluster, listener, session and metric stays as it was.
+//
+// Per cluster, what changes decides what happens (route.Changed): listen (protocol, address,
+// TLS or not) hands clients to a new cluster generation on the new listener, opened before
+// the old one drains; access (users, rules, limits, TLS files) is swapped on the listener
+// that exists, logged-in clients stay; backend settings get new backend connections, clients
+// stay; live knobs are set in place. Clusters snap no longer names stop accepting and drain.
+// A snapshot not newer than the last one applied is ignored.
 func (s *Server) Apply(snap *route.Snapshot) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -89,44 +81,152 @@ func (s *Server) Apply(snap *route.Snapshot) error {
 	if snap.Version <= s.version {
 		return nil
 	}
-	s.version = snap.Version
-	var errs []error
-	named := map[string]bool{}
-	for _, spec := range snap.Clusters {
-		named[spec.Name] = true
-		c, old := s.clusters[spec.Name], s.specs[spec.Name]
-		var replaced *Cluster
-		if c != nil && listenerChanged(old, spec) {
-			s.retireLocked(c)
-			replaced, c = c, nil
-		}
-		if c == nil {
-			nc, err := s.openLocked(spec, replaced, old)
-			if err != nil {
-				errs = append(errs, err)
-				delete(s.clusters, spec.Name)
-				delete(s.specs, spec.Name)
-				continue
+	steps, err := s.prepareLocked(snap)
+	if err != nil {
+		for _, st := range steps {
+			if st.opened {
+				st.ln.close()
 			}
-			c = nc
-		} else {
-			if backendChanged(old, spec) {
-				c.reconfigure(spec)
+		}
+		return fmt.Errorf("apply snapshot version %d: nothing changed: %w", snap.Version, err)
+	}
+	s.version = snap.Version
+	s.commitLocked(steps)
+	s.budgetLocked()
+	return nil
+}
+
+// step is what Apply does to one cluster of a snapshot, prepared before anything changes.
+type step struct {
+	spec route.ClusterSpec
+	cur  *Cluster // serving under this name now; nil for a new cluster
+	// ln is the listener of a new cluster generation (new cluster, or a listen change):
+	// opened by this Apply (opened) or handed over from the generation that had it.
+	ln     *listener
+	opened bool
+	acc    *access      // the new access settings, when they changed (or a new generation)
+	rights *rightsTable // with acc
+	bTLS   *tls.Config  // the backend TLS configuration, when the backend settings changed
+}
+
+// prepareLocked checks snap and builds everything its clusters need that may fail. It
+// returns the steps (those with opened listeners included, for the caller to close on
+// error). s.mu must be held.
+func (s *Server) prepareLocked(snap *route.Snapshot) ([]*step, error) {
+	var steps []*step
+	claimed := map[string]string{} // listener key → cluster taking it in snap
+	for _, spec := range snap.Clusters {
+		st := &step{spec: spec, cur: s.clusters[spec.Name]}
+		steps = append(steps, st)
+		if t := spec.Table; t != nil && (t.Ring == nil) == (t.Slots == nil) {
+			return steps, fmt.Errorf("cluster %q: a table needs exactly one of a ring or a slot map", spec.Name)
+		}
+		if p := spec.Listen().Proto; p != "tcp" && p != "unix" {
+			return steps, fmt.Errorf("cluster %q: listen_proto %q is not tcp or unix", spec.Name, p)
+		}
+		key := listenKey(spec)
+		if other, dup := claimed[key]; dup {
+			return steps, fmt.Errorf("cluster %q: listen on %s: also the address of cluster %q", spec.Name, key, other)
+		}
+		claimed[key] = spec.Name
+		old, had := s.specs[spec.Name]
+		newGen := st.cur == nil || old.Listen() != spec.Listen()
+		if newGen || !route.AccessEqual(old, spec) {
+			acc, rights, err := buildAccess(spec)
+			if err != nil {
+				return steps, err
+			}
+			st.acc, st.rights = acc, rights
+		}
+		if spec.BackendTLS && (!had || old.Backend() != spec.Backend()) {
+			cfg, err := tlsconf.Client(spec.BackendTLSCAFile, spec.BackendTLSServerName)
+			if err != nil {
+				return steps, fmt.Errorf("cluster %q: backend TLS: %w", spec.Name, err)
+			}
+			st.bTLS = cfg
+		}
+		if !newGen {
+			continue
+		}
+		// A listener on this key already is handed over: its owner lets it go in snap (it is
+		// removed, moves elsewhere, or changes TLS on the same address), or the key would be
+		// claimed twice above.
+		if l := s.listeners[key]; l != nil {
+			st.ln = l
+			continue
+		}
+		ln, err := listen(spec)
+		if err != nil {
+			return steps, err
+		}
+		st.ln = &listener{key: key, ln: ln, log: s.opts.Logger.Named("dataplane").With("listen", ln.Addr().String())}
+		st.opened = true
+	}
+	return steps, nil
+}
+
+// buildAccess makes the access settings of spec: its TLS files read, its users' rules
+// compiled. Nothing is installed.
+func buildAccess(spec route.ClusterSpec) (*access, *rightsTable, error) {
+	a := &access{users: spec.Users, maxConns: spec.MaxConnections, idle: spec.IdleTimeout, outputLimit: spec.ClientOutputLimit}
+	if a.outputLimit <= 0 {
+		a.outputLimit = DefaultOutputLimit
+	}
+	if spec.TLSCertFile != "" {
+		cfg, err := tlsconf.Server(spec.TLSCertFile, spec.TLSKeyFile, spec.TLSCAFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("cluster %q: %w", spec.Name, err)
+		}
+		a.tls = cfg
+	}
+	rights, err := compileRights(spec.Users, spec.UserRights)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster %q: %w", spec.Name, err)
+	}
+	return a, rights, nil
+}
+
+// listen opens the socket spec asks for.
+func listen(spec route.ClusterSpec) (net.Listener, error) {
+	l := spec.Listen()
+	if l.Proto == "unix" {
+		_ = os.Remove(l.Addr) // a stale socket file from a previous run
+	}
+	ln, err := net.Listen(l.Proto, l.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %q: listen on %s %s: %w", spec.Name, l.Proto, l.Addr, err)
+	}
+	return ln, nil
+}
+
+// commitLocked installs prepared steps; nothing in it fails. s.mu must be held.
+func (s *Server) commitLocked(steps []*step) {
+	named := map[string]bool{}
+	for _, st := range steps {
+		spec := st.spec
+		named[spec.Name] = true
+		old := s.specs[spec.Name]
+		c := st.cur
+		if st.ln != nil {
+			c = s.startLocked(st, old)
+			if st.cur != nil {
+				c.log.Info("cluster changed", "groups", route.Changed(old, spec), "listen", spec.ListenProto+"://"+spec.ListenAddr)
+				s.retireLocked(st.cur)
+			}
+		} else if groups := route.Changed(old, spec); len(groups) > 0 {
+			if st.acc != nil {
+				c.acc.Store(st.acc)
+				c.rights.Store(st.rights)
+			}
+			if old.Backend() != spec.Backend() {
+				c.reconfigure(spec, st.bTLS)
 			}
 			c.applyLive(old, spec)
-			if err := c.applyRights(old, spec); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		if replaced != nil {
-			// The replaced cluster's sessions drain under the new rules, too.
-			_ = replaced.setRights(spec.Users, spec.UserRights)
+			c.log.Info("cluster changed", "groups", groups)
 		}
 		s.specs[spec.Name] = spec
 		if spec.Table != nil {
-			if err := c.Update(spec.Table); err != nil {
-				errs = append(errs, err)
-			}
+			_ = c.Update(spec.Table) // checked in prepare; a closed cluster is not served
 		}
 	}
 	for name, c := range s.clusters {
@@ -136,8 +236,13 @@ func (s *Server) Apply(snap *route.Snapshot) error {
 			delete(s.specs, name)
 		}
 	}
-	s.budgetLocked()
-	return errors.Join(errs...)
+	// A listener whose owner is not served any more (removed, or moved elsewhere) closes.
+	for key, l := range s.listeners {
+		if o := l.owner.Load(); o == nil || s.clusters[o.Name()] != o {
+			l.close()
+			delete(s.listeners, key)
+		}
+	}
 }
 
 // budgetLocked shares the open-file limit among the served clusters (fdlimit.Plan), after
@@ -192,12 +297,14 @@ func (c *Cluster) clientLimit() int {
 	if n := c.fdShare.Load(); n > 0 {
 		return int(n)
 	}
-	return c.opts.MaxConnections
+	return c.acc.Load().maxConns
 }
 
-// openLocked starts serving spec on a new listener. replaced, when set, is the cluster it
-// replaces (whose spec was old): its live knobs carry over (inheritLive).
-func (s *Server) openLocked(spec route.ClusterSpec, replaced *Cluster, old route.ClusterSpec) (*Cluster, error) {
+// startLocked starts a new generation of st's cluster on st.ln: a new cluster, or the
+// successor of st.cur (whose spec was old) after a listen change, which takes over its live
+// knobs (inheritLive). s.mu must be held.
+func (s *Server) startLocked(st *step, old route.ClusterSpec) *Cluster {
+	spec := st.spec
 	name := spec.Name
 	opts := Options{
 		Name: name, ListenAddr: spec.ListenAddr, ListenProto: spec.ListenProto,
@@ -209,48 +316,47 @@ func (s *Server) openLocked(spec route.ClusterSpec, replaced *Cluster, old route
 		SlowLogMaxLen: spec.SlowLogMaxLen, SlowLogSlowerThan: spec.SlowLogSlowerThan,
 		BackendRESP3: spec.BackendRESP3,
 		Hotkey:       spec.Hotkey, BackupRequest: spec.BackupRequest,
-		OutputLimit: spec.ClientOutputLimit,
+		OutputLimit: spec.ClientOutputLimit, TLS: st.acc.tls,
 	}
 	if s.opts.Hint != nil {
 		opts.Hint = func() { s.opts.Hint(name) }
 	}
-	if spec.TLSCertFile != "" {
-		cfg, err := tlsconf.Server(spec.TLSCertFile, spec.TLSKeyFile, spec.TLSCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("cluster %q: %w", name, err)
-		}
-		opts.TLS = cfg
-	}
 	if spec.BackendTLS {
-		cfg, err := tlsconf.Client(spec.BackendTLSCAFile, spec.BackendTLSServerName)
-		if err != nil {
-			return nil, fmt.Errorf("cluster %q: backend TLS: %w", name, err)
+		opts.BackendTLS = st.bTLS
+		if opts.BackendTLS == nil { // unchanged backend settings: the predecessor's
+			opts.BackendTLS = st.cur.opts.BackendTLS
 		}
-		opts.BackendTLS = cfg
 	}
 	c := NewCluster(opts)
-	if replaced != nil {
-		c.inheritLive(replaced, old, spec)
+	c.acc.Store(st.acc)
+	c.rights.Store(st.rights)
+	if st.cur != nil {
+		c.inheritLive(st.cur, old, spec)
 	}
-	if err := c.Listen(); err != nil {
-		c.Close()
-		return nil, err
-	}
+	c.mu.Lock()
+	c.ln, c.sharedLn = st.ln.ln, true
+	c.mu.Unlock()
+	l := st.ln
+	l.owner.Store(c)
 	s.clusters[name] = c
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := c.Serve(); err != nil {
-			c.log.Error("serve failed", "error", err)
-		}
-	}()
-	return c, nil
+	if st.opened {
+		s.listeners[l.key] = l
+		c.log.Info("listening", "addr", l.ln.Addr().String(), "proto", spec.Listen().Proto, "tls", st.acc.tls != nil)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			acceptLoop(l.ln, l.log, l.closed.Load, func(nc net.Conn) bool { l.give(nc); return true })
+		}()
+	}
+	return c
 }
 
-// retireLocked drains c in the background: no new clients, in-flight requests complete.
+// retireLocked drains c in the background: no new clients, in-flight requests complete. Its
+// listener, the Server's, is closed by commitLocked unless a successor took it.
 func (s *Server) retireLocked(c *Cluster) {
-	// Stop accepting now, not in the drain below: a replacement binds the same address.
-	c.closeListener()
+	c.mu.Lock()
+	c.draining = true
+	c.mu.Unlock()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -277,6 +383,10 @@ func (s *Server) Shutdown() {
 	s.closed = true
 	clusters := s.clusters
 	s.clusters = map[string]*Cluster{}
+	for key, l := range s.listeners {
+		l.close()
+		delete(s.listeners, key)
+	}
 	s.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, c := range clusters {
@@ -296,6 +406,10 @@ func (s *Server) Close() {
 	s.closed = true
 	clusters := s.clusters
 	s.clusters = map[string]*Cluster{}
+	for key, l := range s.listeners {
+		l.close()
+		delete(s.listeners, key)
+	}
 	s.mu.Unlock()
 	for _, c := range clusters {
 		c.Close()
