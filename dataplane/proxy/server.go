@@ -47,8 +47,8 @@ type Server struct {
 	// listeners are the client sockets by listenKey, each owned by one cluster generation.
 	listeners map[string]*listener
 	version   uint64
-	closed   bool
-	wg       sync.WaitGroup
+	closed    bool
+	wg        sync.WaitGroup
 }
 
 // NewServer returns a data plane that serves nothing until Apply.
