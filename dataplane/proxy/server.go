@@ -210,7 +210,7 @@ func (s *Server) commitLocked(steps []*step) {
 		if st.ln != nil {
 			c = s.startLocked(st, old)
 			if st.cur != nil {
-				c.log.Info("cluster changed", "groups", route.Changed(old, spec), "listen", spec.ListenProto+"://"+spec.ListenAddr)
+				c.log.Debug("cluster changed", "groups", route.Changed(old, spec), "listen", spec.ListenProto+"://"+spec.ListenAddr)
 				s.retireLocked(st.cur)
 			}
 		} else if groups := route.Changed(old, spec); len(groups) > 0 {
@@ -222,7 +222,7 @@ func (s *Server) commitLocked(steps []*step) {
 				c.reconfigure(spec, st.bTLS)
 			}
 			c.applyLive(old, spec)
-			c.log.Info("cluster changed", "groups", groups)
+			c.log.Debug("cluster changed", "groups", groups)
 		}
 		s.specs[spec.Name] = spec
 		if spec.Table != nil {
