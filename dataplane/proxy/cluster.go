@@ -173,6 +173,7 @@ type Cluster struct {
 	// fdShare, when > 0, is the cluster's client limit under the process's open-file limit
 	// (Server.budgetLocked); it takes the place of MaxConnections (see clientLimit).
 	fdShare atomic.Int64
+	fdCut   bool // fdShare differs from MaxConnections (guarded by the Server's mu)
 }
 
 // NewCluster returns a cluster that has no table yet; requests wait for the first Update.

@@ -263,7 +263,11 @@ func (s *Server) budgetLocked() {
 	for i, share := range fdlimit.Plan(s.opts.FDLimit, ds) {
 		c, configured := s.clusters[names[i]], ds[i].MaxClients
 		prev := int(c.fdShare.Swap(int64(share)))
-		if prev == share || (share == configured && prev == 0) {
+		// Logged when the share starts or stops differing from max_connections, or moves
+		// while it differs: not when max_connections itself changes and still holds.
+		cut, wasCut := share != configured, c.fdCut
+		c.fdCut = cut
+		if (!cut && !wasCut) || (cut && wasCut && prev == share) {
 			continue
 		}
 		log := c.log.With("max_connections", configured, "effective", share, "open_file_limit", s.opts.FDLimit)
