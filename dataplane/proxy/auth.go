@@ -35,7 +35,7 @@ func checkPassword(users map[string]string, user string, pass []byte) bool {
 
 // auth answers AUTH [user] pass.
 func (s *session) auth(out []byte, args [][]byte) []byte {
-	users := s.c.acc.Load().users
+	users := s.c.access().users
 	if len(users) == 0 {
 		return resp.AppendError(out, errNoPass)
 	}
@@ -77,7 +77,7 @@ func (s *session) hello(out []byte, args [][]byte) []byte {
 				return resp.AppendError(out, "ERR Syntax error in HELLO option '"+clip(args[i])+"'")
 			}
 			// As in Redis, a wrong password is answered before a later option's syntax.
-			users := s.c.acc.Load().users
+			users := s.c.access().users
 			if len(users) == 0 {
 				return resp.AppendError(out, errNoPass)
 			}

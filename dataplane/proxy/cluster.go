@@ -432,7 +432,7 @@ func (c *Cluster) admit(nc net.Conn) bool {
 	if gone {
 		return false
 	}
-	if a := c.acc.Load(); a.tls != nil {
+	if a := c.access(); a.tls != nil {
 		nc = tls.Server(nc, a.tls)
 	}
 	s := newSession(c, nc)

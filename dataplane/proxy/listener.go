@@ -112,3 +112,12 @@ func acceptLoop(ln net.Listener, log hclog.Logger, stopped func() bool, give fun
 		}
 	}
 }
+
+// access returns the cluster's current access settings. A Cluster not made by NewCluster (a
+// test's) has none stored: it gets those of its Options.
+func (c *Cluster) access() *access {
+	if a := c.acc.Load(); a != nil {
+		return a
+	}
+	return newAccess(c.opts)
+}

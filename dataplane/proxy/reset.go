@@ -15,6 +15,6 @@ func (s *session) resetConn() {
 	s.tx.reset()
 	s.proto3 = false
 	s.name = ""
-	s.authed = len(s.c.acc.Load().users) == 0
+	s.authed = len(s.c.access().users) == 0
 	s.username, s.user, s.rightsOf = "", nil, nil
 }

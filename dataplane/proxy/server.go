@@ -88,7 +88,7 @@ func (s *Server) Apply(snap *route.Snapshot) error {
 				st.ln.close()
 			}
 		}
-		return fmt.Errorf("apply snapshot version %d: nothing changed: %w", snap.Version, err)
+		return fmt.Errorf("refused whole, nothing changed: %w", err)
 	}
 	s.version = snap.Version
 	s.commitLocked(steps)
@@ -194,7 +194,7 @@ func listen(spec route.ClusterSpec) (net.Listener, error) {
 	}
 	ln, err := net.Listen(l.Proto, l.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("cluster %q: listen on %s %s: %w", spec.Name, l.Proto, l.Addr, err)
+		return nil, fmt.Errorf("cluster %q: %w", spec.Name, err) // "listen tcp ADDR: bind: ..."
 	}
 	return ln, nil
 }
@@ -301,7 +301,7 @@ func (c *Cluster) clientLimit() int {
 	if n := c.fdShare.Load(); n > 0 {
 		return int(n)
 	}
-	return c.acc.Load().maxConns
+	return c.access().maxConns
 }
 
 // startLocked starts a new generation of st's cluster on st.ln: a new cluster, or the

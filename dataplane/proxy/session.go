@@ -203,7 +203,7 @@ func newSession(c *Cluster, nc net.Conn) *session {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	s := &session{c: c, nc: nc, id: c.nextID.Add(1), authed: len(c.acc.Load().users) == 0}
+	s := &session{c: c, nc: nc, id: c.nextID.Add(1), authed: len(c.access().users) == 0}
 	if s.raw = rawio.New(nc); s.raw != nil {
 		// Blocking until a loop takes the session (clientReader).
 		s.rw, s.src = s.raw, clientReader{raw: s.raw, block: true}
@@ -432,7 +432,7 @@ func (s *session) pace(n, biggest int) {
 		w = min(2*w, maxBatch)
 	}
 	if biggest > 0 {
-		w = min(w, s.c.acc.Load().outputLimit/biggest)
+		w = min(w, s.c.access().outputLimit/biggest)
 	}
 	s.window = max(w, 1)
 }
