@@ -213,3 +213,42 @@ func bump(v reflect.Value) bool {
 	}
 	return true
 }
+
+// A refused snapshot still moves the routing tables of the clusters whose settings it does
+// not change (a remote data plane keeps following failovers while a new cluster of its
+// snapshots cannot listen there); the served settings and clusters stay.
+func TestRefusedSnapshotStillRoutes(t *testing.T) {
+	h, _ := route.Hash("fnv1a_64")
+	ring := func(addr string) *route.Ring {
+		r, err := route.NewRing([]route.Node{{Addr: addr, Weight: 1}}, h, "{}")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	s := NewServer(ServerOptions{Logger: testlog.New(t, t.Name(), hclog.Warn)})
+	t.Cleanup(s.Close)
+	a := route.ClusterSpec{Name: "a", ListenAddr: "127.0.0.1:0", ListenProto: "tcp", MaxConnections: 5,
+		Table: &route.Table{Version: 1, Ring: ring("127.0.0.1:1")}}
+	if err := s.Apply(&route.Snapshot{Version: 1, Clusters: []route.ClusterSpec{a}}); err != nil {
+		t.Fatal(err)
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	moved := a
+	moved.Table = &route.Table{Version: 2, Ring: ring("127.0.0.1:2")}
+	snap := &route.Snapshot{Version: 2, Clusters: []route.ClusterSpec{moved,
+		{Name: "c", ListenAddr: taken.Addr().String(), Table: moved.Table}}}
+	if err := s.Apply(snap); err == nil {
+		t.Fatal("a snapshot with a cluster on a taken port was applied")
+	}
+	if v := s.cluster("a").snap.Load().table.Version; v != 2 {
+		t.Fatalf("cluster a routes by table %d after the refused snapshot, want its table 2", v)
+	}
+	if s.cluster("c") != nil || ClientLimit(s, "a") != 5 {
+		t.Fatal("the refused snapshot changed the clusters or a's settings")
+	}
+}

@@ -64,7 +64,8 @@ func NewServer(opts ServerOptions) *Server {
 // new state needs without touching the served one (prepare: every setting checked, TLS files
 // read, access rules compiled, every new listener opened); only when all of it succeeded does
 // it install it (commit, which cannot fail). On a failure it closes what it opened and
-// returns the cause: every cluster, listener, session and metric stays as it was.
+// returns the cause: every cluster, listener, session and metric stays as it was (only the
+// routing tables of clusters whose settings it does not change follow it: tablesOnlyLocked).
 //
 // Per cluster, what changes decides what happens (route.Changed): listen (protocol, address,
 // TLS or not) hands clients to a new cluster generation on the new listener, opened before
@@ -88,12 +89,34 @@ func (s *Server) Apply(snap *route.Snapshot) error {
 				st.ln.close()
 			}
 		}
+		s.tablesOnlyLocked(snap)
 		return fmt.Errorf("refused whole, nothing changed: %w", err)
 	}
 	s.version = snap.Version
 	s.commitLocked(steps)
 	s.budgetLocked()
 	return nil
+}
+
+// tablesOnlyLocked installs the routing tables of snap's clusters whose settings are those
+// served, after snap was refused. Tables are observed state (a failover, an ejection), not
+// settings: a data plane fed by a remote control plane, which refuses every snapshot while one
+// of its clusters cannot listen there, keeps following the topology of the others. For the
+// snapshot of a refused reload this changes nothing: it carries the tables served already.
+// s.mu must be held.
+func (s *Server) tablesOnlyLocked(snap *route.Snapshot) {
+	for _, spec := range snap.Clusters {
+		c, old := s.clusters[spec.Name], s.specs[spec.Name]
+		t := spec.Table
+		if c == nil || t == nil || (t.Ring == nil) == (t.Slots == nil) || len(route.Changed(old, spec)) > 0 ||
+			(old.Table != nil && t.Version <= old.Table.Version) {
+			continue
+		}
+		if err := c.Update(t); err == nil {
+			old.Table = t
+			s.specs[spec.Name] = old
+		}
+	}
 }
 
 // step is what Apply does to one cluster of a snapshot, prepared before anything changes.
