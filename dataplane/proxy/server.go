@@ -67,11 +67,12 @@ func NewServer(opts ServerOptions) *Server {
 // returns the cause: every cluster, listener, session and metric stays as it was (only the
 // routing tables of clusters whose settings it does not change follow it: tablesOnlyLocked).
 //
-// Per cluster, what changes decides what happens (route.Changed): listen (protocol, address,
-// TLS or not) hands clients to a new cluster generation on the new listener, opened before
-// the old one drains; access (users, rules, limits, TLS files) is swapped on the listener
-// that exists, logged-in clients stay; backend settings get new backend connections, clients
-// stay; live knobs are set in place. Clusters snap no longer names stop accepting and drain.
+// Per cluster, what changes decides what happens (route.Changed), and no change drops a
+// client: listen (protocol, address, TLS or not) opens the new listener, then closes the old
+// one, whose clients stay; access (users, rules, limits, TLS files) is swapped on the cluster,
+// logged-in clients stay; backend settings get new backend connections; live knobs are set in
+// place. Clusters snap no longer names stop accepting and drain; a listener such a cluster
+// lets go is handed to the cluster that takes its address in snap.
 // A snapshot not newer than the last one applied is ignored.
 func (s *Server) Apply(snap *route.Snapshot) error {
 	s.mu.Lock()
@@ -123,8 +124,8 @@ func (s *Server) tablesOnlyLocked(snap *route.Snapshot) {
 type step struct {
 	spec route.ClusterSpec
 	cur  *Cluster // serving under this name now; nil for a new cluster
-	// ln is the listener of a new cluster generation (new cluster, or a listen change):
-	// opened by this Apply (opened) or handed over from the generation that had it.
+	// ln is the listener of a new cluster, or of one whose listen settings change: opened by
+	// this Apply (opened) or handed over from the cluster that had it.
 	ln     *listener
 	opened bool
 	acc    *access      // the new access settings, when they changed (or a new generation)
@@ -153,8 +154,8 @@ func (s *Server) prepareLocked(snap *route.Snapshot) ([]*step, error) {
 		}
 		claimed[key] = spec.Name
 		old, had := s.specs[spec.Name]
-		newGen := st.cur == nil || old.Listen() != spec.Listen()
-		if newGen || !route.AccessEqual(old, spec) {
+		relisten := st.cur == nil || old.Listen() != spec.Listen()
+		if relisten || !route.AccessEqual(old, spec) {
 			acc, rights, err := buildAccess(spec)
 			if err != nil {
 				return steps, err
@@ -168,12 +169,12 @@ func (s *Server) prepareLocked(snap *route.Snapshot) ([]*step, error) {
 			}
 			st.bTLS = cfg
 		}
-		if !newGen {
+		if !relisten {
 			continue
 		}
 		// A listener on this key already is handed over: its owner lets it go in snap (it is
-		// removed, moves elsewhere, or changes TLS on the same address), or the key would be
-		// claimed twice above.
+		// removed or moves elsewhere), is this cluster (TLS turned on or off on the same
+		// address), or the key would be claimed twice above.
 		if l := s.listeners[key]; l != nil {
 			st.ln = l
 			continue
@@ -230,16 +231,15 @@ func (s *Server) commitLocked(steps []*step) {
 		named[spec.Name] = true
 		old := s.specs[spec.Name]
 		c := st.cur
-		if st.ln != nil {
-			c = s.startLocked(st, old)
-			if st.cur != nil {
-				c.log.Debug("cluster changed", "groups", route.Changed(old, spec), "listen", spec.ListenProto+"://"+spec.ListenAddr)
-				s.retireLocked(st.cur)
-			}
+		if c == nil {
+			c = s.startLocked(st)
 		} else if groups := route.Changed(old, spec); len(groups) > 0 {
 			if st.acc != nil {
 				c.acc.Store(st.acc)
 				c.rights.Store(st.rights)
+			}
+			if st.ln != nil {
+				s.listenLocked(c, st)
 			}
 			if old.Backend() != spec.Backend() {
 				c.reconfigure(spec, st.bTLS)
@@ -259,9 +259,10 @@ func (s *Server) commitLocked(steps []*step) {
 			delete(s.specs, name)
 		}
 	}
-	// A listener whose owner is not served any more (removed, or moved elsewhere) closes.
+	// A listener no served cluster listens on any more (removed, or moved elsewhere) closes;
+	// the clients it accepted stay with their cluster.
 	for key, l := range s.listeners {
-		if o := l.owner.Load(); o == nil || s.clusters[o.Name()] != o {
+		if o := l.owner.Load(); o == nil || s.clusters[o.Name()] != o || listenKey(s.specs[o.Name()]) != key {
 			l.close()
 			delete(s.listeners, key)
 		}
@@ -327,10 +328,8 @@ func (c *Cluster) clientLimit() int {
 	return c.access().maxConns
 }
 
-// startLocked starts a new generation of st's cluster on st.ln: a new cluster, or the
-// successor of st.cur (whose spec was old) after a listen change, which takes over its live
-// knobs (inheritLive). s.mu must be held.
-func (s *Server) startLocked(st *step, old route.ClusterSpec) *Cluster {
+// startLocked starts serving a new cluster on st.ln. s.mu must be held.
+func (s *Server) startLocked(st *step) *Cluster {
 	spec := st.spec
 	name := spec.Name
 	opts := Options{
@@ -343,43 +342,43 @@ func (s *Server) startLocked(st *step, old route.ClusterSpec) *Cluster {
 		SlowLogMaxLen: spec.SlowLogMaxLen, SlowLogSlowerThan: spec.SlowLogSlowerThan,
 		BackendRESP3: spec.BackendRESP3,
 		Hotkey:       spec.Hotkey, BackupRequest: spec.BackupRequest,
-		OutputLimit: spec.ClientOutputLimit, TLS: st.acc.tls,
+		OutputLimit: spec.ClientOutputLimit, TLS: st.acc.tls, BackendTLS: st.bTLS,
 	}
 	if s.opts.Hint != nil {
 		opts.Hint = func() { s.opts.Hint(name) }
 	}
-	if spec.BackendTLS {
-		opts.BackendTLS = st.bTLS
-		if opts.BackendTLS == nil { // unchanged backend settings: the predecessor's
-			opts.BackendTLS = st.cur.opts.BackendTLS
-		}
-	}
 	c := NewCluster(opts)
 	c.acc.Store(st.acc)
 	c.rights.Store(st.rights)
-	if st.cur != nil {
-		c.inheritLive(st.cur, old, spec)
-	}
-	c.mu.Lock()
-	c.ln, c.sharedLn = st.ln.ln, true
-	c.mu.Unlock()
-	l := st.ln
-	l.owner.Store(c)
 	s.clusters[name] = c
-	if st.opened {
-		s.listeners[l.key] = l
-		c.log.Info("listening", "addr", l.ln.Addr().String(), "proto", spec.Listen().Proto, "tls", st.acc.tls != nil)
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			acceptLoop(l.ln, l.log, l.closed.Load, func(nc net.Conn) bool { l.give(nc); return true })
-		}()
-	}
+	s.listenLocked(c, st)
 	return c
 }
 
-// retireLocked drains c in the background: no new clients, in-flight requests complete. Its
-// listener, the Server's, is closed by commitLocked unless a successor took it.
+// listenLocked makes st.ln c's listener: new clients reach c there from now on. A listener c
+// had before closes in commitLocked, after this one is open; the clients it accepted stay, as
+// Redis keeps its clients when CONFIG SET port moves its listener. s.mu must be held.
+func (s *Server) listenLocked(c *Cluster, st *step) {
+	l := st.ln
+	c.mu.Lock()
+	c.ln, c.sharedLn = l.ln, true
+	c.mu.Unlock()
+	l.owner.Store(c)
+	if !st.opened {
+		return // handed over: its accept loop runs already
+	}
+	s.listeners[l.key] = l
+	c.log.Info("listening", "addr", l.ln.Addr().String(), "proto", st.spec.Listen().Proto, "tls", c.access().tls != nil)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		acceptLoop(l.ln, l.log, l.closed.Load, func(nc net.Conn) bool { l.give(nc); return true })
+	}()
+}
+
+// retireLocked drains c (a cluster no longer served) in the background: no new clients,
+// in-flight requests complete. Its listener, the Server's, is closed by commitLocked unless
+// a cluster of the same snapshot took it.
 func (s *Server) retireLocked(c *Cluster) {
 	c.mu.Lock()
 	c.draining = true
