@@ -210,9 +210,18 @@ func (c *cluster) buildRing(version uint64) error {
 	return nil
 }
 
-// publishLocked hands the current state to the sink as a new snapshot. cp.mu must be held.
+// publishLocked hands the current state to the sink as a new snapshot. Only a snapshot the
+// sink took becomes the current one (what Snapshot returns to remote data planes, and the
+// fetchers hints reach): a refused one changed nothing there either. cp.mu must be held.
 func (cp *ControlPlane) publishLocked() error {
 	cp.version++
+	snap := &route.Snapshot{Version: cp.version}
+	for _, c := range cp.clusters {
+		snap.Clusters = append(snap.Clusters, c.spec())
+	}
+	if err := cp.sink.Apply(snap); err != nil {
+		return fmt.Errorf("apply snapshot version %d: %w", snap.Version, err)
+	}
 	fetchers := map[string]*topology.Fetcher{}
 	for _, c := range cp.clusters {
 		if c.fetcher != nil {
@@ -220,39 +229,6 @@ func (cp *ControlPlane) publishLocked() error {
 		}
 	}
 	cp.fetchers.Store(&fetchers)
-	snap := &route.Snapshot{Version: cp.version}
-	for _, c := range cp.clusters {
-		cc := c.cfg
-		snap.Clusters = append(snap.Clusters, route.ClusterSpec{
-			Name: cc.Name, ListenAddr: cc.ListenAddr, ListenProto: cc.ListenProto,
-			ReadTimeout: cc.ReadTimeout, WriteTimeout: cc.WriteTimeout, DialTimeout: cc.DialTimeout,
-			NodeConnections: cc.NodeConnections,
-			ReadFromSlave:   cc.ReadFromSlave && cc.CacheType == config.CacheRedisCluster,
-			Table:           c.table,
-			Users:           clientUsers(cc),
-			MaxConnections:  cc.MaxConnections,
-			IdleTimeout:     cc.ClientIdleTimeout,
-			BackendRESP3:    cc.BackendRespVersion == "resp3",
-		})
-		if cc.SlowlogLogSlowerThan >= 0 {
-			snap.Clusters[len(snap.Clusters)-1].SlowLogMaxLen = cc.SlowlogMaxLen
-			snap.Clusters[len(snap.Clusters)-1].SlowLogSlowerThan = cc.SlowlogLogSlowerThan
-		}
-		spec := &snap.Clusters[len(snap.Clusters)-1]
-		spec.UserRights = clientRights(cc)
-		spec.BackendUser, spec.BackendPassword = backendCredentials(cc)
-		spec.ClientOutputLimit = cc.ClientOutputLimit
-		spec.TLSCertFile, spec.TLSKeyFile, spec.TLSCAFile = cc.TLSCertFile, cc.TLSKeyFile, cc.TLSCAFile
-		spec.BackendTLS, spec.BackendTLSCAFile, spec.BackendTLSServerName = cc.BackendTLS, cc.BackendTLSCAFile, cc.BackendTLSServerName
-		spec.Hotkey = route.HotkeySpec{
-			SampleEvery: cc.HotkeySampleEvery, Width: cc.HotkeySketchWidth, Depth: cc.HotkeySketchDepth,
-			Capacity: cc.HotkeyCapacity, Decay: cc.HotkeyDecay,
-		}
-		if cc.CacheType == config.CacheRedisCluster {
-			b := cc.BackupRequest
-			spec.BackupRequest = route.BackupRequest{Enabled: b.Enabled, TriggerSlow: b.TriggerSlow, Multiplier: b.Multiplier}
-		}
-	}
 	cp.snapshot = snap
 	for w := range cp.watchers {
 		select {
@@ -260,10 +236,61 @@ func (cp *ControlPlane) publishLocked() error {
 		default:
 		}
 	}
-	if err := cp.sink.Apply(snap); err != nil {
-		return fmt.Errorf("apply snapshot version %d: %w", snap.Version, err)
-	}
 	return nil
+}
+
+// spec is what the data plane serves of c: its settings and current table.
+func (c *cluster) spec() route.ClusterSpec {
+	cc := c.cfg
+	spec := route.ClusterSpec{
+		Name: cc.Name, ListenAddr: cc.ListenAddr, ListenProto: cc.ListenProto,
+		ReadTimeout: cc.ReadTimeout, WriteTimeout: cc.WriteTimeout, DialTimeout: cc.DialTimeout,
+		NodeConnections: cc.NodeConnections,
+		ReadFromSlave:   cc.ReadFromSlave && cc.CacheType == config.CacheRedisCluster,
+		Table:           c.table,
+		Users:           clientUsers(cc),
+		MaxConnections:  cc.MaxConnections,
+		IdleTimeout:     cc.ClientIdleTimeout,
+		BackendRESP3:    cc.BackendRespVersion == "resp3",
+	}
+	if cc.SlowlogLogSlowerThan >= 0 {
+		spec.SlowLogMaxLen = cc.SlowlogMaxLen
+		spec.SlowLogSlowerThan = cc.SlowlogLogSlowerThan
+	}
+	spec.UserRights = clientRights(cc)
+	spec.BackendUser, spec.BackendPassword = backendCredentials(cc)
+	spec.ClientOutputLimit = cc.ClientOutputLimit
+	spec.TLSCertFile, spec.TLSKeyFile, spec.TLSCAFile = cc.TLSCertFile, cc.TLSKeyFile, cc.TLSCAFile
+	spec.BackendTLS, spec.BackendTLSCAFile, spec.BackendTLSServerName = cc.BackendTLS, cc.BackendTLSCAFile, cc.BackendTLSServerName
+	spec.Hotkey = route.HotkeySpec{
+		SampleEvery: cc.HotkeySampleEvery, Width: cc.HotkeySketchWidth, Depth: cc.HotkeySketchDepth,
+		Capacity: cc.HotkeyCapacity, Decay: cc.HotkeyDecay,
+	}
+	if cc.CacheType == config.CacheRedisCluster {
+		b := cc.BackupRequest
+		spec.BackupRequest = route.BackupRequest{Enabled: b.Enabled, TriggerSlow: b.TriggerSlow, Multiplier: b.Multiplier}
+	}
+	return spec
+}
+
+// changedGroups names what differs between two configurations of one cluster: the data
+// plane's groups (route.Changed: listen, access, backend, live), "routing" (servers, hashing,
+// cache type), "health" (pings, topology fetch) and "other" for the rest.
+func changedGroups(prev, next *cluster) []string {
+	groups := route.Changed(prev.spec(), next.spec())
+	a, b := prev.cfg, next.cfg
+	if a.CacheType != b.CacheType || !slices.Equal(a.Servers, b.Servers) || a.HashTag != b.HashTag ||
+		a.HashMethod != b.HashMethod || a.HashDistribution != b.HashDistribution {
+		groups = append(groups, "routing")
+	}
+	if a.PingFailLimit != b.PingFailLimit || a.PingInterval != b.PingInterval ||
+		a.PingSuccInterval != b.PingSuccInterval || a.Fetch != b.Fetch {
+		groups = append(groups, "health")
+	}
+	if len(groups) == 0 {
+		groups = append(groups, "other")
+	}
+	return groups
 }
 
 // Snapshot returns the latest snapshot and a channel that receives when a newer one exists;
@@ -537,9 +564,13 @@ type ReloadResult struct {
 	Version                            uint64
 }
 
-// Reload replaces the configuration with cfg (already validated): new clusters start, removed
-// ones stop, changed ones are rebuilt; unchanged clusters keep their state and their clients.
-// Operator ejections of nodes still configured survive a change.
+// Reload replaces the configuration with cfg (already validated), all or nothing: the new
+// state is built aside and handed to the sink as one snapshot; only when the sink took it do
+// new clusters start, removed ones stop and changed ones replace theirs. When the sink
+// refuses it (a listener that cannot open), every cluster stays as it was, here and in the
+// data plane, and the error says why. Unchanged clusters keep their state and their clients;
+// a changed one is logged once with the groups of settings that changed. Operator ejections
+// of nodes still configured survive a change.
 func (cp *ControlPlane) Reload(cfg *config.Config) (ReloadResult, error) {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
@@ -549,7 +580,8 @@ func (cp *ControlPlane) Reload(cfg *config.Config) (ReloadResult, error) {
 		old[c.cfg.Name] = c
 	}
 	next := make([]*cluster, 0, len(cfg.Clusters))
-	var started []*cluster
+	var started, stopped []*cluster
+	groups := map[string][]string{}
 	for _, cc := range cfg.Clusters {
 		if prev := old[cc.Name]; prev != nil {
 			delete(old, cc.Name)
@@ -584,10 +616,10 @@ func (cp *ControlPlane) Reload(cfg *config.Config) (ReloadResult, error) {
 			} else if c.fetcher != nil {
 				c.table = prev.table // keep routing by the old map until the new fetcher's first
 			}
-			cp.stopLocked(prev)
+			groups[cc.Name] = changedGroups(prev, c)
 			res.Changed = append(res.Changed, cc.Name)
 			next = append(next, c)
-			started = append(started, c)
+			started, stopped = append(started, c), append(stopped, prev)
 			continue
 		}
 		c, err := cp.newCluster(cc)
@@ -599,21 +631,34 @@ func (cp *ControlPlane) Reload(cfg *config.Config) (ReloadResult, error) {
 		started = append(started, c)
 	}
 	for name, c := range old {
-		cp.stopLocked(c)
+		stopped = append(stopped, c)
 		res.Removed = append(res.Removed, name)
 	}
 	sort.Strings(res.Removed)
+	if len(res.Added)+len(res.Removed)+len(res.Changed) == 0 {
+		cp.cfg = cfg // equal clusters; [admin] and [metrics] are read at start only
+		res.Version = cp.version
+		cp.log.Info("configuration unchanged", "clusters", len(res.Unchanged))
+		return res, nil
+	}
+	prevCfg, prevClusters := cp.cfg, cp.clusters
 	cp.cfg, cp.clusters = cfg, next
+	if err := cp.publishLocked(); err != nil {
+		cp.cfg, cp.clusters = prevCfg, prevClusters
+		return ReloadResult{}, fmt.Errorf("%w: %w", ErrReloadFailed, err)
+	}
+	for _, c := range stopped {
+		cp.stopLocked(c)
+	}
 	for _, c := range started {
 		cp.startLocked(c)
 	}
-	err := cp.publishLocked()
 	res.Version = cp.version
+	for _, name := range res.Changed {
+		cp.log.Info("cluster changed", "cluster", name, "groups", groups[name])
+	}
 	cp.log.Info("configuration reloaded", "added", res.Added, "removed", res.Removed,
 		"changed", res.Changed, "unchanged", len(res.Unchanged), "version", res.Version)
-	if err != nil {
-		return res, fmt.Errorf("%w: %w", ErrReloadFailed, err)
-	}
 	return res, nil
 }
 

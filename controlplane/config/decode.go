@@ -44,10 +44,7 @@ func parse(data []byte, filename string) (*Config, error) {
 		cfg.Clusters = append(cfg.Clusters, p.cluster(i, m))
 	}
 	p.crossCluster(cfg.Clusters)
-	if a := cfg.Metrics.ListenAddr; a != "" && a == cfg.Admin.ListenAddr {
-		p.add(&Error{Index: -1, Key: "metrics.listen_addr", Line: lineOf(p.lines, "metrics.listen_addr"),
-			Msg: fmt.Sprintf("%q is also admin.listen_addr", a)})
-	}
+	p.listenClashes(cfg)
 
 	if err := p.errs.join(); err != nil {
 		return nil, err
@@ -896,10 +893,9 @@ func (r *reader) extras(c *Cluster) {
 }
 
 // crossCluster checks what must be unique across clusters: names (case-insensitively, as
-// they name metrics and admin targets) and listen addresses.
+// they name metrics and admin targets). Listen addresses: listenClashes.
 func (p *parser) crossCluster(cs []Cluster) {
 	names := map[string]int{}
-	listens := map[string]int{}
 	for i, c := range cs {
 		at := indexPath("clusters", i)
 		if c.Name != "" {
@@ -909,15 +905,6 @@ func (p *parser) crossCluster(cs []Cluster) {
 					Msg: fmt.Sprintf("duplicate cluster name (also clusters[%d] %q)", j, cs[j].Name)})
 			} else {
 				names[k] = i
-			}
-		}
-		if c.ListenAddr != "" {
-			k := c.ListenProto + " " + c.ListenAddr
-			if j, dup := listens[k]; dup {
-				p.add(&Error{Line: lineOf(p.lines, at+".listen_addr"), Cluster: c.Name, Index: i, Key: "listen_addr",
-					Msg: fmt.Sprintf("%q already used by clusters[%d] %q", c.ListenAddr, j, cs[j].Name)})
-			} else {
-				listens[k] = i
 			}
 		}
 	}

@@ -21,9 +21,11 @@ type rightsTable struct {
 
 // compileRights builds the rules of users (username → password) from rights. A user whose
 // rules do not compile (a data plane older than its control plane) may run nothing: access
-// rules fail closed. nil when no user has rules.
+// rules fail closed. nil when there are no users: then every client may run everything. With
+// users and no rules, the table still knows who may log in, so that the session of a user a
+// reload removed is refused from its next command.
 func compileRights(users map[string]string, rights map[string]route.UserRights) (*rightsTable, error) {
-	if len(rights) == 0 {
+	if len(rights) == 0 && len(users) == 0 {
 		return nil, nil
 	}
 	t := &rightsTable{users: map[string]*acl.User{}, known: map[string]bool{}}
@@ -138,17 +140,4 @@ func (s *session) permittedSubscribed(p *pubsub, spec *command.Spec, args [][]by
 	}
 	p.reply(resp.AppendError(nil, msg))
 	return false
-}
-
-// applyRights installs changed access rules of a cluster that keeps its listener: sessions
-// follow them from their next batch (Server.Apply).
-func (c *Cluster) applyRights(old, spec route.ClusterSpec) error {
-	if maps.EqualFunc(old.UserRights, spec.UserRights, route.UserRights.Equal) {
-		return nil
-	}
-	if err := c.setRights(spec.Users, spec.UserRights); err != nil {
-		return fmt.Errorf("cluster %q: %w", c.opts.Name, err)
-	}
-	c.log.Info("users' access rules changed", "users_with_rules", len(spec.UserRights))
-	return nil
 }

@@ -43,7 +43,7 @@ func checkPassword(users map[string]string, user string, pass []byte) bool {
 
 // auth answers AUTH [user] pass.
 func (s *session) auth(out []byte, args [][]byte) []byte {
-	users := s.c.opts.Users
+	users := s.c.access().users
 	if len(users) == 0 {
 		return resp.AppendError(out, errNoPass)
 	}
@@ -85,10 +85,11 @@ func (s *session) hello(out []byte, args [][]byte) []byte {
 				return resp.AppendError(out, "ERR Syntax error in HELLO option '"+clip(args[i])+"'")
 			}
 			// As in Redis, a wrong password is answered before a later option's syntax.
-			if len(s.c.opts.Users) == 0 {
+			users := s.c.access().users
+			if len(users) == 0 {
 				return resp.AppendError(out, errNoPass)
 			}
-			if !checkPassword(s.c.opts.Users, string(args[i+1]), args[i+2]) {
+			if !checkPassword(users, string(args[i+1]), args[i+2]) {
 				return resp.AppendError(out, errWrongPass)
 			}
 			s.login(string(args[i+1]))

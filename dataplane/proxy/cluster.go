@@ -149,6 +149,8 @@ type Cluster struct {
 	readonly bool
 
 	snap atomic.Pointer[snapshot]
+	// acc are the client access settings, swapped whole by a reload (listener.go).
+	acc atomic.Pointer[access]
 	// rights are the users' compiled access rules (acl.go); nil when no user has rules.
 	rights atomic.Pointer[rightsTable]
 	// ready is closed when the first table is in, so sessions that start earlier can wait.
@@ -158,6 +160,8 @@ type Cluster struct {
 	mu       sync.Mutex // serialises Update; guards pools
 	pools    map[string]*pool
 	ln       net.Listener
+	sharedLn bool // ln is the Server's (listener), handed on to a successor: not closed here
+	draining bool // retired by a reload: admits no client
 	sessions map[*session]struct{}
 	loops    []*loop // started with the first client they may serve
 	loopNext int
@@ -177,6 +181,7 @@ type Cluster struct {
 	// KILL's), pooled idle ones included; dedHeld counts those backend connections alone.
 	held, dedHeld atomic.Int64
 	fdFullLog     fdFullLog // one log line when the share runs out, not one per refusal
+	fdCut         bool      // fdShare differs from what max_connections needs (guarded by the Server's mu)
 }
 
 // NewCluster returns a cluster that has no table yet; requests wait for the first Update.
@@ -205,6 +210,7 @@ func NewCluster(opts Options) *Cluster {
 		sessions: make(map[*session]struct{}),
 		retiring: make(map[*pool]*time.Timer),
 	}
+	c.acc.Store(newAccess(opts))
 	c.initKnobs()
 	if err := c.setRights(opts.Users, opts.Rights); err != nil {
 		c.log.Error("users' access rules refused; those users may run nothing", "error", err)
@@ -260,9 +266,10 @@ func (c *Cluster) installLocked(t *route.Table) []string {
 	return addrs
 }
 
-// reconfigure applies new backend settings: new connections with them replace the old ones,
-// which finish what they carry and close after the grace period. Clients stay connected.
-func (c *Cluster) reconfigure(spec route.ClusterSpec) {
+// reconfigure applies new backend settings (bTLS: the backend TLS configuration, read by the
+// Server's prepare): new connections with them replace the old ones, which finish what they
+// carry and close after the grace period. Clients stay connected.
+func (c *Cluster) reconfigure(spec route.ClusterSpec, bTLS *tls.Config) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.opts.ReadTimeout, c.opts.WriteTimeout, c.opts.DialTimeout = spec.ReadTimeout, spec.WriteTimeout, spec.DialTimeout
@@ -270,9 +277,13 @@ func (c *Cluster) reconfigure(spec route.ClusterSpec) {
 	c.opts.ReadFromSlave = spec.ReadFromSlave
 	c.opts.BackendUser, c.opts.BackendPassword = spec.BackendUser, spec.BackendPassword
 	c.opts.BackendRESP3 = spec.BackendRESP3
+	c.opts.BackendTLS = nil
+	if spec.BackendTLS {
+		c.opts.BackendTLS = bTLS
+	}
 	c.rebuildPoolsLocked()
 	c.log.Info("backend settings changed", "read_timeout", spec.ReadTimeout, "node_connections", c.opts.NodeConnections,
-		"backend_resp3", spec.BackendRESP3)
+		"backend_resp3", spec.BackendRESP3, "backend_tls", spec.BackendTLS)
 }
 
 // rebuildPoolsLocked replaces every pool with one made from the current options; the old
@@ -383,9 +394,6 @@ func (c *Cluster) Listen() error {
 	if err != nil {
 		return fmt.Errorf("cluster %q: listen on %s %s: %w", c.opts.Name, c.opts.ListenProto, c.opts.ListenAddr, err)
 	}
-	if c.opts.TLS != nil {
-		ln = tls.NewListener(ln, c.opts.TLS)
-	}
 	c.mu.Lock()
 	c.ln = ln
 	c.mu.Unlock()
@@ -411,80 +419,78 @@ func (c *Cluster) Serve() error {
 	if ln == nil {
 		return fmt.Errorf("cluster %q: serve before listen", c.opts.Name)
 	}
-	var delay time.Duration
-	failed := 0
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			c.mu.Lock()
-			closed := c.closed
-			c.mu.Unlock()
-			if closed || errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			// Out of file descriptors (EMFILE, ENFILE) and the like: keep the listener and
-			// back off instead of spinning, as net/http does; clients wait in the listen
-			// queue. One log line when it starts failing and one when it recovers.
-			if delay == 0 {
-				delay = 5 * time.Millisecond
-				c.log.Error("accept failing: retrying with backoff, new clients wait", "error", err)
-			} else if delay *= 2; delay > time.Second {
-				delay = time.Second
-			}
-			failed++
-			time.Sleep(delay)
-			continue
-		}
-		if failed > 0 {
-			c.log.Info("accepting again", "failed_accepts", failed)
-			failed = 0
-		}
-		delay = 0
-		s := newSession(c, nc)
-		// The client's descriptor in the share first, without c.mu: making room closes idle
-		// pooled connections, and closing a TLS one writes.
-		room := c.takeFD()
+	acceptLoop(ln, c.log, func() bool {
 		c.mu.Lock()
-		if c.closed {
-			c.mu.Unlock()
-			if room {
-				c.held.Add(-1)
-			}
+		defer c.mu.Unlock()
+		return c.closed
+	}, func(nc net.Conn) bool {
+		if !c.admit(nc) {
 			nc.Close()
-			return nil
+			return false
 		}
-		if !room || (c.opts.MaxConnections > 0 && len(c.sessions) >= c.opts.MaxConnections) {
-			c.mu.Unlock()
-			if room {
-				c.held.Add(-1)
-			}
-			c.metrics.inc(c.metrics.refused)
-			_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = nc.Write(maxClientsReply)
-			nc.Close()
-			continue
-		}
-		c.sessions[s] = struct{}{}
-		c.wg.Add(1)
-		l := c.loopForLocked(s)
-		c.mu.Unlock()
-		c.metrics.clientOpened()
-		if l != nil {
-			l.add(s)
-			continue
-		}
-		go func() {
-			if !s.serve() {
-				c.forget(s)
-			}
-		}()
+		return true
+	})
+	return nil
+}
+
+// admit makes nc a client of c under its current access settings, or refuses it with Redis's
+// max-clients error. It returns false, nc untouched, when c takes no clients any more (closed,
+// or draining after a reload retired it).
+func (c *Cluster) admit(nc net.Conn) bool {
+	c.mu.Lock()
+	gone := c.closed || c.draining
+	c.mu.Unlock()
+	if gone {
+		return false
 	}
+	if a := c.access(); a.tls != nil {
+		nc = tls.Server(nc, a.tls)
+	}
+	s := newSession(c, nc)
+	// The client's descriptor in the share first, without c.mu: making room closes idle
+	// pooled connections, and closing a TLS one writes.
+	room := c.takeFD()
+	c.mu.Lock()
+	if c.closed || c.draining {
+		c.mu.Unlock()
+		if room {
+			c.held.Add(-1)
+		}
+		nc.Close()
+		return true
+	}
+	if max := c.access().maxConns; !room || (max > 0 && len(c.sessions) >= max) {
+		c.mu.Unlock()
+		if room {
+			c.held.Add(-1)
+		}
+		c.metrics.inc(c.metrics.refused)
+		_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = nc.Write(maxClientsReply)
+		nc.Close()
+		return true
+	}
+	c.sessions[s] = struct{}{}
+	c.wg.Add(1)
+	l := c.loopForLocked(s)
+	c.mu.Unlock()
+	c.metrics.clientOpened()
+	if l != nil {
+		l.add(s)
+		return true
+	}
+	go func() {
+		if !s.serve() {
+			c.forget(s)
+		}
+	}()
+	return true
 }
 
 // loopable reports whether an event loop may serve s: a plain socket (not TLS), no read
 // deadline to keep (client_idle_timeout), and loops here (epoll). It takes no lock.
 func (c *Cluster) loopable(s *session) bool {
-	return s.raw != nil && c.opts.IdleTimeout == 0 && !c.noLoops.Load()
+	return s.raw != nil && s.idleRd == nil && !c.noLoops.Load()
 }
 
 // loopForLocked picks the event loop that serves s (loop.go), starting the loops with the first
@@ -541,20 +547,12 @@ func (c *Cluster) forget(s *session) {
 	c.wg.Done()
 }
 
-// closeListener stops accepting clients (Drain does it too).
-func (c *Cluster) closeListener() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ln != nil {
-		c.ln.Close()
-	}
-}
-
 // Drain stops accepting and lets every session finish the commands it has read, then closes
 // the cluster: the way a cluster removed by a reload goes.
 func (c *Cluster) Drain() {
 	c.mu.Lock()
-	if c.ln != nil {
+	c.draining = true
+	if c.ln != nil && !c.sharedLn {
 		c.ln.Close()
 	}
 	for s := range c.sessions {
@@ -592,7 +590,7 @@ func (c *Cluster) Close() {
 		return
 	}
 	c.closed = true
-	if c.ln != nil {
+	if c.ln != nil && !c.sharedLn {
 		c.ln.Close()
 	}
 	for s := range c.sessions {

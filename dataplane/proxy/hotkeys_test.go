@@ -256,7 +256,7 @@ func TestServerKnobsAndHotKeys(t *testing.T) {
 		}
 	}
 
-	// A reload that needs a new listener (max_connections here) keeps CONFIG SET's knobs as
+	// A reload that changes other settings (max_connections here) keeps CONFIG SET's knobs as
 	// well; a knob the same reload changes takes the file's value.
 	for name, v := range map[string]string{"hotkey-capacity": "77", "slowlog-log-slower-than": "5000", "slowlog-max-len": "9"} {
 		if _, err := s.SetClusterKnob("a", name, v); err != nil {

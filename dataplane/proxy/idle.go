@@ -34,7 +34,7 @@ func (ir *idleReader) Read(p []byte) (int, error) {
 // watchIdle puts an idleReader under the session's reader when the cluster has an idle
 // timeout. It runs once, before anything is read.
 func (s *session) watchIdle() {
-	if d := s.c.opts.IdleTimeout; d > 0 {
+	if d := s.c.access().idle; d > 0 {
 		var under io.Reader = s.nc
 		if s.raw != nil {
 			under = &s.src

@@ -135,24 +135,6 @@ func (c *Cluster) applyLive(old, spec route.ClusterSpec) {
 	}
 }
 
-// inheritLive carries the live knobs of from, the cluster that c replaces on a new listener,
-// into c: what CONFIG SET changed there survives the reload as it does on a cluster that is
-// kept, and what the reload itself changes (old to spec) wins, as in applyLive. The hot-key
-// tracker goes over with its counts, the slow log with its entries.
-func (c *Cluster) inheritLive(from *Cluster, old, spec route.ClusterSpec) {
-	from.mu.Lock()
-	k := from.knobs
-	from.mu.Unlock()
-	c.mu.Lock()
-	c.knobs = k
-	c.hot.Store(from.hot.Load())
-	c.slow.Store(from.slow.Load())
-	c.applySlowLocked()
-	c.applyBackupLocked()
-	c.mu.Unlock()
-	c.applyLive(old, spec)
-}
-
 // applyHotkeyLocked replaces the tracker when its sizes changed: counting restarts, the
 // enabled state stays.
 func (c *Cluster) applyHotkeyLocked() {

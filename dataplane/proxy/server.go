@@ -1,9 +1,12 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"maps"
+	"net"
+	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -41,9 +44,11 @@ type Server struct {
 	mu       sync.Mutex
 	clusters map[string]*Cluster
 	specs    map[string]route.ClusterSpec
-	version  uint64
-	closed   bool
-	wg       sync.WaitGroup
+	// listeners are the client sockets by listenKey, each owned by one cluster generation.
+	listeners map[string]*listener
+	version   uint64
+	closed    bool
+	wg        sync.WaitGroup
 }
 
 // NewServer returns a data plane that serves nothing until Apply.
@@ -51,35 +56,24 @@ func NewServer(opts ServerOptions) *Server {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
-	return &Server{opts: opts, clusters: map[string]*Cluster{}, specs: map[string]route.ClusterSpec{}}
+	return &Server{opts: opts, clusters: map[string]*Cluster{}, specs: map[string]route.ClusterSpec{},
+		listeners: map[string]*listener{}}
 }
 
-// listenerChanged reports whether a spec change needs a new listener. Client access settings
-// count too: sessions read them without locks, so a change takes a fresh cluster (the old one
-// drains). Live knobs (slow log, hot keys, backup reads) are not here: see applyLive.
-func listenerChanged(a, b route.ClusterSpec) bool {
-	return a.ListenAddr != b.ListenAddr || a.ListenProto != b.ListenProto ||
-		!maps.Equal(a.Users, b.Users) || a.MaxConnections != b.MaxConnections ||
-		a.IdleTimeout != b.IdleTimeout || a.TLSCertFile != b.TLSCertFile ||
-		a.TLSKeyFile != b.TLSKeyFile || a.TLSCAFile != b.TLSCAFile ||
-		a.BackendTLS != b.BackendTLS || a.BackendTLSCAFile != b.BackendTLSCAFile ||
-		a.BackendTLSServerName != b.BackendTLSServerName ||
-		a.ClientOutputLimit != b.ClientOutputLimit
-}
-
-// backendChanged reports whether a spec change needs new backend connections.
-func backendChanged(a, b route.ClusterSpec) bool {
-	return a.ReadTimeout != b.ReadTimeout || a.WriteTimeout != b.WriteTimeout ||
-		a.DialTimeout != b.DialTimeout || a.NodeConnections != b.NodeConnections ||
-		a.ReadFromSlave != b.ReadFromSlave || a.BackendUser != b.BackendUser ||
-		a.BackendPassword != b.BackendPassword || a.BackendRESP3 != b.BackendRESP3
-}
-
-// Apply reconciles the served clusters with snap: new clusters get a listener, clusters it no
-// longer names stop accepting and drain, changed settings take effect, and every cluster gets
-// its table. Clusters whose spec did not change are untouched: no client is dropped. A snapshot
-// not newer than the last one is ignored. Errors (e.g. a port in use) are reported together;
-// the other clusters are still applied.
+// Apply makes the served clusters those of snap, all or nothing. It first builds what the
+// new state needs without touching the served one (prepare: every setting checked, TLS files
+// read, access rules compiled, every new listener opened); only when all of it succeeded does
+// it install it (commit, which cannot fail). On a failure it closes what it opened and
+// returns the cause: every cluster, listener, session and metric stays as it was (only the
+// routing tables of clusters whose settings it does not change follow it: tablesOnlyLocked).
+//
+// Per cluster, what changes decides what happens (route.Changed), and no change drops a
+// client: listen (protocol, address, TLS or not) opens the new listener, then closes the old
+// one, whose clients stay; access (users, rules, limits, TLS files) is swapped on the cluster,
+// logged-in clients stay; backend settings get new backend connections; live knobs are set in
+// place. Clusters snap no longer names stop accepting and drain; a listener such a cluster
+// lets go is handed to the cluster that takes its address in snap.
+// A snapshot not newer than the last one applied is ignored.
 func (s *Server) Apply(snap *route.Snapshot) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -89,44 +83,173 @@ func (s *Server) Apply(snap *route.Snapshot) error {
 	if snap.Version <= s.version {
 		return nil
 	}
-	s.version = snap.Version
-	var errs []error
-	named := map[string]bool{}
-	for _, spec := range snap.Clusters {
-		named[spec.Name] = true
-		c, old := s.clusters[spec.Name], s.specs[spec.Name]
-		var replaced *Cluster
-		if c != nil && listenerChanged(old, spec) {
-			s.retireLocked(c)
-			replaced, c = c, nil
-		}
-		if c == nil {
-			nc, err := s.openLocked(spec, replaced, old)
-			if err != nil {
-				errs = append(errs, err)
-				delete(s.clusters, spec.Name)
-				delete(s.specs, spec.Name)
-				continue
+	steps, err := s.prepareLocked(snap)
+	if err != nil {
+		for _, st := range steps {
+			if st.opened {
+				st.ln.close()
 			}
-			c = nc
-		} else {
-			if backendChanged(old, spec) {
-				c.reconfigure(spec)
+		}
+		s.tablesOnlyLocked(snap)
+		return fmt.Errorf("refused whole, nothing changed: %w", err)
+	}
+	s.version = snap.Version
+	s.commitLocked(steps)
+	s.budgetLocked()
+	return nil
+}
+
+// tablesOnlyLocked installs the routing tables of snap's clusters whose settings are those
+// served, after snap was refused. Tables are observed state (a failover, an ejection), not
+// settings: a data plane fed by a remote control plane, which refuses every snapshot while one
+// of its clusters cannot listen there, keeps following the topology of the others. For the
+// snapshot of a refused reload this changes nothing: it carries the tables served already.
+// s.mu must be held.
+func (s *Server) tablesOnlyLocked(snap *route.Snapshot) {
+	for _, spec := range snap.Clusters {
+		c, old := s.clusters[spec.Name], s.specs[spec.Name]
+		t := spec.Table
+		if c == nil || t == nil || (t.Ring == nil) == (t.Slots == nil) || len(route.Changed(old, spec)) > 0 ||
+			(old.Table != nil && t.Version <= old.Table.Version) {
+			continue
+		}
+		if err := c.Update(t); err == nil {
+			old.Table = t
+			s.specs[spec.Name] = old
+		}
+	}
+}
+
+// step is what Apply does to one cluster of a snapshot, prepared before anything changes.
+type step struct {
+	spec route.ClusterSpec
+	cur  *Cluster // serving under this name now; nil for a new cluster
+	// ln is the listener of a new cluster, or of one whose listen settings change: opened by
+	// this Apply (opened) or handed over from the cluster that had it.
+	ln     *listener
+	opened bool
+	acc    *access      // the new access settings, when they changed (or a new generation)
+	rights *rightsTable // with acc
+	bTLS   *tls.Config  // the backend TLS configuration, when the backend settings changed
+}
+
+// prepareLocked checks snap and builds everything its clusters need that may fail. It
+// returns the steps (those with opened listeners included, for the caller to close on
+// error). s.mu must be held.
+func (s *Server) prepareLocked(snap *route.Snapshot) ([]*step, error) {
+	var steps []*step
+	claimed := map[string]string{} // listener key → cluster taking it in snap
+	for _, spec := range snap.Clusters {
+		st := &step{spec: spec, cur: s.clusters[spec.Name]}
+		steps = append(steps, st)
+		if t := spec.Table; t != nil && (t.Ring == nil) == (t.Slots == nil) {
+			return steps, fmt.Errorf("cluster %q: a table needs exactly one of a ring or a slot map", spec.Name)
+		}
+		if p := spec.Listen().Proto; p != "tcp" && p != "unix" {
+			return steps, fmt.Errorf("cluster %q: listen_proto %q is not tcp or unix", spec.Name, p)
+		}
+		key := listenKey(spec)
+		if other, dup := claimed[key]; dup {
+			return steps, fmt.Errorf("cluster %q: listen on %s: also the address of cluster %q", spec.Name, key, other)
+		}
+		claimed[key] = spec.Name
+		old, had := s.specs[spec.Name]
+		relisten := st.cur == nil || old.Listen() != spec.Listen()
+		if relisten || !route.AccessEqual(old, spec) {
+			acc, rights, err := buildAccess(spec)
+			if err != nil {
+				return steps, err
+			}
+			st.acc, st.rights = acc, rights
+		}
+		if spec.BackendTLS && (!had || old.Backend() != spec.Backend()) {
+			cfg, err := tlsconf.Client(spec.BackendTLSCAFile, spec.BackendTLSServerName)
+			if err != nil {
+				return steps, fmt.Errorf("cluster %q: backend TLS: %w", spec.Name, err)
+			}
+			st.bTLS = cfg
+		}
+		if !relisten {
+			continue
+		}
+		// A listener on this key already is handed over: its owner lets it go in snap (it is
+		// removed or moves elsewhere), is this cluster (TLS turned on or off on the same
+		// address), or the key would be claimed twice above.
+		if l := s.listeners[key]; l != nil {
+			st.ln = l
+			continue
+		}
+		ln, err := listen(spec)
+		if err != nil {
+			return steps, err
+		}
+		st.ln = &listener{key: key, ln: ln, log: s.opts.Logger.Named("dataplane").With("listen", ln.Addr().String())}
+		st.opened = true
+	}
+	return steps, nil
+}
+
+// buildAccess makes the access settings of spec: its TLS files read, its users' rules
+// compiled. Nothing is installed.
+func buildAccess(spec route.ClusterSpec) (*access, *rightsTable, error) {
+	a := &access{users: spec.Users, maxConns: spec.MaxConnections, idle: spec.IdleTimeout, outputLimit: spec.ClientOutputLimit}
+	if a.outputLimit <= 0 {
+		a.outputLimit = DefaultOutputLimit
+	}
+	if spec.TLSCertFile != "" {
+		cfg, err := tlsconf.Server(spec.TLSCertFile, spec.TLSKeyFile, spec.TLSCAFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("cluster %q: %w", spec.Name, err)
+		}
+		a.tls = cfg
+	}
+	rights, err := compileRights(spec.Users, spec.UserRights)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster %q: %w", spec.Name, err)
+	}
+	return a, rights, nil
+}
+
+// listen opens the socket spec asks for.
+func listen(spec route.ClusterSpec) (net.Listener, error) {
+	l := spec.Listen()
+	if l.Proto == "unix" {
+		_ = os.Remove(l.Addr) // a stale socket file from a previous run
+	}
+	ln, err := net.Listen(l.Proto, l.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %q: %w", spec.Name, err) // "listen tcp ADDR: bind: ..."
+	}
+	return ln, nil
+}
+
+// commitLocked installs prepared steps; nothing in it fails. s.mu must be held.
+func (s *Server) commitLocked(steps []*step) {
+	named := map[string]bool{}
+	for _, st := range steps {
+		spec := st.spec
+		named[spec.Name] = true
+		old := s.specs[spec.Name]
+		c := st.cur
+		if c == nil {
+			c = s.startLocked(st)
+		} else if groups := route.Changed(old, spec); len(groups) > 0 {
+			if st.acc != nil {
+				c.acc.Store(st.acc)
+				c.rights.Store(st.rights)
+			}
+			if st.ln != nil {
+				s.listenLocked(c, st)
+			}
+			if old.Backend() != spec.Backend() {
+				c.reconfigure(spec, st.bTLS)
 			}
 			c.applyLive(old, spec)
-			if err := c.applyRights(old, spec); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		if replaced != nil {
-			// The replaced cluster's sessions drain under the new rules, too.
-			_ = replaced.setRights(spec.Users, spec.UserRights)
+			c.log.Debug("cluster changed", "groups", groups)
 		}
 		s.specs[spec.Name] = spec
 		if spec.Table != nil {
-			if err := c.Update(spec.Table); err != nil {
-				errs = append(errs, err)
-			}
+			_ = c.Update(spec.Table) // checked in prepare; a closed cluster is not served
 		}
 	}
 	for name, c := range s.clusters {
@@ -136,8 +259,14 @@ func (s *Server) Apply(snap *route.Snapshot) error {
 			delete(s.specs, name)
 		}
 	}
-	s.budgetLocked()
-	return errors.Join(errs...)
+	// A listener no served cluster listens on any more (removed, or moved elsewhere) closes;
+	// the clients it accepted stay with their cluster.
+	for key, l := range s.listeners {
+		if o := l.owner.Load(); o == nil || s.clusters[o.Name()] != o || listenKey(s.specs[o.Name()]) != key {
+			l.close()
+			delete(s.listeners, key)
+		}
+	}
 }
 
 // budgetLocked shares the open-file limit among the served clusters (fdlimit.Plan), after
@@ -159,7 +288,11 @@ func (s *Server) budgetLocked() {
 		c, configured := s.clusters[names[i]], ds[i].MaxClients
 		prev := int(c.fdShare.Swap(int64(share)))
 		want := fdlimit.PerClient * configured
-		if prev == share || (share == want && prev == 0) {
+		// Logged when the share starts or stops differing from what max_connections needs,
+		// or moves while it differs: not when max_connections itself changes and still holds.
+		cut, wasCut := share != want, c.fdCut
+		c.fdCut = cut
+		if (!cut && !wasCut) || (cut && wasCut && prev == share) {
 			continue
 		}
 		// effective is the descriptors the cluster's clients may hold: their connections and
@@ -193,16 +326,16 @@ func tableNodes(t *route.Table) int {
 // or its share of the open-file limit when smaller. Accept checks both (Serve, takeFD): the
 // share counts the backend connections clients hold for themselves too.
 func (c *Cluster) clientLimit() int {
-	n, share := c.opts.MaxConnections, int(c.fdShare.Load())
+	n, share := c.access().maxConns, int(c.fdShare.Load())
 	if share > 0 && (n <= 0 || share < n) {
 		return share
 	}
 	return n
 }
 
-// openLocked starts serving spec on a new listener. replaced, when set, is the cluster it
-// replaces (whose spec was old): its live knobs carry over (inheritLive).
-func (s *Server) openLocked(spec route.ClusterSpec, replaced *Cluster, old route.ClusterSpec) (*Cluster, error) {
+// startLocked starts serving a new cluster on st.ln. s.mu must be held.
+func (s *Server) startLocked(st *step) *Cluster {
+	spec := st.spec
 	name := spec.Name
 	opts := Options{
 		Name: name, ListenAddr: spec.ListenAddr, ListenProto: spec.ListenProto,
@@ -214,48 +347,47 @@ func (s *Server) openLocked(spec route.ClusterSpec, replaced *Cluster, old route
 		SlowLogMaxLen: spec.SlowLogMaxLen, SlowLogSlowerThan: spec.SlowLogSlowerThan,
 		BackendRESP3: spec.BackendRESP3,
 		Hotkey:       spec.Hotkey, BackupRequest: spec.BackupRequest,
-		OutputLimit: spec.ClientOutputLimit,
+		OutputLimit: spec.ClientOutputLimit, TLS: st.acc.tls, BackendTLS: st.bTLS,
 	}
 	if s.opts.Hint != nil {
 		opts.Hint = func() { s.opts.Hint(name) }
 	}
-	if spec.TLSCertFile != "" {
-		cfg, err := tlsconf.Server(spec.TLSCertFile, spec.TLSKeyFile, spec.TLSCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("cluster %q: %w", name, err)
-		}
-		opts.TLS = cfg
-	}
-	if spec.BackendTLS {
-		cfg, err := tlsconf.Client(spec.BackendTLSCAFile, spec.BackendTLSServerName)
-		if err != nil {
-			return nil, fmt.Errorf("cluster %q: backend TLS: %w", name, err)
-		}
-		opts.BackendTLS = cfg
-	}
 	c := NewCluster(opts)
-	if replaced != nil {
-		c.inheritLive(replaced, old, spec)
-	}
-	if err := c.Listen(); err != nil {
-		c.Close()
-		return nil, err
-	}
+	c.acc.Store(st.acc)
+	c.rights.Store(st.rights)
 	s.clusters[name] = c
+	s.listenLocked(c, st)
+	return c
+}
+
+// listenLocked makes st.ln c's listener: new clients reach c there from now on. A listener c
+// had before closes in commitLocked, after this one is open; the clients it accepted stay, as
+// Redis keeps its clients when CONFIG SET port moves its listener. s.mu must be held.
+func (s *Server) listenLocked(c *Cluster, st *step) {
+	l := st.ln
+	c.mu.Lock()
+	c.ln, c.sharedLn = l.ln, true
+	c.mu.Unlock()
+	l.owner.Store(c)
+	if !st.opened {
+		return // handed over: its accept loop runs already
+	}
+	s.listeners[l.key] = l
+	c.log.Info("listening", "addr", l.ln.Addr().String(), "proto", st.spec.Listen().Proto, "tls", c.access().tls != nil)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := c.Serve(); err != nil {
-			c.log.Error("serve failed", "error", err)
-		}
+		acceptLoop(l.ln, l.log, l.closed.Load, func(nc net.Conn) bool { l.give(nc); return true })
 	}()
-	return c, nil
 }
 
-// retireLocked drains c in the background: no new clients, in-flight requests complete.
+// retireLocked drains c (a cluster no longer served) in the background: no new clients,
+// in-flight requests complete. Its listener, the Server's, is closed by commitLocked unless
+// a cluster of the same snapshot took it.
 func (s *Server) retireLocked(c *Cluster) {
-	// Stop accepting now, not in the drain below: a replacement binds the same address.
-	c.closeListener()
+	c.mu.Lock()
+	c.draining = true
+	c.mu.Unlock()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -282,6 +414,10 @@ func (s *Server) Shutdown() {
 	s.closed = true
 	clusters := s.clusters
 	s.clusters = map[string]*Cluster{}
+	for key, l := range s.listeners {
+		l.close()
+		delete(s.listeners, key)
+	}
 	s.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, c := range clusters {
@@ -301,6 +437,10 @@ func (s *Server) Close() {
 	s.closed = true
 	clusters := s.clusters
 	s.clusters = map[string]*Cluster{}
+	for key, l := range s.listeners {
+		l.close()
+		delete(s.listeners, key)
+	}
 	s.mu.Unlock()
 	for _, c := range clusters {
 		c.Close()

@@ -212,7 +212,7 @@ func newSession(c *Cluster, nc net.Conn) *session {
 		s.rd = resp.NewReader(nc, readBufSize)
 	}
 	s.watchIdle()
-	s.setAuthed(len(c.opts.Users) == 0)
+	s.setAuthed(len(c.access().users) == 0)
 	s.pend.init(nil)
 	s.window = 1 // grown by pace as replies prove small
 	// Sessions start at different points of the sampling period, so that short-lived clients
@@ -433,7 +433,7 @@ func (s *session) pace(n, biggest int) {
 		w = min(2*w, maxBatch)
 	}
 	if biggest > 0 {
-		w = min(w, s.c.opts.OutputLimit/biggest)
+		w = min(w, s.c.access().outputLimit/biggest)
 	}
 	s.window = max(w, 1)
 }
