@@ -297,10 +297,14 @@ func (s *session) step() {
 func (s *session) complete() {
 	defer s.endOnPanic()
 	s.pend.n.Store(1) // the session's own count again, for the next batch
+	if s.overLimit() {
+		s.end()
+		return
+	}
 	if s.snap != nil && s.snap.slots != nil && s.redirected() {
 		s.handOver(func() bool {
 			s.followRedirects()
-			return s.writeBatch(s.assemble()) && s.afterBatch()
+			return !s.overLimit() && s.writeBatch(s.assemble()) && s.afterBatch()
 		})
 		return
 	}

@@ -96,7 +96,7 @@ func (s *session) planSplit(sl *slot, spec *command.Spec, cmd *resp.Command) (sp
 	s.counts, s.targets, s.gks = counts, targets, gks
 	sl.kind, sl.policy, sl.nsubs = slotSplit, spec.Policy, len(counts)
 	for len(sl.subs) < sl.nsubs {
-		sl.subs = append(sl.subs, newCall(&s.pend))
+		sl.subs = append(sl.subs, newCall(&s.pend, sl.budget))
 	}
 	for g, c := range sl.subs[:sl.nsubs] {
 		c.buf = resp.AppendArrayHeader(c.buf[:0], 1+counts[g]*stride)
