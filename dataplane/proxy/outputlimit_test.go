@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/aster-proxy/aster/dataplane/proxy"
+	"github.com/aster-proxy/aster/dataplane/resp"
 	"github.com/aster-proxy/aster/internal/redistest"
 )
 
@@ -308,5 +309,41 @@ func TestOutputLimitHoldsWhateverTheWindowLearnt(t *testing.T) {
 				t.Errorf("%d log lines for one disconnect, want 1", k)
 			}
 		})
+	}
+}
+
+// Replies the proxy makes itself count against the limit as the nodes' do: COMMAND's is tens
+// of KiB from nine bytes of input, and a window learnt from PINGs takes hundreds of them.
+func TestOutputLimitCountsRepliesTheProxyMakes(t *testing.T) {
+	const limit = 256 << 10
+	heldCh := make(chan int, 4)
+	restore := proxy.SetOverLimitHook(func(held int) { heldCh <- held })
+	e := startEnv(t, envOpts{nodes: 1, outLimit: limit})
+	t.Cleanup(restore)
+	c := e.raw(t)
+	c.send(strings.Repeat("PING\r\n", 2000))
+	for i := range 2000 {
+		if got := c.line(); got != "+PONG" {
+			t.Fatalf("PING %d = %q", i, got)
+		}
+	}
+	other := e.raw(t) // the reply's size, measured apart: c's window must know nothing of it
+	other.send("COMMAND\r\n")
+	f, err := resp.NewReplyReader(other.br, 4<<10).Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply := len(f)
+	if reply*400 < 4*limit {
+		t.Fatalf("COMMAND's reply is %d bytes: too small for the test", reply)
+	}
+	c.send(strings.Repeat("COMMAND\r\n", 400))
+	select {
+	case held := <-heldCh:
+		if held > limit+reply {
+			t.Errorf("held %d bytes of replies: want at most the limit plus one reply, %d", held, limit+reply)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the client was never disconnected")
 	}
 }

@@ -38,3 +38,24 @@ func TestPaceWindow(t *testing.T) {
 		t.Fatalf("window grew to %d, want at most maxBatch %d", s.window, maxBatch)
 	}
 }
+
+// What slots keep for the next batch is bounded in all, not only per buffer: a batch of many
+// big (but each under maxKeptOut) replies leaves at most the room it was given, and small
+// buffers are still kept for reuse.
+func TestSlotsKeepBuffersWithinTheirRoom(t *testing.T) {
+	const room0 = 1 << 20
+	room, kept := room0, 0
+	for range 64 {
+		sl := &slot{local: make([]byte, 0, 200<<10)}
+		sl.main.req.Reply = make([]byte, 0, 100<<10)
+		sl.main.buf = make([]byte, 0, 64)
+		sl.release(&room)
+		kept += cap(sl.local) + cap(sl.main.req.Reply) + cap(sl.main.buf)
+	}
+	if kept > room0 {
+		t.Errorf("slots kept %d KiB of buffers, want at most %d KiB", kept>>10, room0>>10)
+	}
+	if kept == 0 {
+		t.Error("slots kept nothing for reuse")
+	}
+}

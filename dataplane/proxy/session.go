@@ -429,7 +429,8 @@ var testOverLimit func(held int)
 func (s *session) assemble() ([]byte, int) {
 	out := s.out[:0]
 	cm := &s.c.metrics
-	biggest, merged, room := 0, false, s.c.opts.OutputLimit
+	// What the slots keep for the next batch: a quarter of the limit, on top of the output.
+	biggest, merged, room := 0, false, s.c.opts.OutputLimit/4
 	for _, sl := range s.slots[:s.n] {
 		at := len(out)
 		switch sl.kind {
@@ -503,8 +504,8 @@ func (s *session) pace(n, biggest int) {
 // release drops the slot's buffers that grew past what is kept between batches once its reply
 // is assembled, so that a big reply is held once (in the output) while the client reads it,
 // and an idle client holds no more than small buffers. room is what the session's slots may
-// still keep in all (the output limit to start with): each slot's buffers are small, but
-// slots are many, and those of a batch of big replies must not all stay.
+// still keep in all: each slot's buffers are small, but slots are many, and those of a batch
+// of big replies must not all stay.
 func (sl *slot) release(room *int) {
 	sl.local = keep(sl.local, room)
 	sl.main.release(room)
