@@ -2,10 +2,15 @@ package e2e
 
 import (
 	"bufio"
+	"errors"
+	"fmt"
+	"io"
 	"net"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -161,4 +166,124 @@ func socketReplies(size int) int {
 		total += n
 	}
 	return (total + size - 1) / size
+}
+
+// TestClientOutputLimitWhateverTheWindowLearnt: the limit holds whatever a connection's history
+// taught asterd. A client pipelines 2,000 PINGs and reads them (asterd's window for it grows
+// to hundreds of commands), then pipelines 64 MGETs whose replies are each about the limit (16
+// × 64 KiB, from two servers) and reads nothing. asterd holds at most the limit plus one reply
+// of them (its log line says what it held), drops the rest as they come off the shared
+// connections, and disconnects the client, as Redis does past a hard output limit; another
+// client of the same cluster, on the same backend connections, gets every reply right
+// meanwhile. Event-loop and goroutine (client_idle_timeout) sessions.
+func TestClientOutputLimitWhateverTheWindowLearnt(t *testing.T) {
+	servers := startServers(t, 2)
+	loopAddr := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
+	const limit = 1 << 20
+	a := startAsterd(t, `
+[[clusters]]
+name = "goroutine"
+listen_addr = "%LISTEN%"
+cache_type = "redis"
+servers = `+serverList(servers, []int{1, 1}, true)+`
+client_output_limit = 1048576
+client_idle_timeout = 3600
+
+[[clusters]]
+name = "loop"
+listen_addr = "`+loopAddr+`"
+cache_type = "redis"
+servers = `+serverList(servers, []int{1, 1}, true)+`
+client_output_limit = 1048576
+`)
+	redistest.WaitListening(t, loopAddr, 10*time.Second)
+	const (
+		vlen  = 64 << 10
+		nkeys = 16
+		n     = 64
+	)
+	val := strings.Repeat("v", vlen)
+	keys := make([]string, nkeys)
+	seed := a.client(t)
+	for i := range keys {
+		keys[i] = "big" + strconv.Itoa(i)
+		if err := seed.Set(ctx, keys[i], val, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reply := nkeys * (vlen + 16)
+	mget := "*" + strconv.Itoa(nkeys+1) + "\r\n$4\r\nMGET\r\n"
+	for _, k := range keys {
+		mget += "$" + strconv.Itoa(len(k)) + "\r\n" + k + "\r\n"
+	}
+	for _, mode := range []struct{ name, addr string }{{"loop", loopAddr}, {"goroutine", a.Addr}} {
+		t.Run(mode.name, func(t *testing.T) {
+			cuts := strings.Count(a.log.String(), "passed client_output_limit")
+			victim := redis.NewClient(&redis.Options{Addr: mode.addr, MaxRetries: -1, ReadTimeout: 10 * time.Second})
+			defer victim.Close()
+			stop, verr := make(chan struct{}), make(chan error, 1)
+			go func() {
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						verr <- nil
+						return
+					default:
+					}
+					k, v := "victim"+strconv.Itoa(i%50), mode.name+strconv.Itoa(i)
+					if err := victim.Set(ctx, k, v, 0).Err(); err != nil {
+						verr <- err
+						return
+					}
+					if got, err := victim.Get(ctx, k).Result(); err != nil || got != v {
+						verr <- fmt.Errorf("GET %s = %q, %v: want %q", k, got, err, v)
+						return
+					}
+				}
+			}()
+
+			nc, err := net.Dial("tcp", mode.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			_ = nc.SetDeadline(time.Now().Add(60 * time.Second))
+			br := bufio.NewReader(nc)
+			if _, err := nc.Write([]byte(strings.Repeat("*1\r\n$4\r\nPING\r\n", 2000))); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 2000 {
+				if l, err := br.ReadString('\n'); err != nil || l != "+PONG\r\n" {
+					t.Fatalf("PING %d = %q, %v", i, l, err)
+				}
+			}
+			if _, err := nc.Write([]byte(strings.Repeat(mget, n))); err != nil {
+				t.Fatal(err)
+			}
+			// asterd closes the connection (a reset: it had more input unread) before any
+			// MGET reply: the batch that went over the limit is dropped whole.
+			got, err := io.ReadAll(br)
+			if (err != nil && !errors.Is(err, syscall.ECONNRESET)) || len(got) > 0 {
+				t.Fatalf("the client read %d bytes, %v: want its connection closed", len(got), err)
+			}
+			close(stop)
+			if err := <-verr; err != nil {
+				t.Fatalf("the other client: %v", err)
+			}
+			vals, err := victim.MGet(ctx, keys...).Result()
+			if err != nil || len(vals) != nkeys || vals[0] != val || vals[nkeys-1] != val {
+				t.Fatalf("MGET after the cut: %d values, %v", len(vals), err)
+			}
+			log := a.log.String()
+			if k := strings.Count(log, "passed client_output_limit"); k != cuts+1 {
+				t.Fatalf("%d log lines for the disconnect, want 1", k-cuts)
+			}
+			m := regexp.MustCompile(`passed client_output_limit.* held_bytes=(\d+)`).FindAllStringSubmatch(log, -1)
+			held, _ := strconv.Atoi(m[len(m)-1][1])
+			t.Logf("asterd held %d KiB of replies for the client (limit %d KiB, one reply %d KiB)", held>>10, limit>>10, reply>>10)
+			if held > limit+reply {
+				t.Errorf("asterd held %d bytes of replies: want at most the limit plus one reply, %d", held, limit+reply)
+			}
+		})
+	}
 }
