@@ -485,11 +485,11 @@ func (s *session) assemble() ([]byte, int) {
 // written, so what it holds for a client that does not read is one batch's replies. Their size
 // is known only once they are in (they are on shared, pipelined connections and must be read
 // off them), so the window is learnt: a session starts with one command per batch, doubles its
-// window each time a batch uses it all, and cuts it to what fits the limit at the biggest reply
-// it saw; at least one command always goes (one reply larger than the limit is delivered).
-// It aims at half the limit, so that replies up to twice the biggest of the last batch still
-// fit. A client whose replies grow faster than that at once would have a batch in flight
-// whose replies do not fit: overLimit disconnects it rather than hold them.
+// window each time a batch uses it all, and cuts it to what fits half the limit at the biggest
+// reply it saw, so that replies up to twice as big as the last batch's biggest still fit; at
+// least one command always goes (one reply larger than the limit is delivered). A client whose
+// replies grow faster than that at once has a batch in flight whose replies do not fit:
+// overLimit disconnects it rather than hold them.
 func (s *session) pace(n, biggest int) {
 	w := s.window
 	if n >= w {
