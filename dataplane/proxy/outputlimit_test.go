@@ -217,7 +217,7 @@ func TestOutputLimitHoldsWhateverTheWindowLearnt(t *testing.T) {
 			heldCh := make(chan int, 4)
 			restore := proxy.SetOverLimitHook(func(held int) { heldCh <- held })
 			var logs lockedBuffer
-			e := startEnv(t, envOpts{nodes: 2, idle: mode.idle, outLimit: limit, logs: &logs})
+			e := startEnv(t, envOpts{nodes: 2, idle: mode.idle, outLimit: limit, logs: &logs, readTimeout: 10 * time.Second})
 			t.Cleanup(restore) // after the cluster closed (cleanups run last first)
 			val := strings.Repeat("v", vlen)
 			keys := make([]string, nkeys)
