@@ -401,14 +401,18 @@ func (s *session) backToLoop() bool {
 	if l == nil {
 		return false
 	}
-	s.lmu.Lock()
-	s.busy, s.again, s.more = false, false, false
-	s.lmu.Unlock()
 	// Commands already read are served on the loop's first turn; new input raises an event
-	// (adding a socket that is readable reports it).
+	// (adding a socket that is readable reports it). The session is handed over while still
+	// busy, and busy is cleared last: a loop that had it in its turn's list from before it
+	// was handed to this goroutine may serve it as soon as it is not busy, and must find it
+	// whole. A loop that found it busy meanwhile noted it (again): it is served then.
 	buffered := s.rd.Buffered() > 0
 	l.add(s)
-	if buffered {
+	s.lmu.Lock()
+	again := s.again
+	s.busy, s.again, s.more = false, false, false
+	s.lmu.Unlock()
+	if buffered || again {
 		l.kick(s)
 	}
 	return true
