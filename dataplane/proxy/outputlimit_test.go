@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/aster-proxy/aster/dataplane/proxy"
@@ -318,7 +319,8 @@ func TestOutputLimitCountsRepliesTheProxyMakes(t *testing.T) {
 	const limit = 256 << 10
 	heldCh := make(chan int, 4)
 	restore := proxy.SetOverLimitHook(func(held int) { heldCh <- held })
-	e := startEnv(t, envOpts{nodes: 1, outLimit: limit})
+	m, _ := newTestMetrics()
+	e := startEnv(t, envOpts{nodes: 1, outLimit: limit, metrics: m})
 	t.Cleanup(restore)
 	c := e.raw(t)
 	c.send(strings.Repeat("PING\r\n", 2000))
@@ -345,5 +347,9 @@ func TestOutputLimitCountsRepliesTheProxyMakes(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the client was never disconnected")
+	}
+	// One disconnect, counted once (not once per dropped reply).
+	if got := testutil.ToFloat64(m.RequestErrors.WithLabelValues("test", proxy.ErrKindOutputLimit)); got != 1 {
+		t.Errorf("aster_request_errors_total{kind=output_limit} = %v, want 1", got)
 	}
 }

@@ -408,15 +408,15 @@ func (s *session) overLimit() bool {
 			c.req.Reply = nil
 		}
 	}
-	if testOverLimit != nil {
-		testOverLimit(held)
-	}
 	s.c.log.Warn("client disconnected: its pipelined replies passed client_output_limit",
 		"remote", s.nc.RemoteAddr().String(), "limit_bytes", s.c.opts.OutputLimit,
 		"commands", s.n, "reply_bytes", s.budget.Used(), "held_bytes", held)
 	s.c.metrics.inc(s.c.metrics.outputLimit)
 	s.n = 0
 	s.quit = true
+	if testOverLimit != nil {
+		testOverLimit(held)
+	}
 	return true
 }
 
