@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/aster-proxy/aster/controlplane"
+	"github.com/aster-proxy/aster/dataplane/limits"
 	"github.com/aster-proxy/aster/dataplane/route"
 	asterv1 "github.com/aster-proxy/aster/gen/aster/v1"
 )
@@ -108,8 +109,7 @@ func FromProto(p *asterv1.Snapshot) (*route.Snapshot, error) {
 			BackendTLS: pc.GetBackendTls(), BackendTLSCAFile: pc.GetBackendTlsCaFile(), BackendTLSServerName: pc.GetBackendTlsServerName(),
 			BackendRESP3: pc.GetBackendResp3(),
 		}
-		// Bounded as the config file bounds it; 0 (an older control plane) takes the default.
-		c.ClientOutputLimit = int(min(max(pc.GetClientOutputLimit(), 0), 1<<30))
+		c.ClientOutputLimit = int(min(max(pc.GetClientOutputLimit(), math.MinInt32), math.MaxInt32)) // checked below
 		if h := pc.GetHotkey(); h != nil {
 			c.Hotkey = route.HotkeySpec{
 				SampleEvery: int(h.GetSampleEvery()), Width: int(h.GetSketchWidth()), Depth: int(h.GetSketchDepth()),
@@ -136,6 +136,9 @@ func FromProto(p *asterv1.Snapshot) (*route.Snapshot, error) {
 				c.UserRights[u.GetUsername()] = r
 			}
 		}
+		if err := checkRanges(&c); err != nil {
+			return nil, fmt.Errorf("convert cluster %q: %w", c.Name, err)
+		}
 		switch t := pc.GetTable().(type) {
 		case *asterv1.ClusterRoutes_Ring:
 			hash, err := route.Hash(t.Ring.GetHashMethod())
@@ -144,6 +147,10 @@ func FromProto(p *asterv1.Snapshot) (*route.Snapshot, error) {
 			}
 			nodes := make([]route.Node, 0, len(t.Ring.GetNodes()))
 			for _, n := range t.Ring.GetNodes() {
+				if w := int64(n.GetWeight()); !limits.ServerWeight.Contains(w) {
+					return nil, fmt.Errorf("convert cluster %q: node %s: %s %d out of range %s", c.Name, n.GetAddress(),
+						limits.ServerWeight.Key, w, limits.ServerWeight.Range())
+				}
 				nodes = append(nodes, route.Node{Addr: n.GetAddress(), Name: n.GetAlias(), Weight: int(n.GetWeight())})
 			}
 			ring, err := route.NewRing(nodes, hash, t.Ring.GetHashTag())
@@ -184,3 +191,61 @@ func durationProto(d time.Duration) *durationpb.Duration {
 
 // clamp32 bounds a count for an int32 field.
 func clamp32(n int) int32 { return int32(max(min(n, math.MaxInt32), 0)) }
+
+// checkRanges checks every number of a spec from the wire against the one range table
+// (dataplane/limits), the one the control plane's config file and CONFIG SET are checked
+// with: a data plane does not trust its control plane's numbers (an older or a faulty one, or
+// whoever holds its token), since each of them sizes what the data plane allocates or how long
+// it waits. A 0 where the wire leaves a field unset (node_connections, client_output_limit,
+// the hot-key sizes and decay, the backup multiplier) means the data plane's default, as for an
+// older control plane. The error names the configuration key, its value and its range.
+func checkRanges(c *route.ClusterSpec) error {
+	type intCheck struct {
+		r     limits.Int
+		v     int64
+		unset bool // 0 is allowed: the field is unset
+	}
+	dur := func(d, unit time.Duration) int64 {
+		// Whole units, rounded away from zero, so that a value just past a bound is past it.
+		v := int64(d / unit)
+		if d%unit > 0 {
+			v++
+		} else if d%unit < 0 {
+			v--
+		}
+		return v
+	}
+	h := c.Hotkey
+	checks := []intCheck{
+		{limits.ReadTimeout, dur(c.ReadTimeout, time.Millisecond), false},
+		{limits.WriteTimeout, dur(c.WriteTimeout, time.Millisecond), false},
+		{limits.DialTimeout, dur(c.DialTimeout, time.Millisecond), false},
+		{limits.NodeConnections, int64(c.NodeConnections), true},
+		{limits.MaxConnections, int64(c.MaxConnections), false},
+		{limits.ClientIdleTimeout, dur(c.IdleTimeout, time.Second), false},
+		{limits.ClientOutputLimit, int64(c.ClientOutputLimit), true},
+		{limits.SlowlogMaxLen, int64(c.SlowLogMaxLen), false},
+		{limits.SlowlogSlowerThan, dur(c.SlowLogSlowerThan, time.Microsecond), false},
+		{limits.HotkeySampleEvery, int64(h.SampleEvery), true},
+		{limits.HotkeySketchWidth, int64(h.Width), true},
+		{limits.HotkeySketchDepth, int64(h.Depth), true},
+		{limits.HotkeyCapacity, int64(h.Capacity), true},
+		{limits.BackupThreshold, dur(c.BackupRequest.TriggerSlow, time.Millisecond), false},
+	}
+	for _, k := range checks {
+		if (k.unset && k.v == 0) || k.r.Contains(k.v) {
+			continue
+		}
+		return fmt.Errorf("%s %d out of range %s", k.r.Key, k.v, k.r.Range())
+	}
+	for _, k := range []struct {
+		r limits.Float
+		v float64
+	}{{limits.HotkeyDecay, h.Decay}, {limits.BackupMultiplier, c.BackupRequest.Multiplier}} {
+		if k.v == 0 || k.r.Contains(k.v) {
+			continue
+		}
+		return fmt.Errorf("%s %v out of range %s", k.r.Key, k.v, k.r.Range())
+	}
+	return nil
+}

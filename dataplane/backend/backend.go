@@ -201,6 +201,9 @@ type Options struct {
 	// RESP3 makes every connection switch to RESP3 (HELLO 3, after Init) so that replies
 	// come in RESP3 types; the proxy converts them for RESP2 clients.
 	RESP3 bool
+	// MaxReplyLine bounds a status or error line of a reply (0: resp.MaxReplyLineLen); a
+	// longer one fails the connection as a bad reply from the node.
+	MaxReplyLine int
 }
 
 var hello3Frame = []byte("*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n")
@@ -656,7 +659,9 @@ type replies struct {
 }
 
 func newReplies(c *Conn, gen uint64) *replies {
-	return &replies{c: c, gen: gen, buf: make([]byte, readBufLen)}
+	r := &replies{c: c, gen: gen, buf: make([]byte, readBufLen)}
+	r.sc.MaxLine = c.opts.MaxReplyLine
+	return r
 }
 
 // room is where the next read goes: the free end of the buffer, made when there is none.

@@ -151,8 +151,8 @@ const (
 // range. The error's text is Redis's: "argument couldn't be parsed into an integer" or
 // "argument must be between MIN and MAX inclusive".
 func (r Int) ParseKnob(s string) (int64, error) {
-	v, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
-	if err != nil {
+	v, ok := parseInteger(s)
+	if !ok {
 		return 0, Error(msgNotInteger)
 	}
 	if !r.Contains(v) {
@@ -160,6 +160,26 @@ func (r Int) ParseKnob(s string) (int64, error) {
 			strconv.FormatInt(r.Max, 10) + " inclusive")
 	}
 	return v, nil
+}
+
+// parseInteger parses s as Redis's string2ll does, which CONFIG SET uses for an integer:
+// "0", or an optional '-' and digits without a leading zero, nothing else: no space around,
+// no '+', no "-0", no "05", and within int64.
+func parseInteger(s string) (int64, bool) {
+	if s == "0" {
+		return 0, true
+	}
+	digits := strings.TrimPrefix(s, "-")
+	if digits == "" || digits[0] < '1' || digits[0] > '9' {
+		return 0, false
+	}
+	for i := 1; i < len(digits); i++ {
+		if digits[i] < '0' || digits[i] > '9' {
+			return 0, false
+		}
+	}
+	v, err := strconv.ParseInt(s, 10, 64) // only overflow is left to refuse
+	return v, err == nil
 }
 
 // Contains reports whether v is in range; never for NaN or an infinity.
@@ -183,8 +203,9 @@ func (r Float) Range() string {
 // ParseKnob parses a live value and checks its range; the error says "argument must be a
 // number in (MIN, MAX]".
 func (r Float) ParseKnob(s string) (float64, error) {
-	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-	if err != nil || !r.Contains(v) {
+	// No space around it either: Redis's string2d refuses it.
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || s != strings.TrimSpace(s) || !r.Contains(v) {
 		return 0, Error("argument must be a number in " + r.Range())
 	}
 	return v, nil

@@ -15,7 +15,21 @@ func TestParseKnob(t *testing.T) {
 		err  string
 	}{
 		{HotkeySketchWidth, "65536", 65536, ""},
-		{HotkeySketchWidth, " 1 ", 1, ""},
+		// Redis's string2ll: "0" or an optional '-' and digits without a leading zero.
+		{HotkeySketchWidth, " 1", 0, "argument couldn't be parsed into an integer"},
+		{HotkeySketchWidth, "1 ", 0, "argument couldn't be parsed into an integer"},
+		{HotkeySketchWidth, "\t1", 0, "argument couldn't be parsed into an integer"},
+		{HotkeySketchWidth, "+5", 0, "argument couldn't be parsed into an integer"},
+		{HotkeySketchWidth, "05", 0, "argument couldn't be parsed into an integer"},
+		{HotkeySketchWidth, "-0", 0, "argument couldn't be parsed into an integer"},
+		{HotkeySketchWidth, "-", 0, "argument couldn't be parsed into an integer"},
+		{HotkeySketchWidth, "0x5", 0, "argument couldn't be parsed into an integer"},
+		{HotkeySketchWidth, "1_0", 0, "argument couldn't be parsed into an integer"},
+		{HotkeySketchWidth, "--5", 0, "argument couldn't be parsed into an integer"},
+		{HotkeySketchWidth, "\u0661", 0, "argument couldn't be parsed into an integer"}, // Arabic-Indic one
+		{HotkeySketchWidth, "5", 5, ""},
+		{HotkeySketchWidth, "10", 10, ""},
+		{SlowlogSlowerThan, "0", 0, ""},
 		{HotkeySketchWidth, "65537", 0, "argument must be between 1 and 65536 inclusive"},
 		{HotkeySketchWidth, "0", 0, "argument must be between 1 and 65536 inclusive"},
 		{HotkeySketchWidth, "-9223372036854775808", 0, "argument must be between 1 and 65536 inclusive"},
@@ -33,7 +47,7 @@ func TestParseKnob(t *testing.T) {
 			t.Errorf("%s %q: %v, want %q", tc.r.Knob, tc.in, err, tc.err)
 		}
 	}
-	for _, in := range []string{"NaN", "nan", "Inf", "+Inf", "-Inf", "0", "-0", "1.0000001", "1e400", "x"} {
+	for _, in := range []string{"NaN", "nan", "Inf", "+Inf", "-Inf", "0", "-0", "1.0000001", "1e400", "x", " 0.5", "0.5 ", "0.5\n"} {
 		if v, err := HotkeyDecay.ParseKnob(in); err == nil || err.Error() != "argument must be a number in (0, 1]" {
 			t.Errorf("hotkey-decay %q = %v, %v; want refused", in, v, err)
 		}

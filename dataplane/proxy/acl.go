@@ -80,7 +80,7 @@ func (c *Cluster) setRights(users map[string]string, rights map[string]route.Use
 
 // login notes that the session authenticated as user.
 func (s *session) login(user string) {
-	s.authed = true
+	s.setAuthed(true)
 	s.username = user
 	s.rightsOf = nil
 	s.user = nil

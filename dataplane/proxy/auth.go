@@ -21,6 +21,14 @@ func allowedBeforeAuth(spec *command.Spec) bool {
 	return spec != nil && (spec.Name == "auth" || spec.Name == "hello" || spec.Name == "quit" || spec.Name == "reset")
 }
 
+// setAuthed records whether the client is authenticated (no password configured, or AUTH
+// succeeded) and has the reader hold an unauthenticated client to Redis's limits, so that
+// before AUTH nobody can make us buffer more than a few small commands.
+func (s *session) setAuthed(v bool) {
+	s.authed = v
+	s.rd.SetUnauthenticated(!v)
+}
+
 // checkPassword reports whether user/pass is one of the configured users, comparing in
 // constant time so that a wrong guess takes as long whatever it shares with the password.
 func checkPassword(users map[string]string, user string, pass []byte) bool {

@@ -8,11 +8,10 @@ import (
 	"github.com/aster-proxy/aster/dataplane/resp"
 )
 
-// TestBigSplitThroughProxy sends big DEL, EXISTS, MSET and MGET commands (100,000 keys) through
-// the proxy to a ring of three redis-servers and checks, beside their replies, what the whole
-// process allocated for each, per argument: reading, splitting, queueing for the nodes,
-// reading their replies and merging. The bound is generous (8 times the argument's bytes in
-// the command, plus 64): before, one such command cost 20 to 35 times.
+// TestBigSplitThroughProxy sends big MSET, EXISTS, MGET and DEL commands (100,000 keys)
+// through the proxy to a ring of three redis-servers and checks, beside their replies, what
+// the whole process allocated for each, per argument: reading, splitting, queueing for the
+// nodes, reading their replies and merging.
 func TestBigSplitThroughProxy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("big commands")
@@ -49,7 +48,9 @@ func TestBigSplitThroughProxy(t *testing.T) {
 		var m0, m1 runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&m0)
-		rc.send(string(c.frame))
+		if _, err := rc.nc.Write(c.frame); err != nil { // no copy of our own in the count
+			t.Fatal(err)
+		}
 		if got := rc.line(); got != c.want {
 			t.Fatalf("%s: got %q, want %q", c.name, got, c.want)
 		}

@@ -233,7 +233,7 @@ func (s *session) watchClient(d *dedConn) (stop func() bool) {
 				return // stopped
 			default:
 				gone.Store(true)
-				d.nc.Close()
+				d.close()
 				return
 			}
 		}

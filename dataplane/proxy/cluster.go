@@ -167,9 +167,14 @@ type Cluster struct {
 	nextID   atomic.Uint64
 	wg       sync.WaitGroup
 	retiring map[*pool]*time.Timer // pools no table names any more, closed after RetireGrace
-	// fdShare, when > 0, is the cluster's client limit under the process's open-file limit
-	// (Server.budgetLocked); it takes the place of MaxConnections (see clientLimit).
+	// fdShare, when > 0, is the cluster's share of the process's open-file limit
+	// (Server.budgetLocked): the bound on held, besides MaxConnections on clients (fdshare.go).
 	fdShare atomic.Int64
+	// held counts the descriptors the cluster's clients hold: each client connection, and
+	// each backend connection dialled for one client alone (dedicated, subscription, SCRIPT
+	// KILL's), pooled idle ones included; dedHeld counts those backend connections alone.
+	held, dedHeld atomic.Int64
+	fdFullLog     fdFullLog // one log line when the share runs out, not one per refusal
 }
 
 // NewCluster returns a cluster that has no table yet; requests wait for the first Update.
@@ -431,14 +436,23 @@ func (c *Cluster) Serve() error {
 		}
 		delay = 0
 		s := newSession(c, nc)
+		// The client's descriptor in the share first, without c.mu: making room closes idle
+		// pooled connections, and closing a TLS one writes.
+		room := c.takeFD()
 		c.mu.Lock()
 		if c.closed {
 			c.mu.Unlock()
+			if room {
+				c.held.Add(-1)
+			}
 			nc.Close()
 			return nil
 		}
-		if max := c.clientLimit(); max > 0 && len(c.sessions) >= max {
+		if !room || (c.opts.MaxConnections > 0 && len(c.sessions) >= c.opts.MaxConnections) {
 			c.mu.Unlock()
+			if room {
+				c.held.Add(-1)
+			}
 			c.metrics.inc(c.metrics.refused)
 			_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
 			_, _ = nc.Write(maxClientsReply)
@@ -517,6 +531,7 @@ func (c *Cluster) forget(s *session) {
 	c.mu.Lock()
 	delete(c.sessions, s)
 	c.mu.Unlock()
+	c.held.Add(-1) // taken at accept (takeFD)
 	c.metrics.clientClosed()
 	c.wg.Done()
 }

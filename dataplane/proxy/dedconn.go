@@ -17,6 +17,14 @@ type dedConn struct {
 	addr string
 	nc   net.Conn
 	rr   *resp.ReplyReader
+	hold *fdHold // its descriptor in the cluster's share: close gives it back
+}
+
+// close closes the connection and gives its descriptor back to the cluster's share; every
+// closer calls it (never nc.Close alone), as often as it likes.
+func (d *dedConn) close() {
+	_ = d.nc.Close()
+	d.hold.release()
 }
 
 // dedicated returns the session's dedicated connection to node of its snapshot, dialling it
@@ -29,11 +37,11 @@ func (s *session) dedicated(node int) (*dedConn, error) {
 	if d := s.reuseDed(addr); d != nil {
 		return d, nil
 	}
-	nc, err := s.dialNode(node)
+	nc, hold, err := s.dialNode(node)
 	if err != nil {
 		return nil, err
 	}
-	return s.keepDed(addr, nc), nil
+	return s.keepDed(addr, nc, hold), nil
 }
 
 // dedicatedAt is dedicated for a node a redirect names, which the table may not know yet.
@@ -43,22 +51,22 @@ func (s *session) dedicatedAt(addr string) (*dedConn, error) {
 	}
 	for i, p := range s.snap.pools {
 		if p.addr == addr {
-			nc, err := s.dialNode(i)
+			nc, hold, err := s.dialNode(i)
 			if err != nil {
 				return nil, err
 			}
-			return s.keepDed(addr, nc), nil
+			return s.keepDed(addr, nc, hold), nil
 		}
 	}
 	p := s.c.poolFor(addr)
 	if p == nil {
 		return nil, fmt.Errorf("cluster %s: closed", s.c.opts.Name)
 	}
-	nc, err := s.dialDedicated(p.opts)
+	nc, hold, err := s.dialDedicated(p.opts)
 	if err != nil {
 		return nil, err
 	}
-	return s.keepDed(addr, nc), nil
+	return s.keepDed(addr, nc, hold), nil
 }
 
 // reuseDed is the session's own dedicated connection to addr, or one from the cluster's pool;
@@ -76,8 +84,8 @@ func (s *session) reuseDed(addr string) *dedConn {
 }
 
 // keepDed caches a new dedicated connection.
-func (s *session) keepDed(addr string, nc net.Conn) *dedConn {
-	return s.adoptDed(&dedConn{addr: addr, nc: nc, rr: resp.NewReplyReader(nc, 4<<10)})
+func (s *session) keepDed(addr string, nc net.Conn, hold *fdHold) *dedConn {
+	return s.adoptDed(&dedConn{addr: addr, nc: nc, rr: resp.NewReplyReader(nc, 4<<10), hold: hold})
 }
 
 // adoptDed makes d one of the session's dedicated connections.
@@ -100,7 +108,7 @@ func (s *session) pruneDed() {
 		if d == s.tx.watch || s.named(d.addr) {
 			kept = append(kept, d)
 		} else {
-			d.nc.Close()
+			d.close()
 		}
 	}
 	clear(s.ded[len(kept):])
@@ -119,7 +127,7 @@ func (s *session) named(addr string) bool {
 // dropDed closes a dedicated connection that failed or whose state is unknown. Watches it
 // held are gone with it: the transaction's EXEC then fails as if a watched key changed.
 func (s *session) dropDed(d *dedConn) {
-	d.nc.Close()
+	d.close()
 	for i, x := range s.ded {
 		if x == d {
 			last := len(s.ded) - 1
@@ -138,7 +146,7 @@ func (s *session) dropDed(d *dedConn) {
 // closeDedicated closes every dedicated connection: the session is over.
 func (s *session) closeDedicated() {
 	for i, d := range s.ded {
-		d.nc.Close()
+		d.close()
 		s.ded[i] = nil
 	}
 	s.ded = s.ded[:0]

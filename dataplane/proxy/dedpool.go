@@ -54,7 +54,7 @@ func (p *dedPool) put(d *dedConn) {
 		}
 		p.mu.Unlock()
 	}
-	_ = d.nc.Close()
+	d.close()
 }
 
 // take returns an idle connection to addr that is still open, nil when there is none.
@@ -73,7 +73,7 @@ func (p *dedPool) take(addr string) *dedConn {
 		if d.open() {
 			return d
 		}
-		_ = d.nc.Close()
+		d.close()
 	}
 }
 
@@ -111,7 +111,7 @@ func (p *dedPool) expire() {
 	}
 	p.mu.Unlock()
 	for _, d := range drop {
-		_ = d.nc.Close()
+		d.close()
 	}
 }
 
@@ -130,8 +130,37 @@ func (p *dedPool) retain(keep func(addr string) bool) {
 	}
 	p.mu.Unlock()
 	for _, d := range drop {
-		_ = d.nc.Close()
+		d.close()
 	}
+}
+
+// evictOne closes the connection idle the longest, to make room in the cluster's share of
+// descriptors (takeFD): idle connections count there, and give way to a client or a dial
+// that needs the room. false when none is idle.
+func (p *dedPool) evictOne() bool {
+	p.mu.Lock()
+	oldest := ""
+	var since time.Time
+	for addr, list := range p.idle {
+		if len(list) > 0 && (oldest == "" || list[0].since.Before(since)) {
+			oldest, since = addr, list[0].since
+		}
+	}
+	if oldest == "" {
+		p.mu.Unlock()
+		return false
+	}
+	list := p.idle[oldest]
+	d := list[0].d
+	list[0] = idleDed{}
+	if len(list) == 1 {
+		delete(p.idle, oldest)
+	} else {
+		p.idle[oldest] = list[1:]
+	}
+	p.mu.Unlock()
+	d.close()
+	return true
 }
 
 // close closes every idle connection; later ones are closed as they are put back.
@@ -146,7 +175,7 @@ func (p *dedPool) close() {
 	p.mu.Unlock()
 	for _, list := range idle {
 		for _, e := range list {
-			_ = e.d.nc.Close()
+			e.d.close()
 		}
 	}
 }

@@ -32,19 +32,23 @@ func TestServerSharesOpenFileLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := fdlimit.Plan(limit, []fdlimit.Demand{demand(10000), demand(5), demand(0)})
-	if want[1] != 5 || want[0] >= 10000 || want[0] < want[2]-1 || want[0] > want[2] {
+	if want[1] != 2*5 || want[0] >= 10000 || want[0] < want[2]-1 || want[0] > want[2] {
 		t.Fatalf("test premise: plan %v", want)
 	}
 	for i, name := range []string{"a", "b", "c"} {
-		if got := proxy.ClientLimit(s, name); got != want[i] {
-			t.Errorf("cluster %s takes %d clients, want %d (plan %v)", name, got, want[i], want)
+		if got := proxy.FDShare(s, name); got != want[i] {
+			t.Errorf("cluster %s has a share of %d descriptors, want %d (plan %v)", name, got, want[i], want)
 		}
+	}
+	// Clients: the share, or max_connections when smaller.
+	if a, b := proxy.ClientLimit(s, "a"), proxy.ClientLimit(s, "b"); a != want[0] || b != 5 {
+		t.Errorf("clusters a and b take %d and %d clients, want %d and 5", a, b, want[0])
 	}
 	// b and c gone: a gets what they left.
 	if err := s.Apply(&route.Snapshot{Version: 2, Clusters: []route.ClusterSpec{spec("a", 10000)}}); err != nil {
 		t.Fatal(err)
 	}
-	if got, w := proxy.ClientLimit(s, "a"), fdlimit.Plan(limit, []fdlimit.Demand{demand(10000)})[0]; got != w || got <= want[0] {
+	if got, w := proxy.FDShare(s, "a"), fdlimit.Plan(limit, []fdlimit.Demand{demand(10000)})[0]; got != w || got <= want[0] {
 		t.Errorf("alone, cluster a takes %d clients, want %d (more than %d)", got, w, want[0])
 	}
 

@@ -229,7 +229,7 @@ func (c *Cluster) knobName(name string) string {
 func (c *Cluster) parseKnob(name, value string) (func(), error) {
 	n := c.knobName(name)
 	bad := func(why string) error {
-		return &KnobError{Msg: "CONFIG SET failed (possibly related to argument '" + name + "') - " + why}
+		return &KnobError{Msg: "CONFIG SET failed (possibly related to argument '" + clipArg(name) + "') - " + why}
 	}
 	integer := func(r limits.Int) (int64, error) {
 		v, err := r.ParseKnob(value)
@@ -239,7 +239,7 @@ func (c *Cluster) parseKnob(name, value string) (func(), error) {
 		return v, nil
 	}
 	boolean := func() (bool, error) {
-		switch strings.ToLower(strings.TrimSpace(value)) {
+		switch strings.ToLower(value) { // no space around, as Redis's yes/no
 		case "yes", "true", "on", "1":
 			return true, nil
 		case "no", "false", "off", "0":
@@ -311,7 +311,7 @@ func (c *Cluster) parseKnob(name, value string) (func(), error) {
 		return func() { c.knobs.backup.Enabled = on; c.applyBackupLocked() }, nil
 	case limits.BackupThreshold.Knob:
 		var d time.Duration
-		if !strings.EqualFold(strings.TrimSpace(value), "default") {
+		if !strings.EqualFold(value, "default") {
 			v, err := integer(limits.BackupThreshold)
 			if err != nil {
 				return nil, err
@@ -326,7 +326,21 @@ func (c *Cluster) parseKnob(name, value string) (func(), error) {
 		}
 		return func() { c.knobs.backup.Multiplier = v; c.applyBackupLocked() }, nil
 	}
-	return nil, &KnobError{Unknown: true, Msg: "Unknown option or number of arguments for CONFIG SET - '" + name + "'"}
+	return nil, &KnobError{Unknown: true, Msg: "Unknown option or number of arguments for CONFIG SET - '" + clipArg(name) + "'"}
+}
+
+// maxEchoedArg is how many bytes of a client's argument an error reply quotes: Redis's
+// "unknown command '%.128s'". (Redis 7.0's CONFIG SET quotes a parameter name whole; a name
+// may be as long as a bulk string, 512 MB, so here it is clipped like a command name.)
+const maxEchoedArg = 128
+
+// clipArg is name as an error reply quotes it: at most maxEchoedArg bytes. CR and LF are
+// replaced when the reply is written (resp.AppendError).
+func clipArg(name string) string {
+	if len(name) > maxEchoedArg {
+		return name[:maxEchoedArg]
+	}
+	return name
 }
 
 // SetKnobs applies name/value pairs all or none: every value is checked before any applies.
@@ -344,7 +358,7 @@ func (c *Cluster) SetKnobs(pairs ...string) error {
 		}
 		n := c.knobName(pairs[i])
 		if seen[n] {
-			return &KnobError{Msg: "CONFIG SET failed (possibly related to argument '" + pairs[i] + "') - duplicate parameter"}
+			return &KnobError{Msg: "CONFIG SET failed (possibly related to argument '" + clipArg(pairs[i]) + "') - duplicate parameter"}
 		}
 		seen[n] = true
 		changes = append(changes, f)

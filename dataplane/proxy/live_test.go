@@ -3,10 +3,12 @@ package proxy_test
 import (
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/aster-proxy/aster/dataplane/limits"
+	"github.com/aster-proxy/aster/internal/redistest"
 )
 
 // TestConfigGetBareName: CONFIG GET takes a knob's bare name (and its '_' spelling), as CONFIG
@@ -92,6 +94,11 @@ func TestConfigSetRanges(t *testing.T) {
 		if r.Max < 1<<31-1 {
 			bad = append(bad, struct{ v, want string }{"2147483647", rangeErr})
 		}
+		// Redis's integers (string2ll): no space around, no '+', no leading zero, no "-0".
+		max := strconv.FormatInt(r.Max, 10)
+		for _, v := range []string{" " + max, max + " ", "\t" + max, "+" + max, "0" + max, "-0", "0x1", ""} {
+			bad = append(bad, struct{ v, want string }{v, parseErr})
+		}
 		for _, tc := range bad {
 			if err := e.client.ConfigSet(ctx, r.Knob, tc.v).Err(); err == nil || err.Error() != tc.want {
 				t.Errorf("CONFIG SET %s %s: %v, want %q", r.Knob, tc.v, err, tc.want)
@@ -107,7 +114,7 @@ func TestConfigSetRanges(t *testing.T) {
 			t.Errorf("CONFIG SET %s at its maximum: %v", r.Knob, err)
 		}
 		before := get(r.Knob)
-		for _, v := range []string{"NaN", "Inf", "-Inf", "1e309", strconv.FormatFloat(r.Min, 'g', -1, 64), strconv.FormatFloat(r.Max*1.0001, 'g', -1, 64), "x"} {
+		for _, v := range []string{"NaN", "Inf", "-Inf", "1e309", " 0.5", "0.5 ", strconv.FormatFloat(r.Min, 'g', -1, 64), strconv.FormatFloat(r.Max*1.0001, 'g', -1, 64), "x"} {
 			if err := e.client.ConfigSet(ctx, r.Knob, v).Err(); err == nil || err.Error() != want {
 				t.Errorf("CONFIG SET %s %s: %v, want %q", r.Knob, v, err, want)
 			}
@@ -121,5 +128,31 @@ func TestConfigSetRanges(t *testing.T) {
 	}
 	if v, err := e.client.Get(ctx, "k").Result(); err != nil || v != "v" {
 		t.Fatalf("GET after the knobs: %q, %v", v, err)
+	}
+}
+
+// TestConfigSetEchoesClippedName: an error quotes at most 128 bytes of the parameter name a
+// client sent, whatever its size, and on one line: CR and LF become spaces, as Redis's error
+// replies do. The value is never quoted.
+func TestConfigSetEchoesClippedName(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 1})
+	c := redistest.DialFrames(t, e.addr)
+	name := "x\r\n-ERR injected\r\n" + strings.Repeat("n", 1<<20)
+	quoted := strings.NewReplacer("\r", " ", "\n", " ").Replace(name[:128])
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"CONFIG", "SET", name, "1"}, "-ERR Unknown option or number of arguments for CONFIG SET - '" + quoted + "'\r\n"},
+		{[]string{"CONFIG", "SET", "cluster.test.slowlog-max-len\r\n" + name, "1"},
+			"-ERR Unknown option or number of arguments for CONFIG SET - 'cluster.test.slowlog-max-len  " + quoted[:128-30] + "'\r\n"},
+		{[]string{"CONFIG", "SET", "slowlog-max-len", "1\r\n" + name}, "-ERR CONFIG SET failed (possibly related to argument 'slowlog-max-len') - argument couldn't be parsed into an integer\r\n"},
+	} {
+		if got := string(c.Do(tc.args...)); got != tc.want {
+			t.Errorf("CONFIG SET %.40q...: %.300q, want %q", tc.args[2], got, tc.want)
+		}
+	}
+	if got := string(c.Do("PING")); got != "+PONG\r\n" {
+		t.Fatalf("PING after: %q", got)
 	}
 }

@@ -269,6 +269,9 @@ func (c *Cluster) info(sections [][]byte) (text string, keyspace bool) {
 		if n := c.clientLimit(); n > 0 {
 			line("maxclients", strconv.Itoa(n))
 		}
+		// Backend connections held for single clients (blocking commands, transactions,
+		// subscriptions; idle pooled ones too), counted in the cluster's descriptor share.
+		line("dedicated_connections", strconv.FormatInt(c.dedHeld.Load(), 10))
 	}
 	if section("stats", "Stats") {
 		// Every accepted connection makes a session with the next ID.

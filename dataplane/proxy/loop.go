@@ -356,6 +356,7 @@ func (s *session) redirected() bool {
 // idle gives a loop session back to its loop, which comes back to it at once when the client
 // may have more to read.
 func (s *session) idle() {
+	s.releaseInput()
 	s.lmu.Lock()
 	s.busy = false
 	again := s.again || s.more

@@ -220,6 +220,7 @@ type psBackoff struct {
 type psLink struct {
 	addr string
 	nc   net.Conn
+	hold *fdHold            // its descriptor in the cluster's share: close gives it back
 	subs [3]map[string]bool // session goroutine only
 	wbuf []byte
 
@@ -354,7 +355,7 @@ func (p *pubsub) command(cmd *resp.Command) (leave bool) {
 		}
 		if sub {
 			p.subscribe(kind, args[1:])
-			return false
+			return p.total() == 0 // a first SUBSCRIBE refused (linksFor) subscribed nothing
 		}
 		p.unsubscribe(kind, args[1:])
 		return p.total() == 0
@@ -545,6 +546,10 @@ func (p *pubsub) writeLoop() {
 // subscribe adds names of kind, confirming each once the nodes confirmed theirs (bounded), so
 // that a PUBLISH after the confirmation reaches the client, as with Redis.
 func (p *pubsub) subscribe(kind subKind, names [][]byte) {
+	if err := p.linksFor(kind, names); err != nil {
+		p.reply(resp.AppendError(nil, "ERR "+err.Error()))
+		return
+	}
 	p.mu.Lock()
 	p.hold = true
 	var fresh []string
@@ -565,7 +570,7 @@ func (p *pubsub) subscribe(kind subKind, names [][]byte) {
 			p.unplaced = true
 		}
 		for _, n := range nodes {
-			l := p.linkTo(n)
+			l, _ := p.linkTo(n)
 			if l == nil {
 				p.unplaced = true
 				continue
@@ -710,37 +715,75 @@ func (p *pubsub) nodesFor(dst []int, kind subKind, name string) []int {
 	return dst
 }
 
+// linksFor dials the connections that the names of kind not subscribed yet need and the
+// session lacks, before any is confirmed: when the cluster's share of descriptors has no
+// room for one (errNoFDs), the SUBSCRIBE is refused whole, as Redis refuses a command it
+// cannot run, and the connections dialled for it, which carry nothing yet, are closed. Other
+// dial failures are not the client's: the subscription is confirmed and placed when the node
+// can be reached (reconcile).
+func (p *pubsub) linksFor(kind subKind, names [][]byte) error {
+	var dialled []*psLink
+	var nodes []int
+	for _, n := range names {
+		if p.subs[kind][string(n)] { // the session goroutine writes the sets: no lock to read
+			continue
+		}
+		nodes = p.nodesFor(nodes[:0], kind, string(n))
+		for _, node := range nodes {
+			had := p.links[p.s.snap.pools[node].addr]
+			l, err := p.linkTo(node)
+			if errors.Is(err, errNoFDs) {
+				for _, d := range dialled {
+					if d.empty() && p.links[d.addr] == d {
+						p.closeLink(d)
+						delete(p.links, d.addr)
+					}
+				}
+				return err
+			}
+			if l != nil && l != had {
+				dialled = append(dialled, l)
+			}
+		}
+	}
+	return nil
+}
+
 // linkTo returns the session's connection to node, dialling it unless the node failed
-// recently; nil when there is none for now.
-func (p *pubsub) linkTo(node int) *psLink {
+// recently; nil when there is none for now, with errNoFDs when the cluster's share of
+// descriptors has no room for it (not a node failure: no backoff, no hint).
+func (p *pubsub) linkTo(node int) (*psLink, error) {
 	addr := p.s.snap.pools[node].addr
 	if l := p.links[addr]; l != nil {
 		if !l.dead() {
-			return l
+			return l, nil
 		}
 		p.dropLink(l)
 	}
 	if b := p.retry[addr]; b != nil && time.Now().Before(b.until) {
-		return nil
+		return nil, nil
 	}
-	nc, err := p.s.dialNode(node)
+	nc, hold, err := p.s.dialNode(node)
+	if errors.Is(err, errNoFDs) {
+		return nil, err
+	}
 	if err != nil {
 		if p.backoff(addr) == pubsubMinBackoff {
 			p.log.Warn("subscription connection failed; retrying with backoff", "node", addr, "error", err)
 		}
 		p.log.Debug("subscription connection failed", "node", addr, "error", err)
 		p.s.c.hint()
-		return nil
+		return nil, nil
 	}
 	delete(p.retry, addr)
-	l := &psLink{addr: addr, nc: nc, ack: make(chan struct{}, 1), done: make(chan struct{})}
+	l := &psLink{addr: addr, nc: nc, hold: hold, ack: make(chan struct{}, 1), done: make(chan struct{})}
 	for i := range l.subs {
 		l.subs[i] = make(map[string]bool)
 	}
 	p.links[addr] = l
 	p.wg.Add(1)
 	go p.readLink(l)
-	return l
+	return l, nil
 }
 
 // backoff delays the next dial of addr, longer each time until a dial succeeds, and returns
@@ -773,7 +816,14 @@ func (p *pubsub) dropLink(l *psLink) {
 
 func (p *pubsub) closeLink(l *psLink) {
 	l.closing.Store(true)
+	l.close()
+}
+
+// close closes the connection and gives its descriptor back to the cluster's share; every
+// closer calls it (never nc.Close alone): the session, the reader, a failed write.
+func (l *psLink) close() {
 	_ = l.nc.Close()
+	l.hold.release()
 }
 
 func (p *pubsub) anyDead() bool {
@@ -818,7 +868,7 @@ func (p *pubsub) flushLink(l *psLink) {
 	l.wbuf = l.wbuf[:0]
 	if err != nil {
 		p.log.Warn("subscription connection failed", "node", l.addr, "error", err)
-		_ = l.nc.Close() // its reader sees it and asks for a reconcile
+		l.close() // its reader sees it and asks for a reconcile
 	}
 }
 
@@ -884,7 +934,7 @@ func (p *pubsub) reconcile() {
 		p.flushLink(l)
 	}
 	for _, w := range wants {
-		l := p.linkTo(w.node)
+		l, _ := p.linkTo(w.node) // errNoFDs too: placed when the share has room
 		if l == nil {
 			p.unplaced = true
 			continue
@@ -933,7 +983,7 @@ var (
 func (p *pubsub) readLink(l *psLink) {
 	defer p.wg.Done()
 	err := p.readFrames(l)
-	_ = l.nc.Close()
+	l.close()
 	close(l.done) // before the reconcile it asks for, which must see the link dead
 	if l.closing.Load() {
 		return

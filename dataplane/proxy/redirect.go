@@ -118,7 +118,11 @@ func (s *session) resend(c *call) bool {
 func (s *session) sendAsking(c *call, conn *backend.Conn) {
 	c.conn, c.asked = conn, true
 	s.pend.Add(2)
-	conn.SendPrefixed(&c.req, &c.ask, askingFrame, c.frame)
+	if c.ask == nil { // made on the first ASK only: a split makes thousands of calls
+		c.ask = &backend.Request{}
+		c.ask.Bind(&s.pend)
+	}
+	conn.SendPrefixed(&c.req, c.ask, askingFrame, c.frame)
 	s.touch(conn)
 }
 

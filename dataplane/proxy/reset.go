@@ -15,6 +15,6 @@ func (s *session) resetConn() {
 	s.tx.reset()
 	s.proto3 = false
 	s.name = ""
-	s.authed = len(s.c.opts.Users) == 0
+	s.setAuthed(len(s.c.opts.Users) == 0)
 	s.username, s.user, s.rightsOf = "", nil, nil
 }

@@ -228,6 +228,10 @@ func (c *Cluster) killOne(t killTarget, frame []byte) killReply {
 	wait := max(killWait, t.opts.ReadTimeout)
 	d := c.dedIdle.take(t.addr)
 	if d == nil {
+		hold, err := c.holdFD() // it joins the pool: counted in the cluster's share like any
+		if err != nil {
+			return c.killFailed(t.addr, err)
+		}
 		opts := t.opts
 		opts.Latency, opts.OnFailure, opts.RESP3 = nil, nil, false
 		if bytes.HasSuffix(opts.Init, readonlyFrame) {
@@ -239,9 +243,10 @@ func (c *Cluster) killOne(t killTarget, frame []byte) killReply {
 		nc, err := backend.DialContext(ctx, opts)
 		cancel()
 		if err != nil {
+			hold.release()
 			return c.killFailed(t.addr, err)
 		}
-		d = &dedConn{addr: t.addr, nc: nc, rr: resp.NewReplyReader(nc, 512)}
+		d = &dedConn{addr: t.addr, nc: nc, rr: resp.NewReplyReader(nc, 512), hold: hold}
 	}
 	reply, err := func() ([]byte, error) {
 		if err := d.write(frame, wait); err != nil {
@@ -250,7 +255,7 @@ func (c *Cluster) killOne(t killTarget, frame []byte) killReply {
 		return d.readReply(wait)
 	}()
 	if err != nil {
-		_ = d.nc.Close()
+		d.close()
 		return c.killFailed(t.addr, err)
 	}
 	reply = append([]byte(nil), reply...)

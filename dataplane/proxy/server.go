@@ -158,17 +158,20 @@ func (s *Server) budgetLocked() {
 	for i, share := range fdlimit.Plan(s.opts.FDLimit, ds) {
 		c, configured := s.clusters[names[i]], ds[i].MaxClients
 		prev := int(c.fdShare.Swap(int64(share)))
-		if prev == share || (share == configured && prev == 0) {
+		want := fdlimit.PerClient * configured
+		if prev == share || (share == want && prev == 0) {
 			continue
 		}
+		// effective is the descriptors the cluster's clients may hold: their connections and
+		// the backend connections they hold for themselves (fdshare.go).
 		log := c.log.With("max_connections", configured, "effective", share, "open_file_limit", s.opts.FDLimit)
 		switch {
-		case share == configured:
-			log.Info("client limit back to max_connections: the open-file limit holds it again")
+		case share == want:
+			log.Info("descriptor share back to what max_connections needs: the open-file limit holds it again")
 		case configured > 0 && share < configured:
 			log.Warn("max_connections lowered to this cluster's share of the open-file limit")
 		default:
-			log.Info("client limit set to this cluster's share of the open-file limit")
+			log.Info("descriptor share set to this cluster's share of the open-file limit (clients and their own backend connections)")
 		}
 	}
 }
@@ -186,13 +189,15 @@ func tableNodes(t *route.Table) int {
 	return 0
 }
 
-// clientLimit is how many clients the cluster takes (0: no bound): its share of the
-// open-file limit when the Server set one, else MaxConnections.
+// clientLimit is how many clients the cluster takes at most (0: no bound): MaxConnections,
+// or its share of the open-file limit when smaller. Accept checks both (Serve, takeFD): the
+// share counts the backend connections clients hold for themselves too.
 func (c *Cluster) clientLimit() int {
-	if n := c.fdShare.Load(); n > 0 {
-		return int(n)
+	n, share := c.opts.MaxConnections, int(c.fdShare.Load())
+	if share > 0 && (n <= 0 || share < n) {
+		return share
 	}
-	return c.opts.MaxConnections
+	return n
 }
 
 // openLocked starts serving spec on a new listener. replaced, when set, is the cluster it

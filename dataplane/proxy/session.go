@@ -48,7 +48,9 @@ type slot struct {
 	policy command.Policy
 	subs   []*call // requests of a split command, one per node (or slot) group
 	nsubs  int
-	order  []keyRef // MGET: where each key's value is, in the client's key order
+	order  []uint16 // split: each key's sub request (group), in the client's key order
+	// splitBuf holds a split's sub-commands, one after the other (planSplit)
+	splitBuf []byte
 	// keyspace commands (keyspace.go): how replies merge; for SCAN, the position of the node
 	// scanned among scanNodes
 	ksOp               keyspaceOp
@@ -74,8 +76,8 @@ type call struct {
 	frame []byte // as sent: the client's own bytes (valid until the next blocking read) or buf
 	buf   []byte // frame bytes the call owns
 	conn  *backend.Conn
-	ask   backend.Request // reply to the ASKING sent ahead of it after an ASK redirect; ignored
-	asked bool            // last sent after an ASK redirect, with ASKING ahead of it
+	ask   *backend.Request // reply to the ASKING sent ahead of it after an ASK redirect; ignored
+	asked bool             // last sent after an ASK redirect, with ASKING ahead of it
 }
 
 // pending counts the backend requests of a session's batch that have no reply yet, plus one
@@ -121,12 +123,8 @@ func newCall(wg backend.Waiter, b *backend.Budget) *call {
 	c := &call{}
 	c.req.Bind(wg)
 	c.req.Charge(b)
-	c.ask.Bind(wg)
 	return c
 }
-
-// keyRef locates one key's reply element: sub request and position in its array.
-type keyRef struct{ sub, pos int32 }
 
 // session serves one client connection: read every command available, route and send them all,
 // and once their replies are in, write them in order with one write; repeat. A loop runs it
@@ -150,14 +148,15 @@ type session struct {
 	budget backend.Budget
 
 	// scratch space reused by every command
-	keys      []int
-	groupKeys []int       // group key (node or slot) of each key of a split command
-	groupOf   map[int]int // group key → sub request index, once there are many (findGroup)
-	gks       []int       // group key of each sub request
-	counts    []int       // keys per sub request of a split command
-	targets   []int       // node of each sub request
-	elems     [][]byte
-	base      []int // first element of each sub reply in elems
+	keys    []int
+	groupOf map[int]int // group key → sub request index, once there are many (findGroup)
+	slotGrp []uint16    // in cluster mode, slot → sub request index + 1 instead (findGroup)
+	gks     []int       // group key of each sub request
+	counts  []int       // keys per sub request of a split command
+	sizes   []int       // bytes per sub request of a split command
+	targets []int       // node of each sub request
+	elems   [][]byte
+	base    []int // where each sub reply's next element is (MGET merge)
 
 	rr      uint32          // round robin over a slot's replicas
 	hotTick uint32          // commands since the last hot-key sample
@@ -211,7 +210,7 @@ func newSession(c *Cluster, nc net.Conn) *session {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	s := &session{c: c, nc: nc, id: c.nextID.Add(1), authed: len(c.opts.Users) == 0}
+	s := &session{c: c, nc: nc, id: c.nextID.Add(1)}
 	if s.raw = rawio.New(nc); s.raw != nil {
 		// Blocking until a loop takes the session (clientReader).
 		s.rw, s.src = s.raw, clientReader{raw: s.raw, block: true}
@@ -221,6 +220,7 @@ func newSession(c *Cluster, nc net.Conn) *session {
 		s.rd = resp.NewReader(nc, readBufSize)
 	}
 	s.watchIdle()
+	s.setAuthed(len(c.opts.Users) == 0)
 	s.pend.init(nil)
 	s.window = 1 // grown by pace as replies prove small
 	// Sessions start at different points of the sampling period, so that short-lived clients
@@ -248,6 +248,7 @@ func (s *session) serveFrom(resume func() bool) (looped bool) {
 	}
 	for !s.quit {
 		s.releaseDed()
+		s.releaseInput()
 		if s.backToLoop() {
 			return true
 		}
@@ -508,17 +509,18 @@ func (s *session) pace(n, biggest int) {
 // of big replies must not all stay.
 func (sl *slot) release(room *int) {
 	sl.local = keep(sl.local, room)
+	sl.splitBuf = keep(sl.splitBuf, room)
 	sl.main.release(room)
 	for _, c := range sl.subs[:sl.nsubs] {
 		c.release(room)
 	}
 }
 
+// The frame is let go either way: it may point into a big buffer (the client's, a split's),
+// and the next send sets it.
 func (c *call) release(room *int) {
 	c.req.Reply = keep(c.req.Reply, room)
-	if c.buf = keep(c.buf, room); c.buf == nil {
-		c.frame = nil
-	}
+	c.buf, c.frame = keep(c.buf, room), nil
 }
 
 // keep returns b to be reused, or nil when it is bigger than maxKeptOut or than what room
@@ -579,7 +581,6 @@ func (s *session) nextSlot() *slot {
 		}
 		sl.main.req.Bind(&s.pend)
 		sl.main.req.Charge(sl.budget)
-		sl.main.ask.Bind(&s.pend)
 		s.slots = append(s.slots, sl)
 	}
 	sl := s.slots[s.n]
@@ -605,12 +606,6 @@ var testPanicHook func(args [][]byte)
 func (s *session) handle(cmd *resp.Command) {
 	sl := s.nextSlot()
 	args := cmd.Args
-	if s.c.slow.Load() != nil {
-		if sl.raw = cmd.Raw; sl.raw == nil {
-			sl.rawBuf = resp.AppendCommand(sl.rawBuf[:0], args...)
-			sl.raw = sl.rawBuf
-		}
-	}
 	spec := command.Lookup(args[0])
 	s.c.metrics.request(spec)
 	if spec == nil && !s.authed {
@@ -636,6 +631,14 @@ func (s *session) handle(cmd *resp.Command) {
 	}
 	if s.user != nil && !s.permitted(sl, spec, args) {
 		return
+	}
+	// The slow log records what runs: not the commands refused above (unknown, before AUTH,
+	// wrong arity, not permitted), which Redis refuses before it runs them and does not log.
+	if s.c.slow.Load() != nil {
+		if sl.raw = cmd.Raw; sl.raw == nil {
+			sl.rawBuf = resp.AppendCommand(sl.rawBuf[:0], args...)
+			sl.raw = sl.rawBuf
+		}
 	}
 	if s.tx.active && s.queue(sl, spec, cmd) {
 		return

@@ -55,3 +55,39 @@ func TestSlowLogOff(t *testing.T) {
 		t.Fatalf("SLOWLOG LEN with the slow log off = %d, %v", n, err)
 	}
 }
+
+// TestSlowLogSkipsRefusedCommands: as in Redis, a command refused before it runs (before
+// AUTH, wrong number of arguments, unknown) is not in the slow log; what runs is.
+func TestSlowLogSkipsRefusedCommands(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 1, slowMax: 100, slowOver: 0, users: map[string]string{"default": "pw"}})
+	rc := e.raw(t)
+	for _, tc := range []struct{ cmd, want string }{
+		{"GET noauth-key\r\n", "-NOAUTH Authentication required."},
+		{"SET noauth-key 1\r\n", "-NOAUTH Authentication required."},
+		{"AUTH pw\r\n", "+OK"},
+		{"GET arity-key extra\r\n", "-ERR wrong number of arguments for 'get' command"},
+		{"SET arity-key\r\n", "-ERR wrong number of arguments for 'set' command"},
+		{"NOSUCHCMD unknown-key\r\n", "-ERR unknown command 'NOSUCHCMD', with args beginning with: 'unknown-key' "},
+		{"GET ran-key\r\n", "$-1"},
+	} {
+		rc.send(tc.cmd)
+		if got := rc.line(); got != tc.want {
+			t.Fatalf("%q: %q, want %q", tc.cmd, got, tc.want)
+		}
+	}
+	entries, err := e.client.SlowLogGet(ctx, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := false
+	for _, en := range entries {
+		args := strings.Join(en.Args, " ")
+		if strings.Contains(args, "noauth-key") || strings.Contains(args, "arity-key") || strings.Contains(args, "unknown-key") {
+			t.Errorf("a refused command is in the slow log: %q", args)
+		}
+		ran = ran || args == "GET ran-key"
+	}
+	if !ran {
+		t.Fatalf("the command that ran is not in the slow log: %v", entries)
+	}
+}

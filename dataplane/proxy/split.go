@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"slices"
 
 	"github.com/aster-proxy/aster/dataplane/command"
 	"github.com/aster-proxy/aster/dataplane/resp"
@@ -21,7 +22,18 @@ func (s *session) split(sl *slot, spec *command.Spec, cmd *resp.Command) {
 	case splitSubs:
 		s.pend.Add(sl.nsubs)
 		for g, c := range sl.subs[:sl.nsubs] {
-			s.sendAdded(c, s.conn(s.targets[g]), c.buf)
+			s.sendAdded(c, s.conn(s.targets[g]), c.frame)
+		}
+		if len(cmd.Args) > keepArgsScratch {
+			// A big command's memory need not wait for its replies: its arguments are in
+			// the sub-commands, which the connections have copied, and only a Redis Cluster
+			// may redirect (and so resend) them.
+			cmd.Args = nil
+			if s.snap.slots == nil {
+				for _, c := range sl.subs[:sl.nsubs] {
+					c.frame = nil
+				}
+			}
 		}
 	}
 }
@@ -32,12 +44,21 @@ type splitPlan uint8
 const (
 	splitAnswered splitPlan = iota // sl holds the reply (an error)
 	splitWhole                     // all keys in one group: send the command as it came
-	splitSubs                      // sl.subs[:sl.nsubs] hold the sub-commands, s.targets their nodes
+	splitSubs                      // sl.subs[:sl.nsubs] hold the sub-commands (frame), s.targets their nodes
 )
+
+// maxSplitGroups is how many groups a split may have: sl.order holds a group index per key
+// in 16 bits. A Redis Cluster has 16384 slots; a ring this many nodes is not a real one.
+const maxSplitGroups = 1 << 16
 
 // planSplit groups the keys of a split command and builds its sub-commands without sending
 // anything (so that split and merge can be exercised without a network). For splitWhole it
 // also returns the node (-1: none serves).
+//
+// What a big command costs per key is kept near the key's own size (a DEL of a million keys
+// must not cost ten times its 13 MB): per key, 2 bytes of group index (sl.order), and its
+// bulk once more in its sub-command; the sub-commands are built into one buffer of the exact
+// size, measured first, and nothing else is allocated per key.
 func (s *session) planSplit(sl *slot, spec *command.Spec, cmd *resp.Command) (splitPlan, int) {
 	args := cmd.Args
 	stride := 1
@@ -50,78 +71,142 @@ func (s *session) planSplit(sl *slot, spec *command.Spec, cmd *resp.Command) (sp
 	}
 	slots := s.snap.slots
 	ring := s.snap.table.Ring
-	s.groupKeys = s.groupKeys[:0] // group key of each key: node index (ring) or slot (cluster)
-	same := true
+	nkeys := (len(args) - 1) / stride
+	order := sl.order[:0]
+	if cap(order) < nkeys {
+		order = make([]uint16, 0, nkeys)
+	}
+	// One pass: each key's group (node index on a ring, slot in a cluster) and the group's
+	// key count and bytes of bulks.
+	dense := slots != nil
+	// Room for as many groups as there can be, so that a split over thousands of slots does
+	// not grow these by appends.
+	maxGroups := route.Slots
+	if !dense {
+		maxGroups = len(ring.Nodes())
+	}
+	maxGroups = min(maxGroups, nkeys)
+	if cap(s.counts) < maxGroups {
+		s.counts, s.sizes, s.gks = make([]int, 0, maxGroups), make([]int, 0, maxGroups), make([]int, 0, maxGroups)
+	}
+	counts, sizes, gks := s.counts[:0], s.sizes[:0], s.gks[:0]
 	for i := 1; i < len(args); i += stride {
 		var gk int
 		if slots != nil {
 			gk = int(route.Slot(args[i]))
 		} else if gk = ring.Pick(args[i]); gk < 0 {
+			s.unindexGroups(gks, dense)
 			s.noNode(sl)
 			return splitAnswered, 0
 		}
-		s.groupKeys = append(s.groupKeys, gk)
-		same = same && gk == s.groupKeys[0]
+		g := s.findGroup(gks, gk, dense)
+		if g < 0 {
+			if len(gks) == maxSplitGroups {
+				s.unindexGroups(gks, dense)
+				sl.setError("ERR too many nodes to split '" + spec.Name + "' over")
+				return splitAnswered, 0
+			}
+			g = len(gks)
+			gks = s.addGroup(gks, gk, dense)
+			counts = append(counts, 0)
+			sizes = append(sizes, 0)
+		}
+		order = append(order, uint16(g))
+		counts[g]++
+		sizes[g] += resp.BulkSize(len(args[i]))
+		if stride == 2 {
+			sizes[g] += resp.BulkSize(len(args[i+1]))
+		}
 	}
+	s.counts, s.sizes, s.gks = counts, sizes, gks
+	s.unindexGroups(gks, dense)
 	read := command.IsReadOnly(spec)
-	if same {
-		node := s.groupKeys[0]
+	if len(gks) == 1 {
+		sl.order = order[:0]
+		node := gks[0]
 		if slots != nil {
 			node = s.slotNode(uint16(node), read)
 		}
 		return splitWhole, node
 	}
-
-	clear(s.groupOf)
-	sl.order = sl.order[:0]
-	counts, targets, gks := s.counts[:0], s.targets[:0], s.gks[:0] // keys, node, group key of each group
-	for _, gk := range s.groupKeys {
-		g := s.findGroup(gks, gk)
-		if g < 0 {
-			g = len(counts)
-			gks = s.addGroup(gks, gk)
-			node := gk
-			if slots != nil {
-				if node = s.slotNode(uint16(gk), read); node < 0 {
-					s.noNode(sl)
-					return splitAnswered, 0
-				}
+	targets := s.targets[:0]
+	if cap(targets) < len(gks) {
+		targets = make([]int, 0, len(gks))
+	}
+	for _, gk := range gks {
+		node := gk
+		if slots != nil {
+			if node = s.slotNode(uint16(gk), read); node < 0 {
+				s.noNode(sl)
+				return splitAnswered, 0
 			}
-			counts = append(counts, 0)
-			targets = append(targets, node)
 		}
-		sl.order = append(sl.order, keyRef{sub: int32(g), pos: int32(counts[g])})
-		counts[g]++
+		targets = append(targets, node)
 	}
-	s.counts, s.targets, s.gks = counts, targets, gks
+	s.targets = targets
+	sl.order = order
 	sl.kind, sl.policy, sl.nsubs = slotSplit, spec.Policy, len(counts)
-	for len(sl.subs) < sl.nsubs {
-		sl.subs = append(sl.subs, newCall(&s.pend, sl.budget))
+	if missing := sl.nsubs - len(sl.subs); missing > 0 {
+		// One allocation for all the calls a split over many slots needs.
+		sl.subs = slices.Grow(sl.subs, missing)
+		slab := make([]call, missing)
+		for i := range slab {
+			slab[i].req.Bind(&s.pend)
+			slab[i].req.Charge(sl.budget)
+			sl.subs = append(sl.subs, &slab[i])
+		}
 	}
+	// The sub-commands, in one buffer of the exact size: each its header and name, then, in
+	// one pass over the keys, each key (and value) to its group's frame, in client order
+	// within each group, as Redis would apply them. Appends stay within each frame's capacity.
+	total := 0
+	for g, n := range counts {
+		sizes[g] += resp.ArrayHeaderSize(1+n*stride) + resp.BulkSize(len(args[0]))
+		total += sizes[g]
+	}
+	buf := sl.splitBuf
+	if cap(buf) < total {
+		buf = make([]byte, total)
+	}
+	buf = buf[:total]
+	if total <= maxKeptOut {
+		sl.splitBuf = buf // reused by the next split in this slot; a big one is not kept
+	} else {
+		sl.splitBuf = nil
+	}
+	off := 0
 	for g, c := range sl.subs[:sl.nsubs] {
-		c.buf = resp.AppendArrayHeader(c.buf[:0], 1+counts[g]*stride)
-		c.buf = resp.AppendBulk(c.buf, args[0])
+		f := buf[off : off : off+sizes[g]]
+		f = resp.AppendArrayHeader(f, 1+counts[g]*stride)
+		c.frame = resp.AppendBulk(f, args[0])
+		off += sizes[g]
 	}
-	// One pass over the keys, each to its group's frame (sl.order has its group): in client
-	// order within each group, as Redis would apply them.
-	for ki, ref := range sl.order {
-		c := sl.subs[ref.sub]
+	for ki, g := range order {
+		c := sl.subs[g]
 		a := 1 + ki*stride
-		c.buf = resp.AppendBulk(c.buf, args[a])
+		c.frame = resp.AppendBulk(c.frame, args[a])
 		if stride == 2 {
-			c.buf = resp.AppendBulk(c.buf, args[a+1])
+			c.frame = resp.AppendBulk(c.frame, args[a+1])
 		}
 	}
 	return splitSubs, 0
 }
 
-// scanGroups is how many groups planSplit finds by a scan before it turns to a map: for a
+// keepGroupIndex is the size past which the session's map from group key to group is dropped
+// after a split rather than kept for the next one.
+const keepGroupIndex = 1024
+
+// scanGroups is how many groups planSplit finds by a scan before it turns to an index: for a
 // few (the usual MGET spans a handful of nodes or slots) a scan costs less than hashing.
 const scanGroups = 16
 
-// findGroup is gk's group index among gks, or -1.
-func (s *session) findGroup(gks []int, gk int) int {
+// findGroup is gk's group index among gks, or -1. dense: gk is a slot (cluster mode), indexed
+// in s.slotGrp past scanGroups groups, else in the s.groupOf map.
+func (s *session) findGroup(gks []int, gk int, dense bool) int {
 	if len(gks) > scanGroups {
+		if dense {
+			return int(s.slotGrp[gk]) - 1
+		}
 		if g, ok := s.groupOf[gk]; ok {
 			return g
 		}
@@ -135,23 +220,51 @@ func (s *session) findGroup(gks []int, gk int) int {
 	return -1
 }
 
-// addGroup appends gk as the next group. Past scanGroups groups the map indexes them all,
+// addGroup appends gk as the next group. Past scanGroups groups the index holds them all,
 // for findGroup.
-func (s *session) addGroup(gks []int, gk int) []int {
+func (s *session) addGroup(gks []int, gk int, dense bool) []int {
 	gks = append(gks, gk)
 	switch {
 	case len(gks) <= scanGroups:
-	case len(s.groupOf) == 0: // just past: index every group so far
-		if s.groupOf == nil {
+	case len(gks) == scanGroups+1: // just past: index every group so far
+		if dense && s.slotGrp == nil {
+			// 32 KiB once per session that splits over many slots: less than a map of them,
+			// and no hashing per key.
+			s.slotGrp = make([]uint16, route.Slots)
+		}
+		if !dense && s.groupOf == nil {
 			s.groupOf = make(map[int]int)
 		}
 		for i, k := range gks {
-			s.groupOf[k] = i
+			s.index(k, i, dense)
 		}
 	default:
-		s.groupOf[gk] = len(gks) - 1
+		s.index(gk, len(gks)-1, dense)
 	}
 	return gks
+}
+
+func (s *session) index(gk, g int, dense bool) {
+	if dense {
+		s.slotGrp[gk] = uint16(g + 1)
+	} else {
+		s.groupOf[gk] = g
+	}
+}
+
+// unindexGroups empties the group index after a split over gks.
+func (s *session) unindexGroups(gks []int, dense bool) {
+	switch {
+	case len(gks) <= scanGroups:
+	case dense:
+		for _, k := range gks {
+			s.slotGrp[k] = 0
+		}
+	case len(s.groupOf) > keepGroupIndex:
+		s.groupOf = nil // a split over thousands of nodes must not pin its index
+	default:
+		clear(s.groupOf)
+	}
 }
 
 // merge appends the client's reply to a split command, made from its sub replies. The first
@@ -195,30 +308,53 @@ func (s *session) merge(out []byte, sl *slot) []byte {
 		}
 		return resp.AppendInt(out, sum)
 	default: // command.SplitMGet
-		start := len(out)
-		elems, base := s.elems[:0], s.base[:0]
-		for _, c := range subs {
-			base = append(base, len(elems))
-			var err error
-			if elems, err = resp.ArrayElems(c.req.Reply, elems); err != nil {
-				return resp.AppendError(out, "ERR unexpected reply from backend: not an array")
-			}
+		return s.mergeMGet(out, sl)
+	}
+}
+
+// mergeMGet appends the client's MGET reply: each key's value taken, in the client's key
+// order, from where its sub reply has got to (one cursor per sub reply), so that merging costs
+// nothing per key but the value's own bytes. A sub reply that is not an array of exactly its
+// keys' values makes the whole reply an error.
+func (s *session) mergeMGet(out []byte, sl *slot) []byte {
+	start := len(out)
+	subs := sl.subs[:sl.nsubs]
+	cur := s.base[:0] // where each sub reply's next element starts
+	if cap(cur) < len(subs) {
+		cur = make([]int, 0, len(subs))
+	}
+	size := resp.ArrayHeaderSize(len(sl.order))
+	for g, c := range subs {
+		n, hdr, err := resp.ArrayHeader(c.req.Reply)
+		if err != nil {
+			s.base = cur
+			return resp.AppendError(out, "ERR unexpected reply from backend: not an array")
 		}
-		base = append(base, len(elems))
-		s.elems, s.base = elems, base
-		if len(elems) != len(sl.order) {
+		if n != s.counts[g] {
 			// A sub reply longer than its keys is as wrong as a short one: it is not the
 			// answer to the sub-command that was sent.
+			s.base = cur
 			return resp.AppendError(out, "ERR unexpected reply from backend: wrong array length")
 		}
-		out = resp.AppendArrayHeader(out, len(sl.order))
-		for _, ref := range sl.order {
-			i := base[ref.sub] + int(ref.pos)
-			if i >= base[ref.sub+1] {
-				return resp.AppendError(out[:start], "ERR unexpected reply from backend: short array")
-			}
-			out = append(out, elems[i]...)
-		}
-		return out
+		cur = append(cur, hdr)
+		size += len(c.req.Reply) - hdr
 	}
+	s.base = cur
+	out = slices.Grow(out, size)
+	out = resp.AppendArrayHeader(out, len(sl.order))
+	for _, g := range sl.order {
+		r := subs[g].req.Reply
+		m, err := resp.ScanReply(r[cur[g]:])
+		if err != nil || m == 0 {
+			return resp.AppendError(out[:start], "ERR unexpected reply from backend: not an array")
+		}
+		out = append(out, r[cur[g]:cur[g]+m]...)
+		cur[g] += m
+	}
+	for g, c := range subs {
+		if cur[g] != len(c.req.Reply) {
+			return resp.AppendError(out[:start], "ERR unexpected reply from backend: not an array")
+		}
+	}
+	return out
 }

@@ -52,6 +52,10 @@ type Reader struct {
 
 	perr error // sticky protocol error
 	rerr error // sticky read error, reported once the buffered commands are consumed
+
+	// unauth applies the limits of a client that has not authenticated (MaxUnauthArgs,
+	// MaxUnauthBulkLen) to the headers parsed from now on.
+	unauth bool
 }
 
 // NewReader returns a Reader on rd whose buffer starts at size bytes (at least 16).
@@ -67,7 +71,37 @@ func (r *Reader) Reset(rd io.Reader) {
 	if len(r.buf) > shrinkLen {
 		r.buf = make([]byte, r.size)
 	}
-	*r = Reader{rd: rd, buf: r.buf, size: r.size}
+	// The client is the same: it is no more authenticated than it was.
+	*r = Reader{rd: rd, buf: r.buf, size: r.size, unauth: r.unauth}
+}
+
+// SetUnauthenticated says whether the client has yet to authenticate: while it has, the
+// commands parsed next are held to Redis's limits for unauthenticated clients (at most
+// MaxUnauthArgs elements and bulks of at most MaxUnauthBulkLen bytes; more is a protocol
+// error at the header, before anything is buffered for it). The session calls it whenever its
+// authentication state changes (AUTH, HELLO AUTH, RESET), between commands, so that a command
+// is checked against the state the commands before it left, as Redis checks it.
+func (r *Reader) SetUnauthenticated(on bool) { r.unauth = on }
+
+// Shrink drops a buffer that grew past 256 KiB (for one big command; see Big) once nothing
+// is buffered, so that an idle connection does not pin the memory of its biggest command. The
+// Args and Raw of commands returned earlier become invalid; the caller must not hold them
+// (nor anything else pointing into the buffer) if the memory is to come back. It reports
+// whether the buffer was dropped.
+func (r *Reader) Shrink() bool {
+	if r.r != r.w || !r.Big() {
+		return false
+	}
+	r.buf, r.r, r.w = make([]byte, r.size), 0, 0
+	return true
+}
+
+// Big reports whether the buffer grew past 256 KiB (for a client that has not authenticated,
+// past its initial size), i.e. Shrink has something to drop once the buffered bytes are
+// consumed. Idle connections that have not authenticated then hold no more than their
+// initial buffer each, however many of them there are.
+func (r *Reader) Big() bool {
+	return len(r.buf) > r.size && (len(r.buf) > shrinkLen || r.unauth)
 }
 
 // Buffered returns the number of unparsed bytes buffered.
@@ -197,10 +231,15 @@ func (r *Reader) readArrayHeader() (bool, error) {
 			return false, err
 		}
 		n, ok = ParseInt64Arg(b[1:i])
-		if !ok || b[i+1] != '\n' {
+		if !ok || b[i+1] != '\n' || n > 1<<31-1 {
 			return false, errInvalidMultibulkLen
 		}
 		hdr = i + 2
+	}
+	// Redis's order: a count past INT_MAX is invalid, then one past 10 is refused before
+	// authentication, and past that our own MaxArgs.
+	if n > MaxUnauthArgs && r.unauth && n <= 1<<31-1 {
+		return false, errUnauthMultibulkLen
 	}
 	if n > MaxArgs {
 		return false, errInvalidMultibulkLen
@@ -219,11 +258,15 @@ func (r *Reader) readArrayHeader() (bool, error) {
 // common case) fills cmd.Args as it goes; one that needed several calls is filled by
 // buildArray once complete.
 func (r *Reader) scanArray(cmd *Command) (bool, error) {
-	fresh := r.got == 0
 	args := cmd.Args[:0]
 	if cap(args) > keepArgsCap && r.nargs <= keepArgsCap {
 		args = nil
 	}
+	// A frame scanned in one call fills Args as it goes, unless it has more elements than
+	// Args holds and than keepArgsCap: then buildArray makes Args of the exact size once the
+	// whole frame is here (growing by appends would allocate a multiple of it, and a count a
+	// client merely declares must not be allocated before its elements arrive).
+	fresh := r.got == 0 && (r.nargs <= cap(args) || r.nargs <= keepArgsCap)
 	for r.got < r.nargs {
 		b := r.buf[r.r+r.off : r.w]
 		n, hdr, ok := fastLen(b)
@@ -233,6 +276,10 @@ func (r *Reader) scanArray(cmd *Command) (bool, error) {
 				cmd.Args = args[:0]
 				return false, err
 			}
+		}
+		if n > MaxUnauthBulkLen && r.unauth {
+			// Refused at the header, as Redis does: nothing of the bulk is waited for.
+			return false, errUnauthBulkLen
 		}
 		end := hdr + n + 2
 		if r.off+end > MaxCommandLen {
@@ -317,6 +364,9 @@ func fastLen(b []byte) (n, hdr int, ok bool) {
 // frame at buf[r].
 func (r *Reader) buildArray(cmd *Command, args [][]byte) {
 	frame := r.buf[r.r : r.r+r.off : r.r+r.off]
+	if cap(args) < r.nargs {
+		args = make([][]byte, 0, r.nargs) // the elements are here: at least 4 bytes each
+	}
 	_, p, _ := fastLen(frame)
 	for range r.nargs {
 		n, hdr, _ := fastLen(frame[p:])
@@ -368,7 +418,7 @@ func (r *Reader) fill() error {
 	}
 	if r.r == r.w {
 		r.r, r.w = 0, 0
-		if len(r.buf) > shrinkLen && len(r.buf) > r.size {
+		if r.Big() {
 			r.buf = make([]byte, r.size)
 		}
 	}
@@ -383,7 +433,7 @@ func (r *Reader) fill() error {
 			if len(r.buf) >= MaxCommandLen {
 				return r.fail(errCommandTooLarge)
 			}
-			n := min(2*len(r.buf), MaxCommandLen)
+			n := min(r.growTo(), MaxCommandLen)
 			nb := make([]byte, n)
 			r.w = copy(nb, r.buf[:r.w])
 			r.buf = nb
@@ -411,6 +461,24 @@ func (r *Reader) fill() error {
 		}
 	}
 	return fmt.Errorf("resp: read command: %w", io.ErrNoProgress)
+}
+
+// growTo is the size a full buffer grows to: double, or, inside a big array frame, the
+// frame's size as its elements so far predict it, with an eighth to spare (at least 1.25 times
+// the buffer, so that growing stays linear), so that a big command of many small arguments
+// ends in a buffer of about its size instead of up to twice it. Never more than doubling: memory still follows
+// the bytes that arrived, whatever count the client declared.
+func (r *Reader) growTo() int {
+	n := 2 * len(r.buf)
+	if r.nargs > 0 && r.got > 0 && r.r == 0 {
+		left := r.nargs - r.got
+		est := r.off + r.off/r.got*left
+		est += est/8 + 64       // later arguments may be longer (key:9 ... key:99999)
+		if est > 0 && est < n { // est > 0: no overflow
+			n = max(est, len(r.buf)+len(r.buf)/4)
+		}
+	}
+	return n
 }
 
 func (r *Reader) readErr() error {

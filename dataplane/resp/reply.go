@@ -10,6 +10,15 @@ import (
 // the stack.
 const MaxReplyDepth = 1000
 
+// MaxReplyLineLen is the default bound of a status, error, double or big number line in a
+// reply (ReplyScanner.MaxLine). It is as large as the largest bulk string a reply may carry
+// (MaxBulkLen), not as short as a client's header line: Redis sends status and error lines of
+// any length that a Lua script returns (redis.status_reply(string.rep('z', 300000)) comes back
+// as one 300,001-byte line from redis-server 7.0), and a shorter cap would let any client
+// that may run EVAL break a shared node connection, and every request on it, on purpose.
+// A line costs us no more than a bulk string a client may GET.
+const MaxReplyLineLen = MaxBulkLen
+
 // maxAggregateLen bounds the element count an aggregate reply header may declare.
 const maxAggregateLen = 1 << 30
 
@@ -24,23 +33,25 @@ func (e *replyError) Error() string        { return "resp: malformed reply: " + 
 func (e *replyError) Is(target error) bool { return target == ErrMalformedReply }
 
 var (
-	errReplyType      = &replyError{"unknown type byte"}
-	errReplyLine      = &replyError{"line not terminated by CRLF"}
-	errReplyInt       = &replyError{"invalid integer"}
-	errReplyBulkLen   = &replyError{"invalid bulk length"}
-	errReplyBulkEnd   = &replyError{"bulk payload not terminated by CRLF"}
-	errReplyCount     = &replyError{"invalid aggregate length"}
-	errReplyStreamed  = &replyError{"streamed (RESP3 '?') length not supported"}
-	errReplyTooDeep   = &replyError{"aggregates nested too deeply"}
-	errReplyNull      = &replyError{"invalid null"}
-	errReplyBool      = &replyError{"invalid boolean"}
-	errReplyBigNum    = &replyError{"invalid big number"}
-	errReplyVerbatim  = &replyError{"invalid verbatim string"}
-	errReplyNotArray  = &replyError{"not an array"}
-	errReplyNullArray = &replyError{"null array has no elements"}
-	errReplyShort     = &replyError{"incomplete reply"}
-	errReplyTrailing  = &replyError{"bytes after the reply"}
-	errReplyNotInt    = &replyError{"not an integer reply"}
+	errReplyType = &replyError{"unknown type byte"}
+	errReplyLine = &replyError{"line not terminated by CRLF"}
+	// errReplyLineTooLong: a status or error line longer than ReplyScanner.MaxLine.
+	errReplyLineTooLong = &replyError{"reply line too long"}
+	errReplyInt         = &replyError{"invalid integer"}
+	errReplyBulkLen     = &replyError{"invalid bulk length"}
+	errReplyBulkEnd     = &replyError{"bulk payload not terminated by CRLF"}
+	errReplyCount       = &replyError{"invalid aggregate length"}
+	errReplyStreamed    = &replyError{"streamed (RESP3 '?') length not supported"}
+	errReplyTooDeep     = &replyError{"aggregates nested too deeply"}
+	errReplyNull        = &replyError{"invalid null"}
+	errReplyBool        = &replyError{"invalid boolean"}
+	errReplyBigNum      = &replyError{"invalid big number"}
+	errReplyVerbatim    = &replyError{"invalid verbatim string"}
+	errReplyNotArray    = &replyError{"not an array"}
+	errReplyNullArray   = &replyError{"null array has no elements"}
+	errReplyShort       = &replyError{"incomplete reply"}
+	errReplyTrailing    = &replyError{"bytes after the reply"}
+	errReplyNotInt      = &replyError{"not an integer reply"}
 )
 
 // ScanReply returns the byte length of the first complete reply in b (RESP2 and RESP3 types
@@ -256,6 +267,27 @@ func ArrayElems(b []byte, dst [][]byte) ([][]byte, error) {
 		return dst, errReplyTrailing
 	}
 	return dst, nil
+}
+
+// ArrayHeader measures the header of array reply b: its element count and the header's
+// length; an error if b does not start with a complete, valid array header or is the null
+// array. The elements, which follow, are not looked at. (Used to merge MGET replies element by
+// element, without a slice per key.)
+func ArrayHeader(b []byte) (elems, hdr int, err error) {
+	if len(b) == 0 || b[0] != '*' {
+		return 0, 0, errReplyNotArray
+	}
+	n, elems, err := scanElem(b)
+	if err != nil {
+		return 0, 0, err
+	}
+	if n == 0 {
+		return 0, 0, errReplyShort
+	}
+	if elems == 0 && n == 5 && b[1] == '-' {
+		return 0, 0, errReplyNullArray
+	}
+	return elems, n, nil
 }
 
 // ParseInt parses a ":<n>\r\n" reply; b must be exactly that frame.

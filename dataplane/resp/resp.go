@@ -25,6 +25,12 @@ const (
 	// MaxCommandLen bounds the bytes of one command frame, as Redis client-query-buffer-limit
 	// (default 1 GiB): without it, MaxArgs arguments of MaxBulkLen each would be unbounded.
 	MaxCommandLen = 1 << 30
+	// MaxUnauthArgs and MaxUnauthBulkLen are what a client that has not authenticated yet
+	// may send, as in Redis 7 (processMultibulkBuffer): more is a protocol error at the header,
+	// before any memory is committed to it. Inline commands are bounded by MaxInlineLen
+	// anyway, and Redis does not limit them further before authentication.
+	MaxUnauthArgs    = 10
+	MaxUnauthBulkLen = 16 << 10
 )
 
 // ProtocolError is returned for malformed client input. Its Error text is the exact Redis
@@ -42,6 +48,8 @@ var (
 	errUnbalancedQuotes    = &ProtocolError{Msg: "unbalanced quotes in request"}
 	errTooBigMbulkCount    = &ProtocolError{Msg: "too big mbulk count string"}
 	errTooBigBulkCount     = &ProtocolError{Msg: "too big bulk count string"}
+	errUnauthMultibulkLen  = &ProtocolError{Msg: "unauthenticated multibulk length"}
+	errUnauthBulkLen       = &ProtocolError{Msg: "unauthenticated bulk length"}
 	// errCommandTooLarge has no Redis reply text (Redis just disconnects a client over
 	// client-query-buffer-limit); the wording follows Redis's log line.
 	errCommandTooLarge = &ProtocolError{Msg: "query buffer limit exceeded"}

@@ -20,6 +20,11 @@ type ReplyScanner struct {
 	need, lineTo int
 	// scanned counts the bytes the scans examined, for tests that check the work is linear.
 	scanned int
+	// MaxLine bounds a status, error, double or big number line of a reply (0:
+	// MaxReplyLineLen): a longer one, CR not yet seen, is a malformed reply, so that a node (or
+	// anything answering in its place) that sends a line without end cannot make us buffer
+	// without limit. The other lines (lengths, integers, booleans) cannot exceed 32 bytes.
+	MaxLine int
 	small   [smallDepth]uint32
 	deep    []uint32 // the MaxReplyDepth stack, made once a reply nests deeper than small
 }
@@ -37,6 +42,9 @@ func (s *ReplyScanner) Scan(b []byte) (int, error) {
 		if s.lineTo > 0 && bytes.IndexByte(b[s.lineTo:], '\r') < 0 {
 			s.scanned += len(b) - s.lineTo
 			s.lineTo = len(b)
+			if len(b)-s.pos > s.maxLine() {
+				return 0, errReplyLineTooLong
+			}
 			return 0, nil
 		}
 		s.need, s.lineTo = 0, 0
@@ -59,8 +67,7 @@ func (s *ReplyScanner) Scan(b []byte) (int, error) {
 			if err != nil {
 				return 0, err
 			}
-			s.wait(b, 0)
-			return 0, nil
+			return 0, s.wait(b, 0)
 		}
 		// An aggregate: its elements follow.
 		pending[0] = uint32(elems)
@@ -84,8 +91,7 @@ func (s *ReplyScanner) Scan(b []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	s.wait(b, pos)
-	return 0, nil
+	return 0, s.wait(b, pos)
 }
 
 // Reset discards a partly scanned frame, e.g. when its connection was replaced.
@@ -93,20 +99,29 @@ func (s *ReplyScanner) Reset() {
 	s.pos, s.depth, s.need, s.lineTo = 0, 0, 0, 0
 }
 
+// maxLine is MaxLine or its default.
+func (s *ReplyScanner) maxLine() int {
+	if s.MaxLine > 0 {
+		return s.MaxLine
+	}
+	return MaxReplyLineLen
+}
+
 // wait notes, for the incomplete element at b[pos:] (which scanElem found incomplete, not
 // malformed), what must arrive before scanning it again can tell more: the rest of a string
 // whose header was read ('$', '=', '!'), or a CR ending a line whose type puts no bound on
-// its length ('+', '-', ',', '('; a Lua script can return a status of any size).
-func (s *ReplyScanner) wait(b []byte, pos int) {
+// its length ('+', '-', ',', '('; a Lua script can return a status of any size), which must
+// come within MaxLine bytes.
+func (s *ReplyScanner) wait(b []byte, pos int) error {
 	e := b[pos:]
 	if len(e) == 0 {
-		return
+		return nil
 	}
 	switch e[0] {
 	case '$', '=', '!':
 		i := bytes.IndexByte(e, '\r')
 		if i < 0 || i+1 >= len(e) || e[i+1] != '\n' {
-			return // header not complete yet
+			return nil // header not complete yet
 		}
 		if l, ok := ParseInt64Arg(e[1:i]); ok && l >= 0 && l <= MaxBulkLen {
 			s.need = pos + i + 2 + int(l) + 2
@@ -114,6 +129,10 @@ func (s *ReplyScanner) wait(b []byte, pos int) {
 	case '+', '-', ',', '(':
 		if bytes.IndexByte(e, '\r') < 0 {
 			s.lineTo = len(b)
+			if len(e) > s.maxLine() {
+				return errReplyLineTooLong
+			}
 		}
 	}
+	return nil
 }

@@ -86,3 +86,20 @@ func appendLine(dst []byte, s string) []byte {
 	}
 	return dst
 }
+
+// BulkSize is the length of AppendBulk's frame for a string of n bytes, so that a frame of
+// many bulks can be made in a buffer of the exact size (a big split command's sub-commands).
+func BulkSize(n int) int { return 1 + lenDigits(n) + 2 + n + 2 }
+
+// ArrayHeaderSize is the length of AppendArrayHeader's header for n >= 0 elements.
+func ArrayHeaderSize(n int) int { return 1 + lenDigits(n) + 2 }
+
+// lenDigits is the number of decimal digits of n >= 0.
+func lenDigits(n int) int {
+	d := 1
+	for n >= 10 {
+		n /= 10
+		d++
+	}
+	return d
+}

@@ -3,6 +3,10 @@
 // limit), and Plan splits what the limit allows among the clusters, so that one cluster's
 // flood of clients is refused at its own share ("-ERR max number of clients reached") and
 // never takes the descriptors another cluster's clients or any backend connection needs.
+//
+// A cluster's share counts its client connections and the backend connections its clients
+// hold for themselves (blocking commands, transactions, subscriptions: one per node each,
+// idle pooled ones too), one descriptor each.
 package fdlimit
 
 import (
@@ -14,6 +18,12 @@ import (
 // admin API and metrics listeners and their connections, config and certificate reads.
 // Redis reserves 32 (CONFIG_MIN_RESERVED_FDS); asterd serves more besides its clients.
 const Reserved = 64
+
+// PerClient is the descriptors a cluster wants per client of its max_connections: the
+// client's own and one backend connection it may hold for itself (a blocking command, a
+// transaction, a subscription), so that max_connections such clients fit when the limit
+// allows.
+const PerClient = 2
 
 // perNodeExtra are descriptors per backend node beyond its shared connections: the health
 // checker's ping connection and a topology fetch or redial in progress.
@@ -37,22 +47,25 @@ func (d Demand) backend() int {
 	return 1 + 2*max(d.Loops, 0) + max(d.Nodes, 0)*(max(d.NodeConnections, 0)+perNodeExtra)
 }
 
-// Need is the open-file limit at which every cluster can have its MaxClients clients besides
-// everything else; clusters with no bound count as wanting none (their share is what is left).
+// Need is the open-file limit at which every cluster can have its MaxClients clients, each
+// holding one backend connection of its own (PerClient), besides everything else; clusters
+// with no bound count as wanting none (their share is what is left).
 func Need(ds []Demand) uint64 {
 	n := uint64(Reserved)
 	for _, d := range ds {
-		n += uint64(d.backend()) + uint64(max(d.MaxClients, 0))
+		n += uint64(d.backend()) + PerClient*uint64(max(d.MaxClients, 0))
 	}
 	return n
 }
 
-// Plan returns each cluster's effective client limit under an open-file limit of limit: its
-// MaxClients when every cluster's fits, else a max-min fair share of what the reserve and
-// the backends leave (a cluster that wants less than an equal share keeps what it wants, the
-// rest is split evenly among the others), never less than 1. A cluster with MaxClients 0 gets
-// its share too: under a finite limit nothing is unbounded. limit 0 means no limit is known:
-// the clusters keep their MaxClients.
+// Plan returns each cluster's share of an open-file limit of limit: the descriptors its
+// clients may hold, their own connections and the backend connections they hold for
+// themselves. A cluster wants PerClient×MaxClients; it gets that when every cluster's fits,
+// else a max-min fair share of what the reserve and the backends leave (a cluster that wants
+// less than an equal share keeps what it wants, the rest is split evenly among the others),
+// never less than 1. A cluster with MaxClients 0 gets its share too: under a finite limit
+// nothing is unbounded. limit 0 means no limit is known: the shares are the MaxClients
+// (0: none), which then bound clients only.
 func Plan(limit uint64, ds []Demand) []int {
 	eff := make([]int, len(ds))
 	if limit == 0 {
@@ -70,7 +83,7 @@ func Plan(limit uint64, ds []Demand) []int {
 		if d.MaxClients <= 0 {
 			return math.MaxInt64
 		}
-		return int64(d.MaxClients)
+		return PerClient * int64(d.MaxClients)
 	}
 	// Water-filling: smallest wants first, each takes at most an equal share of what remains.
 	order := make([]int, len(ds))

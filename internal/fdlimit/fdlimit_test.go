@@ -17,16 +17,17 @@ func TestPlan(t *testing.T) {
 		want  []int
 	}{
 		{"no limit known keeps the config", 0, []Demand{small(10000), small(0)}, []int{10000, 0}},
-		{"everything fits", 1 << 20, []Demand{small(10000), small(10000)}, []int{10000, 10000}},
-		{"exactly fits", Reserved + 12 + 300, []Demand{small(100), small(200)}, []int{100, 200}},
+		{"everything fits", 1 << 20, []Demand{small(10000), small(10000)}, []int{20000, 20000}},
+		// A cluster wants two descriptors per client: its own and one backend connection it holds.
+		{"exactly fits", Reserved + 12 + 600, []Demand{small(100), small(200)}, []int{200, 400}},
 		// 200 - 64 - 12 = 124 for clients: an equal split.
 		{"two floods split evenly", 200, []Demand{small(10000), small(10000)}, []int{62, 62}},
 		// A small cluster keeps its own; the big one gets the rest, not a proportional sliver.
-		{"small keeps its want", 200, []Demand{small(10000), small(20)}, []int{104, 20}},
-		{"unbounded gets what is left", 200, []Demand{small(0), small(20)}, []int{104, 20}},
+		{"small keeps its want", 200, []Demand{small(10000), small(20)}, []int{84, 40}},
+		{"unbounded gets what is left", 200, []Demand{small(0), small(20)}, []int{84, 40}},
 		{"unbounded under a huge limit", 1 << 20, []Demand{small(0)}, []int{1<<20 - Reserved - 6}},
-		{"infinite limit", ^uint64(0), []Demand{small(10000)}, []int{10000}},
-		{"one more than fits", Reserved + 12 + 299, []Demand{small(100), small(200)}, []int{100, 199}},
+		{"infinite limit", ^uint64(0), []Demand{small(10000)}, []int{20000}},
+		{"one more than fits", Reserved + 12 + 599, []Demand{small(100), small(200)}, []int{200, 399}},
 		// Backends come first: the clients get what they leave, at least one each.
 		{"backends take all", 100, []Demand{{MaxClients: 10, Nodes: 20, NodeConnections: 4}, small(10)}, []int{1, 1}},
 		{"limit below the reserve", 10, []Demand{small(10000)}, []int{1}},
@@ -54,7 +55,7 @@ func TestPlanFits(t *testing.T) {
 			used := uint64(Reserved)
 			for i, d := range ds {
 				used += uint64(d.backend()) + uint64(eff[i])
-				if d.MaxClients > 0 && eff[i] > d.MaxClients {
+				if d.MaxClients > 0 && eff[i] > PerClient*d.MaxClients {
 					t.Fatalf("limit %d: cluster %d got %d, more than its %d", limit, i, eff[i], d.MaxClients)
 				}
 			}
@@ -75,8 +76,8 @@ func withMax(ds []Demand, n int) []Demand {
 
 func TestNeed(t *testing.T) {
 	ds := []Demand{{MaxClients: 10000, Nodes: 3, NodeConnections: 2, Loops: 4}, {MaxClients: 0, Nodes: 1, NodeConnections: 1}}
-	// 64 + (1 + 8 + 3×4 + 10000) + (1 + 0 + 1×3 + 0)
-	if got, want := Need(ds), uint64(64+10021+4); got != want {
+	// 64 + (1 + 8 + 3×4 + 2×10000) + (1 + 0 + 1×3 + 0)
+	if got, want := Need(ds), uint64(64+20021+4); got != want {
 		t.Fatalf("Need = %d, want %d", got, want)
 	}
 }

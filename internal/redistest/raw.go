@@ -71,3 +71,6 @@ func (r *Raw) Do(args ...string) (string, error) {
 	r.t.Fatalf("unsupported reply %q", line)
 	return "", nil
 }
+
+// Close closes the connection before the test ends (closing twice is harmless).
+func (r *Raw) Close() { _ = r.nc.Close() }
