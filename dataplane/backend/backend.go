@@ -51,7 +51,50 @@ type Request struct {
 
 	wg     Waiter
 	onDone func(*Request)
+	budget *Budget // nil: the reply is kept whatever its size
 }
+
+// Budget bounds the reply bytes that a group of requests (one client's batch) holds: a reply
+// is kept only if it fits in what the group's earlier replies left of the limit; one that does
+// not is still read off the connection in its turn (the replies of the requests behind it on
+// the shared connection stay theirs) but dropped: Reply empty, Failure FailDropped, Dropped
+// true. The replies of one group come from several connections, hence the atomics.
+type Budget struct {
+	used    atomic.Int64
+	limit   int64
+	dropped atomic.Bool
+}
+
+// Reset starts a new group under limit bytes. No request charged to b may be outstanding;
+// the requests of the group are sent after it (Send orders it before their replies).
+func (b *Budget) Reset(limit int) {
+	if b.used.Load() != 0 {
+		b.used.Store(0)
+	}
+	if b.dropped.Load() {
+		b.dropped.Store(false)
+	}
+	b.limit = int64(limit)
+}
+
+// Take charges n bytes; false (and Dropped from now on) when they do not fit. Once a reply is
+// refused every later one is too: the whole group is over.
+func (b *Budget) Take(n int) bool {
+	if b.used.Add(int64(n)) <= b.limit {
+		return true
+	}
+	b.dropped.Store(true)
+	return false
+}
+
+// Used is what the group's replies came to, kept or not.
+func (b *Budget) Used() int64 { return b.used.Load() }
+
+// Dropped reports whether a reply of the group did not fit.
+func (b *Budget) Dropped() bool { return b.dropped.Load() }
+
+// Charge makes the request's replies count against b from now on (nil: none).
+func (r *Request) Charge(b *Budget) { r.budget = b }
 
 // Waiter is what a request releases once its reply is in: a *sync.WaitGroup, or a session's
 // own count of the replies its batch waits for.
@@ -82,12 +125,26 @@ const (
 	FailNone    Failure = iota
 	FailBackend         // connection refused, reset, closed, bad reply
 	FailTimeout         // no reply within ReadTimeout
+	FailDropped         // the node answered, but the reply did not fit the request's Budget
 )
 
 func (r *Request) finish(reply []byte) {
-	r.Reply = append(r.Reply[:0], reply...)
-	r.Failure, r.Unsent = FailNone, false
+	r.Fill(reply, FailNone)
 	r.done()
+}
+
+// Fill sets Reply to a copy of reply (and Failure to why), or, when reply does not fit the
+// request's Budget, to nothing (FailDropped). It does not release the Waiter. The request
+// was written: Unsent is cleared.
+func (r *Request) Fill(reply []byte, why Failure) {
+	r.Unsent = false
+	if b := r.budget; b != nil && !b.Take(len(reply)) {
+		r.Reply = r.Reply[:0]
+		r.Failure = FailDropped
+		return
+	}
+	r.Reply = append(r.Reply[:0], reply...)
+	r.Failure = why
 }
 
 func (r *Request) fail(msg string, why Failure) { r.failAs(msg, why, false) }

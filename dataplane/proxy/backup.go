@@ -103,8 +103,8 @@ func (s *session) forwardWithBackup(sl *slot, b *route.BackupRequest, slot uint1
 // deliverLocked hands req's reply to the session. r.mu must be held; called once.
 func (r *race) deliverLocked(req *backend.Request) {
 	r.delivered = true
-	r.dst.Reply = append(r.dst.Reply[:0], req.Reply...)
-	r.dst.Failure, r.dst.Unsent = req.Failure, req.Unsent // unsent: the read may be sent again
+	r.dst.Fill(req.Reply, req.Failure) // within the session's output limit, as any reply
+	r.dst.Unsent = req.Unsent          // unsent: the read may be sent again
 	r.frame, r.dst = nil, nil
 	if r.timer != nil && r.pending > 1 && r.timer.Stop() {
 		r.pending-- // the timer will not run

@@ -81,7 +81,8 @@ type Options struct {
 
 	// OutputLimit bounds the reply bytes a client may have pending (client_output_limit): a
 	// session sends no more of a client's commands while the replies it holds for it reach
-	// this, so a client that does not read costs about this plus one reply. 0: the default.
+	// this, and disconnects a client whose batch's replies do not fit (session.overLimit),
+	// so a client costs at most this plus one reply. 0: the default.
 	OutputLimit int
 }
 

@@ -40,3 +40,11 @@ func LoopCounts(c *Cluster) (sessions, backends int) {
 	}
 	return sessions, backends
 }
+
+// SetOverLimitHook has f told the reply bytes a session held when it disconnected its client
+// at the output limit (overLimit); the returned func restores none. Set it before the cluster
+// serves and restore after it closed.
+func SetOverLimitHook(f func(held int)) (restore func()) {
+	testOverLimit = f
+	return func() { testOverLimit = nil }
+}

@@ -92,7 +92,7 @@ func (s *session) keyspace(sl *slot, spec *command.Spec, cmd *resp.Command) {
 // policy (and op, for command.Keyspace) says.
 func (s *session) toEvery(sl *slot, policy command.Policy, op keyspaceOp, nodes []int, cmd *resp.Command) {
 	if len(sl.subs) == 0 {
-		sl.subs = append(sl.subs, newCall(&s.pend))
+		sl.subs = append(sl.subs, newCall(&s.pend, sl.budget))
 	}
 	s.sendEvery(sl, policy, op, nodes, frameOf(cmd, &sl.subs[0].buf))
 }
@@ -101,7 +101,7 @@ func (s *session) toEvery(sl *slot, policy command.Policy, op keyspaceOp, nodes 
 func (s *session) sendEvery(sl *slot, policy command.Policy, op keyspaceOp, nodes []int, frame []byte) {
 	sl.kind, sl.policy, sl.ksOp, sl.nsubs = slotSplit, policy, op, len(nodes)
 	for len(sl.subs) < len(nodes) {
-		sl.subs = append(sl.subs, newCall(&s.pend))
+		sl.subs = append(sl.subs, newCall(&s.pend, sl.budget))
 	}
 	s.pend.Add(len(nodes))
 	for i, c := range sl.subs[:len(nodes)] {
@@ -140,7 +140,7 @@ func (s *session) scan(sl *slot, nodes []int, cmd *resp.Command) {
 	sl.kind, sl.policy, sl.ksOp, sl.nsubs = slotSplit, command.Keyspace, ksScan, 1
 	sl.scanPos, sl.scanNodes = pos, len(nodes)
 	if len(sl.subs) == 0 {
-		sl.subs = append(sl.subs, newCall(&s.pend))
+		sl.subs = append(sl.subs, newCall(&s.pend, sl.budget))
 	}
 	c := sl.subs[0]
 	args := append(s.elems[:0], cmd.Args...)

@@ -297,10 +297,14 @@ func (s *session) step() {
 func (s *session) complete() {
 	defer s.endOnPanic()
 	s.pend.n.Store(1) // the session's own count again, for the next batch
+	if s.overLimit() {
+		s.end()
+		return
+	}
 	if s.snap != nil && s.snap.slots != nil && s.redirected() {
 		s.handOver(func() bool {
 			s.followRedirects()
-			return s.writeBatch(s.assemble()) && s.afterBatch()
+			return !s.overLimit() && s.writeBatch(s.assemble()) && s.afterBatch()
 		})
 		return
 	}
@@ -399,14 +403,18 @@ func (s *session) backToLoop() bool {
 	if l == nil {
 		return false
 	}
-	s.lmu.Lock()
-	s.busy, s.again, s.more = false, false, false
-	s.lmu.Unlock()
 	// Commands already read are served on the loop's first turn; new input raises an event
-	// (adding a socket that is readable reports it).
+	// (adding a socket that is readable reports it). The session is handed over while still
+	// busy, and busy is cleared last: a loop that had it in its turn's list from before it
+	// was handed to this goroutine may serve it as soon as it is not busy, and must find it
+	// whole. A loop that found it busy meanwhile noted it (again): it is served then.
 	buffered := s.rd.Buffered() > 0
 	l.add(s)
-	if buffered {
+	s.lmu.Lock()
+	again := s.again
+	s.busy, s.again, s.more = false, false, false
+	s.lmu.Unlock()
+	if buffered || again {
 		l.kick(s)
 	}
 	return true

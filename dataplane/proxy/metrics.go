@@ -29,6 +29,9 @@ const (
 	ErrKindProtocol          = "protocol"           // the client sent malformed RESP
 	ErrKindRefused           = "refused"            // answered with an error by the proxy itself
 	ErrKindRedirectExhausted = "redirect_exhausted" // still redirected after the hop limit
+	// A client disconnected because its pipelined replies passed client_output_limit; one
+	// per client, not per command.
+	ErrKindOutputLimit = "output_limit"
 )
 
 // clusterMetrics are one cluster's metric children. The zero value (metrics off) is usable:
@@ -43,6 +46,7 @@ type clusterMetrics struct {
 	protocol    prometheus.Counter
 	refused     prometheus.Counter
 	exhausted   prometheus.Counter
+	outputLimit prometheus.Counter
 	duration    prometheus.Observer
 	clients     prometheus.Gauge
 	clientsSeen prometheus.Counter
@@ -67,6 +71,7 @@ func newClusterMetrics(m *Metrics, cluster string) clusterMetrics {
 	cm.protocol = m.RequestErrors.WithLabelValues(cluster, ErrKindProtocol)
 	cm.refused = m.RequestErrors.WithLabelValues(cluster, ErrKindRefused)
 	cm.exhausted = m.RequestErrors.WithLabelValues(cluster, ErrKindRedirectExhausted)
+	cm.outputLimit = m.RequestErrors.WithLabelValues(cluster, ErrKindOutputLimit)
 	cm.duration = m.RequestDuration.WithLabelValues(cluster)
 	cm.clients = m.ClientConnections.WithLabelValues(cluster)
 	cm.clientsSeen = m.ClientConnectionsAccepted.WithLabelValues(cluster)

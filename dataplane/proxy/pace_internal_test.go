@@ -3,8 +3,8 @@ package proxy
 import "testing"
 
 // pace: a new session sends one command per batch; the window doubles only when a batch used
-// it all, never past maxBatch, and is cut to what fits the output limit at the biggest reply
-// seen, one command at least (a reply bigger than the limit still goes).
+// it all, never past maxBatch, and is cut to what fits half the output limit at the biggest
+// reply seen, one command at least (a reply bigger than the limit still goes).
 func TestPaceWindow(t *testing.T) {
 	const limit = 1 << 20
 	s := &session{c: &Cluster{opts: Options{OutputLimit: limit}}, window: 1}
@@ -16,8 +16,10 @@ func TestPaceWindow(t *testing.T) {
 		{"full batch of small replies doubles", 1, 10, 2},
 		{"again", 2, 10, 4},
 		{"a batch that did not use the window keeps it", 1, 10, 4},
-		{"replies of a quarter of the limit: four fit", 4, limit / 4, 4},
-		{"a reply of a third: three fit", 1, limit / 3, 3},
+		{"replies of an eighth of the limit: four fit in half", 4, limit / 8, 4},
+		{"a reply of a sixth: three fit in half", 1, limit / 6, 3},
+		{"a reply of a third: one", 1, limit / 3, 1},
+		{"small again: doubles", 1, 10, 2},
 		{"a reply bigger than the limit: one at a time", 3, 5 * limit, 1},
 		{"still one while they stay big", 1, limit, 1},
 		{"small again: grows back by doubling", 1, 10, 2},
@@ -34,5 +36,26 @@ func TestPaceWindow(t *testing.T) {
 	}
 	if s.window != maxBatch {
 		t.Fatalf("window grew to %d, want at most maxBatch %d", s.window, maxBatch)
+	}
+}
+
+// What slots keep for the next batch is bounded in all, not only per buffer: a batch of many
+// big (but each under maxKeptOut) replies leaves at most the room it was given, and small
+// buffers are still kept for reuse.
+func TestSlotsKeepBuffersWithinTheirRoom(t *testing.T) {
+	const room0 = 1 << 20
+	room, kept := room0, 0
+	for range 64 {
+		sl := &slot{local: make([]byte, 0, 200<<10)}
+		sl.main.req.Reply = make([]byte, 0, 100<<10)
+		sl.main.buf = make([]byte, 0, 64)
+		sl.release(&room)
+		kept += cap(sl.local) + cap(sl.main.req.Reply) + cap(sl.main.buf)
+	}
+	if kept > room0 {
+		t.Errorf("slots kept %d KiB of buffers, want at most %d KiB", kept>>10, room0>>10)
+	}
+	if kept == 0 {
+		t.Error("slots kept nothing for reuse")
 	}
 }

@@ -59,6 +59,11 @@ type slot struct {
 	raw    []byte // the command as the client sent it, for the slow log; nil when it is off
 	rawBuf []byte // raw re-encoded from an inline command
 
+	// budget is what the slot's replies count against: the session's (see overLimit), or nil
+	// for the first slot of a batch, whose reply goes whatever its size. Slots are reused at
+	// the same place in every batch, so it is set once.
+	budget *backend.Budget
+
 	// proto3: the client spoke RESP3 when it sent this command, so its reply must be RESP3.
 	// shape: how the reply converts when the backends speak the other protocol (see resp3.go).
 	proto3 bool
@@ -114,9 +119,10 @@ func (p *pending) Wait() {
 	p.n.Store(1)
 }
 
-func newCall(wg backend.Waiter) *call {
+func newCall(wg backend.Waiter, b *backend.Budget) *call {
 	c := &call{}
 	c.req.Bind(wg)
+	c.req.Charge(b)
 	return c
 }
 
@@ -138,6 +144,8 @@ type session struct {
 	snap  *snapshot
 	// window is how many commands the next batch may take: see pace.
 	window int
+	// budget bounds the reply bytes the batch holds beyond its first reply (overLimit).
+	budget backend.Budget
 
 	// scratch space reused by every command
 	keys    []int
@@ -313,6 +321,7 @@ func (s *session) beginBatch() {
 		s.start = time.Time{}
 	}
 	s.snap = s.c.current()
+	s.budget.Reset(s.c.opts.OutputLimit)
 	if s.username != "" {
 		s.refreshUser()
 	}
@@ -338,8 +347,12 @@ func (s *session) readFailed(err error) {
 	}
 }
 
-// finishBatch waits for the batch's replies and writes them in order. false: the client is gone.
-func (s *session) finishBatch() bool { return s.writeBatch(s.collectBatch()) }
+// finishBatch waits for the batch's replies and writes them in order. false: the client is
+// gone, or was disconnected (overLimit).
+func (s *session) finishBatch() bool {
+	out, n, ok := s.collectBatch()
+	return ok && s.writeBatch(out, n)
+}
 
 // writeBatch writes a collected batch of n commands' replies. false: the client is gone.
 func (s *session) writeBatch(out []byte, n int) bool {
@@ -354,21 +367,71 @@ func (s *session) writeBatch(out []byte, n int) bool {
 
 // collectBatch sends the batch, waits for its replies and returns them in order (in s.out's
 // buffer, valid until the next batch) with the batch's command count; the batch is over.
-func (s *session) collectBatch() ([]byte, int) {
+// false: the replies went over the output limit and the client must be disconnected.
+func (s *session) collectBatch() ([]byte, int, bool) {
 	s.flush()
 	s.pend.Wait()
+	if s.overLimit() {
+		return nil, 0, false
+	}
 	if s.snap != nil && s.snap.slots != nil {
 		s.followRedirects()
+		if s.overLimit() {
+			return nil, 0, false
+		}
 	}
-	return s.assemble()
+	out, n := s.assemble()
+	return out, n, true
 }
+
+// overLimit checks a batch whose requests are all answered against the output limit
+// (client_output_limit, Options.OutputLimit). The window (pace) keeps the replies of a batch
+// within half the limit, but it is learnt from replies already seen: a client whose replies
+// grow at once (a connection warmed up with small replies, then a pipeline of big ones) could
+// still make asterd hold a whole window of them. So, as they arrive, the replies after the
+// batch's first count against the limit; one that does not fit is read off its shared
+// connection in its turn and dropped, and the batch is over: like Redis with a client past its
+// hard output limit, the client is disconnected, with one log line. What asterd holds for one
+// client's replies is thus at most the limit plus the first reply. true: so it is; the batch's
+// replies are let go and the caller closes the connection.
+func (s *session) overLimit() bool {
+	if !s.budget.Dropped() {
+		return false
+	}
+	held := 0
+	s.eachCall(func(c *call) { held += len(c.req.Reply) })
+	for _, sl := range s.slots[:s.n] {
+		if sl.kind == slotLocal {
+			held += len(sl.local)
+		}
+		sl.local, sl.main.req.Reply = nil, nil
+		for _, c := range sl.subs[:sl.nsubs] {
+			c.req.Reply = nil
+		}
+	}
+	s.c.log.Warn("client disconnected: its pipelined replies passed client_output_limit",
+		"remote", s.nc.RemoteAddr().String(), "limit_bytes", s.c.opts.OutputLimit,
+		"commands", s.n, "reply_bytes", s.budget.Used(), "held_bytes", held)
+	s.c.metrics.inc(s.c.metrics.outputLimit)
+	s.n = 0
+	s.quit = true
+	if testOverLimit != nil {
+		testOverLimit(held)
+	}
+	return true
+}
+
+// testOverLimit is set only by tests (export_test.go): it is told the reply bytes a session
+// held when overLimit disconnected its client.
+var testOverLimit func(held int)
 
 // assemble puts the replies of a batch whose requests are all answered in order (see
 // collectBatch).
 func (s *session) assemble() ([]byte, int) {
 	out := s.out[:0]
 	cm := &s.c.metrics
-	biggest, merged := 0, false
+	// What the slots keep for the next batch: a quarter of the limit, on top of the output.
+	biggest, merged, room := 0, false, s.c.opts.OutputLimit/4
 	for _, sl := range s.slots[:s.n] {
 		at := len(out)
 		switch sl.kind {
@@ -400,7 +463,7 @@ func (s *session) assemble() ([]byte, int) {
 			}
 		}
 		biggest = max(biggest, len(out)-at)
-		sl.release()
+		sl.release(&room)
 	}
 	if merged {
 		// Merging parsed the sub replies into s.elems: pointers into their buffers, which
@@ -423,41 +486,52 @@ func (s *session) assemble() ([]byte, int) {
 // written, so what it holds for a client that does not read is one batch's replies. Their size
 // is known only once they are in (they are on shared, pipelined connections and must be read
 // off them), so the window is learnt: a session starts with one command per batch, doubles its
-// window each time a batch uses it all, and cuts it to what fits the limit at the biggest reply
-// it saw; at least one command always goes (one reply larger than the limit is delivered). A
-// client whose replies grow big at once can have one batch of its current window in flight
-// before the window shrinks: that is the bound's slack, at most maxBatch commands.
+// window each time a batch uses it all, and cuts it to what fits half the limit at the biggest
+// reply it saw, so that replies up to twice as big as the last batch's biggest still fit; at
+// least one command always goes (one reply larger than the limit is delivered). A client whose
+// replies grow faster than that at once has a batch in flight whose replies do not fit:
+// overLimit disconnects it rather than hold them.
 func (s *session) pace(n, biggest int) {
 	w := s.window
 	if n >= w {
 		w = min(2*w, maxBatch)
 	}
 	if biggest > 0 {
-		w = min(w, s.c.access().outputLimit/biggest)
+		w = min(w, s.c.access().outputLimit/(2*biggest))
 	}
 	s.window = max(w, 1)
 }
 
 // release drops the slot's buffers that grew past what is kept between batches once its reply
 // is assembled, so that a big reply is held once (in the output) while the client reads it,
-// and an idle client holds no more than small buffers.
-func (sl *slot) release() {
-	if cap(sl.local) > maxKeptOut {
-		sl.local = nil
-	}
-	sl.main.release()
+// and an idle client holds no more than small buffers. room is what the session's slots may
+// still keep in all: each slot's buffers are small, but slots are many, and those of a batch
+// of big replies must not all stay.
+func (sl *slot) release(room *int) {
+	sl.local = keep(sl.local, room)
+	sl.splitBuf = keep(sl.splitBuf, room)
+	sl.main.release(room)
 	for _, c := range sl.subs[:sl.nsubs] {
-		c.release()
+		c.release(room)
 	}
 }
 
-func (c *call) release() {
-	if cap(c.req.Reply) > maxKeptOut {
-		c.req.Reply = nil
+// The frame is let go either way: it may point into a big buffer (the client's, a split's),
+// and the next send sets it.
+func (c *call) release(room *int) {
+	c.req.Reply = keep(c.req.Reply, room)
+	c.buf, c.frame = keep(c.buf, room), nil
+}
+
+// keep returns b to be reused, or nil when it is bigger than maxKeptOut or than what room
+// leaves, which it takes from room.
+func keep(b []byte, room *int) []byte {
+	n := cap(b)
+	if n > maxKeptOut || n > *room {
+		return nil
 	}
-	if cap(c.buf) > maxKeptOut {
-		c.buf, c.frame = nil, nil
-	}
+	*room -= n
+	return b
 }
 
 // batchDone observes the latency of a batch of n commands that began at s.start, and logs
@@ -502,7 +576,11 @@ func (s *session) logSlow(l *slowLog, n int, elapsed time.Duration) {
 func (s *session) nextSlot() *slot {
 	if s.n == len(s.slots) {
 		sl := &slot{}
+		if s.n > 0 {
+			sl.budget = &s.budget
+		}
 		sl.main.req.Bind(&s.pend)
+		sl.main.req.Charge(sl.budget)
 		s.slots = append(s.slots, sl)
 	}
 	sl := s.slots[s.n]
@@ -568,6 +646,9 @@ func (s *session) handle(cmd *resp.Command) {
 	switch spec.Policy {
 	case command.Local:
 		s.local(sl, spec, args)
+		if sl.budget != nil && !sl.budget.Take(len(sl.local)) {
+			sl.local = nil // some are big (COMMAND, CLIENT LIST): counted as backend replies are
+		}
 		return
 	case command.Unsupported:
 		sl.setError("ERR " + spec.Name + " is not supported by the proxy")

@@ -152,6 +152,7 @@ func (s *session) planSplit(sl *slot, spec *command.Spec, cmd *resp.Command) (sp
 		slab := make([]call, missing)
 		for i := range slab {
 			slab[i].req.Bind(&s.pend)
+			slab[i].req.Charge(sl.budget)
 			sl.subs = append(sl.subs, &slab[i])
 		}
 	}

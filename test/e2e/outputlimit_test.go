@@ -2,10 +2,15 @@ package e2e
 
 import (
 	"bufio"
+	"errors"
+	"fmt"
+	"io"
 	"net"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -161,4 +166,183 @@ func socketReplies(size int) int {
 		total += n
 	}
 	return (total + size - 1) / size
+}
+
+// TestClientOutputLimitWhateverTheWindowLearnt: the limit holds whatever a connection's history
+// taught asterd. A client pipelines 2,000 PINGs and reads them (asterd's window for it grows
+// to hundreds of commands), then pipelines 64 MGETs whose replies are each about the limit (16
+// × 64 KiB, from two servers) and reads nothing. asterd holds at most the limit plus one reply
+// of them (its log line says what it held), drops the rest as they come off the shared
+// connections, and disconnects the client, as Redis does past a hard output limit; another
+// client of the same cluster, on the same backend connections, gets every reply right
+// meanwhile. Event-loop and goroutine (client_idle_timeout) sessions.
+func TestClientOutputLimitWhateverTheWindowLearnt(t *testing.T) {
+	servers := startServers(t, 2)
+	loopAddr := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
+	a := startAsterd(t, `
+[[clusters]]
+name = "goroutine"
+listen_addr = "%LISTEN%"
+cache_type = "redis"
+servers = `+serverList(servers, []int{1, 1}, true)+`
+client_output_limit = 1048576
+client_idle_timeout = 3600
+
+[[clusters]]
+name = "loop"
+listen_addr = "`+loopAddr+`"
+cache_type = "redis"
+servers = `+serverList(servers, []int{1, 1}, true)+`
+client_output_limit = 1048576
+`)
+	redistest.WaitListening(t, loopAddr, 10*time.Second)
+	keys := setBigValues(t, a.client(t), "big", 16, 64<<10)
+	for _, mode := range []struct{ name, addr string }{{"loop", loopAddr}, {"goroutine", a.Addr}} {
+		t.Run(mode.name, func(t *testing.T) {
+			warmThenFlood(t, a, mode.addr, 1<<20, append([]string{"MGET"}, keys...), 64<<10, 16*(64<<10+16), 64)
+		})
+	}
+}
+
+// The same in front of a Redis Cluster, with backup reads on: MGETs split per slot, and GETs
+// of one big value, each a race between a master and a replica (backup.go).
+func TestClientOutputLimitWhateverTheWindowLearntRedisCluster(t *testing.T) {
+	rc := redistest.StartCluster(t, 3, 1)
+	a := startAsterd(t, clusterConfig(rc.Seeds()[:1], `client_output_limit = 1048576
+backup_request = { enabled = true, trigger_slow_ms = 10000 }
+`))
+	c := a.client(t)
+	waitServing(t, c, 10*time.Second)
+	keys := setBigValues(t, c, "big", 16, 64<<10)
+	t.Run("mget", func(t *testing.T) {
+		warmThenFlood(t, a, a.Addr, 1<<20, append([]string{"MGET"}, keys...), 64<<10, 16*(64<<10+16), 64)
+	})
+	one := setBigValues(t, c, "one", 1, 1<<20)
+	t.Run("get", func(t *testing.T) {
+		warmThenFlood(t, a, a.Addr, 1<<20, []string{"GET", one[0]}, 1<<20, 1<<20+16, 200)
+	})
+}
+
+// setBigValues sets n keys named prefix0... to values of size bytes and returns their names.
+func setBigValues(t *testing.T, c *redis.Client, prefix string, n, size int) []string {
+	t.Helper()
+	val := strings.Repeat("v", size)
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = prefix + strconv.Itoa(i)
+		if err := c.Set(ctx, keys[i], val, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return keys
+}
+
+// warmThenFlood has a client of addr pipeline 2,000 PINGs and read them, then pipeline n
+// copies of cmd (each reply about reply bytes, of values of size bytes) and read nothing; it checks that asterd
+// disconnected the client before any reply of them, logged it once with at most limit plus
+// one reply held, and that another client of the same cluster got its replies right
+// throughout and after.
+func warmThenFlood(t *testing.T, a *asterd, addr string, limit int, cmd []string, size, reply, n int) {
+	t.Helper()
+	cuts := strings.Count(a.log.String(), "passed client_output_limit")
+	victim := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, ReadTimeout: 10 * time.Second})
+	defer victim.Close()
+	stop, verr := make(chan struct{}), make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				verr <- nil
+				return
+			default:
+			}
+			// A timeout is no wrong answer: its request waits behind the flood's replies on
+			// the shared connection while asterd reads them off (read_timeout is 1s in
+			// front of the Redis Cluster, and this asterd is a race build).
+			k, v := "victim"+strconv.Itoa(i%50), "value"+strconv.Itoa(i)
+			if err := victim.Set(ctx, k, v, 0).Err(); err != nil {
+				if strings.Contains(err.Error(), "timeout") {
+					continue
+				}
+				verr <- err
+				return
+			}
+			got, err := victim.Get(ctx, k).Result()
+			if err != nil && strings.Contains(err.Error(), "timeout") {
+				continue
+			}
+			if err != nil || got != v {
+				verr <- fmt.Errorf("GET %s = %q, %v: want %q", k, got, err, v)
+				return
+			}
+		}
+	}()
+
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(nc)
+	if _, err := nc.Write([]byte(strings.Repeat("*1\r\n$4\r\nPING\r\n", 2000))); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2000 {
+		if l, err := br.ReadString('\n'); err != nil || l != "+PONG\r\n" {
+			t.Fatalf("PING %d = %q, %v", i, l, err)
+		}
+	}
+	frame := "*" + strconv.Itoa(len(cmd)) + "\r\n"
+	for _, arg := range cmd {
+		frame += "$" + strconv.Itoa(len(arg)) + "\r\n" + arg + "\r\n"
+	}
+	if _, err := nc.Write([]byte(strings.Repeat(frame, n))); err != nil {
+		t.Fatal(err)
+	}
+	// asterd closes the connection (a reset: it had more input unread) before any reply of
+	// the flood: the batch that went over the limit is dropped whole.
+	got, err := io.ReadAll(br)
+	if (err != nil && !errors.Is(err, syscall.ECONNRESET)) || len(got) > 0 {
+		t.Fatalf("the client read %d bytes, %v: want its connection closed", len(got), err)
+	}
+	close(stop)
+	if err := <-verr; err != nil {
+		t.Fatalf("the other client: %v", err)
+	}
+	// The shared connections are whole: the big reply still comes right to another client.
+	res, err := victim.Do(ctx, redisArgs(cmd)...).Result()
+	if err != nil {
+		t.Fatalf("%s after the cut: %v", cmd[0], err)
+	}
+	vals, ok := res.([]any)
+	if !ok {
+		vals = []any{res}
+	}
+	for i, v := range vals {
+		if s, _ := v.(string); len(s) != size || strings.Trim(s, "v") != "" {
+			t.Fatalf("%s after the cut: value %d is not the value set (%d bytes)", cmd[0], i, len(s))
+		}
+	}
+	log := a.log.String()
+	if strings.Contains(log, "DATA RACE") {
+		t.Fatal("the race detector reported a data race in asterd")
+	}
+	if k := strings.Count(log, "passed client_output_limit"); k != cuts+1 {
+		t.Fatalf("%d log lines for the disconnect, want 1", k-cuts)
+	}
+	m := regexp.MustCompile(`passed client_output_limit.* held_bytes=(\d+)`).FindAllStringSubmatch(log, -1)
+	held, _ := strconv.Atoi(m[len(m)-1][1])
+	t.Logf("asterd held %d KiB of replies for the client (limit %d KiB, one reply %d KiB)", held>>10, limit>>10, reply>>10)
+	if held > limit+reply {
+		t.Errorf("asterd held %d bytes of replies: want at most the limit plus one reply, %d", held, limit+reply)
+	}
+}
+
+func redisArgs(cmd []string) []any {
+	args := make([]any, len(cmd))
+	for i, a := range cmd {
+		args[i] = a
+	}
+	return args
 }
