@@ -104,6 +104,44 @@ type snapshot struct {
 	replaced chan struct{}
 }
 
+// generation is a cluster's serving state as one immutable value: the routing table with the
+// pools of its nodes, the client access settings, the users' rules and the live knobs. A
+// session loads it once per batch; every change (a table, a reload, CONFIG SET) builds a new
+// one from the current one under Cluster.mu and installs it with one atomic swap, so a
+// session never sees half of a change. The hot-key tracker and the slow log are stateful:
+// a generation whose sizes did not change shares them with its predecessor.
+type generation struct {
+	snap   *snapshot    // nil until the first table
+	acc    *access      // never nil
+	rights *rightsTable // nil when no user has rules
+	// Live knobs (live.go): knobs are their values as CONFIG GET shows them; slow, hot and
+	// backup what sessions use.
+	knobs  knobs
+	slow   *slowLog             // nil when off
+	hot    *hotkey.Tracker      // never nil
+	backup *route.BackupRequest // nil when off
+}
+
+// nextLocked returns a copy of the current generation to build the next one on. c.mu must
+// be held.
+func (c *Cluster) nextLocked() *generation {
+	g := *c.gen.Load()
+	return &g
+}
+
+// publishLocked installs g, the next generation: sessions see it from their next batch.
+// Sessions waiting for a newer table (retry.go) are woken when g brings one. c.mu must be
+// held.
+func (c *Cluster) publishLocked(g *generation) {
+	prev := c.gen.Swap(g)
+	if prev != nil && prev.snap != nil && prev.snap != g.snap {
+		close(prev.snap.replaced)
+	}
+	if g.snap != nil {
+		c.readyOnce.Do(func() { close(c.ready) })
+	}
+}
+
 // tableAddrs lists the node addresses of t in the order its node indexes use.
 func tableAddrs(t *route.Table) []string {
 	var addrs []string
@@ -140,19 +178,12 @@ type Cluster struct {
 	opts    Options
 	log     hclog.Logger
 	metrics clusterMetrics
-	// Live knobs (live.go): each read by sessions with one atomic load, set under mu.
-	slow   atomic.Pointer[slowLog]             // nil when off
-	hot    atomic.Pointer[hotkey.Tracker]      // never nil
-	backup atomic.Pointer[route.BackupRequest] // nil when off
-	knobs  knobs
 	// readonly: connections open with READONLY for backup reads even without ReadFromSlave.
 	readonly bool
 
-	snap atomic.Pointer[snapshot]
-	// acc are the client access settings, swapped whole by a reload (listener.go).
-	acc atomic.Pointer[access]
-	// rights are the users' compiled access rules (acl.go); nil when no user has rules.
-	rights atomic.Pointer[rightsTable]
+	// gen is what the cluster serves from (generation): sessions load it once per batch;
+	// writers build the next one under mu and install it with one swap (publishLocked).
+	gen atomic.Pointer[generation]
 	// ready is closed when the first table is in, so sessions that start earlier can wait.
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -210,11 +241,14 @@ func NewCluster(opts Options) *Cluster {
 		sessions: make(map[*session]struct{}),
 		retiring: make(map[*pool]*time.Timer),
 	}
-	c.acc.Store(newAccess(opts))
-	c.initKnobs()
-	if err := c.setRights(opts.Users, opts.Rights); err != nil {
+	g := &generation{acc: newAccess(opts)}
+	c.initKnobs(g)
+	rights, err := compileRights(opts.Users, opts.Rights)
+	if err != nil {
 		c.log.Error("users' access rules refused; those users may run nothing", "error", err)
 	}
+	g.rights = rights
+	c.gen.Store(g)
 	return c
 }
 
@@ -233,17 +267,20 @@ func (c *Cluster) Update(t *route.Table) error {
 	if c.closed {
 		return fmt.Errorf("update cluster %q: closed", c.opts.Name)
 	}
-	if cur := c.snap.Load(); cur != nil && t.Version <= cur.table.Version {
+	if cur := c.gen.Load().snap; cur != nil && t.Version <= cur.table.Version {
 		return nil
 	}
-	addrs := c.installLocked(t)
+	g := c.nextLocked()
+	addrs := c.installLocked(g, t)
+	c.publishLocked(g)
 	c.log.Debug("routing table installed", "version", t.Version, "nodes", len(addrs))
 	return nil
 }
 
-// installLocked makes t current, with the pools of the nodes it names; pools of nodes it no
-// longer names are retired. c.mu must be held. It returns t's node addresses.
-func (c *Cluster) installLocked(t *route.Table) []string {
+// installLocked makes t the table of g, the next generation, with the pools of the nodes it
+// names; pools of nodes it no longer names are retired. c.mu must be held. It returns t's
+// node addresses.
+func (c *Cluster) installLocked(g *generation, t *route.Table) []string {
 	addrs := tableAddrs(t)
 	next := &snapshot{table: t, slots: t.Slots, pools: make([]*pool, len(addrs)), readFromSlave: c.opts.ReadFromSlave, resp3: c.opts.BackendRESP3,
 		replaced: make(chan struct{})}
@@ -252,10 +289,7 @@ func (c *Cluster) installLocked(t *route.Table) []string {
 		next.pools[i] = c.poolLocked(addr)
 		named[addr] = true
 	}
-	if prev := c.snap.Swap(next); prev != nil {
-		close(prev.replaced)
-	}
-	c.readyOnce.Do(func() { close(c.ready) })
+	g.snap = next
 	for addr, p := range c.pools {
 		if !named[addr] {
 			delete(c.pools, addr)
@@ -266,36 +300,53 @@ func (c *Cluster) installLocked(t *route.Table) []string {
 	return addrs
 }
 
-// reconfigure applies new backend settings (bTLS: the backend TLS configuration, read by the
-// Server's prepare): new connections with them replace the old ones, which finish what they
-// carry and close after the grace period. Clients stay connected.
-func (c *Cluster) reconfigure(spec route.ClusterSpec, bTLS *tls.Config) {
+// change installs, as one new generation, what a reload changes of a served cluster (old is
+// the spec it served, spec the new one): the access settings and rules acc and rights when
+// not nil, the backend settings (bTLS: their TLS configuration, read by the Server's
+// prepare), the live knobs spec changes, and spec's table when it is newer. Clients stay
+// connected; old backend connections finish what they carry and close after the grace period.
+func (c *Cluster) change(old, spec route.ClusterSpec, acc *access, rights *rightsTable, bTLS *tls.Config) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.opts.ReadTimeout, c.opts.WriteTimeout, c.opts.DialTimeout = spec.ReadTimeout, spec.WriteTimeout, spec.DialTimeout
-	c.opts.NodeConnections = max(spec.NodeConnections, 1)
-	c.opts.ReadFromSlave = spec.ReadFromSlave
-	c.opts.BackendUser, c.opts.BackendPassword = spec.BackendUser, spec.BackendPassword
-	c.opts.BackendRESP3 = spec.BackendRESP3
-	c.opts.BackendTLS = nil
-	if spec.BackendTLS {
-		c.opts.BackendTLS = bTLS
+	if c.closed {
+		return
 	}
-	c.rebuildPoolsLocked()
-	c.log.Info("backend settings changed", "read_timeout", spec.ReadTimeout, "node_connections", c.opts.NodeConnections,
-		"backend_resp3", spec.BackendRESP3, "backend_tls", spec.BackendTLS)
+	g := c.nextLocked()
+	if acc != nil {
+		g.acc, g.rights = acc, rights
+	}
+	if old.Backend() != spec.Backend() {
+		c.opts.ReadTimeout, c.opts.WriteTimeout, c.opts.DialTimeout = spec.ReadTimeout, spec.WriteTimeout, spec.DialTimeout
+		c.opts.NodeConnections = max(spec.NodeConnections, 1)
+		c.opts.ReadFromSlave = spec.ReadFromSlave
+		c.opts.BackendUser, c.opts.BackendPassword = spec.BackendUser, spec.BackendPassword
+		c.opts.BackendRESP3 = spec.BackendRESP3
+		c.opts.BackendTLS = nil
+		if spec.BackendTLS {
+			c.opts.BackendTLS = bTLS
+		}
+		c.rebuildPoolsLocked(g)
+		c.log.Info("backend settings changed", "read_timeout", spec.ReadTimeout, "node_connections", c.opts.NodeConnections,
+			"backend_resp3", spec.BackendRESP3, "backend_tls", spec.BackendTLS)
+	}
+	c.applyLiveLocked(g, old, spec)
+	if t := spec.Table; t != nil && (g.snap == nil || t.Version > g.snap.table.Version) {
+		c.installLocked(g, t)
+	}
+	c.publishLocked(g)
 }
 
-// rebuildPoolsLocked replaces every pool with one made from the current options; the old
-// ones finish what they carry and close after the grace period. c.mu must be held.
-func (c *Cluster) rebuildPoolsLocked() {
+// rebuildPoolsLocked replaces every pool of g, the next generation, with one made from the
+// current options; the old ones finish what they carry and close after the grace period.
+// c.mu must be held.
+func (c *Cluster) rebuildPoolsLocked(g *generation) {
 	c.dedIdle.retain(nil) // idle dedicated connections were dialled with the old options too
 	for addr, p := range c.pools {
 		delete(c.pools, addr)
 		c.retireLocked(p)
 	}
-	if cur := c.snap.Load(); cur != nil {
-		c.installLocked(cur.table)
+	if g.snap != nil {
+		c.installLocked(g, g.snap.table)
 	}
 }
 
@@ -363,7 +414,7 @@ var readonlyFrame = []byte("*1\r\n$8\r\nREADONLY\r\n")
 // poolFor returns the pool of a node named by a redirect, which the current table may not
 // know yet. Redirects are rare, so a lock here costs the hot path nothing. nil once closed.
 func (c *Cluster) poolFor(addr string) *pool {
-	if s := c.snap.Load(); s != nil {
+	if s := c.gen.Load().snap; s != nil {
 		for _, p := range s.pools {
 			if p.addr == addr {
 				return p
@@ -496,7 +547,7 @@ func (c *Cluster) loopable(s *session) bool {
 // loopForLocked picks the event loop that serves s (loop.go), starting the loops with the first
 // client they may serve; nil when s needs a goroutine of its own. c.mu must be held.
 func (c *Cluster) loopForLocked(s *session) *loop {
-	if !c.loopable(s) || c.snap.Load() == nil {
+	if !c.loopable(s) || c.gen.Load().snap == nil {
 		return nil // (or a first table to wait for)
 	}
 	if c.loops == nil {
@@ -622,14 +673,14 @@ func (c *Cluster) Close() {
 	c.dedIdle.close()
 }
 
-// current returns the current snapshot, waiting (bounded) for the first one.
-func (c *Cluster) current() *snapshot {
-	if s := c.snap.Load(); s != nil {
-		return s
+// current returns the current generation, waiting (bounded) for one with a table.
+func (c *Cluster) current() *generation {
+	if g := c.gen.Load(); g.snap != nil {
+		return g
 	}
 	select {
 	case <-c.ready:
 	case <-time.After(5 * time.Second):
 	}
-	return c.snap.Load()
+	return c.gen.Load()
 }

@@ -53,8 +53,8 @@ func yesNo(b bool) string {
 	return "no"
 }
 
-// initKnobs sets the live knobs from the options NewCluster got. No session runs yet.
-func (c *Cluster) initKnobs() {
+// initKnobs sets the live knobs of g, the first generation, from the options NewCluster got.
+func (c *Cluster) initKnobs(g *generation) {
 	o := c.opts
 	k := knobs{slowMax: o.SlowLogMaxLen, slowThr: o.SlowLogSlowerThan, backup: o.BackupRequest}
 	if o.SlowLogMaxLen <= 0 {
@@ -63,39 +63,40 @@ func (c *Cluster) initKnobs() {
 	h := hotkey.Config{SampleEvery: o.Hotkey.SampleEvery, Width: o.Hotkey.Width, Depth: o.Hotkey.Depth,
 		Capacity: o.Hotkey.Capacity, Decay: o.Hotkey.Decay}.WithDefaults()
 	k.hotkey = route.HotkeySpec{SampleEvery: h.SampleEvery, Width: h.Width, Depth: h.Depth, Capacity: h.Capacity, Decay: h.Decay}
-	c.knobs = k
-	c.hot.Store(hotkey.New(h))
-	c.applySlowLocked()
-	c.applyBackupLocked()
+	g.knobs = k
+	g.hot = hotkey.New(h)
+	applySlow(g)
+	c.applyBackupLocked(g) // no session and no pool yet: nothing to lock
 }
 
 // defaultSlowMax is the slow log length used when the slow log is turned on live while the
 // configuration had it off.
 const defaultSlowMax = 128
 
-// applySlowLocked makes c.slow match the knobs, keeping the newest entries that fit. The
+// applySlow makes g's slow log match its knobs, keeping the newest entries that fit. The
 // length is brought into its documented range whatever set it (a remote control plane's spec
 // is not checked by our decoder), so the slow log never outgrows limits.MaxSlowlogMaxLen.
-func (c *Cluster) applySlowLocked() {
-	c.knobs.slowMax = min(c.knobs.slowMax, limits.MaxSlowlogMaxLen)
-	k := c.knobs
-	old := c.slow.Load()
+func applySlow(g *generation) {
+	g.knobs.slowMax = min(g.knobs.slowMax, limits.MaxSlowlogMaxLen)
+	k := g.knobs
+	old := g.slow
 	if k.slowThr < 0 || k.slowMax <= 0 {
-		c.slow.Store(nil)
+		g.slow = nil
 		return
 	}
 	if old != nil && old.max == k.slowMax && old.slowerThan == k.slowThr {
 		return
 	}
-	c.slow.Store(old.resized(k.slowMax, k.slowThr))
+	g.slow = old.resized(k.slowMax, k.slowThr)
 }
 
-// applyBackupLocked publishes the backup policy; enabling it on a cluster whose connections
-// lack READONLY replaces them (gracefully) so that replicas answer the backup reads.
-func (c *Cluster) applyBackupLocked() {
-	b := c.knobs.backup
+// applyBackupLocked sets g's backup policy from its knobs; enabling it on a cluster whose
+// connections lack READONLY gives g new ones (the old close gracefully) so that replicas
+// answer the backup reads. c.mu must be held.
+func (c *Cluster) applyBackupLocked(g *generation) {
+	b := g.knobs.backup
 	if !b.Enabled {
-		c.backup.Store(nil)
+		g.backup = nil
 		return
 	}
 	// In range whatever set it: NaN or ≤ 0 is no relative threshold, more than the maximum
@@ -104,59 +105,56 @@ func (c *Cluster) applyBackupLocked() {
 	if b.Multiplier <= 0 && b.TriggerSlow <= 0 {
 		b.Multiplier = 2
 	}
-	c.backup.Store(&b)
+	g.backup = &b
 	if !c.readonlyLocked() {
 		c.readonly = true
-		c.rebuildPoolsLocked()
+		c.rebuildPoolsLocked(g)
 	}
 }
 
-// applyLive applies the live part of a new spec: only what changed from old, so that a knob
-// set with CONFIG SET stays until the file changes that knob.
-func (c *Cluster) applyLive(old, spec route.ClusterSpec) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// applyLiveLocked applies the live part of a new spec to g: only what changed from old, so
+// that a knob set with CONFIG SET stays until the file changes that knob. c.mu must be held.
+func (c *Cluster) applyLiveLocked(g *generation, old, spec route.ClusterSpec) {
 	if old.Hotkey != spec.Hotkey {
 		h := hotkey.Config{SampleEvery: spec.Hotkey.SampleEvery, Width: spec.Hotkey.Width, Depth: spec.Hotkey.Depth,
 			Capacity: spec.Hotkey.Capacity, Decay: spec.Hotkey.Decay}.WithDefaults()
-		c.knobs.hotkey = route.HotkeySpec{SampleEvery: h.SampleEvery, Width: h.Width, Depth: h.Depth, Capacity: h.Capacity, Decay: h.Decay}
-		c.applyHotkeyLocked()
+		g.knobs.hotkey = route.HotkeySpec{SampleEvery: h.SampleEvery, Width: h.Width, Depth: h.Depth, Capacity: h.Capacity, Decay: h.Decay}
+		c.applyHotkey(g)
 	}
 	if old.SlowLogMaxLen != spec.SlowLogMaxLen || old.SlowLogSlowerThan != spec.SlowLogSlowerThan {
-		c.knobs.slowMax, c.knobs.slowThr = spec.SlowLogMaxLen, spec.SlowLogSlowerThan
+		g.knobs.slowMax, g.knobs.slowThr = spec.SlowLogMaxLen, spec.SlowLogSlowerThan
 		if spec.SlowLogMaxLen <= 0 {
-			c.knobs.slowMax, c.knobs.slowThr = defaultSlowMax, -1
+			g.knobs.slowMax, g.knobs.slowThr = defaultSlowMax, -1
 		}
-		c.applySlowLocked()
+		applySlow(g)
 	}
 	if old.BackupRequest != spec.BackupRequest {
-		c.knobs.backup = spec.BackupRequest
-		c.applyBackupLocked()
+		g.knobs.backup = spec.BackupRequest
+		c.applyBackupLocked(g)
 	}
 }
 
-// applyHotkeyLocked replaces the tracker when its sizes changed: counting restarts, the
-// enabled state stays.
-func (c *Cluster) applyHotkeyLocked() {
-	h := c.knobs.hotkey
+// applyHotkey gives g a new tracker when its sizes changed: counting restarts, the enabled
+// state stays.
+func (c *Cluster) applyHotkey(g *generation) {
+	h := g.knobs.hotkey
 	cfg := hotkey.Config{SampleEvery: h.SampleEvery, Width: h.Width, Depth: h.Depth, Capacity: h.Capacity, Decay: h.Decay}.WithDefaults()
-	c.knobs.hotkey = route.HotkeySpec{SampleEvery: cfg.SampleEvery, Width: cfg.Width, Depth: cfg.Depth, Capacity: cfg.Capacity, Decay: cfg.Decay}
-	old := c.hot.Load()
+	g.knobs.hotkey = route.HotkeySpec{SampleEvery: cfg.SampleEvery, Width: cfg.Width, Depth: cfg.Depth, Capacity: cfg.Capacity, Decay: cfg.Decay}
+	old := g.hot
 	if old.Config() == cfg {
 		return
 	}
 	t := hotkey.New(cfg)
 	t.SetEnabled(old.Enabled())
-	c.hot.Store(t)
+	g.hot = t
 	c.log.Info("hot-key tracker resized; counting restarts", "sample_every", cfg.SampleEvery,
 		"width", cfg.Width, "depth", cfg.Depth, "capacity", cfg.Capacity, "decay", cfg.Decay)
 }
 
 // Knobs returns the cluster's live knobs, sorted by name.
 func (c *Cluster) Knobs() []Knob {
-	c.mu.Lock()
-	k := c.knobs
-	c.mu.Unlock()
+	g := c.gen.Load()
+	k := g.knobs
 	thr := "default"
 	if k.backup.TriggerSlow > 0 {
 		thr = strconv.FormatInt(k.backup.TriggerSlow.Milliseconds(), 10)
@@ -172,7 +170,7 @@ func (c *Cluster) Knobs() []Knob {
 		"backup-request-threshold-ms": thr,
 		"hotkey-capacity":             strconv.Itoa(k.hotkey.Capacity),
 		"hotkey-decay":                f(k.hotkey.Decay),
-		"hotkey-enabled":              yesNo(c.hot.Load().Enabled()),
+		"hotkey-enabled":              yesNo(g.hot.Enabled()),
 		"hotkey-sample-every":         strconv.Itoa(k.hotkey.SampleEvery),
 		"hotkey-sketch-depth":         strconv.Itoa(k.hotkey.Depth),
 		"hotkey-sketch-width":         strconv.Itoa(k.hotkey.Width),
@@ -206,9 +204,9 @@ func (c *Cluster) knobName(name string) string {
 }
 
 // parseKnob checks value for knob name (bare, or cluster.<this cluster>.<knob> as CONFIG SET
-// names it) and returns the change, to be applied with c.mu held. Numbers are checked against
+// names it) and returns the change, to be applied to the next generation with c.mu held. Numbers are checked against
 // their range in package limits, the same entries the config file is checked with.
-func (c *Cluster) parseKnob(name, value string) (func(), error) {
+func (c *Cluster) parseKnob(name, value string) (func(*generation), error) {
 	n := c.knobName(name)
 	bad := func(why string) error {
 		return &KnobError{Msg: "CONFIG SET failed (possibly related to argument '" + clipArg(name) + "') - " + why}
@@ -236,12 +234,12 @@ func (c *Cluster) parseKnob(name, value string) (func(), error) {
 		}
 		return v, nil
 	}
-	hot := func(r limits.Int, set func(h *route.HotkeySpec, v int)) (func(), error) {
+	hot := func(r limits.Int, set func(h *route.HotkeySpec, v int)) (func(*generation), error) {
 		v, err := integer(r)
 		if err != nil {
 			return nil, err
 		}
-		return func() { set(&c.knobs.hotkey, int(v)); c.applyHotkeyLocked() }, nil
+		return func(g *generation) { set(&g.knobs.hotkey, int(v)); c.applyHotkey(g) }, nil
 	}
 	switch n {
 	case "hotkey-enabled":
@@ -249,7 +247,7 @@ func (c *Cluster) parseKnob(name, value string) (func(), error) {
 		if err != nil {
 			return nil, err
 		}
-		return func() { c.hot.Load().SetEnabled(on) }, nil
+		return func(g *generation) { g.hot.SetEnabled(on) }, nil
 	case limits.HotkeySampleEvery.Knob:
 		return hot(limits.HotkeySampleEvery, func(h *route.HotkeySpec, v int) { h.SampleEvery = v })
 	case limits.HotkeySketchWidth.Knob:
@@ -263,34 +261,34 @@ func (c *Cluster) parseKnob(name, value string) (func(), error) {
 		if err != nil {
 			return nil, err
 		}
-		return func() { c.knobs.hotkey.Decay = v; c.applyHotkeyLocked() }, nil
+		return func(g *generation) { g.knobs.hotkey.Decay = v; c.applyHotkey(g) }, nil
 	case limits.SlowlogSlowerThan.Knob:
 		v, err := integer(limits.SlowlogSlowerThan)
 		if err != nil {
 			return nil, err
 		}
-		return func() {
-			c.knobs.slowThr = -1
+		return func(g *generation) {
+			g.knobs.slowThr = -1
 			if v >= 0 {
-				c.knobs.slowThr = time.Duration(v) * time.Microsecond
+				g.knobs.slowThr = time.Duration(v) * time.Microsecond
 			}
-			c.applySlowLocked()
+			applySlow(g)
 		}, nil
 	case limits.SlowlogMaxLen.Knob:
 		v, err := integer(limits.SlowlogMaxLen)
 		if err != nil {
 			return nil, err
 		}
-		return func() { c.knobs.slowMax = int(v); c.applySlowLocked() }, nil
+		return func(g *generation) { g.knobs.slowMax = int(v); applySlow(g) }, nil
 	case "backup-request-enabled":
 		on, err := boolean()
 		if err != nil {
 			return nil, err
 		}
-		if s := c.snap.Load(); on && (s == nil || s.slots == nil) {
+		if s := c.gen.Load().snap; on && (s == nil || s.slots == nil) {
 			return nil, bad("backup reads need a Redis Cluster (cache_type redis_cluster)")
 		}
-		return func() { c.knobs.backup.Enabled = on; c.applyBackupLocked() }, nil
+		return func(g *generation) { g.knobs.backup.Enabled = on; c.applyBackupLocked(g) }, nil
 	case limits.BackupThreshold.Knob:
 		var d time.Duration
 		if !strings.EqualFold(value, "default") {
@@ -300,13 +298,13 @@ func (c *Cluster) parseKnob(name, value string) (func(), error) {
 			}
 			d = time.Duration(v) * time.Millisecond
 		}
-		return func() { c.knobs.backup.TriggerSlow = d; c.applyBackupLocked() }, nil
+		return func(g *generation) { g.knobs.backup.TriggerSlow = d; c.applyBackupLocked(g) }, nil
 	case limits.BackupMultiplier.Knob:
 		v, err := float(limits.BackupMultiplier)
 		if err != nil {
 			return nil, err
 		}
-		return func() { c.knobs.backup.Multiplier = v; c.applyBackupLocked() }, nil
+		return func(g *generation) { g.knobs.backup.Multiplier = v; c.applyBackupLocked(g) }, nil
 	}
 	return nil, &KnobError{Unknown: true, Msg: "Unknown option or number of arguments for CONFIG SET - '" + clipArg(name) + "'"}
 }
@@ -331,7 +329,7 @@ func (c *Cluster) SetKnobs(pairs ...string) error {
 	if len(pairs)%2 != 0 {
 		return errors.New("set knobs: odd number of arguments")
 	}
-	var changes []func()
+	var changes []func(*generation)
 	seen := make(map[string]bool, len(pairs)/2)
 	for i := 0; i < len(pairs); i += 2 {
 		f, err := c.parseKnob(pairs[i], pairs[i+1])
@@ -347,9 +345,11 @@ func (c *Cluster) SetKnobs(pairs ...string) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	g := c.nextLocked()
 	for _, f := range changes {
-		f()
+		f(g)
 	}
+	c.publishLocked(g)
 	for i := 0; i < len(pairs); i += 2 {
 		c.log.Info("live setting changed", "knob", pairs[i], "value", pairs[i+1])
 	}
@@ -433,7 +433,7 @@ func (s *Server) HotKeys(cluster string, n int) (keys []hotkey.Hot, enabled, ok 
 	if c == nil {
 		return nil, false, false
 	}
-	t := c.hot.Load()
+	t := c.gen.Load().hot
 	return t.Top(n), t.Enabled(), true
 }
 

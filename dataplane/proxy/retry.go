@@ -40,7 +40,7 @@ func (s *session) retryUnsent() {
 	}()
 	next := old
 	for {
-		if cur := s.c.snap.Load(); cur != nil && cur != next {
+		if cur := s.c.gen.Load().snap; cur != nil && cur != next {
 			next = cur // waited on below: the one after it
 			if next.slots != nil && s.movesUnsent(next) {
 				break
