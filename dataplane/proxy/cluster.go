@@ -180,6 +180,11 @@ type Cluster struct {
 	metrics clusterMetrics
 	// readonly: connections open with READONLY for backup reads even without ReadFromSlave.
 	readonly bool
+	// live are the file's live settings (the spec served, or NewCluster's options); overlay
+	// the knobs CONFIG SET changed on top of them, by canonical name. Both guarded by mu;
+	// every generation is built from both (buildLiveLocked).
+	live    route.LiveSettings
+	overlay map[string]func(*knobs)
 
 	// gen is what the cluster serves from (generation): sessions load it once per batch;
 	// writers build the next one under mu and install it with one swap (publishLocked).
@@ -329,7 +334,8 @@ func (c *Cluster) change(old, spec route.ClusterSpec, acc *access, rights *right
 		c.log.Info("backend settings changed", "read_timeout", spec.ReadTimeout, "node_connections", c.opts.NodeConnections,
 			"backend_resp3", spec.BackendRESP3, "backend_tls", spec.BackendTLS)
 	}
-	c.applyLiveLocked(g, old, spec)
+	c.setLiveLocked(spec.Live())
+	c.buildLiveLocked(g)
 	if t := spec.Table; t != nil && (g.snap == nil || t.Version > g.snap.table.Version) {
 		c.installLocked(g, t)
 	}

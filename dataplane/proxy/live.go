@@ -14,10 +14,12 @@ import (
 )
 
 // Live knobs: the settings that change without reopening a listener or a backend connection,
-// through a reload, CONFIG SET cluster.<name>.<knob> or the admin API. Sessions read them with
-// one atomic load each (Cluster.slow, hot, backup); writers hold c.mu.
+// through a reload, CONFIG SET cluster.<name>.<knob> or the admin API. They are part of the
+// cluster's generation: the file's values (Cluster.live) with the knobs CONFIG SET changed on
+// top (Cluster.overlay), made into the generation's slow log, tracker and backup policy by
+// buildLiveLocked, for both a reload and CONFIG SET.
 
-// knobs are a cluster's current live settings. Guarded by Cluster.mu.
+// knobs are a generation's live settings, as CONFIG GET shows them.
 type knobs struct {
 	hotkey  route.HotkeySpec // defaults applied
 	slowMax int
@@ -53,20 +55,64 @@ func yesNo(b bool) string {
 	return "no"
 }
 
+// knobsOf are the knobs the live settings l of a file (or of NewCluster's options) give.
+func knobsOf(l route.LiveSettings) knobs {
+	k := knobs{slowMax: l.SlowLogMaxLen, slowThr: l.SlowLogSlowerThan, backup: l.BackupRequest, hotkey: l.Hotkey}
+	if l.SlowLogMaxLen <= 0 {
+		k.slowMax, k.slowThr = defaultSlowMax, -1
+	}
+	return k
+}
+
+// hotkeyConfig is the tracker configuration h asks for, defaults applied.
+func hotkeyConfig(h route.HotkeySpec) hotkey.Config {
+	return hotkey.Config{SampleEvery: h.SampleEvery, Width: h.Width, Depth: h.Depth, Capacity: h.Capacity, Decay: h.Decay}.WithDefaults()
+}
+
 // initKnobs sets the live knobs of g, the first generation, from the options NewCluster got.
 func (c *Cluster) initKnobs(g *generation) {
 	o := c.opts
-	k := knobs{slowMax: o.SlowLogMaxLen, slowThr: o.SlowLogSlowerThan, backup: o.BackupRequest}
-	if o.SlowLogMaxLen <= 0 {
-		k.slowMax, k.slowThr = defaultSlowMax, -1
+	c.live = route.LiveSettings{SlowLogMaxLen: o.SlowLogMaxLen, SlowLogSlowerThan: o.SlowLogSlowerThan,
+		Hotkey: o.Hotkey, BackupRequest: o.BackupRequest}
+	g.hot = hotkey.New(hotkeyConfig(o.Hotkey))
+	c.buildLiveLocked(g) // no session and no pool yet: nothing to lock
+}
+
+// buildLiveLocked makes g's live knobs those of the file (c.live) with CONFIG SET's overlay
+// on top, and g's slow log, hot-key tracker and backup policy match them. The slow log and
+// the tracker are carried over from g's predecessor while their sizes stay. c.mu must be held.
+func (c *Cluster) buildLiveLocked(g *generation) {
+	k := knobsOf(c.live)
+	for _, set := range c.overlay {
+		set(&k) // each sets its own field: the order does not matter
 	}
-	h := hotkey.Config{SampleEvery: o.Hotkey.SampleEvery, Width: o.Hotkey.Width, Depth: o.Hotkey.Depth,
-		Capacity: o.Hotkey.Capacity, Decay: o.Hotkey.Decay}.WithDefaults()
-	k.hotkey = route.HotkeySpec{SampleEvery: h.SampleEvery, Width: h.Width, Depth: h.Depth, Capacity: h.Capacity, Decay: h.Decay}
 	g.knobs = k
-	g.hot = hotkey.New(h)
+	c.applyHotkey(g)
 	applySlow(g)
-	c.applyBackupLocked(g) // no session and no pool yet: nothing to lock
+	c.applyBackupLocked(g)
+}
+
+// setLiveLocked makes l the file's live settings. A part of them l changes (the hot-key
+// sizes, the slow log, the backup policy) drops what CONFIG SET set of that part: a knob set
+// with CONFIG SET stays until the file changes that knob. c.mu must be held.
+func (c *Cluster) setLiveLocked(l route.LiveSettings) {
+	drop := func(prefix string) {
+		for n := range c.overlay {
+			if strings.HasPrefix(n, prefix) {
+				delete(c.overlay, n)
+			}
+		}
+	}
+	if l.Hotkey != c.live.Hotkey {
+		drop("hotkey-")
+	}
+	if l.SlowLogMaxLen != c.live.SlowLogMaxLen || l.SlowLogSlowerThan != c.live.SlowLogSlowerThan {
+		drop("slowlog-")
+	}
+	if l.BackupRequest != c.live.BackupRequest {
+		drop("backup-request-")
+	}
+	c.live = l
 }
 
 // defaultSlowMax is the slow log length used when the slow log is turned on live while the
@@ -112,33 +158,10 @@ func (c *Cluster) applyBackupLocked(g *generation) {
 	}
 }
 
-// applyLiveLocked applies the live part of a new spec to g: only what changed from old, so
-// that a knob set with CONFIG SET stays until the file changes that knob. c.mu must be held.
-func (c *Cluster) applyLiveLocked(g *generation, old, spec route.ClusterSpec) {
-	if old.Hotkey != spec.Hotkey {
-		h := hotkey.Config{SampleEvery: spec.Hotkey.SampleEvery, Width: spec.Hotkey.Width, Depth: spec.Hotkey.Depth,
-			Capacity: spec.Hotkey.Capacity, Decay: spec.Hotkey.Decay}.WithDefaults()
-		g.knobs.hotkey = route.HotkeySpec{SampleEvery: h.SampleEvery, Width: h.Width, Depth: h.Depth, Capacity: h.Capacity, Decay: h.Decay}
-		c.applyHotkey(g)
-	}
-	if old.SlowLogMaxLen != spec.SlowLogMaxLen || old.SlowLogSlowerThan != spec.SlowLogSlowerThan {
-		g.knobs.slowMax, g.knobs.slowThr = spec.SlowLogMaxLen, spec.SlowLogSlowerThan
-		if spec.SlowLogMaxLen <= 0 {
-			g.knobs.slowMax, g.knobs.slowThr = defaultSlowMax, -1
-		}
-		applySlow(g)
-	}
-	if old.BackupRequest != spec.BackupRequest {
-		g.knobs.backup = spec.BackupRequest
-		c.applyBackupLocked(g)
-	}
-}
-
 // applyHotkey gives g a new tracker when its sizes changed: counting restarts, the enabled
 // state stays.
 func (c *Cluster) applyHotkey(g *generation) {
-	h := g.knobs.hotkey
-	cfg := hotkey.Config{SampleEvery: h.SampleEvery, Width: h.Width, Depth: h.Depth, Capacity: h.Capacity, Decay: h.Decay}.WithDefaults()
+	cfg := hotkeyConfig(g.knobs.hotkey)
 	g.knobs.hotkey = route.HotkeySpec{SampleEvery: cfg.SampleEvery, Width: cfg.Width, Depth: cfg.Depth, Capacity: cfg.Capacity, Decay: cfg.Decay}
 	old := g.hot
 	if old.Config() == cfg {
@@ -204,9 +227,10 @@ func (c *Cluster) knobName(name string) string {
 }
 
 // parseKnob checks value for knob name (bare, or cluster.<this cluster>.<knob> as CONFIG SET
-// names it) and returns the change, to be applied to the next generation with c.mu held. Numbers are checked against
+// names it) and returns the change: set, for the overlay, or for hotkey-enabled (the
+// tracker's state, not a setting) hotOn. Numbers are checked against
 // their range in package limits, the same entries the config file is checked with.
-func (c *Cluster) parseKnob(name, value string) (func(*generation), error) {
+func (c *Cluster) parseKnob(name, value string) (set func(*knobs), hotOn *bool, err error) {
 	n := c.knobName(name)
 	bad := func(why string) error {
 		return &KnobError{Msg: "CONFIG SET failed (possibly related to argument '" + clipArg(name) + "') - " + why}
@@ -234,20 +258,20 @@ func (c *Cluster) parseKnob(name, value string) (func(*generation), error) {
 		}
 		return v, nil
 	}
-	hot := func(r limits.Int, set func(h *route.HotkeySpec, v int)) (func(*generation), error) {
+	hot := func(r limits.Int, set func(h *route.HotkeySpec, v int)) (func(*knobs), *bool, error) {
 		v, err := integer(r)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return func(g *generation) { set(&g.knobs.hotkey, int(v)); c.applyHotkey(g) }, nil
+		return func(k *knobs) { set(&k.hotkey, int(v)) }, nil, nil
 	}
 	switch n {
 	case "hotkey-enabled":
 		on, err := boolean()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return func(g *generation) { g.hot.SetEnabled(on) }, nil
+		return nil, &on, nil
 	case limits.HotkeySampleEvery.Knob:
 		return hot(limits.HotkeySampleEvery, func(h *route.HotkeySpec, v int) { h.SampleEvery = v })
 	case limits.HotkeySketchWidth.Knob:
@@ -259,54 +283,53 @@ func (c *Cluster) parseKnob(name, value string) (func(*generation), error) {
 	case limits.HotkeyDecay.Knob:
 		v, err := float(limits.HotkeyDecay)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return func(g *generation) { g.knobs.hotkey.Decay = v; c.applyHotkey(g) }, nil
+		return func(k *knobs) { k.hotkey.Decay = v }, nil, nil
 	case limits.SlowlogSlowerThan.Knob:
 		v, err := integer(limits.SlowlogSlowerThan)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return func(g *generation) {
-			g.knobs.slowThr = -1
+		return func(k *knobs) {
+			k.slowThr = -1
 			if v >= 0 {
-				g.knobs.slowThr = time.Duration(v) * time.Microsecond
+				k.slowThr = time.Duration(v) * time.Microsecond
 			}
-			applySlow(g)
-		}, nil
+		}, nil, nil
 	case limits.SlowlogMaxLen.Knob:
 		v, err := integer(limits.SlowlogMaxLen)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return func(g *generation) { g.knobs.slowMax = int(v); applySlow(g) }, nil
+		return func(k *knobs) { k.slowMax = int(v) }, nil, nil
 	case "backup-request-enabled":
 		on, err := boolean()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if s := c.gen.Load().snap; on && (s == nil || s.slots == nil) {
-			return nil, bad("backup reads need a Redis Cluster (cache_type redis_cluster)")
+			return nil, nil, bad("backup reads need a Redis Cluster (cache_type redis_cluster)")
 		}
-		return func(g *generation) { g.knobs.backup.Enabled = on; c.applyBackupLocked(g) }, nil
+		return func(k *knobs) { k.backup.Enabled = on }, nil, nil
 	case limits.BackupThreshold.Knob:
 		var d time.Duration
 		if !strings.EqualFold(value, "default") {
 			v, err := integer(limits.BackupThreshold)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			d = time.Duration(v) * time.Millisecond
 		}
-		return func(g *generation) { g.knobs.backup.TriggerSlow = d; c.applyBackupLocked(g) }, nil
+		return func(k *knobs) { k.backup.TriggerSlow = d }, nil, nil
 	case limits.BackupMultiplier.Knob:
 		v, err := float(limits.BackupMultiplier)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return func(g *generation) { g.knobs.backup.Multiplier = v; c.applyBackupLocked(g) }, nil
+		return func(k *knobs) { k.backup.Multiplier = v }, nil, nil
 	}
-	return nil, &KnobError{Unknown: true, Msg: "Unknown option or number of arguments for CONFIG SET - '" + clipArg(name) + "'"}
+	return nil, nil, &KnobError{Unknown: true, Msg: "Unknown option or number of arguments for CONFIG SET - '" + clipArg(name) + "'"}
 }
 
 // maxEchoedArg is how many bytes of a client's argument an error reply quotes: Redis's
@@ -329,10 +352,15 @@ func (c *Cluster) SetKnobs(pairs ...string) error {
 	if len(pairs)%2 != 0 {
 		return errors.New("set knobs: odd number of arguments")
 	}
-	var changes []func(*generation)
+	type change struct {
+		knob  string
+		set   func(*knobs)
+		hotOn *bool
+	}
+	var changes []change
 	seen := make(map[string]bool, len(pairs)/2)
 	for i := 0; i < len(pairs); i += 2 {
-		f, err := c.parseKnob(pairs[i], pairs[i+1])
+		set, hotOn, err := c.parseKnob(pairs[i], pairs[i+1])
 		if err != nil {
 			return err
 		}
@@ -341,13 +369,24 @@ func (c *Cluster) SetKnobs(pairs ...string) error {
 			return &KnobError{Msg: "CONFIG SET failed (possibly related to argument '" + clipArg(pairs[i]) + "') - duplicate parameter"}
 		}
 		seen[n] = true
-		changes = append(changes, f)
+		changes = append(changes, change{n, set, hotOn})
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.overlay == nil {
+		c.overlay = make(map[string]func(*knobs))
+	}
+	for _, ch := range changes {
+		if ch.set != nil {
+			c.overlay[ch.knob] = ch.set
+		}
+	}
 	g := c.nextLocked()
-	for _, f := range changes {
-		f(g)
+	c.buildLiveLocked(g)
+	for _, ch := range changes {
+		if ch.hotOn != nil {
+			g.hot.SetEnabled(*ch.hotOn) // on the tracker g serves with, new or carried over
+		}
 	}
 	c.publishLocked(g)
 	for i := 0; i < len(pairs); i += 2 {
