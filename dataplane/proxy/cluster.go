@@ -95,8 +95,8 @@ type snapshot struct {
 	table *route.Table
 	slots *route.SlotMap // table.Slots: nil in standalone mode
 	pools []*pool        // index-aligned with the table's nodes (tableAddrs)
-	// readFromSlave and resp3 (the pools speak RESP3) are carried here rather than read from
-	// Options, so that a reconfigure reaches sessions through the same atomic load as the table.
+	// readFromSlave and resp3 (the pools speak RESP3) are the generation's backend settings,
+	// copied here next to the pools they made, for the routing code that has only a snapshot.
 	readFromSlave bool
 	resp3         bool
 	// replaced is closed once a newer snapshot is installed, for the sessions that wait for
@@ -111,9 +111,10 @@ type snapshot struct {
 // session never sees half of a change. The hot-key tracker and the slow log are stateful:
 // a generation whose sizes did not change shares them with its predecessor.
 type generation struct {
-	snap   *snapshot    // nil until the first table
-	acc    *access      // never nil
-	rights *rightsTable // nil when no user has rules
+	snap    *snapshot    // nil until the first table
+	acc     *access      // never nil
+	rights  *rightsTable // nil when no user has rules
+	backend backendConf  // how snap's pools reach the nodes
 	// Live knobs (live.go): knobs are their values as CONFIG GET shows them; slow, hot and
 	// backup what sessions use.
 	knobs  knobs
@@ -122,11 +123,67 @@ type generation struct {
 	backup *route.BackupRequest // nil when off
 }
 
-// nextLocked returns a copy of the current generation to build the next one on. c.mu must
-// be held.
-func (c *Cluster) nextLocked() *generation {
-	g := *c.gen.Load()
-	return &g
+// backendConf is how a generation's pools reach the nodes: route.GroupBackend with its TLS
+// files read.
+type backendConf struct {
+	readTimeout, writeTimeout, dialTimeout time.Duration
+	nodeConns                              int // ≥ 1
+	readFromSlave                          bool
+	user, password                         string
+	resp3                                  bool
+	tls                                    *tls.Config // nil: plain
+}
+
+func backendOf(o Options) backendConf {
+	return backendConf{readTimeout: o.ReadTimeout, writeTimeout: o.WriteTimeout, dialTimeout: o.DialTimeout,
+		nodeConns: max(o.NodeConnections, 1), readFromSlave: o.ReadFromSlave,
+		user: o.BackendUser, password: o.BackendPassword, resp3: o.BackendRESP3, tls: o.BackendTLS}
+}
+
+// settings are what a new generation takes from outside its predecessor: a reload's parts,
+// a routing table. A nil part is the predecessor's.
+type settings struct {
+	acc     *access
+	rights  *rightsTable // with acc
+	backend *backendConf
+	live    *route.LiveSettings
+	table   *route.Table // installed when newer than the predecessor's
+}
+
+// buildLocked makes the generation that follows prev (nil: the first) with in, to be
+// installed by publishLocked; every change of what a cluster serves goes through it. New
+// backend settings give it new pools (the old ones finish what they carry and close after
+// RetireGrace); the live knobs are the file's (in.live, or as before) with CONFIG SET's
+// overlay on top; the slow log and hot-key tracker carry over while their sizes stay;
+// pools a new table no longer names are retired. c.mu must be held.
+func (c *Cluster) buildLocked(prev *generation, in settings) *generation {
+	g := &generation{}
+	if prev != nil {
+		*g = *prev
+	}
+	if in.acc != nil {
+		g.acc, g.rights = in.acc, in.rights
+	}
+	if in.backend != nil {
+		g.backend = *in.backend
+		if prev != nil {
+			c.rebuildPoolsLocked(g)
+			b := g.backend
+			c.log.Info("backend settings changed", "read_timeout", b.readTimeout, "node_connections", b.nodeConns,
+				"backend_resp3", b.resp3, "backend_tls", b.tls != nil)
+		}
+	}
+	if in.live != nil {
+		c.setLiveLocked(*in.live)
+	}
+	if g.hot == nil {
+		g.hot = hotkey.New(hotkeyConfig(c.live.Hotkey))
+	}
+	c.buildLiveLocked(g)
+	if t := in.table; t != nil && (g.snap == nil || t.Version > g.snap.table.Version) {
+		c.installLocked(g, t)
+	}
+	return g
 }
 
 // publishLocked installs g, the next generation: sessions see it from their next batch.
@@ -246,14 +303,16 @@ func NewCluster(opts Options) *Cluster {
 		sessions: make(map[*session]struct{}),
 		retiring: make(map[*pool]*time.Timer),
 	}
-	g := &generation{acc: newAccess(opts)}
-	c.initKnobs(g)
 	rights, err := compileRights(opts.Users, opts.Rights)
 	if err != nil {
 		c.log.Error("users' access rules refused; those users may run nothing", "error", err)
 	}
-	g.rights = rights
-	c.gen.Store(g)
+	b := backendOf(opts)
+	live := route.LiveSettings{SlowLogMaxLen: opts.SlowLogMaxLen, SlowLogSlowerThan: opts.SlowLogSlowerThan,
+		Hotkey: opts.Hotkey, BackupRequest: opts.BackupRequest}
+	c.mu.Lock()
+	c.publishLocked(c.buildLocked(nil, settings{acc: newAccess(opts), rights: rights, backend: &b, live: &live}))
+	c.mu.Unlock()
 	return c
 }
 
@@ -275,10 +334,8 @@ func (c *Cluster) Update(t *route.Table) error {
 	if cur := c.gen.Load().snap; cur != nil && t.Version <= cur.table.Version {
 		return nil
 	}
-	g := c.nextLocked()
-	addrs := c.installLocked(g, t)
-	c.publishLocked(g)
-	c.log.Debug("routing table installed", "version", t.Version, "nodes", len(addrs))
+	c.publishLocked(c.buildLocked(c.gen.Load(), settings{table: t}))
+	c.log.Debug("routing table installed", "version", t.Version, "nodes", tableNodes(t))
 	return nil
 }
 
@@ -287,11 +344,11 @@ func (c *Cluster) Update(t *route.Table) error {
 // node addresses.
 func (c *Cluster) installLocked(g *generation, t *route.Table) []string {
 	addrs := tableAddrs(t)
-	next := &snapshot{table: t, slots: t.Slots, pools: make([]*pool, len(addrs)), readFromSlave: c.opts.ReadFromSlave, resp3: c.opts.BackendRESP3,
-		replaced: make(chan struct{})}
+	next := &snapshot{table: t, slots: t.Slots, pools: make([]*pool, len(addrs)), readFromSlave: g.backend.readFromSlave,
+		resp3: g.backend.resp3, replaced: make(chan struct{})}
 	named := make(map[string]bool, len(addrs))
 	for i, addr := range addrs {
-		next.pools[i] = c.poolLocked(addr)
+		next.pools[i] = c.poolLocked(g, addr)
 		named[addr] = true
 	}
 	g.snap = next
@@ -308,38 +365,26 @@ func (c *Cluster) installLocked(g *generation, t *route.Table) []string {
 // change installs, as one new generation, what a reload changes of a served cluster (old is
 // the spec it served, spec the new one): the access settings and rules acc and rights when
 // not nil, the backend settings (bTLS: their TLS configuration, read by the Server's
-// prepare), the live knobs spec changes, and spec's table when it is newer. Clients stay
-// connected; old backend connections finish what they carry and close after the grace period.
+// prepare), the live settings, and spec's table when it is newer. Clients stay connected.
 func (c *Cluster) change(old, spec route.ClusterSpec, acc *access, rights *rightsTable, bTLS *tls.Config) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return
 	}
-	g := c.nextLocked()
-	if acc != nil {
-		g.acc, g.rights = acc, rights
-	}
+	in := settings{acc: acc, rights: rights, table: spec.Table}
 	if old.Backend() != spec.Backend() {
-		c.opts.ReadTimeout, c.opts.WriteTimeout, c.opts.DialTimeout = spec.ReadTimeout, spec.WriteTimeout, spec.DialTimeout
-		c.opts.NodeConnections = max(spec.NodeConnections, 1)
-		c.opts.ReadFromSlave = spec.ReadFromSlave
-		c.opts.BackendUser, c.opts.BackendPassword = spec.BackendUser, spec.BackendPassword
-		c.opts.BackendRESP3 = spec.BackendRESP3
-		c.opts.BackendTLS = nil
+		b := backendConf{readTimeout: spec.ReadTimeout, writeTimeout: spec.WriteTimeout, dialTimeout: spec.DialTimeout,
+			nodeConns: max(spec.NodeConnections, 1), readFromSlave: spec.ReadFromSlave,
+			user: spec.BackendUser, password: spec.BackendPassword, resp3: spec.BackendRESP3}
 		if spec.BackendTLS {
-			c.opts.BackendTLS = bTLS
+			b.tls = bTLS
 		}
-		c.rebuildPoolsLocked(g)
-		c.log.Info("backend settings changed", "read_timeout", spec.ReadTimeout, "node_connections", c.opts.NodeConnections,
-			"backend_resp3", spec.BackendRESP3, "backend_tls", spec.BackendTLS)
+		in.backend = &b
 	}
-	c.setLiveLocked(spec.Live())
-	c.buildLiveLocked(g)
-	if t := spec.Table; t != nil && (g.snap == nil || t.Version > g.snap.table.Version) {
-		c.installLocked(g, t)
-	}
-	c.publishLocked(g)
+	live := spec.Live()
+	in.live = &live
+	c.publishLocked(c.buildLocked(c.gen.Load(), in))
 }
 
 // rebuildPoolsLocked replaces every pool of g, the next generation, with one made from the
@@ -356,8 +401,8 @@ func (c *Cluster) rebuildPoolsLocked(g *generation) {
 	}
 }
 
-// readonlyLocked reports whether new connections open with READONLY. c.mu must be held.
-func (c *Cluster) readonlyLocked() bool { return c.opts.ReadFromSlave || c.readonly }
+// readonlyLocked reports whether new connections of g open with READONLY. c.mu must be held.
+func (c *Cluster) readonlyLocked(g *generation) bool { return g.backend.readFromSlave || c.readonly }
 
 // retireLocked closes p after the grace period. c.mu must be held.
 func (c *Cluster) retireLocked(p *pool) {
@@ -369,43 +414,45 @@ func (c *Cluster) retireLocked(p *pool) {
 	})
 }
 
-// poolLocked returns the pool of addr, making it when there is none. c.mu must be held.
-func (c *Cluster) poolLocked(addr string) *pool {
+// poolLocked returns the pool of addr, making it with g's backend settings when there is
+// none. c.mu must be held.
+func (c *Cluster) poolLocked(g *generation, addr string) *pool {
 	if p := c.pools[addr]; p != nil {
 		return p
 	}
+	b := g.backend
 	opts := backend.Options{
 		Addr:         addr,
-		DialTimeout:  c.opts.DialTimeout,
-		ReadTimeout:  c.opts.ReadTimeout,
-		WriteTimeout: c.opts.WriteTimeout,
+		DialTimeout:  b.dialTimeout,
+		ReadTimeout:  b.readTimeout,
+		WriteTimeout: b.writeTimeout,
 		Logger:       c.log.Named("backend"),
 		Latency:      c.metrics.nodeLatency(addr),
-		RESP3:        c.opts.BackendRESP3,
+		RESP3:        b.resp3,
 	}
-	if c.opts.BackendTLS != nil {
+	if b.tls != nil {
 		host, _, _ := net.SplitHostPort(addr)
-		opts.TLS = tlsconf.ForHost(c.opts.BackendTLS, host)
+		opts.TLS = tlsconf.ForHost(b.tls, host)
 	}
 	if c.opts.Hint != nil {
 		opts.OnFailure = func(string, error) { c.opts.Hint() }
 	}
-	if c.opts.BackendPassword != "" {
-		if c.opts.BackendUser != "" {
-			opts.Init = resp.AppendCommand(opts.Init, []byte("AUTH"), []byte(c.opts.BackendUser), []byte(c.opts.BackendPassword))
+	if b.password != "" {
+		if b.user != "" {
+			opts.Init = resp.AppendCommand(opts.Init, []byte("AUTH"), []byte(b.user), []byte(b.password))
 		} else {
-			opts.Init = resp.AppendCommand(opts.Init, []byte("AUTH"), []byte(c.opts.BackendPassword))
+			opts.Init = resp.AppendCommand(opts.Init, []byte("AUTH"), []byte(b.password))
 		}
 		opts.InitReplies++
 	}
-	if c.readonlyLocked() {
+	if c.readonlyLocked(g) {
 		opts.Init = append(opts.Init, readonlyFrame...)
 		opts.InitReplies++
 	}
 	if opts.TLS == nil {
 		opts.Poller = loopPoller{c}
 	}
-	p := &pool{addr: addr, opts: opts, conns: make([]*backend.Conn, c.opts.NodeConnections)}
+	p := &pool{addr: addr, opts: opts, conns: make([]*backend.Conn, b.nodeConns)}
 	for i := range p.conns {
 		p.conns[i] = backend.New(opts)
 	}
@@ -432,7 +479,7 @@ func (c *Cluster) poolFor(addr string) *pool {
 	if c.closed {
 		return nil
 	}
-	return c.poolLocked(addr)
+	return c.poolLocked(c.gen.Load(), addr)
 }
 
 // hint tells the control plane that the topology looks stale.

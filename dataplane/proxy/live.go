@@ -69,15 +69,6 @@ func hotkeyConfig(h route.HotkeySpec) hotkey.Config {
 	return hotkey.Config{SampleEvery: h.SampleEvery, Width: h.Width, Depth: h.Depth, Capacity: h.Capacity, Decay: h.Decay}.WithDefaults()
 }
 
-// initKnobs sets the live knobs of g, the first generation, from the options NewCluster got.
-func (c *Cluster) initKnobs(g *generation) {
-	o := c.opts
-	c.live = route.LiveSettings{SlowLogMaxLen: o.SlowLogMaxLen, SlowLogSlowerThan: o.SlowLogSlowerThan,
-		Hotkey: o.Hotkey, BackupRequest: o.BackupRequest}
-	g.hot = hotkey.New(hotkeyConfig(o.Hotkey))
-	c.buildLiveLocked(g) // no session and no pool yet: nothing to lock
-}
-
 // buildLiveLocked makes g's live knobs those of the file (c.live) with CONFIG SET's overlay
 // on top, and g's slow log, hot-key tracker and backup policy match them. The slow log and
 // the tracker are carried over from g's predecessor while their sizes stay. c.mu must be held.
@@ -152,7 +143,7 @@ func (c *Cluster) applyBackupLocked(g *generation) {
 		b.Multiplier = 2
 	}
 	g.backup = &b
-	if !c.readonlyLocked() {
+	if !c.readonlyLocked(g) {
 		c.readonly = true
 		c.rebuildPoolsLocked(g)
 	}
@@ -381,8 +372,7 @@ func (c *Cluster) SetKnobs(pairs ...string) error {
 			c.overlay[ch.knob] = ch.set
 		}
 	}
-	g := c.nextLocked()
-	c.buildLiveLocked(g)
+	g := c.buildLocked(c.gen.Load(), settings{})
 	for _, ch := range changes {
 		if ch.hotOn != nil {
 			g.hot.SetEnabled(*ch.hotOn) // on the tracker g serves with, new or carried over

@@ -858,7 +858,7 @@ func (p *pubsub) flushLink(l *psLink) {
 	if len(l.wbuf) == 0 {
 		return
 	}
-	timeout := p.s.c.opts.WriteTimeout
+	timeout := p.s.c.gen.Load().backend.writeTimeout
 	if timeout <= 0 {
 		timeout = pubsubAckWait
 	}

@@ -348,9 +348,7 @@ func (s *Server) startLocked(st *step) *Cluster {
 	}
 	c := NewCluster(opts)
 	c.mu.Lock()
-	g := c.nextLocked()
-	g.acc, g.rights = st.acc, st.rights
-	c.publishLocked(g)
+	c.publishLocked(c.buildLocked(c.gen.Load(), settings{acc: st.acc, rights: st.rights}))
 	c.mu.Unlock()
 	s.clusters[name] = c
 	s.listenLocked(c, st)
