@@ -72,14 +72,6 @@ func (t *rightsTable) user(name string) *acl.User {
 	return nil
 }
 
-// setRights installs the cluster's access rules of spec (Server.Apply; also on a cluster being
-// retired, so that its draining sessions follow the new rules too).
-func (c *Cluster) setRights(users map[string]string, rights map[string]route.UserRights) error {
-	t, err := compileRights(users, rights)
-	c.rights.Store(t)
-	return err
-}
-
 // login notes that the session authenticated as user.
 func (s *session) login(user string) {
 	s.setAuthed(true)
@@ -91,7 +83,7 @@ func (s *session) login(user string) {
 
 // refreshUser re-resolves the session's rules when the cluster's changed (once per batch).
 func (s *session) refreshUser() {
-	t := s.c.rights.Load()
+	t := s.gen.rights
 	if t == s.rightsOf {
 		return
 	}
@@ -128,6 +120,7 @@ func (s *session) aclRefused(spec *command.Spec) {
 // permittedSubscribed is permitted for subscribed mode, which answers by itself.
 func (s *session) permittedSubscribed(p *pubsub, spec *command.Spec, args [][]byte) bool {
 	if s.username != "" {
+		s.gen = s.c.gen.Load()
 		s.refreshUser() // subscribed mode has no batches
 	}
 	if s.user == nil {

@@ -128,8 +128,8 @@ func (s *session) runBlocking(out []byte, spec *command.Spec) ([]byte, bool) {
 		s.blk = resp.AppendCommand(s.blk[:0], s.cmd.Args...)
 	}
 	var wait time.Duration
-	if timeout, _ := command.BlockTimeout(spec, s.cmd.Args); timeout > 0 && s.c.opts.ReadTimeout > 0 {
-		wait = timeout + s.c.opts.ReadTimeout
+	if timeout, _ := command.BlockTimeout(spec, s.cmd.Args); timeout > 0 && s.gen.backend.readTimeout > 0 {
+		wait = timeout + s.gen.backend.readTimeout
 	}
 	d, err := s.dedicated(s.deferNode)
 	if err != nil {
@@ -192,7 +192,7 @@ func (s *session) exchange(d *dedConn, prefix, frame []byte, timeout time.Durati
 	if prefix != nil {
 		frame = append(append([]byte(nil), prefix...), frame...)
 	}
-	if err = d.write(frame, s.c.opts.WriteTimeout); err != nil {
+	if err = d.write(frame, s.gen.backend.writeTimeout); err != nil {
 		return nil, false, err
 	}
 	var stop func() bool

@@ -96,13 +96,108 @@ type snapshot struct {
 	table *route.Table
 	slots *route.SlotMap // table.Slots: nil in standalone mode
 	pools []*pool        // index-aligned with the table's nodes (tableAddrs)
-	// readFromSlave and resp3 (the pools speak RESP3) are carried here rather than read from
-	// Options, so that a reconfigure reaches sessions through the same atomic load as the table.
+	// readFromSlave and resp3 (the pools speak RESP3) are the generation's backend settings,
+	// copied here next to the pools they made, for the routing code that has only a snapshot.
 	readFromSlave bool
 	resp3         bool
 	// replaced is closed once a newer snapshot is installed, for the sessions that wait for
 	// one (retry.go).
 	replaced chan struct{}
+}
+
+// generation is a cluster's serving state as one immutable value: the routing table with the
+// pools of its nodes, the client access settings, the users' rules and the live knobs. A
+// session loads it once per batch; every change (a table, a reload, CONFIG SET) builds a new
+// one from the current one under Cluster.mu and installs it with one atomic swap, so a
+// session never sees half of a change. The hot-key tracker and the slow log are stateful:
+// a generation whose sizes did not change shares them with its predecessor.
+type generation struct {
+	snap    *snapshot    // nil until the first table
+	acc     *access      // never nil
+	rights  *rightsTable // nil when no user has rules
+	backend backendConf  // how snap's pools reach the nodes
+	// Live knobs (live.go): knobs are their values as CONFIG GET shows them; slow, hot and
+	// backup what sessions use.
+	knobs  knobs
+	slow   *slowLog             // nil when off
+	hot    *hotkey.Tracker      // never nil
+	backup *route.BackupRequest // nil when off
+}
+
+// backendConf is how a generation's pools reach the nodes: route.GroupBackend with its TLS
+// files read.
+type backendConf struct {
+	readTimeout, writeTimeout, dialTimeout time.Duration
+	nodeConns                              int // ≥ 1
+	readFromSlave                          bool
+	user, password                         string
+	resp3                                  bool
+	tls                                    *tls.Config // nil: plain
+}
+
+func backendOf(o Options) backendConf {
+	return backendConf{readTimeout: o.ReadTimeout, writeTimeout: o.WriteTimeout, dialTimeout: o.DialTimeout,
+		nodeConns: max(o.NodeConnections, 1), readFromSlave: o.ReadFromSlave,
+		user: o.BackendUser, password: o.BackendPassword, resp3: o.BackendRESP3, tls: o.BackendTLS}
+}
+
+// settings are what a new generation takes from outside its predecessor: a reload's parts,
+// a routing table. A nil part is the predecessor's.
+type settings struct {
+	acc     *access
+	rights  *rightsTable // with acc
+	backend *backendConf
+	live    *route.LiveSettings
+	table   *route.Table // installed when newer than the predecessor's
+}
+
+// buildLocked makes the generation that follows prev (nil: the first) with in, to be
+// installed by publishLocked; every change of what a cluster serves goes through it. New
+// backend settings give it new pools (the old ones finish what they carry and close after
+// RetireGrace); the live knobs are the file's (in.live, or as before) with CONFIG SET's
+// overlay on top; the slow log and hot-key tracker carry over while their sizes stay;
+// pools a new table no longer names are retired. c.mu must be held.
+func (c *Cluster) buildLocked(prev *generation, in settings) *generation {
+	g := &generation{}
+	if prev != nil {
+		*g = *prev
+	}
+	if in.acc != nil {
+		g.acc, g.rights = in.acc, in.rights
+	}
+	if in.backend != nil {
+		g.backend = *in.backend
+		if prev != nil {
+			c.rebuildPoolsLocked(g)
+			b := g.backend
+			c.log.Info("backend settings changed", "read_timeout", b.readTimeout, "node_connections", b.nodeConns,
+				"backend_resp3", b.resp3, "backend_tls", b.tls != nil)
+		}
+	}
+	if in.live != nil {
+		c.setLiveLocked(*in.live)
+	}
+	if g.hot == nil {
+		g.hot = hotkey.New(hotkeyConfig(c.live.Hotkey))
+	}
+	c.buildLiveLocked(g)
+	if t := in.table; t != nil && (g.snap == nil || t.Version > g.snap.table.Version) {
+		c.installLocked(g, t)
+	}
+	return g
+}
+
+// publishLocked installs g, the next generation: sessions see it from their next batch.
+// Sessions waiting for a newer table (retry.go) are woken when g brings one. c.mu must be
+// held.
+func (c *Cluster) publishLocked(g *generation) {
+	prev := c.gen.Swap(g)
+	if prev != nil && prev.snap != nil && prev.snap != g.snap {
+		close(prev.snap.replaced)
+	}
+	if g.snap != nil {
+		c.readyOnce.Do(func() { close(c.ready) })
+	}
 }
 
 // tableAddrs lists the node addresses of t in the order its node indexes use.
@@ -141,19 +236,17 @@ type Cluster struct {
 	opts    Options
 	log     hclog.Logger
 	metrics clusterMetrics
-	// Live knobs (live.go): each read by sessions with one atomic load, set under mu.
-	slow   atomic.Pointer[slowLog]             // nil when off
-	hot    atomic.Pointer[hotkey.Tracker]      // never nil
-	backup atomic.Pointer[route.BackupRequest] // nil when off
-	knobs  knobs
 	// readonly: connections open with READONLY for backup reads even without ReadFromSlave.
 	readonly bool
+	// live are the file's live settings (the spec served, or NewCluster's options); overlay
+	// the knobs CONFIG SET changed on top of them, by canonical name. Both guarded by mu;
+	// every generation is built from both (buildLiveLocked).
+	live    route.LiveSettings
+	overlay map[string]func(*knobs)
 
-	snap atomic.Pointer[snapshot]
-	// acc are the client access settings, swapped whole by a reload (listener.go).
-	acc atomic.Pointer[access]
-	// rights are the users' compiled access rules (acl.go); nil when no user has rules.
-	rights atomic.Pointer[rightsTable]
+	// gen is what the cluster serves from (generation): sessions load it once per batch;
+	// writers build the next one under mu and install it with one swap (publishLocked).
+	gen atomic.Pointer[generation]
 	// ready is closed when the first table is in, so sessions that start earlier can wait.
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -211,11 +304,16 @@ func NewCluster(opts Options) *Cluster {
 		sessions: make(map[*session]struct{}),
 		retiring: make(map[*pool]*time.Timer),
 	}
-	c.acc.Store(newAccess(opts))
-	c.initKnobs()
-	if err := c.setRights(opts.Users, opts.Rights); err != nil {
+	rights, err := compileRights(opts.Users, opts.Rights)
+	if err != nil {
 		c.log.Error("users' access rules refused; those users may run nothing", "error", err)
 	}
+	b := backendOf(opts)
+	live := route.LiveSettings{SlowLogMaxLen: opts.SlowLogMaxLen, SlowLogSlowerThan: opts.SlowLogSlowerThan,
+		Hotkey: opts.Hotkey, BackupRequest: opts.BackupRequest}
+	c.mu.Lock()
+	c.publishLocked(c.buildLocked(nil, settings{acc: newAccess(opts), rights: rights, backend: &b, live: &live}))
+	c.mu.Unlock()
 	return c
 }
 
@@ -234,29 +332,27 @@ func (c *Cluster) Update(t *route.Table) error {
 	if c.closed {
 		return fmt.Errorf("update cluster %q: closed", c.opts.Name)
 	}
-	if cur := c.snap.Load(); cur != nil && t.Version <= cur.table.Version {
+	if cur := c.gen.Load().snap; cur != nil && t.Version <= cur.table.Version {
 		return nil
 	}
-	addrs := c.installLocked(t)
-	c.log.Debug("routing table installed", "version", t.Version, "nodes", len(addrs))
+	c.publishLocked(c.buildLocked(c.gen.Load(), settings{table: t}))
+	c.log.Debug("routing table installed", "version", t.Version, "nodes", tableNodes(t))
 	return nil
 }
 
-// installLocked makes t current, with the pools of the nodes it names; pools of nodes it no
-// longer names are retired. c.mu must be held. It returns t's node addresses.
-func (c *Cluster) installLocked(t *route.Table) []string {
+// installLocked makes t the table of g, the next generation, with the pools of the nodes it
+// names; pools of nodes it no longer names are retired. c.mu must be held. It returns t's
+// node addresses.
+func (c *Cluster) installLocked(g *generation, t *route.Table) []string {
 	addrs := tableAddrs(t)
-	next := &snapshot{table: t, slots: t.Slots, pools: make([]*pool, len(addrs)), readFromSlave: c.opts.ReadFromSlave, resp3: c.opts.BackendRESP3,
-		replaced: make(chan struct{})}
+	next := &snapshot{table: t, slots: t.Slots, pools: make([]*pool, len(addrs)), readFromSlave: g.backend.readFromSlave,
+		resp3: g.backend.resp3, replaced: make(chan struct{})}
 	named := make(map[string]bool, len(addrs))
 	for i, addr := range addrs {
-		next.pools[i] = c.poolLocked(addr)
+		next.pools[i] = c.poolLocked(g, addr)
 		named[addr] = true
 	}
-	if prev := c.snap.Swap(next); prev != nil {
-		close(prev.replaced)
-	}
-	c.readyOnce.Do(func() { close(c.ready) })
+	g.snap = next
 	for addr, p := range c.pools {
 		if !named[addr] {
 			delete(c.pools, addr)
@@ -267,41 +363,47 @@ func (c *Cluster) installLocked(t *route.Table) []string {
 	return addrs
 }
 
-// reconfigure applies new backend settings (bTLS: the backend TLS configuration, read by the
-// Server's prepare): new connections with them replace the old ones, which finish what they
-// carry and close after the grace period. Clients stay connected.
-func (c *Cluster) reconfigure(spec route.ClusterSpec, bTLS *tls.Config) {
+// change installs, as one new generation, what a reload changes of a served cluster (old is
+// the spec it served, spec the new one): the access settings and rules acc and rights when
+// not nil, the backend settings (bTLS: their TLS configuration, read by the Server's
+// prepare), the live settings, and spec's table when it is newer. Clients stay connected.
+func (c *Cluster) change(old, spec route.ClusterSpec, acc *access, rights *rightsTable, bTLS *tls.Config) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.opts.ReadTimeout, c.opts.WriteTimeout, c.opts.DialTimeout = spec.ReadTimeout, spec.WriteTimeout, spec.DialTimeout
-	c.opts.NodeConnections = max(spec.NodeConnections, 1)
-	c.opts.ReadFromSlave = spec.ReadFromSlave
-	c.opts.BackendUser, c.opts.BackendPassword = spec.BackendUser, spec.BackendPassword
-	c.opts.BackendRESP3 = spec.BackendRESP3
-	c.opts.BackendTLS = nil
-	if spec.BackendTLS {
-		c.opts.BackendTLS = bTLS
+	if c.closed {
+		return
 	}
-	c.rebuildPoolsLocked()
-	c.log.Info("backend settings changed", "read_timeout", spec.ReadTimeout, "node_connections", c.opts.NodeConnections,
-		"backend_resp3", spec.BackendRESP3, "backend_tls", spec.BackendTLS)
+	in := settings{acc: acc, rights: rights, table: spec.Table}
+	if old.Backend() != spec.Backend() {
+		b := backendConf{readTimeout: spec.ReadTimeout, writeTimeout: spec.WriteTimeout, dialTimeout: spec.DialTimeout,
+			nodeConns: max(spec.NodeConnections, 1), readFromSlave: spec.ReadFromSlave,
+			user: spec.BackendUser, password: spec.BackendPassword, resp3: spec.BackendRESP3}
+		if spec.BackendTLS {
+			b.tls = bTLS
+		}
+		in.backend = &b
+	}
+	live := spec.Live()
+	in.live = &live
+	c.publishLocked(c.buildLocked(c.gen.Load(), in))
 }
 
-// rebuildPoolsLocked replaces every pool with one made from the current options; the old
-// ones finish what they carry and close after the grace period. c.mu must be held.
-func (c *Cluster) rebuildPoolsLocked() {
+// rebuildPoolsLocked replaces every pool of g, the next generation, with one made from the
+// current options; the old ones finish what they carry and close after the grace period.
+// c.mu must be held.
+func (c *Cluster) rebuildPoolsLocked(g *generation) {
 	c.dedIdle.retain(nil) // idle dedicated connections were dialled with the old options too
 	for addr, p := range c.pools {
 		delete(c.pools, addr)
 		c.retireLocked(p)
 	}
-	if cur := c.snap.Load(); cur != nil {
-		c.installLocked(cur.table)
+	if g.snap != nil {
+		c.installLocked(g, g.snap.table)
 	}
 }
 
-// readonlyLocked reports whether new connections open with READONLY. c.mu must be held.
-func (c *Cluster) readonlyLocked() bool { return c.opts.ReadFromSlave || c.readonly }
+// readonlyLocked reports whether new connections of g open with READONLY. c.mu must be held.
+func (c *Cluster) readonlyLocked(g *generation) bool { return g.backend.readFromSlave || c.readonly }
 
 // retireLocked closes p after the grace period. c.mu must be held.
 func (c *Cluster) retireLocked(p *pool) {
@@ -313,43 +415,45 @@ func (c *Cluster) retireLocked(p *pool) {
 	})
 }
 
-// poolLocked returns the pool of addr, making it when there is none. c.mu must be held.
-func (c *Cluster) poolLocked(addr string) *pool {
+// poolLocked returns the pool of addr, making it with g's backend settings when there is
+// none. c.mu must be held.
+func (c *Cluster) poolLocked(g *generation, addr string) *pool {
 	if p := c.pools[addr]; p != nil {
 		return p
 	}
+	b := g.backend
 	opts := backend.Options{
 		Addr:         addr,
-		DialTimeout:  c.opts.DialTimeout,
-		ReadTimeout:  c.opts.ReadTimeout,
-		WriteTimeout: c.opts.WriteTimeout,
+		DialTimeout:  b.dialTimeout,
+		ReadTimeout:  b.readTimeout,
+		WriteTimeout: b.writeTimeout,
 		Logger:       c.log.Named("backend"),
 		Latency:      c.metrics.nodeLatency(addr),
-		RESP3:        c.opts.BackendRESP3,
+		RESP3:        b.resp3,
 	}
-	if c.opts.BackendTLS != nil {
+	if b.tls != nil {
 		host, _, _ := net.SplitHostPort(addr)
-		opts.TLS = tlsconf.ForHost(c.opts.BackendTLS, host)
+		opts.TLS = tlsconf.ForHost(b.tls, host)
 	}
 	if c.opts.Hint != nil {
 		opts.OnFailure = func(string, error) { c.opts.Hint() }
 	}
-	if c.opts.BackendPassword != "" {
-		if c.opts.BackendUser != "" {
-			opts.Init = resp.AppendCommand(opts.Init, []byte("AUTH"), []byte(c.opts.BackendUser), []byte(c.opts.BackendPassword))
+	if b.password != "" {
+		if b.user != "" {
+			opts.Init = resp.AppendCommand(opts.Init, []byte("AUTH"), []byte(b.user), []byte(b.password))
 		} else {
-			opts.Init = resp.AppendCommand(opts.Init, []byte("AUTH"), []byte(c.opts.BackendPassword))
+			opts.Init = resp.AppendCommand(opts.Init, []byte("AUTH"), []byte(b.password))
 		}
 		opts.InitReplies++
 	}
-	if c.readonlyLocked() {
+	if c.readonlyLocked(g) {
 		opts.Init = append(opts.Init, readonlyFrame...)
 		opts.InitReplies++
 	}
 	if opts.TLS == nil {
 		opts.Poller = loopPoller{c}
 	}
-	p := &pool{addr: addr, opts: opts, conns: make([]*backend.Conn, c.opts.NodeConnections)}
+	p := &pool{addr: addr, opts: opts, conns: make([]*backend.Conn, b.nodeConns)}
 	for i := range p.conns {
 		p.conns[i] = backend.New(opts)
 	}
@@ -364,7 +468,7 @@ var readonlyFrame = []byte("*1\r\n$8\r\nREADONLY\r\n")
 // poolFor returns the pool of a node named by a redirect, which the current table may not
 // know yet. Redirects are rare, so a lock here costs the hot path nothing. nil once closed.
 func (c *Cluster) poolFor(addr string) *pool {
-	if s := c.snap.Load(); s != nil {
+	if s := c.gen.Load().snap; s != nil {
 		for _, p := range s.pools {
 			if p.addr == addr {
 				return p
@@ -376,7 +480,7 @@ func (c *Cluster) poolFor(addr string) *pool {
 	if c.closed {
 		return nil
 	}
-	return c.poolLocked(addr)
+	return c.poolLocked(c.gen.Load(), addr)
 }
 
 // hint tells the control plane that the topology looks stale.
@@ -497,7 +601,7 @@ func (c *Cluster) loopable(s *session) bool {
 // loopForLocked picks the event loop that serves s (loop.go), starting the loops with the first
 // client they may serve; nil when s needs a goroutine of its own. c.mu must be held.
 func (c *Cluster) loopForLocked(s *session) *loop {
-	if !c.loopable(s) || c.snap.Load() == nil {
+	if !c.loopable(s) || c.gen.Load().snap == nil {
 		return nil // (or a first table to wait for)
 	}
 	if c.loops == nil {
@@ -623,14 +727,14 @@ func (c *Cluster) Close() {
 	c.dedIdle.close()
 }
 
-// current returns the current snapshot, waiting (bounded) for the first one.
-func (c *Cluster) current() *snapshot {
-	if s := c.snap.Load(); s != nil {
-		return s
+// current returns the current generation, waiting (bounded) for one with a table.
+func (c *Cluster) current() *generation {
+	if g := c.gen.Load(); g.snap != nil {
+		return g
 	}
 	select {
 	case <-c.ready:
 	case <-time.After(5 * time.Second):
 	}
-	return c.snap.Load()
+	return c.gen.Load()
 }

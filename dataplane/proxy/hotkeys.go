@@ -26,7 +26,7 @@ func (s *session) sampleKeys(t *hotkey.Tracker, spec *command.Spec, args [][]byt
 
 // hotkeyReply answers HOTKEY ENABLE | DISABLE | GET [count] | RESET | HELP.
 func (s *session) hotkeyReply(out []byte, args [][]byte) []byte {
-	t := s.c.hot.Load()
+	t := s.c.gen.Load().hot
 	sub := strings.ToLower(string(args[1]))
 	argc := func(n int) bool { return len(args) == n }
 	switch sub {

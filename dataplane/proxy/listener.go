@@ -14,7 +14,7 @@ import (
 )
 
 // access is a cluster's client access settings (route.GroupAccess) as sessions use them: one
-// immutable value, swapped whole by a reload (Cluster.acc), so that a change of password,
+// immutable value, swapped whole by a reload (generation.acc), so that a change of password,
 // limit or certificate never reopens the listener. Sessions load it when they admit a client,
 // authenticate or pace a batch; logged-in sessions stay, new clients get the new settings.
 type access struct {
@@ -116,8 +116,8 @@ func acceptLoop(ln net.Listener, log hclog.Logger, stopped func() bool, give fun
 // access returns the cluster's current access settings. A Cluster not made by NewCluster (a
 // test's) has none stored: it gets those of its Options.
 func (c *Cluster) access() *access {
-	if a := c.acc.Load(); a != nil {
-		return a
+	if g := c.gen.Load(); g != nil {
+		return g.acc
 	}
 	return newAccess(c.opts)
 }

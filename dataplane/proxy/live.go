@@ -14,10 +14,12 @@ import (
 )
 
 // Live knobs: the settings that change without reopening a listener or a backend connection,
-// through a reload, CONFIG SET cluster.<name>.<knob> or the admin API. Sessions read them with
-// one atomic load each (Cluster.slow, hot, backup); writers hold c.mu.
+// through a reload, CONFIG SET cluster.<name>.<knob> or the admin API. They are part of the
+// cluster's generation: the file's values (Cluster.live) with the knobs CONFIG SET changed on
+// top (Cluster.overlay), made into the generation's slow log, tracker and backup policy by
+// buildLiveLocked, for both a reload and CONFIG SET.
 
-// knobs are a cluster's current live settings. Guarded by Cluster.mu.
+// knobs are a generation's live settings, as CONFIG GET shows them.
 type knobs struct {
 	hotkey  route.HotkeySpec // defaults applied
 	slowMax int
@@ -53,49 +55,85 @@ func yesNo(b bool) string {
 	return "no"
 }
 
-// initKnobs sets the live knobs from the options NewCluster got. No session runs yet.
-func (c *Cluster) initKnobs() {
-	o := c.opts
-	k := knobs{slowMax: o.SlowLogMaxLen, slowThr: o.SlowLogSlowerThan, backup: o.BackupRequest}
-	if o.SlowLogMaxLen <= 0 {
+// knobsOf are the knobs the live settings l of a file (or of NewCluster's options) give.
+func knobsOf(l route.LiveSettings) knobs {
+	k := knobs{slowMax: l.SlowLogMaxLen, slowThr: l.SlowLogSlowerThan, backup: l.BackupRequest, hotkey: l.Hotkey}
+	if l.SlowLogMaxLen <= 0 {
 		k.slowMax, k.slowThr = defaultSlowMax, -1
 	}
-	h := hotkey.Config{SampleEvery: o.Hotkey.SampleEvery, Width: o.Hotkey.Width, Depth: o.Hotkey.Depth,
-		Capacity: o.Hotkey.Capacity, Decay: o.Hotkey.Decay}.WithDefaults()
-	k.hotkey = route.HotkeySpec{SampleEvery: h.SampleEvery, Width: h.Width, Depth: h.Depth, Capacity: h.Capacity, Decay: h.Decay}
-	c.knobs = k
-	c.hot.Store(hotkey.New(h))
-	c.applySlowLocked()
-	c.applyBackupLocked()
+	return k
+}
+
+// hotkeyConfig is the tracker configuration h asks for, defaults applied.
+func hotkeyConfig(h route.HotkeySpec) hotkey.Config {
+	return hotkey.Config{SampleEvery: h.SampleEvery, Width: h.Width, Depth: h.Depth, Capacity: h.Capacity, Decay: h.Decay}.WithDefaults()
+}
+
+// buildLiveLocked makes g's live knobs those of the file (c.live) with CONFIG SET's overlay
+// on top, and g's slow log, hot-key tracker and backup policy match them. The slow log and
+// the tracker are carried over from g's predecessor while their sizes stay. c.mu must be held.
+func (c *Cluster) buildLiveLocked(g *generation) {
+	k := knobsOf(c.live)
+	for _, set := range c.overlay {
+		set(&k) // each sets its own field: the order does not matter
+	}
+	g.knobs = k
+	c.applyHotkey(g)
+	applySlow(g)
+	c.applyBackupLocked(g)
+}
+
+// setLiveLocked makes l the file's live settings. A part of them l changes (the hot-key
+// sizes, the slow log, the backup policy) drops what CONFIG SET set of that part: a knob set
+// with CONFIG SET stays until the file changes that knob. c.mu must be held.
+func (c *Cluster) setLiveLocked(l route.LiveSettings) {
+	drop := func(prefix string) {
+		for n := range c.overlay {
+			if strings.HasPrefix(n, prefix) {
+				delete(c.overlay, n)
+			}
+		}
+	}
+	if l.Hotkey != c.live.Hotkey {
+		drop("hotkey-")
+	}
+	if l.SlowLogMaxLen != c.live.SlowLogMaxLen || l.SlowLogSlowerThan != c.live.SlowLogSlowerThan {
+		drop("slowlog-")
+	}
+	if l.BackupRequest != c.live.BackupRequest {
+		drop("backup-request-")
+	}
+	c.live = l
 }
 
 // defaultSlowMax is the slow log length used when the slow log is turned on live while the
 // configuration had it off.
 const defaultSlowMax = 128
 
-// applySlowLocked makes c.slow match the knobs, keeping the newest entries that fit. The
+// applySlow makes g's slow log match its knobs, keeping the newest entries that fit. The
 // length is brought into its documented range whatever set it (a remote control plane's spec
 // is not checked by our decoder), so the slow log never outgrows limits.MaxSlowlogMaxLen.
-func (c *Cluster) applySlowLocked() {
-	c.knobs.slowMax = min(c.knobs.slowMax, limits.MaxSlowlogMaxLen)
-	k := c.knobs
-	old := c.slow.Load()
+func applySlow(g *generation) {
+	g.knobs.slowMax = min(g.knobs.slowMax, limits.MaxSlowlogMaxLen)
+	k := g.knobs
+	old := g.slow
 	if k.slowThr < 0 || k.slowMax <= 0 {
-		c.slow.Store(nil)
+		g.slow = nil
 		return
 	}
 	if old != nil && old.max == k.slowMax && old.slowerThan == k.slowThr {
 		return
 	}
-	c.slow.Store(old.resized(k.slowMax, k.slowThr))
+	g.slow = old.resized(k.slowMax, k.slowThr)
 }
 
-// applyBackupLocked publishes the backup policy; enabling it on a cluster whose connections
-// lack READONLY replaces them (gracefully) so that replicas answer the backup reads.
-func (c *Cluster) applyBackupLocked() {
-	b := c.knobs.backup
+// applyBackupLocked sets g's backup policy from its knobs; enabling it on a cluster whose
+// connections lack READONLY gives g new ones (the old close gracefully) so that replicas
+// answer the backup reads. c.mu must be held.
+func (c *Cluster) applyBackupLocked(g *generation) {
+	b := g.knobs.backup
 	if !b.Enabled {
-		c.backup.Store(nil)
+		g.backup = nil
 		return
 	}
 	// In range whatever set it: NaN or ≤ 0 is no relative threshold, more than the maximum
@@ -104,59 +142,33 @@ func (c *Cluster) applyBackupLocked() {
 	if b.Multiplier <= 0 && b.TriggerSlow <= 0 {
 		b.Multiplier = 2
 	}
-	c.backup.Store(&b)
-	if !c.readonlyLocked() {
+	g.backup = &b
+	if !c.readonlyLocked(g) {
 		c.readonly = true
-		c.rebuildPoolsLocked()
+		c.rebuildPoolsLocked(g)
 	}
 }
 
-// applyLive applies the live part of a new spec: only what changed from old, so that a knob
-// set with CONFIG SET stays until the file changes that knob.
-func (c *Cluster) applyLive(old, spec route.ClusterSpec) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if old.Hotkey != spec.Hotkey {
-		h := hotkey.Config{SampleEvery: spec.Hotkey.SampleEvery, Width: spec.Hotkey.Width, Depth: spec.Hotkey.Depth,
-			Capacity: spec.Hotkey.Capacity, Decay: spec.Hotkey.Decay}.WithDefaults()
-		c.knobs.hotkey = route.HotkeySpec{SampleEvery: h.SampleEvery, Width: h.Width, Depth: h.Depth, Capacity: h.Capacity, Decay: h.Decay}
-		c.applyHotkeyLocked()
-	}
-	if old.SlowLogMaxLen != spec.SlowLogMaxLen || old.SlowLogSlowerThan != spec.SlowLogSlowerThan {
-		c.knobs.slowMax, c.knobs.slowThr = spec.SlowLogMaxLen, spec.SlowLogSlowerThan
-		if spec.SlowLogMaxLen <= 0 {
-			c.knobs.slowMax, c.knobs.slowThr = defaultSlowMax, -1
-		}
-		c.applySlowLocked()
-	}
-	if old.BackupRequest != spec.BackupRequest {
-		c.knobs.backup = spec.BackupRequest
-		c.applyBackupLocked()
-	}
-}
-
-// applyHotkeyLocked replaces the tracker when its sizes changed: counting restarts, the
-// enabled state stays.
-func (c *Cluster) applyHotkeyLocked() {
-	h := c.knobs.hotkey
-	cfg := hotkey.Config{SampleEvery: h.SampleEvery, Width: h.Width, Depth: h.Depth, Capacity: h.Capacity, Decay: h.Decay}.WithDefaults()
-	c.knobs.hotkey = route.HotkeySpec{SampleEvery: cfg.SampleEvery, Width: cfg.Width, Depth: cfg.Depth, Capacity: cfg.Capacity, Decay: cfg.Decay}
-	old := c.hot.Load()
+// applyHotkey gives g a new tracker when its sizes changed: counting restarts, the enabled
+// state stays.
+func (c *Cluster) applyHotkey(g *generation) {
+	cfg := hotkeyConfig(g.knobs.hotkey)
+	g.knobs.hotkey = route.HotkeySpec{SampleEvery: cfg.SampleEvery, Width: cfg.Width, Depth: cfg.Depth, Capacity: cfg.Capacity, Decay: cfg.Decay}
+	old := g.hot
 	if old.Config() == cfg {
 		return
 	}
 	t := hotkey.New(cfg)
 	t.SetEnabled(old.Enabled())
-	c.hot.Store(t)
+	g.hot = t
 	c.log.Info("hot-key tracker resized; counting restarts", "sample_every", cfg.SampleEvery,
 		"width", cfg.Width, "depth", cfg.Depth, "capacity", cfg.Capacity, "decay", cfg.Decay)
 }
 
 // Knobs returns the cluster's live knobs, sorted by name.
 func (c *Cluster) Knobs() []Knob {
-	c.mu.Lock()
-	k := c.knobs
-	c.mu.Unlock()
+	g := c.gen.Load()
+	k := g.knobs
 	thr := "default"
 	if k.backup.TriggerSlow > 0 {
 		thr = strconv.FormatInt(k.backup.TriggerSlow.Milliseconds(), 10)
@@ -172,7 +184,7 @@ func (c *Cluster) Knobs() []Knob {
 		"backup-request-threshold-ms": thr,
 		"hotkey-capacity":             strconv.Itoa(k.hotkey.Capacity),
 		"hotkey-decay":                f(k.hotkey.Decay),
-		"hotkey-enabled":              yesNo(c.hot.Load().Enabled()),
+		"hotkey-enabled":              yesNo(g.hot.Enabled()),
 		"hotkey-sample-every":         strconv.Itoa(k.hotkey.SampleEvery),
 		"hotkey-sketch-depth":         strconv.Itoa(k.hotkey.Depth),
 		"hotkey-sketch-width":         strconv.Itoa(k.hotkey.Width),
@@ -206,9 +218,10 @@ func (c *Cluster) knobName(name string) string {
 }
 
 // parseKnob checks value for knob name (bare, or cluster.<this cluster>.<knob> as CONFIG SET
-// names it) and returns the change, to be applied with c.mu held. Numbers are checked against
+// names it) and returns the change: set, for the overlay, or for hotkey-enabled (the
+// tracker's state, not a setting) hotOn. Numbers are checked against
 // their range in package limits, the same entries the config file is checked with.
-func (c *Cluster) parseKnob(name, value string) (func(), error) {
+func (c *Cluster) parseKnob(name, value string) (set func(*knobs), hotOn *bool, err error) {
 	n := c.knobName(name)
 	bad := func(why string) error {
 		return &KnobError{Msg: "CONFIG SET failed (possibly related to argument '" + clipArg(name) + "') - " + why}
@@ -236,20 +249,20 @@ func (c *Cluster) parseKnob(name, value string) (func(), error) {
 		}
 		return v, nil
 	}
-	hot := func(r limits.Int, set func(h *route.HotkeySpec, v int)) (func(), error) {
+	hot := func(r limits.Int, set func(h *route.HotkeySpec, v int)) (func(*knobs), *bool, error) {
 		v, err := integer(r)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return func() { set(&c.knobs.hotkey, int(v)); c.applyHotkeyLocked() }, nil
+		return func(k *knobs) { set(&k.hotkey, int(v)) }, nil, nil
 	}
 	switch n {
 	case "hotkey-enabled":
 		on, err := boolean()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return func() { c.hot.Load().SetEnabled(on) }, nil
+		return nil, &on, nil
 	case limits.HotkeySampleEvery.Knob:
 		return hot(limits.HotkeySampleEvery, func(h *route.HotkeySpec, v int) { h.SampleEvery = v })
 	case limits.HotkeySketchWidth.Knob:
@@ -261,54 +274,53 @@ func (c *Cluster) parseKnob(name, value string) (func(), error) {
 	case limits.HotkeyDecay.Knob:
 		v, err := float(limits.HotkeyDecay)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return func() { c.knobs.hotkey.Decay = v; c.applyHotkeyLocked() }, nil
+		return func(k *knobs) { k.hotkey.Decay = v }, nil, nil
 	case limits.SlowlogSlowerThan.Knob:
 		v, err := integer(limits.SlowlogSlowerThan)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return func() {
-			c.knobs.slowThr = -1
+		return func(k *knobs) {
+			k.slowThr = -1
 			if v >= 0 {
-				c.knobs.slowThr = time.Duration(v) * time.Microsecond
+				k.slowThr = time.Duration(v) * time.Microsecond
 			}
-			c.applySlowLocked()
-		}, nil
+		}, nil, nil
 	case limits.SlowlogMaxLen.Knob:
 		v, err := integer(limits.SlowlogMaxLen)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return func() { c.knobs.slowMax = int(v); c.applySlowLocked() }, nil
+		return func(k *knobs) { k.slowMax = int(v) }, nil, nil
 	case "backup-request-enabled":
 		on, err := boolean()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if s := c.snap.Load(); on && (s == nil || s.slots == nil) {
-			return nil, bad("backup reads need a Redis Cluster (cache_type redis_cluster)")
+		if s := c.gen.Load().snap; on && (s == nil || s.slots == nil) {
+			return nil, nil, bad("backup reads need a Redis Cluster (cache_type redis_cluster)")
 		}
-		return func() { c.knobs.backup.Enabled = on; c.applyBackupLocked() }, nil
+		return func(k *knobs) { k.backup.Enabled = on }, nil, nil
 	case limits.BackupThreshold.Knob:
 		var d time.Duration
 		if !strings.EqualFold(value, "default") {
 			v, err := integer(limits.BackupThreshold)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			d = time.Duration(v) * time.Millisecond
 		}
-		return func() { c.knobs.backup.TriggerSlow = d; c.applyBackupLocked() }, nil
+		return func(k *knobs) { k.backup.TriggerSlow = d }, nil, nil
 	case limits.BackupMultiplier.Knob:
 		v, err := float(limits.BackupMultiplier)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return func() { c.knobs.backup.Multiplier = v; c.applyBackupLocked() }, nil
+		return func(k *knobs) { k.backup.Multiplier = v }, nil, nil
 	}
-	return nil, &KnobError{Unknown: true, Msg: "Unknown option or number of arguments for CONFIG SET - '" + clipArg(name) + "'"}
+	return nil, nil, &KnobError{Unknown: true, Msg: "Unknown option or number of arguments for CONFIG SET - '" + clipArg(name) + "'"}
 }
 
 // maxEchoedArg is how many bytes of a client's argument an error reply quotes: Redis's
@@ -331,10 +343,15 @@ func (c *Cluster) SetKnobs(pairs ...string) error {
 	if len(pairs)%2 != 0 {
 		return errors.New("set knobs: odd number of arguments")
 	}
-	var changes []func()
+	type change struct {
+		knob  string
+		set   func(*knobs)
+		hotOn *bool
+	}
+	var changes []change
 	seen := make(map[string]bool, len(pairs)/2)
 	for i := 0; i < len(pairs); i += 2 {
-		f, err := c.parseKnob(pairs[i], pairs[i+1])
+		set, hotOn, err := c.parseKnob(pairs[i], pairs[i+1])
 		if err != nil {
 			return err
 		}
@@ -343,13 +360,25 @@ func (c *Cluster) SetKnobs(pairs ...string) error {
 			return &KnobError{Msg: "CONFIG SET failed (possibly related to argument '" + clipArg(pairs[i]) + "') - duplicate parameter"}
 		}
 		seen[n] = true
-		changes = append(changes, f)
+		changes = append(changes, change{n, set, hotOn})
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, f := range changes {
-		f()
+	if c.overlay == nil {
+		c.overlay = make(map[string]func(*knobs))
 	}
+	for _, ch := range changes {
+		if ch.set != nil {
+			c.overlay[ch.knob] = ch.set
+		}
+	}
+	g := c.buildLocked(c.gen.Load(), settings{})
+	for _, ch := range changes {
+		if ch.hotOn != nil {
+			g.hot.SetEnabled(*ch.hotOn) // on the tracker g serves with, new or carried over
+		}
+	}
+	c.publishLocked(g)
 	for i := 0; i < len(pairs); i += 2 {
 		c.log.Info("live setting changed", "knob", pairs[i], "value", pairs[i+1])
 	}
@@ -433,7 +462,7 @@ func (s *Server) HotKeys(cluster string, n int) (keys []hotkey.Hot, enabled, ok 
 	if c == nil {
 		return nil, false, false
 	}
-	t := c.hot.Load()
+	t := c.gen.Load().hot
 	return t.Top(n), t.Enabled(), true
 }
 

@@ -47,13 +47,12 @@ func TestEveryKnobHasARange(t *testing.T) {
 // tracker and slow log no larger than the documented maxima.
 func checkBounded(t *testing.T, c *Cluster, what string) {
 	t.Helper()
-	c.mu.Lock()
-	k := c.knobs
-	c.mu.Unlock()
-	if b := c.hot.Load().Bytes(); b > hotkey.MaxBytes {
+	g := c.gen.Load()
+	k := g.knobs
+	if b := g.hot.Bytes(); b > hotkey.MaxBytes {
 		t.Fatalf("%s: hot-key tracker holds %d bytes, more than hotkey.MaxBytes %d", what, b, hotkey.MaxBytes)
 	}
-	cfg := c.hot.Load().Config()
+	cfg := g.hot.Config()
 	for _, v := range []struct {
 		r limits.Int
 		v int
@@ -71,10 +70,10 @@ func checkBounded(t *testing.T, c *Cluster, what string) {
 	if !limits.HotkeyDecay.Contains(cfg.Decay) {
 		t.Fatalf("%s: hotkey decay %v outside %s", what, cfg.Decay, limits.HotkeyDecay.Range())
 	}
-	if l := c.slow.Load(); l != nil && l.max > limits.MaxSlowlogMaxLen {
+	if l := g.slow; l != nil && l.max > limits.MaxSlowlogMaxLen {
 		t.Fatalf("%s: slow log of %d entries, more than %d", what, l.max, limits.MaxSlowlogMaxLen)
 	}
-	if b := c.backup.Load(); b != nil && (math.IsNaN(b.Multiplier) || b.Multiplier > limits.MaxBackupMultiplier) {
+	if b := g.backup; b != nil && (math.IsNaN(b.Multiplier) || b.Multiplier > limits.MaxBackupMultiplier) {
 		t.Fatalf("%s: backup multiplier %v", what, b.Multiplier)
 	}
 }
@@ -114,7 +113,7 @@ func FuzzSetKnobs(f *testing.F) {
 		}
 		checkBounded(t, c, strings.Join(pairs, " "))
 		// And the same through the tracker and slow log's use: a long key is observed.
-		c.hot.Load().Observe([]byte(strings.Repeat("k", 1000)))
+		c.gen.Load().hot.Observe([]byte(strings.Repeat("k", 1000)))
 		checkBounded(t, c, strings.Join(pairs, " ")+" after a key")
 	})
 }
@@ -132,6 +131,6 @@ func TestForeignSpecsAreClamped(t *testing.T) {
 		Hotkey:        route.HotkeySpec{Width: huge, Depth: huge},
 		BackupRequest: route.BackupRequest{Enabled: true, Multiplier: math.Inf(1)}}
 	c.readonly = true // no pools to rebuild: this cluster never served
-	c.applyLive(old, spec)
-	checkBounded(t, c, "applyLive")
+	c.change(old, spec, nil, nil, nil)
+	checkBounded(t, c, "change")
 }

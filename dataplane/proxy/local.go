@@ -50,6 +50,7 @@ func (s *session) local(sl *slot, spec *command.Spec, args [][]byte) {
 		out = s.hotkeyReply(out, args)
 	case "config":
 		out = s.configReply(out, args)
+		s.gen = s.c.gen.Load() // the batch's next commands see a knob it set, as in Redis
 	case "command":
 		out = commandReply(out, args)
 	case "info":
@@ -231,7 +232,7 @@ func (c *Cluster) info(sections [][]byte) (text string, keyspace bool) {
 	var version uint64
 	nodes := 0
 	cacheType := "redis"
-	if s := c.snap.Load(); s != nil {
+	if s := c.gen.Load().snap; s != nil {
 		version = s.table.Version
 		nodes = len(s.pools)
 		if s.slots != nil {

@@ -7,7 +7,7 @@ import "testing"
 // reply seen, one command at least (a reply bigger than the limit still goes).
 func TestPaceWindow(t *testing.T) {
 	const limit = 1 << 20
-	s := &session{c: &Cluster{opts: Options{OutputLimit: limit}}, window: 1}
+	s := &session{gen: &generation{acc: &access{outputLimit: limit}}, window: 1}
 	steps := []struct {
 		name       string
 		n, biggest int

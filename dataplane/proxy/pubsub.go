@@ -302,7 +302,7 @@ func (s *session) subscribed(first *resp.Command) bool {
 		case <-p.dirty:
 			p.reconcile()
 		case <-timer.C:
-			if p.unplaced || s.c.snap.Load() != p.lastSnap || p.anyDead() {
+			if p.unplaced || s.c.gen.Load().snap != p.lastSnap || p.anyDead() {
 				p.reconcile()
 			}
 		}
@@ -343,8 +343,8 @@ func (p *pubsub) command(cmd *resp.Command) (leave bool) {
 	}
 	switch spec.Name {
 	case "subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe":
-		s.snap = s.c.current()
-		if s.snap == nil {
+		s.gen = s.c.current()
+		if s.snap = s.gen.snap; s.snap == nil {
 			p.reply(resp.AppendError(nil, "ERR cluster "+s.c.opts.Name+" has no routing table yet"))
 			return false
 		}
@@ -859,7 +859,7 @@ func (p *pubsub) flushLink(l *psLink) {
 	if len(l.wbuf) == 0 {
 		return
 	}
-	timeout := p.s.c.opts.WriteTimeout
+	timeout := p.s.c.gen.Load().backend.writeTimeout
 	if timeout <= 0 {
 		timeout = pubsubAckWait
 	}
@@ -875,7 +875,7 @@ func (p *pubsub) flushLink(l *psLink) {
 // reconcile places every subscription where the current table says it belongs: it moves those
 // whose node changed, and resubscribes those whose connection died, redialling with backoff.
 func (p *pubsub) reconcile() {
-	snap := p.s.c.snap.Load()
+	snap := p.s.c.gen.Load().snap
 	if snap == nil {
 		return
 	}

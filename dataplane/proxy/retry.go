@@ -40,7 +40,7 @@ func (s *session) retryUnsent() {
 	}()
 	next := old
 	for {
-		if cur := s.c.snap.Load(); cur != nil && cur != next {
+		if cur := s.c.gen.Load().snap; cur != nil && cur != next {
 			next = cur // waited on below: the one after it
 			if next.slots != nil && s.movesUnsent(next) {
 				break
@@ -88,7 +88,7 @@ func (s *session) anyUnsent() bool {
 
 // movesUnsent reports whether snap sends a retryable request of the batch to another
 // connection than the one it failed on: another node, or the same node's new pool after a
-// reconfigure (pools are carried over by address, so a table that still names a dead node
+// backend settings change (pools are carried over by address, so a table that still names a dead node
 // gives the same connection, and moves nothing).
 func (s *session) movesUnsent(snap *snapshot) bool {
 	moved := false

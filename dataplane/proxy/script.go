@@ -113,7 +113,7 @@ func (s *session) kill(sl *slot, spec *command.Spec, cmd *resp.Command) {
 	// forwarded command's (metrics count a failure as a backend error); the shared connection
 	// is named only for its protocol, which assemble reads.
 	var nodes []int
-	if m := s.snap.slots; m != nil && !s.snap.readFromSlave && s.c.backup.Load() == nil {
+	if m := s.snap.slots; m != nil && !s.snap.readFromSlave && s.gen.backup == nil {
 		nodes = m.Masters()
 	} else {
 		nodes = s.allNodes()

@@ -234,17 +234,11 @@ func (s *Server) commitLocked(steps []*step) {
 		if c == nil {
 			c = s.startLocked(st)
 		} else if groups := route.Changed(old, spec); len(groups) > 0 {
-			if st.acc != nil {
-				c.acc.Store(st.acc)
-				c.rights.Store(st.rights)
-			}
+			// The access settings first: a client the new listener accepts gets them.
+			c.change(old, spec, st.acc, st.rights, st.bTLS)
 			if st.ln != nil {
 				s.listenLocked(c, st)
 			}
-			if old.Backend() != spec.Backend() {
-				c.reconfigure(spec, st.bTLS)
-			}
-			c.applyLive(old, spec)
 			c.log.Debug("cluster changed", "groups", groups)
 		}
 		s.specs[spec.Name] = spec
@@ -353,8 +347,9 @@ func (s *Server) startLocked(st *step) *Cluster {
 		opts.Hint = func() { s.opts.Hint(name) }
 	}
 	c := NewCluster(opts)
-	c.acc.Store(st.acc)
-	c.rights.Store(st.rights)
+	c.mu.Lock()
+	c.publishLocked(c.buildLocked(c.gen.Load(), settings{acc: st.acc, rights: st.rights}))
+	c.mu.Unlock()
 	s.clusters[name] = c
 	s.listenLocked(c, st)
 	return c
@@ -400,7 +395,7 @@ func (s *Server) Ready() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range s.clusters {
-		if c.snap.Load() == nil {
+		if c.gen.Load().snap == nil {
 			return false
 		}
 	}

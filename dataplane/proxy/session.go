@@ -142,6 +142,7 @@ type session struct {
 	slots []*slot
 	n     int // slots used by the current batch
 	snap  *snapshot
+	gen   *generation // the cluster's, loaded with snap (beginBatch): knobs, access rules
 	// window is how many commands the next batch may take: see pace.
 	window int
 	// budget bounds the reply bytes the batch holds beyond its first reply (overLimit).
@@ -225,7 +226,7 @@ func newSession(c *Cluster, nc net.Conn) *session {
 	s.window = 1 // grown by pace as replies prove small
 	// Sessions start at different points of the sampling period, so that short-lived clients
 	// are sampled too.
-	s.hotTick = uint32(s.id % uint64(c.hot.Load().Config().SampleEvery))
+	s.hotTick = uint32(s.id % uint64(c.gen.Load().hot.Config().SampleEvery))
 	return s
 }
 
@@ -315,13 +316,16 @@ func (s *session) afterBatch() bool {
 // beginBatch starts a batch: the routing table it goes by, and its start time when metrics
 // or the slow log need it.
 func (s *session) beginBatch() {
-	if s.c.metrics.on || s.c.slow.Load() != nil {
+	if s.gen = s.c.gen.Load(); s.c.metrics.on || s.gen.slow != nil {
 		s.start = time.Now()
 	} else {
 		s.start = time.Time{}
 	}
-	s.snap = s.c.current()
-	s.budget.Reset(s.c.opts.OutputLimit)
+	if s.gen.snap == nil {
+		s.gen = s.c.current()
+	}
+	s.snap = s.gen.snap
+	s.budget.Reset(s.gen.acc.outputLimit)
 	if s.username != "" {
 		s.refreshUser()
 	}
@@ -410,7 +414,7 @@ func (s *session) overLimit() bool {
 		}
 	}
 	s.c.log.Warn("client disconnected: its pipelined replies passed client_output_limit",
-		"remote", s.nc.RemoteAddr().String(), "limit_bytes", s.c.opts.OutputLimit,
+		"remote", s.nc.RemoteAddr().String(), "limit_bytes", s.gen.acc.outputLimit,
 		"commands", s.n, "reply_bytes", s.budget.Used(), "held_bytes", held)
 	s.c.metrics.inc(s.c.metrics.outputLimit)
 	s.n = 0
@@ -431,7 +435,7 @@ func (s *session) assemble() ([]byte, int) {
 	out := s.out[:0]
 	cm := &s.c.metrics
 	// What the slots keep for the next batch: a quarter of the limit, on top of the output.
-	biggest, merged, room := 0, false, s.c.opts.OutputLimit/4
+	biggest, merged, room := 0, false, s.gen.acc.outputLimit/4
 	for _, sl := range s.slots[:s.n] {
 		at := len(out)
 		switch sl.kind {
@@ -497,7 +501,7 @@ func (s *session) pace(n, biggest int) {
 		w = min(2*w, maxBatch)
 	}
 	if biggest > 0 {
-		w = min(w, s.c.access().outputLimit/(2*biggest))
+		w = min(w, s.gen.acc.outputLimit/(2*biggest))
 	}
 	s.window = max(w, 1)
 }
@@ -538,7 +542,7 @@ func keep(b []byte, room *int) []byte {
 // them when slow.
 func (s *session) batchDone(n int) {
 	cm := &s.c.metrics
-	if slow := s.c.slow.Load(); cm.on || slow != nil {
+	if slow := s.gen.slow; cm.on || slow != nil {
 		elapsed := time.Since(s.start)
 		cm.batchDone(n, elapsed.Seconds())
 		// s.start is set when the batch began; a slow log turned on mid-batch skips it.
@@ -634,7 +638,7 @@ func (s *session) handle(cmd *resp.Command) {
 	}
 	// The slow log records what runs: not the commands refused above (unknown, before AUTH,
 	// wrong arity, not permitted), which Redis refuses before it runs them and does not log.
-	if s.c.slow.Load() != nil {
+	if s.gen.slow != nil {
 		if sl.raw = cmd.Raw; sl.raw == nil {
 			sl.rawBuf = resp.AppendCommand(sl.rawBuf[:0], args...)
 			sl.raw = sl.rawBuf
@@ -661,7 +665,7 @@ func (s *session) handle(cmd *resp.Command) {
 	if s.proto3 != s.snap.resp3 {
 		sl.shape = command.ReplyShape(spec, args)
 	}
-	if t := s.c.hot.Load(); t.Enabled() {
+	if t := s.gen.hot; t.Enabled() {
 		s.sampleKeys(t, spec, args)
 	}
 	switch spec.Policy {
@@ -709,7 +713,7 @@ func (s *session) forwardByKeys(sl *slot, spec *command.Spec, cmd *resp.Command)
 		read := command.IsReadOnly(spec)
 		node := s.slotNode(slot, read)
 		if read && node >= 0 {
-			if b := s.c.backup.Load(); b != nil && s.forwardWithBackup(sl, b, slot, node, cmd) {
+			if b := s.gen.backup; b != nil && s.forwardWithBackup(sl, b, slot, node, cmd) {
 				return
 			}
 		}

@@ -204,7 +204,7 @@ func (s *Server) SlowLog(cluster string, n int) ([]SlowEntry, bool) {
 	if c == nil {
 		return nil, false
 	}
-	l := c.slow.Load()
+	l := c.gen.Load().slow
 	if l == nil {
 		return nil, true
 	}
@@ -213,7 +213,7 @@ func (s *Server) SlowLog(cluster string, n int) ([]SlowEntry, bool) {
 
 // slowlogReply answers SLOWLOG GET [n] | LEN | RESET | HELP from the cluster's slow log.
 func (s *session) slowlogReply(out []byte, args [][]byte) []byte {
-	l := s.c.slow.Load()
+	l := s.c.gen.Load().slow
 	switch strings.ToLower(string(args[1])) {
 	case "get":
 		n := 10

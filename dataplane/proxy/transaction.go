@@ -292,11 +292,11 @@ func (s *session) exec(out []byte) []byte {
 // execOn sends the transaction on d and returns EXEC's reply, and the node a MOVED reply to
 // a queued command named ("" when none).
 func (s *session) execOn(d *dedConn) (reply []byte, moved string, err error) {
-	if err = d.write(s.tx.frames, s.c.opts.WriteTimeout); err != nil {
+	if err = d.write(s.tx.frames, s.gen.backend.writeTimeout); err != nil {
 		return nil, "", err
 	}
 	for i := 0; i <= s.tx.n; i++ { // MULTI's reply, then each command's
-		r, err := d.readReply(s.c.opts.ReadTimeout)
+		r, err := d.readReply(s.gen.backend.readTimeout)
 		if err != nil {
 			return nil, "", err
 		}
@@ -304,7 +304,7 @@ func (s *session) execOn(d *dedConn) (reply []byte, moved string, err error) {
 			moved = addr
 		}
 	}
-	reply, err = d.readReply(s.c.opts.ReadTimeout)
+	reply, err = d.readReply(s.gen.backend.readTimeout)
 	return reply, moved, err
 }
 
@@ -314,7 +314,7 @@ func (s *session) unwatch() {
 	if d == nil {
 		return
 	}
-	if _, _, _, err := s.dedDo(d, unwatchFrame, s.c.opts.ReadTimeout, false, false); err != nil {
+	if _, _, _, err := s.dedDo(d, unwatchFrame, s.gen.backend.readTimeout, false, false); err != nil {
 		s.c.log.Debug("UNWATCH failed; connection dropped", "node", d.addr, "error", err)
 	}
 	s.tx.watch = nil
@@ -334,7 +334,7 @@ func (s *session) watchKeys(out []byte) []byte {
 		s.ungroupUnwatched()
 		return resp.AppendError(out, "ERR "+err.Error())
 	}
-	reply, used, _, err := s.dedDo(d, frameOf(&s.cmd, &s.blk), s.c.opts.ReadTimeout, tx.watch == nil, false)
+	reply, used, _, err := s.dedDo(d, frameOf(&s.cmd, &s.blk), s.gen.backend.readTimeout, tx.watch == nil, false)
 	if err != nil {
 		s.ungroupUnwatched()
 		return resp.AppendError(out, "ERR "+err.Error())
