@@ -147,7 +147,7 @@ func (s *session) scan(sl *slot, nodes []int, cmd *resp.Command) {
 	var num [20]byte
 	args[1] = strconv.AppendUint(num[:0], cursor&scanMask, 10)
 	c.buf = resp.AppendCommand(c.buf[:0], args...)
-	s.elems = args[:0]
+	s.keepElems(args)
 	s.pend.Add(1)
 	s.sendAdded(c, s.conn(nodes[pos]), c.buf)
 }
@@ -181,7 +181,7 @@ func (s *session) mergeKeyspace(out []byte, sl *slot) []byte {
 		for _, c := range subs {
 			var err error
 			if elems, err = resp.ArrayElems(c.req.Reply, elems); err != nil {
-				s.elems = elems[:0]
+				s.keepElems(elems)
 				return resp.AppendError(out, "ERR unexpected reply from backend: not an array")
 			}
 		}
@@ -189,7 +189,7 @@ func (s *session) mergeKeyspace(out []byte, sl *slot) []byte {
 		for _, e := range elems {
 			out = append(out, e...)
 		}
-		s.elems = elems[:0]
+		s.keepElems(elems)
 		return out
 	}
 }
@@ -199,7 +199,7 @@ func (s *session) mergeKeyspace(out []byte, sl *slot) []byte {
 func (s *session) mergeScan(out []byte, sl *slot) []byte {
 	reply := sl.subs[0].req.Reply
 	elems, err := resp.ArrayElems(reply, s.elems[:0])
-	s.elems = elems[:0]
+	defer s.keepElems(elems)
 	if err != nil || len(elems) != 2 {
 		return resp.AppendError(out, "ERR unexpected reply from backend to SCAN")
 	}

@@ -48,18 +48,16 @@ func (s *session) mergeBroadcast(out []byte, sl *slot) []byte {
 	subs := sl.subs[:sl.nsubs]
 	first := subs[0].req.Reply
 	elems, err := resp.ArrayElems(first, s.elems[:0])
-	s.elems = elems
+	defer func() { s.keepElems(elems) }() // the last elems, however far it grew
 	if err != nil || len(elems) == 0 || elems[0][0] != ':' {
 		return append(out, first...)
 	}
 	n := len(elems)
 	for i, c := range subs[1:] {
 		if elems, err = resp.ArrayElems(c.req.Reply, elems); err != nil || len(elems) != n*(i+2) {
-			s.elems = elems[:0]
 			return resp.AppendError(out, "ERR unexpected reply from backend: SCRIPT EXISTS arrays differ")
 		}
 	}
-	s.elems = elems
 	out = resp.AppendArrayHeader(out, n)
 	for i := range n {
 		all := int64(1)

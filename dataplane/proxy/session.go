@@ -435,7 +435,7 @@ func (s *session) assemble() ([]byte, int) {
 	out := s.out[:0]
 	cm := &s.c.metrics
 	// What the slots keep for the next batch: a quarter of the limit, on top of the output.
-	biggest, merged, room := 0, false, s.gen.acc.outputLimit/4
+	biggest, room := 0, s.gen.acc.outputLimit/4
 	for _, sl := range s.slots[:s.n] {
 		at := len(out)
 		switch sl.kind {
@@ -452,7 +452,6 @@ func (s *session) assemble() ([]byte, int) {
 			}
 			cm.failure(sl.main.req.Failure)
 		case slotSplit:
-			merged = true
 			if sl.proto3 != sl.subs[0].conn.RESP3() {
 				s.conv = s.merge(s.conv[:0], sl)
 				out = s.convert(out, s.conv, sl)
@@ -468,15 +467,6 @@ func (s *session) assemble() ([]byte, int) {
 		}
 		biggest = max(biggest, len(out)-at)
 		sl.release(&room)
-	}
-	if merged {
-		// Merging parsed the sub replies into s.elems: pointers into their buffers, which
-		// must not keep them alive once released.
-		if cap(s.elems) > maxKeptElems {
-			s.elems = nil
-		} else {
-			clear(s.elems[:cap(s.elems)])
-		}
 	}
 	n := s.n
 	s.n = 0
@@ -525,6 +515,20 @@ func (sl *slot) release(room *int) {
 func (c *call) release(room *int) {
 	c.req.Reply = keep(c.req.Reply, room)
 	c.buf, c.frame = keep(c.buf, room), nil
+}
+
+// keepElems stores elems, emptied, as the scratch of the next merge. Its entries point into
+// node replies or the client's frame, which must not stay alive through it, so they are
+// cleared where they were set (the keyspace and broadcast merges, never the split path); the
+// whole capacity, since a parse that failed may have written past the length it returned. A
+// big one is dropped.
+func (s *session) keepElems(elems [][]byte) {
+	if cap(elems) > maxKeptElems {
+		s.elems = nil
+		return
+	}
+	clear(elems[:cap(elems)])
+	s.elems = elems[:0]
 }
 
 // keep returns b to be reused, or nil when it is bigger than maxKeptOut or than what room
