@@ -239,36 +239,39 @@ func (cp *ControlPlane) publishLocked() error {
 	return nil
 }
 
-// spec is what the data plane serves of c: its settings and current table.
+// spec is what the data plane serves of c: its settings and current table. It is the one
+// place a configuration key becomes a data-plane setting.
 func (c *cluster) spec() route.ClusterSpec {
 	cc := c.cfg
+	rc := cc.CacheType == config.CacheRedisCluster
 	spec := route.ClusterSpec{
-		Name: cc.Name, ListenAddr: cc.ListenAddr, ListenProto: cc.ListenProto,
-		ReadTimeout: cc.ReadTimeout, WriteTimeout: cc.WriteTimeout, DialTimeout: cc.DialTimeout,
-		NodeConnections: cc.NodeConnections,
-		ReadFromSlave:   cc.ReadFromSlave && cc.CacheType == config.CacheRedisCluster,
-		Table:           c.table,
-		Users:           clientUsers(cc),
-		MaxConnections:  cc.MaxConnections,
-		IdleTimeout:     cc.ClientIdleTimeout,
-		BackendRESP3:    cc.BackendRespVersion == "resp3",
+		Name:   cc.Name,
+		Listen: route.ListenSettings{Proto: cc.ListenProto, Addr: cc.ListenAddr},
+		Access: route.AccessSettings{
+			Users: clientUsers(cc), UserRights: clientRights(cc),
+			MaxConnections: cc.MaxConnections, IdleTimeout: cc.ClientIdleTimeout,
+			ClientOutputLimit: cc.ClientOutputLimit,
+			TLSCertFile:       cc.TLSCertFile, TLSKeyFile: cc.TLSKeyFile, TLSCAFile: cc.TLSCAFile,
+		},
+		Backend: route.BackendSettings{
+			ReadTimeout: cc.ReadTimeout, WriteTimeout: cc.WriteTimeout, DialTimeout: cc.DialTimeout,
+			NodeConnections: cc.NodeConnections, ReadFromSlave: cc.ReadFromSlave && rc,
+			BackendRESP3: cc.BackendRespVersion == "resp3",
+			BackendTLS:   cc.BackendTLS, BackendTLSCAFile: cc.BackendTLSCAFile, BackendTLSServerName: cc.BackendTLSServerName,
+		},
+		Live: route.LiveSettings{Hotkey: route.HotkeySpec{
+			SampleEvery: cc.HotkeySampleEvery, Width: cc.HotkeySketchWidth, Depth: cc.HotkeySketchDepth,
+			Capacity: cc.HotkeyCapacity, Decay: cc.HotkeyDecay,
+		}},
+		Table: c.table,
 	}
+	spec.Backend.BackendUser, spec.Backend.BackendPassword = backendCredentials(cc)
 	if cc.SlowlogLogSlowerThan >= 0 {
-		spec.SlowLogMaxLen = cc.SlowlogMaxLen
-		spec.SlowLogSlowerThan = cc.SlowlogLogSlowerThan
+		spec.Live.SlowLogMaxLen, spec.Live.SlowLogSlowerThan = cc.SlowlogMaxLen, cc.SlowlogLogSlowerThan
 	}
-	spec.UserRights = clientRights(cc)
-	spec.BackendUser, spec.BackendPassword = backendCredentials(cc)
-	spec.ClientOutputLimit = cc.ClientOutputLimit
-	spec.TLSCertFile, spec.TLSKeyFile, spec.TLSCAFile = cc.TLSCertFile, cc.TLSKeyFile, cc.TLSCAFile
-	spec.BackendTLS, spec.BackendTLSCAFile, spec.BackendTLSServerName = cc.BackendTLS, cc.BackendTLSCAFile, cc.BackendTLSServerName
-	spec.Hotkey = route.HotkeySpec{
-		SampleEvery: cc.HotkeySampleEvery, Width: cc.HotkeySketchWidth, Depth: cc.HotkeySketchDepth,
-		Capacity: cc.HotkeyCapacity, Decay: cc.HotkeyDecay,
-	}
-	if cc.CacheType == config.CacheRedisCluster {
+	if rc {
 		b := cc.BackupRequest
-		spec.BackupRequest = route.BackupRequest{Enabled: b.Enabled, TriggerSlow: b.TriggerSlow, Multiplier: b.Multiplier}
+		spec.Live.BackupRequest = route.BackupRequest{Enabled: b.Enabled, TriggerSlow: b.TriggerSlow, Multiplier: b.Multiplier}
 	}
 	return spec
 }

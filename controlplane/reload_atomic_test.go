@@ -26,7 +26,7 @@ func (s *refusingSink) Apply(snap *route.Snapshot) error {
 	defer s.mu.Unlock()
 	for _, c := range snap.Clusters {
 		if c.Name == s.refuse {
-			return fmt.Errorf("cluster %q: listen tcp %s: bind: address already in use", c.Name, c.ListenAddr)
+			return fmt.Errorf("cluster %q: listen tcp %s: bind: address already in use", c.Name, c.Listen.Addr)
 		}
 	}
 	s.taken = append(s.taken, snap)

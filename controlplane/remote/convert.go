@@ -26,34 +26,40 @@ import (
 func ToProto(s *route.Snapshot, hashes map[string]controlplane.RingHash) (*asterv1.Snapshot, error) {
 	out := &asterv1.Snapshot{Version: s.Version, Clusters: make([]*asterv1.ClusterRoutes, 0, len(s.Clusters))}
 	for _, c := range s.Clusters {
-		if c.NodeConnections < 0 || c.NodeConnections > math.MaxInt32 {
-			return nil, fmt.Errorf("convert cluster %q: node_connections %d out of range", c.Name, c.NodeConnections)
+		if n := c.Backend.NodeConnections; n < 0 || n > math.MaxInt32 {
+			return nil, fmt.Errorf("convert cluster %q: node_connections %d out of range", c.Name, n)
 		}
+		// The wire keeps its flat field numbers (compatible with older peers); each group of
+		// the spec maps onto its fields here and back in FromProto.
+		l, a, be, lv := c.Listen, c.Access, c.Backend, c.Live
 		pc := &asterv1.ClusterRoutes{
-			Name: c.Name, ListenAddr: c.ListenAddr, ListenProto: c.ListenProto,
-			ReadTimeout: durationProto(c.ReadTimeout), WriteTimeout: durationProto(c.WriteTimeout),
-			DialTimeout:     durationProto(c.DialTimeout),
-			NodeConnections: int32(c.NodeConnections), ReadFromSlave: c.ReadFromSlave,
-			BackendUsername: c.BackendUser, BackendPassword: c.BackendPassword,
-			MaxConnections:    int32(min(c.MaxConnections, math.MaxInt32)),
-			IdleTimeout:       durationProto(c.IdleTimeout),
-			SlowlogMaxLen:     int32(min(c.SlowLogMaxLen, math.MaxInt32)),
-			SlowlogSlowerThan: durationProto(c.SlowLogSlowerThan),
-			TlsCertFile:       c.TLSCertFile, TlsKeyFile: c.TLSKeyFile, TlsCaFile: c.TLSCAFile,
-			BackendTls: c.BackendTLS, BackendTlsCaFile: c.BackendTLSCAFile, BackendTlsServerName: c.BackendTLSServerName,
-			BackendResp3: c.BackendRESP3,
+			Name:       c.Name,
+			ListenAddr: l.Addr, ListenProto: l.Proto,
+
+			MaxConnections:    int32(min(a.MaxConnections, math.MaxInt32)),
+			IdleTimeout:       durationProto(a.IdleTimeout),
+			ClientOutputLimit: int64(a.ClientOutputLimit),
+			TlsCertFile:       a.TLSCertFile, TlsKeyFile: a.TLSKeyFile, TlsCaFile: a.TLSCAFile,
+
+			ReadTimeout: durationProto(be.ReadTimeout), WriteTimeout: durationProto(be.WriteTimeout),
+			DialTimeout:     durationProto(be.DialTimeout),
+			NodeConnections: int32(be.NodeConnections), ReadFromSlave: be.ReadFromSlave,
+			BackendUsername: be.BackendUser, BackendPassword: be.BackendPassword,
+			BackendTls: be.BackendTLS, BackendTlsCaFile: be.BackendTLSCAFile, BackendTlsServerName: be.BackendTLSServerName,
+			BackendResp3: be.BackendRESP3,
+
+			SlowlogMaxLen:     int32(min(lv.SlowLogMaxLen, math.MaxInt32)),
+			SlowlogSlowerThan: durationProto(lv.SlowLogSlowerThan),
+			Hotkey: &asterv1.Hotkey{
+				SampleEvery: clamp32(lv.Hotkey.SampleEvery), SketchWidth: clamp32(lv.Hotkey.Width),
+				SketchDepth: clamp32(lv.Hotkey.Depth), Capacity: clamp32(lv.Hotkey.Capacity), Decay: lv.Hotkey.Decay,
+			},
+			BackupRequest: &asterv1.BackupRequest{Enabled: lv.BackupRequest.Enabled,
+				TriggerSlow: durationProto(lv.BackupRequest.TriggerSlow), Multiplier: lv.BackupRequest.Multiplier},
 		}
-		pc.ClientOutputLimit = int64(c.ClientOutputLimit)
-		h := c.Hotkey
-		pc.Hotkey = &asterv1.Hotkey{
-			SampleEvery: clamp32(h.SampleEvery), SketchWidth: clamp32(h.Width), SketchDepth: clamp32(h.Depth),
-			Capacity: clamp32(h.Capacity), Decay: h.Decay,
-		}
-		b := c.BackupRequest
-		pc.BackupRequest = &asterv1.BackupRequest{Enabled: b.Enabled, TriggerSlow: durationProto(b.TriggerSlow), Multiplier: b.Multiplier}
-		for _, u := range slices.Sorted(maps.Keys(c.Users)) {
-			pu := &asterv1.User{Username: u, Password: c.Users[u]}
-			if r, ok := c.UserRights[u]; ok {
+		for _, u := range slices.Sorted(maps.Keys(a.Users)) {
+			pu := &asterv1.User{Username: u, Password: a.Users[u]}
+			if r, ok := a.UserRights[u]; ok {
 				pu.Commands, pu.Keys, pu.RestrictKeys = r.Commands, r.Keys, r.Keys != nil
 			}
 			pc.Users = append(pc.Users, pu)
@@ -98,42 +104,50 @@ func FromProto(p *asterv1.Snapshot) (*route.Snapshot, error) {
 	out := &route.Snapshot{Version: p.GetVersion(), Clusters: make([]route.ClusterSpec, 0, len(p.GetClusters()))}
 	for _, pc := range p.GetClusters() {
 		c := route.ClusterSpec{
-			Name: pc.GetName(), ListenAddr: pc.GetListenAddr(), ListenProto: pc.GetListenProto(),
-			ReadTimeout: pc.GetReadTimeout().AsDuration(), WriteTimeout: pc.GetWriteTimeout().AsDuration(),
-			DialTimeout:     pc.GetDialTimeout().AsDuration(),
-			NodeConnections: int(pc.GetNodeConnections()), ReadFromSlave: pc.GetReadFromSlave(),
-			BackendUser: pc.GetBackendUsername(), BackendPassword: pc.GetBackendPassword(),
-			MaxConnections: int(pc.GetMaxConnections()), IdleTimeout: pc.GetIdleTimeout().AsDuration(),
-			SlowLogMaxLen: int(pc.GetSlowlogMaxLen()), SlowLogSlowerThan: pc.GetSlowlogSlowerThan().AsDuration(),
-			TLSCertFile: pc.GetTlsCertFile(), TLSKeyFile: pc.GetTlsKeyFile(), TLSCAFile: pc.GetTlsCaFile(),
-			BackendTLS: pc.GetBackendTls(), BackendTLSCAFile: pc.GetBackendTlsCaFile(), BackendTLSServerName: pc.GetBackendTlsServerName(),
-			BackendRESP3: pc.GetBackendResp3(),
+			Name:   pc.GetName(),
+			Listen: route.ListenSettings{Proto: pc.GetListenProto(), Addr: pc.GetListenAddr()},
+			Access: route.AccessSettings{
+				MaxConnections: int(pc.GetMaxConnections()), IdleTimeout: pc.GetIdleTimeout().AsDuration(),
+				ClientOutputLimit: int(min(max(pc.GetClientOutputLimit(), math.MinInt32), math.MaxInt32)), // checked below
+				TLSCertFile:       pc.GetTlsCertFile(), TLSKeyFile: pc.GetTlsKeyFile(), TLSCAFile: pc.GetTlsCaFile(),
+			},
+			Backend: route.BackendSettings{
+				ReadTimeout: pc.GetReadTimeout().AsDuration(), WriteTimeout: pc.GetWriteTimeout().AsDuration(),
+				DialTimeout:     pc.GetDialTimeout().AsDuration(),
+				NodeConnections: int(pc.GetNodeConnections()), ReadFromSlave: pc.GetReadFromSlave(),
+				BackendUser: pc.GetBackendUsername(), BackendPassword: pc.GetBackendPassword(),
+				BackendTLS: pc.GetBackendTls(), BackendTLSCAFile: pc.GetBackendTlsCaFile(), BackendTLSServerName: pc.GetBackendTlsServerName(),
+				BackendRESP3: pc.GetBackendResp3(),
+			},
+			Live: route.LiveSettings{
+				SlowLogMaxLen: int(pc.GetSlowlogMaxLen()), SlowLogSlowerThan: pc.GetSlowlogSlowerThan().AsDuration(),
+			},
 		}
-		c.ClientOutputLimit = int(min(max(pc.GetClientOutputLimit(), math.MinInt32), math.MaxInt32)) // checked below
 		if h := pc.GetHotkey(); h != nil {
-			c.Hotkey = route.HotkeySpec{
+			c.Live.Hotkey = route.HotkeySpec{
 				SampleEvery: int(h.GetSampleEvery()), Width: int(h.GetSketchWidth()), Depth: int(h.GetSketchDepth()),
 				Capacity: int(h.GetCapacity()), Decay: h.GetDecay(),
 			}
 		}
 		if b := pc.GetBackupRequest(); b != nil {
-			c.BackupRequest = route.BackupRequest{Enabled: b.GetEnabled(), TriggerSlow: b.GetTriggerSlow().AsDuration(), Multiplier: b.GetMultiplier()}
+			c.Live.BackupRequest = route.BackupRequest{Enabled: b.GetEnabled(), TriggerSlow: b.GetTriggerSlow().AsDuration(), Multiplier: b.GetMultiplier()}
 		}
 		if us := pc.GetUsers(); len(us) > 0 {
-			c.Users = make(map[string]string, len(us))
+			a := &c.Access
+			a.Users = make(map[string]string, len(us))
 			for _, u := range us {
-				c.Users[u.GetUsername()] = u.GetPassword()
+				a.Users[u.GetUsername()] = u.GetPassword()
 				if u.GetCommands() == "" && !u.GetRestrictKeys() {
 					continue
 				}
-				if c.UserRights == nil {
-					c.UserRights = map[string]route.UserRights{}
+				if a.UserRights == nil {
+					a.UserRights = map[string]route.UserRights{}
 				}
 				r := route.UserRights{Commands: u.GetCommands()}
 				if u.GetRestrictKeys() {
 					r.Keys = append([]string{}, u.GetKeys()...)
 				}
-				c.UserRights[u.GetUsername()] = r
+				a.UserRights[u.GetUsername()] = r
 			}
 		}
 		if err := checkRanges(&c); err != nil {
@@ -215,22 +229,23 @@ func checkRanges(c *route.ClusterSpec) error {
 		}
 		return v
 	}
-	h := c.Hotkey
+	a, b, l := c.Access, c.Backend, c.Live
+	h := l.Hotkey
 	checks := []intCheck{
-		{limits.ReadTimeout, dur(c.ReadTimeout, time.Millisecond), false},
-		{limits.WriteTimeout, dur(c.WriteTimeout, time.Millisecond), false},
-		{limits.DialTimeout, dur(c.DialTimeout, time.Millisecond), false},
-		{limits.NodeConnections, int64(c.NodeConnections), true},
-		{limits.MaxConnections, int64(c.MaxConnections), false},
-		{limits.ClientIdleTimeout, dur(c.IdleTimeout, time.Second), false},
-		{limits.ClientOutputLimit, int64(c.ClientOutputLimit), true},
-		{limits.SlowlogMaxLen, int64(c.SlowLogMaxLen), false},
-		{limits.SlowlogSlowerThan, dur(c.SlowLogSlowerThan, time.Microsecond), false},
+		{limits.ReadTimeout, dur(b.ReadTimeout, time.Millisecond), false},
+		{limits.WriteTimeout, dur(b.WriteTimeout, time.Millisecond), false},
+		{limits.DialTimeout, dur(b.DialTimeout, time.Millisecond), false},
+		{limits.NodeConnections, int64(b.NodeConnections), true},
+		{limits.MaxConnections, int64(a.MaxConnections), false},
+		{limits.ClientIdleTimeout, dur(a.IdleTimeout, time.Second), false},
+		{limits.ClientOutputLimit, int64(a.ClientOutputLimit), true},
+		{limits.SlowlogMaxLen, int64(l.SlowLogMaxLen), false},
+		{limits.SlowlogSlowerThan, dur(l.SlowLogSlowerThan, time.Microsecond), false},
 		{limits.HotkeySampleEvery, int64(h.SampleEvery), true},
 		{limits.HotkeySketchWidth, int64(h.Width), true},
 		{limits.HotkeySketchDepth, int64(h.Depth), true},
 		{limits.HotkeyCapacity, int64(h.Capacity), true},
-		{limits.BackupThreshold, dur(c.BackupRequest.TriggerSlow, time.Millisecond), false},
+		{limits.BackupThreshold, dur(l.BackupRequest.TriggerSlow, time.Millisecond), false},
 	}
 	for _, k := range checks {
 		if (k.unset && k.v == 0) || k.r.Contains(k.v) {
@@ -241,7 +256,7 @@ func checkRanges(c *route.ClusterSpec) error {
 	for _, k := range []struct {
 		r limits.Float
 		v float64
-	}{{limits.HotkeyDecay, h.Decay}, {limits.BackupMultiplier, c.BackupRequest.Multiplier}} {
+	}{{limits.HotkeyDecay, h.Decay}, {limits.BackupMultiplier, l.BackupRequest.Multiplier}} {
 		if k.v == 0 || k.r.Contains(k.v) {
 			continue
 		}

@@ -68,51 +68,42 @@ func TestRoundTrip(t *testing.T) {
 		spec   route.ClusterSpec
 		hashes map[string]controlplane.RingHash
 	}{
-		{"ring with aliases weights and tag", route.ClusterSpec{
-			Name: "ring", ListenAddr: "127.0.0.1:7000", ListenProto: "tcp",
-			ReadTimeout: 500 * time.Millisecond, WriteTimeout: time.Second, DialTimeout: 200 * time.Millisecond,
-			NodeConnections: 2, Table: &route.Table{Version: 41, Ring: ring},
-		}, map[string]controlplane.RingHash{"ring": {Method: "murmur", Tag: "{}"}}},
-		{"ring default hash no tag zero timeouts", route.ClusterSpec{
-			Name: "plain", ListenAddr: "/tmp/aster.sock", ListenProto: "unix",
-			NodeConnections: 1, Table: &route.Table{Version: 3, Ring: plainRing},
-		}, map[string]controlplane.RingHash{"plain": {}}},
-		{"empty ring", route.ClusterSpec{
-			Name: "empty", ListenAddr: "127.0.0.1:7200", ListenProto: "tcp",
-			Table: &route.Table{Version: 9, Ring: mustRing(t, "", "")},
-		}, map[string]controlplane.RingHash{"empty": {Method: "fnv1a_64", Tag: "{}"}}},
-		{"slot map with replicas", route.ClusterSpec{
-			Name: "cluster", ListenAddr: "127.0.0.1:8000", ListenProto: "tcp", ReadFromSlave: true,
-			NodeConnections: 4, Table: &route.Table{Version: 77, Slots: slots},
-			Hotkey:        route.HotkeySpec{SampleEvery: 16, Width: 2048, Depth: 5, Capacity: 1024, Decay: 0.9},
-			BackupRequest: route.BackupRequest{Enabled: true, TriggerSlow: 50 * time.Millisecond, Multiplier: 2.5},
-		}, nil},
-		{"partial slot map", route.ClusterSpec{
-			Name: "partial", ListenAddr: "127.0.0.1:8100", ListenProto: "tcp",
-			Table: &route.Table{Version: 5, Slots: partial},
-		}, nil},
-		{"no table yet", route.ClusterSpec{Name: "fetching", ListenAddr: "127.0.0.1:8200", ListenProto: "tcp"}, nil},
-		{"access settings", route.ClusterSpec{
-			Name: "secured", ListenAddr: "127.0.0.1:8300", ListenProto: "tcp",
-			Users:       map[string]string{"default": "pw", "ops": "opspw"},
-			BackendUser: "proxy", BackendPassword: "backpw", MaxConnections: 5000, IdleTimeout: 30 * time.Second,
-			SlowLogMaxLen: 128, SlowLogSlowerThan: 10 * time.Millisecond,
-			TLSCertFile: "/etc/aster/cert.pem", TLSKeyFile: "/etc/aster/key.pem", TLSCAFile: "/etc/aster/ca.pem",
-			BackendTLS: true, BackendTLSCAFile: "/etc/aster/backend-ca.pem", BackendTLSServerName: "redis.internal",
-			BackendRESP3: true,
-		}, nil},
-		{"user rights", route.ClusterSpec{
-			Name: "rights", ListenAddr: "127.0.0.1:8400", ListenProto: "tcp",
-			Users: map[string]string{"default": "pw", "app": "a", "ops": "o", "nokeys": "n", "free": "f"},
-			UserRights: map[string]route.UserRights{
+		{"ring with aliases weights and tag", route.ClusterSpec{Name: "ring",
+			Table:   &route.Table{Version: 41, Ring: ring},
+			Listen:  route.ListenSettings{Addr: "127.0.0.1:7000", Proto: "tcp"},
+			Backend: route.BackendSettings{ReadTimeout: 500 * time.Millisecond, WriteTimeout: time.Second, DialTimeout: 200 * time.Millisecond, NodeConnections: 2}}, map[string]controlplane.RingHash{"ring": {Method: "murmur", Tag: "{}"}}},
+		{"ring default hash no tag zero timeouts", route.ClusterSpec{Name: "plain",
+			Table:   &route.Table{Version: 3, Ring: plainRing},
+			Listen:  route.ListenSettings{Addr: "/tmp/aster.sock", Proto: "unix"},
+			Backend: route.BackendSettings{NodeConnections: 1}}, map[string]controlplane.RingHash{"plain": {}}},
+		{"empty ring", route.ClusterSpec{Name: "empty",
+			Table:  &route.Table{Version: 9, Ring: mustRing(t, "", "")},
+			Listen: route.ListenSettings{Addr: "127.0.0.1:7200", Proto: "tcp"}}, map[string]controlplane.RingHash{"empty": {Method: "fnv1a_64", Tag: "{}"}}},
+		{"slot map with replicas", route.ClusterSpec{Name: "cluster",
+			Table:   &route.Table{Version: 77, Slots: slots},
+			Listen:  route.ListenSettings{Addr: "127.0.0.1:8000", Proto: "tcp"},
+			Backend: route.BackendSettings{ReadFromSlave: true, NodeConnections: 4},
+			Live:    route.LiveSettings{Hotkey: route.HotkeySpec{SampleEvery: 16, Width: 2048, Depth: 5, Capacity: 1024, Decay: 0.9}, BackupRequest: route.BackupRequest{Enabled: true, TriggerSlow: 50 * time.Millisecond, Multiplier: 2.5}}}, nil},
+		{"partial slot map", route.ClusterSpec{Name: "partial",
+			Table:  &route.Table{Version: 5, Slots: partial},
+			Listen: route.ListenSettings{Addr: "127.0.0.1:8100", Proto: "tcp"}}, nil},
+		{"no table yet", route.ClusterSpec{Name: "fetching",
+			Listen: route.ListenSettings{Addr: "127.0.0.1:8200", Proto: "tcp"}}, nil},
+		{"access settings", route.ClusterSpec{Name: "secured",
+			Listen:  route.ListenSettings{Addr: "127.0.0.1:8300", Proto: "tcp"},
+			Access:  route.AccessSettings{Users: map[string]string{"default": "pw", "ops": "opspw"}, MaxConnections: 5000, IdleTimeout: 30 * time.Second, TLSCertFile: "/etc/aster/cert.pem", TLSKeyFile: "/etc/aster/key.pem", TLSCAFile: "/etc/aster/ca.pem"},
+			Backend: route.BackendSettings{BackendUser: "proxy", BackendPassword: "backpw", BackendTLS: true, BackendTLSCAFile: "/etc/aster/backend-ca.pem", BackendTLSServerName: "redis.internal", BackendRESP3: true},
+			Live:    route.LiveSettings{SlowLogMaxLen: 128, SlowLogSlowerThan: 10 * time.Millisecond}}, nil},
+		{"user rights", route.ClusterSpec{Name: "rights",
+			Listen: route.ListenSettings{Addr: "127.0.0.1:8400", Proto: "tcp"},
+			Access: route.AccessSettings{Users: map[string]string{"default": "pw", "app": "a", "ops": "o", "nokeys": "n", "free": "f"}, UserRights: map[string]route.UserRights{
 				"app":    {Commands: "+@all -@dangerous", Keys: []string{"app:*", "b[a-z]?"}},
 				"ops":    {Commands: "-@all +@admin"},
 				"nokeys": {Keys: []string{}},
-			},
-		}, nil},
-		{"client output limit", route.ClusterSpec{
-			Name: "limited", ListenAddr: "127.0.0.1:8400", ListenProto: "tcp", ClientOutputLimit: 8 << 20,
-		}, nil},
+			}}}, nil},
+		{"client output limit", route.ClusterSpec{Name: "limited",
+			Listen: route.ListenSettings{Addr: "127.0.0.1:8400", Proto: "tcp"},
+			Access: route.AccessSettings{ClientOutputLimit: 8 << 20}}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -205,7 +196,7 @@ func TestConvertErrors(t *testing.T) {
 	}{
 		{"ring without hash settings", &route.Snapshot{Clusters: []route.ClusterSpec{{Name: "x", Table: &route.Table{Ring: ring}}}}, nil, "no hash method"},
 		{"table with neither", &route.Snapshot{Clusters: []route.ClusterSpec{{Name: "x", Table: &route.Table{Version: 4}}}}, nil, "neither ring nor slot map"},
-		{"negative node connections", &route.Snapshot{Clusters: []route.ClusterSpec{{Name: "x", NodeConnections: -1}}}, nil, "node_connections"},
+		{"negative node connections", &route.Snapshot{Clusters: []route.ClusterSpec{{Name: "x", Backend: route.BackendSettings{NodeConnections: -1}}}}, nil, "node_connections"},
 	}
 	for _, tc := range toProto {
 		t.Run("to proto: "+tc.name, func(t *testing.T) {

@@ -183,19 +183,22 @@ func (b *lockedBuffer) String() string {
 func TestClientRefusesOutOfRangeSnapshot(t *testing.T) {
 	ring := mustRing(t, "", "", route.Node{Addr: "127.0.0.1:7001", Weight: 1})
 	spec := func(version uint64) route.ClusterSpec {
-		return route.ClusterSpec{Name: "x", ListenAddr: "127.0.0.1:7000", ListenProto: "tcp", NodeConnections: 2,
-			MaxConnections: 100, Table: &route.Table{Version: version, Ring: ring}}
+		return route.ClusterSpec{Name: "x",
+			Table:   &route.Table{Version: version, Ring: ring},
+			Listen:  route.ListenSettings{Addr: "127.0.0.1:7000", Proto: "tcp"},
+			Access:  route.AccessSettings{MaxConnections: 100},
+			Backend: route.BackendSettings{NodeConnections: 2}}
 	}
 	cases := []struct {
 		key string
 		set func(*route.ClusterSpec)
 	}{
-		{"node_connections", func(c *route.ClusterSpec) { c.NodeConnections = 100 }},
-		{"max_connections", func(c *route.ClusterSpec) { c.MaxConnections = 2 << 20 }},
-		{"client_output_limit", func(c *route.ClusterSpec) { c.ClientOutputLimit = 1 }},
-		{"read_timeout", func(c *route.ClusterSpec) { c.ReadTimeout = 2 * time.Hour }},
-		{"hotkey_sketch_width", func(c *route.ClusterSpec) { c.Hotkey.Width = 1 << 20 }},
-		{"backup_request.multiplier", func(c *route.ClusterSpec) { c.BackupRequest.Multiplier = math.NaN() }},
+		{"node_connections", func(c *route.ClusterSpec) { c.Backend.NodeConnections = 100 }},
+		{"max_connections", func(c *route.ClusterSpec) { c.Access.MaxConnections = 2 << 20 }},
+		{"client_output_limit", func(c *route.ClusterSpec) { c.Access.ClientOutputLimit = 1 }},
+		{"read_timeout", func(c *route.ClusterSpec) { c.Backend.ReadTimeout = 2 * time.Hour }},
+		{"hotkey_sketch_width", func(c *route.ClusterSpec) { c.Live.Hotkey.Width = 1 << 20 }},
+		{"backup_request.multiplier", func(c *route.ClusterSpec) { c.Live.BackupRequest.Multiplier = math.NaN() }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.key, func(t *testing.T) {

@@ -164,8 +164,8 @@ func TestWatchStreamsSnapshots(t *testing.T) {
 	if got := ringAddrs(first); !slices.Equal(got, []string{"127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"}) {
 		t.Fatalf("ring nodes %v", got)
 	}
-	if first.Clusters[0].ListenAddr != "127.0.0.1:7000" {
-		t.Fatalf("listen addr %q", first.Clusters[0].ListenAddr)
+	if first.Clusters[0].Listen.Addr != "127.0.0.1:7000" {
+		t.Fatalf("listen addr %q", first.Clusters[0].Listen.Addr)
 	}
 	// Murmur crossed the wire: the data plane places keys like the control plane's ring.
 	for _, k := range []string{"a", "b", "user:1", "user:2", "x"} {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/aster-proxy/aster/dataplane/route"
 )
 
 // emfileListener fails Accept with EMFILE (then ENFILE) fails times, then hands out conn.
@@ -59,7 +61,7 @@ func TestAcceptSurvivesEMFILE(t *testing.T) {
 		defer bufMu.Unlock()
 		return buf.Write(p)
 	}), Level: hclog.Debug})
-	c := NewCluster(Options{Name: "a", Logger: logger})
+	c := MustCluster(t, route.ClusterSpec{Name: "a"}, Env{Logger: logger})
 	client, server := net.Pipe()
 	defer client.Close()
 	ln := &emfileListener{fails: fails, conn: server, closed: make(chan struct{})}

@@ -41,9 +41,11 @@ func startACLEnv(t *testing.T, users map[string]string, rights map[string]route.
 	e := &aclEnv{srv: proxy.NewServer(proxy.ServerOptions{Logger: testLogger(t)})}
 	t.Cleanup(e.srv.Close)
 	e.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(redistest.FreePort(t)))
-	e.spec = route.ClusterSpec{Name: "acl", ListenAddr: e.addr, ListenProto: "tcp",
-		ReadTimeout: 2 * time.Second, WriteTimeout: time.Second, DialTimeout: time.Second,
-		Users: users, UserRights: rights, Table: &route.Table{Version: 1, Ring: ring}}
+	e.spec = route.ClusterSpec{Name: "acl",
+		Table:   &route.Table{Version: 1, Ring: ring},
+		Listen:  route.ListenSettings{Addr: e.addr, Proto: "tcp"},
+		Access:  route.AccessSettings{Users: users, UserRights: rights},
+		Backend: route.BackendSettings{ReadTimeout: 2 * time.Second, WriteTimeout: time.Second, DialTimeout: time.Second}}
 	e.apply(t)
 	return e
 }
@@ -173,7 +175,7 @@ func TestUserRightsEnforced(t *testing.T) {
 	)
 	// Subscribed mode checks its commands too.
 	sub := e.dial(t)
-	e.spec.UserRights = map[string]route.UserRights{"app": {Commands: "+@all -psubscribe"}}
+	e.spec.Access.UserRights = map[string]route.UserRights{"app": {Commands: "+@all -psubscribe"}}
 	e.apply(t)
 	expect(t, sub, [2]string{"AUTH app a", "+OK"}, [2]string{"SUBSCRIBE ch", "*3"})
 	expect(t, sub, [2]string{"PSUBSCRIBE c*", nopermCmd("app", "psubscribe")})
@@ -189,7 +191,7 @@ func TestUserRightsReload(t *testing.T) {
 	expect(t, app, [2]string{"AUTH app a", "+OK"}, [2]string{"SET app:1 v", "+OK"})
 	expect(t, ops, [2]string{"AUTH ops o", "+OK"}, [2]string{"SET x v", "+OK"})
 
-	e.spec.UserRights = map[string]route.UserRights{
+	e.spec.Access.UserRights = map[string]route.UserRights{
 		"app": {Commands: "-@all +get"},
 		"ops": {Keys: []string{"ops:*"}},
 	}
@@ -200,8 +202,8 @@ func TestUserRightsReload(t *testing.T) {
 	// Passwords change on the listener that exists: the session of the removed user is
 	// refused from its next command, the removed user cannot log in, the others go by the
 	// new rules.
-	e.spec.Users = map[string]string{"ops": "o2"}
-	e.spec.UserRights = map[string]route.UserRights{"ops": {Commands: "+@all -get"}}
+	e.spec.Access.Users = map[string]string{"ops": "o2"}
+	e.spec.Access.UserRights = map[string]route.UserRights{"ops": {Commands: "+@all -get"}}
 	e.apply(t)
 	app.send("PING\r\n")
 	if l, _ := app.br.ReadString('\n'); !strings.HasPrefix(l, nopermCmd("app", "ping")) {
@@ -217,12 +219,12 @@ func TestUserRightsReload(t *testing.T) {
 	// A subscribed client follows a reload too.
 	sub := e.dial(t)
 	expect(t, sub, [2]string{"AUTH ops o2", "+OK"}, [2]string{"SUBSCRIBE ch", "*3"})
-	e.spec.UserRights = map[string]route.UserRights{"ops": {Commands: "+@all -get -psubscribe"}}
+	e.spec.Access.UserRights = map[string]route.UserRights{"ops": {Commands: "+@all -get -psubscribe"}}
 	e.apply(t)
 	expect(t, sub, [2]string{"PSUBSCRIBE c*", nopermCmd("ops", "psubscribe")}, [2]string{"SUBSCRIBE c2", "*3"})
 
 	// Rules removed: everything again.
-	e.spec.UserRights = nil
+	e.spec.Access.UserRights = nil
 	e.apply(t)
 	expect(t, app, [2]string{"GET app:1", "$1"}, [2]string{"RESET", "+RESET"}, [2]string{"GET app:1", "-NOAUTH"})
 }

@@ -65,9 +65,11 @@ func TestApplyListenerLifecycle(t *testing.T) {
 	addrB := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
 	var ver uint64
 	spec := func(name, addr, pass string) route.ClusterSpec {
-		return route.ClusterSpec{Name: name, ListenAddr: addr, ListenProto: "tcp", ReadTimeout: 2 * time.Second,
-			WriteTimeout: time.Second, DialTimeout: time.Second, Users: map[string]string{"default": pass},
-			Table: &route.Table{Version: ver + 1, Ring: ring}}
+		return route.ClusterSpec{Name: name,
+			Table:   &route.Table{Version: ver + 1, Ring: ring},
+			Listen:  route.ListenSettings{Addr: addr, Proto: "tcp"},
+			Access:  route.AccessSettings{Users: map[string]string{"default": pass}},
+			Backend: route.BackendSettings{ReadTimeout: 2 * time.Second, WriteTimeout: time.Second, DialTimeout: time.Second}}
 	}
 	apply := func(specs ...route.ClusterSpec) error {
 		ver++
@@ -94,7 +96,7 @@ func TestApplyListenerLifecycle(t *testing.T) {
 	// Access: the same cluster and listener; the logged-in client stays; new ones go by the
 	// new password and limit.
 	sp := spec("a", addrA, "q")
-	sp.MaxConnections = 50
+	sp.Access.MaxConnections = 50
 	must(apply(sp))
 	if s.cluster("a") != a1 || ClientLimit(s, "a") != 50 {
 		t.Fatalf("an access change replaced the cluster (%v) or missed max_connections (%d)", s.cluster("a") != a1, ClientLimit(s, "a"))
@@ -135,7 +137,7 @@ func TestApplyListenerLifecycle(t *testing.T) {
 	// TLS turned on, same address: handed over too; clients speak TLS from now.
 	certs := redistest.GenCerts(t)
 	tlsSpec := spec("b", addrB, "q")
-	tlsSpec.TLSCertFile, tlsSpec.TLSKeyFile = certs.CertFile, certs.KeyFile
+	tlsSpec.Access.TLSCertFile, tlsSpec.Access.TLSKeyFile = certs.CertFile, certs.KeyFile
 	must(apply(tlsSpec))
 	b := s.cluster("b")
 	if got := line(t, dialT(t, addrB, certs.ClientTLS(t, false)), "AUTH q"); got != "+OK" {
@@ -148,7 +150,7 @@ func TestApplyListenerLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	changed := tlsSpec
-	changed.Users = map[string]string{"default": "z"}
+	changed.Access.Users = map[string]string{"default": "z"}
 	err = apply(changed, spec("c", taken.Addr().String(), "c"))
 	if err == nil || !strings.Contains(err.Error(), "address already in use") || !strings.Contains(err.Error(), `cluster "c"`) {
 		t.Fatalf("Apply onto a taken port: %v", err)
@@ -171,7 +173,7 @@ func TestApplyListenerLifecycle(t *testing.T) {
 // the name and the table is seen, so that no setting is silently left unapplied. (Turning TLS
 // on is two: the listener's key and its files.)
 func TestEverySettingHasAGroup(t *testing.T) {
-	base := route.ClusterSpec{Name: "x", ListenProto: "tcp"}
+	base := route.ClusterSpec{Name: "x", Listen: route.ListenSettings{Proto: "tcp"}}
 	typ := reflect.TypeOf(base)
 	for i := 0; i < typ.NumField(); i++ {
 		f := typ.Field(i)
@@ -225,8 +227,10 @@ func TestRefusedSnapshotStillRoutes(t *testing.T) {
 	}
 	s := NewServer(ServerOptions{Logger: testlog.New(t, t.Name(), hclog.Warn)})
 	t.Cleanup(s.Close)
-	a := route.ClusterSpec{Name: "a", ListenAddr: "127.0.0.1:0", ListenProto: "tcp", MaxConnections: 5,
-		Table: &route.Table{Version: 1, Ring: ring("127.0.0.1:1")}}
+	a := route.ClusterSpec{Name: "a",
+		Table:  &route.Table{Version: 1, Ring: ring("127.0.0.1:1")},
+		Listen: route.ListenSettings{Addr: "127.0.0.1:0", Proto: "tcp"},
+		Access: route.AccessSettings{MaxConnections: 5}}
 	if err := s.Apply(&route.Snapshot{Version: 1, Clusters: []route.ClusterSpec{a}}); err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +242,7 @@ func TestRefusedSnapshotStillRoutes(t *testing.T) {
 	moved := a
 	moved.Table = &route.Table{Version: 2, Ring: ring("127.0.0.1:2")}
 	snap := &route.Snapshot{Version: 2, Clusters: []route.ClusterSpec{moved,
-		{Name: "c", ListenAddr: taken.Addr().String(), Table: moved.Table}}}
+		{Name: "c", Listen: route.ListenSettings{Addr: taken.Addr().String()}, Table: moved.Table}}}
 	if err := s.Apply(snap); err == nil {
 		t.Fatal("a snapshot with a cluster on a taken port was applied")
 	}

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,71 +22,27 @@ import (
 	"github.com/aster-proxy/aster/internal/tlsconf"
 )
 
-// Options configure one cluster's data plane.
-type Options struct {
-	Name            string
-	ListenAddr      string
-	ListenProto     string // "tcp" (default) or "unix"
-	ReadTimeout     time.Duration
-	WriteTimeout    time.Duration
-	DialTimeout     time.Duration
-	NodeConnections int // shared connections per node; a session always uses the same one
-	// RetireGrace is how long a node's connections outlive the last table that names it, so
-	// that requests already on them complete. Default 5s.
-	RetireGrace time.Duration
-	Logger      hclog.Logger
+// Env is what a cluster takes from the process that serves it rather than from its spec.
+type Env struct {
+	Logger hclog.Logger
 	// Version is reported by INFO.
 	Version string
 	// AnnounceIP is the address CLUSTER SLOTS/SHARDS/NODES name; empty: the listener's.
 	AnnounceIP string
-	// ReadFromSlave spreads read-only commands of a Redis Cluster over each slot's master and
-	// replicas; every connection then opens with READONLY.
-	ReadFromSlave bool
 	// Hint is called, without blocking, when the data plane sees that the topology it routes
 	// by is stale: a MOVED reply or a failing node. The control plane refreshes. May be nil.
 	Hint func()
 	// Metrics, when set, receive the cluster's traffic, errors and latencies.
 	Metrics *Metrics
-
-	// Users are the client credentials, username → password ("default" for a plain AUTH
-	// password); empty means no authentication.
-	Users map[string]string
-	// Rights are the access rules of the Users that have some (acl package); the others, and
-	// clients of a cluster without Users, may run everything.
-	Rights map[string]route.UserRights
-	// BackendAuth is sent (AUTH [user] pass) on every new backend connection; empty for none.
-	BackendUser, BackendPassword string
-	// MaxConnections bounds the cluster's clients; 0 means no bound.
-	MaxConnections int
-	// IdleTimeout closes a client that sends nothing for that long; 0 means never.
-	IdleTimeout time.Duration
-	// TLS, when set, makes the client listener speak TLS.
-	TLS *tls.Config
-	// BackendTLS, when set, makes connections to the nodes TLS (ServerName filled per node
-	// when empty).
-	BackendTLS *tls.Config
-	// SlowLogMaxLen commands taking at least SlowLogSlowerThan are kept for SLOWLOG and the
-	// admin API; SlowLogMaxLen 0 turns the slow log off.
-	SlowLogMaxLen     int
-	SlowLogSlowerThan time.Duration
-	// BackendRESP3 makes backend connections speak RESP3 (HELLO 3); replies are converted
-	// for RESP2 clients. Off: RESP2, converted for RESP3 clients.
-	BackendRESP3 bool
-	// Hotkey sizes the hot-key tracker (HOTKEY); zero fields take its defaults. Sampling
-	// starts off: HOTKEY ENABLE or CONFIG SET turns it on.
-	Hotkey route.HotkeySpec
-	// BackupRequest is the backup-read policy (Redis Cluster only).
-	BackupRequest route.BackupRequest
-
-	// OutputLimit bounds the reply bytes a client may have pending (client_output_limit): a
-	// session sends no more of a client's commands while the replies it holds for it reach
-	// this, and disconnects a client whose batch's replies do not fit (session.overLimit),
-	// so a client costs at most this plus one reply. 0: the default.
-	OutputLimit int
+	// RetireGrace is how long a node's connections outlive the last table that names it, so
+	// that requests already on them complete; also how long a retired cluster drains.
+	// Default 5s.
+	RetireGrace time.Duration
 }
 
-// DefaultOutputLimit is OutputLimit when unset: Redis's pubsub client-output-buffer-limit
-// (32mb), which is also what a subscriber may have unread here.
+// DefaultOutputLimit is client_output_limit when unset (AccessSettings.ClientOutputLimit
+// 0): Redis's pubsub client-output-buffer-limit (32mb), which is also what a subscriber may
+// have unread here.
 const DefaultOutputLimit = 32 << 20
 
 // snapshot is a routing table joined with the connection pools of the nodes it names, so a
@@ -135,10 +90,15 @@ type backendConf struct {
 	tls                                    *tls.Config // nil: plain
 }
 
-func backendOf(o Options) backendConf {
-	return backendConf{readTimeout: o.ReadTimeout, writeTimeout: o.WriteTimeout, dialTimeout: o.DialTimeout,
-		nodeConns: max(o.NodeConnections, 1), readFromSlave: o.ReadFromSlave,
-		user: o.BackendUser, password: o.BackendPassword, resp3: o.BackendRESP3, tls: o.BackendTLS}
+// backendOf is b with its TLS configuration (read by prepare; nil unless b.BackendTLS).
+func backendOf(b route.BackendSettings, tlsConf *tls.Config) backendConf {
+	conf := backendConf{readTimeout: b.ReadTimeout, writeTimeout: b.WriteTimeout, dialTimeout: b.DialTimeout,
+		nodeConns: max(b.NodeConnections, 1), readFromSlave: b.ReadFromSlave,
+		user: b.BackendUser, password: b.BackendPassword, resp3: b.BackendRESP3}
+	if b.BackendTLS {
+		conf.tls = tlsConf
+	}
+	return conf
 }
 
 // settings are what a new generation takes from outside its predecessor: a reload's parts,
@@ -233,12 +193,14 @@ func (p *pool) close() {
 
 // Cluster serves one cluster's clients. Update may be called from any goroutine.
 type Cluster struct {
-	opts    Options
+	name    string
+	env     Env
+	listen  route.ListenSettings // what Listen opens (a cluster of a Server gets its listener from it)
 	log     hclog.Logger
 	metrics clusterMetrics
 	// readonly: connections open with READONLY for backup reads even without ReadFromSlave.
 	readonly bool
-	// live are the file's live settings (the spec served, or NewCluster's options); overlay
+	// live are the file's live settings (those of the spec served); overlay
 	// the knobs CONFIG SET changed on top of them, by canonical name. Both guarded by mu;
 	// every generation is built from both (buildLiveLocked).
 	live    route.LiveSettings
@@ -278,47 +240,49 @@ type Cluster struct {
 	fdCut         bool      // fdShare differs from what max_connections needs (guarded by the Server's mu)
 }
 
-// NewCluster returns a cluster that has no table yet; requests wait for the first Update.
-func NewCluster(opts Options) *Cluster {
-	if opts.Logger == nil {
-		opts.Logger = hclog.NewNullLogger()
+// NewCluster returns a cluster that serves spec: its settings, and its table when it has
+// one (requests wait for the first table otherwise: Update). It fails, with nothing started,
+// when spec's TLS files cannot be read or its users' rules do not compile.
+func NewCluster(spec route.ClusterSpec, env Env) (*Cluster, error) {
+	p, err := prepare(spec, true, true)
+	if err != nil {
+		return nil, err
 	}
-	if opts.NodeConnections <= 0 {
-		opts.NodeConnections = 1
+	return newCluster(spec, env, p), nil
+}
+
+// newCluster makes the cluster of spec from its prepared parts (p.acc set).
+func newCluster(spec route.ClusterSpec, env Env, p prepared) *Cluster {
+	if env.Logger == nil {
+		env.Logger = hclog.NewNullLogger()
 	}
-	if opts.RetireGrace <= 0 {
-		opts.RetireGrace = 5 * time.Second
-	}
-	if opts.ListenProto == "" {
-		opts.ListenProto = "tcp"
-	}
-	if opts.OutputLimit <= 0 {
-		opts.OutputLimit = DefaultOutputLimit
+	if env.RetireGrace <= 0 {
+		env.RetireGrace = 5 * time.Second
 	}
 	c := &Cluster{
-		metrics:  newClusterMetrics(opts.Metrics, opts.Name),
-		opts:     opts,
-		log:      opts.Logger.Named("dataplane").With("cluster", opts.Name),
+		name:     spec.Name,
+		env:      env,
+		listen:   spec.Listen,
+		metrics:  newClusterMetrics(env.Metrics, spec.Name),
+		log:      env.Logger.Named("dataplane").With("cluster", spec.Name),
 		ready:    make(chan struct{}),
 		pools:    make(map[string]*pool),
 		sessions: make(map[*session]struct{}),
 		retiring: make(map[*pool]*time.Timer),
 	}
-	rights, err := compileRights(opts.Users, opts.Rights)
-	if err != nil {
-		c.log.Error("users' access rules refused; those users may run nothing", "error", err)
+	b, live := backendOf(spec.Backend, p.bTLS), spec.Live
+	in := settings{acc: p.acc, rights: p.rights, backend: &b, live: &live}
+	if t := spec.Table; t != nil && (t.Ring == nil) != (t.Slots == nil) {
+		in.table = t
 	}
-	b := backendOf(opts)
-	live := route.LiveSettings{SlowLogMaxLen: opts.SlowLogMaxLen, SlowLogSlowerThan: opts.SlowLogSlowerThan,
-		Hotkey: opts.Hotkey, BackupRequest: opts.BackupRequest}
 	c.mu.Lock()
-	c.publishLocked(c.buildLocked(nil, settings{acc: newAccess(opts), rights: rights, backend: &b, live: &live}))
+	c.publishLocked(c.buildLocked(nil, in))
 	c.mu.Unlock()
 	return c
 }
 
 // Name is the cluster's name.
-func (c *Cluster) Name() string { return c.opts.Name }
+func (c *Cluster) Name() string { return c.name }
 
 // Update installs a new routing table: the Sink the control plane calls. Tables with a version
 // not newer than the current one are ignored. Connection pools are carried over by address;
@@ -330,7 +294,7 @@ func (c *Cluster) Update(t *route.Table) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return fmt.Errorf("update cluster %q: closed", c.opts.Name)
+		return fmt.Errorf("update cluster %q: closed", c.name)
 	}
 	if cur := c.gen.Load().snap; cur != nil && t.Version <= cur.table.Version {
 		return nil
@@ -364,27 +328,20 @@ func (c *Cluster) installLocked(g *generation, t *route.Table) []string {
 }
 
 // change installs, as one new generation, what a reload changes of a served cluster (old is
-// the spec it served, spec the new one): the access settings and rules acc and rights when
-// not nil, the backend settings (bTLS: their TLS configuration, read by the Server's
-// prepare), the live settings, and spec's table when it is newer. Clients stay connected.
-func (c *Cluster) change(old, spec route.ClusterSpec, acc *access, rights *rightsTable, bTLS *tls.Config) {
+// the spec it served, spec the new one, p what prepare built of it): the access settings
+// when p has them, the backend settings when they changed, the live settings, and spec's
+// table when it is newer. Clients stay connected.
+func (c *Cluster) change(old, spec route.ClusterSpec, p prepared) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return
 	}
-	in := settings{acc: acc, rights: rights, table: spec.Table}
-	if old.Backend() != spec.Backend() {
-		b := backendConf{readTimeout: spec.ReadTimeout, writeTimeout: spec.WriteTimeout, dialTimeout: spec.DialTimeout,
-			nodeConns: max(spec.NodeConnections, 1), readFromSlave: spec.ReadFromSlave,
-			user: spec.BackendUser, password: spec.BackendPassword, resp3: spec.BackendRESP3}
-		if spec.BackendTLS {
-			b.tls = bTLS
-		}
+	in := settings{acc: p.acc, rights: p.rights, table: spec.Table, live: &spec.Live}
+	if old.Backend != spec.Backend {
+		b := backendOf(spec.Backend, p.bTLS)
 		in.backend = &b
 	}
-	live := spec.Live()
-	in.live = &live
 	c.publishLocked(c.buildLocked(c.gen.Load(), in))
 }
 
@@ -407,7 +364,7 @@ func (c *Cluster) readonlyLocked(g *generation) bool { return g.backend.readFrom
 
 // retireLocked closes p after the grace period. c.mu must be held.
 func (c *Cluster) retireLocked(p *pool) {
-	c.retiring[p] = time.AfterFunc(c.opts.RetireGrace, func() {
+	c.retiring[p] = time.AfterFunc(c.env.RetireGrace, func() {
 		c.mu.Lock()
 		delete(c.retiring, p)
 		c.mu.Unlock()
@@ -435,8 +392,8 @@ func (c *Cluster) poolLocked(g *generation, addr string) *pool {
 		host, _, _ := net.SplitHostPort(addr)
 		opts.TLS = tlsconf.ForHost(b.tls, host)
 	}
-	if c.opts.Hint != nil {
-		opts.OnFailure = func(string, error) { c.opts.Hint() }
+	if c.env.Hint != nil {
+		opts.OnFailure = func(string, error) { c.env.Hint() }
 	}
 	if b.password != "" {
 		if b.user != "" {
@@ -485,24 +442,21 @@ func (c *Cluster) poolFor(addr string) *pool {
 
 // hint tells the control plane that the topology looks stale.
 func (c *Cluster) hint() {
-	if c.opts.Hint != nil {
-		c.opts.Hint()
+	if c.env.Hint != nil {
+		c.env.Hint()
 	}
 }
 
 // Listen opens the cluster's listener.
 func (c *Cluster) Listen() error {
-	if c.opts.ListenProto == "unix" {
-		_ = os.Remove(c.opts.ListenAddr) // a stale socket file from a previous run
-	}
-	ln, err := net.Listen(c.opts.ListenProto, c.opts.ListenAddr)
+	ln, err := listen(c.name, c.listen)
 	if err != nil {
-		return fmt.Errorf("cluster %q: listen on %s %s: %w", c.opts.Name, c.opts.ListenProto, c.opts.ListenAddr, err)
+		return err
 	}
 	c.mu.Lock()
 	c.ln = ln
 	c.mu.Unlock()
-	c.log.Info("listening", "addr", ln.Addr().String(), "proto", c.opts.ListenProto)
+	c.log.Info("listening", "addr", ln.Addr().String(), "proto", c.listen.Network())
 	return nil
 }
 
@@ -522,7 +476,7 @@ func (c *Cluster) Serve() error {
 	ln := c.ln
 	c.mu.Unlock()
 	if ln == nil {
-		return fmt.Errorf("cluster %q: serve before listen", c.opts.Name)
+		return fmt.Errorf("cluster %q: serve before listen", c.name)
 	}
 	acceptLoop(ln, c.log, func() bool {
 		c.mu.Lock()
@@ -680,7 +634,7 @@ func (c *Cluster) Drain() {
 	}()
 	select {
 	case <-done:
-	case <-time.After(c.opts.RetireGrace):
+	case <-time.After(c.env.RetireGrace):
 	}
 	c.log.Info("cluster drained and closed")
 	c.Close()

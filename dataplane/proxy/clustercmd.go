@@ -23,7 +23,7 @@ const lastSlot = route.Slots - 1
 // nodeID is the cluster's node ID: 40 hex digits, like Redis's, and stable across restarts
 // (derived from the cluster name) so clients that cache it see the same node.
 func (c *Cluster) nodeID() string {
-	sum := sha1.Sum([]byte(c.opts.Name))
+	sum := sha1.Sum([]byte(c.name))
 	return hex.EncodeToString(sum[:])
 }
 
@@ -36,8 +36,8 @@ func (c *Cluster) announced() (ip string, port int) {
 		lip, port = a.IP, a.Port
 	}
 	switch {
-	case c.opts.AnnounceIP != "":
-		ip = c.opts.AnnounceIP
+	case c.env.AnnounceIP != "":
+		ip = c.env.AnnounceIP
 	case lip != nil && !lip.IsUnspecified():
 		ip = lip.String()
 	default:

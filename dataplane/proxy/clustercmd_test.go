@@ -72,10 +72,10 @@ func cmdFrame(args ...string) string {
 func startAnnouncing(t *testing.T, listen, announceIP string) string {
 	t.Helper()
 	srv := redistest.Start(t)
-	c := proxy.NewCluster(proxy.Options{
-		Name: "ann", ListenAddr: listen, AnnounceIP: announceIP, ReadTimeout: 2 * time.Second,
-		WriteTimeout: time.Second, DialTimeout: time.Second, Logger: testLogger(t),
-	})
+	c := proxy.MustCluster(t, route.ClusterSpec{Name: "ann",
+		Listen:  route.ListenSettings{Addr: listen},
+		Backend: route.BackendSettings{ReadTimeout: 2 * time.Second, WriteTimeout: time.Second, DialTimeout: time.Second}},
+		proxy.Env{AnnounceIP: announceIP, Logger: testLogger(t)})
 	h, _ := route.Hash("fnv1a_64")
 	ring, err := route.NewRing([]route.Node{{Addr: srv.Addr, Name: "r1", Weight: 1}}, h, "{}")
 	if err != nil {

@@ -31,7 +31,7 @@ func (d *dedConn) close() {
 // when there is none.
 func (s *session) dedicated(node int) (*dedConn, error) {
 	if node < 0 || node >= len(s.snap.pools) {
-		return nil, fmt.Errorf("cluster %s: no node %d in the routing table", s.c.opts.Name, node)
+		return nil, fmt.Errorf("cluster %s: no node %d in the routing table", s.c.name, node)
 	}
 	addr := s.snap.pools[node].addr
 	if d := s.reuseDed(addr); d != nil {
@@ -60,7 +60,7 @@ func (s *session) dedicatedAt(addr string) (*dedConn, error) {
 	}
 	p := s.c.poolFor(addr)
 	if p == nil {
-		return nil, fmt.Errorf("cluster %s: closed", s.c.opts.Name)
+		return nil, fmt.Errorf("cluster %s: closed", s.c.name)
 	}
 	nc, hold, err := s.dialDedicated(p.opts)
 	if err != nil {

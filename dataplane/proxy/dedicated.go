@@ -13,7 +13,7 @@ import (
 // closes it, releases its hold (the descriptor counted in the cluster's share).
 func (s *session) dialNode(node int) (net.Conn, *fdHold, error) {
 	if node < 0 || node >= len(s.snap.pools) {
-		return nil, nil, fmt.Errorf("cluster %s: no node %d in the routing table", s.c.opts.Name, node)
+		return nil, nil, fmt.Errorf("cluster %s: no node %d in the routing table", s.c.name, node)
 	}
 	return s.dialDedicated(s.snap.pools[node].opts)
 }
@@ -34,7 +34,7 @@ func (s *session) dialDedicated(opts backend.Options) (net.Conn, *fdHold, error)
 	nc, err := backend.Dial(opts)
 	if err != nil {
 		hold.release()
-		return nil, nil, fmt.Errorf("cluster %s: dedicated connection: %w", s.c.opts.Name, err)
+		return nil, nil, fmt.Errorf("cluster %s: dedicated connection: %w", s.c.name, err)
 	}
 	return nc, hold, nil
 }

@@ -1,6 +1,21 @@
 package proxy
 
-import "time"
+import (
+	"testing"
+	"time"
+
+	"github.com/aster-proxy/aster/dataplane/route"
+)
+
+// MustCluster is NewCluster for a test: a spec it cannot serve fails the test.
+func MustCluster(t testing.TB, spec route.ClusterSpec, env Env) *Cluster {
+	t.Helper()
+	c, err := NewCluster(spec, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
 
 // SetPanicHook makes sessions call f with every unknown command they handle (nil: none), so
 // that a test can make one panic. Set it before the cluster serves, reset it after it closed.

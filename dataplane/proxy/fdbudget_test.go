@@ -19,8 +19,11 @@ func TestServerSharesOpenFileLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := func(name string, maxConns int) route.ClusterSpec {
-		return route.ClusterSpec{Name: name, ListenAddr: "127.0.0.1:0", ListenProto: "tcp", NodeConnections: 1,
-			MaxConnections: maxConns, Table: &route.Table{Version: 1, Ring: ring}}
+		return route.ClusterSpec{Name: name,
+			Table:   &route.Table{Version: 1, Ring: ring},
+			Listen:  route.ListenSettings{Addr: "127.0.0.1:0", Proto: "tcp"},
+			Access:  route.AccessSettings{MaxConnections: maxConns},
+			Backend: route.BackendSettings{NodeConnections: 1}}
 	}
 	demand := func(maxConns int) fdlimit.Demand {
 		return fdlimit.Demand{MaxClients: maxConns, Nodes: 1, NodeConnections: 1, Loops: runtime.GOMAXPROCS(0)}

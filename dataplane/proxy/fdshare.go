@@ -52,7 +52,7 @@ func (c *Cluster) holdFD() (*fdHold, error) {
 		// in the background (pubsub reconcile), and would count every retry.
 		c.fdFullLog.refused(c)
 		return nil, fmt.Errorf("%w: cluster %s has no file descriptors left in its share for this client's own backend connection",
-			errNoFDs, c.opts.Name)
+			errNoFDs, c.name)
 	}
 	c.dedHeld.Add(1)
 	return &fdHold{c: c}, nil

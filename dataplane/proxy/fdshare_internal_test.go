@@ -3,12 +3,14 @@ package proxy
 import (
 	"sync"
 	"testing"
+
+	"github.com/aster-proxy/aster/dataplane/route"
 )
 
 // However many of a connection's closers release its hold, and concurrently, the cluster's
 // count goes down once.
 func TestFDHoldReleasesOnce(t *testing.T) {
-	c := NewCluster(Options{Name: "x"})
+	c := MustCluster(t, route.ClusterSpec{Name: "x"}, Env{})
 	h, err := c.holdFD()
 	if err != nil {
 		t.Fatal(err)

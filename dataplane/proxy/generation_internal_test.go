@@ -20,8 +20,9 @@ func servedSpec(t *testing.T, version uint64) route.ClusterSpec {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return route.ClusterSpec{Name: "a", ListenAddr: "127.0.0.1:0", ListenProto: "tcp",
-		Table: &route.Table{Version: version, Ring: ring}}
+	return route.ClusterSpec{Name: "a",
+		Table:  &route.Table{Version: version, Ring: ring},
+		Listen: route.ListenSettings{Addr: "127.0.0.1:0", Proto: "tcp"}}
 }
 
 // A reload that changes every group a cluster keeps (access, backend, live, table) installs
@@ -31,7 +32,7 @@ func TestReloadBuildsOneNewGeneration(t *testing.T) {
 	s := NewServer(ServerOptions{Logger: testlog.New(t, t.Name(), hclog.Warn)})
 	defer s.Close()
 	spec := servedSpec(t, 1)
-	spec.MaxConnections, spec.SlowLogMaxLen, spec.SlowLogSlowerThan = 10, 5, time.Millisecond
+	spec.Access.MaxConnections, spec.Live.SlowLogMaxLen, spec.Live.SlowLogSlowerThan = 10, 5, time.Millisecond
 	if err := s.Apply(&route.Snapshot{Version: 1, Clusters: []route.ClusterSpec{spec}}); err != nil {
 		t.Fatal(err)
 	}
@@ -41,9 +42,9 @@ func TestReloadBuildsOneNewGeneration(t *testing.T) {
 	oldSlow, oldHot := old.slow, old.hot
 
 	next := spec
-	next.MaxConnections = 20
-	next.ReadTimeout = 3 * time.Second
-	next.SlowLogMaxLen = 7
+	next.Access.MaxConnections = 20
+	next.Backend.ReadTimeout = 3 * time.Second
+	next.Live.SlowLogMaxLen = 7
 	next.Table = &route.Table{Version: 2, Ring: spec.Table.Ring}
 	if err := s.Apply(&route.Snapshot{Version: 2, Clusters: []route.ClusterSpec{next}}); err != nil {
 		t.Fatal(err)
@@ -83,8 +84,8 @@ func TestConfigSetOverlayPerPart(t *testing.T) {
 	s := NewServer(ServerOptions{Logger: testlog.New(t, t.Name(), hclog.Warn)})
 	defer s.Close()
 	spec := servedSpec(t, 1)
-	spec.SlowLogMaxLen, spec.SlowLogSlowerThan = 5, time.Millisecond
-	spec.BackupRequest = route.BackupRequest{Multiplier: 3}
+	spec.Live.SlowLogMaxLen, spec.Live.SlowLogSlowerThan = 5, time.Millisecond
+	spec.Live.BackupRequest = route.BackupRequest{Multiplier: 3}
 	apply := func(v uint64) {
 		t.Helper()
 		spec.Table = &route.Table{Version: v, Ring: spec.Table.Ring}
@@ -118,21 +119,21 @@ func TestConfigSetOverlayPerPart(t *testing.T) {
 		}
 	}
 	set()
-	spec.MaxConnections = 50 // no live setting changes
+	spec.Access.MaxConnections = 50 // no live setting changes
 	apply(2)
 	check("a reload changing no live setting", map[string]string{"hotkey-capacity": "77", "slowlog-max-len": "9", "backup-request-multiplier": "6"})
 
-	spec.BackupRequest.Multiplier = 4
+	spec.Live.BackupRequest.Multiplier = 4
 	apply(3)
 	check("a reload changing the backup policy", map[string]string{"hotkey-capacity": "77", "slowlog-max-len": "9", "backup-request-multiplier": "4"})
 
 	set()
-	spec.SlowLogMaxLen = 8
+	spec.Live.SlowLogMaxLen = 8
 	apply(4)
 	check("a reload changing the slow log", map[string]string{"hotkey-capacity": "77", "slowlog-max-len": "8", "backup-request-multiplier": "6"})
 
 	set()
-	spec.Hotkey.Capacity = 300
+	spec.Live.Hotkey.Capacity = 300
 	apply(5)
 	check("a reload changing the hot-key sizes", map[string]string{"hotkey-capacity": "300", "slowlog-max-len": "9", "backup-request-multiplier": "6"})
 

@@ -79,7 +79,7 @@ func (s *session) hotkeyReply(out []byte, args [][]byte) []byte {
 // unknown (SET), as Redis answers for parameters it does not have.
 func (s *session) configReply(out []byte, args [][]byte) []byte {
 	sub := strings.ToLower(string(args[1]))
-	prefix := "cluster." + s.c.opts.Name + "."
+	prefix := "cluster." + s.c.name + "."
 	switch sub {
 	case "get":
 		if len(args) < 3 {

@@ -209,8 +209,10 @@ func TestServerKnobsAndHotKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := route.ClusterSpec{Name: "a", ListenAddr: "127.0.0.1:0", ListenProto: "tcp", Table: &route.Table{Version: 1, Ring: ring},
-		Hotkey: route.HotkeySpec{SampleEvery: 8}}
+	spec := route.ClusterSpec{Name: "a",
+		Table:  &route.Table{Version: 1, Ring: ring},
+		Listen: route.ListenSettings{Addr: "127.0.0.1:0", Proto: "tcp"},
+		Live:   route.LiveSettings{Hotkey: route.HotkeySpec{SampleEvery: 8}}}
 	if err := s.Apply(&route.Snapshot{Version: 1, Clusters: []route.ClusterSpec{spec}}); err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +246,7 @@ func TestServerKnobsAndHotKeys(t *testing.T) {
 	if ks, _ := s.ClusterKnobs("a", "hotkey-capacity"); ks[0].Value != "99" {
 		t.Fatalf("an unrelated reload undid CONFIG SET: %v", ks)
 	}
-	spec.Hotkey.SampleEvery = 2
+	spec.Live.Hotkey.SampleEvery = 2
 	if err := s.Apply(&route.Snapshot{Version: 3, Clusters: []route.ClusterSpec{spec}}); err != nil {
 		t.Fatal(err)
 	}
@@ -263,8 +265,8 @@ func TestServerKnobsAndHotKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	spec.MaxConnections = 100
-	spec.SlowLogMaxLen, spec.SlowLogSlowerThan = 3, time.Millisecond
+	spec.Access.MaxConnections = 100
+	spec.Live.SlowLogMaxLen, spec.Live.SlowLogSlowerThan = 3, time.Millisecond
 	spec.Table = &route.Table{Version: 4, Ring: ring}
 	if err := s.Apply(&route.Snapshot{Version: 4, Clusters: []route.ClusterSpec{spec}}); err != nil {
 		t.Fatal(err)

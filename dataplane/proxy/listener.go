@@ -25,16 +25,8 @@ type access struct {
 	tls         *tls.Config       // nil: plain
 }
 
-func newAccess(o Options) *access {
-	a := &access{users: o.Users, maxConns: o.MaxConnections, idle: o.IdleTimeout, outputLimit: o.OutputLimit, tls: o.TLS}
-	if a.outputLimit <= 0 {
-		a.outputLimit = DefaultOutputLimit
-	}
-	return a
-}
-
 // listener is a client socket the Server owns, keyed by protocol and address
-// (route.ListenSettings without TLS, which is the owner's access), and handed from one
+// (route.ListenSettings; TLS is the owner's access), and handed from one
 // cluster generation to the next: accepted clients go to whichever cluster owns it now.
 type listener struct {
 	key    string
@@ -47,9 +39,9 @@ type listener struct {
 // listenKey is the key of the listener spec needs. Port 0 asks for a fresh port each time, so
 // such a listener is never shared: its key names the cluster.
 func listenKey(spec route.ClusterSpec) string {
-	l := spec.Listen()
-	k := l.Proto + " " + l.Addr
-	if l.Proto != "unix" && strings.HasSuffix(l.Addr, ":0") {
+	l := spec.Listen
+	k := l.Network() + " " + l.Addr
+	if l.Network() != "unix" && strings.HasSuffix(l.Addr, ":0") {
 		k += " " + spec.Name
 	}
 	return k
@@ -114,10 +106,10 @@ func acceptLoop(ln net.Listener, log hclog.Logger, stopped func() bool, give fun
 }
 
 // access returns the cluster's current access settings. A Cluster not made by NewCluster (a
-// test's) has none stored: it gets those of its Options.
+// test's) has none stored: it gets the defaults.
 func (c *Cluster) access() *access {
 	if g := c.gen.Load(); g != nil {
 		return g.acc
 	}
-	return newAccess(c.opts)
+	return &access{outputLimit: DefaultOutputLimit}
 }

@@ -209,7 +209,7 @@ func (e *KnobError) Error() string { return e.Msg }
 // knobName is the canonical name of a knob named bare or as cluster.<this cluster>.<knob>;
 // "" for another cluster's.
 func (c *Cluster) knobName(name string) string {
-	if prefix := "cluster." + c.opts.Name + "."; len(name) > len(prefix) && strings.EqualFold(name[:len(prefix)], prefix) {
+	if prefix := "cluster." + c.name + "."; len(name) > len(prefix) && strings.EqualFold(name[:len(prefix)], prefix) {
 		name = name[len(prefix):]
 	} else if strings.HasPrefix(strings.ToLower(name), "cluster.") {
 		return ""

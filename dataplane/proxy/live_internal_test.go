@@ -97,7 +97,7 @@ func FuzzSetKnobs(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, n1, v1, n2, v2 string) {
-		c := NewCluster(Options{Name: "fuzz"})
+		c := MustCluster(t, route.ClusterSpec{Name: "fuzz"}, Env{})
 		before := c.Knobs()
 		pairs := []string{n1, v1}
 		if n2 != "" {
@@ -123,14 +123,14 @@ func FuzzSetKnobs(f *testing.F) {
 // or by a reload.
 func TestForeignSpecsAreClamped(t *testing.T) {
 	huge := math.MaxInt32
-	c := NewCluster(Options{Name: "remote", SlowLogMaxLen: huge, SlowLogSlowerThan: 1,
-		Hotkey: route.HotkeySpec{SampleEvery: huge, Width: huge, Depth: huge, Capacity: huge, Decay: math.NaN()}})
+	c := MustCluster(t, route.ClusterSpec{Name: "remote",
+		Live: route.LiveSettings{SlowLogMaxLen: huge, SlowLogSlowerThan: 1, Hotkey: route.HotkeySpec{SampleEvery: huge, Width: huge, Depth: huge, Capacity: huge, Decay: math.NaN()}}},
+		Env{})
 	checkBounded(t, c, "NewCluster")
 	old := route.ClusterSpec{Name: "remote"}
-	spec := route.ClusterSpec{Name: "remote", SlowLogMaxLen: huge, SlowLogSlowerThan: 1,
-		Hotkey:        route.HotkeySpec{Width: huge, Depth: huge},
-		BackupRequest: route.BackupRequest{Enabled: true, Multiplier: math.Inf(1)}}
+	spec := route.ClusterSpec{Name: "remote",
+		Live: route.LiveSettings{SlowLogMaxLen: huge, SlowLogSlowerThan: 1, Hotkey: route.HotkeySpec{Width: huge, Depth: huge}, BackupRequest: route.BackupRequest{Enabled: true, Multiplier: math.Inf(1)}}}
 	c.readonly = true // no pools to rebuild: this cluster never served
-	c.change(old, spec, nil, nil, nil)
+	c.change(old, spec, prepared{})
 	checkBounded(t, c, "change")
 }

@@ -254,7 +254,7 @@ func (c *Cluster) info(sections [][]byte) (text string, keyspace bool) {
 	if section("server", "Server") {
 		line("redis_version", "7.0.0")
 		line("redis_mode", "cluster")
-		line("aster_version", c.opts.Version)
+		line("aster_version", c.env.Version)
 		line("os", runtime.GOOS+" "+runtime.GOARCH)
 		line("arch_bits", strconv.Itoa(strconv.IntSize))
 		line("go_version", runtime.Version())
@@ -283,7 +283,7 @@ func (c *Cluster) info(sections [][]byte) (text string, keyspace bool) {
 	}
 	if section("proxy", "Proxy") {
 		line("proxy", "aster")
-		line("cluster", c.opts.Name)
+		line("cluster", c.name)
 		line("cache_type", cacheType)
 		line("routing_table_version", strconv.FormatUint(version, 10))
 		line("nodes", strconv.Itoa(nodes))

@@ -70,14 +70,12 @@ func startEnv(t testing.TB, o envOpts) *env {
 	if o.logs != nil {
 		logger = hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Warn, Output: io.MultiWriter(testlog.Writer(t), o.logs)})
 	}
-	e.cluster = proxy.NewCluster(proxy.Options{
-		Name: "test", ListenAddr: "127.0.0.1:0", ReadTimeout: o.readTimeout,
-		WriteTimeout: time.Second, DialTimeout: time.Second, Logger: logger,
-		Metrics: o.metrics, Users: o.users, MaxConnections: o.maxConns, IdleTimeout: o.idle,
-		BackendPassword: o.backendPass, SlowLogMaxLen: o.slowMax, SlowLogSlowerThan: o.slowOver,
-		BackendRESP3: o.resp3,
-		OutputLimit:  o.outLimit,
-	})
+	e.cluster = proxy.MustCluster(t, route.ClusterSpec{Name: "test",
+		Listen:  route.ListenSettings{Addr: "127.0.0.1:0"},
+		Access:  route.AccessSettings{Users: o.users, MaxConnections: o.maxConns, IdleTimeout: o.idle, ClientOutputLimit: o.outLimit},
+		Backend: route.BackendSettings{ReadTimeout: o.readTimeout, WriteTimeout: time.Second, DialTimeout: time.Second, BackendPassword: o.backendPass, BackendRESP3: o.resp3},
+		Live:    route.LiveSettings{SlowLogMaxLen: o.slowMax, SlowLogSlowerThan: o.slowOver}},
+		proxy.Env{Logger: logger, Metrics: o.metrics})
 	e.install(t, 1, nodes)
 	if err := e.cluster.Listen(); err != nil {
 		t.Fatal(err)

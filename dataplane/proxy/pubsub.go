@@ -345,7 +345,7 @@ func (p *pubsub) command(cmd *resp.Command) (leave bool) {
 	case "subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe":
 		s.gen = s.c.current()
 		if s.snap = s.gen.snap; s.snap == nil {
-			p.reply(resp.AppendError(nil, "ERR cluster "+s.c.opts.Name+" has no routing table yet"))
+			p.reply(resp.AppendError(nil, "ERR cluster "+s.c.name+" has no routing table yet"))
 			return false
 		}
 		kind, sub := subKindOf(spec.Name)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aster-proxy/aster/dataplane/route"
 )
 
 func liveHeap() uint64 {
@@ -29,7 +31,7 @@ func TestPubSubLimitCountsHeldMemory(t *testing.T) {
 	pubsubOutputLimit = limit
 	t.Cleanup(func() { pubsubOutputLimit = old; testPubSubCutHook = nil })
 
-	c := NewCluster(Options{Name: "t"})
+	c := MustCluster(t, route.ClusterSpec{Name: "t"}, Env{})
 	t.Cleanup(c.Close)
 	client, server := net.Pipe()
 	t.Cleanup(func() { client.Close() })

@@ -29,10 +29,10 @@ func TestFaultyBackendLinksNeverMixAnswers(t *testing.T) {
 		r := redistest.StartRelay(t, s.Addr, 2*time.Millisecond, 0.01)
 		nodes = append(nodes, route.Node{Addr: r.Addr, Name: "r" + strconv.Itoa(i), Weight: 1})
 	}
-	c := proxy.NewCluster(proxy.Options{
-		Name: "faulty", ListenAddr: "127.0.0.1:0", ReadTimeout: 500 * time.Millisecond,
-		WriteTimeout: time.Second, DialTimeout: time.Second, Logger: testLogger(t),
-	})
+	c := proxy.MustCluster(t, route.ClusterSpec{Name: "faulty",
+		Listen:  route.ListenSettings{Addr: "127.0.0.1:0"},
+		Backend: route.BackendSettings{ReadTimeout: 500 * time.Millisecond, WriteTimeout: time.Second, DialTimeout: time.Second}},
+		proxy.Env{Logger: testLogger(t)})
 	h, _ := route.Hash("fnv1a_64")
 	ring, _ := route.NewRing(nodes, h, "{}")
 	if err := c.Update(&route.Table{Version: 1, Ring: ring}); err != nil {

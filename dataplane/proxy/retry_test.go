@@ -55,15 +55,15 @@ func failoverProxy(t *testing.T, first, then string, idle time.Duration) (*redis
 	var hints atomic.Int64
 	var c *proxy.Cluster
 	next := slotTable(t, 2, then)
-	c = proxy.NewCluster(proxy.Options{
-		Name: "test", ListenAddr: "127.0.0.1:0", ReadTimeout: 2 * time.Second,
-		WriteTimeout: time.Second, DialTimeout: time.Second, Logger: testLogger(t), IdleTimeout: idle,
-		Hint: func() {
+	c = proxy.MustCluster(t, route.ClusterSpec{Name: "test",
+		Listen:  route.ListenSettings{Addr: "127.0.0.1:0"},
+		Access:  route.AccessSettings{IdleTimeout: idle},
+		Backend: route.BackendSettings{ReadTimeout: 2 * time.Second, WriteTimeout: time.Second, DialTimeout: time.Second}},
+		proxy.Env{Logger: testLogger(t), Hint: func() {
 			if hints.Add(1) == 1 {
 				time.AfterFunc(100*time.Millisecond, func() { _ = c.Update(next) })
 			}
-		},
-	})
+		}})
 	if err := c.Update(slotTable(t, 1, first)); err != nil {
 		t.Fatal(err)
 	}

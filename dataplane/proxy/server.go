@@ -25,7 +25,7 @@ type ServerOptions struct {
 	// AnnounceIP is the address CLUSTER SLOTS/SHARDS/NODES name (asterd --ip); empty: the listener's.
 	AnnounceIP string
 	// Hint is called, without blocking, when a cluster's topology looks stale (see
-	// Options.Hint). May be nil.
+	// Env.Hint). May be nil.
 	Hint func(cluster string)
 	// Metrics, when set, receive every cluster's traffic, errors and latencies.
 	Metrics *Metrics
@@ -68,8 +68,8 @@ func NewServer(opts ServerOptions) *Server {
 // routing tables of clusters whose settings it does not change follow it: tablesOnlyLocked).
 //
 // Per cluster, what changes decides what happens (route.Changed), and no change drops a
-// client: listen (protocol, address, TLS or not) opens the new listener, then closes the old
-// one, whose clients stay; access (users, rules, limits, TLS files) is swapped on the cluster,
+// client: listen (protocol, address) opens the new listener, then closes the old one, whose
+// clients stay; access (users, rules, limits, TLS on or off and its files) is swapped on the cluster,
 // logged-in clients stay; backend settings get new backend connections; live knobs are set in
 // place. Clusters snap no longer names stop accepting and drain; a listener such a cluster
 // lets go is handed to the cluster that takes its address in snap.
@@ -128,9 +128,36 @@ type step struct {
 	// this Apply (opened) or handed over from the cluster that had it.
 	ln     *listener
 	opened bool
-	acc    *access      // the new access settings, when they changed (or a new generation)
+	prepared
+}
+
+// prepared is what may fail of building a cluster's next generation, done before anything
+// changes.
+type prepared struct {
+	acc    *access      // the new access settings, when they changed (or a new cluster)
 	rights *rightsTable // with acc
 	bTLS   *tls.Config  // the backend TLS configuration, when the backend settings changed
+}
+
+// prepare builds what spec needs that may fail: its access settings (TLS files read, users'
+// rules compiled) when access, its backend TLS configuration when backend.
+func prepare(spec route.ClusterSpec, access, backend bool) (prepared, error) {
+	var p prepared
+	if access {
+		acc, rights, err := buildAccess(spec)
+		if err != nil {
+			return p, err
+		}
+		p.acc, p.rights = acc, rights
+	}
+	if b := spec.Backend; backend && b.BackendTLS {
+		cfg, err := tlsconf.Client(b.BackendTLSCAFile, b.BackendTLSServerName)
+		if err != nil {
+			return p, fmt.Errorf("cluster %q: backend TLS: %w", spec.Name, err)
+		}
+		p.bTLS = cfg
+	}
+	return p, nil
 }
 
 // prepareLocked checks snap and builds everything its clusters need that may fail. It
@@ -145,7 +172,7 @@ func (s *Server) prepareLocked(snap *route.Snapshot) ([]*step, error) {
 		if t := spec.Table; t != nil && (t.Ring == nil) == (t.Slots == nil) {
 			return steps, fmt.Errorf("cluster %q: a table needs exactly one of a ring or a slot map", spec.Name)
 		}
-		if p := spec.Listen().Proto; p != "tcp" && p != "unix" {
+		if p := spec.Listen.Network(); p != "tcp" && p != "unix" {
 			return steps, fmt.Errorf("cluster %q: listen_proto %q is not tcp or unix", spec.Name, p)
 		}
 		key := listenKey(spec)
@@ -154,32 +181,21 @@ func (s *Server) prepareLocked(snap *route.Snapshot) ([]*step, error) {
 		}
 		claimed[key] = spec.Name
 		old, had := s.specs[spec.Name]
-		relisten := st.cur == nil || old.Listen() != spec.Listen()
-		if relisten || !route.AccessEqual(old, spec) {
-			acc, rights, err := buildAccess(spec)
-			if err != nil {
-				return steps, err
-			}
-			st.acc, st.rights = acc, rights
+		p, err := prepare(spec, !had || !old.Access.Equal(spec.Access), !had || old.Backend != spec.Backend)
+		if err != nil {
+			return steps, err
 		}
-		if spec.BackendTLS && (!had || old.Backend() != spec.Backend()) {
-			cfg, err := tlsconf.Client(spec.BackendTLSCAFile, spec.BackendTLSServerName)
-			if err != nil {
-				return steps, fmt.Errorf("cluster %q: backend TLS: %w", spec.Name, err)
-			}
-			st.bTLS = cfg
-		}
-		if !relisten {
+		st.prepared = p
+		if had && listenKey(old) == listenKey(spec) {
 			continue
 		}
 		// A listener on this key already is handed over: its owner lets it go in snap (it is
-		// removed or moves elsewhere), is this cluster (TLS turned on or off on the same
-		// address), or the key would be claimed twice above.
+		// removed or moves elsewhere), or the key would be claimed twice above.
 		if l := s.listeners[key]; l != nil {
 			st.ln = l
 			continue
 		}
-		ln, err := listen(spec)
+		ln, err := listen(spec.Name, spec.Listen)
 		if err != nil {
 			return steps, err
 		}
@@ -192,33 +208,33 @@ func (s *Server) prepareLocked(snap *route.Snapshot) ([]*step, error) {
 // buildAccess makes the access settings of spec: its TLS files read, its users' rules
 // compiled. Nothing is installed.
 func buildAccess(spec route.ClusterSpec) (*access, *rightsTable, error) {
-	a := &access{users: spec.Users, maxConns: spec.MaxConnections, idle: spec.IdleTimeout, outputLimit: spec.ClientOutputLimit}
+	as := spec.Access
+	a := &access{users: as.Users, maxConns: as.MaxConnections, idle: as.IdleTimeout, outputLimit: as.ClientOutputLimit}
 	if a.outputLimit <= 0 {
 		a.outputLimit = DefaultOutputLimit
 	}
-	if spec.TLSCertFile != "" {
-		cfg, err := tlsconf.Server(spec.TLSCertFile, spec.TLSKeyFile, spec.TLSCAFile)
+	if as.TLSCertFile != "" {
+		cfg, err := tlsconf.Server(as.TLSCertFile, as.TLSKeyFile, as.TLSCAFile)
 		if err != nil {
 			return nil, nil, fmt.Errorf("cluster %q: %w", spec.Name, err)
 		}
 		a.tls = cfg
 	}
-	rights, err := compileRights(spec.Users, spec.UserRights)
+	rights, err := compileRights(as.Users, as.UserRights)
 	if err != nil {
 		return nil, nil, fmt.Errorf("cluster %q: %w", spec.Name, err)
 	}
 	return a, rights, nil
 }
 
-// listen opens the socket spec asks for.
-func listen(spec route.ClusterSpec) (net.Listener, error) {
-	l := spec.Listen()
-	if l.Proto == "unix" {
+// listen opens the socket l names for cluster name.
+func listen(name string, l route.ListenSettings) (net.Listener, error) {
+	if l.Network() == "unix" {
 		_ = os.Remove(l.Addr) // a stale socket file from a previous run
 	}
-	ln, err := net.Listen(l.Proto, l.Addr)
+	ln, err := net.Listen(l.Network(), l.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("cluster %q: %w", spec.Name, err) // "listen tcp ADDR: bind: ..."
+		return nil, fmt.Errorf("cluster %q: %w", name, err) // "listen tcp ADDR: bind: ..."
 	}
 	return ln, nil
 }
@@ -235,7 +251,7 @@ func (s *Server) commitLocked(steps []*step) {
 			c = s.startLocked(st)
 		} else if groups := route.Changed(old, spec); len(groups) > 0 {
 			// The access settings first: a client the new listener accepts gets them.
-			c.change(old, spec, st.acc, st.rights, st.bTLS)
+			c.change(old, spec, st.prepared)
 			if st.ln != nil {
 				s.listenLocked(c, st)
 			}
@@ -275,8 +291,8 @@ func (s *Server) budgetLocked() {
 	ds := make([]fdlimit.Demand, len(names))
 	for i, name := range names {
 		spec := s.specs[name]
-		ds[i] = fdlimit.Demand{MaxClients: spec.MaxConnections, Nodes: tableNodes(spec.Table),
-			NodeConnections: max(spec.NodeConnections, 1), Loops: runtime.GOMAXPROCS(0)}
+		ds[i] = fdlimit.Demand{MaxClients: spec.Access.MaxConnections, Nodes: tableNodes(spec.Table),
+			NodeConnections: max(spec.Backend.NodeConnections, 1), Loops: runtime.GOMAXPROCS(0)}
 	}
 	for i, share := range fdlimit.Plan(s.opts.FDLimit, ds) {
 		c, configured := s.clusters[names[i]], ds[i].MaxClients
@@ -331,25 +347,11 @@ func (c *Cluster) clientLimit() int {
 func (s *Server) startLocked(st *step) *Cluster {
 	spec := st.spec
 	name := spec.Name
-	opts := Options{
-		Name: name, ListenAddr: spec.ListenAddr, ListenProto: spec.ListenProto,
-		ReadTimeout: spec.ReadTimeout, WriteTimeout: spec.WriteTimeout, DialTimeout: spec.DialTimeout,
-		NodeConnections: spec.NodeConnections, ReadFromSlave: spec.ReadFromSlave,
-		Logger: s.opts.Logger, Version: s.opts.Version, Metrics: s.opts.Metrics, AnnounceIP: s.opts.AnnounceIP,
-		Users: spec.Users, Rights: spec.UserRights, BackendUser: spec.BackendUser, BackendPassword: spec.BackendPassword,
-		MaxConnections: spec.MaxConnections, IdleTimeout: spec.IdleTimeout,
-		SlowLogMaxLen: spec.SlowLogMaxLen, SlowLogSlowerThan: spec.SlowLogSlowerThan,
-		BackendRESP3: spec.BackendRESP3,
-		Hotkey:       spec.Hotkey, BackupRequest: spec.BackupRequest,
-		OutputLimit: spec.ClientOutputLimit, TLS: st.acc.tls, BackendTLS: st.bTLS,
-	}
+	env := Env{Logger: s.opts.Logger, Version: s.opts.Version, Metrics: s.opts.Metrics, AnnounceIP: s.opts.AnnounceIP}
 	if s.opts.Hint != nil {
-		opts.Hint = func() { s.opts.Hint(name) }
+		env.Hint = func() { s.opts.Hint(name) }
 	}
-	c := NewCluster(opts)
-	c.mu.Lock()
-	c.publishLocked(c.buildLocked(c.gen.Load(), settings{acc: st.acc, rights: st.rights}))
-	c.mu.Unlock()
+	c := newCluster(spec, env, st.prepared)
 	s.clusters[name] = c
 	s.listenLocked(c, st)
 	return c
@@ -368,7 +370,7 @@ func (s *Server) listenLocked(c *Cluster, st *step) {
 		return // handed over: its accept loop runs already
 	}
 	s.listeners[l.key] = l
-	c.log.Info("listening", "addr", l.ln.Addr().String(), "proto", st.spec.Listen().Proto, "tls", c.access().tls != nil)
+	c.log.Info("listening", "addr", l.ln.Addr().String(), "proto", st.spec.Listen.Network(), "tls", c.access().tls != nil)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

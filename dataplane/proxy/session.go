@@ -663,7 +663,7 @@ func (s *session) handle(cmd *resp.Command) {
 		return
 	}
 	if s.snap == nil {
-		sl.setError("ERR cluster " + s.c.opts.Name + " has no routing table yet")
+		sl.setError("ERR cluster " + s.c.name + " has no routing table yet")
 		return
 	}
 	if s.proto3 != s.snap.resp3 {
@@ -783,7 +783,7 @@ func (s *session) noNodeMsg() string {
 	if s.snap.slots != nil {
 		return "CLUSTERDOWN Hash slot not served"
 	}
-	return "ERR no backend node available in cluster " + s.c.opts.Name
+	return "ERR no backend node available in cluster " + s.c.name
 }
 
 func (s *session) send(c *call, conn *backend.Conn, frame []byte) {

@@ -91,3 +91,35 @@ func TestSlowLogSkipsRefusedCommands(t *testing.T) {
 		t.Fatalf("the command that ran is not in the slow log: %v", entries)
 	}
 }
+
+// TestConfigSetAppliesToTheRestOfItsPipeline: as in Redis, a CONFIG SET holds from the next
+// command, also of the same pipeline: the session takes the generation the CONFIG SET built
+// for the rest of its batch, so the SET sent in the same write as a lowered threshold is
+// timed against it and logged.
+func TestConfigSetAppliesToTheRestOfItsPipeline(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 1, slowMax: 16, slowOver: time.Hour})
+	rc := e.raw(t)
+	rc.send("PING\r\n") // the session is set up: the pipeline below arrives in one read
+	if l := rc.line(); l != "+PONG" {
+		t.Fatalf("PING: %q", l)
+	}
+	rc.send("*4\r\n$6\r\nCONFIG\r\n$3\r\nSET\r\n$23\r\nslowlog-log-slower-than\r\n$1\r\n0\r\n" +
+		"*3\r\n$3\r\nSET\r\n$8\r\nmidbatch\r\n$1\r\nv\r\n")
+	for i := 0; i < 2; i++ {
+		if l := rc.line(); l != "+OK" {
+			t.Fatalf("reply %d: %q", i, l)
+		}
+	}
+	entries, err := e.client.SlowLogGet(ctx, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, en := range entries {
+		for _, a := range en.Args {
+			if a == "midbatch" {
+				return
+			}
+		}
+	}
+	t.Fatalf("the SET after CONFIG SET slowlog-log-slower-than 0 in one pipeline is not in the slow log: %+v", entries)
+}

@@ -156,7 +156,7 @@ func FuzzSplitMerge(f *testing.F) {
 			return // the session refuses it before splitting
 		}
 		snap := topos.snapshot(topo)
-		s := &session{c: &Cluster{opts: Options{Name: "fuzz"}, log: hclog.NewNullLogger()}, snap: snap}
+		s := &session{c: &Cluster{name: "fuzz", log: hclog.NewNullLogger()}, snap: snap}
 		sl := s.nextSlot()
 		cmd := &resp.Command{Args: args}
 		stride := 1
@@ -368,7 +368,7 @@ func rightReply(p command.Policy, keys [][]byte, stride int) []byte {
 // TestSplitMergeExamples pins a few merges exactly, beside the fuzzer's invariants.
 func TestSplitMergeExamples(t *testing.T) {
 	topos := buildTopos(t)
-	s := &session{c: &Cluster{opts: Options{Name: "ex"}, log: hclog.NewNullLogger()}, snap: topos.snapshot(0x13)}
+	s := &session{c: &Cluster{name: "ex", log: hclog.NewNullLogger()}, snap: topos.snapshot(0x13)}
 	sl := s.nextSlot()
 	cmd := &resp.Command{Args: [][]byte{[]byte("MGET"), []byte("a"), []byte("b"), []byte("c"), []byte("d")}}
 	if plan, _ := s.planSplit(sl, command.Lookup([]byte("mget")), cmd); plan != splitSubs {

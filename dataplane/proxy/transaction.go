@@ -137,7 +137,7 @@ func (s *session) queue(sl *slot, spec *command.Spec, cmd *resp.Command) bool {
 		return true
 	}
 	if s.snap == nil {
-		sl.setError("ERR cluster " + s.c.opts.Name + " has no routing table yet")
+		sl.setError("ERR cluster " + s.c.name + " has no routing table yet")
 		tx.dirty = true
 		return true
 	}
@@ -209,7 +209,7 @@ func (s *session) txNode() (node int, msg string) {
 			}
 		}
 		if node < 0 {
-			return -1, "ERR node " + tx.addr + " left cluster " + s.c.opts.Name + "; transaction discarded"
+			return -1, "ERR node " + tx.addr + " left cluster " + s.c.name + "; transaction discarded"
 		}
 	default:
 		node = s.snap.table.Ring.Pick(nil)

@@ -6,10 +6,10 @@ import (
 )
 
 // A cluster's settings, grouped by how a change of them is applied (docs/design.md). Each
-// group is a comparable value: a change is a group that is not ==.
+// setting is declared once, as a field of its group; a change is a group that is not equal.
 const (
-	// GroupListen is where and how clients connect (protocol, address, TLS or not): a change
-	// opens a new listener before the old one drains.
+	// GroupListen is where clients connect (protocol, address): a change opens a new
+	// listener before the old one drains.
 	GroupListen = "listen"
 	// GroupAccess is who may connect and on what terms (users, rules, limits, TLS files):
 	// changed live on the listener that exists; logged-in clients stay.
@@ -23,88 +23,90 @@ const (
 
 // ListenSettings is a cluster's GroupListen: the key its listener is carried over by.
 type ListenSettings struct {
-	Proto, Addr string
-	TLS         bool
+	Proto string // "tcp" or "unix"; "" is "tcp"
+	Addr  string
 }
 
-// AccessSettings is the comparable part of a cluster's GroupAccess; Users and UserRights
-// (maps) complete it (see AccessEqual).
+// Network is l's protocol with the default filled in.
+func (l ListenSettings) Network() string {
+	if l.Proto == "" {
+		return "tcp"
+	}
+	return l.Proto
+}
+
+func (l ListenSettings) normal() ListenSettings {
+	return ListenSettings{Proto: l.Network(), Addr: l.Addr}
+}
+
+// AccessSettings is a cluster's GroupAccess. It holds maps: compare with Equal.
 type AccessSettings struct {
-	MaxConnections                     int
-	IdleTimeout                        time.Duration
-	ClientOutputLimit                  int
+	// Users are the client credentials, username → password ("default" for the plain AUTH
+	// password); empty means clients need not authenticate.
+	Users map[string]string
+	// UserRights are the access rules of the Users that have some; the others may run every
+	// command on every key, as Redis's default user.
+	UserRights     map[string]UserRights
+	MaxConnections int           // 0: no bound
+	IdleTimeout    time.Duration // 0: never
+	// ClientOutputLimit bounds the reply bytes a client may have pending; 0: the data
+	// plane's default.
+	ClientOutputLimit int
+	// TLS file names (read by the data plane): with a certificate the client listener speaks
+	// TLS, with a CA it requires client certificates.
 	TLSCertFile, TLSKeyFile, TLSCAFile string
+}
+
+// Equal reports whether a and b are the same access settings.
+func (a AccessSettings) Equal(b AccessSettings) bool {
+	return a.MaxConnections == b.MaxConnections && a.IdleTimeout == b.IdleTimeout &&
+		a.ClientOutputLimit == b.ClientOutputLimit && a.TLSCertFile == b.TLSCertFile &&
+		a.TLSKeyFile == b.TLSKeyFile && a.TLSCAFile == b.TLSCAFile &&
+		maps.Equal(a.Users, b.Users) && maps.EqualFunc(a.UserRights, b.UserRights, UserRights.Equal)
 }
 
 // BackendSettings is a cluster's GroupBackend.
 type BackendSettings struct {
-	ReadTimeout, WriteTimeout, DialTimeout time.Duration
-	NodeConnections                        int
-	ReadFromSlave                          bool
-	BackendUser, BackendPassword           string
-	BackendRESP3                           bool
+	ReadTimeout, WriteTimeout, DialTimeout time.Duration // 0: none (dial: the default)
+	NodeConnections                        int           // shared connections per node; ≤ 0 is 1
+	// ReadFromSlave spreads read-only commands of a Redis Cluster over each slot's master and
+	// replicas; every connection then opens with READONLY.
+	ReadFromSlave bool
+	// BackendUser and BackendPassword are sent as AUTH on every backend connection.
+	BackendUser, BackendPassword string
+	// BackendRESP3: backend connections speak RESP3 (backend_resp_version = "resp3").
+	BackendRESP3 bool
+	// BackendTLS makes backend connections TLS, verified with BackendTLSCAFile (system roots
+	// when empty) for BackendTLSServerName (each node's host when empty).
 	BackendTLS                             bool
 	BackendTLSCAFile, BackendTLSServerName string
 }
 
-// LiveSettings is a cluster's GroupLive.
+// LiveSettings is a cluster's GroupLive: the file's values of the knobs CONFIG SET changes.
 type LiveSettings struct {
+	// SlowLogMaxLen commands slower than SlowLogSlowerThan are kept; 0 turns the slow log off.
 	SlowLogMaxLen     int
 	SlowLogSlowerThan time.Duration
-	Hotkey            HotkeySpec
-	BackupRequest     BackupRequest
-}
-
-// Listen is s's GroupListen.
-func (s ClusterSpec) Listen() ListenSettings {
-	proto := s.ListenProto
-	if proto == "" {
-		proto = "tcp"
-	}
-	return ListenSettings{Proto: proto, Addr: s.ListenAddr, TLS: s.TLSCertFile != ""}
-}
-
-// Access is the comparable part of s's GroupAccess.
-func (s ClusterSpec) Access() AccessSettings {
-	return AccessSettings{MaxConnections: s.MaxConnections, IdleTimeout: s.IdleTimeout,
-		ClientOutputLimit: s.ClientOutputLimit,
-		TLSCertFile:       s.TLSCertFile, TLSKeyFile: s.TLSKeyFile, TLSCAFile: s.TLSCAFile}
-}
-
-// AccessEqual reports whether a and b have the same GroupAccess.
-func AccessEqual(a, b ClusterSpec) bool {
-	return a.Access() == b.Access() && maps.Equal(a.Users, b.Users) &&
-		maps.EqualFunc(a.UserRights, b.UserRights, UserRights.Equal)
-}
-
-// Backend is s's GroupBackend.
-func (s ClusterSpec) Backend() BackendSettings {
-	return BackendSettings{ReadTimeout: s.ReadTimeout, WriteTimeout: s.WriteTimeout, DialTimeout: s.DialTimeout,
-		NodeConnections: s.NodeConnections, ReadFromSlave: s.ReadFromSlave,
-		BackendUser: s.BackendUser, BackendPassword: s.BackendPassword, BackendRESP3: s.BackendRESP3,
-		BackendTLS: s.BackendTLS, BackendTLSCAFile: s.BackendTLSCAFile, BackendTLSServerName: s.BackendTLSServerName}
-}
-
-// Live is s's GroupLive.
-func (s ClusterSpec) Live() LiveSettings {
-	return LiveSettings{SlowLogMaxLen: s.SlowLogMaxLen, SlowLogSlowerThan: s.SlowLogSlowerThan,
-		Hotkey: s.Hotkey, BackupRequest: s.BackupRequest}
+	// Hotkey sizes the cluster's hot-key tracker (HOTKEY); zero fields take its defaults.
+	Hotkey HotkeySpec
+	// BackupRequest is the backup-read policy of a Redis Cluster.
+	BackupRequest BackupRequest
 }
 
 // Changed names the groups whose settings differ between a and b, in the order listen,
 // access, backend, live; nil when none does. The routing table is not a group.
 func Changed(a, b ClusterSpec) []string {
 	var out []string
-	if a.Listen() != b.Listen() {
+	if a.Listen.normal() != b.Listen.normal() {
 		out = append(out, GroupListen)
 	}
-	if !AccessEqual(a, b) {
+	if !a.Access.Equal(b.Access) {
 		out = append(out, GroupAccess)
 	}
-	if a.Backend() != b.Backend() {
+	if a.Backend != b.Backend {
 		out = append(out, GroupBackend)
 	}
-	if a.Live() != b.Live() {
+	if a.Live != b.Live {
 		out = append(out, GroupLive)
 	}
 	return out

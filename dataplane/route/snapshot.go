@@ -13,43 +13,14 @@ type Snapshot struct {
 	Clusters []ClusterSpec
 }
 
-// ClusterSpec is one cluster of a Snapshot.
+// ClusterSpec is one cluster of a Snapshot: its settings, each declared once in the group
+// that says how a change of it is applied (groups.go), and its routing table.
 type ClusterSpec struct {
-	Name        string
-	ListenAddr  string
-	ListenProto string // "tcp" or "unix"
-
-	ReadTimeout, WriteTimeout, DialTimeout time.Duration
-	NodeConnections                        int
-	ReadFromSlave                          bool
-
-	// Users are the client credentials, username → password ("default" for the plain AUTH
-	// password); empty means clients need not authenticate.
-	Users map[string]string
-	// UserRights are the access rules of the Users that have some; the others may run every
-	// command on every key, as Redis's default user.
-	UserRights map[string]UserRights
-	// BackendUser and BackendPassword are sent as AUTH on every backend connection.
-	BackendUser, BackendPassword string
-	MaxConnections               int           // 0: no bound
-	IdleTimeout                  time.Duration // 0: never
-	// ClientOutputLimit bounds the reply bytes a client may have pending; 0: the data
-	// plane's default.
-	ClientOutputLimit int
-	// TLS file names (read by the data plane): client listener certificate, key and client CA;
-	// backend TLS with its CA and server name.
-	TLSCertFile, TLSKeyFile, TLSCAFile     string
-	BackendTLS                             bool
-	BackendTLSCAFile, BackendTLSServerName string
-	// SlowLogMaxLen commands slower than SlowLogSlowerThan are kept; 0 turns the slow log off.
-	SlowLogMaxLen     int
-	SlowLogSlowerThan time.Duration
-	// BackendRESP3: backend connections speak RESP3 (backend_resp_version = "resp3").
-	BackendRESP3 bool
-	// Hotkey sizes the cluster's hot-key tracker (HOTKEY); zero fields take its defaults.
-	Hotkey HotkeySpec
-	// BackupRequest is the backup-read policy of a Redis Cluster.
-	BackupRequest BackupRequest
+	Name    string
+	Listen  ListenSettings
+	Access  AccessSettings
+	Backend BackendSettings
+	Live    LiveSettings
 
 	// Table is the cluster's routing table; nil while a Redis Cluster's first slot map is
 	// still being fetched (the data plane then keeps what it has, or waits).
