@@ -4,7 +4,7 @@
 // the control plane's counters (fed through controlplane.Metrics) and state read at scrape time
 // from the control plane itself, and the HTTP endpoint that serves them.
 //
-// Every series is listed with its labels in README.md, section "Metrics".
+// Every series is listed with its labels in docs/operations.md, section "Metrics".
 package metrics
 
 import (

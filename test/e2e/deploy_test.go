@@ -41,13 +41,13 @@ func TestDeployPrometheus(t *testing.T) {
 	// prove nothing.
 	t.Run("a wrong rule fails its unit test", func(t *testing.T) {
 		dir := t.TempDir()
-		readme, err := os.ReadFile("../../README.md")
+		readme, err := os.ReadFile("../../docs/operations.md")
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, n := range seriesNames {
 			if !strings.Contains(string(readme), "`"+n) {
-				t.Errorf("README.md does not list %s", n)
+				t.Errorf("docs/operations.md does not list %s", n)
 			}
 		}
 		rules, err := os.ReadFile(filepath.Join(deployDir, "prometheus", "rules.yml"))
@@ -226,13 +226,13 @@ func TestDeployDashboardAndRulesNames(t *testing.T) {
 			t.Errorf("dashboard does not show %s", n)
 		}
 	}
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../../docs/operations.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range seriesNames {
 		if !strings.Contains(string(readme), "`"+n) {
-			t.Errorf("README.md does not list %s", n)
+			t.Errorf("docs/operations.md does not list %s", n)
 		}
 	}
 	rules, err := os.ReadFile(filepath.Join(deployDir, "prometheus", "rules.yml"))
