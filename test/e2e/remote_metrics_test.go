@@ -63,3 +63,37 @@ func TestDataPlaneMetrics(t *testing.T) {
 	setup.startControl(t)
 	waitSample(t, maddr, "aster_control_plane_connected", nil, 1, 15*time.Second)
 }
+
+// TestTopologyRefreshMetrics scrapes asterd in front of a real Redis Cluster: the first slot
+// map counts as changed, the watch's every second as unchanged, and once every node is dead
+// the refreshes count as failed (the alert AsterTopologyRefreshFailing reads them).
+func TestTopologyRefreshMetrics(t *testing.T) {
+	rc := redistest.StartCluster(t, 3, 0)
+	maddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(redistest.FreePort(t)))
+	a := startAsterd(t, "[metrics]\nlisten_addr = \""+maddr+"\"\n"+clusterConfig(rc.Seeds(), ""))
+	waitServing(t, a.client(t), 10*time.Second)
+	redistest.WaitListening(t, maddr, 10*time.Second)
+
+	waitAtLeast := func(result string, n float64) {
+		t.Helper()
+		labels := map[string]string{"cluster": "rc", "result": result}
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			_, mfs := scrape(t, maddr)
+			if v, _ := sample(mfs, "aster_topology_refreshes_total", labels); v >= n {
+				return
+			}
+			if time.Now().After(deadline) {
+				body, _ := scrape(t, maddr)
+				t.Fatalf("aster_topology_refreshes_total%v never reached %v:\n%s", labels, n, body)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitAtLeast("changed", 1)
+	waitAtLeast("unchanged", 2)
+	for _, n := range rc.Nodes {
+		n.Kill()
+	}
+	waitAtLeast("failed", 2)
+}
