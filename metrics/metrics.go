@@ -4,15 +4,17 @@
 // the control plane's counters (fed through controlplane.Metrics) and state read at scrape time
 // from the control plane itself, and the HTTP endpoint that serves them.
 //
-// Every series is listed with its labels in README.md, section "Metrics".
+// Every series is listed with its labels in docs/operations.md, section "Metrics".
 package metrics
 
 import (
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/aster-proxy/aster/controlplane"
 )
@@ -61,11 +63,78 @@ type Metrics struct {
 	PubSubClients *prometheus.GaugeVec
 	// PubSubMessages counts pub/sub messages delivered to subscribed clients, by cluster.
 	PubSubMessages *prometheus.CounterVec
+	// BackendErrors counts requests that failed on one node, by cluster, node and kind
+	// (timeout, backend), so that an alert can name the node.
+	BackendErrors *prometheus.CounterVec
 
 	ejections     *prometheus.CounterVec
 	refreshes     *prometheus.CounterVec
 	reloads       *prometheus.CounterVec
 	reloadSuccess prometheus.Gauge
+	src           ClusterSource // set by WatchControlPlane
+	link          cpLink        // a --role data asterd's link to its control plane
+}
+
+// cpLink is what a --role data asterd knows of its control plane.
+type cpLink struct {
+	connected    atomic.Bool
+	lastSnapshot atomic.Int64 // unix nanoseconds; 0 before the first
+}
+
+// ControlPlaneConnected records whether the route stream is open (remote.Observer).
+func (m *Metrics) ControlPlaneConnected(up bool) { m.link.connected.Store(up) }
+
+// SnapshotReceived records when the last snapshot arrived (remote.Observer).
+func (m *Metrics) SnapshotReceived(t time.Time) { m.link.lastSnapshot.Store(t.UnixNano()) }
+
+// DataPlaneSource is what WatchDataPlane reads at each scrape; *proxy.Server is one.
+type DataPlaneSource interface {
+	TableVersions() map[string]uint64
+}
+
+// WatchDataPlane registers the series of a --role data asterd, which has no control plane of
+// its own: aster_routing_table_version of the tables it serves, read from src at each scrape,
+// aster_control_plane_connected and, once a snapshot came, the age of the last one. Call it
+// at most once, instead of WatchControlPlane.
+func (m *Metrics) WatchDataPlane(src DataPlaneSource) {
+	m.reg.MustRegister(dataPlaneCollector{src: src, link: &m.link})
+}
+
+var (
+	cpConnectedDesc = prometheus.NewDesc(Namespace+"_control_plane_connected",
+		"1 while a --role data asterd has a route stream open to its control plane, 0 while it serves its last tables without one.",
+		nil, nil)
+	snapshotAgeDesc = prometheus.NewDesc(Namespace+"_control_plane_last_snapshot_age_seconds",
+		"Seconds since a --role data asterd received its last snapshot (the control plane sends one when something changes); absent before the first.",
+		nil, nil)
+)
+
+// dataPlaneCollector reports a --role data asterd's tables and link.
+type dataPlaneCollector struct {
+	src  DataPlaneSource
+	link *cpLink
+}
+
+// Describe implements prometheus.Collector.
+func (dataPlaneCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- tableVersionDesc
+	ch <- cpConnectedDesc
+	ch <- snapshotAgeDesc
+}
+
+// Collect implements prometheus.Collector.
+func (c dataPlaneCollector) Collect(ch chan<- prometheus.Metric) {
+	for name, v := range c.src.TableVersions() {
+		ch <- prometheus.MustNewConstMetric(tableVersionDesc, prometheus.GaugeValue, float64(v), name)
+	}
+	up := 0.0
+	if c.link.connected.Load() {
+		up = 1
+	}
+	ch <- prometheus.MustNewConstMetric(cpConnectedDesc, prometheus.GaugeValue, up)
+	if last := c.link.lastSnapshot.Load(); last != 0 {
+		ch <- prometheus.MustNewConstMetric(snapshotAgeDesc, prometheus.GaugeValue, time.Since(time.Unix(0, last)).Seconds())
+	}
 }
 
 // New returns the series of one asterd process on a fresh registry; version is reported by
@@ -127,6 +196,9 @@ func New(version string) *Metrics {
 			"Clients in subscribed mode (SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE), by cluster.", "cluster"),
 		PubSubMessages: counter("pubsub_messages_total",
 			"Pub/sub messages (message, pmessage, smessage) delivered to subscribed clients, by cluster.", "cluster"),
+		BackendErrors: counter("backend_errors_total",
+			"Requests that failed on a backend node, by cluster, node and kind (timeout: no reply within read_timeout; backend: the connection failed or the node is down).",
+			"cluster", "node", "kind"),
 		ejections: counter("node_ejections_total",
 			"Nodes taken out of a standalone cluster's ring, by cluster, node and reason (health, operator).",
 			"cluster", "node", "reason"),
@@ -173,6 +245,49 @@ func (m *Metrics) ConfigReloaded(err error) {
 	}
 	m.reloads.WithLabelValues(ReloadSuccess).Inc()
 	m.reloadSuccess.Set(1)
+	m.prune()
+}
+
+// prune deletes the control plane's series (ejections, topology refreshes) of clusters and
+// nodes that a reload removed, so that they neither linger nor fire alerts.
+func (m *Metrics) prune() {
+	if m.src == nil {
+		return
+	}
+	nodes := map[string]map[string]bool{}
+	for _, cs := range m.src.Clusters() {
+		nodes[cs.Name] = map[string]bool{}
+		for _, n := range cs.Nodes {
+			nodes[cs.Name][n.Addr] = true
+		}
+	}
+	for _, v := range []*prometheus.CounterVec{m.ejections, m.refreshes} {
+		for _, labels := range seriesLabels(v) {
+			have, ok := nodes[labels["cluster"]]
+			if node, perNode := labels["node"]; !ok || (perNode && !have[node]) {
+				v.Delete(labels)
+			}
+		}
+	}
+}
+
+// seriesLabels lists the label sets of v's series.
+func seriesLabels(v prometheus.Collector) []prometheus.Labels {
+	ch := make(chan prometheus.Metric)
+	go func() { v.Collect(ch); close(ch) }()
+	var out []prometheus.Labels
+	for s := range ch {
+		var d dto.Metric
+		if err := s.Write(&d); err != nil {
+			continue
+		}
+		l := prometheus.Labels{}
+		for _, p := range d.GetLabel() {
+			l[p.GetName()] = p.GetValue()
+		}
+		out = append(out, l)
+	}
+	return out
 }
 
 var _ controlplane.Metrics = (*Metrics)(nil)
@@ -185,8 +300,10 @@ type ClusterSource interface {
 
 // WatchControlPlane registers aster_backend_up and aster_routing_table_version, computed from
 // src at each scrape, so that they are always what the control plane holds (a removed cluster
-// or node simply disappears). Call it at most once.
+// or node simply disappears); a successful reload then deletes the counters of clusters and
+// nodes src no longer has. Call it at most once, before any reload.
 func (m *Metrics) WatchControlPlane(src ClusterSource) {
+	m.src = src
 	m.reg.MustRegister(stateCollector{src: src})
 }
 

@@ -396,6 +396,7 @@ func TestOpenMetricsFamiliesUnique(t *testing.T) {
 	m.BackupRequests.WithLabelValues("cache", "sent").Inc()
 	m.PubSubClients.WithLabelValues("cache").Inc()
 	m.PubSubMessages.WithLabelValues("cache").Inc()
+	m.BackendErrors.WithLabelValues("cache", "127.0.0.1:7001", "timeout").Inc()
 	m.NodeEjected("cache", "127.0.0.1:7001", "health")
 	m.TopologyRefreshed("cache", controlplane.RefreshChanged)
 

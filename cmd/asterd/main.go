@@ -311,6 +311,7 @@ func dataPlaneMetrics(m *metrics.Metrics) *proxy.Metrics {
 		BackupRequests:            m.BackupRequests,
 		PubSubClients:             m.PubSubClients,
 		PubSubMessages:            m.PubSubMessages,
+		BackendErrors:             m.BackendErrors,
 	}
 }
 
@@ -388,7 +389,8 @@ func serveData(ctx context.Context, addr, token string, tc *tls.Config, announce
 	if ms != nil {
 		defer ms.Close()
 	}
-	client, err := remote.NewClient(remote.ClientConfig{Addr: addr, Token: token, TLS: tc, Sink: dp, Logger: log})
+	m.WatchDataPlane(dp)
+	client, err := remote.NewClient(remote.ClientConfig{Addr: addr, Token: token, TLS: tc, Sink: dp, Logger: log, Observer: m})
 	if err != nil {
 		return err
 	}

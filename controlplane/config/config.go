@@ -17,6 +17,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/aster-proxy/aster/dataplane/limits"
@@ -253,18 +254,21 @@ var HashMethods = []string{
 	"fnv1_32", "fnv1a_32", "hsieh", "jenkins", "one_at_a_time",
 }
 
-// Load reads and parses the configuration file at path.
+// Load reads and parses the configuration file at path. Relative file paths in it (TLS
+// files, token_file, a unix socket's listen_addr) are taken from path's directory, not from
+// the working directory; the Config holds them resolved.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return Parse(data, path)
+	return parse(data, path, filepath.Dir(path))
 }
 
-// Parse parses and validates a configuration; filename is used in error messages only.
+// Parse parses and validates a configuration; filename is used in error messages only, and
+// relative file paths stay relative to the working directory (Load resolves them).
 // On any problem it returns nil and all problems joined (each an *Error), except for TOML
 // syntax errors, which stop parsing at the first one.
 func Parse(data []byte, filename string) (*Config, error) {
-	return parse(data, filename)
+	return parse(data, filename, "")
 }

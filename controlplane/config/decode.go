@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,18 +21,29 @@ import (
 // parser carries what every check needs to report a problem.
 type parser struct {
 	file  string
+	dir   string         // relative file paths are taken from here; "" leaves them as written
 	lines map[string]int // key path → line, see locateKeys
 	errs  problems
 }
 
-func parse(data []byte, filename string) (*Config, error) {
+// resolve resolves a path the config names against the config file's directory, so that
+// asterd started from any working directory (systemd starts it in /) reads the same files
+// for --check, startup and every reload.
+func (p *parser) resolve(s string) string {
+	if s == "" || p.dir == "" || filepath.IsAbs(s) {
+		return s
+	}
+	return filepath.Join(p.dir, s)
+}
+
+func parse(data []byte, filename, dir string) (*Config, error) {
 	// Decoding into a map rather than a struct keeps going after a wrongly typed value, so
 	// type errors are collected with all the others, and tells set from unset.
 	var raw map[string]any
 	if _, err := toml.Decode(string(data), &raw); err != nil {
 		return nil, fmt.Errorf("parse config %s: %w", filename, hideSecret(err))
 	}
-	p := &parser{file: filename, lines: locateKeys(data)}
+	p := &parser{file: filename, dir: dir, lines: locateKeys(data)}
 
 	for _, k := range slices.Sorted(maps.Keys(raw)) {
 		if k != "clusters" && k != "admin" && k != "metrics" {
@@ -58,6 +70,7 @@ func (r *reader) tls(c *Cluster) {
 	c.TLSCertFile, c.TLSKeyFile, c.TLSCAFile = r.serverTLS()
 	c.BackendTLS, _ = r.boolean("backend_tls")
 	c.BackendTLSCAFile, _ = r.str("backend_tls_ca_file")
+	c.BackendTLSCAFile = r.p.resolve(c.BackendTLSCAFile)
 	c.BackendTLSServerName, _ = r.str("backend_tls_server_name")
 	if !c.BackendTLS && (c.BackendTLSCAFile != "" || c.BackendTLSServerName != "") {
 		key := "backend_tls_ca_file"
@@ -78,6 +91,7 @@ func (r *reader) serverTLS() (certFile, keyFile, caFile string) {
 	certFile, _ = r.str("tls_cert_file")
 	keyFile, _ = r.str("tls_key_file")
 	caFile, _ = r.str("tls_ca_file")
+	certFile, keyFile, caFile = r.p.resolve(certFile), r.p.resolve(keyFile), r.p.resolve(caFile)
 	switch {
 	case (certFile == "") != (keyFile == ""):
 		r.errf("tls_cert_file", "tls_cert_file and tls_key_file go together")
@@ -117,7 +131,7 @@ func (p *parser) admin(raw map[string]any) Admin {
 	if path, ok := r.str("token_file"); ok && path != "" {
 		if a.Token != "" {
 			r.errf("token_file", "token and token_file are two ways to say the same thing: give one")
-		} else if tok, err := bearer.ReadFile(path); err != nil {
+		} else if tok, err := bearer.ReadFile(p.resolve(path)); err != nil {
 			r.errf("token_file", "%v", err)
 		} else {
 			a.Token = tok
@@ -390,6 +404,9 @@ func (p *parser) cluster(i int, m map[string]any) Cluster {
 		}
 	}
 	if s, ok := r.str("listen_addr"); ok {
+		if c.ListenProto == "unix" {
+			s = p.resolve(s) // a socket path, like the TLS files
+		}
 		c.ListenAddr = s
 		if msg := checkListenAddr(c.ListenProto, s); msg != "" {
 			r.errf("listen_addr", "%s", msg)

@@ -50,6 +50,17 @@ type ClientConfig struct {
 	MinBackoff, MaxBackoff time.Duration
 	HintQueue              int          // hints waiting to be sent; default DefaultHintQueue
 	Logger                 hclog.Logger // default hclog.NewNullLogger()
+	// Observer, when set, is told of the link's state, for metrics.
+	Observer Observer
+}
+
+// Observer follows a Client's link to its control plane; its methods are called from Run's
+// goroutine and must not block.
+type Observer interface {
+	// ControlPlaneConnected: true once a stream delivered a snapshot, false when it ends.
+	ControlPlaneConnected(up bool)
+	// SnapshotReceived: a snapshot arrived at t (applied or not).
+	SnapshotReceived(t time.Time)
 }
 
 // Client keeps a data plane fed from a remote control plane: Run watches the RouteService and
@@ -145,6 +156,9 @@ func (c *Client) Run(ctx context.Context) error {
 	backoff := c.cfg.MinBackoff
 	for {
 		got, err := c.watch(ctx)
+		if o := c.cfg.Observer; o != nil && got {
+			o.ControlPlaneConnected(false)
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -193,6 +207,12 @@ func (c *Client) watch(ctx context.Context) (got bool, err error) {
 		}
 		if !got {
 			c.log.Info("route stream open", "first_version", resp.GetSnapshot().GetVersion(), "version_offset", offset)
+		}
+		if o := c.cfg.Observer; o != nil {
+			o.SnapshotReceived(time.Now())
+			if !got {
+				o.ControlPlaneConnected(true)
+			}
 		}
 		got = true
 		snap, err := FromProto(resp.GetSnapshot())

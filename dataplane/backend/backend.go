@@ -203,6 +203,9 @@ type Options struct {
 	TLS *tls.Config
 	// Latency, when set, observes each reply's time since its request was written (seconds).
 	Latency interface{ Observe(float64) }
+	// Failed, when set, counts n requests that failed on this node (FailBackend: the
+	// connection failed or is down; FailTimeout: no reply in time), for per-node error metrics.
+	Failed func(why Failure, n int)
 	// Init is sent on every new connection before anything else (e.g. READONLY for replica
 	// reads); each of its InitReplies replies must be a success, or the dial counts as failed.
 	Init        []byte
@@ -289,6 +292,7 @@ func (c *Conn) Send(r *Request, frame []byte) {
 	c.mu.Lock()
 	if err := c.unavailableLocked(); err != nil {
 		c.mu.Unlock()
+		c.failed(FailBackend, 1)
 		r.failAs(c.failMsg(err), FailBackend, true)
 		return
 	}
@@ -304,6 +308,7 @@ func (c *Conn) SendPrefixed(r *Request, prefix *Request, prefixFrame, frame []by
 	c.mu.Lock()
 	if err := c.unavailableLocked(); err != nil {
 		c.mu.Unlock()
+		c.failed(FailBackend, 1) // one client request; the prefix is the proxy's own
 		prefix.failAs(c.failMsg(err), FailBackend, true)
 		r.failAs(c.failMsg(err), FailBackend, true)
 		return
@@ -370,12 +375,22 @@ func (c *Conn) resetLocked(err error) {
 	if _, ok := err.(errTimeout); ok {
 		why = FailTimeout
 	}
+	n := 0
 	for i := 0; ; i++ {
 		r := c.queue.pop()
 		if r == nil {
 			break
 		}
 		r.failAs(msg, why, i >= written)
+		n++
+	}
+	c.failed(why, n)
+}
+
+// failed counts n requests failed on this node, when the owner asked for it.
+func (c *Conn) failed(why Failure, n int) {
+	if c.opts.Failed != nil && n > 0 {
+		c.opts.Failed(why, n)
 	}
 }
 
@@ -844,6 +859,7 @@ func (c *Conn) watchdog() {
 				// Failed outside the lock, as replies are finished: a request's OnDone may
 				// complete a whole batch. Their slots are empty: nothing else touches them.
 				n, msg := len(expired), c.failMsg(errTimeout{d: c.opts.ReadTimeout})
+				c.failed(FailTimeout, n)
 				for i, r := range expired {
 					r.fail(msg, FailTimeout)
 					expired[i] = nil

@@ -321,6 +321,7 @@ func (c *Cluster) installLocked(g *generation, t *route.Table) []string {
 		if !named[addr] {
 			delete(c.pools, addr)
 			c.retireLocked(p)
+			c.metrics.forgetNode(addr)
 		}
 	}
 	c.dedIdle.retain(func(addr string) bool { return named[addr] })
@@ -386,6 +387,7 @@ func (c *Cluster) poolLocked(g *generation, addr string) *pool {
 		WriteTimeout: b.writeTimeout,
 		Logger:       c.log.Named("backend"),
 		Latency:      c.metrics.nodeLatency(addr),
+		Failed:       c.metrics.nodeFailures(addr),
 		RESP3:        b.resp3,
 	}
 	if b.tls != nil {

@@ -157,7 +157,11 @@ func (c *Cluster) commandsProcessed() (n uint64, ok bool) {
 		return 0, false
 	}
 	var m dto.Metric
-	for _, ctr := range c.metrics.requests {
+	for i := range c.metrics.lazy.requests {
+		ctr := c.metrics.lazy.requests[i].Load()
+		if ctr == nil {
+			continue // never used
+		}
 		m.Reset()
 		if err := ctr.Write(&m); err != nil || m.Counter == nil {
 			continue

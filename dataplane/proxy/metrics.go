@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"sync"
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/aster-proxy/aster/dataplane/backend"
@@ -20,6 +23,7 @@ type Metrics struct {
 	BackupRequests            *prometheus.CounterVec   // {cluster, result}; may be nil
 	PubSubClients             *prometheus.GaugeVec     // {cluster}; may be nil
 	PubSubMessages            *prometheus.CounterVec   // {cluster}; may be nil
+	BackendErrors             *prometheus.CounterVec   // {cluster, node, kind}; may be nil
 }
 
 // Error kinds of aster_request_errors_total.
@@ -40,7 +44,7 @@ type clusterMetrics struct {
 	on          bool
 	m           *Metrics
 	cluster     string
-	requests    []prometheus.Counter // by command.Spec.ID; the last one is "other"
+	lazy        *lazyCounters
 	timeout     prometheus.Counter
 	backendErr  prometheus.Counter
 	protocol    prometheus.Counter
@@ -61,11 +65,8 @@ func newClusterMetrics(m *Metrics, cluster string) clusterMetrics {
 	if m == nil {
 		return clusterMetrics{}
 	}
-	cm := clusterMetrics{on: true, m: m, cluster: cluster}
-	for _, sp := range command.All() {
-		cm.requests = append(cm.requests, m.Requests.WithLabelValues(cluster, sp.Name))
-	}
-	cm.requests = append(cm.requests, m.Requests.WithLabelValues(cluster, "other"))
+	cm := clusterMetrics{on: true, m: m, cluster: cluster,
+		lazy: &lazyCounters{requests: make([]atomic.Pointer[counter], len(command.All())+1)}}
 	cm.timeout = m.RequestErrors.WithLabelValues(cluster, ErrKindTimeout)
 	cm.backendErr = m.RequestErrors.WithLabelValues(cluster, ErrKindBackend)
 	cm.protocol = m.RequestErrors.WithLabelValues(cluster, ErrKindProtocol)
@@ -90,12 +91,91 @@ func newClusterMetrics(m *Metrics, cluster string) clusterMetrics {
 	return cm
 }
 
+// lazyCounters are the children a cluster makes on first use, so that a cluster exports
+// the commands its clients send rather than a zero series for each of ~240, and none is
+// made again once the cluster's series are deleted (forget).
+type lazyCounters struct {
+	requests []atomic.Pointer[counter] // by command.Spec.ID; the last one is "other"
+	mu       sync.Mutex
+	gone     bool // forget ran: the cluster is no longer served
+}
+
+type counter struct{ prometheus.Counter }
+
 // nodeLatency is the backend latency child of one node, or nil with metrics off.
 func (cm *clusterMetrics) nodeLatency(addr string) interface{ Observe(float64) } {
 	if !cm.on {
 		return nil
 	}
+	cm.lazy.mu.Lock()
+	defer cm.lazy.mu.Unlock()
+	if cm.lazy.gone {
+		return nil
+	}
 	return cm.m.BackendRequestDuration.WithLabelValues(cm.cluster, addr)
+}
+
+// nodeFailures counts the requests that fail on one node, by kind, in
+// aster_backend_errors_total; nil with metrics off. Both children exist from the node's
+// first pool, so that a rate over them starts at zero.
+func (cm *clusterMetrics) nodeFailures(addr string) func(backend.Failure, int) {
+	if !cm.on || cm.m.BackendErrors == nil {
+		return nil
+	}
+	cm.lazy.mu.Lock()
+	defer cm.lazy.mu.Unlock()
+	if cm.lazy.gone {
+		return nil
+	}
+	timeout := cm.m.BackendErrors.WithLabelValues(cm.cluster, addr, ErrKindTimeout)
+	failed := cm.m.BackendErrors.WithLabelValues(cm.cluster, addr, ErrKindBackend)
+	return func(why backend.Failure, n int) {
+		switch why {
+		case backend.FailTimeout:
+			timeout.Add(float64(n))
+		case backend.FailBackend:
+			failed.Add(float64(n))
+		}
+	}
+}
+
+// forgetNode deletes the series of a node the cluster no longer routes to.
+func (cm *clusterMetrics) forgetNode(addr string) {
+	if !cm.on {
+		return
+	}
+	node := prometheus.Labels{"cluster": cm.cluster, "node": addr}
+	cm.m.BackendRequestDuration.DeletePartialMatch(node)
+	if cm.m.BackendErrors != nil {
+		cm.m.BackendErrors.DeletePartialMatch(node)
+	}
+}
+
+// forget deletes every series of the cluster, which a reload or snapshot removed; its
+// draining sessions count on into children no scrape shows, and make no new ones.
+func (cm *clusterMetrics) forget() {
+	if !cm.on {
+		return
+	}
+	cm.lazy.mu.Lock()
+	defer cm.lazy.mu.Unlock()
+	cm.lazy.gone = true
+	of := prometheus.Labels{"cluster": cm.cluster}
+	m := cm.m
+	for _, v := range []*prometheus.CounterVec{m.Requests, m.RequestErrors, m.ClientConnectionsAccepted,
+		m.Redirects, m.BackupRequests, m.PubSubMessages, m.BackendErrors} {
+		if v != nil {
+			v.DeletePartialMatch(of)
+		}
+	}
+	for _, v := range []*prometheus.GaugeVec{m.ClientConnections, m.PubSubClients} {
+		if v != nil {
+			v.DeletePartialMatch(of)
+		}
+	}
+	for _, v := range []*prometheus.HistogramVec{m.RequestDuration, m.BackendRequestDuration} {
+		v.DeletePartialMatch(of)
+	}
 }
 
 // request counts one client command; spec nil for an unknown one.
@@ -103,11 +183,34 @@ func (cm *clusterMetrics) request(spec *command.Spec) {
 	if !cm.on {
 		return
 	}
-	if spec == nil {
-		cm.requests[len(cm.requests)-1].Inc()
-		return
+	id := len(cm.lazy.requests) - 1
+	if spec != nil {
+		id = spec.ID
 	}
-	cm.requests[spec.ID].Inc()
+	c := cm.lazy.requests[id].Load()
+	if c == nil {
+		if c = cm.requestCounter(id, spec); c == nil {
+			return
+		}
+	}
+	c.Inc()
+}
+
+// requestCounter makes the request counter of command id on its first use.
+func (cm *clusterMetrics) requestCounter(id int, spec *command.Spec) *counter {
+	l := cm.lazy
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c := l.requests[id].Load(); c != nil || l.gone {
+		return c
+	}
+	name := "other"
+	if spec != nil {
+		name = spec.Name
+	}
+	c := &counter{cm.m.Requests.WithLabelValues(cm.cluster, name)}
+	l.requests[id].Store(c)
+	return c
 }
 
 // failure counts a request that its node never answered.

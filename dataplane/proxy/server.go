@@ -264,6 +264,7 @@ func (s *Server) commitLocked(steps []*step) {
 	}
 	for name, c := range s.clusters {
 		if !named[name] {
+			c.metrics.forget() // before a later snapshot may serve the name again
 			s.retireLocked(c)
 			delete(s.clusters, name)
 			delete(s.specs, name)
@@ -390,6 +391,23 @@ func (s *Server) retireLocked(c *Cluster) {
 		defer s.wg.Done()
 		c.Drain()
 	}()
+}
+
+// TableVersions returns the version of the routing table each served cluster routes by (0
+// while it has none), for a --role data asterd's metrics.
+func (s *Server) TableVersions() map[string]uint64 {
+	s.mu.Lock()
+	clusters := maps.Clone(s.clusters)
+	s.mu.Unlock()
+	out := make(map[string]uint64, len(clusters))
+	for name, c := range clusters {
+		if g := c.gen.Load(); g != nil && g.snap != nil {
+			out[name] = g.snap.table.Version
+		} else {
+			out[name] = 0
+		}
+	}
+	return out
 }
 
 // Ready reports whether every cluster has a listener and a routing table.

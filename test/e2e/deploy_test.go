@@ -41,13 +41,13 @@ func TestDeployPrometheus(t *testing.T) {
 	// prove nothing.
 	t.Run("a wrong rule fails its unit test", func(t *testing.T) {
 		dir := t.TempDir()
-		readme, err := os.ReadFile("../../README.md")
+		readme, err := os.ReadFile("../../docs/operations.md")
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, n := range seriesNames {
 			if !strings.Contains(string(readme), "`"+n) {
-				t.Errorf("README.md does not list %s", n)
+				t.Errorf("docs/operations.md does not list %s", n)
 			}
 		}
 		rules, err := os.ReadFile(filepath.Join(deployDir, "prometheus", "rules.yml"))
@@ -161,7 +161,8 @@ var seriesNames = []string{
 	"aster_backend_request_duration_seconds", "aster_client_connections", "aster_client_connections_accepted_total",
 	"aster_redirects_total", "aster_backup_requests_total", "aster_backend_up", "aster_node_ejections_total", "aster_topology_refreshes_total",
 	"aster_routing_table_version", "aster_config_reloads_total", "aster_config_last_reload_successful",
-	"aster_build_info", "aster_pubsub_clients", "aster_pubsub_messages_total",
+	"aster_build_info", "aster_pubsub_clients", "aster_pubsub_messages_total", "aster_backend_errors_total",
+	"aster_control_plane_connected", "aster_control_plane_last_snapshot_age_seconds",
 }
 
 var asterName = regexp.MustCompile(`\baster_[a-z_]+`)
@@ -226,13 +227,13 @@ func TestDeployDashboardAndRulesNames(t *testing.T) {
 			t.Errorf("dashboard does not show %s", n)
 		}
 	}
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../../docs/operations.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range seriesNames {
 		if !strings.Contains(string(readme), "`"+n) {
-			t.Errorf("README.md does not list %s", n)
+			t.Errorf("docs/operations.md does not list %s", n)
 		}
 	}
 	rules, err := os.ReadFile(filepath.Join(deployDir, "prometheus", "rules.yml"))

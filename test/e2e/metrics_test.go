@@ -204,7 +204,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		_, mfs := scrape(t, maddr)
 		for name := range mfs {
 			if strings.HasPrefix(name, "aster_") && !slices.Contains(seriesNames, name) {
-				t.Errorf("%s is exposed but not in seriesNames (and so maybe not in README.md)", name)
+				t.Errorf("%s is exposed but not in seriesNames (and so maybe not in docs/operations.md)", name)
 			}
 		}
 	})
