@@ -37,7 +37,12 @@ vet: ## go vet
 	$(GO) vet ./...
 
 .PHONY: lint
-lint: vet fmt-check staticcheck lint-proto ## go vet, the gofmt check, staticcheck and buf lint: what CI runs besides the tests
+lint: vet fmt-check mod-check staticcheck lint-proto ## go vet, the gofmt and go.mod checks, staticcheck and buf lint: what CI runs besides the tests
+
+.PHONY: mod-check
+mod-check: ## Fail when go.mod or tools/go.mod is not tidy (the product's module lists only what it uses)
+	$(GO) mod tidy -diff
+	cd tools && $(GO) mod tidy -diff
 
 .PHONY: staticcheck
 staticcheck: ## staticcheck (pinned in tools/go.mod) over every package and its tests
