@@ -21,6 +21,9 @@ BUILDAH      ?= buildah
 BUILDAH_FLAGS ?= --storage-driver vfs
 CA_BUNDLE    ?= /etc/ssl/certs/ca-certificates.crt
 FUZZTIME  ?= 10s
+# The developer tools (buf, the protoc plugins, staticcheck) are pinned in their own module, so
+# the product's go.mod lists only what asterd, asterctl and the tests use.
+TOOL      := $(GO) tool -modfile=tools/go.mod
 # Packages whose tests start goroutines that talk to each other: always run under -race.
 RACE_PKGS := ./dataplane/... ./controlplane/... ./test/...
 
@@ -63,6 +66,18 @@ race: ## Run the concurrent packages' tests under the race detector
 vet: ## go vet
 	$(GO) vet ./...
 
+.PHONY: lint
+lint: vet fmt-check mod-check staticcheck lint-proto ## go vet, the gofmt and go.mod checks, staticcheck and buf lint: what CI runs besides the tests
+
+.PHONY: mod-check
+mod-check: ## Fail when go.mod or tools/go.mod is not tidy (the product's module lists only what it uses)
+	$(GO) mod tidy -diff
+	cd tools && $(GO) mod tidy -diff
+
+.PHONY: staticcheck
+staticcheck: ## staticcheck (pinned in tools/go.mod) over every package and its tests
+	$(TOOL) staticcheck ./...
+
 .PHONY: fmt-check
 fmt-check: ## Fail when a file is not gofmt'ed
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -93,12 +108,12 @@ docs: ## Regenerate docs/commands.md from the command table
 	$(GO) generate ./dataplane/command
 
 .PHONY: generate
-generate: ## Regenerate gen/ from proto/ with the buf and protoc plugins pinned in go.mod
-	$(GO) tool buf generate
+generate: ## Regenerate gen/ from proto/ with buf and the protoc plugins pinned in tools/go.mod
+	$(TOOL) buf generate
 
 .PHONY: lint-proto
 lint-proto: ## Lint proto/ with buf (STANDARD rules)
-	$(GO) tool buf lint
+	$(TOOL) buf lint
 
 .PHONY: check-generated
 check-generated: generate ## Fail when gen/ differs from what proto/ generates (stale, edited or untracked files)

@@ -22,7 +22,6 @@ func hideSecret(err error) error {
 		Message:  "the value is not valid TOML (not shown: the key holds a secret)",
 		Position: pe.Position,
 		LastKey:  pe.LastKey,
-		Line:     pe.Position.Line,
 	}
 }
 

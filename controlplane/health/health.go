@@ -35,7 +35,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/aster-proxy/aster/internal/tlsconf"
+	"github.com/aster-proxy/aster/dataplane/redisdial"
 )
 
 // State is a node's health as the checker sees it.
@@ -291,9 +291,10 @@ func (c *Checker) Run(ctx context.Context) {
 			}
 			pctx, cancel := context.WithCancel(ctx)
 			pingers[addr] = cancel
-			host, _, _ := net.SplitHostPort(addr)
-			p := &pinger{addr: addr, timeout: c.cfg.Timeout, auth: authCommand(c.cfg.Username, c.cfg.Password),
-				tls: tlsconf.ForHost(c.cfg.TLS, host)}
+			p := &pinger{addr: addr, timeout: c.cfg.Timeout, dial: redisdial.Options{
+				Addr: addr, DialTimeout: c.cfg.Timeout, ReplyTimeout: c.cfg.Timeout, TLS: c.cfg.TLS,
+				Username: c.cfg.Username, Password: c.cfg.Password,
+			}}
 			f := fails[addr]
 			wg.Go(func() { p.loop(pctx, f, c.pace, results) })
 		}
@@ -404,8 +405,7 @@ func (c *Checker) publishIfChanged() {
 type pinger struct {
 	addr    string
 	timeout time.Duration
-	auth    []byte // AUTH command sent on each new connection; nil for none
-	tls     *tls.Config
+	dial    redisdial.Options // how a new ping connection is opened (TLS, AUTH)
 
 	mu   sync.Mutex // guards conn against the cancel callback
 	conn net.Conn
@@ -414,7 +414,6 @@ type pinger struct {
 
 var (
 	pingCmd  = []byte("PING\r\n")
-	okLine   = []byte("+OK\r\n")
 	pongLine = []byte("+PONG\r\n")
 )
 
@@ -484,19 +483,9 @@ func (p *pinger) ping(ctx context.Context) error {
 // connection.
 func (p *pinger) try(ctx context.Context) error {
 	if p.conn == nil {
-		d := net.Dialer{Timeout: p.timeout}
-		conn, err := d.DialContext(ctx, "tcp", p.addr)
+		conn, err := redisdial.Dial(ctx, p.dial)
 		if err != nil {
-			return fmt.Errorf("dial %s: %w", p.addr, err)
-		}
-		if p.tls != nil {
-			tc := tls.Client(conn, p.tls)
-			_ = tc.SetDeadline(time.Now().Add(p.timeout))
-			if err := tc.HandshakeContext(ctx); err != nil {
-				conn.Close()
-				return fmt.Errorf("TLS handshake with %s: %w", p.addr, err)
-			}
-			conn = tc
+			return err
 		}
 		p.mu.Lock()
 		p.conn = conn
@@ -506,17 +495,11 @@ func (p *pinger) try(ctx context.Context) error {
 			return ctx.Err()
 		}
 		if p.rd == nil {
-			// Room for a whole Redis error line (-WRONGPASS ... is 66 bytes), so the node's
+			// Room for a whole Redis error line (-MASTERDOWN ... is 81 bytes), so the node's
 			// error reads in full; a longer reply line is cut there, never buffered further.
 			p.rd = bufio.NewReaderSize(conn, 256)
 		} else {
 			p.rd.Reset(conn)
-		}
-		if p.auth != nil {
-			if err := p.roundTrip(ctx, p.auth, okLine, "AUTH"); err != nil {
-				p.drop()
-				return err
-			}
 		}
 	}
 	err := p.exchange(ctx)
@@ -573,17 +556,5 @@ func (p *pinger) drop() {
 	if p.conn != nil {
 		_ = p.conn.Close()
 		p.conn = nil
-	}
-}
-
-// authCommand is the AUTH command for the credentials, or nil when there is no password.
-func authCommand(user, pass string) []byte {
-	switch {
-	case pass == "":
-		return nil
-	case user == "":
-		return fmt.Appendf(nil, "*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n", len(pass), pass)
-	default:
-		return fmt.Appendf(nil, "*3\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", len(user), user, len(pass), pass)
 	}
 }

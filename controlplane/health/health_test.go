@@ -725,7 +725,7 @@ func TestWrongPasswordError(t *testing.T) {
 	h := start(t, Config{Cluster: "c1", Nodes: []string{s.Addr}, Interval: interval, Timeout: 5 * time.Second, Password: "wrong-pw"})
 	waitFor(t, "DOWN", stateIs(h.checker, s.Addr, Down))
 	st, _ := h.checker.State(s.Addr)
-	if want := `reply "-WRONGPASS invalid username-password pair or user is disabled." is not +OK`; !strings.Contains(st.LastError, want) {
+	if want := `handshake with ` + s.Addr + `: node refused AUTH: WRONGPASS invalid username-password pair or user is disabled.`; !strings.Contains(st.LastError, want) {
 		t.Errorf("last error %q, want it to hold %q", st.LastError, want)
 	}
 	h.stop()

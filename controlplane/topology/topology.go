@@ -21,9 +21,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/aster-proxy/aster/dataplane/redisdial"
 	"github.com/aster-proxy/aster/dataplane/resp"
 	"github.com/aster-proxy/aster/dataplane/route"
-	"github.com/aster-proxy/aster/internal/tlsconf"
 )
 
 // Defaults for the zero values of Config.
@@ -185,26 +185,11 @@ func (f *Fetcher) candidates() []string {
 // fetchFrom asks one node for CLUSTER SLOTS on a fresh connection, and returns the map, the
 // raw reply and the connection, still open, for the caller to keep or close.
 func (f *Fetcher) fetchFrom(ctx context.Context, addr string) (*route.SlotMap, []byte, net.Conn, error) {
-	host, _, err := net.SplitHostPort(addr)
+	conn, err := redisdial.Dial(ctx, redisdial.Options{
+		Addr: addr, DialTimeout: f.cfg.DialTimeout, ReplyTimeout: f.cfg.ReadTimeout, TLS: f.cfg.TLS,
+		Username: f.cfg.Username, Password: f.cfg.Password,
+	})
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%s: bad address: %w", addr, err)
-	}
-	d := net.Dialer{Timeout: f.cfg.DialTimeout}
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%s: %w", addr, err)
-	}
-	if f.cfg.TLS != nil {
-		tc := tls.Client(conn, tlsconf.ForHost(f.cfg.TLS, host))
-		_ = tc.SetDeadline(time.Now().Add(f.cfg.ReadTimeout))
-		if err := tc.HandshakeContext(ctx); err != nil {
-			conn.Close()
-			return nil, nil, nil, fmt.Errorf("%s: TLS handshake: %w", addr, err)
-		}
-		conn = tc
-	}
-	if err := f.auth(ctx, conn, addr); err != nil {
-		conn.Close()
 		return nil, nil, nil, err
 	}
 	reply, err := f.askSlots(ctx, conn, addr)
@@ -230,30 +215,6 @@ func (f *Fetcher) exchange(ctx context.Context, conn net.Conn) (stop func() bool
 	_ = conn.SetDeadline(deadline)
 	// End the exchange at once when ctx is cancelled.
 	return context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-}
-
-// auth sends AUTH when a password is configured.
-func (f *Fetcher) auth(ctx context.Context, conn net.Conn, addr string) error {
-	if f.cfg.Password == "" {
-		return nil
-	}
-	stop := f.exchange(ctx, conn)
-	defer stop()
-	auth := [][]byte{[]byte("AUTH"), []byte(f.cfg.Password)}
-	if f.cfg.Username != "" {
-		auth = [][]byte{[]byte("AUTH"), []byte(f.cfg.Username), []byte(f.cfg.Password)}
-	}
-	if _, err := conn.Write(resp.AppendCommand(nil, auth...)); err != nil {
-		return fmt.Errorf("%s: send AUTH: %w", addr, err)
-	}
-	reply, err := readReply(conn)
-	if err != nil {
-		return fmt.Errorf("%s: read AUTH reply: %w", addr, err)
-	}
-	if resp.IsError(reply) {
-		return fmt.Errorf("%s: AUTH refused: %s", addr, bytes.TrimSpace(reply[1:]))
-	}
-	return nil
 }
 
 var clusterSlotsFrame = resp.AppendCommand(nil, []byte("CLUSTER"), []byte("SLOTS"))

@@ -280,12 +280,12 @@ func TestHintNeverBlocks(t *testing.T) {
 
 // TestFetchAuthenticates asks a password-protected node: with the password the fetch gets
 // past AUTH (the node is not in cluster mode, so CLUSTER SLOTS itself then fails), without it
-// the error says AUTH was refused.
+// the error says AUTH was refused, with the node's reason.
 func TestFetchAuthenticates(t *testing.T) {
 	srv := redistest.Start(t, "--requirepass", "pw")
 	for _, c := range []struct{ name, pass, want string }{
 		{"right", "pw", "cluster support disabled"},
-		{"wrong", "nope", "AUTH refused"},
+		{"wrong", "nope", "node refused AUTH: WRONGPASS"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f := New(Config{Cluster: "t", Seeds: []string{srv.Addr}, Password: c.pass})

@@ -23,7 +23,6 @@ import (
 	"io"
 	"net"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +30,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/aster-proxy/aster/dataplane/rawio"
+	"github.com/aster-proxy/aster/dataplane/redisdial"
 	"github.com/aster-proxy/aster/dataplane/resp"
 )
 
@@ -199,26 +199,27 @@ type Options struct {
 	OnFailure func(addr string, err error)
 	// Poller, when set, reads plain-TCP connections instead of a goroutine of their own.
 	Poller Poller
-	// TLS, when set, wraps every connection (after the TCP dial, before Init).
+	// TLS, when set, wraps every connection (after the TCP dial, before the handshake). With
+	// no ServerName it verifies the certificate for Addr's host.
 	TLS *tls.Config
 	// Latency, when set, observes each reply's time since its request was written (seconds).
 	Latency interface{ Observe(float64) }
 	// Failed, when set, counts n requests that failed on this node (FailBackend: the
 	// connection failed or is down; FailTimeout: no reply in time), for per-node error metrics.
 	Failed func(why Failure, n int)
-	// Init is sent on every new connection before anything else (e.g. READONLY for replica
-	// reads); each of its InitReplies replies must be a success, or the dial counts as failed.
-	Init        []byte
-	InitReplies int
-	// RESP3 makes every connection switch to RESP3 (HELLO 3, after Init) so that replies
-	// come in RESP3 types; the proxy converts them for RESP2 clients.
+	// Username and Password, when Password is set, are sent as AUTH on every new connection
+	// before anything else (backend_auth); a refusal fails the dial.
+	Username, Password string
+	// ReadOnly sends READONLY on every new connection, so that Redis Cluster replicas serve
+	// reads.
+	ReadOnly bool
+	// RESP3 makes every connection switch to RESP3 (HELLO 3) so that replies come in RESP3
+	// types; the proxy converts them for RESP2 clients.
 	RESP3 bool
 	// MaxReplyLine bounds a status or error line of a reply (0: resp.MaxReplyLineLen); a
 	// longer one fails the connection as a bad reply from the node.
 	MaxReplyLine int
 }
-
-var hello3Frame = []byte("*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n")
 
 const (
 	minBackoff = 50 * time.Millisecond
@@ -543,60 +544,22 @@ func (c *Conn) dialAndWrite() {
 	c.mu.Unlock()
 }
 
-// Dial opens one connection to opts.Addr as a Conn would: TCP (with TCP_NODELAY), TLS when
-// opts.TLS is set, then opts.Init (and HELLO 3 with opts.RESP3) with its replies checked. Sessions use it for the dedicated
-// connections that blocking commands, transactions and subscriptions need.
+// Dial opens one connection to opts.Addr as a Conn would, through redisdial: TCP, TLS when
+// opts.TLS is set, then AUTH, HELLO 3 (with opts.RESP3) and READONLY as opts ask, replies
+// checked, the handshake's replies waited for up to ReadTimeout. Sessions use it for the
+// dedicated connections that blocking commands, transactions and subscriptions need.
 func Dial(opts Options) (net.Conn, error) { return DialContext(context.Background(), opts) }
 
-// DialContext is Dial, given up (connect, TLS handshake and init alike) when ctx is done.
+// DialContext is Dial, given up (connect, TLS handshake and handshake alike) when ctx is done.
 func DialContext(ctx context.Context, opts Options) (net.Conn, error) {
-	d := net.Dialer{Timeout: opts.DialTimeout}
-	nc, err := d.DialContext(ctx, "tcp", opts.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", opts.Addr, err)
-	}
-	if tc, ok := nc.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-	}
-	if opts.TLS != nil {
-		tc := tls.Client(nc, opts.TLS)
-		timeout := opts.DialTimeout
-		if timeout <= 0 {
-			timeout = 5 * time.Second
-		}
-		_ = tc.SetDeadline(time.Now().Add(timeout))
-		if err = tc.HandshakeContext(ctx); err != nil {
-			nc.Close()
-			return nil, fmt.Errorf("TLS handshake with %s: %w", opts.Addr, err)
-		}
-		_ = tc.SetDeadline(time.Time{})
-		nc = tc
+	ro := redisdial.Options{
+		Addr: opts.Addr, DialTimeout: opts.DialTimeout, ReplyTimeout: opts.ReadTimeout, TLS: opts.TLS,
+		Username: opts.Username, Password: opts.Password, ReadOnly: opts.ReadOnly,
 	}
 	if opts.RESP3 {
-		opts.Init = append(opts.Init[:len(opts.Init):len(opts.Init)], hello3Frame...)
-		opts.InitReplies++
+		ro.Protocol = 3
 	}
-	if len(opts.Init) > 0 {
-		// The init's reads and writes wait on deadlines; an expired one ends them at once. Its
-		// own deadline is set first: set after, it could undo a cancel that came meanwhile.
-		timeout := opts.ReadTimeout
-		if timeout <= 0 {
-			timeout = 5 * time.Second
-		}
-		_ = nc.SetDeadline(time.Now().Add(timeout))
-		stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
-		err = handshake(nc, opts)
-		stop()
-		_ = nc.SetDeadline(time.Time{})
-		if err == nil && ctx.Err() != nil {
-			err = ctx.Err()
-		}
-		if err != nil {
-			nc.Close()
-			return nil, fmt.Errorf("%s: %w", opts.Addr, err)
-		}
-	}
-	return nc, nil
+	return redisdial.Dial(ctx, ro)
 }
 
 // dial connects and starts the reader; on failure it fails what is queued and backs off.
@@ -641,24 +604,6 @@ func (c *Conn) dial() bool {
 	c.wg.Add(1)
 	go c.readLoop(nc, c.gen)
 	return true
-}
-
-// handshake sends opts.Init and checks its replies, under the deadline the caller set.
-func handshake(nc net.Conn, opts Options) error {
-	if _, err := nc.Write(opts.Init); err != nil {
-		return fmt.Errorf("init: write: %w", err)
-	}
-	rr := resp.NewReplyReader(nc, 512) // nothing but these replies comes before we send more
-	for range opts.InitReplies {
-		f, err := rr.Next()
-		if err != nil {
-			return fmt.Errorf("init: %w", err)
-		}
-		if resp.IsError(f) {
-			return fmt.Errorf("init: node refused: %s", strings.TrimSpace(string(f[1:])))
-		}
-	}
-	return nil
 }
 
 // Poller reads connections for them: an event loop that waits for many sockets at once, so

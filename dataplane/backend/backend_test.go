@@ -132,7 +132,7 @@ func TestLatencyObservedFromWrite(t *testing.T) {
 }
 
 // TestFlushDoesNotWaitForADial: a flush that covers a node still being dialled (here one that
-// accepts TCP but never answers the connection's init) and a healthy node writes to the healthy
+// accepts TCP but never answers the connection's handshake) and a healthy node writes to the healthy
 // one at once; the dial holds up only its own node's requests.
 func TestFlushDoesNotWaitForADial(t *testing.T) {
 	silent, err := net.Listen("tcp", "127.0.0.1:0")
@@ -161,10 +161,10 @@ func TestFlushDoesNotWaitForADial(t *testing.T) {
 		heldMu.Unlock()
 	}()
 	srv := redistest.Start(t)
-	// The init waits up to ReadTimeout for its reply: the dial hangs that long unless the
-	// silent server hangs up first.
+	// The handshake (AUTH) waits up to ReadTimeout for its reply: the dial hangs that long
+	// unless the silent server hangs up first.
 	slow := backend.New(backend.Options{Addr: silent.Addr().String(), DialTimeout: time.Second, ReadTimeout: 8 * time.Second,
-		Init: resp.AppendCommand(nil, []byte("PING")), InitReplies: 1})
+		Password: "pw"})
 	defer slow.Close()
 	fast := backend.New(backend.Options{Addr: srv.Addr, DialTimeout: time.Second, ReadTimeout: 10 * time.Second})
 	defer fast.Close()
@@ -198,7 +198,7 @@ func TestFlushDoesNotWaitForADial(t *testing.T) {
 	}
 	heldMu.Lock()
 	for _, nc := range held {
-		nc.Close() // the init gets EOF: the dial fails, and with it the request
+		nc.Close() // the handshake gets EOF: the dial fails, and with it the request
 	}
 	heldMu.Unlock()
 	<-slowDone
@@ -208,7 +208,7 @@ func TestFlushDoesNotWaitForADial(t *testing.T) {
 }
 
 // TestCloseDoesNotWaitForADial: closing a connection whose dial hangs (the node accepts TCP but
-// never answers the init) ends the dial at once and fails its requests, instead of holding
+// never answers the handshake) ends the dial at once and fails its requests, instead of holding
 // Close (a reload, a shutdown) for up to the dial's timeouts.
 func TestCloseDoesNotWaitForADial(t *testing.T) {
 	silent, err := net.Listen("tcp", "127.0.0.1:0")
@@ -223,14 +223,14 @@ func TestCloseDoesNotWaitForADial(t *testing.T) {
 		}
 	}()
 	c := backend.New(backend.Options{Addr: silent.Addr().String(), DialTimeout: 30 * time.Second,
-		ReadTimeout: 30 * time.Second, Init: resp.AppendCommand(nil, []byte("PING")), InitReplies: 1})
+		ReadTimeout: 30 * time.Second, Password: "pw"})
 	var wg sync.WaitGroup
 	var r backend.Request
 	r.Bind(&wg)
 	wg.Add(1)
 	c.Send(&r, resp.AppendCommand(nil, []byte("PING")))
 	c.Flush()
-	held := <-accepted // the dial is now waiting for the init's reply
+	held := <-accepted // the dial is now waiting for the handshake's reply
 	defer held.Close()
 
 	closed := make(chan struct{})

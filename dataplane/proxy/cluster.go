@@ -17,7 +17,6 @@ import (
 	"github.com/aster-proxy/aster/dataplane/backend"
 	"github.com/aster-proxy/aster/dataplane/hotkey"
 	"github.com/aster-proxy/aster/dataplane/rawio"
-	"github.com/aster-proxy/aster/dataplane/resp"
 	"github.com/aster-proxy/aster/dataplane/route"
 	"github.com/aster-proxy/aster/internal/tlsconf"
 )
@@ -397,18 +396,7 @@ func (c *Cluster) poolLocked(g *generation, addr string) *pool {
 	if c.env.Hint != nil {
 		opts.OnFailure = func(string, error) { c.env.Hint() }
 	}
-	if b.password != "" {
-		if b.user != "" {
-			opts.Init = resp.AppendCommand(opts.Init, []byte("AUTH"), []byte(b.user), []byte(b.password))
-		} else {
-			opts.Init = resp.AppendCommand(opts.Init, []byte("AUTH"), []byte(b.password))
-		}
-		opts.InitReplies++
-	}
-	if c.readonlyLocked(g) {
-		opts.Init = append(opts.Init, readonlyFrame...)
-		opts.InitReplies++
-	}
+	opts.Username, opts.Password, opts.ReadOnly = b.user, b.password, c.readonlyLocked(g)
 	if opts.TLS == nil {
 		opts.Poller = loopPoller{c}
 	}
@@ -421,8 +409,6 @@ func (c *Cluster) poolLocked(g *generation, addr string) *pool {
 }
 
 var maxClientsReply = []byte("-ERR max number of clients reached\r\n")
-
-var readonlyFrame = []byte("*1\r\n$8\r\nREADONLY\r\n")
 
 // poolFor returns the pool of a node named by a redirect, which the current table may not
 // know yet. Redirects are rare, so a lock here costs the hot path nothing. nil once closed.

@@ -78,7 +78,7 @@ func (s *session) mergeBroadcast(out []byte, sl *slot) []byte {
 // answers -BUSY to the rest. A KILL queued on a shared connection would wait behind the very
 // script it is meant to stop (a connection's commands run in order), so it goes out on a
 // dedicated connection to each node: an idle one from the cluster's pool, or one dialled for
-// it whose init sends AUTH alone (READONLY is refused while the node is busy).
+// it whose handshake sends AUTH alone (READONLY is refused while the node is busy).
 //
 // It goes to every node that may be running one of the cluster's scripts: the ring's nodes; in
 // cluster mode the masters, and the replicas too when reads go to them (read_from_slave,
@@ -231,12 +231,8 @@ func (c *Cluster) killOne(t killTarget, frame []byte) killReply {
 			return c.killFailed(t.addr, err)
 		}
 		opts := t.opts
-		opts.Latency, opts.OnFailure, opts.RESP3 = nil, nil, false
-		if bytes.HasSuffix(opts.Init, readonlyFrame) {
-			opts.Init = opts.Init[:len(opts.Init)-len(readonlyFrame)]
-			opts.InitReplies--
-		}
-		opts.ReadTimeout = wait // the init's AUTH, too, waits for the busy threshold
+		opts.Latency, opts.OnFailure, opts.RESP3, opts.ReadOnly = nil, nil, false, false
+		opts.ReadTimeout = wait // the handshake's AUTH, too, waits for the busy threshold
 		ctx, cancel := context.WithTimeout(context.Background(), wait)
 		nc, err := backend.DialContext(ctx, opts)
 		cancel()

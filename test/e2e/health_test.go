@@ -128,7 +128,6 @@ dial_timeout = 200
 `)
 	c := a.client(t)
 	const keys = 300
-	owner := map[string]int{} // key → index of the server that holds it
 	place := func(prefix string) {
 		t.Helper()
 		for i := range keys {
@@ -152,7 +151,7 @@ dial_timeout = 200
 		return m
 	}
 	place("k:")
-	owner = ownerOf("k:")
+	owner := ownerOf("k:") // key → index of the server that holds it
 	if len(owner) != keys {
 		t.Fatalf("%d of %d keys found on the servers", len(owner), keys)
 	}
