@@ -296,9 +296,9 @@ servers = `+serverList(servers, []int{1}, true)+`
 		code int
 		want string // in stdout on success, in stderr on failure
 	}{
-		{"no token", nil, []string{"--addr", admin}, 1, "Unauthenticated"},
-		{"wrong token", nil, []string{"--addr", admin, "--token", "guess"}, 1, "Unauthenticated"},
-		{"wrong env token", []string{"ASTER_ADMIN_TOKEN=guess"}, []string{"--addr", admin}, 1, "Unauthenticated"},
+		{"no token", nil, []string{"--addr", admin}, 1, "wants a bearer token ([admin] token): give --token-file FILE, or set ASTER_ADMIN_TOKEN"},
+		{"wrong token", nil, []string{"--addr", admin, "--token", "guess"}, 1, "refused the bearer token from --token"},
+		{"wrong env token", []string{"ASTER_ADMIN_TOKEN=guess"}, []string{"--addr", admin}, 1, "refused the bearer token from ASTER_ADMIN_TOKEN"},
 		{"token flag", nil, []string{"--addr", admin, "--token", "s3cret"}, 0, "tok"},
 		{"token env", []string{"ASTER_ADMIN_TOKEN=s3cret"}, []string{"--addr", admin}, 0, "tok"},
 		{"env addr and token", []string{"ASTER_ADMIN_TOKEN=s3cret", "ASTER_ADMIN_ADDR=" + admin}, nil, 0, "tok"},
