@@ -174,6 +174,7 @@ func fromTwemproxy(data []byte, file string) (out []byte, notes []string, err er
 	}
 	top := doc.Content[0]
 	var pools []twemPool
+	seen := map[string]int{} // pool names, as Aster compares cluster names: case-insensitively
 	for i := 0; i+1 < len(top.Content); i += 2 {
 		k, v := top.Content[i], top.Content[i+1]
 		if v.Kind == yaml.AliasNode {
@@ -187,6 +188,11 @@ func fromTwemproxy(data []byte, file string) (out []byte, notes []string, err er
 			p.add(v.Line, k.Value, "", "must be a mapping of settings (listen, hash, servers, ...)")
 			continue
 		}
+		if line, dup := seen[strings.ToLower(k.Value)]; dup {
+			p.add(k.Line, k.Value, "", "a second pool of that name (also line %d; Aster compares cluster names case-insensitively)", line)
+			continue
+		}
+		seen[strings.ToLower(k.Value)] = k.Line
 		pool := twemPool{name: k.Value, line: k.Line, vals: map[string]*yaml.Node{}, lines: map[string]int{}}
 		for j := 0; j+1 < len(v.Content); j += 2 {
 			key, val := v.Content[j], v.Content[j+1]
@@ -513,6 +519,15 @@ func convertServers(r poolReader, t *bytes.Buffer) {
 // first answered ping.
 func convertEjection(r poolReader, kv func(k, v, c string), comment func(string, ...any), note func(k, f string, a ...any)) {
 	eject, _ := r.boolean("auto_eject_hosts")
+	if !eject {
+		kv("ping_fail_limit", "0", "auto_eject_hosts: false (a failed server keeps its keys)")
+		for _, k := range []string{"server_failure_limit", "server_retry_timeout"} {
+			if _, ok := r.num(k); ok {
+				comment("%s has no effect without auto_eject_hosts, in twemproxy as here", k)
+			}
+		}
+		return
+	}
 	limit := int64(twemDefaultFailureLimit)
 	if n, ok := r.limited("server_failure_limit", limits.PingFailLimit); ok {
 		limit = n
@@ -520,15 +535,6 @@ func convertEjection(r poolReader, kv func(k, v, c string), comment func(string,
 	retry := int64(twemDefaultRetryTimeout)
 	if n, ok := r.limited("server_retry_timeout", limits.PingSuccInterval); ok {
 		retry = n
-	}
-	if !eject {
-		kv("ping_fail_limit", "0", "auto_eject_hosts: false (a failed server keeps its keys)")
-		for _, k := range []string{"server_failure_limit", "server_retry_timeout"} {
-			if r.has(k) {
-				comment("%s has no effect without auto_eject_hosts, in twemproxy as here", k)
-			}
-		}
-		return
 	}
 	if limit == 0 {
 		// twemproxy ejects at once when the limit is 0; asterd's 0 never ejects.

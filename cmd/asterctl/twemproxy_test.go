@@ -86,7 +86,7 @@ func TestFromTwemproxyKeys(t *testing.T) {
 		{"server_failure_limit 0 ejects at the first failure", "  auto_eject_hosts: true\n  server_failure_limit: 0\n", func(c config.Cluster) bool {
 			return c.PingFailLimit == 1
 		}, "", "0 converted to ping_fail_limit = 1"},
-		{"auto_eject_hosts false keeps failed servers", "  auto_eject_hosts: false\n  server_failure_limit: 3\n  server_retry_timeout: 2000\n", func(c config.Cluster) bool {
+		{"auto_eject_hosts false keeps failed servers", "  auto_eject_hosts: false\n  server_failure_limit: 3\n  server_retry_timeout: 0\n", func(c config.Cluster) bool {
 			return c.PingFailLimit == 0
 		}, "# server_failure_limit has no effect without auto_eject_hosts", ""},
 	}
@@ -201,6 +201,10 @@ func TestFromTwemproxyRefusals(t *testing.T) {
 		{"server without weight", "p:\n  listen: 127.0.0.1:1\n  redis: true\n  servers:\n   - 127.0.0.1:6379\n", `nutcracker.yml:5: pool "p": servers[0]: "127.0.0.1:6379" is not host:port:weight`},
 		{"weight out of range", "p:\n  listen: 127.0.0.1:1\n  redis: true\n  servers:\n   - 127.0.0.1:6379:100000\n", `servers[0]: weight "100000" is out of Aster's range 1..65535`},
 		{"unix socket server", "p:\n  listen: 127.0.0.1:1\n  redis: true\n  servers:\n   - /tmp/redis.sock:1\n", `servers[0]: "/tmp/redis.sock:1" is a unix socket: Aster's servers are host:port`},
+		{"retry timeout out of range", "p:\n  listen: 127.0.0.1:1\n  redis: true\n  auto_eject_hosts: true\n  server_retry_timeout: 0\n  servers:\n   - h:1:1\n",
+			`nutcracker.yml:5: pool "p": server_retry_timeout: 0 is out of the range of Aster's ping_succ_interval`},
+		{"same pool twice", "p:\n  listen: 127.0.0.1:1\n  redis: true\n  servers:\n   - h:1:1\nP:\n  listen: 127.0.0.1:2\n  redis: true\n  servers:\n   - h:1:1\n",
+			`nutcracker.yml:6: pool "P": a second pool of that name (also line 1`},
 		{"server with spaces in the name", "p:\n  listen: 127.0.0.1:1\n  redis: true\n  servers:\n   - 127.0.0.1:6379:1 a b\n", `servers[0]: "127.0.0.1:6379:1 a b" is not "host:port:weight [name]"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
