@@ -98,8 +98,12 @@ type tlsOptions struct {
 	ca, cert, key, serverName string
 }
 
-// usageError is a command line mistake: exit 2 with the command's usage on stderr.
-type usageError struct{ msg string }
+// usageError is a command line mistake: exit 2 with the command's usage on stderr, unless
+// quiet (a token file that cannot be read is no matter of usage).
+type usageError struct {
+	msg   string
+	quiet bool
+}
 
 func (e *usageError) Error() string { return e.msg }
 
@@ -139,21 +143,6 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	return a.execute(args)
 }
 
-// parse parses args as run would, without calling asterd, and returns the invocation.
-func parse(args []string, stderr io.Writer, getenv func(string) string) (*invocation, error) {
-	var got *invocation
-	a := newApp(io.Discard, stderr, getenv)
-	a.call = func(inv *invocation) error { got = inv; return nil }
-	a.root.SetArgs(longFlagsCompat(a.root, args))
-	if _, err := a.root.ExecuteC(); err != nil {
-		return nil, err
-	}
-	if got == nil {
-		return nil, errors.New("no admin command on the line")
-	}
-	return got, nil
-}
-
 // execute runs the command line and maps its outcome to an exit code.
 func (a *app) execute(args []string) int {
 	args = longFlagsCompat(a.root, args)
@@ -182,7 +171,8 @@ func (a *app) execute(args []string) int {
 	// Everything else is the command line's fault: the flag package's, cobra's (unknown
 	// command, bad argument count) or ours (usageError).
 	fmt.Fprintf(a.stderr, "asterctl: %v\n", err)
-	if cmd != nil {
+	var uerr *usageError
+	if cmd != nil && !(errors.As(err, &uerr) && uerr.quiet) {
 		fmt.Fprint(a.stderr, cmd.UsageString())
 	}
 	return 2
@@ -291,7 +281,7 @@ func (a *app) options(cmd *cobra.Command) (options, error) {
 	}
 	token, err := bearer.Resolve(flagValue(set("token"), o.token), flagValue(set("token-file"), o.tokenFile), a.getenv)
 	if err != nil {
-		return o, &usageError{msg: err.Error()}
+		return o, &usageError{msg: err.Error(), quiet: true}
 	}
 	o.token = token
 	switch {

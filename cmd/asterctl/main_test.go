@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -23,6 +25,21 @@ import (
 
 func envOf(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
+}
+
+// parse parses args as run does, without calling asterd, and returns the invocation.
+func parse(args []string, stderr io.Writer, getenv func(string) string) (*invocation, error) {
+	var got *invocation
+	a := newApp(io.Discard, stderr, getenv)
+	a.call = func(inv *invocation) error { got = inv; return nil }
+	a.root.SetArgs(longFlagsCompat(a.root, args))
+	if _, err := a.root.ExecuteC(); err != nil {
+		return nil, err
+	}
+	if got == nil {
+		return nil, errors.New("no admin command on the line")
+	}
+	return got, nil
 }
 
 func TestParse(t *testing.T) {
