@@ -196,6 +196,9 @@ func fromTwemproxy(data []byte, file string) (out []byte, notes []string, err er
 		pool := twemPool{name: k.Value, line: k.Line, vals: map[string]*yaml.Node{}, lines: map[string]int{}}
 		for j := 0; j+1 < len(v.Content); j += 2 {
 			key, val := v.Content[j], v.Content[j+1]
+			if val.Kind == yaml.AliasNode {
+				val = val.Alias
+			}
 			if !slices.Contains(twemKeys, key.Value) {
 				p.add(key.Line, pool.name, key.Value, "unknown twemproxy key (twemproxy 0.5 knows %s)", strings.Join(twemKeys, ", "))
 				continue

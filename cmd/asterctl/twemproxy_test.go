@@ -145,6 +145,29 @@ func TestFromTwemproxyServers(t *testing.T) {
 	}
 }
 
+// TestFromTwemproxyAnchors: YAML anchors and aliases are followed, for pools and values.
+func TestFromTwemproxyAnchors(t *testing.T) {
+	out, _, err := fromTwemproxy([]byte(`a:
+  listen: 127.0.0.1:22121
+  redis: true
+  timeout: &t 250
+  servers: &s
+   - 127.0.0.1:6379:1 r1
+b:
+  listen: 127.0.0.1:22122
+  redis: true
+  timeout: *t
+  servers: *s
+`), "n.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(out, "aster.toml")
+	if err != nil || len(cfg.Clusters) != 2 || cfg.Clusters[1].ReadTimeout != 250*time.Millisecond || cfg.Clusters[1].Servers[0].Alias != "r1" {
+		t.Fatalf("%v %+v\n%s", err, cfg, out)
+	}
+}
+
 // TestFromTwemproxyPools: every pool becomes a cluster, in file order.
 func TestFromTwemproxyPools(t *testing.T) {
 	out, _, err := fromTwemproxy([]byte(minimalPool+strings.ReplaceAll(strings.ReplaceAll(minimalPool, "p:", "second:"), "22121", "22122")), "n.yml")
