@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
@@ -228,25 +229,34 @@ func (a *app) clusterCommand() *cobra.Command {
 	return cl
 }
 
-// completeArgs completes cluster names (and, for eject and restore, node aliases and
-// addresses) by asking asterd, with the flags already on the line.
+// completeArgs completes cluster names, then for eject and restore node aliases and
+// addresses, for config knob names, by asking asterd with the flags already on the line. A
+// shell waits for the answer, so the call gets 2 s at most and its errors are not explained.
 func (a *app) completeArgs(name string) cobra.CompletionFunc {
 	c := commands[name]
 	return func(cmd *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		none := cobra.ShellCompDirectiveNoFileComp
-		if len(args) >= len(c.args) || len(args) > 1 {
+		if len(args) > 1 || len(args) >= len(c.args)+len(c.opt) {
 			return nil, none
 		}
 		opts, err := a.options(cmd)
 		if err != nil {
 			return nil, none
 		}
+		opts.timeout = min(opts.timeout, completionTimeout)
 		var out []cobra.Completion
-		err = opts.withClient(func(ctx context.Context, cl asterv1.AdminServiceClient) error {
-			if len(args) == 0 {
+		err = opts.call(func(ctx context.Context, cl asterv1.AdminServiceClient) error {
+			switch {
+			case len(args) == 0:
 				resp, err := cl.ListClusters(ctx, &asterv1.ListClustersRequest{})
-				for _, cl := range resp.GetClusters() {
-					out = append(out, cl.GetName())
+				for _, c := range resp.GetClusters() {
+					out = append(out, c.GetName())
+				}
+				return err
+			case name == "config":
+				resp, err := cl.GetClusterConfig(ctx, &asterv1.GetClusterConfigRequest{Cluster: args[0]})
+				for _, k := range resp.GetKnobs() {
+					out = append(out, k.GetName())
 				}
 				return err
 			}
@@ -267,9 +277,20 @@ func (a *app) completeArgs(name string) cobra.CompletionFunc {
 	}
 }
 
+// completionTimeout bounds the call a completion makes.
+const completionTimeout = 2 * time.Second
+
 // withClient dials asterd as o says and runs f with a context that carries the token and the
 // deadline. Errors are explained for a person (see explain).
 func (o options) withClient(f func(ctx context.Context, c asterv1.AdminServiceClient) error) error {
+	if err := o.call(f); err != nil {
+		return o.explain(err)
+	}
+	return nil
+}
+
+// call is withClient without the explanation of errors.
+func (o options) call(f func(ctx context.Context, c asterv1.AdminServiceClient) error) error {
 	creds, err := o.tls.creds()
 	if err != nil {
 		return err
@@ -284,10 +305,7 @@ func (o options) withClient(f func(ctx context.Context, c asterv1.AdminServiceCl
 	if o.token != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+o.token)
 	}
-	if err := f(ctx, asterv1.NewAdminServiceClient(conn)); err != nil {
-		return o.explain(err)
-	}
-	return nil
+	return f(ctx, asterv1.NewAdminServiceClient(conn))
 }
 
 // execute dials asterd, makes the call and prints its answer.

@@ -200,6 +200,7 @@ func TestCompletion(t *testing.T) {
 		{[]string{"cluster", "list", "-o", ""}, []string{"json", "table"}},
 		{[]string{"--addr", addr, "cluster", "show", ""}, []string{"main"}},
 		{[]string{"cluster", "eject", "--addr", addr, "main", ""}, []string{"r1", "r2", "127.0.0.1:7003"}},
+		{[]string{"cluster", "config", "--addr", addr, "main", ""}, []string{"hotkey-enabled"}},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run(append([]string{"__complete"}, c.args...), &stdout, &stderr, envOf(nil)); code != 0 {
