@@ -350,24 +350,32 @@ func (t tlsOptions) creds() (credentials.TransportCredentials, error) {
 	return credentials.NewTLS(cfg), nil
 }
 
-// longFlagsCompat rewrites the Go flag package's single-dash long flags ("-addr X",
-// "-reason=R"), which asterctl took before it used cobra, to "--addr X": pflag would read
-// them as bundles of one-letter flags. Only names of long flags of the command tree are
+// longFlagsCompat rewrites what the Go flag package took, and asterctl with it before it used
+// cobra, to pflag's spelling: single-dash long flags ("-addr X", "-reason=R") become "--addr X"
+// (pflag would read them as bundles of one-letter flags), and double-dash one-letter flags
+// ("--o json", "--n=3") become "-o json". Only names of flags of the command tree are
 // rewritten, and nothing after "--".
 func longFlagsCompat(root *cobra.Command, args []string) []string {
-	long, _ := flagNames(root)
+	long, short := flagNames(root)
 	out := make([]string, len(args))
 	copy(out, args)
 	for i, arg := range out {
 		if arg == "--" || (i == 0 && strings.HasPrefix(arg, "__complete")) {
 			break
 		}
-		if len(arg) < 3 || arg[0] != '-' || arg[1] == '-' {
-			continue
-		}
-		name, _, _ := strings.Cut(arg[1:], "=")
-		if _, ok := long[name]; ok {
-			out[i] = "-" + arg
+		switch {
+		case len(arg) >= 3 && arg[0] == '-' && arg[1] != '-':
+			name, _, _ := strings.Cut(arg[1:], "=")
+			if _, ok := long[name]; ok {
+				out[i] = "-" + arg
+			}
+		case len(arg) >= 3 && strings.HasPrefix(arg, "--"):
+			name, _, _ := strings.Cut(arg[2:], "=")
+			_, isShort := short[name]
+			_, isLong := long[name]
+			if isShort && !isLong {
+				out[i] = arg[1:]
+			}
 		}
 	}
 	return out

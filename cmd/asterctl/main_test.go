@@ -68,6 +68,10 @@ func TestParse(t *testing.T) {
 			options{addr: defaultAddr, output: "json", timeout: 2 * time.Second}, "show", []string{"main"}, ""},
 		{"go-style single-dash long flags", []string{"-addr", "h:4", "cluster", "list", "-timeout=5s", "-tls"}, nil,
 			options{addr: "h:4", output: "table", timeout: 5 * time.Second, tls: tlsOptions{on: true}}, "list", nil, ""},
+		{"go-style double-dash one-letter flag", []string{"--o", "json", "cluster", "list"}, nil,
+			options{addr: defaultAddr, output: "json", timeout: defaultTimeout}, "list", nil, ""},
+		{"go-style double-dash count", []string{"cluster", "hotkeys", "main", "--n=3", "-o=json"}, nil,
+			options{addr: defaultAddr, output: "json", timeout: defaultTimeout}, "hotkeys", []string{"main"}, ""},
 		{"short output glued", []string{"cluster", "list", "-ojson"}, nil,
 			options{addr: defaultAddr, output: "json", timeout: defaultTimeout}, "list", nil, ""},
 		{"token after the command", []string{"cluster", "list", "--token", "t"}, nil,
@@ -121,6 +125,9 @@ func TestParse(t *testing.T) {
 			}
 			if inv.name != c.cmd || strings.Join(inv.args, "|") != strings.Join(c.pos, "|") || inv.flags.reason != c.reason {
 				t.Errorf("command %q args %q reason %q, want %q %q %q", inv.name, inv.args, inv.flags.reason, c.cmd, c.pos, c.reason)
+			}
+			if c.cmd == "hotkeys" && inv.flags.count != 3 {
+				t.Errorf("-n %d, want 3", inv.flags.count)
 			}
 		})
 	}
