@@ -75,6 +75,11 @@ func buildVersion() string {
 	return "devel"
 }
 
+func init() {
+	// Help lists commands in the order of use (list, show, reload, eject, ...), not A to Z.
+	cobra.EnableCommandSorting = false
+}
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
 }
