@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -13,7 +15,6 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -24,6 +25,21 @@ import (
 
 func envOf(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
+}
+
+// parse parses args as run does, without calling asterd, and returns the invocation.
+func parse(args []string, stderr io.Writer, getenv func(string) string) (*invocation, error) {
+	var got *invocation
+	a := newApp(io.Discard, stderr, getenv)
+	a.call = func(inv *invocation) error { got = inv; return nil }
+	a.root.SetArgs(longFlagsCompat(a.root, args))
+	if _, err := a.root.ExecuteC(); err != nil {
+		return nil, err
+	}
+	if got == nil {
+		return nil, errors.New("no admin command on the line")
+	}
+	return got, nil
 }
 
 func TestParse(t *testing.T) {
@@ -39,10 +55,29 @@ func TestParse(t *testing.T) {
 		{"defaults", []string{"cluster", "list"}, nil,
 			options{addr: defaultAddr, output: "table", timeout: defaultTimeout}, "list", nil, ""},
 		{"env", []string{"cluster", "list"}, map[string]string{envAddr: "10.0.0.1:1", envToken: "env-tok"},
-			options{addr: "10.0.0.1:1", token: "env-tok", output: "table", timeout: defaultTimeout}, "list", nil, ""},
+			options{addr: "10.0.0.1:1", token: "env-tok", tokenFrom: envToken, output: "table", timeout: defaultTimeout}, "list", nil, ""},
 		{"flags win over env", []string{"--addr", "h:2", "--token", "flag-tok", "cluster", "list"},
 			map[string]string{envAddr: "10.0.0.1:1", envToken: "env-tok"},
-			options{addr: "h:2", token: "flag-tok", output: "table", timeout: defaultTimeout}, "list", nil, ""},
+			options{addr: "h:2", token: "flag-tok", tokenFrom: "--token", output: "table", timeout: defaultTimeout}, "list", nil, ""},
+		// Flags anywhere, as kubectl takes them.
+		{"output after the command", []string{"cluster", "list", "-o", "json"}, nil,
+			options{addr: defaultAddr, output: "json", timeout: defaultTimeout}, "list", nil, ""},
+		{"flags after the arguments", []string{"cluster", "show", "main", "-o", "json", "--addr", "h:3"}, nil,
+			options{addr: "h:3", output: "json", timeout: defaultTimeout}, "show", []string{"main"}, ""},
+		{"flags between command words", []string{"cluster", "--timeout=2s", "show", "--output=json", "main"}, nil,
+			options{addr: defaultAddr, output: "json", timeout: 2 * time.Second}, "show", []string{"main"}, ""},
+		{"go-style single-dash long flags", []string{"-addr", "h:4", "cluster", "list", "-timeout=5s", "-tls"}, nil,
+			options{addr: "h:4", output: "table", timeout: 5 * time.Second, tls: tlsOptions{on: true}}, "list", nil, ""},
+		{"go-style double-dash one-letter flag", []string{"--o", "json", "cluster", "list"}, nil,
+			options{addr: defaultAddr, output: "json", timeout: defaultTimeout}, "list", nil, ""},
+		{"go-style double-dash count", []string{"cluster", "hotkeys", "main", "--n=3", "-o=json"}, nil,
+			options{addr: defaultAddr, output: "json", timeout: defaultTimeout}, "hotkeys", []string{"main"}, ""},
+		{"short output glued", []string{"cluster", "list", "-ojson"}, nil,
+			options{addr: defaultAddr, output: "json", timeout: defaultTimeout}, "list", nil, ""},
+		{"token after the command", []string{"cluster", "list", "--token", "t"}, nil,
+			options{addr: defaultAddr, token: "t", tokenFrom: "--token", output: "table", timeout: defaultTimeout}, "list", nil, ""},
+		{"version", []string{"version", "--addr", "h:5"}, nil,
+			options{addr: "h:5", output: "table", timeout: defaultTimeout}, "version", nil, ""},
 		{"empty token flag beats env", []string{"--token=", "cluster", "list"}, map[string]string{envToken: "env-tok"},
 			options{addr: defaultAddr, output: "table", timeout: defaultTimeout}, "list", nil, ""},
 		{"json and timeout", []string{"-o", "json", "--timeout", "3s", "cluster", "show", "main"}, nil,
@@ -91,6 +126,9 @@ func TestParse(t *testing.T) {
 			if inv.name != c.cmd || strings.Join(inv.args, "|") != strings.Join(c.pos, "|") || inv.flags.reason != c.reason {
 				t.Errorf("command %q args %q reason %q, want %q %q %q", inv.name, inv.args, inv.flags.reason, c.cmd, c.pos, c.reason)
 			}
+			if c.cmd == "hotkeys" && inv.flags.count != 3 {
+				t.Errorf("-n %d, want 3", inv.flags.count)
+			}
 		})
 	}
 }
@@ -104,29 +142,39 @@ func TestUsage(t *testing.T) {
 		stdout []string // substrings; nil means stdout must be empty
 		stderr []string // substrings; nil means stderr must be empty
 	}{
-		{"help", []string{"--help"}, 0, []string{"Usage: asterctl [flags] <command>", "ASTER_ADMIN_ADDR", "cluster eject NAME NODE"}, nil},
-		{"short help", []string{"-h"}, 0, []string{"Usage: asterctl [flags] <command>"}, nil},
-		{"help command", []string{"help"}, 0, []string{"Usage: asterctl [flags] <command>"}, nil},
-		{"cluster help", []string{"cluster", "--help"}, 0, []string{"Usage: asterctl [flags] cluster <command>", "restore NAME NODE"}, nil},
-		{"eject help", []string{"cluster", "eject", "--help"}, 0, []string{"cluster eject NAME NODE [--reason R]", "--reason R"}, nil},
+		{"help", []string{"--help"}, 0, []string{"Usage:\n  asterctl [flags]\n  asterctl [command]", "ASTER_ADMIN_ADDR", "cluster eject NAME NODE [--reason R]", "--token-file", "completion bash|zsh|fish"}, nil},
+		{"short help", []string{"-h"}, 0, []string{"Usage:\n  asterctl [flags]\n  asterctl [command]"}, nil},
+		{"go-style help", []string{"-help"}, 0, []string{"Usage:\n  asterctl [flags]\n  asterctl [command]"}, nil},
+		{"help command", []string{"help"}, 0, []string{"Usage:\n  asterctl [flags]\n  asterctl [command]"}, nil},
+		{"help for a command", []string{"help", "cluster", "eject"}, 0, []string{"asterctl cluster eject NAME NODE [flags]", "--reason string"}, nil},
+		{"cluster help", []string{"cluster", "--help"}, 0, []string{"asterctl cluster [command]", "restore", "Put an ejected node back"}, nil},
+		{"cluster help word", []string{"cluster", "help"}, 0, []string{"asterctl cluster [command]"}, nil},
+		{"eject help", []string{"cluster", "eject", "--help"}, 0, []string{"asterctl cluster eject NAME NODE [flags]", "--reason string", "--addr string"}, nil},
 		{"eject help after args", []string{"cluster", "eject", "main", "-h"}, 0, []string{"cluster eject NAME NODE"}, nil},
-		{"list help", []string{"cluster", "list", "--help"}, 0, []string{"Usage: asterctl [flags] cluster list"}, nil},
-		{"no command", nil, 2, nil, []string{"missing command", "Usage: asterctl [flags] <command>"}},
-		{"unknown command", []string{"node"}, 2, nil, []string{`unknown command "node"`, "Usage: asterctl"}},
-		{"no cluster command", []string{"cluster"}, 2, nil, []string{"missing cluster command", "Usage: asterctl [flags] cluster <command>"}},
+		{"list help", []string{"cluster", "list", "--help"}, 0, []string{"asterctl cluster list [flags]"}, nil},
+		{"config help", []string{"cluster", "config", "--help"}, 0, []string{"asterctl cluster config NAME [KNOB [VALUE]] [flags]"}, nil},
+		{"no command", nil, 2, nil, []string{"missing command", "Usage:"}},
+		{"unknown command", []string{"node"}, 2, nil, []string{`unknown command "node"`, "Usage:"}},
+		{"no cluster command", []string{"cluster"}, 2, nil, []string{"missing cluster command", "asterctl cluster [command]"}},
 		{"unknown cluster command", []string{"cluster", "drop"}, 2, nil, []string{`unknown cluster command "drop"`}},
-		{"unknown flag", []string{"--nope", "cluster", "list"}, 2, nil, []string{"-nope", "Usage: asterctl"}},
+		{"unknown flag", []string{"--nope", "cluster", "list"}, 2, nil, []string{"unknown flag: --nope", "Usage:"}},
+		{"unknown flag after the command", []string{"cluster", "list", "--nope"}, 2, nil, []string{"unknown flag: --nope"}},
 		{"bad output", []string{"-o", "yaml", "cluster", "list"}, 2, nil, []string{`-o "yaml"`}},
-		{"bad timeout", []string{"--timeout", "soon", "cluster", "list"}, 2, nil, []string{"timeout", "Usage: asterctl"}},
+		{"bad output after the command", []string{"cluster", "list", "-o", "yaml"}, 2, nil, []string{`-o "yaml"`, "asterctl cluster list [flags]"}},
+		{"bad timeout", []string{"--timeout", "soon", "cluster", "list"}, 2, nil, []string{"timeout", "Usage:"}},
 		{"zero timeout", []string{"--timeout", "0s", "cluster", "list"}, 2, nil, []string{"must be positive"}},
-		{"show without name", []string{"cluster", "show"}, 2, nil, []string{"takes 1 arguments (NAME), got 0", "Usage: asterctl [flags] cluster show NAME"}},
+		{"show without name", []string{"cluster", "show"}, 2, nil, []string{"takes 1 arguments (NAME), got 0", "asterctl cluster show NAME [flags]"}},
 		{"eject one arg", []string{"cluster", "eject", "main"}, 2, nil, []string{"takes 2 arguments (NAME NODE), got 1"}},
 		{"list with arg", []string{"cluster", "list", "extra"}, 2, nil, []string{"takes no arguments"}},
 		{"config too many", []string{"cluster", "config", "main", "k", "v", "x"}, 2, nil, []string{"takes 1 to 3 arguments (NAME [KNOB [VALUE]]), got 4"}},
 		{"config empty value", []string{"cluster", "config", "main", "k", ""}, 2, nil, []string{"VALUE must not be empty"}},
-		{"reason on restore", []string{"cluster", "restore", "main", "r1", "--reason", "x"}, 2, nil, []string{"-reason", "cluster restore NAME NODE"}},
+		{"reason on restore", []string{"cluster", "restore", "main", "r1", "--reason", "x"}, 2, nil, []string{"unknown flag: --reason", "asterctl cluster restore NAME NODE"}},
 		{"empty name", []string{"cluster", "show", ""}, 2, nil, []string{"NAME must not be empty"}},
-		{"global flag after command", []string{"cluster", "list", "-o", "json"}, 2, nil, []string{"-o"}},
+		{"count not a number", []string{"cluster", "slowlog", "main", "-n", "many"}, 2, nil, []string{`invalid argument "many"`}},
+		{"version with argument", []string{"version", "x"}, 2, nil, []string{`unknown command "x"`}},
+		{"completion without shell", []string{"completion"}, 2, nil, []string{"completion takes one shell"}},
+		{"completion of an unknown shell", []string{"completion", "tcsh"}, 2, nil, []string{`unknown shell "tcsh"`}},
+		{"from-twemproxy without file", []string{"config", "from-twemproxy"}, 2, nil, []string{"takes 1 argument (FILE"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -319,7 +367,7 @@ func TestCalls(t *testing.T) {
 			"Table version:  7", ""},
 		{"not found", []string{"--addr", addr, "cluster", "show", "nope"}, nil, 1, "",
 			"", "asterctl: NotFound: no cluster \"nope\"\n"},
-		{"unimplemented", []string{"--addr", addr, "cluster", "reload"}, nil, 1, "-",
+		{"unimplemented", []string{"--addr", startBare(t), "cluster", "reload"}, nil, 1, "-",
 			"", "asterctl: Unimplemented: method Reload not implemented\n"},
 		{"eject", []string{"--addr", addr, "cluster", "eject", "main", "r1", "--reason", "maint"}, nil, 0, "",
 			"127.0.0.1:7001  r1     1       node  EJECTED  -      operator  maint   -", ""},
@@ -343,30 +391,6 @@ func TestCalls(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-func TestJSONOutput(t *testing.T) {
-	addr, _ := startFake(t)
-	var stdout, stderr bytes.Buffer
-	if code := run([]string{"--addr", addr, "-o", "json", "cluster", "show", "main"}, &stdout, &stderr, envOf(nil)); code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr.String())
-	}
-	var got asterv1.GetClusterResponse
-	if err := protojson.Unmarshal(stdout.Bytes(), &got); err != nil {
-		t.Fatalf("output is not protojson: %v\n%s", err, stdout.String())
-	}
-	if want := (&asterv1.GetClusterResponse{Cluster: sampleCluster()}); !proto.Equal(&got, want) {
-		t.Errorf("decoded %v, want %v", &got, want)
-	}
-	// Enum names and camelCase field names are what scripts key on; unset fields are left out.
-	for _, w := range []string{`"NODE_STATE_EJECTED"`, `"listenAddr"`, `"tableVersion"`, "\n"} {
-		if !strings.Contains(stdout.String(), w) {
-			t.Errorf("JSON lacks %q:\n%s", w, stdout.String())
-		}
-	}
-	if strings.Contains(stdout.String(), `"slots"`) {
-		t.Errorf("JSON has empty fields:\n%s", stdout.String())
 	}
 }
 
@@ -426,8 +450,9 @@ func TestCallsTLS(t *testing.T) {
 		{"env", []string{"--addr", addr}, map[string]string{envTLSCA: certs.CAFile, envTLSCert: certs.ClientCert, envTLSKey: certs.ClientKey, envToken: "t"}, 0, ""},
 		{"server name", append(full, "--tls-server-name", "localhost", "--token", "t"), nil, 0, ""},
 		{"wrong server name", append(full, "--tls-server-name", "elsewhere", "--token", "t"), nil, 1, "Unavailable"},
-		{"plaintext refused", []string{"--addr", addr, "--token", "t"}, nil, 1, "Unavailable"},
-		{"no client cert refused", []string{"--addr", addr, "--tls-ca", certs.CAFile, "--token", "t"}, nil, 1, "Unavailable"},
+		{"plaintext refused", []string{"--addr", addr, "--token", "t"}, nil, 1, "asterd at " + addr + " speaks TLS: add --tls"},
+		{"no client cert refused", []string{"--addr", addr, "--tls-ca", certs.CAFile, "--token", "t"}, nil, 1,
+			"asterd at " + addr + " asks for a client certificate ([admin] tls_ca_file): add --tls-cert FILE --tls-key FILE"},
 		{"untrusted server", []string{"--addr", addr, "--tls-ca", other.CAFile, "--tls-cert", certs.ClientCert, "--tls-key", certs.ClientKey}, nil, 1, "certificate"},
 		{"unreadable client cert", []string{"--addr", addr, "--tls-cert", "/nonexistent.pem", "--tls-key", certs.ClientKey}, nil, 1, "load TLS client certificate /nonexistent.pem"},
 		{"unreadable CA", []string{"--addr", addr, "--tls-ca", "/nonexistent.pem"}, nil, 1, "read TLS CA file"},

@@ -43,6 +43,9 @@ func TestTokenFile(t *testing.T) {
 			if !strings.Contains(stderr.String(), c.stderr) {
 				t.Errorf("stderr lacks %q:\n%s", c.stderr, stderr.String())
 			}
+			if strings.Contains(c.stderr, "token file") && strings.Contains(stderr.String(), "Usage:") {
+				t.Errorf("a token problem is no matter of usage:\n%s", stderr.String())
+			}
 			if strings.Contains(stderr.String(), "from-file") {
 				t.Errorf("stderr shows the token:\n%s", stderr.String())
 			}

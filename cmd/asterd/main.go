@@ -490,6 +490,7 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, controlOn
 		acfg := admin.Config{
 			ControlPlane: cp,
 			Reload:       func() (controlplane.ReloadResult, error) { return reload(cp, configPath, m) },
+			Version:      buildVersion(),
 			Logger:       log,
 		}
 		if dp != nil {

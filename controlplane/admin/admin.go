@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -42,7 +43,10 @@ type Config struct {
 	// SetClusterConfig sets one live knob and returns it as now set; errors wrap
 	// ErrUnknownCluster or ErrInvalidKnob. nil when no data plane runs here.
 	SetClusterConfig func(cluster, name, value string) (Knob, error)
-	Logger           hclog.Logger
+	// Version is asterd's version, as --version prints it; GetVersion answers "devel" when
+	// it is empty.
+	Version string
+	Logger  hclog.Logger
 }
 
 // HotKey is one hot key of a data plane's tracker.
@@ -218,6 +222,15 @@ func (s *Server) SetClusterConfig(_ context.Context, req *asterv1.SetClusterConf
 	}
 	s.log.Info("live setting changed", "cluster", req.GetCluster(), "knob", k.Name, "value", k.Value)
 	return &asterv1.SetClusterConfigResponse{Knob: &asterv1.ConfigKnob{Name: k.Name, Value: k.Value}}, nil
+}
+
+// GetVersion tells which asterd answers: its version and the Go release it was built with.
+func (s *Server) GetVersion(context.Context, *asterv1.GetVersionRequest) (*asterv1.GetVersionResponse, error) {
+	v := s.cfg.Version
+	if v == "" {
+		v = "devel"
+	}
+	return &asterv1.GetVersionResponse{Version: v, GoVersion: runtime.Version()}, nil
 }
 
 // toStatus maps control-plane errors to gRPC codes with their message.

@@ -66,7 +66,7 @@ func showNodes(t *testing.T, admin, name string) map[string]nodeJSON {
 }
 
 // waitNodeState polls `asterctl -o json cluster show` until node addr is in state (e.g.
-// "NODE_STATE_DOWN") and returns it.
+// "DOWN", as the table shows it) and returns it.
 func waitNodeState(t *testing.T, admin, cluster, addr, state string) nodeJSON {
 	t.Helper()
 	deadline := time.Now().Add(healthPatience)
@@ -161,13 +161,13 @@ dial_timeout = 200
 		}
 	}
 	for _, s := range servers {
-		waitNodeState(t, admin, "h", s.Addr, "NODE_STATE_UP")
+		waitNodeState(t, admin, "h", s.Addr, "UP")
 	}
 
 	dead := servers[1]
 	dead.Kill()
 	killed := time.Now()
-	n := waitNodeState(t, admin, "h", dead.Addr, "NODE_STATE_DOWN")
+	n := waitNodeState(t, admin, "h", dead.Addr, "DOWN")
 	checkSince(t, "DOWN", n, killed)
 	if !strings.Contains(n.LastError, "connection refused") || n.LastError != n.Reason || n.SetBy != "health" || n.FailedPings < 1 {
 		t.Errorf("DOWN node %+v: want reason = last error = the refused dial, set by health", n)
@@ -236,7 +236,7 @@ dial_timeout = 200
 
 	dead.Restart()
 	back := time.Now()
-	n = waitNodeState(t, admin, "h", dead.Addr, "NODE_STATE_UP")
+	n = waitNodeState(t, admin, "h", dead.Addr, "UP")
 	checkSince(t, "UP again", n, back)
 	if !strings.Contains(n.LastError, "connection refused") || n.FailedPings != 0 || n.Reason != "" {
 		t.Errorf("node back UP: %+v; want the last error kept, no reason, 0 failed pings", n)
@@ -287,11 +287,11 @@ cache_type = "redis"
 servers = `+serverList([]*redistest.Server{good, bad}, ones(2), false)+`
 backend_password = "`+pass+`"
 `)
-	n := waitNodeState(t, admin, "auth", bad.Addr, "NODE_STATE_DOWN")
+	n := waitNodeState(t, admin, "auth", bad.Addr, "DOWN")
 	if !strings.Contains(n.Reason, "WRONGPASS") || !strings.Contains(n.LastError, "AUTH") {
 		t.Errorf("AUTH-refusing node: %+v; want the server's WRONGPASS error", n)
 	}
-	if g := showNodes(t, admin, "auth")[good.Addr]; g.State != "NODE_STATE_UP" {
+	if g := showNodes(t, admin, "auth")[good.Addr]; g.State != "UP" {
 		t.Errorf("node with the right password: %+v", g)
 	}
 	waitSample(t, metricsAddr, "aster_backend_up", map[string]string{"cluster": "auth", "node": bad.Addr}, 0, healthPatience)

@@ -193,6 +193,99 @@ func (NodeState) EnumDescriptor() ([]byte, []int) {
 	return file_aster_v1_admin_proto_rawDescGZIP(), []int{2}
 }
 
+// GetVersionRequest asks for the server's version; it has no parameters.
+type GetVersionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetVersionRequest) Reset() {
+	*x = GetVersionRequest{}
+	mi := &file_aster_v1_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetVersionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetVersionRequest) ProtoMessage() {}
+
+func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_aster_v1_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
+func (*GetVersionRequest) Descriptor() ([]byte, []int) {
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
+// GetVersionResponse tells which asterd answered.
+type GetVersionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// version is asterd's version as `asterd --version` prints it (a release
+	// tag, a git description, or "devel").
+	Version string `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	// go_version is the Go release asterd was built with, e.g. "go1.26.8".
+	GoVersion     string `protobuf:"bytes,2,opt,name=go_version,json=goVersion,proto3" json:"go_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetVersionResponse) Reset() {
+	*x = GetVersionResponse{}
+	mi := &file_aster_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetVersionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetVersionResponse) ProtoMessage() {}
+
+func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_aster_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
+func (*GetVersionResponse) Descriptor() ([]byte, []int) {
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *GetVersionResponse) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *GetVersionResponse) GetGoVersion() string {
+	if x != nil {
+		return x.GoVersion
+	}
+	return ""
+}
+
 // HotKeysRequest names the cluster.
 type HotKeysRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -206,7 +299,7 @@ type HotKeysRequest struct {
 
 func (x *HotKeysRequest) Reset() {
 	*x = HotKeysRequest{}
-	mi := &file_aster_v1_admin_proto_msgTypes[0]
+	mi := &file_aster_v1_admin_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -218,7 +311,7 @@ func (x *HotKeysRequest) String() string {
 func (*HotKeysRequest) ProtoMessage() {}
 
 func (x *HotKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[0]
+	mi := &file_aster_v1_admin_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -231,7 +324,7 @@ func (x *HotKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HotKeysRequest.ProtoReflect.Descriptor instead.
 func (*HotKeysRequest) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{0}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *HotKeysRequest) GetCluster() string {
@@ -261,7 +354,7 @@ type HotKeysResponse struct {
 
 func (x *HotKeysResponse) Reset() {
 	*x = HotKeysResponse{}
-	mi := &file_aster_v1_admin_proto_msgTypes[1]
+	mi := &file_aster_v1_admin_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -273,7 +366,7 @@ func (x *HotKeysResponse) String() string {
 func (*HotKeysResponse) ProtoMessage() {}
 
 func (x *HotKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[1]
+	mi := &file_aster_v1_admin_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -286,7 +379,7 @@ func (x *HotKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HotKeysResponse.ProtoReflect.Descriptor instead.
 func (*HotKeysResponse) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *HotKeysResponse) GetEnabled() bool {
@@ -316,7 +409,7 @@ type HotKey struct {
 
 func (x *HotKey) Reset() {
 	*x = HotKey{}
-	mi := &file_aster_v1_admin_proto_msgTypes[2]
+	mi := &file_aster_v1_admin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -328,7 +421,7 @@ func (x *HotKey) String() string {
 func (*HotKey) ProtoMessage() {}
 
 func (x *HotKey) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[2]
+	mi := &file_aster_v1_admin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -341,7 +434,7 @@ func (x *HotKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HotKey.ProtoReflect.Descriptor instead.
 func (*HotKey) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *HotKey) GetKey() []byte {
@@ -371,7 +464,7 @@ type GetClusterConfigRequest struct {
 
 func (x *GetClusterConfigRequest) Reset() {
 	*x = GetClusterConfigRequest{}
-	mi := &file_aster_v1_admin_proto_msgTypes[3]
+	mi := &file_aster_v1_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -383,7 +476,7 @@ func (x *GetClusterConfigRequest) String() string {
 func (*GetClusterConfigRequest) ProtoMessage() {}
 
 func (x *GetClusterConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[3]
+	mi := &file_aster_v1_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -396,7 +489,7 @@ func (x *GetClusterConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetClusterConfigRequest) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetClusterConfigRequest) GetCluster() string {
@@ -424,7 +517,7 @@ type GetClusterConfigResponse struct {
 
 func (x *GetClusterConfigResponse) Reset() {
 	*x = GetClusterConfigResponse{}
-	mi := &file_aster_v1_admin_proto_msgTypes[4]
+	mi := &file_aster_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -436,7 +529,7 @@ func (x *GetClusterConfigResponse) String() string {
 func (*GetClusterConfigResponse) ProtoMessage() {}
 
 func (x *GetClusterConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[4]
+	mi := &file_aster_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -449,7 +542,7 @@ func (x *GetClusterConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetClusterConfigResponse) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetClusterConfigResponse) GetKnobs() []*ConfigKnob {
@@ -472,7 +565,7 @@ type ConfigKnob struct {
 
 func (x *ConfigKnob) Reset() {
 	*x = ConfigKnob{}
-	mi := &file_aster_v1_admin_proto_msgTypes[5]
+	mi := &file_aster_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -484,7 +577,7 @@ func (x *ConfigKnob) String() string {
 func (*ConfigKnob) ProtoMessage() {}
 
 func (x *ConfigKnob) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[5]
+	mi := &file_aster_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -497,7 +590,7 @@ func (x *ConfigKnob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigKnob.ProtoReflect.Descriptor instead.
 func (*ConfigKnob) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ConfigKnob) GetName() string {
@@ -529,7 +622,7 @@ type SetClusterConfigRequest struct {
 
 func (x *SetClusterConfigRequest) Reset() {
 	*x = SetClusterConfigRequest{}
-	mi := &file_aster_v1_admin_proto_msgTypes[6]
+	mi := &file_aster_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -541,7 +634,7 @@ func (x *SetClusterConfigRequest) String() string {
 func (*SetClusterConfigRequest) ProtoMessage() {}
 
 func (x *SetClusterConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[6]
+	mi := &file_aster_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -554,7 +647,7 @@ func (x *SetClusterConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClusterConfigRequest.ProtoReflect.Descriptor instead.
 func (*SetClusterConfigRequest) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SetClusterConfigRequest) GetCluster() string {
@@ -589,7 +682,7 @@ type SetClusterConfigResponse struct {
 
 func (x *SetClusterConfigResponse) Reset() {
 	*x = SetClusterConfigResponse{}
-	mi := &file_aster_v1_admin_proto_msgTypes[7]
+	mi := &file_aster_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -601,7 +694,7 @@ func (x *SetClusterConfigResponse) String() string {
 func (*SetClusterConfigResponse) ProtoMessage() {}
 
 func (x *SetClusterConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[7]
+	mi := &file_aster_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -614,7 +707,7 @@ func (x *SetClusterConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClusterConfigResponse.ProtoReflect.Descriptor instead.
 func (*SetClusterConfigResponse) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SetClusterConfigResponse) GetKnob() *ConfigKnob {
@@ -637,7 +730,7 @@ type SlowLogRequest struct {
 
 func (x *SlowLogRequest) Reset() {
 	*x = SlowLogRequest{}
-	mi := &file_aster_v1_admin_proto_msgTypes[8]
+	mi := &file_aster_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -649,7 +742,7 @@ func (x *SlowLogRequest) String() string {
 func (*SlowLogRequest) ProtoMessage() {}
 
 func (x *SlowLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[8]
+	mi := &file_aster_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -662,7 +755,7 @@ func (x *SlowLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlowLogRequest.ProtoReflect.Descriptor instead.
 func (*SlowLogRequest) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SlowLogRequest) GetCluster() string {
@@ -690,7 +783,7 @@ type SlowLogResponse struct {
 
 func (x *SlowLogResponse) Reset() {
 	*x = SlowLogResponse{}
-	mi := &file_aster_v1_admin_proto_msgTypes[9]
+	mi := &file_aster_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -702,7 +795,7 @@ func (x *SlowLogResponse) String() string {
 func (*SlowLogResponse) ProtoMessage() {}
 
 func (x *SlowLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[9]
+	mi := &file_aster_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -715,7 +808,7 @@ func (x *SlowLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlowLogResponse.ProtoReflect.Descriptor instead.
 func (*SlowLogResponse) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SlowLogResponse) GetEntries() []*SlowLogEntry {
@@ -744,7 +837,7 @@ type SlowLogEntry struct {
 
 func (x *SlowLogEntry) Reset() {
 	*x = SlowLogEntry{}
-	mi := &file_aster_v1_admin_proto_msgTypes[10]
+	mi := &file_aster_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -756,7 +849,7 @@ func (x *SlowLogEntry) String() string {
 func (*SlowLogEntry) ProtoMessage() {}
 
 func (x *SlowLogEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[10]
+	mi := &file_aster_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -769,7 +862,7 @@ func (x *SlowLogEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlowLogEntry.ProtoReflect.Descriptor instead.
 func (*SlowLogEntry) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SlowLogEntry) GetId() uint64 {
@@ -816,7 +909,7 @@ type ListClustersRequest struct {
 
 func (x *ListClustersRequest) Reset() {
 	*x = ListClustersRequest{}
-	mi := &file_aster_v1_admin_proto_msgTypes[11]
+	mi := &file_aster_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -828,7 +921,7 @@ func (x *ListClustersRequest) String() string {
 func (*ListClustersRequest) ProtoMessage() {}
 
 func (x *ListClustersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[11]
+	mi := &file_aster_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -841,7 +934,7 @@ func (x *ListClustersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClustersRequest.ProtoReflect.Descriptor instead.
 func (*ListClustersRequest) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 // ListClustersResponse carries every configured cluster.
@@ -855,7 +948,7 @@ type ListClustersResponse struct {
 
 func (x *ListClustersResponse) Reset() {
 	*x = ListClustersResponse{}
-	mi := &file_aster_v1_admin_proto_msgTypes[12]
+	mi := &file_aster_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -867,7 +960,7 @@ func (x *ListClustersResponse) String() string {
 func (*ListClustersResponse) ProtoMessage() {}
 
 func (x *ListClustersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[12]
+	mi := &file_aster_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -880,7 +973,7 @@ func (x *ListClustersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClustersResponse.ProtoReflect.Descriptor instead.
 func (*ListClustersResponse) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListClustersResponse) GetClusters() []*Cluster {
@@ -901,7 +994,7 @@ type GetClusterRequest struct {
 
 func (x *GetClusterRequest) Reset() {
 	*x = GetClusterRequest{}
-	mi := &file_aster_v1_admin_proto_msgTypes[13]
+	mi := &file_aster_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -913,7 +1006,7 @@ func (x *GetClusterRequest) String() string {
 func (*GetClusterRequest) ProtoMessage() {}
 
 func (x *GetClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[13]
+	mi := &file_aster_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -926,7 +1019,7 @@ func (x *GetClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterRequest.ProtoReflect.Descriptor instead.
 func (*GetClusterRequest) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetClusterRequest) GetName() string {
@@ -947,7 +1040,7 @@ type GetClusterResponse struct {
 
 func (x *GetClusterResponse) Reset() {
 	*x = GetClusterResponse{}
-	mi := &file_aster_v1_admin_proto_msgTypes[14]
+	mi := &file_aster_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -959,7 +1052,7 @@ func (x *GetClusterResponse) String() string {
 func (*GetClusterResponse) ProtoMessage() {}
 
 func (x *GetClusterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[14]
+	mi := &file_aster_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -972,7 +1065,7 @@ func (x *GetClusterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterResponse.ProtoReflect.Descriptor instead.
 func (*GetClusterResponse) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetClusterResponse) GetCluster() *Cluster {
@@ -991,7 +1084,7 @@ type ReloadRequest struct {
 
 func (x *ReloadRequest) Reset() {
 	*x = ReloadRequest{}
-	mi := &file_aster_v1_admin_proto_msgTypes[15]
+	mi := &file_aster_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1003,7 +1096,7 @@ func (x *ReloadRequest) String() string {
 func (*ReloadRequest) ProtoMessage() {}
 
 func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[15]
+	mi := &file_aster_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1016,7 +1109,7 @@ func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadRequest.ProtoReflect.Descriptor instead.
 func (*ReloadRequest) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 // ReloadResponse tells what a successful reload changed, by cluster name.
@@ -1040,7 +1133,7 @@ type ReloadResponse struct {
 
 func (x *ReloadResponse) Reset() {
 	*x = ReloadResponse{}
-	mi := &file_aster_v1_admin_proto_msgTypes[16]
+	mi := &file_aster_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1052,7 +1145,7 @@ func (x *ReloadResponse) String() string {
 func (*ReloadResponse) ProtoMessage() {}
 
 func (x *ReloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[16]
+	mi := &file_aster_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1065,7 +1158,7 @@ func (x *ReloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadResponse.ProtoReflect.Descriptor instead.
 func (*ReloadResponse) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReloadResponse) GetAdded() []string {
@@ -1118,7 +1211,7 @@ type EjectNodeRequest struct {
 
 func (x *EjectNodeRequest) Reset() {
 	*x = EjectNodeRequest{}
-	mi := &file_aster_v1_admin_proto_msgTypes[17]
+	mi := &file_aster_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1130,7 +1223,7 @@ func (x *EjectNodeRequest) String() string {
 func (*EjectNodeRequest) ProtoMessage() {}
 
 func (x *EjectNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[17]
+	mi := &file_aster_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1143,7 +1236,7 @@ func (x *EjectNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EjectNodeRequest.ProtoReflect.Descriptor instead.
 func (*EjectNodeRequest) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *EjectNodeRequest) GetCluster() string {
@@ -1178,7 +1271,7 @@ type EjectNodeResponse struct {
 
 func (x *EjectNodeResponse) Reset() {
 	*x = EjectNodeResponse{}
-	mi := &file_aster_v1_admin_proto_msgTypes[18]
+	mi := &file_aster_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1190,7 +1283,7 @@ func (x *EjectNodeResponse) String() string {
 func (*EjectNodeResponse) ProtoMessage() {}
 
 func (x *EjectNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[18]
+	mi := &file_aster_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1203,7 +1296,7 @@ func (x *EjectNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EjectNodeResponse.ProtoReflect.Descriptor instead.
 func (*EjectNodeResponse) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *EjectNodeResponse) GetNode() *Node {
@@ -1226,7 +1319,7 @@ type RestoreNodeRequest struct {
 
 func (x *RestoreNodeRequest) Reset() {
 	*x = RestoreNodeRequest{}
-	mi := &file_aster_v1_admin_proto_msgTypes[19]
+	mi := &file_aster_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1238,7 +1331,7 @@ func (x *RestoreNodeRequest) String() string {
 func (*RestoreNodeRequest) ProtoMessage() {}
 
 func (x *RestoreNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[19]
+	mi := &file_aster_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1251,7 +1344,7 @@ func (x *RestoreNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreNodeRequest.ProtoReflect.Descriptor instead.
 func (*RestoreNodeRequest) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RestoreNodeRequest) GetCluster() string {
@@ -1279,7 +1372,7 @@ type RestoreNodeResponse struct {
 
 func (x *RestoreNodeResponse) Reset() {
 	*x = RestoreNodeResponse{}
-	mi := &file_aster_v1_admin_proto_msgTypes[20]
+	mi := &file_aster_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1291,7 +1384,7 @@ func (x *RestoreNodeResponse) String() string {
 func (*RestoreNodeResponse) ProtoMessage() {}
 
 func (x *RestoreNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[20]
+	mi := &file_aster_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1304,7 +1397,7 @@ func (x *RestoreNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreNodeResponse.ProtoReflect.Descriptor instead.
 func (*RestoreNodeResponse) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RestoreNodeResponse) GetNode() *Node {
@@ -1340,7 +1433,7 @@ type Cluster struct {
 
 func (x *Cluster) Reset() {
 	*x = Cluster{}
-	mi := &file_aster_v1_admin_proto_msgTypes[21]
+	mi := &file_aster_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1352,7 +1445,7 @@ func (x *Cluster) String() string {
 func (*Cluster) ProtoMessage() {}
 
 func (x *Cluster) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[21]
+	mi := &file_aster_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1365,7 +1458,7 @@ func (x *Cluster) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cluster.ProtoReflect.Descriptor instead.
 func (*Cluster) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Cluster) GetName() string {
@@ -1455,7 +1548,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_aster_v1_admin_proto_msgTypes[22]
+	mi := &file_aster_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1467,7 +1560,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[22]
+	mi := &file_aster_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1480,7 +1573,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Node) GetAddress() string {
@@ -1580,7 +1673,7 @@ type SlotRange struct {
 
 func (x *SlotRange) Reset() {
 	*x = SlotRange{}
-	mi := &file_aster_v1_admin_proto_msgTypes[23]
+	mi := &file_aster_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1592,7 +1685,7 @@ func (x *SlotRange) String() string {
 func (*SlotRange) ProtoMessage() {}
 
 func (x *SlotRange) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_admin_proto_msgTypes[23]
+	mi := &file_aster_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1605,7 +1698,7 @@ func (x *SlotRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotRange.ProtoReflect.Descriptor instead.
 func (*SlotRange) Descriptor() ([]byte, []int) {
-	return file_aster_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_aster_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SlotRange) GetStart() uint32 {
@@ -1626,7 +1719,12 @@ var File_aster_v1_admin_proto protoreflect.FileDescriptor
 
 const file_aster_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x14aster/v1/admin.proto\x12\baster.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"@\n" +
+	"\x14aster/v1/admin.proto\x12\baster.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x13\n" +
+	"\x11GetVersionRequest\"M\n" +
+	"\x12GetVersionResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1d\n" +
+	"\n" +
+	"go_version\x18\x02 \x01(\tR\tgoVersion\"@\n" +
 	"\x0eHotKeysRequest\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x05R\x05count\"Q\n" +
@@ -1728,7 +1826,7 @@ const file_aster_v1_admin_proto_rawDesc = "" +
 	"\x16NODE_STATE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rNODE_STATE_UP\x10\x01\x12\x16\n" +
 	"\x12NODE_STATE_EJECTED\x10\x02\x12\x13\n" +
-	"\x0fNODE_STATE_DOWN\x10\x032\xab\x05\n" +
+	"\x0fNODE_STATE_DOWN\x10\x032\xf4\x05\n" +
 	"\fAdminService\x12M\n" +
 	"\fListClusters\x12\x1d.aster.v1.ListClustersRequest\x1a\x1e.aster.v1.ListClustersResponse\x12G\n" +
 	"\n" +
@@ -1739,7 +1837,9 @@ const file_aster_v1_admin_proto_rawDesc = "" +
 	"\aSlowLog\x12\x18.aster.v1.SlowLogRequest\x1a\x19.aster.v1.SlowLogResponse\x12>\n" +
 	"\aHotKeys\x12\x18.aster.v1.HotKeysRequest\x1a\x19.aster.v1.HotKeysResponse\x12Y\n" +
 	"\x10GetClusterConfig\x12!.aster.v1.GetClusterConfigRequest\x1a\".aster.v1.GetClusterConfigResponse\x12Y\n" +
-	"\x10SetClusterConfig\x12!.aster.v1.SetClusterConfigRequest\x1a\".aster.v1.SetClusterConfigResponseB\x8e\x01\n" +
+	"\x10SetClusterConfig\x12!.aster.v1.SetClusterConfigRequest\x1a\".aster.v1.SetClusterConfigResponse\x12G\n" +
+	"\n" +
+	"GetVersion\x12\x1b.aster.v1.GetVersionRequest\x1a\x1c.aster.v1.GetVersionResponseB\x8e\x01\n" +
 	"\fcom.aster.v1B\n" +
 	"AdminProtoP\x01Z1github.com/aster-proxy/aster/gen/aster/v1;asterv1\xa2\x02\x03AXX\xaa\x02\bAster.V1\xca\x02\bAster\\V1\xe2\x02\x14Aster\\V1\\GPBMetadata\xea\x02\tAster::V1b\x06proto3"
 
@@ -1756,77 +1856,81 @@ func file_aster_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_aster_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_aster_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_aster_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_aster_v1_admin_proto_goTypes = []any{
 	(Mode)(0),                        // 0: aster.v1.Mode
 	(Role)(0),                        // 1: aster.v1.Role
 	(NodeState)(0),                   // 2: aster.v1.NodeState
-	(*HotKeysRequest)(nil),           // 3: aster.v1.HotKeysRequest
-	(*HotKeysResponse)(nil),          // 4: aster.v1.HotKeysResponse
-	(*HotKey)(nil),                   // 5: aster.v1.HotKey
-	(*GetClusterConfigRequest)(nil),  // 6: aster.v1.GetClusterConfigRequest
-	(*GetClusterConfigResponse)(nil), // 7: aster.v1.GetClusterConfigResponse
-	(*ConfigKnob)(nil),               // 8: aster.v1.ConfigKnob
-	(*SetClusterConfigRequest)(nil),  // 9: aster.v1.SetClusterConfigRequest
-	(*SetClusterConfigResponse)(nil), // 10: aster.v1.SetClusterConfigResponse
-	(*SlowLogRequest)(nil),           // 11: aster.v1.SlowLogRequest
-	(*SlowLogResponse)(nil),          // 12: aster.v1.SlowLogResponse
-	(*SlowLogEntry)(nil),             // 13: aster.v1.SlowLogEntry
-	(*ListClustersRequest)(nil),      // 14: aster.v1.ListClustersRequest
-	(*ListClustersResponse)(nil),     // 15: aster.v1.ListClustersResponse
-	(*GetClusterRequest)(nil),        // 16: aster.v1.GetClusterRequest
-	(*GetClusterResponse)(nil),       // 17: aster.v1.GetClusterResponse
-	(*ReloadRequest)(nil),            // 18: aster.v1.ReloadRequest
-	(*ReloadResponse)(nil),           // 19: aster.v1.ReloadResponse
-	(*EjectNodeRequest)(nil),         // 20: aster.v1.EjectNodeRequest
-	(*EjectNodeResponse)(nil),        // 21: aster.v1.EjectNodeResponse
-	(*RestoreNodeRequest)(nil),       // 22: aster.v1.RestoreNodeRequest
-	(*RestoreNodeResponse)(nil),      // 23: aster.v1.RestoreNodeResponse
-	(*Cluster)(nil),                  // 24: aster.v1.Cluster
-	(*Node)(nil),                     // 25: aster.v1.Node
-	(*SlotRange)(nil),                // 26: aster.v1.SlotRange
-	(*timestamppb.Timestamp)(nil),    // 27: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 28: google.protobuf.Duration
+	(*GetVersionRequest)(nil),        // 3: aster.v1.GetVersionRequest
+	(*GetVersionResponse)(nil),       // 4: aster.v1.GetVersionResponse
+	(*HotKeysRequest)(nil),           // 5: aster.v1.HotKeysRequest
+	(*HotKeysResponse)(nil),          // 6: aster.v1.HotKeysResponse
+	(*HotKey)(nil),                   // 7: aster.v1.HotKey
+	(*GetClusterConfigRequest)(nil),  // 8: aster.v1.GetClusterConfigRequest
+	(*GetClusterConfigResponse)(nil), // 9: aster.v1.GetClusterConfigResponse
+	(*ConfigKnob)(nil),               // 10: aster.v1.ConfigKnob
+	(*SetClusterConfigRequest)(nil),  // 11: aster.v1.SetClusterConfigRequest
+	(*SetClusterConfigResponse)(nil), // 12: aster.v1.SetClusterConfigResponse
+	(*SlowLogRequest)(nil),           // 13: aster.v1.SlowLogRequest
+	(*SlowLogResponse)(nil),          // 14: aster.v1.SlowLogResponse
+	(*SlowLogEntry)(nil),             // 15: aster.v1.SlowLogEntry
+	(*ListClustersRequest)(nil),      // 16: aster.v1.ListClustersRequest
+	(*ListClustersResponse)(nil),     // 17: aster.v1.ListClustersResponse
+	(*GetClusterRequest)(nil),        // 18: aster.v1.GetClusterRequest
+	(*GetClusterResponse)(nil),       // 19: aster.v1.GetClusterResponse
+	(*ReloadRequest)(nil),            // 20: aster.v1.ReloadRequest
+	(*ReloadResponse)(nil),           // 21: aster.v1.ReloadResponse
+	(*EjectNodeRequest)(nil),         // 22: aster.v1.EjectNodeRequest
+	(*EjectNodeResponse)(nil),        // 23: aster.v1.EjectNodeResponse
+	(*RestoreNodeRequest)(nil),       // 24: aster.v1.RestoreNodeRequest
+	(*RestoreNodeResponse)(nil),      // 25: aster.v1.RestoreNodeResponse
+	(*Cluster)(nil),                  // 26: aster.v1.Cluster
+	(*Node)(nil),                     // 27: aster.v1.Node
+	(*SlotRange)(nil),                // 28: aster.v1.SlotRange
+	(*timestamppb.Timestamp)(nil),    // 29: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 30: google.protobuf.Duration
 }
 var file_aster_v1_admin_proto_depIdxs = []int32{
-	5,  // 0: aster.v1.HotKeysResponse.keys:type_name -> aster.v1.HotKey
-	8,  // 1: aster.v1.GetClusterConfigResponse.knobs:type_name -> aster.v1.ConfigKnob
-	8,  // 2: aster.v1.SetClusterConfigResponse.knob:type_name -> aster.v1.ConfigKnob
-	13, // 3: aster.v1.SlowLogResponse.entries:type_name -> aster.v1.SlowLogEntry
-	27, // 4: aster.v1.SlowLogEntry.time:type_name -> google.protobuf.Timestamp
-	28, // 5: aster.v1.SlowLogEntry.duration:type_name -> google.protobuf.Duration
-	24, // 6: aster.v1.ListClustersResponse.clusters:type_name -> aster.v1.Cluster
-	24, // 7: aster.v1.GetClusterResponse.cluster:type_name -> aster.v1.Cluster
-	25, // 8: aster.v1.EjectNodeResponse.node:type_name -> aster.v1.Node
-	25, // 9: aster.v1.RestoreNodeResponse.node:type_name -> aster.v1.Node
+	7,  // 0: aster.v1.HotKeysResponse.keys:type_name -> aster.v1.HotKey
+	10, // 1: aster.v1.GetClusterConfigResponse.knobs:type_name -> aster.v1.ConfigKnob
+	10, // 2: aster.v1.SetClusterConfigResponse.knob:type_name -> aster.v1.ConfigKnob
+	15, // 3: aster.v1.SlowLogResponse.entries:type_name -> aster.v1.SlowLogEntry
+	29, // 4: aster.v1.SlowLogEntry.time:type_name -> google.protobuf.Timestamp
+	30, // 5: aster.v1.SlowLogEntry.duration:type_name -> google.protobuf.Duration
+	26, // 6: aster.v1.ListClustersResponse.clusters:type_name -> aster.v1.Cluster
+	26, // 7: aster.v1.GetClusterResponse.cluster:type_name -> aster.v1.Cluster
+	27, // 8: aster.v1.EjectNodeResponse.node:type_name -> aster.v1.Node
+	27, // 9: aster.v1.RestoreNodeResponse.node:type_name -> aster.v1.Node
 	0,  // 10: aster.v1.Cluster.mode:type_name -> aster.v1.Mode
-	27, // 11: aster.v1.Cluster.last_refresh:type_name -> google.protobuf.Timestamp
-	25, // 12: aster.v1.Cluster.nodes:type_name -> aster.v1.Node
+	29, // 11: aster.v1.Cluster.last_refresh:type_name -> google.protobuf.Timestamp
+	27, // 12: aster.v1.Cluster.nodes:type_name -> aster.v1.Node
 	1,  // 13: aster.v1.Node.role:type_name -> aster.v1.Role
 	2,  // 14: aster.v1.Node.state:type_name -> aster.v1.NodeState
-	26, // 15: aster.v1.Node.slots:type_name -> aster.v1.SlotRange
-	27, // 16: aster.v1.Node.state_since:type_name -> google.protobuf.Timestamp
-	27, // 17: aster.v1.Node.last_error_time:type_name -> google.protobuf.Timestamp
-	14, // 18: aster.v1.AdminService.ListClusters:input_type -> aster.v1.ListClustersRequest
-	16, // 19: aster.v1.AdminService.GetCluster:input_type -> aster.v1.GetClusterRequest
-	18, // 20: aster.v1.AdminService.Reload:input_type -> aster.v1.ReloadRequest
-	20, // 21: aster.v1.AdminService.EjectNode:input_type -> aster.v1.EjectNodeRequest
-	22, // 22: aster.v1.AdminService.RestoreNode:input_type -> aster.v1.RestoreNodeRequest
-	11, // 23: aster.v1.AdminService.SlowLog:input_type -> aster.v1.SlowLogRequest
-	3,  // 24: aster.v1.AdminService.HotKeys:input_type -> aster.v1.HotKeysRequest
-	6,  // 25: aster.v1.AdminService.GetClusterConfig:input_type -> aster.v1.GetClusterConfigRequest
-	9,  // 26: aster.v1.AdminService.SetClusterConfig:input_type -> aster.v1.SetClusterConfigRequest
-	15, // 27: aster.v1.AdminService.ListClusters:output_type -> aster.v1.ListClustersResponse
-	17, // 28: aster.v1.AdminService.GetCluster:output_type -> aster.v1.GetClusterResponse
-	19, // 29: aster.v1.AdminService.Reload:output_type -> aster.v1.ReloadResponse
-	21, // 30: aster.v1.AdminService.EjectNode:output_type -> aster.v1.EjectNodeResponse
-	23, // 31: aster.v1.AdminService.RestoreNode:output_type -> aster.v1.RestoreNodeResponse
-	12, // 32: aster.v1.AdminService.SlowLog:output_type -> aster.v1.SlowLogResponse
-	4,  // 33: aster.v1.AdminService.HotKeys:output_type -> aster.v1.HotKeysResponse
-	7,  // 34: aster.v1.AdminService.GetClusterConfig:output_type -> aster.v1.GetClusterConfigResponse
-	10, // 35: aster.v1.AdminService.SetClusterConfig:output_type -> aster.v1.SetClusterConfigResponse
-	27, // [27:36] is the sub-list for method output_type
-	18, // [18:27] is the sub-list for method input_type
+	28, // 15: aster.v1.Node.slots:type_name -> aster.v1.SlotRange
+	29, // 16: aster.v1.Node.state_since:type_name -> google.protobuf.Timestamp
+	29, // 17: aster.v1.Node.last_error_time:type_name -> google.protobuf.Timestamp
+	16, // 18: aster.v1.AdminService.ListClusters:input_type -> aster.v1.ListClustersRequest
+	18, // 19: aster.v1.AdminService.GetCluster:input_type -> aster.v1.GetClusterRequest
+	20, // 20: aster.v1.AdminService.Reload:input_type -> aster.v1.ReloadRequest
+	22, // 21: aster.v1.AdminService.EjectNode:input_type -> aster.v1.EjectNodeRequest
+	24, // 22: aster.v1.AdminService.RestoreNode:input_type -> aster.v1.RestoreNodeRequest
+	13, // 23: aster.v1.AdminService.SlowLog:input_type -> aster.v1.SlowLogRequest
+	5,  // 24: aster.v1.AdminService.HotKeys:input_type -> aster.v1.HotKeysRequest
+	8,  // 25: aster.v1.AdminService.GetClusterConfig:input_type -> aster.v1.GetClusterConfigRequest
+	11, // 26: aster.v1.AdminService.SetClusterConfig:input_type -> aster.v1.SetClusterConfigRequest
+	3,  // 27: aster.v1.AdminService.GetVersion:input_type -> aster.v1.GetVersionRequest
+	17, // 28: aster.v1.AdminService.ListClusters:output_type -> aster.v1.ListClustersResponse
+	19, // 29: aster.v1.AdminService.GetCluster:output_type -> aster.v1.GetClusterResponse
+	21, // 30: aster.v1.AdminService.Reload:output_type -> aster.v1.ReloadResponse
+	23, // 31: aster.v1.AdminService.EjectNode:output_type -> aster.v1.EjectNodeResponse
+	25, // 32: aster.v1.AdminService.RestoreNode:output_type -> aster.v1.RestoreNodeResponse
+	14, // 33: aster.v1.AdminService.SlowLog:output_type -> aster.v1.SlowLogResponse
+	6,  // 34: aster.v1.AdminService.HotKeys:output_type -> aster.v1.HotKeysResponse
+	9,  // 35: aster.v1.AdminService.GetClusterConfig:output_type -> aster.v1.GetClusterConfigResponse
+	12, // 36: aster.v1.AdminService.SetClusterConfig:output_type -> aster.v1.SetClusterConfigResponse
+	4,  // 37: aster.v1.AdminService.GetVersion:output_type -> aster.v1.GetVersionResponse
+	28, // [28:38] is the sub-list for method output_type
+	18, // [18:28] is the sub-list for method input_type
 	18, // [18:18] is the sub-list for extension type_name
 	18, // [18:18] is the sub-list for extension extendee
 	0,  // [0:18] is the sub-list for field type_name
@@ -1843,7 +1947,7 @@ func file_aster_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_aster_v1_admin_proto_rawDesc), len(file_aster_v1_admin_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   24,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,6 +28,7 @@ const (
 	AdminService_HotKeys_FullMethodName          = "/aster.v1.AdminService/HotKeys"
 	AdminService_GetClusterConfig_FullMethodName = "/aster.v1.AdminService/GetClusterConfig"
 	AdminService_SetClusterConfig_FullMethodName = "/aster.v1.AdminService/SetClusterConfig"
+	AdminService_GetVersion_FullMethodName       = "/aster.v1.AdminService/GetVersion"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -69,6 +70,9 @@ type AdminServiceClient interface {
 	// lasts until a reload changes that knob in the file or a restart.
 	// InvalidArgument for an unknown knob or a bad value.
 	SetClusterConfig(ctx context.Context, in *SetClusterConfigRequest, opts ...grpc.CallOption) (*SetClusterConfigResponse, error)
+	// GetVersion returns the version of the asterd that answers, so that a
+	// client can tell which server it talks to (asterctl version).
+	GetVersion(ctx context.Context, in *GetVersionRequest, opts ...grpc.CallOption) (*GetVersionResponse, error)
 }
 
 type adminServiceClient struct {
@@ -169,6 +173,16 @@ func (c *adminServiceClient) SetClusterConfig(ctx context.Context, in *SetCluste
 	return out, nil
 }
 
+func (c *adminServiceClient) GetVersion(ctx context.Context, in *GetVersionRequest, opts ...grpc.CallOption) (*GetVersionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetVersionResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetVersion_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -208,6 +222,9 @@ type AdminServiceServer interface {
 	// lasts until a reload changes that knob in the file or a restart.
 	// InvalidArgument for an unknown knob or a bad value.
 	SetClusterConfig(context.Context, *SetClusterConfigRequest) (*SetClusterConfigResponse, error)
+	// GetVersion returns the version of the asterd that answers, so that a
+	// client can tell which server it talks to (asterctl version).
+	GetVersion(context.Context, *GetVersionRequest) (*GetVersionResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -244,6 +261,9 @@ func (UnimplementedAdminServiceServer) GetClusterConfig(context.Context, *GetClu
 }
 func (UnimplementedAdminServiceServer) SetClusterConfig(context.Context, *SetClusterConfigRequest) (*SetClusterConfigResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetClusterConfig not implemented")
+}
+func (UnimplementedAdminServiceServer) GetVersion(context.Context, *GetVersionRequest) (*GetVersionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetVersion not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -428,6 +448,24 @@ func _AdminService_SetClusterConfig_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_GetVersion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetVersionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetVersion(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetVersion_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetVersion(ctx, req.(*GetVersionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -470,6 +508,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetClusterConfig",
 			Handler:    _AdminService_SetClusterConfig_Handler,
+		},
+		{
+			MethodName: "GetVersion",
+			Handler:    _AdminService_GetVersion_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
