@@ -81,6 +81,11 @@ func run(ctx context.Context, n *Node, dial Dialer, t LinkTimings, log hclog.Log
 		err := session(ctx, n, dial, t, log)
 		if n.State() == Up {
 			n.SetDraining()
+			backoff = 0 // it was up: redial at once, then back off
+			if ctx.Err() != nil {
+				log.Info("client cache: tracking link stopped; node's entries flushed")
+				break
+			}
 			log.Warn("client cache: tracking link lost; node's entries flushed, cache bypassed until it is back", "error", err)
 		} else if ctx.Err() == nil && err != nil && err.Error() != lastErr {
 			log.Warn("client cache: tracking link not established; node bypassed", "error", err)
