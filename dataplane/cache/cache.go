@@ -184,6 +184,7 @@ func (sh *shard) pushLocked(e *entry) {
 
 // Ticket is what Begin saw, for Store to check that nothing made the reply stale since.
 type Ticket struct {
+	c          *Cache
 	node       *Node
 	nodeEpoch  uint64
 	stripe     uint64
@@ -201,7 +202,7 @@ func (c *Cache) Begin(node *Node, key []byte) Ticket {
 	if node == nil || State(node.state.Load()) != Up {
 		return Ticket{}
 	}
-	t := Ticket{node: node, nodeEpoch: node.epoch.Load()}
+	t := Ticket{c: c, node: node, nodeEpoch: node.epoch.Load()}
 	t.shard, t.stripe = c.shardOf(key)
 	t.stripeSeen = t.shard.epochs[t.stripe].Load()
 	if State(node.state.Load()) != Up || node.epoch.Load() != t.nodeEpoch {
@@ -214,7 +215,7 @@ func (c *Cache) Begin(node *Node, key []byte) Ticket {
 // ticket t from Begin. Only a bulk string or a null is kept, and only when key, field and
 // reply fit MaxValueBytes; it reports whether it was kept.
 func (c *Cache) Store(t Ticket, key, field, reply []byte) bool {
-	if !t.Valid() || len(reply) < 3 {
+	if !t.Valid() || t.c != c || len(reply) < 3 {
 		return false
 	}
 	null := false
@@ -296,8 +297,14 @@ func (sh *shard) removeLocked(c *Cache, e *entry, prune bool) {
 }
 
 // Invalidate drops every entry of key (its GET reply and all its fields) and voids the
-// tickets of misses in flight for it.
+// tickets of misses in flight for it: a tracking link's invalidation, counted in Stats.
 func (c *Cache) Invalidate(key []byte) {
+	c.Drop(key)
+	c.stats.Invalidations.Add(1)
+}
+
+// Drop is Invalidate for a write the proxy itself forwards: not counted.
+func (c *Cache) Drop(key []byte) {
 	sh, stripe := c.shardOf(key)
 	sh.mu.Lock()
 	sh.epochs[stripe].Add(1)
@@ -305,7 +312,6 @@ func (c *Cache) Invalidate(key []byte) {
 		sh.dropItemLocked(c, it)
 	}
 	sh.mu.Unlock()
-	c.stats.Invalidations.Add(1)
 }
 
 func (sh *shard) dropItemLocked(c *Cache, it *item) {

@@ -58,33 +58,14 @@ func get(t *testing.T, c *Cache, n *Node, srv *redistest.Server, key string) str
 	return string(reply)
 }
 
-// trackingID finds the id of the link's connection in CLIENT LIST (its flags include t, for
-// tracking).
+// trackingID is the id of the link's connection on srv.
 func trackingID(t *testing.T, srv *redistest.Server) string {
 	t.Helper()
-	v, err := srv.Do("CLIENT", "LIST")
-	if err != nil {
-		t.Fatal(err)
+	ids := srv.TrackingClients(t)
+	if len(ids) != 1 {
+		t.Fatalf("%d tracking clients, want 1", len(ids))
 	}
-	for _, line := range strings.Split(v.(string), "\n") {
-		var id string
-		tracking := false
-		for _, f := range strings.Fields(line) {
-			if k, val, ok := strings.Cut(f, "="); ok {
-				switch k {
-				case "id":
-					id = val
-				case "flags":
-					tracking = strings.Contains(val, "t")
-				}
-			}
-		}
-		if tracking && id != "" {
-			return id
-		}
-	}
-	t.Fatalf("no tracking client in CLIENT LIST:\n%s", v)
-	return ""
+	return ids[0]
 }
 
 func TestLinkInvalidates(t *testing.T) {

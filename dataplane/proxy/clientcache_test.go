@@ -1,0 +1,230 @@
+package proxy_test
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/aster-proxy/aster/dataplane/route"
+	"github.com/aster-proxy/aster/internal/redistest"
+)
+
+var cacheOn = route.ClientCacheSpec{Enabled: true, MaxEntries: 1000, MaxValueBytes: 4096, ShardCount: 4}
+
+// ownerOf is the server of e that key lives on (the ring e installed).
+func ownerOf(t *testing.T, e *env, key string) *redistest.Server {
+	t.Helper()
+	for _, s := range e.servers {
+		if v, err := s.Do("EXISTS", key); err == nil && v.(int64) == 1 {
+			return s
+		}
+	}
+	t.Fatalf("no server has %s", key)
+	return nil
+}
+
+// waitCached GETs key through c until a GET no longer reaches srv: the tracking link is up
+// and the reply is cached.
+func waitCached(t *testing.T, c *redis.Client, srv *redistest.Server, key string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.Get(ctx, key)
+		before, _ := srv.CommandStats(t, "get")
+		c.Get(ctx, key)
+		if after, _ := srv.CommandStats(t, "get"); after == before {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s keeps reaching %s", key, srv.Addr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func getVal(t *testing.T, c *redis.Client, key string) string {
+	t.Helper()
+	v, err := c.Get(ctx, key).Result()
+	if err == redis.Nil {
+		return "(nil)"
+	}
+	if err != nil {
+		t.Fatalf("GET %s: %v", key, err)
+	}
+	return v
+}
+
+func TestClientCacheServesRepeatedReads(t *testing.T) {
+	for _, resp3 := range []bool{false, true} {
+		t.Run("backend_resp3="+strconv.FormatBool(resp3), func(t *testing.T) {
+			e := startEnv(t, envOpts{nodes: 2, clientCache: cacheOn, resp3: resp3})
+			if err := e.client.Set(ctx, "k", "v", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			srv := ownerOf(t, e, "k")
+			waitCached(t, e.client, srv, "k")
+			gets, _ := srv.CommandStats(t, "get")
+			for range 100 {
+				if v := getVal(t, e.client, "k"); v != "v" {
+					t.Fatalf("GET k = %q", v)
+				}
+			}
+			if after, _ := srv.CommandStats(t, "get"); after != gets {
+				t.Fatalf("%d GETs reached the server, want 0: not served from the cache", after-gets)
+			}
+
+			// HGET fields, a missing one included, and MGET of cached keys; a RESP3 client
+			// gets RESP3's null.
+			e.client.HSet(ctx, "h", "f", "x")
+			e.client.Set(ctx, "k2", "w", 0)
+			for _, proto := range []int{2, 3} {
+				c := redis.NewClient(&redis.Options{Addr: e.addr, Protocol: proto, MaxRetries: -1})
+				defer c.Close()
+				r := e.raw(t)
+				if proto == 3 {
+					r.send("HELLO 3\r\n")
+					for l := r.line(); l != "modules"; l = r.line() { // HELLO's map ends with modules
+					}
+					if l := r.line(); l != "*0" {
+						t.Fatalf("HELLO's modules: %q", l)
+					}
+				}
+				for range 3 { // the first fill the cache; the last are hits
+					r.send("HGET h f\r\nHGET h nope\r\nMGET k k2 missing\r\n")
+					got := []string{r.line(), r.line(), r.line(), r.line(), r.line(), r.line(), r.line(), r.line(), r.line()}
+					null := "$-1"
+					if proto == 3 {
+						null = "_"
+					}
+					want := []string{"$1", "x", null, "*3", "$1", "v", "$1", "w", null}
+					for i := range want {
+						if got[i] != want[i] {
+							t.Fatalf("RESP%d: replies %q, want %q", proto, got, want)
+						}
+					}
+					c.Get(ctx, "k2")
+					c.Get(ctx, "missing")
+				}
+			}
+			hgets := 0
+			for _, s := range e.servers {
+				n, _ := s.CommandStats(t, "hget")
+				hgets += n
+			}
+			r := e.raw(t)
+			for range 10 {
+				r.send("HGET h f\r\n")
+				r.line()
+				r.line()
+			}
+			n := 0
+			for _, s := range e.servers {
+				c, _ := s.CommandStats(t, "hget")
+				n += c
+			}
+			if n != hgets {
+				t.Fatalf("%d HGETs reached the servers, want 0", n-hgets)
+			}
+		})
+	}
+}
+
+// TestClientCacheCoherence: a write made on the server directly is seen through the proxy;
+// a write through the proxy is read back at once, in the same pipeline too; and a tracking
+// link killed on the server, then a direct write, never yields the old value.
+func TestClientCacheCoherence(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 1, clientCache: cacheOn})
+	srv := e.servers[0]
+	e.client.Set(ctx, "k", "v1", 0)
+	waitCached(t, e.client, srv, "k")
+
+	if _, err := srv.Do("SET", "k", "v2"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for getVal(t, e.client, "k") != "v2" {
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("a direct write is not seen through the proxy")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Logf("direct write seen after %v", time.Since(start))
+
+	for i := range 50 {
+		v := "p" + strconv.Itoa(i)
+		if err := e.client.Set(ctx, "k", v, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if got := getVal(t, e.client, "k"); got != v {
+			t.Fatalf("read %q after writing %q through the proxy", got, v)
+		}
+		cmds, err := e.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.Get(ctx, "k")
+			p.Set(ctx, "k", v+"x", 0)
+			p.Get(ctx, "k")
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cmds[2].(*redis.StringCmd).Val(); got != v+"x" {
+			t.Fatalf("pipelined GET after SET read %q, want %q", got, v+"x")
+		}
+	}
+
+	for round := range 5 {
+		e.client.Set(ctx, "k", "old", 0)
+		waitCached(t, e.client, srv, "k")
+		ids := srv.TrackingClients(t)
+		if len(ids) != 1 {
+			t.Fatalf("%d tracking links on the server, want 1", len(ids))
+		}
+		if _, err := srv.Do("CLIENT", "KILL", "ID", ids[0]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := srv.Do("SET", "k", "new"); err != nil {
+			t.Fatal(err)
+		}
+		for range 20 {
+			if got := getVal(t, e.client, "k"); got != "new" {
+				t.Fatalf("round %d: stale %q read after the tracking link was killed", round, got)
+			}
+		}
+	}
+}
+
+// TestClientCacheLive turns the cache on and off with CONFIG SET: off, no tracking link
+// and every GET reaches the server; on, the link is back and GETs are served.
+func TestClientCacheLive(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 1})
+	srv := e.servers[0]
+	e.client.Set(ctx, "k", "v", 0)
+	if n := len(srv.TrackingClients(t)); n != 0 {
+		t.Fatalf("%d tracking links with the cache off", n)
+	}
+	if err := e.client.ConfigSet(ctx, "client-cache-enabled", "yes").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitCached(t, e.client, srv, "k")
+	if v := e.client.ConfigGet(ctx, "client-cache-max-entries").Val(); v["client-cache-max-entries"] != "100000" {
+		t.Fatalf("CONFIG GET client-cache-max-entries = %v", v)
+	}
+	if err := e.client.ConfigSet(ctx, "client-cache-max-entries", "0").Err(); err == nil {
+		t.Fatal("client-cache-max-entries 0 accepted")
+	}
+	if err := e.client.ConfigSet(ctx, "client-cache-enabled", "no").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(srv.TrackingClients(t)); n != 0 {
+		t.Fatalf("%d tracking links left with the cache off", n)
+	}
+	gets, _ := srv.CommandStats(t, "get")
+	for range 10 {
+		getVal(t, e.client, "k")
+	}
+	if after, _ := srv.CommandStats(t, "get"); after != gets+10 {
+		t.Fatalf("%d of 10 GETs reached the server with the cache off", after-gets)
+	}
+}
