@@ -1,7 +1,11 @@
 package proxy_test
 
 import (
+	"bufio"
+	"io"
+	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -226,5 +230,67 @@ func TestClientCacheLive(t *testing.T) {
 	}
 	if after, _ := srv.CommandStats(t, "get"); after != gets+10 {
 		t.Fatalf("%d of 10 GETs reached the server with the cache off", after-gets)
+	}
+}
+
+// TestClientCacheHitAllocatesNothing: GET, HGET and MGET answered from the cache allocate
+// nothing once warm, pipelined or not.
+func TestClientCacheHitAllocatesNothing(t *testing.T) {
+	m, _ := newTestMetrics()
+	e := startEnv(t, envOpts{nodes: 2, metrics: m, clientCache: cacheOn})
+	val := strings.Repeat("v", 64)
+	e.client.Set(ctx, "{a}1", val, 0)
+	e.client.Set(ctx, "{a}2", val, 0)
+	e.client.HSet(ctx, "h", "f", val)
+	waitCached(t, e.client, ownerOf(t, e, "{a}1"), "{a}1")
+	e.client.Get(ctx, "{a}2") // MGET is served from what GET stored
+	nc, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	br := bufio.NewReaderSize(nc, 64<<10)
+	bulk := "$64\r\n" + val + "\r\n"
+	for _, tc := range []struct {
+		name, frame, reply string
+		depth              int
+	}{
+		{"GET P1", "*2\r\n$3\r\nGET\r\n$4\r\n{a}1\r\n", bulk, 1},
+		{"GET P16", "*2\r\n$3\r\nGET\r\n$4\r\n{a}1\r\n", bulk, 16},
+		{"HGET P16", "*3\r\n$4\r\nHGET\r\n$1\r\nh\r\n$1\r\nf\r\n", bulk, 16},
+		{"MGET P16", "*3\r\n$4\r\nMGET\r\n$4\r\n{a}1\r\n$4\r\n{a}2\r\n", "*2\r\n" + bulk + bulk, 16},
+	} {
+		batch := []byte(strings.Repeat(tc.frame, tc.depth))
+		buf := make([]byte, len(tc.reply)*tc.depth)
+		roundTrip := func() {
+			if _, err := nc.Write(batch); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(br, buf); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range 100 {
+			roundTrip()
+		}
+		if string(buf[:len(tc.reply)]) != tc.reply {
+			t.Fatalf("%s: reply %q, want %q", tc.name, buf[:len(tc.reply)], tc.reply)
+		}
+		reads := func() (n int) {
+			for _, s := range e.servers {
+				for _, c := range []string{"get", "hget", "mget"} {
+					calls, _ := s.CommandStats(t, c)
+					n += calls
+				}
+			}
+			return n
+		}
+		before := reads()
+		if n := testing.AllocsPerRun(500, roundTrip); n >= 0.5 {
+			t.Errorf("%s: %.2f allocations per round trip served from the cache, want 0", tc.name, n)
+		}
+		if n := reads() - before; n != 0 {
+			t.Errorf("%s: %d reads reached the servers, want all served from the cache", tc.name, n)
+		}
 	}
 }
