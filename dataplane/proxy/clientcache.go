@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/aster-proxy/aster/dataplane/backend"
 	"github.com/aster-proxy/aster/dataplane/cache"
 	"github.com/aster-proxy/aster/dataplane/command"
@@ -40,6 +42,7 @@ type cacheLinks struct {
 	table   *route.Table          // the table the nodes were last set for
 	nodes   map[string]*trackedNode
 	stats   cache.Stats // counted across caches, for the metrics
+	seen    bool        // the cache was on once: its series exist
 }
 
 type trackedNode struct {
@@ -83,7 +86,7 @@ func (c *Cluster) buildCacheLocked(g *generation) {
 	if cl.cache == nil || cl.sizes != sizes || cl.backend != g.backend {
 		c.stopCacheLocked()
 		cl.cache = cache.New(cache.Config{MaxEntries: k.MaxEntries, MaxValueBytes: k.MaxValueBytes, Shards: k.ShardCount}, &cl.stats)
-		cl.sizes, cl.backend = sizes, g.backend
+		cl.sizes, cl.backend, cl.seen = sizes, g.backend, true
 		cl.nodes = make(map[string]*trackedNode)
 		c.log.Info("client cache on", "max_entries", k.MaxEntries, "max_value_bytes", k.MaxValueBytes,
 			"shard_count", k.ShardCount, "hot_only", k.HotOnly)
@@ -325,4 +328,52 @@ func (s *session) cacheWritten() {
 		w.keys, w.lens = nil, nil
 	}
 	w.keys, w.lens = w.keys[:0], w.lens[:0]
+}
+
+// Client cache series: read from each cluster's counters when scraped, so that a hit costs
+// the hot path no more than the atomic add the cache does anyway.
+var (
+	cacheLookupsDesc = prometheus.NewDesc("aster_client_cache_lookups_total",
+		"Reads looked up in the proxy's client cache (per key: an MGET counts each), by result.",
+		[]string{"cluster", "result"}, nil)
+	cacheInvalidationsDesc = prometheus.NewDesc("aster_client_cache_invalidations_total",
+		"Keys the tracking links' invalidation messages named.", []string{"cluster"}, nil)
+	cacheEntriesDesc = prometheus.NewDesc("aster_client_cache_entries",
+		"Entries (GET replies and hash fields) the client cache holds.", []string{"cluster"}, nil)
+)
+
+// CacheCollector is the client cache's series of every cluster s serves, for the process's
+// registry. Clusters whose cache was never on have none.
+func (s *Server) CacheCollector() prometheus.Collector { return cacheCollector{s} }
+
+type cacheCollector struct{ s *Server }
+
+func (cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- cacheLookupsDesc
+	ch <- cacheInvalidationsDesc
+	ch <- cacheEntriesDesc
+}
+
+func (cc cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	cc.s.mu.Lock()
+	clusters := make([]*Cluster, 0, len(cc.s.clusters))
+	for _, c := range cc.s.clusters {
+		clusters = append(clusters, c)
+	}
+	cc.s.mu.Unlock()
+	for _, c := range clusters {
+		c.mu.Lock()
+		st, entries, seen := &c.cc.stats, 0, c.cc.seen
+		if c.cc.cache != nil {
+			entries = c.cc.cache.Len()
+		}
+		c.mu.Unlock()
+		if !seen {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(cacheLookupsDesc, prometheus.CounterValue, float64(st.Hits.Load()), c.name, "hit")
+		ch <- prometheus.MustNewConstMetric(cacheLookupsDesc, prometheus.CounterValue, float64(st.Misses.Load()), c.name, "miss")
+		ch <- prometheus.MustNewConstMetric(cacheInvalidationsDesc, prometheus.CounterValue, float64(st.Invalidations.Load()), c.name)
+		ch <- prometheus.MustNewConstMetric(cacheEntriesDesc, prometheus.GaugeValue, float64(entries), c.name)
+	}
 }
