@@ -294,3 +294,42 @@ func TestClientCacheHitAllocatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestClientCacheBackendAuth: the tracking links authenticate as the backend connections
+// do; with the servers' password they come up and the cache serves.
+func TestClientCacheBackendAuth(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 1, clientCache: cacheOn, serverArgs: []string{"--requirepass", "s3cret"}, backendPass: "s3cret"})
+	if err := e.client.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitCachedAuth(t, e, "k")
+}
+
+// waitCachedAuth is waitCached for a server that wants a password.
+func waitCachedAuth(t *testing.T, e *env, key string) {
+	t.Helper()
+	direct := redis.NewClient(&redis.Options{Addr: e.servers[0].Addr, Password: "s3cret"})
+	defer direct.Close()
+	calls := func() string {
+		info := direct.Info(ctx, "commandstats").Val()
+		for _, l := range strings.Split(info, "\r\n") {
+			if strings.HasPrefix(l, "cmdstat_get:") {
+				return strings.Split(l, ",")[0]
+			}
+		}
+		return ""
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		e.client.Get(ctx, key)
+		before := calls()
+		e.client.Get(ctx, key)
+		if calls() == before {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("GETs keep reaching the server: the tracking link did not come up with AUTH")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
