@@ -171,11 +171,12 @@ type session struct {
 	remote   string // the client's address, once the slow log needed it
 	name     string // CLIENT SETNAME's (client.go)
 	quit     bool
-	authed   bool        // no password configured, or the client authenticated
-	proto3   bool        // the client switched to RESP3 with HELLO 3
-	conv     []byte      // scratch for replies converted between RESP2 and RESP3
-	enterSub bool        // a SUBSCRIBE ends the batch: subscribed mode follows (pubsub.go)
-	cw       cacheWrites // keys the batch wrote, for the client cache (clientcache.go)
+	authed   bool   // no password configured, or the client authenticated
+	proto3   bool   // the client switched to RESP3 with HELLO 3
+	conv     []byte // scratch for replies converted between RESP2 and RESP3
+	enterSub bool   // a SUBSCRIBE ends the batch: subscribed mode follows (pubsub.go)
+
+	cw cacheWrites // keys the batch wrote, for the client cache (clientcache.go)
 
 	// deferred is a command that must run alone, after the batch's replies are written, on a
 	// dedicated connection (a blocking command, EXEC, WATCH, ...): the batch ends with it and
