@@ -333,3 +333,14 @@ func waitCachedAuth(t *testing.T, e *env, key string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// BenchmarkProxyGETCached is BenchmarkProxyGET with the client cache on: the GETs after the
+// warm-up are hits, answered without a round trip to the server.
+func BenchmarkProxyGETCached(b *testing.B) {
+	for _, depth := range []int{1, 16} {
+		b.Run("P"+strconv.Itoa(depth), func(b *testing.B) {
+			benchPipelineEnv(b, envOpts{nodes: 3, clientCache: cacheOn}, "", "*2\r\n$3\r\nGET\r\n$9\r\nbench:key\r\n",
+				depth, "$64\r\n"+val64+"\r\n")
+		})
+	}
+}
