@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -149,6 +150,13 @@ func TestClientCache(t *testing.T) {
 		hits, _ := sample(mfs, "aster_client_cache_lookups_total", map[string]string{"cluster": "m", "result": "hit"})
 		if hits < 200 {
 			t.Errorf("hits %v, want at least the 200 repeated GETs", hits)
+		}
+		redistest.Need(t, "promtool")
+		body, _ := scrape(t, maddr)
+		cmd := exec.Command("promtool", "check", "metrics")
+		cmd.Stdin = strings.NewReader(body)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("promtool check metrics: %v\n%s", err, out)
 		}
 	})
 }
