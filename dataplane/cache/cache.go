@@ -135,6 +135,10 @@ func (c *Cache) Lookup(node *Node, key, field []byte, resp3 bool, dst []byte) ([
 		return dst, false
 	}
 	epoch := node.epoch.Load()
+	if !node.quiet() || node.epoch.Load() != epoch {
+		c.stats.Misses.Add(1)
+		return dst, false
+	}
 	sh, _ := c.shardOf(key)
 	sh.mu.Lock()
 	e := sh.findLocked(key, field)

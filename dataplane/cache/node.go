@@ -38,11 +38,18 @@ type Node struct {
 	// entries and tickets of an earlier epoch are never served or stored.
 	state atomic.Int32
 	epoch atomic.Uint64
+	// fd is the link's socket while the node is Up (-1 otherwise): a hit first peeks it, so
+	// that an invalidation (or the link's end) that reached asterd but was not read yet is
+	// not overtaken by a hit. The link clears it and leaves Up before it closes the socket,
+	// so a peek of a descriptor reused meanwhile is voided by the epoch check after it.
+	fd      atomic.Int64
+	peekBuf [1]byte
 }
 
 // Node returns a new node of c for addr, Unconfirmed.
 func (c *Cache) Node(addr string) *Node {
 	n := &Node{c: c, addr: addr}
+	n.fd.Store(-1)
 	c.mu.Lock()
 	c.nodes[n] = struct{}{}
 	c.mu.Unlock()
@@ -75,6 +82,12 @@ func (n *Node) Flush() {
 	n.c.flushNode(n)
 }
 
+// quiet reports whether n's link has nothing unread: no invalidation waiting and no end.
+func (n *Node) quiet() bool {
+	fd := n.fd.Load()
+	return fd < 0 || !pending(int(fd), &n.peekBuf)
+}
+
 // set changes n's state; leaving Up flushes n. A Gone node stays Gone.
 func (n *Node) set(s State) {
 	for {
@@ -85,6 +98,9 @@ func (n *Node) set(s State) {
 		if n.state.CompareAndSwap(old, int32(s)) {
 			break
 		}
+	}
+	if s != Up {
+		n.fd.Store(-1)
 	}
 	n.epoch.Add(1)
 	if s != Up {

@@ -78,9 +78,8 @@ func run(ctx context.Context, n *Node, dial Dialer, t LinkTimings, log hclog.Log
 	backoff := time.Duration(0)
 	var lastErr string
 	for ctx.Err() == nil {
-		err := session(ctx, n, dial, t, log)
-		if n.State() == Up {
-			n.SetDraining()
+		wasUp, err := session(ctx, n, dial, t, log)
+		if wasUp {
 			backoff = 0 // it was up: redial at once, then back off
 			if ctx.Err() != nil {
 				log.Info("client cache: tracking link stopped; node's entries flushed")
@@ -105,34 +104,45 @@ func run(ctx context.Context, n *Node, dial Dialer, t LinkTimings, log hclog.Log
 	}
 }
 
-// session runs one connection of the link until it fails or ctx is done.
-func session(ctx context.Context, n *Node, dial Dialer, t LinkTimings, log hclog.Logger) error {
+// session runs one connection of the link until it fails or ctx is done; wasUp: it had
+// confirmed tracking, and has left the node Draining (flushed).
+func session(ctx context.Context, n *Node, dial Dialer, t LinkTimings, log hclog.Logger) (wasUp bool, err error) {
 	nc, err := dial(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
-	stop := context.AfterFunc(ctx, func() { _ = nc.Close() })
+	// Whatever ends the link wakes the reader, which returns; the socket is closed only by
+	// the defers below, once the node has left Up (see Node.fd).
+	wake := func() { _ = nc.SetReadDeadline(time.Unix(1, 0)) }
+	stop := context.AfterFunc(ctx, wake)
 	defer stop()
 	defer nc.Close()
 	_ = nc.SetDeadline(time.Now().Add(3 * t.Ping))
+	if ctx.Err() != nil { // wake may have come before the deadline above replaced its own
+		return false, ctx.Err()
+	}
 	if _, err := nc.Write(trackingFrame); err != nil {
-		return fmt.Errorf("tracking link to %s: %w", n.addr, err)
+		return false, fmt.Errorf("tracking link to %s: %w", n.addr, err)
 	}
 	rr := resp.NewReplyReader(nc, 4<<10)
 	for {
 		f, err := rr.Next()
 		if err != nil {
-			return fmt.Errorf("tracking link to %s: %w", n.addr, err)
+			return false, fmt.Errorf("tracking link to %s: %w", n.addr, err)
 		}
 		if f[0] == '>' {
 			continue // pushes come only once tracking is on
 		}
 		if resp.IsError(f) {
-			return fmt.Errorf("tracking link to %s: node refused CLIENT TRACKING: %s", n.addr, bytes.TrimSpace(f[1:]))
+			return false, fmt.Errorf("tracking link to %s: node refused CLIENT TRACKING: %s", n.addr, bytes.TrimSpace(f[1:]))
 		}
 		break
 	}
+	n.fd.Store(int64(linkFD(nc)))
 	n.SetUp()
+	// Deferred after the socket's Close, so it runs before it: the node leaves Up (and stops
+	// peeking the socket, Node.fd) before the descriptor can be reused.
+	defer n.SetDraining()
 	log.Info("client cache: tracking link up; node's replies are cached")
 	pingDone := make(chan struct{})
 	defer close(pingDone)
@@ -147,7 +157,7 @@ func session(ctx context.Context, n *Node, dial Dialer, t LinkTimings, log hclog
 				_ = nc.SetWriteDeadline(time.Now().Add(t.Ping))
 				_, err := nc.Write(pingFrame)
 				if err != nil {
-					_ = nc.Close()
+					wake()
 					return
 				}
 			}
@@ -156,12 +166,15 @@ func session(ctx context.Context, n *Node, dial Dialer, t LinkTimings, log hclog
 	var elems, keys [][]byte
 	for {
 		_ = nc.SetReadDeadline(time.Now().Add(3 * t.Ping))
+		if ctx.Err() != nil {
+			return true, ctx.Err()
+		}
 		f, err := rr.Next()
 		if err != nil {
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return true, ctx.Err()
 			}
-			return fmt.Errorf("tracking link to %s: %w", n.addr, err)
+			return true, fmt.Errorf("tracking link to %s: %w", n.addr, err)
 		}
 		if f[0] != '>' {
 			continue // PONG
@@ -177,7 +190,7 @@ func session(ctx context.Context, n *Node, dial Dialer, t LinkTimings, log hclog
 		}
 		keys, err = resp.ArrayElems(elems[1], keys[:0])
 		if err != nil {
-			return fmt.Errorf("tracking link to %s: bad invalidation: %w", n.addr, err)
+			return true, fmt.Errorf("tracking link to %s: bad invalidation: %w", n.addr, err)
 		}
 		for _, k := range keys {
 			n.c.Invalidate(bulk(k))
