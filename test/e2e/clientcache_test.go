@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -276,4 +278,91 @@ client_cache = { enabled = true, hot_only = true }
 		t.Fatalf("HOTKEY GET = %s", top)
 	}
 	cachedGET(t, c, srv, "cold")
+}
+
+// TestClientCacheReload turns the cache on and off by reloading the file: on, the server has
+// a tracking client and GETs stop reaching it; off, the tracking client is gone and every GET
+// reaches the server; and adding a server to the ring (keys move) keeps reads true.
+func TestClientCacheReload(t *testing.T) {
+	servers := startServers(t, 2)
+	base := `
+[[clusters]]
+name = "r"
+listen_addr = "%LISTEN%"
+cache_type = "redis"
+servers = %SERVERS%
+`
+	a := startAsterd(t, strings.ReplaceAll(base, "%SERVERS%", serverList(servers[:1], []int{1}, true)))
+	path, listen := a.cmd.Args[2], a.Addr
+	reloads := 0
+	write := func(content string) {
+		t.Helper()
+		content = strings.ReplaceAll(content, "%LISTEN%", listen)
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		reloads++
+		deadline := time.Now().Add(10 * time.Second)
+		for strings.Count(a.log.String(), "configuration reloaded") < reloads {
+			if time.Now().After(deadline) {
+				t.Fatal("reload not done")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	c := a.client(t)
+	c.Set(ctx, "k", "v", 0)
+	srv := servers[0]
+	if n := len(srv.TrackingClients(t)); n != 0 {
+		t.Fatalf("%d tracking clients with the cache off", n)
+	}
+	on := "client_cache = { enabled = true, max_entries = 100 }\n"
+	write(strings.ReplaceAll(base, "%SERVERS%", serverList(servers[:1], []int{1}, true)) + on)
+	cachedGET(t, c, srv, "k")
+
+	// A second server: the ring changes (some keys move to it) and the cache is flushed; a
+	// value written on both servers directly is then what every key reads.
+	for i := range 50 {
+		c.Set(ctx, spreadKey("rk", i), "one", 0)
+		c.Get(ctx, spreadKey("rk", i))
+	}
+	write(strings.ReplaceAll(base, "%SERVERS%", serverList(servers, []int{1, 1}, true)) + on)
+	for i := range 50 {
+		for _, s := range servers {
+			if _, err := s.Do("SET", spreadKey("rk", i), "two"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i := range 50 {
+		if v := c.Get(ctx, spreadKey("rk", i)).Val(); v != "two" {
+			t.Fatalf("GET %s = %q after the ring changed and both servers say \"two\"", spreadKey("rk", i), v)
+		}
+	}
+
+	write(strings.ReplaceAll(base, "%SERVERS%", serverList(servers, []int{1, 1}, true)))
+	deadline := time.Now().Add(10 * time.Second)
+	for len(srv.TrackingClients(t)) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("tracking clients left after the cache was turned off")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	gets := func() (n int) {
+		for _, s := range servers {
+			calls, _ := s.CommandStats(t, "get")
+			n += calls
+		}
+		return n
+	}
+	before := gets()
+	for range 10 {
+		c.Get(ctx, "k")
+	}
+	if after := gets(); after != before+10 {
+		t.Fatalf("%d of 10 GETs reached the servers after the cache was turned off", after-before)
+	}
 }
