@@ -366,3 +366,56 @@ servers = %SERVERS%
 		t.Fatalf("%d of 10 GETs reached the servers after the cache was turned off", after-before)
 	}
 }
+
+// TestClientCacheBackendTLS: the tracking link dials as the backend connections do, over
+// TLS verified with backend_tls_ca_file; the cache then serves.
+func TestClientCacheBackendTLS(t *testing.T) {
+	certs := redistest.GenCerts(t)
+	srv := redistest.StartTLS(t, certs)
+	a := startAsterd(t, `
+[[clusters]]
+name = "tls"
+listen_addr = "%LISTEN%"
+cache_type = "redis"
+servers = `+serverList([]*redistest.Server{srv}, []int{1}, true)+`
+backend_tls = true
+backend_tls_ca_file = `+fmt.Sprintf("%q", certs.CAFile)+`
+client_cache = { enabled = true }
+`)
+	c := a.client(t)
+	direct := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1, TLSConfig: certs.ClientTLS(t, false)})
+	defer direct.Close()
+	gets := func() string {
+		for _, l := range strings.Split(direct.Info(ctx, "commandstats").Val(), "\r\n") {
+			if strings.HasPrefix(l, "cmdstat_get:") {
+				return strings.Split(l, ",")[0]
+			}
+		}
+		return ""
+	}
+	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c.Get(ctx, "k")
+		before := gets()
+		c.Get(ctx, "k")
+		if gets() == before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GETs keep reaching the TLS server: no tracking link; CLIENT LIST:\n%s", direct.ClientList(ctx).Val())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := direct.Set(ctx, "k", "w", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for c.Get(ctx, "k").Val() != "w" {
+		if time.Now().After(deadline) {
+			t.Fatal("a direct write on the TLS server is not seen through asterd")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
