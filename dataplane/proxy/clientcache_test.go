@@ -2,10 +2,12 @@ package proxy_test
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -342,5 +344,75 @@ func BenchmarkProxyGETCached(b *testing.B) {
 			benchPipelineEnv(b, envOpts{nodes: 3, clientCache: cacheOn}, "", "*2\r\n$3\r\nGET\r\n$9\r\nbench:key\r\n",
 				depth, "$64\r\n"+val64+"\r\n")
 		})
+	}
+}
+
+// TestClientCacheReadYourWrites: writers SET their keys through the proxy and read them back
+// at once while readers keep GETting the same keys (filling the cache with what they read,
+// possibly just before a write): a writer always reads its own last write, and once every
+// write is answered, every key reads the server's value.
+func TestClientCacheReadYourWrites(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 2, clientCache: cacheOn})
+	e.client.Set(ctx, "warm", "1", 0)
+	waitCached(t, e.client, ownerOf(t, e, "warm"), "warm") // the links are up
+	const writers, keysEach, rounds = 4, 4, 200
+	var readers, ws sync.WaitGroup
+	stop := make(chan struct{})
+	for r := range 4 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			c := redis.NewClient(&redis.Options{Addr: e.addr, MaxRetries: -1})
+			defer c.Close()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c.Get(ctx, "ryw:"+strconv.Itoa((i+r)%(writers*keysEach)))
+			}
+		}()
+	}
+	errs := make(chan error, writers)
+	for w := range writers {
+		ws.Add(1)
+		go func() {
+			defer ws.Done()
+			c := redis.NewClient(&redis.Options{Addr: e.addr, MaxRetries: -1})
+			defer c.Close()
+			for i := range rounds {
+				k := "ryw:" + strconv.Itoa(w*keysEach+i%keysEach)
+				v := strconv.Itoa(i)
+				if err := c.Set(ctx, k, v, 0).Err(); err != nil {
+					errs <- err
+					return
+				}
+				if got := c.Get(ctx, k).Val(); got != v {
+					errs <- fmt.Errorf("writer %d read %q from %s right after writing %q", w, got, k, v)
+					return
+				}
+			}
+		}()
+	}
+	ws.Wait()
+	close(stop)
+	readers.Wait()
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+	for k := range writers * keysEach {
+		key := "ryw:" + strconv.Itoa(k)
+		want := "(nil)"
+		for _, s := range e.servers {
+			if v, err := s.Do("GET", key); err == nil {
+				want = v.(string)
+			}
+		}
+		if got := getVal(t, e.client, key); got != want {
+			t.Fatalf("GET %s = %q after the writes, the server has %q", key, got, want)
+		}
 	}
 }
