@@ -132,6 +132,7 @@ func (c *Cache) shardOf(key []byte) (*shard, uint64) {
 // entry that came from another node (the key moved).
 func (c *Cache) Lookup(node *Node, key, field []byte, resp3 bool, dst []byte) ([]byte, bool) {
 	if node == nil || State(node.state.Load()) != Up {
+		c.stats.Misses.Add(1) // bypassed: a miss to whoever watches the hit rate
 		return dst, false
 	}
 	epoch := node.epoch.Load()
