@@ -10,6 +10,9 @@
 #   --out FILE       summary CSV (default bench/out/peer.csv); per-run rows go to FILE.raw.csv
 #   --cluster        also benchmark cluster mode: a 3-master Redis Cluster, driven directly with
 #                    `redis-benchmark --cluster`, and asterd (cache_type = "redis_cluster") over it
+#   --hot            also the hot-key workload (issue #21): GETs over a 1,000-key hot set, and a
+#                    fourth target, asterd with its client cache on (acache: client_cache enabled,
+#                    the same ring over the same backends)
 #   --asterd BIN     use this asterd binary instead of building ./cmd/asterd
 #   --thread N       asterd's `thread` (default 1)
 #   --pin split|none split (default): redis-benchmark on CPU 0, every server on CPUs 1..n-1
@@ -21,7 +24,8 @@
 #                    modes without the servers taking the proxy's CPU (docs/benchmarks.md)
 #   --base-port P    first port (default 7301): backends P..P+3, twemproxy P+9 (stats P+10),
 #                    asterd P+19 (admin P+20, metrics P+21), cluster nodes P+30..P+32,
-#                    asterd-cluster P+39 (admin P+40, metrics P+41)
+#                    asterd-cluster P+39 (admin P+40, metrics P+41), acache P+24 (admin P+25,
+#                    metrics P+26)
 #   --max-other PCT  rerun a run (at most twice; once with --quick) when processes not started here used more than
 #                    PCT% of the machine's CPU during it (default 15)
 #   --keep           keep the scratch directory (configs, logs)
@@ -38,6 +42,12 @@
 # time per request for each target (the redis-servers it drives), which shows what the servers
 # themselves cost in cluster mode.
 #
+# Hot keys (--hot): HOTGET is GET over keys key:000000000000..key:000000000999 (-r 1000), P1 and
+# -P 16, N and 5N requests, on every target (acache runs this workload only). redis-benchmark runs
+# one command per run, so the hot set is read, not written during the run; how the cache stays
+# true under writes is what the tests show (docs/client-cache.md). acache's first GET of each
+# key goes to the servers; the run's other GETs of it are hits.
+#
 # "direct" is one of the four backends, driven alone: what a single redis-server does on the
 # server core(s). twemproxy: ketama + fnv1a_64, servers r1..r4, server_connections 1, preconnect.
 # asterd: the same ring (same aliases r1..r4, so the same key placement), thread = 1.
@@ -53,13 +63,14 @@ die() { echo "peer.sh: $*" >&2; exit 2; }
 say() { echo "peer.sh: $*" >&2; }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-QUICK=0 ROUNDS="" BASE_N="" OUT="$ROOT/bench/out/peer.csv" CLUSTER=0 ASTERD="" THREAD=1 PIN=split
+QUICK=0 ROUNDS="" BASE_N="" OUT="$ROOT/bench/out/peer.csv" CLUSTER=0 HOT=0 ASTERD="" THREAD=1 PIN=split
 CLIENT_CPUS="" PROXY_CPUS="" SERVER_CPUS=""
 BASE_PORT=7301 MAX_OTHER=15 KEEP=0 CLIENTS=50 DSIZE=64 KEYSPACE=100000 RUN_TIMEOUT=300
 while (($#)); do
   case $1 in
     --quick) QUICK=1; shift ;;
     --cluster) CLUSTER=1; shift ;;
+    --hot) HOT=1; shift ;;
     --keep) KEEP=1; shift ;;
     -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
     --rounds | --requests | --out | --asterd | --thread | --pin | --base-port | --max-other | \
@@ -115,10 +126,12 @@ LAYOUT="CPUs: client ${CPIN[2]:-any}, proxies ${PPIN[2]:-any}, redis-servers ${S
 # --- ports, scratch dir, cleanup -----------------------------------------------------------------
 BACKENDS=($BASE_PORT $((BASE_PORT + 1)) $((BASE_PORT + 2)) $((BASE_PORT + 3)))
 TW_PORT=$((BASE_PORT + 9)) TW_STATS=$((BASE_PORT + 10)) AS_PORT=$((BASE_PORT + 19))
+AC_PORT=""
+((HOT)) && AC_PORT=$((BASE_PORT + 24))
 CNODES=() CAS_PORT=""
 ((CLUSTER)) && CNODES=($((BASE_PORT + 30)) $((BASE_PORT + 31)) $((BASE_PORT + 32))) CAS_PORT=$((BASE_PORT + 39))
 in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "${BACKENDS[@]}" $TW_PORT $TW_STATS $AS_PORT "${CNODES[@]}" $CAS_PORT; do
+for p in "${BACKENDS[@]}" $TW_PORT $TW_STATS $AS_PORT $AC_PORT "${CNODES[@]}" $CAS_PORT; do
   in_use "$p" && die "port $p is in use: pick another --base-port"
 done
 
@@ -202,7 +215,7 @@ nutcracker -t -c "$TMP/twemproxy/nutcracker.yml" >/dev/null 2>&1 || die "nutcrac
 PIDS+=($!) PROXY_PID[twemproxy]=$!
 wait_pong "$TW_PORT" $! twemproxy "$TMP/twemproxy/log"
 
-# write_aster_toml FILE NAME PORT CACHE_TYPE SERVER...
+# write_aster_toml FILE NAME PORT CACHE_TYPE SERVER... (EXTRA: more cluster keys)
 write_aster_toml() {
   local f=$1 name=$2 port=$3 ctype=$4 list="" s; shift 4
   for s in "$@"; do list+="\"$s\", "; done
@@ -216,6 +229,7 @@ hash_method = "fnv1a_64"
 hash_distribution = "ketama"
 thread = $THREAD
 node_connections = 1
+${EXTRA:-}
 
 # Metrics on, as by default, on ports of this run's own so that two asterds can run.
 [metrics]
@@ -234,6 +248,12 @@ start_asterd() { # NAME PORT TOMLFILE TARGET
 srv=(); for i in "${!BACKENDS[@]}"; do srv+=("127.0.0.1:${BACKENDS[i]}:1 r$((i + 1))"); done
 write_aster_toml "$TMP/asterd.toml" bench "$AS_PORT" redis "${srv[@]}"
 start_asterd asterd "$AS_PORT" "$TMP/asterd.toml" asterd
+if ((HOT)); then
+  EXTRA='client_cache = { enabled = true, max_entries = 10000, max_value_bytes = 4096 }' \
+    write_aster_toml "$TMP/acache.toml" benchcache "$AC_PORT" redis "${srv[@]}"
+  start_asterd acache "$AC_PORT" "$TMP/acache.toml" acache
+  SRV_PIDS[acache]=${SRV_PIDS[asterd]}
+fi
 
 # --- cluster: 3 masters, asterd in front ---------------------------------------------------------
 if ((CLUSTER)); then
@@ -262,6 +282,10 @@ fi
 # name -> port; "cdirect" is the cluster driven by redis-benchmark --cluster (keys must hold {tag}).
 TARGETS=(direct twemproxy asterd)
 declare -A PORT=([direct]=${BACKENDS[0]} [twemproxy]=$TW_PORT [asterd]=$AS_PORT)
+if ((HOT)); then
+  TARGETS+=(acache)
+  PORT[acache]=$AC_PORT
+fi
 if ((CLUSTER)); then
   TARGETS+=(cdirect acluster)
   PORT[cdirect]=${CNODES[0]} PORT[acluster]=$CAS_PORT
@@ -279,12 +303,16 @@ check_route() { # target backend-ports...
 }
 check_route twemproxy "${BACKENDS[@]}"
 check_route asterd "${BACKENDS[@]}"
+((HOT)) && check_route acache "${BACKENDS[@]}"
 ((CLUSTER)) && check_route acluster "${CNODES[@]}"
 
 WORKLOADS=("SET 1" "GET 1" "MGET10 1" "SET 16" "GET 16" "MGET10 16")
+((HOT)) && WORKLOADS+=("HOTGET 1" "HOTGET 16")
+# runs WORKLOAD TARGET: whether the target runs the workload (acache: the hot one alone).
+runs() { [[ $2 != acache || $1 == HOTGET ]]; }
 nreq() { # workload pipeline
   case $1/$2 in
-    SET/1 | GET/1) echo "$BASE_N" ;;
+    SET/1 | GET/1 | HOTGET/1) echo "$BASE_N" ;;
     MGET10/1) echo $((BASE_N / 2)) ;;
     MGET10/*) echo $((BASE_N * 2)) ;;
     *) echo $((BASE_N * 5)) ;;
@@ -302,6 +330,7 @@ run_bench() {
   case $2 in
     SET) a+=(-d "$DSIZE" -t set) ;;
     GET) a+=(-d "$DSIZE" -t get) ;;
+    HOTGET) a+=(-d "$DSIZE" -t get -r 1000) ;; # the later -r wins: the 1,000-key hot set
     MGET10)
       # options first: everything after the command is its arguments. In --cluster mode
       # redis-benchmark puts a {tag} of the node it talks to into the keys (one slot per MGET).
@@ -350,6 +379,7 @@ say "scratch $TMP | pin=$PIN ($LAYOUT) | rounds $ROUNDS | base requests $BASE_N 
 
 # --- pre-fill: every key through every target (direct: the one backend it drives) ----------------
 for t in "${TARGETS[@]}"; do
+  [[ $t == acache ]] && continue # the backends asterd fills
   a=(-h 127.0.0.1 -p "${PORT[$t]}" -c "$CLIENTS" -n $((KEYSPACE * 3)) -r "$KEYSPACE" -d "$DSIZE" -P 16 -t set -q)
   [[ $t == cdirect ]] && a+=(--cluster)
   timeout "$RUN_TIMEOUT" "${CPIN[@]}" redis-benchmark "${a[@]}" >/dev/null 2>&1 || die "pre-fill through $t failed"
@@ -362,7 +392,7 @@ ratio() { awk -v a="${got[$1]:-}" -v b="${got[$2]:-}" 'BEGIN { if (a != "" && b 
 mkdir -p "$(dirname "$OUT")"
 RAW=${OUT%.csv}.raw.csv
 echo "round,workload,target,requests,rps,avg_ms,p50_ms,p99_ms,other_cpu_pct,tries,proxy_cpu_us_per_req,backend_cpu_us_per_req" >"$RAW"
-declare -A RPS P50 P99 CPU SCPU R_AT R_AD R_CA
+declare -A RPS P50 P99 CPU SCPU R_AT R_AD R_CA R_KT
 FAILED=0 REPEATS=0 WORST_OTHER=0
 NT=${#TARGETS[@]}
 for wl in "${WORKLOADS[@]}"; do
@@ -371,6 +401,7 @@ for wl in "${WORKLOADS[@]}"; do
     declare -A got=()
     for ((k = 0; k < NT; k++)); do
       t=${TARGETS[(k + r) % NT]}
+      runs "$name" "$t" || continue
       for ((try = 1; ; try++)); do
         pp=${PROXY_PID[$t]:-}
         # shellcheck disable=SC2086
@@ -405,6 +436,7 @@ for wl in "${WORKLOADS[@]}"; do
     for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null || die "a server (PID $p) died during $w; logs in $TMP (rerun with --keep)"; done
     R_AT[$w]+="$(ratio asterd twemproxy) " R_AD[$w]+="$(ratio asterd direct) "
     ((CLUSTER)) && R_CA[$w]+="$(ratio acluster asterd) "
+    ((HOT)) && R_KT[$w]+="$(ratio acache twemproxy) "
     unset got
   done
 done
@@ -419,7 +451,9 @@ hdr="workload,requests"
 for t in "${TARGETS[@]}"; do hdr+=",${t}_rps,${t}_p50_ms,${t}_p99_ms"; done
 hdr+=",asterd_over_twemproxy,asterd_over_twemproxy_range,asterd_over_direct,asterd_over_direct_range,asterd_p99_le_twemproxy"
 ((CLUSTER)) && hdr+=",acluster_over_asterd,acluster_over_asterd_range,acluster_over_cdirect"
+((HOT)) && hdr+=",acache_over_twemproxy,acache_over_twemproxy_range"
 PROXIES=(twemproxy asterd); ((CLUSTER)) && PROXIES+=(acluster)
+((HOT)) && PROXIES+=(acache)
 for t in "${PROXIES[@]}"; do hdr+=",${t}_cpu_us_per_req"; done
 for t in "${TARGETS[@]}"; do hdr+=",${t}_backend_cpu_us_per_req"; done
 echo "$hdr" >"$OUT"
@@ -432,6 +466,7 @@ printf '%-10s' workload
 for t in "${TARGETS[@]}"; do printf ' | %-24s' "$t rps  p50/p99 ms"; done
 printf ' | %-16s | %-16s | %s' "asterd/twemproxy" "asterd/direct" "p99<=tw"
 ((CLUSTER)) && printf ' | %-16s' "acluster/asterd"
+((HOT)) && printf ' | %-16s' "acache/twemproxy"
 echo
 for wl in "${WORKLOADS[@]}"; do
   read -r name pl <<<"$wl"; w="$name P$pl"
@@ -456,6 +491,13 @@ for wl in "${WORKLOADS[@]}"; do
     car=$(span ${R_CA[$w]:-})
     printf ' | %-16s' "${ca:--} ($car)"
     row+=",$ca,$car,$cd"
+  fi
+  if ((HOT)); then
+    kt=$(div "${m[acache]}" "${m[twemproxy]}")
+    # shellcheck disable=SC2086
+    ktr=$(span ${R_KT[$w]:-})
+    printf ' | %-16s' "${kt:--} ($ktr)"
+    row+=",$kt,$ktr"
   fi
   # shellcheck disable=SC2086
   for t in "${PROXIES[@]}"; do row+=",$(median ${CPU[$w/$t]:-})"; done
@@ -499,6 +541,7 @@ cpu_table "srv µs/req" SCPU 0 "${TARGETS[@]}"
 echo
 echo "targets: direct = one redis-server :${BACKENDS[0]}; twemproxy :$TW_PORT; asterd :$AS_PORT over 4 backends"
 ((CLUSTER)) && echo "         cdirect = redis-benchmark --cluster on the 3-master cluster; acluster = asterd redis_cluster :$CAS_PORT"
+((HOT)) && echo "         acache = asterd :$AC_PORT with client_cache on, same backends (HOTGET only)"
 echo "ratios are of medians; brackets are the min-max of per-round ratios"
 echo "csv: $OUT   per run: $RAW"
 ((FAILED == 0)) || { say "$FAILED run(s) failed"; exit 1; }

@@ -269,6 +269,8 @@ func (c *cluster) spec() route.ClusterSpec {
 	if cc.SlowlogLogSlowerThan >= 0 {
 		spec.Live.SlowLogMaxLen, spec.Live.SlowLogSlowerThan = cc.SlowlogMaxLen, cc.SlowlogLogSlowerThan
 	}
+	spec.Live.ClientCache = route.ClientCacheSpec{Enabled: cc.ClientCache.Enabled, MaxEntries: cc.ClientCache.MaxEntries,
+		MaxValueBytes: cc.ClientCache.MaxValueBytes, ShardCount: cc.ClientCache.ShardCount, HotOnly: cc.ClientCache.HotOnly}
 	if rc {
 		b := cc.BackupRequest
 		spec.Live.BackupRequest = route.BackupRequest{Enabled: b.Enabled, TriggerSlow: b.TriggerSlow, Multiplier: b.Multiplier}

@@ -376,6 +376,7 @@ func serveData(ctx context.Context, addr, token string, tc *tls.Config, announce
 		},
 		Metrics: dataPlaneMetrics(m),
 	})
+	m.Registry().MustRegister(dp.CacheCollector())
 	defer dp.Close()
 	ms, err := startMetrics(m, mc, func() error {
 		if !dp.Ready() {
@@ -437,6 +438,7 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, controlOn
 			},
 			Metrics: dataPlaneMetrics(m),
 		})
+		m.Registry().MustRegister(dp.CacheCollector())
 		defer dp.Close()
 		sink = dp
 	}

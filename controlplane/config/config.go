@@ -246,6 +246,8 @@ type ClientCache struct {
 	ShardCount    int           // default 32
 	DrainBatch    int           // default 1024
 	DrainInterval time.Duration // drain_interval_ms, default 50 ms
+	// HotOnly caches only the keys the hot-key tracker names (hot_only).
+	HotOnly bool
 }
 
 // HashMethods lists the accepted hash_method values (twemproxy's names).

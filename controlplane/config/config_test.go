@@ -112,7 +112,7 @@ func TestLoadStandaloneExample(t *testing.T) {
 		BackendRespVersion:   "resp3",
 		BackupRequest:        BackupRequest{Enabled: true, TriggerSlow: 5 * time.Millisecond, Multiplier: 1.5},
 		ClientCache: ClientCache{Enabled: true, MaxEntries: 1000, MaxValueBytes: 4096, ShardCount: 8,
-			DrainBatch: 64, DrainInterval: 10 * time.Millisecond},
+			DrainBatch: 64, DrainInterval: 10 * time.Millisecond, HotOnly: true},
 	}
 	minimal := defaultsFor(Cluster{
 		Name:            "sessions",

@@ -889,6 +889,9 @@ func (r *reader) extras(c *Cluster) {
 		if b, ok := t.boolean("enabled"); ok {
 			c.ClientCache.Enabled = b
 		}
+		if b, ok := t.boolean("hot_only"); ok {
+			c.ClientCache.HotOnly = b
+		}
 		for _, f := range []struct {
 			l   limits.Int
 			dst *int

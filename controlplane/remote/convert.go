@@ -56,6 +56,9 @@ func ToProto(s *route.Snapshot, hashes map[string]controlplane.RingHash) (*aster
 			},
 			BackupRequest: &asterv1.BackupRequest{Enabled: lv.BackupRequest.Enabled,
 				TriggerSlow: durationProto(lv.BackupRequest.TriggerSlow), Multiplier: lv.BackupRequest.Multiplier},
+			ClientCache: &asterv1.ClientCache{Enabled: lv.ClientCache.Enabled, MaxEntries: clamp32(lv.ClientCache.MaxEntries),
+				MaxValueBytes: clamp32(lv.ClientCache.MaxValueBytes), ShardCount: clamp32(lv.ClientCache.ShardCount),
+				HotOnly: lv.ClientCache.HotOnly},
 		}
 		for _, u := range slices.Sorted(maps.Keys(a.Users)) {
 			pu := &asterv1.User{Username: u, Password: a.Users[u]}
@@ -128,6 +131,10 @@ func FromProto(p *asterv1.Snapshot) (*route.Snapshot, error) {
 				SampleEvery: int(h.GetSampleEvery()), Width: int(h.GetSketchWidth()), Depth: int(h.GetSketchDepth()),
 				Capacity: int(h.GetCapacity()), Decay: h.GetDecay(),
 			}
+		}
+		if cc := pc.GetClientCache(); cc != nil {
+			c.Live.ClientCache = route.ClientCacheSpec{Enabled: cc.GetEnabled(), MaxEntries: int(cc.GetMaxEntries()),
+				MaxValueBytes: int(cc.GetMaxValueBytes()), ShardCount: int(cc.GetShardCount()), HotOnly: cc.GetHotOnly()}
 		}
 		if b := pc.GetBackupRequest(); b != nil {
 			c.Live.BackupRequest = route.BackupRequest{Enabled: b.GetEnabled(), TriggerSlow: b.GetTriggerSlow().AsDuration(), Multiplier: b.GetMultiplier()}
@@ -246,6 +253,9 @@ func checkRanges(c *route.ClusterSpec) error {
 		{limits.HotkeySketchDepth, int64(h.Depth), true},
 		{limits.HotkeyCapacity, int64(h.Capacity), true},
 		{limits.BackupThreshold, dur(l.BackupRequest.TriggerSlow, time.Millisecond), false},
+		{limits.ClientCacheMaxEntries, int64(l.ClientCache.MaxEntries), true},
+		{limits.ClientCacheMaxValueBytes, int64(l.ClientCache.MaxValueBytes), true},
+		{limits.ClientCacheShardCount, int64(l.ClientCache.ShardCount), true},
 	}
 	for _, k := range checks {
 		if (k.unset && k.v == 0) || k.r.Contains(k.v) {

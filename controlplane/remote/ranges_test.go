@@ -68,6 +68,9 @@ func outOfRange() []struct {
 		{"backup threshold above", "backup_request.trigger_slow_ms", func(p *asterv1.ClusterRoutes) { p.BackupRequest.TriggerSlow = ms(limits.MaxMillis + 1) }},
 		{"backup multiplier above", "backup_request.multiplier", func(p *asterv1.ClusterRoutes) { p.BackupRequest.Multiplier = limits.MaxBackupMultiplier + 1 }},
 		{"backup multiplier infinite", "backup_request.multiplier", func(p *asterv1.ClusterRoutes) { p.BackupRequest.Multiplier = math.Inf(1) }},
+		{"client cache entries above", "client_cache.max_entries", func(p *asterv1.ClusterRoutes) { p.ClientCache = &asterv1.ClientCache{MaxEntries: 1_000_001} }},
+		{"client cache value bytes above", "client_cache.max_value_bytes", func(p *asterv1.ClusterRoutes) { p.ClientCache = &asterv1.ClientCache{MaxValueBytes: 1<<20 + 1} }},
+		{"client cache shards negative", "client_cache.shard_count", func(p *asterv1.ClusterRoutes) { p.ClientCache = &asterv1.ClientCache{ShardCount: -1} }},
 		{"ring weight above", "servers[].weight", func(p *asterv1.ClusterRoutes) { p.GetRing().Nodes[0].Weight = limits.MaxServerWeight + 1 }},
 		{"ring weight negative", "servers[].weight", func(p *asterv1.ClusterRoutes) { p.GetRing().Nodes[0].Weight = -1 }},
 	}

@@ -175,6 +175,23 @@ func (t *Tracker) Observe(key []byte) {
 	t.keepLocked(key)
 }
 
+// Named reports whether key is one of the keys the tracker remembers (those Top lists): the
+// client cache's hot_only asks it on a miss. A key longer than MaxKeyBytes never is.
+func (t *Tracker) Named(key []byte) bool {
+	if len(key) > MaxKeyBytes {
+		return false
+	}
+	fp := hash(key, 0)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, e := range t.buckets[fp%uint64(len(t.buckets))] {
+		if e.count > 0 && e.fp == fp && e.key == string(key) {
+			return true
+		}
+	}
+	return false
+}
+
 // keepLocked is HeavyKeeper on one bucket: a resident key gains one; a newcomer takes an empty
 // entry, or else decays the weakest resident with probability Decay^count and replaces it
 // once that count reaches zero. Hot keys get large counts and become practically permanent.

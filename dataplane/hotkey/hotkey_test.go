@@ -244,3 +244,28 @@ func TestLongKeysAreTrimmed(t *testing.T) {
 		t.Errorf("trimmed hot key counted %d, want ≥ 2000", top[0].Count)
 	}
 }
+
+// TestNamed: a key is Named once the tracker remembers it (Top lists it), not before, and
+// not after Reset; a key too long to be kept whole never is.
+func TestNamed(t *testing.T) {
+	tr := New(Config{Capacity: 8})
+	if tr.Named([]byte("k")) {
+		t.Fatal("a key never observed is named")
+	}
+	tr.Observe([]byte("k"))
+	if !tr.Named([]byte("k")) {
+		t.Fatalf("an observed key in an empty table is not named; Top = %v", tr.Top(-1))
+	}
+	if tr.Named([]byte("other")) {
+		t.Fatal("a key never observed is named")
+	}
+	long := make([]byte, MaxKeyBytes+1)
+	tr.Observe(long)
+	if tr.Named(long) {
+		t.Fatal("a key longer than MaxKeyBytes is named")
+	}
+	tr.Reset()
+	if tr.Named([]byte("k")) {
+		t.Fatal("a key is named after Reset")
+	}
+}

@@ -105,10 +105,12 @@ var (
 	// The weight in "host:port:weight": at most 65,537 servers at the maximum stay within the
 	// ring's 32-bit sum.
 	ServerWeight = Int{Key: "servers[].weight", Min: 1, Max: MaxServerWeight}
-	// client_cache is validated but not served; its numbers are bounded all the same.
-	ClientCacheMaxEntries    = Int{Key: "client_cache.max_entries", Min: 1, Max: 1_000_000}
-	ClientCacheMaxValueBytes = Int{Key: "client_cache.max_value_bytes", Min: 1, Max: 1 << 20}
-	ClientCacheShardCount    = Int{Key: "client_cache.shard_count", Min: 1, Max: 1024}
+	// client_cache sizes the proxy's cache of read replies (dataplane/cache); drain_batch and
+	// drain_interval_ms are the original's, accepted and unused: invalidations apply as they
+	// arrive.
+	ClientCacheMaxEntries    = Int{Knob: "client-cache-max-entries", Key: "client_cache.max_entries", Min: 1, Max: 1_000_000}
+	ClientCacheMaxValueBytes = Int{Knob: "client-cache-max-value-bytes", Key: "client_cache.max_value_bytes", Min: 1, Max: 1 << 20}
+	ClientCacheShardCount    = Int{Knob: "client-cache-shard-count", Key: "client_cache.shard_count", Min: 1, Max: 1024}
 	ClientCacheDrainBatch    = Int{Key: "client_cache.drain_batch", Min: 1, Max: 65_536}
 	ClientCacheDrainInterval = Int{Key: "client_cache.drain_interval_ms", Min: 1, Max: 60_000, Unit: "ms"}
 )

@@ -76,6 +76,7 @@ type generation struct {
 	slow   *slowLog             // nil when off
 	hot    *hotkey.Tracker      // never nil
 	backup *route.BackupRequest // nil when off
+	cache  *clientCache         // nil when off (clientcache.go)
 }
 
 // backendConf is how a generation's pools reach the nodes: route.GroupBackend with its TLS
@@ -143,6 +144,7 @@ func (c *Cluster) buildLocked(prev *generation, in settings) *generation {
 	if t := in.table; t != nil && (g.snap == nil || t.Version > g.snap.table.Version) {
 		c.installLocked(g, t)
 	}
+	c.buildCacheLocked(g)
 	return g
 }
 
@@ -204,6 +206,8 @@ type Cluster struct {
 	// every generation is built from both (buildLiveLocked).
 	live    route.LiveSettings
 	overlay map[string]func(*knobs)
+	// cc is the client cache and its nodes' tracking links (clientcache.go); guarded by mu.
+	cc cacheLinks
 
 	// gen is what the cluster serves from (generation): sessions load it once per batch;
 	// writers build the next one under mu and install it with one swap (publishLocked).
@@ -657,6 +661,7 @@ func (c *Cluster) Close() {
 		}
 	}
 	c.pools = nil
+	c.stopCacheLocked()
 	c.mu.Unlock()
 	c.readyOnce.Do(func() { close(c.ready) })
 	c.wg.Wait()

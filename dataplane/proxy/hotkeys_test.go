@@ -91,17 +91,22 @@ func TestConfigGetSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		"cluster.test.hotkey-sample-every":         "32",
-		"cluster.test.hotkey-sketch-width":         "4096",
-		"cluster.test.hotkey-sketch-depth":         "4",
-		"cluster.test.hotkey-capacity":             "512",
-		"cluster.test.hotkey-decay":                "0.925",
-		"cluster.test.hotkey-enabled":              "no",
-		"cluster.test.slowlog-log-slower-than":     "3600000000",
-		"cluster.test.slowlog-max-len":             "5",
-		"cluster.test.backup-request-enabled":      "no",
-		"cluster.test.backup-request-threshold-ms": "default",
-		"cluster.test.backup-request-multiplier":   "0",
+		"cluster.test.hotkey-sample-every":          "32",
+		"cluster.test.hotkey-sketch-width":          "4096",
+		"cluster.test.hotkey-sketch-depth":          "4",
+		"cluster.test.hotkey-capacity":              "512",
+		"cluster.test.hotkey-decay":                 "0.925",
+		"cluster.test.hotkey-enabled":               "no",
+		"cluster.test.slowlog-log-slower-than":      "3600000000",
+		"cluster.test.slowlog-max-len":              "5",
+		"cluster.test.backup-request-enabled":       "no",
+		"cluster.test.backup-request-threshold-ms":  "default",
+		"cluster.test.backup-request-multiplier":    "0",
+		"cluster.test.client-cache-enabled":         "no",
+		"cluster.test.client-cache-hot-only":        "no",
+		"cluster.test.client-cache-max-entries":     "100000",
+		"cluster.test.client-cache-max-value-bytes": "524288",
+		"cluster.test.client-cache-shard-count":     "32",
 	}
 	for k, v := range want {
 		if all[k] != v {

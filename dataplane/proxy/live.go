@@ -25,6 +25,7 @@ type knobs struct {
 	slowMax int
 	slowThr time.Duration // < 0: slow log off
 	backup  route.BackupRequest
+	cache   route.ClientCacheSpec // defaults applied
 }
 
 // Knob is one live setting as CONFIG GET shows it.
@@ -33,6 +34,8 @@ type Knob struct{ Name, Value string }
 // knobNames are the knobs, sorted; CONFIG GET lists them in this order.
 var knobNames = []string{
 	"backup-request-enabled", "backup-request-multiplier", "backup-request-threshold-ms",
+	"client-cache-enabled", "client-cache-hot-only", "client-cache-max-entries",
+	"client-cache-max-value-bytes", "client-cache-shard-count",
 	"hotkey-capacity", "hotkey-decay", "hotkey-enabled", "hotkey-sample-every",
 	"hotkey-sketch-depth", "hotkey-sketch-width",
 	"slowlog-log-slower-than", "slowlog-max-len",
@@ -57,7 +60,8 @@ func yesNo(b bool) string {
 
 // knobsOf are the knobs the live settings l of a file (or of NewCluster's options) give.
 func knobsOf(l route.LiveSettings) knobs {
-	k := knobs{slowMax: l.SlowLogMaxLen, slowThr: l.SlowLogSlowerThan, backup: l.BackupRequest, hotkey: l.Hotkey}
+	k := knobs{slowMax: l.SlowLogMaxLen, slowThr: l.SlowLogSlowerThan, backup: l.BackupRequest, hotkey: l.Hotkey,
+		cache: l.ClientCache}
 	if l.SlowLogMaxLen <= 0 {
 		k.slowMax, k.slowThr = defaultSlowMax, -1
 	}
@@ -81,6 +85,7 @@ func (c *Cluster) buildLiveLocked(g *generation) {
 	c.applyHotkey(g)
 	applySlow(g)
 	c.applyBackupLocked(g)
+	applyCacheDefaults(&g.knobs.cache)
 }
 
 // setLiveLocked makes l the file's live settings. A part of them l changes (the hot-key
@@ -102,6 +107,9 @@ func (c *Cluster) setLiveLocked(l route.LiveSettings) {
 	}
 	if l.BackupRequest != c.live.BackupRequest {
 		drop("backup-request-")
+	}
+	if l.ClientCache != c.live.ClientCache {
+		drop("client-cache-")
 	}
 	c.live = l
 }
@@ -179,17 +187,22 @@ func (c *Cluster) Knobs() []Knob {
 	}
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 	vals := map[string]string{
-		"backup-request-enabled":      yesNo(k.backup.Enabled),
-		"backup-request-multiplier":   f(k.backup.Multiplier),
-		"backup-request-threshold-ms": thr,
-		"hotkey-capacity":             strconv.Itoa(k.hotkey.Capacity),
-		"hotkey-decay":                f(k.hotkey.Decay),
-		"hotkey-enabled":              yesNo(g.hot.Enabled()),
-		"hotkey-sample-every":         strconv.Itoa(k.hotkey.SampleEvery),
-		"hotkey-sketch-depth":         strconv.Itoa(k.hotkey.Depth),
-		"hotkey-sketch-width":         strconv.Itoa(k.hotkey.Width),
-		"slowlog-log-slower-than":     strconv.FormatInt(slowThr, 10),
-		"slowlog-max-len":             strconv.Itoa(k.slowMax),
+		"backup-request-enabled":       yesNo(k.backup.Enabled),
+		"backup-request-multiplier":    f(k.backup.Multiplier),
+		"backup-request-threshold-ms":  thr,
+		"client-cache-enabled":         yesNo(k.cache.Enabled),
+		"client-cache-hot-only":        yesNo(k.cache.HotOnly),
+		"client-cache-max-entries":     strconv.Itoa(k.cache.MaxEntries),
+		"client-cache-max-value-bytes": strconv.Itoa(k.cache.MaxValueBytes),
+		"client-cache-shard-count":     strconv.Itoa(k.cache.ShardCount),
+		"hotkey-capacity":              strconv.Itoa(k.hotkey.Capacity),
+		"hotkey-decay":                 f(k.hotkey.Decay),
+		"hotkey-enabled":               yesNo(g.hot.Enabled()),
+		"hotkey-sample-every":          strconv.Itoa(k.hotkey.SampleEvery),
+		"hotkey-sketch-depth":          strconv.Itoa(k.hotkey.Depth),
+		"hotkey-sketch-width":          strconv.Itoa(k.hotkey.Width),
+		"slowlog-log-slower-than":      strconv.FormatInt(slowThr, 10),
+		"slowlog-max-len":              strconv.Itoa(k.slowMax),
 	}
 	out := make([]Knob, 0, len(knobNames))
 	for _, n := range knobNames {
@@ -313,6 +326,33 @@ func (c *Cluster) parseKnob(name, value string) (set func(*knobs), hotOn *bool, 
 			d = time.Duration(v) * time.Millisecond
 		}
 		return func(k *knobs) { k.backup.TriggerSlow = d }, nil, nil
+	case "client-cache-enabled", "client-cache-hot-only":
+		on, err := boolean()
+		if err != nil {
+			return nil, nil, err
+		}
+		if n == "client-cache-enabled" {
+			return func(k *knobs) { k.cache.Enabled = on }, nil, nil
+		}
+		return func(k *knobs) { k.cache.HotOnly = on }, nil, nil
+	case limits.ClientCacheMaxEntries.Knob, limits.ClientCacheMaxValueBytes.Knob, limits.ClientCacheShardCount.Knob:
+		r := map[string]limits.Int{limits.ClientCacheMaxEntries.Knob: limits.ClientCacheMaxEntries,
+			limits.ClientCacheMaxValueBytes.Knob: limits.ClientCacheMaxValueBytes,
+			limits.ClientCacheShardCount.Knob:    limits.ClientCacheShardCount}[n]
+		v, err := integer(r)
+		if err != nil {
+			return nil, nil, err
+		}
+		return func(k *knobs) {
+			switch r {
+			case limits.ClientCacheMaxEntries:
+				k.cache.MaxEntries = int(v)
+			case limits.ClientCacheMaxValueBytes:
+				k.cache.MaxValueBytes = int(v)
+			default:
+				k.cache.ShardCount = int(v)
+			}
+		}, nil, nil
 	case limits.BackupMultiplier.Knob:
 		v, err := float(limits.BackupMultiplier)
 		if err != nil {

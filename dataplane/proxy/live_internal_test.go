@@ -14,7 +14,7 @@ import (
 
 // boolKnobs are the live knobs that take yes/no; every other knob must have a range in package
 // limits (TestEveryKnobHasARange).
-var boolKnobs = []string{"hotkey-enabled", "backup-request-enabled"}
+var boolKnobs = []string{"hotkey-enabled", "backup-request-enabled", "client-cache-enabled", "client-cache-hot-only"}
 
 // TestEveryKnobHasARange: a numeric knob added to CONFIG SET without an entry in the range
 // table fails here, so the tests driven by the table (here, in test/e2e and the fuzz seeds)

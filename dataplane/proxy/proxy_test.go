@@ -43,6 +43,7 @@ type envOpts struct {
 	logs        io.Writer // also receives the cluster's log (Warn and above)
 	resp3       bool      // backend connections speak RESP3
 	outLimit    int       // client output limit (bytes); 0: the default
+	clientCache route.ClientCacheSpec
 }
 
 func testLogger(t testing.TB) hclog.Logger { return testlog.New(t, t.Name(), hclog.Warn) }
@@ -74,7 +75,7 @@ func startEnv(t testing.TB, o envOpts) *env {
 		Listen:  route.ListenSettings{Addr: "127.0.0.1:0"},
 		Access:  route.AccessSettings{Users: o.users, MaxConnections: o.maxConns, IdleTimeout: o.idle, ClientOutputLimit: o.outLimit},
 		Backend: route.BackendSettings{ReadTimeout: o.readTimeout, WriteTimeout: time.Second, DialTimeout: time.Second, BackendPassword: o.backendPass, BackendRESP3: o.resp3},
-		Live:    route.LiveSettings{SlowLogMaxLen: o.slowMax, SlowLogSlowerThan: o.slowOver}},
+		Live:    route.LiveSettings{SlowLogMaxLen: o.slowMax, SlowLogSlowerThan: o.slowOver, ClientCache: o.clientCache}},
 		proxy.Env{Logger: logger, Metrics: o.metrics})
 	e.install(t, 1, nodes)
 	if err := e.cluster.Listen(); err != nil {

@@ -68,6 +68,8 @@ type slot struct {
 	// shape: how the reply converts when the backends speak the other protocol (see resp3.go).
 	proto3 bool
 	shape  *resp.Shape
+
+	cached cacheMiss // a GET or HGET whose reply goes to the client cache (clientcache.go)
 }
 
 // call is one backend request and what it takes to send it again after a redirect.
@@ -173,6 +175,8 @@ type session struct {
 	proto3   bool   // the client switched to RESP3 with HELLO 3
 	conv     []byte // scratch for replies converted between RESP2 and RESP3
 	enterSub bool   // a SUBSCRIBE ends the batch: subscribed mode follows (pubsub.go)
+
+	cw cacheWrites // keys the batch wrote, for the client cache (clientcache.go)
 
 	// deferred is a command that must run alone, after the batch's replies are written, on a
 	// dedicated connection (a blocking command, EXEC, WATCH, ...): the batch ends with it and
@@ -436,6 +440,9 @@ func (s *session) assemble() ([]byte, int) {
 	cm := &s.c.metrics
 	// What the slots keep for the next batch: a quarter of the limit, on top of the output.
 	biggest, room := 0, s.gen.acc.outputLimit/4
+	if s.cw.wrote {
+		s.cacheWritten()
+	}
 	for _, sl := range s.slots[:s.n] {
 		at := len(out)
 		switch sl.kind {
@@ -445,6 +452,9 @@ func (s *session) assemble() ([]byte, int) {
 				cm.refused.Inc()
 			}
 		case slotForward:
+			if sl.cached.on {
+				s.cacheStore(sl)
+			}
 			if sl.proto3 != sl.main.conn.RESP3() {
 				out = s.convert(out, sl.main.req.Reply, sl)
 			} else {
@@ -597,6 +607,7 @@ func (s *session) nextSlot() *slot {
 	sl.nsubs = 0
 	sl.raw = nil
 	sl.proto3, sl.shape = s.proto3, nil
+	sl.cached.on = false
 	return sl
 }
 
@@ -647,6 +658,9 @@ func (s *session) handle(cmd *resp.Command) {
 			sl.rawBuf = resp.AppendCommand(sl.rawBuf[:0], args...)
 			sl.raw = sl.rawBuf
 		}
+	}
+	if cc := s.gen.cache; cc != nil && s.cacheCommand(sl, cc, spec, cmd) {
+		return
 	}
 	if s.tx.active && s.queue(sl, spec, cmd) {
 		return

@@ -91,6 +91,19 @@ type LiveSettings struct {
 	Hotkey HotkeySpec
 	// BackupRequest is the backup-read policy of a Redis Cluster.
 	BackupRequest BackupRequest
+	// ClientCache is the proxy's cache of read replies (docs/client-cache.md).
+	ClientCache ClientCacheSpec
+}
+
+// ClientCacheSpec is the client_cache table: the proxy's own cache of GET and HGET replies,
+// kept coherent by Redis key tracking. Sizes ≤ 0 take the config's defaults.
+type ClientCacheSpec struct {
+	Enabled       bool
+	MaxEntries    int // entries (a GET reply or one hash field) in all
+	MaxValueBytes int // an entry's key, field and reply bytes together
+	ShardCount    int
+	// HotOnly caches only the keys the hot-key tracker names.
+	HotOnly bool
 }
 
 // Changed names the groups whose settings differ between a and b, in the order listen,

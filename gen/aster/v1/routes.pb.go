@@ -398,8 +398,10 @@ type ClusterRoutes struct {
 	// 0 means the data plane's default. (Numbered apart from the fields
 	// above, which other settings extend.)
 	ClientOutputLimit int64 `protobuf:"varint,40,opt,name=client_output_limit,json=clientOutputLimit,proto3" json:"client_output_limit,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// client_cache is the proxy's cache of read replies; unset means off.
+	ClientCache   *ClientCache `protobuf:"bytes,41,opt,name=client_cache,json=clientCache,proto3" json:"client_cache,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterRoutes) Reset() {
@@ -639,6 +641,13 @@ func (x *ClusterRoutes) GetClientOutputLimit() int64 {
 	return 0
 }
 
+func (x *ClusterRoutes) GetClientCache() *ClientCache {
+	if x != nil {
+		return x.ClientCache
+	}
+	return nil
+}
+
 type isClusterRoutes_Table interface {
 	isClusterRoutes_Table()
 }
@@ -656,6 +665,89 @@ type ClusterRoutes_Slots struct {
 func (*ClusterRoutes_Ring) isClusterRoutes_Table() {}
 
 func (*ClusterRoutes_Slots) isClusterRoutes_Table() {}
+
+// ClientCache is the proxy's own cache of GET and HGET replies, kept coherent
+// by Redis key tracking.
+type ClientCache struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// enabled turns the cache on.
+	Enabled bool `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// max_entries bounds the entries in all.
+	MaxEntries int32 `protobuf:"varint,2,opt,name=max_entries,json=maxEntries,proto3" json:"max_entries,omitempty"`
+	// max_value_bytes bounds an entry's key, field and reply bytes.
+	MaxValueBytes int32 `protobuf:"varint,3,opt,name=max_value_bytes,json=maxValueBytes,proto3" json:"max_value_bytes,omitempty"`
+	// shard_count is how many independently locked parts the cache has.
+	ShardCount int32 `protobuf:"varint,4,opt,name=shard_count,json=shardCount,proto3" json:"shard_count,omitempty"`
+	// hot_only caches only the keys the hot-key tracker names.
+	HotOnly       bool `protobuf:"varint,5,opt,name=hot_only,json=hotOnly,proto3" json:"hot_only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientCache) Reset() {
+	*x = ClientCache{}
+	mi := &file_aster_v1_routes_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientCache) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientCache) ProtoMessage() {}
+
+func (x *ClientCache) ProtoReflect() protoreflect.Message {
+	mi := &file_aster_v1_routes_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientCache.ProtoReflect.Descriptor instead.
+func (*ClientCache) Descriptor() ([]byte, []int) {
+	return file_aster_v1_routes_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ClientCache) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *ClientCache) GetMaxEntries() int32 {
+	if x != nil {
+		return x.MaxEntries
+	}
+	return 0
+}
+
+func (x *ClientCache) GetMaxValueBytes() int32 {
+	if x != nil {
+		return x.MaxValueBytes
+	}
+	return 0
+}
+
+func (x *ClientCache) GetShardCount() int32 {
+	if x != nil {
+		return x.ShardCount
+	}
+	return 0
+}
+
+func (x *ClientCache) GetHotOnly() bool {
+	if x != nil {
+		return x.HotOnly
+	}
+	return false
+}
 
 // Hotkey sizes a cluster's hot-key tracker.
 type Hotkey struct {
@@ -676,7 +768,7 @@ type Hotkey struct {
 
 func (x *Hotkey) Reset() {
 	*x = Hotkey{}
-	mi := &file_aster_v1_routes_proto_msgTypes[6]
+	mi := &file_aster_v1_routes_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -688,7 +780,7 @@ func (x *Hotkey) String() string {
 func (*Hotkey) ProtoMessage() {}
 
 func (x *Hotkey) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_routes_proto_msgTypes[6]
+	mi := &file_aster_v1_routes_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -701,7 +793,7 @@ func (x *Hotkey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hotkey.ProtoReflect.Descriptor instead.
 func (*Hotkey) Descriptor() ([]byte, []int) {
-	return file_aster_v1_routes_proto_rawDescGZIP(), []int{6}
+	return file_aster_v1_routes_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Hotkey) GetSampleEvery() int32 {
@@ -756,7 +848,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_aster_v1_routes_proto_msgTypes[7]
+	mi := &file_aster_v1_routes_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -768,7 +860,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_routes_proto_msgTypes[7]
+	mi := &file_aster_v1_routes_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -781,7 +873,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_aster_v1_routes_proto_rawDescGZIP(), []int{7}
+	return file_aster_v1_routes_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *BackupRequest) GetEnabled() bool {
@@ -826,7 +918,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_aster_v1_routes_proto_msgTypes[8]
+	mi := &file_aster_v1_routes_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -838,7 +930,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_routes_proto_msgTypes[8]
+	mi := &file_aster_v1_routes_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -851,7 +943,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_aster_v1_routes_proto_rawDescGZIP(), []int{8}
+	return file_aster_v1_routes_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *User) GetUsername() string {
@@ -904,7 +996,7 @@ type Ring struct {
 
 func (x *Ring) Reset() {
 	*x = Ring{}
-	mi := &file_aster_v1_routes_proto_msgTypes[9]
+	mi := &file_aster_v1_routes_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -916,7 +1008,7 @@ func (x *Ring) String() string {
 func (*Ring) ProtoMessage() {}
 
 func (x *Ring) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_routes_proto_msgTypes[9]
+	mi := &file_aster_v1_routes_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -929,7 +1021,7 @@ func (x *Ring) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ring.ProtoReflect.Descriptor instead.
 func (*Ring) Descriptor() ([]byte, []int) {
-	return file_aster_v1_routes_proto_rawDescGZIP(), []int{9}
+	return file_aster_v1_routes_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Ring) GetHashMethod() string {
@@ -968,7 +1060,7 @@ type RingNode struct {
 
 func (x *RingNode) Reset() {
 	*x = RingNode{}
-	mi := &file_aster_v1_routes_proto_msgTypes[10]
+	mi := &file_aster_v1_routes_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -980,7 +1072,7 @@ func (x *RingNode) String() string {
 func (*RingNode) ProtoMessage() {}
 
 func (x *RingNode) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_routes_proto_msgTypes[10]
+	mi := &file_aster_v1_routes_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -993,7 +1085,7 @@ func (x *RingNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RingNode.ProtoReflect.Descriptor instead.
 func (*RingNode) Descriptor() ([]byte, []int) {
-	return file_aster_v1_routes_proto_rawDescGZIP(), []int{10}
+	return file_aster_v1_routes_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RingNode) GetAddress() string {
@@ -1028,7 +1120,7 @@ type SlotMap struct {
 
 func (x *SlotMap) Reset() {
 	*x = SlotMap{}
-	mi := &file_aster_v1_routes_proto_msgTypes[11]
+	mi := &file_aster_v1_routes_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1040,7 +1132,7 @@ func (x *SlotMap) String() string {
 func (*SlotMap) ProtoMessage() {}
 
 func (x *SlotMap) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_routes_proto_msgTypes[11]
+	mi := &file_aster_v1_routes_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1053,7 +1145,7 @@ func (x *SlotMap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotMap.ProtoReflect.Descriptor instead.
 func (*SlotMap) Descriptor() ([]byte, []int) {
-	return file_aster_v1_routes_proto_rawDescGZIP(), []int{11}
+	return file_aster_v1_routes_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SlotMap) GetRanges() []*SlotMapRange {
@@ -1080,7 +1172,7 @@ type SlotMapRange struct {
 
 func (x *SlotMapRange) Reset() {
 	*x = SlotMapRange{}
-	mi := &file_aster_v1_routes_proto_msgTypes[12]
+	mi := &file_aster_v1_routes_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1092,7 +1184,7 @@ func (x *SlotMapRange) String() string {
 func (*SlotMapRange) ProtoMessage() {}
 
 func (x *SlotMapRange) ProtoReflect() protoreflect.Message {
-	mi := &file_aster_v1_routes_proto_msgTypes[12]
+	mi := &file_aster_v1_routes_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1105,7 +1197,7 @@ func (x *SlotMapRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotMapRange.ProtoReflect.Descriptor instead.
 func (*SlotMapRange) Descriptor() ([]byte, []int) {
-	return file_aster_v1_routes_proto_rawDescGZIP(), []int{12}
+	return file_aster_v1_routes_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SlotMapRange) GetStart() uint32 {
@@ -1152,7 +1244,8 @@ const file_aster_v1_routes_proto_rawDesc = "" +
 	"\x10SendHintResponse\"Y\n" +
 	"\bSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x123\n" +
-	"\bclusters\x18\x02 \x03(\v2\x17.aster.v1.ClusterRoutesR\bclusters\"\xf7\t\n" +
+	"\bclusters\x18\x02 \x03(\v2\x17.aster.v1.ClusterRoutesR\bclusters\"\xb1\n" +
+	"\n" +
 	"\rClusterRoutes\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\vlisten_addr\x18\x02 \x01(\tR\n" +
@@ -1185,8 +1278,17 @@ const file_aster_v1_routes_proto_rawDesc = "" +
 	"\rbackend_resp3\x18\x19 \x01(\bR\fbackendResp3\x12(\n" +
 	"\x06hotkey\x18\x1a \x01(\v2\x10.aster.v1.HotkeyR\x06hotkey\x12>\n" +
 	"\x0ebackup_request\x18\x1b \x01(\v2\x17.aster.v1.BackupRequestR\rbackupRequest\x12.\n" +
-	"\x13client_output_limit\x18( \x01(\x03R\x11clientOutputLimitB\a\n" +
-	"\x05table\"\xa3\x01\n" +
+	"\x13client_output_limit\x18( \x01(\x03R\x11clientOutputLimit\x128\n" +
+	"\fclient_cache\x18) \x01(\v2\x15.aster.v1.ClientCacheR\vclientCacheB\a\n" +
+	"\x05table\"\xac\x01\n" +
+	"\vClientCache\x12\x18\n" +
+	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x1f\n" +
+	"\vmax_entries\x18\x02 \x01(\x05R\n" +
+	"maxEntries\x12&\n" +
+	"\x0fmax_value_bytes\x18\x03 \x01(\x05R\rmaxValueBytes\x12\x1f\n" +
+	"\vshard_count\x18\x04 \x01(\x05R\n" +
+	"shardCount\x12\x19\n" +
+	"\bhot_only\x18\x05 \x01(\bR\ahotOnly\"\xa3\x01\n" +
 	"\x06Hotkey\x12!\n" +
 	"\fsample_every\x18\x01 \x01(\x05R\vsampleEvery\x12!\n" +
 	"\fsketch_width\x18\x02 \x01(\x05R\vsketchWidth\x12!\n" +
@@ -1243,7 +1345,7 @@ func file_aster_v1_routes_proto_rawDescGZIP() []byte {
 }
 
 var file_aster_v1_routes_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_aster_v1_routes_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_aster_v1_routes_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_aster_v1_routes_proto_goTypes = []any{
 	(HintKind)(0),               // 0: aster.v1.HintKind
 	(*WatchRequest)(nil),        // 1: aster.v1.WatchRequest
@@ -1252,41 +1354,43 @@ var file_aster_v1_routes_proto_goTypes = []any{
 	(*SendHintResponse)(nil),    // 4: aster.v1.SendHintResponse
 	(*Snapshot)(nil),            // 5: aster.v1.Snapshot
 	(*ClusterRoutes)(nil),       // 6: aster.v1.ClusterRoutes
-	(*Hotkey)(nil),              // 7: aster.v1.Hotkey
-	(*BackupRequest)(nil),       // 8: aster.v1.BackupRequest
-	(*User)(nil),                // 9: aster.v1.User
-	(*Ring)(nil),                // 10: aster.v1.Ring
-	(*RingNode)(nil),            // 11: aster.v1.RingNode
-	(*SlotMap)(nil),             // 12: aster.v1.SlotMap
-	(*SlotMapRange)(nil),        // 13: aster.v1.SlotMapRange
-	(*durationpb.Duration)(nil), // 14: google.protobuf.Duration
+	(*ClientCache)(nil),         // 7: aster.v1.ClientCache
+	(*Hotkey)(nil),              // 8: aster.v1.Hotkey
+	(*BackupRequest)(nil),       // 9: aster.v1.BackupRequest
+	(*User)(nil),                // 10: aster.v1.User
+	(*Ring)(nil),                // 11: aster.v1.Ring
+	(*RingNode)(nil),            // 12: aster.v1.RingNode
+	(*SlotMap)(nil),             // 13: aster.v1.SlotMap
+	(*SlotMapRange)(nil),        // 14: aster.v1.SlotMapRange
+	(*durationpb.Duration)(nil), // 15: google.protobuf.Duration
 }
 var file_aster_v1_routes_proto_depIdxs = []int32{
 	5,  // 0: aster.v1.WatchResponse.snapshot:type_name -> aster.v1.Snapshot
 	0,  // 1: aster.v1.SendHintRequest.kind:type_name -> aster.v1.HintKind
 	6,  // 2: aster.v1.Snapshot.clusters:type_name -> aster.v1.ClusterRoutes
-	14, // 3: aster.v1.ClusterRoutes.read_timeout:type_name -> google.protobuf.Duration
-	14, // 4: aster.v1.ClusterRoutes.write_timeout:type_name -> google.protobuf.Duration
-	14, // 5: aster.v1.ClusterRoutes.dial_timeout:type_name -> google.protobuf.Duration
-	10, // 6: aster.v1.ClusterRoutes.ring:type_name -> aster.v1.Ring
-	12, // 7: aster.v1.ClusterRoutes.slots:type_name -> aster.v1.SlotMap
-	9,  // 8: aster.v1.ClusterRoutes.users:type_name -> aster.v1.User
-	14, // 9: aster.v1.ClusterRoutes.idle_timeout:type_name -> google.protobuf.Duration
-	14, // 10: aster.v1.ClusterRoutes.slowlog_slower_than:type_name -> google.protobuf.Duration
-	7,  // 11: aster.v1.ClusterRoutes.hotkey:type_name -> aster.v1.Hotkey
-	8,  // 12: aster.v1.ClusterRoutes.backup_request:type_name -> aster.v1.BackupRequest
-	14, // 13: aster.v1.BackupRequest.trigger_slow:type_name -> google.protobuf.Duration
-	11, // 14: aster.v1.Ring.nodes:type_name -> aster.v1.RingNode
-	13, // 15: aster.v1.SlotMap.ranges:type_name -> aster.v1.SlotMapRange
-	1,  // 16: aster.v1.RouteService.Watch:input_type -> aster.v1.WatchRequest
-	3,  // 17: aster.v1.RouteService.SendHint:input_type -> aster.v1.SendHintRequest
-	2,  // 18: aster.v1.RouteService.Watch:output_type -> aster.v1.WatchResponse
-	4,  // 19: aster.v1.RouteService.SendHint:output_type -> aster.v1.SendHintResponse
-	18, // [18:20] is the sub-list for method output_type
-	16, // [16:18] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	15, // 3: aster.v1.ClusterRoutes.read_timeout:type_name -> google.protobuf.Duration
+	15, // 4: aster.v1.ClusterRoutes.write_timeout:type_name -> google.protobuf.Duration
+	15, // 5: aster.v1.ClusterRoutes.dial_timeout:type_name -> google.protobuf.Duration
+	11, // 6: aster.v1.ClusterRoutes.ring:type_name -> aster.v1.Ring
+	13, // 7: aster.v1.ClusterRoutes.slots:type_name -> aster.v1.SlotMap
+	10, // 8: aster.v1.ClusterRoutes.users:type_name -> aster.v1.User
+	15, // 9: aster.v1.ClusterRoutes.idle_timeout:type_name -> google.protobuf.Duration
+	15, // 10: aster.v1.ClusterRoutes.slowlog_slower_than:type_name -> google.protobuf.Duration
+	8,  // 11: aster.v1.ClusterRoutes.hotkey:type_name -> aster.v1.Hotkey
+	9,  // 12: aster.v1.ClusterRoutes.backup_request:type_name -> aster.v1.BackupRequest
+	7,  // 13: aster.v1.ClusterRoutes.client_cache:type_name -> aster.v1.ClientCache
+	15, // 14: aster.v1.BackupRequest.trigger_slow:type_name -> google.protobuf.Duration
+	12, // 15: aster.v1.Ring.nodes:type_name -> aster.v1.RingNode
+	14, // 16: aster.v1.SlotMap.ranges:type_name -> aster.v1.SlotMapRange
+	1,  // 17: aster.v1.RouteService.Watch:input_type -> aster.v1.WatchRequest
+	3,  // 18: aster.v1.RouteService.SendHint:input_type -> aster.v1.SendHintRequest
+	2,  // 19: aster.v1.RouteService.Watch:output_type -> aster.v1.WatchResponse
+	4,  // 20: aster.v1.RouteService.SendHint:output_type -> aster.v1.SendHintResponse
+	19, // [19:21] is the sub-list for method output_type
+	17, // [17:19] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_aster_v1_routes_proto_init() }
@@ -1304,7 +1408,7 @@ func file_aster_v1_routes_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_aster_v1_routes_proto_rawDesc), len(file_aster_v1_routes_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

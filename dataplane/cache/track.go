@@ -1,0 +1,216 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/aster-proxy/aster/dataplane/resp"
+)
+
+// Dialer opens a connection to the node that speaks RESP3 (HELLO 3 done, and AUTH, TLS as the
+// cluster's backend connections), e.g. backend.DialContext with Options.RESP3.
+type Dialer func(ctx context.Context) (net.Conn, error)
+
+// LinkTimings are how a tracking link checks that it is alive and how it redials.
+type LinkTimings struct {
+	// Ping is how often the link sends PING; a link that reads nothing (a reply or an
+	// invalidation) for 3 Pings is dropped: a node cut off without a FIN must not keep the
+	// cache serving what it can no longer invalidate.
+	Ping time.Duration
+	// MinBackoff and MaxBackoff bound the wait before a redial, doubled after each failure.
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// DefaultLinkTimings are what Track uses for zero fields.
+var DefaultLinkTimings = LinkTimings{Ping: time.Second, MinBackoff: 50 * time.Millisecond, MaxBackoff: 2 * time.Second}
+
+var (
+	trackingFrame = resp.AppendCommand(nil, []byte("CLIENT"), []byte("TRACKING"), []byte("ON"), []byte("BCAST"))
+	pingFrame     = resp.AppendCommand(nil, []byte("PING"))
+)
+
+// Link is a running tracking link of one node (Track).
+type Link struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Stop ends the link and waits for it; the node is left Draining (flushed) unless it is Gone.
+func (l *Link) Stop() {
+	l.cancel()
+	<-l.done
+}
+
+// Track starts n's tracking link: a connection of its own (dial) on which it sends CLIENT
+// TRACKING ON BCAST, so that the node tells it of every key written on it, and drops those
+// keys from the cache as the invalidations arrive. n is Up while the link is; when the link
+// is lost n is flushed and bypassed (Draining) and the link redials with backoff. Each state
+// change is logged once.
+func Track(n *Node, dial Dialer, t LinkTimings, log hclog.Logger) *Link {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	if t.Ping <= 0 {
+		t.Ping = DefaultLinkTimings.Ping
+	}
+	if t.MinBackoff <= 0 {
+		t.MinBackoff = DefaultLinkTimings.MinBackoff
+	}
+	if t.MaxBackoff < t.MinBackoff {
+		t.MaxBackoff = max(DefaultLinkTimings.MaxBackoff, t.MinBackoff)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &Link{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		run(ctx, n, dial, t, log.With("node", n.addr))
+	}()
+	return l
+}
+
+func run(ctx context.Context, n *Node, dial Dialer, t LinkTimings, log hclog.Logger) {
+	backoff := time.Duration(0)
+	var lastErr string
+	for ctx.Err() == nil {
+		wasUp, err := session(ctx, n, dial, t, log)
+		if wasUp {
+			backoff = 0 // it was up: redial at once, then back off
+			if ctx.Err() != nil {
+				log.Info("client cache: tracking link stopped; node's entries flushed")
+				break
+			}
+			log.Warn("client cache: tracking link lost; node's entries flushed, cache bypassed until it is back", "error", err)
+		} else if ctx.Err() == nil && err != nil && err.Error() != lastErr {
+			log.Warn("client cache: tracking link not established; node bypassed", "error", err)
+		}
+		if err != nil {
+			lastErr = err.Error()
+		}
+		if backoff = min(max(2*backoff, t.MinBackoff), t.MaxBackoff); ctx.Err() == nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+		}
+	}
+	if n.State() != Gone {
+		n.SetDraining()
+	}
+}
+
+// session runs one connection of the link until it fails or ctx is done; wasUp: it had
+// confirmed tracking, and has left the node Draining (flushed).
+func session(ctx context.Context, n *Node, dial Dialer, t LinkTimings, log hclog.Logger) (wasUp bool, err error) {
+	nc, err := dial(ctx)
+	if err != nil {
+		return false, err
+	}
+	// Whatever ends the link wakes the reader, which returns; the socket is closed only by
+	// the defers below, once the node has left Up (see Node.fd).
+	wake := func() { _ = nc.SetReadDeadline(time.Unix(1, 0)) }
+	stop := context.AfterFunc(ctx, wake)
+	defer stop()
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(3 * t.Ping))
+	if ctx.Err() != nil { // wake may have come before the deadline above replaced its own
+		return false, ctx.Err()
+	}
+	if _, err := nc.Write(trackingFrame); err != nil {
+		return false, fmt.Errorf("tracking link to %s: %w", n.addr, err)
+	}
+	rr := resp.NewReplyReader(nc, 4<<10)
+	for {
+		f, err := rr.Next()
+		if err != nil {
+			return false, fmt.Errorf("tracking link to %s: %w", n.addr, err)
+		}
+		if f[0] == '>' {
+			continue // pushes come only once tracking is on
+		}
+		if resp.IsError(f) {
+			return false, fmt.Errorf("tracking link to %s: node refused CLIENT TRACKING: %s", n.addr, bytes.TrimSpace(f[1:]))
+		}
+		break
+	}
+	n.fd.Store(int64(linkFD(nc)))
+	n.SetUp()
+	// Deferred after the socket's Close, so it runs before it: the node leaves Up (and stops
+	// peeking the socket, Node.fd) before the descriptor can be reused.
+	defer n.SetDraining()
+	log.Info("client cache: tracking link up; node's replies are cached")
+	pingDone := make(chan struct{})
+	defer close(pingDone)
+	go func() {
+		tk := time.NewTicker(t.Ping)
+		defer tk.Stop()
+		for {
+			select {
+			case <-pingDone:
+				return
+			case <-tk.C:
+				_ = nc.SetWriteDeadline(time.Now().Add(t.Ping))
+				_, err := nc.Write(pingFrame)
+				if err != nil {
+					wake()
+					return
+				}
+			}
+		}
+	}()
+	var elems, keys [][]byte
+	for {
+		_ = nc.SetReadDeadline(time.Now().Add(3 * t.Ping))
+		if ctx.Err() != nil {
+			return true, ctx.Err()
+		}
+		f, err := rr.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return true, ctx.Err()
+			}
+			return true, fmt.Errorf("tracking link to %s: %w", n.addr, err)
+		}
+		if f[0] != '>' {
+			continue // PONG
+		}
+		f[0] = '*' // a push is read as the array it has the shape of
+		elems, err = resp.ArrayElems(f, elems[:0])
+		if err != nil || len(elems) != 2 || !bytes.EqualFold(bulk(elems[0]), []byte("invalidate")) {
+			continue
+		}
+		if resp.IsNull(elems[1]) {
+			n.Flush() // FLUSHALL / FLUSHDB on the node
+			continue
+		}
+		keys, err = resp.ArrayElems(elems[1], keys[:0])
+		if err != nil {
+			return true, fmt.Errorf("tracking link to %s: bad invalidation: %w", n.addr, err)
+		}
+		for _, k := range keys {
+			n.c.Invalidate(bulk(k))
+		}
+	}
+}
+
+// bulk is the payload of a bulk string frame ("$3\r\nfoo\r\n" → "foo"); nil for anything
+// else.
+func bulk(f []byte) []byte {
+	if len(f) < 4 || f[0] != '$' {
+		return nil
+	}
+	i := bytes.IndexByte(f, '\r')
+	if i < 0 {
+		return nil
+	}
+	l, err := strconv.Atoi(string(f[1:i]))
+	if err != nil || l < 0 || i+2+l+2 != len(f) {
+		return nil
+	}
+	return f[i+2 : i+2+l]
+}
