@@ -121,7 +121,9 @@ var commands = map[string]command{
 			"e.g. 'hotkey-*'); with VALUE, set KNOB live, as CONFIG SET cluster.NAME.KNOB VALUE does.\n" +
 			"Knobs: hotkey-enabled, hotkey-sample-every, hotkey-sketch-width, hotkey-sketch-depth,\n" +
 			"hotkey-capacity, hotkey-decay, slowlog-log-slower-than, slowlog-max-len,\n" +
-			"backup-request-enabled, backup-request-threshold-ms, backup-request-multiplier.",
+			"backup-request-enabled, backup-request-threshold-ms, backup-request-multiplier,\n" +
+			"client-cache-enabled, client-cache-hot-only, client-cache-max-entries,\n" +
+			"client-cache-max-value-bytes, client-cache-shard-count.",
 		args: []string{"NAME"},
 		opt:  []string{"KNOB", "VALUE"},
 		call: func(ctx context.Context, c asterv1.AdminServiceClient, a []string, _ cmdFlags) (proto.Message, error) {
