@@ -270,7 +270,8 @@ func (c *cluster) spec() route.ClusterSpec {
 		spec.Live.SlowLogMaxLen, spec.Live.SlowLogSlowerThan = cc.SlowlogMaxLen, cc.SlowlogLogSlowerThan
 	}
 	spec.Live.ClientCache = route.ClientCacheSpec{Enabled: cc.ClientCache.Enabled, MaxEntries: cc.ClientCache.MaxEntries,
-		MaxValueBytes: cc.ClientCache.MaxValueBytes, ShardCount: cc.ClientCache.ShardCount, HotOnly: cc.ClientCache.HotOnly}
+		MaxValueBytes: cc.ClientCache.MaxValueBytes, ShardCount: cc.ClientCache.ShardCount, HotOnly: cc.ClientCache.HotOnly,
+		MaxMemory: cc.ClientCache.MaxMemory}
 	if rc {
 		b := cc.BackupRequest
 		spec.Live.BackupRequest = route.BackupRequest{Enabled: b.Enabled, TriggerSlow: b.TriggerSlow, Multiplier: b.Multiplier}

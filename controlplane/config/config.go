@@ -244,6 +244,7 @@ type ClientCache struct {
 	MaxEntries    int           // default 100000
 	MaxValueBytes int           // default 512 KiB
 	ShardCount    int           // default 32
+	MaxMemory     int           // max_memory: bytes of the whole cache, default 256 MiB
 	DrainBatch    int           // default 1024
 	DrainInterval time.Duration // drain_interval_ms, default 50 ms
 	// HotOnly caches only the keys the hot-key tracker names (hot_only).

@@ -34,7 +34,7 @@ func defaultsFor(c Cluster) Cluster {
 	c.HotkeyDecay = 0.925
 	c.BackendRespVersion = "resp2"
 	c.BackupRequest = BackupRequest{Multiplier: 2}
-	c.ClientCache = ClientCache{MaxEntries: 100000, MaxValueBytes: 524288, ShardCount: 32,
+	c.ClientCache = ClientCache{MaxEntries: 100000, MaxValueBytes: 524288, ShardCount: 32, MaxMemory: 256 << 20,
 		DrainBatch: 1024, DrainInterval: 50 * time.Millisecond}
 	c.ClientOutputLimit = DefaultClientOutputLimit
 	return c
@@ -111,7 +111,7 @@ func TestLoadStandaloneExample(t *testing.T) {
 		HotkeyDecay:          1,
 		BackendRespVersion:   "resp3",
 		BackupRequest:        BackupRequest{Enabled: true, TriggerSlow: 5 * time.Millisecond, Multiplier: 1.5},
-		ClientCache: ClientCache{Enabled: true, MaxEntries: 1000, MaxValueBytes: 4096, ShardCount: 8,
+		ClientCache: ClientCache{Enabled: true, MaxEntries: 1000, MaxValueBytes: 4096, ShardCount: 8, MaxMemory: 256 << 20,
 			DrainBatch: 64, DrainInterval: 10 * time.Millisecond, HotOnly: true},
 	}
 	minimal := defaultsFor(Cluster{

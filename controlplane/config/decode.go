@@ -882,7 +882,7 @@ func (r *reader) extras(c *Cluster) {
 	}
 
 	c.ClientCache = ClientCache{
-		MaxEntries: 100_000, MaxValueBytes: 512 << 10, ShardCount: 32, DrainBatch: 1024,
+		MaxEntries: 100_000, MaxValueBytes: 512 << 10, ShardCount: 32, MaxMemory: 256 << 20, DrainBatch: 1024,
 		DrainInterval: 50 * time.Millisecond,
 	}
 	if t, ok := r.table("client_cache"); ok {
@@ -899,6 +899,7 @@ func (r *reader) extras(c *Cluster) {
 			{limits.ClientCacheMaxEntries, &c.ClientCache.MaxEntries},
 			{limits.ClientCacheMaxValueBytes, &c.ClientCache.MaxValueBytes},
 			{limits.ClientCacheShardCount, &c.ClientCache.ShardCount},
+			{limits.ClientCacheMaxMemory, &c.ClientCache.MaxMemory},
 			{limits.ClientCacheDrainBatch, &c.ClientCache.DrainBatch},
 		} {
 			if n, ok := t.limitedInt(f.l); ok {

@@ -40,6 +40,7 @@ var rangedFields = map[string]func(c Cluster) float64{
 	"client_cache.max_entries":       func(c Cluster) float64 { return float64(c.ClientCache.MaxEntries) },
 	"client_cache.max_value_bytes":   func(c Cluster) float64 { return float64(c.ClientCache.MaxValueBytes) },
 	"client_cache.shard_count":       func(c Cluster) float64 { return float64(c.ClientCache.ShardCount) },
+	"client_cache.max_memory":        func(c Cluster) float64 { return float64(c.ClientCache.MaxMemory) },
 	"client_cache.drain_batch":       func(c Cluster) float64 { return float64(c.ClientCache.DrainBatch) },
 	"client_cache.drain_interval_ms": func(c Cluster) float64 { return float64(c.ClientCache.DrainInterval / time.Millisecond) },
 }

@@ -57,7 +57,7 @@ func ToProto(s *route.Snapshot, hashes map[string]controlplane.RingHash) (*aster
 			BackupRequest: &asterv1.BackupRequest{Enabled: lv.BackupRequest.Enabled,
 				TriggerSlow: durationProto(lv.BackupRequest.TriggerSlow), Multiplier: lv.BackupRequest.Multiplier},
 			ClientCache: &asterv1.ClientCache{Enabled: lv.ClientCache.Enabled, MaxEntries: clamp32(lv.ClientCache.MaxEntries),
-				MaxValueBytes: clamp32(lv.ClientCache.MaxValueBytes), ShardCount: clamp32(lv.ClientCache.ShardCount),
+				MaxValueBytes: clamp32(lv.ClientCache.MaxValueBytes), ShardCount: clamp32(lv.ClientCache.ShardCount), MaxMemory: int64(lv.ClientCache.MaxMemory),
 				HotOnly: lv.ClientCache.HotOnly},
 		}
 		for _, u := range slices.Sorted(maps.Keys(a.Users)) {
@@ -134,7 +134,8 @@ func FromProto(p *asterv1.Snapshot) (*route.Snapshot, error) {
 		}
 		if cc := pc.GetClientCache(); cc != nil {
 			c.Live.ClientCache = route.ClientCacheSpec{Enabled: cc.GetEnabled(), MaxEntries: int(cc.GetMaxEntries()),
-				MaxValueBytes: int(cc.GetMaxValueBytes()), ShardCount: int(cc.GetShardCount()), HotOnly: cc.GetHotOnly()}
+				MaxValueBytes: int(cc.GetMaxValueBytes()), ShardCount: int(cc.GetShardCount()), HotOnly: cc.GetHotOnly(),
+				MaxMemory: int(min(max(cc.GetMaxMemory(), 0), limits.ClientCacheMaxMemory.Max+1))} // checked below
 		}
 		if b := pc.GetBackupRequest(); b != nil {
 			c.Live.BackupRequest = route.BackupRequest{Enabled: b.GetEnabled(), TriggerSlow: b.GetTriggerSlow().AsDuration(), Multiplier: b.GetMultiplier()}
@@ -255,6 +256,7 @@ func checkRanges(c *route.ClusterSpec) error {
 		{limits.BackupThreshold, dur(l.BackupRequest.TriggerSlow, time.Millisecond), false},
 		{limits.ClientCacheMaxEntries, int64(l.ClientCache.MaxEntries), true},
 		{limits.ClientCacheMaxValueBytes, int64(l.ClientCache.MaxValueBytes), true},
+		{limits.ClientCacheMaxMemory, int64(l.ClientCache.MaxMemory), true},
 		{limits.ClientCacheShardCount, int64(l.ClientCache.ShardCount), true},
 	}
 	for _, k := range checks {

@@ -30,11 +30,15 @@ type Config struct {
 	MaxValueBytes int
 	// Shards is how many independently locked parts the cache has; clipped to MaxEntries.
 	Shards int
+	// MaxBytes bounds what all entries cost, EntryOverhead each included (≤ 0: only
+	// MaxEntries × (MaxValueBytes + EntryOverhead) does): each shard evicts past its share.
+	MaxBytes int64
 }
 
 // EntryOverhead is what an entry costs beyond its key, field and reply bytes (the entry, its
 // share of the key's item and of the maps, and the allocator's rounding), for the memory
-// bound: a cache holds at most MaxEntries × (MaxValueBytes + EntryOverhead) bytes.
+// bound: a cache holds at most MaxEntries × (MaxValueBytes + EntryOverhead) bytes, and at
+// most MaxBytes.
 const EntryOverhead = 512
 
 // stripes is how many invalidation epochs a shard keeps: a key's invalidation voids the
@@ -52,7 +56,9 @@ type Cache struct {
 	seed     maphash.Seed
 	shards   []shard
 	perShard int
-	stats    *Stats
+	// perShardBytes is each shard's share of MaxBytes (0: none).
+	perShardBytes int64
+	stats         *Stats
 
 	entries atomic.Int64
 	bytes   atomic.Int64
@@ -67,6 +73,7 @@ type shard struct {
 	items   map[string]*item
 	lru     entry // sentinel of a ring: lru.next is the most recently used
 	n       int
+	bytes   int64 // what its entries cost
 	epochs  [stripes]atomic.Uint64
 	padding [64]byte // keeps neighbouring shards' mutexes off one cache line
 }
@@ -101,6 +108,9 @@ func New(cfg Config, stats *Stats) *Cache {
 	}
 	c := &Cache{cfg: cfg, seed: maphash.MakeSeed(), shards: make([]shard, cfg.Shards),
 		perShard: cfg.MaxEntries / cfg.Shards, stats: stats, nodes: map[*Node]struct{}{}}
+	if cfg.MaxBytes > 0 {
+		c.perShardBytes = max(cfg.MaxBytes/int64(cfg.Shards), 1)
+	}
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.items = map[string]*item{}
@@ -275,9 +285,10 @@ func (c *Cache) Store(t Ticket, key, field, reply []byte) bool {
 	}
 	sh.pushLocked(e)
 	sh.n++
+	sh.bytes += int64(e.cost)
 	c.entries.Add(1)
 	c.bytes.Add(int64(e.cost))
-	for sh.n > c.perShard {
+	for sh.n > c.perShard || (c.perShardBytes > 0 && sh.bytes > c.perShardBytes && sh.n > 0) {
 		sh.removeLocked(c, sh.lru.prev, true)
 	}
 	return true
@@ -297,6 +308,7 @@ func (sh *shard) removeLocked(c *Cache, e *entry, prune bool) {
 		delete(sh.items, it.key)
 	}
 	sh.n--
+	sh.bytes -= int64(e.cost)
 	c.entries.Add(-1)
 	c.bytes.Add(-int64(e.cost))
 }

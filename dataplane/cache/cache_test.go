@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -210,6 +211,27 @@ func TestMemoryBound(t *testing.T) {
 	}
 	runtime.KeepAlive(c)
 	t.Logf("entries %d, accounted %d bytes, heap %d bytes, bound %d", c.Len(), c.Bytes(), held, bound)
+}
+
+// TestMaxBytesBoundsTheWhole: max_memory holds however many entries max_entries allows and
+// however big each may be, the most recently stored kept.
+func TestMaxBytesBoundsTheWhole(t *testing.T) {
+	const maxBytes = 1 << 20
+	c := New(Config{MaxEntries: 1_000_000, MaxValueBytes: 64 << 10, Shards: 4, MaxBytes: maxBytes}, nil)
+	n := upNode(c, "a")
+	reply := bulkOf(strings.Repeat("x", 16<<10))
+	for i := range 1000 {
+		store(t, c, n, fmt.Sprintf("key:%08d", i), "", reply)
+		if c.Bytes() > maxBytes {
+			t.Fatalf("after %d stores: Bytes = %d > max %d", i+1, c.Bytes(), maxBytes)
+		}
+	}
+	if c.Len() == 0 || c.Len() > maxBytes/(16<<10) {
+		t.Fatalf("Len = %d", c.Len())
+	}
+	if _, ok := c.Lookup(n, []byte("key:00000999"), nil, false, nil); !ok {
+		t.Fatal("the last stored key was evicted")
+	}
 }
 
 func TestEvictsLeastRecentlyUsed(t *testing.T) {

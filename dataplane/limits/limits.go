@@ -111,6 +111,8 @@ var (
 	ClientCacheMaxEntries    = Int{Knob: "client-cache-max-entries", Key: "client_cache.max_entries", Min: 1, Max: 1_000_000}
 	ClientCacheMaxValueBytes = Int{Knob: "client-cache-max-value-bytes", Key: "client_cache.max_value_bytes", Min: 1, Max: 1 << 20}
 	ClientCacheShardCount    = Int{Knob: "client-cache-shard-count", Key: "client_cache.shard_count", Min: 1, Max: 1024}
+	// ClientCacheMaxMemory bounds the whole cache's bytes, whatever max_entries × max_value_bytes allows.
+	ClientCacheMaxMemory     = Int{Knob: "client-cache-max-memory", Key: "client_cache.max_memory", Min: 1 << 20, Max: 1 << 40, Unit: "bytes"}
 	ClientCacheDrainBatch    = Int{Key: "client_cache.drain_batch", Min: 1, Max: 65_536}
 	ClientCacheDrainInterval = Int{Key: "client_cache.drain_interval_ms", Min: 1, Max: 60_000, Unit: "ms"}
 )
@@ -123,7 +125,7 @@ var (
 		SlowlogSlowerThan, SlowlogMaxLen, BackupThreshold,
 		Thread, ReadTimeout, WriteTimeout, DialTimeout, NodeConnections, MaxConnections, ClientOutputLimit,
 		ClientIdleTimeout, PingFailLimit, PingInterval, PingSuccInterval, Fetch, FetchInterval,
-		ServerWeight, ClientCacheMaxEntries, ClientCacheMaxValueBytes, ClientCacheShardCount,
+		ServerWeight, ClientCacheMaxEntries, ClientCacheMaxValueBytes, ClientCacheShardCount, ClientCacheMaxMemory,
 		ClientCacheDrainBatch, ClientCacheDrainInterval,
 	}
 	Floats = []Float{HotkeyDecay, BackupMultiplier}

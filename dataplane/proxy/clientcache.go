@@ -62,6 +62,7 @@ func applyCacheDefaults(k *route.ClientCacheSpec) {
 	fill(&k.MaxEntries, 100_000, limits.ClientCacheMaxEntries)
 	fill(&k.MaxValueBytes, 512<<10, limits.ClientCacheMaxValueBytes)
 	fill(&k.ShardCount, 32, limits.ClientCacheShardCount)
+	fill(&k.MaxMemory, 256<<20, limits.ClientCacheMaxMemory)
 }
 
 // buildCacheLocked gives g, the next generation, its view of the client cache: none when the
@@ -85,11 +86,12 @@ func (c *Cluster) buildCacheLocked(g *generation) {
 	sizes.Enabled, sizes.HotOnly = false, false
 	if cl.cache == nil || cl.sizes != sizes || cl.backend != g.backend {
 		c.stopCacheLocked()
-		cl.cache = cache.New(cache.Config{MaxEntries: k.MaxEntries, MaxValueBytes: k.MaxValueBytes, Shards: k.ShardCount}, &cl.stats)
+		cl.cache = cache.New(cache.Config{MaxEntries: k.MaxEntries, MaxValueBytes: k.MaxValueBytes, Shards: k.ShardCount,
+			MaxBytes: int64(k.MaxMemory)}, &cl.stats)
 		cl.sizes, cl.backend, cl.seen = sizes, g.backend, true
 		cl.nodes = make(map[string]*trackedNode)
 		c.log.Info("client cache on", "max_entries", k.MaxEntries, "max_value_bytes", k.MaxValueBytes,
-			"shard_count", k.ShardCount, "hot_only", k.HotOnly)
+			"shard_count", k.ShardCount, "max_memory", k.MaxMemory, "hot_only", k.HotOnly)
 	}
 	if g.snap == nil {
 		return

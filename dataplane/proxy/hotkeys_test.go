@@ -107,6 +107,7 @@ func TestConfigGetSet(t *testing.T) {
 		"cluster.test.client-cache-max-entries":     "100000",
 		"cluster.test.client-cache-max-value-bytes": "524288",
 		"cluster.test.client-cache-shard-count":     "32",
+		"cluster.test.client-cache-max-memory":      "268435456",
 	}
 	for k, v := range want {
 		if all[k] != v {

@@ -35,7 +35,7 @@ type Knob struct{ Name, Value string }
 var knobNames = []string{
 	"backup-request-enabled", "backup-request-multiplier", "backup-request-threshold-ms",
 	"client-cache-enabled", "client-cache-hot-only", "client-cache-max-entries",
-	"client-cache-max-value-bytes", "client-cache-shard-count",
+	"client-cache-max-value-bytes", "client-cache-shard-count", "client-cache-max-memory",
 	"hotkey-capacity", "hotkey-decay", "hotkey-enabled", "hotkey-sample-every",
 	"hotkey-sketch-depth", "hotkey-sketch-width",
 	"slowlog-log-slower-than", "slowlog-max-len",
@@ -194,6 +194,7 @@ func (c *Cluster) Knobs() []Knob {
 		"client-cache-hot-only":        yesNo(k.cache.HotOnly),
 		"client-cache-max-entries":     strconv.Itoa(k.cache.MaxEntries),
 		"client-cache-max-value-bytes": strconv.Itoa(k.cache.MaxValueBytes),
+		"client-cache-max-memory":      strconv.Itoa(k.cache.MaxMemory),
 		"client-cache-shard-count":     strconv.Itoa(k.cache.ShardCount),
 		"hotkey-capacity":              strconv.Itoa(k.hotkey.Capacity),
 		"hotkey-decay":                 f(k.hotkey.Decay),
@@ -335,10 +336,12 @@ func (c *Cluster) parseKnob(name, value string) (set func(*knobs), hotOn *bool, 
 			return func(k *knobs) { k.cache.Enabled = on }, nil, nil
 		}
 		return func(k *knobs) { k.cache.HotOnly = on }, nil, nil
-	case limits.ClientCacheMaxEntries.Knob, limits.ClientCacheMaxValueBytes.Knob, limits.ClientCacheShardCount.Knob:
+	case limits.ClientCacheMaxEntries.Knob, limits.ClientCacheMaxValueBytes.Knob, limits.ClientCacheShardCount.Knob,
+		limits.ClientCacheMaxMemory.Knob:
 		r := map[string]limits.Int{limits.ClientCacheMaxEntries.Knob: limits.ClientCacheMaxEntries,
 			limits.ClientCacheMaxValueBytes.Knob: limits.ClientCacheMaxValueBytes,
-			limits.ClientCacheShardCount.Knob:    limits.ClientCacheShardCount}[n]
+			limits.ClientCacheShardCount.Knob:    limits.ClientCacheShardCount,
+			limits.ClientCacheMaxMemory.Knob:     limits.ClientCacheMaxMemory}[n]
 		v, err := integer(r)
 		if err != nil {
 			return nil, nil, err
@@ -349,6 +352,8 @@ func (c *Cluster) parseKnob(name, value string) (set func(*knobs), hotOn *bool, 
 				k.cache.MaxEntries = int(v)
 			case limits.ClientCacheMaxValueBytes:
 				k.cache.MaxValueBytes = int(v)
+			case limits.ClientCacheMaxMemory:
+				k.cache.MaxMemory = int(v)
 			default:
 				k.cache.ShardCount = int(v)
 			}

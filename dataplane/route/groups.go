@@ -102,6 +102,7 @@ type ClientCacheSpec struct {
 	MaxEntries    int // entries (a GET reply or one hash field) in all
 	MaxValueBytes int // an entry's key, field and reply bytes together
 	ShardCount    int
+	MaxMemory     int // bytes of the whole cache, overhead included
 	// HotOnly caches only the keys the hot-key tracker names.
 	HotOnly bool
 }

@@ -679,7 +679,10 @@ type ClientCache struct {
 	// shard_count is how many independently locked parts the cache has.
 	ShardCount int32 `protobuf:"varint,4,opt,name=shard_count,json=shardCount,proto3" json:"shard_count,omitempty"`
 	// hot_only caches only the keys the hot-key tracker names.
-	HotOnly       bool `protobuf:"varint,5,opt,name=hot_only,json=hotOnly,proto3" json:"hot_only,omitempty"`
+	HotOnly bool `protobuf:"varint,5,opt,name=hot_only,json=hotOnly,proto3" json:"hot_only,omitempty"`
+	// max_memory bounds the bytes of the whole cache, overhead included; 0
+	// means the data plane's default.
+	MaxMemory     int64 `protobuf:"varint,6,opt,name=max_memory,json=maxMemory,proto3" json:"max_memory,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -747,6 +750,13 @@ func (x *ClientCache) GetHotOnly() bool {
 		return x.HotOnly
 	}
 	return false
+}
+
+func (x *ClientCache) GetMaxMemory() int64 {
+	if x != nil {
+		return x.MaxMemory
+	}
+	return 0
 }
 
 // Hotkey sizes a cluster's hot-key tracker.
@@ -1280,7 +1290,7 @@ const file_aster_v1_routes_proto_rawDesc = "" +
 	"\x0ebackup_request\x18\x1b \x01(\v2\x17.aster.v1.BackupRequestR\rbackupRequest\x12.\n" +
 	"\x13client_output_limit\x18( \x01(\x03R\x11clientOutputLimit\x128\n" +
 	"\fclient_cache\x18) \x01(\v2\x15.aster.v1.ClientCacheR\vclientCacheB\a\n" +
-	"\x05table\"\xac\x01\n" +
+	"\x05table\"\xcb\x01\n" +
 	"\vClientCache\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x1f\n" +
 	"\vmax_entries\x18\x02 \x01(\x05R\n" +
@@ -1288,7 +1298,9 @@ const file_aster_v1_routes_proto_rawDesc = "" +
 	"\x0fmax_value_bytes\x18\x03 \x01(\x05R\rmaxValueBytes\x12\x1f\n" +
 	"\vshard_count\x18\x04 \x01(\x05R\n" +
 	"shardCount\x12\x19\n" +
-	"\bhot_only\x18\x05 \x01(\bR\ahotOnly\"\xa3\x01\n" +
+	"\bhot_only\x18\x05 \x01(\bR\ahotOnly\x12\x1d\n" +
+	"\n" +
+	"max_memory\x18\x06 \x01(\x03R\tmaxMemory\"\xa3\x01\n" +
 	"\x06Hotkey\x12!\n" +
 	"\fsample_every\x18\x01 \x01(\x05R\vsampleEvery\x12!\n" +
 	"\fsketch_width\x18\x02 \x01(\x05R\vsketchWidth\x12!\n" +
