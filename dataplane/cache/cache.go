@@ -69,13 +69,13 @@ type Cache struct {
 }
 
 type shard struct {
-	mu      sync.Mutex
-	items   map[string]*item
-	lru     entry // sentinel of a ring: lru.next is the most recently used
-	n       int
-	bytes   int64 // what its entries cost
-	epochs  [stripes]atomic.Uint64
-	padding [64]byte // keeps neighbouring shards' mutexes off one cache line
+	mu     sync.Mutex
+	items  map[string]*item
+	lru    entry // sentinel of a ring: lru.next is the most recently used
+	n      int
+	bytes  int64 // what its entries cost
+	epochs [stripes]atomic.Uint64
+	_      [64]byte // keeps neighbouring shards' mutexes off one cache line
 }
 
 // item is one key's entries.
