@@ -63,9 +63,8 @@ type Cache struct {
 	entries atomic.Int64
 	bytes   atomic.Int64
 
-	mu     sync.Mutex // guards nodes
-	nodes  map[*Node]struct{}
-	nextID uint32
+	mu    sync.Mutex // guards nodes
+	nodes map[*Node]struct{}
 }
 
 type shard struct {
