@@ -64,6 +64,7 @@ type Metrics struct {
 
 	ejections     *prometheus.CounterVec
 	refreshes     *prometheus.CounterVec
+	switches      *prometheus.CounterVec
 	reloads       *prometheus.CounterVec
 	reloadSuccess prometheus.Gauge
 }
@@ -133,6 +134,9 @@ func New(version string) *Metrics {
 		refreshes: counter("topology_refreshes_total",
 			"Redis Cluster topology refreshes by result (changed: a new slot map was published; unchanged; failed: no node answered).",
 			"cluster", "result"),
+		switches: counter("sentinel_switches_total",
+			"Masters of Sentinel-managed groups replaced (a quorum of sentinels named a new one), by cluster and group (its Sentinel master name).",
+			"cluster", "group"),
 		reloads: counter("config_reloads_total",
 			"Configuration reloads (SIGHUP or admin API), by result (success, failure).", "result"),
 	}
@@ -162,6 +166,11 @@ func (m *Metrics) NodeEjected(cluster, node, reason string) {
 // TopologyRefreshed counts a topology refresh; it implements controlplane.Metrics.
 func (m *Metrics) TopologyRefreshed(cluster, result string) {
 	m.refreshes.WithLabelValues(cluster, result).Inc()
+}
+
+// SentinelSwitched counts a group's new master; it implements controlplane.SentinelMetrics.
+func (m *Metrics) SentinelSwitched(cluster, group string) {
+	m.switches.WithLabelValues(cluster, group).Inc()
 }
 
 // ConfigReloaded counts a reload attempt: err is nil when the new configuration was applied.

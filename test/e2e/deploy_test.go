@@ -161,7 +161,7 @@ var seriesNames = []string{
 	"aster_backend_request_duration_seconds", "aster_client_connections", "aster_client_connections_accepted_total",
 	"aster_redirects_total", "aster_backup_requests_total", "aster_backend_up", "aster_node_ejections_total", "aster_topology_refreshes_total",
 	"aster_routing_table_version", "aster_config_reloads_total", "aster_config_last_reload_successful",
-	"aster_build_info", "aster_pubsub_clients", "aster_pubsub_messages_total",
+	"aster_build_info", "aster_pubsub_clients", "aster_pubsub_messages_total", "aster_sentinel_switches_total",
 }
 
 var asterName = regexp.MustCompile(`\baster_[a-z_]+`)
