@@ -77,7 +77,10 @@ type Sentinel struct {
 	Addr string
 	Port int
 	Dir  string
-	conf string
+	// Password is the sentinel's requirepass (and what it sends to the other sentinels); ""
+	// for none.
+	Password string
+	conf     string
 	t    testing.TB
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -101,10 +104,17 @@ const (
 // sentinel knows every group's replicas and the other sentinels: a failover can then happen.
 func StartSentinels(t testing.TB, n int, groups ...*Group) *Sentinels {
 	t.Helper()
+	return StartSentinelsAuth(t, n, "", groups...)
+}
+
+// StartSentinelsAuth is StartSentinels with every sentinel requiring password (requirepass,
+// and sentinel-pass for talking to each other); "" for none.
+func StartSentinelsAuth(t testing.TB, n int, password string, groups ...*Group) *Sentinels {
+	t.Helper()
 	Need(t, "redis-server")
 	ss := &Sentinels{Groups: groups, t: t}
 	for range n {
-		s := &Sentinel{t: t, Dir: t.TempDir()}
+		s := &Sentinel{t: t, Dir: t.TempDir(), Password: password}
 		var err error
 		for attempt := 0; attempt < 5; attempt++ {
 			s.Port = FreePort(t)
@@ -112,6 +122,9 @@ func StartSentinels(t testing.TB, n int, groups ...*Group) *Sentinels {
 			s.conf = filepath.Join(s.Dir, "sentinel.conf")
 			conf := fmt.Sprintf("port %d\nbind 127.0.0.1\nprotected-mode no\ndir %s\nlogfile %s\n",
 				s.Port, s.Dir, filepath.Join(s.Dir, "sentinel.log"))
+			if password != "" {
+				conf += fmt.Sprintf("requirepass %q\nsentinel sentinel-pass %q\n", password, password)
+			}
 			for _, g := range groups {
 				conf += monitorLines(g, n)
 			}
@@ -286,7 +299,7 @@ func (s *Sentinel) Restart() {
 func (s *Sentinel) Do(args ...any) (any, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1, DialTimeout: time.Second})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, Password: s.Password, MaxRetries: -1, DialTimeout: time.Second})
 	defer c.Close()
 	return c.Do(ctx, args...).Result()
 }
