@@ -81,9 +81,9 @@ type Sentinel struct {
 	// for none.
 	Password string
 	conf     string
-	t    testing.TB
-	cmd  *exec.Cmd
-	done chan struct{}
+	t        testing.TB
+	cmd      *exec.Cmd
+	done     chan struct{}
 }
 
 // Sentinels are sentinels that watch the same groups, with a quorum of a majority of them.
