@@ -225,8 +225,10 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(tableVersionDesc, prometheus.GaugeValue, float64(cs.TableVersion), cs.Name)
 		seen := make(map[string]bool, len(cs.Nodes))
 		for _, n := range cs.Nodes {
-			if seen[n.Addr] {
-				continue // a node listed twice would make the scrape fail whole
+			if seen[n.Addr] || n.Addr == "" {
+				// A node listed twice would make the scrape fail whole; a Sentinel group
+				// with no master yet has no node to report.
+				continue
 			}
 			seen[n.Addr] = true
 			up := 0.0

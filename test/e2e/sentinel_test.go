@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -354,5 +356,33 @@ func TestSentinelReloadAndReplicaReads(t *testing.T) {
 	}
 	if calls, _ := gb.Servers[0].CommandStats(t, "get"); calls != 0 {
 		t.Errorf("grp-b's master served %d GETs, want 0", calls)
+	}
+}
+
+// TestSentinelCheck: `asterd --check` refuses a bad Sentinel configuration with every
+// problem's line and key, without quoting the sentinel password, and accepts a good one
+// without asking any sentinel.
+func TestSentinelCheck(t *testing.T) {
+	dir := t.TempDir()
+	head := "[[clusters]]\nname = \"sen\"\nlisten_addr = \"127.0.0.1:1\"\ncache_type = \"redis_sentinel\"\n"
+	bad := filepath.Join(dir, "bad.toml")
+	os.WriteFile(bad, []byte(head+"servers = [\"grp-a:1 a\", \"grp-a:1 b\"]\nsentinels = [\"127.0.0.1\"]\nsentinel_auth = { password = \""+sentinelPass+"\", user = \"x\" }\nsentinel_poll_interval = 10\n"), 0o644)
+	good := filepath.Join(dir, "good.toml")
+	os.WriteFile(good, []byte(head+"servers = [\"grp-a:1 a\", \"grp-b\"]\nsentinels = [\"127.0.0.1:1\", \"127.0.0.1:2\", \"127.0.0.1:3\"]\nsentinel_auth = \""+sentinelPass+"\"\n"), 0o644)
+	out, err := exec.Command(asterdBin, "--check", "--config", bad).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("--check on a bad file: %v\n%s", err, out)
+	}
+	for _, want := range []string{`bad.toml:5: cluster "sen": servers[1]: duplicate master name "grp-a"`, `bad.toml:6: cluster "sen": sentinels[0]`,
+		`bad.toml:7: cluster "sen": sentinel_auth.user: unknown key`, `bad.toml:8: cluster "sen": sentinel_poll_interval: 10 out of range 100..3600000 ms`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if out, err := exec.Command(asterdBin, "--check", "-c", good).CombinedOutput(); err != nil || !strings.Contains(string(out), "OK") {
+		t.Errorf("--check on a good file: %v\n%s", err, out)
+	}
+	if strings.Contains(string(out), sentinelPass) {
+		t.Errorf("--check quotes the sentinel password:\n%s", out)
 	}
 }
