@@ -35,8 +35,9 @@ const (
 	// master (a failover spreading from sentinel to sentinel) or no quorum agrees: the new
 	// master is used as soon as a quorum knows it, not a PollInterval later.
 	settlePoll = 100 * time.Millisecond
-	// minGap debounces events and hints: a failover sends several events per sentinel.
-	minGap = 20 * time.Millisecond
+	// minGap debounces events and hints: a failover sends several events per sentinel, and a
+	// dead master makes the data plane hint on every failed request.
+	minGap = 50 * time.Millisecond
 )
 
 // maxReply bounds one reply of a sentinel: SENTINEL REPLICAS of a group with a hundred
@@ -233,8 +234,8 @@ type answer struct {
 }
 
 // round asks every sentinel at once and applies what a quorum agrees on. It reports whether
-// every group is settled: a quorum agrees on its master and no sentinel that answered says
-// otherwise.
+// every group is settled: a quorum agrees on its master and no sentinel that answered names
+// another (one that does not know the group does not keep it unsettled).
 func (w *Watcher) round(ctx context.Context) bool {
 	answers := make([][]answer, len(w.cfg.Sentinels)) // [sentinel][group]
 	errs := make([]error, len(w.cfg.Sentinels))
@@ -288,7 +289,7 @@ func (w *Watcher) round(ctx context.Context) bool {
 			w.log.Info("a quorum of sentinels agrees on the master again", "group", g.Name, "master", addr)
 		}
 		for _, v := range votes {
-			if v != addr {
+			if v != "" && v != addr {
 				settled = false // a sentinel has not caught up (or has a newer view): ask again soon
 			}
 		}

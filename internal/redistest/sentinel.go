@@ -186,8 +186,8 @@ func (ss *Sentinels) Monitor(g *Group) {
 	ss.waitKnown(g)
 }
 
-// waitKnown waits until every running sentinel knows g's replicas and the other running
-// sentinels.
+// waitKnown waits until every running sentinel knows g's replicas (up, their link to the
+// master ok) and the other running sentinels.
 func (ss *Sentinels) waitKnown(g *Group) {
 	ss.t.Helper()
 	running := 0
@@ -206,7 +206,21 @@ func (ss *Sentinels) waitKnown(g *Group) {
 				return false
 			}
 			f := fields(v)
-			return f["num-slaves"] == strconv.Itoa(len(g.Servers)-1) && f["num-other-sentinels"] == strconv.Itoa(running-1)
+			if f["num-slaves"] != strconv.Itoa(len(g.Servers)-1) || f["num-other-sentinels"] != strconv.Itoa(running-1) {
+				return false
+			}
+			// Each replica seen up and linked: what a proxy needs to send it reads.
+			reps, err := s.Do("SENTINEL", "REPLICAS", g.Name)
+			l, ok := reps.([]any)
+			if err != nil || !ok {
+				return false
+			}
+			for _, r := range l {
+				if f := fields(r); f["flags"] != "slave" || f["master-link-status"] != "ok" {
+					return false
+				}
+			}
+			return true
 		})
 	}
 }
