@@ -357,6 +357,32 @@ func TestSentinelReloadAndReplicaReads(t *testing.T) {
 	if calls, _ := gb.Servers[0].CommandStats(t, "get"); calls != 0 {
 		t.Errorf("grp-b's master served %d GETs, want 0", calls)
 	}
+
+	// grp-a's only replica dies: once Sentinel flags it down, its reads go to the master.
+	ga.Servers[1].Kill()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := asterctl(t, nil, "--addr", admin, "cluster", "show", "sen")
+		if !strings.Contains(r.stdout, ga.Servers[1].Addr) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the dead replica is still listed:\n%s", r)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for i := range 100 {
+		k := spreadKey("r:", i)
+		if groupOf(t, names, k) != 0 {
+			continue // moved to grp-b when it joined the ring
+		}
+		if got, err := c.Get(ctx, k).Result(); err != nil || got != "v" {
+			t.Fatalf("GET %s with the replica gone: %q, %v", k, got, err)
+		}
+	}
+	if calls, _ := ga.Servers[0].CommandStats(t, "get"); calls == 0 {
+		t.Error("grp-a's master served no GETs with its replica gone")
+	}
 }
 
 // TestSentinelCheck: `asterd --check` refuses a bad Sentinel configuration with every
