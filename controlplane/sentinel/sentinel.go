@@ -12,6 +12,7 @@ package sentinel
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -124,6 +125,11 @@ type Watcher struct {
 
 	// Run's goroutine only.
 	conns    []*conn         // the polling connection of each sentinel, nil when not open
+	// failed is when each sentinel last failed to answer (zero while it answers): it is not
+	// asked again before a PollInterval has passed, so that one that hangs (partitioned
+	// away, not refusing) does not hold every round, the quick ones of a failover included,
+	// for its dial or read timeout.
+	failed   []time.Time
 	groups   []Group         // in cfg.Masters order
 	unagreed map[string]bool // groups without a quorum at the last round (logged once)
 	unreach  map[string]bool // sentinels that did not answer the last round (logged once)
@@ -145,7 +151,7 @@ func New(cfg Config) *Watcher {
 	}
 	w := &Watcher{
 		cfg: cfg, log: cfg.Logger.Named("sentinel").With("cluster", cfg.Cluster),
-		hint: make(chan struct{}, 1), conns: make([]*conn, len(cfg.Sentinels)),
+		hint: make(chan struct{}, 1), conns: make([]*conn, len(cfg.Sentinels)), failed: make([]time.Time, len(cfg.Sentinels)),
 		unagreed: map[string]bool{}, unreach: map[string]bool{},
 	}
 	for _, name := range cfg.Masters {
@@ -227,6 +233,10 @@ func (w *Watcher) Run(ctx context.Context) {
 	}
 }
 
+// errResting stands for the answer of a sentinel not asked this round: it failed less than a
+// PollInterval ago.
+var errResting = errors.New("not asked: failed less than a poll interval ago")
+
 // answer is what one sentinel said of one group.
 type answer struct {
 	master   string
@@ -240,7 +250,12 @@ func (w *Watcher) round(ctx context.Context) bool {
 	answers := make([][]answer, len(w.cfg.Sentinels)) // [sentinel][group]
 	errs := make([]error, len(w.cfg.Sentinels))
 	var wg sync.WaitGroup
+	now := time.Now()
 	for i := range w.cfg.Sentinels {
+		if f := w.failed[i]; !f.IsZero() && now.Sub(f) < w.cfg.PollInterval {
+			errs[i] = errResting
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -253,6 +268,14 @@ func (w *Watcher) round(ctx context.Context) bool {
 	}
 	for i, addr := range w.cfg.Sentinels {
 		switch {
+		case errs[i] == errResting:
+			continue
+		case errs[i] != nil:
+			w.failed[i] = time.Now()
+		default:
+			w.failed[i] = time.Time{}
+		}
+		switch {
 		case errs[i] != nil && !w.unreach[addr]:
 			w.unreach[addr] = true
 			w.log.Warn("sentinel not answering", "sentinel", addr, "error", errs[i])
@@ -263,7 +286,7 @@ func (w *Watcher) round(ctx context.Context) bool {
 	}
 
 	settled, changed := true, false
-	now := time.Now()
+	now = time.Now()
 	for gi := range w.groups {
 		g := &w.groups[gi]
 		votes := make([]string, 0, len(answers))

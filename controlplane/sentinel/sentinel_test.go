@@ -3,6 +3,8 @@ package sentinel
 import (
 	"bytes"
 	"context"
+	"io"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -210,4 +212,68 @@ func TestWatcherNoQuorum(t *testing.T) {
 	}
 	ss.List[1].Restart()
 	waitGroups(t, ch, "resolution with two sentinels of three", func(gs []Group) bool { return gs[0].Master == a.Servers[0].Addr })
+}
+
+// silentSentinel accepts connections and never answers, as a sentinel that hangs or whose
+// answers are lost; it counts the connections that asked for a master (the polls, not the
+// subscription).
+func silentSentinel(t *testing.T) (addr string, polls func() int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	n := 0
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			go func() {
+				buf := make([]byte, 256)
+				k, _ := io.ReadAtLeast(c, buf, 20)
+				if bytes.Contains(buf[:k], []byte("GET-MASTER-ADDR-BY-NAME")) {
+					mu.Lock()
+					n++
+					mu.Unlock()
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String(), func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return n
+	}
+}
+
+// TestWatcherHungSentinelRests: a sentinel that hangs is asked once, then rests for a poll
+// interval; the failover the two others (a quorum of three) announce meanwhile is followed
+// without asking it again, rather than each round waiting out its read timeout.
+func TestWatcherHungSentinelRests(t *testing.T) {
+	a := redistest.StartGroup(t, "grp-a", 1)
+	ss := redistest.StartSentinels(t, 2, a)
+	silent, polls := silentSentinel(t)
+	_, ch, _ := startWatcher(t, Config{Cluster: "c", Sentinels: append(ss.Addrs(), silent), Masters: []string{"grp-a"},
+		ReadTimeout: 2 * time.Second, PollInterval: time.Hour})
+	waitGroups(t, ch, "first resolution", func(gs []Group) bool { return gs[0].Master == a.Servers[0].Addr })
+	a.Servers[0].Kill()
+	waitGroups(t, ch, "switch of grp-a", func(gs []Group) bool { return gs[0].Master == a.Servers[1].Addr })
+	if n := polls(); n != 1 {
+		t.Errorf("the hung sentinel was asked %d times, want once", n)
+	}
 }
