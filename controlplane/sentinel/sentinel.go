@@ -124,7 +124,7 @@ type Watcher struct {
 	cur  atomic.Pointer[[]Group]
 
 	// Run's goroutine only.
-	conns    []*conn         // the polling connection of each sentinel, nil when not open
+	conns []*conn // the polling connection of each sentinel, nil when not open
 	// failed is when each sentinel last failed to answer (zero while it answers): it is not
 	// asked again before a PollInterval has passed, so that one that hangs (partitioned
 	// away, not refusing) does not hold every round, the quick ones of a failover included,
