@@ -132,7 +132,8 @@ func startWatcher(t *testing.T, cfg Config) (*Watcher, chan []Group, *logBuffer)
 // short poll interval would).
 func waitGroups(t *testing.T, ch chan []Group, what string, ok func([]Group) bool, w ...*Watcher) []Group {
 	t.Helper()
-	deadline := time.After(30 * time.Second)
+	// Generous: a sentinel on a loaded machine may enter TILT mode, and does nothing for 30 s.
+	deadline := time.After(90 * time.Second)
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -146,7 +147,7 @@ func waitGroups(t *testing.T, ch chan []Group, what string, ok func([]Group) boo
 				return gs
 			}
 		case <-deadline:
-			t.Fatalf("no %s within 30s", what)
+			t.Fatalf("no %s within 90s", what)
 		}
 	}
 }

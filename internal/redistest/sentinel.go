@@ -200,7 +200,7 @@ func (ss *Sentinels) waitKnown(g *Group) {
 		if s.cmd == nil {
 			continue
 		}
-		waitFor(ss.t, 30*time.Second, "sentinel "+s.Addr+" knowing group "+g.Name, func() bool {
+		waitFor(ss.t, 60*time.Second, "sentinel "+s.Addr+" knowing group "+g.Name, func() bool {
 			v, err := s.Do("SENTINEL", "MASTER", g.Name)
 			if err != nil {
 				return false

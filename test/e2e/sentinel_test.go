@@ -146,7 +146,7 @@ func (l *sentinelLoad) finish(t *testing.T, clean time.Time) {
 // group, and returns the output.
 func waitGroupMaster(t *testing.T, admin, group, master string) string {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		r := asterctl(t, nil, "--addr", admin, "cluster", "show", "sen")
 		for _, line := range strings.Split(r.stdout, "\n") {
@@ -205,7 +205,7 @@ func TestSentinelFailover(t *testing.T) {
 	ga.WaitReplicated(t, old)
 	old.Kill()
 	killed := time.Now()
-	promoted := ss.WaitSwitch("grp-a", old.Addr, 60*time.Second)
+	promoted := ss.WaitSwitch("grp-a", old.Addr, 120*time.Second)
 	announced := time.Now()
 	if promoted != ga.Servers[1].Addr {
 		t.Fatalf("sentinels promoted %s, not the replica %s", promoted, ga.Servers[1].Addr)
@@ -218,7 +218,8 @@ func TestSentinelFailover(t *testing.T) {
 	// The old master comes back (empty, as a master), Sentinel demotes it and it resyncs; the
 	// load goes on all along.
 	old.Restart()
-	deadline := time.Now().Add(60 * time.Second)
+	// Generous: a sentinel on a loaded machine may enter TILT mode, and does nothing for 30 s.
+	deadline := time.Now().Add(120 * time.Second)
 	for {
 		role, _ := old.Do("ROLE")
 		if l, ok := role.([]any); ok && len(l) > 3 && l[0] == "slave" && l[3] == "connected" {
@@ -360,7 +361,7 @@ func TestSentinelReloadAndReplicaReads(t *testing.T) {
 
 	// grp-a's only replica dies: once Sentinel flags it down, its reads go to the master.
 	ga.Servers[1].Kill()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for {
 		r := asterctl(t, nil, "--addr", admin, "cluster", "show", "sen")
 		if !strings.Contains(r.stdout, ga.Servers[1].Addr) {
