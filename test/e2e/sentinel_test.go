@@ -413,3 +413,49 @@ func TestSentinelCheck(t *testing.T) {
 		t.Errorf("--check quotes the sentinel password:\n%s", out)
 	}
 }
+
+// TestSentinelPubSubFollowsFailover: a client subscribed through asterd keeps receiving after
+// its channel's group fails over: its subscription moves to the new master.
+func TestSentinelPubSubFollowsFailover(t *testing.T) {
+	ga := redistest.StartGroup(t, "grp-a", 1)
+	ss := redistest.StartSentinels(t, 3, ga)
+	admin := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
+	a := startAsterdArgs(t, sentinelConfig(ss.Addrs(), []string{"grp-a:1 a"}, admin, "", ""))
+	c := a.client(t)
+	waitServing(t, c, 10*time.Second)
+	sub := c.Subscribe(ctx, "news")
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil { // the subscribe confirmation
+		t.Fatal(err)
+	}
+	msgs := sub.Channel()
+	if err := c.Publish(ctx, "news", "before").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-msgs; m.Payload != "before" {
+		t.Fatalf("got %q", m.Payload)
+	}
+
+	old := ga.Servers[0]
+	old.Kill()
+	promoted := ss.WaitSwitch("grp-a", old.Addr, 120*time.Second)
+	waitGroupMaster(t, admin, "grp-a", promoted)
+	// Publish until the subscriber hears one: it must, once its link moved to the new master.
+	deadline := time.After(30 * time.Second)
+	for i := 0; ; i++ {
+		want := "after-" + strconv.Itoa(i)
+		if err := c.Publish(ctx, "news", want).Err(); err != nil {
+			t.Fatalf("PUBLISH after the switch: %v", err)
+		}
+		select {
+		case m := <-msgs:
+			if !strings.HasPrefix(m.Payload, "after-") {
+				t.Fatalf("got %q", m.Payload)
+			}
+			return
+		case <-time.After(200 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("the subscriber heard nothing published after the failover within 30s")
+		}
+	}
+}
