@@ -459,3 +459,54 @@ func TestSentinelPubSubFollowsFailover(t *testing.T) {
 		}
 	}
 }
+
+// TestSentinelRemoteDataPlane: a data-plane-only asterd gets the ring of a Sentinel cluster
+// from the control plane (it never talks to the sentinels), sends reads to the replicas it
+// names, and follows a failover.
+func TestSentinelRemoteDataPlane(t *testing.T) {
+	ga := redistest.StartGroup(t, "grp-a", 1)
+	ss := redistest.StartSentinels(t, 3, ga)
+	admin := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
+	listen := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
+	path := filepath.Join(t.TempDir(), "control.toml")
+	cfg := strings.Replace(sentinelConfig(ss.Addrs(), []string{"grp-a:1 a"}, admin, "", "read_from_slave = true\n"),
+		"[admin]\n", "[admin]\ntoken = \"rt0k\"\n", 1)
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(cfg, "%LISTEN%", listen)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runAsterd(t, admin, "--role", "control", "--config", path)
+	redistest.WaitListening(t, admin, 10*time.Second)
+	data := runAsterd(t, listen, "--role", "data", "--control-plane", admin, "--token", "rt0k")
+	redistest.WaitListening(t, listen, 10*time.Second)
+	c := data.client(t)
+	waitServing(t, c, 10*time.Second)
+
+	if err := c.Set(ctx, "remote:k", "v1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	ga.WaitReplicated(t, ga.Servers[0])
+	if v, err := c.Get(ctx, "remote:k").Result(); err != nil || v != "v1" {
+		t.Fatalf("GET: %q, %v", v, err)
+	}
+	if calls, _ := ga.Servers[1].CommandStats(t, "get"); calls != 1 {
+		t.Errorf("the replica served %d GETs through the data plane, want 1", calls)
+	}
+
+	old := ga.Servers[0]
+	old.Kill()
+	promoted := ss.WaitSwitch("grp-a", old.Addr, 120*time.Second)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := c.Set(ctx, "remote:k", "v2", 0).Err()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the data plane still cannot write 30s after %s was promoted: %v", promoted, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if v, err := ga.Server(promoted).Client().Get(ctx, "remote:k").Result(); err != nil || v != "v2" {
+		t.Fatalf("the write did not reach the new master %s: %q, %v", promoted, v, err)
+	}
+}
