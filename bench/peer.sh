@@ -13,6 +13,10 @@
 #   --hot            also the hot-key workload (issue #21): GETs over a 1,000-key hot set, and a
 #                    fourth target, asterd with its client cache on (acache: client_cache enabled,
 #                    the same ring over the same backends)
+#   --sentinel       also benchmark Sentinel mode: one sentinel watching the four backends as groups
+#                    g1..g4 (masters, no replicas), and asterd (cache_type = "redis_sentinel",
+#                    aliases r1..r4: the same backends and key placement as asterd standalone, the
+#                    same data path), reported as asentinel and asentinel/asterd
 #   --asterd BIN     use this asterd binary instead of building ./cmd/asterd
 #   --thread N       asterd's `thread` (default 1)
 #   --pin split|none split (default): redis-benchmark on CPU 0, every server on CPUs 1..n-1
@@ -25,7 +29,7 @@
 #   --base-port P    first port (default 7301): backends P..P+3, twemproxy P+9 (stats P+10),
 #                    asterd P+19 (admin P+20, metrics P+21), cluster nodes P+30..P+32,
 #                    asterd-cluster P+39 (admin P+40, metrics P+41), acache P+24 (admin P+25,
-#                    metrics P+26)
+#                    metrics P+26), sentinel P+50, asterd-sentinel P+59 (admin P+60, metrics P+61)
 #   --max-other PCT  rerun a run (at most twice; once with --quick) when processes not started here used more than
 #                    PCT% of the machine's CPU during it (default 15)
 #   --keep           keep the scratch directory (configs, logs)
@@ -63,7 +67,7 @@ die() { echo "peer.sh: $*" >&2; exit 2; }
 say() { echo "peer.sh: $*" >&2; }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-QUICK=0 ROUNDS="" BASE_N="" OUT="$ROOT/bench/out/peer.csv" CLUSTER=0 HOT=0 ASTERD="" THREAD=1 PIN=split
+QUICK=0 ROUNDS="" BASE_N="" OUT="$ROOT/bench/out/peer.csv" CLUSTER=0 HOT=0 SENTINEL=0 ASTERD="" THREAD=1 PIN=split
 CLIENT_CPUS="" PROXY_CPUS="" SERVER_CPUS=""
 BASE_PORT=7301 MAX_OTHER=15 KEEP=0 CLIENTS=50 DSIZE=64 KEYSPACE=100000 RUN_TIMEOUT=300
 while (($#)); do
@@ -71,6 +75,7 @@ while (($#)); do
     --quick) QUICK=1; shift ;;
     --cluster) CLUSTER=1; shift ;;
     --hot) HOT=1; shift ;;
+    --sentinel) SENTINEL=1; shift ;;
     --keep) KEEP=1; shift ;;
     -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
     --rounds | --requests | --out | --asterd | --thread | --pin | --base-port | --max-other | \
@@ -130,8 +135,10 @@ AC_PORT=""
 ((HOT)) && AC_PORT=$((BASE_PORT + 24))
 CNODES=() CAS_PORT=""
 ((CLUSTER)) && CNODES=($((BASE_PORT + 30)) $((BASE_PORT + 31)) $((BASE_PORT + 32))) CAS_PORT=$((BASE_PORT + 39))
+SN_PORT="" SAS_PORT=""
+((SENTINEL)) && SN_PORT=$((BASE_PORT + 50)) SAS_PORT=$((BASE_PORT + 59))
 in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "${BACKENDS[@]}" $TW_PORT $TW_STATS $AS_PORT $AC_PORT "${CNODES[@]}" $CAS_PORT; do
+for p in "${BACKENDS[@]}" $TW_PORT $TW_STATS $AS_PORT $AC_PORT "${CNODES[@]}" $CAS_PORT $SN_PORT $SAS_PORT; do
   in_use "$p" && die "port $p is in use: pick another --base-port"
 done
 
@@ -225,6 +232,7 @@ name = "$name"
 listen_addr = "127.0.0.1:$port"
 cache_type = "$ctype"
 servers = [${list%, }]
+${EXTRA_KEYS:-}
 hash_method = "fnv1a_64"
 hash_distribution = "ketama"
 thread = $THREAD
@@ -278,6 +286,25 @@ if ((CLUSTER)); then
   start_asterd asterd-cluster "$CAS_PORT" "$TMP/asterd-cluster.toml" acluster
 fi
 
+# --- sentinel: one sentinel over the 4 backends as groups g1..g4, asterd redis_sentinel in front ---
+if ((SENTINEL)); then
+  mkdir -p "$TMP/sentinel"
+  {
+    echo "port $SN_PORT"
+    echo "bind 127.0.0.1"
+    echo "dir $TMP/sentinel"
+    echo "logfile $TMP/sentinel/log"
+    for i in "${!BACKENDS[@]}"; do echo "sentinel monitor g$((i + 1)) 127.0.0.1 ${BACKENDS[i]} 1"; done
+  } >"$TMP/sentinel/sentinel.conf"
+  "${SPIN[@]}" redis-server "$TMP/sentinel/sentinel.conf" --sentinel </dev/null >/dev/null 2>&1 &
+  PIDS+=($!)
+  wait_pong "$SN_PORT" $! sentinel "$TMP/sentinel/log"
+  SRV_PIDS[asentinel]=${SRV_PIDS[asterd]}
+  groups=(); for i in "${!BACKENDS[@]}"; do groups+=("g$((i + 1)):1 r$((i + 1))"); done
+  EXTRA_KEYS="sentinels = [\"127.0.0.1:$SN_PORT\"]" write_aster_toml "$TMP/asterd-sentinel.toml" benchs "$SAS_PORT" redis_sentinel "${groups[@]}"
+  start_asterd asterd-sentinel "$SAS_PORT" "$TMP/asterd-sentinel.toml" asentinel
+fi
+
 # --- targets -------------------------------------------------------------------------------------
 # name -> port; "cdirect" is the cluster driven by redis-benchmark --cluster (keys must hold {tag}).
 TARGETS=(direct twemproxy asterd)
@@ -289,6 +316,10 @@ fi
 if ((CLUSTER)); then
   TARGETS+=(cdirect acluster)
   PORT[cdirect]=${CNODES[0]} PORT[acluster]=$CAS_PORT
+fi
+if ((SENTINEL)); then
+  TARGETS+=(asentinel)
+  PORT[asentinel]=$SAS_PORT
 fi
 
 # Each proxy must route into our backends: a key SET through it must appear on one of them.
@@ -305,6 +336,7 @@ check_route twemproxy "${BACKENDS[@]}"
 check_route asterd "${BACKENDS[@]}"
 ((HOT)) && check_route acache "${BACKENDS[@]}"
 ((CLUSTER)) && check_route acluster "${CNODES[@]}"
+((SENTINEL)) && check_route asentinel "${BACKENDS[@]}"
 
 WORKLOADS=("SET 1" "GET 1" "MGET10 1" "SET 16" "GET 16" "MGET10 16")
 ((HOT)) && WORKLOADS+=("HOTGET 1" "HOTGET 16")
@@ -392,7 +424,7 @@ ratio() { awk -v a="${got[$1]:-}" -v b="${got[$2]:-}" 'BEGIN { if (a != "" && b 
 mkdir -p "$(dirname "$OUT")"
 RAW=${OUT%.csv}.raw.csv
 echo "round,workload,target,requests,rps,avg_ms,p50_ms,p99_ms,other_cpu_pct,tries,proxy_cpu_us_per_req,backend_cpu_us_per_req" >"$RAW"
-declare -A RPS P50 P99 CPU SCPU R_AT R_AD R_CA R_KT
+declare -A RPS P50 P99 CPU SCPU R_AT R_AD R_CA R_KT R_SA
 FAILED=0 REPEATS=0 WORST_OTHER=0
 NT=${#TARGETS[@]}
 for wl in "${WORKLOADS[@]}"; do
@@ -437,6 +469,7 @@ for wl in "${WORKLOADS[@]}"; do
     R_AT[$w]+="$(ratio asterd twemproxy) " R_AD[$w]+="$(ratio asterd direct) "
     ((CLUSTER)) && R_CA[$w]+="$(ratio acluster asterd) "
     ((HOT)) && R_KT[$w]+="$(ratio acache twemproxy) "
+    ((SENTINEL)) && R_SA[$w]+="$(ratio asentinel asterd) "
     unset got
   done
 done
@@ -452,8 +485,10 @@ for t in "${TARGETS[@]}"; do hdr+=",${t}_rps,${t}_p50_ms,${t}_p99_ms"; done
 hdr+=",asterd_over_twemproxy,asterd_over_twemproxy_range,asterd_over_direct,asterd_over_direct_range,asterd_p99_le_twemproxy"
 ((CLUSTER)) && hdr+=",acluster_over_asterd,acluster_over_asterd_range,acluster_over_cdirect"
 ((HOT)) && hdr+=",acache_over_twemproxy,acache_over_twemproxy_range"
+((SENTINEL)) && hdr+=",asentinel_over_asterd,asentinel_over_asterd_range"
 PROXIES=(twemproxy asterd); ((CLUSTER)) && PROXIES+=(acluster)
 ((HOT)) && PROXIES+=(acache)
+((SENTINEL)) && PROXIES+=(asentinel)
 for t in "${PROXIES[@]}"; do hdr+=",${t}_cpu_us_per_req"; done
 for t in "${TARGETS[@]}"; do hdr+=",${t}_backend_cpu_us_per_req"; done
 echo "$hdr" >"$OUT"
@@ -467,6 +502,7 @@ for t in "${TARGETS[@]}"; do printf ' | %-24s' "$t rps  p50/p99 ms"; done
 printf ' | %-16s | %-16s | %s' "asterd/twemproxy" "asterd/direct" "p99<=tw"
 ((CLUSTER)) && printf ' | %-16s' "acluster/asterd"
 ((HOT)) && printf ' | %-16s' "acache/twemproxy"
+((SENTINEL)) && printf ' | %-16s' "asentinel/asterd"
 echo
 for wl in "${WORKLOADS[@]}"; do
   read -r name pl <<<"$wl"; w="$name P$pl"
@@ -498,6 +534,13 @@ for wl in "${WORKLOADS[@]}"; do
     ktr=$(span ${R_KT[$w]:-})
     printf ' | %-16s' "${kt:--} ($ktr)"
     row+=",$kt,$ktr"
+  fi
+  if ((SENTINEL)); then
+    sa=$(div "${m[asentinel]}" "${m[asterd]}")
+    # shellcheck disable=SC2086
+    sar=$(span ${R_SA[$w]:-})
+    printf ' | %-16s' "${sa:--} ($sar)"
+    row+=",$sa,$sar"
   fi
   # shellcheck disable=SC2086
   for t in "${PROXIES[@]}"; do row+=",$(median ${CPU[$w/$t]:-})"; done
@@ -542,6 +585,7 @@ echo
 echo "targets: direct = one redis-server :${BACKENDS[0]}; twemproxy :$TW_PORT; asterd :$AS_PORT over 4 backends"
 ((CLUSTER)) && echo "         cdirect = redis-benchmark --cluster on the 3-master cluster; acluster = asterd redis_cluster :$CAS_PORT"
 ((HOT)) && echo "         acache = asterd :$AC_PORT with client_cache on, same backends (HOTGET only)"
+((SENTINEL)) && echo "         asentinel = asterd redis_sentinel :$SAS_PORT over the same 4 backends (groups g1..g4, one sentinel :$SN_PORT)"
 echo "ratios are of medians; brackets are the min-max of per-round ratios"
 echo "csv: $OUT   per run: $RAW"
 ((FAILED == 0)) || { say "$FAILED run(s) failed"; exit 1; }

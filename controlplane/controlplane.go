@@ -19,6 +19,7 @@ import (
 
 	"github.com/aster-proxy/aster/controlplane/config"
 	"github.com/aster-proxy/aster/controlplane/health"
+	"github.com/aster-proxy/aster/controlplane/sentinel"
 	"github.com/aster-proxy/aster/controlplane/topology"
 	"github.com/aster-proxy/aster/dataplane/route"
 )
@@ -41,6 +42,13 @@ type Metrics interface {
 	// RefreshChanged (a new slot map was published), RefreshUnchanged or RefreshFailed (then
 	// from the topology watch's goroutine, without the lock).
 	TopologyRefreshed(cluster, result string)
+}
+
+// SentinelMetrics is what a Metrics may add for Sentinel mode: SentinelSwitched is called once
+// each time a group's master is replaced by another (not when it is first resolved), under the
+// same rules as Metrics' methods.
+type SentinelMetrics interface {
+	SentinelSwitched(cluster, group string)
 }
 
 // Reasons passed to Metrics.NodeEjected, and results passed to Metrics.TopologyRefreshed.
@@ -92,10 +100,14 @@ type ControlPlane struct {
 	snapshot *route.Snapshot
 	watchers map[chan struct{}]struct{}
 
-	// fetchers is a copy of the Redis Cluster fetchers by cluster name, replaced whenever the
-	// clusters change, so that Hint, called from the data plane, never waits for cp.mu.
-	fetchers atomic.Pointer[map[string]*topology.Fetcher]
+	// fetchers is a copy of the Redis Cluster fetchers and Sentinel watchers by cluster name,
+	// replaced whenever the clusters change, so that Hint, called from the data plane, never
+	// waits for cp.mu.
+	fetchers atomic.Pointer[map[string]hinter]
 }
+
+// hinter is what Hint reaches: a topology fetcher or a Sentinel watcher.
+type hinter interface{ Hint() }
 
 // cluster is the control plane's state of one cluster.
 type cluster struct {
@@ -103,6 +115,7 @@ type cluster struct {
 	hash    route.HashFunc
 	log     hclog.Logger
 	fetcher *topology.Fetcher // redis_cluster only
+	watcher *sentinel.Watcher // redis_sentinel only
 	cancel  context.CancelFunc
 
 	// guarded by ControlPlane.mu
@@ -110,6 +123,7 @@ type cluster struct {
 	operator      map[string]ejection // addr → why and since when, from an operator: holds until restored
 	table         *route.Table
 	lastRefresh   time.Time
+	groups        []sentinel.Group // redis_sentinel: as last resolved, in Servers order
 
 	// checker pings every node (standalone: the servers; redis_cluster: the slot map's
 	// masters and replicas) while Run runs; nil before. prevHealth are the states of the
@@ -181,6 +195,12 @@ func (cp *ControlPlane) newCluster(cc config.Cluster) (*cluster, error) {
 		})
 		return c, nil
 	}
+	if cc.CacheType == config.CacheRedisSentinel {
+		if err := cp.newWatcher(c); err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
 	cp.version++
 	if err := c.buildRing(cp.version); err != nil {
 		return nil, err
@@ -191,6 +211,9 @@ func (cp *ControlPlane) newCluster(cc config.Cluster) (*cluster, error) {
 // buildRing makes the cluster's ring from its servers minus the ejected ones, as a new table:
 // an ejection is a new table, never an edit of the current one.
 func (c *cluster) buildRing(version uint64) error {
+	if c.watcher != nil {
+		return c.buildSentinelRing(version)
+	}
 	var nodes []route.Node
 	for _, s := range c.cfg.Servers {
 		if _, out := c.healthEjected[s.Addr]; out {
@@ -222,10 +245,13 @@ func (cp *ControlPlane) publishLocked() error {
 	if err := cp.sink.Apply(snap); err != nil {
 		return fmt.Errorf("apply snapshot version %d: %w", snap.Version, err)
 	}
-	fetchers := map[string]*topology.Fetcher{}
+	fetchers := map[string]hinter{}
 	for _, c := range cp.clusters {
 		if c.fetcher != nil {
 			fetchers[c.cfg.Name] = c.fetcher
+		}
+		if c.watcher != nil {
+			fetchers[c.cfg.Name] = c.watcher
 		}
 	}
 	cp.fetchers.Store(&fetchers)
@@ -286,11 +312,13 @@ func changedGroups(prev, next *cluster) []string {
 	groups := route.Changed(prev.spec(), next.spec())
 	a, b := prev.cfg, next.cfg
 	if a.CacheType != b.CacheType || !slices.Equal(a.Servers, b.Servers) || a.HashTag != b.HashTag ||
-		a.HashMethod != b.HashMethod || a.HashDistribution != b.HashDistribution {
+		a.HashMethod != b.HashMethod || a.HashDistribution != b.HashDistribution ||
+		!slices.Equal(a.Sentinels, b.Sentinels) || !reflect.DeepEqual(a.SentinelAuth, b.SentinelAuth) ||
+		a.ReadFromSlave != b.ReadFromSlave && b.CacheType == config.CacheRedisSentinel {
 		groups = append(groups, "routing")
 	}
 	if a.PingFailLimit != b.PingFailLimit || a.PingInterval != b.PingInterval ||
-		a.PingSuccInterval != b.PingSuccInterval || a.Fetch != b.Fetch {
+		a.PingSuccInterval != b.PingSuccInterval || a.Fetch != b.Fetch || a.SentinelPollInterval != b.SentinelPollInterval {
 		groups = append(groups, "health")
 	}
 	if len(groups) == 0 {
@@ -351,6 +379,13 @@ func (cp *ControlPlane) startLocked(c *cluster) {
 			c.fetcher.Run(ctx)
 		}()
 	}
+	if c.watcher != nil {
+		cp.wg.Add(1)
+		go func() {
+			defer cp.wg.Done()
+			c.watcher.Run(ctx)
+		}()
+	}
 	cp.startHealthLocked(ctx, c)
 }
 
@@ -372,6 +407,15 @@ func (cp *ControlPlane) startHealthLocked(ctx context.Context, c *cluster) {
 		hc.OnState = func(h health.NodeHealth) {
 			if h.State != health.Up {
 				c.fetcher.Hint()
+			}
+		}
+	} else if c.watcher != nil {
+		// As for a Redis Cluster: pings only say how nodes are; Sentinel decides who serves,
+		// and a group is never ejected (its keys would move to the other groups).
+		hc.Nodes = c.sentinelNodes()
+		hc.OnState = func(h health.NodeHealth) {
+			if h.State != health.Up {
+				c.watcher.Hint()
 			}
 		}
 	} else {
@@ -550,6 +594,9 @@ func (cp *ControlPlane) setOperator(clusterName, node string, change func(*clust
 	if c.fetcher != nil {
 		return NodeStatus{}, fmt.Errorf("cluster %q is a Redis Cluster: its nodes follow the cluster's own failover: %w", clusterName, ErrUnsupported)
 	}
+	if c.watcher != nil {
+		return NodeStatus{}, fmt.Errorf("cluster %q is Sentinel-managed: its masters follow Sentinel's failover: %w", clusterName, ErrUnsupported)
+	}
 	addr, err := c.nodeAddr(node)
 	if err != nil {
 		return NodeStatus{}, err
@@ -608,19 +655,21 @@ func (cp *ControlPlane) Reload(cfg *config.Config) (ReloadResult, error) {
 			// Nodes the health checker had ejected stay out (its successor starts with them
 			// ejected) rather than taking traffic until ping_fail_limit more pings fail. Not
 			// when health checking is now off: nothing would ever restore them.
-			if c.fetcher == nil && cc.PingFailLimit > 0 {
+			if c.fetcher == nil && c.watcher == nil && cc.PingFailLimit > 0 {
 				for addr, why := range prev.healthEjected {
 					if _, err := c.nodeAddr(addr); err == nil {
 						c.healthEjected[addr] = why
 					}
 				}
 			}
-			if c.fetcher == nil && len(c.operator)+len(c.healthEjected) > 0 {
+			if c.fetcher == nil && c.watcher == nil && len(c.operator)+len(c.healthEjected) > 0 {
 				if err := c.buildRing(c.table.Version); err != nil {
 					return ReloadResult{}, fmt.Errorf("%w: %w", ErrReloadFailed, err)
 				}
-			} else if c.fetcher != nil {
-				c.table = prev.table // keep routing by the old map until the new fetcher's first
+			} else if c.fetcher != nil || c.watcher != nil && c.table == nil {
+				// Keep routing by the old map (ring) until the new fetcher's first (until
+				// every group, a new one too, has a master).
+				c.table = prev.table
 			}
 			groups[cc.Name] = changedGroups(prev, c)
 			res.Changed = append(res.Changed, cc.Name)
@@ -678,6 +727,7 @@ func logClusterSummary(log hclog.Logger, cc config.Cluster) {
 		"node_connections", cc.NodeConnections, "ping_fail_limit", cc.PingFailLimit,
 		"ping_interval", cc.PingInterval, "ping_succ_interval", cc.PingSuccInterval, "fetch", cc.Fetch, "read_from_slave", cc.ReadFromSlave,
 		"client_auth", len(clientUsers(cc)) > 0, "backend_auth", pass != "" || user != "",
+		"sentinels", len(cc.Sentinels), "sentinel_auth", cc.SentinelAuth != nil,
 		"max_connections", cc.MaxConnections, "client_idle_timeout", cc.ClientIdleTimeout,
 		"slowlog_slower_than", cc.SlowlogLogSlowerThan, "slowlog_max_len", cc.SlowlogMaxLen,
 		"backend_resp_version", cc.BackendRespVersion,

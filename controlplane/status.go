@@ -32,8 +32,10 @@ const (
 
 // NodeStatus is one node of a ClusterStatus.
 type NodeStatus struct {
-	Addr   string
-	Alias  string
+	Addr  string
+	Alias string
+	// Group is the Sentinel master name of the node's group (redis_sentinel), else "".
+	Group  string
 	Weight int
 	Role   string
 	State  string
@@ -60,7 +62,16 @@ func (s ClusterStatus) Serving() bool {
 		if n.State != StateUp {
 			continue
 		}
-		if s.CacheType != config.CacheRedisCluster || (n.Role == RoleMaster && len(n.Slots) > 0) {
+		switch s.CacheType {
+		case config.CacheRedisCluster:
+			if n.Role == RoleMaster && len(n.Slots) > 0 {
+				return true
+			}
+		case config.CacheRedisSentinel:
+			if n.Role == RoleMaster { // replicas serve no writes, as in a Redis Cluster
+				return true
+			}
+		default:
 			return true
 		}
 	}
@@ -104,6 +115,10 @@ func (c *cluster) statusLocked() ClusterStatus {
 		for _, h := range hs {
 			states[h.Addr] = h
 		}
+	}
+	if c.watcher != nil {
+		c.sentinelStatusLocked(&st, states)
+		return st
 	}
 	if c.fetcher == nil {
 		for _, s := range c.cfg.Servers {

@@ -83,7 +83,7 @@ func ClustersReady(src ClusterSource) error {
 			why = append(why, fmt.Sprintf("cluster %q has no routing table yet", c.Name))
 		case !c.Serving():
 			what := "every node is down or ejected"
-			if c.CacheType == config.CacheRedisCluster {
+			if c.CacheType != config.CacheRedis {
 				what = "every master is down"
 			}
 			why = append(why, fmt.Sprintf("cluster %q has no serving node: %s", c.Name, what))

@@ -69,6 +69,7 @@ type Metrics struct {
 
 	ejections     *prometheus.CounterVec
 	refreshes     *prometheus.CounterVec
+	switches      *prometheus.CounterVec
 	reloads       *prometheus.CounterVec
 	reloadSuccess prometheus.Gauge
 	src           ClusterSource // set by WatchControlPlane
@@ -205,6 +206,9 @@ func New(version string) *Metrics {
 		refreshes: counter("topology_refreshes_total",
 			"Redis Cluster topology refreshes by result (changed: a new slot map was published; unchanged; failed: no node answered).",
 			"cluster", "result"),
+		switches: counter("sentinel_switches_total",
+			"Masters of Sentinel-managed groups replaced (a quorum of sentinels named a new one), by cluster and group (its Sentinel master name).",
+			"cluster", "group"),
 		reloads: counter("config_reloads_total",
 			"Configuration reloads (SIGHUP or admin API), by result (success, failure).", "result"),
 	}
@@ -234,6 +238,11 @@ func (m *Metrics) NodeEjected(cluster, node, reason string) {
 // TopologyRefreshed counts a topology refresh; it implements controlplane.Metrics.
 func (m *Metrics) TopologyRefreshed(cluster, result string) {
 	m.refreshes.WithLabelValues(cluster, result).Inc()
+}
+
+// SentinelSwitched counts a group's new master; it implements controlplane.SentinelMetrics.
+func (m *Metrics) SentinelSwitched(cluster, group string) {
+	m.switches.WithLabelValues(cluster, group).Inc()
 }
 
 // ConfigReloaded counts a reload attempt: err is nil when the new configuration was applied.
@@ -333,8 +342,10 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(tableVersionDesc, prometheus.GaugeValue, float64(cs.TableVersion), cs.Name)
 		seen := make(map[string]bool, len(cs.Nodes))
 		for _, n := range cs.Nodes {
-			if seen[n.Addr] {
-				continue // a node listed twice would make the scrape fail whole
+			if seen[n.Addr] || n.Addr == "" {
+				// A node listed twice would make the scrape fail whole; a Sentinel group
+				// with no master yet has no node to report.
+				continue
 			}
 			seen[n.Addr] = true
 			up := 0.0

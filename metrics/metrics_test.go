@@ -399,6 +399,7 @@ func TestOpenMetricsFamiliesUnique(t *testing.T) {
 	m.BackendErrors.WithLabelValues("cache", "127.0.0.1:7001", "timeout").Inc()
 	m.NodeEjected("cache", "127.0.0.1:7001", "health")
 	m.TopologyRefreshed("cache", controlplane.RefreshChanged)
+	m.SentinelSwitched("cache", "grp-a")
 
 	srv := httptest.NewServer(m.Handler(HandlerOptions{}))
 	defer srv.Close()

@@ -33,6 +33,7 @@ type clusterView struct {
 
 type nodeView struct {
 	Address       string      `json:"address"`
+	Group         string      `json:"group,omitempty"` // redis_sentinel: the Sentinel master name
 	Alias         string      `json:"alias"`
 	Weight        int32       `json:"weight"`
 	Role          string      `json:"role"`
@@ -111,7 +112,7 @@ func nodeJSON(n *asterv1.Node) nodeView {
 		Address: n.GetAddress(), Alias: n.GetAlias(), Weight: n.GetWeight(), Role: jsonName(roleName(n.GetRole())),
 		State: jsonName(stateName(n.GetState())), StateSince: timeJSON(n.GetStateSince()), SetBy: n.GetSetBy(),
 		Reason: n.GetReason(), Slots: make([]slotRange, 0, len(n.GetSlots())), LastError: n.GetLastError(),
-		LastErrorTime: timeJSON(n.GetLastErrorTime()), FailedPings: n.GetFailedPings(),
+		LastErrorTime: timeJSON(n.GetLastErrorTime()), FailedPings: n.GetFailedPings(), Group: n.GetGroup(),
 	}
 	for _, r := range n.GetSlots() {
 		v.Slots = append(v.Slots, slotRange{Start: r.GetStart(), End: r.GetEnd()})

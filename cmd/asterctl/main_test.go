@@ -227,6 +227,21 @@ func slotCluster() *asterv1.Cluster {
 	}
 }
 
+func sentinelCluster() *asterv1.Cluster {
+	return &asterv1.Cluster{
+		Name: "sen", Mode: asterv1.Mode_MODE_SENTINEL, ListenAddr: "127.0.0.1:6380", ListenProto: "tcp",
+		TableVersion: 4, LastRefresh: refresh,
+		Nodes: []*asterv1.Node{
+			{Address: "10.0.1.2:6379", Alias: "a", Group: "shard-a", Weight: 1, Role: asterv1.Role_ROLE_MASTER,
+				State: asterv1.NodeState_NODE_STATE_UP, SetBy: "sentinel", StateSince: refresh},
+			{Address: "10.0.1.1:6379", Alias: "a", Group: "shard-a", Weight: 1, Role: asterv1.Role_ROLE_REPLICA,
+				State: asterv1.NodeState_NODE_STATE_UP, SetBy: "sentinel"},
+			{Group: "shard-b", Weight: 2, Role: asterv1.Role_ROLE_MASTER, State: asterv1.NodeState_NODE_STATE_DOWN,
+				SetBy: "sentinel", Reason: "no quorum of sentinels has named a master yet"},
+		},
+	}
+}
+
 func TestTableOutput(t *testing.T) {
 	cases := []struct {
 		name  string
@@ -261,6 +276,17 @@ Last refresh:   -
 ADDRESS        ALIAS  WEIGHT  ROLE     STATE  SINCE  SET-BY  REASON  SLOTS
 10.0.0.1:7000  -      0       master   UP     -      -       -       0-5460,7000
 10.0.0.2:7000  -      0       replica  UP     -      -       -       -
+`},
+		{"show sentinel", func(w *bytes.Buffer) { printCluster(w, sentinelCluster()) }, `Name:           sen
+Mode:           redis_sentinel
+Listen:         127.0.0.1:6380
+Table version:  4
+Last refresh:   2026-03-04T05:06:07Z
+
+GROUP    ALIAS  WEIGHT  ROLE     ADDRESS        STATE  SINCE                 REASON
+shard-a  a      1       master   10.0.1.2:6379  UP     2026-03-04T05:06:07Z  -
+shard-a  a      1       replica  10.0.1.1:6379  UP     -                     -
+shard-b  -      2       master   -              DOWN   -                     no quorum of sentinels has named a master yet
 `},
 		{"node line", func(w *bytes.Buffer) { printNodes(w, sampleCluster().Nodes[1]) }, `ADDRESS         ALIAS  WEIGHT  ROLE  STATE    SINCE  SET-BY    REASON     SLOTS
 127.0.0.1:7002  r2     2       node  EJECTED  -      operator  disk full  -

@@ -40,7 +40,23 @@ func printCluster(w io.Writer, c *asterv1.Cluster) {
 	fmt.Fprintf(tw, "Last refresh:\t%s\n", refreshed(c))
 	tw.Flush()
 	fmt.Fprintln(w)
+	if c.GetMode() == asterv1.Mode_MODE_SENTINEL {
+		printGroups(w, c.GetNodes()...)
+		return
+	}
 	printNodes(w, c.GetNodes()...)
+}
+
+// printGroups lists a Sentinel cluster's groups: each master (SINCE: since when it is the
+// master), then its replicas.
+func printGroups(w io.Writer, nodes ...*asterv1.Node) {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "GROUP\tALIAS\tWEIGHT\tROLE\tADDRESS\tSTATE\tSINCE\tREASON")
+	for _, n := range nodes {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", cell(n.GetGroup()), cell(n.GetAlias()), n.GetWeight(),
+			roleName(n.GetRole()), cell(n.GetAddress()), stateName(n.GetState()), timeCell(n.GetStateSince()), cell(n.GetReason()))
+	}
+	tw.Flush()
 }
 
 func printNodes(w io.Writer, nodes ...*asterv1.Node) {
@@ -127,6 +143,8 @@ func modeName(m asterv1.Mode) string {
 		return "standalone"
 	case asterv1.Mode_MODE_REDIS_CLUSTER:
 		return "redis_cluster"
+	case asterv1.Mode_MODE_SENTINEL:
+		return "redis_sentinel"
 	}
 	return "-"
 }

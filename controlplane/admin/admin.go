@@ -254,8 +254,11 @@ func clusterProto(c controlplane.ClusterStatus) *asterv1.Cluster {
 		Name: c.Name, ListenAddr: c.ListenAddr, ListenProto: c.ListenProto,
 		TableVersion: c.TableVersion, Mode: asterv1.Mode_MODE_STANDALONE,
 	}
-	if c.CacheType == config.CacheRedisCluster {
+	switch c.CacheType {
+	case config.CacheRedisCluster:
 		pc.Mode = asterv1.Mode_MODE_REDIS_CLUSTER
+	case config.CacheRedisSentinel:
+		pc.Mode = asterv1.Mode_MODE_SENTINEL
 	}
 	if !c.LastRefresh.IsZero() {
 		pc.LastRefresh = timestamppb.New(c.LastRefresh)
@@ -269,6 +272,7 @@ func clusterProto(c controlplane.ClusterStatus) *asterv1.Cluster {
 func nodeProto(n controlplane.NodeStatus) *asterv1.Node {
 	pn := &asterv1.Node{
 		Address: n.Addr, Alias: n.Alias, Weight: int32(n.Weight), Reason: n.Reason, SetBy: n.SetBy,
+		Group: n.Group,
 	}
 	switch n.Role {
 	case controlplane.RoleNode:

@@ -115,13 +115,37 @@ const (
 	CacheRedis CacheType = "redis"
 	// CacheRedisCluster is a Redis Cluster; Servers are only its seed nodes.
 	CacheRedisCluster CacheType = "redis_cluster"
+	// CacheRedisSentinel is a ketama ring, as CacheRedis, over master/replica groups that
+	// Sentinels watch: each of Servers names a group by its Sentinel master name, and its
+	// address is whatever master a quorum of Sentinels reports.
+	CacheRedisSentinel CacheType = "redis_sentinel"
 )
 
-// Server is one entry of `servers`: "host:port:weight alias" or "host:port" (weight 1).
+// DefaultSentinelPollInterval is how often the sentinels are asked for every group's master
+// when `sentinel_poll_interval` is unset; their +switch-master events come at once anyway.
+const DefaultSentinelPollInterval = time.Second
+
+// Server is one entry of `servers`: "host:port:weight alias" or "host:port" (weight 1); for
+// redis_sentinel "master-name:weight alias" or "master-name".
 type Server struct {
-	Addr   string // host:port, as net.JoinHostPort writes it
+	Addr   string // host:port, as net.JoinHostPort writes it; "" for redis_sentinel
 	Weight int    // ≥ 1; always 1 for redis_cluster seeds
 	Alias  string // "" when none; always "" for redis_cluster seeds
+	// Master is the Sentinel master name of a redis_sentinel group ("" otherwise). The ring
+	// places keys by Alias, else by Master, never by the address, so a failover moves none.
+	Master string
+}
+
+// Key is what names s on the ring and in the admin API: its alias, else its master name
+// (redis_sentinel), else its address.
+func (s Server) Key() string {
+	switch {
+	case s.Alias != "":
+		return s.Alias
+	case s.Master != "":
+		return s.Master
+	}
+	return s.Addr
 }
 
 // Cluster is one [[clusters]] table: a front-end listener and its backends.
@@ -175,8 +199,17 @@ type Cluster struct {
 
 	// Fetch is the CLUSTER SLOTS refresh period (redis_cluster): `fetch` in seconds or
 	// `fetch_interval` in milliseconds (the newer spelling); setting both is an error.
-	Fetch         time.Duration
+	Fetch time.Duration
+	// ReadFromSlave sends read-only commands to replicas: a slot's replicas and master in
+	// turn (redis_cluster), a group's replicas (redis_sentinel).
 	ReadFromSlave bool
+
+	// Sentinels (redis_sentinel only, required there) are the host:port of the sentinels that
+	// watch the groups; SentinelAuth is sent to them as AUTH (not to the groups: that is
+	// backend_auth). SentinelPollInterval is how often they are asked besides their events.
+	Sentinels            []string
+	SentinelAuth         *BackendAuth
+	SentinelPollInterval time.Duration
 
 	// Front-end authentication: Password (legacy, the "default" user) or Auth, not both.
 	Password string

@@ -163,7 +163,7 @@ func TestParseInvalid(t *testing.T) {
 		{"required.toml", []string{
 			`required.toml:2: clusters[0]: name: required`,
 			`required.toml:2: clusters[0]: listen_addr: required`,
-			`required.toml:2: clusters[0]: cache_type: required (redis or redis_cluster)`,
+			`required.toml:2: clusters[0]: cache_type: required (redis, redis_cluster or redis_sentinel)`,
 			`required.toml:2: clusters[0]: servers: required (at least one server)`,
 			`required.toml:6: clusters[1]: name: must not be empty`,
 		}},
@@ -173,7 +173,7 @@ func TestParseInvalid(t *testing.T) {
 		}},
 		{"ranges.toml", []string{
 			`ranges.toml:3: cluster "cache-a": listen_addr: "localhost" is not host:port`,
-			`ranges.toml:4: cluster "cache-a": cache_type: "memcache" is not redis or redis_cluster`,
+			`ranges.toml:4: cluster "cache-a": cache_type: "memcache" is not redis, redis_cluster or redis_sentinel`,
 			`ranges.toml:6: cluster "cache-a": hash_tag: "{" must be two characters like "{}", or "" to turn hash tags off`,
 			`ranges.toml:7: cluster "cache-a": hash_method: "sha1" is not one of fnv1a_64 fnv1_64 crc32a murmur md5 crc16 crc32 fnv1_32 fnv1a_32 hsieh jenkins one_at_a_time`,
 			`ranges.toml:8: cluster "cache-a": hash_distribution: "modula" is not supported (only ketama)`,

@@ -417,13 +417,13 @@ func (p *parser) cluster(i int, m map[string]any) Cluster {
 
 	if s, ok := r.str("cache_type"); ok {
 		switch t := CacheType(s); t {
-		case CacheRedis, CacheRedisCluster:
+		case CacheRedis, CacheRedisCluster, CacheRedisSentinel:
 			c.CacheType = t
 		default:
-			r.errf("cache_type", "%q is not redis or redis_cluster", s)
+			r.errf("cache_type", "%q is not redis, redis_cluster or redis_sentinel", s)
 		}
 	} else if _, set := m["cache_type"]; !set {
-		r.errf("cache_type", "required (redis or redis_cluster)")
+		r.errf("cache_type", "required (redis, redis_cluster or redis_sentinel)")
 	}
 
 	c.Servers = r.servers(c.CacheType)
@@ -509,6 +509,7 @@ func (p *parser) cluster(i int, m map[string]any) Cluster {
 	if b, ok := r.boolean("read_from_slave"); ok {
 		c.ReadFromSlave = b
 	}
+	r.sentinel(&c)
 
 	r.auth(&c)
 	r.extras(&c)
@@ -549,7 +550,14 @@ func (r *reader) servers(ct CacheType) []Server {
 			r.errf(key, "must be a string, not %s", tomlType(e))
 			continue
 		}
-		srv, weightSet, msg := parseServer(s)
+		var srv Server
+		var weightSet bool
+		var msg string
+		if ct == CacheRedisSentinel {
+			srv, msg = parseGroup(s)
+		} else {
+			srv, weightSet, msg = parseServer(s)
+		}
 		if msg != "" {
 			r.errf(key, "%s", msg)
 			continue
@@ -565,17 +573,30 @@ func (r *reader) servers(ct CacheType) []Server {
 				continue
 			}
 		}
-		if j, dup := addrs[srv.Addr]; dup {
-			r.errf(key, "duplicate address %q (also servers[%d])", srv.Addr, j)
-			continue
-		}
-		addrs[srv.Addr] = i
-		if srv.Alias != "" {
-			if j, dup := aliases[srv.Alias]; dup {
-				r.errf(key, "duplicate alias %q (also servers[%d])", srv.Alias, j)
+		if srv.Master != "" {
+			// Two entries of one group would be one shard twice on the ring.
+			if j, dup := addrs[srv.Master]; dup {
+				r.errf(key, "duplicate master name %q (also servers[%d])", srv.Master, j)
 				continue
 			}
-			aliases[srv.Alias] = i
+			addrs[srv.Master] = i
+		} else {
+			if j, dup := addrs[srv.Addr]; dup {
+				r.errf(key, "duplicate address %q (also servers[%d])", srv.Addr, j)
+				continue
+			}
+			addrs[srv.Addr] = i
+		}
+		// The ring names a group by its alias, else its master name: no two may share one.
+		if name := srv.Alias; name != "" || srv.Master != "" {
+			if name == "" {
+				name = srv.Master
+			}
+			if j, dup := aliases[name]; dup {
+				r.errf(key, "duplicate alias %q (also servers[%d])", name, j)
+				continue
+			}
+			aliases[name] = i
 		}
 		out = append(out, srv)
 	}
@@ -636,6 +657,126 @@ func parseServer(s string) (srv Server, weightSet bool, msg string) {
 		srv.Weight = w
 	}
 	return srv, weightSet, ""
+}
+
+// parseGroup parses a redis_sentinel entry: "master-name", "master-name:weight", either
+// followed by " alias". The weight is the digits after the last colon, so a master name may
+// hold colons of its own when a weight follows. msg is "" on success.
+func parseGroup(s string) (srv Server, msg string) {
+	fields := strings.Fields(s)
+	switch len(fields) {
+	case 0:
+		return srv, "empty server"
+	case 1, 2:
+	default:
+		return srv, fmt.Sprintf("%q: expected \"master-name:weight alias\"; an alias must not contain spaces", s)
+	}
+	if len(fields) == 2 {
+		srv.Alias = fields[1]
+	}
+	name := fields[0]
+	srv.Weight = 1
+	if i := strings.LastIndexByte(name, ':'); i >= 0 {
+		w, err := strconv.Atoi(name[i+1:])
+		if err != nil {
+			return srv, fmt.Sprintf("weight %q is not a number", name[i+1:])
+		}
+		if !limits.ServerWeight.Contains(int64(w)) {
+			return srv, fmt.Sprintf("weight %d out of range %s", w, limits.ServerWeight.Range())
+		}
+		name, srv.Weight = name[:i], w
+	}
+	if msg := checkSentinelName(name); msg != "" {
+		return srv, msg
+	}
+	srv.Master = name
+	return srv, ""
+}
+
+// checkSentinelName returns "" when name can be a Sentinel master name: 1 to
+// limits.MaxSentinelNameLen bytes, printable, no spaces (Sentinel's own config file splits
+// on them).
+func checkSentinelName(name string) string {
+	switch {
+	case name == "":
+		return "master name is empty"
+	case len(name) > limits.MaxSentinelNameLen:
+		return fmt.Sprintf("master name of %d bytes is longer than %d", len(name), limits.MaxSentinelNameLen)
+	case strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		return fmt.Sprintf("master name %q must not contain spaces or control characters", name)
+	}
+	return ""
+}
+
+// sentinel reads sentinels, sentinel_auth and sentinel_poll_interval: required or refused by
+// cache type, so that a file meant for Sentinel mode never quietly runs as another.
+func (r *reader) sentinel(c *Cluster) {
+	sentinelOnly := func(key string) {
+		if _, set := r.m[key]; set && c.CacheType != CacheRedisSentinel {
+			r.seen[key] = true
+			r.errf(key, "only for cache_type = \"redis_sentinel\"")
+		}
+	}
+	for _, k := range []string{"sentinels", "sentinel_auth", limits.SentinelPollInterval.Key} {
+		sentinelOnly(k)
+	}
+	if c.CacheType != CacheRedisSentinel {
+		return
+	}
+	c.SentinelPollInterval = r.durationOr(limits.SentinelPollInterval, time.Millisecond, DefaultSentinelPollInterval)
+	v, set := r.get("sentinels")
+	switch list, ok := v.([]any); {
+	case !set:
+		r.errf("sentinels", "required for redis_sentinel (the host:port of each sentinel)")
+	case !ok:
+		r.errf("sentinels", "must be an array of \"host:port\" strings, not %s", tomlType(v))
+	case len(list) == 0 || len(list) > limits.MaxSentinels:
+		r.errf("sentinels", "lists %d sentinels, want 1..%d", len(list), limits.MaxSentinels)
+	default:
+		seen := map[string]int{}
+		for i, e := range list {
+			key := indexPath("sentinels", i)
+			s, ok := e.(string)
+			if !ok {
+				r.errf(key, "must be a string, not %s", tomlType(e))
+				continue
+			}
+			srv, weightSet, msg := parseServer(s)
+			if msg == "" && (weightSet || srv.Alias != "") {
+				msg = fmt.Sprintf("%q: a sentinel is \"host:port\"", s)
+			}
+			if msg != "" {
+				r.errf(key, "%s", msg)
+				continue
+			}
+			if j, dup := seen[srv.Addr]; dup {
+				r.errf(key, "duplicate sentinel %q (also sentinels[%d])", srv.Addr, j)
+				continue
+			}
+			seen[srv.Addr] = i
+			c.Sentinels = append(c.Sentinels, srv.Addr)
+		}
+	}
+	if v, set := r.get("sentinel_auth"); set {
+		switch v := v.(type) {
+		case string:
+			c.SentinelAuth = &BackendAuth{Password: v}
+		case map[string]any:
+			t := r.sub(joinPath(r.path, "sentinel_auth"), "sentinel_auth.", v)
+			a := &BackendAuth{}
+			a.Username, _ = t.str("username")
+			var ok bool
+			if a.Password, ok = t.str("password"); !ok {
+				if _, set := v["password"]; !set {
+					t.errf("password", "required")
+				}
+			}
+			t.unknown()
+			c.SentinelAuth = a
+		default:
+			r.errf("sentinel_auth", "must be a string or a table, not %s", tomlType(v))
+		}
+	}
 }
 
 // checkListenAddr returns "" when addr suits proto.

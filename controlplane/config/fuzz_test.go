@@ -47,10 +47,12 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("accepted an incomplete cluster: %+v", c)
 			}
 			// Every number it accepted is within its documented range (an unset
-			// ping_succ_interval follows ping_interval, which may be 0).
+			// ping_succ_interval follows ping_interval, which may be 0; sentinel_poll_interval
+			// is 0 outside Sentinel mode).
 			for _, r := range limits.Ints {
 				v := rangedFields[r.Key](c)
-				if !(v >= float64(r.Min) && v <= float64(r.Max)) && !(r == limits.PingSuccInterval && v == 0) {
+				unset := v == 0 && (r == limits.PingSuccInterval || r == limits.SentinelPollInterval && c.CacheType != CacheRedisSentinel)
+				if !(v >= float64(r.Min) && v <= float64(r.Max)) && !unset {
 					t.Fatalf("accepted %s = %v, outside %s", r.Key, v, r.Range())
 				}
 			}

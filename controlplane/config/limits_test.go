@@ -36,6 +36,7 @@ var rangedFields = map[string]func(c Cluster) float64{
 	"ping_succ_interval":             func(c Cluster) float64 { return float64(c.PingSuccInterval / time.Millisecond) },
 	"fetch":                          func(c Cluster) float64 { return float64(c.Fetch / time.Second) },
 	"fetch_interval":                 func(c Cluster) float64 { return float64(c.Fetch / time.Millisecond) },
+	"sentinel_poll_interval":         func(c Cluster) float64 { return float64(c.SentinelPollInterval / time.Millisecond) },
 	"servers[].weight":               func(c Cluster) float64 { return float64(c.Servers[0].Weight) },
 	"client_cache.max_entries":       func(c Cluster) float64 { return float64(c.ClientCache.MaxEntries) },
 	"client_cache.max_value_bytes":   func(c Cluster) float64 { return float64(c.ClientCache.MaxValueBytes) },
@@ -60,6 +61,10 @@ func rangeFile(key, v string) (file, shown string) {
 		set = table + " = { " + sub + " = " + v + " }"
 	case key == "ping_fail_limit":
 		set += "\nping_interval = 1000"
+	case strings.HasPrefix(key, "sentinel_"):
+		servers = `servers = ["m"]`
+		set += "\nsentinels = [\"127.0.0.1:26379\"]"
+		return "[[clusters]]\nname = \"c\"\nlisten_addr = \"127.0.0.1:7000\"\ncache_type = \"redis_sentinel\"\n" + servers + "\n" + set + "\n", shown
 	}
 	return "[[clusters]]\nname = \"c\"\nlisten_addr = \"127.0.0.1:7000\"\ncache_type = \"redis\"\n" + servers + "\n" + set + "\n", shown
 }

@@ -76,8 +76,12 @@ func ToProto(s *route.Snapshot, hashes map[string]controlplane.RingHash) (*aster
 					return nil, fmt.Errorf("convert cluster %q: no hash method known for its ring", c.Name)
 				}
 				r := &asterv1.Ring{HashMethod: h.Method, HashTag: h.Tag}
-				for _, n := range t.Ring.Nodes() {
-					r.Nodes = append(r.Nodes, &asterv1.RingNode{Address: n.Addr, Alias: n.Name, Weight: int32(n.Weight)})
+				for i, n := range t.Ring.Nodes() {
+					pn := &asterv1.RingNode{Address: n.Addr, Alias: n.Name, Weight: int32(n.Weight)}
+					if i < len(t.Replicas) {
+						pn.Replicas = t.Replicas[i]
+					}
+					r.Nodes = append(r.Nodes, pn)
 				}
 				pc.Table = &asterv1.ClusterRoutes_Ring{Ring: r}
 			case t.Slots != nil:
@@ -168,7 +172,14 @@ func FromProto(p *asterv1.Snapshot) (*route.Snapshot, error) {
 				return nil, fmt.Errorf("convert cluster %q: %w", c.Name, err)
 			}
 			nodes := make([]route.Node, 0, len(t.Ring.GetNodes()))
-			for _, n := range t.Ring.GetNodes() {
+			var replicas [][]string // only when some node has replicas, as the control plane builds it
+			for i, n := range t.Ring.GetNodes() {
+				if len(n.GetReplicas()) > 0 && replicas == nil {
+					replicas = make([][]string, len(t.Ring.GetNodes()))
+				}
+				if replicas != nil {
+					replicas[i] = n.GetReplicas()
+				}
 				if w := int64(n.GetWeight()); !limits.ServerWeight.Contains(w) {
 					return nil, fmt.Errorf("convert cluster %q: node %s: %s %d out of range %s", c.Name, n.GetAddress(),
 						limits.ServerWeight.Key, w, limits.ServerWeight.Range())
@@ -179,7 +190,7 @@ func FromProto(p *asterv1.Snapshot) (*route.Snapshot, error) {
 			if err != nil {
 				return nil, fmt.Errorf("convert cluster %q: %w", c.Name, err)
 			}
-			c.Table = &route.Table{Version: pc.GetTableVersion(), Ring: ring}
+			c.Table = &route.Table{Version: pc.GetTableVersion(), Ring: ring, Replicas: replicas}
 		case *asterv1.ClusterRoutes_Slots:
 			ranges := make([]route.SlotRange, 0, len(t.Slots.GetRanges()))
 			for _, r := range t.Slots.GetRanges() {

@@ -72,6 +72,10 @@ func TestRoundTrip(t *testing.T) {
 			Table:   &route.Table{Version: 41, Ring: ring},
 			Listen:  route.ListenSettings{Addr: "127.0.0.1:7000", Proto: "tcp"},
 			Backend: route.BackendSettings{ReadTimeout: 500 * time.Millisecond, WriteTimeout: time.Second, DialTimeout: 200 * time.Millisecond, NodeConnections: 2}}, map[string]controlplane.RingHash{"ring": {Method: "murmur", Tag: "{}"}}},
+		{"sentinel ring with read replicas", route.ClusterSpec{Name: "sen",
+			Table:   &route.Table{Version: 8, Ring: ring, Replicas: [][]string{{"127.0.0.1:7011", "127.0.0.1:7012"}, nil, {"127.0.0.1:7013"}}},
+			Listen:  route.ListenSettings{Addr: "127.0.0.1:7300", Proto: "tcp"},
+			Backend: route.BackendSettings{NodeConnections: 1}}, map[string]controlplane.RingHash{"sen": {Method: "murmur", Tag: "{}"}}},
 		{"ring default hash no tag zero timeouts", route.ClusterSpec{Name: "plain",
 			Table:   &route.Table{Version: 3, Ring: plainRing},
 			Listen:  route.ListenSettings{Addr: "/tmp/aster.sock", Proto: "unix"},
@@ -137,6 +141,9 @@ func TestRoundTrip(t *testing.T) {
 				}
 				if gotTable.Version != wantTable.Version {
 					t.Errorf("table version %d, want %d", gotTable.Version, wantTable.Version)
+				}
+				if !reflect.DeepEqual(gotTable.Replicas, wantTable.Replicas) {
+					t.Errorf("read replicas %q, want %q", gotTable.Replicas, wantTable.Replicas)
 				}
 				if !slices.Equal(gotTable.Ring.Nodes(), wantTable.Ring.Nodes()) {
 					t.Errorf("ring nodes %v, want %v", gotTable.Ring.Nodes(), wantTable.Ring.Nodes())

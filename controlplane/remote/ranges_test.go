@@ -114,9 +114,9 @@ func TestFromProtoChecksRanges(t *testing.T) {
 		covered[tc.key] = true
 	}
 	// Every range a snapshot's numbers fall under is tested (thread and the health, fetch and
-	// client_cache settings stay in the control plane and are not sent).
+	// client_cache and sentinel settings stay in the control plane and are not sent).
 	notSent := map[string]bool{"thread": true, "ping_fail_limit": true, "ping_interval": true, "ping_succ_interval": true,
-		"fetch": true, "fetch_interval": true}
+		"fetch": true, "fetch_interval": true, "sentinel_poll_interval": true}
 	for _, r := range limits.Ints {
 		if r.Key != "" && !notSent[r.Key] && !strings.HasPrefix(r.Key, "client_cache.") && !covered[r.Key] {
 			t.Errorf("no out-of-range case for %s", r.Key)

@@ -65,6 +65,10 @@ const (
 	MaxMaxConnections  = 1 << 20 // clients of one cluster
 	MaxPingFailLimit   = 255     // the original's u8
 	MaxServerWeight    = 65_535  // ketama weight; the ring sums weights in 32 bits
+	// Sentinel mode: the sentinels asked (each a kept connection and a subscription) and the
+	// length of a Sentinel master name (it goes into every command sent to them).
+	MaxSentinels       = 16
+	MaxSentinelNameLen = 128
 )
 
 // The live knobs that take numbers, and the file keys that set them at start and reload.
@@ -102,6 +106,9 @@ var (
 	// A day between slot map refreshes at most (a MOVED refreshes it anyway).
 	Fetch         = Int{Key: "fetch", Min: 1, Max: 86_400, Unit: "s"}
 	FetchInterval = Int{Key: "fetch_interval", Min: 1, Max: 86_400_000, Unit: "ms"}
+	// How often the sentinels are asked for every group's master besides their events; at
+	// least 100 ms, so that a few sentinels are not asked in a loop.
+	SentinelPollInterval = Int{Key: "sentinel_poll_interval", Min: 100, Max: MaxMillis, Unit: "ms"}
 	// The weight in "host:port:weight": at most 65,537 servers at the maximum stay within the
 	// ring's 32-bit sum.
 	ServerWeight = Int{Key: "servers[].weight", Min: 1, Max: MaxServerWeight}
@@ -124,7 +131,7 @@ var (
 		HotkeySampleEvery, HotkeySketchWidth, HotkeySketchDepth, HotkeyCapacity,
 		SlowlogSlowerThan, SlowlogMaxLen, BackupThreshold,
 		Thread, ReadTimeout, WriteTimeout, DialTimeout, NodeConnections, MaxConnections, ClientOutputLimit,
-		ClientIdleTimeout, PingFailLimit, PingInterval, PingSuccInterval, Fetch, FetchInterval,
+		ClientIdleTimeout, PingFailLimit, PingInterval, PingSuccInterval, Fetch, FetchInterval, SentinelPollInterval,
 		ServerWeight, ClientCacheMaxEntries, ClientCacheMaxValueBytes, ClientCacheShardCount, ClientCacheMaxMemory,
 		ClientCacheDrainBatch, ClientCacheDrainInterval,
 	}

@@ -54,6 +54,11 @@ type snapshot struct {
 	// copied here next to the pools they made, for the routing code that has only a snapshot.
 	readFromSlave bool
 	resp3         bool
+	// ringReps, for a ring whose table names read replicas (Sentinel mode with
+	// read_from_slave), are each ring node's replica pools, where its single-key reads go;
+	// nil otherwise. Kept apart from pools so that node indexes (and what goes to every
+	// node: keyspace commands, pattern subscriptions) stay the ring's.
+	ringReps [][]*pool
 	// replaced is closed once a newer snapshot is installed, for the sessions that wait for
 	// one (retry.go).
 	replaced chan struct{}
@@ -318,6 +323,15 @@ func (c *Cluster) installLocked(g *generation, t *route.Table) []string {
 	for i, addr := range addrs {
 		next.pools[i] = c.poolLocked(g, addr)
 		named[addr] = true
+	}
+	if t.Ring != nil && len(t.Replicas) > 0 {
+		next.ringReps = make([][]*pool, len(addrs))
+		for i, reps := range t.Replicas[:min(len(t.Replicas), len(addrs))] {
+			for _, addr := range reps {
+				next.ringReps[i] = append(next.ringReps[i], c.poolLocked(g, addr))
+				named[addr] = true
+			}
+		}
 	}
 	g.snap = next
 	for addr, p := range c.pools {

@@ -747,6 +747,15 @@ func (s *session) forwardByKeys(sl *slot, spec *command.Spec, cmd *resp.Command)
 			return
 		}
 	}
+	if node >= 0 && s.snap.ringReps != nil && command.IsReadOnly(spec) {
+		if reps := s.snap.ringReps[node]; len(reps) > 0 {
+			s.rr++
+			p := reps[s.rr%uint32(len(reps))]
+			sl.kind = slotForward
+			s.send(&sl.main, p.conns[s.id%uint64(len(p.conns))], frameOf(cmd, &sl.main.buf))
+			return
+		}
+	}
 	s.forward(sl, node, cmd)
 }
 

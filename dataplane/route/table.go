@@ -9,4 +9,8 @@ type Table struct {
 	Ring *Ring
 	// Slots routes a Redis Cluster; Ring is nil then.
 	Slots *SlotMap
+	// Replicas, with a Ring, lists for each of its nodes (same index as Ring.Nodes()) the
+	// replicas its reads go to (Sentinel mode with read_from_slave); nil, or an empty entry,
+	// when they go to the node itself. Writes always go to the node.
+	Replicas [][]string
 }

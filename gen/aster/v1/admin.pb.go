@@ -33,6 +33,9 @@ const (
 	Mode_MODE_STANDALONE Mode = 1
 	// MODE_REDIS_CLUSTER routes keys by Redis Cluster hash slots.
 	Mode_MODE_REDIS_CLUSTER Mode = 2
+	// MODE_SENTINEL shards keys with a hash ring over Sentinel-managed groups,
+	// each served by the master a quorum of sentinels names.
+	Mode_MODE_SENTINEL Mode = 3
 )
 
 // Enum value maps for Mode.
@@ -41,11 +44,13 @@ var (
 		0: "MODE_UNSPECIFIED",
 		1: "MODE_STANDALONE",
 		2: "MODE_REDIS_CLUSTER",
+		3: "MODE_SENTINEL",
 	}
 	Mode_value = map[string]int32{
 		"MODE_UNSPECIFIED":   0,
 		"MODE_STANDALONE":    1,
 		"MODE_REDIS_CLUSTER": 2,
+		"MODE_SENTINEL":      3,
 	}
 )
 
@@ -84,9 +89,9 @@ const (
 	Role_ROLE_UNSPECIFIED Role = 0
 	// ROLE_NODE is a server of a standalone cluster.
 	Role_ROLE_NODE Role = 1
-	// ROLE_MASTER is a Redis Cluster master.
+	// ROLE_MASTER is a Redis Cluster master, or a Sentinel group's master.
 	Role_ROLE_MASTER Role = 2
-	// ROLE_REPLICA is a Redis Cluster replica.
+	// ROLE_REPLICA is a Redis Cluster replica, or a Sentinel group's replica.
 	Role_ROLE_REPLICA Role = 3
 )
 
@@ -1541,7 +1546,11 @@ type Node struct {
 	LastErrorTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=last_error_time,json=lastErrorTime,proto3" json:"last_error_time,omitempty"`
 	// failed_pings counts the node's consecutive failed health pings; 0 while
 	// it answers.
-	FailedPings   uint32 `protobuf:"varint,12,opt,name=failed_pings,json=failedPings,proto3" json:"failed_pings,omitempty"`
+	FailedPings uint32 `protobuf:"varint,12,opt,name=failed_pings,json=failedPings,proto3" json:"failed_pings,omitempty"`
+	// group is, in Sentinel mode, the Sentinel master name of the node's group
+	// (for its master, state_since is since when it is the master); empty
+	// otherwise.
+	Group         string `protobuf:"bytes,13,opt,name=group,proto3" json:"group,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1658,6 +1667,13 @@ func (x *Node) GetFailedPings() uint32 {
 		return x.FailedPings
 	}
 	return 0
+}
+
+func (x *Node) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
 }
 
 // SlotRange is an inclusive range of Redis Cluster hash slots.
@@ -1793,7 +1809,7 @@ const file_aster_v1_admin_proto_rawDesc = "" +
 	"\flisten_proto\x18\x04 \x01(\tR\vlistenProto\x12#\n" +
 	"\rtable_version\x18\x05 \x01(\x04R\ftableVersion\x12=\n" +
 	"\flast_refresh\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vlastRefresh\x12$\n" +
-	"\x05nodes\x18\a \x03(\v2\x0e.aster.v1.NodeR\x05nodes\"\xba\x03\n" +
+	"\x05nodes\x18\a \x03(\v2\x0e.aster.v1.NodeR\x05nodes\"\xd0\x03\n" +
 	"\x04Node\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x14\n" +
 	"\x05alias\x18\x02 \x01(\tR\x05alias\x12\x16\n" +
@@ -1809,14 +1825,16 @@ const file_aster_v1_admin_proto_rawDesc = "" +
 	"last_error\x18\n" +
 	" \x01(\tR\tlastError\x12B\n" +
 	"\x0flast_error_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\rlastErrorTime\x12!\n" +
-	"\ffailed_pings\x18\f \x01(\rR\vfailedPings\"3\n" +
+	"\ffailed_pings\x18\f \x01(\rR\vfailedPings\x12\x14\n" +
+	"\x05group\x18\r \x01(\tR\x05group\"3\n" +
 	"\tSlotRange\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\rR\x05start\x12\x10\n" +
-	"\x03end\x18\x02 \x01(\rR\x03end*I\n" +
+	"\x03end\x18\x02 \x01(\rR\x03end*\\\n" +
 	"\x04Mode\x12\x14\n" +
 	"\x10MODE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fMODE_STANDALONE\x10\x01\x12\x16\n" +
-	"\x12MODE_REDIS_CLUSTER\x10\x02*N\n" +
+	"\x12MODE_REDIS_CLUSTER\x10\x02\x12\x11\n" +
+	"\rMODE_SENTINEL\x10\x03*N\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tROLE_NODE\x10\x01\x12\x0f\n" +

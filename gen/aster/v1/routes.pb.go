@@ -1063,7 +1063,10 @@ type RingNode struct {
 	// alias is the server's name; the ring hashes it when set, else address.
 	Alias string `protobuf:"bytes,2,opt,name=alias,proto3" json:"alias,omitempty"`
 	// weight is the server's share of the ring.
-	Weight        int32 `protobuf:"varint,3,opt,name=weight,proto3" json:"weight,omitempty"`
+	Weight int32 `protobuf:"varint,3,opt,name=weight,proto3" json:"weight,omitempty"`
+	// replicas are the host:port its reads go to (Sentinel mode with
+	// read_from_slave); empty when they go to the server itself.
+	Replicas      []string `protobuf:"bytes,4,rep,name=replicas,proto3" json:"replicas,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1117,6 +1120,13 @@ func (x *RingNode) GetWeight() int32 {
 		return x.Weight
 	}
 	return 0
+}
+
+func (x *RingNode) GetReplicas() []string {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
 }
 
 // SlotMap is a Redis Cluster's assignment of hash slots to nodes.
@@ -1323,11 +1333,12 @@ const file_aster_v1_routes_proto_rawDesc = "" +
 	"\vhash_method\x18\x01 \x01(\tR\n" +
 	"hashMethod\x12\x19\n" +
 	"\bhash_tag\x18\x02 \x01(\tR\ahashTag\x12(\n" +
-	"\x05nodes\x18\x03 \x03(\v2\x12.aster.v1.RingNodeR\x05nodes\"R\n" +
+	"\x05nodes\x18\x03 \x03(\v2\x12.aster.v1.RingNodeR\x05nodes\"n\n" +
 	"\bRingNode\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x14\n" +
 	"\x05alias\x18\x02 \x01(\tR\x05alias\x12\x16\n" +
-	"\x06weight\x18\x03 \x01(\x05R\x06weight\"9\n" +
+	"\x06weight\x18\x03 \x01(\x05R\x06weight\x12\x1a\n" +
+	"\breplicas\x18\x04 \x03(\tR\breplicas\"9\n" +
 	"\aSlotMap\x12.\n" +
 	"\x06ranges\x18\x01 \x03(\v2\x16.aster.v1.SlotMapRangeR\x06ranges\"j\n" +
 	"\fSlotMapRange\x12\x14\n" +
