@@ -702,6 +702,10 @@ func (s *session) forwardByKeys(sl *slot, spec *command.Spec, cmd *resp.Command)
 		return
 	}
 	if len(keys) == 0 {
+		if spec.AnyNode(cmd.Args) {
+			s.forward(sl, s.keylessNode(), cmd) // keyless.go
+			return
+		}
 		sl.setError("ERR '" + spec.Name + "' without keys cannot be routed by the proxy")
 		return
 	}

@@ -193,14 +193,15 @@ func (s *session) txKeys(spec *command.Spec, args [][]byte) (node int, msg strin
 	return g, ""
 }
 
-// txNode is the node a transaction runs on: that of its keys, or any for one without keys.
+// txNode is the node a transaction runs on: that of its keys, or keylessNode's for one
+// without keys.
 func (s *session) txNode() (node int, msg string) {
 	tx := &s.tx
 	switch {
 	case s.snap.slots != nil && tx.grouped:
 		node = s.slotNode(uint16(tx.slot), false)
 	case s.snap.slots != nil:
-		node = s.slotNode(0, false)
+		node = s.keylessNode()
 	case tx.grouped:
 		node = -1
 		for i, p := range s.snap.pools {
@@ -212,7 +213,7 @@ func (s *session) txNode() (node int, msg string) {
 			return -1, "ERR node " + tx.addr + " left cluster " + s.c.opts.Name + "; transaction discarded"
 		}
 	default:
-		node = s.snap.table.Ring.Pick(nil)
+		node = s.keylessNode()
 	}
 	if node < 0 {
 		return -1, s.noNodeMsg()

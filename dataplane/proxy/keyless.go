@@ -1,0 +1,22 @@
+package proxy
+
+// Some commands name no key yet need a server: a script that declares no key (EVAL s 0,
+// FCALL f 0 and their _RO forms) and HELP subcommands (command.Spec.AnyNode). A Redis Cluster
+// client sends those to a node of its choice; the proxy sends them to one serving node, the
+// same for every client so that a keyless script sees the same server each time: in a ring
+// the owner of the ring's first point (the only node of a one-node ring), in cluster mode the
+// master of slot 0 (else the first master). A keyless transaction runs there too (txNode).
+
+// keylessNode is that node, or -1 when no node serves.
+func (s *session) keylessNode() int {
+	if m := s.snap.slots; m != nil {
+		if n := m.Master(0); n >= 0 {
+			return n
+		}
+		if masters := m.Masters(); len(masters) > 0 {
+			return masters[0]
+		}
+		return -1
+	}
+	return s.snap.table.Ring.Pick(nil)
+}
