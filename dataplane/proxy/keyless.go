@@ -6,6 +6,14 @@ package proxy
 // same for every client so that a keyless script sees the same server each time: in a ring
 // the owner of the ring's first point (the only node of a one-node ring), in cluster mode the
 // master of slot 0 (else the first master). A keyless transaction runs there too (txNode).
+//
+// A command whose key arguments are malformed (a numkeys of 0 or past the arguments, MSETNX
+// with a key missing its value, XREAD with unbalanced STREAMS, an unknown subcommand, ...)
+// goes there as well, and the server answers Redis's own error for that very case, as a Redis
+// Cluster node runs a command in which it finds no key. The key finders (command.Spec.Keys)
+// fail only where Redis's own fail, which is where the command itself is refused; should a
+// server accept one all the same, in cluster mode it answers MOVED for a key elsewhere, which
+// the proxy follows.
 
 // keylessNode is that node, or -1 when no node serves.
 func (s *session) keylessNode() int {

@@ -18,10 +18,13 @@ func (s *session) local(sl *slot, spec *command.Spec, args [][]byte) {
 	out := sl.local[:0]
 	switch spec.Name {
 	case "ping":
-		if len(args) == 1 {
+		switch len(args) {
+		case 1:
 			out = resp.AppendSimple(out, "PONG")
-		} else {
+		case 2:
 			out = resp.AppendBulk(out, args[1])
+		default: // Redis's arity is -1, but PING takes one message at most
+			out = resp.AppendError(out, "ERR wrong number of arguments for 'ping' command")
 		}
 	case "echo":
 		out = resp.AppendBulk(out, args[1])

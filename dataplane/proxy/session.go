@@ -637,6 +637,11 @@ func (s *session) handle(cmd *resp.Command) {
 		s.tx.refused()
 		return
 	}
+	if msg := spec.SubcommandError(args); msg != "" { // Redis checks a subcommand as a command
+		sl.setError(msg)
+		s.tx.refused()
+		return
+	}
 	if s.user != nil && !s.permitted(sl, spec, args) {
 		return
 	}
@@ -697,15 +702,11 @@ func (s *session) handle(cmd *resp.Command) {
 func (s *session) forwardByKeys(sl *slot, spec *command.Spec, cmd *resp.Command) {
 	keys, ok := spec.Keys(cmd.Args, s.keys[:0])
 	s.keys = keys
-	if !ok {
-		sl.setError("ERR invalid number of keys for '" + spec.Name + "' command")
+	if !ok || (len(keys) == 0 && spec.AnyNode(cmd.Args)) {
+		s.forward(sl, s.keylessNode(), cmd) // keyless.go; malformed: the node answers its error
 		return
 	}
 	if len(keys) == 0 {
-		if spec.AnyNode(cmd.Args) {
-			s.forward(sl, s.keylessNode(), cmd) // keyless.go
-			return
-		}
 		sl.setError("ERR '" + spec.Name + "' without keys cannot be routed by the proxy")
 		return
 	}

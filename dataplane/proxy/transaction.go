@@ -37,6 +37,10 @@ var (
 	nullArray    = []byte("*-1\r\n")
 )
 
+// noMulti are the commands Redis 7.0 flags no-multi: refused inside a transaction with
+// Redis's own error (the proxy refuses them outside one too).
+var noMulti = map[string]bool{"save": true, "shutdown": true, "psync": true, "sync": true}
+
 // refused dooms an open transaction: a command in it was refused.
 func (tx *txState) refused() {
 	if tx.active {
@@ -128,7 +132,11 @@ func (s *session) queue(sl *slot, spec *command.Spec, cmd *resp.Command) bool {
 			return true
 		}
 	case command.Unsupported:
-		sl.setError("ERR " + spec.Name + " is not supported by the proxy")
+		if noMulti[spec.Name] {
+			sl.setError("ERR Command not allowed inside a transaction") // Redis's, for its no-multi flag
+		} else {
+			sl.setError("ERR " + spec.Name + " is not supported by the proxy")
+		}
 		tx.dirty = true
 		return true
 	case command.Broadcast, command.Keyspace: // every node, where a transaction has one
