@@ -57,6 +57,7 @@ func TestCompatRedisCluster(t *testing.T) {
 		sameReplies(t, a.Addr, ref, cmds)
 		sameReplies(t, a.Addr, ref, badInMulti)
 	})
+	t.Run("COMMAND", func(t *testing.T) { commandChecks(t, a.Addr, ref) })
 	t.Run("help subcommands", func(t *testing.T) {
 		sameReplies(t, a.Addr, ref, [][]string{{"OBJECT", "HELP"}, {"XINFO", "HELP"}, {"XGROUP", "HELP"}, {"MEMORY", "HELP"}})
 	})
@@ -207,11 +208,56 @@ servers = `+serverList(servers, []int{1, 1, 1}, true)+"\n")
 	}
 	sameReplies(t, a.Addr, ref, cmds)
 	sameReplies(t, a.Addr, ref, badInMulti)
+	commandChecks(t, a.Addr, ref)
 	// HELLO with AUTH of the default user, which has no password: accepted (the reply is
 	// the server's details, which differ).
 	for _, addr := range []string{a.Addr, ref} {
 		if r := string(redistest.DialFrames(t, addr).Do("HELLO", "3", "AUTH", "default", "x")); !strings.HasPrefix(r, "%7\r\n") {
 			t.Errorf("%s: HELLO 3 AUTH default x = %q", addr, r)
 		}
+	}
+}
+
+// commandChecks: COMMAND answers as the servers do, for what asterd serves.
+func commandChecks(t *testing.T, proxyAddr, refAddr string) {
+	t.Helper()
+	sameReplies(t, proxyAddr, refAddr, [][]string{
+		{"COMMAND", "GETKEYS", "EVAL", "return 1", "0"},
+		{"COMMAND", "GETKEYS", "SORT", "{t}k", "BY", "x", "STORE", "{t}d"},
+		{"COMMAND", "GETKEYSANDFLAGS", "SET", "{t}a", "b"},
+		{"COMMAND", "GETKEYSANDFLAGS", "LMOVE", "{t}a", "{t}b", "LEFT", "RIGHT"},
+		{"COMMAND", "GETKEYS", "GET", "a", "b"},
+		{"COMMAND", "DOCS", "get"},
+		{"COMMAND", "DOCS", "nosuch"},
+		{"COMMAND", "HELP"},
+		{"COMMAND", "LIST", "FILTERBY", "MODULE", "x"},
+		{"COMMAND", "LIST", "FILTERBY", "PATTERN"},
+		{"COMMAND", "LIST", "FILTERBY", "NOSUCH", "x"},
+		{"COMMAND", "LIST", "x"},
+	})
+	p := redistest.DialFrames(t, proxyAddr)
+	if r := string(p.Do("COMMAND", "GETKEYS", "MOVE", "k", "1")); r != "-ERR Invalid command specified\r\n" {
+		t.Errorf("COMMAND GETKEYS of a refused command = %q", r)
+	}
+	list := string(p.Do("COMMAND", "LIST", "FILTERBY", "PATTERN", "CONFIG*"))
+	for _, want := range []string{"$6\r\nconfig\r\n", "$10\r\nconfig|get\r\n", "$10\r\nconfig|set\r\n"} {
+		if !strings.Contains(list, want) {
+			t.Errorf("COMMAND LIST FILTERBY PATTERN CONFIG* = %q: %q missing", list, want)
+		}
+	}
+	if strings.Contains(list, "resetstat") {
+		t.Errorf("COMMAND LIST FILTERBY PATTERN CONFIG* = %q: lists CONFIG RESETSTAT, which asterd refuses", list)
+	}
+	if l := string(p.Do("COMMAND", "LIST", "FILTERBY", "ACLCAT", "scripting")); !strings.Contains(l, "$4\r\neval\r\n") || !strings.Contains(l, "script|load") || strings.Contains(l, "script|debug") {
+		t.Errorf("COMMAND LIST FILTERBY ACLCAT scripting = %q", l)
+	}
+	for _, c := range []string{"memory", "object", "xinfo"} {
+		// A container has no flags of its own in Redis (movablekeys belongs to subcommands).
+		if r := string(p.Do("COMMAND", "INFO", c)); !strings.Contains(r, ":-2\r\n*0\r\n:0\r\n:0\r\n:0\r\n") {
+			t.Errorf("COMMAND INFO %s = %q, want no flags nor keys, as Redis", c, r)
+		}
+	}
+	if r := string(p.Do("COMMAND", "INFO", "config")); !strings.Contains(r, "config|get") || strings.Contains(r, "config|rewrite") {
+		t.Errorf("COMMAND INFO config = %q, want its served subcommands", r)
 	}
 }
