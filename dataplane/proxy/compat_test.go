@@ -92,3 +92,45 @@ func TestHelpSubcommandsFromAnyNode(t *testing.T) {
 		t.Errorf("MEMORY STATS = %q", r)
 	}
 }
+
+// TestSortPatternsOnOneNode: on a ring of several nodes, a SORT whose BY or GET pattern may
+// name keys on another node is refused with Redis Cluster's error, rather than answered from
+// the sorted key's node alone; one whose patterns carry a hash tag of the key's node runs,
+// as does any SORT on a one-node ring.
+func TestSortPatternsOnOneNode(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 3})
+	e.install(t, 2, nodesOf(e))
+	rc := redistest.DialFrames(t, e.addr)
+	for _, c := range [][]string{
+		{"RPUSH", "{s}l", "1", "2", "3"}, {"MSET", "{s}w_1", "3", "{s}w_2", "2", "{s}w_3", "1"},
+		{"MSET", "{s}o_1", "a", "{s}o_2", "b", "{s}o_3", "c"},
+	} {
+		if r := string(rc.Do(c...)); r[0] == '-' {
+			t.Fatalf("%q: %q", c, r)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"SORT", "{s}l", "BY", "w_*"}, "-ERR BY option of SORT denied in Cluster mode.\r\n"},
+		{[]string{"SORT_RO", "{s}l", "GET", "o_*"}, "-ERR GET option of SORT denied in Cluster mode.\r\n"},
+		{[]string{"SORT", "{s}l", "BY", "{s}w_*", "GET", "{*}o_*"}, "-ERR GET option of SORT denied in Cluster mode.\r\n"},
+		{[]string{"SORT", "{s}l", "BY", "{s}w_*"}, "*3\r\n$1\r\n3\r\n$1\r\n2\r\n$1\r\n1\r\n"},
+		{[]string{"SORT", "{s}l", "BY", "{s}w_*", "GET", "#", "GET", "{s}o_*", "LIMIT", "0", "1"}, "*2\r\n$1\r\n3\r\n$1\r\nc\r\n"},
+		{[]string{"SORT", "{s}l", "BY", "nosort", "GET", "#"}, "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n"},
+	} {
+		if r := string(rc.Do(tc.args...)); r != tc.want {
+			t.Errorf("%q = %q, want %q", tc.args, r, tc.want)
+		}
+	}
+
+	one := startEnv(t, envOpts{nodes: 1})
+	one.install(t, 2, nodesOf(one))
+	r1 := redistest.DialFrames(t, one.addr)
+	r1.Do("RPUSH", "l", "1", "2")
+	r1.Do("MSET", "w_1", "2", "w_2", "1")
+	if r := string(r1.Do("SORT", "l", "BY", "w_*")); r != "*2\r\n$1\r\n2\r\n$1\r\n1\r\n" {
+		t.Errorf("SORT BY on a one-node ring = %q", r)
+	}
+}

@@ -1,5 +1,11 @@
 package proxy
 
+import (
+	"bytes"
+
+	"github.com/aster-proxy/aster/dataplane/route"
+)
+
 // Some commands name no key yet need a server: a script that declares no key (EVAL s 0,
 // FCALL f 0 and their _RO forms) and HELP subcommands (command.Spec.AnyNode). A Redis Cluster
 // client sends those to a node of its choice; the proxy sends them to one serving node, the
@@ -27,4 +33,41 @@ func (s *session) keylessNode() int {
 		return -1
 	}
 	return s.snap.table.Ring.Pick(nil)
+}
+
+// sortPatternRefused is the error for a SORT (or SORT_RO) on a ring of several nodes whose BY
+// or GET pattern names keys that may be on another node than the sorted key: the node would
+// read only its own keys and answer a different result without an error. Redis Cluster
+// refuses every such pattern with the same error; the proxy lets one through when its hash
+// tag (wildcard-free) puts every key it forms on the sorted key's node. A BY without '*'
+// (no sorting) and GET # read no other key. "" when the command may go.
+func (s *session) sortPatternRefused(args [][]byte) string {
+	ring := s.snap.table.Ring
+	if len(ring.Nodes()) <= 1 {
+		return ""
+	}
+	node := ring.Pick(args[1])
+	together := func(p []byte) bool {
+		tag := route.HashTag(p, ring.Tag())
+		return len(tag) < len(p) && !bytes.ContainsAny(tag, "*?[") && ring.Pick(p) == node
+	}
+	for i := 2; i+1 < len(args); i++ {
+		switch a := args[i]; {
+		case bytes.EqualFold(a, []byte("limit")):
+			i += 2
+		case bytes.EqualFold(a, []byte("store")):
+			i++
+		case bytes.EqualFold(a, []byte("by")):
+			i++
+			if p := args[i]; bytes.IndexByte(p, '*') >= 0 && !together(p) {
+				return "ERR BY option of SORT denied in Cluster mode."
+			}
+		case bytes.EqualFold(a, []byte("get")):
+			i++
+			if p := args[i]; !bytes.Equal(p, []byte("#")) && !together(p) {
+				return "ERR GET option of SORT denied in Cluster mode."
+			}
+		}
+	}
+	return ""
 }

@@ -737,6 +737,12 @@ func (s *session) forwardByKeys(sl *slot, spec *command.Spec, cmd *resp.Command)
 			return
 		}
 	}
+	if spec.Name == "sort" || spec.Name == "sort_ro" {
+		if msg := s.sortPatternRefused(cmd.Args); msg != "" { // keyless.go
+			sl.setError(msg)
+			return
+		}
+	}
 	s.forward(sl, node, cmd)
 }
 
