@@ -71,3 +71,33 @@ func (s *session) sortPatternRefused(args [][]byte) string {
 	}
 	return ""
 }
+
+// errKeyspaceEvents refuses keyspace notifications in cluster mode. Each master publishes the
+// events of its own keys on its own connections only (Redis Cluster does not spread them as
+// it spreads PUBLISH), while the proxy subscribes a channel or pattern on one master: the
+// client would silently get one master's events. Subscribe on each master instead.
+const errKeyspaceEvents = "ERR keyspace notifications (__keyspace@/__keyevent@) come from every master of a Redis Cluster: not supported by the proxy in cluster mode, subscribe on each master"
+
+// checkKeyspaceEvents is errKeyspaceEvents for a SUBSCRIBE or PSUBSCRIBE, in cluster mode,
+// of a channel or pattern that names keyspace notifications (its literal start is, or
+// begins, __keyspace@ or __keyevent@); "" otherwise. A pattern such as * that merely may
+// match them is let through: it is meant for PUBLISH, which every master sees.
+func (s *session) checkKeyspaceEvents(kind subKind, names [][]byte) string {
+	if kind == kindShard || s.snap == nil || s.snap.slots == nil {
+		return ""
+	}
+	for _, n := range names {
+		lit := n
+		if kind == kindPattern {
+			if i := bytes.IndexAny(n, "*?[\\"); i >= 0 {
+				lit = n[:i]
+			}
+		}
+		for _, p := range [...]string{"__keyspace@", "__keyevent@"} {
+			if bytes.HasPrefix(lit, []byte(p)) || (len(lit) >= len("__key") && len(lit) < len(n) && bytes.HasPrefix([]byte(p), lit)) {
+				return errKeyspaceEvents
+			}
+		}
+	}
+	return ""
+}

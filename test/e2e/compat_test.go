@@ -58,6 +58,28 @@ func TestCompatRedisCluster(t *testing.T) {
 		sameReplies(t, a.Addr, ref, badInMulti)
 	})
 	t.Run("COMMAND", func(t *testing.T) { commandChecks(t, a.Addr, ref) })
+	t.Run("keyspace notifications", func(t *testing.T) {
+		// Each master publishes its own keys' events only: refused rather than delivered
+		// from one master.
+		for _, c := range [][]string{
+			{"PSUBSCRIBE", "__keyspace@0__:*"}, {"PSUBSCRIBE", "news.*", "__key*@*"},
+			{"SUBSCRIBE", "__keyevent@0__:set"}, {"subscribe", "a", "__keyspace@0__:k"},
+		} {
+			if r := string(redistest.DialFrames(t, a.Addr).Do(c...)); !strings.HasPrefix(r, "-ERR keyspace notifications") {
+				t.Errorf("%q = %q, want the proxy's refusal", c, r)
+			}
+		}
+		p := redistest.DialFrames(t, a.Addr)
+		if r := string(p.Do("PSUBSCRIBE", "news.*")); r != "*3\r\n$10\r\npsubscribe\r\n$6\r\nnews.*\r\n:1\r\n" {
+			t.Fatalf("PSUBSCRIBE news.* = %q", r)
+		}
+		if r := string(p.Do("PSUBSCRIBE", "__keyevent@*")); !strings.HasPrefix(r, "-ERR keyspace notifications") {
+			t.Errorf("PSUBSCRIBE __keyevent@* in subscribed mode = %q", r)
+		}
+		if r := string(p.Do("PUNSUBSCRIBE", "news.*")); r != "*3\r\n$12\r\npunsubscribe\r\n$6\r\nnews.*\r\n:0\r\n" {
+			t.Errorf("PUNSUBSCRIBE news.* = %q", r)
+		}
+	})
 	t.Run("help subcommands", func(t *testing.T) {
 		sameReplies(t, a.Addr, ref, [][]string{{"OBJECT", "HELP"}, {"XINFO", "HELP"}, {"XGROUP", "HELP"}, {"MEMORY", "HELP"}})
 	})

@@ -88,7 +88,7 @@ listen_addr = "127.0.0.1:$admin"
 [metrics]
 listen_addr = ""
 TOML
-  "$work/asterd" --config "$work/$name.toml" --log-level warn 2>"$work/$name.log" &
+  "$work/asterd" --config "$work/$name.toml" --log-level warn >/dev/null 2>"$work/$name.log" &
   pids+=($!)
   waitport "$port"
   echo "$port"
@@ -103,6 +103,17 @@ runsuite() {
   rm -rf "$out" && mkdir -p "$out"
   local f
   for f in $files; do
+    # A file that failed may leave a backend running an endless script (its kill step never
+    # reached): stop it, so that the next file starts on a serving server.
+    local b
+    for b in ${backends//,/ }; do
+      for _ in $(seq 50); do
+        redis-cli -h "${b%:*}" -p "${b##*:}" script kill >/dev/null 2>&1 || true
+        redis-cli -h "${b%:*}" -p "${b##*:}" function kill >/dev/null 2>&1 || true
+        [[ $(redis-cli -h "${b%:*}" -p "${b##*:}" ping 2>&1) == PONG ]] && break
+        sleep 0.2
+      done
+    done
     local log="$out/${f//\//_}.log"
     (cd "$suite" && env ${backends:+ASTER_BACKENDS=$backends} timeout "${FILE_TIMEOUT:-900}" ./runtest --host 127.0.0.1 --port "$port" \
       --singledb --ignore-encoding --ignore-digest --timeout 300 \
