@@ -106,4 +106,10 @@ point (the only node of a one-node ring), in cluster mode the master of slot 0 (
 master). A Redis Cluster client does the same with a node of its choice. A transaction without
 keys runs there too. A keyless script that reads or writes keys it did not declare sees that
 node's keys only.
+
+Bad arguments: a command whose key arguments are malformed (a numkeys of 0 or past the
+arguments, a key without its value, unbalanced STREAMS, an unknown subcommand) goes to the
+keyless node, which answers Redis's own error for that case, as a Redis Cluster node does with a
+command in which it finds no key. Arity, subcommand names and subcommand arity are checked as
+Redis checks them, before anything else, with Redis's errors. See docs/compatibility.md.
 `

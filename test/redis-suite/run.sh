@@ -15,7 +15,8 @@
 #
 # Environment: REDIS_SUITE_DIR (default ${TMPDIR:-/tmp}/aster-redis-suite) holds the download,
 # the unpacked suite, asterd, the servers and the logs; FILE_TIMEOUT (default 900) bounds one
-# file in seconds.
+# file in seconds; SUITE_BASEPORT (default 21111) moves the suite's own ports, so that two runs
+# can go side by side.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -116,7 +117,7 @@ runsuite() {
     done
     local log="$out/${f//\//_}.log"
     (cd "$suite" && env ${backends:+ASTER_BACKENDS=$backends} timeout "${FILE_TIMEOUT:-900}" ./runtest --host 127.0.0.1 --port "$port" \
-      --singledb --ignore-encoding --ignore-digest --timeout 300 \
+      --singledb --ignore-encoding --ignore-digest --timeout 300 --baseport "${SUITE_BASEPORT:-21111}" \
       --tags "-needs:repl -needs:debug -needs:pfdebug -needs:config-maxmemory -needs:config-resetstat -needs:latency -needs:local-process -needs:reset -needs:save" \
       "$@" --single "$f" >"$log" 2>&1) || true
     sed -i 's/\x1b\[[0-9;]*m//g' "$log" # the suite colours its output
