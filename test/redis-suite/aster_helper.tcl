@@ -2,9 +2,10 @@
 # (run.sh) runs the suite through asterd. The suite reads and changes its server's settings
 # (CONFIG GET/SET/RESETSTAT, INFO fields through `s` and `status`); asterd is not that server,
 # so these go to the server(s) behind it, named in ASTER_BACKENDS (host:port,...): CONFIG SET
-# and RESETSTAT to every one (first reply returned), CONFIG GET to the first, an INFO field
-# summed over them when every one's is a number, else the first one's. Everything else the
-# tests send goes through asterd as before.
+# and RESETSTAT to every one (first reply returned), CONFIG GET and INFO (`r info ...`) to the
+# first, an INFO field (`s`, `status`) summed over them when every one's is a number, else the
+# first one's. asterd answers INFO itself, with its own sections: the suite's INFO checks are
+# about the server. Everything else the tests send goes through asterd as before.
 
 set ::aster_backends [split $::env(ASTER_BACKENDS) ,]
 set ::aster_clients {}
@@ -41,8 +42,9 @@ proc r {args} {
     if {[string is integer [lindex $a 0]]} {
         set a [lrange $a 1 end]
     }
-    if {[string tolower [lindex $a 0]] eq "config"} {
-        return [aster_to_backends {*}$a]
+    switch -- [string tolower [lindex $a 0]] {
+        config { return [aster_to_backends {*}$a] }
+        info { return [[lindex [aster_backend_clients] 0] {*}$a] }
     }
     uplevel 1 [list aster_orig_r {*}$args]
 }

@@ -7,11 +7,15 @@
 #
 # Layouts: direct (one redis-server), one (asterd in front of it), cluster-direct (one
 # redis-server, with --cluster-mode: the baseline of the next), cluster (asterd in front of a
-# three-master Redis Cluster, with --cluster-mode). Every layout runs with --singledb
+# Redis Cluster, with --cluster-mode). The cluster has CLUSTER_MASTERS masters (default 1, one
+# node owning every slot, as Redis's own CI runs the suite with --cluster-mode: its scripts
+# touch keys they do not declare, which a Redis Cluster of several masters refuses). Every layout runs with --singledb
 # --ignore-encoding --ignore-digest, the needs:* tags skipped (a proxy has no DEBUG, replication,
 # ...), each file in a runtest of its own so that one file's exception does not end the others.
 # Through asterd the suite's CONFIG and INFO-field reads go to the server(s) behind it:
-# aster_helper.tcl, which the harness has the suite's test_helper.tcl source.
+# aster_helper.tcl, which the harness has the suite's test_helper.tcl source. The tests of
+# skip-proxy.txt are not run through asterd (they would stop the rest of their file) and are
+# counted as failed.
 #
 # Environment: REDIS_SUITE_DIR (default ${TMPDIR:-/tmp}/aster-redis-suite) holds the download,
 # the unpacked suite, asterd, the servers and the logs; FILE_TIMEOUT (default 900) bounds one
@@ -61,7 +65,7 @@ waitport() { for _ in $(seq 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && r
 server() {
   local dir=$1; shift
   local port; port=$(freeport)
-  mkdir -p "$dir"
+  rm -rf "$dir" && mkdir -p "$dir" # a fresh one: a cluster node will not share its nodes.conf
   redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" \
     --logfile "$dir/redis.log" --daemonize no "$@" >/dev/null 2>&1 &
   pids+=($!)
@@ -104,8 +108,9 @@ runsuite() {
   rm -rf "$out" && mkdir -p "$out"
   local f
   for f in $files; do
-    # A file that failed may leave a backend running an endless script (its kill step never
-    # reached): stop it, so that the next file starts on a serving server.
+    # A file that failed through asterd may leave a backend running an endless script, or with
+    # a setting its failed test did not restore (maxmemory 1): undo both, so that the next file
+    # starts on a server as the suite expects it.
     local b
     for b in ${backends//,/ }; do
       for _ in $(seq 50); do
@@ -114,19 +119,24 @@ runsuite() {
         [[ $(redis-cli -h "${b%:*}" -p "${b##*:}" ping 2>&1) == PONG ]] && break
         sleep 0.2
       done
+      redis-cli -h "${b%:*}" -p "${b##*:}" config set maxmemory 0 lua-time-limit 5000 >/dev/null 2>&1 || true
     done
     local log="$out/${f//\//_}.log"
     (cd "$suite" && env ${backends:+ASTER_BACKENDS=$backends} timeout "${FILE_TIMEOUT:-900}" ./runtest --host 127.0.0.1 --port "$port" \
-      --singledb --ignore-encoding --ignore-digest --timeout 300 --baseport "${SUITE_BASEPORT:-21111}" \
+      --singledb --ignore-encoding --ignore-digest --timeout 120 --baseport "${SUITE_BASEPORT:-21111}" \
       --tags "-needs:repl -needs:debug -needs:pfdebug -needs:config-maxmemory -needs:config-resetstat -needs:latency -needs:local-process -needs:reset -needs:save" \
-      "$@" --single "$f" >"$log" 2>&1) || true
+      ${backends:+--skipfile "$here/skip-proxy.txt"} "$@" --single "$f" >"$log" 2>&1) || true
     sed -i 's/\x1b\[[0-9;]*m//g' "$log" # the suite colours its output
-    local ok err skip exc
+    local ok err skip exc listed
     ok=$(grep -c '^\[ok\]' "$log" || true)
+    # Tests of skip-proxy.txt: they fail through asterd (see docs/compatibility.md) and leave
+    # the rest of their file unable to run (a hang, a script left running, a client left in
+    # raw mode); skipped to let the rest run, and counted as failed.
+    listed=$(sed 's/^/[skip]: /' "$here/skip-proxy.txt" | grep -cFx -f - "$log" || true)
     err=$(grep -c '^\[err\]' "$log" || true)
     skip=$(grep -cE '^\[(skip|ignore)\]' "$log" || true)
     exc=$(grep -cE '^\[[0-9]+/[0-9]+ done\]' "$log" || true) # a file that ran to its end says so
-    printf '%-16s %-32s passed %4d failed %4d skipped %4d%s\n' "$layout" "$f" "$ok" "$err" "$skip" \
+    printf '%-16s %-32s passed %4d failed %4d skipped %4d%s\n' "$layout" "$f" "$ok" "$((err + listed))" "$((skip - listed))" \
       "$([[ $exc -eq 0 ]] && echo '  (stopped early: exception or timeout)')" | tee -a "$results/summary.txt"
   done
 }
@@ -147,11 +157,15 @@ for layout in "${want[@]}"; do
       runsuite one "$p" "127.0.0.1:$b" ;;
     cluster)
       ports=()
-      for i in 1 2 3; do
+      for i in $(seq "${CLUSTER_MASTERS:-1}"); do
         ports+=("$(server "$work/srv-cluster$i" --cluster-enabled yes --cluster-config-file "$work/srv-cluster$i/nodes.conf" --cluster-node-timeout 5000)")
       done
       addrs=(); for q in "${ports[@]}"; do addrs+=("127.0.0.1:$q"); done
-      redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >"$work/cluster-create.log" 2>&1
+      if [[ ${#ports[@]} == 1 ]]; then
+        redis-cli -p "${ports[0]}" cluster addslotsrange 0 16383 >"$work/cluster-create.log" 2>&1
+      else
+        redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >"$work/cluster-create.log" 2>&1
+      fi
       for _ in $(seq 100); do
         [[ $(redis-cli -p "${ports[0]}" cluster info | grep -c 'cluster_state:ok') == 1 ]] && break; sleep 0.2
       done
