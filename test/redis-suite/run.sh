@@ -54,8 +54,11 @@ fi
 
 (cd "$repo" && go build -o "$work/asterd" ./cmd/asterd)
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+# The servers and asterds this run started, by pid (they are started in command
+# substitutions, whose variables do not reach this shell): stopped on exit.
+pidfile="$work/pids"
+: >"$pidfile"
+cleanup() { while read -r p; do kill "$p" 2>/dev/null || true; done <"$pidfile"; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -68,7 +71,7 @@ server() {
   rm -rf "$dir" && mkdir -p "$dir" # a fresh one: a cluster node will not share its nodes.conf
   redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" \
     --logfile "$dir/redis.log" --daemonize no "$@" >/dev/null 2>&1 &
-  pids+=($!)
+  echo $! >>"$pidfile"
   waitport "$port"
   echo "$port"
 }
@@ -94,7 +97,7 @@ listen_addr = "127.0.0.1:$admin"
 listen_addr = ""
 TOML
   "$work/asterd" --config "$work/$name.toml" --log-level warn >/dev/null 2>"$work/$name.log" &
-  pids+=($!)
+  echo $! >>"$pidfile"
   waitport "$port"
   echo "$port"
 }
