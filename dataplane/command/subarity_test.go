@@ -47,3 +47,29 @@ func TestSubcommandArityMatchesRedis(t *testing.T) {
 		}
 	}
 }
+
+// TestAnyNode: keyless scripts and HELP subcommands may go to any node; other keyless
+// commands describe one server and may not.
+func TestAnyNode(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"EVAL", "return 1", "0"}, true},
+		{[]string{"fcall_ro", "f", "0"}, true},
+		{[]string{"OBJECT", "help"}, true},
+		{[]string{"XINFO", "HELP"}, true},
+		{[]string{"MEMORY", "HELP"}, true},
+		{[]string{"MEMORY", "STATS"}, false},
+		{[]string{"OBJECT", "HELP", "x"}, false},
+		{[]string{"GET", "k"}, false},
+	} {
+		b := make([][]byte, len(tc.args))
+		for i, a := range tc.args {
+			b[i] = []byte(a)
+		}
+		if got := Lookup(b[0]).AnyNode(b); got != tc.want {
+			t.Errorf("AnyNode(%q) = %v, want %v", tc.args, got, tc.want)
+		}
+	}
+}
