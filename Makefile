@@ -121,6 +121,10 @@ check-generated: generate ## Fail when gen/ differs from what proto/ generates (
 	@untracked="$$(git ls-files --others --exclude-standard -- gen/)"; \
 	if [ -n "$$untracked" ]; then echo "untracked generated files, commit them: $$untracked" >&2; exit 1; fi
 
+.PHONY: redis-suite
+redis-suite: ## Redis's own Tcl test suite, directly and through asterd (one server, Redis Cluster); not in `make test` (long)
+	test/redis-suite/run.sh $(SUITE_ARGS)
+
 .PHONY: bench-peer
 bench-peer: ## Peer benchmark: direct Redis vs twemproxy vs asterd, one run (5 rounds, ~12 min)
 	bench/peer.sh $(BENCH_ARGS)

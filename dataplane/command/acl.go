@@ -71,6 +71,9 @@ type Subcommand struct {
 	Name string
 	// Categories are the subcommand's own ACL categories.
 	Categories Category
+	// Arity is the subcommand's arity, counted from the container's name as Redis does
+	// (CONFIG GET pattern is 3); 0 when unknown.
+	Arity int
 	// ID is unique among commands and subcommands and below ACLCount: a Spec's ID for a
 	// command, Count() and up for subcommands.
 	ID int
@@ -110,7 +113,7 @@ func initCategories() {
 			s.Categories = c
 			return
 		}
-		subs[parent] = append(subs[parent], Subcommand{Name: name, Categories: c, sub: sub})
+		subs[parent] = append(subs[parent], Subcommand{Name: name, Categories: c, Arity: subcommandArity[name], sub: sub})
 	}
 	for n, c := range redisCategories {
 		add(n, c)

@@ -23,7 +23,8 @@ type Policy uint8
 
 const (
 	// Forward sends the command to the node that owns its key. A Forward command for which
-	// Keys finds no key (OBJECT HELP, MEMORY STATS, ...) has no node to go to: the proxy refuses it.
+	// Keys finds no key has no node to go to: the proxy refuses it (MEMORY STATS), unless any
+	// node may answer it (OBJECT HELP: Spec.AnyNode).
 	Forward Policy = iota
 	// SplitMGet splits MGET per node and merges the arrays back in the client's key order.
 	SplitMGet
@@ -33,8 +34,8 @@ const (
 	SplitSum
 	// SameNode commands take several keys that must live together (RENAME, SINTER, EVAL, ...):
 	// the proxy forwards them when every key hashes to one node and refuses them otherwise. A
-	// SameNode command with no key at all (EVAL with numkeys 0, ...) is refused as well: sending
-	// it to an arbitrary node would be wrong.
+	// script that declares no key (EVAL with numkeys 0, ...) goes to one serving node
+	// (Spec.AnyNode), as a Redis Cluster client sends it to a node of its choice.
 	SameNode
 	// Local commands are answered by the proxy itself: PING, ECHO, QUIT, SELECT (db 0 only),
 	// COMMAND, INFO, AUTH, HELLO, CLIENT SETNAME|GETNAME|ID, ...

@@ -72,6 +72,7 @@ func renderDoc() []byte {
 		}
 		fmt.Fprintf(&b, "- `%s` (%d command%s): %s\n", p, counts[p], plural, policyDoc[p])
 	}
+	b.WriteString(keylessDoc)
 	b.WriteString("\n| Command | Arity | Keys | Read/write | Policy | Note |\n")
 	b.WriteString("|---|---|---|---|---|---|\n")
 	for _, s := range all {
@@ -81,11 +82,11 @@ func renderDoc() []byte {
 }
 
 var policyDoc = [...]string{
-	Forward:     "sent to the node that owns the key; refused when no key is found (e.g. `OBJECT HELP`).",
+	Forward:     "sent to the node that owns the key; without a key, HELP subcommands (`OBJECT HELP`, `XINFO HELP`, ...) go to the keyless node (below), the others (`MEMORY STATS`) are refused.",
 	SplitMGet:   "split per node, replies merged in the client's key order.",
 	SplitMSet:   "split per node into key/value pairs; `+OK` when every node answered `+OK`.",
 	SplitSum:    "split per node; the integer replies are summed.",
-	SameNode:    "forwarded when every key hashes to one node, refused otherwise; refused without keys (e.g. `EVAL` with numkeys 0).",
+	SameNode:    "forwarded when every key hashes to one node, refused otherwise; a script without keys (`EVAL`, `EVALSHA`, `FCALL` and their `_RO` forms with numkeys 0) goes to the keyless node (below).",
 	Local:       "answered by the proxy.",
 	Unsupported: "refused with `-ERR <cmd> is not supported by the proxy`.",
 	Channel:     "routed by the channel name to the node its subscribers use (ring node; in cluster mode the slot's master).",
@@ -95,3 +96,20 @@ var policyDoc = [...]string{
 	Broadcast:   "sent to every node (in cluster mode masters and replicas); the first error is the reply, else the first node's (`SCRIPT EXISTS`: 1 only where every node has the script).",
 	Keyspace:    "over every node that holds keys (standalone: the ring's nodes; cluster: the masters): `DBSIZE` sums their counts, `KEYS` joins their keys, `RANDOMKEY` takes a random node's key (nil only when all are empty), `FLUSHDB`/`FLUSHALL` empty all of them (`+OK` when all did), `FUNCTION` goes to all of them (merged as `SCRIPT`'s replies; `KILL` as `SCRIPT KILL`), `TIME` is the first node's; `SCAN` walks one node after the other, its cursor the node's own with the node's position in the top 10 bits.",
 }
+
+// keylessDoc says where the commands that name no key but need a server go.
+const keylessDoc = `
+Keyless commands: a command that names no key but needs a server — a script that declares no key,
+a HELP subcommand — goes to one serving node, the same for every client and every call, so that a
+keyless script sees the same server each time: in standalone mode the owner of the ring's first
+point (the only node of a one-node ring), in cluster mode the master of slot 0 (else the first
+master). A Redis Cluster client does the same with a node of its choice. A transaction without
+keys runs there too. A keyless script that reads or writes keys it did not declare sees that
+node's keys only.
+
+Bad arguments: a command whose key arguments are malformed (a numkeys of 0 or past the
+arguments, a key without its value, unbalanced STREAMS, an unknown subcommand) goes to the
+keyless node, which answers Redis's own error for that case, as a Redis Cluster node does with a
+command in which it finds no key. Arity, subcommand names and subcommand arity are checked as
+Redis checks them, before anything else, with Redis's errors. See docs/compatibility.md.
+`

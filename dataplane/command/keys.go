@@ -212,3 +212,18 @@ func equalFold(b []byte, lower string) bool {
 	}
 	return true
 }
+
+// AnyNode reports whether a command that Keys found well formed and without keys may be
+// answered by any node that serves keys: a script that declares none (EVAL s 0, FCALL f 0;
+// Redis Cluster clients send those to a node of their choice) and a HELP subcommand (OBJECT
+// HELP, XINFO HELP, ...), whose reply is every server's. Other keyless commands (MEMORY
+// STATS, ...) describe one server, which the proxy cannot pick for the client: refused.
+func (s *Spec) AnyNode(args [][]byte) bool {
+	switch s.find {
+	case findScript:
+		return true
+	case findSubcommand:
+		return len(args) == 2 && equalFold(args[1], "help")
+	}
+	return false
+}

@@ -43,10 +43,6 @@ func checkPassword(users map[string]string, user string, pass []byte) bool {
 
 // auth answers AUTH [user] pass.
 func (s *session) auth(out []byte, args [][]byte) []byte {
-	users := s.c.access().users
-	if len(users) == 0 {
-		return resp.AppendError(out, errNoPass)
-	}
 	user, pass := "default", args[1]
 	switch len(args) {
 	case 2:
@@ -55,10 +51,27 @@ func (s *session) auth(out []byte, args [][]byte) []byte {
 	default:
 		return resp.AppendError(out, "ERR syntax error")
 	}
+	users := s.c.access().users
+	if len(users) == 0 {
+		if len(args) == 2 {
+			return resp.AppendError(out, errNoPass)
+		}
+		return s.authNoPass(out, user)
+	}
 	if !checkPassword(users, user, pass) {
 		return resp.AppendError(out, errWrongPass)
 	}
 	s.login(user)
+	return resp.AppendSimple(out, "OK")
+}
+
+// authNoPass answers AUTH user pass when no password is configured: the client is Redis's
+// default user, which has none (nopass), so any password is its, as in Redis; another user
+// does not exist.
+func (s *session) authNoPass(out []byte, user string) []byte {
+	if user != "default" {
+		return resp.AppendError(out, errWrongPass)
+	}
 	return resp.AppendSimple(out, "OK")
 }
 
@@ -87,12 +100,14 @@ func (s *session) hello(out []byte, args [][]byte) []byte {
 			// As in Redis, a wrong password is answered before a later option's syntax.
 			users := s.c.access().users
 			if len(users) == 0 {
-				return resp.AppendError(out, errNoPass)
-			}
-			if !checkPassword(users, string(args[i+1]), args[i+2]) {
+				if msg := s.authNoPass(nil, string(args[i+1])); msg[0] == '-' {
+					return append(out, msg...)
+				}
+			} else if !checkPassword(users, string(args[i+1]), args[i+2]) {
 				return resp.AppendError(out, errWrongPass)
+			} else {
+				s.login(string(args[i+1]))
 			}
-			s.login(string(args[i+1]))
 			i += 2
 		case "setname":
 			if i+1 >= len(args) {

@@ -26,6 +26,16 @@ func (s *session) block(sl *slot, spec *command.Spec, cmd *resp.Command) {
 		s.forwardByKeys(sl, spec, cmd)
 		return
 	}
+	if _, ok := spec.Keys(cmd.Args, s.keys[:0]); !ok {
+		// Malformed key arguments: the keyless node answers Redis's own error (keyless.go),
+		// on a connection of the client's own should it block all the same.
+		if node := s.keylessNode(); node >= 0 {
+			s.deferTo(spec, node)
+		} else {
+			s.noNode(sl)
+		}
+		return
+	}
 	g, msg := s.keyGroup(spec, cmd.Args)
 	if msg == "" && g < 0 {
 		msg = "ERR '" + spec.Name + "' without keys cannot be routed by the proxy"

@@ -103,8 +103,8 @@ func (s *session) configReply(out []byte, args [][]byte) []byte {
 		}
 		return out
 	case "set":
-		if len(args) < 4 || len(args)%2 != 0 {
-			return resp.AppendError(out, "ERR wrong number of arguments for 'config|set' command")
+		if len(args)%2 != 0 { // the arity (at least 4) is checked as Redis does, in handle
+			return resp.AppendError(out, "ERR syntax error")
 		}
 		pairs := make([]string, 0, len(args)-2)
 		for _, a := range args[2:] {

@@ -3,7 +3,9 @@ package proxy
 import (
 	"bytes"
 	"os"
+	"path"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,10 +20,13 @@ func (s *session) local(sl *slot, spec *command.Spec, args [][]byte) {
 	out := sl.local[:0]
 	switch spec.Name {
 	case "ping":
-		if len(args) == 1 {
+		switch len(args) {
+		case 1:
 			out = resp.AppendSimple(out, "PONG")
-		} else {
+		case 2:
 			out = resp.AppendBulk(out, args[1])
+		default: // Redis's arity is -1, but PING takes one message at most
+			out = resp.AppendError(out, "ERR wrong number of arguments for 'ping' command")
 		}
 	case "echo":
 		out = resp.AppendBulk(out, args[1])
@@ -52,7 +57,9 @@ func (s *session) local(sl *slot, spec *command.Spec, args [][]byte) {
 		out = s.configReply(out, args)
 		s.gen = s.c.gen.Load() // the batch's next commands see a knob it set, as in Redis
 	case "command":
-		out = commandReply(out, args)
+		if out = s.commandReply(sl, out, args); sl.kind == slotForward {
+			return // asked of a node (DOCS, GETKEYS): its reply is the command's
+		}
 	case "info":
 		text, keyspace := s.c.info(args[1:])
 		if keyspace && s.snap != nil && len(s.keyspaceNodes()) > 0 {
@@ -84,8 +91,10 @@ func (s *session) local(sl *slot, spec *command.Spec, args [][]byte) {
 
 // commandReply answers COMMAND and its subcommands from the command table, listing only what
 // the proxy accepts, so that clients that introspect (redis-cli, client libraries) see the
-// proxy's truth rather than a backend's.
-func commandReply(out []byte, args [][]byte) []byte {
+// proxy's truth rather than a backend's. What only a server knows in full (DOCS, the keys and
+// their flags in GETKEYS and GETKEYSANDFLAGS) is asked of the keyless node, for the commands
+// the proxy serves; the subcommand's arity was checked in handle.
+func (s *session) commandReply(sl *slot, out []byte, args [][]byte) []byte {
 	if len(args) == 1 {
 		specs := servedSpecs()
 		out = resp.AppendArrayHeader(out, len(specs))
@@ -99,16 +108,11 @@ func commandReply(out []byte, args [][]byte) []byte {
 	case "count":
 		return resp.AppendInt(out, int64(len(servedSpecs())))
 	case "list":
-		specs := servedSpecs()
-		out = resp.AppendArrayHeader(out, len(specs))
-		for _, sp := range specs {
-			out = resp.AppendBulkString(out, sp.Name)
-		}
-		return out
+		return commandList(out, args[2:])
 	case "info":
 		names := args[2:]
 		if len(names) == 0 {
-			return commandReply(out, args[:1])
+			return s.commandReply(sl, out, args[:1])
 		}
 		out = resp.AppendArrayHeader(out, len(names))
 		for _, n := range names {
@@ -120,32 +124,151 @@ func commandReply(out []byte, args [][]byte) []byte {
 		}
 		return out
 	case "docs":
-		// No documentation is served; an empty reply is valid and clients fall back to none.
-		return resp.AppendArrayHeader(out, 0)
-	case "getkeys":
-		if len(args) < 3 {
-			return resp.AppendError(out, "ERR wrong number of arguments for 'command|getkeys' command")
+		// The servers' own documentation, of the commands the proxy serves only.
+		frame := resp.AppendCommand(nil, args[0], args[1])
+		n := 2
+		for _, sp := range servedSpecs() {
+			if len(args) == 2 || slices.ContainsFunc(args[2:], func(a []byte) bool { return strings.EqualFold(string(a), sp.Name) }) {
+				frame = resp.AppendBulkString(frame, sp.Name)
+				n++
+			}
 		}
-		cargs := args[2:]
-		sp := command.Lookup(cargs[0])
-		if sp == nil {
+		if n == 2 {
+			return resp.AppendArrayHeader(out, 0)
+		}
+		s.askKeyless(sl, args, patchArrayLen(frame, n))
+		return nil
+	case "getkeys", "getkeysandflags":
+		if sp := command.Lookup(args[2]); sp == nil || sp.Policy == command.Unsupported {
 			return resp.AppendError(out, "ERR Invalid command specified")
 		}
-		if !sp.CheckArity(len(cargs)) {
-			return resp.AppendError(out, "ERR Invalid number of arguments specified for command")
-		}
-		keys, ok := sp.Keys(cargs, nil)
-		if !ok || len(keys) == 0 {
-			return resp.AppendError(out, "ERR The command has no key arguments")
-		}
-		out = resp.AppendArrayHeader(out, len(keys))
-		for _, k := range keys {
-			out = resp.AppendBulk(out, cargs[k])
+		s.askKeyless(sl, args, resp.AppendCommand(nil, args...))
+		return nil
+	case "help":
+		out = resp.AppendArrayHeader(out, len(commandHelp))
+		for _, l := range commandHelp {
+			out = resp.AppendSimple(out, l)
 		}
 		return out
 	default:
 		return resp.AppendError(out, "ERR unknown subcommand '"+clip(args[1])+"'. Try COMMAND HELP.")
 	}
+}
+
+// askKeyless sends frame to the keyless node (keyless.go) as the slot's command, args (the
+// client's) for the reply's conversion to the client's protocol.
+func (s *session) askKeyless(sl *slot, args [][]byte, frame []byte) {
+	if s.snap == nil {
+		sl.setError("ERR cluster " + s.c.name + " has no routing table yet")
+		return
+	}
+	node := s.keylessNode()
+	if node < 0 {
+		s.noNode(sl)
+		return
+	}
+	if s.proto3 != s.snap.resp3 {
+		sl.shape = command.ReplyShape(command.Lookup(args[0]), args)
+	}
+	sl.kind = slotForward
+	sl.main.buf = frame
+	s.send(&sl.main, s.conn(node), frame)
+}
+
+// patchArrayLen rewrites the array header of a command frame built with a count of 2 (two
+// arguments, then more appended) to n.
+func patchArrayLen(frame []byte, n int) []byte {
+	head := resp.AppendArrayHeader(nil, n)
+	return append(head, frame[len("*2\r\n"):]...)
+}
+
+// commandList answers COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern]
+// as Redis 7.0 does: the commands and their subcommands ("config|get"), of those the proxy
+// serves.
+func commandList(out []byte, filter [][]byte) []byte {
+	var match func(name string, cats command.Category) bool
+	switch {
+	case len(filter) == 0:
+		match = func(string, command.Category) bool { return true }
+	case len(filter) == 3 && strings.EqualFold(string(filter[0]), "filterby"):
+		arg := string(filter[2])
+		switch strings.ToLower(string(filter[1])) {
+		case "module":
+			match = func(string, command.Category) bool { return false } // no modules
+		case "aclcat":
+			cat, ok := command.LookupCategory(strings.ToLower(arg))
+			match = func(_ string, c command.Category) bool { return ok && c&cat != 0 }
+		case "pattern":
+			pat := strings.ToLower(arg)
+			match = func(name string, _ command.Category) bool { ok, _ := path.Match(pat, name); return ok }
+		}
+	}
+	if match == nil {
+		return resp.AppendError(out, "ERR syntax error")
+	}
+	var names []string
+	for _, sp := range servedSpecs() {
+		if match(sp.Name, sp.Categories) {
+			names = append(names, sp.Name)
+		}
+		for i := range sp.Subcommands {
+			sc := &sp.Subcommands[i]
+			if subServed(sc.Name) && match(sc.Name, sc.Categories) {
+				names = append(names, sc.Name)
+			}
+		}
+	}
+	out = resp.AppendArrayHeader(out, len(names))
+	for _, n := range names {
+		out = resp.AppendBulkString(out, n)
+	}
+	return out
+}
+
+// subServed reports whether the proxy serves a subcommand ("client|kill") of a command it
+// serves: the refused ones are those its handlers refuse.
+func subServed(name string) bool {
+	parent, sub, _ := strings.Cut(name, "|")
+	switch parent {
+	case "client":
+		return !clientRefused[sub]
+	case "cluster":
+		return !clusterUnsupported[sub]
+	case "config":
+		return sub != "resetstat" && sub != "rewrite"
+	case "script":
+		return sub != "debug"
+	case "pubsub":
+		return sub == "numsub" || sub == "shardnumsub" || sub == "help"
+	case "memory":
+		return sub == "usage" || sub == "help"
+	}
+	return true
+}
+
+// commandHelp is Redis 7.0's COMMAND HELP.
+var commandHelp = []string{
+	"COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+	"(no subcommand)",
+	"    Return details about all Redis commands.",
+	"COUNT",
+	"    Return the total number of commands in this Redis server.",
+	"LIST",
+	"    Return a list of all commands in this Redis server.",
+	"INFO [<command-name> ...]",
+	"    Return details about multiple Redis commands.",
+	"    If no command names are given, documentation details for all",
+	"    commands are returned.",
+	"DOCS [<command-name> ...]",
+	"    Return documentation details about multiple Redis commands.",
+	"    If no command names are given, documentation details for all",
+	"    commands are returned.",
+	"GETKEYS <full-command>",
+	"    Return the keys from a full Redis command.",
+	"GETKEYSANDFLAGS <full-command>",
+	"    Return the keys and the access flags from a full Redis command.",
+	"HELP",
+	"    Prints this help.",
 }
 
 func servedSpecs() []*command.Spec {
@@ -167,35 +290,60 @@ var commandFlagNames = []struct {
 	{command.MovableKeys, "movablekeys"},
 }
 
-// appendCommandInfo writes one COMMAND entry in Redis 7's ten-element form.
+// appendCommandInfo writes one COMMAND entry in Redis 7's ten-element form. A container
+// (OBJECT, MEMORY, ...) has no flags of its own in Redis, whatever the table says of the
+// subcommands that name keys; its subcommands are listed with their arity and categories.
 func appendCommandInfo(out []byte, sp *command.Spec) []byte {
+	flags := sp.Flags
+	if flags&command.Container != 0 {
+		flags = 0
+	}
+	out = appendInfoEntry(out, sp.Name, sp.Arity, flags, sp.FirstKey, sp.LastKey, sp.Step, sp.Categories)
+	n := 0
+	for i := range sp.Subcommands {
+		if subServed(sp.Subcommands[i].Name) {
+			n++
+		}
+	}
+	out = resp.AppendArrayHeader(out, n)
+	for i := range sp.Subcommands {
+		sc := &sp.Subcommands[i]
+		if subServed(sc.Name) {
+			out = appendInfoEntry(out, sc.Name, sc.Arity, 0, 0, 0, 0, sc.Categories)
+			out = resp.AppendArrayHeader(out, 0)
+		}
+	}
+	return out
+}
+
+// appendInfoEntry writes the first nine elements of a COMMAND entry (the tenth, the
+// subcommands, is the caller's).
+func appendInfoEntry(out []byte, name string, arity int, flags command.Flag, first, last, step int, cats command.Category) []byte {
 	out = resp.AppendArrayHeader(out, 10)
-	out = resp.AppendBulkString(out, sp.Name)
-	out = resp.AppendInt(out, int64(sp.Arity))
+	out = resp.AppendBulkString(out, name)
+	out = resp.AppendInt(out, int64(arity))
 	n := 0
 	for _, f := range commandFlagNames {
-		if sp.Flags&f.f != 0 {
+		if flags&f.f != 0 {
 			n++
 		}
 	}
 	out = resp.AppendArrayHeader(out, n)
 	for _, f := range commandFlagNames {
-		if sp.Flags&f.f != 0 {
+		if flags&f.f != 0 {
 			out = resp.AppendSimple(out, f.name)
 		}
 	}
-	out = resp.AppendInt(out, int64(sp.FirstKey))
-	out = resp.AppendInt(out, int64(sp.LastKey))
-	out = resp.AppendInt(out, int64(sp.Step))
-	cats := strings.Fields(sp.Categories.String()) // "@read @string @fast"
-	out = resp.AppendArrayHeader(out, len(cats))
-	for _, c := range cats {
+	out = resp.AppendInt(out, int64(first))
+	out = resp.AppendInt(out, int64(last))
+	out = resp.AppendInt(out, int64(step))
+	names := strings.Fields(cats.String()) // "@read @string @fast"
+	out = resp.AppendArrayHeader(out, len(names))
+	for _, c := range names {
 		out = resp.AppendSimple(out, c)
 	}
-	for i := 0; i < 3; i++ { // tips, key specs, subcommands: none
-		out = resp.AppendArrayHeader(out, 0)
-	}
-	return out
+	out = resp.AppendArrayHeader(out, 0)  // tips
+	return resp.AppendArrayHeader(out, 0) // key specs
 }
 
 var processStart = time.Now()

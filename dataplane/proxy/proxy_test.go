@@ -329,7 +329,7 @@ func TestErrorsKeepTheConnection(t *testing.T) {
 		{"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n", "+OK"},
 		{"PING\r\n", "+PONG"},
 		{"set inl \"a b\"\r\n", "+OK"},
-		{"*4\r\n$4\r\nEVAL\r\n$8\r\nreturn 1\r\n$1\r\n0\r\n$1\r\nx\r\n", "-ERR 'eval' without keys cannot be routed by the proxy"},
+		{"*2\r\n$6\r\nMEMORY\r\n$5\r\nSTATS\r\n", "-ERR 'memory' without keys cannot be routed by the proxy"},
 	}
 	for _, c := range cases {
 		rc.send(c.send)

@@ -96,7 +96,11 @@ func appendSubReply(out []byte, word string, name []byte, count int, resp3 bool)
 // the batch's replies are written.
 func (s *session) subscribeCommand(sl *slot, spec *command.Spec, args [][]byte) {
 	kind, sub := subKindOf(spec.Name)
-	if msg := s.checkShardSlots(kind, args[1:]); msg != "" {
+	msg := s.checkShardSlots(kind, args[1:])
+	if msg == "" && sub {
+		msg = s.checkKeyspaceEvents(kind, args[1:]) // keyless.go
+	}
+	if msg != "" {
 		sl.setError(msg)
 		return
 	}
@@ -349,7 +353,11 @@ func (p *pubsub) command(cmd *resp.Command) (leave bool) {
 			return false
 		}
 		kind, sub := subKindOf(spec.Name)
-		if msg := s.checkShardSlots(kind, args[1:]); msg != "" {
+		msg := s.checkShardSlots(kind, args[1:])
+		if msg == "" && sub {
+			msg = s.checkKeyspaceEvents(kind, args[1:]) // keyless.go
+		}
+		if msg != "" {
 			p.reply(resp.AppendError(nil, msg))
 			return false
 		}

@@ -94,7 +94,7 @@ func TestRESP3LocalReplies(t *testing.T) {
 	}{
 		{[]string{"INFO", "server"}, "="},
 		{[]string{"COMMAND", "INFO", "get", "nope"}, "*2\r\n*10\r\n$3\r\nget\r\n:2\r\n~2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n~3\r\n+@read\r\n+@string\r\n+@fast\r\n~0\r\n~0\r\n~0\r\n_\r\n"},
-		{[]string{"COMMAND", "DOCS"}, "%0\r\n"},
+		{[]string{"COMMAND", "DOCS", "get"}, "%1\r\n$3\r\nget\r\n"}, // the servers' docs
 		{[]string{"CLUSTER", "INFO"}, "="},
 		{[]string{"CLUSTER", "SHARDS"}, "*1\r\n%2\r\n$5\r\nslots\r\n"},
 		{[]string{"PING"}, "+PONG\r\n"},

@@ -649,6 +649,11 @@ func (s *session) handle(cmd *resp.Command) {
 		s.tx.refused()
 		return
 	}
+	if msg := spec.SubcommandError(args); msg != "" { // Redis checks a subcommand as a command
+		sl.setError(msg)
+		s.tx.refused()
+		return
+	}
 	if s.user != nil && !s.permitted(sl, spec, args) {
 		return
 	}
@@ -712,8 +717,8 @@ func (s *session) handle(cmd *resp.Command) {
 func (s *session) forwardByKeys(sl *slot, spec *command.Spec, cmd *resp.Command) {
 	keys, ok := spec.Keys(cmd.Args, s.keys[:0])
 	s.keys = keys
-	if !ok {
-		sl.setError("ERR invalid number of keys for '" + spec.Name + "' command")
+	if !ok || (len(keys) == 0 && spec.AnyNode(cmd.Args)) {
+		s.forward(sl, s.keylessNode(), cmd) // keyless.go; malformed: the node answers its error
 		return
 	}
 	if len(keys) == 0 {
@@ -744,6 +749,12 @@ func (s *session) forwardByKeys(sl *slot, spec *command.Spec, cmd *resp.Command)
 	for _, k := range keys[1:] {
 		if ring.Pick(cmd.Args[k]) != node {
 			sl.setError("CROSSSLOT Keys in request don't hash to the same node (use hash tags)")
+			return
+		}
+	}
+	if spec.Name == "sort" || spec.Name == "sort_ro" {
+		if msg := s.sortPatternRefused(cmd.Args); msg != "" { // keyless.go
+			sl.setError(msg)
 			return
 		}
 	}

@@ -216,6 +216,9 @@ func (s *session) slowlogReply(out []byte, args [][]byte) []byte {
 	l := s.c.gen.Load().slow
 	switch strings.ToLower(string(args[1])) {
 	case "get":
+		if len(args) > 3 {
+			return resp.AppendError(out, "ERR unknown subcommand or wrong number of arguments for '"+clip(args[1])+"'. Try SLOWLOG HELP.")
+		}
 		n := 10
 		if len(args) > 2 {
 			v, ok := resp.ParseInt64Arg(args[2])

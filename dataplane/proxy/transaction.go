@@ -37,6 +37,10 @@ var (
 	nullArray    = []byte("*-1\r\n")
 )
 
+// noMulti are the commands Redis 7.0 flags no-multi: refused inside a transaction with
+// Redis's own error (the proxy refuses them outside one too).
+var noMulti = map[string]bool{"save": true, "shutdown": true, "psync": true, "sync": true}
+
 // refused dooms an open transaction: a command in it was refused.
 func (tx *txState) refused() {
 	if tx.active {
@@ -128,7 +132,11 @@ func (s *session) queue(sl *slot, spec *command.Spec, cmd *resp.Command) bool {
 			return true
 		}
 	case command.Unsupported:
-		sl.setError("ERR " + spec.Name + " is not supported by the proxy")
+		if noMulti[spec.Name] {
+			sl.setError("ERR Command not allowed inside a transaction") // Redis's, for its no-multi flag
+		} else {
+			sl.setError("ERR " + spec.Name + " is not supported by the proxy")
+		}
 		tx.dirty = true
 		return true
 	case command.Broadcast, command.Keyspace: // every node, where a transaction has one
@@ -193,14 +201,15 @@ func (s *session) txKeys(spec *command.Spec, args [][]byte) (node int, msg strin
 	return g, ""
 }
 
-// txNode is the node a transaction runs on: that of its keys, or any for one without keys.
+// txNode is the node a transaction runs on: that of its keys, or keylessNode's for one
+// without keys.
 func (s *session) txNode() (node int, msg string) {
 	tx := &s.tx
 	switch {
 	case s.snap.slots != nil && tx.grouped:
 		node = s.slotNode(uint16(tx.slot), false)
 	case s.snap.slots != nil:
-		node = s.slotNode(0, false)
+		node = s.keylessNode()
 	case tx.grouped:
 		node = -1
 		for i, p := range s.snap.pools {
@@ -212,7 +221,7 @@ func (s *session) txNode() (node int, msg string) {
 			return -1, "ERR node " + tx.addr + " left cluster " + s.c.name + "; transaction discarded"
 		}
 	default:
-		node = s.snap.table.Ring.Pick(nil)
+		node = s.keylessNode()
 	}
 	if node < 0 {
 		return -1, s.noNodeMsg()

@@ -193,6 +193,14 @@ func (r *Ring) Pick(key []byte) int {
 	return int(r.owner[lo])
 }
 
+// Tag returns the ring's hash tag ("{}"), or "" when it has none.
+func (r *Ring) Tag() string {
+	if !r.hasTag {
+		return ""
+	}
+	return string(r.tag[:])
+}
+
 // Nodes returns the ring's nodes in the order given to NewRing. The slice is shared and must
 // not be modified.
 func (r *Ring) Nodes() []Node { return r.nodes }
