@@ -26,6 +26,8 @@ const (
 	// ErrKey refuses a command that names a key outside the user's patterns, or reaches keys
 	// it does not name (KEYS, SCAN, FLUSHALL, ...) when the user may not touch every key.
 	ErrKey = "NOPERM No permissions to access a key"
+	// ErrKeylessScript refuses a user with key patterns a script that declares no key.
+	ErrKeylessScript = "NOPERM No permissions to run a script that declares no keys: this user's keys are restricted"
 	// ExecAbortPrefix starts the answer to a refused EXEC.
 	ExecAbortPrefix = "EXECABORT Transaction discarded because of: "
 	errSortBy       = "ERR BY option of SORT denied due to insufficient ACL permissions."
@@ -250,6 +252,11 @@ func (u *User) Check(spec *command.Spec, args [][]byte, keys []int) (string, []i
 			return ErrKey, keys
 		}
 	}
+	if len(keys) == 0 && isScript(spec.Name) {
+		// A script that declares no key runs on one node with the server's rights and may
+		// reach any key there: the proxy cannot hold it to the user's patterns.
+		return ErrKeylessScript, keys
+	}
 	if spec.Name == "sort" || spec.Name == "sort_ro" {
 		return sortOptions(args, spec.Name == "sort_ro"), keys
 	}
@@ -307,4 +314,13 @@ func eq(b []byte, lower string) bool {
 		}
 	}
 	return true
+}
+
+// isScript reports whether name runs a script or function whose keys are declared by numkeys.
+func isScript(name string) bool {
+	switch name {
+	case "eval", "eval_ro", "evalsha", "evalsha_ro", "fcall", "fcall_ro":
+		return true
+	}
+	return false
 }

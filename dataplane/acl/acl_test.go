@@ -123,12 +123,24 @@ func TestKeysOnEveryCommand(t *testing.T) {
 		}
 	}
 	for _, c := range [][]string{
-		{"mset", "app:1", "v", "app:x", "v"}, {"eval", "s", "0"}, {"publish", "x", "m"},
+		{"mset", "app:1", "v", "app:x", "v"}, {"eval", "s", "1", "app:1"}, {"publish", "x", "m"},
 		{"spublish", "x", "m"}, {"ping"}, {"object", "help"},
 	} {
 		if got := check(t, u, c...); got != "" {
 			t.Errorf("%q refused: %q", c, got)
 		}
+	}
+	// A script that declares no key could reach any key of the node it runs on.
+	for _, c := range [][]string{
+		{"eval", "s", "0"}, {"eval_ro", "s", "0"}, {"evalsha", "sha", "0"}, {"evalsha_ro", "sha", "0"},
+		{"fcall", "f", "0"}, {"fcall_ro", "f", "0", "arg"},
+	} {
+		if got := check(t, u, c...); got != ErrKeylessScript {
+			t.Errorf("%q: %q, want %q", c, got, ErrKeylessScript)
+		}
+	}
+	if all, _ := Compile("ops", "+@all", nil); check(t, all, "eval", "s", "0") != "" {
+		t.Error("a user with every key was refused a keyless script")
 	}
 }
 

@@ -71,6 +71,10 @@ func checkACL(t *testing.T, addr, knob string) {
 	wantErr(t, app, aclKeyErr, "MSET", "{app}1", "v", "x{app}", "v")
 	wantErr(t, app, aclKeyErr, "DEL", "app:1", "other")
 	wantErr(t, app, aclKeyErr, "EVAL", "return 1", "2", "{app}1", "x{app}")
+	// A script that declares no key runs with the server's rights on one node: it could read
+	// any key there, so a user with key patterns may not run one.
+	wantErr(t, app, "NOPERM No permissions to run a script that declares no keys: this user's keys are restricted",
+		"EVAL", "return redis.call('GET', 'other')", "0")
 	wantErr(t, app, aclKeyErr, "BLPOP", "other", "1")
 	wantErr(t, app, aclKeyErr, "WATCH", "other")
 	wantErr(t, app, aclKeyErr, "SCAN", "0")
@@ -103,6 +107,7 @@ func checkACL(t *testing.T, addr, knob string) {
 
 	for _, c := range []*redis.Client{aclClient(t, addr, "ops", "o"), aclClient(t, addr, "", "d")} {
 		wantOK(t, c, "MGET", "app:1", "other")
+		wantOK(t, c, "EVAL", "return 1", "0")
 		wantOK(t, c, "CONFIG", "SET", knob, "7")
 		wantOK(t, c, "HOTKEY", "GET")
 		wantOK(t, c, "SLOWLOG", "RESET")
