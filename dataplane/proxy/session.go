@@ -80,7 +80,7 @@ type call struct {
 	conn  *backend.Conn
 	ask   *backend.Request // reply to the ASKING sent ahead of it after an ASK redirect; ignored
 	asked bool             // last sent after an ASK redirect, with ASKING ahead of it
-	keys  int              // a split's sub-command: how many of the client's keys it carries
+	keys  int32            // a split's sub-command: how many of the client's keys it carries (in asked's padding)
 }
 
 // pending counts the backend requests of a session's batch that have no reply yet, plus one

@@ -178,7 +178,7 @@ func (s *session) planSplit(sl *slot, spec *command.Spec, cmd *resp.Command) (sp
 	for g, c := range sl.subs[:sl.nsubs] {
 		f := buf[off : off : off+sizes[g]]
 		f = resp.AppendArrayHeader(f, 1+counts[g]*stride)
-		c.frame, c.keys = resp.AppendBulk(f, args[0]), counts[g]
+		c.frame, c.keys = resp.AppendBulk(f, args[0]), int32(counts[g])
 		off += sizes[g]
 	}
 	for ki, g := range order {
@@ -330,7 +330,7 @@ func (s *session) mergeMGet(out []byte, sl *slot) []byte {
 			s.base = cur
 			return resp.AppendError(out, "ERR unexpected reply from backend: not an array")
 		}
-		if n != c.keys { // not s.counts: that is the last split planned, maybe a later command's
+		if n != int(c.keys) { // not s.counts: that is the last split planned, maybe a later command's
 			// A sub reply longer than its keys is as wrong as a short one: it is not the
 			// answer to the sub-command that was sent.
 			s.base = cur
