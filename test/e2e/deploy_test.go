@@ -163,6 +163,7 @@ var seriesNames = []string{
 	"aster_routing_table_version", "aster_config_reloads_total", "aster_config_last_reload_successful",
 	"aster_build_info", "aster_pubsub_clients", "aster_pubsub_messages_total", "aster_backend_errors_total",
 	"aster_control_plane_connected", "aster_control_plane_last_snapshot_age_seconds", "aster_sentinel_switches_total",
+	"aster_client_cache_lookups_total", "aster_client_cache_invalidations_total", "aster_client_cache_entries",
 }
 
 var asterName = regexp.MustCompile(`\baster_[a-z_]+`)

@@ -267,7 +267,7 @@ func TestSentinelFailover(t *testing.T) {
 			t.Errorf("%s shows the sentinel password", what)
 		}
 	}
-	if !strings.Contains(js.stdout, `"grp-a"`) || !strings.Contains(js.stdout, `"MODE_SENTINEL"`) {
+	if !strings.Contains(js.stdout, `"group": "grp-a"`) || !strings.Contains(js.stdout, `"mode": "redis_sentinel"`) {
 		t.Errorf("cluster show -o json:\n%s", js.stdout)
 	}
 }
