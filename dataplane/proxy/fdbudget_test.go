@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"runtime"
+	"strconv"
 	"testing"
 
 	"github.com/aster-proxy/aster/dataplane/proxy"
@@ -62,5 +63,38 @@ func TestServerSharesOpenFileLimit(t *testing.T) {
 	}
 	if a, c := proxy.ClientLimit(free, "a"), proxy.ClientLimit(free, "c"); a != 10000 || c != 0 {
 		t.Errorf("without a limit: a takes %d, c %d; want max_connections 10000 and 0", a, c)
+	}
+}
+
+// A cluster whose client cache is on holds a tracking link to each node besides its shared
+// connections: its share of the open-file limit counts them.
+func TestFDShareCountsTrackingLinks(t *testing.T) {
+	h, _ := route.Hash("fnv1a_64")
+	var nodes []route.Node
+	for i := range 20 {
+		nodes = append(nodes, route.Node{Addr: "127.0.0.1:" + strconv.Itoa(1000+i), Weight: 1})
+	}
+	ring, err := route.NewRing(nodes, h, "{}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := route.ClusterSpec{Name: "a", Table: &route.Table{Version: 1, Ring: ring},
+		Listen:  route.ListenSettings{Addr: "127.0.0.1:0", Proto: "tcp"},
+		Access:  route.AccessSettings{MaxConnections: 10000},
+		Backend: route.BackendSettings{NodeConnections: 1, DialTimeout: 1}}
+	const limit = 600
+	share := func(cacheOn bool) int {
+		sp := spec
+		sp.Live.ClientCache.Enabled = cacheOn
+		s := proxy.NewServer(proxy.ServerOptions{Logger: testLogger(t), FDLimit: limit})
+		defer s.Close()
+		if err := s.Apply(&route.Snapshot{Version: 1, Clusters: []route.ClusterSpec{sp}}); err != nil {
+			t.Fatal(err)
+		}
+		return proxy.FDShare(s, "a")
+	}
+	d := fdlimit.Demand{MaxClients: 10000, Nodes: 20, NodeConnections: 2, Loops: runtime.GOMAXPROCS(0)}
+	if off, on, want := share(false), share(true), fdlimit.Plan(limit, []fdlimit.Demand{d})[0]; on != want || on >= off {
+		t.Errorf("share with the cache on %d (off %d), want %d: a tracking link per node", on, off, want)
 	}
 }

@@ -292,8 +292,12 @@ func (s *Server) budgetLocked() {
 	ds := make([]fdlimit.Demand, len(names))
 	for i, name := range names {
 		spec := s.specs[name]
+		conns := max(spec.Backend.NodeConnections, 1)
+		if s.clusters[name].gen.Load().cache != nil {
+			conns++ // the client cache's tracking link to each node
+		}
 		ds[i] = fdlimit.Demand{MaxClients: spec.Access.MaxConnections, Nodes: tableNodes(spec.Table),
-			NodeConnections: max(spec.Backend.NodeConnections, 1), Loops: runtime.GOMAXPROCS(0)}
+			NodeConnections: conns, Loops: runtime.GOMAXPROCS(0)}
 	}
 	for i, share := range fdlimit.Plan(s.opts.FDLimit, ds) {
 		c, configured := s.clusters[names[i]], ds[i].MaxClients
