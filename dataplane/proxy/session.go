@@ -132,26 +132,69 @@ func newCall(wg backend.Waiter, b *backend.Budget) *call {
 // session serves one client connection: read every command available, route and send them all,
 // and once their replies are in, write them in order with one write; repeat. A loop runs it
 // (loop.go), or a goroutine of its own (serve).
+//
+// Ownership. At any moment one goroutine owns a session and alone touches its fields, except
+// those its groups below name; ownership passes as follows, and each pass publishes what the
+// previous owner wrote (through lmu, a loop's mu, a go statement or pending's atomic count).
+//
+//   - Goroutine session (serve, serveFrom): its goroutine owns it. While it waits for a
+//     blocking reply or is subscribed, it lends the client's input (rd, cmd) to a watcher
+//     goroutine (watchClient, subscribed) and takes it back before reading again.
+//   - Loop session, idle (busy false): the loop owns it; nothing runs for it until its client is
+//     ready or it is kicked.
+//   - Running a batch (loop.serve sets busy, step): the loop's goroutine reads the client, routes
+//     the commands and sends them, then gives up the session's own count (pend.Done); with no
+//     command to run it gives the session back at once (idle) or ends it.
+//   - In flight: no goroutine touches the fields; the backend connections fill the batch's
+//     requests (their replies, the budget) until the last reply brings the count to zero.
+//   - Completing (complete, pending.onZero): the goroutine that brought the count to zero owns
+//     it: a loop reading that backend (not necessarily the session's), a connection's reader
+//     goroutine, or step itself when nothing went out. It writes the replies, then gives the
+//     session back to its loop (idle: busy false), hands it over (handOver) or ends it (end).
+//   - Handed over: a goroutine of its own owns it (serveFrom), and busy stays true; once it
+//     needs a goroutine no more, backToLoop adds it to a loop and clears busy last.
+//
+// The flags under lmu are how the loop, which learns of a session's client from its own
+// goroutine, meets the session's owner: busy says whether the session is owned by anyone but
+// its idle loop (a turn, a batch in flight, a goroutine); a loop that finds it busy sets again
+// instead of serving it, and whoever clears busy (idle, backToLoop) kicks the loop for it.
+// more says the client may have more to read though no new edge will come (a read that filled
+// the buffer, a full window, a hang-up the loop saw): idle kicks for it too.
 type session struct {
-	c    *Cluster
-	nc   net.Conn
-	rw   io.ReadWriter // nc's reads and writes: raw system calls for plain TCP (package rawio)
-	id   uint64
-	rd   *resp.Reader
-	cmd  resp.Command
-	out  []byte
-	pend pending
+	// Set when the session is made, read-only after: any goroutine may read them (Cluster.Drain
+	// and Close close nc from theirs).
+	c      *Cluster
+	nc     net.Conn
+	rw     io.ReadWriter // nc's reads and writes: raw system calls for plain TCP (package rawio)
+	raw    *rawio.Conn   // set for any plain-socket client
+	id     uint64
+	idleRd *idleReader // reads the client when the cluster has client_idle_timeout (idle.go); else nil
 
+	// The client's input: the owner's, or lent to a watcher goroutine (see above). src is what
+	// rd reads from a plain socket: blocking for a goroutine session (loop.add, handOver).
+	rd  *resp.Reader
+	cmd resp.Command
+	src clientReader
+
+	// The batch: built by the owner (handle), in flight, then collected by its completer.
+	out   []byte
+	pend  pending
 	slots []*slot
 	n     int // slots used by the current batch
 	snap  *snapshot
 	gen   *generation // the cluster's, loaded with snap (beginBatch): knobs, access rules
 	// window is how many commands the next batch may take: see pace.
 	window int
-	// budget bounds the reply bytes the batch holds beyond its first reply (overLimit).
-	budget backend.Budget
+	// budget bounds the reply bytes the batch holds beyond its first reply (overLimit); the
+	// backend connections charge it while the batch is in flight.
+	budget  backend.Budget
+	start   time.Time       // when the batch's first command was read; only with metrics on
+	touched []*backend.Conn // connections with requests of this batch not yet flushed
+	cw      cacheWrites     // keys the batch wrote, for the client cache (clientcache.go)
+	// enterSub: a SUBSCRIBE ends the batch: subscribed mode follows (pubsub.go).
+	enterSub bool
 
-	// scratch space reused by every command
+	// Scratch space reused by every command, the owner's.
 	keys    []int
 	groupOf map[int]int // group key → sub request index, once there are many (findGroup)
 	slotGrp []uint16    // in cluster mode, slot → sub request index + 1 instead (findGroup)
@@ -160,56 +203,44 @@ type session struct {
 	sizes   []int       // bytes per sub request of a split command
 	targets []int       // node of each sub request
 	elems   [][]byte
-	base    []int // where each sub reply's next element is (MGET merge)
+	base    []int  // where each sub reply's next element is (MGET merge)
+	conv    []byte // replies converted between RESP2 and RESP3
+	rr      uint32 // round robin over a slot's replicas
+	hotTick uint32 // commands since the last hot-key sample
+	hotKeys []int  // key positions of a sampled command
 
-	rr      uint32          // round robin over a slot's replicas
-	hotTick uint32          // commands since the last hot-key sample
-	hotKeys []int           // key positions of a sampled command
-	touched []*backend.Conn // connections with requests of this batch not yet flushed
-
-	start time.Time // when the batch's first command was read; only with metrics on
-
-	remote   string // the client's address, once the slow log needed it
-	name     string // CLIENT SETNAME's (client.go)
-	quit     bool
-	authed   bool   // no password configured, or the client authenticated
-	proto3   bool   // the client switched to RESP3 with HELLO 3
-	conv     []byte // scratch for replies converted between RESP2 and RESP3
-	enterSub bool   // a SUBSCRIBE ends the batch: subscribed mode follows (pubsub.go)
-
-	cw cacheWrites // keys the batch wrote, for the client cache (clientcache.go)
-
-	// deferred is a command that must run alone, after the batch's replies are written, on a
-	// dedicated connection (a blocking command, EXEC, WATCH, ...): the batch ends with it and
-	// runDeferred runs it. deferNode is its node, when known when it was read.
-	deferred  *command.Spec
-	deferNode int
-	ded       []*dedConn // this session's dedicated connections, one per node at most
-	dedSnap   *snapshot  // the table ded was last checked against (pruneDed)
-	blk       []byte     // a deferred command's frame, copied out of the read buffer
-	tx        txState
-
+	// The client's state, kept across batches: the owner's.
+	quit   bool
+	authed bool   // no password configured, or the client authenticated
+	proto3 bool   // the client switched to RESP3 with HELLO 3
+	remote string // the client's address, once the slow log needed it
+	name   string // CLIENT SETNAME's (client.go)
 	// username is who the client authenticated as ("" before, or without passwords); user
 	// its rules (nil: every right), resolved from rightsOf (acl.go).
 	username string
 	user     *acl.User
 	rightsOf *rightsTable
 
-	// idleRd reads the client when the cluster has client_idle_timeout (idle.go); else nil.
-	idleRd *idleReader
+	// Exclusive connections and the transaction, which need a goroutine session (afterBatch).
+	// deferred is a command that must run alone, after the batch's replies are written, on a
+	// dedicated connection (a blocking command, EXEC, WATCH, ...): the batch ends with it and
+	// runDeferred runs it. deferNode is its node, when known when it was read.
+	deferred  *command.Spec
+	deferNode int
+	blk       []byte     // a deferred command's frame, copied out of the read buffer
+	ded       []*dedConn // this session's dedicated connections, one per node at most
+	dedSnap   *snapshot  // the table ded was last checked against (pruneDed)
+	tx        txState
 
-	// A loop session (loop.go); raw and src are set for any plain-socket client.
-	loop *loop
-	raw  *rawio.Conn
-	src  clientReader
-	more bool  // the client may have more to read: a full read, maxBatch reached, or a hang-up
-	rerr error // a loop session's read failure, acted on once its batch is answered
-	// lmu guards busy (the batch is in flight, or the loop is reading: only one goroutine owns
-	// the session at a time), again (the loop saw the client ready meanwhile) and more.
+	// Loop state (loop.go). loop and rerr are the owner's; lmu guards busy, again and more,
+	// which the loop reads and writes from its goroutine whoever owns the session (see above).
+	loop  *loop
+	rerr  error // a loop session's read failure, acted on once its batch is answered
 	lmu   sync.Mutex
-	busy  bool
-	again bool
-	ended atomic.Bool
+	busy  bool        // owned by a turn, a batch in flight or a goroutine: not the loop's to serve
+	again bool        // the loop saw the client ready while busy: serve it once not busy
+	more  bool        // the client may have more to read: a full read, a full window, or a hang-up
+	ended atomic.Bool // end ran: whoever sees the end first closes the session, once
 }
 
 func newSession(c *Cluster, nc net.Conn) *session {
