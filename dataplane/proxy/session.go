@@ -188,7 +188,7 @@ type session struct {
 	// budget bounds the reply bytes the batch holds beyond its first reply (overLimit); the
 	// backend connections charge it while the batch is in flight.
 	budget  backend.Budget
-	start   time.Time       // when the batch's first command was read; only with metrics on
+	start   time.Time       // when the batch's first command was read, with metrics or the slow log
 	touched []*backend.Conn // connections with requests of this batch not yet flushed
 	cw      cacheWrites     // keys the batch wrote, for the client cache (clientcache.go)
 	// enterSub: a SUBSCRIBE ends the batch: subscribed mode follows (pubsub.go).
@@ -649,7 +649,7 @@ func (sl *slot) setError(msg string) {
 }
 
 // testPanicHook is set only by tests (export_test.go), to make a session panic and check the
-// guard in serve. It is checked on the unknown-command path alone, which builds an error
+// guards (recoverPanic, endOnPanic). It is checked on the unknown-command path alone, which builds an error
 // string anyway, so the commands that matter pay nothing for it.
 var testPanicHook func(args [][]byte)
 
@@ -857,7 +857,7 @@ func (s *session) send(c *call, conn *backend.Conn, frame []byte) {
 	s.sendAdded(c, conn, frame)
 }
 
-// sendAdded is send for a caller that has already added the request to s.wg (one Add for
+// sendAdded is send for a caller that has already counted the request in s.pend (one Add for
 // all the sub requests of a split).
 func (s *session) sendAdded(c *call, conn *backend.Conn, frame []byte) {
 	c.frame, c.conn, c.asked = frame, conn, false
@@ -883,7 +883,6 @@ func (s *session) flush() {
 	s.touched = s.touched[:0]
 }
 
-// unknownCommand builds Redis's own reply to an unknown command.
 // unknownCommand is Redis's answer to a command it does not know: the name and the first
 // arguments, 128 bytes of them in all (each cut at a NUL byte, as Redis's C strings are), so
 // that a command of a million arguments costs no more than a short one.
