@@ -30,20 +30,22 @@ const (
 	maxKeptElems = 4096
 )
 
-type slotKind uint8
+type placeKind uint8
 
 const (
-	slotLocal   slotKind = iota // reply made by the proxy, in local
-	slotForward                 // one backend request
-	slotSplit                   // several backend requests, merged by policy
+	placeLocal   placeKind = iota // reply made by the proxy, in local
+	placeForward                  // one backend request
+	placeSplit                    // several backend requests, merged by policy
 )
 
-// slot is one client command's place in the reply order. Slots are reused across batches;
-// their backend requests must not move while in flight, hence pointers.
-type slot struct {
-	kind  slotKind
+// place is one client command's place in the batch's reply order: the reply made here, or
+// the backend requests whose replies make it. (Not "slot": that is Redis Cluster's hash slot,
+// which the same functions handle.) Places are reused across batches; their backend requests
+// must not move while in flight, hence pointers.
+type place struct {
+	kind  placeKind
 	local []byte
-	main  call // slotForward
+	main  call // placeForward
 
 	policy command.Policy
 	subs   []*call // requests of a split command, one per node (or slot) group
@@ -59,9 +61,9 @@ type slot struct {
 	raw    []byte // the command as the client sent it, for the slow log; nil when it is off
 	rawBuf []byte // raw re-encoded from an inline command
 
-	// budget is what the slot's replies count against: the session's (see overLimit), or nil
-	// for the first slot of a batch, whose reply goes whatever its size. Slots are reused at
-	// the same place in every batch, so it is set once.
+	// budget is what the place's replies count against: the session's (see overLimit), or
+	// nil for the first place of a batch, whose reply goes whatever its size. Places are reused
+	// at the same position in every batch, so it is set once.
 	budget *backend.Budget
 
 	// proto3: the client spoke RESP3 when it sent this command, so its reply must be RESP3.
@@ -177,12 +179,12 @@ type session struct {
 	src clientReader
 
 	// The batch: built by the owner (handle), in flight, then collected by its completer.
-	out   []byte
-	pend  pending
-	slots []*slot
-	n     int // slots used by the current batch
-	snap  *snapshot
-	gen   *generation // the cluster's, loaded with snap (beginBatch): knobs, access rules
+	out    []byte
+	pend   pending
+	places []*place
+	n      int // places used by the current batch
+	snap   *snapshot
+	gen    *generation // the cluster's, loaded with snap (beginBatch): knobs, access rules
 	// window is how many commands the next batch may take: see pace.
 	window int
 	// budget bounds the reply bytes the batch holds beyond its first reply (overLimit); the
@@ -440,12 +442,12 @@ func (s *session) overLimit() bool {
 	}
 	held := 0
 	s.eachCall(func(c *call) { held += len(c.req.Reply) })
-	for _, sl := range s.slots[:s.n] {
-		if sl.kind == slotLocal {
-			held += len(sl.local)
+	for _, pl := range s.places[:s.n] {
+		if pl.kind == placeLocal {
+			held += len(pl.local)
 		}
-		sl.local, sl.main.req.Reply = nil, nil
-		for _, c := range sl.subs[:sl.nsubs] {
+		pl.local, pl.main.req.Reply = nil, nil
+		for _, c := range pl.subs[:pl.nsubs] {
 			c.req.Reply = nil
 		}
 	}
@@ -470,37 +472,37 @@ var testOverLimit func(held int)
 func (s *session) assemble() ([]byte, int) {
 	out := s.out[:0]
 	cm := &s.c.metrics
-	// What the slots keep for the next batch: a quarter of the limit, on top of the output.
+	// What the places keep for the next batch: a quarter of the limit, on top of the output.
 	biggest, room := 0, s.gen.acc.outputLimit/4
 	if s.cw.wrote {
 		s.cacheWritten()
 	}
-	for _, sl := range s.slots[:s.n] {
+	for _, pl := range s.places[:s.n] {
 		at := len(out)
-		switch sl.kind {
-		case slotLocal:
-			out = append(out, sl.local...)
-			if cm.on && len(sl.local) > 0 && sl.local[0] == '-' {
+		switch pl.kind {
+		case placeLocal:
+			out = append(out, pl.local...)
+			if cm.on && len(pl.local) > 0 && pl.local[0] == '-' {
 				cm.refused.Inc()
 			}
-		case slotForward:
-			if sl.cached.on {
-				s.cacheStore(sl)
+		case placeForward:
+			if pl.cached.on {
+				s.cacheStore(pl)
 			}
-			if sl.proto3 != sl.main.conn.RESP3() {
-				out = s.convert(out, sl.main.req.Reply, sl)
+			if pl.proto3 != pl.main.conn.RESP3() {
+				out = s.convert(out, pl.main.req.Reply, pl)
 			} else {
-				out = append(out, sl.main.req.Reply...)
+				out = append(out, pl.main.req.Reply...)
 			}
-			cm.failure(sl.main.req.Failure)
-		case slotSplit:
-			if sl.proto3 != sl.subs[0].conn.RESP3() {
-				s.conv = s.merge(s.conv[:0], sl)
-				out = s.convert(out, s.conv, sl)
+			cm.failure(pl.main.req.Failure)
+		case placeSplit:
+			if pl.proto3 != pl.subs[0].conn.RESP3() {
+				s.conv = s.merge(s.conv[:0], pl)
+				out = s.convert(out, s.conv, pl)
 			} else {
-				out = s.merge(out, sl)
+				out = s.merge(out, pl)
 			}
-			for _, c := range sl.subs[:sl.nsubs] {
+			for _, c := range pl.subs[:pl.nsubs] {
 				if c.req.Failure != backend.FailNone {
 					cm.failure(c.req.Failure)
 					break // one client request, one error
@@ -508,7 +510,7 @@ func (s *session) assemble() ([]byte, int) {
 			}
 		}
 		biggest = max(biggest, len(out)-at)
-		sl.release(&room)
+		pl.release(&room)
 	}
 	n := s.n
 	s.n = 0
@@ -538,16 +540,16 @@ func (s *session) pace(n, biggest int) {
 	s.window = max(w, 1)
 }
 
-// release drops the slot's buffers that grew past what is kept between batches once its reply
+// release drops the place's buffers that grew past what is kept between batches once its reply
 // is assembled, so that a big reply is held once (in the output) while the client reads it,
-// and an idle client holds no more than small buffers. room is what the session's slots may
-// still keep in all: each slot's buffers are small, but slots are many, and those of a batch
+// and an idle client holds no more than small buffers. room is what the session's places may
+// still keep in all: each place's buffers are small, but places are many, and those of a batch
 // of big replies must not all stay.
-func (sl *slot) release(room *int) {
-	sl.local = keep(sl.local, room)
-	sl.splitBuf = keep(sl.splitBuf, room)
-	sl.main.release(room)
-	for _, c := range sl.subs[:sl.nsubs] {
+func (pl *place) release(room *int) {
+	pl.local = keep(pl.local, room)
+	pl.splitBuf = keep(pl.splitBuf, room)
+	pl.main.release(room)
+	for _, c := range pl.subs[:pl.nsubs] {
 		c.release(room)
 	}
 }
@@ -615,37 +617,37 @@ func (s *session) logSlow(l *slowLog, n int, elapsed time.Duration) {
 	if s.remote == "" {
 		s.remote = s.nc.RemoteAddr().String()
 	}
-	for _, sl := range s.slots[:n] {
-		if sl.raw != nil {
-			l.add(sl.raw, now, elapsed, s.remote)
+	for _, pl := range s.places[:n] {
+		if pl.raw != nil {
+			l.add(pl.raw, now, elapsed, s.remote)
 		}
 	}
 }
 
-// nextSlot returns a cleared slot for the next command.
-func (s *session) nextSlot() *slot {
-	if s.n == len(s.slots) {
-		sl := &slot{}
+// nextPlace returns a cleared place for the next command.
+func (s *session) nextPlace() *place {
+	if s.n == len(s.places) {
+		pl := &place{}
 		if s.n > 0 {
-			sl.budget = &s.budget
+			pl.budget = &s.budget
 		}
-		sl.main.req.Bind(&s.pend)
-		sl.main.req.Charge(sl.budget)
-		s.slots = append(s.slots, sl)
+		pl.main.req.Bind(&s.pend)
+		pl.main.req.Charge(pl.budget)
+		s.places = append(s.places, pl)
 	}
-	sl := s.slots[s.n]
+	pl := s.places[s.n]
 	s.n++
-	sl.local = sl.local[:0]
-	sl.nsubs = 0
-	sl.raw = nil
-	sl.proto3, sl.shape = s.proto3, nil
-	sl.cached.on = false
-	return sl
+	pl.local = pl.local[:0]
+	pl.nsubs = 0
+	pl.raw = nil
+	pl.proto3, pl.shape = s.proto3, nil
+	pl.cached.on = false
+	return pl
 }
 
-func (sl *slot) setError(msg string) {
-	sl.kind = slotLocal
-	sl.local = resp.AppendError(sl.local[:0], msg)
+func (pl *place) setError(msg string) {
+	pl.kind = placeLocal
+	pl.local = resp.AppendError(pl.local[:0], msg)
 }
 
 // testPanicHook is set only by tests (export_test.go), to make a session panic and check the
@@ -655,105 +657,105 @@ var testPanicHook func(args [][]byte)
 
 // handle routes one command: answered here, forwarded, or split.
 func (s *session) handle(cmd *resp.Command) {
-	sl := s.nextSlot()
+	pl := s.nextPlace()
 	args := cmd.Args
 	spec := command.Lookup(args[0])
 	s.c.metrics.request(spec)
 	if spec == nil && !s.authed {
-		sl.setError(errNoAuth)
+		pl.setError(errNoAuth)
 		return
 	}
 	if spec == nil {
 		if testPanicHook != nil {
 			testPanicHook(args)
 		}
-		sl.setError(unknownCommand(args))
+		pl.setError(unknownCommand(args))
 		s.tx.refused()
 		return
 	}
 	if !s.authed && !allowedBeforeAuth(spec) {
-		sl.setError(errNoAuth)
+		pl.setError(errNoAuth)
 		return
 	}
 	if !spec.CheckArity(len(args)) {
-		sl.setError("ERR wrong number of arguments for '" + spec.Name + "' command")
+		pl.setError("ERR wrong number of arguments for '" + spec.Name + "' command")
 		s.tx.refused()
 		return
 	}
 	if msg := spec.SubcommandError(args); msg != "" { // Redis checks a subcommand as a command
-		sl.setError(msg)
+		pl.setError(msg)
 		s.tx.refused()
 		return
 	}
-	if s.user != nil && !s.permitted(sl, spec, args) {
+	if s.user != nil && !s.permitted(pl, spec, args) {
 		return
 	}
 	// The slow log records what runs: not the commands refused above (unknown, before AUTH,
 	// wrong arity, not permitted), which Redis refuses before it runs them and does not log.
 	if s.gen.slow != nil {
-		if sl.raw = cmd.Raw; sl.raw == nil {
-			sl.rawBuf = resp.AppendCommand(sl.rawBuf[:0], args...)
-			sl.raw = sl.rawBuf
+		if pl.raw = cmd.Raw; pl.raw == nil {
+			pl.rawBuf = resp.AppendCommand(pl.rawBuf[:0], args...)
+			pl.raw = pl.rawBuf
 		}
 	}
-	if cc := s.gen.cache; cc != nil && s.cacheCommand(sl, cc, spec, cmd) {
+	if cc := s.gen.cache; cc != nil && s.cacheCommand(pl, cc, spec, cmd) {
 		return
 	}
-	if s.tx.active && s.queue(sl, spec, cmd) {
+	if s.tx.active && s.queue(pl, spec, cmd) {
 		return
 	}
 	switch spec.Policy {
 	case command.Local:
-		s.local(sl, spec, args)
-		if sl.budget != nil && !sl.budget.Take(len(sl.local)) {
-			sl.local = nil // some are big (COMMAND, CLIENT LIST): counted as backend replies are
+		s.local(pl, spec, args)
+		if pl.budget != nil && !pl.budget.Take(len(pl.local)) {
+			pl.local = nil // some are big (COMMAND, CLIENT LIST): counted as backend replies are
 		}
 		return
 	case command.Unsupported:
-		sl.setError("ERR " + spec.Name + " is not supported by the proxy")
+		pl.setError("ERR " + spec.Name + " is not supported by the proxy")
 		return
 	}
 	if s.snap == nil {
-		sl.setError("ERR cluster " + s.c.name + " has no routing table yet")
+		pl.setError("ERR cluster " + s.c.name + " has no routing table yet")
 		return
 	}
 	if s.proto3 != s.snap.resp3 {
-		sl.shape = command.ReplyShape(spec, args)
+		pl.shape = command.ReplyShape(spec, args)
 	}
 	if t := s.gen.hot; t.Enabled() {
 		s.sampleKeys(t, spec, args)
 	}
 	switch spec.Policy {
 	case command.SplitMGet, command.SplitMSet, command.SplitSum:
-		s.split(sl, spec, cmd)
+		s.split(pl, spec, cmd)
 	case command.Subscribe:
-		s.subscribeCommand(sl, spec, args)
+		s.subscribeCommand(pl, spec, args)
 	case command.Channel:
-		s.channelCommand(sl, spec, cmd)
+		s.channelCommand(pl, spec, cmd)
 	case command.Block:
-		s.block(sl, spec, cmd)
+		s.block(pl, spec, cmd)
 	case command.Transaction:
-		s.transaction(sl, spec, cmd)
+		s.transaction(pl, spec, cmd)
 	case command.Broadcast:
-		s.broadcast(sl, spec, cmd)
+		s.broadcast(pl, spec, cmd)
 	case command.Keyspace:
-		s.keyspace(sl, spec, cmd)
+		s.keyspace(pl, spec, cmd)
 	default:
-		s.forwardByKeys(sl, spec, cmd)
+		s.forwardByKeys(pl, spec, cmd)
 	}
 }
 
 // forwardByKeys sends a command whose keys must all live together to the node that has them:
 // in standalone mode all keys on one node, in cluster mode all in one slot, as Redis requires.
-func (s *session) forwardByKeys(sl *slot, spec *command.Spec, cmd *resp.Command) {
+func (s *session) forwardByKeys(pl *place, spec *command.Spec, cmd *resp.Command) {
 	keys, ok := spec.Keys(cmd.Args, s.keys[:0])
 	s.keys = keys
 	if !ok || (len(keys) == 0 && spec.AnyNode(cmd.Args)) {
-		s.forward(sl, s.keylessNode(), cmd) // keyless.go; malformed: the node answers its error
+		s.forward(pl, s.keylessNode(), cmd) // keyless.go; malformed: the node answers its error
 		return
 	}
 	if len(keys) == 0 {
-		sl.setError("ERR '" + spec.Name + "' without keys cannot be routed by the proxy")
+		pl.setError("ERR '" + spec.Name + "' without keys cannot be routed by the proxy")
 		return
 	}
 	first := cmd.Args[keys[0]]
@@ -761,31 +763,31 @@ func (s *session) forwardByKeys(sl *slot, spec *command.Spec, cmd *resp.Command)
 		slot := route.Slot(first)
 		for _, k := range keys[1:] {
 			if route.Slot(cmd.Args[k]) != slot {
-				sl.setError("CROSSSLOT Keys in request don't hash to the same slot")
+				pl.setError("CROSSSLOT Keys in request don't hash to the same slot")
 				return
 			}
 		}
 		read := command.IsReadOnly(spec)
 		node := s.slotNode(slot, read)
 		if read && node >= 0 {
-			if b := s.gen.backup; b != nil && s.forwardWithBackup(sl, b, slot, node, cmd) {
+			if b := s.gen.backup; b != nil && s.forwardWithBackup(pl, b, slot, node, cmd) {
 				return
 			}
 		}
-		s.forward(sl, node, cmd)
+		s.forward(pl, node, cmd)
 		return
 	}
 	ring := s.snap.table.Ring
 	node := ring.Pick(first)
 	for _, k := range keys[1:] {
 		if ring.Pick(cmd.Args[k]) != node {
-			sl.setError("CROSSSLOT Keys in request don't hash to the same node (use hash tags)")
+			pl.setError("CROSSSLOT Keys in request don't hash to the same node (use hash tags)")
 			return
 		}
 	}
 	if spec.Name == "sort" || spec.Name == "sort_ro" {
 		if msg := s.sortPatternRefused(cmd.Args); msg != "" { // keyless.go
-			sl.setError(msg)
+			pl.setError(msg)
 			return
 		}
 	}
@@ -793,12 +795,12 @@ func (s *session) forwardByKeys(sl *slot, spec *command.Spec, cmd *resp.Command)
 		if reps := s.snap.ringReps[node]; len(reps) > 0 {
 			s.rr++
 			p := reps[s.rr%uint32(len(reps))]
-			sl.kind = slotForward
-			s.send(&sl.main, p.conns[s.id%uint64(len(p.conns))], frameOf(cmd, &sl.main.buf))
+			pl.kind = placeForward
+			s.send(&pl.main, p.conns[s.id%uint64(len(p.conns))], frameOf(cmd, &pl.main.buf))
 			return
 		}
 	}
-	s.forward(sl, node, cmd)
+	s.forward(pl, node, cmd)
 }
 
 // slotNode picks the node for a slot: its master, or for a read with read_from_slave one of
@@ -831,18 +833,18 @@ func (s *session) conn(node int) *backend.Conn {
 	return conns[s.id%uint64(len(conns))]
 }
 
-func (s *session) forward(sl *slot, node int, cmd *resp.Command) {
+func (s *session) forward(pl *place, node int, cmd *resp.Command) {
 	if node < 0 {
-		s.noNode(sl)
+		s.noNode(pl)
 		return
 	}
-	sl.kind = slotForward
-	s.send(&sl.main, s.conn(node), frameOf(cmd, &sl.main.buf))
+	pl.kind = placeForward
+	s.send(&pl.main, s.conn(node), frameOf(cmd, &pl.main.buf))
 }
 
 // noNode answers a command for which no node serves: every node ejected, or an uncovered slot.
-func (s *session) noNode(sl *slot) {
-	sl.setError(s.noNodeMsg())
+func (s *session) noNode(pl *place) {
+	pl.setError(s.noNodeMsg())
 }
 
 func (s *session) noNodeMsg() string {
