@@ -161,7 +161,9 @@ func newCall(wg backend.Waiter, b *backend.Budget) *call {
 // its idle loop (a turn, a batch in flight, a goroutine); a loop that finds it busy sets again
 // instead of serving it, and whoever clears busy (idle, backToLoop) kicks the loop for it.
 // more says the client may have more to read though no new edge will come (a read that filled
-// the buffer, a full window, a hang-up the loop saw): idle kicks for it too.
+// the buffer, a full window, a hang-up the loop saw): idle kicks for it too. A session that
+// starts on a goroutine (TLS, an idle timeout, no table yet) is in no loop: its flags matter
+// from backToLoop on.
 type session struct {
 	// Set when the session is made, read-only after: any goroutine may read them (Cluster.Drain
 	// and Close close nc from theirs).
