@@ -94,13 +94,13 @@ func (s *session) refreshUser() {
 // permitted checks a command of a user with rules and answers Redis's refusal when not
 // allowed: the command is not run, and a transaction it was queued into is doomed (EXECABORT),
 // as in Redis; a refused EXEC discards the transaction.
-func (s *session) permitted(sl *slot, spec *command.Spec, args [][]byte) bool {
+func (s *session) permitted(pl *place, spec *command.Spec, args [][]byte) bool {
 	msg, keys := s.user.Check(spec, args, s.keys[:0])
 	s.keys = keys
 	if msg == "" {
 		return true
 	}
-	sl.setError(msg)
+	pl.setError(msg)
 	s.aclRefused(spec)
 	return false
 }

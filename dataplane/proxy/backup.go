@@ -67,7 +67,7 @@ func getRace() *race {
 
 // forwardWithBackup sends a read to the slot's master as a race; false when the read does
 // not qualify (node is a replica already, or the slot has none) and goes the ordinary way.
-func (s *session) forwardWithBackup(sl *slot, b *route.BackupRequest, slot uint16, node int, cmd *resp.Command) bool {
+func (s *session) forwardWithBackup(pl *place, b *route.BackupRequest, slot uint16, node int, cmd *resp.Command) bool {
 	slots := s.snap.slots
 	reps := slots.Replicas(slot)
 	if node != slots.Master(slot) || len(reps) == 0 {
@@ -76,8 +76,8 @@ func (s *session) forwardWithBackup(sl *slot, b *route.BackupRequest, slot uint1
 	s.rr++
 	rep := reps[s.rr%uint32(len(reps))]
 	master := s.snap.pools[node]
-	c := &sl.main
-	sl.kind = slotForward
+	c := &pl.main
+	pl.kind = placeForward
 	c.frame, c.conn = frameOf(cmd, &c.buf), s.conn(node)
 
 	r := getRace()

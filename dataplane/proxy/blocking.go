@@ -21,9 +21,9 @@ const maxBlockedInput = 1 << 20
 // before it are written, on the session's dedicated connection to the node of its keys, so
 // that the shared connections never wait behind it. One that does not (XREAD without BLOCK)
 // is forwarded as usual.
-func (s *session) block(sl *slot, spec *command.Spec, cmd *resp.Command) {
+func (s *session) block(pl *place, spec *command.Spec, cmd *resp.Command) {
 	if _, blocks := command.BlockTimeout(spec, cmd.Args); !blocks {
-		s.forwardByKeys(sl, spec, cmd)
+		s.forwardByKeys(pl, spec, cmd)
 		return
 	}
 	if _, ok := spec.Keys(cmd.Args, s.keys[:0]); !ok {
@@ -32,7 +32,7 @@ func (s *session) block(sl *slot, spec *command.Spec, cmd *resp.Command) {
 		if node := s.keylessNode(); node >= 0 {
 			s.deferTo(spec, node)
 		} else {
-			s.noNode(sl)
+			s.noNode(pl)
 		}
 		return
 	}
@@ -41,13 +41,13 @@ func (s *session) block(sl *slot, spec *command.Spec, cmd *resp.Command) {
 		msg = "ERR '" + spec.Name + "' without keys cannot be routed by the proxy"
 	}
 	if msg != "" {
-		sl.setError(msg)
+		pl.setError(msg)
 		return
 	}
 	node := g
 	if s.snap.slots != nil {
 		if node = s.slotNode(uint16(g), command.IsReadOnly(spec)); node < 0 {
-			s.noNode(sl)
+			s.noNode(pl)
 			return
 		}
 	}
@@ -55,7 +55,7 @@ func (s *session) block(sl *slot, spec *command.Spec, cmd *resp.Command) {
 }
 
 // deferTo makes the command just read the batch's last: runDeferred runs it once the batch's
-// replies are written. Its slot is given back; its reply is written by runDeferred.
+// replies are written. Its place is given back; its reply is written by runDeferred.
 func (s *session) deferTo(spec *command.Spec, node int) {
 	s.n--
 	s.deferred, s.deferNode = spec, node

@@ -166,7 +166,7 @@ var (
 	noField = []byte{}
 )
 
-// cacheMiss is what a slot keeps of a GET or HGET that missed, to store its reply.
+// cacheMiss is what a place keeps of a GET or HGET that missed, to store its reply.
 type cacheMiss struct {
 	on     bool
 	t      cache.Ticket
@@ -183,15 +183,15 @@ type cacheWrites struct {
 	lens  []int
 }
 
-// cacheCommand serves cmd from the client cache cc when it can (true: sl is answered or
+// cacheCommand serves cmd from the client cache cc when it can (true: pl is answered or
 // sent); it notes the keys of a write. Called by handle for every command while the cache
 // is on.
-func (s *session) cacheCommand(sl *slot, cc *clientCache, spec *command.Spec, cmd *resp.Command) bool {
+func (s *session) cacheCommand(pl *place, cc *clientCache, spec *command.Spec, cmd *resp.Command) bool {
 	switch {
 	case spec == specGet || spec == specHGet:
-		return !s.tx.active && s.cacheGet(sl, cc, spec, cmd)
+		return !s.tx.active && s.cacheGet(pl, cc, spec, cmd)
 	case spec == specMGet:
-		return !s.tx.active && s.cacheMGet(sl, cc, spec, cmd)
+		return !s.tx.active && s.cacheMGet(pl, cc, spec, cmd)
 	case spec.Policy == command.Local || spec.Policy == command.Unsupported || command.IsReadOnly(spec):
 		return false
 	}
@@ -217,7 +217,7 @@ func (s *session) cacheNode(key []byte) int {
 
 // cacheGet answers GET or HGET from the cache, or sends it to the key's master and notes
 // what it takes to store the reply (cacheStore).
-func (s *session) cacheGet(sl *slot, cc *clientCache, spec *command.Spec, cmd *resp.Command) bool {
+func (s *session) cacheGet(pl *place, cc *clientCache, spec *command.Spec, cmd *resp.Command) bool {
 	if s.snap == nil || cc.snap != s.snap {
 		return false
 	}
@@ -238,8 +238,8 @@ func (s *session) cacheGet(sl *slot, cc *clientCache, spec *command.Spec, cmd *r
 		s.sampleKeys(t, spec, args)
 	}
 	if !s.cw.wrote {
-		if out, ok := cc.c.Lookup(n, key, field, sl.proto3, sl.local[:0]); ok {
-			s.cacheHit(sl, out)
+		if out, ok := cc.c.Lookup(n, key, field, pl.proto3, pl.local[:0]); ok {
+			s.cacheHit(pl, out)
 			return true
 		}
 	}
@@ -248,12 +248,12 @@ func (s *session) cacheGet(sl *slot, cc *clientCache, spec *command.Spec, cmd *r
 		t = cc.c.Begin(n, key)
 	}
 	if s.proto3 != s.snap.resp3 {
-		sl.shape = command.ReplyShape(spec, args)
+		pl.shape = command.ReplyShape(spec, args)
 	}
-	s.forward(sl, node, cmd)
-	if t.Valid() && sl.kind == slotForward {
-		m := &sl.cached
-		m.on, m.t, m.conn, m.hash = true, t, sl.main.conn, field != nil
+	s.forward(pl, node, cmd)
+	if t.Valid() && pl.kind == placeForward {
+		m := &pl.cached
+		m.on, m.t, m.conn, m.hash = true, t, pl.main.conn, field != nil
 		m.key = append(append(m.key[:0], key...), field...)
 		m.keyLen = len(key)
 	}
@@ -261,55 +261,55 @@ func (s *session) cacheGet(sl *slot, cc *clientCache, spec *command.Spec, cmd *r
 }
 
 // cacheMGet answers MGET from the cache when every key hits; false (nothing done) otherwise.
-func (s *session) cacheMGet(sl *slot, cc *clientCache, spec *command.Spec, cmd *resp.Command) bool {
+func (s *session) cacheMGet(pl *place, cc *clientCache, spec *command.Spec, cmd *resp.Command) bool {
 	if s.cw.wrote || s.snap == nil || cc.snap != s.snap {
 		return false
 	}
 	keys := cmd.Args[1:]
-	out := strconv.AppendInt(append(sl.local[:0], '*'), int64(len(keys)), 10)
+	out := strconv.AppendInt(append(pl.local[:0], '*'), int64(len(keys)), 10)
 	out = append(out, "\r\n"...)
 	for _, k := range keys {
 		node := s.cacheNode(k)
 		if node < 0 {
-			sl.local = out[:0]
+			pl.local = out[:0]
 			return false
 		}
 		var ok bool
-		if out, ok = cc.c.Lookup(cc.nodes[node], k, nil, sl.proto3, out); !ok {
-			sl.local = out[:0]
+		if out, ok = cc.c.Lookup(cc.nodes[node], k, nil, pl.proto3, out); !ok {
+			pl.local = out[:0]
 			return false
 		}
 	}
 	if t := s.gen.hot; t.Enabled() {
 		s.sampleKeys(t, spec, cmd.Args)
 	}
-	s.cacheHit(sl, out)
+	s.cacheHit(pl, out)
 	return true
 }
 
-// cacheHit answers sl with reply bytes from the cache, counted against the batch's output
+// cacheHit answers pl with reply bytes from the cache, counted against the batch's output
 // budget as a backend reply would be.
-func (s *session) cacheHit(sl *slot, out []byte) {
-	sl.kind, sl.local = slotLocal, out
-	if sl.budget != nil && !sl.budget.Take(len(out)) {
-		sl.local = out[:0]
+func (s *session) cacheHit(pl *place, out []byte) {
+	pl.kind, pl.local = placeLocal, out
+	if pl.budget != nil && !pl.budget.Take(len(out)) {
+		pl.local = out[:0]
 	}
 }
 
 // cacheStore stores the reply of a GET or HGET that missed (cacheGet), unless the request
 // failed or was redirected; the ticket decides whether nothing made it stale meanwhile.
-func (s *session) cacheStore(sl *slot) {
-	m := &sl.cached
+func (s *session) cacheStore(pl *place) {
+	m := &pl.cached
 	m.on = false
 	cc := s.gen.cache
-	if cc == nil || sl.main.req.Failure != backend.FailNone || sl.main.conn != m.conn {
+	if cc == nil || pl.main.req.Failure != backend.FailNone || pl.main.conn != m.conn {
 		return
 	}
 	var field []byte
 	if m.hash {
 		field = m.key[m.keyLen:len(m.key):len(m.key)]
 	}
-	cc.c.Store(m.t, m.key[:m.keyLen], field, sl.main.req.Reply)
+	cc.c.Store(m.t, m.key[:m.keyLen], field, pl.main.req.Reply)
 	m.t = cache.Ticket{}
 }
 

@@ -1,6 +1,7 @@
-// Package proxy is the data plane's front: one listener per cluster, one goroutine per client
-// session, requests routed through the cluster's current routing table (one atomic load per
-// batch) onto shared pipelined backend connections, replies written back in request order.
+// Package proxy is the data plane's front: one listener per cluster, client sessions served by
+// event loops (loop.go) or, while they must wait, by a goroutine each (session.go says who owns
+// a session when), requests routed through the cluster's current routing table (one atomic load
+// per batch) onto shared pipelined backend connections, replies written back in request order.
 package proxy
 
 import (

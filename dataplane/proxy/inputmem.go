@@ -2,13 +2,13 @@ package proxy
 
 import "github.com/aster-proxy/aster/dataplane/resp"
 
-// keepSplitSubs is how many sub requests a slot keeps for its next split; a slot that split a
-// command over thousands of slots drops them with the big command (releaseInput).
+// keepSplitSubs is how many sub requests a place keeps for its next split; a place that split
+// a command over thousands of hash slots drops them with the big command (releaseInput).
 const keepSplitSubs = 64
 
 // releaseInput gives back, between batches, the memory a big command made the session hold:
 // the read buffer that grew for it (resp.Reader.Shrink) and whatever still points into it
-// (the last command's Args, the slots' frames), and what a big split built (sub requests, key
+// (the last command's Args, the places' frames), and what a big split built (sub requests, key
 // order, per-group scratch). A session that sent one 100 MiB command and then idles, on a loop
 // or a goroutine, must not pin 100 MiB for the rest of its life. Cheap when nothing grew: one
 // length check.
@@ -17,17 +17,17 @@ func (s *session) releaseInput() {
 		return
 	}
 	s.cmd = resp.Command{}
-	for _, sl := range s.slots {
-		sl.main.frame, sl.raw = nil, nil
-		for _, c := range sl.subs {
+	for _, pl := range s.places {
+		pl.main.frame, pl.raw = nil, nil
+		for _, c := range pl.subs {
 			c.frame = nil
 		}
-		if len(sl.subs) > keepSplitSubs {
-			clear(sl.subs)
-			sl.subs = sl.subs[:0:0]
+		if len(pl.subs) > keepSplitSubs {
+			clear(pl.subs)
+			pl.subs = pl.subs[:0:0]
 		}
-		if cap(sl.order) > keepArgsScratch {
-			sl.order = nil
+		if cap(pl.order) > keepArgsScratch {
+			pl.order = nil
 		}
 	}
 	if cap(s.counts) > keepArgsScratch {

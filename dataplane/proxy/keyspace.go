@@ -58,53 +58,53 @@ func (s *session) allNodes() []int {
 	return s.targets
 }
 
-func (s *session) keyspace(sl *slot, spec *command.Spec, cmd *resp.Command) {
+func (s *session) keyspace(pl *place, spec *command.Spec, cmd *resp.Command) {
 	nodes := s.keyspaceNodes()
 	if len(nodes) == 0 {
-		s.noNode(sl)
+		s.noNode(pl)
 		return
 	}
 	switch spec.Name {
 	case "scan":
-		s.scan(sl, nodes, cmd)
+		s.scan(pl, nodes, cmd)
 	case "time":
-		s.forward(sl, nodes[0], cmd)
+		s.forward(pl, nodes[0], cmd)
 	case "dbsize":
-		s.toEvery(sl, command.SplitSum, 0, nodes, cmd)
+		s.toEvery(pl, command.SplitSum, 0, nodes, cmd)
 	case "keys":
-		s.toEvery(sl, command.Keyspace, ksKeys, nodes, cmd)
+		s.toEvery(pl, command.Keyspace, ksKeys, nodes, cmd)
 	case "randomkey":
-		s.toEvery(sl, command.Keyspace, ksRandom, nodes, cmd)
+		s.toEvery(pl, command.Keyspace, ksRandom, nodes, cmd)
 	case "function":
 		// Functions are data: loaded on the masters, they reach the replicas by replication
 		// (which refuse FUNCTION LOAD). Merged as SCRIPT's replies are; KILL as SCRIPT KILL.
 		if sub := cmd.Args[1]; bytes.EqualFold(sub, []byte("kill")) {
-			s.kill(sl, spec, cmd)
+			s.kill(pl, spec, cmd)
 			return
 		}
-		s.toEvery(sl, command.Broadcast, 0, nodes, cmd)
+		s.toEvery(pl, command.Broadcast, 0, nodes, cmd)
 	default: // flushdb, flushall
-		s.toEvery(sl, command.Keyspace, ksAllOK, nodes, cmd)
+		s.toEvery(pl, command.Keyspace, ksAllOK, nodes, cmd)
 	}
 }
 
 // toEvery sends the command as it came to every node; merge puts the replies together as
 // policy (and op, for command.Keyspace) says.
-func (s *session) toEvery(sl *slot, policy command.Policy, op keyspaceOp, nodes []int, cmd *resp.Command) {
-	if len(sl.subs) == 0 {
-		sl.subs = append(sl.subs, newCall(&s.pend, sl.budget))
+func (s *session) toEvery(pl *place, policy command.Policy, op keyspaceOp, nodes []int, cmd *resp.Command) {
+	if len(pl.subs) == 0 {
+		pl.subs = append(pl.subs, newCall(&s.pend, pl.budget))
 	}
-	s.sendEvery(sl, policy, op, nodes, frameOf(cmd, &sl.subs[0].buf))
+	s.sendEvery(pl, policy, op, nodes, frameOf(cmd, &pl.subs[0].buf))
 }
 
 // sendEvery sends frame, which it only reads, to every node.
-func (s *session) sendEvery(sl *slot, policy command.Policy, op keyspaceOp, nodes []int, frame []byte) {
-	sl.kind, sl.policy, sl.ksOp, sl.nsubs = slotSplit, policy, op, len(nodes)
-	for len(sl.subs) < len(nodes) {
-		sl.subs = append(sl.subs, newCall(&s.pend, sl.budget))
+func (s *session) sendEvery(pl *place, policy command.Policy, op keyspaceOp, nodes []int, frame []byte) {
+	pl.kind, pl.policy, pl.ksOp, pl.nsubs = placeSplit, policy, op, len(nodes)
+	for len(pl.subs) < len(nodes) {
+		pl.subs = append(pl.subs, newCall(&s.pend, pl.budget))
 	}
 	s.pend.Add(len(nodes))
-	for i, c := range sl.subs[:len(nodes)] {
+	for i, c := range pl.subs[:len(nodes)] {
 		s.sendAdded(c, s.conn(nodes[i]), frame)
 	}
 }
@@ -114,35 +114,35 @@ var infoKeyspaceFrame = []byte("*2\r\n$4\r\nINFO\r\n$8\r\nkeyspace\r\n")
 // infoKeyspace answers INFO with the proxy's own sections, text, which ends with the Keyspace
 // header, and under it each database's counts added up over the nodes that hold the keyspace
 // (mergeInfo).
-func (s *session) infoKeyspace(sl *slot, text string) {
-	sl.local = append(sl.local[:0], text...)
-	s.sendEvery(sl, command.Keyspace, ksInfo, s.keyspaceNodes(), infoKeyspaceFrame)
+func (s *session) infoKeyspace(pl *place, text string) {
+	pl.local = append(pl.local[:0], text...)
+	s.sendEvery(pl, command.Keyspace, ksInfo, s.keyspaceNodes(), infoKeyspaceFrame)
 }
 
 // scan sends SCAN cursor [MATCH pattern] [COUNT count] [TYPE type] to the node the cursor is at,
 // with that node's own cursor.
-func (s *session) scan(sl *slot, nodes []int, cmd *resp.Command) {
+func (s *session) scan(pl *place, nodes []int, cmd *resp.Command) {
 	cursor, err := strconv.ParseUint(string(cmd.Args[1]), 10, 64)
 	if err != nil {
-		sl.setError("ERR invalid cursor")
+		pl.setError("ERR invalid cursor")
 		return
 	}
 	pos := int(cursor >> scanShift)
 	if pos >= len(nodes) { // past the last node: nothing left, as Redis answers a stale cursor
-		sl.kind = slotLocal
-		sl.local = append(sl.local[:0], "*2\r\n$1\r\n0\r\n*0\r\n"...)
+		pl.kind = placeLocal
+		pl.local = append(pl.local[:0], "*2\r\n$1\r\n0\r\n*0\r\n"...)
 		return
 	}
 	if len(nodes) > 1<<scanNodeBits {
-		sl.setError("ERR SCAN through the proxy covers at most " + strconv.Itoa(1<<scanNodeBits) + " nodes")
+		pl.setError("ERR SCAN through the proxy covers at most " + strconv.Itoa(1<<scanNodeBits) + " nodes")
 		return
 	}
-	sl.kind, sl.policy, sl.ksOp, sl.nsubs = slotSplit, command.Keyspace, ksScan, 1
-	sl.scanPos, sl.scanNodes = pos, len(nodes)
-	if len(sl.subs) == 0 {
-		sl.subs = append(sl.subs, newCall(&s.pend, sl.budget))
+	pl.kind, pl.policy, pl.ksOp, pl.nsubs = placeSplit, command.Keyspace, ksScan, 1
+	pl.scanPos, pl.scanNodes = pos, len(nodes)
+	if len(pl.subs) == 0 {
+		pl.subs = append(pl.subs, newCall(&s.pend, pl.budget))
 	}
-	c := sl.subs[0]
+	c := pl.subs[0]
 	args := append(s.elems[:0], cmd.Args...)
 	var num [20]byte
 	args[1] = strconv.AppendUint(num[:0], cursor&scanMask, 10)
@@ -154,11 +154,11 @@ func (s *session) scan(sl *slot, nodes []int, cmd *resp.Command) {
 
 // mergeKeyspace appends the client's reply to a keyspace command whose node replies hold no
 // error.
-func (s *session) mergeKeyspace(out []byte, sl *slot) []byte {
-	subs := sl.subs[:sl.nsubs]
-	switch sl.ksOp {
+func (s *session) mergeKeyspace(out []byte, pl *place) []byte {
+	subs := pl.subs[:pl.nsubs]
+	switch pl.ksOp {
 	case ksScan:
-		return s.mergeScan(out, sl)
+		return s.mergeScan(out, pl)
 	case ksAllOK:
 		for _, c := range subs {
 			if !bytes.Equal(c.req.Reply, okReply) {
@@ -196,8 +196,8 @@ func (s *session) mergeKeyspace(out []byte, sl *slot) []byte {
 
 // mergeScan turns a node's SCAN reply into the proxy's: the node's next cursor with the node's
 // position on top, or the next node's start when the node is done.
-func (s *session) mergeScan(out []byte, sl *slot) []byte {
-	reply := sl.subs[0].req.Reply
+func (s *session) mergeScan(out []byte, pl *place) []byte {
+	reply := pl.subs[0].req.Reply
 	elems, err := resp.ArrayElems(reply, s.elems[:0])
 	defer s.keepElems(elems)
 	if err != nil || len(elems) != 2 {
@@ -207,11 +207,11 @@ func (s *session) mergeScan(out []byte, sl *slot) []byte {
 	if err != nil || next > scanMask {
 		return resp.AppendError(out, "ERR unexpected reply from backend to SCAN: cursor out of the proxy's range")
 	}
-	pos := uint64(sl.scanPos)
+	pos := uint64(pl.scanPos)
 	switch {
 	case next != 0:
 		next |= pos << scanShift
-	case sl.scanPos+1 < sl.scanNodes:
+	case pl.scanPos+1 < pl.scanNodes:
 		next = (pos + 1) << scanShift
 	}
 	out = resp.AppendArrayHeader(out, 2)
@@ -220,13 +220,13 @@ func (s *session) mergeScan(out []byte, sl *slot) []byte {
 	return append(out, elems[1]...)
 }
 
-// mergeInfo appends INFO's reply: the proxy's sections (sl.local, ending with the Keyspace
+// mergeInfo appends INFO's reply: the proxy's sections (pl.local, ending with the Keyspace
 // header) and, for each database any node reported, its fields added up over the nodes, as
 // "db0:keys=…,expires=…,avg_ttl=…". avg_ttl is averaged, weighted by each node's expires. A
 // node that did not answer is left out and counted in keyspace_nodes_failed, so that partial
 // counts never pass for whole ones. The reply is a bulk string, or a verbatim one when the
 // nodes speak RESP3 (the usual conversion then fits it to the client).
-func mergeInfo(out []byte, sl *slot) []byte {
+func mergeInfo(out []byte, pl *place) []byte {
 	type db struct {
 		num    int
 		fields []string
@@ -235,7 +235,7 @@ func mergeInfo(out []byte, sl *slot) []byte {
 	}
 	var dbs []*db
 	failed := 0
-	for _, c := range sl.subs[:sl.nsubs] {
+	for _, c := range pl.subs[:pl.nsubs] {
 		payload, ok := infoPayload(c.req.Reply)
 		if !ok {
 			failed++
@@ -280,7 +280,7 @@ func mergeInfo(out []byte, sl *slot) []byte {
 	}
 	slices.SortFunc(dbs, func(a, b *db) int { return a.num - b.num })
 	var b strings.Builder
-	b.Write(sl.local)
+	b.Write(pl.local)
 	for _, d := range dbs {
 		b.WriteString("db" + strconv.Itoa(d.num) + ":")
 		for i, k := range d.fields {
@@ -301,7 +301,7 @@ func mergeInfo(out []byte, sl *slot) []byte {
 	if failed > 0 {
 		b.WriteString("keyspace_nodes_failed:" + strconv.Itoa(failed) + "\r\n")
 	}
-	if sl.subs[0].conn.RESP3() {
+	if pl.subs[0].conn.RESP3() {
 		return resp.ToRESP3(out, resp.AppendBulkString(nil, b.String()), verbatim)
 	}
 	return resp.AppendBulkString(out, b.String())

@@ -15,9 +15,9 @@ import (
 )
 
 // local answers the commands the proxy owns (command.Local).
-func (s *session) local(sl *slot, spec *command.Spec, args [][]byte) {
-	sl.kind = slotLocal
-	out := sl.local[:0]
+func (s *session) local(pl *place, spec *command.Spec, args [][]byte) {
+	pl.kind = placeLocal
+	out := pl.local[:0]
 	switch spec.Name {
 	case "ping":
 		switch len(args) {
@@ -57,16 +57,16 @@ func (s *session) local(sl *slot, spec *command.Spec, args [][]byte) {
 		out = s.configReply(out, args)
 		s.gen = s.c.gen.Load() // the batch's next commands see a knob it set, as in Redis
 	case "command":
-		if out = s.commandReply(sl, out, args); sl.kind == slotForward {
+		if out = s.commandReply(pl, out, args); pl.kind == placeForward {
 			return // asked of a node (DOCS, GETKEYS): its reply is the command's
 		}
 	case "info":
 		text, keyspace := s.c.info(args[1:])
 		if keyspace && s.snap != nil && len(s.keyspaceNodes()) > 0 {
 			if s.proto3 != s.snap.resp3 {
-				sl.shape = command.ReplyShape(spec, args)
+				pl.shape = command.ReplyShape(spec, args)
 			}
-			s.infoKeyspace(sl, text) // the keys live on the nodes
+			s.infoKeyspace(pl, text) // the keys live on the nodes
 			return
 		}
 		out = resp.AppendBulkString(out, text)
@@ -86,7 +86,7 @@ func (s *session) local(sl *slot, spec *command.Spec, args [][]byte) {
 	if s.proto3 && spec.Name != "hello" && len(out) > 0 && out[0] != '-' {
 		out = s.localToRESP3(out, command.ReplyShape(spec, args))
 	}
-	sl.local = out
+	pl.local = out
 }
 
 // commandReply answers COMMAND and its subcommands from the command table, listing only what
@@ -94,7 +94,7 @@ func (s *session) local(sl *slot, spec *command.Spec, args [][]byte) {
 // proxy's truth rather than a backend's. What only a server knows in full (DOCS, the keys and
 // their flags in GETKEYS and GETKEYSANDFLAGS) is asked of the keyless node, for the commands
 // the proxy serves; the subcommand's arity was checked in handle.
-func (s *session) commandReply(sl *slot, out []byte, args [][]byte) []byte {
+func (s *session) commandReply(pl *place, out []byte, args [][]byte) []byte {
 	if len(args) == 1 {
 		specs := servedSpecs()
 		out = resp.AppendArrayHeader(out, len(specs))
@@ -112,7 +112,7 @@ func (s *session) commandReply(sl *slot, out []byte, args [][]byte) []byte {
 	case "info":
 		names := args[2:]
 		if len(names) == 0 {
-			return s.commandReply(sl, out, args[:1])
+			return s.commandReply(pl, out, args[:1])
 		}
 		out = resp.AppendArrayHeader(out, len(names))
 		for _, n := range names {
@@ -136,13 +136,13 @@ func (s *session) commandReply(sl *slot, out []byte, args [][]byte) []byte {
 		if n == 2 {
 			return resp.AppendArrayHeader(out, 0)
 		}
-		s.askKeyless(sl, args, patchArrayLen(frame, n))
+		s.askKeyless(pl, args, patchArrayLen(frame, n))
 		return nil
 	case "getkeys", "getkeysandflags":
 		if sp := command.Lookup(args[2]); sp == nil || sp.Policy == command.Unsupported {
 			return resp.AppendError(out, "ERR Invalid command specified")
 		}
-		s.askKeyless(sl, args, resp.AppendCommand(nil, args...))
+		s.askKeyless(pl, args, resp.AppendCommand(nil, args...))
 		return nil
 	case "help":
 		out = resp.AppendArrayHeader(out, len(commandHelp))
@@ -155,24 +155,24 @@ func (s *session) commandReply(sl *slot, out []byte, args [][]byte) []byte {
 	}
 }
 
-// askKeyless sends frame to the keyless node (keyless.go) as the slot's command, args (the
+// askKeyless sends frame to the keyless node (keyless.go) as the place's command, args (the
 // client's) for the reply's conversion to the client's protocol.
-func (s *session) askKeyless(sl *slot, args [][]byte, frame []byte) {
+func (s *session) askKeyless(pl *place, args [][]byte, frame []byte) {
 	if s.snap == nil {
-		sl.setError("ERR cluster " + s.c.name + " has no routing table yet")
+		pl.setError("ERR cluster " + s.c.name + " has no routing table yet")
 		return
 	}
 	node := s.keylessNode()
 	if node < 0 {
-		s.noNode(sl)
+		s.noNode(pl)
 		return
 	}
 	if s.proto3 != s.snap.resp3 {
-		sl.shape = command.ReplyShape(command.Lookup(args[0]), args)
+		pl.shape = command.ReplyShape(command.Lookup(args[0]), args)
 	}
-	sl.kind = slotForward
-	sl.main.buf = frame
-	s.send(&sl.main, s.conn(node), frame)
+	pl.kind = placeForward
+	pl.main.buf = frame
+	s.send(&pl.main, s.conn(node), frame)
 }
 
 // patchArrayLen rewrites the array header of a command frame built with a count of 2 (two

@@ -239,7 +239,8 @@ func (r *clientReader) Read(p []byte) (int, error) {
 }
 
 // step reads what a loop session's client sent and starts a batch with the complete commands in
-// it, on the loop's goroutine, which owns the session (busy) until the batch is answered.
+// it, on the loop's goroutine, which owns the session (busy) until the batch is sent: then the
+// goroutine that reads its last reply completes it (complete).
 func (s *session) step() {
 	defer s.endOnPanic()
 	handled := false // s.n stays 0 for a batch of only a deferred command

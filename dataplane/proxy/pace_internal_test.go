@@ -39,23 +39,23 @@ func TestPaceWindow(t *testing.T) {
 	}
 }
 
-// What slots keep for the next batch is bounded in all, not only per buffer: a batch of many
+// What places keep for the next batch is bounded in all, not only per buffer: a batch of many
 // big (but each under maxKeptOut) replies leaves at most the room it was given, and small
 // buffers are still kept for reuse.
-func TestSlotsKeepBuffersWithinTheirRoom(t *testing.T) {
+func TestPlacesKeepBuffersWithinTheirRoom(t *testing.T) {
 	const room0 = 1 << 20
 	room, kept := room0, 0
 	for range 64 {
-		sl := &slot{local: make([]byte, 0, 200<<10)}
-		sl.main.req.Reply = make([]byte, 0, 100<<10)
-		sl.main.buf = make([]byte, 0, 64)
-		sl.release(&room)
-		kept += cap(sl.local) + cap(sl.main.req.Reply) + cap(sl.main.buf)
+		pl := &place{local: make([]byte, 0, 200<<10)}
+		pl.main.req.Reply = make([]byte, 0, 100<<10)
+		pl.main.buf = make([]byte, 0, 64)
+		pl.release(&room)
+		kept += cap(pl.local) + cap(pl.main.req.Reply) + cap(pl.main.buf)
 	}
 	if kept > room0 {
-		t.Errorf("slots kept %d KiB of buffers, want at most %d KiB", kept>>10, room0>>10)
+		t.Errorf("places kept %d KiB of buffers, want at most %d KiB", kept>>10, room0>>10)
 	}
 	if kept == 0 {
-		t.Error("slots kept nothing for reuse")
+		t.Error("places kept nothing for reuse")
 	}
 }

@@ -94,29 +94,29 @@ func appendSubReply(out []byte, word string, name []byte, count int, resp3 bool)
 // subscribeCommand handles a (P|S)(UN)SUBSCRIBE in normal mode: an unsubscribe is answered here
 // (there is nothing to unsubscribe), a subscribe ends the batch and enters subscribed mode once
 // the batch's replies are written.
-func (s *session) subscribeCommand(sl *slot, spec *command.Spec, args [][]byte) {
+func (s *session) subscribeCommand(pl *place, spec *command.Spec, args [][]byte) {
 	kind, sub := subKindOf(spec.Name)
 	msg := s.checkShardSlots(kind, args[1:])
 	if msg == "" && sub {
 		msg = s.checkKeyspaceEvents(kind, args[1:]) // keyless.go
 	}
 	if msg != "" {
-		sl.setError(msg)
+		pl.setError(msg)
 		return
 	}
-	sl.kind = slotLocal
+	pl.kind = placeLocal
 	if sub {
 		s.enterSub = true // s.cmd stays intact: serve reads nothing more before subscribed mode
 		return
 	}
-	out := sl.local[:0]
+	out := pl.local[:0]
 	if len(args) == 1 {
 		out = appendSubReply(out, kindWords[kind].unsub, nil, 0, s.proto3)
 	}
 	for _, name := range args[1:] {
 		out = appendSubReply(out, kindWords[kind].unsub, name, 0, s.proto3)
 	}
-	sl.local = out
+	pl.local = out
 }
 
 func subKindOf(name string) (kind subKind, sub bool) {
@@ -161,30 +161,30 @@ func channelNode(snap *snapshot, ch []byte) int {
 }
 
 // channelCommand routes PUBLISH and PUBSUB by channel name.
-func (s *session) channelCommand(sl *slot, spec *command.Spec, cmd *resp.Command) {
+func (s *session) channelCommand(pl *place, spec *command.Spec, cmd *resp.Command) {
 	args := cmd.Args
 	if spec.Name == "publish" {
-		s.forward(sl, channelNode(s.snap, args[1]), cmd)
+		s.forward(pl, channelNode(s.snap, args[1]), cmd)
 		return
 	}
 	sub := args[1]
 	if !bytes.EqualFold(sub, []byte("numsub")) && !bytes.EqualFold(sub, []byte("shardnumsub")) {
-		sl.setError("ERR PUBSUB " + clip(bytes.ToUpper(sub)) + " is not supported by the proxy (channels are spread over several servers)")
+		pl.setError("ERR PUBSUB " + clip(bytes.ToUpper(sub)) + " is not supported by the proxy (channels are spread over several servers)")
 		return
 	}
 	if len(args) == 2 {
-		sl.kind = slotLocal
-		sl.local = resp.AppendArrayHeader(sl.local[:0], 0)
+		pl.kind = placeLocal
+		pl.local = resp.AppendArrayHeader(pl.local[:0], 0)
 		return
 	}
 	node := channelNode(s.snap, args[2])
 	for _, ch := range args[3:] {
 		if channelNode(s.snap, ch) != node {
-			sl.setError("ERR PUBSUB " + clip(bytes.ToUpper(sub)) + " channels on several servers: ask for them one server at a time")
+			pl.setError("ERR PUBSUB " + clip(bytes.ToUpper(sub)) + " channels on several servers: ask for them one server at a time")
 			return
 		}
 	}
-	s.forward(sl, node, cmd)
+	s.forward(pl, node, cmd)
 }
 
 // pubsub is a session's subscribed mode. The session goroutine owns links, retry and the

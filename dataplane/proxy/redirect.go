@@ -65,12 +65,12 @@ func redirectOrRetry(r []byte) bool {
 }
 
 func (s *session) eachCall(f func(*call)) {
-	for _, sl := range s.slots[:s.n] {
-		switch sl.kind {
-		case slotForward:
-			f(&sl.main)
-		case slotSplit:
-			for _, c := range sl.subs[:sl.nsubs] {
+	for _, pl := range s.places[:s.n] {
+		switch pl.kind {
+		case placeForward:
+			f(&pl.main)
+		case placeSplit:
+			for _, c := range pl.subs[:pl.nsubs] {
 				f(c)
 			}
 		}

@@ -4,7 +4,8 @@ package proxy
 // keeps per client: the transaction and its watches go (as DISCARD and UNWATCH), the protocol
 // is RESP2 again, the client name is cleared and, with a password configured, the client must
 // AUTH again. The rest RESET covers (SELECT, READONLY, ASKING, CLIENT REPLY/TRACKING, MONITOR)
-// the proxy keeps no state for: it refuses or ignores those commands. Session goroutine only.
+// the proxy keeps no state for: it refuses or ignores those commands. The session's owner only
+// (see session): it runs in handle, on a loop or on the session's goroutine.
 func (s *session) resetConn() {
 	if d := s.tx.watch; d != nil {
 		// Closing the connection that holds the watches makes its node forget them, without a

@@ -13,19 +13,19 @@ import (
 // reply shape (command.ReplyShape, found when the command was routed). When they agree, the
 // backend's bytes go to the client untouched: the default RESP2/RESP2 path never converts.
 
-// convert appends reply to out in the protocol slot sl's client expects.
-func (s *session) convert(out, reply []byte, sl *slot) []byte {
-	if sl.proto3 {
-		return resp.ToRESP3(out, reply, sl.shape)
+// convert appends reply to out in the protocol place pl's client expects.
+func (s *session) convert(out, reply []byte, pl *place) []byte {
+	if pl.proto3 {
+		return resp.ToRESP3(out, reply, pl.shape)
 	}
-	return resp.ToRESP2(out, reply, sl.shape)
+	return resp.ToRESP2(out, reply, pl.shape)
 }
 
 // localToRESP3 rewrites a reply the proxy made in RESP2 (INFO, COMMAND, CLUSTER, ...) for a
 // RESP3 client, by the command's shape, as a backend's reply would be.
 func (s *session) localToRESP3(out []byte, sh *resp.Shape) []byte {
 	s.conv = resp.ToRESP3(s.conv[:0], out, sh)
-	out, s.conv = s.conv, out // the slot keeps the converted buffer; ours is reused
+	out, s.conv = s.conv, out // the place keeps the converted buffer; ours is reused
 	return out
 }
 

@@ -31,19 +31,19 @@ func TestEachRetryable(t *testing.T) {
 	}
 	s := &session{}
 	for _, r := range batch {
-		sl := &slot{kind: slotForward}
+		pl := &place{kind: placeForward}
 		var args [][]byte
 		for _, a := range r.args {
 			args = append(args, []byte(a))
 		}
-		sl.main.frame = resp.AppendCommand(nil, args...)
-		sl.main.conn = r.conn
-		sl.main.req.Reply = []byte("-ERR backend x: failed\r\n")
-		sl.main.req.Failure = backend.FailBackend
-		sl.main.req.Unsent = r.unsent
-		s.slots = append(s.slots, sl)
+		pl.main.frame = resp.AppendCommand(nil, args...)
+		pl.main.conn = r.conn
+		pl.main.req.Reply = []byte("-ERR backend x: failed\r\n")
+		pl.main.req.Failure = backend.FailBackend
+		pl.main.req.Unsent = r.unsent
+		s.places = append(s.places, pl)
 	}
-	s.n = len(s.slots)
+	s.n = len(s.places)
 	type got struct {
 		frame string
 		slot  uint16

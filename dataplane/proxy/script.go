@@ -24,28 +24,28 @@ import (
 // (kill). DEBUG acts on one server's debugger session, which the proxy cannot pick, so it is
 // refused; everything else, unknown subcommands and wrong arities included, is the servers' to
 // answer, with Redis's own errors.
-func (s *session) broadcast(sl *slot, spec *command.Spec, cmd *resp.Command) {
+func (s *session) broadcast(pl *place, spec *command.Spec, cmd *resp.Command) {
 	if sub := cmd.Args[1]; bytes.EqualFold(sub, []byte("kill")) {
-		s.kill(sl, spec, cmd)
+		s.kill(pl, spec, cmd)
 		return
 	} else if bytes.EqualFold(sub, []byte("debug")) {
-		sl.setError("ERR " + strings.ToUpper(spec.Name) + " " + strings.ToUpper(string(sub)) + " is not supported by the proxy")
+		pl.setError("ERR " + strings.ToUpper(spec.Name) + " " + strings.ToUpper(string(sub)) + " is not supported by the proxy")
 		return
 	}
 	nodes := s.allNodes()
 	if len(nodes) <= 1 {
-		s.forward(sl, len(nodes)-1, cmd) // one node (or none: -1 answers so)
+		s.forward(pl, len(nodes)-1, cmd) // one node (or none: -1 answers so)
 		return
 	}
-	s.toEvery(sl, spec.Policy, 0, nodes, cmd)
+	s.toEvery(pl, spec.Policy, 0, nodes, cmd)
 }
 
 // mergeBroadcast appends the client's reply to a broadcast command whose sub replies hold no
 // error: for arrays of integers (SCRIPT EXISTS) each element is 1 only where every node
 // answered 1, since an EVALSHA may go to any of them; otherwise (the SHA1 of SCRIPT LOAD,
 // which every node computes alike, FLUSH's +OK, HELP) the first node's reply.
-func (s *session) mergeBroadcast(out []byte, sl *slot) []byte {
-	subs := sl.subs[:sl.nsubs]
+func (s *session) mergeBroadcast(out []byte, pl *place) []byte {
+	subs := pl.subs[:pl.nsubs]
 	first := subs[0].req.Reply
 	elems, err := resp.ArrayElems(first, s.elems[:0])
 	defer func() { s.keepElems(elems) }() // the last elems, however far it grew
@@ -100,14 +100,14 @@ type killTarget struct {
 }
 
 // kill handles SCRIPT KILL and FUNCTION KILL: sent at once, on connections of their own, from
-// goroutines; the reply fills the command's slot when every node has answered (the session's
+// goroutines; the reply fills the command's place when every node has answered (the session's
 // batch waits for it as for a backend request).
-func (s *session) kill(sl *slot, spec *command.Spec, cmd *resp.Command) {
+func (s *session) kill(pl *place, spec *command.Spec, cmd *resp.Command) {
 	if len(cmd.Args) != 2 {
-		sl.setError("ERR wrong number of arguments for '" + spec.Name + "|kill' command")
+		pl.setError("ERR wrong number of arguments for '" + spec.Name + "|kill' command")
 		return
 	}
-	// The reply is a node's, or a failure to reach one: it goes through the slot as a
+	// The reply is a node's, or a failure to reach one: it goes through the place as a
 	// forwarded command's (metrics count a failure as a backend error); the shared connection
 	// is named only for its protocol, which assemble reads.
 	var nodes []int
@@ -117,11 +117,11 @@ func (s *session) kill(sl *slot, spec *command.Spec, cmd *resp.Command) {
 		nodes = s.allNodes()
 	}
 	if len(nodes) == 0 {
-		s.noNode(sl)
+		s.noNode(pl)
 		return
 	}
-	sl.kind = slotForward
-	c := &sl.main
+	pl.kind = placeForward
+	c := &pl.main
 	c.conn, c.asked = s.conn(nodes[0]), false
 	s.pend.Add(1)
 	if !s.c.kills.join(spec.Name, killWaiter{c, &s.pend}) {

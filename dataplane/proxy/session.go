@@ -30,20 +30,22 @@ const (
 	maxKeptElems = 4096
 )
 
-type slotKind uint8
+type placeKind uint8
 
 const (
-	slotLocal   slotKind = iota // reply made by the proxy, in local
-	slotForward                 // one backend request
-	slotSplit                   // several backend requests, merged by policy
+	placeLocal   placeKind = iota // reply made by the proxy, in local
+	placeForward                  // one backend request
+	placeSplit                    // several backend requests, merged by policy
 )
 
-// slot is one client command's place in the reply order. Slots are reused across batches;
-// their backend requests must not move while in flight, hence pointers.
-type slot struct {
-	kind  slotKind
+// place is one client command's place in the batch's reply order: the reply made here, or
+// the backend requests whose replies make it. (Not "slot": that is Redis Cluster's hash slot,
+// which the same functions handle.) Places are reused across batches; their backend requests
+// must not move while in flight, hence pointers.
+type place struct {
+	kind  placeKind
 	local []byte
-	main  call // slotForward
+	main  call // placeForward
 
 	policy command.Policy
 	subs   []*call // requests of a split command, one per node (or slot) group
@@ -59,9 +61,9 @@ type slot struct {
 	raw    []byte // the command as the client sent it, for the slow log; nil when it is off
 	rawBuf []byte // raw re-encoded from an inline command
 
-	// budget is what the slot's replies count against: the session's (see overLimit), or nil
-	// for the first slot of a batch, whose reply goes whatever its size. Slots are reused at
-	// the same place in every batch, so it is set once.
+	// budget is what the place's replies count against: the session's (see overLimit), or
+	// nil for the first place of a batch, whose reply goes whatever its size. Places are reused
+	// at the same position in every batch, so it is set once.
 	budget *backend.Budget
 
 	// proto3: the client spoke RESP3 when it sent this command, so its reply must be RESP3.
@@ -132,26 +134,71 @@ func newCall(wg backend.Waiter, b *backend.Budget) *call {
 // session serves one client connection: read every command available, route and send them all,
 // and once their replies are in, write them in order with one write; repeat. A loop runs it
 // (loop.go), or a goroutine of its own (serve).
+//
+// Ownership. At any moment one goroutine owns a session and alone touches its fields, except
+// those its groups below name; ownership passes as follows, and each pass publishes what the
+// previous owner wrote (through lmu, a loop's mu, a go statement or pending's atomic count).
+//
+//   - Goroutine session (serve, serveFrom): its goroutine owns it. While it waits for a
+//     blocking reply or is subscribed, it lends the client's input (rd, cmd) to a watcher
+//     goroutine (watchClient, subscribed) and takes it back before reading again.
+//   - Loop session, idle (busy false): the loop owns it; nothing runs for it until its client is
+//     ready or it is kicked.
+//   - Running a batch (loop.serve sets busy, step): the loop's goroutine reads the client, routes
+//     the commands and sends them, then gives up the session's own count (pend.Done); with no
+//     command to run it gives the session back at once (idle) or ends it.
+//   - In flight: no goroutine touches the fields; the backend connections fill the batch's
+//     requests (their replies, the budget) until the last reply brings the count to zero.
+//   - Completing (complete, pending.onZero): the goroutine that brought the count to zero owns
+//     it: a loop reading that backend (not necessarily the session's), a connection's reader
+//     goroutine, or step itself when nothing went out. It writes the replies, then gives the
+//     session back to its loop (idle: busy false), hands it over (handOver) or ends it (end).
+//   - Handed over: a goroutine of its own owns it (serveFrom), and busy stays true; once it
+//     needs a goroutine no more, backToLoop adds it to a loop and clears busy last.
+//
+// The flags under lmu are how the loop, which learns of a session's client from its own
+// goroutine, meets the session's owner: busy says whether the session is owned by anyone but
+// its idle loop (a turn, a batch in flight, a goroutine); a loop that finds it busy sets again
+// instead of serving it, and whoever clears busy (idle, backToLoop) kicks the loop for it.
+// more says the client may have more to read though no new edge will come (a read that filled
+// the buffer, a full window, a hang-up the loop saw): idle kicks for it too. A session that
+// starts on a goroutine (TLS, an idle timeout, no table yet) is in no loop: its flags matter
+// from backToLoop on.
 type session struct {
-	c    *Cluster
-	nc   net.Conn
-	rw   io.ReadWriter // nc's reads and writes: raw system calls for plain TCP (package rawio)
-	id   uint64
-	rd   *resp.Reader
-	cmd  resp.Command
-	out  []byte
-	pend pending
+	// Set when the session is made, read-only after: any goroutine may read them (Cluster.Drain
+	// and Close close nc from theirs).
+	c      *Cluster
+	nc     net.Conn
+	rw     io.ReadWriter // nc's reads and writes: raw system calls for plain TCP (package rawio)
+	raw    *rawio.Conn   // set for any plain-socket client
+	id     uint64
+	idleRd *idleReader // reads the client when the cluster has client_idle_timeout (idle.go); else nil
 
-	slots []*slot
-	n     int // slots used by the current batch
-	snap  *snapshot
-	gen   *generation // the cluster's, loaded with snap (beginBatch): knobs, access rules
+	// The client's input: the owner's, or lent to a watcher goroutine (see above). src is what
+	// rd reads from a plain socket: blocking for a goroutine session (loop.add, handOver).
+	rd  *resp.Reader
+	cmd resp.Command
+	src clientReader
+
+	// The batch: built by the owner (handle), in flight, then collected by its completer.
+	out    []byte
+	pend   pending
+	places []*place
+	n      int // places used by the current batch
+	snap   *snapshot
+	gen    *generation // the cluster's, loaded with snap (beginBatch): knobs, access rules
 	// window is how many commands the next batch may take: see pace.
 	window int
-	// budget bounds the reply bytes the batch holds beyond its first reply (overLimit).
-	budget backend.Budget
+	// budget bounds the reply bytes the batch holds beyond its first reply (overLimit); the
+	// backend connections charge it while the batch is in flight.
+	budget  backend.Budget
+	start   time.Time       // when the batch's first command was read, with metrics or the slow log
+	touched []*backend.Conn // connections with requests of this batch not yet flushed
+	cw      cacheWrites     // keys the batch wrote, for the client cache (clientcache.go)
+	// enterSub: a SUBSCRIBE ends the batch: subscribed mode follows (pubsub.go).
+	enterSub bool
 
-	// scratch space reused by every command
+	// Scratch space reused by every command, the owner's.
 	keys    []int
 	groupOf map[int]int // group key → sub request index, once there are many (findGroup)
 	slotGrp []uint16    // in cluster mode, slot → sub request index + 1 instead (findGroup)
@@ -160,56 +207,44 @@ type session struct {
 	sizes   []int       // bytes per sub request of a split command
 	targets []int       // node of each sub request
 	elems   [][]byte
-	base    []int // where each sub reply's next element is (MGET merge)
+	base    []int  // where each sub reply's next element is (MGET merge)
+	conv    []byte // replies converted between RESP2 and RESP3
+	rr      uint32 // round robin over a slot's replicas
+	hotTick uint32 // commands since the last hot-key sample
+	hotKeys []int  // key positions of a sampled command
 
-	rr      uint32          // round robin over a slot's replicas
-	hotTick uint32          // commands since the last hot-key sample
-	hotKeys []int           // key positions of a sampled command
-	touched []*backend.Conn // connections with requests of this batch not yet flushed
-
-	start time.Time // when the batch's first command was read; only with metrics on
-
-	remote   string // the client's address, once the slow log needed it
-	name     string // CLIENT SETNAME's (client.go)
-	quit     bool
-	authed   bool   // no password configured, or the client authenticated
-	proto3   bool   // the client switched to RESP3 with HELLO 3
-	conv     []byte // scratch for replies converted between RESP2 and RESP3
-	enterSub bool   // a SUBSCRIBE ends the batch: subscribed mode follows (pubsub.go)
-
-	cw cacheWrites // keys the batch wrote, for the client cache (clientcache.go)
-
-	// deferred is a command that must run alone, after the batch's replies are written, on a
-	// dedicated connection (a blocking command, EXEC, WATCH, ...): the batch ends with it and
-	// runDeferred runs it. deferNode is its node, when known when it was read.
-	deferred  *command.Spec
-	deferNode int
-	ded       []*dedConn // this session's dedicated connections, one per node at most
-	dedSnap   *snapshot  // the table ded was last checked against (pruneDed)
-	blk       []byte     // a deferred command's frame, copied out of the read buffer
-	tx        txState
-
+	// The client's state, kept across batches: the owner's.
+	quit   bool
+	authed bool   // no password configured, or the client authenticated
+	proto3 bool   // the client switched to RESP3 with HELLO 3
+	remote string // the client's address, once the slow log needed it
+	name   string // CLIENT SETNAME's (client.go)
 	// username is who the client authenticated as ("" before, or without passwords); user
 	// its rules (nil: every right), resolved from rightsOf (acl.go).
 	username string
 	user     *acl.User
 	rightsOf *rightsTable
 
-	// idleRd reads the client when the cluster has client_idle_timeout (idle.go); else nil.
-	idleRd *idleReader
+	// Exclusive connections and the transaction, which need a goroutine session (afterBatch).
+	// deferred is a command that must run alone, after the batch's replies are written, on a
+	// dedicated connection (a blocking command, EXEC, WATCH, ...): the batch ends with it and
+	// runDeferred runs it. deferNode is its node, when known when it was read.
+	deferred  *command.Spec
+	deferNode int
+	blk       []byte     // a deferred command's frame, copied out of the read buffer
+	ded       []*dedConn // this session's dedicated connections, one per node at most
+	dedSnap   *snapshot  // the table ded was last checked against (pruneDed)
+	tx        txState
 
-	// A loop session (loop.go); raw and src are set for any plain-socket client.
-	loop *loop
-	raw  *rawio.Conn
-	src  clientReader
-	more bool  // the client may have more to read: a full read, maxBatch reached, or a hang-up
-	rerr error // a loop session's read failure, acted on once its batch is answered
-	// lmu guards busy (the batch is in flight, or the loop is reading: only one goroutine owns
-	// the session at a time), again (the loop saw the client ready meanwhile) and more.
+	// Loop state (loop.go). loop and rerr are the owner's; lmu guards busy, again and more,
+	// which the loop reads and writes from its goroutine whoever owns the session (see above).
+	loop  *loop
+	rerr  error // a loop session's read failure, acted on once its batch is answered
 	lmu   sync.Mutex
-	busy  bool
-	again bool
-	ended atomic.Bool
+	busy  bool        // owned by a turn, a batch in flight or a goroutine: not the loop's to serve
+	again bool        // the loop saw the client ready while busy: serve it once not busy
+	more  bool        // the client may have more to read: a full read, a full window, or a hang-up
+	ended atomic.Bool // end ran: whoever sees the end first closes the session, once
 }
 
 func newSession(c *Cluster, nc net.Conn) *session {
@@ -409,12 +444,12 @@ func (s *session) overLimit() bool {
 	}
 	held := 0
 	s.eachCall(func(c *call) { held += len(c.req.Reply) })
-	for _, sl := range s.slots[:s.n] {
-		if sl.kind == slotLocal {
-			held += len(sl.local)
+	for _, pl := range s.places[:s.n] {
+		if pl.kind == placeLocal {
+			held += len(pl.local)
 		}
-		sl.local, sl.main.req.Reply = nil, nil
-		for _, c := range sl.subs[:sl.nsubs] {
+		pl.local, pl.main.req.Reply = nil, nil
+		for _, c := range pl.subs[:pl.nsubs] {
 			c.req.Reply = nil
 		}
 	}
@@ -439,37 +474,37 @@ var testOverLimit func(held int)
 func (s *session) assemble() ([]byte, int) {
 	out := s.out[:0]
 	cm := &s.c.metrics
-	// What the slots keep for the next batch: a quarter of the limit, on top of the output.
+	// What the places keep for the next batch: a quarter of the limit, on top of the output.
 	biggest, room := 0, s.gen.acc.outputLimit/4
 	if s.cw.wrote {
 		s.cacheWritten()
 	}
-	for _, sl := range s.slots[:s.n] {
+	for _, pl := range s.places[:s.n] {
 		at := len(out)
-		switch sl.kind {
-		case slotLocal:
-			out = append(out, sl.local...)
-			if cm.on && len(sl.local) > 0 && sl.local[0] == '-' {
+		switch pl.kind {
+		case placeLocal:
+			out = append(out, pl.local...)
+			if cm.on && len(pl.local) > 0 && pl.local[0] == '-' {
 				cm.refused.Inc()
 			}
-		case slotForward:
-			if sl.cached.on {
-				s.cacheStore(sl)
+		case placeForward:
+			if pl.cached.on {
+				s.cacheStore(pl)
 			}
-			if sl.proto3 != sl.main.conn.RESP3() {
-				out = s.convert(out, sl.main.req.Reply, sl)
+			if pl.proto3 != pl.main.conn.RESP3() {
+				out = s.convert(out, pl.main.req.Reply, pl)
 			} else {
-				out = append(out, sl.main.req.Reply...)
+				out = append(out, pl.main.req.Reply...)
 			}
-			cm.failure(sl.main.req.Failure)
-		case slotSplit:
-			if sl.proto3 != sl.subs[0].conn.RESP3() {
-				s.conv = s.merge(s.conv[:0], sl)
-				out = s.convert(out, s.conv, sl)
+			cm.failure(pl.main.req.Failure)
+		case placeSplit:
+			if pl.proto3 != pl.subs[0].conn.RESP3() {
+				s.conv = s.merge(s.conv[:0], pl)
+				out = s.convert(out, s.conv, pl)
 			} else {
-				out = s.merge(out, sl)
+				out = s.merge(out, pl)
 			}
-			for _, c := range sl.subs[:sl.nsubs] {
+			for _, c := range pl.subs[:pl.nsubs] {
 				if c.req.Failure != backend.FailNone {
 					cm.failure(c.req.Failure)
 					break // one client request, one error
@@ -477,7 +512,7 @@ func (s *session) assemble() ([]byte, int) {
 			}
 		}
 		biggest = max(biggest, len(out)-at)
-		sl.release(&room)
+		pl.release(&room)
 	}
 	n := s.n
 	s.n = 0
@@ -507,16 +542,16 @@ func (s *session) pace(n, biggest int) {
 	s.window = max(w, 1)
 }
 
-// release drops the slot's buffers that grew past what is kept between batches once its reply
+// release drops the place's buffers that grew past what is kept between batches once its reply
 // is assembled, so that a big reply is held once (in the output) while the client reads it,
-// and an idle client holds no more than small buffers. room is what the session's slots may
-// still keep in all: each slot's buffers are small, but slots are many, and those of a batch
+// and an idle client holds no more than small buffers. room is what the session's places may
+// still keep in all: each place's buffers are small, but places are many, and those of a batch
 // of big replies must not all stay.
-func (sl *slot) release(room *int) {
-	sl.local = keep(sl.local, room)
-	sl.splitBuf = keep(sl.splitBuf, room)
-	sl.main.release(room)
-	for _, c := range sl.subs[:sl.nsubs] {
+func (pl *place) release(room *int) {
+	pl.local = keep(pl.local, room)
+	pl.splitBuf = keep(pl.splitBuf, room)
+	pl.main.release(room)
+	for _, c := range pl.subs[:pl.nsubs] {
 		c.release(room)
 	}
 }
@@ -584,145 +619,145 @@ func (s *session) logSlow(l *slowLog, n int, elapsed time.Duration) {
 	if s.remote == "" {
 		s.remote = s.nc.RemoteAddr().String()
 	}
-	for _, sl := range s.slots[:n] {
-		if sl.raw != nil {
-			l.add(sl.raw, now, elapsed, s.remote)
+	for _, pl := range s.places[:n] {
+		if pl.raw != nil {
+			l.add(pl.raw, now, elapsed, s.remote)
 		}
 	}
 }
 
-// nextSlot returns a cleared slot for the next command.
-func (s *session) nextSlot() *slot {
-	if s.n == len(s.slots) {
-		sl := &slot{}
+// nextPlace returns a cleared place for the next command.
+func (s *session) nextPlace() *place {
+	if s.n == len(s.places) {
+		pl := &place{}
 		if s.n > 0 {
-			sl.budget = &s.budget
+			pl.budget = &s.budget
 		}
-		sl.main.req.Bind(&s.pend)
-		sl.main.req.Charge(sl.budget)
-		s.slots = append(s.slots, sl)
+		pl.main.req.Bind(&s.pend)
+		pl.main.req.Charge(pl.budget)
+		s.places = append(s.places, pl)
 	}
-	sl := s.slots[s.n]
+	pl := s.places[s.n]
 	s.n++
-	sl.local = sl.local[:0]
-	sl.nsubs = 0
-	sl.raw = nil
-	sl.proto3, sl.shape = s.proto3, nil
-	sl.cached.on = false
-	return sl
+	pl.local = pl.local[:0]
+	pl.nsubs = 0
+	pl.raw = nil
+	pl.proto3, pl.shape = s.proto3, nil
+	pl.cached.on = false
+	return pl
 }
 
-func (sl *slot) setError(msg string) {
-	sl.kind = slotLocal
-	sl.local = resp.AppendError(sl.local[:0], msg)
+func (pl *place) setError(msg string) {
+	pl.kind = placeLocal
+	pl.local = resp.AppendError(pl.local[:0], msg)
 }
 
 // testPanicHook is set only by tests (export_test.go), to make a session panic and check the
-// guard in serve. It is checked on the unknown-command path alone, which builds an error
+// guards (recoverPanic, endOnPanic). It is checked on the unknown-command path alone, which builds an error
 // string anyway, so the commands that matter pay nothing for it.
 var testPanicHook func(args [][]byte)
 
 // handle routes one command: answered here, forwarded, or split.
 func (s *session) handle(cmd *resp.Command) {
-	sl := s.nextSlot()
+	pl := s.nextPlace()
 	args := cmd.Args
 	spec := command.Lookup(args[0])
 	s.c.metrics.request(spec)
 	if spec == nil && !s.authed {
-		sl.setError(errNoAuth)
+		pl.setError(errNoAuth)
 		return
 	}
 	if spec == nil {
 		if testPanicHook != nil {
 			testPanicHook(args)
 		}
-		sl.setError(unknownCommand(args))
+		pl.setError(unknownCommand(args))
 		s.tx.refused()
 		return
 	}
 	if !s.authed && !allowedBeforeAuth(spec) {
-		sl.setError(errNoAuth)
+		pl.setError(errNoAuth)
 		return
 	}
 	if !spec.CheckArity(len(args)) {
-		sl.setError("ERR wrong number of arguments for '" + spec.Name + "' command")
+		pl.setError("ERR wrong number of arguments for '" + spec.Name + "' command")
 		s.tx.refused()
 		return
 	}
 	if msg := spec.SubcommandError(args); msg != "" { // Redis checks a subcommand as a command
-		sl.setError(msg)
+		pl.setError(msg)
 		s.tx.refused()
 		return
 	}
-	if s.user != nil && !s.permitted(sl, spec, args) {
+	if s.user != nil && !s.permitted(pl, spec, args) {
 		return
 	}
 	// The slow log records what runs: not the commands refused above (unknown, before AUTH,
 	// wrong arity, not permitted), which Redis refuses before it runs them and does not log.
 	if s.gen.slow != nil {
-		if sl.raw = cmd.Raw; sl.raw == nil {
-			sl.rawBuf = resp.AppendCommand(sl.rawBuf[:0], args...)
-			sl.raw = sl.rawBuf
+		if pl.raw = cmd.Raw; pl.raw == nil {
+			pl.rawBuf = resp.AppendCommand(pl.rawBuf[:0], args...)
+			pl.raw = pl.rawBuf
 		}
 	}
-	if cc := s.gen.cache; cc != nil && s.cacheCommand(sl, cc, spec, cmd) {
+	if cc := s.gen.cache; cc != nil && s.cacheCommand(pl, cc, spec, cmd) {
 		return
 	}
-	if s.tx.active && s.queue(sl, spec, cmd) {
+	if s.tx.active && s.queue(pl, spec, cmd) {
 		return
 	}
 	switch spec.Policy {
 	case command.Local:
-		s.local(sl, spec, args)
-		if sl.budget != nil && !sl.budget.Take(len(sl.local)) {
-			sl.local = nil // some are big (COMMAND, CLIENT LIST): counted as backend replies are
+		s.local(pl, spec, args)
+		if pl.budget != nil && !pl.budget.Take(len(pl.local)) {
+			pl.local = nil // some are big (COMMAND, CLIENT LIST): counted as backend replies are
 		}
 		return
 	case command.Unsupported:
-		sl.setError("ERR " + spec.Name + " is not supported by the proxy")
+		pl.setError("ERR " + spec.Name + " is not supported by the proxy")
 		return
 	}
 	if s.snap == nil {
-		sl.setError("ERR cluster " + s.c.name + " has no routing table yet")
+		pl.setError("ERR cluster " + s.c.name + " has no routing table yet")
 		return
 	}
 	if s.proto3 != s.snap.resp3 {
-		sl.shape = command.ReplyShape(spec, args)
+		pl.shape = command.ReplyShape(spec, args)
 	}
 	if t := s.gen.hot; t.Enabled() {
 		s.sampleKeys(t, spec, args)
 	}
 	switch spec.Policy {
 	case command.SplitMGet, command.SplitMSet, command.SplitSum:
-		s.split(sl, spec, cmd)
+		s.split(pl, spec, cmd)
 	case command.Subscribe:
-		s.subscribeCommand(sl, spec, args)
+		s.subscribeCommand(pl, spec, args)
 	case command.Channel:
-		s.channelCommand(sl, spec, cmd)
+		s.channelCommand(pl, spec, cmd)
 	case command.Block:
-		s.block(sl, spec, cmd)
+		s.block(pl, spec, cmd)
 	case command.Transaction:
-		s.transaction(sl, spec, cmd)
+		s.transaction(pl, spec, cmd)
 	case command.Broadcast:
-		s.broadcast(sl, spec, cmd)
+		s.broadcast(pl, spec, cmd)
 	case command.Keyspace:
-		s.keyspace(sl, spec, cmd)
+		s.keyspace(pl, spec, cmd)
 	default:
-		s.forwardByKeys(sl, spec, cmd)
+		s.forwardByKeys(pl, spec, cmd)
 	}
 }
 
 // forwardByKeys sends a command whose keys must all live together to the node that has them:
 // in standalone mode all keys on one node, in cluster mode all in one slot, as Redis requires.
-func (s *session) forwardByKeys(sl *slot, spec *command.Spec, cmd *resp.Command) {
+func (s *session) forwardByKeys(pl *place, spec *command.Spec, cmd *resp.Command) {
 	keys, ok := spec.Keys(cmd.Args, s.keys[:0])
 	s.keys = keys
 	if !ok || (len(keys) == 0 && spec.AnyNode(cmd.Args)) {
-		s.forward(sl, s.keylessNode(), cmd) // keyless.go; malformed: the node answers its error
+		s.forward(pl, s.keylessNode(), cmd) // keyless.go; malformed: the node answers its error
 		return
 	}
 	if len(keys) == 0 {
-		sl.setError("ERR '" + spec.Name + "' without keys cannot be routed by the proxy")
+		pl.setError("ERR '" + spec.Name + "' without keys cannot be routed by the proxy")
 		return
 	}
 	first := cmd.Args[keys[0]]
@@ -730,31 +765,31 @@ func (s *session) forwardByKeys(sl *slot, spec *command.Spec, cmd *resp.Command)
 		slot := route.Slot(first)
 		for _, k := range keys[1:] {
 			if route.Slot(cmd.Args[k]) != slot {
-				sl.setError("CROSSSLOT Keys in request don't hash to the same slot")
+				pl.setError("CROSSSLOT Keys in request don't hash to the same slot")
 				return
 			}
 		}
 		read := command.IsReadOnly(spec)
 		node := s.slotNode(slot, read)
 		if read && node >= 0 {
-			if b := s.gen.backup; b != nil && s.forwardWithBackup(sl, b, slot, node, cmd) {
+			if b := s.gen.backup; b != nil && s.forwardWithBackup(pl, b, slot, node, cmd) {
 				return
 			}
 		}
-		s.forward(sl, node, cmd)
+		s.forward(pl, node, cmd)
 		return
 	}
 	ring := s.snap.table.Ring
 	node := ring.Pick(first)
 	for _, k := range keys[1:] {
 		if ring.Pick(cmd.Args[k]) != node {
-			sl.setError("CROSSSLOT Keys in request don't hash to the same node (use hash tags)")
+			pl.setError("CROSSSLOT Keys in request don't hash to the same node (use hash tags)")
 			return
 		}
 	}
 	if spec.Name == "sort" || spec.Name == "sort_ro" {
 		if msg := s.sortPatternRefused(cmd.Args); msg != "" { // keyless.go
-			sl.setError(msg)
+			pl.setError(msg)
 			return
 		}
 	}
@@ -762,12 +797,12 @@ func (s *session) forwardByKeys(sl *slot, spec *command.Spec, cmd *resp.Command)
 		if reps := s.snap.ringReps[node]; len(reps) > 0 {
 			s.rr++
 			p := reps[s.rr%uint32(len(reps))]
-			sl.kind = slotForward
-			s.send(&sl.main, p.conns[s.id%uint64(len(p.conns))], frameOf(cmd, &sl.main.buf))
+			pl.kind = placeForward
+			s.send(&pl.main, p.conns[s.id%uint64(len(p.conns))], frameOf(cmd, &pl.main.buf))
 			return
 		}
 	}
-	s.forward(sl, node, cmd)
+	s.forward(pl, node, cmd)
 }
 
 // slotNode picks the node for a slot: its master, or for a read with read_from_slave one of
@@ -800,18 +835,18 @@ func (s *session) conn(node int) *backend.Conn {
 	return conns[s.id%uint64(len(conns))]
 }
 
-func (s *session) forward(sl *slot, node int, cmd *resp.Command) {
+func (s *session) forward(pl *place, node int, cmd *resp.Command) {
 	if node < 0 {
-		s.noNode(sl)
+		s.noNode(pl)
 		return
 	}
-	sl.kind = slotForward
-	s.send(&sl.main, s.conn(node), frameOf(cmd, &sl.main.buf))
+	pl.kind = placeForward
+	s.send(&pl.main, s.conn(node), frameOf(cmd, &pl.main.buf))
 }
 
 // noNode answers a command for which no node serves: every node ejected, or an uncovered slot.
-func (s *session) noNode(sl *slot) {
-	sl.setError(s.noNodeMsg())
+func (s *session) noNode(pl *place) {
+	pl.setError(s.noNodeMsg())
 }
 
 func (s *session) noNodeMsg() string {
@@ -826,7 +861,7 @@ func (s *session) send(c *call, conn *backend.Conn, frame []byte) {
 	s.sendAdded(c, conn, frame)
 }
 
-// sendAdded is send for a caller that has already added the request to s.wg (one Add for
+// sendAdded is send for a caller that has already counted the request in s.pend (one Add for
 // all the sub requests of a split).
 func (s *session) sendAdded(c *call, conn *backend.Conn, frame []byte) {
 	c.frame, c.conn, c.asked = frame, conn, false
@@ -852,7 +887,6 @@ func (s *session) flush() {
 	s.touched = s.touched[:0]
 }
 
-// unknownCommand builds Redis's own reply to an unknown command.
 // unknownCommand is Redis's answer to a command it does not know: the name and the first
 // arguments, 128 bytes of them in all (each cut at a NUL byte, as Redis's C strings are), so
 // that a command of a million arguments costs no more than a short one.

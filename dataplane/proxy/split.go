@@ -15,13 +15,13 @@ var okReply = []byte("+OK\r\n")
 // keys — per node in standalone mode, per slot in cluster mode, since Redis refuses multi-key
 // commands across slots — and merge puts the replies back together in the client's order. A
 // command whose keys all fall in one group goes out as it came.
-func (s *session) split(sl *slot, spec *command.Spec, cmd *resp.Command) {
-	switch plan, node := s.planSplit(sl, spec, cmd); plan {
+func (s *session) split(pl *place, spec *command.Spec, cmd *resp.Command) {
+	switch plan, node := s.planSplit(pl, spec, cmd); plan {
 	case splitWhole:
-		s.forward(sl, node, cmd)
+		s.forward(pl, node, cmd)
 	case splitSubs:
-		s.pend.Add(sl.nsubs)
-		for g, c := range sl.subs[:sl.nsubs] {
+		s.pend.Add(pl.nsubs)
+		for g, c := range pl.subs[:pl.nsubs] {
 			s.sendAdded(c, s.conn(s.targets[g]), c.frame)
 		}
 		if len(cmd.Args) > keepArgsScratch {
@@ -30,7 +30,7 @@ func (s *session) split(sl *slot, spec *command.Spec, cmd *resp.Command) {
 			// may redirect (and so resend) them.
 			cmd.Args = nil
 			if s.snap.slots == nil {
-				for _, c := range sl.subs[:sl.nsubs] {
+				for _, c := range pl.subs[:pl.nsubs] {
 					c.frame = nil
 				}
 			}
@@ -42,12 +42,12 @@ func (s *session) split(sl *slot, spec *command.Spec, cmd *resp.Command) {
 type splitPlan uint8
 
 const (
-	splitAnswered splitPlan = iota // sl holds the reply (an error)
+	splitAnswered splitPlan = iota // pl holds the reply (an error)
 	splitWhole                     // all keys in one group: send the command as it came
-	splitSubs                      // sl.subs[:sl.nsubs] hold the sub-commands (frame), s.targets their nodes
+	splitSubs                      // pl.subs[:pl.nsubs] hold the sub-commands (frame), s.targets their nodes
 )
 
-// maxSplitGroups is how many groups a split may have: sl.order holds a group index per key
+// maxSplitGroups is how many groups a split may have: pl.order holds a group index per key
 // in 16 bits. A Redis Cluster has 16384 slots; a ring this many nodes is not a real one.
 const maxSplitGroups = 1 << 16
 
@@ -56,23 +56,23 @@ const maxSplitGroups = 1 << 16
 // also returns the node (-1: none serves).
 //
 // What a big command costs per key is kept near the key's own size (a DEL of a million keys
-// must not cost ten times its 13 MB): per key, 2 bytes of group index (sl.order), and its
+// must not cost ten times its 13 MB): per key, 2 bytes of group index (pl.order), and its
 // bulk once more in its sub-command; the sub-commands are built into one buffer of the exact
 // size, measured first, and nothing else is allocated per key.
-func (s *session) planSplit(sl *slot, spec *command.Spec, cmd *resp.Command) (splitPlan, int) {
+func (s *session) planSplit(pl *place, spec *command.Spec, cmd *resp.Command) (splitPlan, int) {
 	args := cmd.Args
 	stride := 1
 	if spec.Policy == command.SplitMSet {
 		stride = 2
 		if (len(args)-1)%2 != 0 {
-			sl.setError("ERR wrong number of arguments for '" + spec.Name + "' command")
+			pl.setError("ERR wrong number of arguments for '" + spec.Name + "' command")
 			return splitAnswered, 0
 		}
 	}
 	slots := s.snap.slots
 	ring := s.snap.table.Ring
 	nkeys := (len(args) - 1) / stride
-	order := sl.order[:0]
+	order := pl.order[:0]
 	if cap(order) < nkeys {
 		order = make([]uint16, 0, nkeys)
 	}
@@ -96,14 +96,14 @@ func (s *session) planSplit(sl *slot, spec *command.Spec, cmd *resp.Command) (sp
 			gk = int(route.Slot(args[i]))
 		} else if gk = ring.Pick(args[i]); gk < 0 {
 			s.unindexGroups(gks, dense)
-			s.noNode(sl)
+			s.noNode(pl)
 			return splitAnswered, 0
 		}
 		g := s.findGroup(gks, gk, dense)
 		if g < 0 {
 			if len(gks) == maxSplitGroups {
 				s.unindexGroups(gks, dense)
-				sl.setError("ERR too many nodes to split '" + spec.Name + "' over")
+				pl.setError("ERR too many nodes to split '" + spec.Name + "' over")
 				return splitAnswered, 0
 			}
 			g = len(gks)
@@ -122,7 +122,7 @@ func (s *session) planSplit(sl *slot, spec *command.Spec, cmd *resp.Command) (sp
 	s.unindexGroups(gks, dense)
 	read := command.IsReadOnly(spec)
 	if len(gks) == 1 {
-		sl.order = order[:0]
+		pl.order = order[:0]
 		node := gks[0]
 		if slots != nil {
 			node = s.slotNode(uint16(node), read)
@@ -137,23 +137,23 @@ func (s *session) planSplit(sl *slot, spec *command.Spec, cmd *resp.Command) (sp
 		node := gk
 		if slots != nil {
 			if node = s.slotNode(uint16(gk), read); node < 0 {
-				s.noNode(sl)
+				s.noNode(pl)
 				return splitAnswered, 0
 			}
 		}
 		targets = append(targets, node)
 	}
 	s.targets = targets
-	sl.order = order
-	sl.kind, sl.policy, sl.nsubs = slotSplit, spec.Policy, len(counts)
-	if missing := sl.nsubs - len(sl.subs); missing > 0 {
+	pl.order = order
+	pl.kind, pl.policy, pl.nsubs = placeSplit, spec.Policy, len(counts)
+	if missing := pl.nsubs - len(pl.subs); missing > 0 {
 		// One allocation for all the calls a split over many slots needs.
-		sl.subs = slices.Grow(sl.subs, missing)
+		pl.subs = slices.Grow(pl.subs, missing)
 		slab := make([]call, missing)
 		for i := range slab {
 			slab[i].req.Bind(&s.pend)
-			slab[i].req.Charge(sl.budget)
-			sl.subs = append(sl.subs, &slab[i])
+			slab[i].req.Charge(pl.budget)
+			pl.subs = append(pl.subs, &slab[i])
 		}
 	}
 	// The sub-commands, in one buffer of the exact size: each its header and name, then, in
@@ -164,25 +164,25 @@ func (s *session) planSplit(sl *slot, spec *command.Spec, cmd *resp.Command) (sp
 		sizes[g] += resp.ArrayHeaderSize(1+n*stride) + resp.BulkSize(len(args[0]))
 		total += sizes[g]
 	}
-	buf := sl.splitBuf
+	buf := pl.splitBuf
 	if cap(buf) < total {
 		buf = make([]byte, total)
 	}
 	buf = buf[:total]
 	if total <= maxKeptOut {
-		sl.splitBuf = buf // reused by the next split in this slot; a big one is not kept
+		pl.splitBuf = buf // reused by the next split in this place; a big one is not kept
 	} else {
-		sl.splitBuf = nil
+		pl.splitBuf = nil
 	}
 	off := 0
-	for g, c := range sl.subs[:sl.nsubs] {
+	for g, c := range pl.subs[:pl.nsubs] {
 		f := buf[off : off : off+sizes[g]]
 		f = resp.AppendArrayHeader(f, 1+counts[g]*stride)
 		c.frame, c.keys = resp.AppendBulk(f, args[0]), int32(counts[g])
 		off += sizes[g]
 	}
 	for ki, g := range order {
-		c := sl.subs[g]
+		c := pl.subs[g]
 		a := 1 + ki*stride
 		c.frame = resp.AppendBulk(c.frame, args[a])
 		if stride == 2 {
@@ -270,10 +270,10 @@ func (s *session) unindexGroups(gks []int, dense bool) {
 // merge appends the client's reply to a split command, made from its sub replies. The first
 // error among them is the reply, as a client of one server would see one error. Whatever the
 // sub replies hold, the client gets exactly one well-formed reply.
-func (s *session) merge(out []byte, sl *slot) []byte {
-	subs := sl.subs[:sl.nsubs]
-	if sl.policy == command.Keyspace && sl.ksOp == ksInfo {
-		return mergeInfo(out, sl) // INFO answers even when a node does not
+func (s *session) merge(out []byte, pl *place) []byte {
+	subs := pl.subs[:pl.nsubs]
+	if pl.policy == command.Keyspace && pl.ksOp == ksInfo {
+		return mergeInfo(out, pl) // INFO answers even when a node does not
 	}
 	for _, c := range subs {
 		if resp.IsError(c.req.Reply) {
@@ -285,11 +285,11 @@ func (s *session) merge(out []byte, sl *slot) []byte {
 			return append(out, c.req.Reply...)
 		}
 	}
-	switch sl.policy {
+	switch pl.policy {
 	case command.Broadcast:
-		return s.mergeBroadcast(out, sl)
+		return s.mergeBroadcast(out, pl)
 	case command.Keyspace:
-		return s.mergeKeyspace(out, sl)
+		return s.mergeKeyspace(out, pl)
 	case command.SplitMSet:
 		for _, c := range subs {
 			if !bytes.Equal(c.req.Reply, okReply) {
@@ -308,7 +308,7 @@ func (s *session) merge(out []byte, sl *slot) []byte {
 		}
 		return resp.AppendInt(out, sum)
 	default: // command.SplitMGet
-		return s.mergeMGet(out, sl)
+		return s.mergeMGet(out, pl)
 	}
 }
 
@@ -316,14 +316,14 @@ func (s *session) merge(out []byte, sl *slot) []byte {
 // order, from where its sub reply has got to (one cursor per sub reply), so that merging costs
 // nothing per key but the value's own bytes. A sub reply that is not an array of exactly its
 // keys' values makes the whole reply an error.
-func (s *session) mergeMGet(out []byte, sl *slot) []byte {
+func (s *session) mergeMGet(out []byte, pl *place) []byte {
 	start := len(out)
-	subs := sl.subs[:sl.nsubs]
+	subs := pl.subs[:pl.nsubs]
 	cur := s.base[:0] // where each sub reply's next element starts
 	if cap(cur) < len(subs) {
 		cur = make([]int, 0, len(subs))
 	}
-	size := resp.ArrayHeaderSize(len(sl.order))
+	size := resp.ArrayHeaderSize(len(pl.order))
 	for _, c := range subs {
 		n, hdr, err := resp.ArrayHeader(c.req.Reply)
 		if err != nil {
@@ -341,8 +341,8 @@ func (s *session) mergeMGet(out []byte, sl *slot) []byte {
 	}
 	s.base = cur
 	out = slices.Grow(out, size)
-	out = resp.AppendArrayHeader(out, len(sl.order))
-	for _, g := range sl.order {
+	out = resp.AppendArrayHeader(out, len(pl.order))
+	for _, g := range pl.order {
 		r := subs[g].req.Reply
 		m, err := resp.ScanReply(r[cur[g]:])
 		if err != nil || m == 0 {

@@ -28,12 +28,12 @@ func BenchmarkSplitMGet10(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			s := &session{c: &Cluster{name: "bench", log: hclog.NewNullLogger()}, snap: topos.snapshot(bc.topo)}
 			cmd := &resp.Command{Args: args}
-			sl := s.nextSlot()
-			if plan, _ := s.planSplit(sl, spec, cmd); plan != splitSubs {
+			pl := s.nextPlace()
+			if plan, _ := s.planSplit(pl, spec, cmd); plan != splitSubs {
 				b.Fatalf("plan %d", plan)
 			}
 			// The sub replies stay in place: planning again does not touch them.
-			for g, c := range sl.subs[:sl.nsubs] {
+			for g, c := range pl.subs[:pl.nsubs] {
 				c.req.Reply = resp.AppendArrayHeader(nil, s.counts[g])
 				for range s.counts[g] {
 					c.req.Reply = append(c.req.Reply, value...)
@@ -42,8 +42,8 @@ func BenchmarkSplitMGet10(b *testing.B) {
 			var out []byte
 			b.ReportAllocs()
 			for b.Loop() {
-				s.planSplit(sl, spec, cmd)
-				out = s.merge(out[:0], sl)
+				s.planSplit(pl, spec, cmd)
+				out = s.merge(out[:0], pl)
 			}
 			if n, err := resp.ScanReply(out); err != nil || n != len(out) || out[0] != '*' {
 				b.Fatalf("merged %q", out)

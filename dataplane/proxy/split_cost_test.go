@@ -71,13 +71,13 @@ func (b *bigSplit) run(tb testing.TB, topos *fuzzTopos) (allocated uint64, subs 
 	if err := s.rd.Read(&s.cmd); err != nil {
 		tb.Fatal(err)
 	}
-	sl := s.nextSlot()
-	if plan, _ := s.planSplit(sl, b.spec, &s.cmd); plan != splitSubs {
+	pl := s.nextPlace()
+	if plan, _ := s.planSplit(pl, b.spec, &s.cmd); plan != splitSubs {
 		tb.Fatalf("plan %d", plan)
 	}
 	runtime.ReadMemStats(&m1)
-	for g := range sl.subs[:sl.nsubs] {
-		c := sl.subs[g]
+	for g := range pl.subs[:pl.nsubs] {
+		c := pl.subs[g]
 		n := s.counts[g]
 		switch b.spec.Policy {
 		case command.SplitMGet:
@@ -92,12 +92,12 @@ func (b *bigSplit) run(tb testing.TB, topos *fuzzTopos) (allocated uint64, subs 
 		}
 	}
 	runtime.ReadMemStats(&m2)
-	out := s.merge(nil, sl)
+	out := s.merge(nil, pl)
 	runtime.ReadMemStats(&m3)
 	if len(out) == 0 || out[0] == '-' {
 		tb.Fatalf("merged %.80q", out)
 	}
-	return (m1.TotalAlloc - m0.TotalAlloc) + (m3.TotalAlloc - m2.TotalAlloc), sl.nsubs
+	return (m1.TotalAlloc - m0.TotalAlloc) + (m3.TotalAlloc - m2.TotalAlloc), pl.nsubs
 }
 
 // BenchmarkSplitBig: the proxy's cost of one big split command (100,000 keys), reading it

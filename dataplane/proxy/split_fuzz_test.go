@@ -157,7 +157,7 @@ func FuzzSplitMerge(f *testing.F) {
 		}
 		snap := topos.snapshot(topo)
 		s := &session{c: &Cluster{name: "fuzz", log: hclog.NewNullLogger()}, snap: snap}
-		sl := s.nextSlot()
+		pl := s.nextPlace()
 		cmd := &resp.Command{Args: args}
 		stride := 1
 		if spec.Policy == command.SplitMSet {
@@ -165,10 +165,10 @@ func FuzzSplitMerge(f *testing.F) {
 		}
 		read := command.IsReadOnly(spec)
 
-		plan, node := s.planSplit(sl, spec, cmd)
+		plan, node := s.planSplit(pl, spec, cmd)
 		switch plan {
 		case splitAnswered:
-			out := sl.local
+			out := pl.local
 			if n, err := resp.ScanReply(out); err != nil || n != len(out) || out[0] != '-' {
 				t.Fatalf("answered with %q: not one error reply", out)
 			}
@@ -206,12 +206,12 @@ func FuzzSplitMerge(f *testing.F) {
 		}
 
 		// splitSubs: every sub-command is one well-formed command of one group, on a node of it.
-		if sl.kind != slotSplit || sl.nsubs < 2 || len(s.targets) != sl.nsubs {
-			t.Fatalf("split into kind %d, %d subs, %d targets", sl.kind, sl.nsubs, len(s.targets))
+		if pl.kind != placeSplit || pl.nsubs < 2 || len(s.targets) != pl.nsubs {
+			t.Fatalf("split into kind %d, %d subs, %d targets", pl.kind, pl.nsubs, len(s.targets))
 		}
-		subArgs := make([][][]byte, sl.nsubs)
+		subArgs := make([][][]byte, pl.nsubs)
 		seen := map[int]bool{}
-		for g, c := range sl.subs[:sl.nsubs] {
+		for g, c := range pl.subs[:pl.nsubs] {
 			rd := resp.NewReader(bytes.NewReader(c.frame), 1<<16)
 			var sc resp.Command
 			if err := rd.Read(&sc); err != nil {
@@ -242,8 +242,8 @@ func FuzzSplitMerge(f *testing.F) {
 		}
 		// Each of the client's keys (and values) is in exactly one sub, where order says.
 		nkeys := (len(args) - 1) / stride
-		if len(sl.order) != nkeys {
-			t.Fatalf("order has %d refs for %d keys", len(sl.order), nkeys)
+		if len(pl.order) != nkeys {
+			t.Fatalf("order has %d refs for %d keys", len(pl.order), nkeys)
 		}
 		total := 0
 		for _, sa := range subArgs {
@@ -253,8 +253,8 @@ func FuzzSplitMerge(f *testing.F) {
 			t.Fatalf("subs carry %d keys, the client sent %d", total, nkeys)
 		}
 		// order gives each key's sub; within a sub, keys keep the client's order.
-		pos := make([]int, sl.nsubs)
-		for i, sub := range sl.order {
+		pos := make([]int, pl.nsubs)
+		for i, sub := range pl.order {
 			sa := subArgs[sub]
 			at := 1 + pos[sub]*stride
 			if at+stride > len(sa) || !bytes.Equal(sa[at], args[1+i*stride]) || (stride == 2 && !bytes.Equal(sa[at+1], args[2+i*stride])) {
@@ -264,15 +264,15 @@ func FuzzSplitMerge(f *testing.F) {
 		}
 
 		// Sub replies.
-		modes := make([]int, sl.nsubs)
+		modes := make([]int, pl.nsubs)
 		garbage := replies
-		if len(garbage) > sl.nsubs {
-			garbage = garbage[sl.nsubs:]
+		if len(garbage) > pl.nsubs {
+			garbage = garbage[pl.nsubs:]
 		} else {
 			garbage = nil
 		}
 		allRight, firstErr, anyGarbage, anyWrong := true, []byte(nil), false, false
-		for g, c := range sl.subs[:sl.nsubs] {
+		for g, c := range pl.subs[:pl.nsubs] {
 			if g < len(replies) {
 				modes[g] = int(replies[g]) % replyModes
 			}
@@ -285,9 +285,9 @@ func FuzzSplitMerge(f *testing.F) {
 				r = []byte("-ERR sub " + strconv.Itoa(g) + " failed\r\n")
 			case replyGarbage:
 				// Each garbage sub takes its own slice of the fuzzer's bytes.
-				part := len(garbage) / sl.nsubs
+				part := len(garbage) / pl.nsubs
 				r = bytes.Clone(garbage[g*part : (g+1)*part])
-				if g == sl.nsubs-1 {
+				if g == pl.nsubs-1 {
 					r = bytes.Clone(garbage[g*part:])
 				}
 			case replyWrongTyp:
@@ -317,7 +317,7 @@ func FuzzSplitMerge(f *testing.F) {
 		}
 
 		prefix := []byte("+before\r\n")
-		out := s.merge(slices.Clone(prefix), sl)
+		out := s.merge(slices.Clone(prefix), pl)
 		if !bytes.HasPrefix(out, prefix) {
 			t.Fatalf("merge overwrote what came before: %q", out)
 		}
@@ -369,19 +369,19 @@ func rightReply(p command.Policy, keys [][]byte, stride int) []byte {
 func TestSplitMergeExamples(t *testing.T) {
 	topos := buildTopos(t)
 	s := &session{c: &Cluster{name: "ex", log: hclog.NewNullLogger()}, snap: topos.snapshot(0x13)}
-	sl := s.nextSlot()
+	pl := s.nextPlace()
 	cmd := &resp.Command{Args: [][]byte{[]byte("MGET"), []byte("a"), []byte("b"), []byte("c"), []byte("d")}}
-	if plan, _ := s.planSplit(sl, command.Lookup([]byte("mget")), cmd); plan != splitSubs {
+	if plan, _ := s.planSplit(pl, command.Lookup([]byte("mget")), cmd); plan != splitSubs {
 		t.Fatalf("MGET a b c d over 3 masters: plan %d", plan)
 	}
 	set := func(replies ...string) {
 		for i, r := range replies {
-			sl.subs[i].req.Reply = []byte(r)
+			pl.subs[i].req.Reply = []byte(r)
 		}
 	}
-	subs := make([]string, sl.nsubs)
+	subs := make([]string, pl.nsubs)
 	right := func() {
-		for g, c := range sl.subs[:sl.nsubs] {
+		for g, c := range pl.subs[:pl.nsubs] {
 			var sc resp.Command
 			if err := resp.NewReader(bytes.NewReader(c.frame), 4096).Read(&sc); err != nil {
 				t.Fatal(err)
@@ -391,7 +391,7 @@ func TestSplitMergeExamples(t *testing.T) {
 		set(subs...)
 	}
 	right()
-	if got := string(s.merge(nil, sl)); got != "*4\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\nd\r\n" {
+	if got := string(s.merge(nil, pl)); got != "*4\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\nd\r\n" {
 		t.Errorf("merged %q", got)
 	}
 	for _, c := range []struct{ name, sub0, want string }{
@@ -402,7 +402,7 @@ func TestSplitMergeExamples(t *testing.T) {
 	} {
 		right()
 		set(c.sub0)
-		if got := string(s.merge(nil, sl)); got != c.want {
+		if got := string(s.merge(nil, pl)); got != c.want {
 			t.Errorf("%s: merged %q, want %q", c.name, got, c.want)
 		}
 	}
@@ -413,9 +413,9 @@ func TestSplitMergeExamples(t *testing.T) {
 	out := make([]byte, 0, 256)
 	if allocs := testing.AllocsPerRun(100, func() {
 		s.n = 0
-		sl := s.nextSlot()
-		s.planSplit(sl, spec, cmd)
-		out = s.merge(out[:0], sl)
+		pl := s.nextPlace()
+		s.planSplit(pl, spec, cmd)
+		out = s.merge(out[:0], pl)
 	}); allocs != 0 {
 		t.Errorf("planSplit+merge of MGET: %v allocs/op, want 0", allocs)
 	}

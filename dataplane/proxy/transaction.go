@@ -61,27 +61,27 @@ func (tx *txState) reset() {
 
 // transaction handles MULTI, EXEC, DISCARD, WATCH and UNWATCH outside a transaction, and
 // MULTI, EXEC, DISCARD and WATCH inside one (queue handles the rest).
-func (s *session) transaction(sl *slot, spec *command.Spec, cmd *resp.Command) {
+func (s *session) transaction(pl *place, spec *command.Spec, cmd *resp.Command) {
 	tx := &s.tx
-	sl.kind = slotLocal
+	pl.kind = placeLocal
 	switch spec.Name {
 	case "multi":
 		if tx.active {
-			sl.setError("ERR MULTI calls can not be nested")
+			pl.setError("ERR MULTI calls can not be nested")
 			return
 		}
 		tx.active, tx.dirty, tx.n = true, false, 0
 		tx.frames = append(tx.frames[:0], multiFrame...)
-		sl.local = append(sl.local[:0], okReply...)
+		pl.local = append(pl.local[:0], okReply...)
 	case "exec":
 		if !tx.active {
-			sl.setError("ERR EXEC without MULTI")
+			pl.setError("ERR EXEC without MULTI")
 			return
 		}
 		s.deferTo(spec, -1)
 	case "discard":
 		if !tx.active {
-			sl.setError("ERR DISCARD without MULTI")
+			pl.setError("ERR DISCARD without MULTI")
 			return
 		}
 		if tx.watch != nil {
@@ -89,15 +89,15 @@ func (s *session) transaction(sl *slot, spec *command.Spec, cmd *resp.Command) {
 			return
 		}
 		tx.reset()
-		sl.local = append(sl.local[:0], okReply...)
+		pl.local = append(pl.local[:0], okReply...)
 	case "watch":
 		if tx.active {
-			sl.setError("ERR WATCH inside MULTI is not allowed")
+			pl.setError("ERR WATCH inside MULTI is not allowed")
 			return
 		}
 		node, msg := s.txKeys(spec, cmd.Args)
 		if msg != "" {
-			sl.setError(msg)
+			pl.setError(msg)
 			return
 		}
 		s.deferTo(spec, node)
@@ -107,14 +107,14 @@ func (s *session) transaction(sl *slot, spec *command.Spec, cmd *resp.Command) {
 			return
 		}
 		tx.reset()
-		sl.local = append(sl.local[:0], okReply...)
+		pl.local = append(pl.local[:0], okReply...)
 	}
 }
 
 // queue handles a command inside a transaction: queued (+QUEUED) or refused (which dooms the
 // transaction). false: the command is not queued but handled as usual (MULTI, EXEC, DISCARD,
 // WATCH, QUIT).
-func (s *session) queue(sl *slot, spec *command.Spec, cmd *resp.Command) bool {
+func (s *session) queue(pl *place, spec *command.Spec, cmd *resp.Command) bool {
 	tx := &s.tx
 	switch spec.Policy {
 	case command.Transaction:
@@ -127,39 +127,39 @@ func (s *session) queue(sl *slot, spec *command.Spec, cmd *resp.Command) bool {
 			return false
 		case "ping", "echo": // the node answers them as the proxy would
 		default:
-			sl.setError("ERR " + spec.Name + " inside a transaction is not supported by the proxy")
+			pl.setError("ERR " + spec.Name + " inside a transaction is not supported by the proxy")
 			tx.dirty = true
 			return true
 		}
 	case command.Unsupported:
 		if noMulti[spec.Name] {
-			sl.setError("ERR Command not allowed inside a transaction") // Redis's, for its no-multi flag
+			pl.setError("ERR Command not allowed inside a transaction") // Redis's, for its no-multi flag
 		} else {
-			sl.setError("ERR " + spec.Name + " is not supported by the proxy")
+			pl.setError("ERR " + spec.Name + " is not supported by the proxy")
 		}
 		tx.dirty = true
 		return true
 	case command.Broadcast, command.Keyspace: // every node, where a transaction has one
-		sl.setError("ERR " + spec.Name + " inside a transaction is not supported by the proxy")
+		pl.setError("ERR " + spec.Name + " inside a transaction is not supported by the proxy")
 		tx.dirty = true
 		return true
 	}
 	if s.snap == nil {
-		sl.setError("ERR cluster " + s.c.name + " has no routing table yet")
+		pl.setError("ERR cluster " + s.c.name + " has no routing table yet")
 		tx.dirty = true
 		return true
 	}
 	// Malformed key arguments are the node's to refuse when EXEC runs them, as Redis does.
 	if _, ok := spec.Keys(cmd.Args, s.keys[:0]); ok {
 		if _, msg := s.txKeys(spec, cmd.Args); msg != "" {
-			sl.setError(msg)
+			pl.setError(msg)
 			tx.dirty = true
 			return true
 		}
 	}
-	frame := frameOf(cmd, &sl.main.buf)
+	frame := frameOf(cmd, &pl.main.buf)
 	if len(tx.frames)+len(frame) > maxTxBytes {
-		sl.setError("ERR transaction too large for the proxy")
+		pl.setError("ERR transaction too large for the proxy")
 		tx.dirty = true
 		return true
 	}
@@ -167,8 +167,8 @@ func (s *session) queue(sl *slot, spec *command.Spec, cmd *resp.Command) bool {
 		tx.frames = append(tx.frames, frame...)
 		tx.n++
 	}
-	sl.kind = slotLocal
-	sl.local = resp.AppendSimple(sl.local[:0], "QUEUED")
+	pl.kind = placeLocal
+	pl.local = resp.AppendSimple(pl.local[:0], "QUEUED")
 	return true
 }
 
