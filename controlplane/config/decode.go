@@ -757,25 +757,8 @@ func (r *reader) sentinel(c *Cluster) {
 			c.Sentinels = append(c.Sentinels, srv.Addr)
 		}
 	}
-	if v, set := r.get("sentinel_auth"); set {
-		switch v := v.(type) {
-		case string:
-			c.SentinelAuth = &BackendAuth{Password: v}
-		case map[string]any:
-			t := r.sub(joinPath(r.path, "sentinel_auth"), "sentinel_auth.", v)
-			a := &BackendAuth{}
-			a.Username, _ = t.str("username")
-			var ok bool
-			if a.Password, ok = t.str("password"); !ok {
-				if _, set := v["password"]; !set {
-					t.errf("password", "required")
-				}
-			}
-			t.unknown()
-			c.SentinelAuth = a
-		default:
-			r.errf("sentinel_auth", "must be a string or a table, not %s", tomlType(v))
-		}
+	if a, set := r.userPassword("sentinel_auth"); set {
+		c.SentinelAuth = a
 	}
 }
 
@@ -801,6 +784,34 @@ func checkListenAddr(proto, addr string) string {
 	return ""
 }
 
+// userPassword reads key as a password string or a { username, password } table (backend_auth,
+// sentinel_auth); set reports whether key is there at all.
+func (r *reader) userPassword(key string) (a *BackendAuth, set bool) {
+	v, set := r.get(key)
+	if !set {
+		return nil, false
+	}
+	switch v := v.(type) {
+	case string:
+		return &BackendAuth{Password: v}, true
+	case map[string]any:
+		t := r.sub(joinPath(r.path, key), key+".", v)
+		a := &BackendAuth{}
+		a.Username, _ = t.str("username")
+		var ok bool
+		if a.Password, ok = t.str("password"); !ok {
+			if _, set := v["password"]; !set {
+				t.errf("password", "required")
+			}
+		}
+		t.unknown()
+		return a, true
+	default:
+		r.errf(key, "must be a string or a table, not %s", tomlType(v))
+		return nil, true
+	}
+}
+
 // auth reads password/auth and backend_password/backend_auth.
 func (r *reader) auth(c *Cluster) {
 	if s, ok := r.str("password"); ok {
@@ -823,25 +834,8 @@ func (r *reader) auth(c *Cluster) {
 	if s, ok := r.str("backend_password"); ok {
 		c.BackendPassword = s
 	}
-	if v, set := r.get("backend_auth"); set {
-		switch v := v.(type) {
-		case string:
-			c.BackendAuth = &BackendAuth{Password: v}
-		case map[string]any:
-			t := r.sub(joinPath(r.path, "backend_auth"), "backend_auth.", v)
-			a := &BackendAuth{}
-			a.Username, _ = t.str("username")
-			var ok bool
-			if a.Password, ok = t.str("password"); !ok {
-				if _, set := v["password"]; !set {
-					t.errf("password", "required")
-				}
-			}
-			t.unknown()
-			c.BackendAuth = a
-		default:
-			r.errf("backend_auth", "must be a string or a table, not %s", tomlType(v))
-		}
+	if a, set := r.userPassword("backend_auth"); set {
+		c.BackendAuth = a
 	}
 	if _, set := r.m["backend_password"]; set && c.BackendAuth != nil {
 		r.errf("backend_auth", "set either backend_password or backend_auth, not both")
