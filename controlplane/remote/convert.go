@@ -139,7 +139,7 @@ func FromProto(p *asterv1.Snapshot) (*route.Snapshot, error) {
 		if cc := pc.GetClientCache(); cc != nil {
 			c.Live.ClientCache = route.ClientCacheSpec{Enabled: cc.GetEnabled(), MaxEntries: int(cc.GetMaxEntries()),
 				MaxValueBytes: int(cc.GetMaxValueBytes()), ShardCount: int(cc.GetShardCount()), HotOnly: cc.GetHotOnly(),
-				MaxMemory: int(min(max(cc.GetMaxMemory(), 0), limits.ClientCacheMaxMemory.Max+1))} // checked below
+				MaxMemory: int(min(max(cc.GetMaxMemory(), -1), limits.ClientCacheMaxMemory.Max+1))} // checked below
 		}
 		if b := pc.GetBackupRequest(); b != nil {
 			c.Live.BackupRequest = route.BackupRequest{Enabled: b.GetEnabled(), TriggerSlow: b.GetTriggerSlow().AsDuration(), Multiplier: b.GetMultiplier()}

@@ -71,6 +71,9 @@ func outOfRange() []struct {
 		{"client cache entries above", "client_cache.max_entries", func(p *asterv1.ClusterRoutes) { p.ClientCache = &asterv1.ClientCache{MaxEntries: 1_000_001} }},
 		{"client cache value bytes above", "client_cache.max_value_bytes", func(p *asterv1.ClusterRoutes) { p.ClientCache = &asterv1.ClientCache{MaxValueBytes: 1<<20 + 1} }},
 		{"client cache shards negative", "client_cache.shard_count", func(p *asterv1.ClusterRoutes) { p.ClientCache = &asterv1.ClientCache{ShardCount: -1} }},
+		{"client cache memory above", "client_cache.max_memory", func(p *asterv1.ClusterRoutes) { p.ClientCache = &asterv1.ClientCache{MaxMemory: 1<<40 + 1} }},
+		{"client cache memory below", "client_cache.max_memory", func(p *asterv1.ClusterRoutes) { p.ClientCache = &asterv1.ClientCache{MaxMemory: 1} }},
+		{"client cache memory negative", "client_cache.max_memory", func(p *asterv1.ClusterRoutes) { p.ClientCache = &asterv1.ClientCache{MaxMemory: -1} }},
 		{"ring weight above", "servers[].weight", func(p *asterv1.ClusterRoutes) { p.GetRing().Nodes[0].Weight = limits.MaxServerWeight + 1 }},
 		{"ring weight negative", "servers[].weight", func(p *asterv1.ClusterRoutes) { p.GetRing().Nodes[0].Weight = -1 }},
 	}
