@@ -2,7 +2,9 @@ package proxy_test
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -53,16 +55,8 @@ func TestPipelinedSplitCommands(t *testing.T) {
 				}
 			}
 		}
-		if err := e.client.Del(ctx, slicesKeys(want)...).Err(); err != nil {
+		if err := e.client.Del(ctx, slices.Collect(maps.Keys(want))...).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
-}
-
-func slicesKeys(m map[string]string) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
