@@ -24,6 +24,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/aster-proxy/aster/dataplane/redisdial"
 	"github.com/aster-proxy/aster/dataplane/resp"
 )
 
@@ -419,36 +420,15 @@ func (w *Watcher) query(ctx context.Context, c *conn) ([]answer, error) {
 	return out, nil
 }
 
-// dial opens a connection to a sentinel and authenticates it.
+// dial opens a connection to a sentinel and authenticates it (redisdial: the one handshake
+// for every Redis connection).
 func (w *Watcher) dial(ctx context.Context, addr string) (*conn, error) {
-	d := net.Dialer{Timeout: w.cfg.DialTimeout}
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	nc, err := redisdial.Dial(ctx, redisdial.Options{Addr: addr, DialTimeout: w.cfg.DialTimeout,
+		ReplyTimeout: w.cfg.ReadTimeout, Username: w.cfg.Username, Password: w.cfg.Password})
 	if err != nil {
 		return nil, fmt.Errorf("sentinel %s: %w", addr, err)
 	}
-	c := &conn{nc: nc, buf: make([]byte, 0, 4<<10)}
-	if w.cfg.Password == "" {
-		return c, nil
-	}
-	stop := c.deadline(ctx, w.cfg.ReadTimeout)
-	defer stop()
-	args := [][]byte{[]byte("AUTH"), []byte(w.cfg.Password)}
-	if w.cfg.Username != "" {
-		args = [][]byte{[]byte("AUTH"), []byte(w.cfg.Username), []byte(w.cfg.Password)}
-	}
-	if _, err := nc.Write(resp.AppendCommand(nil, args...)); err != nil {
-		c.close()
-		return nil, fmt.Errorf("sentinel %s: send AUTH: %w", addr, err)
-	}
-	reply, err := c.next()
-	if err == nil && resp.IsError(reply) {
-		err = fmt.Errorf("refused: %s", trim(reply))
-	}
-	if err != nil {
-		c.close()
-		return nil, fmt.Errorf("sentinel %s: AUTH: %w", addr, err)
-	}
-	return c, nil
+	return &conn{nc: nc, buf: make([]byte, 0, 4<<10)}, nil
 }
 
 // subscribe keeps a subscription to one sentinel's events until ctx is done, reconnecting
