@@ -19,7 +19,6 @@ import (
 	"github.com/aster-proxy/aster/dataplane/hotkey"
 	"github.com/aster-proxy/aster/dataplane/rawio"
 	"github.com/aster-proxy/aster/dataplane/route"
-	"github.com/aster-proxy/aster/internal/tlsconf"
 )
 
 // Env is what a cluster takes from the process that serves it rather than from its spec.
@@ -407,10 +406,7 @@ func (c *Cluster) poolLocked(g *generation, addr string) *pool {
 		Latency:      c.metrics.nodeLatency(addr),
 		Failed:       c.metrics.nodeFailures(addr),
 		RESP3:        b.resp3,
-	}
-	if b.tls != nil {
-		host, _, _ := net.SplitHostPort(addr)
-		opts.TLS = tlsconf.ForHost(b.tls, host)
+		TLS:          b.tls, // redisdial names each node's host as ServerName when b.tls names none
 	}
 	if c.env.Hint != nil {
 		opts.OnFailure = func(string, error) { c.env.Hint() }
