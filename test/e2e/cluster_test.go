@@ -14,21 +14,9 @@ import (
 	"github.com/aster-proxy/aster/internal/redistest"
 )
 
+// clusterConfig is failoverConfig with a topology fetch every second.
 func clusterConfig(seeds []string, extra string) string {
-	var q []string
-	for _, s := range seeds {
-		q = append(q, strconv.Quote(s))
-	}
-	return `
-[[clusters]]
-name = "rc"
-listen_addr = "%LISTEN%"
-cache_type = "redis_cluster"
-servers = [` + strings.Join(q, ", ") + `]
-read_timeout = 1000
-dial_timeout = 300
-fetch = 1
-` + extra
+	return failoverConfig(seeds, "fetch = 1\n"+extra)
 }
 
 // waitServing waits until every probe key can be written through the proxy.
