@@ -1,8 +1,8 @@
-// Package metrics owns Aster's Prometheus series: a registry of its own (never the global one)
-// with the Go runtime and process collectors, the data plane's vectors (handed to the proxy,
-// which curries them once per cluster, node and command so that no request looks a label up),
-// the control plane's counters (fed through controlplane.Metrics) and state read at scrape time
-// from the control plane itself, and the HTTP endpoint that serves them.
+// Package metrics owns Aster's Prometheus registry (a registry of its own, never the global
+// one) with the Go runtime and process collectors, the control plane's counters (fed through
+// controlplane.Metrics) and state read at scrape time from the control plane itself, and the
+// HTTP endpoint that serves them. The data plane's vectors are the proxy's own:
+// proxy.NewMetrics registers them on Registry().
 //
 // Every series is listed with its labels in docs/operations.md, section "Metrics".
 package metrics
@@ -28,44 +28,10 @@ const (
 	ReloadFailure = "failure"
 )
 
-// LatencyBuckets are the classic histogram buckets of both latency histograms: 16 exponential
-// steps from 50 µs (a loopback round trip) to 5 s (far past any sane timeout).
-var LatencyBuckets = prometheus.ExponentialBucketsRange(50e-6, 5, 16)
-
-// Metrics holds every Aster series. The exported vectors are the data plane's: cmd/asterd
-// copies them into proxy.Metrics. The control plane's are fed through the methods that make
-// *Metrics a controlplane.Metrics, and through WatchControlPlane.
+// Metrics holds the registry and the control plane's series, fed through the methods that
+// make *Metrics a controlplane.Metrics, and through WatchControlPlane.
 type Metrics struct {
 	reg *prometheus.Registry
-
-	// Requests counts client requests by cluster and command; commands outside the known
-	// command table are counted as "other" so that the label stays bounded.
-	Requests *prometheus.CounterVec
-	// RequestErrors counts requests answered with an error, by cluster and kind (timeout,
-	// backend, protocol, refused, redirect_exhausted, ...).
-	RequestErrors *prometheus.CounterVec
-	// RequestDuration is the client-seen latency of a request, by cluster.
-	RequestDuration *prometheus.HistogramVec
-	// BackendRequestDuration is one backend round trip, by cluster and node.
-	BackendRequestDuration *prometheus.HistogramVec
-	// ClientConnections is the number of open client connections, by cluster.
-	ClientConnections *prometheus.GaugeVec
-	// ClientConnectionsAccepted counts accepted client connections, by cluster. Not the
-	// gauge's name plus _total: OpenMetrics drops a counter's _total from its family name,
-	// and two families of one name make an invalid exposition.
-	ClientConnectionsAccepted *prometheus.CounterVec
-	// Redirects counts MOVED and ASK replies followed, by cluster and kind (moved, ask).
-	Redirects *prometheus.CounterVec
-	// BackupRequests counts backup reads sent to a replica because a master was slow, and
-	// those whose answer won, by cluster and result (sent, won).
-	BackupRequests *prometheus.CounterVec
-	// PubSubClients is the number of clients in subscribed mode, by cluster.
-	PubSubClients *prometheus.GaugeVec
-	// PubSubMessages counts pub/sub messages delivered to subscribed clients, by cluster.
-	PubSubMessages *prometheus.CounterVec
-	// BackendErrors counts requests that failed on one node, by cluster, node and kind
-	// (timeout, backend), so that an alert can name the node.
-	BackendErrors *prometheus.CounterVec
 
 	ejections     *prometheus.CounterVec
 	refreshes     *prometheus.CounterVec
@@ -157,49 +123,8 @@ func New(version string) *Metrics {
 		reg.MustRegister(v)
 		return v
 	}
-	histogram := func(name, help string, labels ...string) *prometheus.HistogramVec {
-		v := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: Namespace, Name: name, Help: help,
-			Buckets: LatencyBuckets,
-			// Native histograms for scrapers that ask (protobuf): ~10% resolution, bounded
-			// in size, reset at most hourly when they would grow past it.
-			NativeHistogramBucketFactor:     1.1,
-			NativeHistogramMaxBucketNumber:  160,
-			NativeHistogramMinResetDuration: time.Hour,
-		}, labels)
-		reg.MustRegister(v)
-		return v
-	}
 	m := &Metrics{
 		reg: reg,
-		Requests: counter("requests_total",
-			"Client requests received, by cluster and command (commands outside the command table as \"other\").",
-			"cluster", "command"),
-		RequestErrors: counter("request_errors_total",
-			"Client requests answered with an error, by cluster and kind of failure.",
-			"cluster", "kind"),
-		RequestDuration: histogram("request_duration_seconds",
-			"Latency of client requests as the client sees it, from parsed to reply queued, in seconds.",
-			"cluster"),
-		BackendRequestDuration: histogram("backend_request_duration_seconds",
-			"Latency of requests to one backend node, from sent to reply read, in seconds.",
-			"cluster", "node"),
-		ClientConnections: gauge("client_connections",
-			"Client connections currently open, by cluster.", "cluster"),
-		ClientConnectionsAccepted: counter("client_connections_accepted_total",
-			"Client connections accepted, by cluster.", "cluster"),
-		Redirects: counter("redirects_total",
-			"MOVED and ASK redirections followed, by cluster and kind (moved, ask).", "cluster", "kind"),
-		BackupRequests: counter("backup_requests_total",
-			"Backup reads sent to a replica because the master had not answered in time, and those that answered first, by cluster and result (sent, won).",
-			"cluster", "result"),
-		PubSubClients: gauge("pubsub_clients",
-			"Clients in subscribed mode (SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE), by cluster.", "cluster"),
-		PubSubMessages: counter("pubsub_messages_total",
-			"Pub/sub messages (message, pmessage, smessage) delivered to subscribed clients, by cluster.", "cluster"),
-		BackendErrors: counter("backend_errors_total",
-			"Requests that failed on a backend node, by cluster, node and kind (timeout: no reply within read_timeout; backend: the connection failed or the node is down).",
-			"cluster", "node", "kind"),
 		ejections: counter("node_ejections_total",
 			"Nodes taken out of a standalone cluster's ring, by cluster, node and reason (health, operator).",
 			"cluster", "node", "reason"),

@@ -17,6 +17,7 @@ import (
 
 	"github.com/aster-proxy/aster/controlplane"
 	"github.com/aster-proxy/aster/controlplane/config"
+	"github.com/aster-proxy/aster/dataplane/proxy"
 	"github.com/aster-proxy/aster/dataplane/route"
 )
 
@@ -210,20 +211,22 @@ aster_topology_refreshes_total{cluster="rc",result="changed"} 2
 	}
 }
 
-// TestDataPlaneVectors checks the names, labels and buckets the proxy relies on, and that
-// the whole registry passes the client library's linter (units in names, no bad help).
+// TestDataPlaneVectors checks the names, labels and buckets of the proxy's vectors on this
+// registry, and that the whole registry passes the client library's linter (units in names,
+// no bad help).
 func TestDataPlaneVectors(t *testing.T) {
 	_, m := newControlPlane(t)
-	m.Requests.WithLabelValues("cache", "get").Add(3)
-	m.RequestErrors.WithLabelValues("cache", "timeout").Inc()
-	m.RequestDuration.WithLabelValues("cache").Observe(0.0001)
-	m.BackendRequestDuration.WithLabelValues("cache", "127.0.0.1:7001").Observe(10) // past the last bucket
-	m.ClientConnections.WithLabelValues("cache").Set(2)
-	m.ClientConnectionsAccepted.WithLabelValues("cache").Add(5)
-	m.Redirects.WithLabelValues("cache", "moved").Inc()
-	m.BackupRequests.WithLabelValues("cache", "sent").Add(2)
-	m.PubSubClients.WithLabelValues("cache").Set(4)
-	m.PubSubMessages.WithLabelValues("cache").Add(7)
+	dp := proxy.NewMetrics(m.Registry())
+	dp.Requests.WithLabelValues("cache", "get").Add(3)
+	dp.RequestErrors.WithLabelValues("cache", "timeout").Inc()
+	dp.RequestDuration.WithLabelValues("cache").Observe(0.0001)
+	dp.BackendRequestDuration.WithLabelValues("cache", "127.0.0.1:7001").Observe(10) // past the last bucket
+	dp.ClientConnections.WithLabelValues("cache").Set(2)
+	dp.ClientConnectionsAccepted.WithLabelValues("cache").Add(5)
+	dp.Redirects.WithLabelValues("cache", "moved").Inc()
+	dp.BackupRequests.WithLabelValues("cache", "sent").Add(2)
+	dp.PubSubClients.WithLabelValues("cache").Set(4)
+	dp.PubSubMessages.WithLabelValues("cache").Add(7)
 
 	cases := []struct {
 		name string
@@ -261,8 +264,8 @@ func TestDataPlaneVectors(t *testing.T) {
 		})
 	}
 
-	if n := len(LatencyBuckets); n != 16 || LatencyBuckets[0] != 50e-6 || LatencyBuckets[n-1] < 4.999 || LatencyBuckets[n-1] > 5.001 {
-		t.Errorf("buckets = %v, want 16 from 50µs to 5s", LatencyBuckets)
+	if n := len(proxy.LatencyBuckets); n != 16 || proxy.LatencyBuckets[0] != 50e-6 || proxy.LatencyBuckets[n-1] < 4.999 || proxy.LatencyBuckets[n-1] > 5.001 {
+		t.Errorf("buckets = %v, want 16 from 50µs to 5s", proxy.LatencyBuckets)
 	}
 	mfs, err := m.Registry().Gather()
 	if err != nil {
@@ -386,17 +389,18 @@ func TestOpenMetricsFamiliesUnique(t *testing.T) {
 	libraryClash := map[string]bool{"go_memstats_alloc_bytes": true}
 	_, m := newControlPlane(t)
 	// A vector without a child is not exposed: give each one a child.
-	m.Requests.WithLabelValues("cache", "get").Inc()
-	m.RequestErrors.WithLabelValues("cache", "timeout").Inc()
-	m.RequestDuration.WithLabelValues("cache").Observe(0.001)
-	m.BackendRequestDuration.WithLabelValues("cache", "127.0.0.1:7001").Observe(0.001)
-	m.ClientConnections.WithLabelValues("cache").Set(1)
-	m.ClientConnectionsAccepted.WithLabelValues("cache").Inc()
-	m.Redirects.WithLabelValues("cache", "moved").Inc()
-	m.BackupRequests.WithLabelValues("cache", "sent").Inc()
-	m.PubSubClients.WithLabelValues("cache").Inc()
-	m.PubSubMessages.WithLabelValues("cache").Inc()
-	m.BackendErrors.WithLabelValues("cache", "127.0.0.1:7001", "timeout").Inc()
+	dp := proxy.NewMetrics(m.Registry())
+	dp.Requests.WithLabelValues("cache", "get").Inc()
+	dp.RequestErrors.WithLabelValues("cache", "timeout").Inc()
+	dp.RequestDuration.WithLabelValues("cache").Observe(0.001)
+	dp.BackendRequestDuration.WithLabelValues("cache", "127.0.0.1:7001").Observe(0.001)
+	dp.ClientConnections.WithLabelValues("cache").Set(1)
+	dp.ClientConnectionsAccepted.WithLabelValues("cache").Inc()
+	dp.Redirects.WithLabelValues("cache", "moved").Inc()
+	dp.BackupRequests.WithLabelValues("cache", "sent").Inc()
+	dp.PubSubClients.WithLabelValues("cache").Inc()
+	dp.PubSubMessages.WithLabelValues("cache").Inc()
+	dp.BackendErrors.WithLabelValues("cache", "127.0.0.1:7001", "timeout").Inc()
 	m.NodeEjected("cache", "127.0.0.1:7001", "health")
 	m.TopologyRefreshed("cache", controlplane.RefreshChanged)
 	m.SentinelSwitched("cache", "grp-a")

@@ -298,21 +298,19 @@ func startMetrics(m *metrics.Metrics, mc config.Metrics, ready func() error, log
 	return srv, nil
 }
 
-// dataPlaneMetrics hands the data plane its vectors, made and registered by package metrics.
-func dataPlaneMetrics(m *metrics.Metrics) *proxy.Metrics {
-	return &proxy.Metrics{
-		Requests:                  m.Requests,
-		RequestErrors:             m.RequestErrors,
-		RequestDuration:           m.RequestDuration,
-		BackendRequestDuration:    m.BackendRequestDuration,
-		ClientConnections:         m.ClientConnections,
-		ClientConnectionsAccepted: m.ClientConnectionsAccepted,
-		Redirects:                 m.Redirects,
-		BackupRequests:            m.BackupRequests,
-		PubSubClients:             m.PubSubClients,
-		PubSubMessages:            m.PubSubMessages,
-		BackendErrors:             m.BackendErrors,
-	}
+// newDataPlane starts the data plane with its metrics on m's registry; hint asks the control
+// plane, local or remote, to look at a cluster again.
+func newDataPlane(m *metrics.Metrics, fdLimit uint64, announceIP string, hint func(cluster string), log hclog.Logger) *proxy.Server {
+	dp := proxy.NewServer(proxy.ServerOptions{
+		FDLimit:    fdLimit,
+		Logger:     log,
+		Version:    buildVersion(),
+		AnnounceIP: announceIP,
+		Hint:       hint,
+		Metrics:    proxy.NewMetrics(m.Registry()),
+	})
+	m.Registry().MustRegister(dp.CacheCollector())
+	return dp
 }
 
 // openFileLimit raises the open-file limit towards what cfg's clusters need (nil: unknown
@@ -364,19 +362,11 @@ func serveData(ctx context.Context, addr, token string, tc *tls.Config, announce
 	// What the clusters need is known only with the first snapshot: take the limit as it is
 	// (the Go runtime starts at the hard limit); the data plane shares it among the clusters.
 	fdLimit := openFileLimit(nil, log)
-	dp := proxy.NewServer(proxy.ServerOptions{
-		FDLimit:    fdLimit,
-		Logger:     log,
-		Version:    buildVersion(),
-		AnnounceIP: announceIP,
-		Hint: func(cluster string) {
-			if c := clientRef.Load(); c != nil {
-				c.Hint(cluster)
-			}
-		},
-		Metrics: dataPlaneMetrics(m),
-	})
-	m.Registry().MustRegister(dp.CacheCollector())
+	dp := newDataPlane(m, fdLimit, announceIP, func(cluster string) {
+		if c := clientRef.Load(); c != nil {
+			c.Hint(cluster)
+		}
+	}, log)
 	defer dp.Close()
 	ms, err := startMetrics(m, mc, func() error {
 		if !dp.Ready() {
@@ -426,19 +416,11 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, controlOn
 	var dp *proxy.Server
 	if !controlOnly {
 		fdLimit := openFileLimit(cfg, log)
-		dp = proxy.NewServer(proxy.ServerOptions{
-			FDLimit:    fdLimit,
-			Logger:     log,
-			Version:    buildVersion(),
-			AnnounceIP: announceIP,
-			Hint: func(cluster string) {
-				if cp := cpRef.Load(); cp != nil {
-					cp.Hint(cluster)
-				}
-			},
-			Metrics: dataPlaneMetrics(m),
-		})
-		m.Registry().MustRegister(dp.CacheCollector())
+		dp = newDataPlane(m, fdLimit, announceIP, func(cluster string) {
+			if cp := cpRef.Load(); cp != nil {
+				cp.Hint(cluster)
+			}
+		}, log)
 		defer dp.Close()
 		sink = dp
 	}

@@ -204,6 +204,8 @@ type Cluster struct {
 	listen  route.ListenSettings // what Listen opens (a cluster of a Server gets its listener from it)
 	log     hclog.Logger
 	metrics clusterMetrics
+	// commands counts client commands for INFO's total_commands_processed, metrics on or off.
+	commands atomic.Uint64
 	// readonly: connections open with READONLY for backup reads even without ReadFromSlave.
 	readonly bool
 	// live are the file's live settings (those of the spec served); overlay

@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	dto "github.com/prometheus/client_model/go"
-
 	"github.com/aster-proxy/aster/dataplane/resp"
 	"github.com/aster-proxy/aster/dataplane/route"
 )
@@ -148,25 +146,4 @@ func (c *Cluster) clusterReply(out []byte, args [][]byte) []byte {
 		return resp.AppendBulkString(out, id+" "+ip+":"+p+"@"+p+
 			" myself,master - 0 0 1 connected 0-"+strconv.Itoa(lastSlot)+"\n")
 	}
-}
-
-// commandsProcessed is the cluster's count of client commands, read from its request
-// counters; ok is false with metrics off, when the proxy does not count them.
-func (c *Cluster) commandsProcessed() (n uint64, ok bool) {
-	if !c.metrics.on {
-		return 0, false
-	}
-	var m dto.Metric
-	for i := range c.metrics.lazy.requests {
-		ctr := c.metrics.lazy.requests[i].Load()
-		if ctr == nil {
-			continue // never used
-		}
-		m.Reset()
-		if err := ctr.Write(&m); err != nil || m.Counter == nil {
-			continue
-		}
-		n += uint64(m.Counter.GetValue())
-	}
-	return n, true
 }

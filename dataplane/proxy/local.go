@@ -425,9 +425,7 @@ func (c *Cluster) info(sections [][]byte) (text string, keyspace bool) {
 	if section("stats", "Stats") {
 		// Every accepted connection makes a session with the next ID.
 		line("total_connections_received", strconv.FormatUint(c.nextID.Load(), 10))
-		if n, ok := c.commandsProcessed(); ok {
-			line("total_commands_processed", strconv.FormatUint(n, 10))
-		}
+		line("total_commands_processed", strconv.FormatUint(c.commands.Load(), 10))
 	}
 	if section("proxy", "Proxy") {
 		line("proxy", "aster")

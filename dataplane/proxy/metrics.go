@@ -3,6 +3,7 @@ package proxy
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -10,8 +11,9 @@ import (
 	"github.com/aster-proxy/aster/dataplane/command"
 )
 
-// Metrics are the data plane's Prometheus vectors; package metrics makes and registers them.
-// Children are resolved once per cluster (and per node pool), never per request.
+// Metrics are the data plane's Prometheus vectors, made and registered by NewMetrics; nil
+// turns metrics off. Children are resolved once per cluster (and per node pool), never per
+// request. Every series is listed with its labels in docs/operations.md, section "Metrics".
 type Metrics struct {
 	Requests                  *prometheus.CounterVec   // {cluster, command}
 	RequestErrors             *prometheus.CounterVec   // {cluster, kind}
@@ -20,10 +22,82 @@ type Metrics struct {
 	ClientConnections         *prometheus.GaugeVec     // {cluster}
 	ClientConnectionsAccepted *prometheus.CounterVec   // {cluster}
 	Redirects                 *prometheus.CounterVec   // {cluster, kind}
-	BackupRequests            *prometheus.CounterVec   // {cluster, result}; may be nil
-	PubSubClients             *prometheus.GaugeVec     // {cluster}; may be nil
-	PubSubMessages            *prometheus.CounterVec   // {cluster}; may be nil
-	BackendErrors             *prometheus.CounterVec   // {cluster, node, kind}; may be nil
+	BackupRequests            *prometheus.CounterVec   // {cluster, result}
+	PubSubClients             *prometheus.GaugeVec     // {cluster}
+	PubSubMessages            *prometheus.CounterVec   // {cluster}
+	BackendErrors             *prometheus.CounterVec   // {cluster, node, kind}
+}
+
+// LatencyBuckets are the classic histogram buckets of both latency histograms: 16 exponential
+// steps from 50 µs (a loopback round trip) to 5 s (far past any sane timeout).
+var LatencyBuckets = prometheus.ExponentialBucketsRange(50e-6, 5, 16)
+
+// NewMetrics makes the data plane's vectors and registers them with reg (none when reg is
+// nil: a test may read the vectors without a registry).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	var all []prometheus.Collector
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		v := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "aster", Name: name, Help: help}, labels)
+		all = append(all, v)
+		return v
+	}
+	gauge := func(name, help string, labels ...string) *prometheus.GaugeVec {
+		v := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "aster", Name: name, Help: help}, labels)
+		all = append(all, v)
+		return v
+	}
+	histogram := func(name, help string, labels ...string) *prometheus.HistogramVec {
+		v := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "aster", Name: name, Help: help,
+			Buckets: LatencyBuckets,
+			// Native histograms for scrapers that ask (protobuf): ~10% resolution, bounded
+			// in size, reset at most hourly when they would grow past it.
+			NativeHistogramBucketFactor:     1.1,
+			NativeHistogramMaxBucketNumber:  160,
+			NativeHistogramMinResetDuration: time.Hour,
+		}, labels)
+		all = append(all, v)
+		return v
+	}
+	m := &Metrics{
+		// Commands outside the command table are counted as "other" so that the label stays
+		// bounded.
+		Requests: counter("requests_total",
+			"Client requests received, by cluster and command (commands outside the command table as \"other\").",
+			"cluster", "command"),
+		RequestErrors: counter("request_errors_total",
+			"Client requests answered with an error, by cluster and kind of failure.",
+			"cluster", "kind"),
+		RequestDuration: histogram("request_duration_seconds",
+			"Latency of client requests as the client sees it, from parsed to reply queued, in seconds.",
+			"cluster"),
+		BackendRequestDuration: histogram("backend_request_duration_seconds",
+			"Latency of requests to one backend node, from sent to reply read, in seconds.",
+			"cluster", "node"),
+		ClientConnections: gauge("client_connections",
+			"Client connections currently open, by cluster.", "cluster"),
+		// Not the gauge's name plus _total: OpenMetrics drops a counter's _total from its
+		// family name, and two families of one name make an invalid exposition.
+		ClientConnectionsAccepted: counter("client_connections_accepted_total",
+			"Client connections accepted, by cluster.", "cluster"),
+		Redirects: counter("redirects_total",
+			"MOVED and ASK redirections followed, by cluster and kind (moved, ask).", "cluster", "kind"),
+		BackupRequests: counter("backup_requests_total",
+			"Backup reads sent to a replica because the master had not answered in time, and those that answered first, by cluster and result (sent, won).",
+			"cluster", "result"),
+		PubSubClients: gauge("pubsub_clients",
+			"Clients in subscribed mode (SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE), by cluster.", "cluster"),
+		PubSubMessages: counter("pubsub_messages_total",
+			"Pub/sub messages (message, pmessage, smessage) delivered to subscribed clients, by cluster.", "cluster"),
+		// By node, so that an alert can name it.
+		BackendErrors: counter("backend_errors_total",
+			"Requests that failed on a backend node, by cluster, node and kind (timeout: no reply within read_timeout; backend: the connection failed or the node is down).",
+			"cluster", "node", "kind"),
+	}
+	if reg != nil {
+		reg.MustRegister(all...)
+	}
+	return m
 }
 
 // Error kinds of aster_request_errors_total.
@@ -55,10 +129,10 @@ type clusterMetrics struct {
 	clients     prometheus.Gauge
 	clientsSeen prometheus.Counter
 	moved, ask  prometheus.Counter
-	backupSent  prometheus.Counter // nil without BackupRequests
+	backupSent  prometheus.Counter // nil with metrics off, as the three below
 	backupWon   prometheus.Counter
-	subscribers prometheus.Gauge   // nil without PubSubClients
-	messages    prometheus.Counter // nil without PubSubMessages
+	subscribers prometheus.Gauge
+	messages    prometheus.Counter
 }
 
 func newClusterMetrics(m *Metrics, cluster string) clusterMetrics {
@@ -78,16 +152,10 @@ func newClusterMetrics(m *Metrics, cluster string) clusterMetrics {
 	cm.clientsSeen = m.ClientConnectionsAccepted.WithLabelValues(cluster)
 	cm.moved = m.Redirects.WithLabelValues(cluster, "moved")
 	cm.ask = m.Redirects.WithLabelValues(cluster, "ask")
-	if m.BackupRequests != nil {
-		cm.backupSent = m.BackupRequests.WithLabelValues(cluster, "sent")
-		cm.backupWon = m.BackupRequests.WithLabelValues(cluster, "won")
-	}
-	if m.PubSubClients != nil {
-		cm.subscribers = m.PubSubClients.WithLabelValues(cluster)
-	}
-	if m.PubSubMessages != nil {
-		cm.messages = m.PubSubMessages.WithLabelValues(cluster)
-	}
+	cm.backupSent = m.BackupRequests.WithLabelValues(cluster, "sent")
+	cm.backupWon = m.BackupRequests.WithLabelValues(cluster, "won")
+	cm.subscribers = m.PubSubClients.WithLabelValues(cluster)
+	cm.messages = m.PubSubMessages.WithLabelValues(cluster)
 	return cm
 }
 
@@ -119,7 +187,7 @@ func (cm *clusterMetrics) nodeLatency(addr string) interface{ Observe(float64) }
 // aster_backend_errors_total; nil with metrics off. Both children exist from the node's
 // first pool, so that a rate over them starts at zero.
 func (cm *clusterMetrics) nodeFailures(addr string) func(backend.Failure, int) {
-	if !cm.on || cm.m.BackendErrors == nil {
+	if !cm.on {
 		return nil
 	}
 	cm.lazy.mu.Lock()
@@ -146,9 +214,7 @@ func (cm *clusterMetrics) forgetNode(addr string) {
 	}
 	node := prometheus.Labels{"cluster": cm.cluster, "node": addr}
 	cm.m.BackendRequestDuration.DeletePartialMatch(node)
-	if cm.m.BackendErrors != nil {
-		cm.m.BackendErrors.DeletePartialMatch(node)
-	}
+	cm.m.BackendErrors.DeletePartialMatch(node)
 }
 
 // forget deletes every series of the cluster, which a reload or snapshot removed; its
@@ -164,21 +230,24 @@ func (cm *clusterMetrics) forget() {
 	m := cm.m
 	for _, v := range []*prometheus.CounterVec{m.Requests, m.RequestErrors, m.ClientConnectionsAccepted,
 		m.Redirects, m.BackupRequests, m.PubSubMessages, m.BackendErrors} {
-		if v != nil {
-			v.DeletePartialMatch(of)
-		}
+		v.DeletePartialMatch(of)
 	}
 	for _, v := range []*prometheus.GaugeVec{m.ClientConnections, m.PubSubClients} {
-		if v != nil {
-			v.DeletePartialMatch(of)
-		}
+		v.DeletePartialMatch(of)
 	}
 	for _, v := range []*prometheus.HistogramVec{m.RequestDuration, m.BackendRequestDuration} {
 		v.DeletePartialMatch(of)
 	}
 }
 
-// request counts one client command; spec nil for an unknown one.
+// request counts one client command (spec nil for an unknown one): in the cluster's own
+// count, which INFO reports with metrics on or off, and by command with metrics on.
+func (c *Cluster) request(spec *command.Spec) {
+	c.commands.Add(1)
+	c.metrics.request(spec)
+}
+
+// request counts one client command in aster_requests_total.
 func (cm *clusterMetrics) request(spec *command.Spec) {
 	if !cm.on {
 		return

@@ -12,24 +12,10 @@ import (
 	"github.com/aster-proxy/aster/dataplane/proxy"
 )
 
-// newTestMetrics makes the data-plane vectors on a fresh registry, as package metrics does.
+// newTestMetrics makes the data-plane vectors on a fresh registry, as asterd does.
 func newTestMetrics() (*proxy.Metrics, *prometheus.Registry) {
 	reg := prometheus.NewRegistry()
-	b := []float64{50e-6, 1e-3, 10e-3, 0.1, 1, 5}
-	m := &proxy.Metrics{
-		Requests:                  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aster_requests_total", Help: "h"}, []string{"cluster", "command"}),
-		RequestErrors:             prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aster_request_errors_total", Help: "h"}, []string{"cluster", "kind"}),
-		RequestDuration:           prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "aster_request_duration_seconds", Help: "h", Buckets: b}, []string{"cluster"}),
-		BackendRequestDuration:    prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "aster_backend_request_duration_seconds", Help: "h", Buckets: b}, []string{"cluster", "node"}),
-		ClientConnections:         prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "aster_client_connections", Help: "h"}, []string{"cluster"}),
-		ClientConnectionsAccepted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aster_client_connections_accepted_total", Help: "h"}, []string{"cluster"}),
-		Redirects:                 prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aster_redirects_total", Help: "h"}, []string{"cluster", "kind"}),
-		PubSubClients:             prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "aster_pubsub_clients", Help: "h"}, []string{"cluster"}),
-		PubSubMessages:            prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aster_pubsub_messages_total", Help: "h"}, []string{"cluster"}),
-	}
-	reg.MustRegister(m.Requests, m.RequestErrors, m.RequestDuration, m.BackendRequestDuration,
-		m.ClientConnections, m.ClientConnectionsAccepted, m.Redirects, m.PubSubClients, m.PubSubMessages)
-	return m, reg
+	return proxy.NewMetrics(reg), reg
 }
 
 // histCount returns the sample count of a histogram series.

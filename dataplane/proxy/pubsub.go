@@ -334,7 +334,7 @@ func (p *pubsub) command(cmd *resp.Command) (leave bool) {
 		p.run(cmd, spec)
 		return false
 	}
-	s.c.metrics.request(spec)
+	s.c.request(spec)
 	switch {
 	case spec == nil:
 		p.reply(resp.AppendError(nil, unknownCommand(args)))
@@ -427,7 +427,7 @@ func subscribedModeCommand(spec *command.Spec) bool {
 func (p *pubsub) run(cmd *resp.Command, spec *command.Spec) {
 	s := p.s
 	if spec != nil && (spec.Policy == command.Transaction || spec.Name == "hello" || blocks(spec, cmd.Args)) {
-		s.c.metrics.request(spec)
+		s.c.request(spec)
 		p.reply(resp.AppendError(nil, "ERR '"+spec.Name+"' is not supported by the proxy in subscribed mode"))
 		return
 	}

@@ -662,7 +662,7 @@ func (s *session) handle(cmd *resp.Command) {
 	pl := s.nextPlace()
 	args := cmd.Args
 	spec := command.Lookup(args[0])
-	s.c.metrics.request(spec)
+	s.c.request(spec)
 	if spec == nil && !s.authed {
 		pl.setError(errNoAuth)
 		return
