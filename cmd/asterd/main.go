@@ -478,40 +478,7 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, controlOn
 			Logger:       log,
 		}
 		if dp != nil {
-			acfg.SlowLog = func(cluster string, n int) ([]admin.SlowEntry, bool) {
-				entries, ok := dp.SlowLog(cluster, n)
-				out := make([]admin.SlowEntry, len(entries))
-				for i, e := range entries {
-					out[i] = admin.SlowEntry(e)
-				}
-				return out, ok
-			}
-			acfg.HotKeys = func(cluster string, n int) ([]admin.HotKey, bool, bool) {
-				keys, enabled, ok := dp.HotKeys(cluster, n)
-				out := make([]admin.HotKey, len(keys))
-				for i, k := range keys {
-					out[i] = admin.HotKey{Key: k.Key, Count: k.Count}
-				}
-				return out, enabled, ok
-			}
-			acfg.ClusterConfig = func(cluster, pattern string) ([]admin.Knob, bool) {
-				knobs, ok := dp.ClusterKnobs(cluster, pattern)
-				out := make([]admin.Knob, len(knobs))
-				for i, k := range knobs {
-					out[i] = admin.Knob(k)
-				}
-				return out, ok
-			}
-			acfg.SetClusterConfig = func(cluster, name, value string) (admin.Knob, error) {
-				k, err := dp.SetClusterKnob(cluster, name, value)
-				switch {
-				case errors.Is(err, proxy.ErrUnknownCluster):
-					return admin.Knob{}, fmt.Errorf("%w: %s", admin.ErrUnknownCluster, cluster)
-				case err != nil:
-					return admin.Knob{}, fmt.Errorf("%w: %v", admin.ErrInvalidKnob, err)
-				}
-				return admin.Knob(k), nil
-			}
+			acfg.DataPlane = dp // a nil *proxy.Server would be a non-nil interface
 		}
 		admin.New(acfg).Register(gs)
 		remote.NewServer(remote.ServerConfig{Source: cp, Token: cfg.Admin.Token, Logger: log}).Register(gs)

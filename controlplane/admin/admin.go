@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
@@ -19,6 +18,8 @@ import (
 
 	"github.com/aster-proxy/aster/controlplane"
 	"github.com/aster-proxy/aster/controlplane/config"
+	"github.com/aster-proxy/aster/dataplane/hotkey"
+	"github.com/aster-proxy/aster/dataplane/proxy"
 	asterv1 "github.com/aster-proxy/aster/gen/aster/v1"
 	"github.com/aster-proxy/aster/internal/bearer"
 	"github.com/aster-proxy/aster/internal/tlsconf"
@@ -29,42 +30,34 @@ type Config struct {
 	ControlPlane *controlplane.ControlPlane
 	// Reload re-reads the configuration file and applies it (the same path SIGHUP takes).
 	Reload func() (controlplane.ReloadResult, error)
-	// SlowLog returns up to n of a cluster's slow commands, newest first (n < 0: all), from
-	// the data plane in this process; ok false for an unknown cluster. nil when no data plane
-	// runs here (--role control).
-	SlowLog func(cluster string, n int) (entries []SlowEntry, ok bool)
-	// HotKeys returns up to n of a cluster's hottest keys (n < 0: all) and whether sampling
-	// is on, from the data plane in this process; ok false for an unknown cluster. nil when
-	// no data plane runs here.
-	HotKeys func(cluster string, n int) (keys []HotKey, enabled, ok bool)
-	// ClusterConfig returns a cluster's live knobs matching a glob pattern ("" all); ok false
-	// for an unknown cluster. nil when no data plane runs here.
-	ClusterConfig func(cluster, pattern string) (knobs []Knob, ok bool)
-	// SetClusterConfig sets one live knob and returns it as now set; errors wrap
-	// ErrUnknownCluster or ErrInvalidKnob. nil when no data plane runs here.
-	SetClusterConfig func(cluster, name, value string) (Knob, error)
+	// DataPlane is the data plane in this process, which keeps the slow logs, hot keys and
+	// live settings; nil when none runs here (--role control): those RPCs then answer
+	// FailedPrecondition, saying where to ask instead.
+	DataPlane DataPlane
 	// Version is asterd's version, as --version prints it; GetVersion answers "devel" when
 	// it is empty.
 	Version string
 	Logger  hclog.Logger
 }
 
-// HotKey is one hot key of a data plane's tracker.
-type HotKey struct {
-	Key   string
-	Count uint64
+// DataPlane is what the AdminService reads and changes in the data plane of its process;
+// *proxy.Server is one. Its types are the data plane's, converted to protobuf here only.
+type DataPlane interface {
+	// SlowLog returns up to n of a cluster's slow commands, newest first (n < 0: all); ok
+	// false for an unknown cluster.
+	SlowLog(cluster string, n int) (entries []proxy.SlowEntry, ok bool)
+	// HotKeys returns up to n of a cluster's hottest keys (n < 0: all) and whether sampling
+	// is on; ok false for an unknown cluster.
+	HotKeys(cluster string, n int) (keys []hotkey.Hot, enabled, ok bool)
+	// ClusterKnobs returns a cluster's live knobs matching a glob pattern ("" all); ok false
+	// for an unknown cluster.
+	ClusterKnobs(cluster, pattern string) (knobs []proxy.Knob, ok bool)
+	// SetClusterKnob sets one live knob and returns it as now set; the error is
+	// proxy.ErrUnknownCluster or says what is wrong with the knob or its value.
+	SetClusterKnob(cluster, name, value string) (proxy.Knob, error)
 }
 
-// Knob is one live setting (CONFIG GET cluster.<name>.<knob>), named without the prefix.
-type Knob struct{ Name, Value string }
-
-// Errors SetClusterConfig wraps, mapped to NotFound and InvalidArgument.
-var (
-	ErrUnknownCluster = errors.New("unknown cluster")
-	ErrInvalidKnob    = errors.New("invalid setting")
-)
-
-const noDataPlane = "no data plane in this process (--role control): hot keys and live settings are kept by each data plane; ask a --role all asterd or use CONFIG GET/SET through a data plane's listener"
+var _ DataPlane = (*proxy.Server)(nil)
 
 // Server implements asterv1.AdminServiceServer. Its methods are safe for concurrent use.
 type Server struct {
@@ -140,25 +133,16 @@ func (s *Server) RestoreNode(_ context.Context, req *asterv1.RestoreNodeRequest)
 	return &asterv1.RestoreNodeResponse{Node: nodeProto(n)}, nil
 }
 
-// SlowEntry is one slow command, as the data plane keeps it.
-type SlowEntry struct {
-	ID       uint64
-	Time     time.Time
-	Duration time.Duration
-	Args     []string
-	Client   string
-}
-
 // SlowLog returns a cluster's slow commands.
 func (s *Server) SlowLog(_ context.Context, req *asterv1.SlowLogRequest) (*asterv1.SlowLogResponse, error) {
-	if s.cfg.SlowLog == nil {
-		return nil, status.Error(codes.FailedPrecondition, "no data plane in this process: the slow log is kept by the data planes")
+	if s.cfg.DataPlane == nil {
+		return nil, s.noDataPlane(req.GetCluster(), "the slow log", "SLOWLOG GET [count]")
 	}
 	n := int(req.GetCount())
 	if n == 0 {
 		n = 10
 	}
-	entries, ok := s.cfg.SlowLog(req.GetCluster(), n)
+	entries, ok := s.cfg.DataPlane.SlowLog(req.GetCluster(), n)
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "cluster %q: not found", req.GetCluster())
 	}
@@ -174,14 +158,14 @@ func (s *Server) SlowLog(_ context.Context, req *asterv1.SlowLogRequest) (*aster
 
 // HotKeys returns a cluster's hottest keys.
 func (s *Server) HotKeys(_ context.Context, req *asterv1.HotKeysRequest) (*asterv1.HotKeysResponse, error) {
-	if s.cfg.HotKeys == nil {
-		return nil, status.Error(codes.FailedPrecondition, noDataPlane)
+	if s.cfg.DataPlane == nil {
+		return nil, s.noDataPlane(req.GetCluster(), "the hot keys", "HOTKEY GET [count]")
 	}
 	n := int(req.GetCount())
 	if n == 0 {
 		n = 10
 	}
-	keys, enabled, ok := s.cfg.HotKeys(req.GetCluster(), n)
+	keys, enabled, ok := s.cfg.DataPlane.HotKeys(req.GetCluster(), n)
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "cluster %q: not found", req.GetCluster())
 	}
@@ -194,10 +178,10 @@ func (s *Server) HotKeys(_ context.Context, req *asterv1.HotKeysRequest) (*aster
 
 // GetClusterConfig returns a cluster's live knobs.
 func (s *Server) GetClusterConfig(_ context.Context, req *asterv1.GetClusterConfigRequest) (*asterv1.GetClusterConfigResponse, error) {
-	if s.cfg.ClusterConfig == nil {
-		return nil, status.Error(codes.FailedPrecondition, noDataPlane)
+	if s.cfg.DataPlane == nil {
+		return nil, s.noDataPlane(req.GetCluster(), "the live settings", "CONFIG GET cluster."+req.GetCluster()+".*")
 	}
-	knobs, ok := s.cfg.ClusterConfig(req.GetCluster(), req.GetPattern())
+	knobs, ok := s.cfg.DataPlane.ClusterKnobs(req.GetCluster(), req.GetPattern())
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "cluster %q: not found", req.GetCluster())
 	}
@@ -210,18 +194,36 @@ func (s *Server) GetClusterConfig(_ context.Context, req *asterv1.GetClusterConf
 
 // SetClusterConfig sets one live knob of a cluster.
 func (s *Server) SetClusterConfig(_ context.Context, req *asterv1.SetClusterConfigRequest) (*asterv1.SetClusterConfigResponse, error) {
-	if s.cfg.SetClusterConfig == nil {
-		return nil, status.Error(codes.FailedPrecondition, noDataPlane)
+	if s.cfg.DataPlane == nil {
+		return nil, s.noDataPlane(req.GetCluster(), "the live settings",
+			"CONFIG SET cluster."+req.GetCluster()+"."+req.GetName()+" <value> on each data plane (or set it in the configuration file and reload: that reaches them all)")
 	}
-	k, err := s.cfg.SetClusterConfig(req.GetCluster(), req.GetName(), req.GetValue())
+	k, err := s.cfg.DataPlane.SetClusterKnob(req.GetCluster(), req.GetName(), req.GetValue())
 	switch {
-	case errors.Is(err, ErrUnknownCluster):
+	case errors.Is(err, proxy.ErrUnknownCluster):
 		return nil, status.Errorf(codes.NotFound, "cluster %q: not found", req.GetCluster())
 	case err != nil:
 		return nil, status.Errorf(codes.InvalidArgument, "cluster %q: %v", req.GetCluster(), err)
 	}
 	s.log.Info("live setting changed", "cluster", req.GetCluster(), "knob", k.Name, "value", k.Value)
 	return &asterv1.SetClusterConfigResponse{Knob: &asterv1.ConfigKnob{Name: k.Name, Value: k.Value}}, nil
+}
+
+// noDataPlane is the answer, without a data plane in this process (--role control), to an
+// RPC about state each data plane keeps for itself: what, and where to ask instead. An
+// unknown cluster is NotFound, as with a data plane.
+func (s *Server) noDataPlane(cluster, what, command string) error {
+	where := "its listen_addr"
+	if s.cfg.ControlPlane != nil {
+		c, err := s.cfg.ControlPlane.Cluster(cluster)
+		if err != nil {
+			return toStatus(err)
+		}
+		where = c.ListenAddr
+	}
+	return status.Errorf(codes.FailedPrecondition,
+		"this asterd is the control plane (--role control) and runs no data plane; each --role data asterd it feeds keeps %s of cluster %q for itself: ask one on the cluster's listener (%s on its host) with %s",
+		what, cluster, where, command)
 }
 
 // GetVersion tells which asterd answers: its version and the Go release it was built with.

@@ -3,6 +3,7 @@ package admin_test
 import (
 	"context"
 	"net"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -156,6 +157,50 @@ func TestErrorCodes(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			if got := status.Code(c.call()); got != c.code {
 				t.Fatalf("code %v, want %v", got, c.code)
+			}
+		})
+	}
+}
+
+// TestNoDataPlaneSaysWhereToAsk: without a data plane in the process (--role control), the
+// RPCs about state each data plane keeps say so, and where and how to ask a data plane.
+func TestNoDataPlaneSaysWhereToAsk(t *testing.T) {
+	cl, _ := startAdmin(t, "")
+	ctx := context.Background()
+	cases := []struct {
+		name, command string
+		call          func(cluster string) error
+	}{
+		{"slowlog", "SLOWLOG GET", func(c string) error {
+			_, err := cl.SlowLog(ctx, &asterv1.SlowLogRequest{Cluster: c})
+			return err
+		}},
+		{"hotkeys", "HOTKEY GET", func(c string) error {
+			_, err := cl.HotKeys(ctx, &asterv1.HotKeysRequest{Cluster: c})
+			return err
+		}},
+		{"config get", "CONFIG GET cluster.cache.*", func(c string) error {
+			_, err := cl.GetClusterConfig(ctx, &asterv1.GetClusterConfigRequest{Cluster: c})
+			return err
+		}},
+		{"config set", "CONFIG SET cluster.cache.hotkey-enabled <value>", func(c string) error {
+			_, err := cl.SetClusterConfig(ctx, &asterv1.SetClusterConfigRequest{Cluster: c, Name: "hotkey-enabled", Value: "yes"})
+			return err
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			st := status.Convert(c.call("cache"))
+			if st.Code() != codes.FailedPrecondition {
+				t.Fatalf("code %v (%v), want FailedPrecondition", st.Code(), st.Message())
+			}
+			for _, want := range []string{"control plane (--role control)", "--role data", `cluster "cache"`, "127.0.0.1:7000", c.command} {
+				if !strings.Contains(st.Message(), want) {
+					t.Errorf("message lacks %q: %s", want, st.Message())
+				}
+			}
+			if code := status.Code(c.call("nope")); code != codes.NotFound {
+				t.Errorf("unknown cluster: code %v, want NotFound", code)
 			}
 		})
 	}
