@@ -196,7 +196,7 @@ func (s *Server) GetClusterConfig(_ context.Context, req *asterv1.GetClusterConf
 func (s *Server) SetClusterConfig(_ context.Context, req *asterv1.SetClusterConfigRequest) (*asterv1.SetClusterConfigResponse, error) {
 	if s.cfg.DataPlane == nil {
 		return nil, s.noDataPlane(req.GetCluster(), "the live settings",
-			"CONFIG SET cluster."+req.GetCluster()+"."+req.GetName()+" <value> on each data plane (or set it in the configuration file and reload: that reaches them all)")
+			"CONFIG SET cluster."+req.GetCluster()+".<knob> <value> on each data plane (or set it in the configuration file and reload: that reaches them all)")
 	}
 	k, err := s.cfg.DataPlane.SetClusterKnob(req.GetCluster(), req.GetName(), req.GetValue())
 	switch {

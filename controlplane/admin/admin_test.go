@@ -183,7 +183,7 @@ func TestNoDataPlaneSaysWhereToAsk(t *testing.T) {
 			_, err := cl.GetClusterConfig(ctx, &asterv1.GetClusterConfigRequest{Cluster: c})
 			return err
 		}},
-		{"config set", "CONFIG SET cluster.cache.hotkey-enabled <value>", func(c string) error {
+		{"config set", "CONFIG SET cluster.cache.<knob> <value>", func(c string) error {
 			_, err := cl.SetClusterConfig(ctx, &asterv1.SetClusterConfigRequest{Cluster: c, Name: "hotkey-enabled", Value: "yes"})
 			return err
 		}},

@@ -26,7 +26,7 @@ func TestRemoteControlPlaneKeepsNoDataPlaneState(t *testing.T) {
 		{"slowlog", []string{"cluster", "slowlog", "remote"}, "SLOWLOG GET"},
 		{"hotkeys", []string{"cluster", "hotkeys", "remote"}, "HOTKEY GET"},
 		{"config get", []string{"cluster", "config", "remote"}, "CONFIG GET cluster.remote.*"},
-		{"config set", []string{"cluster", "config", "remote", "hotkey-enabled", "yes"}, "CONFIG SET cluster.remote.hotkey-enabled <value>"},
+		{"config set", []string{"cluster", "config", "remote", "hotkey-enabled", "yes"}, "CONFIG SET cluster.remote.<knob> <value>"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
