@@ -35,6 +35,7 @@ func (s *session) local(pl *place, spec *command.Spec, args [][]byte) {
 		s.quit = true
 	case "reset":
 		s.resetConn() // before the reply: +RESET is the same in RESP2 and RESP3
+		pl.silent = false // replies are on again, RESET's own first (as Redis)
 		out = resp.AppendSimple(out, "RESET")
 	case "select":
 		switch db, ok := resp.ParseInt64Arg(args[1]); {
@@ -73,7 +74,7 @@ func (s *session) local(pl *place, spec *command.Spec, args [][]byte) {
 	case "cluster":
 		out = s.c.clusterReply(out, args)
 	case "client":
-		out = s.clientReply(out, args)
+		out = s.clientReply(pl, out, args)
 	case "readonly", "readwrite":
 		// Cluster clients (redis-py's read_from_replicas, go-redis's ReadOnly) send READONLY
 		// on every connection to the one-node cluster the proxy shows, and fail the
