@@ -35,7 +35,8 @@ func (s *session) local(pl *place, spec *command.Spec, args [][]byte) {
 		s.quit = true
 	case "reset":
 		s.resetConn() // before the reply: +RESET is the same in RESP2 and RESP3
-		pl.silent = false // replies are on again, RESET's own first (as Redis)
+		// Replies are on again (CLIENT REPLY ON), RESET's own first, as in Redis.
+		pl.silent = false
 		out = resp.AppendSimple(out, "RESET")
 	case "select":
 		switch db, ok := resp.ParseInt64Arg(args[1]); {
@@ -74,6 +75,10 @@ func (s *session) local(pl *place, spec *command.Spec, args [][]byte) {
 	case "cluster":
 		out = s.c.clusterReply(out, args)
 	case "client":
+		if isPause(args[1]) {
+			s.clientPause(pl, args) // clientpause.go: the nodes answer
+			return
+		}
 		out = s.clientReply(pl, out, args)
 	case "readonly", "readwrite":
 		// Cluster clients (redis-py's read_from_replicas, go-redis's ReadOnly) send READONLY
