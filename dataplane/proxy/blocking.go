@@ -210,6 +210,7 @@ func (s *session) exchange(d *dedConn, prefix, frame []byte, timeout time.Durati
 	}
 	var stop func() bool
 	if watch {
+		defer s.blockedOn(d)() // CLIENT UNBLOCK from another client finds it (clientunblock.go)
 		stop = s.watchClient(d)
 	}
 	if prefix != nil {

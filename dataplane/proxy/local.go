@@ -79,6 +79,10 @@ func (s *session) local(pl *place, spec *command.Spec, args [][]byte) {
 			s.clientPause(pl, args) // clientpause.go: the nodes answer
 			return
 		}
+		if strings.EqualFold(string(args[1]), "unblock") {
+			s.clientUnblock(pl, args) // clientunblock.go
+			return
+		}
 		out = s.clientReply(pl, out, args)
 	case "readonly", "readwrite":
 		// Cluster clients (redis-py's read_from_replicas, go-redis's ReadOnly) send READONLY

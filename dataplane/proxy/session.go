@@ -240,6 +240,8 @@ type session struct {
 	tx        txState
 	// deferMute: the deferred command's reply is silenced (CLIENT REPLY, clientreply.go).
 	deferMute bool
+	// blocked: what a blocking command waits on, for CLIENT UNBLOCK (clientunblock.go).
+	blocked blockMark
 
 	// Loop state (loop.go). loop and rerr are the owner's; lmu guards busy, again and more,
 	// which the loop reads and writes from its goroutine whoever owns the session (see above).
