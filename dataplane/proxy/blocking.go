@@ -58,7 +58,7 @@ func (s *session) block(pl *place, spec *command.Spec, cmd *resp.Command) {
 // replies are written. Its place is given back; its reply is written by runDeferred.
 func (s *session) deferTo(spec *command.Spec, node int) {
 	s.n--
-	s.deferred, s.deferNode = spec, node
+	s.deferred, s.deferNode, s.deferMute = spec, node, s.places[s.n].silent
 }
 
 // keyGroup finds where all the keys of a command are: their slot in cluster mode, their node
@@ -120,7 +120,10 @@ func (s *session) runDeferred() bool {
 		s.conv = resp.ToRESP3(s.conv[:0], out, shape)
 		out, s.conv = s.conv, out
 	}
-	_, err := s.rw.Write(out)
+	var err error
+	if !s.deferMute {
+		_, err = s.rw.Write(out)
+	}
 	if cap(out) > maxKeptOut {
 		out = nil
 	}
@@ -207,6 +210,7 @@ func (s *session) exchange(d *dedConn, prefix, frame []byte, timeout time.Durati
 	}
 	var stop func() bool
 	if watch {
+		defer s.blockedOn(d)() // CLIENT UNBLOCK from another client finds it (clientunblock.go)
 		stop = s.watchClient(d)
 	}
 	if prefix != nil {

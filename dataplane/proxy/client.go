@@ -9,26 +9,30 @@ import (
 // CLIENT: the client's connection is the proxy's, not a server's, so the proxy answers what it
 // can about it itself. Client libraries name their connections on connect (redis-py's
 // client_name, Jedis's clientName, ...) and fail the connection when CLIENT SETNAME does, so
-// SETNAME, GETNAME and ID are answered. go-redis 9 and redis-py 5 send CLIENT SETINFO (Redis
-// 7.2) on every connection; it is checked as Redis checks it and accepted, so that their
-// connection setup is not counted as a refused command. The attributes it sets show only in
-// CLIENT LIST and INFO, which the proxy refuses with the rest (KILL, TRACKING, PAUSE, ...):
-// those would have to span every server's connections and the proxy's.
+// SETNAME, GETNAME and ID are answered; REPLY too (clientreply.go), and UNBLOCK of a proxy
+// client (clientunblock.go). PAUSE and UNPAUSE go to the servers (clientpause.go). go-redis 9
+// and redis-py 5 send CLIENT SETINFO (Redis 7.2) on every connection; it is checked as Redis
+// checks it and accepted, so that their connection setup is not counted as a refused command.
+// The attributes it sets show only in CLIENT LIST and INFO, which the proxy refuses with the
+// rest (KILL, TRACKING, ...): those would have to span every server's connections and the
+// proxy's.
 
 // clientRefused are Redis's other CLIENT subcommands (7.2).
 var clientRefused = map[string]bool{
 	"caching": true, "getredir": true, "help": true, "info": true, "kill": true, "list": true,
-	"no-evict": true, "no-touch": true, "pause": true, "reply": true,
-	"tracking": true, "trackinginfo": true, "unblock": true, "unpause": true,
+	"no-evict": true, "no-touch": true,
+	"tracking": true, "trackinginfo": true,
 }
 
 const errClientName = "ERR Client names cannot contain spaces, newlines or special characters."
 
 // clientReply answers CLIENT and its subcommands.
-func (s *session) clientReply(out []byte, args [][]byte) []byte {
+func (s *session) clientReply(pl *place, out []byte, args [][]byte) []byte {
 	sub := strings.ToLower(string(args[1]))
 	wantArgs := 2
 	switch sub {
+	case "reply": // clientreply.go; its arity was checked in handle
+		return s.clientReplyMode(pl, out, args[2])
 	case "setname":
 		wantArgs = 3
 	case "setinfo":

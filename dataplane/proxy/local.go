@@ -35,6 +35,8 @@ func (s *session) local(pl *place, spec *command.Spec, args [][]byte) {
 		s.quit = true
 	case "reset":
 		s.resetConn() // before the reply: +RESET is the same in RESP2 and RESP3
+		// Replies are on again (CLIENT REPLY ON), RESET's own first, as in Redis.
+		pl.silent = false
 		out = resp.AppendSimple(out, "RESET")
 	case "select":
 		switch db, ok := resp.ParseInt64Arg(args[1]); {
@@ -73,7 +75,15 @@ func (s *session) local(pl *place, spec *command.Spec, args [][]byte) {
 	case "cluster":
 		out = s.c.clusterReply(out, args)
 	case "client":
-		out = s.clientReply(out, args)
+		if isPause(args[1]) {
+			s.clientPause(pl, args) // clientpause.go: the nodes answer
+			return
+		}
+		if strings.EqualFold(string(args[1]), "unblock") {
+			s.clientUnblock(pl, args) // clientunblock.go
+			return
+		}
+		out = s.clientReply(pl, out, args)
 	case "readonly", "readwrite":
 		// Cluster clients (redis-py's read_from_replicas, go-redis's ReadOnly) send READONLY
 		// on every connection to the one-node cluster the proxy shows, and fail the

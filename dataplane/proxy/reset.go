@@ -2,8 +2,8 @@ package proxy
 
 // resetConn does to the client's connection what RESET does in Redis, for the state the proxy
 // keeps per client: the transaction and its watches go (as DISCARD and UNWATCH), the protocol
-// is RESP2 again, the client name is cleared and, with a password configured, the client must
-// AUTH again. The rest RESET covers (SELECT, READONLY, ASKING, CLIENT REPLY/TRACKING, MONITOR)
+// is RESP2 again, the client name is cleared, replies are on (CLIENT REPLY ON) and, with a password configured, the client must
+// AUTH again. The rest RESET covers (SELECT, READONLY, ASKING, CLIENT TRACKING, MONITOR)
 // the proxy keeps no state for: it refuses or ignores those commands. The session's owner only
 // (see session): it runs in handle, on a loop or on the session's goroutine.
 func (s *session) resetConn() {
@@ -16,6 +16,7 @@ func (s *session) resetConn() {
 	s.tx.reset()
 	s.proto3 = false
 	s.name = ""
+	s.reply = replyMode{}
 	s.setAuthed(len(s.c.access().users) == 0)
 	s.username, s.user, s.rightsOf = "", nil, nil
 }

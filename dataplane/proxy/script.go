@@ -97,6 +97,7 @@ const killWait = 10 * time.Second
 type killTarget struct {
 	addr string
 	opts backend.Options
+	what string // what the frame does, for errors: "" is a KILL
 }
 
 // kill handles SCRIPT KILL and FUNCTION KILL: sent at once, on connections of their own, from
@@ -228,7 +229,7 @@ func (c *Cluster) killOne(t killTarget, frame []byte) killReply {
 	if d == nil {
 		hold, err := c.holdFD() // it joins the pool: counted in the cluster's share like any
 		if err != nil {
-			return c.killFailed(t.addr, err)
+			return c.killFailed(t, err)
 		}
 		opts := t.opts
 		opts.Latency, opts.OnFailure, opts.RESP3, opts.ReadOnly = nil, nil, false, false
@@ -238,7 +239,7 @@ func (c *Cluster) killOne(t killTarget, frame []byte) killReply {
 		cancel()
 		if err != nil {
 			hold.release()
-			return c.killFailed(t.addr, err)
+			return c.killFailed(t, err)
 		}
 		d = &dedConn{addr: t.addr, nc: nc, rr: resp.NewReplyReader(nc, 512), hold: hold}
 	}
@@ -250,15 +251,19 @@ func (c *Cluster) killOne(t killTarget, frame []byte) killReply {
 	}()
 	if err != nil {
 		d.close()
-		return c.killFailed(t.addr, err)
+		return c.killFailed(t, err)
 	}
 	reply = append([]byte(nil), reply...)
 	c.dedIdle.put(d)
 	return killReply{reply: reply}
 }
 
-func (c *Cluster) killFailed(addr string, err error) killReply {
-	c.log.Warn("kill of a running script: node did not answer", "node", addr, "error", err)
-	msg := fmt.Sprintf("ERR backend %s: kill of a running script: %v", addr, err)
+func (c *Cluster) killFailed(t killTarget, err error) killReply {
+	what := t.what
+	if what == "" {
+		what = "kill of a running script"
+	}
+	c.log.Warn(what+": node did not answer", "node", t.addr, "error", err)
+	msg := fmt.Sprintf("ERR backend %s: %s: %v", t.addr, what, err)
 	return killReply{reply: resp.AppendError(nil, msg), failure: backend.FailBackend}
 }

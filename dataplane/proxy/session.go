@@ -72,6 +72,7 @@ type place struct {
 	shape  *resp.Shape
 
 	cached cacheMiss // a GET or HGET whose reply goes to the client cache (clientcache.go)
+	silent bool      // CLIENT REPLY OFF or SKIP: the reply is dropped (clientreply.go)
 }
 
 // call is one backend request and what it takes to send it again after a redirect.
@@ -219,6 +220,8 @@ type session struct {
 	proto3 bool   // the client switched to RESP3 with HELLO 3
 	remote string // the client's address, once the slow log needed it
 	name   string // CLIENT SETNAME's (client.go)
+	// reply is CLIENT REPLY's mode (clientreply.go).
+	reply replyMode
 	// username is who the client authenticated as ("" before, or without passwords); user
 	// its rules (nil: every right), resolved from rightsOf (acl.go).
 	username string
@@ -235,6 +238,10 @@ type session struct {
 	ded       []*dedConn // this session's dedicated connections, one per node at most
 	dedSnap   *snapshot  // the table ded was last checked against (pruneDed)
 	tx        txState
+	// deferMute: the deferred command's reply is silenced (CLIENT REPLY, clientreply.go).
+	deferMute bool
+	// blocked: what a blocking command waits on, for CLIENT UNBLOCK (clientunblock.go).
+	blocked blockMark
 
 	// Loop state (loop.go). loop and rerr are the owner's; lmu guards busy, again and more,
 	// which the loop reads and writes from its goroutine whoever owns the session (see above).
@@ -511,6 +518,9 @@ func (s *session) assemble() ([]byte, int) {
 				}
 			}
 		}
+		if pl.silent {
+			out = out[:at]
+		}
 		biggest = max(biggest, len(out)-at)
 		pl.release(&room)
 	}
@@ -662,6 +672,7 @@ func (s *session) handle(cmd *resp.Command) {
 	pl := s.nextPlace()
 	args := cmd.Args
 	spec := command.Lookup(args[0])
+	pl.silent = s.reply.silent(spec)
 	s.c.request(spec)
 	if spec == nil && !s.authed {
 		pl.setError(errNoAuth)

@@ -5,7 +5,9 @@
 # and RESETSTAT to every one (first reply returned), CONFIG GET and INFO (`r info ...`) to the
 # first, an INFO field (`s`, `status`) summed over them when every one's is a number, else the
 # first one's. asterd answers INFO itself, with its own sections: the suite's INFO checks are
-# about the server. Everything else the tests send goes through asterd as before.
+# about the server. The exception is the slow log: SLOWLOG is asterd's own (it logs what it
+# serves), so a CONFIG SET of only slowlog-* settings goes to asterd too, whose live knobs
+# they are. Everything else the tests send goes through asterd as before.
 
 set ::aster_backends [split $::env(ASTER_BACKENDS) ,]
 set ::aster_clients {}
@@ -25,6 +27,13 @@ proc aster_to_backends {args} {
     set clients [aster_backend_clients]
     if {$sub eq "get"} {
         return [[lindex $clients 0] {*}$args]
+    }
+    if {$sub eq "set"} {
+        set slow 1
+        foreach {name value} [lrange $args 2 end] {
+            if {![string match -nocase slowlog-* $name]} { set slow 0 }
+        }
+        if {$slow} { aster_orig_r {*}$args }
     }
     set first {}
     set n 0

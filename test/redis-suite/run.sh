@@ -62,12 +62,26 @@ cleanup() { while read -r p; do kill "$p" 2>/dev/null || true; done <"$pidfile";
 trap cleanup EXIT
 
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# clusterport: a free port P with P+10000 free too (a cluster node's bus), so at most 55535.
+clusterport() {
+  python3 -c '
+import random, socket
+for _ in range(1000):
+    p = random.randint(20000, 55535)
+    try:
+        for q in (p, p + 10000):
+            s = socket.socket(); s.bind(("127.0.0.1", q)); s.close()
+    except OSError:
+        continue
+    print(p); break'
+}
 waitport() { for _ in $(seq 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "port $1 not answering" >&2; return 1; }
 
 # server DIR [args]: starts a redis-server on a free port, prints the port.
 server() {
   local dir=$1; shift
-  local port; port=$(freeport)
+  local port
+  if [[ " $* " == *" --cluster-enabled yes "* ]]; then port=$(clusterport); else port=$(freeport); fi
   rm -rf "$dir" && mkdir -p "$dir" # a fresh one: a cluster node will not share its nodes.conf
   redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" \
     --logfile "$dir/redis.log" --daemonize no "$@" >/dev/null 2>&1 &
