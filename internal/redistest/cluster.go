@@ -90,7 +90,7 @@ func startClusterNode(t testing.TB) *Server {
 }
 
 // freeClusterPort returns a loopback port p ≤ 55535 such that p and p+10000 were both free a
-// moment ago.
+// moment ago and neither was handed out in this process before.
 func freeClusterPort() (int, error) {
 	for range 200 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -103,12 +103,16 @@ func freeClusterPort() (int, error) {
 			continue
 		}
 		bus, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port+clusterBusOffset)))
-		l.Close()
 		if err != nil {
+			l.Close()
 			continue
 		}
+		ok := claim(port, port+clusterBusOffset)
+		l.Close()
 		bus.Close()
-		return port, nil
+		if ok {
+			return port, nil
+		}
 	}
 	return 0, fmt.Errorf("find free port: no port with a free cluster bus port in 200 tries")
 }
