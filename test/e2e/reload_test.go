@@ -12,6 +12,7 @@ import (
 )
 
 func TestReloadUnderLoad(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 3)
 	newPort := redistest.FreePort(t)
 	base := `

@@ -98,6 +98,7 @@ func none(n int) bool { return n == 0 }
 func some(n int) bool { return n > 0 }
 
 func TestRemoteDataPlane(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 3)
 	// A RouteService serves only with a token (TestRemoteNeedsToken).
 	setup := newRemoteSetup(t, servers, "rt0k")
@@ -175,6 +176,7 @@ func TestRemoteDataPlane(t *testing.T) {
 }
 
 func TestRemoteDataPlaneToken(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 3)
 	setup := newRemoteSetup(t, servers, "s3cret")
 	setup.startControl(t)
@@ -217,6 +219,7 @@ func TestRemoteDataPlaneToken(t *testing.T) {
 }
 
 func TestRoleFlags(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.toml")
 	os.WriteFile(good, []byte("[[clusters]]\nname = \"a\"\nlisten_addr = \"127.0.0.1:1\"\ncache_type = \"redis\"\nservers = [\"127.0.0.1:7001:1 a\"]\n"), 0o644)

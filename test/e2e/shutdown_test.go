@@ -13,6 +13,7 @@ import (
 // TestGracefulShutdownLosesNoAcknowledgedWrite sends SIGTERM while clients write: asterd must
 // exit 0, and every SET it acknowledged must be on a backend.
 func TestGracefulShutdownLosesNoAcknowledgedWrite(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 3)
 	a := startAsterd(t, `
 [[clusters]]
