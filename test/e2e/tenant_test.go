@@ -56,7 +56,7 @@ func closedByPeer(nc net.Conn, d time.Duration) bool {
 // TestIdleTimeoutCountsFromLastByte: client_idle_timeout closes a client that has sent nothing
 // for that long, counted from its last byte, not from the start of the command it is sending.
 func TestIdleTimeoutCountsFromLastByte(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it times a client's idle period against client_idle_timeout.
 	servers := startServers(t, 1)
 	a := startAsterd(t, `
 [[clusters]]
