@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,50 +31,6 @@ func Need(t testing.TB, bins ...string) {
 			t.Skipf("%s not installed: %v", b, err)
 		}
 	}
-}
-
-// handedOut holds every port this process has handed out (FreePort, freeClusterPort). The
-// kernel may give the same free port to two parallel tests between "find a free port" and the
-// server's bind; a port is therefore handed out once per process. (Listen(":0") takes odd
-// ports and outgoing connections even ones, so a port rarely collides with a source port.)
-var handedOut = struct {
-	sync.Mutex
-	ports map[int]bool
-}{ports: map[int]bool{}}
-
-// claim records ports as handed out, all or none: false when one was handed out before.
-func claim(ports ...int) bool {
-	handedOut.Lock()
-	defer handedOut.Unlock()
-	for _, p := range ports {
-		if handedOut.ports[p] {
-			return false
-		}
-	}
-	for _, p := range ports {
-		handedOut.ports[p] = true
-	}
-	return true
-}
-
-// FreePort returns a loopback TCP port that was free a moment ago and that no other caller in
-// this process got before, so parallel tests do not race for it.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	for range 1000 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("find free port: %v", err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		ok := claim(port)
-		l.Close()
-		if ok {
-			return port
-		}
-	}
-	t.Fatalf("find free port: every port the kernel offered in 1000 tries was handed out before")
-	return 0
 }
 
 // Server is one redis-server process owned by a test.
