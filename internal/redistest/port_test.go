@@ -6,8 +6,8 @@ import (
 )
 
 // TestFreePortNeverRepeats: ports handed out to tests running side by side are distinct,
-// though each was closed again at once (the kernel offers a closed port again: among ~14,000
-// ports, 2,000 draws repeat one almost surely).
+// though each is free again at once (drawn at random among some 20,000 ports, or offered by
+// the kernel among some 14,000, 2,000 draws repeat one almost surely).
 func TestFreePortNeverRepeats(t *testing.T) {
 	const workers, each = 8, 250
 	var mu sync.Mutex
