@@ -308,6 +308,7 @@ servers = ` + serverList(servers[1:], []int{1}, true) + "\n"
 	if v := knob(); v != "10" {
 		t.Errorf("a failed reload applied main's slowlog_max_len: %s, want 10", v)
 	}
+	load.waitOps(t, 50)
 	load.Stop()
 	load.check(t, "across a failed reload", 0, 50)
 
