@@ -24,6 +24,12 @@ FUZZTIME  ?= 10s
 # The developer tools (buf, the protoc plugins, staticcheck) are pinned in their own module, so
 # the product's go.mod lists only what asterd, asterctl and the tests use.
 TOOL      := $(GO) tool -modfile=tools/go.mod
+# Tests that call t.Parallel (test/e2e) run this many at once per package: they mostly wait on
+# their own servers and asterds, so more than GOMAXPROCS of them keep 2 cores busy.
+TEST_PARALLEL ?= 4
+# The longest packages first: go test runs packages in the order named (two at a time on two
+# cores), and the e2e package last would start only when the rest were done.
+TEST_FIRST := ./test/e2e ./dataplane/proxy
 # Packages whose tests start goroutines that talk to each other: always run under -race.
 RACE_PKGS := ./dataplane/... ./controlplane/... ./test/...
 
@@ -56,7 +62,7 @@ image: build ## Build the container image localhost/asterd:VERSION with buildah 
 
 .PHONY: test
 test: vet fmt-check ## Run every test (race detector on), vet and the gofmt check: what CI runs
-	$(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -race -count=1 -parallel $(TEST_PARALLEL) -timeout 15m $(TEST_FIRST) ./...
 
 .PHONY: race
 race: ## Run the concurrent packages' tests under the race detector

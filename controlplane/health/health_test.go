@@ -172,12 +172,11 @@ func TestEjectAndRestore(t *testing.T) {
 			}
 
 			heal := tt.breakNode(t, bad)
-			broken := time.Now()
 			waitFor(t, "the broken node to be ejected", ejectedIs(h.checker, bad.Addr))
-			// FailLimit failures are about FailLimit-1 intervals apart (a late tick can make one
-			// gap shorter; the ticker catches up): not on the first failure.
-			if took := time.Since(broken); took < (failLimit-1)*interval*3/4 {
-				t.Errorf("ejected after %v, before %d failures could have happened", took, failLimit)
+			// Ejected at the FailLimit-th consecutive failure, not the first. (Counted, not
+			// timed: on a loaded machine a stalled ticker delivers ticks back to back.)
+			if lines(h.logs.String(), "node ejected", "consecutive_failures="+strconv.Itoa(failLimit)) != 1 {
+				t.Errorf("no ejection log line at failure %d in:\n%s", failLimit, h.logs.String())
 			}
 			if logs := h.logs.String(); !strings.Contains(logs, "node ejected") || !strings.Contains(logs, tt.reason) {
 				t.Errorf("no ejection log line with reason %q in:\n%s", tt.reason, logs)

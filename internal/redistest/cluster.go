@@ -89,30 +89,6 @@ func startClusterNode(t testing.TB) *Server {
 	return nil
 }
 
-// freeClusterPort returns a loopback port p ≤ 55535 such that p and p+10000 were both free a
-// moment ago.
-func freeClusterPort() (int, error) {
-	for range 200 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, fmt.Errorf("find free port: %w", err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		if port > 65535-clusterBusOffset {
-			l.Close()
-			continue
-		}
-		bus, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port+clusterBusOffset)))
-		l.Close()
-		if err != nil {
-			continue
-		}
-		bus.Close()
-		return port, nil
-	}
-	return 0, fmt.Errorf("find free port: no port with a free cluster bus port in 200 tries")
-}
-
 // Seeds returns the addresses of every node, as a proxy's seed list.
 func (c *Cluster) Seeds() []string {
 	seeds := make([]string, len(c.Nodes))

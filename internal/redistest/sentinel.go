@@ -139,6 +139,7 @@ func StartSentinelsAuth(t testing.TB, n int, password string, groups ...*Group) 
 			t.Fatalf("start sentinel: %v", err)
 		}
 		t.Cleanup(s.Kill)
+		t.Cleanup(s.logIfFailed) // before the kill: registered later, run earlier
 		ss.List = append(ss.List, s)
 	}
 	for _, g := range groups {
@@ -283,6 +284,17 @@ func (s *Sentinel) start() error {
 	}
 	s.Kill()
 	return fmt.Errorf("sentinel on port %d did not answer PING within 5s", s.Port)
+}
+
+// logIfFailed shows the end of the sentinel's log when the test failed: whether it was in
+// TILT mode or lost an election is what explains a failover that did not come.
+func (s *Sentinel) logIfFailed() {
+	if !s.t.Failed() {
+		return
+	}
+	b, _ := os.ReadFile(filepath.Join(s.Dir, "sentinel.log"))
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	s.t.Logf("sentinel %s log (last %d lines):\n%s", s.Addr, min(len(lines), 40), strings.Join(lines[max(0, len(lines)-40):], "\n"))
 }
 
 // Kill stops the sentinel at once (SIGKILL).

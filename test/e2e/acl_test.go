@@ -119,6 +119,7 @@ func checkACL(t *testing.T, addr, knob string) {
 // commands; users without rules and the default user run everything. A reload that changes
 // a user's rules applies to its connection already open.
 func TestACLEndToEnd(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 2)
 	base := `
 [[clusters]]
@@ -160,6 +161,7 @@ servers = ` + serverList(servers, []int{1, 1}, true) + "\n"
 
 // TestACLClusterMode: the same rules in front of a real Redis Cluster.
 func TestACLClusterMode(t *testing.T) {
+	t.Parallel()
 	rc := redistest.StartCluster(t, 3, 0)
 	a := startAsterd(t, clusterConfig(rc.Seeds(), aclUsers))
 	waitServing(t, aclClient(t, a.Addr, "ops", "o"), 20*time.Second)
@@ -168,6 +170,7 @@ func TestACLClusterMode(t *testing.T) {
 
 // TestACLRemoteDataPlane: a --role data asterd gets the users' rules in its snapshots.
 func TestACLRemoteDataPlane(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 2)
 	admin := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
 	listen := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))

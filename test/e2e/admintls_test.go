@@ -32,6 +32,7 @@ func keyBody(t *testing.T, path string) string {
 }
 
 func TestAsterctlOverAdminTLS(t *testing.T) {
+	t.Parallel()
 	certs := redistest.GenCerts(t)
 	other := redistest.GenCerts(t)
 	servers := startServers(t, 1)
@@ -105,6 +106,7 @@ servers = `+serverList(servers, []int{1}, true)+`
 // whose admin API speaks TLS and requires client certificates, and serves clients; one
 // without a client certificate gets nothing and serves nothing.
 func TestRemoteDataPlaneOverAdminTLS(t *testing.T) {
+	t.Parallel()
 	certs := redistest.GenCerts(t)
 	servers := startServers(t, 3)
 	setup := newRemoteSetup(t, servers, "tok")
@@ -153,6 +155,7 @@ func TestRemoteDataPlaneOverAdminTLS(t *testing.T) {
 // TestAdminTLSFlagsNeedRoleData: the control-plane TLS flags are the data role's; elsewhere
 // they are a usage error, not silently ignored.
 func TestAdminTLSFlagsNeedRoleData(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{
 		{"--config", "x.toml", "--tls-ca", "ca.pem"},
 		{"--role", "control", "--config", "x.toml", "--tls"},

@@ -75,6 +75,7 @@ func noSecretInLog(t *testing.T, a *asterd, secrets ...string) {
 // that its RouteService serves no data plane; a data plane then gets nothing, with or without
 // a token of its own, and says why.
 func TestRemoteNeedsToken(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 1)
 	setup := newRemoteSetup(t, servers, "")
 	control := setup.startControl(t)
@@ -107,6 +108,7 @@ func TestRemoteNeedsToken(t *testing.T) {
 // --token-file or $ASTER_ADMIN_TOKEN; asterctl reads it the same ways. The token never
 // appears in a log line of either plane, at debug level.
 func TestRemoteTokenFileAndEnv(t *testing.T) {
+	t.Parallel()
 	const token = "f1le-t0ken-Zq9"
 	servers := startServers(t, 1)
 	dir := t.TempDir()
@@ -199,6 +201,7 @@ func TestRemoteTokenFileAndEnv(t *testing.T) {
 // --check warns about an admin API without a token, and still passes the file: a config
 // that was valid stays valid.
 func TestCheckWarnsWithoutToken(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")
 	if err := os.WriteFile(tokenFile, []byte("t0k\n"), 0o600); err != nil {
@@ -241,6 +244,7 @@ func TestCheckWarnsWithoutToken(t *testing.T) {
 // A --role all asterd warns at start, once each, that its admin API has no token and that its
 // RouteService serves no data plane; with a token it says neither.
 func TestAdminWarnsWithoutToken(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 1)
 	clusters := `
 [[clusters]]

@@ -98,6 +98,7 @@ func nodeRow(out, addr string) []string {
 }
 
 func TestAsterctlListShow(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 3)
 	a, admin := startAsterdAdmin(t, "", `
 [[clusters]]
@@ -161,6 +162,7 @@ servers = `+serverList(servers, []int{1, 1, 2}, true)+`
 }
 
 func TestAsterctlEjectRestore(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 3)
 	a, admin := startAsterdAdmin(t, "", `
 [[clusters]]
@@ -281,6 +283,7 @@ servers = `+serverList(servers, []int{1, 1, 1}, true)+`
 }
 
 func TestAsterctlToken(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 1)
 	_, admin := startAsterdAdmin(t, "s3cret", `
 [[clusters]]
@@ -319,6 +322,7 @@ servers = `+serverList(servers, []int{1}, true)+`
 }
 
 func TestAsterctlReload(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 3)
 	base := `
 [[clusters]]
@@ -426,6 +430,7 @@ func reloadLineHas(out, label, cluster string) bool {
 // TestAsterctlFlagsAnywhereAndVersion: against a real asterd, flags after the verb and its
 // arguments work as before it (kubectl style), and version reports both sides.
 func TestAsterctlFlagsAnywhereAndVersion(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 2)
 	_, admin := startAsterdAdmin(t, "", `
 [[clusters]]

@@ -15,6 +15,7 @@ import (
 // TestAuthEndToEnd configures client users, backend credentials and health checks against
 // password-protected redis-servers, through the config file as an operator would.
 func TestAuthEndToEnd(t *testing.T) {
+	t.Parallel()
 	servers := []*redistest.Server{
 		redistest.Start(t, "--requirepass", "backpw"),
 		redistest.Start(t, "--requirepass", "backpw"),

@@ -118,6 +118,7 @@ func (e *modeEnv) waitBlocked(t *testing.T, want int) {
 // refused across nodes/slots, and a client that disconnects while blocked releases the
 // server's connection — in both modes.
 func TestBlockingCommands(t *testing.T) {
+	t.Parallel()
 	bothModes(t, func(t *testing.T, e *modeEnv) {
 		c, other := e.a.client(t), e.a.client(t)
 
@@ -202,6 +203,7 @@ func TestBlockingCommands(t *testing.T) {
 // stale (fetch is long here), a blocking command and a transaction sent to the old owner
 // follow its MOVED to the new one on a dedicated connection there.
 func TestClusterBlockingAndTransactionFollowMoved(t *testing.T) {
+	t.Parallel()
 	rc := redistest.StartCluster(t, 3, 0)
 	q := make([]string, len(rc.Seeds()))
 	for i, s := range rc.Seeds() {
@@ -290,6 +292,7 @@ fetch = 600
 // to the servers, and a blocked client's TLS connection survives the watch being stopped by a
 // read deadline: it is served normally afterwards.
 func TestBlockingAndTransactionOverTLS(t *testing.T) {
+	t.Parallel()
 	certs := redistest.GenCerts(t)
 	servers := []*redistest.Server{redistest.StartTLS(t, certs), redistest.StartTLS(t, certs)}
 	a := startAsterd(t, `

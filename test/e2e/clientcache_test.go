@@ -50,6 +50,7 @@ func ownerServer(t *testing.T, servers []*redistest.Server, key string) *rediste
 // on the server and a direct write never yield the old value; the cache holds no more than
 // max_entries; the metrics count it all.
 func TestClientCache(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 2)
 	cfg, maddr := metricsConfig(t, servers, "")
 	cfg += `client_cache = { enabled = true, max_entries = 64, max_value_bytes = 1024, shard_count = 4 }
@@ -167,6 +168,7 @@ func TestClientCache(t *testing.T) {
 // not outlive a failover of its master (the promoted replica's new value is read, never the
 // old one) nor a reshard of its slot.
 func TestClientCacheClusterFailoverAndReshard(t *testing.T) {
+	t.Parallel()
 	rc := redistest.StartCluster(t, 3, 1)
 	a := startAsterd(t, clusterConfig(rc.Seeds(), `client_cache = { enabled = true, max_entries = 1000, max_value_bytes = 1024 }
 `))
@@ -248,6 +250,7 @@ func TestClientCacheClusterFailoverAndReshard(t *testing.T) {
 
 // TestClientCacheHotOnly: with hot_only, only keys the hot-key tracker names are cached.
 func TestClientCacheHotOnly(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 1)
 	a := startAsterd(t, `
 [[clusters]]
@@ -284,6 +287,7 @@ client_cache = { enabled = true, hot_only = true }
 // a tracking client and GETs stop reaching it; off, the tracking client is gone and every GET
 // reaches the server; and adding a server to the ring (keys move) keeps reads true.
 func TestClientCacheReload(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 2)
 	base := `
 [[clusters]]
@@ -370,6 +374,7 @@ servers = %SERVERS%
 // TestClientCacheBackendTLS: the tracking link dials as the backend connections do, over
 // TLS verified with backend_tls_ca_file; the cache then serves.
 func TestClientCacheBackendTLS(t *testing.T) {
+	t.Parallel()
 	certs := redistest.GenCerts(t)
 	srv := redistest.StartTLS(t, certs)
 	a := startAsterd(t, `

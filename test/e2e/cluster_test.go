@@ -39,6 +39,7 @@ func waitServing(t *testing.T, c *redis.Client, d time.Duration) {
 }
 
 func TestClusterModePlainClient(t *testing.T) {
+	t.Parallel()
 	rc := redistest.StartCluster(t, 3, 1)
 	// Every seed but the last is down at start: asterd must skip them and serve.
 	seeds := []string{
@@ -109,6 +110,7 @@ func TestClusterModePlainClient(t *testing.T) {
 }
 
 func TestClusterReshardWithoutErrors(t *testing.T) {
+	t.Parallel()
 	redistest.Need(t, "redis-cli")
 	rc := redistest.StartCluster(t, 3, 0)
 	a := startAsterd(t, clusterConfig(rc.Seeds()[:1], ""))
@@ -143,6 +145,7 @@ func TestClusterReshardWithoutErrors(t *testing.T) {
 }
 
 func TestClusterFailover(t *testing.T) {
+	t.Parallel()
 	rc := redistest.StartCluster(t, 3, 1)
 	a := startAsterd(t, clusterConfig(rc.Seeds(), ""))
 	c := a.client(t)
@@ -192,6 +195,7 @@ func TestClusterFailover(t *testing.T) {
 // that reads and writes of its keys work while the slot is half-moved (the source answers ASK
 // for keys it no longer has).
 func TestClusterAskDuringManualMigration(t *testing.T) {
+	t.Parallel()
 	rc := redistest.StartCluster(t, 3, 0)
 	a := startAsterd(t, clusterConfig(rc.Seeds(), ""))
 	c := a.client(t)
@@ -286,6 +290,7 @@ func askingCalls(t *testing.T, s *redistest.Server) int {
 }
 
 func TestClusterReadFromSlave(t *testing.T) {
+	t.Parallel()
 	rc := redistest.StartCluster(t, 3, 1)
 	a := startAsterd(t, clusterConfig(rc.Seeds(), "read_from_slave = true\n"))
 	c := a.client(t)

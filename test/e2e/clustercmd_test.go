@@ -23,6 +23,7 @@ func startAsterdWith(t *testing.T, config string, flags ...string) *asterd {
 // one-node cluster naming itself (or the --ip address), and that a cluster-aware client
 // pointed at it works.
 func TestClusterCommandsAnnounceProxy(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		config func(t *testing.T) string

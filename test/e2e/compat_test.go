@@ -24,6 +24,7 @@ func sameReplies(t *testing.T, proxyAddr, refAddr string, cmds [][]string) {
 // TestCompatRedisCluster checks, in front of a real Redis Cluster, that asterd answers as a
 // cluster node does: keyless scripts and HELP subcommands run on a master.
 func TestCompatRedisCluster(t *testing.T) {
+	t.Parallel()
 	rc := redistest.StartCluster(t, 3, 0)
 	a := startAsterd(t, clusterConfig(rc.Seeds(), ""))
 	waitServing(t, a.client(t), 10*time.Second)
@@ -216,6 +217,7 @@ var badInMulti = [][]string{
 // TestCompatStandalone checks, in front of three plain servers, that asterd answers bad input
 // byte for byte as a redis-server does, and AUTH as a server without a password does.
 func TestCompatStandalone(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 3)
 	a := startAsterd(t, `
 [[clusters]]

@@ -19,6 +19,7 @@ const deployDir = "../../deploy"
 // TestDeployPrometheus runs promtool over deploy/prometheus: the scrape config, the alerting
 // rules and their unit tests.
 func TestDeployPrometheus(t *testing.T) {
+	t.Parallel()
 	redistest.Need(t, "promtool")
 	cases := []struct {
 		name string
@@ -78,6 +79,7 @@ func TestDeployPrometheus(t *testing.T) {
 // TestDeploySystemd verifies the unit with systemd-analyze, when it is installed, with
 // asterd's path pointed at the binary under test (verify checks that ExecStart exists).
 func TestDeploySystemd(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("systemd-analyze"); err != nil {
 		t.Skip("systemd-analyze not installed")
 	}
@@ -103,6 +105,7 @@ func TestDeploySystemd(t *testing.T) {
 // TestDeployConfigs runs `asterd --check` on every configuration deploy/ ships: the examples
 // and the one inside the Kubernetes ConfigMap.
 func TestDeployConfigs(t *testing.T) {
+	t.Parallel()
 	files, err := filepath.Glob(filepath.Join(deployDir, "examples", "*.toml"))
 	if err != nil || len(files) < 2 {
 		t.Fatalf("examples: %v, %v", files, err)
@@ -210,6 +213,7 @@ func dashboardExprs(t *testing.T) []string {
 // TestDeployDashboardAndRulesNames checks that the dashboard and the alerts use only series
 // asterd exposes, and that the dashboard shows every one of them.
 func TestDeployDashboardAndRulesNames(t *testing.T) {
+	t.Parallel()
 	exprs := dashboardExprs(t)
 	if len(exprs) < 10 {
 		t.Fatalf("dashboard has only %d queries", len(exprs))

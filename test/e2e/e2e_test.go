@@ -165,6 +165,7 @@ func startServers(t *testing.T, n int) []*redistest.Server {
 }
 
 func TestEjectionAndReturn(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 3)
 	a := startAsterd(t, `
 [[clusters]]
@@ -228,6 +229,7 @@ ping_interval = 100
 }
 
 func TestTwemproxyPlacementThroughAsterd(t *testing.T) {
+	t.Parallel()
 	redistest.Need(t, "nutcracker")
 	servers := startServers(t, 4)
 	weights := []int{1, 2, 1, 3}
@@ -272,6 +274,7 @@ servers = `+serverList(servers, weights, aliases)+`
 }
 
 func TestRealClientsTools(t *testing.T) {
+	t.Parallel()
 	redistest.Need(t, "redis-cli", "redis-benchmark")
 	servers := startServers(t, 2)
 	a := startAsterd(t, `
@@ -305,6 +308,7 @@ servers = `+serverList(servers, []int{1, 1}, true)+`
 }
 
 func TestUnixSocketListener(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 1)
 	sock := filepath.Join(t.TempDir(), "aster.sock")
 	path := filepath.Join(t.TempDir(), "unix.toml")
@@ -350,6 +354,7 @@ listen_addr = ""
 }
 
 func TestCommandLine(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.toml")
 	os.WriteFile(bad, []byte("[[clusters]]\nname = \"cache-a\"\nlisten_addr = \"127.0.0.1:1\"\ncache_type = \"redis\"\nservers = [\"127.0.0.1:7001:1 a\", \"127.0.0.1:7002:x b\"]\nbogus = 1\n"), 0o644)

@@ -151,6 +151,7 @@ func (l *failoverLoad) Stop(t *testing.T, clean time.Time) {
 // continuous verified load: requests in flight may fail, but no answer is ever wrong, every
 // operation that starts 1 s after the promotion succeeds, and so does a new client.
 func TestFailoverCostsOnlyWhatItMust(t *testing.T) {
+	t.Parallel()
 	rc := redistest.StartCluster(t, 3, 1)
 	a := startAsterd(t, failoverConfig(rc.Seeds(), ""))
 	c := a.client(t)
@@ -175,6 +176,7 @@ func TestFailoverCostsOnlyWhatItMust(t *testing.T) {
 // TestReplicaJoinedLaterServesReads: with read_from_slave, a replica added after asterd
 // started gets reads within seconds, without any request failing or hinting.
 func TestReplicaJoinedLaterServesReads(t *testing.T) {
+	t.Parallel()
 	rc := redistest.StartCluster(t, 3, 0)
 	a := startAsterd(t, failoverConfig(rc.Seeds(), "read_from_slave = true\n"))
 	c := a.client(t)

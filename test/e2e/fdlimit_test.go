@@ -27,6 +27,7 @@ import (
 // the other cluster still answers and still dials its backends. asterd logs the limit it got
 // and the share it gave.
 func TestFloodStaysInItsShare(t *testing.T) {
+	t.Parallel()
 	prlimit, err := exec.LookPath("prlimit")
 	if err != nil {
 		t.Skip("prlimit (util-linux) not installed")
@@ -177,6 +178,7 @@ func TestFloodStaysInItsShare(t *testing.T) {
 // (never b's), a's idle pooled connections give way to a dial first, and once a's clients
 // leave, the count is back to 0.
 func TestHeldBackendConnectionsStayInTheShare(t *testing.T) {
+	t.Parallel()
 	prlimit, err := exec.LookPath("prlimit")
 	if err != nil {
 		t.Skip("prlimit (util-linux) not installed")

@@ -116,6 +116,7 @@ next:
 // aster_backend_up within 3 s, logged once at WARN; back UP once it restarts, logged once;
 // and the ring never changed: its keys stay placed as before.
 func TestHealthDownWithoutEjection(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 3)
 	a, admin, metricsAddr := healthAsterd(t, `
 [[clusters]]
@@ -140,10 +141,14 @@ dial_timeout = 200
 	ownerOf := func(prefix string) map[string]int {
 		t.Helper()
 		m := map[string]int{}
+		direct := make([]*redis.Client, len(servers))
+		for si, s := range servers {
+			direct[si] = s.Client()
+		}
 		for i := range keys {
 			k := spreadKey(prefix, i)
-			for si, s := range servers {
-				if n, err := s.Client().Exists(ctx, k).Result(); err == nil && n == 1 {
+			for si := range servers {
+				if n, err := direct[si].Exists(ctx, k).Result(); err == nil && n == 1 {
 					m[k] = si
 				}
 			}
@@ -276,6 +281,7 @@ func countOwned(owner map[string]int, si int) int {
 // TestHealthAuthRefused: a node that refuses the cluster's backend_password is DOWN with the
 // server's own error; no output (asterctl, JSON, metrics, readiness, log) shows a password.
 func TestHealthAuthRefused(t *testing.T) {
+	t.Parallel()
 	const pass, other = "right-Pa55-word", "other-Pa55-word"
 	good := redistest.Start(t, "--requirepass", pass)
 	bad := redistest.Start(t, "--requirepass", other)
@@ -319,6 +325,7 @@ backend_password = "`+pass+`"
 // TestHealthReadyz: /readyz is 503, naming the cluster, while every node of a cluster is down,
 // and 200 again once one is back; another cluster that serves does not hide it.
 func TestHealthReadyz(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 3)
 	_, _, metricsAddr := healthAsterd(t, `
 [[clusters]]
@@ -377,6 +384,7 @@ ping_interval = 1000
 // TestHealthRedisCluster: in redis_cluster mode every node of the slot map, masters and
 // replicas, is pinged: a killed node is DOWN within 3 s, and aster_backend_up says 0.
 func TestHealthRedisCluster(t *testing.T) {
+	t.Parallel()
 	rc := redistest.StartCluster(t, 3, 1)
 	// fetch = 1: the slot map is refreshed each second, so a killed node leaves the status once
 	// the cluster marks it failed; it must be seen DOWN by its pings before that.

@@ -28,6 +28,7 @@ var hostileFrames = []string{
 // TestHostileInput has hundreds of connections send crafted and random garbage: asterd must
 // keep running, answer a well-behaved client, and keep its memory bounded.
 func TestHostileInput(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 2)
 	a := startAsterd(t, `
 [[clusters]]

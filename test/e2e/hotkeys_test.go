@@ -20,6 +20,7 @@ import (
 // changes live knobs with asterctl, CONFIG SET and a reload, on a client connection that must
 // stay open throughout.
 func TestHotKeysSkewedLoad(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 2)
 	clusters := `
 [[clusters]]
@@ -176,6 +177,8 @@ hotkey_capacity = 64
 // replica well within the stall; a write to the same master waits for it as before. Then with
 // backup reads turned off live (CONFIG SET), a read waits for the stalled master too.
 func TestBackupReadsWhenMasterStalls(t *testing.T) {
+	// Not parallel: it checks that reads during a stall answer well within it (400 ms), which
+	// a CPU shared with other tests' servers does not guarantee.
 	rc := redistest.StartCluster(t, 3, 1)
 	metricsAddr := net.JoinHostPort("127.0.0.1", fmt.Sprint(redistest.FreePort(t)))
 	cfg := clusterConfig(rc.Seeds(), `read_timeout = 5000
@@ -270,6 +273,7 @@ backup_request = { enabled = true, trigger_slow_ms = 50, multiplier = 2.0 }
 // load) and checks that every client gets exactly its own replies: the losing answers, dropped
 // on their connections, never reach anyone.
 func TestBackupReadsKeepRepliesInStep(t *testing.T) {
+	t.Parallel()
 	rc := redistest.StartCluster(t, 3, 1)
 	metricsAddr := net.JoinHostPort("127.0.0.1", fmt.Sprint(redistest.FreePort(t)))
 	cfg := clusterConfig(rc.Seeds(), "backup_request = { enabled = true, trigger_slow_ms = 1, multiplier = 0.5 }\n")

@@ -14,6 +14,7 @@ import (
 // masters only (replicas refuse it and get the library by replication), after which FCALL_RO
 // runs on any node.
 func TestClusterKeyspaceCommands(t *testing.T) {
+	t.Parallel()
 	rc := redistest.StartCluster(t, 3, 1)
 	a := startAsterd(t, clusterConfig(rc.Seeds()[:1], "read_from_slave = true\n"))
 	c := a.client(t)

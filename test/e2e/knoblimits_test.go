@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -97,6 +98,7 @@ func atMaxima() string {
 // admin RPC SetClusterConfig. Refused values get Redis's CONFIG SET error (InvalidArgument with
 // the same text over the admin API) and do not apply; asterd stays up and keeps serving.
 func TestKnobLimits(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 1)
 	a, admin := startAsterdAdmin(t, "", `
 [[clusters]]
@@ -190,7 +192,11 @@ servers = `+serverList(servers, []int{1}, false)+"\n"+atMaxima())
 			t.Fatal(err)
 		}
 	}
-	p := c.Pipeline()
+	// go-redis reads a pipeline's replies under one read deadline: 8192 replies, each logged
+	// and sampled, from a race build on a CPU shared with parallel tests need more than 5 s.
+	patient := redis.NewClient(&redis.Options{Addr: a.Addr, MaxRetries: -1, ReadTimeout: time.Minute})
+	t.Cleanup(func() { patient.Close() })
+	p := patient.Pipeline()
 	for i := 0; i < 2*limits.MaxSlowlogMaxLen; i++ {
 		p.Get(ctx, fmt.Sprintf("kl:%d:%s", i, strings.Repeat("x", 300)))
 	}
@@ -207,6 +213,7 @@ servers = `+serverList(servers, []int{1}, false)+"\n"+atMaxima())
 // line, key and range) and by a reload, which keeps asterd running with the old value; at
 // the maxima --check says OK.
 func TestKnobLimitsInFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	head := "[[clusters]]\nname = \"c\"\nlisten_addr = \"127.0.0.1:1\"\ncache_type = \"redis\"\nservers = [\"127.0.0.1:2\"]\n"
 	bad := filepath.Join(dir, "bad.toml")

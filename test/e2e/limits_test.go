@@ -30,6 +30,7 @@ func rssKiB(t *testing.T, pid int) int {
 }
 
 func TestFiveThousandConnections(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 2)
 	a := startAsterd(t, `
 [[clusters]]
@@ -92,6 +93,7 @@ servers = `+serverList(servers, []int{1, 1}, true)+`
 // reading any reply: asterd stops reading from it once its replies back up, so its memory
 // stays bounded, and another client is served meanwhile.
 func TestPipelineFloodKeepsMemoryBounded(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 2)
 	a := startAsterd(t, `
 [[clusters]]

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -52,6 +53,19 @@ func startVerifiedLoad(c *redis.Client, prefix string, workers, keys int) *verif
 }
 
 // Stop ends the loop and waits for its workers.
+// waitOps waits until the load has made n verified operations in all: a loaded CPU may take
+// seconds for what an idle one does in a fraction of one.
+func (l *verifiedLoad) waitOps(t *testing.T, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for l.ops.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d verified operations within 60s; first error: %v", l.ops.Load(), n, l.firstErr.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func (l *verifiedLoad) Stop() {
 	l.stop.Store(true)
 	l.wg.Wait()

@@ -50,6 +50,7 @@ func clusterSeries(ms []*dto.Metric, c string) int {
 // counted on that node (aster_backend_errors_total); and a reload that removes a node and a
 // cluster deletes every series that named them.
 func TestMetricsSeriesPerNodeAndReload(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 3)
 	live, dead, other := servers[0], servers[1], servers[2]
 	maddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(redistest.FreePort(t)))

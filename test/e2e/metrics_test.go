@@ -135,6 +135,8 @@ func waitSample(t *testing.T, addr, name string, labels map[string]string, want 
 // the counters equal the traffic sent, that node ejections and reloads show, and /healthz and
 // /readyz.
 func TestMetricsEndpoint(t *testing.T) {
+	// Not parallel: /readyz must be ok at once and its counters match the traffic: a
+	// loaded CPU delays the first pings.
 	servers := startServers(t, 3)
 	cfg, maddr := metricsConfig(t, servers, "")
 	a := startAsterd(t, cfg)
@@ -261,6 +263,7 @@ func TestMetricsEndpoint(t *testing.T) {
 }
 
 func TestMetricsPprofAndFlags(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 1)
 	cfg, maddr := metricsConfig(t, servers, "pprof = true")
 	startAsterd(t, cfg)
@@ -292,6 +295,7 @@ func TestMetricsPprofAndFlags(t *testing.T) {
 // TestMetricsFlagOverridesConfig: --metrics PORT serves on 127.0.0.1:PORT whatever the file
 // says, and the file's address stays closed.
 func TestMetricsFlagOverridesConfig(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 1)
 	cfg, fileAddr := metricsConfig(t, servers, "")
 	port := redistest.FreePort(t)
@@ -317,6 +321,7 @@ const acceptedSeries = "aster_client_connections_accepted_total"
 // that both client connection series arrive with their own type, and aster_build_info and
 // aster_backend_up.
 func TestPrometheusScrapesAsterd(t *testing.T) {
+	t.Parallel()
 	redistest.Need(t, "prometheus")
 	servers := startServers(t, 2)
 	cfg, maddr := metricsConfig(t, servers, "")

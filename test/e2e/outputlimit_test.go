@@ -48,6 +48,7 @@ func mgetParts(t *testing.T, servers []*redistest.Server) int {
 // nor closed. Once it reads, every reply arrives whole and in order: each is bigger than the
 // limit. On an event-loop session (plain TCP) and a goroutine one (client_idle_timeout).
 func TestClientOutputLimit(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 2)
 	loopAddr := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
 	a := startAsterd(t, `
@@ -177,6 +178,7 @@ func socketReplies(size int) int {
 // client of the same cluster, on the same backend connections, gets every reply right
 // meanwhile. Event-loop and goroutine (client_idle_timeout) sessions.
 func TestClientOutputLimitWhateverTheWindowLearnt(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 2)
 	loopAddr := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
 	a := startAsterd(t, `
@@ -207,6 +209,7 @@ client_output_limit = 1048576
 // The same in front of a Redis Cluster, with backup reads on: MGETs split per slot, and GETs
 // of one big value, each a race between a master and a replica (backup.go).
 func TestClientOutputLimitWhateverTheWindowLearntRedisCluster(t *testing.T) {
+	t.Parallel()
 	rc := redistest.StartCluster(t, 3, 1)
 	a := startAsterd(t, clusterConfig(rc.Seeds()[:1], `client_output_limit = 1048576
 backup_request = { enabled = true, trigger_slow_ms = 10000 }

@@ -21,6 +21,7 @@ func rejectedPings(t *testing.T, s *redistest.Server) int {
 // and that a reload which drops the knob keeps the node ejected, now paced at ping_interval. The
 // node stays up and only refuses PING, so every ping is counted; bounds are loose.
 func TestPingSuccInterval(t *testing.T) {
+	// Not parallel: it counts the pings of 3 s windows against the ping intervals.
 	servers := startServers(t, 2)
 	bad := servers[1]
 	base := `

@@ -22,6 +22,7 @@ import (
 // the connection (a multibulk length > 10 or a bulk length > 16384 is a protocol error at the
 // header) asterd closes it too. After AUTH, big commands work.
 func TestPreAuthLimitsAsRedis(t *testing.T) {
+	t.Parallel()
 	certs := redistest.GenCerts(t)
 	servers := startServers(t, 2)
 	tlsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(redistest.FreePort(t)))

@@ -136,6 +136,7 @@ func publishUntilDelivered(t *testing.T, c *redis.Client, r *redistest.Raw, d ti
 // TestPubSubStandalone: SUBSCRIBE/PSUBSCRIBE + PUBLISH through asterd over three servers, with
 // go-redis and raw RESP, and a subscription kept across the death (and ejection) of its node.
 func TestPubSubStandalone(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 3)
 	a := startAsterd(t, `
 [[clusters]]
@@ -214,6 +215,7 @@ ping_interval = 100
 // Redis Cluster, and the subscriptions kept across a manual failover (CLUSTER FAILOVER) and a
 // master killed outright.
 func TestPubSubCluster(t *testing.T) {
+	t.Parallel()
 	rc := redistest.StartCluster(t, 3, 1)
 	a := startAsterd(t, clusterConfig(rc.Seeds(), ""))
 	c := a.client(t)

@@ -39,6 +39,7 @@ func pythonWithRedis(t *testing.T) string {
 // client names and INFO, and redis-py's RedisCluster pointed at asterd. The script checks
 // every reply and says which section failed and why.
 func TestRedisPyClient(t *testing.T) {
+	t.Parallel()
 	python := pythonWithRedis(t)
 	tests := []struct {
 		name, mode string

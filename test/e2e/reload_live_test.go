@@ -101,6 +101,7 @@ func reloadCtl(t *testing.T, admin string) ctlResult {
 // connections get the new settings, a session of a user whose password changed keeps going
 // and one whose user was removed is refused from its next command.
 func TestReloadAccessSettingsUnderLoad(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 2)
 	certs := redistest.GenCerts(t)
 	// The same certificate under two sets of names: a change of file names is an access
@@ -231,6 +232,7 @@ func clusterLabels(body string) []string {
 // the running cluster's settings exactly as before; the running cluster serves throughout.
 // Once the port is free, the same file applies.
 func TestReloadFailureKeepsEverything(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 2)
 	admin := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
 	metricsAddr := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
@@ -306,6 +308,7 @@ servers = ` + serverList(servers[1:], []int{1}, true) + "\n"
 	if v := knob(); v != "10" {
 		t.Errorf("a failed reload applied main's slowlog_max_len: %s, want 10", v)
 	}
+	load.waitOps(t, 50)
 	load.Stop()
 	load.check(t, "across a failed reload", 0, 50)
 
@@ -330,6 +333,7 @@ servers = ` + serverList(servers[1:], []int{1}, true) + "\n"
 // TestReloadSaysWhatChanged: a reload that changes nothing answers and logs so; one that
 // changes a cluster logs one line for it naming the groups of settings that changed.
 func TestReloadSaysWhatChanged(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 2)
 	admin := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
 	base := "[metrics]\nlisten_addr = \"\"\n[admin]\nlisten_addr = " + strconv.Quote(admin) + `
@@ -386,6 +390,7 @@ servers = ` + serverList(servers, []int{1, 1}, true) + "\n"
 // TestCheckRefusesListenClashes: asterd --check refuses every pair of addresses that cannot
 // both listen, naming the line of the later one.
 func TestCheckRefusesListenClashes(t *testing.T) {
+	t.Parallel()
 	cluster := func(name, proto, addr string) string {
 		s := "[[clusters]]\nname = \"" + name + "\"\nlisten_addr = \"" + addr + "\"\n"
 		if proto != "" {

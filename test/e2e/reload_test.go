@@ -12,6 +12,7 @@ import (
 )
 
 func TestReloadUnderLoad(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 3)
 	newPort := redistest.FreePort(t)
 	base := `
@@ -39,7 +40,7 @@ servers = %SERVERS%
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(300 * time.Millisecond)
+	load.waitOps(t, 50)
 
 	// A broken file is refused whole; service goes on.
 	write(base + "bogus_key = 1\n")
@@ -53,7 +54,7 @@ listen_addr = "127.0.0.1:` + strconv.Itoa(newPort) + `"
 cache_type = "redis"
 servers = ` + serverList(servers[2:], []int{1}, true) + "\n")
 	waitLog(t, a, "configuration reloaded")
-	time.Sleep(500 * time.Millisecond)
+	load.waitOps(t, load.ops.Load()+100) // the load goes on after the reload
 	load.Stop()
 	load.check(t, "across the reloads", 10, 100)
 	if n, _ := servers[2].Client().DBSize(ctx).Result(); n == 0 {

@@ -20,6 +20,7 @@ import (
 // any working directory (asterd runs in this package's directory, --check in /), for
 // --check, startup and a reload alike.
 func TestConfigRelativePaths(t *testing.T) {
+	t.Parallel()
 	certs := redistest.GenCerts(t)
 	servers := []*redistest.Server{redistest.StartTLS(t, certs)}
 	dir := t.TempDir()

@@ -14,6 +14,7 @@ import (
 // it serves, which follows an eject on the control plane and stays while the control plane
 // is away.
 func TestDataPlaneMetrics(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 3)
 	setup := newRemoteSetup(t, servers, "mt0k")
 	control := setup.startControl(t)
@@ -68,6 +69,7 @@ func TestDataPlaneMetrics(t *testing.T) {
 // map counts as changed, the watch's every second as unchanged, and once every node is dead
 // the refreshes count as failed (the alert AsterTopologyRefreshFailing reads them).
 func TestTopologyRefreshMetrics(t *testing.T) {
+	t.Parallel()
 	rc := redistest.StartCluster(t, 3, 0)
 	maddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(redistest.FreePort(t)))
 	a := startAsterd(t, "[metrics]\nlisten_addr = \""+maddr+"\"\n"+clusterConfig(rc.Seeds(), ""))

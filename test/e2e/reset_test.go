@@ -23,6 +23,7 @@ func step(want string, args ...string) [2][]string { return [2][]string{args, {w
 // keys on the node (another client's change no longer fails the transaction) and returns a
 // RESP3 client to RESP2.
 func TestResetConnection(t *testing.T) {
+	t.Parallel()
 	bothModes(t, func(t *testing.T, e *modeEnv) {
 		other := e.a.client(t)
 		c := redistest.DialFrames(t, e.a.Addr)
@@ -66,6 +67,7 @@ func TestResetConnection(t *testing.T) {
 // TestResetAuthEndToEnd: with a password in the config, RESET is allowed before AUTH, and
 // after it the client must AUTH again, as with redis-server's requirepass.
 func TestResetAuthEndToEnd(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 2)
 	a := startAsterd(t, `
 [[clusters]]

@@ -21,6 +21,7 @@ const resp3Auth = `auth = { password = "s3cret", users = [ { username = "ops", p
 // connections through asterd over plain servers and over a real Redis Cluster, with the
 // backends spoken to in RESP2 and in RESP3.
 func TestRESP3(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 3)
 	rc := redistest.StartCluster(t, 3, 0)
 	for _, version := range []string{"resp2", "resp3"} {
@@ -166,6 +167,7 @@ var (
 // connections live; connected RESP3 and RESP2 clients keep their connections and their
 // protocols.
 func TestRESP3BackendVersionReload(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 2)
 	conf := `
 [[clusters]]
@@ -220,6 +222,7 @@ backend_resp_version = "%V%"
 // TestRESP3Redirects: over RESP3 backends, replies that come after ASK (mid-migration) and
 // MOVED (after it) are converted for RESP2 clients and passed to RESP3 clients like any other.
 func TestRESP3Redirects(t *testing.T) {
+	t.Parallel()
 	rc := redistest.StartCluster(t, 3, 0)
 	a := startAsterd(t, clusterConfig(rc.Seeds(), `backend_resp_version = "resp3"`+"\n"))
 	c3, c2 := redistest.DialFrames(t, a.Addr), redistest.DialFrames(t, a.Addr)

@@ -23,6 +23,7 @@ import (
 // those, not in asterd's log at trace level, not in the metrics, INFO, CONFIG GET, cluster
 // show/list/config or the proxy's replies.
 func TestSecretsNeverSurface(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, "--requirepass", "Back-pw-0")
 	dir := t.TempDir()
 	admin := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))

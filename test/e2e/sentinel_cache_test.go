@@ -14,6 +14,7 @@ import (
 // within a second of the write (the new master's tracking link), however often the key was
 // read from the cache before.
 func TestSentinelClientCacheFollowsFailover(t *testing.T) {
+	t.Parallel()
 	g := redistest.StartGroup(t, "grp-a", 1)
 	ss := redistest.StartSentinels(t, 3, g)
 	admin := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))

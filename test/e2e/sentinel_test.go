@@ -53,16 +53,24 @@ dial_timeout = 300
 // where the groups' masters are.
 func groupOf(t *testing.T, names []string, key string) int {
 	t.Helper()
-	var nodes []route.Node
-	for _, n := range names {
-		nodes = append(nodes, route.Node{Addr: "unused:1", Name: n, Weight: 1})
+	id := strings.Join(names, "\x00")
+	r, ok := rings.Load(id)
+	if !ok {
+		var nodes []route.Node
+		for _, n := range names {
+			nodes = append(nodes, route.Node{Addr: "unused:1", Name: n, Weight: 1})
+		}
+		ring, err := route.NewRing(nodes, nil, "{}")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, _ = rings.LoadOrStore(id, ring)
 	}
-	r, err := route.NewRing(nodes, nil, "{}")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r.Pick([]byte(key))
+	return r.(*route.Ring).Pick([]byte(key))
 }
+
+// rings are groupOf's rings by their names: a test places tens of thousands of keys.
+var rings sync.Map
 
 // write is one SET the load made: the key, its value, and when it was sent and answered.
 type write struct {
@@ -168,13 +176,16 @@ func waitGroupMaster(t *testing.T, admin, group, master string) string {
 // the old master, back as a replica, is never written to; `asterctl cluster show` lists the
 // groups and the metric counts the switch; the sentinel password is shown nowhere.
 func TestSentinelFailover(t *testing.T) {
+	t.Parallel()
 	ga, gb := redistest.StartGroup(t, "grp-a", 1), redistest.StartGroup(t, "grp-b", 1)
 	ss := redistest.StartSentinelsAuth(t, 3, sentinelPass, ga, gb)
 	admin := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
 	maddr := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
 	names := []string{"a", "b"}
-	a := startAsterdArgs(t, sentinelConfig(ss.Addrs(), []string{"grp-a:1 a", "grp-b:1 b"}, admin, maddr,
-		`sentinel_auth = { password = "`+sentinelPass+`" }`+"\n"))
+	// A killed master refuses at once: a read timeout longer than the others' only keeps a
+	// new master slowed by a loaded CPU from counting as a failure after the switch.
+	a := startAsterdArgs(t, strings.Replace(sentinelConfig(ss.Addrs(), []string{"grp-a:1 a", "grp-b:1 b"}, admin, maddr,
+		`sentinel_auth = { password = "`+sentinelPass+`" }`+"\n"), "read_timeout = 1000", "read_timeout = 5000", 1))
 	redistest.WaitListening(t, admin, 10*time.Second)
 	c := a.client(t)
 	waitServing(t, c, 10*time.Second)
@@ -235,15 +246,31 @@ func TestSentinelFailover(t *testing.T) {
 
 	// Every key written and replicated before the kill, every key of the other group, and
 	// every key written after the switch reads back: none was lost to the old master.
-	checked, skipped := 0, 0
+	// Read back in pipelines: tens of thousands of writes, one round trip each under -race
+	// took most of the test's time.
+	var check []write
+	skipped := 0
 	for _, w := range load.writes {
 		if groupOf(t, names, w.key) == 0 && w.done.After(replicatedBefore) && !w.start.After(clean) {
 			skipped++ // acknowledged by the master about to die, maybe not replicated: may be lost
 			continue
 		}
-		checked++
-		if got, err := c.Get(ctx, w.key).Result(); err != nil || got != w.val {
-			t.Errorf("GET %s = %q, %v; want %q (written %v after the kill)", w.key, got, err, w.val, w.done.Sub(killed))
+		check = append(check, w)
+	}
+	checked := len(check)
+	for len(check) > 0 {
+		batch := check[:min(len(check), 500)]
+		check = check[len(batch):]
+		p := c.Pipeline()
+		gets := make([]*redis.StringCmd, len(batch))
+		for i, w := range batch {
+			gets[i] = p.Get(ctx, w.key)
+		}
+		_, _ = p.Exec(ctx) // each command's error is checked below
+		for i, w := range batch {
+			if got, err := gets[i].Result(); err != nil || got != w.val {
+				t.Errorf("GET %s = %q, %v; want %q (written %v after the kill)", w.key, got, err, w.val, w.done.Sub(killed))
+			}
 		}
 	}
 	t.Logf("%d acknowledged writes read back, %d not checked (on the dying master, before the switch)", checked, skipped)
@@ -277,6 +304,7 @@ func TestSentinelFailover(t *testing.T) {
 // takes it into the ring once its master is known, without an error for the clients, and
 // its keys land on its master.
 func TestSentinelReloadAndReplicaReads(t *testing.T) {
+	t.Parallel()
 	ga, gb := redistest.StartGroup(t, "grp-a", 1), redistest.StartGroup(t, "grp-b", 1)
 	ss := redistest.StartSentinels(t, 3, ga)
 	admin := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
@@ -390,6 +418,7 @@ func TestSentinelReloadAndReplicaReads(t *testing.T) {
 // problem's line and key, without quoting the sentinel password, and accepts a good one
 // without asking any sentinel.
 func TestSentinelCheck(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	head := "[[clusters]]\nname = \"sen\"\nlisten_addr = \"127.0.0.1:1\"\ncache_type = \"redis_sentinel\"\n"
 	bad := filepath.Join(dir, "bad.toml")
@@ -417,6 +446,7 @@ func TestSentinelCheck(t *testing.T) {
 // TestSentinelPubSubFollowsFailover: a client subscribed through asterd keeps receiving after
 // its channel's group fails over: its subscription moves to the new master.
 func TestSentinelPubSubFollowsFailover(t *testing.T) {
+	t.Parallel()
 	ga := redistest.StartGroup(t, "grp-a", 1)
 	ss := redistest.StartSentinels(t, 3, ga)
 	admin := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
@@ -464,6 +494,7 @@ func TestSentinelPubSubFollowsFailover(t *testing.T) {
 // from the control plane (it never talks to the sentinels), sends reads to the replicas it
 // names, and follows a failover.
 func TestSentinelRemoteDataPlane(t *testing.T) {
+	t.Parallel()
 	ga := redistest.StartGroup(t, "grp-a", 1)
 	ss := redistest.StartSentinels(t, 3, ga)
 	admin := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))

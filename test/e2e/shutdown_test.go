@@ -13,6 +13,7 @@ import (
 // TestGracefulShutdownLosesNoAcknowledgedWrite sends SIGTERM while clients write: asterd must
 // exit 0, and every SET it acknowledged must be on a backend.
 func TestGracefulShutdownLosesNoAcknowledgedWrite(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 3)
 	a := startAsterd(t, `
 [[clusters]]
@@ -41,7 +42,19 @@ servers = `+serverList(servers, []int{1, 1, 1}, true)+`
 			}
 		}(w)
 	}
-	time.Sleep(500 * time.Millisecond)
+	// Shut down under load: once a hundred writes are in (counted, not slept for: a loaded
+	// CPU may take seconds for them).
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= 100 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d writes acknowledged in 30s", n)
+		}
+	}
 	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 // TestSlowLogThroughAsterctl logs every command (threshold 0) and reads them back with
 // SLOWLOG on the client connection and with asterctl through the admin API.
 func TestSlowLogThroughAsterctl(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 1)
 	a, admin := startAsterdAdmin(t, "", `
 [[clusters]]
@@ -68,6 +69,8 @@ slowlog_max_len = 5
 // makes the GET waiting behind it slow; SLOWLOG names that GET with its duration, and the fast
 // commands before it are not logged.
 func TestSlowLogNamesCommandSlowedByBackend(t *testing.T) {
+	// Not parallel: it needs twenty SETs to stay under a 100 ms slow-log threshold and DEBUG SLEEP
+	// to start within 100 ms.
 	srv := redistest.Start(t, "--enable-debug-command", "yes")
 	a := startAsterd(t, `
 [[clusters]]

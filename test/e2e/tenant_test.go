@@ -56,6 +56,7 @@ func closedByPeer(nc net.Conn, d time.Duration) bool {
 // TestIdleTimeoutCountsFromLastByte: client_idle_timeout closes a client that has sent nothing
 // for that long, counted from its last byte, not from the start of the command it is sending.
 func TestIdleTimeoutCountsFromLastByte(t *testing.T) {
+	// Not parallel: it times a client's idle period against client_idle_timeout.
 	servers := startServers(t, 1)
 	a := startAsterd(t, `
 [[clusters]]
@@ -176,6 +177,7 @@ func otherClientIDs(t *testing.T, direct *redis.Client) []string {
 // node answers within their own deadline get their values, and asterd's node connections are
 // the same ones afterwards (no reset, no redial).
 func TestSlowCommandFailsOnlyItself(t *testing.T) {
+	t.Parallel()
 	servers := startServers(t, 1)
 	list := serverList(servers, []int{1}, true)
 	addrTwo := net.JoinHostPort("127.0.0.1", strconv.Itoa(redistest.FreePort(t)))
@@ -295,6 +297,7 @@ func killRunning(t *testing.T, c *redis.Client, nodes []*redis.Client, script []
 // NOTBUSY. In cluster mode with read_from_slave the replicas are reached too (EVAL_RO may run
 // there), although READONLY, which a replica connection sends first, is refused while busy.
 func TestScriptKillThroughAsterd(t *testing.T) {
+	t.Parallel()
 	const lib = "#!lua name=spinlib\nredis.register_function{function_name='spin', callback=function() while true do end end, flags={'no-writes'}}"
 	t.Run("standalone", func(t *testing.T) {
 		var servers []*redistest.Server

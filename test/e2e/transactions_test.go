@@ -15,6 +15,7 @@ import (
 // without, a key elsewhere is refused at queue time and EXEC answers EXECABORT with nothing
 // written; WATCH makes concurrent read-modify-write loops exact — in both modes.
 func TestTransactions(t *testing.T) {
+	t.Parallel()
 	bothModes(t, func(t *testing.T, e *modeEnv) {
 		c := e.a.client(t)
 		var incr *redis.IntCmd

@@ -54,6 +54,7 @@ func (n *nutcracker) stop() {
 // weights, redis_auth, ejection, ...), the other twemproxy's defaults with braces in its keys
 // (twemproxy without hash_tag hashes whole keys, Aster's default would not).
 func TestFromTwemproxyInPlace(t *testing.T) {
+	t.Parallel()
 	redistest.Need(t, "nutcracker")
 	const password = "nut-pw"
 	var authed, plain []*redistest.Server
