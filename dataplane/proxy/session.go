@@ -596,7 +596,7 @@ func (s *session) batchDone(n int) {
 		elapsed := time.Since(s.start)
 		cm.batchDone(n, elapsed.Seconds())
 		// s.start is set when the batch began; a slow log turned on mid-batch skips it.
-		if slow != nil && !s.start.IsZero() && elapsed >= slow.slowerThan {
+		if slow != nil && !s.start.IsZero() && elapsed >= slow.SlowerThan() {
 			s.logSlow(slow, n, elapsed)
 		}
 	}
@@ -621,7 +621,7 @@ func (s *session) logSlow(l *slowLog, n int, elapsed time.Duration) {
 	}
 	for _, pl := range s.places[:n] {
 		if pl.raw != nil {
-			l.add(pl.raw, now, elapsed, s.remote)
+			l.Add(pl.raw, now, elapsed, s.remote)
 		}
 	}
 }
