@@ -144,7 +144,7 @@ func newCall(wg backend.Waiter, b *backend.Budget) *call {
 //     goroutine (watchClient, subscribed) and takes it back before reading again.
 //   - Loop session, idle (busy false): the loop owns it; nothing runs for it until its client is
 //     ready or it is kicked.
-//   - Running a batch (loop.serve sets busy, step): the loop's goroutine reads the client, routes
+//   - Running a batch (Turn sets busy, step): the loop's goroutine reads the client, routes
 //     the commands and sends them, then gives up the session's own count (pend.Done); with no
 //     command to run it gives the session back at once (idle) or ends it.
 //   - In flight: no goroutine touches the fields; the backend connections fill the batch's
