@@ -247,7 +247,7 @@ func (s *session) watchClient(d *dedConn) (stop func() bool) {
 				return // stopped
 			default:
 				gone.Store(true)
-				d.close()
+				d.Close()
 				return
 			}
 		}

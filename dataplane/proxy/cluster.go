@@ -233,7 +233,7 @@ type Cluster struct {
 	loopNext int
 	noLoops  atomic.Bool   // starting them failed (no epoll here): not tried again
 	handOver atomic.Uint64 // loop sessions handed to a goroutine (loop.go), for tests
-	dedIdle  dedPool       // dedicated connections no session is using (dedpool.go)
+	dedIdle  dedPool       // dedicated connections no session is using (dedconn.go)
 	kills    killRounds    // SCRIPT KILL and FUNCTION KILL rounds in flight (script.go)
 	closed   bool
 	nextID   atomic.Uint64
@@ -280,6 +280,7 @@ func newCluster(spec route.ClusterSpec, env Env, p prepared) *Cluster {
 		sessions: make(map[*session]struct{}),
 		retiring: make(map[*pool]*time.Timer),
 	}
+	c.dedIdle.IdleFor, c.dedIdle.MaxIdle = dedIdleFor, dedIdleMax
 	b, live := backendOf(spec.Backend, p.bTLS), spec.Live
 	in := settings{acc: p.acc, rights: p.rights, backend: &b, live: &live}
 	if t := spec.Table; t != nil && (t.Ring == nil) != (t.Slots == nil) {
@@ -343,7 +344,7 @@ func (c *Cluster) installLocked(g *generation, t *route.Table) []string {
 			c.metrics.forgetNode(addr)
 		}
 	}
-	c.dedIdle.retain(func(addr string) bool { return named[addr] })
+	c.dedIdle.Retain(func(addr string) bool { return named[addr] })
 	return addrs
 }
 
@@ -369,7 +370,7 @@ func (c *Cluster) change(old, spec route.ClusterSpec, p prepared) {
 // current options; the old ones finish what they carry and close after the grace period.
 // c.mu must be held.
 func (c *Cluster) rebuildPoolsLocked(g *generation) {
-	c.dedIdle.retain(nil) // idle dedicated connections were dialled with the old options too
+	c.dedIdle.Retain(nil) // idle dedicated connections were dialled with the old options too
 	for addr, p := range c.pools {
 		delete(c.pools, addr)
 		c.retireLocked(p)
@@ -684,7 +685,7 @@ func (c *Cluster) Close() {
 	for _, p := range toClose {
 		p.close()
 	}
-	c.dedIdle.close()
+	c.dedIdle.Close()
 }
 
 // current returns the current generation, waiting (bounded) for one with a table.

@@ -6,13 +6,14 @@ import (
 	"net"
 	"time"
 
+	"github.com/aster-proxy/aster/dataplane/backend"
 	"github.com/aster-proxy/aster/dataplane/resp"
 )
 
 // dedConn is a connection to one node that belongs to one session (see dialNode): blocking
 // commands and transactions run on it, one exchange at a time, on the session's goroutine.
 // A session keeps its dedicated connections, one per node, while it uses them, and gives them
-// back to its cluster's pool between batches (dedpool.go).
+// back to its cluster's pool between batches (backend.DedicatedPool, releaseDed).
 type dedConn struct {
 	addr string
 	nc   net.Conn
@@ -20,12 +21,25 @@ type dedConn struct {
 	hold *fdHold // its descriptor in the cluster's share: close gives it back
 }
 
-// close closes the connection and gives its descriptor back to the cluster's share; every
+// Close closes the connection and gives its descriptor back to the cluster's share; every
 // closer calls it (never nc.Close alone), as often as it likes.
-func (d *dedConn) close() {
+func (d *dedConn) Close() {
 	_ = d.nc.Close()
 	d.hold.release()
 }
+
+// Node, Buffered and Conn are what the cluster's backend.DedicatedPool looks at.
+func (d *dedConn) Node() string   { return d.addr }
+func (d *dedConn) Buffered() int  { return d.rr.Buffered() }
+func (d *dedConn) Conn() net.Conn { return d.nc }
+
+// dedPool is the cluster's pool of the dedicated connections no session is using.
+type dedPool = backend.DedicatedPool[*dedConn]
+
+var (
+	dedIdleFor = 30 * time.Second // an idle dedicated connection is closed after this long
+	dedIdleMax = 1024             // per node; more are closed at once
+)
 
 // dedicated returns the session's dedicated connection to node of its snapshot, dialling it
 // when there is none.
@@ -77,7 +91,7 @@ func (s *session) reuseDed(addr string) *dedConn {
 			return d
 		}
 	}
-	if d := s.c.dedIdle.take(addr); d != nil {
+	if d, ok := s.c.dedIdle.Take(addr); ok {
 		return s.adoptDed(d)
 	}
 	return nil
@@ -108,7 +122,7 @@ func (s *session) pruneDed() {
 		if d == s.tx.watch || s.named(d.addr) {
 			kept = append(kept, d)
 		} else {
-			d.close()
+			d.Close()
 		}
 	}
 	clear(s.ded[len(kept):])
@@ -127,7 +141,7 @@ func (s *session) named(addr string) bool {
 // dropDed closes a dedicated connection that failed or whose state is unknown. Watches it
 // held are gone with it: the transaction's EXEC then fails as if a watched key changed.
 func (s *session) dropDed(d *dedConn) {
-	d.close()
+	d.Close()
 	for i, x := range s.ded {
 		if x == d {
 			last := len(s.ded) - 1
@@ -146,7 +160,7 @@ func (s *session) dropDed(d *dedConn) {
 // closeDedicated closes every dedicated connection: the session is over.
 func (s *session) closeDedicated() {
 	for i, d := range s.ded {
-		d.close()
+		d.Close()
 		s.ded[i] = nil
 	}
 	s.ded = s.ded[:0]
@@ -187,4 +201,24 @@ func isRedirect(reply []byte) (addr string, ask, ok bool) {
 		ask = true
 	}
 	return addr, ask, ok
+}
+
+// holdsConnState reports whether a transaction or WATCH is open or a command is deferred: the
+// session's dedicated connections may then carry state, and it needs its goroutine.
+func (s *session) holdsConnState() bool {
+	return s.tx.active || s.tx.watch != nil || s.deferred != nil
+}
+
+// releaseDed gives the session's dedicated connections back to the cluster's pool, between
+// batches, once nothing holds state on them. Blocking commands and EXEC leave their
+// connection idle.
+func (s *session) releaseDed() {
+	if len(s.ded) == 0 || s.holdsConnState() {
+		return
+	}
+	for i, d := range s.ded {
+		s.c.dedIdle.Put(d)
+		s.ded[i] = nil
+	}
+	s.ded = s.ded[:0]
 }

@@ -48,10 +48,9 @@ func LoopCounts(c *Cluster) (sessions, backends int) {
 	loops := c.loops
 	c.mu.Unlock()
 	for _, l := range loops {
-		l.mu.Lock()
-		sessions += len(l.byID)
-		backends += len(l.backends)
-		l.mu.Unlock()
+		ls, lb := l.Counts()
+		sessions += ls
+		backends += lb
 	}
 	return sessions, backends
 }

@@ -65,7 +65,7 @@ func (c *Cluster) takeFD() bool {
 	for {
 		share, n := c.fdShare.Load(), c.held.Load()
 		if share > 0 && n >= share {
-			if c.dedIdle.evictOne() {
+			if c.dedIdle.EvictOne() {
 				continue
 			}
 			return false

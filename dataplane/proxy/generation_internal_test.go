@@ -72,7 +72,7 @@ func TestReloadBuildsOneNewGeneration(t *testing.T) {
 	if g.hot != oldHot {
 		t.Fatal("the hot-key tracker was replaced though its sizes did not change")
 	}
-	if g.slow == oldSlow || g.slow.max != 7 {
+	if g.slow == oldSlow || g.slow.Max() != 7 {
 		t.Fatal("the slow log was not resized")
 	}
 }

@@ -129,10 +129,10 @@ func applySlow(g *generation) {
 		g.slow = nil
 		return
 	}
-	if old != nil && old.max == k.slowMax && old.slowerThan == k.slowThr {
+	if old != nil && old.Max() == k.slowMax && old.SlowerThan() == k.slowThr {
 		return
 	}
-	g.slow = old.resized(k.slowMax, k.slowThr)
+	g.slow = old.Resized(k.slowMax, k.slowThr)
 }
 
 // applyBackupLocked sets g's backup policy from its knobs; enabling it on a cluster whose

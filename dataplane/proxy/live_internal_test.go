@@ -70,8 +70,8 @@ func checkBounded(t *testing.T, c *Cluster, what string) {
 	if !limits.HotkeyDecay.Contains(cfg.Decay) {
 		t.Fatalf("%s: hotkey decay %v outside %s", what, cfg.Decay, limits.HotkeyDecay.Range())
 	}
-	if l := g.slow; l != nil && l.max > limits.MaxSlowlogMaxLen {
-		t.Fatalf("%s: slow log of %d entries, more than %d", what, l.max, limits.MaxSlowlogMaxLen)
+	if l := g.slow; l != nil && l.Max() > limits.MaxSlowlogMaxLen {
+		t.Fatalf("%s: slow log of %d entries, more than %d", what, l.Max(), limits.MaxSlowlogMaxLen)
 	}
 	if b := g.backup; b != nil && (math.IsNaN(b.Multiplier) || b.Multiplier > limits.MaxBackupMultiplier) {
 		t.Fatalf("%s: backup multiplier %v", what, b.Multiplier)

@@ -5,23 +5,16 @@ import (
 	"math"
 	"net"
 	"runtime"
-	"sync"
-	"sync/atomic"
 
 	"github.com/aster-proxy/aster/dataplane/backend"
+	"github.com/aster-proxy/aster/dataplane/netpoll"
 	"github.com/aster-proxy/aster/dataplane/rawio"
 	"github.com/aster-proxy/aster/dataplane/resp"
 )
 
 // A loop serves many plain-socket client sessions of a cluster on one goroutine, as an
-// event-driven proxy does, instead of one goroutine per client.
-//
-// Why: a goroutine per client parks and wakes twice per unpipelined request (waiting for the
-// client's next command, then for the replies) and tries a read that finds nothing before each
-// park; profiles put that at ~20% of asterd's CPU per request (docs/benchmarks.md). A loop
-// waits for all its clients at once in an epoll set of its own (which it waits on through Go's
-// netpoller), reads each ready client once (a short read means the socket is drained: new input
-// raises a new edge), routes its commands and flushes the backends once per turn. The loops
+// event-driven proxy does, instead of one goroutine per client: a netpoll.Loop (which says why,
+// and how it waits and dispatches), whose Clients are the sessions (Turn, Hangup). The loops
 // read the backend connections too (backend.Poller), so the reply that completes a batch is
 // read on a loop, which writes the batch's replies to the client then and there. (Connections
 // dialled before the first loop client, and TLS ones, keep a reader goroutine; the reply is then
@@ -33,17 +26,9 @@ import (
 // (backToLoop). TLS clients and clients of a cluster with an idle timeout stay on a goroutine;
 // clients that arrive before the first routing table start on one.
 type loop struct {
-	c    *Cluster
-	p    *poller
-	done chan struct{}
+	*netpoll.Loop
+	c *Cluster
 
-	mu       sync.Mutex
-	byID     map[uint64]*session
-	backends map[uint64]func() // ready funcs of the backend connections the loop reads
-	kicked   []*session        // to serve on the next turn without waiting for their sockets
-
-	replies []func()        // this turn's readable backends (the loop's goroutine only)
-	ready   []*session      // this turn's sessions (the loop's goroutine only)
 	touched []*backend.Conn // connections this turn queued requests on (the loop's goroutine only)
 }
 
@@ -51,35 +36,28 @@ type loop struct {
 func startLoops(c *Cluster) []*loop {
 	var loops []*loop
 	for range runtime.GOMAXPROCS(0) {
-		p, err := newPoller()
+		l := &loop{c: c}
+		nl, err := netpoll.New(l.flush)
 		if err != nil {
 			c.log.Debug("client event loops unavailable: a goroutine per client", "error", err)
 			break
 		}
-		l := &loop{c: c, p: p, done: make(chan struct{}), byID: make(map[uint64]*session),
-			backends: make(map[uint64]func())}
-		go l.run()
+		l.Loop = nl
+		l.Start()
 		loops = append(loops, l)
 	}
 	return loops
 }
 
 // stop ends the loop once its sessions are gone.
-func (l *loop) stop() {
-	l.p.close()
-	<-l.done
-	l.p.free()
-}
+func (l *loop) stop() { l.Stop() }
 
 // add has the loop serve s from now on.
 func (l *loop) add(s *session) {
 	s.loop = l
 	s.src.block = false
 	s.pend.onZero = s.complete
-	l.mu.Lock() // publishes the above to the loop's goroutine
-	l.byID[s.id] = s
-	l.mu.Unlock()
-	if err := l.p.add(s.raw, s.id); err != nil {
+	if err := l.Add(s.id, s.raw, s); err != nil {
 		// Closed meanwhile (Cluster.Close may have kicked it already), or the kernel refused:
 		// either way the loop's turn finds it closed and ends it.
 		if !errors.Is(err, net.ErrClosed) {
@@ -91,108 +69,34 @@ func (l *loop) add(s *session) {
 }
 
 // remove takes s out of the loop: it gets no more turns.
-func (l *loop) remove(s *session) {
-	l.mu.Lock()
-	delete(l.byID, s.id)
-	l.mu.Unlock()
-	l.p.del(s.raw) // fails harmlessly when the socket is closed already (and so out of the set)
-}
-
-// backendIDs number the backend connections a loop reads, apart from the sessions' ids.
-var backendIDs atomic.Uint64
-
-// Watch has the loop read a backend connection: the backend.Poller of the cluster's pools.
-func (l *loop) Watch(raw *rawio.Conn, ready func()) (func(), error) {
-	id := 1<<63 | backendIDs.Add(1)
-	l.mu.Lock()
-	l.backends[id] = ready
-	l.mu.Unlock()
-	unwatch := func() {
-		l.mu.Lock()
-		delete(l.backends, id)
-		l.mu.Unlock()
-		l.p.del(raw)
-	}
-	if err := l.p.add(raw, id); err != nil {
-		unwatch()
-		return nil, err
-	}
-	return unwatch, nil
-}
+func (l *loop) remove(s *session) { l.Remove(s.id, s.raw) }
 
 // kick has the loop serve s on its next turn.
-func (l *loop) kick(s *session) {
-	l.mu.Lock()
-	l.kicked = append(l.kicked, s)
-	first := len(l.kicked) == 1
-	l.mu.Unlock()
-	if first {
-		l.p.wake()
-	}
-}
+func (l *loop) kick(s *session) { l.Kick(s) }
 
 // kickAll has the loop serve all its sessions on its next turn: after Cluster.Close closed
 // their sockets, which raises no event of its own.
-func (l *loop) kickAll() {
-	l.mu.Lock()
-	for _, s := range l.byID {
-		l.kicked = append(l.kicked, s)
-	}
-	l.mu.Unlock()
-	l.p.wake()
-}
+func (l *loop) kickAll() { l.KickAll() }
 
-func (l *loop) run() {
-	defer close(l.done)
-	for {
-		evs, err := l.p.wait()
-		if err != nil {
-			return // closed
-		}
-		l.mu.Lock()
-		for _, ev := range evs {
-			if f := l.backends[ev.id]; f != nil {
-				l.replies = append(l.replies, f)
-				continue
-			}
-			if s := l.byID[ev.id]; s != nil {
-				if ev.hup {
-					s.lmu.Lock()
-					s.more = true // read on to the end even after a short read
-					s.lmu.Unlock()
-				}
-				l.ready = append(l.ready, s)
-			}
-		}
-		l.ready = append(l.ready, l.kicked...)
-		clear(l.kicked)
-		l.kicked = l.kicked[:0]
-		l.mu.Unlock()
-		// Replies first: they complete batches, whose clients may then be served this turn.
-		for _, f := range l.replies {
-			f()
-		}
-		clear(l.replies)
-		l.replies = l.replies[:0]
-		for _, s := range l.ready {
-			l.serve(s)
-		}
-		clear(l.ready)
-		l.ready = l.ready[:0]
-		if len(l.touched) > 0 {
-			backend.FlushAll(l.touched...) // one write per node for the whole turn
-			clear(l.touched)
-			l.touched = l.touched[:0]
-		}
-		// Let the other goroutines run between turns (sessions handed over, reader goroutines
-		// of connections no loop reads): the next turn then finds more clients ready, whose
-		// commands go to each node in one write.
-		runtime.Gosched()
+// flush ends a turn: one write per node for the whole turn.
+func (l *loop) flush() {
+	if len(l.touched) > 0 {
+		backend.FlushAll(l.touched...)
+		clear(l.touched)
+		l.touched = l.touched[:0]
 	}
 }
 
-// serve gives s a turn unless it is busy; then it comes back once its batch is answered.
-func (l *loop) serve(s *session) {
+// Hangup has a loop session read on to the end even after a short read (netpoll.Client).
+func (s *session) Hangup() {
+	s.lmu.Lock()
+	s.more = true
+	s.lmu.Unlock()
+}
+
+// Turn gives s a turn unless it is busy; then it comes back once its batch is answered
+// (netpoll.Client).
+func (s *session) Turn() {
 	s.lmu.Lock()
 	if s.busy {
 		s.again = true

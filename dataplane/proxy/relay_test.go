@@ -20,7 +20,7 @@ import (
 // random between the proxy and its nodes: every client request must get its own answer or an
 // error, never another request's answer. Most clients pipeline SET and GET over the shared
 // connections; some run transactions and blocking pops, which go over dedicated connections
-// that move between sessions through the cluster's pool (dedpool.go) and sessions that move
+// that move between sessions through the cluster's pool (backend.DedicatedPool) and sessions that move
 // between a goroutine and a loop.
 func TestFaultyBackendLinksNeverMixAnswers(t *testing.T) {
 	var nodes []route.Node

@@ -225,8 +225,8 @@ func (c *Cluster) killAll(targets []killTarget, frame []byte) killReply {
 // reply naming the node when it could not be had in time (killWait).
 func (c *Cluster) killOne(t killTarget, frame []byte) killReply {
 	wait := max(killWait, t.opts.ReadTimeout)
-	d := c.dedIdle.take(t.addr)
-	if d == nil {
+	d, ok := c.dedIdle.Take(t.addr)
+	if !ok {
 		hold, err := c.holdFD() // it joins the pool: counted in the cluster's share like any
 		if err != nil {
 			return c.killFailed(t, err)
@@ -250,11 +250,11 @@ func (c *Cluster) killOne(t killTarget, frame []byte) killReply {
 		return d.readReply(wait)
 	}()
 	if err != nil {
-		d.close()
+		d.Close()
 		return c.killFailed(t, err)
 	}
 	reply = append([]byte(nil), reply...)
-	c.dedIdle.put(d)
+	c.dedIdle.Put(d)
 	return killReply{reply: reply}
 }
 

@@ -145,7 +145,7 @@ func newCall(wg backend.Waiter, b *backend.Budget) *call {
 //     goroutine (watchClient, subscribed) and takes it back before reading again.
 //   - Loop session, idle (busy false): the loop owns it; nothing runs for it until its client is
 //     ready or it is kicked.
-//   - Running a batch (loop.serve sets busy, step): the loop's goroutine reads the client, routes
+//   - Running a batch (Turn sets busy, step): the loop's goroutine reads the client, routes
 //     the commands and sends them, then gives up the session's own count (pend.Done); with no
 //     command to run it gives the session back at once (idle) or ends it.
 //   - In flight: no goroutine touches the fields; the backend connections fill the batch's
@@ -606,7 +606,7 @@ func (s *session) batchDone(n int) {
 		elapsed := time.Since(s.start)
 		cm.batchDone(n, elapsed.Seconds())
 		// s.start is set when the batch began; a slow log turned on mid-batch skips it.
-		if slow != nil && !s.start.IsZero() && elapsed >= slow.slowerThan {
+		if slow != nil && !s.start.IsZero() && elapsed >= slow.SlowerThan() {
 			s.logSlow(slow, n, elapsed)
 		}
 	}
@@ -631,7 +631,7 @@ func (s *session) logSlow(l *slowLog, n int, elapsed time.Duration) {
 	}
 	for _, pl := range s.places[:n] {
 		if pl.raw != nil {
-			l.add(pl.raw, now, elapsed, s.remote)
+			l.Add(pl.raw, now, elapsed, s.remote)
 		}
 	}
 }

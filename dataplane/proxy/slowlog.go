@@ -1,199 +1,18 @@
 package proxy
 
 import (
-	"bytes"
-	"strconv"
 	"strings"
-	"sync"
-	"time"
 
-	"github.com/aster-proxy/aster/dataplane/command"
 	"github.com/aster-proxy/aster/dataplane/resp"
+	"github.com/aster-proxy/aster/dataplane/slowlog"
 )
 
 // SlowEntry is one slow command, as Redis's SLOWLOG shows it.
-type SlowEntry struct {
-	ID       uint64
-	Time     time.Time
-	Duration time.Duration
-	Args     []string // at most 32, each at most 128 bytes, as Redis trims them
-	Client   string   // remote address
-}
+type SlowEntry = slowlog.Entry
 
-const (
-	slowMaxArgs   = 32
-	slowMaxArgLen = 128
-)
-
-// slowLog keeps a cluster's last slow commands. Under overload every command can be slow, so
-// recording one allocates nothing once the ring is full: each entry keeps its trimmed arguments
-// as one RESP array in a buffer the ring reuses, turned into strings only when read. An entry
-// holds at most 32 arguments of at most 128 bytes (plus a note of what was cut), whatever the
-// command's size, so its buffer never grows past about 5 KiB.
-type slowLog struct {
-	mu         sync.Mutex
-	max        int
-	slowerThan time.Duration // immutable: a change makes a new slowLog (resized)
-	entries    []slowRec     // ring; next is where the next entry goes
-	next       int
-	nextID     uint64
-}
-
-// slowRec is one entry as stored.
-type slowRec struct {
-	id       uint64
-	time     time.Time
-	duration time.Duration
-	args     []byte // trimmed arguments, as a RESP array of bulk strings
-	client   string
-}
-
-// resized returns a new slow log with the given limits and the newest entries of l (nil: none)
-// that fit, numbering on from l's.
-func (l *slowLog) resized(max int, slowerThan time.Duration) *slowLog {
-	n := &slowLog{max: max, slowerThan: slowerThan}
-	if l == nil {
-		return n
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n.nextID = l.nextID
-	for i := min(max, len(l.entries)) - 1; i >= 0; i-- {
-		r := l.entries[(l.next-1-i+2*len(l.entries))%len(l.entries)]
-		r.args = bytes.Clone(r.args) // l may still be written by sessions that loaded it
-		n.entries = append(n.entries, r)
-	}
-	n.next = len(n.entries) % max
-	return n
-}
-
-// add records one command (its frame as the client sent it, RESP) that took d, at t. As in
-// Redis, a command the proxy does not know is not logged (a password typed as a command
-// would be), and the secret arguments of a known one are stored as "(redacted)".
-func (l *slowLog) add(frame []byte, t time.Time, d time.Duration, client string) {
-	var buf [slowMaxArgs][]byte // on the stack: nothing keeps a reference into frame
-	args, total := firstArgs(frame, &buf)
-	if len(args) == 0 || command.Lookup(args[0]) == nil {
-		return
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var r *slowRec
-	if len(l.entries) < l.max {
-		l.entries = append(l.entries, slowRec{})
-		r = &l.entries[len(l.entries)-1]
-		l.next = len(l.entries) % l.max
-	} else {
-		r = &l.entries[l.next]
-		l.next = (l.next + 1) % l.max
-	}
-	r.id, r.time, r.duration, r.client = l.nextID, t, d, client
-	l.nextID++
-	r.args = appendTrimmed(r.args[:0], args, total)
-}
-
-// firstArgs returns the first arguments of frame (a RESP array of bulk strings), at most
-// len(buf), in buf, and how many it has in all; none when frame is not such an array.
-func firstArgs(frame []byte, buf *[slowMaxArgs][]byte) ([][]byte, int) {
-	total, p, ok := lenLine(frame, 0, '*')
-	if !ok {
-		return nil, 0
-	}
-	n := min(total, len(buf))
-	for i := range n {
-		var size int
-		if size, p, ok = lenLine(frame, p, '$'); !ok || p+size+2 > len(frame) {
-			return nil, 0
-		}
-		buf[i] = frame[p : p+size : p+size]
-		p += size + 2
-	}
-	return buf[:n], total
-}
-
-// lenLine parses the header "<kind><n>\r\n" at frame[p:]: n, and where what follows starts.
-func lenLine(frame []byte, p int, kind byte) (n, next int, ok bool) {
-	if p >= len(frame) || frame[p] != kind {
-		return 0, 0, false
-	}
-	digits := 0
-	for p++; p < len(frame) && frame[p] != '\r'; p++ {
-		c := frame[p]
-		if c < '0' || c > '9' || digits == 18 {
-			return 0, 0, false
-		}
-		n = n*10 + int(c-'0')
-		digits++
-	}
-	if digits == 0 || p+1 >= len(frame) || frame[p+1] != '\n' {
-		return 0, 0, false
-	}
-	return n, p + 2, true
-}
-
-// appendTrimmed appends args (the first of total arguments) as Redis's SLOWLOG keeps them: at
-// most 32 (the last one then says how many more there were), each at most 128 bytes (then
-// saying how many more), secret ones as "(redacted)".
-func appendTrimmed(dst []byte, args [][]byte, total int) []byte {
-	secret := command.SecretArgs(args)
-	n := min(total, slowMaxArgs)
-	dst = resp.AppendArrayHeader(dst, n)
-	var tmp [slowMaxArgLen + 32]byte // a trimmed argument and its note
-	for i, a := range args[:n] {
-		switch {
-		case i == slowMaxArgs-1 && total > slowMaxArgs:
-			t := append(tmp[:0], "... ("...)
-			t = strconv.AppendInt(t, int64(total-slowMaxArgs+1), 10)
-			a = append(t, " more arguments)"...)
-		case secret.Has(i):
-			a = append(tmp[:0], command.Redacted...)
-		case len(a) > slowMaxArgLen:
-			t := append(tmp[:0], a[:slowMaxArgLen]...)
-			t = append(t, "... ("...)
-			t = strconv.AppendInt(t, int64(len(a)-slowMaxArgLen), 10)
-			a = append(t, " more bytes)"...)
-		}
-		dst = resp.AppendBulk(dst, a)
-	}
-	return dst
-}
-
-// entry is r as SlowEntry (allocating: the read side).
-func (r *slowRec) entry() SlowEntry {
-	e := SlowEntry{ID: r.id, Time: r.time, Duration: r.duration, Client: r.client}
-	elems, _ := resp.ArrayElems(r.args, nil)
-	for _, a := range elems {
-		e.Args = append(e.Args, string(bulkPayload(a)))
-	}
-	return e
-}
-
-// get returns up to n entries, newest first (n < 0: all).
-func (l *slowLog) get(n int) []SlowEntry {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if n < 0 || n > len(l.entries) {
-		n = len(l.entries)
-	}
-	out := make([]SlowEntry, 0, n)
-	for i := 0; i < n; i++ {
-		j := (l.next - 1 - i + 2*len(l.entries)) % len(l.entries)
-		out = append(out, l.entries[j].entry())
-	}
-	return out
-}
-
-func (l *slowLog) len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.entries)
-}
-
-func (l *slowLog) reset() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.entries, l.next = nil, 0
-}
+// slowLog is a cluster's slow log (dataplane/slowlog); the proxy decides what is slow
+// (batchDone) and answers SLOWLOG (slowlogReply).
+type slowLog = slowlog.Log
 
 // SlowLog returns up to n of the cluster's slowest recent commands, newest first (n < 0:
 // all); nil when the cluster is unknown or its slow log is off.
@@ -208,7 +27,7 @@ func (s *Server) SlowLog(cluster string, n int) ([]SlowEntry, bool) {
 	if l == nil {
 		return nil, true
 	}
-	return l.get(n), true
+	return l.Get(n), true
 }
 
 // slowlogReply answers SLOWLOG GET [n] | LEN | RESET | HELP from the cluster's slow log.
@@ -229,7 +48,7 @@ func (s *session) slowlogReply(out []byte, args [][]byte) []byte {
 		}
 		var entries []SlowEntry
 		if l != nil {
-			entries = l.get(n)
+			entries = l.Get(n)
 		}
 		out = resp.AppendArrayHeader(out, len(entries))
 		for _, e := range entries {
@@ -249,10 +68,10 @@ func (s *session) slowlogReply(out []byte, args [][]byte) []byte {
 		if l == nil {
 			return resp.AppendInt(out, 0)
 		}
-		return resp.AppendInt(out, int64(l.len()))
+		return resp.AppendInt(out, int64(l.Len()))
 	case "reset":
 		if l != nil {
-			l.reset()
+			l.Reset()
 		}
 		return resp.AppendSimple(out, "OK")
 	case "help":

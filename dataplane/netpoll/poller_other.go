@@ -1,6 +1,6 @@
 //go:build !linux
 
-package proxy
+package netpoll
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 // poller needs epoll; elsewhere every client gets a goroutine of its own.
 type poller struct{}
 
-type pollEvent struct {
+type event struct {
 	id  uint64
 	hup bool
 }
@@ -20,7 +20,7 @@ func newPoller() (*poller, error) { return nil, errors.ErrUnsupported }
 
 func (p *poller) add(*rawio.Conn, uint64) error { return errors.ErrUnsupported }
 func (p *poller) del(*rawio.Conn)               {}
-func (p *poller) wait() ([]pollEvent, error)    { return nil, errors.ErrUnsupported }
+func (p *poller) wait() ([]event, error)        { return nil, errors.ErrUnsupported }
 func (p *poller) wake()                         {}
 func (p *poller) close()                        {}
 func (p *poller) free()                         {}

@@ -1,4 +1,4 @@
-package proxy
+package slowlog
 
 import (
 	"bytes"
@@ -38,10 +38,10 @@ func TestSlowLogTrimsAsRedis(t *testing.T) {
 		{many, wantMany},
 		{many[:32], many[:32]},
 	}
-	l := (*slowLog)(nil).resized(2, time.Millisecond)
+	l := (*Log)(nil).Resized(2, time.Millisecond)
 	for _, c := range cases {
-		l.add(frameOfArgs(c.args...), time.Unix(100, 0), 5*time.Millisecond, "127.0.0.1:1")
-		got := l.get(1)[0]
+		l.Add(frameOfArgs(c.args...), time.Unix(100, 0), 5*time.Millisecond, "127.0.0.1:1")
+		got := l.Get(1)[0]
 		if !reflect.DeepEqual(got.Args, c.want) {
 			t.Errorf("args %q stored as %q, want %q", c.args, got.Args, c.want)
 		}
@@ -50,12 +50,12 @@ func TestSlowLogTrimsAsRedis(t *testing.T) {
 		}
 	}
 	// The ring keeps the newest two, ids counting on across a resize.
-	if got := l.get(-1); len(got) != 2 || got[0].ID != 4 || got[1].ID != 3 {
+	if got := l.Get(-1); len(got) != 2 || got[0].ID != 4 || got[1].ID != 3 {
 		t.Fatalf("ring holds %d entries, ids %v", len(got), got)
 	}
-	r := l.resized(5, time.Millisecond)
-	r.add(frameOfArgs("PING"), time.Now(), time.Millisecond, "c")
-	if got := r.get(-1); len(got) != 3 || got[0].ID != 5 || !reflect.DeepEqual(got[1].Args, many[:32]) || !reflect.DeepEqual(got[2].Args, wantMany) {
+	r := l.Resized(5, time.Millisecond)
+	r.Add(frameOfArgs("PING"), time.Now(), time.Millisecond, "c")
+	if got := r.Get(-1); len(got) != 3 || got[0].ID != 5 || !reflect.DeepEqual(got[1].Args, many[:32]) || !reflect.DeepEqual(got[2].Args, wantMany) {
 		t.Fatalf("after resize: %+v", got)
 	}
 }
@@ -63,13 +63,13 @@ func TestSlowLogTrimsAsRedis(t *testing.T) {
 // TestSlowLogAddAllocatesNothing: once the ring is full, recording a slow command reuses an
 // entry's buffer; under overload every command may be slow.
 func TestSlowLogAddAllocatesNothing(t *testing.T) {
-	l := (*slowLog)(nil).resized(4, time.Millisecond)
+	l := (*Log)(nil).Resized(4, time.Millisecond)
 	frame := frameOfArgs("SET", "key:000000012345", strings.Repeat("x", 200))
 	now := time.Now()
 	for range 8 {
-		l.add(frame, now, time.Millisecond, "127.0.0.1:5555")
+		l.Add(frame, now, time.Millisecond, "127.0.0.1:5555")
 	}
-	if a := testing.AllocsPerRun(200, func() { l.add(frame, now, time.Millisecond, "127.0.0.1:5555") }); a != 0 {
+	if a := testing.AllocsPerRun(200, func() { l.Add(frame, now, time.Millisecond, "127.0.0.1:5555") }); a != 0 {
 		t.Fatalf("add allocates %v times per slow command", a)
 	}
 	// Nor when it redacts, or skips an unknown command.
@@ -78,7 +78,7 @@ func TestSlowLogAddAllocatesNothing(t *testing.T) {
 		frameOfArgs("config", "set", "cluster.x.requirepass", "pw", "maxmemory", "0"),
 		frameOfArgs("nosuchcommand", "pw"),
 	} {
-		if a := testing.AllocsPerRun(200, func() { l.add(f, now, time.Millisecond, "127.0.0.1:5555") }); a != 0 {
+		if a := testing.AllocsPerRun(200, func() { l.Add(f, now, time.Millisecond, "127.0.0.1:5555") }); a != 0 {
 			t.Fatalf("add of %q allocates %v times", f, a)
 		}
 	}
@@ -106,15 +106,15 @@ func TestSlowLogRedactsSecrets(t *testing.T) {
 		{[]string{"CONFIG", "SET", "requirepass", "cfgpw", "maxmemory", "0"}, "CONFIG SET requirepass (redacted) maxmemory 0"},
 		{rules, "ACL SETUSER" + strings.Repeat(" (redacted)", 29) + " ... (12 more arguments)"},
 	}
-	l := (*slowLog)(nil).resized(len(cases), 0)
+	l := (*Log)(nil).Resized(len(cases), 0)
 	for _, c := range cases {
-		l.add(frameOfArgs(c.args...), time.Now(), time.Millisecond, "c")
-		e := l.get(1)[0]
+		l.Add(frameOfArgs(c.args...), time.Now(), time.Millisecond, "c")
+		e := l.Get(1)[0]
 		if got := strings.Join(e.Args, " "); got != c.want {
 			t.Errorf("%q stored as\n  %q, want\n  %q", c.args, got, c.want)
 		}
 	}
-	all := fmt.Sprint(l.get(-1))
+	all := fmt.Sprint(l.Get(-1))
 	for _, secret := range []string{"wrongpw", "pwxxx", "alice", "hellopw", "migpw", "cfgpw", "rulepw"} {
 		if strings.Contains(all, secret) {
 			t.Errorf("the slow log holds %q: %s", secret, all)
@@ -127,15 +127,15 @@ func TestSlowLogRedactsSecrets(t *testing.T) {
 // logged: a client that sends its password as a command (an inline line typed at the wrong
 // prompt) must not show it to everyone who reads SLOWLOG.
 func TestSlowLogSkipsUnknownCommands(t *testing.T) {
-	l := (*slowLog)(nil).resized(4, 0)
-	l.add(frameOfArgs("hunter2"), time.Now(), time.Millisecond, "c")
-	l.add(frameOfArgs("AUTHH", "hunter2"), time.Now(), time.Millisecond, "c")
-	l.add([]byte("not a frame"), time.Now(), time.Millisecond, "c")
-	if n := l.len(); n != 0 {
-		t.Fatalf("%d entries for unknown commands: %v", n, l.get(-1))
+	l := (*Log)(nil).Resized(4, 0)
+	l.Add(frameOfArgs("hunter2"), time.Now(), time.Millisecond, "c")
+	l.Add(frameOfArgs("AUTHH", "hunter2"), time.Now(), time.Millisecond, "c")
+	l.Add([]byte("not a frame"), time.Now(), time.Millisecond, "c")
+	if n := l.Len(); n != 0 {
+		t.Fatalf("%d entries for unknown commands: %v", n, l.Get(-1))
 	}
-	l.add(frameOfArgs("get", "k"), time.Now(), time.Millisecond, "c")
-	if got := l.get(-1); len(got) != 1 || strings.Join(got[0].Args, " ") != "get k" {
+	l.Add(frameOfArgs("get", "k"), time.Now(), time.Millisecond, "c")
+	if got := l.Get(-1); len(got) != 1 || strings.Join(got[0].Args, " ") != "get k" {
 		t.Fatalf("entries %v, want get k", got)
 	}
 }
@@ -144,7 +144,7 @@ func TestSlowLogSkipsUnknownCommands(t *testing.T) {
 // of 128 bytes (and a note of the rest), and the slow log keeps no reference to the command
 // itself: after a 64 MiB command, the heap goes back down while the slow log lives.
 func TestSlowLogEntryBounded(t *testing.T) {
-	l := (*slowLog)(nil).resized(2, 0)
+	l := (*Log)(nil).Resized(2, 0)
 	args := [][]byte{[]byte("MSET")}
 	for range 1 << 16 {
 		args = append(args, bytes.Repeat([]byte("v"), 1<<10))
@@ -154,7 +154,7 @@ func TestSlowLogEntryBounded(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	l.add(frame, time.Now(), time.Millisecond, "c")
+	l.Add(frame, time.Now(), time.Millisecond, "c")
 	frame = nil
 	runtime.GC()
 	runtime.ReadMemStats(&after)
@@ -167,7 +167,7 @@ func TestSlowLogEntryBounded(t *testing.T) {
 			t.Fatalf("an entry keeps a %d-byte buffer, want ≤ %d", cap(r.args), 2*bound)
 		}
 	}
-	e := l.get(1)[0]
+	e := l.Get(1)[0]
 	if len(e.Args) != 32 || e.Args[31] != "... (65506 more arguments)" || len(e.Args[1]) != 128+len("... (896 more bytes)") {
 		t.Fatalf("entry %d args, last %q, first value %d bytes", len(e.Args), e.Args[31], len(e.Args[1]))
 	}

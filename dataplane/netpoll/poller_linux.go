@@ -1,4 +1,4 @@
-package proxy
+package netpoll
 
 import (
 	"errors"
@@ -13,7 +13,7 @@ import (
 
 const (
 	epollET  = 1 << 31 // syscall.EPOLLET is negative, for a uint32 field
-	wakeID   = 0       // the eventfd's id; session ids start at 1
+	wakeID   = 0       // the eventfd's id; client ids start at 1
 	maxPolls = 256     // events taken per epoll_wait; more are taken on the next turn
 )
 
@@ -31,13 +31,13 @@ type poller struct {
 	closed bool
 
 	raw    []syscall.EpollEvent
-	evs    []pollEvent
+	evs    []event
 	n      int
 	err    error
 	waitFn func(fd uintptr) bool
 }
 
-type pollEvent struct {
+type event struct {
 	id  uint64
 	hup bool // the peer hung up (or the socket failed): read on to the end
 }
@@ -110,7 +110,7 @@ func (p *poller) del(c *rawio.Conn) {
 }
 
 // wait returns the next events, parking until there are some; an error once closed.
-func (p *poller) wait() ([]pollEvent, error) {
+func (p *poller) wait() ([]event, error) {
 	p.n, p.err = 0, nil
 	if err := p.rc.Read(p.waitFn); err != nil {
 		return nil, err
@@ -127,7 +127,7 @@ func (p *poller) wait() ([]pollEvent, error) {
 			continue
 		}
 		hup := ev.Events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0
-		p.evs = append(p.evs, pollEvent{id: id, hup: hup})
+		p.evs = append(p.evs, event{id: id, hup: hup})
 	}
 	return p.evs, nil
 }

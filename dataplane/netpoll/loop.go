@@ -1,0 +1,194 @@
+// Package netpoll runs event loops: one goroutine serves many sockets, waiting for all of them
+// at once in an epoll set of its own, instead of one goroutine per socket. Its one job is
+// the waiting and the dispatch: which sockets are ready, in what order their owners are called,
+// and one call at the end of each turn. What a ready socket means (reading a client's commands,
+// a backend's replies) is the caller's: the proxy's sessions are Clients, the backend
+// connections' readers are watched funcs (backend.Poller).
+//
+// Why: a goroutine per client parks and wakes twice per unpipelined request (waiting for the
+// client's next command, then for the replies) and tries a read that finds nothing before each
+// park; profiles put that at ~20% of asterd's CPU per request (docs/benchmarks.md). A Loop
+// waits in its epoll set through Go's netpoller (so a loop with nothing to do parks like any
+// goroutine and holds no thread), takes each turn's ready sockets, calls the ready backend
+// connections first (their replies complete batches whose clients may then be served this
+// turn), then the ready and kicked clients, then the turn's end func (the proxy flushes the
+// backends there: one write per node per turn).
+//
+// Concurrency: a Loop owns one goroutine (Start starts it, Stop ends it). Client.Turn, the
+// watched ready funcs and the end func run on that goroutine only, one at a time; Client.Hangup
+// runs there too, with the Loop's lock held, so it must not call back into the Loop. Add,
+// Remove, Watch, its unwatch func, Kick and KickAll may be called from any goroutine, also from
+// within a Turn. A Client is whoever's it is: the Loop only calls it, and never while it is not
+// registered (Add until Remove) or kicked. Without epoll (not Linux) New fails with
+// errors.ErrUnsupported and the caller serves each socket on a goroutine of its own.
+package netpoll
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/aster-proxy/aster/dataplane/rawio"
+)
+
+// Client is a socket's owner that a Loop serves: a proxy session.
+type Client interface {
+	// Turn serves the client once: its socket may be readable, or it was kicked. On the
+	// loop's goroutine.
+	Turn()
+	// Hangup says the peer hung up (or the socket failed) before this turn's Turn: the
+	// client should read on to the end even after a short read. On the loop's goroutine,
+	// with the loop's lock held.
+	Hangup()
+}
+
+// A Loop serves many clients, and reads backend connections, on one goroutine.
+type Loop struct {
+	p       *poller
+	done    chan struct{}
+	endTurn func()
+
+	mu       sync.Mutex
+	byID     map[uint64]Client
+	backends map[uint64]func() // ready funcs of the backend connections the loop reads
+	kicked   []Client          // to serve on the next turn without waiting for their sockets
+
+	replies []func() // this turn's readable backends (the loop's goroutine only)
+	ready   []Client // this turn's clients (the loop's goroutine only)
+}
+
+// New makes a loop; endTurn, if not nil, is called at the end of each turn, on the loop's
+// goroutine. errors.ErrUnsupported where there is no epoll.
+func New(endTurn func()) (*Loop, error) {
+	p, err := newPoller()
+	if err != nil {
+		return nil, err
+	}
+	return &Loop{p: p, done: make(chan struct{}), endTurn: endTurn, byID: make(map[uint64]Client),
+		backends: make(map[uint64]func())}, nil
+}
+
+// Start starts the loop's goroutine.
+func (l *Loop) Start() { go l.run() }
+
+// Stop ends the loop, once its clients are gone.
+func (l *Loop) Stop() {
+	l.p.close()
+	<-l.done
+	l.p.free()
+}
+
+// Add has the loop serve c, whose socket is raw, from now on under id (unique, at least 1 and
+// below 1<<63). On an error (the socket closed meanwhile, or the kernel refused it), c stays
+// registered: the caller closes the socket and kicks c, whose turn finds it closed and
+// removes it.
+func (l *Loop) Add(id uint64, raw *rawio.Conn, c Client) error {
+	l.mu.Lock() // publishes what the caller set up for c to the loop's goroutine
+	l.byID[id] = c
+	l.mu.Unlock()
+	return l.p.add(raw, id)
+}
+
+// Remove takes the client id out of the loop: it gets no more turns.
+func (l *Loop) Remove(id uint64, raw *rawio.Conn) {
+	l.mu.Lock()
+	delete(l.byID, id)
+	l.mu.Unlock()
+	l.p.del(raw) // fails harmlessly when the socket is closed already (and so out of the set)
+}
+
+// Counts is how many clients and backend connections the loop serves now.
+func (l *Loop) Counts() (clients, backends int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.byID), len(l.backends)
+}
+
+// backendIDs number the backend connections a loop reads, apart from the clients' ids.
+var backendIDs atomic.Uint64
+
+// Watch has the loop read a backend connection: a backend.Poller.
+func (l *Loop) Watch(raw *rawio.Conn, ready func()) (func(), error) {
+	id := 1<<63 | backendIDs.Add(1)
+	l.mu.Lock()
+	l.backends[id] = ready
+	l.mu.Unlock()
+	unwatch := func() {
+		l.mu.Lock()
+		delete(l.backends, id)
+		l.mu.Unlock()
+		l.p.del(raw)
+	}
+	if err := l.p.add(raw, id); err != nil {
+		unwatch()
+		return nil, err
+	}
+	return unwatch, nil
+}
+
+// Kick has the loop serve c on its next turn.
+func (l *Loop) Kick(c Client) {
+	l.mu.Lock()
+	l.kicked = append(l.kicked, c)
+	first := len(l.kicked) == 1
+	l.mu.Unlock()
+	if first {
+		l.p.wake()
+	}
+}
+
+// KickAll has the loop serve all its clients on its next turn: after their sockets were
+// closed, which raises no event of its own.
+func (l *Loop) KickAll() {
+	l.mu.Lock()
+	for _, c := range l.byID {
+		l.kicked = append(l.kicked, c)
+	}
+	l.mu.Unlock()
+	l.p.wake()
+}
+
+func (l *Loop) run() {
+	defer close(l.done)
+	for {
+		evs, err := l.p.wait()
+		if err != nil {
+			return // closed
+		}
+		l.mu.Lock()
+		for _, ev := range evs {
+			if f := l.backends[ev.id]; f != nil {
+				l.replies = append(l.replies, f)
+				continue
+			}
+			if c := l.byID[ev.id]; c != nil {
+				if ev.hup {
+					c.Hangup()
+				}
+				l.ready = append(l.ready, c)
+			}
+		}
+		l.ready = append(l.ready, l.kicked...)
+		clear(l.kicked)
+		l.kicked = l.kicked[:0]
+		l.mu.Unlock()
+		// Replies first: they complete batches, whose clients may then be served this turn.
+		for _, f := range l.replies {
+			f()
+		}
+		clear(l.replies)
+		l.replies = l.replies[:0]
+		for _, c := range l.ready {
+			c.Turn()
+		}
+		clear(l.ready)
+		l.ready = l.ready[:0]
+		if l.endTurn != nil {
+			l.endTurn()
+		}
+		// Let the other goroutines run between turns (clients handed to goroutines of their
+		// own, reader goroutines of connections no loop reads): the next turn then finds more
+		// clients ready, whose commands go to each node in one write.
+		runtime.Gosched()
+	}
+}

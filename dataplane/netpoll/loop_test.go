@@ -1,0 +1,152 @@
+//go:build linux
+
+package netpoll
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/aster-proxy/aster/dataplane/rawio"
+)
+
+// recorder is a Client that reports its turns, and whether a hangup came before them.
+type recorder struct {
+	turns chan bool // hung up before this turn
+	hup   bool      // under the loop's lock (Hangup), then read on its goroutine (Turn)
+}
+
+func (r *recorder) Hangup() { r.hup = true }
+func (r *recorder) Turn()   { r.turns <- r.hup }
+
+// pair is a connected loopback TCP pair: the loop's end, raw, and the peer.
+func pair(t *testing.T) (*rawio.Conn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close(); peer.Close() })
+	return rawio.New(nc), peer
+}
+
+func waitTurn(t *testing.T, r *recorder, what string) bool {
+	t.Helper()
+	select {
+	case hup := <-r.turns:
+		return hup
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no turn: %s", what)
+		return false
+	}
+}
+
+// A client gets a turn when its socket becomes readable, when kicked, and after a hangup that
+// it is told of first; the end func follows each turn; a removed client gets no more turns.
+func TestLoopClientTurns(t *testing.T) {
+	turnEnds := make(chan struct{}, 100)
+	l, err := New(func() {
+		select {
+		case turnEnds <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Start()
+	defer l.Stop()
+	raw, peer := pair(t)
+	r := &recorder{turns: make(chan bool, 10)}
+	if err := l.Add(1, raw, r); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := l.Counts(); n != 1 {
+		t.Fatalf("Counts: %d clients, want 1", n)
+	}
+	if _, err := peer.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if waitTurn(t, r, "after a write") {
+		t.Fatal("hangup reported before the peer hung up")
+	}
+	select {
+	case <-turnEnds:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the end func was not called after a turn")
+	}
+	l.Kick(r)
+	waitTurn(t, r, "after Kick")
+	peer.Close()
+	if !waitTurn(t, r, "after the peer hung up") {
+		t.Fatal("the turn after the peer hung up came without Hangup")
+	}
+	l.Remove(1, raw)
+	if n, _ := l.Counts(); n != 0 {
+		t.Fatalf("Counts after Remove: %d clients, want 0", n)
+	}
+	l.KickAll() // none registered: no turn
+	select {
+	case <-r.turns:
+		t.Fatal("a removed client got a turn")
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// A watched connection's ready func is called when it becomes readable, until unwatched.
+func TestLoopWatch(t *testing.T) {
+	l, err := New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Start()
+	defer l.Stop()
+	raw, peer := pair(t)
+	ready := make(chan struct{}, 10)
+	unwatch, err := l.Watch(raw, func() {
+		var b [16]byte
+		_, _ = raw.TryRead(b[:]) // drain, as an edge-triggered reader must
+		ready <- struct{}{}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, n := l.Counts(); n != 1 {
+		t.Fatalf("Counts: %d backends, want 1", n)
+	}
+	if _, err := peer.Write([]byte("+OK\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ready:
+	case <-time.After(10 * time.Second):
+		t.Fatal("ready not called for a readable watched socket")
+	}
+	unwatch()
+	if _, n := l.Counts(); n != 0 {
+		t.Fatalf("Counts after unwatch: %d backends, want 0", n)
+	}
+}
+
+// Add after Stop fails, and a loop stops with nothing registered.
+func TestLoopStopped(t *testing.T) {
+	l, err := New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Start()
+	l.Stop()
+	raw, _ := pair(t)
+	if err := l.Add(1, raw, &recorder{turns: make(chan bool, 1)}); err == nil {
+		t.Fatal("Add on a stopped loop succeeded")
+	}
+}
