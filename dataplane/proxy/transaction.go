@@ -183,26 +183,21 @@ func (s *session) txKeys(spec *command.Spec, args [][]byte) (node int, msg strin
 		return -1, msg
 	}
 	tx := &s.tx
-	// A Redis Cluster's groups, slots, are the same in every table: the transaction keeps to
-	// its slot, wherever it moves. A ring's node indexes are the table's only: it keeps to
-	// its node.
-	if s.snap.table.Cluster() {
-		if !tx.grouped {
-			tx.grouped, tx.group = true, g
-		} else if g != tx.group {
-			return -1, route.ErrCrossSlot.Error()
-		}
+	// A Redis Cluster's groups, slots, are the same in every table: a transaction keeps to
+	// its slot, wherever the slot moves. A ring's node indexes are one table's only: it
+	// keeps to its node, by address.
+	cluster := s.snap.table.Cluster()
+	if cluster && tx.grouped && g != tx.group {
+		return -1, route.ErrCrossSlot.Error()
 	}
 	if node = s.groupNode(g, false); node < 0 {
 		return -1, s.noNodeMsg()
 	}
-	if s.snap.table.Cluster() {
-		return node, ""
-	}
 	addr := s.snap.pools[node].addr
-	if !tx.grouped {
+	switch {
+	case !tx.grouped:
 		tx.grouped, tx.group, tx.addr = true, g, addr
-	} else if addr != tx.addr {
+	case !cluster && addr != tx.addr:
 		return -1, "ERR keys of a transaction must all be on one node (use hash tags)"
 	}
 	return node, ""
