@@ -261,3 +261,59 @@ func TestTableErrorsAreRedisClusters(t *testing.T) {
 		t.Fatalf("MGET over two slots: %v, want %q", err, route.ErrCrossSlot)
 	}
 }
+
+// BenchmarkTableRoute measures what a single-key or three-key command costs to route through
+// the table (Together, then Node) against the same lookups made on the ring or slot map
+// directly, as the proxy made them before it asked the table: the table must cost nothing
+// that matters.
+func BenchmarkTableRoute(b *testing.B) {
+	one := [][]byte{[]byte("GET"), []byte("user:1000")}
+	three := [][]byte{[]byte("MGET"), []byte("{u}:1"), []byte("{u}:2"), []byte("{u}:3")}
+	for _, mode := range []struct {
+		name string
+		tb   *route.Table
+	}{{"cluster", slotTable(b)}, {"ring", ringTable(b, false)}} {
+		tb := mode.tb
+		for _, c := range []struct {
+			name string
+			args [][]byte
+			keys []int
+		}{{"1key", one, []int{1}}, {"3keys", three, []int{1, 2, 3}}} {
+			b.Run(mode.name+"/"+c.name+"/table", func(b *testing.B) {
+				var rr uint32
+				sink := 0
+				for b.Loop() {
+					g, err := tb.Together(c.args, c.keys)
+					if err != nil {
+						b.Fatal(err)
+					}
+					sink += tb.Node(g, false, &rr)
+				}
+				_ = sink
+			})
+			b.Run(mode.name+"/"+c.name+"/direct", func(b *testing.B) {
+				sink := 0
+				for b.Loop() {
+					if m := tb.Slots; m != nil {
+						slot := route.Slot(c.args[c.keys[0]])
+						for _, k := range c.keys[1:] {
+							if route.Slot(c.args[k]) != slot {
+								b.Fatal("cross slot")
+							}
+						}
+						sink += m.Master(slot)
+						continue
+					}
+					node := tb.Ring.Pick(c.args[c.keys[0]])
+					for _, k := range c.keys[1:] {
+						if tb.Ring.Pick(c.args[k]) != node {
+							b.Fatal("cross node")
+						}
+					}
+					sink += node
+				}
+				_ = sink
+			})
+		}
+	}
+}
