@@ -784,7 +784,7 @@ func (s *session) forwardByKeys(pl *place, spec *command.Spec, cmd *resp.Command
 // groupNode picks the node for a group's request: its master, or for a read with
 // read_from_slave one of its replicas (and master) in turn. -1 when no node serves it.
 func (s *session) groupNode(g int, read bool) int {
-	return s.snap.table.Node(g, read && s.snap.readFromSlave, &s.rr)
+	return s.snap.table.Node(g, read, s.snap.readFromSlave, &s.rr)
 }
 
 // slotNode is groupNode for a slot, as split.go asks.

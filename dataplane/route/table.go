@@ -202,13 +202,15 @@ func (t *Table) ReadReplicas(group int) []int {
 	return x.reps[group]
 }
 
-// Node returns the node a request of group goes to: its master, or for a read that may go to
-// a replica (read_from_slave), the next in turn of *rr (which it advances) among a slot's
-// master and replicas, or among a ring node's read replicas (a Sentinel group's master takes
-// the writes only). -1 when no node serves group. It does not allocate.
-func (t *Table) Node(group int, replicaRead bool, rr *uint32) int {
+// Node returns the node a request of group goes to: its master, or for a read the next in
+// turn of *rr (which it advances) among a ring node's read replicas (a Sentinel group's
+// master takes the writes only), or with readFromSlave among a slot's master and replicas.
+// readFromSlave is the backend setting, which a slot map's replicas need (their connections
+// say READONLY); a ring lists read replicas only when they are to be read. -1 when no node
+// serves group. It does not allocate.
+func (t *Table) Node(group int, read, readFromSlave bool, rr *uint32) int {
 	m := t.Master(group)
-	if !replicaRead || m < 0 {
+	if !read || m < 0 || (t.Slots != nil && !readFromSlave) {
 		return m
 	}
 	reps := t.ReadReplicas(group)

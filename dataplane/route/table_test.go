@@ -97,17 +97,22 @@ func TestTableSlotMap(t *testing.T) {
 	// Writes go to the master; reads with read_from_slave take master and replica in turn.
 	var rr uint32
 	bar := tb.Group([]byte("bar"))
-	if n := tb.Node(bar, false, &rr); n != 0 || rr != 0 {
+	if n := tb.Node(bar, false, true, &rr); n != 0 || rr != 0 {
 		t.Fatalf("Node(bar, write) = %d (rr %d), want master 0 with rr untouched", n, rr)
 	}
 	seen := map[int]int{}
 	for range 4 {
-		seen[tb.Node(bar, true, &rr)]++
+		seen[tb.Node(bar, true, true, &rr)]++
 	}
 	if seen[0] != 2 || seen[1] != 2 {
 		t.Fatalf("reads of bar went to %v, want master 0 and replica 1 twice each", seen)
 	}
-	if n := tb.Node(tb.Group([]byte("foo")), true, &rr); n != 4 {
+	for range 2 {
+		if n := tb.Node(bar, true, false, &rr); n != 0 {
+			t.Fatalf("read of bar without read_from_slave = %d, want master 0", n)
+		}
+	}
+	if n := tb.Node(tb.Group([]byte("foo")), true, true, &rr); n != 4 {
 		t.Fatalf("read of foo (no replica) = %d, want master 4", n)
 	}
 	if tb.Master(-1) != -1 || tb.Master(route.Slots) != -1 || tb.ReadReplicas(route.Slots) != nil {
@@ -125,7 +130,7 @@ func TestTableUncoveredSlot(t *testing.T) {
 	}
 	tb := &route.Table{Slots: m}
 	var rr uint32
-	if tb.Master(0) != -1 || tb.Node(0, true, &rr) != -1 {
+	if tb.Master(0) != -1 || tb.Node(0, true, true, &rr) != -1 {
 		t.Fatal("slot 0 is not served: want no node")
 	}
 	if tb.Keyless() != 0 {
@@ -170,7 +175,7 @@ func TestTableRing(t *testing.T) {
 		t.Fatalf("Keyless = %d, want the owner of the first point %d", tb.Keyless(), tb.Ring.Pick(nil))
 	}
 	var rr uint32
-	if n := tb.Node(tb.Group(a), true, &rr); n != tb.Group(a) {
+	if n := tb.Node(tb.Group(a), true, true, &rr); n != tb.Group(a) {
 		t.Fatalf("read without replicas = %d, want the node", n)
 	}
 	if got := tb.NoNode("c1"); got != "ERR no backend node available in cluster c1" {
@@ -195,15 +200,15 @@ func TestTableRingReplicas(t *testing.T) {
 	var rr uint32
 	seen := map[int]int{}
 	for range 4 {
-		seen[tb.Node(0, true, &rr)]++
+		seen[tb.Node(0, true, false, &rr)]++
 	}
 	if seen[3] != 2 || seen[4] != 2 {
 		t.Fatalf("reads of node 0 went to %v, want its replicas 3 and 4 twice each (not the master)", seen)
 	}
-	if n := tb.Node(0, false, &rr); n != 0 {
+	if n := tb.Node(0, false, false, &rr); n != 0 {
 		t.Fatalf("write = %d, want the master", n)
 	}
-	if n := tb.Node(1, true, &rr); n != 1 {
+	if n := tb.Node(1, true, false, &rr); n != 1 {
 		t.Fatalf("read of node 1 (no replicas) = %d, want 1", n)
 	}
 	if got := tb.ReadReplicas(2); !slices.Equal(got, []int{5}) {
@@ -239,7 +244,7 @@ func TestTableLookupsDoNotAllocate(t *testing.T) {
 		tb.Addrs() // the index is built once, on first use
 		n := testing.AllocsPerRun(100, func() {
 			g, _ := tb.Together(args, keys)
-			_ = tb.Node(g, true, &rr) + tb.Keyless() + tb.Master(tb.Group(args[0]))
+			_ = tb.Node(g, true, true, &rr) + tb.Keyless() + tb.Master(tb.Group(args[0]))
 			_, _ = tb.Together(args, nil)
 		})
 		if n != 0 {
@@ -287,7 +292,7 @@ func BenchmarkTableRoute(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					sink += tb.Node(g, false, &rr)
+					sink += tb.Node(g, false, false, &rr)
 				}
 				_ = sink
 			})
