@@ -65,12 +65,12 @@ func getRace() *race {
 	return r
 }
 
-// forwardWithBackup sends a read to the slot's master as a race; false when the read does
-// not qualify (node is a replica already, or the slot has none) and goes the ordinary way.
-func (s *session) forwardWithBackup(pl *place, b *route.BackupRequest, slot uint16, node int, cmd *resp.Command) bool {
-	slots := s.snap.slots
-	reps := slots.Replicas(slot)
-	if node != slots.Master(slot) || len(reps) == 0 {
+// forwardWithBackup sends a read to the master of group g as a race; false when the read does
+// not qualify (node is a replica already, or the group has none) and goes the ordinary way.
+func (s *session) forwardWithBackup(pl *place, b *route.BackupRequest, g, node int, cmd *resp.Command) bool {
+	t := s.snap.table
+	reps := t.ReadReplicas(g)
+	if node != t.Master(g) || len(reps) == 0 {
 		return false
 	}
 	s.rr++

@@ -9,7 +9,6 @@ import (
 
 	"github.com/aster-proxy/aster/dataplane/command"
 	"github.com/aster-proxy/aster/dataplane/resp"
-	"github.com/aster-proxy/aster/dataplane/route"
 )
 
 // maxBlockedInput bounds what the proxy buffers of a blocked client's further input (Redis
@@ -44,12 +43,10 @@ func (s *session) block(pl *place, spec *command.Spec, cmd *resp.Command) {
 		pl.setError(msg)
 		return
 	}
-	node := g
-	if s.snap.slots != nil {
-		if node = s.slotNode(uint16(g), command.IsReadOnly(spec)); node < 0 {
-			s.noNode(pl)
-			return
-		}
+	node := s.groupNode(g, command.IsReadOnly(spec))
+	if node < 0 {
+		s.noNode(pl)
+		return
 	}
 	s.deferTo(spec, node)
 }
@@ -61,9 +58,8 @@ func (s *session) deferTo(spec *command.Spec, node int) {
 	s.deferred, s.deferNode, s.deferMute = spec, node, s.places[s.n].silent
 }
 
-// keyGroup finds where all the keys of a command are: their slot in cluster mode, their node
-// in standalone mode; -1 without keys. msg is the client's error when the keys are not
-// together or no node serves them.
+// keyGroup finds the group (route.Table.Group) all the keys of a command are in; -1 without
+// keys. msg is the client's error when the keys are not together or no node serves them.
 func (s *session) keyGroup(spec *command.Spec, args [][]byte) (group int, msg string) {
 	keys, ok := spec.Keys(args, s.keys[:0])
 	s.keys = keys
@@ -73,26 +69,14 @@ func (s *session) keyGroup(spec *command.Spec, args [][]byte) (group int, msg st
 	if len(keys) == 0 {
 		return -1, ""
 	}
-	if s.snap.slots != nil {
-		slot := route.Slot(args[keys[0]])
-		for _, k := range keys[1:] {
-			if route.Slot(args[k]) != slot {
-				return -1, "CROSSSLOT Keys in request don't hash to the same slot"
-			}
-		}
-		return int(slot), ""
+	g, err := s.snap.table.Together(args, keys)
+	if err != nil {
+		return -1, err.Error()
 	}
-	ring := s.snap.table.Ring
-	node := ring.Pick(args[keys[0]])
-	if node < 0 {
+	if g < 0 { // an empty ring
 		return -1, s.noNodeMsg()
 	}
-	for _, k := range keys[1:] {
-		if ring.Pick(args[k]) != node {
-			return -1, "CROSSSLOT Keys in request don't hash to the same node (use hash tags)"
-		}
-	}
-	return node, ""
+	return g, ""
 }
 
 // runDeferred runs the command that ended the batch and writes its reply. false: the client
@@ -179,7 +163,7 @@ func (s *session) dedDo(d *dedConn, frame []byte, timeout time.Duration, follow,
 			s.dropDed(d)
 			return nil, d, false, fmt.Errorf("backend %s: %w", d.addr, err)
 		}
-		if !follow || hop > 0 || s.snap.slots == nil {
+		if !follow || hop > 0 || !s.snap.table.Cluster() { // only Redis Cluster nodes redirect
 			return reply, d, false, nil
 		}
 		addr, ask, ok := isRedirect(reply)

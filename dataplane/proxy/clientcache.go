@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"net"
-	"slices"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -143,20 +142,7 @@ func (c *Cluster) stopCacheLocked() {
 }
 
 // sameRouting reports whether a and b send every key to the same node (and replicas).
-func sameRouting(a, b *route.Table) bool {
-	if !slices.Equal(tableAddrs(a), tableAddrs(b)) || (a.Slots == nil) != (b.Slots == nil) {
-		return false
-	}
-	if a.Slots == nil {
-		return true // the same nodes in the same order make the same ring
-	}
-	for s := range uint16(route.Slots) {
-		if a.Slots.Master(s) != b.Slots.Master(s) || !slices.Equal(a.Slots.Replicas(s), b.Slots.Replicas(s)) {
-			return false
-		}
-	}
-	return true
-}
+func sameRouting(a, b *route.Table) bool { return a.SameRouting(b) }
 
 var (
 	specGet  = command.Lookup([]byte("get"))
@@ -209,10 +195,8 @@ func (s *session) cacheCommand(pl *place, cc *clientCache, spec *command.Spec, c
 
 // cacheNode is the node a cached read of key goes to: its master.
 func (s *session) cacheNode(key []byte) int {
-	if slots := s.snap.slots; slots != nil {
-		return slots.Master(route.Slot(key))
-	}
-	return s.snap.table.Ring.Pick(key)
+	t := s.snap.table
+	return t.Master(t.Group(key))
 }
 
 // cacheGet answers GET or HGET from the cache, or sends it to the key's master and notes

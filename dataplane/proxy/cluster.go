@@ -47,18 +47,15 @@ const DefaultOutputLimit = 32 << 20
 // snapshot is a routing table joined with the connection pools of the nodes it names, so a
 // request needs one atomic load to route and reach its node.
 type snapshot struct {
+	// table says where a key goes (route.Table's methods); pools are index-aligned with its
+	// nodes (table.Addrs), replicas included.
 	table *route.Table
-	slots *route.SlotMap // table.Slots: nil in standalone mode
-	pools []*pool        // index-aligned with the table's nodes (tableAddrs)
+	slots *route.SlotMap // table.Slots, for split.go's own grouping until it asks the table
+	pools []*pool
 	// readFromSlave and resp3 (the pools speak RESP3) are the generation's backend settings,
 	// copied here next to the pools they made, for the routing code that has only a snapshot.
 	readFromSlave bool
 	resp3         bool
-	// ringReps, for a ring whose table names read replicas (Sentinel mode with
-	// read_from_slave), are each ring node's replica pools, where its single-key reads go;
-	// nil otherwise. Kept apart from pools so that node indexes (and what goes to every
-	// node: keyspace commands, pattern subscriptions) stay the ring's.
-	ringReps [][]*pool
 	// replaced is closed once a newer snapshot is installed, for the sessions that wait for
 	// one (retry.go).
 	replaced chan struct{}
@@ -166,21 +163,6 @@ func (c *Cluster) publishLocked(g *generation) {
 	}
 }
 
-// tableAddrs lists the node addresses of t in the order its node indexes use.
-func tableAddrs(t *route.Table) []string {
-	var addrs []string
-	if t.Slots != nil {
-		for _, n := range t.Slots.Nodes() {
-			addrs = append(addrs, n.Addr)
-		}
-		return addrs
-	}
-	for _, n := range t.Ring.Nodes() {
-		addrs = append(addrs, n.Addr)
-	}
-	return addrs
-}
-
 // pool is the node's shared connections.
 type pool struct {
 	addr  string
@@ -283,7 +265,7 @@ func newCluster(spec route.ClusterSpec, env Env, p prepared) *Cluster {
 	c.dedIdle.IdleFor, c.dedIdle.MaxIdle = dedIdleFor, dedIdleMax
 	b, live := backendOf(spec.Backend, p.bTLS), spec.Live
 	in := settings{acc: p.acc, rights: p.rights, backend: &b, live: &live}
-	if t := spec.Table; t != nil && (t.Ring == nil) != (t.Slots == nil) {
+	if t := spec.Table; t.Check() == nil {
 		in.table = t
 	}
 	c.mu.Lock()
@@ -299,8 +281,8 @@ func (c *Cluster) Name() string { return c.name }
 // not newer than the current one are ignored. Connection pools are carried over by address;
 // pools of nodes the new table no longer names are closed after RetireGrace.
 func (c *Cluster) Update(t *route.Table) error {
-	if t == nil || (t.Ring == nil) == (t.Slots == nil) {
-		return errors.New("update: a table needs exactly one of a ring or a slot map")
+	if err := t.Check(); err != nil {
+		return fmt.Errorf("update: %w", err)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -319,22 +301,13 @@ func (c *Cluster) Update(t *route.Table) error {
 // names; pools of nodes it no longer names are retired. c.mu must be held. It returns t's
 // node addresses.
 func (c *Cluster) installLocked(g *generation, t *route.Table) []string {
-	addrs := tableAddrs(t)
+	addrs := t.Addrs()
 	next := &snapshot{table: t, slots: t.Slots, pools: make([]*pool, len(addrs)), readFromSlave: g.backend.readFromSlave,
 		resp3: g.backend.resp3, replaced: make(chan struct{})}
 	named := make(map[string]bool, len(addrs))
 	for i, addr := range addrs {
 		next.pools[i] = c.poolLocked(g, addr)
 		named[addr] = true
-	}
-	if t.Ring != nil && len(t.Replicas) > 0 {
-		next.ringReps = make([][]*pool, len(addrs))
-		for i, reps := range t.Replicas[:min(len(t.Replicas), len(addrs))] {
-			for _, addr := range reps {
-				next.ringReps[i] = append(next.ringReps[i], c.poolLocked(g, addr))
-				named[addr] = true
-			}
-		}
 	}
 	g.snap = next
 	for addr, p := range c.pools {

@@ -22,34 +22,23 @@ import (
 // the proxy follows.
 
 // keylessNode is that node, or -1 when no node serves.
-func (s *session) keylessNode() int {
-	if m := s.snap.slots; m != nil {
-		if n := m.Master(0); n >= 0 {
-			return n
-		}
-		if masters := m.Masters(); len(masters) > 0 {
-			return masters[0]
-		}
-		return -1
-	}
-	return s.snap.table.Ring.Pick(nil)
-}
+func (s *session) keylessNode() int { return s.snap.table.Keyless() }
 
-// sortPatternRefused is the error for a SORT (or SORT_RO) on a ring of several nodes whose BY
-// or GET pattern names keys that may be on another node than the sorted key: the node would
+// sortPatternRefused is the error for a SORT (or SORT_RO) of the key of group g whose BY or
+// GET pattern names keys that may be in another group (on another node): the node would
 // read only its own keys and answer a different result without an error. Redis Cluster
 // refuses every such pattern with the same error; the proxy lets one through when its hash
-// tag (wildcard-free) puts every key it forms on the sorted key's node. A BY without '*'
-// (no sorting) and GET # read no other key. "" when the command may go.
-func (s *session) sortPatternRefused(args [][]byte) string {
-	ring := s.snap.table.Ring
-	if len(ring.Nodes()) <= 1 {
+// tag (wildcard-free) puts every key it forms in the sorted key's group. A BY without '*'
+// (no sorting) and GET # read no other key. "" when the command may go. A Redis Cluster node
+// checks the patterns itself, with its version's own error.
+func (s *session) sortPatternRefused(args [][]byte, g int) string {
+	t := s.snap.table
+	if t.Cluster() || len(t.Primaries()) <= 1 {
 		return ""
 	}
-	node := ring.Pick(args[1])
 	together := func(p []byte) bool {
-		tag := route.HashTag(p, ring.Tag())
-		return len(tag) < len(p) && !bytes.ContainsAny(tag, "*?[") && ring.Pick(p) == node
+		tag := route.HashTag(p, t.Tag())
+		return len(tag) < len(p) && !bytes.ContainsAny(tag, "*?[") && t.Group(p) == g
 	}
 	for i := 2; i+1 < len(args); i++ {
 		switch a := args[i]; {
@@ -83,7 +72,7 @@ const errKeyspaceEvents = "ERR keyspace notifications (__keyspace@/__keyevent@) 
 // begins, __keyspace@ or __keyevent@); "" otherwise. A pattern such as * that merely may
 // match them is let through: it is meant for PUBLISH, which every master sees.
 func (s *session) checkKeyspaceEvents(kind subKind, names [][]byte) string {
-	if kind == kindShard || s.snap == nil || s.snap.slots == nil {
+	if kind == kindShard || s.snap == nil || !s.snap.table.Cluster() { // a Redis Cluster matter
 		return ""
 	}
 	for _, n := range names {

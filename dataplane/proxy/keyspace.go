@@ -40,14 +40,8 @@ const (
 	ksInfo                     // INFO: the proxy's sections, the nodes' keyspace counts added up
 )
 
-// keyspaceNodes are the nodes that hold the keyspace, in a fixed order: the ring's nodes in
-// the table's order (standalone), the masters in address order (cluster).
-func (s *session) keyspaceNodes() []int {
-	if m := s.snap.slots; m != nil {
-		return m.Masters()
-	}
-	return s.allNodes()
-}
+// keyspaceNodes are the nodes that hold the keyspace, in a fixed order (route.Table.Primaries).
+func (s *session) keyspaceNodes() []int { return s.snap.table.Primaries() }
 
 // allNodes is every node of the table, replicas included, in index order.
 func (s *session) allNodes() []int {

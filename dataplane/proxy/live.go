@@ -313,7 +313,8 @@ func (c *Cluster) parseKnob(name, value string) (set func(*knobs), hotOn *bool, 
 		if err != nil {
 			return nil, nil, err
 		}
-		if s := c.gen.Load().snap; on && (s == nil || s.slots == nil) {
+		// Backup reads race a slot's master and replica: a Redis Cluster feature as documented.
+		if s := c.gen.Load().snap; on && (s == nil || !s.table.Cluster()) {
 			return nil, nil, bad("backup reads need a Redis Cluster (cache_type redis_cluster)")
 		}
 		return func(k *knobs) { k.backup.Enabled = on }, nil, nil

@@ -48,9 +48,7 @@ func (c *Cluster) info(sections [][]byte) (text string, keyspace bool) {
 	if s := c.gen.Load().snap; s != nil {
 		version = s.table.Version
 		nodes = len(s.pools)
-		if s.slots != nil {
-			cacheType = "redis_cluster"
-		}
+		cacheType = s.table.CacheType()
 	}
 	var b bytes.Buffer
 	line := func(k, v string) { b.WriteString(k + ":" + v + "\r\n") }

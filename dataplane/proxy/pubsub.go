@@ -12,7 +12,6 @@ import (
 
 	"github.com/aster-proxy/aster/dataplane/command"
 	"github.com/aster-proxy/aster/dataplane/resp"
-	"github.com/aster-proxy/aster/dataplane/route"
 )
 
 // Pub/sub. A session that subscribes leaves the request/reply loop for subscribed mode: the
@@ -106,27 +105,23 @@ func subKindOf(name string) (kind subKind, sub bool) {
 }
 
 // checkShardSlots refuses, in cluster mode, shard channels of different slots in one command, as
-// Redis does; "" when fine.
+// Redis does; "" when fine. Shard channels are a Redis Cluster notion: elsewhere each goes to
+// its own node.
 func (s *session) checkShardSlots(kind subKind, names [][]byte) string {
-	if kind != kindShard || len(names) < 2 || s.snap == nil || s.snap.slots == nil {
+	if kind != kindShard || len(names) < 2 || s.snap == nil || !s.snap.table.Cluster() {
 		return ""
 	}
-	slot := route.Slot(names[0])
-	for _, n := range names[1:] {
-		if route.Slot(n) != slot {
-			return "CROSSSLOT Keys in request don't hash to the same slot"
-		}
+	if _, err := s.snap.table.Together(names, nil); err != nil {
+		return err.Error()
 	}
 	return ""
 }
 
-// channelNode is the node a channel's PUBLISH and SUBSCRIBE go to: its ring node, or in
-// cluster mode its slot's master. -1 when none.
+// channelNode is the node a channel's PUBLISH and SUBSCRIBE go to: its group's master. -1
+// when none.
 func channelNode(snap *snapshot, ch []byte) int {
-	if snap.slots != nil {
-		return snap.slots.Master(route.Slot(ch))
-	}
-	return snap.table.Ring.Pick(ch)
+	t := snap.table
+	return t.Master(t.Group(ch))
 }
 
 // channelCommand routes PUBLISH and PUBSUB by channel name.
@@ -591,11 +586,10 @@ func (p *pubsub) unsubscribe(kind subKind, names [][]byte) {
 // nodesFor appends the node indexes of the current snapshot where a subscription belongs.
 func (p *pubsub) nodesFor(dst []int, kind subKind, name string) []int {
 	snap := p.s.snap
-	if kind == kindPattern && snap.slots == nil {
-		for i := range snap.pools { // a pattern may match channels on any node
-			dst = append(dst, i)
-		}
-		return dst
+	// A pattern may match channels of any node; a Redis Cluster spreads every PUBLISH over
+	// its bus, so there one node (the name's) sees them all.
+	if kind == kindPattern && !snap.table.Cluster() {
+		return append(dst, snap.table.Primaries()...)
 	}
 	if n := channelNode(snap, []byte(name)); n >= 0 {
 		dst = append(dst, n)

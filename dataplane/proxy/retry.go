@@ -42,7 +42,9 @@ func (s *session) retryUnsent() {
 	for {
 		if cur := s.c.gen.Load().snap; cur != nil && cur != next {
 			next = cur // waited on below: the one after it
-			if next.slots != nil && s.movesUnsent(next) {
+			// Routed again by its group in a newer table: a Redis Cluster's slots outlive
+			// the table (route.Table.Cluster); a ring's node indexes do not.
+			if next.table.Cluster() && s.movesUnsent(next) {
 				break
 			}
 		}
@@ -64,7 +66,7 @@ func (s *session) retryUnsent() {
 	s.snap = next
 	resent := false
 	s.eachRetryable(func(c *call, slot uint16, read bool) {
-		node := s.slotNode(slot, read)
+		node := s.groupNode(int(slot), read)
 		if node < 0 {
 			return
 		}
@@ -97,7 +99,7 @@ func (s *session) movesUnsent(snap *snapshot) bool {
 		return conns[s.id%uint64(len(conns))]
 	}
 	s.eachRetryable(func(c *call, slot uint16, read bool) {
-		m := snap.slots.Master(slot)
+		m := snap.table.Master(int(slot))
 		if moved || m < 0 {
 			return
 		}
@@ -106,7 +108,7 @@ func (s *session) movesUnsent(snap *snapshot) bool {
 			return
 		}
 		if read && snap.readFromSlave {
-			for _, r := range snap.slots.Replicas(slot) {
+			for _, r := range snap.table.ReadReplicas(int(slot)) {
 				moved = moved || connOf(r) != c.conn
 			}
 		}

@@ -112,8 +112,8 @@ func (s *session) kill(pl *place, spec *command.Spec, cmd *resp.Command) {
 	// forwarded command's (metrics count a failure as a backend error); the shared connection
 	// is named only for its protocol, which assemble reads.
 	var nodes []int
-	if m := s.snap.slots; m != nil && !s.snap.readFromSlave && s.gen.backup == nil {
-		nodes = m.Masters()
+	if !s.snap.readFromSlave && s.gen.backup == nil { // scripts run on masters only
+		nodes = s.snap.table.Primaries()
 	} else {
 		nodes = s.allNodes()
 	}

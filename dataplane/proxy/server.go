@@ -109,7 +109,7 @@ func (s *Server) tablesOnlyLocked(snap *route.Snapshot) {
 	for _, spec := range snap.Clusters {
 		c, old := s.clusters[spec.Name], s.specs[spec.Name]
 		t := spec.Table
-		if c == nil || t == nil || (t.Ring == nil) == (t.Slots == nil) || len(route.Changed(old, spec)) > 0 ||
+		if c == nil || t.Check() != nil || len(route.Changed(old, spec)) > 0 ||
 			(old.Table != nil && t.Version <= old.Table.Version) {
 			continue
 		}
@@ -169,8 +169,10 @@ func (s *Server) prepareLocked(snap *route.Snapshot) ([]*step, error) {
 	for _, spec := range snap.Clusters {
 		st := &step{spec: spec, cur: s.clusters[spec.Name]}
 		steps = append(steps, st)
-		if t := spec.Table; t != nil && (t.Ring == nil) == (t.Slots == nil) {
-			return steps, fmt.Errorf("cluster %q: a table needs exactly one of a ring or a slot map", spec.Name)
+		if t := spec.Table; t != nil {
+			if err := t.Check(); err != nil {
+				return steps, fmt.Errorf("cluster %q: %w", spec.Name, err)
+			}
 		}
 		if p := spec.Listen.Network(); p != "tcp" && p != "unix" {
 			return steps, fmt.Errorf("cluster %q: listen_proto %q is not tcp or unix", spec.Name, p)
@@ -324,17 +326,13 @@ func (s *Server) budgetLocked() {
 	}
 }
 
-// tableNodes is the number of nodes t routes to (0 while there is no table).
+// tableNodes is the number of nodes t names, read replicas included (0 while there is no
+// table).
 func tableNodes(t *route.Table) int {
-	switch {
-	case t == nil:
+	if t.Check() != nil {
 		return 0
-	case t.Ring != nil:
-		return len(t.Ring.Nodes())
-	case t.Slots != nil:
-		return len(t.Slots.Nodes())
 	}
-	return 0
+	return len(t.Addrs())
 }
 
 // clientLimit is how many clients the cluster takes at most (0: no bound): MaxConnections,

@@ -15,7 +15,6 @@ import (
 	"github.com/aster-proxy/aster/dataplane/command"
 	"github.com/aster-proxy/aster/dataplane/rawio"
 	"github.com/aster-proxy/aster/dataplane/resp"
-	"github.com/aster-proxy/aster/dataplane/route"
 )
 
 const (
@@ -425,7 +424,7 @@ func (s *session) collectBatch() ([]byte, int, bool) {
 	if s.overLimit() {
 		return nil, 0, false
 	}
-	if s.snap != nil && s.snap.slots != nil {
+	if s.snap != nil && s.snap.table.Cluster() { // only Redis Cluster nodes redirect
 		s.followRedirects()
 		if s.overLimit() {
 			return nil, 0, false
@@ -771,65 +770,36 @@ func (s *session) forwardByKeys(pl *place, spec *command.Spec, cmd *resp.Command
 		pl.setError("ERR '" + spec.Name + "' without keys cannot be routed by the proxy")
 		return
 	}
-	first := cmd.Args[keys[0]]
-	if slots := s.snap.slots; slots != nil {
-		slot := route.Slot(first)
-		for _, k := range keys[1:] {
-			if route.Slot(cmd.Args[k]) != slot {
-				pl.setError("CROSSSLOT Keys in request don't hash to the same slot")
-				return
-			}
-		}
-		read := command.IsReadOnly(spec)
-		node := s.slotNode(slot, read)
-		if read && node >= 0 {
-			if b := s.gen.backup; b != nil && s.forwardWithBackup(pl, b, slot, node, cmd) {
-				return
-			}
-		}
-		s.forward(pl, node, cmd)
+	t := s.snap.table
+	g, err := t.Together(cmd.Args, keys)
+	if err != nil {
+		pl.setError(err.Error())
 		return
 	}
-	ring := s.snap.table.Ring
-	node := ring.Pick(first)
-	for _, k := range keys[1:] {
-		if ring.Pick(cmd.Args[k]) != node {
-			pl.setError("CROSSSLOT Keys in request don't hash to the same node (use hash tags)")
-			return
-		}
-	}
 	if spec.Name == "sort" || spec.Name == "sort_ro" {
-		if msg := s.sortPatternRefused(cmd.Args); msg != "" { // keyless.go
+		if msg := s.sortPatternRefused(cmd.Args, g); msg != "" { // keyless.go
 			pl.setError(msg)
 			return
 		}
 	}
-	if node >= 0 && s.snap.ringReps != nil && command.IsReadOnly(spec) {
-		if reps := s.snap.ringReps[node]; len(reps) > 0 {
-			s.rr++
-			p := reps[s.rr%uint32(len(reps))]
-			pl.kind = placeForward
-			s.send(&pl.main, p.conns[s.id%uint64(len(p.conns))], frameOf(cmd, &pl.main.buf))
+	read := command.IsReadOnly(spec)
+	node := s.groupNode(g, read)
+	if read && node >= 0 {
+		if b := s.gen.backup; b != nil && s.forwardWithBackup(pl, b, g, node, cmd) {
 			return
 		}
 	}
 	s.forward(pl, node, cmd)
 }
 
-// slotNode picks the node for a slot: its master, or for a read with read_from_slave one of
-// master and replicas in turn. -1 when no node serves the slot.
-func (s *session) slotNode(slot uint16, read bool) int {
-	m := s.snap.slots.Master(slot)
-	if read && m >= 0 && s.snap.readFromSlave {
-		if reps := s.snap.slots.Replicas(slot); len(reps) > 0 {
-			s.rr++
-			if i := s.rr % uint32(len(reps)+1); i > 0 {
-				return reps[i-1]
-			}
-		}
-	}
-	return m
+// groupNode picks the node for a group's request: its master, or for a read with
+// read_from_slave one of its replicas (and master) in turn. -1 when no node serves it.
+func (s *session) groupNode(g int, read bool) int {
+	return s.snap.table.Node(g, read, s.snap.readFromSlave, &s.rr)
 }
+
+// slotNode is groupNode for a slot, as split.go asks.
+func (s *session) slotNode(slot uint16, read bool) int { return s.groupNode(int(slot), read) }
 
 // frameOf is the command as the backend must receive it: the client's own bytes when it sent
 // RESP, re-encoded into buf when it sent an inline command.
@@ -861,10 +831,7 @@ func (s *session) noNode(pl *place) {
 }
 
 func (s *session) noNodeMsg() string {
-	if s.snap.slots != nil {
-		return "CLUSTERDOWN Hash slot not served"
-	}
-	return "ERR no backend node available in cluster " + s.c.name
+	return s.snap.table.NoNode(s.c.name)
 }
 
 func (s *session) send(c *call, conn *backend.Conn, frame []byte) {

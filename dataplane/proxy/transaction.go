@@ -3,6 +3,7 @@ package proxy
 import (
 	"github.com/aster-proxy/aster/dataplane/command"
 	"github.com/aster-proxy/aster/dataplane/resp"
+	"github.com/aster-proxy/aster/dataplane/route"
 )
 
 // txState is a session's transaction. Between MULTI and EXEC the proxy queues the commands
@@ -17,10 +18,11 @@ type txState struct {
 	frames []byte // MULTI and the queued commands, as they go to the node
 	n      int    // queued commands
 
-	// Where the transaction's and the watched keys are, once some key fixed it: a slot in
-	// cluster mode, a node's address in standalone mode.
+	// Where the transaction's and the watched keys are, once some key fixed it: their group
+	// (route.Table.Group) and, for a table whose groups do not outlive it (a ring's nodes),
+	// the address of the group's node.
 	grouped bool
-	slot    int
+	group   int
 	addr    string
 
 	watch     *dedConn // the connection holding WATCHed keys; nil when none
@@ -181,24 +183,24 @@ func (s *session) txKeys(spec *command.Spec, args [][]byte) (node int, msg strin
 		return -1, msg
 	}
 	tx := &s.tx
-	if s.snap.slots != nil {
-		if !tx.grouped {
-			tx.grouped, tx.slot = true, g
-		} else if g != tx.slot {
-			return -1, "CROSSSLOT Keys in request don't hash to the same slot"
-		}
-		if node = s.slotNode(uint16(g), false); node < 0 {
-			return -1, s.noNodeMsg()
-		}
-		return node, ""
+	// A Redis Cluster's groups, slots, are the same in every table: a transaction keeps to
+	// its slot, wherever the slot moves. A ring's node indexes are one table's only: it
+	// keeps to its node, by address.
+	cluster := s.snap.table.Cluster()
+	if cluster && tx.grouped && g != tx.group {
+		return -1, route.ErrCrossSlot.Error()
 	}
-	addr := s.snap.pools[g].addr
-	if !tx.grouped {
-		tx.grouped, tx.addr = true, addr
-	} else if addr != tx.addr {
+	if node = s.groupNode(g, false); node < 0 {
+		return -1, s.noNodeMsg()
+	}
+	addr := s.snap.pools[node].addr
+	switch {
+	case !tx.grouped:
+		tx.grouped, tx.group, tx.addr = true, g, addr
+	case !cluster && addr != tx.addr:
 		return -1, "ERR keys of a transaction must all be on one node (use hash tags)"
 	}
-	return g, ""
+	return node, ""
 }
 
 // txNode is the node a transaction runs on: that of its keys, or keylessNode's for one
@@ -206,10 +208,8 @@ func (s *session) txKeys(spec *command.Spec, args [][]byte) (node int, msg strin
 func (s *session) txNode() (node int, msg string) {
 	tx := &s.tx
 	switch {
-	case s.snap.slots != nil && tx.grouped:
-		node = s.slotNode(uint16(tx.slot), false)
-	case s.snap.slots != nil:
-		node = s.keylessNode()
+	case tx.grouped && s.snap.table.Cluster(): // the slot's master in this table (see txKeys)
+		node = s.groupNode(tx.group, false)
 	case tx.grouped:
 		node = -1
 		for i, p := range s.snap.pools {
