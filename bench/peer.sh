@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/peer.sh: Aster's peer benchmark. One run measures, on the same backends and with the same
-# client, direct Redis (the ceiling), twemproxy (the yardstick, issue #6) and asterd.
+# client, direct Redis (the ceiling), twemproxy (the yardstick, issue #6), predixy (the stronger
+# peer, issue #20; with --predixy) and asterd.
 #
 # Usage: bench/peer.sh [--quick] [--rounds N] [--out FILE] [options]
 #
@@ -17,6 +18,17 @@
 #                    g1..g4 (masters, no replicas), and asterd (cache_type = "redis_sentinel",
 #                    aliases r1..r4: the same backends and key placement as asterd standalone, the
 #                    same data path), reported as asentinel and asentinel/asterd
+#   --predixy BIN    also benchmark predixy (C++, WorkerThreads 1; build it with
+#                    ../shared/bench/peers/build-predixy.sh or from github joyieldInc/predixy):
+#                    over the same 4 backends (StandaloneServerPool, crc16 modula: its own key
+#                    placement) as "predixy", and with --cluster over the cluster as "pcluster"
+#   --users          also the workloads users run (issue #20): GET P1 from 1,000 and 10,000
+#                    clients (C1K, C10K; redis-benchmark, one process each, ulimit -n raised to
+#                    the hard limit), 16 KiB values (SET16K P1, GET16K P16, over a 1,000-key set)
+#                    and a mixed pipeline (MIX P16: 80% GET / 20% SET, 50 clients, by
+#                    bench/mixload, which redis-benchmark cannot do; not on cdirect); then the
+#                    memory per idle client of each proxy (bench/idle-mem.py, --idle N)
+#   --idle N         idle connections for the memory figure of --users (default 10000)
 #   --asterd BIN     use this asterd binary instead of building ./cmd/asterd
 #   --thread N       asterd's `thread` (default 1)
 #   --pin split|none split (default): redis-benchmark on CPU 0, every server on CPUs 1..n-1
@@ -27,6 +39,7 @@
 #                    with --thread 2 (and 1) to show thread scaling, and --cluster to compare the
 #                    modes without the servers taking the proxy's CPU (docs/benchmarks.md)
 #   --base-port P    first port (default 7301): backends P..P+3, twemproxy P+9 (stats P+10),
+#                    predixy P+14, pcluster P+44,
 #                    asterd P+19 (admin P+20, metrics P+21), cluster nodes P+30..P+32,
 #                    asterd-cluster P+39 (admin P+40, metrics P+41), acache P+24 (admin P+25,
 #                    metrics P+26), sentinel P+50, asterd-sentinel P+59 (admin P+60, metrics P+61)
@@ -68,6 +81,8 @@ say() { echo "peer.sh: $*" >&2; }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QUICK=0 ROUNDS="" BASE_N="" OUT="$ROOT/bench/out/peer.csv" CLUSTER=0 HOT=0 SENTINEL=0 ASTERD="" THREAD=1 PIN=split
+PREDIXY="" USERS=0 IDLE=10000
+COMMAND="bench/peer.sh $*"
 CLIENT_CPUS="" PROXY_CPUS="" SERVER_CPUS=""
 BASE_PORT=7301 MAX_OTHER=15 KEEP=0 CLIENTS=50 DSIZE=64 KEYSPACE=100000 RUN_TIMEOUT=300
 while (($#)); do
@@ -76,15 +91,17 @@ while (($#)); do
     --cluster) CLUSTER=1; shift ;;
     --hot) HOT=1; shift ;;
     --sentinel) SENTINEL=1; shift ;;
+    --users) USERS=1; shift ;;
     --keep) KEEP=1; shift ;;
     -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
     --rounds | --requests | --out | --asterd | --thread | --pin | --base-port | --max-other | \
-      --client-cpus | --proxy-cpus | --server-cpus)
+      --client-cpus | --proxy-cpus | --server-cpus | --predixy | --idle)
       (($# >= 2)) || die "$1 needs a value"
       case $1 in
         --rounds) ROUNDS=$2 ;; --requests) BASE_N=$2 ;; --out) OUT=$2 ;; --asterd) ASTERD=$2 ;;
         --thread) THREAD=$2 ;; --pin) PIN=$2 ;; --base-port) BASE_PORT=$2 ;; --max-other) MAX_OTHER=$2 ;;
         --client-cpus) CLIENT_CPUS=$2 ;; --proxy-cpus) PROXY_CPUS=$2 ;; --server-cpus) SERVER_CPUS=$2 ;;
+        --predixy) PREDIXY=$2 ;; --idle) IDLE=$2 ;;
       esac
       shift 2 ;;
     *) die "unknown argument '$1' (see --help)" ;;
@@ -95,7 +112,7 @@ MAX_TRIES=$((QUICK ? 2 : 3)) # --quick repeats a disturbed run once only, to sta
 BASE_N=${BASE_N:-$((QUICK ? 40000 : 200000))}
 # opt VAR: the option that sets VAR.
 opt() { case $1 in BASE_N) echo --requests ;; *) local o=${1,,}; echo "--${o//_/-}" ;; esac; }
-for v in ROUNDS BASE_N THREAD BASE_PORT MAX_OTHER; do
+for v in ROUNDS BASE_N THREAD BASE_PORT MAX_OTHER IDLE; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$(opt $v) must be a number, got '${!v}'"
 done
 ((ROUNDS >= 1)) || die "--rounds must be at least 1"
@@ -103,6 +120,15 @@ done
 for t in redis-server redis-cli redis-benchmark nutcracker timeout awk; do
   command -v "$t" >/dev/null || die "missing $t (Debian: apt-get install redis-server redis-tools nutcracker)"
 done
+[[ -z $PREDIXY || -x $PREDIXY ]] || die "--predixy: $PREDIXY is not executable"
+if ((USERS)); then
+  command -v python3 >/dev/null || die "--users needs python3 (bench/idle-mem.py)"
+  # 10,000 clients need as many descriptors in redis-benchmark and in every server it drives
+  # (they inherit this shell's limit).
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  (($(ulimit -n) >= 10000 + 200)) || die "--users needs ulimit -n above 10200 (hard limit $(ulimit -Hn))"
+  ((IDLE + 200 <= $(ulimit -n))) || die "--idle $IDLE is above ulimit -n ($(ulimit -n)) less 200"
+fi
 
 # --- pinning --------------------------------------------------------------------------------------
 CPIN=() SPIN=()
@@ -131,6 +157,9 @@ LAYOUT="CPUs: client ${CPIN[2]:-any}, proxies ${PPIN[2]:-any}, redis-servers ${S
 # --- ports, scratch dir, cleanup -----------------------------------------------------------------
 BACKENDS=($BASE_PORT $((BASE_PORT + 1)) $((BASE_PORT + 2)) $((BASE_PORT + 3)))
 TW_PORT=$((BASE_PORT + 9)) TW_STATS=$((BASE_PORT + 10)) AS_PORT=$((BASE_PORT + 19))
+PX_PORT="" PXC_PORT=""
+[[ -z $PREDIXY ]] || PX_PORT=$((BASE_PORT + 14))
+[[ -z $PREDIXY ]] || ((!CLUSTER)) || PXC_PORT=$((BASE_PORT + 44))
 AC_PORT=""
 ((HOT)) && AC_PORT=$((BASE_PORT + 24))
 CNODES=() CAS_PORT=""
@@ -138,7 +167,7 @@ CNODES=() CAS_PORT=""
 SN_PORT="" SAS_PORT=""
 ((SENTINEL)) && SN_PORT=$((BASE_PORT + 50)) SAS_PORT=$((BASE_PORT + 59))
 in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "${BACKENDS[@]}" $TW_PORT $TW_STATS $AS_PORT $AC_PORT "${CNODES[@]}" $CAS_PORT $SN_PORT $SAS_PORT; do
+for p in "${BACKENDS[@]}" $TW_PORT $TW_STATS $AS_PORT $PX_PORT $PXC_PORT $AC_PORT "${CNODES[@]}" $CAS_PORT $SN_PORT $SAS_PORT; do
   in_use "$p" && die "port $p is in use: pick another --base-port"
 done
 
@@ -183,7 +212,8 @@ start_redis() {
   local p=$1; shift
   mkdir -p "$TMP/redis-$p"
   "${SPIN[@]}" redis-server --port "$p" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
-    --dir "$TMP/redis-$p" --logfile "$TMP/redis-$p/log" "$@" </dev/null >/dev/null 2>&1 &
+    --dir "$TMP/redis-$p" --logfile "$TMP/redis-$p/log" --maxclients $((USERS ? 11000 : 10000)) \
+    "$@" </dev/null >/dev/null 2>&1 &
   PIDS+=($!) LAST_PID=$!
   wait_pong "$p" $! "redis-server :$p" "$TMP/redis-$p/log"
 }
@@ -237,6 +267,7 @@ hash_method = "fnv1a_64"
 hash_distribution = "ketama"
 thread = $THREAD
 node_connections = 1
+max_connections = $((USERS ? 11000 : 10000)) # 10,000 clients (--users) and the script's own
 ${EXTRA:-}
 
 # Metrics on, as by default, on ports of this run's own so that two asterds can run.
@@ -263,6 +294,49 @@ if ((HOT)); then
   SRV_PIDS[acache]=${SRV_PIDS[asterd]}
 fi
 
+# start_predixy NAME PORT TARGET: predixy with $TMP/NAME.conf around the pool in $TMP/NAME.pool
+# (written by the caller), WorkerThreads 1 as asterd's thread = 1.
+start_predixy() {
+  local pool
+  pool=$(<"$TMP/$1.pool")
+  cat >"$TMP/$1.conf" <<EOF
+Name $1
+Bind 127.0.0.1:$2
+WorkerThreads 1
+ClientTimeout 0
+LogInfoSample 0
+LogNoticeSample 0
+Authority {
+    Auth {
+        Mode admin
+    }
+}
+$pool
+EOF
+  "${PPIN[@]}" "$PREDIXY" "$TMP/$1.conf" </dev/null >"$TMP/$1.log" 2>&1 &
+  PIDS+=($!) PROXY_PID[$3]=$!
+  wait_pong "$2" $! "$1" "$TMP/$1.log"
+}
+if [[ -n $PREDIXY ]]; then
+  {
+    echo "StandaloneServerPool {"
+    echo "    Hash crc16"
+    echo "    HashTag \"{}\""
+    echo "    Distribution modula"
+    echo "    MasterReadPriority 100"
+    echo "    RefreshMethod fixed"
+    echo "    ServerTimeout 1"
+    for i in "${!BACKENDS[@]}"; do
+      echo "    Group g$((i + 1)) {"
+      echo "        + 127.0.0.1:${BACKENDS[i]}"
+      echo "    }"
+    done
+    echo "}"
+  } >"$TMP/predixy.pool"
+  start_predixy predixy "$PX_PORT" predixy
+  SRV_PIDS[predixy]=${SRV_PIDS[asterd]}
+fi
+
 # --- cluster: 3 masters, asterd in front ---------------------------------------------------------
 if ((CLUSTER)); then
   for p in "${CNODES[@]}"; do
@@ -284,6 +358,19 @@ if ((CLUSTER)); then
   ((ok)) || die "the cluster did not reach cluster_state:ok"
   write_aster_toml "$TMP/asterd-cluster.toml" benchc "$CAS_PORT" redis_cluster "${addrs[@]}"
   start_asterd asterd-cluster "$CAS_PORT" "$TMP/asterd-cluster.toml" acluster
+  if [[ -n $PREDIXY ]]; then
+    {
+      echo "ClusterServerPool {"
+      echo "    MasterReadPriority 100"
+      echo "    ServerTimeout 1"
+      echo "    Servers {"
+      for a in "${addrs[@]}"; do echo "        + $a"; done
+      echo "    }"
+      echo "}"
+    } >"$TMP/pcluster.pool"
+    start_predixy pcluster "$PXC_PORT" pcluster
+    SRV_PIDS[pcluster]=${SRV_PIDS[acluster]}
+  fi
 fi
 
 # --- sentinel: one sentinel over the 4 backends as groups g1..g4, asterd redis_sentinel in front ---
@@ -309,6 +396,10 @@ fi
 # name -> port; "cdirect" is the cluster driven by redis-benchmark --cluster (keys must hold {tag}).
 TARGETS=(direct twemproxy asterd)
 declare -A PORT=([direct]=${BACKENDS[0]} [twemproxy]=$TW_PORT [asterd]=$AS_PORT)
+if [[ -n $PREDIXY ]]; then
+  TARGETS+=(predixy)
+  PORT[predixy]=$PX_PORT
+fi
 if ((HOT)); then
   TARGETS+=(acache)
   PORT[acache]=$AC_PORT
@@ -316,6 +407,7 @@ fi
 if ((CLUSTER)); then
   TARGETS+=(cdirect acluster)
   PORT[cdirect]=${CNODES[0]} PORT[acluster]=$CAS_PORT
+  [[ -z $PREDIXY ]] || { TARGETS+=(pcluster); PORT[pcluster]=$PXC_PORT; }
 fi
 if ((SENTINEL)); then
   TARGETS+=(asentinel)
@@ -334,22 +426,32 @@ check_route() { # target backend-ports...
 }
 check_route twemproxy "${BACKENDS[@]}"
 check_route asterd "${BACKENDS[@]}"
+[[ -z $PREDIXY ]] || check_route predixy "${BACKENDS[@]}"
+[[ -z $PXC_PORT ]] || check_route pcluster "${CNODES[@]}"
 ((HOT)) && check_route acache "${BACKENDS[@]}"
 ((CLUSTER)) && check_route acluster "${CNODES[@]}"
 ((SENTINEL)) && check_route asentinel "${BACKENDS[@]}"
 
 WORKLOADS=("SET 1" "GET 1" "MGET10 1" "SET 16" "GET 16" "MGET10 16")
 ((HOT)) && WORKLOADS+=("HOTGET 1" "HOTGET 16")
-# runs WORKLOAD TARGET: whether the target runs the workload (acache: the hot one alone).
-runs() { [[ $2 != acache || $1 == HOTGET ]]; }
+((USERS)) && WORKLOADS+=("C1K 1" "C10K 1" "SET16K 1" "GET16K 16" "MIX 16")
+# runs WORKLOAD TARGET: whether the target runs the workload (acache: the hot one alone;
+# bench/mixload has no cluster mode).
+runs() { [[ ($2 != acache || $1 == HOTGET) && ($2 != cdirect || $1 != MIX) ]]; }
 nreq() { # workload pipeline
   case $1/$2 in
-    SET/1 | GET/1 | HOTGET/1) echo "$BASE_N" ;;
-    MGET10/1) echo $((BASE_N / 2)) ;;
-    MGET10/*) echo $((BASE_N * 2)) ;;
+    SET/1 | GET/1 | HOTGET/1 | GET16K/*) echo "$BASE_N" ;;
+    MGET10/1 | SET16K/*) echo $((BASE_N / 2)) ;;
+    MGET10/* | C1K/*) echo $((BASE_N * 2)) ;;
     *) echo $((BASE_N * 5)) ;;
   esac
 }
+MIXLOAD=""
+if ((USERS)); then
+  say "building bench/mixload"
+  (cd "$ROOT" && go build -o "$TMP/mixload" ./bench/mixload) || die "go build ./bench/mixload failed"
+  MIXLOAD=$TMP/mixload
+fi
 mget_cmd() { # key prefix -> MGET with 10 random keys
   local c=(MGET) i
   for i in $(seq 10); do c+=("$1__rand_int__"); done
@@ -358,17 +460,29 @@ mget_cmd() { # key prefix -> MGET with 10 random keys
 # run_bench TARGET WORKLOAD PIPELINE REQUESTS -> "rps avg p50 p99" or "" when it failed
 run_bench() {
   local t=$1 a=(-h 127.0.0.1 -p "${PORT[$1]}" -c "$CLIENTS" -n "$4" -r "$KEYSPACE" -P "$3" --csv)
+  local out
+  if [[ $2 == MIX ]]; then
+    out=$(GOMAXPROCS=1 timeout "$RUN_TIMEOUT" "${CPIN[@]}" "$MIXLOAD" -addr "127.0.0.1:${PORT[$1]}" -c "$CLIENTS" \
+      -n "$4" -P "$3" -r "$KEYSPACE" -d "$DSIZE" -get 0.8 2>"$TMP/bench.err") || true
+    awk -F, 'NR == 2 { gsub(/"/, ""); if ($2 + 0 > 0) print $2, $3, $5, $7 }' <<<"$out"
+    return
+  fi
   [[ $t == cdirect ]] && a+=(--cluster)
   case $2 in
     SET) a+=(-d "$DSIZE" -t set) ;;
     GET) a+=(-d "$DSIZE" -t get) ;;
     HOTGET) a+=(-d "$DSIZE" -t get -r 1000) ;; # the later -r wins: the 1,000-key hot set
+    # the later -c wins: many clients, each sending steadily (the same 64 B keys as GET)
+    C1K) a+=(-d "$DSIZE" -t get -c 1000) ;;
+    C10K) a+=(-d "$DSIZE" -t get -c 10000) ;;
+    # 16 KiB values over keys key:000000000000..999 (SET16K runs first and writes them)
+    SET16K) a+=(-d 16384 -t set -r 1000) ;;
+    GET16K) a+=(-d 16384 -t get -r 1000) ;;
     MGET10)
       # options first: everything after the command is its arguments. In --cluster mode
       # redis-benchmark puts a {tag} of the node it talks to into the keys (one slot per MGET).
       if [[ $t == cdirect ]]; then a+=($(mget_cmd 'key:{tag}:')); else a+=($(mget_cmd key:)); fi ;;
   esac
-  local out
   out=$(timeout "$RUN_TIMEOUT" "${CPIN[@]}" redis-benchmark "${a[@]}" 2>"$TMP/bench.err") || true
   # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
   # (count fields from the end: a custom command's name may hold commas)
@@ -409,6 +523,20 @@ read -r b0 t0 < <(machine_ticks); sleep 1; read -r b1 t1 < <(machine_ticks)
 BUSY_BEFORE=$(percent $((b1 - b0)) $((t1 - t0)))
 say "scratch $TMP | pin=$PIN ($LAYOUT) | rounds $ROUNDS | base requests $BASE_N | CPU busy before start ${BUSY_BEFORE}%"
 
+# --- memory per idle client (--users): on fresh proxies, before any load has grown their heaps --
+# The RSS growth of each proxy over IDLE connections that send nothing, then after one PING on
+# each (bench/idle-mem.py, on the client CPUs).
+IDLE_LINES=()
+if ((USERS && IDLE > 0)); then
+  for t in twemproxy asterd predixy acluster pcluster; do
+    [[ -n ${PROXY_PID[$t]:-} ]] || continue
+    line=$("${CPIN[@]}" python3 "$ROOT/bench/idle-mem.py" "${PORT[$t]}" "${PROXY_PID[$t]}" "$IDLE" 2>&1) ||
+      line="failed: $(tail -n 1 <<<"$line")"
+    IDLE_LINES+=("$(printf '%-10s %s' "$t" "$line")")
+    sleep 1 # the proxy closes the connections
+  done
+fi
+
 # --- pre-fill: every key through every target (direct: the one backend it drives) ----------------
 for t in "${TARGETS[@]}"; do
   [[ $t == acache ]] && continue # the backends asterd fills
@@ -424,7 +552,7 @@ ratio() { awk -v a="${got[$1]:-}" -v b="${got[$2]:-}" 'BEGIN { if (a != "" && b 
 mkdir -p "$(dirname "$OUT")"
 RAW=${OUT%.csv}.raw.csv
 echo "round,workload,target,requests,rps,avg_ms,p50_ms,p99_ms,other_cpu_pct,tries,proxy_cpu_us_per_req,backend_cpu_us_per_req" >"$RAW"
-declare -A RPS P50 P99 CPU SCPU R_AT R_AD R_CA R_KT R_SA
+declare -A RPS P50 P99 CPU SCPU R_AT R_AD R_CA R_KT R_SA R_AP R_CP
 FAILED=0 REPEATS=0 WORST_OTHER=0
 NT=${#TARGETS[@]}
 for wl in "${WORKLOADS[@]}"; do
@@ -468,6 +596,8 @@ for wl in "${WORKLOADS[@]}"; do
     for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null || die "a server (PID $p) died during $w; logs in $TMP (rerun with --keep)"; done
     R_AT[$w]+="$(ratio asterd twemproxy) " R_AD[$w]+="$(ratio asterd direct) "
     ((CLUSTER)) && R_CA[$w]+="$(ratio acluster asterd) "
+    [[ -z $PREDIXY ]] || R_AP[$w]+="$(ratio asterd predixy) "
+    [[ -z $PXC_PORT ]] || R_CP[$w]+="$(ratio acluster pcluster) "
     ((HOT)) && R_KT[$w]+="$(ratio acache twemproxy) "
     ((SENTINEL)) && R_SA[$w]+="$(ratio asentinel asterd) "
     unset got
@@ -484,9 +614,13 @@ hdr="workload,requests"
 for t in "${TARGETS[@]}"; do hdr+=",${t}_rps,${t}_p50_ms,${t}_p99_ms"; done
 hdr+=",asterd_over_twemproxy,asterd_over_twemproxy_range,asterd_over_direct,asterd_over_direct_range,asterd_p99_le_twemproxy"
 ((CLUSTER)) && hdr+=",acluster_over_asterd,acluster_over_asterd_range,acluster_over_cdirect"
+[[ -z $PREDIXY ]] || hdr+=",asterd_over_predixy,asterd_over_predixy_range,asterd_p99_le_best_peer"
+[[ -z $PXC_PORT ]] || hdr+=",acluster_over_pcluster,acluster_over_pcluster_range,acluster_p99_le_pcluster"
 ((HOT)) && hdr+=",acache_over_twemproxy,acache_over_twemproxy_range"
 ((SENTINEL)) && hdr+=",asentinel_over_asterd,asentinel_over_asterd_range"
-PROXIES=(twemproxy asterd); ((CLUSTER)) && PROXIES+=(acluster)
+PROXIES=(twemproxy asterd); [[ -z $PREDIXY ]] || PROXIES+=(predixy)
+((CLUSTER)) && PROXIES+=(acluster)
+[[ -z $PXC_PORT ]] || PROXIES+=(pcluster)
 ((HOT)) && PROXIES+=(acache)
 ((SENTINEL)) && PROXIES+=(asentinel)
 for t in "${PROXIES[@]}"; do hdr+=",${t}_cpu_us_per_req"; done
@@ -494,6 +628,8 @@ for t in "${TARGETS[@]}"; do hdr+=",${t}_backend_cpu_us_per_req"; done
 echo "$hdr" >"$OUT"
 
 echo
+echo "command: $COMMAND (commit $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown))"
+echo "machine: $(uname -srm), $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
 echo "aster peer benchmark $(date -u +%FT%TZ) | $(nproc) CPUs, pin=$PIN ($LAYOUT) | $ROUNDS rounds (median) | $CLIENTS clients, ${DSIZE} B values, keyspace $KEYSPACE | asterd thread=$THREAD"
 echo "CPU busy before start ${BUSY_BEFORE}%, other processes' load max ${WORST_OTHER}% in a run, $REPEATS runs repeated (--max-other $MAX_OTHER)"
 echo
@@ -501,6 +637,8 @@ printf '%-10s' workload
 for t in "${TARGETS[@]}"; do printf ' | %-24s' "$t rps  p50/p99 ms"; done
 printf ' | %-16s | %-16s | %s' "asterd/twemproxy" "asterd/direct" "p99<=tw"
 ((CLUSTER)) && printf ' | %-16s' "acluster/asterd"
+[[ -z $PREDIXY ]] || printf ' | %-16s | %s' "asterd/predixy" "p99<=best"
+[[ -z $PXC_PORT ]] || printf ' | %-16s | %s' "acluster/pcluster" "p99<=pc"
 ((HOT)) && printf ' | %-16s' "acache/twemproxy"
 ((SENTINEL)) && printf ' | %-16s' "asentinel/asterd"
 echo
@@ -527,6 +665,25 @@ for wl in "${WORKLOADS[@]}"; do
     car=$(span ${R_CA[$w]:-})
     printf ' | %-16s' "${ca:--} ($car)"
     row+=",$ca,$car,$cd"
+  fi
+  if [[ -n $PREDIXY ]]; then
+    ap=$(div "${m[asterd]}" "${m[predixy]}")
+    # shellcheck disable=SC2086
+    apr=$(span ${R_AP[$w]:-})
+    # asterd's p99 against the best (lowest) of the peers'
+    best=$(awk -v a="${l99[asterd]}" -v b="${l99[twemproxy]}" -v c="${l99[predixy]}" 'BEGIN {
+      if (a == "" || (b == "" && c == "")) { print "-"; exit }
+      m = (b == "") ? c : (c == "" || b < c) ? b : c; print (a <= m) ? "yes" : "no" }')
+    printf ' | %-16s | %-9s' "${ap:--} ($apr)" "$best"
+    row+=",$ap,$apr,$best"
+  fi
+  if [[ -n $PXC_PORT ]]; then
+    cp=$(div "${m[acluster]}" "${m[pcluster]}")
+    # shellcheck disable=SC2086
+    cpr=$(span ${R_CP[$w]:-})
+    cbest=$(awk -v a="${l99[acluster]}" -v b="${l99[pcluster]}" 'BEGIN { if (a == "" || b == "") print "-"; else print (a <= b) ? "yes" : "no" }')
+    printf ' | %-16s | %-7s' "${cp:--} ($cpr)" "$cbest"
+    row+=",$cp,$cpr,$cbest"
   fi
   if ((HOT)); then
     kt=$(div "${m[acache]}" "${m[twemproxy]}")
@@ -561,7 +718,9 @@ cpu_table() {
   printf '%-10s' "$label"
   for t in "$@"; do printf ' | %9s' "$t"; done
   ((tw)) && printf ' | %-16s' "asterd/twemproxy"
+  ((tw)) && [[ -n $PREDIXY ]] && printf ' | %-16s' "asterd/predixy"
   ((CLUSTER)) && printf ' | %-16s' "acluster/asterd"
+  ((tw)) && [[ -n $PXC_PORT ]] && printf ' | %-16s' "acluster/pcluster"
   echo
   for wl in "${WORKLOADS[@]}"; do
     read -r name pl <<<"$wl"; w="$name P$pl"
@@ -570,7 +729,9 @@ cpu_table() {
     # shellcheck disable=SC2086
     for t in "$@"; do c[$t]=$(median ${vals[$w/$t]:-}); printf ' | %9s' "${c[$t]:--}"; done
     ((tw)) && { x=$(div "${c[asterd]}" "${c[twemproxy]}"); printf ' | %-16s' "${x:--}"; }
+    ((tw)) && [[ -n $PREDIXY ]] && { x=$(div "${c[asterd]}" "${c[predixy]}"); printf ' | %-16s' "${x:--}"; }
     ((CLUSTER)) && { x=$(div "${c[acluster]}" "${c[asterd]}"); printf ' | %-16s' "${x:--}"; }
+    ((tw)) && [[ -n $PXC_PORT ]] && { x=$(div "${c[acluster]}" "${c[pcluster]}"); printf ' | %-16s' "${x:--}"; }
     echo
     unset c
   done
@@ -582,8 +743,17 @@ cpu_table() {
 cpu_table "CPU µs/req" CPU 1 "${PROXIES[@]}"
 cpu_table "srv µs/req" SCPU 0 "${TARGETS[@]}"
 echo
+if ((${#IDLE_LINES[@]})); then
+  echo
+  echo "idle clients: RSS growth per connection over $IDLE connections (KiB; target <= 10), fresh proxies"
+  printf '%s\n' "${IDLE_LINES[@]}"
+fi
+echo
 echo "targets: direct = one redis-server :${BACKENDS[0]}; twemproxy :$TW_PORT; asterd :$AS_PORT over 4 backends"
+[[ -z $PREDIXY ]] || echo "         predixy :$PX_PORT (WorkerThreads 1, crc16 modula) over the same 4 backends"
 ((CLUSTER)) && echo "         cdirect = redis-benchmark --cluster on the 3-master cluster; acluster = asterd redis_cluster :$CAS_PORT"
+[[ -z $PXC_PORT ]] || echo "         pcluster = predixy ClusterServerPool :$PXC_PORT over the same cluster"
+((USERS)) && echo "         C1K/C10K = GET P1 from 1,000/10,000 clients; SET16K/GET16K = 16 KiB values; MIX = 80% GET / 20% SET by bench/mixload"
 ((HOT)) && echo "         acache = asterd :$AC_PORT with client_cache on, same backends (HOTGET only)"
 ((SENTINEL)) && echo "         asentinel = asterd redis_sentinel :$SAS_PORT over the same 4 backends (groups g1..g4, one sentinel :$SN_PORT)"
 echo "ratios are of medians; brackets are the min-max of per-round ratios"
