@@ -128,8 +128,12 @@ func (c *Cluster) trackLocked(cc *cache.Cache, p *pool) *trackedNode {
 	opts.RESP3, opts.Poller, opts.Latency, opts.OnFailure = true, nil, nil, nil
 	n := cc.Node(p.addr)
 	dial := func(ctx context.Context) (net.Conn, error) { return backend.DialContext(ctx, opts) }
-	return &trackedNode{node: n, link: cache.Track(n, dial, cache.LinkTimings{}, c.log.Named("client_cache"))}
+	return &trackedNode{node: n, link: cache.Track(n, dial, cacheLinkTimings, c.log.Named("client_cache"))}
 }
+
+// cacheLinkTimings are the tracking links' ping and redial timings; zero fields take
+// cache.DefaultLinkTimings. A variable for tests only (SetCacheLinkPing).
+var cacheLinkTimings cache.LinkTimings
 
 // stopCacheLocked stops every tracking link and drops the cache. c.mu must be held.
 func (c *Cluster) stopCacheLocked() {

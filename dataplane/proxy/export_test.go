@@ -29,6 +29,14 @@ func SetPubSubOutputLimit(n int) (restore func()) {
 	return func() { pubsubOutputLimit = old }
 }
 
+// SetCacheLinkPing changes how often the client cache's tracking links ping their node, for
+// a test; the returned func restores it. Call it before the cluster serves.
+func SetCacheLinkPing(d time.Duration) (restore func()) {
+	old := cacheLinkTimings
+	cacheLinkTimings.Ping = d
+	return func() { cacheLinkTimings = old }
+}
+
 // SetDedIdle changes how long idle dedicated connections stay pooled and how many per node,
 // for a test; the returned func restores both. Call it before the cluster serves and restore
 // after it closed.

@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -199,6 +200,16 @@ func (r *Ring) Tag() string {
 		return ""
 	}
 	return string(r.tag[:])
+}
+
+// SamePlacement reports whether r and o send every key to the same node index: the same
+// points with the same owners, the same key hash and the same hash tag. Node addresses are
+// the caller's to compare; a change of weight, name or hash moves keys between the same
+// nodes, which this catches.
+func (r *Ring) SamePlacement(o *Ring) bool {
+	return len(r.nodes) == len(o.nodes) && r.hasTag == o.hasTag && r.tag == o.tag &&
+		reflect.ValueOf(r.hash).Pointer() == reflect.ValueOf(o.hash).Pointer() &&
+		slices.Equal(r.points, o.points) && slices.Equal(r.owner, o.owner)
 }
 
 // Nodes returns the ring's nodes in the order given to NewRing. The slice is shared and must

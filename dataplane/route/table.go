@@ -259,8 +259,8 @@ func (t *Table) SameRouting(o *Table) bool {
 	if !slices.Equal(t.Addrs(), o.Addrs()) || t.Cluster() != o.Cluster() {
 		return false
 	}
-	if t.Slots == nil { // the same nodes in the same order make the same ring
-		return slices.EqualFunc(t.index().reps, o.index().reps, slices.Equal)
+	if t.Slots == nil {
+		return t.Ring.SamePlacement(o.Ring) && slices.EqualFunc(t.index().reps, o.index().reps, slices.Equal)
 	}
 	for s := range Slots {
 		if t.Master(s) != o.Master(s) || !slices.Equal(t.ReadReplicas(s), o.ReadReplicas(s)) {

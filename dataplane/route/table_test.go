@@ -235,6 +235,43 @@ func TestTableSameRouting(t *testing.T) {
 	}
 }
 
+// A ring over the same addresses places keys elsewhere when a weight, a name, the hash or the
+// hash tag changes: that is not the same routing (the client cache keeps its entries only
+// across tables of the same routing).
+func TestTableSameRoutingRingPlacement(t *testing.T) {
+	ring := func(weight2 int, name2 string, hash string, tag string) *route.Table {
+		t.Helper()
+		nodes := []route.Node{
+			{Addr: "10.0.1.1:6379", Weight: 1},
+			{Addr: "10.0.1.2:6379", Weight: weight2, Name: name2},
+			{Addr: "10.0.1.3:6379", Weight: 1},
+		}
+		h, err := route.Hash(hash)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := route.NewRing(nodes, h, tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &route.Table{Ring: r}
+	}
+	base := ring(1, "", "fnv1a_64", "{}")
+	if !base.SameRouting(ring(1, "", "fnv1a_64", "{}")) {
+		t.Fatal("the same ring built twice must route the same")
+	}
+	for name, other := range map[string]*route.Table{
+		"weight": ring(3, "", "fnv1a_64", "{}"),
+		"alias":  ring(1, "cache2", "fnv1a_64", "{}"),
+		"hash":   ring(1, "", "murmur", "{}"),
+		"tag":    ring(1, "", "fnv1a_64", ""),
+	} {
+		if base.SameRouting(other) {
+			t.Errorf("a ring whose %s changed over the same addresses must not route the same", name)
+		}
+	}
+}
+
 // The hot-path lookups must not allocate.
 func TestTableLookupsDoNotAllocate(t *testing.T) {
 	args := [][]byte{[]byte("{k}1"), []byte("{k}2"), []byte("{k}3")}
