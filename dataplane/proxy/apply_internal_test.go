@@ -246,7 +246,7 @@ func TestRefusedSnapshotStillRoutes(t *testing.T) {
 	if err := s.Apply(snap); err == nil {
 		t.Fatal("a snapshot with a cluster on a taken port was applied")
 	}
-	if v := s.cluster("a").gen.Load().snap.table.Version; v != 2 {
+	if v := s.cluster("a").gen.Load().routes.table.Version; v != 2 {
 		t.Fatalf("cluster a routes by table %d after the refused snapshot, want its table 2", v)
 	}
 	if s.cluster("c") != nil || ClientLimit(s, "a") != 5 {

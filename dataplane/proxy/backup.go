@@ -68,14 +68,14 @@ func getRace() *race {
 // forwardWithBackup sends a read to the master of group g as a race; false when the read does
 // not qualify (node is a replica already, or the group has none) and goes the ordinary way.
 func (s *session) forwardWithBackup(pl *place, b *route.BackupRequest, g, node int, cmd *resp.Command) bool {
-	t := s.snap.table
+	t := s.routes.table
 	reps := t.ReadReplicas(g)
 	if node != t.Master(g) || len(reps) == 0 {
 		return false
 	}
 	s.rr++
 	rep := reps[s.rr%uint32(len(reps))]
-	master := s.snap.pools[node]
+	master := s.routes.pools[node]
 	c := &pl.main
 	pl.kind = placeForward
 	c.frame, c.conn = frameOf(cmd, &c.buf), s.conn(node)

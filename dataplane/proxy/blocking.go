@@ -69,7 +69,7 @@ func (s *session) keyGroup(spec *command.Spec, args [][]byte) (group int, msg st
 	if len(keys) == 0 {
 		return -1, ""
 	}
-	g, err := s.snap.table.Together(args, keys)
+	g, err := s.routes.table.Together(args, keys)
 	if err != nil {
 		return -1, err.Error()
 	}
@@ -163,7 +163,7 @@ func (s *session) dedDo(d *dedConn, frame []byte, timeout time.Duration, follow,
 			s.dropDed(d)
 			return nil, d, false, fmt.Errorf("backend %s: %w", d.addr, err)
 		}
-		if !follow || hop > 0 || !s.snap.table.Cluster() { // only Redis Cluster nodes redirect
+		if !follow || hop > 0 || !s.routes.table.Cluster() { // only Redis Cluster nodes redirect
 			return reply, d, false, nil
 		}
 		addr, ask, ok := isRedirect(reply)

@@ -26,8 +26,8 @@ import (
 // clientCache is a generation's view of the cluster's cache: nil when the cache is off.
 type clientCache struct {
 	c       *cache.Cache
-	snap    *snapshot     // the snapshot nodes is aligned with
-	nodes   []*cache.Node // index-aligned with snap.pools
+	routes  *routes       // the routes nodes is aligned with
+	nodes   []*cache.Node // index-aligned with routes.pools
 	hotOnly bool
 }
 
@@ -92,17 +92,17 @@ func (c *Cluster) buildCacheLocked(g *generation) {
 		c.log.Info("client cache on", "max_entries", k.MaxEntries, "max_value_bytes", k.MaxValueBytes,
 			"shard_count", k.ShardCount, "max_memory", k.MaxMemory, "hot_only", k.HotOnly)
 	}
-	if g.snap == nil {
+	if g.routes == nil {
 		return
 	}
-	if t := g.snap.table; cl.table != nil && cl.table != t && !sameRouting(cl.table, t) {
+	if t := g.routes.table; cl.table != nil && cl.table != t && !sameRouting(cl.table, t) {
 		cl.cache.Flush()
 		c.log.Info("client cache flushed: the routing table moved keys", "version", t.Version)
 	}
-	cl.table = g.snap.table
-	view := &clientCache{c: cl.cache, snap: g.snap, nodes: make([]*cache.Node, len(g.snap.pools)), hotOnly: k.HotOnly}
-	named := make(map[string]bool, len(g.snap.pools))
-	for i, p := range g.snap.pools {
+	cl.table = g.routes.table
+	view := &clientCache{c: cl.cache, routes: g.routes, nodes: make([]*cache.Node, len(g.routes.pools)), hotOnly: k.HotOnly}
+	named := make(map[string]bool, len(g.routes.pools))
+	for i, p := range g.routes.pools {
 		named[p.addr] = true
 		tn := cl.nodes[p.addr]
 		if tn == nil {
@@ -199,14 +199,14 @@ func (s *session) cacheCommand(pl *place, cc *clientCache, spec *command.Spec, c
 
 // cacheNode is the node a cached read of key goes to: its master.
 func (s *session) cacheNode(key []byte) int {
-	t := s.snap.table
+	t := s.routes.table
 	return t.Master(t.Group(key))
 }
 
 // cacheGet answers GET or HGET from the cache, or sends it to the key's master and notes
 // what it takes to store the reply (cacheStore).
 func (s *session) cacheGet(pl *place, cc *clientCache, spec *command.Spec, cmd *resp.Command) bool {
-	if s.snap == nil || cc.snap != s.snap {
+	if s.routes == nil || cc.routes != s.routes {
 		return false
 	}
 	args := cmd.Args
@@ -235,7 +235,7 @@ func (s *session) cacheGet(pl *place, cc *clientCache, spec *command.Spec, cmd *
 	if !s.cw.wrote && (!cc.hotOnly || s.gen.hot.Named(key)) {
 		t = cc.c.Begin(n, key)
 	}
-	if s.proto3 != s.snap.resp3 {
+	if s.proto3 != s.routes.resp3 {
 		pl.shape = command.ReplyShape(spec, args)
 	}
 	s.forward(pl, node, cmd)
@@ -250,7 +250,7 @@ func (s *session) cacheGet(pl *place, cc *clientCache, spec *command.Spec, cmd *
 
 // cacheMGet answers MGET from the cache when every key hits; false (nothing done) otherwise.
 func (s *session) cacheMGet(pl *place, cc *clientCache, spec *command.Spec, cmd *resp.Command) bool {
-	if s.cw.wrote || s.snap == nil || cc.snap != s.snap {
+	if s.cw.wrote || s.routes == nil || cc.routes != s.routes {
 		return false
 	}
 	keys := cmd.Args[1:]

@@ -20,12 +20,12 @@ import (
 // clientPause forwards CLIENT PAUSE or UNPAUSE (args) to the nodes; its reply fills the
 // place as a forwarded command's.
 func (s *session) clientPause(pl *place, args [][]byte) {
-	if s.snap == nil {
+	if s.routes == nil {
 		pl.setError("ERR cluster " + s.c.name + " has no routing table yet")
 		return
 	}
 	var nodes []int
-	if m := s.snap.slots; m != nil && !s.snap.readFromSlave && s.gen.backup == nil {
+	if m := s.routes.slots; m != nil && !s.routes.readFromSlave && s.gen.backup == nil {
 		nodes = m.Masters()
 	} else {
 		nodes = s.allNodes()
@@ -39,7 +39,7 @@ func (s *session) clientPause(pl *place, args [][]byte) {
 	c.conn, c.asked = s.conn(nodes[0]), false
 	targets := make([]killTarget, len(nodes))
 	for i, n := range nodes {
-		p := s.snap.pools[n]
+		p := s.routes.pools[n]
 		targets[i] = killTarget{addr: p.addr, opts: p.opts, what: "client pause"}
 	}
 	frame := resp.AppendCommand(nil, args...)

@@ -72,7 +72,7 @@ func (s *session) clientUnblock(pl *place, args [][]byte) {
 		return
 	}
 	node := -1
-	if s.snap != nil {
+	if s.routes != nil {
 		node = s.keylessNode()
 	}
 	if node < 0 {

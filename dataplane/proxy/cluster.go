@@ -44,19 +44,20 @@ type Env struct {
 // have unread here.
 const DefaultOutputLimit = 32 << 20
 
-// snapshot is a routing table joined with the connection pools of the nodes it names, so a
-// request needs one atomic load to route and reach its node.
-type snapshot struct {
+// routes is a routing table joined with the connection pools of the nodes it names, so a
+// request needs one atomic load to route and reach its node. ("Snapshot" is only what the
+// control plane publishes, route.Snapshot; a cluster's routing is its routes.)
+type routes struct {
 	// table says where a key goes (route.Table's methods); pools are index-aligned with its
 	// nodes (table.Addrs), replicas included.
 	table *route.Table
 	slots *route.SlotMap // table.Slots, for split.go's own grouping until it asks the table
 	pools []*pool
 	// readFromSlave and resp3 (the pools speak RESP3) are the generation's backend settings,
-	// copied here next to the pools they made, for the routing code that has only a snapshot.
+	// copied here next to the pools they made, for the routing code that has only its routes.
 	readFromSlave bool
 	resp3         bool
-	// replaced is closed once a newer snapshot is installed, for the sessions that wait for
+	// replaced is closed once newer routes are installed, for the sessions that wait for
 	// one (retry.go).
 	replaced chan struct{}
 }
@@ -68,10 +69,10 @@ type snapshot struct {
 // session never sees half of a change. The hot-key tracker and the slow log are stateful:
 // a generation whose sizes did not change shares them with its predecessor.
 type generation struct {
-	snap    *snapshot    // nil until the first table
+	routes  *routes      // nil until the first table
 	acc     *access      // never nil
 	rights  *rightsTable // nil when no user has rules
-	backend backendConf  // how snap's pools reach the nodes
+	backend backendConf  // how routes' pools reach the nodes
 	// Live knobs (live.go): knobs are their values as CONFIG GET shows them; slow, hot and
 	// backup what sessions use.
 	knobs  knobs
@@ -143,7 +144,7 @@ func (c *Cluster) buildLocked(prev *generation, in settings) *generation {
 		g.hot = hotkey.New(hotkeyConfig(c.live.Hotkey))
 	}
 	c.buildLiveLocked(g)
-	if t := in.table; t != nil && (g.snap == nil || t.Version > g.snap.table.Version) {
+	if t := in.table; t != nil && (g.routes == nil || t.Version > g.routes.table.Version) {
 		c.installLocked(g, t)
 	}
 	c.buildCacheLocked(g)
@@ -155,10 +156,10 @@ func (c *Cluster) buildLocked(prev *generation, in settings) *generation {
 // held.
 func (c *Cluster) publishLocked(g *generation) {
 	prev := c.gen.Swap(g)
-	if prev != nil && prev.snap != nil && prev.snap != g.snap {
-		close(prev.snap.replaced)
+	if prev != nil && prev.routes != nil && prev.routes != g.routes {
+		close(prev.routes.replaced)
 	}
-	if g.snap != nil {
+	if g.routes != nil {
 		c.readyOnce.Do(func() { close(c.ready) })
 	}
 }
@@ -289,7 +290,7 @@ func (c *Cluster) Update(t *route.Table) error {
 	if c.closed {
 		return fmt.Errorf("update cluster %q: closed", c.name)
 	}
-	if cur := c.gen.Load().snap; cur != nil && t.Version <= cur.table.Version {
+	if cur := c.gen.Load().routes; cur != nil && t.Version <= cur.table.Version {
 		return nil
 	}
 	c.publishLocked(c.buildLocked(c.gen.Load(), settings{table: t}))
@@ -302,14 +303,14 @@ func (c *Cluster) Update(t *route.Table) error {
 // node addresses.
 func (c *Cluster) installLocked(g *generation, t *route.Table) []string {
 	addrs := t.Addrs()
-	next := &snapshot{table: t, slots: t.Slots, pools: make([]*pool, len(addrs)), readFromSlave: g.backend.readFromSlave,
+	next := &routes{table: t, slots: t.Slots, pools: make([]*pool, len(addrs)), readFromSlave: g.backend.readFromSlave,
 		resp3: g.backend.resp3, replaced: make(chan struct{})}
 	named := make(map[string]bool, len(addrs))
 	for i, addr := range addrs {
 		next.pools[i] = c.poolLocked(g, addr)
 		named[addr] = true
 	}
-	g.snap = next
+	g.routes = next
 	for addr, p := range c.pools {
 		if !named[addr] {
 			delete(c.pools, addr)
@@ -348,8 +349,8 @@ func (c *Cluster) rebuildPoolsLocked(g *generation) {
 		delete(c.pools, addr)
 		c.retireLocked(p)
 	}
-	if g.snap != nil {
-		c.installLocked(g, g.snap.table)
+	if g.routes != nil {
+		c.installLocked(g, g.routes.table)
 	}
 }
 
@@ -404,7 +405,7 @@ var maxClientsReply = []byte("-ERR max number of clients reached\r\n")
 // poolFor returns the pool of a node named by a redirect, which the current table may not
 // know yet. Redirects are rare, so a lock here costs the hot path nothing. nil once closed.
 func (c *Cluster) poolFor(addr string) *pool {
-	if s := c.gen.Load().snap; s != nil {
+	if s := c.gen.Load().routes; s != nil {
 		for _, p := range s.pools {
 			if p.addr == addr {
 				return p
@@ -534,7 +535,7 @@ func (c *Cluster) loopable(s *session) bool {
 // loopForLocked picks the event loop that serves s (loop.go), starting the loops with the first
 // client they may serve; nil when s needs a goroutine of its own. c.mu must be held.
 func (c *Cluster) loopForLocked(s *session) *loop {
-	if !c.loopable(s) || c.gen.Load().snap == nil {
+	if !c.loopable(s) || c.gen.Load().routes == nil {
 		return nil // (or a first table to wait for)
 	}
 	if c.loops == nil {
@@ -663,7 +664,7 @@ func (c *Cluster) Close() {
 
 // current returns the current generation, waiting (bounded) for one with a table.
 func (c *Cluster) current() *generation {
-	if g := c.gen.Load(); g.snap != nil {
+	if g := c.gen.Load(); g.routes != nil {
 		return g
 	}
 	select {

@@ -41,13 +41,13 @@ var (
 	dedIdleMax = 1024             // per node; more are closed at once
 )
 
-// dedicated returns the session's dedicated connection to node of its snapshot, dialling it
+// dedicated returns the session's dedicated connection to node of its routes, dialling it
 // when there is none.
 func (s *session) dedicated(node int) (*dedConn, error) {
-	if node < 0 || node >= len(s.snap.pools) {
+	if node < 0 || node >= len(s.routes.pools) {
 		return nil, fmt.Errorf("cluster %s: no node %d in the routing table", s.c.name, node)
 	}
-	addr := s.snap.pools[node].addr
+	addr := s.routes.pools[node].addr
 	if d := s.reuseDed(addr); d != nil {
 		return d, nil
 	}
@@ -63,7 +63,7 @@ func (s *session) dedicatedAt(addr string) (*dedConn, error) {
 	if d := s.reuseDed(addr); d != nil {
 		return d, nil
 	}
-	for i, p := range s.snap.pools {
+	for i, p := range s.routes.pools {
 		if p.addr == addr {
 			nc, hold, err := s.dialNode(i)
 			if err != nil {
@@ -113,10 +113,10 @@ func (s *session) adoptDed(d *dedConn) *dedConn {
 // one holding WATCHed keys excepted: EXEC must find it). It runs when the session's table
 // changed since it last ran.
 func (s *session) pruneDed() {
-	if s.dedSnap == s.snap {
+	if s.dedRoutes == s.routes {
 		return
 	}
-	s.dedSnap = s.snap
+	s.dedRoutes = s.routes
 	kept := s.ded[:0]
 	for _, d := range s.ded {
 		if d == s.tx.watch || s.named(d.addr) {
@@ -130,7 +130,7 @@ func (s *session) pruneDed() {
 }
 
 func (s *session) named(addr string) bool {
-	for _, p := range s.snap.pools {
+	for _, p := range s.routes.pools {
 		if p.addr == addr {
 			return true
 		}

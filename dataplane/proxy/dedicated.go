@@ -7,15 +7,15 @@ import (
 	"github.com/aster-proxy/aster/dataplane/backend"
 )
 
-// dialNode opens a connection to node of the session's snapshot that belongs to this session
+// dialNode opens a connection to node of the session's routes that belongs to this session
 // alone (blocking commands, transactions, subscriptions): same address, TLS, AUTH and
 // READONLY as the node's shared connections, but RESP2. The caller owns it and, when it
 // closes it, releases its hold (the descriptor counted in the cluster's share).
 func (s *session) dialNode(node int) (net.Conn, *fdHold, error) {
-	if node < 0 || node >= len(s.snap.pools) {
+	if node < 0 || node >= len(s.routes.pools) {
 		return nil, nil, fmt.Errorf("cluster %s: no node %d in the routing table", s.c.name, node)
 	}
-	return s.dialDedicated(s.snap.pools[node].opts)
+	return s.dialDedicated(s.routes.pools[node].opts)
 }
 
 // dialDedicated is dialNode with the options of a node's pool, which the table may not name

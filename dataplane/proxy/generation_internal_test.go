@@ -38,7 +38,7 @@ func TestReloadBuildsOneNewGeneration(t *testing.T) {
 	}
 	c := s.cluster("a")
 	old := c.gen.Load()
-	oldPools := old.snap.pools
+	oldPools := old.routes.pools
 	oldSlow, oldHot := old.slow, old.hot
 
 	next := spec
@@ -53,17 +53,17 @@ func TestReloadBuildsOneNewGeneration(t *testing.T) {
 	if g == old {
 		t.Fatal("the reload installed no new generation")
 	}
-	if g.acc.maxConns != 20 || g.knobs.slowMax != 7 || g.snap.table.Version != 2 || g.snap.pools[0] == oldPools[0] ||
-		g.snap.pools[0].opts.ReadTimeout != 3*time.Second {
+	if g.acc.maxConns != 20 || g.knobs.slowMax != 7 || g.routes.table.Version != 2 || g.routes.pools[0] == oldPools[0] ||
+		g.routes.pools[0].opts.ReadTimeout != 3*time.Second {
 		t.Fatalf("new generation: max_connections %d, slowlog-max-len %d, table %d, new pool %v, read timeout %v",
-			g.acc.maxConns, g.knobs.slowMax, g.snap.table.Version, g.snap.pools[0] != oldPools[0], g.snap.pools[0].opts.ReadTimeout)
+			g.acc.maxConns, g.knobs.slowMax, g.routes.table.Version, g.routes.pools[0] != oldPools[0], g.routes.pools[0].opts.ReadTimeout)
 	}
-	if old.acc.maxConns != 10 || old.knobs.slowMax != 5 || old.snap.table.Version != 1 || old.snap.pools[0] != oldPools[0] ||
+	if old.acc.maxConns != 10 || old.knobs.slowMax != 5 || old.routes.table.Version != 1 || old.routes.pools[0] != oldPools[0] ||
 		old.slow != oldSlow || old.hot != oldHot {
 		t.Fatal("the reload changed the generation sessions had loaded")
 	}
 	select {
-	case <-old.snap.replaced: // sessions waiting for a newer table are woken
+	case <-old.routes.replaced: // sessions waiting for a newer table are woken
 	default:
 		t.Fatal("the old table's waiters were not woken")
 	}

@@ -22,7 +22,7 @@ import (
 // the proxy follows.
 
 // keylessNode is that node, or -1 when no node serves.
-func (s *session) keylessNode() int { return s.snap.table.Keyless() }
+func (s *session) keylessNode() int { return s.routes.table.Keyless() }
 
 // sortPatternRefused is the error for a SORT (or SORT_RO) of the key of group g whose BY or
 // GET pattern names keys that may be in another group (on another node): the node would
@@ -32,7 +32,7 @@ func (s *session) keylessNode() int { return s.snap.table.Keyless() }
 // (no sorting) and GET # read no other key. "" when the command may go. A Redis Cluster node
 // checks the patterns itself, with its version's own error.
 func (s *session) sortPatternRefused(args [][]byte, g int) string {
-	t := s.snap.table
+	t := s.routes.table
 	if t.Cluster() || len(t.Primaries()) <= 1 {
 		return ""
 	}
@@ -72,7 +72,7 @@ const errKeyspaceEvents = "ERR keyspace notifications (__keyspace@/__keyevent@) 
 // begins, __keyspace@ or __keyevent@); "" otherwise. A pattern such as * that merely may
 // match them is let through: it is meant for PUBLISH, which every master sees.
 func (s *session) checkKeyspaceEvents(kind subKind, names [][]byte) string {
-	if kind == kindShard || s.snap == nil || !s.snap.table.Cluster() { // a Redis Cluster matter
+	if kind == kindShard || s.routes == nil || !s.routes.table.Cluster() { // a Redis Cluster matter
 		return ""
 	}
 	for _, n := range names {

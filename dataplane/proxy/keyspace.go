@@ -41,12 +41,12 @@ const (
 )
 
 // keyspaceNodes are the nodes that hold the keyspace, in a fixed order (route.Table.Primaries).
-func (s *session) keyspaceNodes() []int { return s.snap.table.Primaries() }
+func (s *session) keyspaceNodes() []int { return s.routes.table.Primaries() }
 
 // allNodes is every node of the table, replicas included, in index order.
 func (s *session) allNodes() []int {
 	s.targets = s.targets[:0]
-	for i := range s.snap.pools {
+	for i := range s.routes.pools {
 		s.targets = append(s.targets, i)
 	}
 	return s.targets

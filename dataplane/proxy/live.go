@@ -314,7 +314,7 @@ func (c *Cluster) parseKnob(name, value string) (set func(*knobs), hotOn *bool, 
 			return nil, nil, err
 		}
 		// Backup reads race a slot's master and replica: a Redis Cluster feature as documented.
-		if s := c.gen.Load().snap; on && (s == nil || !s.table.Cluster()) {
+		if s := c.gen.Load().routes; on && (s == nil || !s.table.Cluster()) {
 			return nil, nil, bad("backup reads need a Redis Cluster (cache_type redis_cluster)")
 		}
 		return func(k *knobs) { k.backup.Enabled = on }, nil, nil

@@ -57,8 +57,8 @@ func (s *session) local(pl *place, spec *command.Spec, args [][]byte) {
 		}
 	case "info":
 		text, keyspace := s.c.info(args[1:])
-		if keyspace && s.snap != nil && len(s.keyspaceNodes()) > 0 {
-			if s.proto3 != s.snap.resp3 {
+		if keyspace && s.routes != nil && len(s.keyspaceNodes()) > 0 {
+			if s.proto3 != s.routes.resp3 {
 				pl.shape = command.ReplyShape(spec, args)
 			}
 			s.infoKeyspace(pl, text) // the keys live on the nodes
@@ -95,7 +95,7 @@ func (s *session) local(pl *place, spec *command.Spec, args [][]byte) {
 // askKeyless sends frame to the keyless node (keyless.go) as the place's command, args (the
 // client's) for the reply's conversion to the client's protocol.
 func (s *session) askKeyless(pl *place, args [][]byte, frame []byte) {
-	if s.snap == nil {
+	if s.routes == nil {
 		pl.setError("ERR cluster " + s.c.name + " has no routing table yet")
 		return
 	}
@@ -104,7 +104,7 @@ func (s *session) askKeyless(pl *place, args [][]byte, frame []byte) {
 		s.noNode(pl)
 		return
 	}
-	if s.proto3 != s.snap.resp3 {
+	if s.proto3 != s.routes.resp3 {
 		pl.shape = command.ReplyShape(command.Lookup(args[0]), args)
 	}
 	pl.kind = placeForward

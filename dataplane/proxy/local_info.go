@@ -45,7 +45,7 @@ func (c *Cluster) info(sections [][]byte) (text string, keyspace bool) {
 	var version uint64
 	nodes := 0
 	cacheType := "redis"
-	if s := c.gen.Load().snap; s != nil {
+	if s := c.gen.Load().routes; s != nil {
 		version = s.table.Version
 		nodes = len(s.pools)
 		cacheType = s.table.CacheType()

@@ -206,7 +206,7 @@ func (s *session) complete() {
 		s.end()
 		return
 	}
-	if s.snap != nil && s.snap.table.Cluster() && s.redirected() { // only Redis Cluster nodes redirect
+	if s.routes != nil && s.routes.table.Cluster() && s.redirected() { // only Redis Cluster nodes redirect
 		s.handOver(func() bool {
 			s.followRedirects()
 			return !s.overLimit() && s.writeBatch(s.assemble()) && s.afterBatch()

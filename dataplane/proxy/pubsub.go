@@ -108,10 +108,10 @@ func subKindOf(name string) (kind subKind, sub bool) {
 // Redis does; "" when fine. Shard channels are a Redis Cluster notion: elsewhere each goes to
 // its own node.
 func (s *session) checkShardSlots(kind subKind, names [][]byte) string {
-	if kind != kindShard || len(names) < 2 || s.snap == nil || !s.snap.table.Cluster() {
+	if kind != kindShard || len(names) < 2 || s.routes == nil || !s.routes.table.Cluster() {
 		return ""
 	}
-	if _, err := s.snap.table.Together(names, nil); err != nil {
+	if _, err := s.routes.table.Together(names, nil); err != nil {
 		return err.Error()
 	}
 	return ""
@@ -119,8 +119,8 @@ func (s *session) checkShardSlots(kind subKind, names [][]byte) string {
 
 // channelNode is the node a channel's PUBLISH and SUBSCRIBE go to: its group's master. -1
 // when none.
-func channelNode(snap *snapshot, ch []byte) int {
-	t := snap.table
+func channelNode(rt *routes, ch []byte) int {
+	t := rt.table
 	return t.Master(t.Group(ch))
 }
 
@@ -128,7 +128,7 @@ func channelNode(snap *snapshot, ch []byte) int {
 func (s *session) channelCommand(pl *place, spec *command.Spec, cmd *resp.Command) {
 	args := cmd.Args
 	if spec.Name == "publish" {
-		s.forward(pl, channelNode(s.snap, args[1]), cmd)
+		s.forward(pl, channelNode(s.routes, args[1]), cmd)
 		return
 	}
 	sub := args[1]
@@ -141,9 +141,9 @@ func (s *session) channelCommand(pl *place, spec *command.Spec, cmd *resp.Comman
 		pl.local = resp.AppendArrayHeader(pl.local[:0], 0)
 		return
 	}
-	node := channelNode(s.snap, args[2])
+	node := channelNode(s.routes, args[2])
 	for _, ch := range args[3:] {
-		if channelNode(s.snap, ch) != node {
+		if channelNode(s.routes, ch) != node {
 			pl.setError("ERR PUBSUB " + clip(bytes.ToUpper(sub)) + " channels on several servers: ask for them one server at a time")
 			return
 		}
@@ -168,10 +168,10 @@ type pubsub struct {
 	links  map[string]*psLink    // by node address
 	retry  map[string]*psBackoff // nodes that failed to dial, by address
 
-	dirty    chan struct{} // a link died or lost a subscription: reconcile
-	unplaced bool          // some subscription has no connection yet
-	lastSnap *snapshot     // the table the placement was last computed with
-	wg       sync.WaitGroup
+	dirty      chan struct{} // a link died or lost a subscription: reconcile
+	unplaced   bool          // some subscription has no connection yet
+	lastRoutes *routes       // the table the placement was last computed with
+	wg         sync.WaitGroup
 
 	// writing is the capacity of the writer's buffer (being written, or kept for the next
 	// write): with out's capacity, the memory the client's output holds (overLimitLocked).
@@ -270,7 +270,7 @@ func (s *session) subscribed(first *resp.Command) bool {
 		case <-p.dirty:
 			p.reconcile()
 		case <-timer.C:
-			if p.unplaced || s.c.gen.Load().snap != p.lastSnap || p.anyDead() {
+			if p.unplaced || s.c.gen.Load().routes != p.lastRoutes || p.anyDead() {
 				p.reconcile()
 			}
 		}
@@ -312,7 +312,7 @@ func (p *pubsub) command(cmd *resp.Command) (leave bool) {
 	switch spec.Name {
 	case "subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe":
 		s.gen = s.c.current()
-		if s.snap = s.gen.snap; s.snap == nil {
+		if s.routes = s.gen.routes; s.routes == nil {
 			p.reply(resp.AppendError(nil, "ERR cluster "+s.c.name+" has no routing table yet"))
 			return false
 		}
@@ -583,15 +583,15 @@ func (p *pubsub) unsubscribe(kind subKind, names [][]byte) {
 	}
 }
 
-// nodesFor appends the node indexes of the current snapshot where a subscription belongs.
+// nodesFor appends the node indexes of the current routes where a subscription belongs.
 func (p *pubsub) nodesFor(dst []int, kind subKind, name string) []int {
-	snap := p.s.snap
+	rt := p.s.routes
 	// A pattern may match channels of any node; a Redis Cluster spreads every PUBLISH over
 	// its bus, so there one node (the name's) sees them all.
-	if kind == kindPattern && !snap.table.Cluster() {
-		return append(dst, snap.table.Primaries()...)
+	if kind == kindPattern && !rt.table.Cluster() {
+		return append(dst, rt.table.Primaries()...)
 	}
-	if n := channelNode(snap, []byte(name)); n >= 0 {
+	if n := channelNode(rt, []byte(name)); n >= 0 {
 		dst = append(dst, n)
 	}
 	return dst

@@ -26,7 +26,7 @@ func (p *pubsub) linksFor(kind subKind, names [][]byte) error {
 		}
 		nodes = p.nodesFor(nodes[:0], kind, string(n))
 		for _, node := range nodes {
-			had := p.links[p.s.snap.pools[node].addr]
+			had := p.links[p.s.routes.pools[node].addr]
 			l, err := p.linkTo(node)
 			if errors.Is(err, errNoFDs) {
 				for _, d := range dialled {
@@ -49,7 +49,7 @@ func (p *pubsub) linksFor(kind subKind, names [][]byte) error {
 // recently; nil when there is none for now, with errNoFDs when the cluster's share of
 // descriptors has no room for it (not a node failure: no backoff, no hint).
 func (p *pubsub) linkTo(node int) (*psLink, error) {
-	addr := p.s.snap.pools[node].addr
+	addr := p.s.routes.pools[node].addr
 	if l := p.links[addr]; l != nil {
 		if !l.dead() {
 			return l, nil
@@ -171,11 +171,11 @@ func (p *pubsub) flushLink(l *psLink) {
 // reconcile places every subscription where the current table says it belongs: it moves those
 // whose node changed, and resubscribes those whose connection died, redialling with backoff.
 func (p *pubsub) reconcile() {
-	snap := p.s.c.gen.Load().snap
-	if snap == nil {
+	rt := p.s.c.gen.Load().routes
+	if rt == nil {
 		return
 	}
-	p.s.snap, p.lastSnap = snap, snap
+	p.s.routes, p.lastRoutes = rt, rt
 	for _, l := range p.links {
 		if l.dead() {
 			p.dropLink(l)
@@ -195,7 +195,7 @@ func (p *pubsub) reconcile() {
 				p.unplaced = true
 			}
 			for _, n := range nodes {
-				addr := snap.pools[n].addr
+				addr := rt.pools[n].addr
 				w := wants[addr]
 				if w == nil {
 					w = &want{node: n}

@@ -30,7 +30,7 @@ func (s *session) retryUnsent() {
 		return
 	}
 	s.c.hint() // the node is failing: the topology may have changed
-	old := s.snap
+	old := s.routes
 	deadline := time.Now().Add(unsentWait)
 	var timer *time.Timer
 	defer func() {
@@ -40,7 +40,7 @@ func (s *session) retryUnsent() {
 	}()
 	next := old
 	for {
-		if cur := s.c.gen.Load().snap; cur != nil && cur != next {
+		if cur := s.c.gen.Load().routes; cur != nil && cur != next {
 			next = cur // waited on below: the one after it
 			// Routed again by its group in a newer table: a Redis Cluster's slots outlive
 			// the table (route.Table.Cluster); a ring's node indexes do not.
@@ -63,7 +63,7 @@ func (s *session) retryUnsent() {
 	}
 	// Routed by the new table; the batch keeps its own afterwards (a deferred command's node
 	// is an index into it).
-	s.snap = next
+	s.routes = next
 	resent := false
 	s.eachRetryable(func(c *call, slot uint16, read bool) {
 		node := s.groupNode(int(slot), read)
@@ -73,7 +73,7 @@ func (s *session) retryUnsent() {
 		s.send(c, s.conn(node), c.frame)
 		resent = true
 	})
-	s.snap = old
+	s.routes = old
 	if !resent {
 		return
 	}
@@ -88,18 +88,18 @@ func (s *session) anyUnsent() bool {
 	return found
 }
 
-// movesUnsent reports whether snap sends a retryable request of the batch to another
+// movesUnsent reports whether rt sends a retryable request of the batch to another
 // connection than the one it failed on: another node, or the same node's new pool after a
 // backend settings change (pools are carried over by address, so a table that still names a dead node
 // gives the same connection, and moves nothing).
-func (s *session) movesUnsent(snap *snapshot) bool {
+func (s *session) movesUnsent(rt *routes) bool {
 	moved := false
 	connOf := func(node int) *backend.Conn {
-		conns := snap.pools[node].conns
+		conns := rt.pools[node].conns
 		return conns[s.id%uint64(len(conns))]
 	}
 	s.eachRetryable(func(c *call, slot uint16, read bool) {
-		m := snap.table.Master(int(slot))
+		m := rt.table.Master(int(slot))
 		if moved || m < 0 {
 			return
 		}
@@ -107,8 +107,8 @@ func (s *session) movesUnsent(snap *snapshot) bool {
 			moved = true
 			return
 		}
-		if read && snap.readFromSlave {
-			for _, r := range snap.table.ReadReplicas(int(slot)) {
+		if read && rt.readFromSlave {
+			for _, r := range rt.table.ReadReplicas(int(slot)) {
 				moved = moved || connOf(r) != c.conn
 			}
 		}

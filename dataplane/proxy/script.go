@@ -112,8 +112,8 @@ func (s *session) kill(pl *place, spec *command.Spec, cmd *resp.Command) {
 	// forwarded command's (metrics count a failure as a backend error); the shared connection
 	// is named only for its protocol, which assemble reads.
 	var nodes []int
-	if !s.snap.readFromSlave && s.gen.backup == nil { // scripts run on masters only
-		nodes = s.snap.table.Primaries()
+	if !s.routes.readFromSlave && s.gen.backup == nil { // scripts run on masters only
+		nodes = s.routes.table.Primaries()
 	} else {
 		nodes = s.allNodes()
 	}
@@ -130,7 +130,7 @@ func (s *session) kill(pl *place, spec *command.Spec, cmd *resp.Command) {
 	}
 	targets := make([]killTarget, len(nodes))
 	for i, n := range nodes {
-		p := s.snap.pools[n]
+		p := s.routes.pools[n]
 		targets[i] = killTarget{addr: p.addr, opts: p.opts}
 	}
 	frame := resp.AppendCommand(nil, []byte(strings.ToUpper(spec.Name)), []byte("KILL"))

@@ -403,8 +403,8 @@ func (s *Server) TableVersions() map[string]uint64 {
 	s.mu.Unlock()
 	out := make(map[string]uint64, len(clusters))
 	for name, c := range clusters {
-		if g := c.gen.Load(); g != nil && g.snap != nil {
-			out[name] = g.snap.table.Version
+		if g := c.gen.Load(); g != nil && g.routes != nil {
+			out[name] = g.routes.table.Version
 		} else {
 			out[name] = 0
 		}
@@ -417,7 +417,7 @@ func (s *Server) Ready() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range s.clusters {
-		if c.gen.Load().snap == nil {
+		if c.gen.Load().routes == nil {
 			return false
 		}
 	}

@@ -185,8 +185,8 @@ type session struct {
 	pend   pending
 	places []*place
 	n      int // places used by the current batch
-	snap   *snapshot
-	gen    *generation // the cluster's, loaded with snap (beginBatch): knobs, access rules
+	routes *routes
+	gen    *generation // the cluster's, loaded with routes (beginBatch): knobs, access rules
 	// window is how many commands the next batch may take: see pace.
 	window int
 	// budget bounds the reply bytes the batch holds beyond its first reply (overLimit); the
@@ -235,7 +235,7 @@ type session struct {
 	deferNode int
 	blk       []byte     // a deferred command's frame, copied out of the read buffer
 	ded       []*dedConn // this session's dedicated connections, one per node at most
-	dedSnap   *snapshot  // the table ded was last checked against (pruneDed)
+	dedRoutes *routes    // the table ded was last checked against (pruneDed)
 	tx        txState
 	// deferMute: the deferred command's reply is silenced (CLIENT REPLY, clientreply.go).
 	deferMute bool
@@ -367,10 +367,10 @@ func (s *session) beginBatch() {
 	} else {
 		s.start = time.Time{}
 	}
-	if s.gen.snap == nil {
+	if s.gen.routes == nil {
 		s.gen = s.c.current()
 	}
-	s.snap = s.gen.snap
+	s.routes = s.gen.routes
 	s.budget.Reset(s.gen.acc.outputLimit)
 	if s.username != "" {
 		s.refreshUser()
@@ -424,7 +424,7 @@ func (s *session) collectBatch() ([]byte, int, bool) {
 	if s.overLimit() {
 		return nil, 0, false
 	}
-	if s.snap != nil && s.snap.table.Cluster() { // only Redis Cluster nodes redirect
+	if s.routes != nil && s.routes.table.Cluster() { // only Redis Cluster nodes redirect
 		s.followRedirects()
 		if s.overLimit() {
 			return nil, 0, false
@@ -727,11 +727,11 @@ func (s *session) handle(cmd *resp.Command) {
 		pl.setError("ERR " + spec.Name + " is not supported by the proxy")
 		return
 	}
-	if s.snap == nil {
+	if s.routes == nil {
 		pl.setError("ERR cluster " + s.c.name + " has no routing table yet")
 		return
 	}
-	if s.proto3 != s.snap.resp3 {
+	if s.proto3 != s.routes.resp3 {
 		pl.shape = command.ReplyShape(spec, args)
 	}
 	if t := s.gen.hot; t.Enabled() {
@@ -770,7 +770,7 @@ func (s *session) forwardByKeys(pl *place, spec *command.Spec, cmd *resp.Command
 		pl.setError("ERR '" + spec.Name + "' without keys cannot be routed by the proxy")
 		return
 	}
-	t := s.snap.table
+	t := s.routes.table
 	g, err := t.Together(cmd.Args, keys)
 	if err != nil {
 		pl.setError(err.Error())
@@ -795,7 +795,7 @@ func (s *session) forwardByKeys(pl *place, spec *command.Spec, cmd *resp.Command
 // groupNode picks the node for a group's request: its master, or for a read with
 // read_from_slave one of its replicas (and master) in turn. -1 when no node serves it.
 func (s *session) groupNode(g int, read bool) int {
-	return s.snap.table.Node(g, read, s.snap.readFromSlave, &s.rr)
+	return s.routes.table.Node(g, read, s.routes.readFromSlave, &s.rr)
 }
 
 // slotNode is groupNode for a slot, as split.go asks.
@@ -812,7 +812,7 @@ func frameOf(cmd *resp.Command, buf *[]byte) []byte {
 }
 
 func (s *session) conn(node int) *backend.Conn {
-	conns := s.snap.pools[node].conns
+	conns := s.routes.pools[node].conns
 	return conns[s.id%uint64(len(conns))]
 }
 
@@ -831,7 +831,7 @@ func (s *session) noNode(pl *place) {
 }
 
 func (s *session) noNodeMsg() string {
-	return s.snap.table.NoNode(s.c.name)
+	return s.routes.table.NoNode(s.c.name)
 }
 
 func (s *session) send(c *call, conn *backend.Conn, frame []byte) {

@@ -29,7 +29,7 @@ func (s *session) split(pl *place, spec *command.Spec, cmd *resp.Command) {
 			// the sub-commands, which the connections have copied, and only a Redis Cluster
 			// may redirect (and so resend) them.
 			cmd.Args = nil
-			if s.snap.slots == nil {
+			if s.routes.slots == nil {
 				for _, c := range pl.subs[:pl.nsubs] {
 					c.frame = nil
 				}
@@ -69,8 +69,8 @@ func (s *session) planSplit(pl *place, spec *command.Spec, cmd *resp.Command) (s
 			return splitAnswered, 0
 		}
 	}
-	slots := s.snap.slots
-	ring := s.snap.table.Ring
+	slots := s.routes.slots
+	ring := s.routes.table.Ring
 	nkeys := (len(args) - 1) / stride
 	order := pl.order[:0]
 	if cap(order) < nkeys {

@@ -26,7 +26,7 @@ func BenchmarkSplitMGet10(b *testing.B) {
 		topo uint8
 	}{{"ring4", 4}, {"cluster3", 0x12}} {
 		b.Run(bc.name, func(b *testing.B) {
-			s := &session{c: &Cluster{name: "bench", log: hclog.NewNullLogger()}, snap: topos.snapshot(bc.topo)}
+			s := &session{c: &Cluster{name: "bench", log: hclog.NewNullLogger()}, routes: topos.routes(bc.topo)}
 			cmd := &resp.Command{Args: args}
 			pl := s.nextPlace()
 			if plan, _ := s.planSplit(pl, spec, cmd); plan != splitSubs {

@@ -66,7 +66,7 @@ func bigSplits(keys int) []bigSplit {
 func (b *bigSplit) run(tb testing.TB, topos *fuzzTopos) (allocated uint64, subs int) {
 	var m0, m1, m2, m3 runtime.MemStats
 	runtime.ReadMemStats(&m0)
-	s := &session{c: &Cluster{name: "cost", log: hclog.NewNullLogger()}, snap: topos.snapshot(b.topo)}
+	s := &session{c: &Cluster{name: "cost", log: hclog.NewNullLogger()}, routes: topos.routes(b.topo)}
 	s.rd = resp.NewReader(bytes.NewReader(b.raw), readBufSize)
 	if err := s.rd.Read(&s.cmd); err != nil {
 		tb.Fatal(err)

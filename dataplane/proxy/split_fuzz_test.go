@@ -74,11 +74,11 @@ func buildTopos(tb testing.TB) *fuzzTopos {
 	return t
 }
 
-// snapshot picks a table: topo's low nibble is the node count, bit 4 cluster mode, bit 5 a
+// routes picks a table: topo's low nibble is the node count, bit 4 cluster mode, bit 5 a
 // slot map with a hole, bit 6 replicas read with read_from_slave.
-func (t *fuzzTopos) snapshot(topo uint8) *snapshot {
+func (t *fuzzTopos) routes(topo uint8) *routes {
 	if topo&0x10 == 0 {
-		return &snapshot{table: &route.Table{Ring: t.rings[int(topo&0x0f)%len(t.rings)]}}
+		return &routes{table: &route.Table{Ring: t.rings[int(topo&0x0f)%len(t.rings)]}}
 	}
 	i := int(topo&0x0f) % len(t.slots)
 	m := t.slots[i]
@@ -88,28 +88,28 @@ func (t *fuzzTopos) snapshot(topo uint8) *snapshot {
 	case topo&0x40 != 0:
 		m = t.rep[i]
 	}
-	return &snapshot{table: &route.Table{Slots: m}, slots: m, readFromSlave: topo&0x40 != 0}
+	return &routes{table: &route.Table{Slots: m}, slots: m, readFromSlave: topo&0x40 != 0}
 }
 
 // groupOf is the group a key splits into: its node on a ring, its slot in a Redis Cluster.
-func groupOf(snap *snapshot, key []byte) int {
-	if snap.slots != nil {
+func groupOf(rt *routes, key []byte) int {
+	if rt.slots != nil {
 		return int(route.Slot(key))
 	}
-	return snap.table.Ring.Pick(key)
+	return rt.table.Ring.Pick(key)
 }
 
 // nodeServes says whether node may take a command for group: the ring's pick, or for a slot
 // its master (or one of its replicas for a read with read_from_slave).
-func nodeServes(snap *snapshot, group, node int, read bool) bool {
-	if snap.slots == nil {
+func nodeServes(rt *routes, group, node int, read bool) bool {
+	if rt.slots == nil {
 		return node == group
 	}
-	m := snap.slots.Master(uint16(group))
+	m := rt.slots.Master(uint16(group))
 	if node == m {
 		return true
 	}
-	return read && snap.readFromSlave && slices.Contains(snap.slots.Replicas(uint16(group)), node)
+	return read && rt.readFromSlave && slices.Contains(rt.slots.Replicas(uint16(group)), node)
 }
 
 // Sub reply modes, chosen per sub-command by the fuzzer.
@@ -155,8 +155,8 @@ func FuzzSplitMerge(f *testing.F) {
 		if !spec.CheckArity(len(args)) {
 			return // the session refuses it before splitting
 		}
-		snap := topos.snapshot(topo)
-		s := &session{c: &Cluster{name: "fuzz", log: hclog.NewNullLogger()}, snap: snap}
+		rt := topos.routes(topo)
+		s := &session{c: &Cluster{name: "fuzz", log: hclog.NewNullLogger()}, routes: rt}
 		pl := s.nextPlace()
 		cmd := &resp.Command{Args: args}
 		stride := 1
@@ -177,11 +177,11 @@ func FuzzSplitMerge(f *testing.F) {
 				if !strings.HasPrefix(msg, "-ERR wrong number of arguments") {
 					t.Fatalf("odd MSET answered %q", out)
 				}
-			case snap.slots == nil && len(snap.table.Ring.Nodes()) == 0:
+			case rt.slots == nil && len(rt.table.Ring.Nodes()) == 0:
 				if !strings.HasPrefix(msg, "-ERR no backend node available") {
 					t.Fatalf("empty ring answered %q", out)
 				}
-			case snap.slots != nil && snap.slots.Covered() < route.Slots:
+			case rt.slots != nil && rt.slots.Covered() < route.Slots:
 				if msg != "-CLUSTERDOWN Hash slot not served\r\n" {
 					t.Fatalf("holed slot map answered %q", out)
 				}
@@ -190,16 +190,16 @@ func FuzzSplitMerge(f *testing.F) {
 			}
 			return
 		case splitWhole:
-			g := groupOf(snap, args[1])
+			g := groupOf(rt, args[1])
 			for i := 1; i < len(args); i += stride {
-				if gi := groupOf(snap, args[i]); gi != g {
+				if gi := groupOf(rt, args[i]); gi != g {
 					t.Fatalf("sent whole although %q is in group %d and %q in %d", args[1], g, args[i], gi)
 				}
 			}
-			if node >= 0 && !nodeServes(snap, g, node, read) {
+			if node >= 0 && !nodeServes(rt, g, node, read) {
 				t.Fatalf("sent whole to node %d, which does not serve group %d", node, g)
 			}
-			if node < 0 && (snap.slots == nil || snap.slots.Master(uint16(g)) >= 0) {
+			if node < 0 && (rt.slots == nil || rt.slots.Master(uint16(g)) >= 0) {
 				t.Fatalf("sent whole to no node although group %d is served", g)
 			}
 			return
@@ -226,17 +226,17 @@ func FuzzSplitMerge(f *testing.F) {
 			for _, a := range sc.Args {
 				subArgs[g] = append(subArgs[g], bytes.Clone(a))
 			}
-			group := groupOf(snap, sc.Args[1])
+			group := groupOf(rt, sc.Args[1])
 			if seen[group] {
 				t.Fatalf("group %d split into two subs", group)
 			}
 			seen[group] = true
 			for i := 1; i < len(sc.Args); i += stride {
-				if groupOf(snap, sc.Args[i]) != group {
+				if groupOf(rt, sc.Args[i]) != group {
 					t.Fatalf("sub %d mixes groups: %q", g, sc.Args)
 				}
 			}
-			if !nodeServes(snap, group, s.targets[g], read) {
+			if !nodeServes(rt, group, s.targets[g], read) {
 				t.Fatalf("sub %d (group %d) goes to node %d", g, group, s.targets[g])
 			}
 		}
@@ -368,7 +368,7 @@ func rightReply(p command.Policy, keys [][]byte, stride int) []byte {
 // TestSplitMergeExamples pins a few merges exactly, beside the fuzzer's invariants.
 func TestSplitMergeExamples(t *testing.T) {
 	topos := buildTopos(t)
-	s := &session{c: &Cluster{name: "ex", log: hclog.NewNullLogger()}, snap: topos.snapshot(0x13)}
+	s := &session{c: &Cluster{name: "ex", log: hclog.NewNullLogger()}, routes: topos.routes(0x13)}
 	pl := s.nextPlace()
 	cmd := &resp.Command{Args: [][]byte{[]byte("MGET"), []byte("a"), []byte("b"), []byte("c"), []byte("d")}}
 	if plan, _ := s.planSplit(pl, command.Lookup([]byte("mget")), cmd); plan != splitSubs {

@@ -146,7 +146,7 @@ func (s *session) queue(pl *place, spec *command.Spec, cmd *resp.Command) bool {
 		tx.dirty = true
 		return true
 	}
-	if s.snap == nil {
+	if s.routes == nil {
 		pl.setError("ERR cluster " + s.c.name + " has no routing table yet")
 		tx.dirty = true
 		return true
@@ -186,14 +186,14 @@ func (s *session) txKeys(spec *command.Spec, args [][]byte) (node int, msg strin
 	// A Redis Cluster's groups, slots, are the same in every table: a transaction keeps to
 	// its slot, wherever the slot moves. A ring's node indexes are one table's only: it
 	// keeps to its node, by address.
-	cluster := s.snap.table.Cluster()
+	cluster := s.routes.table.Cluster()
 	if cluster && tx.grouped && g != tx.group {
 		return -1, route.ErrCrossSlot.Error()
 	}
 	if node = s.groupNode(g, false); node < 0 {
 		return -1, s.noNodeMsg()
 	}
-	addr := s.snap.pools[node].addr
+	addr := s.routes.pools[node].addr
 	switch {
 	case !tx.grouped:
 		tx.grouped, tx.group, tx.addr = true, g, addr
@@ -208,11 +208,11 @@ func (s *session) txKeys(spec *command.Spec, args [][]byte) (node int, msg strin
 func (s *session) txNode() (node int, msg string) {
 	tx := &s.tx
 	switch {
-	case tx.grouped && s.snap.table.Cluster(): // the slot's master in this table (see txKeys)
+	case tx.grouped && s.routes.table.Cluster(): // the slot's master in this table (see txKeys)
 		node = s.groupNode(tx.group, false)
 	case tx.grouped:
 		node = -1
-		for i, p := range s.snap.pools {
+		for i, p := range s.routes.pools {
 			if p.addr == tx.addr {
 				node = i
 			}
@@ -334,7 +334,7 @@ func (s *session) unwatch() {
 func (s *session) watchKeys(out []byte) []byte {
 	tx := &s.tx
 	node := s.deferNode
-	if tx.watch != nil && tx.watch.addr != s.snap.pools[node].addr {
+	if tx.watch != nil && tx.watch.addr != s.routes.pools[node].addr {
 		// The keys' slot moved since the first WATCH.
 		return resp.AppendError(out, "ERR keys of a transaction must all be on one node (use hash tags)")
 	}

@@ -6,8 +6,8 @@ import (
 	"sync"
 )
 
-// Table is one immutable routing snapshot of a cluster, as the control plane publishes it and
-// the data plane swaps it in whole. A newer snapshot has a higher Version.
+// Table is one cluster's immutable routing table, as the control plane publishes it (in a
+// Snapshot) and the data plane swaps it in whole. A newer table has a higher Version.
 //
 // The data plane asks a table, never its Ring or Slots, where a key goes (see the methods):
 // that is what keeps the cluster's mode (a ketama ring, a ring of Sentinel groups with read
