@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"crypto/tls"
 	"net"
 	"slices"
@@ -274,7 +275,7 @@ func (s *session) views(keep func(t *session) bool) []clientView {
 		}
 	}
 	s.c.mu.Unlock()
-	slices.SortFunc(ts, func(a, b *session) int { return int(a.id - b.id) })
+	slices.SortFunc(ts, func(a, b *session) int { return cmp.Compare(a.id, b.id) })
 	now := time.Now()
 	out := make([]clientView, len(ts))
 	for i, t := range ts {
@@ -311,10 +312,18 @@ func (s *session) clientList(out []byte, args [][]byte) []byte {
 	}
 	var text []byte
 	if byID {
-		// By ID: in the order asked, as Redis answers.
+		// By ID: in the order asked, as Redis answers; each client read once.
+		want := make(map[uint64]bool, len(ids))
 		for _, id := range ids {
-			vs := s.views(func(t *session) bool { return t.id == id })
-			for i := range vs {
+			want[id] = true
+		}
+		vs := s.views(func(t *session) bool { return want[t.id] })
+		at := make(map[uint64]int, len(vs))
+		for i := range vs {
+			at[vs[i].id] = i
+		}
+		for _, id := range ids {
+			if i, ok := at[id]; ok {
 				text = vs[i].appendLine(text)
 			}
 		}

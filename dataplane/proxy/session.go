@@ -263,7 +263,7 @@ func newSession(c *Cluster, nc net.Conn) *session {
 		_ = tc.SetNoDelay(true)
 	}
 	s := &session{c: c, nc: nc, id: c.nextID.Add(1), created: time.Now()}
-	s.stat.last, s.stat.cmd, s.stat.multi = s.created, "NULL", -1
+	s.stat.last, s.stat.cmd, s.stat.multi, s.stat.inBuf = s.created, "NULL", -1, readBufSize
 	if s.raw = rawio.New(nc); s.raw != nil {
 		// Blocking until a loop takes the session (clientReader).
 		s.rw, s.src = s.raw, clientReader{raw: s.raw, block: true}
