@@ -111,6 +111,16 @@ func TestClientListFieldsAsRedis(t *testing.T) {
 			}
 		}
 	}
+	// In RESP3 both are verbatim strings, as Redis's.
+	p3, r3 := redistest.DialFrames(t, e.addr), redistest.DialFrames(t, ref.Addr)
+	p3.Do("HELLO", "3")
+	r3.Do("HELLO", "3")
+	for _, sub := range []string{"INFO", "LIST"} {
+		got, want := string(p3.Do("CLIENT", sub)), string(r3.Do("CLIENT", sub))
+		if got[:1] != want[:1] || !strings.Contains(got, "\r\ntxt:id=") || !strings.Contains(got, " resp=3\n") {
+			t.Errorf("CLIENT %s in RESP3 = %q, redis-server's %q", sub, got, want)
+		}
+	}
 	if got := bulkText(t, p.Do("CLIENT", "LIST", "ID", otherID, "99999", myID)); !strings.HasPrefix(got, "id="+otherID+" ") ||
 		lineOf(got, myID) == "" || strings.Count(got, "\n") != 2 {
 		t.Errorf("CLIENT LIST ID %s 99999 %s = %q", otherID, myID, got)
