@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -323,4 +324,81 @@ func TestClientKillUserAndRights(t *testing.T) {
 	)
 	gone(t, app1.nc, "app client 1")
 	gone(t, app2.nc, "app client 2")
+}
+
+// TestClientKillTLS: a TLS client (served by a goroutine, not an event loop) is killed and
+// leaves CLIENT LIST too, whether idle or blocked in BLPOP.
+func TestClientKillTLS(t *testing.T) {
+	certs := redistest.GenCerts(t)
+	e := startACLEnv(t, nil, nil)
+	e.spec.Access.TLSCertFile, e.spec.Access.TLSKeyFile = certs.CertFile, certs.KeyFile
+	e.apply(t)
+	dial := func() (net.Conn, string) {
+		t.Helper()
+		var nc net.Conn
+		var err error
+		for range 100 {
+			if nc, err = tls.Dial("tcp", e.addr, certs.ClientTLS(t, false)); err == nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := nc.Write([]byte("CLIENT ID\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64)
+		n, err := nc.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return nc, strings.TrimSuffix(strings.TrimPrefix(string(buf[:n]), ":"), "\r\n")
+	}
+	admin, _ := dial()
+	ask := func(cmd string) string {
+		t.Helper()
+		if _, err := admin.Write([]byte(cmd + "\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64<<10)
+		n, err := admin.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(buf[:n])
+	}
+	idle, idleID := dial()
+	blocked, blockedID := dial()
+	if _, err := blocked.Write([]byte("BLPOP tls-kill-l 0\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(ask("CLIENT LIST ID "+blockedID), " flags=b ") {
+		if time.Now().After(deadline) {
+			t.Fatal("BLPOP never showed blocked")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := ask("CLIENT KILL ID " + idleID); got != ":1\r\n" {
+		t.Fatalf("CLIENT KILL ID (idle TLS client) = %q", got)
+	}
+	if got := ask("CLIENT KILL ID " + blockedID); got != ":1\r\n" {
+		t.Fatalf("CLIENT KILL ID (blocked TLS client) = %q", got)
+	}
+	gone(t, idle, "idle TLS client")
+	gone(t, blocked, "blocked TLS client")
+	for {
+		l := ask("CLIENT LIST")
+		if !strings.Contains(l, "id="+idleID+" ") && !strings.Contains(l, "id="+blockedID+" ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("killed TLS clients still listed: %q", l)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
