@@ -112,6 +112,7 @@ func (s *session) runDeferred() bool {
 		out = nil
 	}
 	s.out = out
+	s.publishStat() // for CLIENT LIST: no longer in MULTI, idle from now (clientlist.go)
 	return err == nil
 }
 

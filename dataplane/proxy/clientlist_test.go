@@ -185,6 +185,9 @@ func TestClientListShowsState(t *testing.T) {
 		t.Errorf("client in MULTI: %v, want multi=2 flags=x cmd=incr", v)
 	}
 	tx.Do("EXEC")
+	if _, v := clientLine(lineOf(bulkText(t, p.Do("CLIENT", "LIST")), txID)); v["multi"] != "-1" || v["flags"] != "N" || v["cmd"] != "exec" {
+		t.Errorf("client after EXEC: %v, want multi=-1 flags=N cmd=exec", v)
+	}
 	tx.Do("AUTH", "default", "hunter2")
 	text = bulkText(t, p.Do("CLIENT", "LIST"))
 	for _, secret := range []string{"secretkey", "secretvalue", "hunter2"} {
