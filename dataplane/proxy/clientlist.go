@@ -24,9 +24,9 @@ import (
 // value for "none".
 //
 // A session's fields are its owner's (session), so another session reads only what the
-// owner publishes for it (clientStat): at the end of each batch, and when its subscriptions
-// change. A session listing itself reads its live state, so that CLIENT INFO shows the
-// command running.
+// owner publishes for it (clientStat): at the end of each batch, before its replies are
+// written, and when its subscriptions change. A session listing itself reads its live state,
+// so that CLIENT INFO shows the command running.
 
 // clientStat is what a session publishes of itself for CLIENT LIST from other sessions.
 type clientStat struct {
@@ -62,8 +62,9 @@ type clientView struct {
 	events, user string
 }
 
-// publishStat publishes the state of the session after a batch (batchDone), on its owner's
-// goroutine. Once per batch: a lock and a few stores.
+// publishStat publishes the state of the session once a batch's replies are in (assemble), or
+// a deferred command's (runDeferred), on its owner's goroutine, before the client has them.
+// Once per batch: a clock read, a lock and a few stores.
 func (s *session) publishStat() {
 	st := &s.stat
 	cmd := "NULL"

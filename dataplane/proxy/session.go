@@ -532,6 +532,7 @@ func (s *session) assemble() ([]byte, int) {
 	n := s.n
 	s.n = 0
 	s.pace(n, biggest)
+	s.publishStat() // for CLIENT LIST (clientlist.go), before the client has the replies and may ask
 	return out, n
 }
 
@@ -606,7 +607,6 @@ func keep(b []byte, room *int) []byte {
 // batchDone observes the latency of a batch of n commands that began at s.start, and logs
 // them when slow.
 func (s *session) batchDone(n int) {
-	s.publishStat()
 	cm := &s.c.metrics
 	if slow := s.gen.slow; cm.on || slow != nil {
 		elapsed := time.Since(s.start)
