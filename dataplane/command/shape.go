@@ -165,6 +165,13 @@ var shapes = map[string]func([][]byte) *resp.Shape{
 		}
 		return nil
 	},
+	"client": func(args [][]byte) *resp.Shape { // CLIENT LIST and INFO (clientlist.go)
+		switch sub(args, 1) {
+		case "list", "info":
+			return shVerbatim
+		}
+		return nil
+	},
 	"cluster": func(args [][]byte) *resp.Shape {
 		switch sub(args, 1) {
 		case "info", "nodes":

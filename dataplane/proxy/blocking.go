@@ -104,6 +104,9 @@ func (s *session) runDeferred() bool {
 		s.conv = resp.ToRESP3(s.conv[:0], out, shape)
 		out, s.conv = s.conv, out
 	}
+	// For CLIENT LIST (clientlist.go), before the client has the reply and may ask: no longer
+	// in MULTI, idle from now.
+	s.publishStat()
 	var err error
 	if !s.deferMute {
 		_, err = s.rw.Write(out)

@@ -13,13 +13,11 @@ import (
 // client (clientunblock.go). PAUSE and UNPAUSE go to the servers (clientpause.go). go-redis 9
 // and redis-py 5 send CLIENT SETINFO (Redis 7.2) on every connection; it is checked as Redis
 // checks it and accepted, so that their connection setup is not counted as a refused command.
-// The attributes it sets show only in CLIENT LIST and INFO, which the proxy refuses with the
-// rest (KILL, TRACKING, ...): those would have to span every server's connections and the
-// proxy's.
+// LIST, INFO and KILL are about the proxy's own clients (clientlist.go).
 
 // clientRefused are Redis's other CLIENT subcommands (7.2).
 var clientRefused = map[string]bool{
-	"caching": true, "getredir": true, "help": true, "info": true, "kill": true, "list": true,
+	"caching": true, "getredir": true, "help": true,
 	"no-evict": true, "no-touch": true,
 	"tracking": true, "trackinginfo": true,
 }
@@ -33,6 +31,12 @@ func (s *session) clientReply(pl *place, out []byte, args [][]byte) []byte {
 	switch sub {
 	case "reply": // clientreply.go; its arity was checked in handle
 		return s.clientReplyMode(pl, out, args[2])
+	case "list": // clientlist.go, as INFO and KILL; arity checked in handle
+		return s.clientList(out, args)
+	case "info":
+		return s.clientInfo(out)
+	case "kill":
+		return s.clientKill(out, args)
 	case "setname":
 		wantArgs = 3
 	case "setinfo":

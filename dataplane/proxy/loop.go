@@ -216,6 +216,7 @@ func (s *session) complete() {
 	out, n := s.assemble()
 	w, err := s.raw.TryWrite(out)
 	if err == nil && w < len(out) {
+		s.publishOut(len(out) - w)
 		s.handOver(func() bool { // the client is not taking its replies fast enough
 			_, err := s.raw.Write(out[w:])
 			s.batchDone(n)

@@ -233,7 +233,10 @@ func (s *session) subscribed(first *resp.Command) bool {
 	p := newPubSub(s)
 	p.wg.Add(1)
 	go p.writeLoop()
-	if p.command(first) {
+	defer s.publishSubs(nil)
+	leave := p.command(first)
+	s.publishSubs(p) // CLIENT LIST (clientlist.go)
+	if leave {
 		p.close()
 		return !s.quit
 	}
@@ -261,7 +264,9 @@ func (s *session) subscribed(first *resp.Command) bool {
 				s.readFailed(err)
 				return false
 			}
-			if p.command(&s.cmd) {
+			leave := p.command(&s.cmd)
+			s.publishSubs(p)
+			if leave {
 				next <- false
 				p.close()
 				return !s.quit

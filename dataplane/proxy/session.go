@@ -241,6 +241,11 @@ type session struct {
 	deferMute bool
 	// blocked: what a blocking command waits on, for CLIENT UNBLOCK (clientunblock.go).
 	blocked blockMark
+	// For CLIENT LIST (clientlist.go): created is read-only; lastSpec the owner's; stat what
+	// the owner publishes for other sessions.
+	created  time.Time
+	lastSpec *command.Spec
+	stat     clientStat
 
 	// Loop state (loop.go). loop and rerr are the owner's; lmu guards busy, again and more,
 	// which the loop reads and writes from its goroutine whoever owns the session (see above).
@@ -257,7 +262,8 @@ func newSession(c *Cluster, nc net.Conn) *session {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	s := &session{c: c, nc: nc, id: c.nextID.Add(1)}
+	s := &session{c: c, nc: nc, id: c.nextID.Add(1), created: time.Now()}
+	s.stat.last, s.stat.cmd, s.stat.multi, s.stat.inBuf = s.created, "NULL", -1, readBufSize
 	if s.raw = rawio.New(nc); s.raw != nil {
 		// Blocking until a loop takes the session (clientReader).
 		s.rw, s.src = s.raw, clientReader{raw: s.raw, block: true}
@@ -526,6 +532,7 @@ func (s *session) assemble() ([]byte, int) {
 	n := s.n
 	s.n = 0
 	s.pace(n, biggest)
+	s.publishStat() // for CLIENT LIST (clientlist.go), before the client has the replies and may ask
 	return out, n
 }
 
@@ -671,6 +678,7 @@ func (s *session) handle(cmd *resp.Command) {
 	pl := s.nextPlace()
 	args := cmd.Args
 	spec := command.Lookup(args[0])
+	s.lastSpec = spec
 	pl.silent = s.reply.silent(spec)
 	s.c.request(spec)
 	if spec == nil && !s.authed {

@@ -107,6 +107,10 @@ func (r *Reader) Big() bool {
 // Buffered returns the number of unparsed bytes buffered.
 func (r *Reader) Buffered() int { return r.w - r.r }
 
+// Size returns the buffer's size: what the connection's input holds in memory (CLIENT LIST's
+// qbuf plus qbuf-free).
+func (r *Reader) Size() int { return len(r.buf) }
+
 // ErrBufferFull is what Fill returns, without reading, when the limit of unparsed bytes is
 // buffered already.
 var ErrBufferFull = errors.New("resp: buffer full")

@@ -59,6 +59,11 @@ proc r {args} {
 }
 
 proc status {r property} {
+    # The clients the suite counts (CLIENT LIST and KILL's) are asterd's own, which its INFO
+    # counts; the servers' are asterd's connections.
+    if {$property eq "connected_clients"} {
+        return [getInfoProperty [$r info clients] $property]
+    }
     set sum 0
     set first {}
     set numeric 1
