@@ -214,16 +214,30 @@ func (s *session) complete() {
 		return
 	}
 	out, n := s.assemble()
-	w, err := s.raw.TryWrite(out)
-	if err == nil && w < len(out) {
+	var w int
+	var err error
+	vec := s.outVec(out)
+	if vec != nil {
+		vec, err = s.raw.TryWritev(vec)
+	} else {
+		w, err = s.raw.TryWrite(out)
+	}
+	if left := len(vec) > 0 || vec == nil && w < len(out); err == nil && left {
 		s.handOver(func() bool { // the client is not taking its replies fast enough
-			_, err := s.raw.Write(out[w:])
+			var err error
+			if vec != nil {
+				err = s.raw.Writev(vec)
+				s.dropVec()
+			} else {
+				_, err = s.raw.Write(out[w:])
+			}
 			s.batchDone(n)
 			s.keepOut(out)
 			return err == nil && s.afterBatch()
 		})
 		return
 	}
+	s.dropVec()
 	s.batchDone(n)
 	s.keepOut(out)
 	switch {
