@@ -604,8 +604,9 @@ func (s *session) pace(n, biggest int) {
 }
 
 // release drops the place's buffers that grew past what is kept between batches once its reply
-// is assembled, so that a big reply is held once (in the output) while the client reads it,
-// and an idle client holds no more than small buffers. room is what the session's places may
+// is assembled, so that a big reply is held once (in the output, or for one written from its
+// request's buffer, by the batch's vec until written) while the client reads it, and an idle
+// client holds no more than small buffers. room is what the session's places may
 // still keep in all: each place's buffers are small, but places are many, and those of a batch
 // of big replies must not all stay.
 func (pl *place) release(room *int) {
