@@ -637,15 +637,21 @@ func newReplies(c *Conn, gen uint64) *replies {
 	return r
 }
 
-// room is where the next read goes: the free end of the buffer, made when there is none.
+// room is where the next read goes: the free end of the buffer, made when there is none. The
+// unfinished reply at the end moves to the front; when it fills more than an eighth of the
+// buffer (big replies: a 16 KiB one would move nearly whole after each read of a 32 KiB
+// buffer, a copy as big as the reply), the buffer doubles instead, up to maxKeptBuf, so that
+// the moves become rare and each read takes many replies.
 func (r *replies) room() []byte {
 	if r.end == len(r.buf) {
-		if r.start > 0 {
+		tail := r.end - r.start
+		if r.start > 0 && (tail <= len(r.buf)/8 || len(r.buf) >= maxKeptBuf) {
 			r.end = copy(r.buf, r.buf[r.start:r.end])
 			r.start = 0
 		} else {
 			nb := make([]byte, 2*len(r.buf))
-			copy(nb, r.buf[:r.end])
+			r.end = copy(nb, r.buf[r.start:r.end])
+			r.start = 0
 			r.buf = nb
 		}
 	}

@@ -214,17 +214,31 @@ func (s *session) complete() {
 		return
 	}
 	out, n := s.assemble()
-	w, err := s.raw.TryWrite(out)
-	if err == nil && w < len(out) {
-		s.publishOut(len(out) - w)
+	var w int
+	var err error
+	vec := s.outVec(out)
+	if vec != nil {
+		vec, err = s.raw.TryWritev(vec)
+	} else {
+		w, err = s.raw.TryWrite(out)
+	}
+	if left := len(vec) > 0 || vec == nil && w < len(out); err == nil && left {
+		s.publishOut(unwritten(vec, out[w:]))
 		s.handOver(func() bool { // the client is not taking its replies fast enough
-			_, err := s.raw.Write(out[w:])
+			var err error
+			if vec != nil {
+				err = s.raw.Writev(vec)
+				s.dropVec()
+			} else {
+				_, err = s.raw.Write(out[w:])
+			}
 			s.batchDone(n)
 			s.keepOut(out)
 			return err == nil && s.afterBatch()
 		})
 		return
 	}
+	s.dropVec()
 	s.batchDone(n)
 	s.keepOut(out)
 	switch {
@@ -336,4 +350,17 @@ func (s *session) end() {
 	}
 	_ = s.nc.Close()
 	s.c.forget(s)
+}
+
+// unwritten is how many bytes of a batch's replies the client has not taken: what is left of
+// the writev vector, or of out when the batch had no big reply.
+func unwritten(vec [][]byte, rest []byte) int {
+	if vec == nil {
+		return len(rest)
+	}
+	n := 0
+	for _, b := range vec {
+		n += len(b)
+	}
+	return n
 }

@@ -27,6 +27,10 @@ const (
 	maxKeptOut = 256 << 10
 	// Scratch slices of reply elements longer than this are dropped after the batch.
 	maxKeptElems = 4096
+	// A forwarded reply this big is written from its request's buffer (writev) rather than
+	// copied into the output: the copy, and an output buffer that must grow to a batch of big
+	// replies, cost more than an iovec.
+	bigReply = 4 << 10
 )
 
 type placeKind uint8
@@ -181,7 +185,14 @@ type session struct {
 	src clientReader
 
 	// The batch: built by the owner (handle), in flight, then collected by its completer.
+	// out holds the replies in order, but for the big ones (bigReply) that assemble leaves in
+	// their requests' buffers: bigs says where they go in out; vec is the output cut around
+	// them, for writev (outVec). The requests' buffers are the session's, not the backend
+	// connection's (Request.Fill copied them), and nothing fills them again before the next
+	// batch, which starts only once this one's output is written.
 	out    []byte
+	bigs   []bigPart
+	vec    [][]byte
 	pend   pending
 	places []*place
 	n      int // places used by the current batch
@@ -256,6 +267,12 @@ type session struct {
 	again bool        // the loop saw the client ready while busy: serve it once not busy
 	more  bool        // the client may have more to read: a full read, a full window, or a hang-up
 	ended atomic.Bool // end ran: whoever sees the end first closes the session, once
+}
+
+// bigPart is a big reply of the batch, written from its request's buffer after out[:at].
+type bigPart struct {
+	at    int
+	reply []byte
 }
 
 func newSession(c *Cluster, nc net.Conn) *session {
@@ -413,7 +430,10 @@ func (s *session) finishBatch() bool {
 // writeBatch writes a collected batch of n commands' replies. false: the client is gone.
 func (s *session) writeBatch(out []byte, n int) bool {
 	var err error
-	if len(out) > 0 { // empty when the batch was only a deferred command
+	if vec := s.outVec(out); vec != nil {
+		err = s.raw.Writev(vec)
+		s.dropVec()
+	} else if len(out) > 0 { // empty when the batch was only a deferred command
 		_, err = s.rw.Write(out)
 	}
 	s.batchDone(n)
@@ -485,6 +505,7 @@ var testOverLimit func(held int)
 // collectBatch).
 func (s *session) assemble() ([]byte, int) {
 	out := s.out[:0]
+	s.bigs = s.bigs[:0]
 	cm := &s.c.metrics
 	// What the places keep for the next batch: a quarter of the limit, on top of the output.
 	biggest, room := 0, s.gen.acc.outputLimit/4
@@ -505,8 +526,11 @@ func (s *session) assemble() ([]byte, int) {
 			}
 			if pl.proto3 != pl.main.conn.RESP3() {
 				out = s.convert(out, pl.main.req.Reply, pl)
+			} else if r := pl.main.req.Reply; len(r) >= bigReply && s.raw != nil && !pl.silent {
+				s.bigs = append(s.bigs, bigPart{at: len(out), reply: r})
+				biggest = max(biggest, len(r))
 			} else {
-				out = append(out, pl.main.req.Reply...)
+				out = append(out, r...)
 			}
 			cm.failure(pl.main.req.Failure)
 		case placeSplit:
@@ -536,6 +560,34 @@ func (s *session) assemble() ([]byte, int) {
 	return out, n
 }
 
+// outVec is the batch's output cut around its big replies, for writev; nil when it has none
+// (out is the whole output).
+func (s *session) outVec(out []byte) [][]byte {
+	if len(s.bigs) == 0 {
+		return nil
+	}
+	vec, from := s.vec[:0], 0
+	for _, b := range s.bigs {
+		vec = append(vec, out[from:b.at], b.reply)
+		from = b.at
+	}
+	vec = append(vec, out[from:])
+	s.vec = vec
+	return vec
+}
+
+// dropVec forgets the big replies of a written batch: s.vec and s.bigs point into the
+// requests' buffers, which a place may have let go (release) and must not keep alive.
+func (s *session) dropVec() {
+	clear(s.vec[:cap(s.vec)])
+	s.vec = s.vec[:0]
+	clear(s.bigs)
+	s.bigs = s.bigs[:0]
+	if cap(s.bigs) > maxKeptElems {
+		s.bigs, s.vec = nil, nil
+	}
+}
+
 // pace sets how many commands the next batch may take (s.window), after a batch of n commands
 // whose biggest reply was biggest bytes (OutputLimit, client_output_limit). Between batches
 // nothing is read from the client: the session reads again only once the batch's output is
@@ -559,8 +611,9 @@ func (s *session) pace(n, biggest int) {
 }
 
 // release drops the place's buffers that grew past what is kept between batches once its reply
-// is assembled, so that a big reply is held once (in the output) while the client reads it,
-// and an idle client holds no more than small buffers. room is what the session's places may
+// is assembled, so that a big reply is held once (in the output, or for one written from its
+// request's buffer, by the batch's vec until written) while the client reads it, and an idle
+// client holds no more than small buffers. room is what the session's places may
 // still keep in all: each place's buffers are small, but places are many, and those of a batch
 // of big replies must not all stay.
 func (pl *place) release(room *int) {

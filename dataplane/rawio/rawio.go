@@ -33,6 +33,13 @@ type Conn struct {
 	werr error
 	writ func(fd uintptr) bool
 	try  func(fd uintptr) bool
+
+	// Writev's: the buffers left to write, and the iovecs of one system call (kept, so that
+	// a steady state allocates nothing).
+	wv    [][]byte
+	iov   []syscall.Iovec
+	wvec  func(fd uintptr) bool
+	tryWv func(fd uintptr) bool
 }
 
 // New returns a Conn for nc, or nil when nc is not a plain socket (TLS, pipes, wrappers): those
@@ -54,6 +61,7 @@ func New(nc net.Conn) *Conn {
 	c := &Conn{rc: rc}
 	// Bound once, so that each call passes an existing func value and allocates nothing.
 	c.read, c.tryRd, c.writ, c.try = c.readFD, c.tryReadFD, c.writeFD, c.tryWriteFD
+	c.wvec, c.tryWv = c.writevFD, c.tryWritevFD
 	return c
 }
 
@@ -151,6 +159,91 @@ func (c *Conn) TryWrite(p []byte) (int, error) { return c.write(p, c.try) }
 
 func (c *Conn) tryWriteFD(fd uintptr) bool {
 	c.writeFD(fd)
+	return true // written what fits (or failed): never wait
+}
+
+// maxIovecs is how many buffers one writev takes (Linux's IOV_MAX).
+const maxIovecs = 1024
+
+// Writev writes all of bufs with writev, in order and without joining them, waiting for the
+// socket to drain when it is full. It consumes bufs: the entries written are cleared (so that
+// they keep nothing alive) and a partly written one is resliced.
+func (c *Conn) Writev(bufs [][]byte) error {
+	_, err := c.writev(bufs, c.wvec)
+	return err
+}
+
+// TryWritev is Writev without waiting: rest is what the socket did not take now (bufs'
+// tail; empty when all went).
+func (c *Conn) TryWritev(bufs [][]byte) (rest [][]byte, err error) { return c.writev(bufs, c.tryWv) }
+
+func (c *Conn) writev(bufs [][]byte, f func(fd uintptr) bool) ([][]byte, error) {
+	c.wv, c.werr = bufs, nil
+	c.skipEmpty()
+	if len(c.wv) == 0 {
+		return c.wv, nil
+	}
+	err := c.rc.Write(f)
+	rest := c.wv
+	c.wv = nil
+	clear(c.iov) // the iovecs point into the buffers
+	if err != nil {
+		return rest, err
+	}
+	return rest, c.werr
+}
+
+// skipEmpty drops the written (or empty) buffers at the head of c.wv.
+func (c *Conn) skipEmpty() {
+	for len(c.wv) > 0 && len(c.wv[0]) == 0 {
+		c.wv[0] = nil
+		c.wv = c.wv[1:]
+	}
+}
+
+func (c *Conn) writevFD(fd uintptr) bool {
+	for len(c.wv) > 0 {
+		iov := c.iov[:0]
+		for _, b := range c.wv[:min(len(c.wv), maxIovecs)] {
+			if len(b) > 0 {
+				v := syscall.Iovec{Base: &b[0]}
+				v.SetLen(len(b))
+				iov = append(iov, v)
+			}
+		}
+		c.iov = iov
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+		switch e {
+		case 0:
+			c.advance(int(n))
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false // wait for writability, then go on
+		default:
+			c.werr = &net.OpError{Op: "writev", Net: "tcp", Err: e}
+			return true
+		}
+	}
+	return true
+}
+
+// advance consumes n written bytes from the head of c.wv.
+func (c *Conn) advance(n int) {
+	for n > 0 {
+		if k := len(c.wv[0]); n >= k {
+			n -= k
+			c.wv[0] = nil
+			c.wv = c.wv[1:]
+			continue
+		}
+		c.wv[0] = c.wv[0][n:]
+		n = 0
+	}
+	c.skipEmpty()
+}
+
+func (c *Conn) tryWritevFD(fd uintptr) bool {
+	c.writevFD(fd)
 	return true // written what fits (or failed): never wait
 }
 

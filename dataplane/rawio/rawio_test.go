@@ -137,3 +137,61 @@ func TestNoAllocs(t *testing.T) {
 		t.Errorf("%v allocs per write+read, want 0", n)
 	}
 }
+
+// Writev writes many buffers in order without joining them: more than one system call takes
+// (IOV_MAX), empty ones among them, and more than the socket holds, so that TryWritev stops
+// part way through a buffer and Writev finishes from there.
+func TestWritevInOrderAcrossFullSocket(t *testing.T) {
+	c, s := pair(t)
+	w, r := New(c), New(s)
+	var bufs [][]byte
+	var want []byte
+	for i := 0; i < 2500; i++ {
+		b := bytes.Repeat([]byte{byte('a' + i%26)}, (i*977)%6000) // 0 to ~6 KB; some empty
+		bufs = append(bufs, b)
+		want = append(want, b...)
+	}
+	rest, err := w.TryWritev(bufs)
+	if err != nil {
+		t.Fatalf("TryWritev: %v", err)
+	}
+	if len(rest) == 0 {
+		t.Fatalf("TryWritev took all %d bytes with nobody reading; want a socket that fills", len(want))
+	}
+	for _, b := range bufs[:len(bufs)-len(rest)] {
+		if b != nil {
+			t.Fatal("TryWritev left a written buffer in place; want it cleared")
+		}
+	}
+	errc := make(chan error, 1)
+	go func() {
+		err := w.Writev(rest)
+		c.Close()
+		errc <- err
+	}()
+	got, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("ReadAll: %v", err)
+	}
+	if werr := <-errc; werr != nil {
+		t.Fatalf("Writev: %v", werr)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("read %d bytes, want the %d written, in order", len(got), len(want))
+	}
+}
+
+func TestWritevNoAllocs(t *testing.T) {
+	c, s := pair(t)
+	w, r := New(c), New(s)
+	buf := make([]byte, 64)
+	a, b := []byte("$3\r\n"), []byte("abc\r\n")
+	vec := make([][]byte, 2)
+	if n := testing.AllocsPerRun(100, func() {
+		vec[0], vec[1] = a, b
+		_ = w.Writev(vec)
+		_, _ = io.ReadFull(r, buf[:len(a)+len(b)])
+	}); n != 0 {
+		t.Errorf("%v allocs per writev+read, want 0", n)
+	}
+}
