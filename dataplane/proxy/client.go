@@ -38,6 +38,8 @@ func (s *session) clientReply(pl *place, out []byte, args [][]byte) []byte {
 	case "setinfo":
 		wantArgs = 4
 	case "getname", "id":
+	case "tracking", "trackinginfo", "getredir", "caching": // tracking.go
+		return s.clientTracking(sub, out, args)
 	default:
 		if clientRefused[sub] {
 			return resp.AppendError(out, "ERR CLIENT "+strings.ToUpper(sub)+" is not supported by the proxy")

@@ -219,6 +219,12 @@ type session struct {
 	proto3 bool   // the client switched to RESP3 with HELLO 3
 	remote string // the client's address, once the slow log needed it
 	name   string // CLIENT SETNAME's (client.go)
+	// tracks: CLIENT TRACKING is on; trkCaching: CLIENT CACHING applies to the next command
+	// (tracking.go).
+	tracks, trkCaching bool
+	// psub is the session's pub/sub while subscribed, for invalidations sent from a tracking
+	// link's goroutine (tracking.go); set and cleared by subscribed.
+	psub atomic.Pointer[pubsub]
 	// reply is CLIENT REPLY's mode (clientreply.go).
 	reply replyMode
 	// username is who the client authenticated as ("" before, or without passwords); user
@@ -485,6 +491,9 @@ func (s *session) assemble() ([]byte, int) {
 	if s.cw.wrote {
 		s.cacheWritten()
 	}
+	if s.tracks {
+		out = s.takePushes(out) // invalidations that came meanwhile go first
+	}
 	for _, pl := range s.places[:s.n] {
 		at := len(out)
 		switch pl.kind {
@@ -709,6 +718,9 @@ func (s *session) handle(cmd *resp.Command) {
 			pl.rawBuf = resp.AppendCommand(pl.rawBuf[:0], args...)
 			pl.raw = pl.rawBuf
 		}
+	}
+	if s.tracks {
+		s.trackCommand(spec, args)
 	}
 	if cc := s.gen.cache; cc != nil && s.cacheCommand(pl, cc, spec, cmd) {
 		return
