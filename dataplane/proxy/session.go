@@ -222,6 +222,7 @@ type session struct {
 	// tracks: CLIENT TRACKING is on; trkCaching: CLIENT CACHING applies to the next command
 	// (tracking.go).
 	tracks, trkCaching bool
+	trkPre             []byte // invalidations queued before the batch began, written first
 	// psub is the session's pub/sub while subscribed, for invalidations sent from a tracking
 	// link's goroutine (tracking.go); set and cleared by subscribed.
 	psub atomic.Pointer[pubsub]
@@ -378,6 +379,9 @@ func (s *session) beginBatch() {
 	}
 	s.routes = s.gen.routes
 	s.budget.Reset(s.gen.acc.outputLimit)
+	if s.tracks {
+		s.trkPre = s.takePushes(s.trkPre[:0])
+	}
 	if s.username != "" {
 		s.refreshUser()
 	}
@@ -491,8 +495,9 @@ func (s *session) assemble() ([]byte, int) {
 	if s.cw.wrote {
 		s.cacheWritten()
 	}
-	if s.tracks {
-		out = s.takePushes(out) // invalidations that came meanwhile go first
+	if s.tracks && len(s.trkPre) > 0 {
+		out = append(out, s.trkPre...) // invalidations queued before the batch (tracking.go)
+		s.trkPre = s.trkPre[:0]
 	}
 	for _, pl := range s.places[:s.n] {
 		at := len(out)
@@ -531,6 +536,9 @@ func (s *session) assemble() ([]byte, int) {
 		}
 		biggest = max(biggest, len(out)-at)
 		pl.release(&room)
+	}
+	if s.tracks {
+		out = s.takePushes(out) // invalidations that came while the batch ran follow it
 	}
 	n := s.n
 	s.n = 0

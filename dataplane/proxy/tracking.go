@@ -143,56 +143,63 @@ func (h *trackHub) flushAllLocked() {
 	}
 }
 
-// invalidate handles the keys one invalidation of a link names.
+// invalidate handles the keys one invalidation of a link names: in default mode one message
+// per key and session (and the key is forgotten), in BCAST one per session and prefix, as
+// Redis sends them. A key a NOLOOP session wrote through the proxy is not sent to it.
 func (h *trackHub) invalidate(keys [][]byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	now := time.Now()
-	var skip map[*session]struct{}
-	var one [1][]byte
-	for _, k := range keys {
-		skip = nil
-		if m := h.noloop[string(k)]; m != nil {
-			delete(h.noloop, string(k))
-			if now.Sub(m.when) < trackNoloopTTL {
-				skip = m.by
+	var marks map[string]map[*session]struct{}
+	if len(h.noloop) > 0 {
+		now := time.Now()
+		for _, k := range keys {
+			if m := h.noloop[string(k)]; m != nil {
+				delete(h.noloop, string(k))
+				if now.Sub(m.when) < trackNoloopTTL {
+					if marks == nil {
+						marks = map[string]map[*session]struct{}{}
+					}
+					marks[string(k)] = m.by
+				}
 			}
 		}
-		if set := h.keys[string(k)]; set != nil {
-			delete(h.keys, string(k))
-			for s := range set {
-				ts := h.sessions[s]
-				h.nkeys--
-				if ts == nil {
-					continue
-				}
-				delete(ts.keys, string(k))
-				if _, no := skip[s]; no && ts.noloop {
-					continue
-				}
+	}
+	skip := func(ts *trackState, k []byte) bool {
+		_, no := marks[string(k)][ts.s]
+		return no && ts.noloop
+	}
+	var one [1][]byte
+	for _, k := range keys {
+		set := h.keys[string(k)]
+		if set == nil {
+			continue
+		}
+		delete(h.keys, string(k))
+		for s := range set {
+			h.nkeys--
+			ts := h.sessions[s]
+			if ts == nil {
+				continue
+			}
+			delete(ts.keys, string(k))
+			if !skip(ts, k) {
 				one[0] = k
 				h.deliverLocked(ts, one[:])
 			}
 		}
-		_ = skip
 	}
-	for s, ts := range h.bcast {
-		var matched [][]byte
-		for _, k := range keys {
-			if m := h.noloop[string(k)]; ts.noloop && m != nil {
-				if _, no := m.by[s]; no {
-					continue
-				}
-			}
-			for _, p := range ts.prefixes {
-				if bytes.HasPrefix(k, []byte(p)) {
+	var matched [][]byte
+	for _, ts := range h.bcast {
+		for _, p := range ts.prefixes {
+			matched = matched[:0]
+			for _, k := range keys {
+				if bytes.HasPrefix(k, []byte(p)) && !skip(ts, k) {
 					matched = append(matched, k)
-					break
 				}
 			}
-		}
-		if len(matched) > 0 {
-			h.deliverLocked(ts, matched)
+			if len(matched) > 0 {
+				h.deliverLocked(ts, matched)
+			}
 		}
 	}
 }
@@ -293,9 +300,16 @@ func (s *session) wakeForPush() {
 	}
 }
 
-// takePushes appends s's queued pushes to out (the session's owner).
+// takePushes appends s's queued pushes to out (the session's owner). A batch writes those
+// queued before it began ahead of its replies (beginBatch keeps them in trkPre), and those
+// that came while it ran after them: an invalidation caused by the batch's own writes follows
+// their replies, as Redis sends it, and a read's reply never follows the invalidation of the
+// value it may carry (the client would keep a stale value).
 func (s *session) takePushes(out []byte) []byte {
 	h := s.c.trk.Load()
+	if h == nil {
+		return out
+	}
 	h.mu.Lock()
 	if ts := h.sessions[s]; ts != nil && len(ts.queue) > 0 {
 		out = append(out, ts.queue...)
