@@ -424,7 +424,12 @@ func (s *session) trackCommand(spec *command.Spec, args [][]byte) {
 	if spec.Policy == command.Local || spec.Policy == command.Unsupported {
 		return
 	}
-	read := command.IsReadOnly(spec)
+	read, write := command.IsReadOnly(spec), !command.IsReadOnly(spec)
+	if script := scriptBody(spec, args); script != nil {
+		read = scriptReads(script)
+	} else if scriptSpecs[spec.Name] {
+		read = true // its body is not in sight (EVALSHA, FCALL): track, the safe side
+	}
 	keys, _ := spec.Keys(args, s.keys[:0])
 	s.keys = keys
 	if len(keys) == 0 {
@@ -438,10 +443,7 @@ func (s *session) trackCommand(spec *command.Spec, args [][]byte) {
 	}
 	ts.proto3 = s.proto3
 	h.ensureLocked(s.routes)
-	if !read {
-		if !ts.noloop {
-			return
-		}
+	if write && ts.noloop {
 		now := time.Now()
 		for _, i := range keys {
 			k := string(args[i])
@@ -455,9 +457,8 @@ func (s *session) trackCommand(spec *command.Spec, args [][]byte) {
 			}
 			m.by[s], m.when = struct{}{}, now
 		}
-		return
 	}
-	if ts.bcast || (ts.optin && !caching) || (ts.optout && caching) {
+	if !read || ts.bcast || (ts.optin && !caching) || (ts.optout && caching) {
 		return
 	}
 	for _, i := range keys {
@@ -783,4 +784,45 @@ func (c *Cluster) sessionByID(id uint64) *session {
 		}
 	}
 	return nil
+}
+
+// scriptSpecs are the commands that run a script on its declared keys.
+var scriptSpecs = map[string]bool{"eval": true, "eval_ro": true, "evalsha": true, "evalsha_ro": true,
+	"fcall": true, "fcall_ro": true}
+
+// scriptBody is the script of an EVAL or EVAL_RO, nil for any other command.
+func scriptBody(spec *command.Spec, args [][]byte) []byte {
+	if (spec.Name == "eval" || spec.Name == "eval_ro") && len(args) > 1 {
+		return args[1]
+	}
+	return nil
+}
+
+// scriptReads reports whether a script may call a read-only command: Redis tracks a script's
+// declared keys only then. The proxy does not run the script, so it reads the names of its
+// redis.call / redis.pcall calls; a name it cannot read (not a string literal) counts as a read.
+func scriptReads(body []byte) bool {
+	for _, call := range [][]byte{[]byte("redis.call("), []byte("redis.pcall(")} {
+		rest := body
+		for {
+			i := bytes.Index(rest, call)
+			if i < 0 {
+				break
+			}
+			rest = bytes.TrimLeft(rest[i+len(call):], " \t")
+			if len(rest) == 0 || (rest[0] != '\'' && rest[0] != '"') {
+				return true
+			}
+			end := bytes.IndexByte(rest[1:], rest[0])
+			if end < 0 {
+				return true
+			}
+			spec := command.Lookup(rest[1 : 1+end])
+			if spec == nil || command.IsReadOnly(spec) {
+				return true
+			}
+			rest = rest[1+end:]
+		}
+	}
+	return false
 }
