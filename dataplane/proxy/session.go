@@ -223,6 +223,9 @@ type session struct {
 	// (tracking.go).
 	tracks, trkCaching bool
 	trkPre             []byte // invalidations queued before the batch began, written first
+	// trkQueue: invalidations may be queued for the session (tracking.go: its own, or as a
+	// REDIRECT target); proto3Pub mirrors proto3 for the tracking links' goroutines.
+	trkQueue, proto3Pub atomic.Bool
 	// psub is the session's pub/sub while subscribed, for invalidations sent from a tracking
 	// link's goroutine (tracking.go); set and cleared by subscribed.
 	psub atomic.Pointer[pubsub]
@@ -379,7 +382,7 @@ func (s *session) beginBatch() {
 	}
 	s.routes = s.gen.routes
 	s.budget.Reset(s.gen.acc.outputLimit)
-	if s.tracks {
+	if s.trkQueue.Load() {
 		s.trkPre = s.takePushes(s.trkPre[:0])
 	}
 	if s.username != "" {
@@ -495,7 +498,7 @@ func (s *session) assemble() ([]byte, int) {
 	if s.cw.wrote {
 		s.cacheWritten()
 	}
-	if s.tracks && len(s.trkPre) > 0 {
+	if len(s.trkPre) > 0 {
 		out = append(out, s.trkPre...) // invalidations queued before the batch (tracking.go)
 		s.trkPre = s.trkPre[:0]
 	}
@@ -537,7 +540,7 @@ func (s *session) assemble() ([]byte, int) {
 		biggest = max(biggest, len(out)-at)
 		pl.release(&room)
 	}
-	if s.tracks {
+	if s.trkQueue.Load() {
 		out = s.takePushes(out) // invalidations that came while the batch ran follow it
 	}
 	n := s.n

@@ -53,12 +53,10 @@ const invalidateChannel = "__redis__:invalidate"
 type trackState struct {
 	s                                       *session
 	on, bcast, optin, optout, noloop, broke bool
-	proto3                                  bool
 	redirect                                uint64
 	target                                  *session
 	prefixes                                []string
 	keys                                    map[string]struct{}
-	queue                                   []byte
 }
 
 type noloopMark struct {
@@ -76,6 +74,7 @@ type trackHub struct {
 	keys     map[string]map[*session]struct{} // default mode: who read each key
 	nkeys    int
 	bcast    map[*session]*trackState
+	queues   map[*session][]byte // pushes not written yet, per session (its owner writes them)
 	noloop   map[string]*noloopMark
 	links    map[string]*trackLink
 	routes   *routes
@@ -87,7 +86,7 @@ func (c *Cluster) tracking() *trackHub {
 	c.trkOnce.Do(func() {
 		c.trk.Store(&trackHub{c: c, log: c.log.Named("tracking"), sessions: map[*session]*trackState{},
 			keys: map[string]map[*session]struct{}{}, bcast: map[*session]*trackState{},
-			noloop: map[string]*noloopMark{}, links: map[string]*trackLink{}})
+			noloop: map[string]*noloopMark{}, queues: map[*session][]byte{}, links: map[string]*trackLink{}})
 	})
 	return c.trk.Load()
 }
@@ -207,20 +206,18 @@ func (h *trackHub) invalidate(keys [][]byte) {
 // deliverLocked sends ts an invalidation of keys (nil: flush everything), where its mode
 // says: its redirect target, or itself in RESP3.
 func (h *trackHub) deliverLocked(ts *trackState, keys [][]byte) {
-	to, toProto3 := ts.s, ts.proto3
+	to := ts.s
 	if ts.redirect != 0 {
 		t := ts.target
 		if t == nil || t.ended.Load() || h.gone(t) {
-			if !ts.broke && ts.proto3 {
+			if !ts.broke && ts.s.proto3Pub.Load() {
 				ts.broke = true
 				f := resp.AppendBulkString([]byte(">2\r\n"), "tracking-redir-broken")
-				h.pushLocked(ts.s, ts, resp.AppendInt(f, int64(ts.redirect)))
+				h.pushLocked(ts.s, resp.AppendInt(f, int64(ts.redirect)))
 			}
 			return
 		}
 		to = t
-		tt := h.sessions[t]
-		toProto3 = tt != nil && tt.proto3
 	}
 	if p := to.psub.Load(); p != nil {
 		p.mu.Lock()
@@ -230,10 +227,10 @@ func (h *trackHub) deliverLocked(ts *trackState, keys [][]byte) {
 		p.mu.Unlock()
 		return
 	}
-	if !toProto3 {
+	if !to.proto3Pub.Load() {
 		return // RESP2 has no pushes: Redis sends nothing either
 	}
-	h.pushLocked(to, h.sessions[to], invalidation(nil, true, keys))
+	h.pushLocked(to, invalidation(nil, true, keys))
 }
 
 // gone reports whether t ended (forget ran for it). h.mu must be held.
@@ -244,21 +241,19 @@ func (h *trackHub) gone(t *session) bool {
 	return !ok
 }
 
-// pushLocked queues push for session s (state ts) and wakes it.
-func (h *trackHub) pushLocked(s *session, ts *trackState, push []byte) {
-	if ts == nil {
-		return
-	}
-	if len(ts.queue)+len(push) > trackMaxQueue {
+// pushLocked queues push for session s and wakes it.
+func (h *trackHub) pushLocked(s *session, push []byte) {
+	q := h.queues[s]
+	if len(q)+len(push) > trackMaxQueue {
 		h.log.Error("tracking client disconnected: invalidations queued past the limit (it reads slower than they come)",
 			"limit_bytes", trackMaxQueue)
-		ts.queue = nil
+		delete(h.queues, s)
 		_ = s.nc.Close()
 		return
 	}
-	wake := len(ts.queue) == 0
-	ts.queue = append(ts.queue, push...)
-	if wake {
+	h.queues[s] = append(q, push...)
+	s.trkQueue.Store(true)
+	if len(q) == 0 {
 		go s.wakeForPush() // not under h.mu: the session's turn takes it
 	}
 }
@@ -311,12 +306,12 @@ func (s *session) takePushes(out []byte) []byte {
 		return out
 	}
 	h.mu.Lock()
-	if ts := h.sessions[s]; ts != nil && len(ts.queue) > 0 {
-		out = append(out, ts.queue...)
-		ts.queue = ts.queue[:0]
-		if cap(ts.queue) > maxKeptOut {
-			ts.queue = nil
+	if q := h.queues[s]; len(q) > 0 {
+		out = append(out, q...)
+		if cap(q) > maxKeptOut {
+			q = nil
 		}
+		h.queues[s] = q[:0]
 	}
 	h.mu.Unlock()
 	return out
@@ -325,7 +320,7 @@ func (s *session) takePushes(out []byte) []byte {
 // flushPushes writes an idle loop session's queued pushes; true: the session was handed over
 // or ended, and the caller must not touch it.
 func (s *session) flushPushes() bool {
-	if !s.tracks {
+	if !s.trkQueue.Load() {
 		return false
 	}
 	out := s.takePushes(nil)
@@ -367,6 +362,7 @@ func (h *trackHub) forget(s *session) {
 	if ts := h.sessions[s]; ts != nil {
 		h.offLocked(ts)
 	}
+	delete(h.queues, s)
 	h.mu.Unlock()
 }
 
@@ -441,7 +437,6 @@ func (s *session) trackCommand(spec *command.Spec, args [][]byte) {
 	if ts == nil {
 		return
 	}
-	ts.proto3 = s.proto3
 	h.ensureLocked(s.routes)
 	if write && ts.noloop {
 		now := time.Now()
@@ -660,7 +655,7 @@ func (s *session) clientTracking(sub string, out []byte, args [][]byte) []byte {
 		}
 	}
 	ts.on, ts.bcast, ts.optin, ts.optout, ts.noloop, ts.broke = true, bcast, optin, optout, noloop, false
-	ts.proto3, ts.redirect, ts.target = s.proto3, redir, nil
+	ts.redirect, ts.target = redir, nil
 	if redir != 0 {
 		ts.target = s.c.sessionByID(redir)
 	}

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aster-proxy/aster/dataplane/proxy"
 	"github.com/aster-proxy/aster/internal/redistest"
@@ -174,5 +175,32 @@ func TestClientTrackingSessionKeyBound(t *testing.T) {
 	expectFrame(t, c.Do("GET", "b3"), "_\r\n")
 	if got := string(c.Read()); got != push("b1") && got != push("b2") {
 		t.Fatalf("got %q, want an invalidation of b1 or b2 after GET b3's reply", got)
+	}
+}
+
+// A RESP3 target of REDIRECT gets the pushes though it does not track itself; once it is
+// gone, the tracking client is told its redirect broke.
+func TestClientTrackingRedirectRESP3(t *testing.T) {
+	e := startEnv(t, envOpts{})
+	target := redistest.DialFrames(t, e.addr)
+	target.Do("HELLO", "3")
+	id := strings.TrimSpace(string(target.Do("CLIENT", "ID")[1:]))
+	c := tracker(t, e, "REDIRECT", id)
+	expectFrame(t, c.Do("GET", "r3"), "_\r\n")
+	set(t, e, "r3", "1")
+	expectFrame(t, target.Read(), push("r3"))
+	expectFrame(t, target.Do("QUIT"), "+OK\r\n")
+	expectFrame(t, c.Do("GET", "r4"), "_\r\n")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		set(t, e, "r4", "1") // until the proxy has seen the target go
+		got := string(c.Read())
+		if got == ">2\r\n$21\r\ntracking-redir-broken\r\n:"+id+"\r\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no tracking-redir-broken; last %q", got)
+		}
+		c.Send([]string{"GET", "r4"})
 	}
 }
