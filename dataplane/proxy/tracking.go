@@ -370,7 +370,7 @@ func (h *trackHub) offLocked(ts *trackState) {
 	h.forgetKeysLocked(ts)
 	delete(h.sessions, ts.s)
 	delete(h.bcast, ts.s)
-	if len(h.sessions) == 0 && len(h.links) > 0 && h.linger == nil {
+	if len(h.sessions) == 0 && len(h.links) > 0 && h.linger == nil && !h.closed {
 		h.linger = time.AfterFunc(trackLinger, h.stopIdle)
 	}
 }
