@@ -91,20 +91,30 @@ func (c *Cluster) tracking() *trackHub {
 	return c.trk.Load()
 }
 
-// ensureLocked gives every master of r a link and stops the links of nodes r no longer names
-// (their clients are told to flush). h.mu must be held.
-func (h *trackHub) ensureLocked(r *routes) {
+// ensureLocked gives every master of r a link (and every replica too when reads may go to
+// replicas: a replica tells of a write when it applies it, which is when a read there can see
+// it) and stops the links of nodes r no longer names (their clients are told to flush). It
+// returns the links it started. h.mu must be held.
+func (h *trackHub) ensureLocked(r *routes) (started []*trackLink) {
 	if r == nil || h.closed || r == h.routes {
-		return
+		return nil
 	}
 	h.routes = r
 	want := map[string]int{}
-	for _, i := range r.table.Primaries() {
-		want[r.pools[i].addr] = i
+	if r.readFromSlave {
+		for i, p := range r.pools {
+			want[p.addr] = i
+		}
+	} else {
+		for _, i := range r.table.Primaries() {
+			want[r.pools[i].addr] = i
+		}
 	}
 	for addr, i := range want {
 		if h.links[addr] == nil {
-			h.links[addr] = startTrackLink(h, addr, r.pools[i].opts)
+			l := startTrackLink(h, addr, r.pools[i].opts)
+			h.links[addr] = l
+			started = append(started, l)
 		}
 	}
 	for addr, l := range h.links {
@@ -114,13 +124,21 @@ func (h *trackHub) ensureLocked(r *routes) {
 			h.flushAllLocked()
 		}
 	}
+	return started
 }
 
-// linkUp notes a link confirmed tracking.
+// linkUp notes a link confirmed tracking. Reads made while it was not (back) up may have
+// missed writes, so the tracking clients are told to flush: unless this is the link's first
+// time up and CLIENT TRACKING ON was still waiting for it (waitUpLocked), which is how a link
+// comes up when nothing could have been read yet.
 func (h *trackHub) linkUp(l *trackLink) {
 	select {
 	case <-l.up:
+		h.flushAll() // back after a loss
 	default:
+		if time.Since(l.start) >= trackUpWait {
+			h.flushAll()
+		}
 		close(l.up)
 	}
 }
@@ -672,16 +690,17 @@ func (s *session) clientTracking(sub string, out []byte, args [][]byte) []byte {
 		h.bcast[s] = ts
 	}
 	s.tracks, s.trkCaching = true, false
-	h.ensureLocked(s.routes)
-	h.waitUpLocked()
+	h.waitUpLocked(h.ensureLocked(s.routes))
 	return resp.AppendSimple(out, "OK")
 }
 
-// waitUpLocked waits, briefly and once per link, for the links to confirm tracking: reads
-// made before a link is up would miss invalidations. It lets go of h.mu while waiting.
-func (h *trackHub) waitUpLocked() {
+// waitUpLocked waits, briefly, for links just started to confirm tracking: reads made before
+// a link is up would miss invalidations. Only once per link: a node that is down must not hold
+// every later CLIENT TRACKING ON (and the event loop that runs it). It lets go of h.mu while
+// waiting.
+func (h *trackHub) waitUpLocked(started []*trackLink) {
 	var ups []chan struct{}
-	for _, l := range h.links {
+	for _, l := range started {
 		select {
 		case <-l.up:
 		default:

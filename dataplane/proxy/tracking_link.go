@@ -30,13 +30,14 @@ type trackLink struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	up     chan struct{} // closed once tracking was confirmed the first time
+	start  time.Time
 }
 
 // startTrackLink starts the link of node addr (dialled with opts) for h.
 func startTrackLink(h *trackHub, addr string, opts backend.Options) *trackLink {
 	opts.RESP3, opts.Poller, opts.Latency, opts.OnFailure = true, nil, nil, nil
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &trackLink{addr: addr, cancel: cancel, done: make(chan struct{}), up: make(chan struct{})}
+	l := &trackLink{addr: addr, cancel: cancel, done: make(chan struct{}), up: make(chan struct{}), start: time.Now()}
 	go func() {
 		defer close(l.done)
 		backoff, lastErr := time.Duration(0), ""

@@ -136,7 +136,7 @@ func TestClientTrackingRedirectRESP2(t *testing.T) {
 }
 
 // A tracking link killed on its server loses writes until it is back: every tracking client
-// is told to flush.
+// is told to flush when it is lost and again when it is back, and tracking goes on.
 func TestClientTrackingLinkKilledFlushes(t *testing.T) {
 	e := startEnv(t, envOpts{})
 	c := tracker(t, e)
@@ -160,6 +160,11 @@ func TestClientTrackingLinkKilledFlushes(t *testing.T) {
 		t.Fatalf("no tracking connection on %s: %s", srv.Addr, list)
 	}
 	expectFrame(t, c.Read(), nullPush)
+	// Back up: whatever was read while it was down may have missed a write, so again.
+	expectFrame(t, c.Read(), nullPush)
+	expectFrame(t, c.Do("GET", "k"), "_\r\n")
+	set(t, e, "k", "after")
+	expectFrame(t, c.Read(), push("k"))
 }
 
 func ownerOf0(e *env) *redistest.Server { return e.servers[0] }
