@@ -126,6 +126,7 @@ func (s *session) hello(out []byte, args [][]byte) []byte {
 		return resp.AppendError(out, errClientName)
 	}
 	s.proto3 = proto3
+	s.proto3Pub.Store(proto3)
 	proto := int64(2)
 	if proto3 {
 		proto = 3

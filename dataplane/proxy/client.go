@@ -13,13 +13,12 @@ import (
 // client (clientunblock.go). PAUSE and UNPAUSE go to the servers (clientpause.go). go-redis 9
 // and redis-py 5 send CLIENT SETINFO (Redis 7.2) on every connection; it is checked as Redis
 // checks it and accepted, so that their connection setup is not counted as a refused command.
-// LIST, INFO and KILL are about the proxy's own clients (clientlist.go).
+// LIST, INFO and KILL are about the proxy's own clients (clientlist.go); TRACKING, CACHING,
+// GETREDIR and TRACKINGINFO give them client-side caching (tracking.go).
 
 // clientRefused are Redis's other CLIENT subcommands (7.2).
 var clientRefused = map[string]bool{
-	"caching": true, "getredir": true, "help": true,
-	"no-evict": true, "no-touch": true,
-	"tracking": true, "trackinginfo": true,
+	"help": true, "no-evict": true, "no-touch": true,
 }
 
 const errClientName = "ERR Client names cannot contain spaces, newlines or special characters."
@@ -42,6 +41,8 @@ func (s *session) clientReply(pl *place, out []byte, args [][]byte) []byte {
 	case "setinfo":
 		wantArgs = 4
 	case "getname", "id":
+	case "tracking", "trackinginfo", "getredir", "caching": // tracking.go
+		return s.clientTracking(sub, out, args)
 	default:
 		if clientRefused[sub] {
 			return resp.AppendError(out, "ERR CLIENT "+strings.ToUpper(sub)+" is not supported by the proxy")

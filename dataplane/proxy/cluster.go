@@ -198,6 +198,9 @@ type Cluster struct {
 	overlay map[string]func(*knobs)
 	// cc is the client cache and its nodes' tracking links (clientcache.go); guarded by mu.
 	cc cacheLinks
+	// trk is CLIENT TRACKING's hub (tracking.go), made when a client first uses it.
+	trk     atomic.Pointer[trackHub]
+	trkOnce sync.Once
 
 	// gen is what the cluster serves from (generation): sessions load it once per batch;
 	// writers build the next one under mu and install it with one swap (publishLocked).
@@ -581,6 +584,9 @@ func (c *Cluster) forget(s *session) {
 	c.mu.Lock()
 	delete(c.sessions, s)
 	c.mu.Unlock()
+	if h := c.trk.Load(); h != nil {
+		h.forget(s)
+	}
 	c.held.Add(-1) // taken at accept (takeFD)
 	c.metrics.clientClosed()
 	c.wg.Done()
@@ -652,6 +658,9 @@ func (c *Cluster) Close() {
 	c.stopCacheLocked()
 	c.mu.Unlock()
 	c.readyOnce.Do(func() { close(c.ready) })
+	if h := c.trk.Load(); h != nil {
+		h.close()
+	}
 	c.wg.Wait()
 	for _, l := range loops {
 		l.stop()

@@ -187,6 +187,9 @@ func (s *session) step() {
 			s.end()
 			return
 		}
+		if s.flushPushes() { // kicked for invalidations (tracking.go)
+			return
+		}
 		s.idle()
 		return
 	}

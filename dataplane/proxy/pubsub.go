@@ -231,6 +231,8 @@ func (s *session) subscribed(first *resp.Command) bool {
 	s.c.metrics.subscribed(1)
 	defer s.c.metrics.subscribed(-1)
 	p := newPubSub(s)
+	s.psub.Store(p) // tracking invalidations redirected here (tracking.go)
+	defer s.psub.Store(nil)
 	p.wg.Add(1)
 	go p.writeLoop()
 	defer s.publishSubs(nil)

@@ -15,6 +15,7 @@ func (s *session) resetConn() {
 	}
 	s.tx.reset()
 	s.proto3 = false
+	s.proto3Pub.Store(false)
 	s.name = ""
 	s.reply = replyMode{}
 	s.setAuthed(len(s.c.access().users) == 0)

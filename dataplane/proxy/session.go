@@ -230,6 +230,16 @@ type session struct {
 	proto3 bool   // the client switched to RESP3 with HELLO 3
 	remote string // the client's address, once the slow log needed it
 	name   string // CLIENT SETNAME's (client.go)
+	// tracks: CLIENT TRACKING is on; trkCaching: CLIENT CACHING applies to the next command
+	// (tracking.go).
+	tracks, trkCaching bool
+	trkPre             []byte // invalidations queued before the batch began, written first
+	// trkQueue: invalidations may be queued for the session (tracking.go: its own, or as a
+	// REDIRECT target); proto3Pub mirrors proto3 for the tracking links' goroutines.
+	trkQueue, proto3Pub atomic.Bool
+	// psub is the session's pub/sub while subscribed, for invalidations sent from a tracking
+	// link's goroutine (tracking.go); set and cleared by subscribed.
+	psub atomic.Pointer[pubsub]
 	// reply is CLIENT REPLY's mode (clientreply.go).
 	reply replyMode
 	// username is who the client authenticated as ("" before, or without passwords); user
@@ -395,6 +405,9 @@ func (s *session) beginBatch() {
 	}
 	s.routes = s.gen.routes
 	s.budget.Reset(s.gen.acc.outputLimit)
+	if s.trkQueue.Load() {
+		s.trkPre = s.takePushes(s.trkPre[:0])
+	}
 	if s.username != "" {
 		s.refreshUser()
 	}
@@ -512,6 +525,10 @@ func (s *session) assemble() ([]byte, int) {
 	if s.cw.wrote {
 		s.cacheWritten()
 	}
+	if len(s.trkPre) > 0 {
+		out = append(out, s.trkPre...) // invalidations queued before the batch (tracking.go)
+		s.trkPre = s.trkPre[:0]
+	}
 	for _, pl := range s.places[:s.n] {
 		at := len(out)
 		switch pl.kind {
@@ -552,6 +569,9 @@ func (s *session) assemble() ([]byte, int) {
 		}
 		biggest = max(biggest, len(out)-at)
 		pl.release(&room)
+	}
+	if s.trkQueue.Load() {
+		out = s.takePushes(out) // invalidations that came while the batch ran follow it
 	}
 	n := s.n
 	s.n = 0
@@ -770,6 +790,9 @@ func (s *session) handle(cmd *resp.Command) {
 			pl.rawBuf = resp.AppendCommand(pl.rawBuf[:0], args...)
 			pl.raw = pl.rawBuf
 		}
+	}
+	if s.tracks {
+		s.trackCommand(spec, args)
 	}
 	if cc := s.gen.cache; cc != nil && s.cacheCommand(pl, cc, spec, cmd) {
 		return
