@@ -34,8 +34,10 @@ import (
 // Client is a socket's owner that a Loop serves: a proxy session.
 type Client interface {
 	// Turn serves the client once: its socket may be readable, or it was kicked. On the
-	// loop's goroutine.
-	Turn()
+	// goroutine of from, the loop calling it: a client that moved to another loop meanwhile
+	// (it was in from's list of the turn when it left) is called by from all the same, and
+	// must pass the turn on to its loop rather than run on from's goroutine.
+	Turn(from *Loop)
 	// Hangup says the peer hung up (or the socket failed) before this turn's Turn: the
 	// client should read on to the end even after a short read. On the loop's goroutine,
 	// with the loop's lock held.
@@ -179,7 +181,7 @@ func (l *Loop) run() {
 		clear(l.replies)
 		l.replies = l.replies[:0]
 		for _, c := range l.ready {
-			c.Turn()
+			c.Turn(l)
 		}
 		clear(l.ready)
 		l.ready = l.ready[:0]

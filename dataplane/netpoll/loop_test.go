@@ -16,8 +16,8 @@ type recorder struct {
 	hup   bool      // under the loop's lock (Hangup), then read on its goroutine (Turn)
 }
 
-func (r *recorder) Hangup() { r.hup = true }
-func (r *recorder) Turn()   { r.turns <- r.hup }
+func (r *recorder) Hangup()    { r.hup = true }
+func (r *recorder) Turn(*Loop) { r.turns <- r.hup }
 
 // pair is a connected loopback TCP pair: the loop's end, raw, and the peer.
 func pair(t *testing.T) (*rawio.Conn, net.Conn) {

@@ -95,12 +95,22 @@ func (s *session) Hangup() {
 }
 
 // Turn gives s a turn unless it is busy; then it comes back once its batch is answered
-// (netpoll.Client).
-func (s *session) Turn() {
+// (netpoll.Client). A turn from a loop s has left (it was in that loop's list of the turn
+// while it moved to a goroutine and on to another loop) is passed on to s's loop: run on the
+// old loop's goroutine, its batch would note its connections in the other loop's touched list,
+// which that loop's goroutine owns.
+func (s *session) Turn(from *netpoll.Loop) {
 	s.lmu.Lock()
 	if s.busy {
 		s.again = true
 		s.lmu.Unlock()
+		return
+	}
+	if l := s.loop; l == nil || l.Loop != from {
+		s.lmu.Unlock()
+		if l != nil {
+			l.kick(s)
+		}
 		return
 	}
 	s.busy = true
