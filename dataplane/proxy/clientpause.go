@@ -25,8 +25,8 @@ func (s *session) clientPause(pl *place, args [][]byte) {
 		return
 	}
 	var nodes []int
-	if m := s.routes.slots; m != nil && !s.routes.readFromSlave && s.gen.backup == nil {
-		nodes = m.Masters()
+	if s.routes.table.Cluster() && !s.routes.readFromSlave && s.gen.backup == nil {
+		nodes = s.routes.table.Primaries()
 	} else {
 		nodes = s.allNodes()
 	}

@@ -139,6 +139,16 @@ func (t *Table) Group(key []byte) int {
 	return t.Ring.Pick(key)
 }
 
+// Groups is how many groups the table's keys fall into, each Group in [0, Groups()): a Redis
+// Cluster's hash slots, a ring's nodes (0 for an empty ring). For a caller that indexes
+// groups in an array.
+func (t *Table) Groups() int {
+	if t.Slots != nil {
+		return Slots
+	}
+	return len(t.Ring.Nodes())
+}
+
 // Together returns the group of the keys args[i] for i in keys (every arg when keys is nil),
 // or ErrCrossSlot / ErrCrossNode when they are not all in one. -1 with no keys. It does not
 // allocate.
