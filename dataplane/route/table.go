@@ -220,8 +220,15 @@ func (t *Table) ReadReplicas(group int) []int {
 // serves group. It does not allocate.
 func (t *Table) Node(group int, read, readFromSlave bool, rr *uint32) int {
 	m := t.Master(group)
-	if !read || m < 0 || (t.Slots != nil && !readFromSlave) {
+	if !read || m < 0 {
 		return m
+	}
+	if t.Slots != nil {
+		if !readFromSlave {
+			return m
+		}
+	} else if len(t.Replicas) == 0 {
+		return m // a ring without read replicas: no need to ask the index (a split's every group)
 	}
 	reps := t.ReadReplicas(group)
 	if len(reps) == 0 {
