@@ -153,6 +153,13 @@ func (t *Table) Groups() int {
 // or ErrCrossSlot / ErrCrossNode when they are not all in one. -1 with no keys. It does not
 // allocate.
 func (t *Table) Together(args [][]byte, keys []int) (int, error) {
+	if len(keys) == 1 { // most commands name one key: its group, without a loop or a second call
+		k := args[keys[0]]
+		if t.Slots != nil {
+			return int(Slot(k)), nil
+		}
+		return t.Ring.Pick(k), nil
+	}
 	g := -1
 	if keys == nil {
 		for i, a := range args {

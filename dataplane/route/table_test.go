@@ -359,3 +359,20 @@ func BenchmarkTableRoute(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkTableTogetherOneKey is the routing of a one-key command (GET k): its group.
+func BenchmarkTableTogetherOneKey(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		tb   *route.Table
+	}{{"ring", ringTable(b, false)}, {"cluster", slotTable(b)}} {
+		b.Run(c.name, func(b *testing.B) {
+			args, keys := [][]byte{[]byte("GET"), []byte("key:000000012345")}, []int{1}
+			for b.Loop() {
+				if _, err := c.tb.Together(args, keys); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
