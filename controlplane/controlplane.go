@@ -2,6 +2,12 @@
 // configuration, reloadable) with the observed state (node health, Redis Cluster topology) and
 // operators' decisions (eject, restore), builds new immutable tables whenever any of them
 // changes, and hands the whole snapshot to its Sink. It never touches a client connection.
+//
+// Concurrency: a ControlPlane's methods are safe for concurrent use (the admin API, SIGHUP
+// reloads and the data plane's hints call them from their own goroutines). One mutex
+// serialises every change; each cluster's watchers (health, topology, sentinel) run on
+// goroutines of their own that Run starts, and report back under that mutex. The Sink gets one
+// Apply at a time, with increasing versions; the snapshots it gets are immutable.
 package controlplane
 
 import (

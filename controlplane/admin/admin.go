@@ -1,5 +1,9 @@
 // Package admin is the gRPC AdminService: operators list clusters and their nodes, eject and
 // restore nodes, and reload the configuration of a running asterd (asterctl is its client).
+//
+// Concurrency: gRPC calls each handler on a goroutine of its own; the Server keeps no state
+// but its configuration, and what it reads and changes (the control plane, the data plane)
+// is safe for concurrent use.
 package admin
 
 import (

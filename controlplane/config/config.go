@@ -12,6 +12,9 @@
 // Units follow the original: read_timeout, write_timeout, dial_timeout, ping_interval,
 // ping_succ_interval and fetch_interval are milliseconds, fetch is seconds,
 // slowlog_log_slower_than is microseconds. All of them are converted to time.Duration here.
+//
+// Concurrency: Load and Parse keep no state and may run on any goroutine; the Config they
+// return is the caller's (a reload parses a new one).
 package config
 
 import (

@@ -2,6 +2,10 @@
 // other processes, over the gRPC RouteService: Server streams the control plane's snapshots,
 // Client receives them in a data-plane-only asterd and hands them to its Sink, and sends the
 // data plane's hints back up.
+//
+// Concurrency: Server's methods are safe for concurrent use, each Watch stream on its gRPC
+// goroutine. A Client's Run applies snapshots on its own goroutine, one at a time; Hint may be
+// called from any goroutine. The conversions keep no state.
 package remote
 
 import (

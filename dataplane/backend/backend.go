@@ -13,6 +13,12 @@
 // in its turn, so that one client's slow command (KEYS over a big keyspace, a long script)
 // does not fail the other requests that share the connection and would still be answered in
 // time. The connection is reset only when the node looks gone (see watchdog).
+//
+// Concurrency: a Conn is safe for concurrent use: any number of sessions Send and Flush on it
+// at once (one mutex guards the pending buffer; one flusher at a time writes), its replies are
+// read by one goroutine at a time (its reader, or the Poller's loop), and a Request is the
+// reader's from Send until its Waiter is released, its sender's before and after. A
+// DedicatedPool is safe for concurrent use; a Dedicated connection is one session's at a time.
 package backend
 
 import (

@@ -9,6 +9,9 @@
 // lives in the data plane; and the hot-key tracker (dataplane/hotkey) clamps to it as a last
 // defence, which it could not do from dataplane/proxy (a cycle) or dataplane/route (the routing
 // tables, which have no business with trackers). This package imports nothing of Aster.
+//
+// Concurrency: the table is fixed at compile time; every entry and function is safe for
+// concurrent use.
 package limits
 
 import (

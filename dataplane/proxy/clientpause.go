@@ -25,8 +25,11 @@ func (s *session) clientPause(pl *place, args [][]byte) {
 		return
 	}
 	var nodes []int
-	if m := s.routes.slots; m != nil && !s.routes.readFromSlave && s.gen.backup == nil {
-		nodes = m.Masters()
+	// Replicas take client commands only with read_from_slave (a ring lists its read
+	// replicas only then) or backup reads; otherwise the primaries are every node a command
+	// reaches, as for SCRIPT KILL.
+	if !s.routes.readFromSlave && s.gen.backup == nil {
+		nodes = s.routes.table.Primaries()
 	} else {
 		nodes = s.allNodes()
 	}

@@ -2,6 +2,14 @@
 // event loops (loop.go) or, while they must wait, by a goroutine each (session.go says who owns
 // a session when), requests routed through the cluster's current routing table (one atomic load
 // per batch) onto shared pipelined backend connections, replies written back in request order.
+//
+// Concurrency: Server and Cluster methods are safe for concurrent use (Server.Apply calls are
+// serialised; the control plane and the admin API call them from their own goroutines). A
+// cluster's serving state is one immutable generation (routes, settings, users' rules),
+// rebuilt under Cluster.mu and installed with one atomic swap, which sessions load once per
+// batch. A session is owned by one goroutine at a time — its event loop's, or a goroutine of
+// its own while it must wait — as session.go's ownership rules say; the backend connections it
+// shares with the other sessions are safe for concurrent use (package backend).
 package proxy
 
 import (
@@ -51,7 +59,6 @@ type routes struct {
 	// table says where a key goes (route.Table's methods); pools are index-aligned with its
 	// nodes (table.Addrs), replicas included.
 	table *route.Table
-	slots *route.SlotMap // table.Slots, for split.go's own grouping until it asks the table
 	pools []*pool
 	// readFromSlave and resp3 (the pools speak RESP3) are the generation's backend settings,
 	// copied here next to the pools they made, for the routing code that has only its routes.
@@ -306,7 +313,7 @@ func (c *Cluster) Update(t *route.Table) error {
 // node addresses.
 func (c *Cluster) installLocked(g *generation, t *route.Table) []string {
 	addrs := t.Addrs()
-	next := &routes{table: t, slots: t.Slots, pools: make([]*pool, len(addrs)), readFromSlave: g.backend.readFromSlave,
+	next := &routes{table: t, pools: make([]*pool, len(addrs)), readFromSlave: g.backend.readFromSlave,
 		resp3: g.backend.resp3, replaced: make(chan struct{})}
 	named := make(map[string]bool, len(addrs))
 	for i, addr := range addrs {

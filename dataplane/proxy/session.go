@@ -212,7 +212,7 @@ type session struct {
 	// Scratch space reused by every command, the owner's.
 	keys    []int
 	groupOf map[int]int // group key → sub request index, once there are many (findGroup)
-	slotGrp []uint16    // in cluster mode, slot → sub request index + 1 instead (findGroup)
+	grpIdx  []uint16    // group → sub request index + 1 instead, for a table of few groups (findGroup)
 	gks     []int       // group key of each sub request
 	counts  []int       // keys per sub request of a split command
 	sizes   []int       // bytes per sub request of a split command
@@ -881,9 +881,6 @@ func (s *session) forwardByKeys(pl *place, spec *command.Spec, cmd *resp.Command
 func (s *session) groupNode(g int, read bool) int {
 	return s.routes.table.Node(g, read, s.routes.readFromSlave, &s.rr)
 }
-
-// slotNode is groupNode for a slot, as split.go asks.
-func (s *session) slotNode(slot uint16, read bool) int { return s.groupNode(int(slot), read) }
 
 // frameOf is the command as the backend must receive it: the client's own bytes when it sent
 // RESP, re-encoded into buf when it sent an inline command.

@@ -29,7 +29,9 @@ func (s *session) split(pl *place, spec *command.Spec, cmd *resp.Command) {
 			// the sub-commands, which the connections have copied, and only a Redis Cluster
 			// may redirect (and so resend) them.
 			cmd.Args = nil
-			if s.routes.slots == nil {
+			// Protocol, not placement: a Redis Cluster node may answer MOVED/ASK, and the
+			// redirected sub-command is resent from its frame.
+			if !s.routes.table.Cluster() {
 				for _, c := range pl.subs[:pl.nsubs] {
 					c.frame = nil
 				}
@@ -69,32 +71,26 @@ func (s *session) planSplit(pl *place, spec *command.Spec, cmd *resp.Command) (s
 			return splitAnswered, 0
 		}
 	}
-	slots := s.routes.slots
-	ring := s.routes.table.Ring
+	t := s.routes.table
 	nkeys := (len(args) - 1) / stride
 	order := pl.order[:0]
 	if cap(order) < nkeys {
 		order = make([]uint16, 0, nkeys)
 	}
-	// One pass: each key's group (node index on a ring, slot in a cluster) and the group's
-	// key count and bytes of bulks.
-	dense := slots != nil
+	// One pass: each key's group (the table's: a ring node, a hash slot) and the group's key
+	// count and bytes of bulks.
+	ngroups := t.Groups()
+	dense := ngroups <= maxDenseGroups
 	// Room for as many groups as there can be, so that a split over thousands of slots does
 	// not grow these by appends.
-	maxGroups := route.Slots
-	if !dense {
-		maxGroups = len(ring.Nodes())
-	}
-	maxGroups = min(maxGroups, nkeys)
+	maxGroups := min(ngroups, nkeys)
 	if cap(s.counts) < maxGroups {
 		s.counts, s.sizes, s.gks = make([]int, 0, maxGroups), make([]int, 0, maxGroups), make([]int, 0, maxGroups)
 	}
 	counts, sizes, gks := s.counts[:0], s.sizes[:0], s.gks[:0]
 	for i := 1; i < len(args); i += stride {
-		var gk int
-		if slots != nil {
-			gk = int(route.Slot(args[i]))
-		} else if gk = ring.Pick(args[i]); gk < 0 {
+		gk := t.Group(args[i])
+		if gk < 0 { // an empty ring
 			s.unindexGroups(gks, dense)
 			s.noNode(pl)
 			return splitAnswered, 0
@@ -107,7 +103,7 @@ func (s *session) planSplit(pl *place, spec *command.Spec, cmd *resp.Command) (s
 				return splitAnswered, 0
 			}
 			g = len(gks)
-			gks = s.addGroup(gks, gk, dense)
+			gks = s.addGroup(gks, gk, ngroups, dense)
 			counts = append(counts, 0)
 			sizes = append(sizes, 0)
 		}
@@ -123,23 +119,17 @@ func (s *session) planSplit(pl *place, spec *command.Spec, cmd *resp.Command) (s
 	read := command.IsReadOnly(spec)
 	if len(gks) == 1 {
 		pl.order = order[:0]
-		node := gks[0]
-		if slots != nil {
-			node = s.slotNode(uint16(node), read)
-		}
-		return splitWhole, node
+		return splitWhole, s.groupNode(gks[0], read)
 	}
 	targets := s.targets[:0]
 	if cap(targets) < len(gks) {
 		targets = make([]int, 0, len(gks))
 	}
 	for _, gk := range gks {
-		node := gk
-		if slots != nil {
-			if node = s.slotNode(uint16(gk), read); node < 0 {
-				s.noNode(pl)
-				return splitAnswered, 0
-			}
+		node := s.groupNode(gk, read)
+		if node < 0 { // an uncovered slot
+			s.noNode(pl)
+			return splitAnswered, 0
 		}
 		targets = append(targets, node)
 	}
@@ -200,12 +190,18 @@ const keepGroupIndex = 1024
 // few (the usual MGET spans a handful of nodes or slots) a scan costs less than hashing.
 const scanGroups = 16
 
-// findGroup is gk's group index among gks, or -1. dense: gk is a slot (cluster mode), indexed
-// in s.slotGrp past scanGroups groups, else in the s.groupOf map.
+// maxDenseGroups is how many groups a table may have for planSplit to index them past
+// scanGroups in an array by group (s.grpIdx, 2 bytes a group: 32 KiB for a Redis Cluster's
+// slots) rather than in a map: a ring of more nodes than that is not a real one, but must not
+// cost a big array per session.
+const maxDenseGroups = route.Slots
+
+// findGroup is gk's group index among gks, or -1. Past scanGroups groups they are indexed, in
+// s.grpIdx when dense, else in the s.groupOf map.
 func (s *session) findGroup(gks []int, gk int, dense bool) int {
 	if len(gks) > scanGroups {
 		if dense {
-			return int(s.slotGrp[gk]) - 1
+			return int(s.grpIdx[gk]) - 1
 		}
 		if g, ok := s.groupOf[gk]; ok {
 			return g
@@ -220,17 +216,18 @@ func (s *session) findGroup(gks []int, gk int, dense bool) int {
 	return -1
 }
 
-// addGroup appends gk as the next group. Past scanGroups groups the index holds them all,
-// for findGroup.
-func (s *session) addGroup(gks []int, gk int, dense bool) []int {
+// addGroup appends gk, one of ngroups, as the next group. Past scanGroups groups the index
+// holds them all, for findGroup.
+func (s *session) addGroup(gks []int, gk, ngroups int, dense bool) []int {
 	gks = append(gks, gk)
 	switch {
 	case len(gks) <= scanGroups:
 	case len(gks) == scanGroups+1: // just past: index every group so far
-		if dense && s.slotGrp == nil {
-			// 32 KiB once per session that splits over many slots: less than a map of them,
-			// and no hashing per key.
-			s.slotGrp = make([]uint16, route.Slots)
+		if dense && len(s.grpIdx) < ngroups {
+			// Once per session that splits over many groups (up to 32 KiB for a Redis
+			// Cluster's slots): less than a map of them, and no hashing per key. Empty:
+			// unindexGroups leaves it so.
+			s.grpIdx = make([]uint16, ngroups)
 		}
 		if !dense && s.groupOf == nil {
 			s.groupOf = make(map[int]int)
@@ -246,7 +243,7 @@ func (s *session) addGroup(gks []int, gk int, dense bool) []int {
 
 func (s *session) index(gk, g int, dense bool) {
 	if dense {
-		s.slotGrp[gk] = uint16(g + 1)
+		s.grpIdx[gk] = uint16(g + 1)
 	} else {
 		s.groupOf[gk] = g
 	}
@@ -258,7 +255,7 @@ func (s *session) unindexGroups(gks []int, dense bool) {
 	case len(gks) <= scanGroups:
 	case dense:
 		for _, k := range gks {
-			s.slotGrp[k] = 0
+			s.grpIdx[k] = 0
 		}
 	case len(s.groupOf) > keepGroupIndex:
 		s.groupOf = nil // a split over thousands of nodes must not pin its index

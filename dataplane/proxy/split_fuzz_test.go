@@ -88,12 +88,12 @@ func (t *fuzzTopos) routes(topo uint8) *routes {
 	case topo&0x40 != 0:
 		m = t.rep[i]
 	}
-	return &routes{table: &route.Table{Slots: m}, slots: m, readFromSlave: topo&0x40 != 0}
+	return &routes{table: &route.Table{Slots: m}, readFromSlave: topo&0x40 != 0}
 }
 
 // groupOf is the group a key splits into: its node on a ring, its slot in a Redis Cluster.
 func groupOf(rt *routes, key []byte) int {
-	if rt.slots != nil {
+	if rt.table.Slots != nil {
 		return int(route.Slot(key))
 	}
 	return rt.table.Ring.Pick(key)
@@ -102,14 +102,14 @@ func groupOf(rt *routes, key []byte) int {
 // nodeServes says whether node may take a command for group: the ring's pick, or for a slot
 // its master (or one of its replicas for a read with read_from_slave).
 func nodeServes(rt *routes, group, node int, read bool) bool {
-	if rt.slots == nil {
+	m := rt.table.Slots
+	if m == nil {
 		return node == group
 	}
-	m := rt.slots.Master(uint16(group))
-	if node == m {
+	if node == m.Master(uint16(group)) {
 		return true
 	}
-	return read && rt.readFromSlave && slices.Contains(rt.slots.Replicas(uint16(group)), node)
+	return read && rt.readFromSlave && slices.Contains(m.Replicas(uint16(group)), node)
 }
 
 // Sub reply modes, chosen per sub-command by the fuzzer.
@@ -177,11 +177,11 @@ func FuzzSplitMerge(f *testing.F) {
 				if !strings.HasPrefix(msg, "-ERR wrong number of arguments") {
 					t.Fatalf("odd MSET answered %q", out)
 				}
-			case rt.slots == nil && len(rt.table.Ring.Nodes()) == 0:
+			case rt.table.Slots == nil && len(rt.table.Ring.Nodes()) == 0:
 				if !strings.HasPrefix(msg, "-ERR no backend node available") {
 					t.Fatalf("empty ring answered %q", out)
 				}
-			case rt.slots != nil && rt.slots.Covered() < route.Slots:
+			case rt.table.Slots != nil && rt.table.Slots.Covered() < route.Slots:
 				if msg != "-CLUSTERDOWN Hash slot not served\r\n" {
 					t.Fatalf("holed slot map answered %q", out)
 				}
@@ -199,7 +199,7 @@ func FuzzSplitMerge(f *testing.F) {
 			if node >= 0 && !nodeServes(rt, g, node, read) {
 				t.Fatalf("sent whole to node %d, which does not serve group %d", node, g)
 			}
-			if node < 0 && (rt.slots == nil || rt.slots.Master(uint16(g)) >= 0) {
+			if node < 0 && (rt.table.Slots == nil || rt.table.Slots.Master(uint16(g)) >= 0) {
 				t.Fatalf("sent whole to no node although group %d is served", g)
 			}
 			return

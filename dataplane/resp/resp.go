@@ -9,6 +9,9 @@
 // The reply side (ScanReply, ArrayElems, ParseInt, IsError) works on raw reply frames as read
 // from a backend: it only measures and splits them, so replies are forwarded without re-encoding.
 // The Append* writers build frames into a caller-owned buffer.
+//
+// Concurrency: a Reader belongs to one client session, its owner goroutine's; the reply
+// functions and writers keep no state, and are safe for concurrent use on distinct buffers.
 package resp
 
 const (

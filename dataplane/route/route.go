@@ -1,8 +1,12 @@
-// Package route holds the immutable routing tables of the data plane: a ketama ring that places
-// keys exactly as twemproxy (nutcracker 0.5.0) does, and Redis Cluster slot hashing.
+// Package route holds the immutable routing tables of the data plane and answers where a key
+// goes: a Table (table.go) names a cluster's nodes and answers the routing questions (a key's
+// group, its node for a read or a write, the keyspace's primaries) whatever the mode, over a
+// ketama ring that places keys exactly as twemproxy (nutcracker 0.5.0) does or a Redis Cluster
+// slot map. A Snapshot is what the control plane publishes: every cluster's spec and table.
 //
-// A table is built once, never modified, and then read by any number of goroutines without
-// locks; a change of nodes is a new table. Building may be slow; lookups must not allocate.
+// Concurrency: a table (Ring, SlotMap, Table, Snapshot) is built once, never modified, and then
+// read by any number of goroutines without locks; a change of nodes is a new table. Building
+// may be slow; lookups must not allocate.
 package route
 
 import (

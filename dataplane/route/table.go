@@ -139,10 +139,27 @@ func (t *Table) Group(key []byte) int {
 	return t.Ring.Pick(key)
 }
 
+// Groups is how many groups the table's keys fall into, each Group in [0, Groups()): a Redis
+// Cluster's hash slots, a ring's nodes (0 for an empty ring). For a caller that indexes
+// groups in an array.
+func (t *Table) Groups() int {
+	if t.Slots != nil {
+		return Slots
+	}
+	return len(t.Ring.Nodes())
+}
+
 // Together returns the group of the keys args[i] for i in keys (every arg when keys is nil),
 // or ErrCrossSlot / ErrCrossNode when they are not all in one. -1 with no keys. It does not
 // allocate.
 func (t *Table) Together(args [][]byte, keys []int) (int, error) {
+	if len(keys) == 1 { // most commands name one key: its group, without a loop or a second call
+		k := args[keys[0]]
+		if t.Slots != nil {
+			return int(Slot(k)), nil
+		}
+		return t.Ring.Pick(k), nil
+	}
 	g := -1
 	if keys == nil {
 		for i, a := range args {
@@ -210,8 +227,15 @@ func (t *Table) ReadReplicas(group int) []int {
 // serves group. It does not allocate.
 func (t *Table) Node(group int, read, readFromSlave bool, rr *uint32) int {
 	m := t.Master(group)
-	if !read || m < 0 || (t.Slots != nil && !readFromSlave) {
+	if !read || m < 0 {
 		return m
+	}
+	if t.Slots != nil {
+		if !readFromSlave {
+			return m
+		}
+	} else if len(t.Replicas) == 0 {
+		return m // a ring without read replicas: no need to ask the index (a split's every group)
 	}
 	reps := t.ReadReplicas(group)
 	if len(reps) == 0 {

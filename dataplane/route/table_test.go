@@ -64,8 +64,8 @@ func TestTableCheck(t *testing.T) {
 
 func TestTableSlotMap(t *testing.T) {
 	tb := slotTable(t)
-	if !tb.Cluster() || tb.CacheType() != "redis_cluster" || tb.Tag() != "{}" {
-		t.Fatalf("Cluster %v, CacheType %q, Tag %q", tb.Cluster(), tb.CacheType(), tb.Tag())
+	if !tb.Cluster() || tb.CacheType() != "redis_cluster" || tb.Tag() != "{}" || tb.Groups() != route.Slots {
+		t.Fatalf("Cluster %v, CacheType %q, Tag %q, Groups %d", tb.Cluster(), tb.CacheType(), tb.Tag(), tb.Groups())
 	}
 	want := []string{"10.0.0.1:7000", "10.0.0.2:7000", "10.0.0.3:7000", "10.0.0.4:7000", "10.0.0.5:7000"}
 	if got := tb.Addrs(); !slices.Equal(got, want) {
@@ -144,8 +144,8 @@ func TestTableUncoveredSlot(t *testing.T) {
 
 func TestTableRing(t *testing.T) {
 	tb := ringTable(t, false)
-	if tb.Cluster() || tb.CacheType() != "redis" || tb.Tag() != "{}" {
-		t.Fatalf("Cluster %v, CacheType %q, Tag %q", tb.Cluster(), tb.CacheType(), tb.Tag())
+	if tb.Cluster() || tb.CacheType() != "redis" || tb.Tag() != "{}" || tb.Groups() != 3 {
+		t.Fatalf("Cluster %v, CacheType %q, Tag %q, Groups %d", tb.Cluster(), tb.CacheType(), tb.Tag(), tb.Groups())
 	}
 	if got := tb.Primaries(); !slices.Equal(got, []int{0, 1, 2}) {
 		t.Fatalf("Primaries = %v", got)
@@ -183,7 +183,7 @@ func TestTableRing(t *testing.T) {
 	}
 	empty, _ := route.NewRing(nil, nil, "")
 	et := &route.Table{Ring: empty}
-	if g := et.Group(a); g != -1 || et.Master(g) != -1 || et.Keyless() != -1 {
+	if g := et.Group(a); g != -1 || et.Master(g) != -1 || et.Keyless() != -1 || et.Groups() != 0 {
 		t.Fatal("an empty ring has no node")
 	}
 }
@@ -357,5 +357,22 @@ func BenchmarkTableRoute(b *testing.B) {
 				_ = sink
 			})
 		}
+	}
+}
+
+// BenchmarkTableTogetherOneKey is the routing of a one-key command (GET k): its group.
+func BenchmarkTableTogetherOneKey(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		tb   *route.Table
+	}{{"ring", ringTable(b, false)}, {"cluster", slotTable(b)}} {
+		b.Run(c.name, func(b *testing.B) {
+			args, keys := [][]byte{[]byte("GET"), []byte("key:000000012345")}, []int{1}
+			for b.Loop() {
+				if _, err := c.tb.Together(args, keys); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
