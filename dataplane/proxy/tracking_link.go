@@ -139,7 +139,7 @@ func (l *trackLink) session(ctx context.Context, h *trackHub, opts backend.Optio
 		}
 		f[0] = '*'
 		elems, err = resp.ArrayElems(f, elems[:0])
-		if err != nil || len(elems) != 2 || !bytes.EqualFold(bulkOf(elems[1-1]), []byte("invalidate")) {
+		if err != nil || len(elems) != 2 || !bytes.EqualFold(bulkOf(elems[0]), []byte("invalidate")) {
 			continue
 		}
 		if resp.IsNull(elems[1]) {
