@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"strconv"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -181,7 +180,7 @@ func session(ctx context.Context, n *Node, dial Dialer, t LinkTimings, log hclog
 		}
 		f[0] = '*' // a push is read as the array it has the shape of
 		elems, err = resp.ArrayElems(f, elems[:0])
-		if err != nil || len(elems) != 2 || !bytes.EqualFold(bulk(elems[0]), []byte("invalidate")) {
+		if err != nil || len(elems) != 2 || !bytes.EqualFold(resp.BulkPayload(elems[0]), []byte("invalidate")) {
 			continue
 		}
 		if resp.IsNull(elems[1]) {
@@ -193,24 +192,7 @@ func session(ctx context.Context, n *Node, dial Dialer, t LinkTimings, log hclog
 			return true, fmt.Errorf("tracking link to %s: bad invalidation: %w", n.addr, err)
 		}
 		for _, k := range keys {
-			n.c.Invalidate(bulk(k))
+			n.c.Invalidate(resp.BulkPayload(k))
 		}
 	}
-}
-
-// bulk is the payload of a bulk string frame ("$3\r\nfoo\r\n" → "foo"); nil for anything
-// else.
-func bulk(f []byte) []byte {
-	if len(f) < 4 || f[0] != '$' {
-		return nil
-	}
-	i := bytes.IndexByte(f, '\r')
-	if i < 0 {
-		return nil
-	}
-	l, err := strconv.Atoi(string(f[1:i]))
-	if err != nil || l < 0 || i+2+l+2 != len(f) {
-		return nil
-	}
-	return f[i+2 : i+2+l]
 }

@@ -8,10 +8,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/aster-proxy/aster/dataplane/command"
+	"github.com/aster-proxy/aster/dataplane/rawio"
 	"github.com/aster-proxy/aster/dataplane/resp"
 )
 
@@ -120,7 +120,7 @@ func (s *session) publishSubs(p *pubsub) {
 // what t published.
 func (s *session) view(t *session, now time.Time) clientView {
 	v := clientView{id: t.id, addr: addrOf(t.nc.RemoteAddr()), laddr: addrOf(t.nc.LocalAddr()),
-		fd: fdOf(t), age: int64(now.Sub(t.created) / time.Second), events: "r"}
+		fd: rawio.FD(t.nc), age: int64(now.Sub(t.created) / time.Second), events: "r"}
 	if t == s {
 		st := &v.st
 		st.name, st.user, st.resp3, st.multi = s.name, s.username, s.proto3, -1
@@ -230,27 +230,6 @@ func addrOf(a net.Addr) string {
 		return a.String() + ":0" // Redis's form for a Unix socket
 	}
 	return a.String()
-}
-
-// fdOf is the descriptor of t's client connection, -1 when it has none any more.
-func fdOf(t *session) int {
-	nc := t.nc
-	if tc, ok := nc.(*tls.Conn); ok {
-		nc = tc.NetConn()
-	}
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return -1
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return -1
-	}
-	fd := -1
-	if rc.Control(func(d uintptr) { fd = int(d) }) != nil {
-		return -1
-	}
-	return fd
 }
 
 // clientTypes are CLIENT LIST's and KILL's TYPE names. The proxy's clients are normal or

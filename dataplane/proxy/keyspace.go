@@ -197,7 +197,7 @@ func (s *session) mergeScan(out []byte, pl *place) []byte {
 	if err != nil || len(elems) != 2 {
 		return resp.AppendError(out, "ERR unexpected reply from backend to SCAN")
 	}
-	next, err := strconv.ParseUint(string(bulkPayload(elems[0])), 10, 64)
+	next, err := strconv.ParseUint(string(resp.BulkPayload(elems[0])), 10, 64)
 	if err != nil || next > scanMask {
 		return resp.AppendError(out, "ERR unexpected reply from backend to SCAN: cursor out of the proxy's range")
 	}
@@ -309,6 +309,6 @@ func infoPayload(r []byte) ([]byte, bool) {
 	if len(r) > 0 && r[0] == '=' {
 		r = resp.ToRESP2(nil, r, nil) // the text after "txt:", as a bulk string
 	}
-	p := bulkPayload(r)
+	p := resp.BulkPayload(r)
 	return p, p != nil
 }

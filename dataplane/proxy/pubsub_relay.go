@@ -61,14 +61,14 @@ func (p *pubsub) onFrame(l *psLink, f []byte, elems [][]byte) ([][]byte, error) 
 	if err != nil || len(elems) == 0 {
 		return elems, errUnexpectedSub
 	}
-	word := bulkPayload(elems[0])
+	word := resp.BulkPayload(elems[0])
 	switch {
 	case bytes.Equal(word, wordMessage) && len(elems) == 3:
-		p.deliver(kindChannel, bulkPayload(elems[1]), elems)
+		p.deliver(kindChannel, resp.BulkPayload(elems[1]), elems)
 	case bytes.Equal(word, wordPMessage) && len(elems) == 4:
-		p.deliver(kindPattern, bulkPayload(elems[1]), elems)
+		p.deliver(kindPattern, resp.BulkPayload(elems[1]), elems)
 	case bytes.Equal(word, wordSMessage) && len(elems) == 3:
-		p.deliver(kindShard, bulkPayload(elems[1]), elems)
+		p.deliver(kindShard, resp.BulkPayload(elems[1]), elems)
 	default:
 		switch string(word) {
 		case "subscribe", "psubscribe", "ssubscribe", "pong":
@@ -82,7 +82,7 @@ func (p *pubsub) onFrame(l *psLink, f []byte, elems [][]byte) ([][]byte, error) 
 			// Unasked, it means the node lost the channel's slot (failover, resharding).
 			if l.sunsubPending.Add(-1) < 0 {
 				l.sunsubPending.Add(1)
-				return elems, fmt.Errorf("node dropped shard channel %q: its slot moved", bulkPayload(elems[1]))
+				return elems, fmt.Errorf("node dropped shard channel %q: its slot moved", resp.BulkPayload(elems[1]))
 			}
 		default:
 			return elems, errUnexpectedSub
@@ -116,16 +116,4 @@ func (p *pubsub) deliver(kind subKind, name []byte, elems [][]byte) {
 	if !p.hold {
 		p.cond.Signal()
 	}
-}
-
-// bulkPayload returns the contents of a bulk string frame, nil if f is not one.
-func bulkPayload(f []byte) []byte {
-	if len(f) < 5 || f[0] != '$' {
-		return nil
-	}
-	i := bytes.IndexByte(f, '\n')
-	if i < 0 || i+1 > len(f)-2 {
-		return nil
-	}
-	return f[i+1 : len(f)-2]
 }

@@ -139,7 +139,7 @@ func (l *trackLink) session(ctx context.Context, h *trackHub, opts backend.Optio
 		}
 		f[0] = '*'
 		elems, err = resp.ArrayElems(f, elems[:0])
-		if err != nil || len(elems) != 2 || !bytes.EqualFold(bulkOf(elems[0]), []byte("invalidate")) {
+		if err != nil || len(elems) != 2 || !bytes.EqualFold(resp.BulkPayload(elems[0]), []byte("invalidate")) {
 			continue
 		}
 		if resp.IsNull(elems[1]) {
@@ -151,20 +151,8 @@ func (l *trackLink) session(ctx context.Context, h *trackHub, opts backend.Optio
 			return true, fmt.Errorf("tracking link to %s: bad invalidation: %w", l.addr, err)
 		}
 		for i, k := range keys {
-			keys[i] = bulkOf(k)
+			keys[i] = resp.BulkPayload(k)
 		}
 		h.invalidate(keys)
 	}
-}
-
-// bulkOf is the payload of a bulk string frame; nil for anything else.
-func bulkOf(f []byte) []byte {
-	if len(f) < 4 || f[0] != '$' {
-		return nil
-	}
-	i := bytes.IndexByte(f, '\r')
-	if i < 0 || i+2 > len(f)-2 {
-		return nil
-	}
-	return f[i+2 : len(f)-2]
 }

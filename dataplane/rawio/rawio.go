@@ -13,6 +13,7 @@
 package rawio
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 	"syscall"
@@ -256,4 +257,26 @@ func ReadWriter(nc net.Conn) io.ReadWriter {
 		return c
 	}
 	return nc
+}
+
+// FD is the descriptor of nc's socket (under TLS, of the connection TLS runs on), -1 when it
+// has none (a pipe, a closed connection). For peeking a socket and for CLIENT LIST's fd; reads
+// and writes go through Conn.
+func FD(nc net.Conn) int {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return -1
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	fd := -1
+	if rc.Control(func(d uintptr) { fd = int(d) }) != nil {
+		return -1
+	}
+	return fd
 }

@@ -312,3 +312,27 @@ func IsError(b []byte) bool {
 func IsNull(b []byte) bool {
 	return len(b) > 0 && (b[0] == '_' || len(b) > 2 && (b[0] == '$' || b[0] == '*') && b[1] == '-' && b[2] == '1')
 }
+
+// BulkPayload returns the contents of b when b is exactly one bulk string frame
+// ("$3\r\nfoo\r\n" gives "foo"); nil for anything else (another type, a null, a frame whose
+// length does not match). It does not copy or allocate.
+func BulkPayload(b []byte) []byte {
+	if len(b) < 4 || b[0] != '$' {
+		return nil
+	}
+	i := bytes.IndexByte(b, '\r')
+	if i < 2 || i > 11 { // 1 to 10 digits: no overflow
+		return nil
+	}
+	n := 0
+	for _, c := range b[1:i] {
+		if c < '0' || c > '9' {
+			return nil
+		}
+		n = n*10 + int(c-'0')
+	}
+	if n != len(b)-i-4 || b[len(b)-2] != '\r' || b[len(b)-1] != '\n' || i+1 >= len(b) || b[i+1] != '\n' {
+		return nil
+	}
+	return b[i+2 : i+2+n]
+}

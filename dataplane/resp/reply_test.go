@@ -188,3 +188,31 @@ func TestIsError(t *testing.T) {
 		}
 	}
 }
+
+func TestBulkPayload(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want string
+		ok   bool
+	}{
+		{"$3\r\nfoo\r\n", "foo", true},
+		{"$0\r\n\r\n", "", true},
+		{"$5\r\na\r\nbc\r\n", "a\r\nbc", true},
+		{"$-1\r\n", "", false},
+		{"$3\r\nfo\r\n", "", false},
+		{"$3\r\nfooo\r\n", "", false},
+		{"$3\r\nfoo\r\n+OK\r\n", "", false},
+		{"$3\rxfoo\r\n", "", false},
+		{"$3\r\nfooxx", "", false},
+		{"+foo\r\n", "", false},
+		{"$x\r\nfoo\r\n", "", false},
+		{"$99999999999999999999\r\n\r\n", "", false},
+		{"$", "", false},
+		{"", "", false},
+	} {
+		got := BulkPayload([]byte(tc.in))
+		if (got != nil) != tc.ok || string(got) != tc.want {
+			t.Errorf("BulkPayload(%q) = %q (nil %v), want %q (ok %v)", tc.in, got, got == nil, tc.want, tc.ok)
+		}
+	}
+}

@@ -172,7 +172,7 @@ func (r *slowRec) entry() Entry {
 	e := Entry{ID: r.id, Time: r.time, Duration: r.duration, Client: r.client}
 	elems, _ := resp.ArrayElems(r.args, nil)
 	for _, a := range elems {
-		e.Args = append(e.Args, string(bulkPayload(a)))
+		e.Args = append(e.Args, string(resp.BulkPayload(a)))
 	}
 	return e
 }
@@ -211,15 +211,3 @@ func (l *Log) Max() int { return l.max }
 
 // SlowerThan is how long a command must take to be logged.
 func (l *Log) SlowerThan() time.Duration { return l.slowerThan }
-
-// bulkPayload returns the contents of a bulk string frame, nil if f is not one.
-func bulkPayload(f []byte) []byte {
-	if len(f) < 5 || f[0] != '$' {
-		return nil
-	}
-	i := bytes.IndexByte(f, '\n')
-	if i < 0 || i+1 > len(f)-2 {
-		return nil
-	}
-	return f[i+1 : len(f)-2]
-}
