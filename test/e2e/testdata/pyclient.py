@@ -462,8 +462,15 @@ def client_name_and_info():
     expect(c.client_getname(), None, "client_getname after RESET")
     expect_error(lambda: c.client_setname("has space"), redis.ResponseError,
                  "Client names cannot contain spaces", "client_setname with a space")
-    expect_error(lambda: c.client_list(), redis.ResponseError, "CLIENT LIST is not supported by the proxy",
-                 "client_list")
+    # CLIENT LIST and INFO are the proxy's own clients, parsed by redis-py as Redis's.
+    c.client_setname("listed")
+    me = c.client_info()
+    expect(me.get("name"), "listed", "client_info name")
+    expect(str(me.get("id")), str(c.client_id()), "client_info id")
+    mine = [e for e in c.client_list() if str(e.get("id")) == str(me.get("id"))]
+    expect(len(mine), 1, "client_list lists this connection once")
+    expect(mine[0].get("name"), "listed", "client_list name")
+    expect(mine[0].get("cmd"), "client|list", "client_list cmd")
     c.close()
     info = r.info()
     if not isinstance(info, dict) or "redis_version" not in info:
