@@ -24,15 +24,7 @@ func (s *session) clientPause(pl *place, args [][]byte) {
 		pl.setError("ERR cluster " + s.c.name + " has no routing table yet")
 		return
 	}
-	var nodes []int
-	// Replicas take client commands only with read_from_slave (a ring lists its read
-	// replicas only then) or backup reads; otherwise the primaries are every node a command
-	// reaches, as for SCRIPT KILL.
-	if !s.routes.readFromSlave && s.gen.backup == nil {
-		nodes = s.routes.table.Primaries()
-	} else {
-		nodes = s.allNodes()
-	}
+	nodes := s.clientCommandNodes() // as SCRIPT KILL's (script.go)
 	if len(nodes) == 0 {
 		s.noNode(pl)
 		return
@@ -40,11 +32,7 @@ func (s *session) clientPause(pl *place, args [][]byte) {
 	pl.kind = placeForward
 	c := &pl.main
 	c.conn, c.asked = s.conn(nodes[0]), false
-	targets := make([]killTarget, len(nodes))
-	for i, n := range nodes {
-		p := s.routes.pools[n]
-		targets[i] = killTarget{addr: p.addr, opts: p.opts, what: "client pause"}
-	}
+	targets := s.killTargets(nodes, "client pause")
 	frame := resp.AppendCommand(nil, args...)
 	s.pend.Add(1)
 	wg := &s.pend

@@ -111,12 +111,7 @@ func (s *session) kill(pl *place, spec *command.Spec, cmd *resp.Command) {
 	// The reply is a node's, or a failure to reach one: it goes through the place as a
 	// forwarded command's (metrics count a failure as a backend error); the shared connection
 	// is named only for its protocol, which assemble reads.
-	var nodes []int
-	if !s.routes.readFromSlave && s.gen.backup == nil { // scripts run on masters only
-		nodes = s.routes.table.Primaries()
-	} else {
-		nodes = s.allNodes()
-	}
+	nodes := s.clientCommandNodes()
 	if len(nodes) == 0 {
 		s.noNode(pl)
 		return
@@ -128,13 +123,31 @@ func (s *session) kill(pl *place, spec *command.Spec, cmd *resp.Command) {
 	if !s.c.kills.join(spec.Name, killWaiter{c, &s.pend}) {
 		return // a round is in flight: its reply is this command's too
 	}
+	targets := s.killTargets(nodes, "")
+	frame := resp.AppendCommand(nil, []byte(strings.ToUpper(spec.Name)), []byte("KILL"))
+	go s.c.kills.run(spec.Name, func() killReply { return s.c.killAll(targets, frame) })
+}
+
+// clientCommandNodes are the nodes a command about the servers' running clients goes to
+// (SCRIPT KILL, FUNCTION KILL, CLIENT PAUSE): every node a client command may reach. Replicas
+// take client commands only with read_from_slave (a ring lists its read replicas only then)
+// or backup reads; otherwise the primaries are all of them.
+func (s *session) clientCommandNodes() []int {
+	if !s.routes.readFromSlave && s.gen.backup == nil {
+		return s.routes.table.Primaries()
+	}
+	return s.allNodes()
+}
+
+// killTargets are nodes' addresses and connection options, for connections of their own;
+// what names the command in errors ("" for a KILL).
+func (s *session) killTargets(nodes []int, what string) []killTarget {
 	targets := make([]killTarget, len(nodes))
 	for i, n := range nodes {
 		p := s.routes.pools[n]
-		targets[i] = killTarget{addr: p.addr, opts: p.opts}
+		targets[i] = killTarget{addr: p.addr, opts: p.opts, what: what}
 	}
-	frame := resp.AppendCommand(nil, []byte(strings.ToUpper(spec.Name)), []byte("KILL"))
-	go s.c.kills.run(spec.Name, func() killReply { return s.c.killAll(targets, frame) })
+	return targets
 }
 
 // killReply is the merged reply of a KILL round; failure is FailBackend when it says that a
