@@ -162,7 +162,7 @@ func session(ctx context.Context, n *Node, dial Dialer, t LinkTimings, log hclog
 			}
 		}
 	}()
-	var elems, keys [][]byte
+	var pushes PushReader
 	for {
 		_ = nc.SetReadDeadline(time.Now().Add(3 * t.Ping))
 		if ctx.Err() != nil {
@@ -175,24 +175,48 @@ func session(ctx context.Context, n *Node, dial Dialer, t LinkTimings, log hclog
 			}
 			return true, fmt.Errorf("tracking link to %s: %w", n.addr, err)
 		}
-		if f[0] != '>' {
-			continue // PONG
-		}
-		f[0] = '*' // a push is read as the array it has the shape of
-		elems, err = resp.ArrayElems(f, elems[:0])
-		if err != nil || len(elems) != 2 || !bytes.EqualFold(resp.BulkPayload(elems[0]), []byte("invalidate")) {
-			continue
-		}
-		if resp.IsNull(elems[1]) {
+		keys, flush, ok, err := pushes.Invalidation(f)
+		switch {
+		case err != nil:
+			return true, fmt.Errorf("tracking link to %s: %w", n.addr, err)
+		case !ok:
+			continue // PONG, or a push of another kind
+		case flush:
 			n.Flush() // FLUSHALL / FLUSHDB on the node
 			continue
 		}
-		keys, err = resp.ArrayElems(elems[1], keys[:0])
-		if err != nil {
-			return true, fmt.Errorf("tracking link to %s: bad invalidation: %w", n.addr, err)
-		}
 		for _, k := range keys {
-			n.c.Invalidate(resp.BulkPayload(k))
+			n.c.Invalidate(k)
 		}
 	}
+}
+
+// PushReader reads what the pushes of a tracking link (RESP3 CLIENT TRACKING) invalidate,
+// reusing its slices from one push to the next. For one link's reader.
+type PushReader struct{ elems, keys [][]byte }
+
+// Invalidation returns what frame f (a whole reply read from the link) invalidates: every key
+// (flush: FLUSHALL or FLUSHDB on the node), or keys, the key names (valid until the next
+// call). ok is false for anything but an invalidation push (a PONG, a push of another kind);
+// err for an invalidation whose key list is malformed. f's first byte is changed.
+func (p *PushReader) Invalidation(f []byte) (keys [][]byte, flush, ok bool, err error) {
+	if len(f) == 0 || f[0] != '>' {
+		return nil, false, false, nil
+	}
+	f[0] = '*' // a push is read as the array it has the shape of
+	p.elems, err = resp.ArrayElems(f, p.elems[:0])
+	if err != nil || len(p.elems) != 2 || !bytes.EqualFold(resp.BulkPayload(p.elems[0]), []byte("invalidate")) {
+		return nil, false, false, nil
+	}
+	if resp.IsNull(p.elems[1]) {
+		return nil, true, true, nil
+	}
+	p.keys, err = resp.ArrayElems(p.elems[1], p.keys[:0])
+	if err != nil {
+		return nil, false, false, fmt.Errorf("bad invalidation: %w", err)
+	}
+	for i, k := range p.keys {
+		p.keys[i] = resp.BulkPayload(k)
+	}
+	return p.keys, false, true, nil
 }

@@ -143,3 +143,31 @@ func TestLinkNodeDown(t *testing.T) {
 	srv.Restart()
 	waitFor(t, "up again", func() bool { return n.State() == Up })
 }
+
+// The pushes a RESP3 tracking link receives, as Redis 7.0 sends them.
+func TestPushReaderInvalidation(t *testing.T) {
+	var p PushReader
+	for _, tc := range []struct {
+		frame     string
+		keys      []string
+		flush, ok bool
+		wantErr   bool
+	}{
+		{">2\r\n$10\r\ninvalidate\r\n*2\r\n$1\r\na\r\n$2\r\nbc\r\n", []string{"a", "bc"}, false, true, false},
+		{">2\r\n$10\r\ninvalidate\r\n_\r\n", nil, true, true, false},
+		{">2\r\n$10\r\ninvalidate\r\n*-1\r\n", nil, true, true, false},
+		{"+PONG\r\n", nil, false, false, false},
+		{">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n", nil, false, false, false},
+		{">2\r\n$10\r\ninvalidate\r\n:1\r\n", nil, false, false, true},
+	} {
+		keys, flush, ok, err := p.Invalidation([]byte(tc.frame))
+		if (err != nil) != tc.wantErr || flush != tc.flush || ok != tc.ok || len(keys) != len(tc.keys) {
+			t.Fatalf("%q: keys %q flush %v ok %v err %v, want %q %v %v err %v", tc.frame, keys, flush, ok, err, tc.keys, tc.flush, tc.ok, tc.wantErr)
+		}
+		for i, k := range keys {
+			if string(k) != tc.keys[i] {
+				t.Fatalf("%q: key %d = %q, want %q", tc.frame, i, k, tc.keys[i])
+			}
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/aster-proxy/aster/dataplane/backend"
+	"github.com/aster-proxy/aster/dataplane/cache"
 	"github.com/aster-proxy/aster/dataplane/resp"
 )
 
@@ -124,7 +125,7 @@ func (l *trackLink) session(ctx context.Context, h *trackHub, opts backend.Optio
 			}
 		}
 	}()
-	var elems, keys [][]byte
+	var pushes cache.PushReader
 	for {
 		_ = nc.SetReadDeadline(time.Now().Add(3 * trackPing))
 		if ctx.Err() != nil {
@@ -134,24 +135,15 @@ func (l *trackLink) session(ctx context.Context, h *trackHub, opts backend.Optio
 		if err != nil {
 			return true, fmt.Errorf("tracking link to %s: %w", l.addr, err)
 		}
-		if f[0] != '>' {
-			continue // PONG
-		}
-		f[0] = '*'
-		elems, err = resp.ArrayElems(f, elems[:0])
-		if err != nil || len(elems) != 2 || !bytes.EqualFold(resp.BulkPayload(elems[0]), []byte("invalidate")) {
-			continue
-		}
-		if resp.IsNull(elems[1]) {
+		keys, flush, ok, err := pushes.Invalidation(f)
+		switch {
+		case err != nil:
+			return true, fmt.Errorf("tracking link to %s: %w", l.addr, err)
+		case !ok:
+			continue // PONG, or a push of another kind
+		case flush:
 			h.flushAll() // FLUSHALL / FLUSHDB on the node
 			continue
-		}
-		keys, err = resp.ArrayElems(elems[1], keys[:0])
-		if err != nil {
-			return true, fmt.Errorf("tracking link to %s: bad invalidation: %w", l.addr, err)
-		}
-		for i, k := range keys {
-			keys[i] = resp.BulkPayload(k)
 		}
 		h.invalidate(keys)
 	}
