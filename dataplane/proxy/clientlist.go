@@ -250,7 +250,7 @@ func (s *session) views(keep func(t *session) bool) []clientView {
 	s.c.mu.Lock()
 	ts := make([]*session, 0, len(s.c.sessions))
 	for t := range s.c.sessions {
-		if keep(t) {
+		if keep(t) && (t == s || !t.killed.Load()) { // a killed client is gone for Redis
 			ts = append(ts, t)
 		}
 	}
@@ -391,7 +391,7 @@ func (s *session) clientKill(out []byte, args [][]byte) []byte {
 	}
 	s.c.mu.Unlock()
 	for _, t := range all {
-		if (id != 0 && t.id != id) || (t == s && skipme) {
+		if (id != 0 && t.id != id) || (t == s && skipme) || t.killed.Load() {
 			continue
 		}
 		if hasAddr && addrOf(t.nc.RemoteAddr()) != addr || hasLaddr && addrOf(t.nc.LocalAddr()) != laddr {
@@ -405,23 +405,30 @@ func (s *session) clientKill(out []byte, args [][]byte) []byte {
 		}
 		victims = append(victims, t)
 	}
+	killed := 0
 	for _, t := range victims {
+		// A client killed already (here or by a concurrent CLIENT KILL) is not counted
+		// again, though its session may not have left the list yet: Redis frees it at once.
+		if !t.killed.CompareAndSwap(false, true) {
+			continue
+		}
+		killed++
 		if t == s {
 			s.quit = true // after this reply, as Redis closes a client that killed itself
 			continue
 		}
 		t.shutdownClient()
 	}
-	if len(victims) > 0 {
-		s.c.log.Info("clients killed by CLIENT KILL", "killed", len(victims), "by", addrOf(s.nc.RemoteAddr()))
+	if killed > 0 {
+		s.c.log.Info("clients killed by CLIENT KILL", "killed", killed, "by", addrOf(s.nc.RemoteAddr()))
 	}
 	if old {
-		if len(victims) == 0 {
+		if killed == 0 {
 			return resp.AppendError(out, "ERR No such client")
 		}
 		return resp.AppendSimple(out, "OK")
 	}
-	return resp.AppendInt(out, int64(len(victims)))
+	return resp.AppendInt(out, int64(killed))
 }
 
 // shutdownClient shuts the client's connection down from another session's goroutine. Its owner, the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -325,6 +326,18 @@ func TestClientKillUserAndRights(t *testing.T) {
 		[2]string{"CLIENT KILL USER app", ":0"},
 		[2]string{"PING", "+PONG"},
 	)
+	// Killed clients are gone at once for CLIENT LIST too, as in Redis, whether or not their
+	// sessions have ended yet.
+	admin.send("CLIENT LIST\r\n")
+	first := admin.line()
+	n, _ := strconv.Atoi(first[1:])
+	body := make([]byte, n+2)
+	if _, err := io.ReadFull(admin.br, body); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(body), "user=app") {
+		t.Fatalf("CLIENT LIST right after CLIENT KILL USER app still lists app's clients:\n%s", body)
+	}
 	gone(t, app1.nc, "app client 1")
 	gone(t, app2.nc, "app client 2")
 }

@@ -267,6 +267,7 @@ type session struct {
 	created  time.Time
 	lastSpec *command.Spec
 	stat     clientStat
+	killed   atomic.Bool // CLIENT KILL chose it: not listed, nor killed (counted) again
 
 	// Loop state (loop.go). loop and rerr are the owner's; lmu guards busy, again and more,
 	// which the loop reads and writes from its goroutine whoever owns the session (see above).
