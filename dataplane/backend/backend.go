@@ -476,7 +476,9 @@ func (c *Conn) writeQueued(own bool) {
 		c.unsent = 0
 		c.spare = nil
 		c.mu.Unlock()
-		if c.opts.WriteTimeout > 0 {
+		if own && c.opts.WriteTimeout > 0 {
+			// Only a write that may wait needs a deadline (a flusher's never waits): a timer
+			// set per flush cost more than the rest of the flush.
 			_ = nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
 		}
 		n, err := c.write(w, buf, own)
@@ -488,7 +490,7 @@ func (c *Conn) writeQueued(own bool) {
 			if !c.closed {
 				c.wg.Add(1)
 				c.mu.Unlock()
-				go c.writeRest(w, buf, n, gen)
+				go c.writeRest(nc, w, buf, n, gen)
 				return
 			}
 			break
@@ -498,6 +500,11 @@ func (c *Conn) writeQueued(own bool) {
 		}
 		c.mu.Lock()
 		c.keepSpare(buf)
+	}
+	if own && c.nc != nil && c.opts.WriteTimeout > 0 {
+		// A deadline left behind would fail the flushers' writes once it passed. Cleared
+		// before the writer's part is given up, so never over the next own writer's.
+		_ = c.nc.SetWriteDeadline(time.Time{})
 	}
 	c.writing = false
 	c.mu.Unlock()
@@ -519,8 +526,11 @@ func (c *Conn) write(w io.Writer, buf []byte, own bool) (int, error) {
 
 // writeRest finishes a write the node could not take at once, holding the writer's part, and
 // then writes what was queued meanwhile.
-func (c *Conn) writeRest(w io.Writer, buf []byte, n int, gen uint64) {
+func (c *Conn) writeRest(nc net.Conn, w io.Writer, buf []byte, n int, gen uint64) {
 	defer c.wg.Done()
+	if c.opts.WriteTimeout > 0 {
+		_ = nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+	}
 	if _, err := w.Write(buf[n:]); err != nil {
 		c.fault(gen, fmt.Errorf("write: %w", err))
 	}

@@ -148,3 +148,23 @@ func TestOwedRepliesBounded(t *testing.T) {
 		t.Fatalf("CLIENT ID %q unchanged: 20 owed replies (bound 10) did not reset the connection", id)
 	}
 }
+
+// TestWriteDeadlineLeftByDialDoesNotFailLaterWrites: the write after a dial runs on the
+// dialling goroutine with write_timeout's deadline; later writes from a flusher set none (they
+// never wait), so that deadline must be gone once it passes, or every write after it fails.
+func TestWriteDeadlineLeftByDialDoesNotFailLaterWrites(t *testing.T) {
+	srv := redistest.Start(t)
+	const wt = 100 * time.Millisecond
+	c := backend.New(backend.Options{Addr: srv.Addr, DialTimeout: time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: wt})
+	defer c.Close()
+	id := do(t, c, "CLIENT", "ID") // dials: written by the dialling goroutine
+	time.Sleep(3 * wt)              // past the deadline that write had
+	for i := range 3 {
+		if got := do(t, c, "PING"); got != "+PONG\r\n" {
+			t.Fatalf("PING %d after the first write's deadline passed: %q", i, got)
+		}
+	}
+	if again := do(t, c, "CLIENT", "ID"); again != id {
+		t.Fatalf("CLIENT ID %q then %q: a write failed and the connection was redialled", id, again)
+	}
+}

@@ -234,6 +234,28 @@ func Lookup(name []byte) *Spec {
 	return byName[string(buf[:len(name)])]
 }
 
+// LookupLast is Lookup for a name that is often last's (a client sends the same command
+// again and again): last itself when name is its name, ASCII case-insensitively, without the
+// map lookup.
+func LookupLast(name []byte, last *Spec) *Spec {
+	if last != nil && len(name) == len(last.Name) {
+		same := true
+		for i, c := range name {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != last.Name[i] {
+				same = false
+				break
+			}
+		}
+		if same {
+			return last
+		}
+	}
+	return Lookup(name)
+}
+
 // All returns every spec sorted by name (for docs and COMMAND COUNT). The slice is the
 // caller's; the specs are shared.
 func All() []*Spec {

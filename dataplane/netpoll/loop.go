@@ -106,12 +106,15 @@ func (l *Loop) Counts() (clients, backends int) {
 	return len(l.byID), len(l.backends)
 }
 
-// backendIDs number the backend connections a loop reads, apart from the clients' ids.
+// backendIDs number the backend connections a loop reads, apart from the clients' ids (below
+// backendBit, as Add requires).
 var backendIDs atomic.Uint64
+
+const backendBit = 1 << 63
 
 // Watch has the loop read a backend connection: a backend.Poller.
 func (l *Loop) Watch(raw *rawio.Conn, ready func()) (func(), error) {
-	id := 1<<63 | backendIDs.Add(1)
+	id := backendBit | backendIDs.Add(1)
 	l.mu.Lock()
 	l.backends[id] = ready
 	l.mu.Unlock()
@@ -159,8 +162,10 @@ func (l *Loop) run() {
 		}
 		l.mu.Lock()
 		for _, ev := range evs {
-			if f := l.backends[ev.id]; f != nil {
-				l.replies = append(l.replies, f)
+			if ev.id&backendBit != 0 { // one map lookup per event: the id says which map
+				if f := l.backends[ev.id]; f != nil {
+					l.replies = append(l.replies, f)
+				}
 				continue
 			}
 			if c := l.byID[ev.id]; c != nil {

@@ -106,7 +106,7 @@ func (s *session) runDeferred() bool {
 	}
 	// For CLIENT LIST (clientlist.go), before the client has the reply and may ask: no longer
 	// in MULTI, idle from now.
-	s.publishStat()
+	s.publishStat(time.Time{})
 	var err error
 	if !s.deferMute {
 		_, err = s.rw.Write(out)

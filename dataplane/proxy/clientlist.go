@@ -64,8 +64,9 @@ type clientView struct {
 
 // publishStat publishes the state of the session once a batch's replies are in (assemble), or
 // a deferred command's (runDeferred), on its owner's goroutine, before the client has them.
-// Once per batch: a clock read, a lock and a few stores.
-func (s *session) publishStat() {
+// Once per batch: a lock and a few stores. now is when the client last had its turn (a batch's
+// start serves: CLIENT LIST's idle is in seconds); zero: read the clock.
+func (s *session) publishStat(now time.Time) {
 	st := &s.stat
 	cmd := "NULL"
 	if sp := s.lastSpec; sp != nil {
@@ -78,7 +79,9 @@ func (s *session) publishStat() {
 			}
 		}
 	}
-	now := time.Now()
+	if now.IsZero() {
+		now = time.Now()
+	}
 	st.mu.Lock()
 	st.last, st.cmd, st.name, st.user, st.resp3 = now, cmd, s.name, s.username, s.proto3
 	st.multi, st.multiMem = -1, 0

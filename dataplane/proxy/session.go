@@ -577,7 +577,7 @@ func (s *session) assemble() ([]byte, int) {
 	n := s.n
 	s.n = 0
 	s.pace(n, biggest)
-	s.publishStat() // for CLIENT LIST (clientlist.go), before the client has the replies and may ask
+	s.publishStat(s.start) // for CLIENT LIST (clientlist.go), before the client has the replies and may ask
 	return out, n
 }
 
@@ -751,7 +751,7 @@ var testPanicHook func(args [][]byte)
 func (s *session) handle(cmd *resp.Command) {
 	pl := s.nextPlace()
 	args := cmd.Args
-	spec := command.Lookup(args[0])
+	spec := command.LookupLast(args[0], s.lastSpec)
 	s.lastSpec = spec
 	pl.silent = s.reply.silent(spec)
 	s.c.request(spec)
