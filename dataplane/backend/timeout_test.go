@@ -158,7 +158,7 @@ func TestWriteDeadlineLeftByDialDoesNotFailLaterWrites(t *testing.T) {
 	c := backend.New(backend.Options{Addr: srv.Addr, DialTimeout: time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: wt})
 	defer c.Close()
 	id := do(t, c, "CLIENT", "ID") // dials: written by the dialling goroutine
-	time.Sleep(3 * wt)              // past the deadline that write had
+	time.Sleep(3 * wt)             // past the deadline that write had
 	for i := range 3 {
 		if got := do(t, c, "PING"); got != "+PONG\r\n" {
 			t.Fatalf("PING %d after the first write's deadline passed: %q", i, got)
