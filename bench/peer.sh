@@ -57,7 +57,8 @@
 # table gives each proxy's own CPU time per request (from /proc/PID/stat around each run): its
 # cost apart from the backends', which share the server CPUs; a third gives the backends' CPU
 # time per request for each target (the redis-servers it drives), which shows what the servers
-# themselves cost in cluster mode.
+# themselves cost in cluster mode; a fourth the kernel's part of each proxy's CPU time (stime),
+# the floor of system calls and loopback TCP that its own code cannot go below.
 #
 # Hot keys (--hot): HOTGET is GET over keys key:000000000000..key:000000000999 (-r 1000), P1 and
 # -P 16, N and 5N requests, on every target (acache runs this workload only). redis-benchmark runs
@@ -514,6 +515,15 @@ proc_ticks() {
   for p in "$@"; do sum=$((sum + $(cpu_ticks "$p" 2))); done
   echo "$sum"
 }
+# sys_ticks PID: its stime alone (the kernel's part: system calls, and on loopback the
+# receiver's TCP input that a write runs).
+sys_ticks() {
+  local st f
+  { st=$(<"/proc/$1/stat"); } 2>/dev/null || { echo 0; return; }
+  st=${st##*) }
+  read -r -a f <<<"$st"
+  echo "${f[12]}"
+}
 # us_per_req TICKS N: CPU µs per request (clock-tick resolution).
 us_per_req() { awk -v d="$1" -v hz="$CLK_TCK" -v n="$2" 'BEGIN { printf "%.2f", d * 1e6 / hz / n }'; }
 CLK_TCK=$(getconf CLK_TCK)
@@ -551,8 +561,8 @@ ratio() { awk -v a="${got[$1]:-}" -v b="${got[$2]:-}" 'BEGIN { if (a != "" && b 
 # --- measure -------------------------------------------------------------------------------------
 mkdir -p "$(dirname "$OUT")"
 RAW=${OUT%.csv}.raw.csv
-echo "round,workload,target,requests,rps,avg_ms,p50_ms,p99_ms,other_cpu_pct,tries,proxy_cpu_us_per_req,backend_cpu_us_per_req" >"$RAW"
-declare -A RPS P50 P99 CPU SCPU R_AT R_AD R_CA R_KT R_SA R_AP R_CP
+echo "round,workload,target,requests,rps,avg_ms,p50_ms,p99_ms,other_cpu_pct,tries,proxy_cpu_us_per_req,backend_cpu_us_per_req,proxy_sys_us_per_req" >"$RAW"
+declare -A RPS P50 P99 CPU SCPU KCPU R_AT R_AD R_CA R_KT R_SA R_AP R_CP
 FAILED=0 REPEATS=0 WORST_OTHER=0
 NT=${#TARGETS[@]}
 for wl in "${WORKLOADS[@]}"; do
@@ -565,10 +575,10 @@ for wl in "${WORKLOADS[@]}"; do
       for ((try = 1; ; try++)); do
         pp=${PROXY_PID[$t]:-}
         # shellcheck disable=SC2086
-        read -r mb0 mt0 < <(machine_ticks); o0=$(our_ticks); [[ -z $pp ]] || c0=$(proc_ticks "$pp"); s0=$(proc_ticks ${SRV_PIDS[$t]})
+        read -r mb0 mt0 < <(machine_ticks); o0=$(our_ticks); [[ -z $pp ]] || { c0=$(proc_ticks "$pp"); k0=$(sys_ticks "$pp"); }; s0=$(proc_ticks ${SRV_PIDS[$t]})
         res=$(run_bench "$t" "$name" "$pl" "$n")
         # shellcheck disable=SC2086
-        read -r mb1 mt1 < <(machine_ticks); o1=$(our_ticks); [[ -z $pp ]] || c1=$(proc_ticks "$pp"); s1=$(proc_ticks ${SRV_PIDS[$t]})
+        read -r mb1 mt1 < <(machine_ticks); o1=$(our_ticks); [[ -z $pp ]] || { c1=$(proc_ticks "$pp"); k1=$(sys_ticks "$pp"); }; s1=$(proc_ticks ${SRV_PIDS[$t]})
         span=$((mt1 - mt0)) other=$(percent $((mb1 - mb0 - (o1 - o0))) $((mt1 - mt0)))
         ((other >= 0)) || other=0
         ((span >= 100)) || other=0 # below ~0.5 s on 2 CPUs the tick rounding dominates
@@ -586,11 +596,12 @@ for wl in "${WORKLOADS[@]}"; do
       fi
       read -r rps avg p50 p99 <<<"$res"
       got[$t]=$rps RPS[$w/$t]+="$rps " P50[$w/$t]+="$p50 " P99[$w/$t]+="$p99 "
-      cpu="" # the proxy's own CPU time per request, in µs
+      cpu="" kcpu="" # the proxy's own CPU time per request, in µs, and its kernel part
       [[ -z $pp ]] || { cpu=$(us_per_req $((c1 - c0)) "$n"); CPU[$w/$t]+="$cpu "; }
+      [[ -z $pp ]] || { kcpu=$(us_per_req $((k1 - k0)) "$n"); KCPU[$w/$t]+="$kcpu "; }
       scpu=$(us_per_req $((s1 - s0)) "$n") # its backends'
       SCPU[$w/$t]+="$scpu "
-      echo "$((r + 1)),$w,$t,$n,$rps,$avg,$p50,$p99,$other,$try,$cpu,$scpu" >>"$RAW"
+      echo "$((r + 1)),$w,$t,$n,$rps,$avg,$p50,$p99,$other,$try,$cpu,$scpu,$kcpu" >>"$RAW"
       say "$(printf '%-10s round %d/%d %-10s %9.0f rps  p50 %-6s p99 %-6s ms  other cpu %s%%' "$w" $((r + 1)) "$ROUNDS" "$t" "$rps" "$p50" "$p99" "$other")"
     done
     for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null || die "a server (PID $p) died during $w; logs in $TMP (rerun with --keep)"; done
@@ -625,6 +636,7 @@ PROXIES=(twemproxy asterd); [[ -z $PREDIXY ]] || PROXIES+=(predixy)
 ((SENTINEL)) && PROXIES+=(asentinel)
 for t in "${PROXIES[@]}"; do hdr+=",${t}_cpu_us_per_req"; done
 for t in "${TARGETS[@]}"; do hdr+=",${t}_backend_cpu_us_per_req"; done
+for t in "${PROXIES[@]}"; do hdr+=",${t}_sys_us_per_req"; done
 echo "$hdr" >"$OUT"
 
 echo
@@ -703,6 +715,8 @@ for wl in "${WORKLOADS[@]}"; do
   for t in "${PROXIES[@]}"; do row+=",$(median ${CPU[$w/$t]:-})"; done
   # shellcheck disable=SC2086
   for t in "${TARGETS[@]}"; do row+=",$(median ${SCPU[$w/$t]:-})"; done
+  # shellcheck disable=SC2086
+  for t in "${PROXIES[@]}"; do row+=",$(median ${KCPU[$w/$t]:-})"; done
   echo
   echo "$row" >>"$OUT"
   unset m l50 l99
@@ -742,6 +756,10 @@ cpu_table() {
 # command per key in cluster mode).
 cpu_table "CPU µs/req" CPU 1 "${PROXIES[@]}"
 cpu_table "srv µs/req" SCPU 0 "${TARGETS[@]}"
+# The kernel's part of each proxy's CPU per request (stime): at P1 most of it, and about the
+# same for every proxy (one client read and one client write per request, a share of the
+# backends'), a floor that a proxy's own code cannot go below.
+cpu_table "sys µs/req" KCPU 1 "${PROXIES[@]}"
 echo
 if ((${#IDLE_LINES[@]})); then
   echo
