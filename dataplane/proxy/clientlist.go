@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"cmp"
-	"crypto/tls"
 	"net"
 	"slices"
 	"strconv"
@@ -434,24 +433,11 @@ func (s *session) clientKill(out []byte, args [][]byte) []byte {
 	return resp.AppendInt(out, int64(killed))
 }
 
-// shutdownClient shuts the client's connection down from another session's goroutine. Its owner, the
-// only one that may close it, then reads the end of the input (or fails to write) and ends
-// the session as when the client hangs up; an event loop is told by the socket itself.
-func (t *session) shutdownClient() {
-	nc := t.nc
-	if tc, ok := nc.(*tls.Conn); ok {
-		nc = tc.NetConn()
-	}
-	if sh, ok := nc.(interface {
-		CloseRead() error
-		CloseWrite() error
-	}); ok {
-		_ = sh.CloseRead()
-		_ = sh.CloseWrite()
-		return
-	}
-	_ = t.nc.Close()
-}
+// shutdownClient shuts the client's connection down from any goroutine but its owner's. The
+// owner, the only one that may close it (its loop does I/O on the descriptor directly:
+// rawio.Own), then reads the end of the input (or fails to write) and ends the session as when
+// the client hangs up; an event loop is told by the socket itself.
+func (t *session) shutdownClient() { rawio.Shutdown(t.nc) }
 
 // userExists reports whether CLIENT KILL USER names a user of the cluster: one with a
 // password, or default.

@@ -646,7 +646,7 @@ func (c *Cluster) Close() {
 		c.ln.Close()
 	}
 	for s := range c.sessions {
-		s.nc.Close()
+		s.shutdownClient() // not closed: only its owner closes a session's socket (rawio.Own)
 	}
 	loops := c.loops
 	for _, l := range loops {

@@ -63,7 +63,7 @@ func (l *loop) add(s *session) {
 		if !errors.Is(err, net.ErrClosed) {
 			l.c.log.Error("client not added to an event loop; closed", "remote", s.nc.RemoteAddr().String(), "error", err)
 		}
-		_ = s.nc.Close()
+		s.shutdownClient() // its owner, the turn, closes it
 		l.kick(s)
 	}
 }

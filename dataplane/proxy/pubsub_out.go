@@ -56,7 +56,7 @@ func (p *pubsub) overLimitLocked(n int) bool {
 	p.out = nil
 	p.log.Error("subscriber disconnected: output buffer limit reached (it reads slower than messages arrive)",
 		"limit_bytes", pubsubOutputLimit, "held_bytes", held, "queued_bytes", need)
-	_ = p.s.nc.Close() // its reader fails and the session ends
+	p.s.shutdownClient() // its reader sees the end and the session ends
 	return true
 }
 
@@ -86,7 +86,7 @@ func (p *pubsub) writeLoop() {
 			p.mu.Lock()
 			p.broken, p.out = true, nil
 			p.mu.Unlock()
-			_ = p.s.nc.Close()
+			p.s.shutdownClient()
 			return
 		}
 		if cap(buf) > maxKeptOut {

@@ -169,8 +169,9 @@ func newCall(wg backend.Waiter, b *backend.Budget) *call {
 // starts on a goroutine (TLS, an idle timeout, no table yet) is in no loop: its flags matter
 // from backToLoop on.
 type session struct {
-	// Set when the session is made, read-only after: any goroutine may read them (Cluster.Drain
-	// and Close close nc from theirs).
+	// Set when the session is made, read-only after: any goroutine may read them. Only the
+	// session's owner closes nc; Cluster.Drain and Close, CLIENT KILL, a tracking or pub/sub
+	// output over its limit shut it down from theirs (shutdownClient).
 	c      *Cluster
 	nc     net.Conn
 	rw     io.ReadWriter // nc's reads and writes: raw system calls for plain TCP (package rawio)
@@ -293,6 +294,9 @@ func newSession(c *Cluster, nc net.Conn) *session {
 	s := &session{c: c, nc: nc, id: c.nextID.Add(1), created: time.Now()}
 	s.stat.last, s.stat.cmd, s.stat.multi, s.stat.inBuf = s.created, "NULL", -1, readBufSize
 	if s.raw = rawio.New(nc); s.raw != nil {
+		// The session's owner alone closes nc (end, serveFrom); every other goroutine shuts
+		// it down (shutdownClient), so its loop reads and writes the descriptor directly.
+		s.raw.Own()
 		// Blocking until a loop takes the session (clientReader).
 		s.rw, s.src = s.raw, clientReader{raw: s.raw, block: true}
 		s.rd = resp.NewReader(&s.src, readBufSize)

@@ -266,7 +266,7 @@ func (h *trackHub) pushLocked(s *session, push []byte) {
 		h.log.Error("tracking client disconnected: invalidations queued past the limit (it reads slower than they come)",
 			"limit_bytes", trackMaxQueue)
 		delete(h.queues, s)
-		_ = s.nc.Close()
+		s.shutdownClient()
 		return
 	}
 	h.queues[s] = append(q, push...)

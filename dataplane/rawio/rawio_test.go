@@ -195,3 +195,88 @@ func TestWritevNoAllocs(t *testing.T) {
 		t.Errorf("%v allocs per writev+read, want 0", n)
 	}
 }
+
+// An owned Conn's non-waiting calls (on the descriptor directly) read and write as the
+// runtime's do: nothing there reads as 0 bytes, a full socket takes part of a write and a
+// writev, bytes arrive in order, and Shutdown from another goroutine makes the owner's next
+// TryRead see the end of the input and its writes fail, the descriptor still open until the
+// owner closes it.
+func TestOwnedTryCallsAndShutdown(t *testing.T) {
+	c, s := pair(t)
+	o, peer := New(c), New(s)
+	o.Own()
+	if o.fd < 0 {
+		t.Fatal("Own left no descriptor")
+	}
+	buf := make([]byte, 64)
+	if n, err := o.TryRead(buf); n != 0 || err != nil {
+		t.Fatalf("TryRead with nothing there = %d, %v; want 0, nil", n, err)
+	}
+	if n, err := o.TryWrite([]byte("ping\r\n")); n != 6 || err != nil {
+		t.Fatalf("TryWrite = %d, %v", n, err)
+	}
+	if got := readN(t, peer, 6); got != "ping\r\n" {
+		t.Fatalf("peer read %q", got)
+	}
+	if _, err := peer.Write([]byte("pong\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	var got []byte
+	for len(got) < 6 && time.Now().Before(deadline) {
+		n, err := o.TryRead(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if string(got) != "pong\r\n" {
+		t.Fatalf("owned TryRead got %q", got)
+	}
+
+	// A peer that does not read: the socket fills, TryWrite and TryWritev take what fits.
+	big := bytes.Repeat([]byte("x"), 1<<20)
+	total := 0
+	for range 64 {
+		n, err := o.TryWrite(big)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += n
+		if n < len(big) {
+			break
+		}
+	}
+	if total == 0 || total%len(big) == 0 {
+		t.Fatalf("TryWrite to a full socket wrote %d bytes: want a short write", total)
+	}
+	rest, err := o.TryWritev([][]byte{big[:1000], big[:1000]})
+	if err != nil || len(rest) == 0 {
+		t.Fatalf("TryWritev to a full socket = %d buffers left, %v; want some left", len(rest), err)
+	}
+
+	Shutdown(c)
+	if n, err := o.TryRead(buf); n != 0 || err != io.EOF {
+		t.Fatalf("TryRead after Shutdown = %d, %v; want 0, io.EOF", n, err)
+	}
+	if _, err := o.TryWrite([]byte("x")); err == nil {
+		t.Fatal("TryWrite after Shutdown succeeded")
+	}
+	if fd := FD(c); fd != o.fd {
+		t.Fatalf("descriptor after Shutdown %d, want %d still open", fd, o.fd)
+	}
+}
+
+func readN(t *testing.T, c *Conn, n int) string {
+	t.Helper()
+	buf := make([]byte, n)
+	got := 0
+	for got < n {
+		m, err := c.Read(buf[got:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += m
+	}
+	return string(buf)
+}
