@@ -526,3 +526,22 @@ func BenchmarkObserve(b *testing.B) {
 		}
 	})
 }
+
+// TestClassicBound: the nanosecond bound of a classic bound b is the largest d with
+// d.Seconds() <= b, also where b*1e9 rounds the wrong way in float64 (1e-6*1e9 < 1000).
+func TestClassicBound(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	bs := []float64{1e-6, 3e-6, 7e-6, 0.1, 0.3, 1, 2.5, 4095.9}
+	for range 10000 {
+		bs = append(bs, math.Exp(rng.Float64()*math.Log(4e12))/1e9)
+		// A bound of whole nanoseconds, and the float just below it.
+		n := rng.Int64N(4e12)
+		bs = append(bs, time.Duration(n).Seconds(), math.Nextafter(time.Duration(n).Seconds(), 0))
+	}
+	for _, b := range bs {
+		n := classicBound(b)
+		if time.Duration(n).Seconds() > b || time.Duration(n+1).Seconds() <= b {
+			t.Fatalf("classicBound(%v) = %d ns", b, n)
+		}
+	}
+}
