@@ -545,3 +545,30 @@ func TestClassicBound(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkObserveParallel observes into one series from every P, as the sessions of a
+// cluster do.
+func BenchmarkObserveParallel(b *testing.B) {
+	ds := durations()
+	b.Run("latency", func(b *testing.B) {
+		h := newHist(b)
+		b.RunParallel(func(pb *testing.PB) {
+			for i := 0; pb.Next(); i++ {
+				h.ObserveDuration(ds[i&1023])
+			}
+		})
+	})
+	b.Run("client_golang", func(b *testing.B) {
+		h := prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "ref", Help: "h", Buckets: classic,
+			NativeHistogramBucketFactor:     1.1,
+			NativeHistogramMaxBucketNumber:  160,
+			NativeHistogramMinResetDuration: time.Hour,
+		})
+		b.RunParallel(func(pb *testing.PB) {
+			for i := 0; pb.Next(); i++ {
+				h.Observe(ds[i&1023].Seconds())
+			}
+		})
+	})
+}
