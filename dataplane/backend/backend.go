@@ -208,8 +208,8 @@ type Options struct {
 	// TLS, when set, wraps every connection (after the TCP dial, before the handshake). With
 	// no ServerName it verifies the certificate for Addr's host.
 	TLS *tls.Config
-	// Latency, when set, observes each reply's time since its request was written (seconds).
-	Latency interface{ Observe(float64) }
+	// Latency, when set, observes each reply's time since its request was written.
+	Latency interface{ ObserveDuration(time.Duration) }
 	// Failed, when set, counts n requests that failed on this node (FailBackend: the
 	// connection failed or is down; FailTimeout: no reply in time), for per-node error metrics.
 	Failed func(why Failure, n int)
@@ -727,7 +727,7 @@ func (r *replies) deliver(n int) bool {
 		now := time.Now()
 		for _, q := range r.reqs {
 			if q != nil {
-				lat.Observe(now.Sub(q.sent).Seconds())
+				lat.ObserveDuration(now.Sub(q.sent))
 			}
 		}
 	}

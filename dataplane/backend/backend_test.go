@@ -91,9 +91,9 @@ type latencies struct {
 	v  []float64
 }
 
-func (l *latencies) Observe(s float64) {
+func (l *latencies) ObserveDuration(d time.Duration) {
 	l.mu.Lock()
-	l.v = append(l.v, s)
+	l.v = append(l.v, d.Seconds())
 	l.mu.Unlock()
 }
 

@@ -688,7 +688,7 @@ func (s *session) batchDone(n int) {
 	cm := &s.c.metrics
 	if slow := s.gen.slow; cm.on || slow != nil {
 		elapsed := time.Since(s.start)
-		cm.batchDone(n, elapsed.Seconds())
+		cm.batchDone(n, elapsed)
 		// s.start is set when the batch began; a slow log turned on mid-batch skips it.
 		if slow != nil && !s.start.IsZero() && elapsed >= slow.SlowerThan() {
 			s.logSlow(slow, n, elapsed)
