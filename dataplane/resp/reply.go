@@ -138,6 +138,9 @@ func scanElem(b []byte) (n, elems int, err error) {
 			}
 			return end, 0, nil
 		}
+		if len(b) >= 5 && b[1] == '-' && b[2] == '1' && b[3] == '\r' && b[4] == '\n' {
+			return 5, 0, nil // a nil bulk (a GET or MGET of a missing key)
+		}
 	case '*':
 		if c, hdr, ok := fastLen(b); ok && c <= maxAggregateLen {
 			return hdr, c, nil

@@ -2,6 +2,7 @@ package route
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -103,5 +104,30 @@ func BenchmarkSlot(b *testing.B) {
 				Slot(key)
 			}
 		})
+	}
+}
+
+// TestCRC16TwoBytesAStepIsBytewise: the two-step table gives the CRC of the one-byte
+// definition for every length (odd and even) and for every value of the two bytes a step
+// takes, from every register state a first byte leads to.
+func TestCRC16TwoBytesAStepIsBytewise(t *testing.T) {
+	for a := range 256 {
+		for b := range 256 {
+			for _, k := range [][]byte{{byte(a), byte(b)}, {0x5a, byte(a), byte(b)}, {byte(a), byte(b), 0xc3, 0x01}} {
+				if got, want := crc16(k), crc16Bytewise(k); got != want {
+					t.Fatalf("crc16(%x) = %#x, bytewise %#x", k, got, want)
+				}
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		k := make([]byte, rng.IntN(70))
+		for i := range k {
+			k[i] = byte(rng.Uint32())
+		}
+		if got, want := crc16(k), crc16Bytewise(k); got != want {
+			t.Fatalf("crc16(%x) = %#x, bytewise %#x", k, got, want)
+		}
 	}
 }
