@@ -46,9 +46,13 @@ type DedicatedPool[D Dedicated] struct {
 	IdleFor time.Duration // an idle connection is closed after this long (0: 30 s)
 	MaxIdle int           // idle connections kept per node; more are closed at once (0: 1,024)
 
-	mu     sync.Mutex
-	idle   map[string][]idleDed[D] // by node address; the most recently used last
-	sweep  *time.Timer             // armed while any connection is idle
+	mu    sync.Mutex
+	idle  map[string][]idleDed[D] // by node address; the most recently used last
+	sweep *time.Timer             // armed while any connection is idle
+	// keep is the last Retain's: a connection in use while a new table dropped its node
+	// comes back after Retain ran, and is closed instead of kept (for up to IdleFor) for a
+	// node nothing routes to any more.
+	keep   func(addr string) bool
 	closed bool
 }
 
@@ -71,12 +75,12 @@ func (p *DedicatedPool[D]) maxIdle() int {
 	return 1024
 }
 
-// Put keeps d for reuse, or closes it: the pool is closed or full for its node, or d holds
-// bytes nobody asked for (its state is unknown).
+// Put keeps d for reuse, or closes it: the pool is closed or full for its node, the last
+// Retain dropped its node, or d holds bytes nobody asked for (its state is unknown).
 func (p *DedicatedPool[D]) Put(d D) {
 	if d.Buffered() == 0 {
 		p.mu.Lock()
-		if !p.closed && len(p.idle[d.Node()]) < p.maxIdle() {
+		if !p.closed && (p.keep == nil || p.keep(d.Node())) && len(p.idle[d.Node()]) < p.maxIdle() {
 			if p.idle == nil {
 				p.idle = make(map[string][]idleDed[D])
 			}
@@ -151,10 +155,13 @@ func (p *DedicatedPool[D]) expire() {
 }
 
 // Retain closes the idle connections to nodes that keep reports false for: nodes a new table
-// no longer names, or every node (nil) when the backend settings changed.
+// no longer names, or every node (nil) when the backend settings changed. Until the next
+// Retain, Put closes a connection to a node keep drops (keep must be safe to call under the
+// pool's lock, from any goroutine).
 func (p *DedicatedPool[D]) Retain(keep func(addr string) bool) {
 	var drop []D
 	p.mu.Lock()
+	p.keep = keep
 	for addr, list := range p.idle {
 		if keep == nil || !keep(addr) {
 			for _, e := range list {

@@ -126,3 +126,29 @@ func TestDedicatedPoolExpires(t *testing.T) {
 		t.Fatal("Take returned an expired connection")
 	}
 }
+
+// A connection in use while Retain dropped its node (a new table without it) is closed when
+// it comes back, not kept idle for a node nothing routes to; a node still named is kept.
+func TestDedicatedPoolPutAfterRetainDropsNode(t *testing.T) {
+	var p DedicatedPool[*fakeDed]
+	defer p.Close()
+	out, kept := newFakeDed(t, "gone"), newFakeDed(t, "stays")
+	p.Retain(func(addr string) bool { return addr == "stays" })
+	p.Put(out)
+	if out.closes.Load() != 1 {
+		t.Fatal("a connection to a node Retain dropped was kept when put back")
+	}
+	if d, ok := p.Take("gone"); ok {
+		t.Fatalf("Take(gone) = %p: the dropped node's connection is idle in the pool", d)
+	}
+	p.Put(kept)
+	if d, ok := p.Take("stays"); !ok || d != kept {
+		t.Fatalf("Take(stays) = %p %v, want %p", d, ok, kept)
+	}
+	p.Retain(nil) // new backend settings: every idle one goes, and nothing is refused after
+	again := newFakeDed(t, "gone")
+	p.Put(again)
+	if d, ok := p.Take("gone"); !ok || d != again {
+		t.Fatalf("after Retain(nil), Take(gone) = %p %v, want %p", d, ok, again)
+	}
+}
