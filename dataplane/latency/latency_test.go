@@ -502,6 +502,16 @@ func durations() []time.Duration {
 	return d
 }
 
+// oldHist is client_golang's histogram as the proxy made it before this package.
+func oldHist() prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "ref", Help: "h", Buckets: classic,
+		NativeHistogramBucketFactor:     1.1,
+		NativeHistogramMaxBucketNumber:  160,
+		NativeHistogramMinResetDuration: time.Hour,
+	})
+}
+
 // BenchmarkObserve compares an observation with client_golang's histogram as the proxy made
 // it before (classic buckets, native factor 1.1, 160 buckets, hourly reset).
 func BenchmarkObserve(b *testing.B) {
@@ -514,12 +524,7 @@ func BenchmarkObserve(b *testing.B) {
 		}
 	})
 	b.Run("client_golang", func(b *testing.B) {
-		h := prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "ref", Help: "h", Buckets: classic,
-			NativeHistogramBucketFactor:     1.1,
-			NativeHistogramMaxBucketNumber:  160,
-			NativeHistogramMinResetDuration: time.Hour,
-		})
+		h := oldHist()
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
 			h.Observe(ds[i&1023].Seconds())
@@ -559,12 +564,7 @@ func BenchmarkObserveParallel(b *testing.B) {
 		})
 	})
 	b.Run("client_golang", func(b *testing.B) {
-		h := prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "ref", Help: "h", Buckets: classic,
-			NativeHistogramBucketFactor:     1.1,
-			NativeHistogramMaxBucketNumber:  160,
-			NativeHistogramMinResetDuration: time.Hour,
-		})
+		h := oldHist()
 		b.RunParallel(func(pb *testing.PB) {
 			for i := 0; pb.Next(); i++ {
 				h.Observe(ds[i&1023].Seconds())

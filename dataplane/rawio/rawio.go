@@ -104,30 +104,26 @@ func Shutdown(nc net.Conn) {
 }
 
 // Read reads into p as net.Conn.Read does: at least one byte, or an error (io.EOF at the end).
-func (c *Conn) Read(p []byte) (int, error) { return c.readWith(p, c.read) }
+func (c *Conn) Read(p []byte) (int, error) { return c.readWith(p, c.read, false) }
 
 // TryRead reads what the socket has now, without waiting: 0 bytes with a nil error means
 // nothing is there yet. For a caller that learns of readability some other way (an epoll set
 // of its own).
-func (c *Conn) TryRead(p []byte) (int, error) {
-	if c.fd < 0 {
-		return c.readWith(p, c.tryRd)
-	}
-	if len(p) == 0 {
-		return 0, nil
-	}
-	c.rbuf, c.rn, c.rerr = p, 0, nil
-	c.tryReadFD(uintptr(c.fd))
-	c.rbuf = nil
-	return c.rn, c.rerr
-}
+func (c *Conn) TryRead(p []byte) (int, error) { return c.readWith(p, c.tryRd, true) }
 
-func (c *Conn) readWith(p []byte, f func(fd uintptr) bool) (int, error) {
+// readWith runs f (readFD or tryReadFD) on p through the RawConn; on an owned Conn's
+// descriptor directly when direct (f never waits).
+func (c *Conn) readWith(p []byte, f func(fd uintptr) bool, direct bool) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
 	c.rbuf, c.rn, c.rerr = p, 0, nil
-	err := c.rc.Read(f)
+	var err error
+	if direct && c.fd >= 0 {
+		f(uintptr(c.fd))
+	} else {
+		err = c.rc.Read(f)
+	}
 	c.rbuf = nil
 	if err != nil {
 		return 0, err
@@ -168,15 +164,21 @@ func (c *Conn) readFD(fd uintptr) bool {
 func (c *Conn) Control(f func(fd uintptr)) error { return c.rc.Control(f) }
 
 // Write writes all of p, waiting for the socket to drain when it is full, as net.Conn.Write does.
-func (c *Conn) Write(p []byte) (int, error) { return c.write(p, c.writ) }
+func (c *Conn) Write(p []byte) (int, error) { return c.write(p, c.writ, false) }
 
-// write runs f (writeFD or tryWriteFD) on p through the RawConn.
-func (c *Conn) write(p []byte, f func(fd uintptr) bool) (int, error) {
+// write runs f (writeFD or tryWriteFD) on p through the RawConn; on an owned Conn's
+// descriptor directly when direct (f never waits).
+func (c *Conn) write(p []byte, f func(fd uintptr) bool, direct bool) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
 	c.wbuf, c.wn, c.werr = p, 0, nil
-	err := c.rc.Write(f)
+	var err error
+	if direct && c.fd >= 0 {
+		f(uintptr(c.fd))
+	} else {
+		err = c.rc.Write(f)
+	}
 	n := c.wn
 	c.wbuf = nil
 	if err != nil {
@@ -204,19 +206,7 @@ func (c *Conn) writeFD(fd uintptr) bool {
 
 // TryWrite writes what the socket takes now, without waiting: n < len(p) with a nil error
 // means its buffer is full (the peer reads slower than we write, or not at all).
-func (c *Conn) TryWrite(p []byte) (int, error) {
-	if c.fd < 0 {
-		return c.write(p, c.try)
-	}
-	if len(p) == 0 {
-		return 0, nil
-	}
-	c.wbuf, c.wn, c.werr = p, 0, nil
-	c.writeFD(uintptr(c.fd))
-	n := c.wn
-	c.wbuf = nil
-	return n, c.werr
-}
+func (c *Conn) TryWrite(p []byte) (int, error) { return c.write(p, c.try, true) }
 
 func (c *Conn) tryWriteFD(fd uintptr) bool {
 	c.writeFD(fd)
@@ -250,7 +240,7 @@ func (c *Conn) writev(bufs [][]byte, f func(fd uintptr) bool, wait bool) ([][]by
 	}
 	var err error
 	if c.fd >= 0 && !wait {
-		c.writevFD(uintptr(c.fd))
+		f(uintptr(c.fd))
 	} else {
 		err = c.rc.Write(f)
 	}
