@@ -49,10 +49,12 @@ type DedicatedPool[D Dedicated] struct {
 	mu    sync.Mutex
 	idle  map[string][]idleDed[D] // by node address; the most recently used last
 	sweep *time.Timer             // armed while any connection is idle
-	// keep is the last Retain's: a connection in use while a new table dropped its node
-	// comes back after Retain ran, and is closed instead of kept (for up to IdleFor) for a
-	// node nothing routes to any more.
-	keep   func(addr string) bool
+	// keep is the last Retain's: a connection in use while a new table dropped its node (or
+	// new settings made it stale) comes back after Retain ran, and is closed instead of kept
+	// for a node nothing routes to, or reused with the old settings. refuse: Retain(nil) ran
+	// last, and no connection out now may come back.
+	keep   func(D) bool
+	refuse bool
 	closed bool
 }
 
@@ -80,7 +82,7 @@ func (p *DedicatedPool[D]) maxIdle() int {
 func (p *DedicatedPool[D]) Put(d D) {
 	if d.Buffered() == 0 {
 		p.mu.Lock()
-		if !p.closed && (p.keep == nil || p.keep(d.Node())) && len(p.idle[d.Node()]) < p.maxIdle() {
+		if !p.closed && !p.refuse && (p.keep == nil || p.keep(d)) && len(p.idle[d.Node()]) < p.maxIdle() {
 			if p.idle == nil {
 				p.idle = make(map[string][]idleDed[D])
 			}
@@ -154,20 +156,28 @@ func (p *DedicatedPool[D]) expire() {
 	}
 }
 
-// Retain closes the idle connections to nodes that keep reports false for: nodes a new table
-// no longer names, or every node (nil) when the backend settings changed. Until the next
-// Retain, Put closes a connection to a node keep drops (keep must be safe to call under the
-// pool's lock, from any goroutine).
-func (p *DedicatedPool[D]) Retain(keep func(addr string) bool) {
+// Retain closes the idle connections keep reports false for (to nodes a new table no longer
+// names, or dialled with settings since replaced), or every one (nil: the backend settings
+// changed). Until the next Retain, Put closes a connection keep drops, or every one after
+// Retain(nil) (keep must be safe to call under the pool's lock, from any goroutine).
+func (p *DedicatedPool[D]) Retain(keep func(D) bool) {
 	var drop []D
 	p.mu.Lock()
-	p.keep = keep
+	p.keep, p.refuse = keep, keep == nil
 	for addr, list := range p.idle {
-		if keep == nil || !keep(addr) {
-			for _, e := range list {
+		kept := list[:0]
+		for _, e := range list {
+			if keep != nil && keep(e.d) {
+				kept = append(kept, e)
+			} else {
 				drop = append(drop, e.d)
 			}
+		}
+		clear(list[len(kept):])
+		if len(kept) == 0 {
 			delete(p.idle, addr)
+		} else {
+			p.idle[addr] = kept
 		}
 	}
 	p.mu.Unlock()

@@ -88,7 +88,7 @@ func TestDedicatedPoolBounds(t *testing.T) {
 	}
 	b := newFakeDed(t, "b")
 	p.Put(b)
-	p.Retain(func(addr string) bool { return addr == "a" })
+	p.Retain(func(d *fakeDed) bool { return d.addr == "a" })
 	if b.closes.Load() != 1 {
 		t.Fatal("Retain kept a connection to a node it was told to drop")
 	}
@@ -129,11 +129,13 @@ func TestDedicatedPoolExpires(t *testing.T) {
 
 // A connection in use while Retain dropped its node (a new table without it) is closed when
 // it comes back, not kept idle for a node nothing routes to; a node still named is kept.
+// After Retain(nil) (new backend settings) no connection that was out comes back; after the
+// next Retain, those it keeps do.
 func TestDedicatedPoolPutAfterRetainDropsNode(t *testing.T) {
 	var p DedicatedPool[*fakeDed]
 	defer p.Close()
 	out, kept := newFakeDed(t, "gone"), newFakeDed(t, "stays")
-	p.Retain(func(addr string) bool { return addr == "stays" })
+	p.Retain(func(d *fakeDed) bool { return d.addr == "stays" })
 	p.Put(out)
 	if out.closes.Load() != 1 {
 		t.Fatal("a connection to a node Retain dropped was kept when put back")
@@ -145,10 +147,37 @@ func TestDedicatedPoolPutAfterRetainDropsNode(t *testing.T) {
 	if d, ok := p.Take("stays"); !ok || d != kept {
 		t.Fatalf("Take(stays) = %p %v, want %p", d, ok, kept)
 	}
-	p.Retain(nil) // new backend settings: every idle one goes, and nothing is refused after
-	again := newFakeDed(t, "gone")
-	p.Put(again)
-	if d, ok := p.Take("gone"); !ok || d != again {
-		t.Fatalf("after Retain(nil), Take(gone) = %p %v, want %p", d, ok, again)
+	stale := newFakeDed(t, "stays")
+	p.Retain(nil) // new backend settings: every idle one goes, and none out comes back
+	p.Put(stale)
+	if stale.closes.Load() != 1 {
+		t.Fatal("a connection dialled before Retain(nil) was kept when put back")
+	}
+	fresh := newFakeDed(t, "gone")
+	fresh.buffered = 0
+	p.Retain(func(d *fakeDed) bool { return d == fresh }) // the new table, with its own pools
+	p.Put(fresh)
+	if d, ok := p.Take("gone"); !ok || d != fresh {
+		t.Fatalf("after the next Retain, Take(gone) = %p %v, want %p", d, ok, fresh)
+	}
+}
+
+// Retain keeps, per node, the idle connections keep reports true for and closes the others
+// (a node's list can hold connections dialled with old and new settings).
+func TestDedicatedPoolRetainPerConnection(t *testing.T) {
+	var p DedicatedPool[*fakeDed]
+	defer p.Close()
+	old, cur := newFakeDed(t, "a"), newFakeDed(t, "a")
+	p.Put(old)
+	p.Put(cur)
+	p.Retain(func(d *fakeDed) bool { return d == cur })
+	if old.closes.Load() != 1 || cur.closes.Load() != 0 {
+		t.Fatalf("closes: old %d, current %d; want 1, 0", old.closes.Load(), cur.closes.Load())
+	}
+	if d, ok := p.Take("a"); !ok || d != cur {
+		t.Fatalf("Take(a) = %p %v, want %p", d, ok, cur)
+	}
+	if d, ok := p.Take("a"); ok {
+		t.Fatalf("Take(a) again = %p, want none", d)
 	}
 }

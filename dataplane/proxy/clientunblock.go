@@ -103,7 +103,7 @@ func (c *Cluster) unblock(m *blockMark, mode []byte) killReply {
 	}
 	t := killTarget{addr: m.addr, what: "client unblock"}
 	if p := c.poolFor(m.addr); p != nil {
-		t.opts = p.opts
+		t.from, t.opts = p, p.opts
 	}
 	list := c.killOne(t, resp.AppendCommand(nil, []byte("CLIENT"), []byte("LIST"), []byte("TYPE"), []byte("normal")))
 	if resp.IsError(list.reply) {

@@ -328,7 +328,13 @@ func (c *Cluster) installLocked(g *generation, t *route.Table) []string {
 			c.metrics.forgetNode(addr)
 		}
 	}
-	c.dedIdle.Retain(func(addr string) bool { return named[addr] })
+	// A dedicated connection stays pooled while the table names its node and it was dialled
+	// with the options of that node's current pool (not a retired one's).
+	live := make(map[string]*pool, len(next.pools))
+	for _, p := range next.pools {
+		live[p.addr] = p
+	}
+	c.dedIdle.Retain(func(d *dedConn) bool { return live[d.addr] == d.from })
 	return addrs
 }
 

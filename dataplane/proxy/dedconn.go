@@ -16,6 +16,7 @@ import (
 // back to its cluster's pool between batches (backend.DedicatedPool, releaseDed).
 type dedConn struct {
 	addr string
+	from *pool // whose options dialled it: pooled only while that pool is the node's (Retain)
 	nc   net.Conn
 	rr   *resp.ReplyReader
 	hold *fdHold // its descriptor in the cluster's share: close gives it back
@@ -47,15 +48,15 @@ func (s *session) dedicated(node int) (*dedConn, error) {
 	if node < 0 || node >= len(s.routes.pools) {
 		return nil, fmt.Errorf("cluster %s: no node %d in the routing table", s.c.name, node)
 	}
-	addr := s.routes.pools[node].addr
-	if d := s.reuseDed(addr); d != nil {
+	p := s.routes.pools[node]
+	if d := s.reuseDed(p.addr); d != nil {
 		return d, nil
 	}
 	nc, hold, err := s.dialNode(node)
 	if err != nil {
 		return nil, err
 	}
-	return s.keepDed(addr, nc, hold), nil
+	return s.keepDed(p, nc, hold), nil
 }
 
 // dedicatedAt is dedicated for a node a redirect names, which the table may not know yet.
@@ -69,7 +70,7 @@ func (s *session) dedicatedAt(addr string) (*dedConn, error) {
 			if err != nil {
 				return nil, err
 			}
-			return s.keepDed(addr, nc, hold), nil
+			return s.keepDed(p, nc, hold), nil
 		}
 	}
 	p := s.c.poolFor(addr)
@@ -80,7 +81,7 @@ func (s *session) dedicatedAt(addr string) (*dedConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.keepDed(addr, nc, hold), nil
+	return s.keepDed(p, nc, hold), nil
 }
 
 // reuseDed is the session's own dedicated connection to addr, or one from the cluster's pool;
@@ -97,9 +98,9 @@ func (s *session) reuseDed(addr string) *dedConn {
 	return nil
 }
 
-// keepDed caches a new dedicated connection.
-func (s *session) keepDed(addr string, nc net.Conn, hold *fdHold) *dedConn {
-	return s.adoptDed(&dedConn{addr: addr, nc: nc, rr: resp.NewReplyReader(nc, 4<<10), hold: hold})
+// keepDed caches a new dedicated connection, dialled with from's options.
+func (s *session) keepDed(from *pool, nc net.Conn, hold *fdHold) *dedConn {
+	return s.adoptDed(&dedConn{addr: from.addr, from: from, nc: nc, rr: resp.NewReplyReader(nc, 4<<10), hold: hold})
 }
 
 // adoptDed makes d one of the session's dedicated connections.

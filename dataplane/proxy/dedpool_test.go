@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aster-proxy/aster/dataplane/proxy"
+	"github.com/aster-proxy/aster/dataplane/route"
 )
 
 // Clients that run a transaction one after another share one dedicated node connection
@@ -123,5 +125,39 @@ func TestDeadPooledConnectionSkipped(t *testing.T) {
 	b.send(cmdFrame("RPUSH", "q", "v") + cmdFrame("BLPOP", "q", "1"))
 	if got := wholeReply(b) + wholeReply(b); got != ":1\r\n*2\r\n"+bulk("q")+bulk("v") {
 		t.Fatalf("RPUSH, BLPOP after the pooled connection died = %q", got)
+	}
+}
+
+// A dedicated connection in use while the backend settings changed (a reload with another
+// read timeout: every pool is rebuilt) was dialled with the old settings: when its client is
+// done with it, it is closed, not pooled for the next client.
+func TestDedicatedConnectionOfOldSettingsNotPooled(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 1})
+	rc := e.raw(t)
+	rc.send(cmdFrame("BLPOP", "stale-settings", "1"))
+	waitField(t, e.servers[0], "blocked_clients", 1)
+	served := route.ClusterSpec{Name: "test", Listen: route.ListenSettings{Addr: "127.0.0.1:0"},
+		Backend: route.BackendSettings{ReadTimeout: 2 * time.Second, WriteTimeout: time.Second, DialTimeout: time.Second}}
+	next := served.Backend
+	next.ReadTimeout = 3 * time.Second
+	e.cluster.ChangeBackend(t, served, next)
+	if got := wholeReply(rc); got != "*-1\r\n" {
+		t.Fatalf("BLPOP = %q", got)
+	}
+	// The BLPOP's connection is the only one whose last command was BLPOP: pooled, it would
+	// stay open (idle for up to 30 s); closed, it is gone from the node's client list.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		list, err := e.servers[0].Do("CLIENT", "LIST")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(fmt.Sprint(list), "cmd=blpop") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the BLPOP's connection, dialled before the settings changed, is still open:\n%v", list)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -70,3 +70,16 @@ func SetOverLimitHook(f func(held int)) (restore func()) {
 	testOverLimit = f
 	return func() { testOverLimit = nil }
 }
+
+// ChangeBackend installs new backend settings as a reload of spec (the spec served, its
+// live settings included) to backend would.
+func (c *Cluster) ChangeBackend(t testing.TB, spec route.ClusterSpec, backend route.BackendSettings) {
+	t.Helper()
+	next := spec
+	next.Backend = backend
+	p, err := prepare(next, false, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.change(spec, next, p)
+}

@@ -96,6 +96,7 @@ const killWait = 10 * time.Second
 // killTarget is one node a KILL goes to, with how to reach it.
 type killTarget struct {
 	addr string
+	from *pool // whose options opts are (nil: none known), for the dedicated pool (Retain)
 	opts backend.Options
 	what string // what the frame does, for errors: "" is a KILL
 }
@@ -145,7 +146,7 @@ func (s *session) killTargets(nodes []int, what string) []killTarget {
 	targets := make([]killTarget, len(nodes))
 	for i, n := range nodes {
 		p := s.routes.pools[n]
-		targets[i] = killTarget{addr: p.addr, opts: p.opts, what: what}
+		targets[i] = killTarget{addr: p.addr, from: p, opts: p.opts, what: what}
 	}
 	return targets
 }
@@ -254,7 +255,7 @@ func (c *Cluster) killOne(t killTarget, frame []byte) killReply {
 			hold.release()
 			return c.killFailed(t, err)
 		}
-		d = &dedConn{addr: t.addr, nc: nc, rr: resp.NewReplyReader(nc, 512), hold: hold}
+		d = &dedConn{addr: t.addr, from: t.from, nc: nc, rr: resp.NewReplyReader(nc, 512), hold: hold}
 	}
 	reply, err := func() ([]byte, error) {
 		if err := d.write(frame, wait); err != nil {
