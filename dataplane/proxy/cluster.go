@@ -334,7 +334,7 @@ func (c *Cluster) installLocked(g *generation, t *route.Table) []string {
 	for _, p := range next.pools {
 		live[p.addr] = p
 	}
-	c.dedIdle.Retain(func(d *dedConn) bool { return live[d.addr] == d.from })
+	c.dedIdle.Retain(func(d *dedConn) bool { p := live[d.addr]; return p != nil && p == d.from })
 	return addrs
 }
 

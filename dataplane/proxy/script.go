@@ -255,7 +255,13 @@ func (c *Cluster) killOne(t killTarget, frame []byte) killReply {
 			hold.release()
 			return c.killFailed(t, err)
 		}
-		d = &dedConn{addr: t.addr, from: t.from, nc: nc, rr: resp.NewReplyReader(nc, 512), hold: hold}
+		d = &dedConn{addr: t.addr, nc: nc, rr: resp.NewReplyReader(nc, 512), hold: hold}
+		if !t.opts.ReadOnly {
+			// Dialled as the pool's own dedicated connections are: the next client may have
+			// it. Without the READONLY they send, it is not pooled (a read on a replica
+			// would be redirected).
+			d.from = t.from
+		}
 	}
 	reply, err := func() ([]byte, error) {
 		if err := d.write(frame, wait); err != nil {
