@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"sync"
 
 	"github.com/aster-proxy/aster/dataplane/resp"
 )
@@ -37,25 +36,14 @@ func (s *session) clientPause(pl *place, args [][]byte) {
 	s.pend.Add(1)
 	wg := &s.pend
 	go func() {
-		r := s.c.pauseAll(targets, frame)
-		c.req.Reply = append(c.req.Reply[:0], r.reply...) // before Done: the batch reads it after
-		c.req.Failure, c.req.Unsent = r.failure, false
+		s.c.pauseAll(targets, frame).fill(c)
 		wg.Done()
 	}()
 }
 
 // pauseAll sends frame to every target at once: the first error, else the first +OK.
 func (c *Cluster) pauseAll(targets []killTarget, frame []byte) killReply {
-	replies := make([]killReply, len(targets))
-	var wg sync.WaitGroup
-	for i, t := range targets {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			replies[i] = c.killOne(t, frame)
-		}()
-	}
-	wg.Wait()
+	replies := c.sendAll(targets, frame)
 	for _, r := range replies {
 		if resp.IsError(r.reply) {
 			return r

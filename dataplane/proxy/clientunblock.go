@@ -85,9 +85,7 @@ func (s *session) clientUnblock(pl *place, args [][]byte) {
 	s.pend.Add(1)
 	wg := &s.pend
 	go func() {
-		r := s.c.unblock(&t.blocked, mode)
-		c.req.Reply = append(c.req.Reply[:0], r.reply...) // before Done: the batch reads it after
-		c.req.Failure, c.req.Unsent = r.failure, false
+		s.c.unblock(&t.blocked, mode).fill(c)
 		wg.Done()
 	}()
 }

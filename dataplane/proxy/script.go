@@ -195,14 +195,21 @@ func (k *killRounds) run(name string, round func() killReply) {
 	delete(k.waiting, name)
 	k.mu.Unlock()
 	for _, w := range list {
-		w.c.req.Reply = append(w.c.req.Reply[:0], r.reply...) // before Done: the batch reads it after
-		w.c.req.Failure, w.c.req.Unsent = r.failure, false
+		r.fill(w.c)
 		w.wg.Done()
 	}
 }
 
-// killAll sends frame to every target at once and merges their replies (see above).
-func (c *Cluster) killAll(targets []killTarget, frame []byte) killReply {
+// fill gives r to the call c as its reply; the caller then releases c's batch, which reads
+// the reply after.
+func (r killReply) fill(c *call) {
+	c.req.Reply = append(c.req.Reply[:0], r.reply...)
+	c.req.Failure, c.req.Unsent = r.failure, false
+}
+
+// sendAll sends frame to every target at once, each on a connection of its own (killOne),
+// and returns their replies in the targets' order.
+func (c *Cluster) sendAll(targets []killTarget, frame []byte) []killReply {
 	replies := make([]killReply, len(targets))
 	var wg sync.WaitGroup
 	for i, t := range targets {
@@ -213,6 +220,12 @@ func (c *Cluster) killAll(targets []killTarget, frame []byte) killReply {
 		}()
 	}
 	wg.Wait()
+	return replies
+}
+
+// killAll sends frame to every target at once and merges their replies (see above).
+func (c *Cluster) killAll(targets []killTarget, frame []byte) killReply {
+	replies := c.sendAll(targets, frame)
 	var notBusy, failed *killReply
 	for i := range replies {
 		r := &replies[i]
