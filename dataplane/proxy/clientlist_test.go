@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -224,6 +223,12 @@ func rawClient(t *testing.T, addr string) (net.Conn, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return nc, clientID(t, nc)
+}
+
+// clientID asks nc's session its CLIENT ID, and closes nc when the test ends.
+func clientID(t *testing.T, nc net.Conn) string {
+	t.Helper()
 	t.Cleanup(func() { nc.Close() })
 	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := nc.Write([]byte("CLIENT ID\r\n")); err != nil {
@@ -234,7 +239,7 @@ func rawClient(t *testing.T, addr string) (net.Conn, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return nc, strings.TrimSuffix(strings.TrimPrefix(string(buf[:n]), ":"), "\r\n")
+	return strings.TrimSuffix(strings.TrimPrefix(string(buf[:n]), ":"), "\r\n")
 }
 
 // TestClientKillClosesClients: CLIENT KILL closes the proxy's client connections, chosen by
@@ -329,13 +334,7 @@ func TestClientKillUserAndRights(t *testing.T) {
 	// Killed clients are gone at once for CLIENT LIST too, as in Redis, whether or not their
 	// sessions have ended yet.
 	admin.send("CLIENT LIST\r\n")
-	first := admin.line()
-	n, _ := strconv.Atoi(first[1:])
-	body := make([]byte, n+2)
-	if _, err := io.ReadFull(admin.br, body); err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(string(body), "user=app") {
+	if body := wholeReply(admin); strings.Contains(body, "user=app") {
 		t.Fatalf("CLIENT LIST right after CLIENT KILL USER app still lists app's clients:\n%s", body)
 	}
 	gone(t, app1.nc, "app client 1")
@@ -362,17 +361,7 @@ func TestClientKillTLS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { nc.Close() })
-		_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := nc.Write([]byte("CLIENT ID\r\n")); err != nil {
-			t.Fatal(err)
-		}
-		buf := make([]byte, 64)
-		n, err := nc.Read(buf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return nc, strings.TrimSuffix(strings.TrimPrefix(string(buf[:n]), ":"), "\r\n")
+		return nc, clientID(t, nc)
 	}
 	admin, _ := dial()
 	ask := func(cmd string) string {
