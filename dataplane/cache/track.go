@@ -110,52 +110,90 @@ func session(ctx context.Context, n *Node, dial Dialer, t LinkTimings, log hclog
 	if err != nil {
 		return false, err
 	}
-	// Whatever ends the link wakes the reader, which returns; the socket is closed only by
-	// the defers below, once the node has left Up (see Node.fd).
+	// The socket is closed only once the node has left Up (see Node.fd): SetDraining runs
+	// before the deferred Close.
+	defer nc.Close()
+	wasUp, err = RunTracking(ctx, nc, n.addr, t.Ping, nodeSink{n, log})
+	if wasUp {
+		n.SetDraining()
+	}
+	return wasUp, err
+}
+
+// nodeSink is what a proxy-cache link reports to: its Node.
+type nodeSink struct {
+	n   *Node
+	log hclog.Logger
+}
+
+func (s nodeSink) Up(nc net.Conn) {
+	s.n.fd.Store(int64(linkFD(nc)))
+	s.n.SetUp()
+	s.log.Info("client cache: tracking link up; node's replies are cached")
+}
+
+func (s nodeSink) Flush() { s.n.Flush() }
+
+func (s nodeSink) Invalidate(keys [][]byte) {
+	for _, k := range keys {
+		s.n.c.Invalidate(k)
+	}
+}
+
+// A TrackSink is told what a tracking link (RunTracking) learns: tracking is on, the node was
+// flushed, keys were written. Its methods run on the link's reader goroutine, one at a time;
+// the keys are valid only during the call.
+type TrackSink interface {
+	Up(nc net.Conn)
+	Flush()
+	Invalidate(keys [][]byte)
+}
+
+// RunTracking runs a tracking link on nc, a RESP3 connection to addr with its handshake done:
+// CLIENT TRACKING ON BCAST, then every invalidation the node pushes, to sink, pinging every
+// ping and giving up when the node says nothing for three, until nc fails or ctx is done.
+// wasUp: tracking was confirmed (sink.Up ran). The caller closes nc, after its own bookkeeping
+// of a link that was up. Both link kinds use it: the proxy cache's (this package) and CLIENT
+// TRACKING's (proxy).
+func RunTracking(ctx context.Context, nc net.Conn, addr string, ping time.Duration, sink TrackSink) (wasUp bool, err error) {
+	// Whatever ends the link wakes the reader, which returns.
 	wake := func() { _ = nc.SetReadDeadline(time.Unix(1, 0)) }
 	stop := context.AfterFunc(ctx, wake)
 	defer stop()
-	defer nc.Close()
-	_ = nc.SetDeadline(time.Now().Add(3 * t.Ping))
+	_ = nc.SetDeadline(time.Now().Add(3 * ping))
 	if ctx.Err() != nil { // wake may have come before the deadline above replaced its own
 		return false, ctx.Err()
 	}
 	if _, err := nc.Write(trackingFrame); err != nil {
-		return false, fmt.Errorf("tracking link to %s: %w", n.addr, err)
+		return false, fmt.Errorf("tracking link to %s: %w", addr, err)
 	}
 	rr := resp.NewReplyReader(nc, 4<<10)
 	for {
 		f, err := rr.Next()
 		if err != nil {
-			return false, fmt.Errorf("tracking link to %s: %w", n.addr, err)
+			return false, fmt.Errorf("tracking link to %s: %w", addr, err)
 		}
 		if f[0] == '>' {
 			continue // pushes come only once tracking is on
 		}
 		if resp.IsError(f) {
-			return false, fmt.Errorf("tracking link to %s: node refused CLIENT TRACKING: %s", n.addr, bytes.TrimSpace(f[1:]))
+			return false, fmt.Errorf("tracking link to %s: node refused CLIENT TRACKING: %s", addr, bytes.TrimSpace(f[1:]))
 		}
 		break
 	}
-	n.fd.Store(int64(linkFD(nc)))
-	n.SetUp()
-	// Deferred after the socket's Close, so it runs before it: the node leaves Up (and stops
-	// peeking the socket, Node.fd) before the descriptor can be reused.
-	defer n.SetDraining()
-	log.Info("client cache: tracking link up; node's replies are cached")
+	sink.Up(nc)
 	pingDone := make(chan struct{})
 	defer close(pingDone)
 	go func() {
-		tk := time.NewTicker(t.Ping)
+		tk := time.NewTicker(ping)
 		defer tk.Stop()
 		for {
 			select {
 			case <-pingDone:
 				return
 			case <-tk.C:
-				_ = nc.SetWriteDeadline(time.Now().Add(t.Ping))
-				_, err := nc.Write(pingFrame)
-				if err != nil {
+				_ = nc.SetWriteDeadline(time.Now().Add(ping))
+				if _, err := nc.Write(pingFrame); err != nil {
 					wake()
 					return
 				}
@@ -164,7 +202,7 @@ func session(ctx context.Context, n *Node, dial Dialer, t LinkTimings, log hclog
 	}()
 	var pushes PushReader
 	for {
-		_ = nc.SetReadDeadline(time.Now().Add(3 * t.Ping))
+		_ = nc.SetReadDeadline(time.Now().Add(3 * ping))
 		if ctx.Err() != nil {
 			return true, ctx.Err()
 		}
@@ -173,21 +211,19 @@ func session(ctx context.Context, n *Node, dial Dialer, t LinkTimings, log hclog
 			if ctx.Err() != nil {
 				return true, ctx.Err()
 			}
-			return true, fmt.Errorf("tracking link to %s: %w", n.addr, err)
+			return true, fmt.Errorf("tracking link to %s: %w", addr, err)
 		}
 		keys, flush, ok, err := pushes.Invalidation(f)
 		switch {
 		case err != nil:
-			return true, fmt.Errorf("tracking link to %s: %w", n.addr, err)
+			return true, fmt.Errorf("tracking link to %s: %w", addr, err)
 		case !ok:
 			continue // PONG, or a push of another kind
 		case flush:
-			n.Flush() // FLUSHALL / FLUSHDB on the node
+			sink.Flush() // FLUSHALL / FLUSHDB on the node
 			continue
 		}
-		for _, k := range keys {
-			n.c.Invalidate(k)
-		}
+		sink.Invalidate(keys)
 	}
 }
 

@@ -1,14 +1,13 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/aster-proxy/aster/dataplane/backend"
 	"github.com/aster-proxy/aster/dataplane/cache"
-	"github.com/aster-proxy/aster/dataplane/resp"
 )
 
 // A client-tracking link (tracking.go): one connection of the proxy's own to a master, dialled
@@ -17,11 +16,6 @@ import (
 // the cluster's trackHub; when it is lost the hub invalidates everything its clients track,
 // since writes made meanwhile are not told. It pings every trackPing and gives up on a node
 // that says nothing for three; it redials with backoff until stopped.
-
-var (
-	trackOnFrame   = resp.AppendCommand(nil, []byte("CLIENT"), []byte("TRACKING"), []byte("ON"), []byte("BCAST"))
-	trackPingFrame = resp.AppendCommand(nil, []byte("PING"))
-)
 
 // trackPing is how often a link pings; a variable for tests.
 var trackPing = time.Second
@@ -84,67 +78,19 @@ func (l *trackLink) session(ctx context.Context, h *trackHub, opts backend.Optio
 		return false, fmt.Errorf("tracking link to %s of cluster %s: %w", l.addr, h.c.name, err)
 	}
 	defer nc.Close()
-	wake := func() { _ = nc.SetReadDeadline(time.Unix(1, 0)) }
-	stopWake := context.AfterFunc(ctx, wake)
-	defer stopWake()
-	_ = nc.SetDeadline(time.Now().Add(3 * trackPing))
-	if _, err := nc.Write(trackOnFrame); err != nil {
-		return false, fmt.Errorf("tracking link to %s: %w", l.addr, err)
-	}
-	rr := resp.NewReplyReader(nc, 4<<10)
-	for {
-		f, err := rr.Next()
-		if err != nil {
-			return false, fmt.Errorf("tracking link to %s: %w", l.addr, err)
-		}
-		if f[0] == '>' {
-			continue
-		}
-		if resp.IsError(f) {
-			return false, fmt.Errorf("tracking link to %s: node refused CLIENT TRACKING: %s", l.addr, bytes.TrimSpace(f[1:]))
-		}
-		break
-	}
-	h.linkUp(l)
-	h.log.Info("client tracking: link up", "node", l.addr)
-	pingDone := make(chan struct{})
-	defer close(pingDone)
-	go func() {
-		tk := time.NewTicker(trackPing)
-		defer tk.Stop()
-		for {
-			select {
-			case <-pingDone:
-				return
-			case <-tk.C:
-				_ = nc.SetWriteDeadline(time.Now().Add(trackPing))
-				if _, err := nc.Write(trackPingFrame); err != nil {
-					wake()
-					return
-				}
-			}
-		}
-	}()
-	var pushes cache.PushReader
-	for {
-		_ = nc.SetReadDeadline(time.Now().Add(3 * trackPing))
-		if ctx.Err() != nil {
-			return true, ctx.Err()
-		}
-		f, err := rr.Next()
-		if err != nil {
-			return true, fmt.Errorf("tracking link to %s: %w", l.addr, err)
-		}
-		keys, flush, ok, err := pushes.Invalidation(f)
-		switch {
-		case err != nil:
-			return true, fmt.Errorf("tracking link to %s: %w", l.addr, err)
-		case !ok:
-			continue // PONG, or a push of another kind
-		case flush:
-			h.flushAll() // FLUSHALL / FLUSHDB on the node
-			continue
-		}
-		h.invalidate(keys)
-	}
+	return cache.RunTracking(ctx, nc, l.addr, trackPing, hubSink{h, l})
 }
+
+// hubSink is what a CLIENT TRACKING link reports to: the cluster's trackHub.
+type hubSink struct {
+	h *trackHub
+	l *trackLink
+}
+
+func (s hubSink) Up(net.Conn) {
+	s.h.linkUp(s.l)
+	s.h.log.Info("client tracking: link up", "node", s.l.addr)
+}
+
+func (s hubSink) Flush()                   { s.h.flushAll() }
+func (s hubSink) Invalidate(keys [][]byte) { s.h.invalidate(keys) }
