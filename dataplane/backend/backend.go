@@ -52,6 +52,8 @@ type Request struct {
 	// connection, a refused dial, the Conn closed, or queued behind a write that failed): the
 	// node cannot have run it, so it is safe to send again, elsewhere.
 	Unsent bool
+	// batch: wg is a BatchWaiter and onDone is nil, so that deliver may release it in a run.
+	batch bool
 
 	sent time.Time // when it was written; set only when Options.Latency or ReadTimeout is
 
@@ -108,12 +110,27 @@ type Waiter interface{ Done() }
 
 // Bind sets the Waiter that the request releases when its reply is in. The caller must have
 // added to it before Send.
-func (r *Request) Bind(wg Waiter) { r.wg = wg }
+func (r *Request) Bind(wg Waiter) {
+	r.wg = wg
+	_, ok := wg.(BatchWaiter)
+	r.batch = ok && r.onDone == nil
+}
+
+// BatchWaiter is a Waiter that can release n requests in one call, as n calls of Done would.
+// Its dynamic type must be comparable (a pointer): requests are grouped by it.
+type BatchWaiter interface {
+	Waiter
+	DoneN(n int)
+}
 
 // OnDone makes the request call f, instead of releasing a Waiter, once Reply is in: on the
 // goroutine that reads the connection's replies, or within Send when the request fails at once. f must not
 // block and must not call Send on the same Conn synchronously.
-func (r *Request) OnDone(f func(*Request)) { r.onDone = f }
+func (r *Request) OnDone(f func(*Request)) {
+	r.onDone = f
+	_, ok := r.wg.(BatchWaiter)
+	r.batch = ok && f == nil
+}
 
 func (r *Request) done() {
 	if r.onDone != nil {
@@ -137,6 +154,35 @@ const (
 func (r *Request) finish(reply []byte) {
 	r.Fill(reply, FailNone)
 	r.done()
+}
+
+// finishRun is finish for consecutive replies of requests that share a BatchWaiter and a
+// Budget (one client's batch on this connection): the budget is charged and the waiter
+// released once for the run rather than once a request. Those two atomic adds, full fences on
+// x86, were a tenth of the CPU of a pipelined cluster MGET. The outcome is that of finishing
+// them one by one with no other connection's charge in between.
+func finishRun(reqs []*Request, frames [][]byte) {
+	b := reqs[0].budget
+	var used int64
+	if b != nil {
+		var total int64
+		for _, f := range frames {
+			total += int64(len(f))
+		}
+		used = b.used.Add(total) - total
+	}
+	for i, q := range reqs {
+		q.Unsent = false
+		if b != nil {
+			if used += int64(len(frames[i])); used > b.limit {
+				b.dropped.Store(true)
+				q.Reply, q.Failure = q.Reply[:0], FailDropped
+				continue
+			}
+		}
+		q.Reply, q.Failure = append(q.Reply[:0], frames[i]...), FailNone
+	}
+	reqs[0].wg.(BatchWaiter).DoneN(len(reqs))
 }
 
 // Fill sets Reply to a copy of reply (and Failure to why), or, when reply does not fit the
@@ -208,8 +254,9 @@ type Options struct {
 	// TLS, when set, wraps every connection (after the TCP dial, before the handshake). With
 	// no ServerName it verifies the certificate for Addr's host.
 	TLS *tls.Config
-	// Latency, when set, observes each reply's time since its request was written.
-	Latency interface{ ObserveDuration(time.Duration) }
+	// Latency, when set, observes each reply's time since its request was written: n replies
+	// of d each, for requests written together.
+	Latency interface{ ObserveDurationN(d time.Duration, n int) }
 	// Failed, when set, counts n requests that failed on this node (FailBackend: the
 	// connection failed or is down; FailTimeout: no reply in time), for per-node error metrics.
 	Failed func(why Failure, n int)
@@ -724,17 +771,39 @@ func (r *replies) deliver(n int) bool {
 	}
 	c.mu.Unlock()
 	if lat := c.opts.Latency; lat != nil {
+		// Requests flushed together share their sent time: one observation each run.
 		now := time.Now()
-		for _, q := range r.reqs {
-			if q != nil {
-				lat.ObserveDuration(now.Sub(q.sent))
+		for i := 0; i < len(r.reqs); {
+			q := r.reqs[i]
+			if q == nil {
+				i++
+				continue
 			}
+			j := i + 1
+			for j < len(r.reqs) && r.reqs[j] != nil && r.reqs[j].sent == q.sent {
+				j++
+			}
+			lat.ObserveDurationN(now.Sub(q.sent), j-i)
+			i = j
 		}
 	}
-	for i, q := range r.reqs {
-		if q != nil {
-			q.finish(r.frames[i])
+	for i := 0; i < len(r.reqs); {
+		q := r.reqs[i]
+		if q == nil {
+			i++
+			continue
 		}
+		if !q.batch {
+			q.finish(r.frames[i])
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(r.reqs) && r.reqs[j] != nil && r.reqs[j].batch && r.reqs[j].wg == q.wg && r.reqs[j].budget == q.budget {
+			j++
+		}
+		finishRun(r.reqs[i:j], r.frames[i:j])
+		i = j
 	}
 	// The frames point into buf: cleared, they keep no big buffer alive once it is dropped.
 	clear(r.frames)

@@ -91,9 +91,11 @@ type latencies struct {
 	v  []float64
 }
 
-func (l *latencies) ObserveDuration(d time.Duration) {
+func (l *latencies) ObserveDurationN(d time.Duration, n int) {
 	l.mu.Lock()
-	l.v = append(l.v, d.Seconds())
+	for range n {
+		l.v = append(l.v, d.Seconds())
+	}
 	l.mu.Unlock()
 }
 

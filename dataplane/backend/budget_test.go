@@ -66,3 +66,93 @@ func TestBudgetDropsRepliesThatDoNotFitAndKeepsOrder(t *testing.T) {
 		t.Fatalf("the connection after dropped replies: %q", got)
 	}
 }
+
+// batchWaiter is a backend.BatchWaiter that counts what it is released by and wakes its
+// waiter once all n are in.
+type batchWaiter struct {
+	mu       sync.Mutex
+	left     int
+	calls    int
+	released int
+	all      chan struct{}
+}
+
+func newBatchWaiter(n int) *batchWaiter { return &batchWaiter{left: n, all: make(chan struct{})} }
+
+func (w *batchWaiter) Done() { w.DoneN(1) }
+
+func (w *batchWaiter) DoneN(n int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.calls++
+	w.released += n
+	if w.left -= n; w.left == 0 {
+		close(w.all)
+	}
+}
+
+// The replies of one client's requests read together are charged and released as a run
+// (finishRun): kept and dropped exactly as one by one, the uncharged request and another
+// client's between them in their own runs, and every request released once.
+func TestBudgetRunKeepsAndDropsAsOneByOne(t *testing.T) {
+	srv := redistest.Start(t)
+	c := backend.New(backend.Options{Addr: srv.Addr, DialTimeout: time.Second, ReadTimeout: 5 * time.Second})
+	defer c.Close()
+	val := strings.Repeat("v", 1000)
+	if got := do(t, c, "SET", "big", val); got != "+OK\r\n" {
+		t.Fatalf("SET = %q", got)
+	}
+	bulk := "$1000\r\n" + val + "\r\n"
+	for round := range 3 {
+		var b backend.Budget
+		b.Reset(2500 + round*len(bulk)) // 2, 3, then 4 of the charged values fit
+		mine := newBatchWaiter(8)
+		other := newBatchWaiter(2)
+		reqs := make([]backend.Request, 10)
+		// 0: the batch's first, uncharged; 1-4 charged; 5, 6 another client's; 7-9 charged.
+		for i := range reqs {
+			switch {
+			case i == 5 || i == 6:
+				reqs[i].Bind(other)
+				c.Send(&reqs[i], resp.AppendCommand(nil, []byte("ECHO"), []byte("theirs")))
+				continue
+			case i > 0:
+				reqs[i].Charge(&b)
+			}
+			reqs[i].Bind(mine)
+			c.Send(&reqs[i], resp.AppendCommand(nil, []byte("GET"), []byte("big")))
+		}
+		c.Flush()
+		for _, w := range []*batchWaiter{mine, other} {
+			select {
+			case <-w.all:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("round %d: requests not all released", round)
+			}
+		}
+		fit := 2 + round
+		charged := 0
+		for i, r := range reqs {
+			want, why := bulk, backend.FailNone
+			switch {
+			case i == 5 || i == 6:
+				want = "$6\r\ntheirs\r\n"
+			case i > 0:
+				if charged++; charged > fit {
+					want, why = "", backend.FailDropped
+				}
+			}
+			if string(r.Reply) != want || r.Failure != why {
+				t.Fatalf("round %d: request %d got %d bytes (failure %d), want %d bytes (failure %d)", round, i, len(r.Reply), r.Failure, len(want), why)
+			}
+		}
+		if b.Dropped() != (fit < 7) || b.Used() != int64(7*len(bulk)) {
+			t.Fatalf("round %d: Dropped %v, Used %d: want %v, %d", round, b.Dropped(), b.Used(), fit < 7, 7*len(bulk))
+		}
+		mine.mu.Lock()
+		if mine.released != 8 || mine.calls > 8 {
+			t.Fatalf("round %d: released %d in %d calls", round, mine.released, mine.calls)
+		}
+		mine.mu.Unlock()
+	}
+}

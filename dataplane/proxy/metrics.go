@@ -167,7 +167,9 @@ type lazyCounters struct {
 type counter struct{ prometheus.Counter }
 
 // nodeLatency is the backend latency child of one node, or nil with metrics off.
-func (cm *clusterMetrics) nodeLatency(addr string) interface{ ObserveDuration(time.Duration) } {
+func (cm *clusterMetrics) nodeLatency(addr string) interface {
+	ObserveDurationN(d time.Duration, n int)
+} {
 	if !cm.on {
 		return nil
 	}

@@ -108,8 +108,12 @@ func (p *pending) init(onZero func()) {
 func (p *pending) Add(d int) { p.n.Add(int32(d)) }
 
 // Done releases one request, or a loop session's own count.
-func (p *pending) Done() {
-	if p.n.Add(-1) == 0 {
+func (p *pending) Done() { p.DoneN(1) }
+
+// DoneN releases n requests at once (backend.BatchWaiter: the replies of a batch's requests
+// read together from one connection).
+func (p *pending) DoneN(n int) {
+	if p.n.Add(int32(-n)) == 0 {
 		if p.onZero != nil {
 			p.onZero()
 			return
