@@ -98,22 +98,24 @@ func (s *session) publishOut(n int) {
 	s.stat.mu.Unlock()
 }
 
-// publishSubs publishes the subscriptions of a subscribed session after each command in
-// subscribed mode (p nil: it left that mode). Its goroutine writes the sets: it may read them.
+// publishSubs publishes the subscriptions of a subscribed session (p nil: it left subscribed
+// mode): before a (un)subscribe's confirmations can reach the client, as Redis shows them, and
+// after each command. Its goroutine writes the sets: it may read them.
 func (s *session) publishSubs(p *pubsub) {
 	st := &s.stat
 	st.mu.Lock()
-	st.pubsub = p != nil
+	st.subs = [3]int{}
 	if p != nil {
 		st.subs = [3]int{len(p.subs[kindChannel]), len(p.subs[kindPattern]), len(p.subs[kindShard])}
+	}
+	st.pubsub = st.subs != [3]int{}
+	if p != nil {
 		if a := s.cmd.Args; len(a) > 0 {
 			if sp := command.Lookup(a[0]); sp != nil {
 				st.cmd = sp.Name
 			}
 		}
 		st.last = time.Now()
-	} else {
-		st.subs = [3]int{}
 	}
 	st.mu.Unlock()
 }

@@ -200,6 +200,34 @@ func TestClientListShowsState(t *testing.T) {
 	}
 }
 
+// TestClientListAgreesWithSubscribeReplies: once a client has read the confirmations of a
+// (P)SUBSCRIBE or (P)UNSUBSCRIBE, another client's CLIENT LIST shows its new counts, flags
+// and command at once, as with Redis (the state is published before the confirmations leave).
+func TestClientListAgreesWithSubscribeReplies(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 1})
+	p := redistest.DialFrames(t, e.addr)
+	sub := redistest.DialFrames(t, e.addr)
+	subID := idOf(t, sub)
+	check := func(round int, step, sub, psub, flags string) {
+		t.Helper()
+		_, v := clientLine(lineOf(bulkText(t, p.Do("CLIENT", "LIST")), subID))
+		cmd := strings.ToLower(strings.Fields(step)[0])
+		if v["sub"] != sub || v["psub"] != psub || v["flags"] != flags || v["cmd"] != cmd {
+			t.Fatalf("round %d, after %s: %v, want sub=%s psub=%s flags=%s cmd=%s", round, step, v, sub, psub, flags, cmd)
+		}
+	}
+	for round := range 30 {
+		sub.Do("SUBSCRIBE", "a")
+		check(round, "SUBSCRIBE a", "1", "0", "P")
+		sub.Do("PSUBSCRIBE", "p*")
+		check(round, "PSUBSCRIBE p*", "1", "1", "P")
+		sub.Do("UNSUBSCRIBE", "a")
+		check(round, "UNSUBSCRIBE a", "0", "1", "P")
+		sub.Do("PUNSUBSCRIBE", "p*")
+		check(round, "PUNSUBSCRIBE p*", "0", "0", "N")
+	}
+}
+
 // gone waits until nc reads the end of its input: the proxy closed it.
 func gone(t *testing.T, nc net.Conn, what string) {
 	t.Helper()

@@ -367,6 +367,7 @@ func (p *pubsub) command(cmd *resp.Command) (leave bool) {
 			clear(p.subs[i])
 		}
 		p.mu.Unlock()
+		s.publishSubs(nil)
 		p.reply(resp.AppendSimple(nil, "RESET"))
 		s.resetConn()
 		return true
@@ -479,6 +480,7 @@ func (p *pubsub) subscribe(kind subKind, names [][]byte) {
 		p.flushLink(l)
 	}
 	p.waitAcks(touched)
+	p.s.publishSubs(p) // before the confirmations can leave: CLIENT LIST agrees with them
 	p.mu.Lock()
 	p.hold = false
 	p.cond.Signal()
@@ -567,6 +569,8 @@ func (p *pubsub) unsubscribe(kind subKind, names [][]byte) {
 			p.appendLocked(appendSubReply(nil, kindWords[kind].unsub, n, p.countLocked(kind), p.resp3))
 		}
 	}
+	// Published before the writer can take the confirmations (it needs p.mu).
+	p.s.publishSubs(p)
 	p.mu.Unlock()
 	if p.total() == 0 {
 		return // every link closes as the session leaves subscribed mode
