@@ -23,6 +23,7 @@ func runAsterdEnv(t *testing.T, listen string, env []string, args ...string) *as
 // which must exec it so that signals reach asterd.
 func runAsterdWrapped(t *testing.T, listen string, env, wrapper []string, args ...string) *asterd {
 	t.Helper()
+	ownPorts(t, args)
 	a := &asterd{Addr: listen, log: &syncBuffer{}, done: make(chan struct{})}
 	argv := append(append(append([]string{}, wrapper...), asterdBin), append(args, "--log-level", "debug")...)
 	a.cmd = exec.Command(argv[0], argv[1:]...)

@@ -104,6 +104,7 @@ func startAsterdArgs(t *testing.T, config string, args ...string) *asterd {
 // cleanup unless the test killed it already; its log is shown when the test failed.
 func runAsterd(t *testing.T, listen string, args ...string) *asterd {
 	t.Helper()
+	ownPorts(t, args)
 	a := &asterd{Addr: listen, log: &syncBuffer{}, done: make(chan struct{})}
 	if !slices.Contains(args, "--log-level") {
 		args = append(args, "--log-level", "debug")
@@ -128,6 +129,35 @@ func runAsterd(t *testing.T, listen string, args ...string) *asterd {
 		}
 	})
 	return a
+}
+
+// ownPorts fails a test whose asterd would take the default admin (7790) or metrics (7791)
+// port: its config file must name both sections (an empty listen_addr turns one off), or the
+// command line the metrics port. asterds run side by side, and beside other work in CI.
+func ownPorts(t *testing.T, args []string) {
+	t.Helper()
+	i := slices.Index(args, "--config")
+	if i < 0 || i+1 >= len(args) || slices.Contains(args, "--control-plane") {
+		return // a data plane has neither: its control plane's are named by its own config
+	}
+	b, err := os.ReadFile(args[i+1])
+	if err != nil {
+		return // asterd reports it
+	}
+	has := func(section string) bool {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.TrimSpace(l) == section {
+				return true
+			}
+		}
+		return false
+	}
+	if !has("[admin]") {
+		t.Fatalf("test config %s has no [admin]: asterd would take the default admin port", args[i+1])
+	}
+	if !has("[metrics]") && !slices.Contains(args, "--metrics") {
+		t.Fatalf("test config %s has no [metrics]: asterd would take the default metrics port", args[i+1])
+	}
 }
 
 func (a *asterd) client(t *testing.T) *redis.Client {

@@ -187,7 +187,7 @@ func TestHeldBackendConnectionsStayInTheShare(t *testing.T) {
 	servers := startServers(t, 2)
 	addrA := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
 	addrB := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
-	cfg := "[metrics]\nlisten_addr = \"\"\n" +
+	cfg := "[metrics]\nlisten_addr = \"\"\n[admin]\nlisten_addr = \"\"\n" +
 		"[[clusters]]\nname = \"a\"\nlisten_addr = " + strconv.Quote(addrA) + "\ncache_type = \"redis\"\nservers = " + serverList(servers[:1], []int{1}, true) + "\n" +
 		"[[clusters]]\nname = \"b\"\nlisten_addr = " + strconv.Quote(addrB) + "\ncache_type = \"redis\"\nservers = " + serverList(servers[1:], []int{1}, true) + "\n"
 	path := filepath.Join(t.TempDir(), "aster.toml")

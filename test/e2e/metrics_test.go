@@ -299,7 +299,7 @@ func TestMetricsFlagOverridesConfig(t *testing.T) {
 	servers := startServers(t, 1)
 	cfg, fileAddr := metricsConfig(t, servers, "")
 	port := redistest.FreePort(t)
-	a := startAsterdArgs(t, cfg, "--metrics", strconv.Itoa(port))
+	a := startAsterdArgs(t, cfg+"\n[admin]\nlisten_addr = \"\"\n", "--metrics", strconv.Itoa(port))
 	flagAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	redistest.WaitListening(t, flagAddr, 10*time.Second)
 	if code, _ := httpGet(t, "http://"+flagAddr+"/healthz"); code != 200 {
