@@ -46,36 +46,35 @@ const (
 // which the same functions handle.) Places are reused across batches; their backend requests
 // must not move while in flight, hence pointers.
 type place struct {
-	kind  placeKind
-	local []byte
-	main  call // placeForward
-
+	// First, what every command touches (nextPlace, forward, assemble, release), on as few
+	// cache lines as will take it: with thousands of clients or deep pipelines, the places of
+	// a batch are out of the cache when its replies come, and each line is a miss.
+	kind   placeKind
 	policy command.Policy
-	subs   []*call // requests of a split command, one per node (or slot) group
+	// proto3: the client spoke RESP3 when it sent this command, so its reply must be RESP3.
+	// shape: how the reply converts when the backends speak the other protocol (see resp3.go).
+	proto3 bool
+	silent bool // CLIENT REPLY OFF or SKIP: the reply is dropped (clientreply.go)
 	nsubs  int
-	order  []uint16 // split: each key's sub request (group), in the client's key order
-	// splitBuf holds a split's sub-commands, one after the other (planSplit)
-	splitBuf []byte
-	// keyspace commands (keyspace.go): how replies merge; for SCAN, the position of the node
-	// scanned among scanNodes
-	ksOp               keyspaceOp
-	scanPos, scanNodes int
-
+	local  []byte
+	main   call   // placeForward
 	raw    []byte // the command as the client sent it, for the slow log; nil when it is off
-	rawBuf []byte // raw re-encoded from an inline command
-
 	// budget is what the place's replies count against: the session's (see overLimit), or
 	// nil for the first place of a batch, whose reply goes whatever its size. Places are reused
 	// at the same position in every batch, so it is set once.
 	budget *backend.Budget
-
-	// proto3: the client spoke RESP3 when it sent this command, so its reply must be RESP3.
-	// shape: how the reply converts when the backends speak the other protocol (see resp3.go).
-	proto3 bool
 	shape  *resp.Shape
+	// splitBuf holds a split's sub-commands, one after the other (planSplit)
+	splitBuf []byte
+	subs     []*call   // requests of a split command, one per node (or slot) group
+	cached   cacheMiss // a GET or HGET whose reply goes to the client cache (clientcache.go)
 
-	cached cacheMiss // a GET or HGET whose reply goes to the client cache (clientcache.go)
-	silent bool      // CLIENT REPLY OFF or SKIP: the reply is dropped (clientreply.go)
+	order []uint16 // split: each key's sub request (group), in the client's key order
+	// keyspace commands (keyspace.go): how replies merge; for SCAN, the position of the node
+	// scanned among scanNodes
+	ksOp               keyspaceOp
+	scanPos, scanNodes int
+	rawBuf             []byte // raw re-encoded from an inline command
 }
 
 // call is one backend request and what it takes to send it again after a redirect.
@@ -173,15 +172,19 @@ func newCall(wg backend.Waiter, b *backend.Budget) *call {
 // starts on a goroutine (TLS, an idle timeout, no table yet) is in no loop: its flags matter
 // from backToLoop on.
 type session struct {
-	// Set when the session is made, read-only after: any goroutine may read them. Only the
-	// session's owner closes nc; Cluster.Drain and Close, CLIENT KILL, a tracking or pub/sub
-	// output over its limit shut it down from theirs (shutdownClient).
-	c      *Cluster
-	nc     net.Conn
-	rw     io.ReadWriter // nc's reads and writes: raw system calls for plain TCP (package rawio)
-	raw    *rawio.Conn   // set for any plain-socket client
-	id     uint64
-	idleRd *idleReader // reads the client when the cluster has client_idle_timeout (idle.go); else nil
+	// The groups are laid out by how often a batch touches them, the loop's flags and the
+	// input first, the scratch of split commands last: with thousands of clients the sessions
+	// are out of the cache when their turn comes, and each cache line touched is a miss.
+	//
+	// Loop state (loop.go). loop and rerr are the owner's; lmu guards busy, again and more,
+	// which the loop reads and writes from its goroutine whoever owns the session (see above).
+	loop  *loop
+	rerr  error // a loop session's read failure, acted on once its batch is answered
+	lmu   sync.Mutex
+	busy  bool        // owned by a turn, a batch in flight or a goroutine: not the loop's to serve
+	again bool        // the loop saw the client ready while busy: serve it once not busy
+	more  bool        // the client may have more to read: a full read, a full window, or a hang-up
+	ended atomic.Bool // end ran: whoever sees the end first closes the session, once
 
 	// The client's input: the owner's, or lent to a watcher goroutine (see above). src is what
 	// rd reads from a plain socket: blocking for a goroutine session (loop.add, handOver).
@@ -214,20 +217,15 @@ type session struct {
 	// enterSub: a SUBSCRIBE ends the batch: subscribed mode follows (pubsub.go).
 	enterSub bool
 
-	// Scratch space reused by every command, the owner's.
-	keys    []int
-	groupOf map[int]int // group key → sub request index, once there are many (findGroup)
-	grpIdx  []uint16    // group → sub request index + 1 instead, for a table of few groups (findGroup)
-	gks     []int       // group key of each sub request
-	counts  []int       // keys per sub request of a split command
-	sizes   []int       // bytes per sub request of a split command
-	targets []int       // node of each sub request
-	elems   [][]byte
-	base    []int  // where each sub reply's next element is (MGET merge)
-	conv    []byte // replies converted between RESP2 and RESP3
-	rr      uint32 // round robin over a slot's replicas
-	hotTick uint32 // commands since the last hot-key sample
-	hotKeys []int  // key positions of a sampled command
+	// Set when the session is made, read-only after: any goroutine may read them. Only the
+	// session's owner closes nc; Cluster.Drain and Close, CLIENT KILL, a tracking or pub/sub
+	// output over its limit shut it down from theirs (shutdownClient).
+	c      *Cluster
+	nc     net.Conn
+	rw     io.ReadWriter // nc's reads and writes: raw system calls for plain TCP (package rawio)
+	raw    *rawio.Conn   // set for any plain-socket client
+	id     uint64
+	idleRd *idleReader // reads the client when the cluster has client_idle_timeout (idle.go); else nil
 
 	// The client's state, kept across batches: the owner's.
 	quit   bool
@@ -257,14 +255,14 @@ type session struct {
 	// deferred is a command that must run alone, after the batch's replies are written, on a
 	// dedicated connection (a blocking command, EXEC, WATCH, ...): the batch ends with it and
 	// runDeferred runs it. deferNode is its node, when known when it was read.
-	deferred  *command.Spec
+	deferred *command.Spec
+	tx       txState
+	// deferMute: the deferred command's reply is silenced (CLIENT REPLY, clientreply.go).
+	deferMute bool
 	deferNode int
 	blk       []byte     // a deferred command's frame, copied out of the read buffer
 	ded       []*dedConn // this session's dedicated connections, one per node at most
 	dedRoutes *routes    // the table ded was last checked against (pruneDed)
-	tx        txState
-	// deferMute: the deferred command's reply is silenced (CLIENT REPLY, clientreply.go).
-	deferMute bool
 	// blocked: what a blocking command waits on, for CLIENT UNBLOCK (clientunblock.go).
 	blocked blockMark
 	// For CLIENT LIST (clientlist.go): created is read-only; lastSpec the owner's; stat what
@@ -274,15 +272,20 @@ type session struct {
 	stat     clientStat
 	killed   atomic.Bool // CLIENT KILL chose it: not listed, nor killed (counted) again
 
-	// Loop state (loop.go). loop and rerr are the owner's; lmu guards busy, again and more,
-	// which the loop reads and writes from its goroutine whoever owns the session (see above).
-	loop  *loop
-	rerr  error // a loop session's read failure, acted on once its batch is answered
-	lmu   sync.Mutex
-	busy  bool        // owned by a turn, a batch in flight or a goroutine: not the loop's to serve
-	again bool        // the loop saw the client ready while busy: serve it once not busy
-	more  bool        // the client may have more to read: a full read, a full window, or a hang-up
-	ended atomic.Bool // end ran: whoever sees the end first closes the session, once
+	// Scratch space reused by every command, the owner's.
+	keys    []int
+	conv    []byte      // replies converted between RESP2 and RESP3
+	rr      uint32      // round robin over a slot's replicas
+	hotTick uint32      // commands since the last hot-key sample
+	groupOf map[int]int // group key → sub request index, once there are many (findGroup)
+	grpIdx  []uint16    // group → sub request index + 1 instead, for a table of few groups (findGroup)
+	gks     []int       // group key of each sub request
+	counts  []int       // keys per sub request of a split command
+	sizes   []int       // bytes per sub request of a split command
+	targets []int       // node of each sub request
+	elems   [][]byte
+	base    []int // where each sub reply's next element is (MGET merge)
+	hotKeys []int // key positions of a sampled command
 }
 
 // bigPart is a big reply of the batch, written from its request's buffer after out[:at].
