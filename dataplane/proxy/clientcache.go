@@ -156,9 +156,9 @@ var (
 	noField = []byte{}
 )
 
-// cacheMiss is what a place keeps of a GET or HGET that missed, to store its reply.
+// cacheMiss is what a place keeps of a GET or HGET that missed, to store its reply (while
+// the place's cacheOn is set).
 type cacheMiss struct {
-	on     bool
 	t      cache.Ticket
 	conn   *backend.Conn // the request went there; a redirected one is not stored
 	key    []byte        // key, then field
@@ -241,7 +241,7 @@ func (s *session) cacheGet(pl *place, cc *clientCache, spec *command.Spec, cmd *
 	s.forward(pl, node, cmd)
 	if t.Valid() && pl.kind == placeForward {
 		m := &pl.cached
-		m.on, m.t, m.conn, m.hash = true, t, pl.main.conn, field != nil
+		pl.cacheOn, m.t, m.conn, m.hash = true, t, pl.main.conn, field != nil
 		m.key = append(append(m.key[:0], key...), field...)
 		m.keyLen = len(key)
 	}
@@ -288,7 +288,7 @@ func (s *session) cacheHit(pl *place, out []byte) {
 // failed or was redirected; the ticket decides whether nothing made it stale meanwhile.
 func (s *session) cacheStore(pl *place) {
 	m := &pl.cached
-	m.on = false
+	pl.cacheOn = false
 	cc := s.gen.cache
 	if cc == nil || pl.main.req.Failure != backend.FailNone || pl.main.conn != m.conn {
 		return

@@ -55,10 +55,12 @@ type place struct {
 	// shape: how the reply converts when the backends speak the other protocol (see resp3.go).
 	proto3 bool
 	silent bool // CLIENT REPLY OFF or SKIP: the reply is dropped (clientreply.go)
-	nsubs  int
-	local  []byte
-	main   call   // placeForward
-	raw    []byte // the command as the client sent it, for the slow log; nil when it is off
+	// cacheOn: a GET or HGET whose reply goes to the client cache (cached, clientcache.go)
+	cacheOn bool
+	nsubs   int
+	local   []byte
+	main    call   // placeForward
+	raw     []byte // the command as the client sent it, for the slow log; nil when it is off
 	// budget is what the place's replies count against: the session's (see overLimit), or
 	// nil for the first place of a batch, whose reply goes whatever its size. Places are reused
 	// at the same position in every batch, so it is set once.
@@ -66,10 +68,10 @@ type place struct {
 	shape  *resp.Shape
 	// splitBuf holds a split's sub-commands, one after the other (planSplit)
 	splitBuf []byte
-	subs     []*call   // requests of a split command, one per node (or slot) group
-	cached   cacheMiss // a GET or HGET whose reply goes to the client cache (clientcache.go)
+	subs     []*call // requests of a split command, one per node (or slot) group
 
-	order []uint16 // split: each key's sub request (group), in the client's key order
+	cached cacheMiss
+	order  []uint16 // split: each key's sub request (group), in the client's key order
 	// keyspace commands (keyspace.go): how replies merge; for SCAN, the position of the node
 	// scanned among scanNodes
 	ksOp               keyspaceOp
@@ -550,7 +552,7 @@ func (s *session) assemble() ([]byte, int) {
 				cm.refused.Inc()
 			}
 		case placeForward:
-			if pl.cached.on {
+			if pl.cacheOn {
 				s.cacheStore(pl)
 			}
 			if pl.proto3 != pl.main.conn.RESP3() {
@@ -744,7 +746,7 @@ func (s *session) nextPlace() *place {
 	pl.nsubs = 0
 	pl.raw = nil
 	pl.proto3, pl.shape = s.proto3, nil
-	pl.cached.on = false
+	pl.cacheOn = false
 	return pl
 }
 
