@@ -799,10 +799,14 @@ func (r *replies) deliver(n int) bool {
 			continue
 		}
 		j := i + 1
-		for j < len(r.reqs) && r.reqs[j] != nil && r.reqs[j].batch && r.reqs[j].wg == q.wg && r.reqs[j].budget == q.budget {
+		for j < len(r.reqs) && r.reqs[j] != nil && r.reqs[j].batch && r.reqs[j].budget == q.budget && r.reqs[j].wg == q.wg {
 			j++
 		}
-		finishRun(r.reqs[i:j], r.frames[i:j])
+		if j == i+1 { // alone (unpipelined clients): as any request
+			q.finish(r.frames[i])
+		} else {
+			finishRun(r.reqs[i:j], r.frames[i:j])
+		}
 		i = j
 	}
 	// The frames point into buf: cleared, they keep no big buffer alive once it is dropped.
