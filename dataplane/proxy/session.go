@@ -176,8 +176,21 @@ func newCall(wg backend.Waiter, b *backend.Budget) *call {
 type session struct {
 	// The groups are laid out by how often a batch touches them, the loop's flags and the
 	// input first, the scratch of split commands last: with thousands of clients the sessions
-	// are out of the cache when their turn comes, and each cache line touched is a miss.
-	//
+	// are out of the cache when their turn comes, and each cache line touched is a miss. First,
+	// on the first cache lines, what every batch reads at once (step's loop, beginBatch), each
+	// field owned as the group its comment names.
+	n        int           // the batch: places used by the current batch
+	window   int           // the batch: how many commands the next batch may take (pace)
+	quit     bool          // the client's state
+	enterSub bool          // the batch: a SUBSCRIBE ends it: subscribed mode follows (pubsub.go)
+	authed   bool          // the client's state: no password configured, or the client authenticated
+	proto3   bool          // the client's state: the client switched to RESP3 with HELLO 3
+	deferred *command.Spec // exclusive connections (below)
+	c        *Cluster      // set when the session is made (below)
+	raw      *rawio.Conn   // set when the session is made: for any plain-socket client
+	gen      *generation   // the batch: the cluster's, loaded with routes (beginBatch): knobs, access rules
+	routes   *routes       // the batch
+
 	// Loop state (loop.go). loop and rerr are the owner's; lmu guards busy, again and more,
 	// which the loop reads and writes from its goroutine whoever owns the session (see above).
 	loop  *loop
@@ -205,34 +218,22 @@ type session struct {
 	vec    [][]byte
 	pend   pending
 	places []*place
-	n      int // places used by the current batch
-	routes *routes
-	gen    *generation // the cluster's, loaded with routes (beginBatch): knobs, access rules
-	// window is how many commands the next batch may take: see pace.
-	window int
 	// budget bounds the reply bytes the batch holds beyond its first reply (overLimit); the
 	// backend connections charge it while the batch is in flight.
 	budget  backend.Budget
 	start   time.Time       // when the batch's first command was read, with metrics or the slow log
 	touched []*backend.Conn // connections with requests of this batch not yet flushed
 	cw      cacheWrites     // keys the batch wrote, for the client cache (clientcache.go)
-	// enterSub: a SUBSCRIBE ends the batch: subscribed mode follows (pubsub.go).
-	enterSub bool
 
 	// Set when the session is made, read-only after: any goroutine may read them. Only the
 	// session's owner closes nc; Cluster.Drain and Close, CLIENT KILL, a tracking or pub/sub
 	// output over its limit shut it down from theirs (shutdownClient).
-	c      *Cluster
 	nc     net.Conn
 	rw     io.ReadWriter // nc's reads and writes: raw system calls for plain TCP (package rawio)
-	raw    *rawio.Conn   // set for any plain-socket client
 	id     uint64
 	idleRd *idleReader // reads the client when the cluster has client_idle_timeout (idle.go); else nil
 
 	// The client's state, kept across batches: the owner's.
-	quit   bool
-	authed bool   // no password configured, or the client authenticated
-	proto3 bool   // the client switched to RESP3 with HELLO 3
 	remote string // the client's address, once the slow log needed it
 	name   string // CLIENT SETNAME's (client.go)
 	// tracks: CLIENT TRACKING is on; trkCaching: CLIENT CACHING applies to the next command
@@ -256,9 +257,9 @@ type session struct {
 	// Exclusive connections and the transaction, which need a goroutine session (afterBatch).
 	// deferred is a command that must run alone, after the batch's replies are written, on a
 	// dedicated connection (a blocking command, EXEC, WATCH, ...): the batch ends with it and
-	// runDeferred runs it. deferNode is its node, when known when it was read.
-	deferred *command.Spec
-	tx       txState
+	// runDeferred runs it (the field is on the first line, above). deferNode is its node, when
+	// known when it was read.
+	tx txState
 	// deferMute: the deferred command's reply is silenced (CLIENT REPLY, clientreply.go).
 	deferMute bool
 	deferNode int
