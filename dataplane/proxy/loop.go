@@ -288,16 +288,18 @@ func (s *session) redirected() bool {
 }
 
 // idle gives a loop session back to its loop, which comes back to it at once when the client
-// may have more to read.
+// may have more to read. Once busy is cleared the session is the loop's, whose next turn may
+// already run it (and hand it over: s.loop changes), so nothing of it is read after that.
 func (s *session) idle() {
 	s.releaseInput()
+	l := s.loop
 	s.lmu.Lock()
 	s.busy = false
 	again := s.again || s.more
 	s.again = false
 	s.lmu.Unlock()
 	if again {
-		s.loop.kick(s)
+		l.kick(s)
 	}
 }
 
