@@ -12,18 +12,24 @@ import (
 	"github.com/aster-proxy/aster/internal/redistest"
 )
 
-// A Budget keeps replies while they fit and drops the rest, which are still read off the
-// connection in their turn: the requests queued behind them, charged or not, get their own
-// replies. After Reset the group starts afresh.
-func TestBudgetDropsRepliesThatDoNotFitAndKeepsOrder(t *testing.T) {
+// bigValueConn is a connection to a fresh node whose key "big" holds 1,000 bytes, and the
+// reply to its GET.
+func bigValueConn(t *testing.T) (*backend.Conn, string) {
 	srv := redistest.Start(t)
 	c := backend.New(backend.Options{Addr: srv.Addr, DialTimeout: time.Second, ReadTimeout: 5 * time.Second})
-	defer c.Close()
+	t.Cleanup(c.Close)
 	val := strings.Repeat("v", 1000)
 	if got := do(t, c, "SET", "big", val); got != "+OK\r\n" {
 		t.Fatalf("SET = %q", got)
 	}
-	bulk := "$1000\r\n" + val + "\r\n"
+	return c, "$1000\r\n" + val + "\r\n"
+}
+
+// A Budget keeps replies while they fit and drops the rest, which are still read off the
+// connection in their turn: the requests queued behind them, charged or not, get their own
+// replies. After Reset the group starts afresh.
+func TestBudgetDropsRepliesThatDoNotFitAndKeepsOrder(t *testing.T) {
+	c, bulk := bigValueConn(t)
 	var b backend.Budget
 	for round := range 2 {
 		b.Reset(2500) // two of the values fit, not three
@@ -95,14 +101,7 @@ func (w *batchWaiter) DoneN(n int) {
 // (finishRun): kept and dropped exactly as one by one, the uncharged request and another
 // client's between them in their own runs, and every request released once.
 func TestBudgetRunKeepsAndDropsAsOneByOne(t *testing.T) {
-	srv := redistest.Start(t)
-	c := backend.New(backend.Options{Addr: srv.Addr, DialTimeout: time.Second, ReadTimeout: 5 * time.Second})
-	defer c.Close()
-	val := strings.Repeat("v", 1000)
-	if got := do(t, c, "SET", "big", val); got != "+OK\r\n" {
-		t.Fatalf("SET = %q", got)
-	}
-	bulk := "$1000\r\n" + val + "\r\n"
+	c, bulk := bigValueConn(t)
 	for round := range 3 {
 		var b backend.Budget
 		b.Reset(2500 + round*len(bulk)) // 2, 3, then 4 of the charged values fit
