@@ -79,6 +79,7 @@ func (s *session) login(user string) {
 	s.rightsOf = nil
 	s.user = nil
 	s.refreshUser()
+	s.publishIdentity()
 }
 
 // refreshUser re-resolves the session's rules when the cluster's changed (once per batch).

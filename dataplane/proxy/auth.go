@@ -127,6 +127,7 @@ func (s *session) hello(out []byte, args [][]byte) []byte {
 	}
 	s.proto3 = proto3
 	s.proto3Pub.Store(proto3)
+	s.publishIdentity()
 	proto := int64(2)
 	if proto3 {
 		proto = 3

@@ -84,6 +84,7 @@ func (s *session) setName(name []byte) bool {
 		return false
 	}
 	s.name = string(name)
+	s.publishIdentity()
 	return true
 }
 

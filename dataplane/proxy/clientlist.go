@@ -33,21 +33,23 @@ type clientStat struct {
 	clientFields
 }
 
-// clientFields are a session's published fields.
+// clientFields are a session's published fields: first those publishStat writes every batch
+// (two cache lines with the mutex), then those published as they change (publishIdentity,
+// publishSubs).
 type clientFields struct {
 	last     time.Time // the end of the last batch: idle
 	cmd      string    // the last command, by name only (client|list): never its arguments
-	name     string
-	user     string
-	resp3    bool
-	multi    int // commands queued in MULTI; -1 outside one
+	multi    int       // commands queued in MULTI; -1 outside one
 	multiMem int
 	qbuf     int // input bytes read and not yet run
 	inBuf    int // the input buffer's size
 	outBuf   int // the reply buffer's capacity
 	omem     int // replies not yet written (a client reading slowly)
-	subs     [3]int
+	name     string
+	user     string
+	resp3    bool
 	pubsub   bool // in subscribed mode
+	subs     [3]int
 }
 
 // clientView is one client's CLIENT LIST line, as read from a session.
@@ -82,12 +84,21 @@ func (s *session) publishStat(now time.Time) {
 		now = time.Now()
 	}
 	st.mu.Lock()
-	st.last, st.cmd, st.name, st.user, st.resp3 = now, cmd, s.name, s.username, s.proto3
+	st.last, st.cmd = now, cmd
 	st.multi, st.multiMem = -1, 0
 	if s.tx.active {
 		st.multi, st.multiMem = s.tx.n, len(s.tx.frames)
 	}
 	st.qbuf, st.inBuf, st.outBuf, st.omem = s.rd.Buffered(), s.rd.Size(), cap(s.out), 0
+	st.mu.Unlock()
+}
+
+// publishIdentity publishes what CLIENT SETNAME, AUTH, HELLO and RESET change, as they change
+// it: publishStat, once per batch, then touches only the fields that move with every batch.
+func (s *session) publishIdentity() {
+	st := &s.stat
+	st.mu.Lock()
+	st.name, st.user, st.resp3 = s.name, s.username, s.proto3
 	st.mu.Unlock()
 }
 

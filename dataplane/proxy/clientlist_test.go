@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -225,6 +226,38 @@ func TestClientListAgreesWithSubscribeReplies(t *testing.T) {
 		check(round, "UNSUBSCRIBE a", "0", "1", "P")
 		sub.Do("PUNSUBSCRIBE", "p*")
 		check(round, "PUNSUBSCRIBE p*", "0", "0", "N")
+	}
+}
+
+// TestClientListShowsIdentityAtOnce: what CLIENT SETNAME, HELLO, AUTH and RESET change shows
+// in another client's CLIENT LIST as soon as the client has its reply (they are published as
+// they change, not with the batch).
+func TestClientListShowsIdentityAtOnce(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 1, users: map[string]string{"default": "s3cret", "ops": "opspass"}})
+	p := redistest.DialFrames(t, e.addr)
+	p.Do("AUTH", "s3cret")
+	c := redistest.DialFrames(t, e.addr)
+	c.Do("AUTH", "s3cret")
+	cID := idOf(t, c)
+	check := func(step string, want map[string]string) {
+		t.Helper()
+		_, v := clientLine(lineOf(bulkText(t, p.Do("CLIENT", "LIST")), cID))
+		for k, w := range want {
+			if v[k] != w {
+				t.Fatalf("after %s: %s=%q, want %q (%v)", step, k, v[k], w, v)
+			}
+		}
+	}
+	for round := range 3 {
+		c.Do("CLIENT", "SETNAME", "n"+strconv.Itoa(round))
+		check("CLIENT SETNAME", map[string]string{"name": "n" + strconv.Itoa(round), "user": "default", "resp": "2"})
+		c.Do("AUTH", "ops", "opspass")
+		check("AUTH ops", map[string]string{"user": "ops"})
+		c.Do("HELLO", "3", "SETNAME", "h"+strconv.Itoa(round))
+		check("HELLO 3 SETNAME", map[string]string{"name": "h" + strconv.Itoa(round), "resp": "3"})
+		c.Do("RESET")
+		check("RESET", map[string]string{"name": "", "user": "default", "resp": "2"})
+		c.Do("AUTH", "s3cret")
 	}
 }
 

@@ -20,4 +20,5 @@ func (s *session) resetConn() {
 	s.reply = replyMode{}
 	s.setAuthed(len(s.c.access().users) == 0)
 	s.username, s.user, s.rightsOf = "", nil, nil
+	s.publishIdentity()
 }
