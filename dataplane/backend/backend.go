@@ -87,8 +87,12 @@ func (b *Budget) Reset(limit int) {
 
 // Take charges n bytes; false (and Dropped from now on) when they do not fit. Once a reply is
 // refused every later one is too: the whole group is over.
-func (b *Budget) Take(n int) bool {
-	if b.used.Add(int64(n)) <= b.limit {
+func (b *Budget) Take(n int) bool { return b.fits(b.used.Add(int64(n))) }
+
+// fits reports whether the group's replies, used bytes up to and including one more, are
+// within the limit; when not, the group is dropped from now on.
+func (b *Budget) fits(used int64) bool {
+	if used <= b.limit {
 		return true
 	}
 	b.dropped.Store(true)
@@ -163,7 +167,7 @@ func (r *Request) finish(reply []byte) {
 // them one by one with no other connection's charge in between.
 func finishRun(reqs []*Request, frames [][]byte) {
 	b := reqs[0].budget
-	var used int64
+	var used int64 // the budget's charge before each reply, as one Take after another would see it
 	if b != nil {
 		var total int64
 		for _, f := range frames {
@@ -172,15 +176,12 @@ func finishRun(reqs []*Request, frames [][]byte) {
 		used = b.used.Add(total) - total
 	}
 	for i, q := range reqs {
-		q.Unsent = false
+		keep := true
 		if b != nil {
-			if used += int64(len(frames[i])); used > b.limit {
-				b.dropped.Store(true)
-				q.Reply, q.Failure = q.Reply[:0], FailDropped
-				continue
-			}
+			used += int64(len(frames[i]))
+			keep = b.fits(used)
 		}
-		q.Reply, q.Failure = append(q.Reply[:0], frames[i]...), FailNone
+		q.set(frames[i], FailNone, keep)
 	}
 	reqs[0].wg.(BatchWaiter).DoneN(len(reqs))
 }
@@ -189,14 +190,17 @@ func finishRun(reqs []*Request, frames [][]byte) {
 // request's Budget, to nothing (FailDropped). It does not release the Waiter. The request
 // was written: Unsent is cleared.
 func (r *Request) Fill(reply []byte, why Failure) {
+	r.set(reply, why, r.budget == nil || r.budget.Take(len(reply)))
+}
+
+// set is Fill once the budget has decided: keep false leaves Reply empty (FailDropped).
+func (r *Request) set(reply []byte, why Failure, keep bool) {
 	r.Unsent = false
-	if b := r.budget; b != nil && !b.Take(len(reply)) {
-		r.Reply = r.Reply[:0]
-		r.Failure = FailDropped
+	if !keep {
+		r.Reply, r.Failure = r.Reply[:0], FailDropped
 		return
 	}
-	r.Reply = append(r.Reply[:0], reply...)
-	r.Failure = why
+	r.Reply, r.Failure = append(r.Reply[:0], reply...), why
 }
 
 func (r *Request) fail(msg string, why Failure) { r.failAs(msg, why, false) }

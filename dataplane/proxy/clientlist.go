@@ -118,9 +118,6 @@ func (s *session) publishSubs(p *pubsub) {
 	st.subs = [3]int{}
 	if p != nil {
 		st.subs = [3]int{len(p.subs[kindChannel]), len(p.subs[kindPattern]), len(p.subs[kindShard])}
-	}
-	st.pubsub = st.subs != [3]int{}
-	if p != nil {
 		if a := s.cmd.Args; len(a) > 0 {
 			if sp := command.Lookup(a[0]); sp != nil {
 				st.cmd = sp.Name
@@ -128,6 +125,7 @@ func (s *session) publishSubs(p *pubsub) {
 		}
 		st.last = time.Now()
 	}
+	st.pubsub = st.subs != [3]int{}
 	st.mu.Unlock()
 }
 

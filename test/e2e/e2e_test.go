@@ -132,11 +132,12 @@ func runAsterd(t *testing.T, listen string, args ...string) *asterd {
 }
 
 // ownPorts fails a test whose asterd would take the default admin (7790) or metrics (7791)
-// port: its config file must name both sections (an empty listen_addr turns one off), or the
-// command line the metrics port. asterds run side by side, and beside other work in CI.
+// port: its config file (--config or -c) must name both sections (an empty listen_addr turns
+// one off), or the command line the metrics address. asterds run side by side, and beside
+// other work in CI.
 func ownPorts(t *testing.T, args []string) {
 	t.Helper()
-	i := slices.Index(args, "--config")
+	i := slices.IndexFunc(args, func(a string) bool { return a == "--config" || a == "-c" })
 	if i < 0 || i+1 >= len(args) || slices.Contains(args, "--control-plane") {
 		return // a data plane has neither: its control plane's are named by its own config
 	}
@@ -155,7 +156,7 @@ func ownPorts(t *testing.T, args []string) {
 	if !has("[admin]") {
 		t.Fatalf("test config %s has no [admin]: asterd would take the default admin port", args[i+1])
 	}
-	if !has("[metrics]") && !slices.Contains(args, "--metrics") {
+	if !has("[metrics]") && !slices.Contains(args, "--metrics") && !slices.Contains(args, "--metrics-addr") {
 		t.Fatalf("test config %s has no [metrics]: asterd would take the default metrics port", args[i+1])
 	}
 }
