@@ -502,6 +502,7 @@ func (c *Cluster) admit(nc net.Conn) bool {
 		nc = tls.Server(nc, a.tls)
 	}
 	s := newSession(c, nc)
+	nc = s.nc // which may have taken the socket over (rawio.Sock)
 	// The client's descriptor in the share first, without c.mu: making room closes idle
 	// pooled connections, and closing a TLS one writes.
 	room := c.takeFD()

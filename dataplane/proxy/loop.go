@@ -57,6 +57,9 @@ func (l *loop) add(s *session) {
 	s.loop = l
 	s.src.block = false
 	s.pend.onZero = s.complete
+	// Out of the runtime's epoll set, where waiting on a goroutine put it: the loop's alone
+	// watches it. Failing (no descriptor to spare), it stays in both, which costs only time.
+	_ = s.raw.Unpoll()
 	if err := l.Add(s.id, s.raw, s); err != nil {
 		// Closed meanwhile (Cluster.Close may have kicked it already), or the kernel refused:
 		// either way the loop's turn finds it closed and ends it.

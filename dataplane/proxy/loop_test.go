@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aster-proxy/aster/dataplane/proxy"
+	"github.com/aster-proxy/aster/dataplane/rawio/rawiotest"
 )
 
 // waitLoopSessions waits until c's event loops serve n client sessions.
@@ -273,6 +274,57 @@ func TestBackendsReadByLoops(t *testing.T) {
 	e.cluster.Close()
 	if _, n := proxy.LoopCounts(e.cluster); n != 0 {
 		t.Fatalf("%d backend connections still registered after Close", n)
+	}
+}
+
+// A loop client's socket is watched by its loop's epoll set alone, not also by the Go
+// runtime's (rawio.Sock): there every packet would raise a second event for the scheduler to
+// collect. A blocking command moves the client to a goroutine, which waits through the runtime;
+// back on a loop, the loop alone watches it again. One descriptor per client throughout.
+func TestLoopClientsOutsideTheRuntimesPoller(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 2})
+	a, b := e.raw(t), e.raw(t)
+	for _, c := range []*rawConn{a, b} {
+		c.send(cmdFrame("SET", "k", "v"))
+		if got := c.line(); got != "+OK" {
+			t.Fatalf("SET = %q", got)
+		}
+	}
+	waitLoopSessions(t, e.cluster, 2)
+	ino := rawiotest.TCPInode(t, a.nc.RemoteAddr(), a.nc.LocalAddr())
+	if ino == 0 {
+		t.Fatal("the proxy's socket of the client not found in /proc/self/net/tcp")
+	}
+	watched := func(when string, sets int) {
+		t.Helper()
+		if fds := rawiotest.Descriptors(t, ino); len(fds) != 1 {
+			t.Fatalf("%s: the client's socket has descriptors %v, want one", when, fds)
+		}
+		if n := rawiotest.EpollSets(t, ino); n != sets {
+			t.Fatalf("%s: the client's socket is in %d epoll sets, want %d", when, n, sets)
+		}
+	}
+	watched("on a loop", 1)
+
+	for round := range 3 {
+		handOvers := proxy.HandOvers(e.cluster)
+		a.send(cmdFrame("BLPOP", "list", "5"))
+		for proxy.HandOvers(e.cluster) == handOvers {
+			time.Sleep(time.Millisecond)
+		}
+		b.send(cmdFrame("LPUSH", "list", "x"))
+		if got := b.line(); got != ":1" {
+			t.Fatalf("round %d: LPUSH = %q", round, got)
+		}
+		if got := a.line() + a.line() + a.line() + a.line() + a.line(); got != "*2$4list$1x" {
+			t.Fatalf("round %d: BLPOP = %q", round, got)
+		}
+		waitLoopSessions(t, e.cluster, 2)
+		watched(fmt.Sprintf("round %d: back on a loop", round), 1)
+		a.send(cmdFrame("GET", "k"))
+		if got := a.line() + a.line(); got != "$1v" {
+			t.Fatalf("round %d: GET = %q", round, got)
+		}
 	}
 }
 

@@ -301,6 +301,12 @@ func newSession(c *Cluster, nc net.Conn) *session {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
+	if c.access().idle == 0 && !c.noLoops.Load() {
+		// Out of the runtime's epoll set: an event loop will serve it (rawio.Sock says why).
+		if sk := rawio.NewSock(nc); sk != nil {
+			nc = sk
+		}
+	}
 	s := &session{c: c, nc: nc, id: c.nextID.Add(1), created: time.Now()}
 	s.stat.last, s.stat.cmd, s.stat.multi, s.stat.inBuf = s.created, "NULL", -1, readBufSize
 	if s.raw = rawio.New(nc); s.raw != nil {

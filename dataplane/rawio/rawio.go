@@ -26,7 +26,8 @@ import (
 // or concurrent Writes (one reader and one writer at a time is fine), as with one goroutine per
 // direction, which is how the data plane uses its connections.
 type Conn struct {
-	rc syscall.RawConn
+	rc   syscall.RawConn
+	sock *Sock // nc, when it is a Sock (Unpoll)
 	// fd is the socket's descriptor once Own was called (-1 before): the non-waiting calls
 	// use it directly.
 	fd int
@@ -51,15 +52,15 @@ type Conn struct {
 	tryWv func(fd uintptr) bool
 }
 
-// New returns a Conn for nc, or nil when nc is not a plain socket (TLS, pipes, wrappers): those
-// keep using nc itself.
+// New returns a Conn for nc, or nil when nc is not a plain socket (TCP, Unix, or a Sock; not
+// TLS, pipes, wrappers): those keep using nc itself.
 func New(nc net.Conn) *Conn {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return nil
 	}
 	switch nc.(type) {
-	case *net.TCPConn, *net.UnixConn:
+	case *net.TCPConn, *net.UnixConn, *Sock:
 	default:
 		return nil
 	}
@@ -68,6 +69,7 @@ func New(nc net.Conn) *Conn {
 		return nil
 	}
 	c := &Conn{rc: rc, fd: -1}
+	c.sock, _ = nc.(*Sock)
 	// Bound once, so that each call passes an existing func value and allocates nothing.
 	c.read, c.tryRd, c.writ, c.try = c.readFD, c.tryReadFD, c.writeFD, c.tryWriteFD
 	c.wvec, c.tryWv = c.writevFD, c.tryWritevFD
@@ -84,6 +86,21 @@ func New(nc net.Conn) *Conn {
 // runtime, which they need for the waiting.
 func (c *Conn) Own() {
 	_ = c.rc.Control(func(fd uintptr) { c.fd = int(fd) })
+}
+
+// Unpoll takes a Sock's socket out of the runtime's epoll set, where a wait put it, onto a
+// new descriptor, which an owned Conn's calls use from then on; nothing for any other socket.
+// The owner's, before it hands the socket to an event loop (see Sock); an error leaves the
+// socket as it was, in the set.
+func (c *Conn) Unpoll() error {
+	if c.sock == nil {
+		return nil
+	}
+	fd, err := c.sock.unpoll()
+	if c.fd >= 0 {
+		c.fd = fd
+	}
+	return err
 }
 
 // Shutdown shuts both directions of the socket down, from any goroutine: the owner's next read

@@ -1,0 +1,104 @@
+// Package rawiotest finds out, from /proc, which of this process's descriptors and epoll sets
+// hold a socket: for tests that check which epoll sets watch a client (rawio.Sock, the event
+// loops). Linux only; elsewhere its functions skip the test.
+package rawiotest
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// Descriptors lists this process's descriptors of the socket with inode ino.
+func Descriptors(t testing.TB, ino uint64) []int {
+	t.Helper()
+	want := "socket:[" + strconv.FormatUint(ino, 10) + "]"
+	var fds []int
+	for fd, link := range links(t) {
+		if link == want {
+			fds = append(fds, fd)
+		}
+	}
+	return fds
+}
+
+// EpollSets counts the epoll sets of this process (the Go runtime's and any other) that watch
+// a descriptor of the socket with inode ino.
+func EpollSets(t testing.TB, ino uint64) int {
+	t.Helper()
+	mine := map[string]bool{}
+	for _, fd := range Descriptors(t, ino) {
+		mine[strconv.Itoa(fd)] = true
+	}
+	n := 0
+	for fd, link := range links(t) {
+		if link != "anon_inode:[eventpoll]" {
+			continue
+		}
+		info, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", fd))
+		if err != nil {
+			continue // closed meanwhile
+		}
+		for _, line := range strings.Split(string(info), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "tfd:" && mine[f[1]] {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// TCPInode is the inode of this process's IPv4 TCP socket from local to remote, as
+// /proc/self/net/tcp lists it (0: none).
+func TCPInode(t testing.TB, local, remote net.Addr) uint64 {
+	t.Helper()
+	f, err := os.Open("/proc/self/net/tcp")
+	if err != nil {
+		t.Skip("no /proc/self/net/tcp:", err)
+	}
+	defer f.Close()
+	want := [2]string{hexAddr(t, local), hexAddr(t, remote)}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+		if f := strings.Fields(sc.Text()); len(f) >= 10 && f[1] == want[0] && f[2] == want[1] {
+			ino, _ := strconv.ParseUint(f[9], 10, 64)
+			return ino
+		}
+	}
+	return 0
+}
+
+// hexAddr is a 127.0.0.1-style TCP address as /proc/net/tcp writes it (little-endian host).
+func hexAddr(t testing.TB, a net.Addr) string {
+	t.Helper()
+	ta, ok := a.(*net.TCPAddr)
+	ip := ta.IP.To4()
+	if !ok || ip == nil {
+		t.Fatalf("%v is not an IPv4 TCP address", a)
+	}
+	return fmt.Sprintf("%02X%02X%02X%02X:%04X", ip[3], ip[2], ip[1], ip[0], ta.Port)
+}
+
+func links(t testing.TB) map[int]string {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd:", err)
+	}
+	m := make(map[int]string, len(ents))
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil {
+			m[fd] = l
+		}
+	}
+	return m
+}
