@@ -121,26 +121,26 @@ func Shutdown(nc net.Conn) {
 }
 
 // Read reads into p as net.Conn.Read does: at least one byte, or an error (io.EOF at the end).
-func (c *Conn) Read(p []byte) (int, error) { return c.readWith(p, c.read, false) }
+func (c *Conn) Read(p []byte) (int, error) { return c.readWith(p, c.read) }
 
 // TryRead reads what the socket has now, without waiting: 0 bytes with a nil error means
 // nothing is there yet. For a caller that learns of readability some other way (an epoll set
 // of its own).
-func (c *Conn) TryRead(p []byte) (int, error) { return c.readWith(p, c.tryRd, true) }
+func (c *Conn) TryRead(p []byte) (int, error) {
+	if c.fd >= 0 && len(p) > 0 { // owned: on the descriptor, with nothing kept in c
+		n, _, err := readOnce(uintptr(c.fd), p)
+		return n, err
+	}
+	return c.readWith(p, c.tryRd)
+}
 
-// readWith runs f (readFD or tryReadFD) on p through the RawConn; on an owned Conn's
-// descriptor directly when direct (f never waits).
-func (c *Conn) readWith(p []byte, f func(fd uintptr) bool, direct bool) (int, error) {
+// readWith runs f (readFD or tryReadFD) on p through the RawConn.
+func (c *Conn) readWith(p []byte, f func(fd uintptr) bool) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
 	c.rbuf, c.rn, c.rerr = p, 0, nil
-	var err error
-	if direct && c.fd >= 0 {
-		f(uintptr(c.fd))
-	} else {
-		err = c.rc.Read(f)
-	}
+	err := c.rc.Read(f)
 	c.rbuf = nil
 	if err != nil {
 		return 0, err
@@ -156,22 +156,27 @@ func (c *Conn) tryReadFD(fd uintptr) bool {
 }
 
 func (c *Conn) readFD(fd uintptr) bool {
+	var again bool
+	c.rn, again, c.rerr = readOnce(fd, c.rbuf)
+	return !again
+}
+
+// readOnce is one read(2) of fd into p (len(p) > 0): again when nothing is there yet (EAGAIN).
+// It keeps nothing in a Conn, so that an owned Conn's TryRead touches only its descriptor.
+func readOnce(fd uintptr, p []byte) (n int, again bool, err error) {
 	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&c.rbuf[0])), uintptr(len(c.rbuf)))
+		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
 		switch e {
 		case 0:
-			if n == 0 {
-				c.rerr = io.EOF
+			if r == 0 {
+				return 0, false, io.EOF
 			}
-			c.rn = int(n)
-			return true
+			return int(r), false, nil
 		case syscall.EINTR:
-			continue
 		case syscall.EAGAIN:
-			return false // wait for readability, then try again
+			return 0, true, nil // wait for readability, then try again
 		default:
-			c.rerr = &net.OpError{Op: "read", Net: "tcp", Err: e}
-			return true
+			return 0, false, &net.OpError{Op: "read", Net: "tcp", Err: e}
 		}
 	}
 }
@@ -181,21 +186,15 @@ func (c *Conn) readFD(fd uintptr) bool {
 func (c *Conn) Control(f func(fd uintptr)) error { return c.rc.Control(f) }
 
 // Write writes all of p, waiting for the socket to drain when it is full, as net.Conn.Write does.
-func (c *Conn) Write(p []byte) (int, error) { return c.write(p, c.writ, false) }
+func (c *Conn) Write(p []byte) (int, error) { return c.write(p, c.writ) }
 
-// write runs f (writeFD or tryWriteFD) on p through the RawConn; on an owned Conn's
-// descriptor directly when direct (f never waits).
-func (c *Conn) write(p []byte, f func(fd uintptr) bool, direct bool) (int, error) {
+// write runs f (writeFD or tryWriteFD) on p through the RawConn.
+func (c *Conn) write(p []byte, f func(fd uintptr) bool) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
 	c.wbuf, c.wn, c.werr = p, 0, nil
-	var err error
-	if direct && c.fd >= 0 {
-		f(uintptr(c.fd))
-	} else {
-		err = c.rc.Write(f)
-	}
+	err := c.rc.Write(f)
 	n := c.wn
 	c.wbuf = nil
 	if err != nil {
@@ -205,25 +204,39 @@ func (c *Conn) write(p []byte, f func(fd uintptr) bool, direct bool) (int, error
 }
 
 func (c *Conn) writeFD(fd uintptr) bool {
-	for c.wn < len(c.wbuf) {
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&c.wbuf[c.wn])), uintptr(len(c.wbuf)-c.wn))
+	n, full, err := writeSome(fd, c.wbuf[c.wn:])
+	c.wn += n
+	c.werr = err
+	return !full
+}
+
+// writeSome writes p to fd until all of it went (n == len(p)), the socket is full (EAGAIN) or
+// the write fails. Like readOnce, it keeps nothing in a Conn.
+func writeSome(fd uintptr, p []byte) (n int, full bool, err error) {
+	for n < len(p) {
+		w, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n))
 		switch e {
 		case 0:
-			c.wn += int(n)
+			n += int(w)
 		case syscall.EINTR:
 		case syscall.EAGAIN:
-			return false // wait for writability, then go on
+			return n, true, nil // wait for writability, then go on
 		default:
-			c.werr = &net.OpError{Op: "write", Net: "tcp", Err: e}
-			return true
+			return n, false, &net.OpError{Op: "write", Net: "tcp", Err: e}
 		}
 	}
-	return true
+	return n, false, nil
 }
 
 // TryWrite writes what the socket takes now, without waiting: n < len(p) with a nil error
 // means its buffer is full (the peer reads slower than we write, or not at all).
-func (c *Conn) TryWrite(p []byte) (int, error) { return c.write(p, c.try, true) }
+func (c *Conn) TryWrite(p []byte) (int, error) {
+	if c.fd >= 0 { // owned: on the descriptor, with nothing kept in c
+		n, _, err := writeSome(uintptr(c.fd), p)
+		return n, err
+	}
+	return c.write(p, c.try)
+}
 
 func (c *Conn) tryWriteFD(fd uintptr) bool {
 	c.writeFD(fd)
