@@ -33,13 +33,13 @@ type clientStat struct {
 	clientFields
 }
 
-// clientFields are a session's published fields: first those publishStat writes every batch
-// (two cache lines with the mutex), then those published as they change (publishIdentity,
-// publishSubs).
+// clientFields are a session's published fields: first those publishStat checks every batch
+// (together, on as few cache lines as they take), then those published as they change
+// (publishIdentity, publishSubs, publishOut).
 type clientFields struct {
-	last     time.Time // the end of the last batch: idle
-	cmd      string    // the last command, by name only (client|list): never its arguments
-	multi    int       // commands queued in MULTI; -1 outside one
+	last     int64  // the end of the last batch, in Unix seconds (idle, as Redis counts it)
+	cmd      string // the last command, by name only (client|list): never its arguments
+	multi    int    // commands queued in MULTI; -1 outside one
 	multiMem int
 	qbuf     int // input bytes read and not yet run
 	inBuf    int // the input buffer's size
@@ -65,8 +65,10 @@ type clientView struct {
 
 // publishStat publishes the state of the session once a batch's replies are in (assemble), or
 // a deferred command's (runDeferred), on its owner's goroutine, before the client has them.
-// Once per batch: a lock and a few stores. now is when the client last had its turn (a batch's
-// start serves: CLIENT LIST's idle is in seconds); zero: read the clock.
+// now is when the client last had its turn (a batch's start serves: CLIENT LIST's idle is in
+// seconds); zero: read the clock. Once per batch, so it stores and locks only when something
+// changed: the same command within the same second, the common case, only reads one line.
+// Only the owner writes the fields, so it reads them without the lock.
 func (s *session) publishStat(now time.Time) {
 	st := &s.stat
 	cmd := "NULL"
@@ -83,13 +85,18 @@ func (s *session) publishStat(now time.Time) {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	st.mu.Lock()
-	st.last, st.cmd = now, cmd
-	st.multi, st.multiMem = -1, 0
+	multi, multiMem := -1, 0
 	if s.tx.active {
-		st.multi, st.multiMem = s.tx.n, len(s.tx.frames)
+		multi, multiMem = s.tx.n, len(s.tx.frames)
 	}
-	st.qbuf, st.inBuf, st.outBuf, st.omem = s.rd.Buffered(), s.rd.Size(), cap(s.out), 0
+	last, qbuf, inBuf, outBuf := now.Unix(), s.rd.Buffered(), s.rd.Size(), cap(s.out)
+	if st.last == last && st.cmd == cmd && st.multi == multi && st.multiMem == multiMem &&
+		st.qbuf == qbuf && st.inBuf == inBuf && st.outBuf == outBuf && st.omem == 0 {
+		return
+	}
+	st.mu.Lock()
+	st.last, st.cmd, st.multi, st.multiMem = last, cmd, multi, multiMem
+	st.qbuf, st.inBuf, st.outBuf, st.omem = qbuf, inBuf, outBuf, 0
 	st.mu.Unlock()
 }
 
@@ -123,7 +130,7 @@ func (s *session) publishSubs(p *pubsub) {
 				st.cmd = sp.Name
 			}
 		}
-		st.last = time.Now()
+		st.last = time.Now().Unix()
 	}
 	st.pubsub = st.subs != [3]int{}
 	st.mu.Unlock()
@@ -157,7 +164,7 @@ func (s *session) view(t *session, now time.Time) clientView {
 		t.stat.mu.Lock()
 		v.st = t.stat.clientFields
 		t.stat.mu.Unlock()
-		v.idle = max(int64(now.Sub(v.st.last)/time.Second), 0)
+		v.idle = max(now.Unix()-v.st.last, 0)
 	}
 	if v.user = v.st.user; v.user == "" {
 		v.user = "default"

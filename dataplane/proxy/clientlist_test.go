@@ -201,6 +201,38 @@ func TestClientListShowsState(t *testing.T) {
 	}
 }
 
+// TestClientListFollowsEveryBatch: the command and idle time that another client's CLIENT
+// LIST shows follow each batch, also when one command follows another within a second (the
+// publish is skipped only when nothing changed) and after an idle time (idle counts whole
+// seconds from the last batch, as Redis's does, and starts over with the next one).
+func TestClientListFollowsEveryBatch(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 1})
+	p := redistest.DialFrames(t, e.addr)
+	c := redistest.DialFrames(t, e.addr)
+	id := idOf(t, c)
+	shows := func(step, cmd string, idle func(int) bool) {
+		t.Helper()
+		_, v := clientLine(lineOf(bulkText(t, p.Do("CLIENT", "LIST")), id))
+		n, err := strconv.Atoi(v["idle"])
+		if v["cmd"] != cmd || err != nil || !idle(n) {
+			t.Fatalf("after %s: %v, want cmd=%s and another idle", step, v, cmd)
+		}
+	}
+	fresh := func(n int) bool { return n <= 1 }
+	for _, cmd := range []string{"get", "set", "get", "get", "exists", "get"} {
+		args := []string{cmd, "k"}
+		if cmd == "set" {
+			args = append(args, "v")
+		}
+		c.Do(args...)
+		shows(cmd, cmd, fresh)
+	}
+	time.Sleep(2100 * time.Millisecond)
+	shows("two idle seconds", "get", func(n int) bool { return n >= 2 })
+	c.Do("GET", "k")
+	shows("the next GET", "get", fresh)
+}
+
 // TestClientListAgreesWithSubscribeReplies: once a client has read the confirmations of a
 // (P)SUBSCRIBE or (P)UNSUBSCRIBE, another client's CLIENT LIST shows its new counts, flags
 // and command at once, as with Redis (the state is published before the confirmations leave).

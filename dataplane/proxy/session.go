@@ -308,7 +308,7 @@ func newSession(c *Cluster, nc net.Conn) *session {
 		}
 	}
 	s := &session{c: c, nc: nc, id: c.nextID.Add(1), created: time.Now()}
-	s.stat.last, s.stat.cmd, s.stat.multi, s.stat.inBuf = s.created, "NULL", -1, readBufSize
+	s.stat.last, s.stat.cmd, s.stat.multi, s.stat.inBuf = s.created.Unix(), "NULL", -1, readBufSize
 	if s.raw = rawio.New(nc); s.raw != nil {
 		// The session's owner alone closes nc (end, serveFrom); every other goroutine shuts
 		// it down (shutdownClient), so its loop reads and writes the descriptor directly.
