@@ -19,6 +19,7 @@
 # Needs valgrind, redis-server, redis-cli, redis-benchmark, python3. Runs in about a minute.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 ASTERD="" N=100000 LL=1048576 BASE=7601
 while (($#)); do
@@ -59,25 +60,7 @@ for i in 0 1 2 3; do
   servers+="\"127.0.0.1:$p:1 r$((i + 1))\", "
 done
 PORT=$((BASE + 10))
-cat >"$TMP/asterd.toml" <<EOF
-[[clusters]]
-name = "sim"
-listen_addr = "127.0.0.1:$PORT"
-cache_type = "redis"
-servers = [${servers%, }]
-hash_method = "fnv1a_64"
-hash_distribution = "ketama"
-thread = 1
-node_connections = 1
-max_connections = 11000
-slowlog_log_slower_than = -1
-
-[metrics]
-listen_addr = "127.0.0.1:$((PORT + 2))"
-
-[admin]
-listen_addr = "127.0.0.1:$((PORT + 1))"
-EOF
+asterd_toml "$TMP/asterd.toml" sim "$PORT" "${servers%, }" "slowlog_log_slower_than = -1"
 
 # run EXTRA: asterd under cachegrind, the warm-up, then EXTRA more requests; its profile in
 # $TMP/cg.EXTRA once asterd has ended.
