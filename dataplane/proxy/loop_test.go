@@ -38,12 +38,10 @@ func waitLoopCount(t *testing.T, what string, count func() int, n int) {
 	}
 }
 
-// Plain TCP clients are served by the event loops. A client moves to a goroutine of its own
-// for a blocking command or a transaction, and comes back to a loop once that is over; while
-// a WATCH holds its keys it stays on the goroutine.
-func TestPlainClientsRunOnEventLoops(t *testing.T) {
-	e := startEnv(t, envOpts{nodes: 2})
-	a, b := e.raw(t), e.raw(t)
+// twoLoopClients connects two plain clients that each SET k to v, once both are on loops.
+func twoLoopClients(t *testing.T, e *env) (a, b *rawConn) {
+	t.Helper()
+	a, b = e.raw(t), e.raw(t)
 	for _, c := range []*rawConn{a, b} {
 		c.send(cmdFrame("SET", "k", "v"))
 		if got := c.line(); got != "+OK" {
@@ -51,6 +49,15 @@ func TestPlainClientsRunOnEventLoops(t *testing.T) {
 		}
 	}
 	waitLoopSessions(t, e.cluster, 2)
+	return a, b
+}
+
+// Plain TCP clients are served by the event loops. A client moves to a goroutine of its own
+// for a blocking command or a transaction, and comes back to a loop once that is over; while
+// a WATCH holds its keys it stays on the goroutine.
+func TestPlainClientsRunOnEventLoops(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 2})
+	a, b := twoLoopClients(t, e)
 
 	handOvers := proxy.HandOvers(e.cluster)
 	a.send(cmdFrame("BLPOP", "empty", "0.05"))
@@ -283,14 +290,7 @@ func TestBackendsReadByLoops(t *testing.T) {
 // back on a loop, the loop alone watches it again. One descriptor per client throughout.
 func TestLoopClientsOutsideTheRuntimesPoller(t *testing.T) {
 	e := startEnv(t, envOpts{nodes: 2})
-	a, b := e.raw(t), e.raw(t)
-	for _, c := range []*rawConn{a, b} {
-		c.send(cmdFrame("SET", "k", "v"))
-		if got := c.line(); got != "+OK" {
-			t.Fatalf("SET = %q", got)
-		}
-	}
-	waitLoopSessions(t, e.cluster, 2)
+	a, b := twoLoopClients(t, e)
 	ino := rawiotest.TCPInode(t, a.nc.RemoteAddr(), a.nc.LocalAddr())
 	if ino == 0 {
 		t.Fatal("the proxy's socket of the client not found in /proc/self/net/tcp")
