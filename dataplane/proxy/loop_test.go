@@ -286,8 +286,9 @@ func TestBackendsReadByLoops(t *testing.T) {
 
 // A loop client's socket is watched by its loop's epoll set alone, not also by the Go
 // runtime's (rawio.Sock): there every packet would raise a second event for the scheduler to
-// collect. A blocking command moves the client to a goroutine, which waits through the runtime;
-// back on a loop, the loop alone watches it again. One descriptor per client throughout.
+// collect. A blocking command, or subscribed mode, moves the client to a goroutine, which waits
+// through the runtime; back on a loop, the loop alone watches it again. One descriptor per
+// client throughout.
 func TestLoopClientsOutsideTheRuntimesPoller(t *testing.T) {
 	e := startEnv(t, envOpts{nodes: 2})
 	a, b := twoLoopClients(t, e)
@@ -320,7 +321,19 @@ func TestLoopClientsOutsideTheRuntimesPoller(t *testing.T) {
 			t.Fatalf("round %d: BLPOP = %q", round, got)
 		}
 		waitLoopSessions(t, e.cluster, 2)
-		watched(fmt.Sprintf("round %d: back on a loop", round), 1)
+		watched(fmt.Sprintf("round %d: back on a loop after BLPOP", round), 1)
+
+		// Subscribed mode: a reader and a writer goroutine, both waiting through the runtime.
+		a.send(cmdFrame("SUBSCRIBE", "ch"))
+		if got := strings.Join([]string{a.line(), a.line(), a.line(), a.line(), a.line(), a.line()}, " "); got != "*3 $9 subscribe $2 ch :1" {
+			t.Fatalf("round %d: SUBSCRIBE = %q", round, got)
+		}
+		a.send(cmdFrame("UNSUBSCRIBE", "ch"))
+		if got := strings.Join([]string{a.line(), a.line(), a.line(), a.line(), a.line(), a.line()}, " "); got != "*3 $11 unsubscribe $2 ch :0" {
+			t.Fatalf("round %d: UNSUBSCRIBE = %q", round, got)
+		}
+		waitLoopSessions(t, e.cluster, 2)
+		watched(fmt.Sprintf("round %d: back on a loop after subscribed mode", round), 1)
 		a.send(cmdFrame("GET", "k"))
 		if got := a.line() + a.line(); got != "$1v" {
 			t.Fatalf("round %d: GET = %q", round, got)
