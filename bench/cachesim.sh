@@ -38,29 +38,16 @@ for t in valgrind redis-server redis-cli redis-benchmark python3; do
   command -v "$t" >/dev/null || { echo "cachesim.sh: $t not found" >&2; exit 1; }
 done
 
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for i in 0 1 2 3; do redis-cli -p $((BASE + i)) shutdown nosave >/dev/null 2>&1 || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+scratch
 if [[ -z $ASTERD ]]; then
   ASTERD=$TMP/asterd
   go build -o "$ASTERD" ./cmd/asterd
 fi
 ulimit -n 20000 2>/dev/null || true
 
-servers=""
-for i in 0 1 2 3; do
-  p=$((BASE + i))
-  redis-server --port "$p" --bind 127.0.0.1 --save "" --appendonly no --maxclients 11000 \
-    --dir "$TMP" --dbfilename "d$p.rdb" --daemonize yes --logfile "$TMP/r$p.log" >/dev/null
-  servers+="\"127.0.0.1:$p:1 r$((i + 1))\", "
-done
+start_servers
 PORT=$((BASE + 10))
-asterd_toml "$TMP/asterd.toml" sim "$PORT" "${servers%, }" "slowlog_log_slower_than = -1"
+asterd_toml "$TMP/asterd.toml" sim "$PORT" "$SERVERS" "slowlog_log_slower_than = -1"
 
 # run EXTRA: asterd under cachegrind, the warm-up, then EXTRA more requests; its profile in
 # $TMP/cg.EXTRA once asterd has ended.

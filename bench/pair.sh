@@ -42,28 +42,17 @@ for t in redis-server redis-cli redis-benchmark taskset; do
   command -v "$t" >/dev/null || { echo "pair.sh: $t not found" >&2; exit 1; }
 done
 
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for i in 0 1 2 3; do redis-cli -p $((BASE + i)) shutdown nosave >/dev/null 2>&1 || true; done
-  wait 2>/dev/null || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+scratch
 if [[ -z $A ]]; then
   A=$TMP/asterd
   go build -o "$A" ./cmd/asterd
 fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-servers="" groups=""
-for i in 0 1 2 3; do
-  p=$((BASE + i))
-  taskset -c 1 redis-server --port "$p" --bind 127.0.0.1 --save "" --appendonly no --maxclients 22000 \
-    --dir "$TMP" --dbfilename "d$p.rdb" --daemonize yes --logfile "$TMP/r$p.log" >/dev/null
-  servers+="\"127.0.0.1:$p:1 r$((i + 1))\", "
-  groups+="    Group g$((i + 1)) {
+start_servers taskset -c 1
+groups=""
+for p in "${PORTS[@]}"; do
+  groups+="    Group g$((p - BASE + 1)) {
         + 127.0.0.1:$p
     }
 "
@@ -97,7 +86,7 @@ $groups}
 EOF
     taskset -c 1 "$bin" "$TMP/predixy.conf" </dev/null >"$TMP/$name.log" 2>&1 &
   else
-    asterd_toml "$TMP/asterd.$port.toml" pair "$port" "${servers%, }"
+    asterd_toml "$TMP/asterd.$port.toml" pair "$port" "$SERVERS"
     taskset -c 1 "$bin" --config "$TMP/asterd.$port.toml" --log-level warn </dev/null >"$TMP/$name.log" 2>&1 &
   fi
   pid=$!
