@@ -225,27 +225,15 @@ type session struct {
 	touched []*backend.Conn // connections with requests of this batch not yet flushed
 	cw      cacheWrites     // keys the batch wrote, for the client cache (clientcache.go)
 
-	// Set when the session is made, read-only after: any goroutine may read them. Only the
-	// session's owner closes nc; Cluster.Drain and Close, CLIENT KILL, a tracking or pub/sub
-	// output over its limit shut it down from theirs (shutdownClient).
-	nc     net.Conn
-	rw     io.ReadWriter // nc's reads and writes: raw system calls for plain TCP (package rawio)
-	id     uint64
-	idleRd *idleReader // reads the client when the cluster has client_idle_timeout (idle.go); else nil
-
-	// The client's state, kept across batches: the owner's.
-	remote string // the client's address, once the slow log needed it
-	name   string // CLIENT SETNAME's (client.go)
-	// tracks: CLIENT TRACKING is on; trkCaching: CLIENT CACHING applies to the next command
-	// (tracking.go).
-	tracks, trkCaching bool
-	trkPre             []byte // invalidations queued before the batch began, written first
+	// The client's state that every batch or command reads, kept across batches: the owner's.
+	// On the lines after the batch's, for the same reason as the groups above.
+	trkPre []byte // invalidations queued before the batch began, written first (tracking.go)
 	// trkQueue: invalidations may be queued for the session (tracking.go: its own, or as a
 	// REDIRECT target); proto3Pub mirrors proto3 for the tracking links' goroutines.
 	trkQueue, proto3Pub atomic.Bool
-	// psub is the session's pub/sub while subscribed, for invalidations sent from a tracking
-	// link's goroutine (tracking.go); set and cleared by subscribed.
-	psub atomic.Pointer[pubsub]
+	// tracks: CLIENT TRACKING is on; trkCaching: CLIENT CACHING applies to the next command
+	// (tracking.go).
+	tracks, trkCaching bool
 	// reply is CLIENT REPLY's mode (clientreply.go).
 	reply replyMode
 	// username is who the client authenticated as ("" before, or without passwords); user
@@ -253,13 +241,39 @@ type session struct {
 	username string
 	user     *acl.User
 	rightsOf *rightsTable
-
-	// Exclusive connections and the transaction, which need a goroutine session (afterBatch).
-	// deferred is a command that must run alone, after the batch's replies are written, on a
-	// dedicated connection (a blocking command, EXEC, WATCH, ...): the batch ends with it and
-	// runDeferred runs it (the field is on the first line, above). deferNode is its node, when
-	// known when it was read.
+	lastSpec *command.Spec // the last command's (LookupLast; CLIENT LIST's cmd)
+	keys     []int         // scratch: the command's key positions
+	rr       uint32        // round robin over a slot's replicas
+	hotTick  uint32        // commands since the last hot-key sample
+	// tx is the transaction, which needs a goroutine session (afterBatch); every command reads
+	// whether one is open (its first field).
 	tx txState
+	// stat is what the owner publishes for CLIENT LIST from other sessions (clientlist.go):
+	// publishStat reads its first fields every batch.
+	stat clientStat
+
+	// Set when the session is made, read-only after: any goroutine may read them. Only the
+	// session's owner closes nc; Cluster.Drain and Close, CLIENT KILL, a tracking or pub/sub
+	// output over its limit shut it down from theirs (shutdownClient).
+	nc      net.Conn
+	rw      io.ReadWriter // nc's reads and writes: raw system calls for plain TCP (package rawio)
+	id      uint64
+	idleRd  *idleReader // reads the client when the cluster has client_idle_timeout (idle.go); else nil
+	created time.Time   // CLIENT LIST's age
+
+	// The client's state, kept across batches and read when asked for: the owner's.
+	remote string // the client's address, once the slow log needed it
+	name   string // CLIENT SETNAME's (client.go)
+	// psub is the session's pub/sub while subscribed, for invalidations sent from a tracking
+	// link's goroutine (tracking.go); set and cleared by subscribed.
+	psub   atomic.Pointer[pubsub]
+	killed atomic.Bool // CLIENT KILL chose it: not listed, nor killed (counted) again
+
+	// Exclusive connections, which need a goroutine session (afterBatch), as the transaction
+	// (tx, above) does. deferred is a command that must run alone, after the batch's replies
+	// are written, on a dedicated connection (a blocking command, EXEC, WATCH, ...): the batch
+	// ends with it and runDeferred runs it (the field is on the first line, above). deferNode
+	// is its node, when known when it was read.
 	// deferMute: the deferred command's reply is silenced (CLIENT REPLY, clientreply.go).
 	deferMute bool
 	deferNode int
@@ -268,18 +282,9 @@ type session struct {
 	dedRoutes *routes    // the table ded was last checked against (pruneDed)
 	// blocked: what a blocking command waits on, for CLIENT UNBLOCK (clientunblock.go).
 	blocked blockMark
-	// For CLIENT LIST (clientlist.go): created is read-only; lastSpec the owner's; stat what
-	// the owner publishes for other sessions.
-	created  time.Time
-	lastSpec *command.Spec
-	stat     clientStat
-	killed   atomic.Bool // CLIENT KILL chose it: not listed, nor killed (counted) again
 
-	// Scratch space reused by every command, the owner's.
-	keys    []int
+	// Scratch space reused by the commands that need it (splits, RESP3), the owner's.
 	conv    []byte      // replies converted between RESP2 and RESP3
-	rr      uint32      // round robin over a slot's replicas
-	hotTick uint32      // commands since the last hot-key sample
 	groupOf map[int]int // group key → sub request index, once there are many (findGroup)
 	grpIdx  []uint16    // group → sub request index + 1 instead, for a table of few groups (findGroup)
 	gks     []int       // group key of each sub request
