@@ -1,4 +1,5 @@
-# bench/lib.sh: what the small benchmark scripts (cachesim.sh, pair.sh) share. Sourced, not run.
+# bench/lib.sh: what the benchmark scripts share (peer.sh: predixy_conf; cachesim.sh and pair.sh:
+# all of it). Sourced, not run.
 
 # asterd_toml FILE NAME PORT SERVERS [EXTRA]: an asterd config in FILE for one standalone cluster
 # NAME on 127.0.0.1:PORT (admin PORT+1, metrics PORT+2) over SERVERS (the items of its servers
@@ -54,4 +55,24 @@ start_servers() {
     PORTS+=("$p")
   done
   SERVERS=${SERVERS%, }
+}
+
+# predixy_conf FILE NAME PORT POOL: a predixy config in FILE for NAME on 127.0.0.1:PORT,
+# WorkerThreads 1 (as asterd's thread = 1), no client timeout, sampled logs off, with POOL (a
+# StandaloneServerPool or ClusterServerPool block) as its servers.
+predixy_conf() {
+  cat >"$1" <<EOF2
+Name $2
+Bind 127.0.0.1:$3
+WorkerThreads 1
+ClientTimeout 0
+LogInfoSample 0
+LogNoticeSample 0
+Authority {
+    Auth {
+        Mode admin
+    }
+}
+$4
+EOF2
 }

@@ -63,27 +63,14 @@ done
 start() {
   local name=$1 kind=$2 bin=$3 port=$4 pid i
   if [[ $kind == predixy ]]; then
-    cat >"$TMP/predixy.conf" <<EOF
-Name predixy
-Bind 127.0.0.1:$port
-WorkerThreads 1
-ClientTimeout 0
-LogInfoSample 0
-LogNoticeSample 0
-Authority {
-    Auth {
-        Mode admin
-    }
-}
-StandaloneServerPool {
+    predixy_conf "$TMP/predixy.conf" predixy "$port" "StandaloneServerPool {
     Hash crc16
-    HashTag "{}"
+    HashTag \"{}\"
     Distribution modula
     MasterReadPriority 100
     RefreshMethod fixed
     ServerTimeout 1
-$groups}
-EOF
+$groups}"
     taskset -c 1 "$bin" "$TMP/predixy.conf" </dev/null >"$TMP/$name.log" 2>&1 &
   else
     asterd_toml "$TMP/asterd.$port.toml" pair "$port" "$SERVERS"

@@ -81,6 +81,7 @@ die() { echo "peer.sh: $*" >&2; exit 2; }
 say() { echo "peer.sh: $*" >&2; }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$ROOT/bench/lib.sh"
 QUICK=0 ROUNDS="" BASE_N="" OUT="$ROOT/bench/out/peer.csv" CLUSTER=0 HOT=0 SENTINEL=0 ASTERD="" THREAD=1 PIN=split
 PREDIXY="" USERS=0 IDLE=10000
 COMMAND="bench/peer.sh $*"
@@ -298,22 +299,7 @@ fi
 # start_predixy NAME PORT TARGET: predixy with $TMP/NAME.conf around the pool in $TMP/NAME.pool
 # (written by the caller), WorkerThreads 1 as asterd's thread = 1.
 start_predixy() {
-  local pool
-  pool=$(<"$TMP/$1.pool")
-  cat >"$TMP/$1.conf" <<EOF
-Name $1
-Bind 127.0.0.1:$2
-WorkerThreads 1
-ClientTimeout 0
-LogInfoSample 0
-LogNoticeSample 0
-Authority {
-    Auth {
-        Mode admin
-    }
-}
-$pool
-EOF
+  predixy_conf "$TMP/$1.conf" "$1" "$2" "$(<"$TMP/$1.pool")"
   "${PPIN[@]}" "$PREDIXY" "$TMP/$1.conf" </dev/null >"$TMP/$1.log" 2>&1 &
   PIDS+=($!) PROXY_PID[$3]=$!
   wait_pong "$2" $! "$1" "$TMP/$1.log"
