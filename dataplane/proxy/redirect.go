@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"slices"
 	"time"
 
 	"github.com/aster-proxy/aster/dataplane/backend"
@@ -108,12 +109,32 @@ func (s *session) resend(c *call) bool {
 			// back to the migrating one.
 			s.sendAsking(c, c.conn)
 		} else {
-			s.send(c, c.conn, c.frame)
+			s.send(c, s.retryConn(c.conn), c.frame)
 		}
 	default:
 		return false
 	}
 	return true
+}
+
+// retryConn is where a read that conn answered with CLUSTERDOWN or TRYAGAIN is retried: the
+// master of the slot when conn is one of its replicas (read_from_slave), which may still be
+// joining, whose view of the cluster lags the master's, and which would keep answering so
+// until every retry is spent; else conn itself.
+func (s *session) retryConn(conn *backend.Conn) *backend.Conn {
+	slots := s.routes.table.Slots
+	if slots == nil {
+		return conn
+	}
+	for node, p := range s.routes.pools {
+		if slices.Contains(p.conns, conn) {
+			if m := slots.MasterOf(node); m >= 0 {
+				return s.conn(m)
+			}
+			return conn
+		}
+	}
+	return conn
 }
 
 // sendAsking sends c to conn preceded by ASKING.

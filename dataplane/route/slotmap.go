@@ -137,6 +137,17 @@ func (m *SlotMap) Replicas(slot uint16) []int {
 	return m.replicas[mi]
 }
 
+// MasterOf returns the index into Nodes of the master that node replicates, or -1 when node
+// replicates none (a master, or a node the map does not know).
+func (m *SlotMap) MasterOf(node int) int {
+	for mi, reps := range m.replicas {
+		if slices.Contains(reps, node) {
+			return mi
+		}
+	}
+	return -1
+}
+
 // Ranges returns the map as the fewest contiguous ranges, in slot order, each with its master
 // and replicas: what an admin API or a CLUSTER SLOTS answer would show. The result is new.
 func (m *SlotMap) Ranges() []SlotRange {

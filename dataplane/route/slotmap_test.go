@@ -313,3 +313,24 @@ func TestSlotMapMasters(t *testing.T) {
 		t.Fatalf("Masters = %v, want %v", got, want)
 	}
 }
+
+// TestSlotMapMasterOf: a replica's master, and -1 for a master or a node index the map lacks.
+func TestSlotMapMasterOf(t *testing.T) {
+	m := mustSlotMap(t, threeShards())
+	for i, n := range m.Nodes() {
+		want := ""
+		switch n.Addr {
+		case nA1.Addr:
+			want = nA.Addr
+		case nB1.Addr:
+			want = nB.Addr
+		}
+		got := m.MasterOf(i)
+		if want == "" && got != -1 || want != "" && addrOf(m, got) != want {
+			t.Errorf("MasterOf(%s) = %s, want %q", n.Addr, addrOf(m, got), want)
+		}
+	}
+	if got := m.MasterOf(len(m.Nodes())); got != -1 {
+		t.Errorf("MasterOf(out of range) = %d, want -1", got)
+	}
+}

@@ -173,6 +173,68 @@ func TestFailoverCostsOnlyWhatItMust(t *testing.T) {
 	load.Stop(t, at.Add(time.Second))
 }
 
+// TestReplicaInClusterDownReadsGoToMaster: with read_from_slave, a replica whose view of the
+// cluster is down (one that has just joined, or lost sight of a master) answers reads with
+// CLUSTERDOWN while its master serves them. Those reads are retried on the master: no client
+// sees the error. (CI saw it as a flake of TestReplicaJoinedLaterServesReads; here a replica
+// forgets another master, CLUSTER FORGET, which makes its cluster state fail at once.)
+func TestReplicaInClusterDownReadsGoToMaster(t *testing.T) {
+	t.Parallel()
+	rc := redistest.StartCluster(t, 3, 1)
+	a := startAsterd(t, failoverConfig(rc.Seeds(), "read_from_slave = true\n"))
+	c := a.client(t)
+	waitServing(t, c, 10*time.Second)
+	const n = 100
+	for i := 0; i < n; i++ {
+		if err := c.Set(ctx, spreadKey("cd:", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	master := rc.MasterOf(0)
+	other := rc.MasterOf(16383)
+	var replica *redistest.Server // the node whose ROLE names master's port
+	_, port, _ := strings.Cut(master.Addr, ":")
+	for _, s := range rc.Nodes {
+		if role, err := s.Do("ROLE"); err == nil {
+			if r, ok := role.([]any); ok && len(r) > 2 && r[0] == "slave" && fmt.Sprint(r[2]) == port {
+				replica = s
+			}
+		}
+	}
+	if replica == nil || master == other {
+		t.Fatalf("no replica of slot 0's master %s, or slots 0 and 16383 on one master", master.Addr)
+	}
+	otherID, err := other.Do("CLUSTER", "MYID")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := replica.Do("CLUSTER", "FORGET", otherID); err != nil {
+		t.Fatalf("CLUSTER FORGET on the replica: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := replica.Do("CLUSTER", "INFO")
+		if err == nil && strings.Contains(fmt.Sprint(info), "cluster_state:fail") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica %s: cluster state not fail after CLUSTER FORGET: %v %v", replica.Addr, info, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_, rejectedBefore := replica.CommandStats(t, "get")
+	for round := 0; round < 3; round++ {
+		for i := 0; i < n; i++ {
+			if v, err := c.Get(ctx, spreadKey("cd:", i)).Result(); err != nil || v != strconv.Itoa(i) {
+				t.Fatalf("GET through asterd while a replica is in CLUSTERDOWN: %q, %v; want %d", v, err, i)
+			}
+		}
+	}
+	if _, rejected := replica.CommandStats(t, "get"); rejected == rejectedBefore {
+		t.Fatalf("the replica in CLUSTERDOWN was never asked (rejected GETs %d): the test did not test it", rejected)
+	}
+}
+
 // TestReplicaJoinedLaterServesReads: with read_from_slave, a replica added after asterd
 // started gets reads within seconds, without any request failing or hinting.
 func TestReplicaJoinedLaterServesReads(t *testing.T) {
