@@ -143,10 +143,12 @@ func (r *race) onPrimary(req *backend.Request) {
 }
 
 // onBackup: the replica answered. A reply from the replica wins if the master has not
-// answered yet; a failure of the replica's connection does not (the master may still answer).
+// answered yet; a failure of the replica's connection does not (the master may still answer),
+// nor does an error reply: a replica refuses reads its master serves (LOADING, MASTERDOWN,
+// CLUSTERDOWN, TRYAGAIN), and for any other error the master's answer is the one to give.
 func (r *race) onBackup(req *backend.Request) {
 	r.mu.Lock()
-	if !r.delivered && req.Failure == backend.FailNone {
+	if !r.delivered && req.Failure == backend.FailNone && !isError(req.Reply) {
 		if won := r.c.metrics.backupWon; won != nil {
 			won.Inc()
 		}
@@ -192,3 +194,6 @@ func (p *pool) observeLatency(d time.Duration) {
 	}
 	p.avgLatency.Store(old + (int64(d)-old)/8)
 }
+
+// isError reports whether reply is an error: a simple one (RESP2 and 3) or a blob error (RESP3).
+func isError(reply []byte) bool { return len(reply) > 0 && (reply[0] == '-' || reply[0] == '!') }

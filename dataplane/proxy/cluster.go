@@ -69,6 +69,11 @@ type routes struct {
 	replaced chan struct{}
 }
 
+// redirects reports whether a batch's error replies may need following (redirect.go): a Redis
+// Cluster's nodes redirect and ask for retries; a read replica, of a slot or of a ring node,
+// may refuse a read that its master serves.
+func (r *routes) redirects() bool { return r.table.Cluster() || r.table.Replicas != nil }
+
 // generation is a cluster's serving state as one immutable value: the routing table with the
 // pools of its nodes, the client access settings, the users' rules and the live knobs. A
 // session loads it once per batch; every change (a table, a reload, CONFIG SET) builds a new

@@ -222,7 +222,7 @@ func (s *session) complete() {
 		s.end()
 		return
 	}
-	if s.routes != nil && s.routes.table.Cluster() && s.redirected() { // only Redis Cluster nodes redirect
+	if s.routes != nil && s.routes.redirects() && s.redirected() {
 		s.handOver(func() bool {
 			s.followRedirects()
 			return !s.overLimit() && s.writeBatch(s.assemble()) && s.afterBatch()
@@ -279,12 +279,12 @@ func (s *session) endOnPanic() {
 }
 
 // redirected reports whether a reply of the batch is a redirect or a retry to follow, or a
-// request failed unsent (retry.go).
+// request failed unsent (retry.go) or on a read replica's connection (redirect.go).
 func (s *session) redirected() bool {
 	found := false
 	s.eachCall(func(c *call) {
 		if r := c.req.Reply; len(r) > 0 && r[0] == '-' {
-			found = found || redirectOrRetry(r) || c.req.Unsent
+			found = found || redirectOrRetry(r) || c.req.Unsent || c.req.Failure == backend.FailBackend
 		}
 	})
 	return found

@@ -22,19 +22,30 @@ var (
 	askPrefix         = []byte("-ASK ")
 	tryAgainPrefix    = []byte("-TRYAGAIN")
 	clusterDownPrefix = []byte("-CLUSTERDOWN")
-	askingFrame       = []byte("*1\r\n$6\r\nASKING\r\n")
+	// A replica that is loading a full resync, or whose link to its master is down with
+	// replica-serve-stale-data no, refuses reads with these while the master serves them.
+	loadingPrefix    = []byte("-LOADING")
+	masterDownPrefix = []byte("-MASTERDOWN")
+	askingFrame      = []byte("*1\r\n$6\r\nASKING\r\n")
 )
 
-// followRedirects re-sends, in cluster mode, the requests of the batch that never reached
-// their node (retry.go), then every request that a node redirected or asked to retry, until
-// none is left or the hop limit is reached. Requests are re-sent in
-// the batch's order, so a client's commands to one key stay in order on the new node.
+// followRedirects re-sends the reads of the batch that failed on a read replica to its master
+// (in cluster mode, and in a ring with read replicas: Sentinel mode), in cluster mode the
+// requests that never reached their node (retry.go), then every request that a node redirected
+// or asked to retry, or that a read replica refused, until none is left or the hop limit is
+// reached. Requests are re-sent in the batch's order, so a client's commands to one key stay
+// in order on the new node.
 func (s *session) followRedirects() {
-	s.retryUnsent()
+	s.replicaFailuresToMasters()
+	if s.routes.table.Cluster() {
+		s.retryUnsent()
+	}
 	for hop := 0; hop < maxRedirects; hop++ {
-		retry := false
+		retry := false // a node asked for a retry of its own: give it time
 		s.eachCall(func(c *call) {
-			retry = retry || bytes.HasPrefix(c.req.Reply, tryAgainPrefix) || bytes.HasPrefix(c.req.Reply, clusterDownPrefix)
+			r := c.req.Reply
+			retry = retry || (bytes.HasPrefix(r, tryAgainPrefix) || bytes.HasPrefix(r, clusterDownPrefix)) &&
+				(c.asked || s.replicaMaster(c.conn) == nil)
 		})
 		if retry {
 			s.c.hint()
@@ -59,10 +70,11 @@ func (s *session) followRedirects() {
 	}
 }
 
-// redirectOrRetry reports whether an error reply is one that followRedirects acts on.
+// redirectOrRetry reports whether an error reply is one that followRedirects may act on.
 func redirectOrRetry(r []byte) bool {
 	return bytes.HasPrefix(r, movedPrefix) || bytes.HasPrefix(r, askPrefix) ||
-		bytes.HasPrefix(r, tryAgainPrefix) || bytes.HasPrefix(r, clusterDownPrefix)
+		bytes.HasPrefix(r, tryAgainPrefix) || bytes.HasPrefix(r, clusterDownPrefix) ||
+		bytes.HasPrefix(r, loadingPrefix) || bytes.HasPrefix(r, masterDownPrefix)
 }
 
 func (s *session) eachCall(f func(*call)) {
@@ -108,33 +120,60 @@ func (s *session) resend(c *call) bool {
 			// the other one: the retry must come with ASKING again, or the node sends MOVED
 			// back to the migrating one.
 			s.sendAsking(c, c.conn)
+		} else if m := s.replicaMaster(c.conn); m != nil {
+			s.send(c, m, c.frame)
 		} else {
-			s.send(c, s.retryConn(c.conn), c.frame)
+			s.send(c, c.conn, c.frame)
 		}
+	case bytes.HasPrefix(r, loadingPrefix), bytes.HasPrefix(r, masterDownPrefix):
+		// From a master the reply stands: no other node has the key.
+		m := s.replicaMaster(c.conn)
+		if m == nil {
+			return false
+		}
+		s.send(c, m, c.frame)
 	default:
 		return false
 	}
 	return true
 }
 
-// retryConn is where a read that conn answered with CLUSTERDOWN or TRYAGAIN is retried: the
-// master of the slot when conn is one of its replicas (read_from_slave), which may still be
-// joining, whose view of the cluster lags the master's, and which would keep answering so
-// until every retry is spent; else conn itself.
-func (s *session) retryConn(conn *backend.Conn) *backend.Conn {
-	slots := s.routes.table.Slots
-	if slots == nil {
-		return conn
+// replicaFailuresToMasters re-sends each request of the batch that failed on a read replica's
+// connection (refused, reset, closed: not a timeout, which has cost its time already) to the
+// replica's master at once. Only reads go to replicas, and a read may run twice; the table may
+// name a dead replica for seconds yet (a Redis Cluster's node timeout, Sentinel's down-after).
+func (s *session) replicaFailuresToMasters() {
+	resent := false
+	s.eachCall(func(c *call) {
+		if c.req.Failure != backend.FailBackend {
+			return
+		}
+		if m := s.replicaMaster(c.conn); m != nil {
+			s.send(c, m, c.frame)
+			resent = true
+		}
+	})
+	if resent {
+		s.flush()
+		s.pend.Wait()
 	}
+}
+
+// replicaMaster is where a read that conn refused is sent instead when conn is a read
+// replica's (read_from_slave): to its master, which serves it, where the replica would keep
+// refusing until every retry is spent (a replica that has just joined, whose view of the
+// cluster lags the master's; one loading a full resync; one cut off from its master). nil
+// when conn is not a replica's.
+func (s *session) replicaMaster(conn *backend.Conn) *backend.Conn {
 	for node, p := range s.routes.pools {
 		if slices.Contains(p.conns, conn) {
-			if m := slots.MasterOf(node); m >= 0 {
+			if m := s.routes.table.MasterOf(node); m >= 0 {
 				return s.conn(m)
 			}
-			return conn
+			return nil
 		}
 	}
-	return conn
+	return nil
 }
 
 // sendAsking sends c to conn preceded by ASKING.

@@ -489,7 +489,7 @@ func (s *session) collectBatch() ([]byte, int, bool) {
 	if s.overLimit() {
 		return nil, 0, false
 	}
-	if s.routes != nil && s.routes.table.Cluster() { // only Redis Cluster nodes redirect
+	if s.routes != nil && s.routes.redirects() {
 		s.followRedirects()
 		if s.overLimit() {
 			return nil, 0, false

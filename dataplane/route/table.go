@@ -219,6 +219,20 @@ func (t *Table) ReadReplicas(group int) []int {
 	return x.reps[group]
 }
 
+// MasterOf returns the node whose reads replica node serves (a slot's master, a ring node),
+// or -1 when node is no read replica (a master, or a node the table does not know).
+func (t *Table) MasterOf(node int) int {
+	if t.Slots != nil {
+		return t.Slots.MasterOf(node)
+	}
+	for g, reps := range t.index().reps {
+		if slices.Contains(reps, node) {
+			return g
+		}
+	}
+	return -1
+}
+
 // Node returns the node a request of group goes to: its master, or for a read the next in
 // turn of *rr (which it advances) among a ring node's read replicas (a Sentinel group's
 // master takes the writes only), or with readFromSlave among a slot's master and replicas.

@@ -214,6 +214,21 @@ func TestTableRingReplicas(t *testing.T) {
 	if got := tb.ReadReplicas(2); !slices.Equal(got, []int{5}) {
 		t.Fatalf("ReadReplicas(2) = %v", got)
 	}
+	// A replica's reads fall back to the node it serves them for; a master has none.
+	for node, want := range []int{-1, -1, -1, 0, 0, 2, -1} {
+		if got := tb.MasterOf(node); got != want {
+			t.Errorf("MasterOf(%d) = %d, want %d", node, got, want)
+		}
+	}
+	if got := ringTable(t, false).MasterOf(3); got != -1 {
+		t.Errorf("MasterOf in a ring without replicas = %d, want -1", got)
+	}
+	st := slotTable(t)
+	for node := range st.Addrs() {
+		if got, want := st.MasterOf(node), st.Slots.MasterOf(node); got != want {
+			t.Errorf("slot map: MasterOf(%d) = %d, want the map's %d", node, got, want)
+		}
+	}
 }
 
 func TestTableSameRouting(t *testing.T) {

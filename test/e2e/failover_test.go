@@ -173,66 +173,222 @@ func TestFailoverCostsOnlyWhatItMust(t *testing.T) {
 	load.Stop(t, at.Add(time.Second))
 }
 
-// TestReplicaInClusterDownReadsGoToMaster: with read_from_slave, a replica whose view of the
-// cluster is down (one that has just joined, or lost sight of a master) answers reads with
-// CLUSTERDOWN while its master serves them. Those reads are retried on the master: no client
-// sees the error. (CI saw it as a flake of TestReplicaJoinedLaterServesReads; here a replica
-// forgets another master, CLUSTER FORGET, which makes its cluster state fail at once.)
-func TestReplicaInClusterDownReadsGoToMaster(t *testing.T) {
+// TestReplicaRefusingReadsSendsThemToMaster: with read_from_slave, a replica refuses reads its
+// master serves when its view of the cluster is down (CLUSTERDOWN: one that has just joined,
+// or lost sight of a master), when it is loading a full resync (LOADING), and when its link to
+// the master is down with replica-serve-stale-data no (MASTERDOWN). Those reads are sent to
+// the master: no client sees the refusal. (CI saw the first as a flake of
+// TestReplicaJoinedLaterServesReads.) Each case makes a real replica refuse, and checks that
+// it did refuse GETs (its rejected_calls) while every GET through asterd was answered.
+func TestReplicaRefusingReadsSendsThemToMaster(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		// refuse makes replica (of master) refuse reads; asterd's reads go on until done.
+		refuse func(t *testing.T, rc *redistest.Cluster, master, replica *redistest.Server) (done func() bool)
+	}{
+		{"CLUSTERDOWN", func(t *testing.T, rc *redistest.Cluster, master, replica *redistest.Server) func() bool {
+			// Forgetting another master fails the replica's cluster state at once.
+			other := rc.MasterOf(16383)
+			if other == master {
+				t.Fatalf("slots 0 and 16383 on one master %s", master.Addr)
+			}
+			otherID, err := other.Do("CLUSTER", "MYID")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := replica.Do("CLUSTER", "FORGET", otherID); err != nil {
+				t.Fatalf("CLUSTER FORGET on the replica: %v", err)
+			}
+			waitInfo(t, replica, "CLUSTER INFO", "cluster_state:fail")
+			return func() bool { return true }
+		}},
+		{"MASTERDOWN", func(t *testing.T, _ *redistest.Cluster, _, replica *redistest.Server) func() bool {
+			// A replica that cannot authenticate to its master stays cut off from it.
+			cutOff(t, replica, "replica-serve-stale-data", "no")
+			return func() bool { return true }
+		}},
+		{"LOADING", func(t *testing.T, rc *redistest.Cluster, master, replica *redistest.Server) func() bool {
+			// Cut off, the replica falls behind the master's (smallest) backlog; let back in,
+			// it needs a full resync, which it loads slowly (key-load-delay, µs per key) and
+			// answers LOADING meanwhile (events every KiB loaded, not every 2 MiB).
+			for _, kv := range [][2]string{{"repl-backlog-size", "16384"}, {"repl-diskless-sync-delay", "0"}} {
+				if _, err := master.Do("CONFIG", "SET", kv[0], kv[1]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, kv := range [][2]string{{"key-load-delay", "300"}, {"loading-process-events-interval-bytes", "1024"}} {
+				if _, err := replica.Do("CONFIG", "SET", kv[0], kv[1]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cutOff(t, replica)
+			tag := "{" + keyOn(t, rc, master) + "}"
+			p := master.Client().Pipeline()
+			for i := range 3000 {
+				p.Set(ctx, fmt.Sprintf("%s:fill:%d", tag, i), strings.Repeat("x", 100), 0)
+			}
+			if _, err := p.Exec(ctx); err != nil {
+				t.Fatalf("filling the master: %v", err)
+			}
+			if _, err := replica.Do("CONFIG", "SET", "masterauth", ""); err != nil {
+				t.Fatal(err)
+			}
+			return func() bool {
+				info, err := replica.Do("INFO", "replication")
+				return err == nil && strings.Contains(fmt.Sprint(info), "master_link_status:up")
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rc := redistest.StartCluster(t, 3, 1)
+			a := startAsterd(t, failoverConfig(rc.Seeds(), "read_from_slave = true\n"))
+			c := a.client(t)
+			waitServing(t, c, 10*time.Second)
+			const n = 100
+			for i := 0; i < n; i++ {
+				if err := c.Set(ctx, spreadKey("rf:", i), i, 0).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			master := rc.MasterOf(0)
+			replica := replicaOf(t, rc, master)
+			if err := master.Client().Do(ctx, "WAIT", 1, 2000).Err(); err != nil {
+				t.Fatalf("WAIT for the replica: %v", err)
+			}
+			_, rejectedBefore := replica.CommandStats(t, "get")
+			done := tc.refuse(t, rc, master, replica)
+			deadline := time.Now().Add(20 * time.Second)
+			for round := 0; ; round++ {
+				for i := 0; i < n; i++ {
+					if v, err := c.Get(ctx, spreadKey("rf:", i)).Result(); err != nil || v != strconv.Itoa(i) {
+						t.Fatalf("GET through asterd while a replica refuses reads: %q, %v; want %d", v, err, i)
+					}
+				}
+				_, rejected := replica.CommandStats(t, "get")
+				if round >= 2 && rejected > rejectedBefore && done() {
+					t.Logf("the replica refused %d GETs, all answered by its master", rejected-rejectedBefore)
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the replica refused %d GETs in %d rounds (done %v): the test did not test it", rejected-rejectedBefore, round+1, done())
+				}
+			}
+		})
+	}
+}
+
+// TestDeadReplicaReadsGoToMaster: with read_from_slave, reads a replica took when it died, and
+// those that find it gone (refused, in the backoff after), are answered by its master, well
+// before the cluster marks it failed (cluster-node-timeout) and asterd stops sending it reads.
+func TestDeadReplicaReadsGoToMaster(t *testing.T) {
 	t.Parallel()
 	rc := redistest.StartCluster(t, 3, 1)
 	a := startAsterd(t, failoverConfig(rc.Seeds(), "read_from_slave = true\n"))
 	c := a.client(t)
 	waitServing(t, c, 10*time.Second)
-	const n = 100
-	for i := 0; i < n; i++ {
-		if err := c.Set(ctx, spreadKey("cd:", i), i, 0).Err(); err != nil {
+	master := rc.MasterOf(0)
+	replica := replicaOf(t, rc, master)
+	tag := "{" + keyOn(t, rc, master) + "}"
+	const n = 200
+	for i := range n {
+		if err := c.Set(ctx, fmt.Sprintf("%s:%d", tag, i), i, 0).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	master := rc.MasterOf(0)
-	other := rc.MasterOf(16383)
-	var replica *redistest.Server // the node whose ROLE names master's port
-	_, port, _ := strings.Cut(master.Addr, ":")
-	for _, s := range rc.Nodes {
-		if role, err := s.Do("ROLE"); err == nil {
-			if r, ok := role.([]any); ok && len(r) > 2 && r[0] == "slave" && fmt.Sprint(r[2]) == port {
-				replica = s
+	if err := master.Client().Do(ctx, "WAIT", 1, 2000).Err(); err != nil {
+		t.Fatalf("WAIT for the replica: %v", err)
+	}
+	before, _ := replica.CommandStats(t, "get")
+	get := func(when string) {
+		t.Helper()
+		p := c.Pipeline()
+		cmds := make([]*redis.StringCmd, n)
+		for i := range cmds {
+			cmds[i] = p.Get(ctx, fmt.Sprintf("%s:%d", tag, i))
+		}
+		_, _ = p.Exec(ctx)
+		for i, cmd := range cmds {
+			if v, err := cmd.Result(); err != nil || v != strconv.Itoa(i) {
+				t.Fatalf("GET %d %s: %q, %v", i, when, v, err)
 			}
 		}
 	}
-	if replica == nil || master == other {
-		t.Fatalf("no replica of slot 0's master %s, or slots 0 and 16383 on one master", master.Addr)
+	get("with the replica up")
+	if after, _ := replica.CommandStats(t, "get"); after == before {
+		t.Fatal("the replica served no GET: the test would not test it")
 	}
-	otherID, err := other.Do("CLUSTER", "MYID")
-	if err != nil {
+	// Pipelines in flight while it dies; then more, while the cluster still lists it.
+	stop := make(chan struct{})
+	go func() {
+		time.Sleep(5 * time.Millisecond)
+		replica.Kill()
+		close(stop)
+	}()
+	for dead := false; !dead; {
+		select {
+		case <-stop:
+			dead = true
+		default:
+		}
+		get("as the replica dies")
+	}
+	for range 5 {
+		get("after the replica died")
+	}
+}
+
+// cutOff drops replica's link to its master and keeps it down (the replica cannot authenticate,
+// the master having no password), after setting the given configuration pairs.
+func cutOff(t *testing.T, replica *redistest.Server, config ...string) {
+	t.Helper()
+	args := append([]any{"CONFIG", "SET", "masterauth", "not-the-password"}, anySlice(config)...)
+	if _, err := replica.Do(args...); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := replica.Do("CLUSTER", "FORGET", otherID); err != nil {
-		t.Fatalf("CLUSTER FORGET on the replica: %v", err)
+	if _, err := replica.Do("CLIENT", "KILL", "TYPE", "master"); err != nil {
+		t.Fatal(err)
 	}
+	waitInfo(t, replica, "INFO replication", "master_link_status:down")
+}
+
+func anySlice(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+// waitInfo waits up to 10 s until the reply to cmd (words) on s contains want.
+func waitInfo(t *testing.T, s *redistest.Server, cmd, want string) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		info, err := replica.Do("CLUSTER", "INFO")
-		if err == nil && strings.Contains(fmt.Sprint(info), "cluster_state:fail") {
-			break
+		info, err := s.Do(anySlice(strings.Fields(cmd))...)
+		if err == nil && strings.Contains(fmt.Sprint(info), want) {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("replica %s: cluster state not fail after CLUSTER FORGET: %v %v", replica.Addr, info, err)
+			t.Fatalf("%s: %s does not show %s: %v %v", s.Addr, cmd, want, info, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	_, rejectedBefore := replica.CommandStats(t, "get")
-	for round := 0; round < 3; round++ {
-		for i := 0; i < n; i++ {
-			if v, err := c.Get(ctx, spreadKey("cd:", i)).Result(); err != nil || v != strconv.Itoa(i) {
-				t.Fatalf("GET through asterd while a replica is in CLUSTERDOWN: %q, %v; want %d", v, err, i)
-			}
+}
+
+// keyOn returns a key whose slot master serves.
+func keyOn(t *testing.T, rc *redistest.Cluster, master *redistest.Server) string {
+	t.Helper()
+	for i := range 10000 {
+		k := "k" + strconv.Itoa(i)
+		if rc.MasterOf(int(rc.Client().ClusterKeySlot(ctx, k).Val())) == master {
+			return k
 		}
 	}
-	if _, rejected := replica.CommandStats(t, "get"); rejected == rejectedBefore {
-		t.Fatalf("the replica in CLUSTERDOWN was never asked (rejected GETs %d): the test did not test it", rejected)
-	}
+	t.Fatalf("no key on %s", master.Addr)
+	return ""
 }
 
 // TestReplicaJoinedLaterServesReads: with read_from_slave, a replica added after asterd

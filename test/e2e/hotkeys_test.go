@@ -269,6 +269,36 @@ backup_request = { enabled = true, trigger_slow_ms = 50, multiplier = 2.0 }
 	}
 }
 
+// TestBackupReadsIgnoreARefusingReplica: a backup read whose replica refuses it (MASTERDOWN:
+// its link to the master is down with replica-serve-stale-data no) does not win the race: the
+// client gets the stalled master's answer once it resumes, not the replica's refusal.
+func TestBackupReadsIgnoreARefusingReplica(t *testing.T) {
+	t.Parallel()
+	rc := redistest.StartCluster(t, 3, 1)
+	a := startAsterd(t, clusterConfig(rc.Seeds(), "backup_request = { enabled = true, trigger_slow_ms = 20 }\n"))
+	c := a.client(t)
+	waitServing(t, c, 10*time.Second)
+	master := rc.MasterOf(0)
+	replica := replicaOf(t, rc, master)
+	key := keyOn(t, rc, master)
+	if err := c.Set(ctx, key, "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	cutOff(t, replica, "replica-serve-stale-data", "no")
+	_, rejectedBefore := replica.CommandStats(t, "get")
+	for range 3 {
+		master.Pause()
+		time.AfterFunc(300*time.Millisecond, master.Resume)
+		if v, err := c.Get(ctx, key).Result(); err != nil || v != "v" {
+			master.Resume()
+			t.Fatalf("GET while the master stalls and its replica refuses: %q, %v; want the master's v", v, err)
+		}
+	}
+	if _, rejected := replica.CommandStats(t, "get"); rejected == rejectedBefore {
+		t.Fatal("no backup read reached the refusing replica: the test did not test it")
+	}
+}
+
 // TestBackupReadsKeepRepliesInStep races nearly every read (a 1 ms threshold under pipelined
 // load) and checks that every client gets exactly its own replies: the losing answers, dropped
 // on their connections, never reach anyone.
