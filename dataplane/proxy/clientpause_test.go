@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"testing"
@@ -65,5 +66,69 @@ func TestClientPauseReachesServers(t *testing.T) {
 	}
 	if r := string(w.Read()); r != "+OK\r\n" {
 		t.Fatalf("SET after UNPAUSE = %q", r)
+	}
+}
+
+// TestClientPausePipelinedInOrder: a client's pipelined CLIENT PAUSE and UNPAUSE reach every
+// node in the order sent, so after PAUSE, UNPAUSE, ..., UNPAUSE no node is left paused; and a
+// flood of the same command costs each node one connection, not one per command.
+func TestClientPausePipelinedInOrder(t *testing.T) {
+	e := startEnv(t, envOpts{nodes: 2})
+	received := func() []int {
+		var n []int
+		for _, srv := range e.servers {
+			info := string(redistest.DialFrames(t, srv.Addr).Do("INFO", "stats"))
+			_, v, _ := strings.Cut(info, "total_connections_received:")
+			v, _, _ = strings.Cut(v, "\r\n")
+			i, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("INFO stats of %s: %q", srv.Addr, info)
+			}
+			n = append(n, i)
+		}
+		return n
+	}
+	c := redistest.DialFrames(t, e.addr)
+	before := received()
+	var flood [][]string
+	for range 200 {
+		flood = append(flood, []string{"CLIENT", "PAUSE", "0", "WRITE"})
+	}
+	c.Send(flood...)
+	for range flood {
+		if r := string(c.Read()); r != "+OK\r\n" {
+			t.Fatalf("CLIENT PAUSE 0 = %q", r)
+		}
+	}
+	after := received()
+	for i := range after {
+		// one for the flood, one for each INFO above
+		if d := after[i] - before[i] - 1; d > 2 {
+			t.Errorf("node %s: %d connections for 200 pipelined CLIENT PAUSEs, want at most 2", e.servers[i].Addr, d)
+		}
+	}
+
+	for round := range 5 {
+		var pipe [][]string
+		for range 10 {
+			pipe = append(pipe, []string{"CLIENT", "PAUSE", "20000", "WRITE"}, []string{"CLIENT", "UNPAUSE"})
+		}
+		c.Send(pipe...)
+		for range pipe {
+			if r := string(c.Read()); r != "+OK\r\n" {
+				t.Fatalf("round %d: %q", round, r)
+			}
+		}
+		for _, srv := range e.servers {
+			// A paused node holds the write for 20 s; an unpaused one answers at once.
+			d := srv.Client()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			err := d.Set(ctx, "pause-probe", "1", 0).Err()
+			cancel()
+			if err != nil {
+				d.Do(context.Background(), "CLIENT", "UNPAUSE")
+				t.Fatalf("round %d: node %s paused after the pipeline's last UNPAUSE: SET %v", round, srv.Addr, err)
+			}
+		}
 	}
 }

@@ -233,6 +233,7 @@ type Cluster struct {
 	handOver atomic.Uint64 // loop sessions handed to a goroutine (loop.go), for tests
 	dedIdle  dedPool       // dedicated connections no session is using (dedconn.go)
 	kills    killRounds    // SCRIPT KILL and FUNCTION KILL rounds in flight (script.go)
+	pauses   pauseQueue    // CLIENT PAUSE and UNPAUSE, one round at a time (clientpause.go)
 	closed   bool
 	nextID   atomic.Uint64
 	wg       sync.WaitGroup
