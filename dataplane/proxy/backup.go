@@ -148,7 +148,7 @@ func (r *race) onPrimary(req *backend.Request) {
 // CLUSTERDOWN, TRYAGAIN), and for any other error the master's answer is the one to give.
 func (r *race) onBackup(req *backend.Request) {
 	r.mu.Lock()
-	if !r.delivered && req.Failure == backend.FailNone && !isError(req.Reply) {
+	if !r.delivered && req.Failure == backend.FailNone && !resp.IsError(req.Reply) {
 		if won := r.c.metrics.backupWon; won != nil {
 			won.Inc()
 		}
@@ -194,6 +194,3 @@ func (p *pool) observeLatency(d time.Duration) {
 	}
 	p.avgLatency.Store(old + (int64(d)-old)/8)
 }
-
-// isError reports whether reply is an error: a simple one (RESP2 and 3) or a blob error (RESP3).
-func isError(reply []byte) bool { return len(reply) > 0 && (reply[0] == '-' || reply[0] == '!') }
