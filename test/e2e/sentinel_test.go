@@ -438,8 +438,11 @@ func TestSentinelReplicaRefusingReadsGoToMaster(t *testing.T) {
 	listed := func(s *redistest.Server) bool {
 		return strings.Contains(asterctl(t, nil, "--addr", admin, "cluster", "show", "sen").stdout, s.Addr)
 	}
-	for !listed(cut) || !listed(dead) {
-		time.Sleep(50 * time.Millisecond) // waitServing saw the master; the replicas follow
+	for deadline := time.Now().Add(20 * time.Second); !listed(cut) || !listed(dead); {
+		if time.Now().After(deadline) { // waitServing saw the master; the replicas follow
+			t.Fatal("the group's replicas are not listed")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	reads := func(when string) {
 		t.Helper()
