@@ -28,31 +28,32 @@ EOF2
 }
 
 # scratch: a scratch directory in TMP and an EXIT trap that stops what the script started (the
-# pids it adds to PIDS, the four redis-servers on BASE..BASE+3) and removes the directory.
+# pids it adds to PIDS, the redis-servers of start_servers) and removes the directory.
 scratch() {
   TMP=$(mktemp -d)
-  PIDS=()
+  PIDS=() ALL_PORTS=()
   trap scratch_cleanup EXIT
 }
 scratch_cleanup() {
-  local p i
+  local p
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for i in 0 1 2 3; do redis-cli -p $((BASE + i)) shutdown nosave >/dev/null 2>&1 || true; done
+  for p in "${ALL_PORTS[@]}"; do redis-cli -p "$p" shutdown nosave >/dev/null 2>&1 || true; done
   wait 2>/dev/null || true
   rm -rf "$TMP"
 }
 
-# start_servers [CMD...]: four redis-servers on BASE..BASE+3 (run under CMD, e.g. taskset -c 1),
-# data in TMP; SERVERS is their list for asterd_toml (aliases r1..r4), PORTS their ports.
+# start_servers [CMD...]: four redis-servers on FIRST..FIRST+3 (FIRST defaults to BASE; run under
+# CMD, e.g. taskset -c 1), data in TMP; SERVERS is their list for asterd_toml (aliases r1..r4),
+# PORTS their ports.
 start_servers() {
   local i p
   SERVERS="" PORTS=()
   for i in 0 1 2 3; do
-    p=$((BASE + i))
+    p=$((${FIRST:-$BASE} + i))
     "$@" redis-server --port "$p" --bind 127.0.0.1 --save "" --appendonly no --maxclients 22000 \
       --dir "$TMP" --dbfilename "d$p.rdb" --daemonize yes --logfile "$TMP/r$p.log" >/dev/null
     SERVERS+="\"127.0.0.1:$p:1 r$((i + 1))\", "
-    PORTS+=("$p")
+    PORTS+=("$p") ALL_PORTS+=("$p")
   done
   SERVERS=${SERVERS%, }
 }

@@ -3,10 +3,11 @@
 # one-after-the-other runs on a shared VM are not (issue #20: this machine's speed drifts by a
 # third within minutes, more than most changes move).
 #
-#   bench/pair.sh [--a BIN] [--b BIN | --predixy BIN] [--rounds N] [--base-port P] -- BENCH-ARGS...
+#   bench/pair.sh [--a BIN] [--b BIN | --predixy BIN] [--own-servers] [--rounds N] [--base-port P] -- BENCH-ARGS...
 #
 #   bench/pair.sh --a /tmp/asterd-old --b /tmp/asterd-new -- -c 1000 -n 300000 -t get
 #   bench/pair.sh --predixy /tmp/predixy -- -c 10000 -n 300000 -t get     # A: asterd of this tree
+#   bench/pair.sh --own-servers --predixy /tmp/predixy -- -c 50 -P 16 -n 100000 -t get -d 16384 -r 1000
 #
 # It starts 4 redis-servers (ports P..P+3, default 7701), A on P+10 and B on P+20 (asterd
 # `thread = 1` over the 4 servers, ketama fnv1a_64; or predixy, WorkerThreads 1, crc16 modula),
@@ -15,17 +16,23 @@
 # (user + system, /proc) over their benchmark. Both proxies share CPU 1 and the servers at the
 # same moment, so whatever the machine does meanwhile falls on both: B/A, their CPU per
 # request, is the figure (throughput is not: they compete for the core). Prints each round and
-# the median B/A. BENCH-ARGS are redis-benchmark's (give -n; -r 100000 -d 64 are added).
+# the median B/A. BENCH-ARGS are redis-benchmark's (give -n; -r 100000 -d 64 unless given).
+#
+# --own-servers gives each proxy four servers of its own (A: P..P+3, B: P+4..P+7, all on CPU 1),
+# for what a proxy makes the servers spend (how it batches their requests): it prints the
+# servers' CPU per request beside each proxy's, and B/A of the sum, the core's CPU per request,
+# which decides throughput where proxy and servers share cores (as in bench/peer.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 
-A="" B="" PREDIXY="" ROUNDS=3 BASE=7701
+A="" B="" PREDIXY="" ROUNDS=3 BASE=7701 OWN=""
 while (($#)); do
   case $1 in
     --a) A=$2; shift 2 ;;
     --b) B=$2; shift 2 ;;
     --predixy) PREDIXY=$2; shift 2 ;;
+    --own-servers) OWN=1; shift ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     --base-port) BASE=$2; shift 2 ;;
     --) shift; break ;;
@@ -38,6 +45,9 @@ done
 [[ -z $B || -z $PREDIXY ]] || { echo "pair.sh: --b and --predixy are the same slot" >&2; exit 2; }
 N=$(printf '%s ' "$@" | grep -o -- '-n [0-9]*' | awk '{print $2}')
 [[ -n $N ]] || { echo "pair.sh: give the request count (-n N) among the benchmark arguments" >&2; exit 2; }
+KEYS=$(printf '%s ' "$@" | { grep -o -- '-r [0-9]*' || true; } | awk '{print $2}' | tail -1)
+SIZE=$(printf '%s ' "$@" | { grep -o -- '-d [0-9]*' || true; } | awk '{print $2}' | tail -1)
+KEYS=${KEYS:-100000} SIZE=${SIZE:-64}
 for t in redis-server redis-cli redis-benchmark taskset; do
   command -v "$t" >/dev/null || { echo "pair.sh: $t not found" >&2; exit 1; }
 done
@@ -50,18 +60,24 @@ fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 start_servers taskset -c 1
+SERVERS_A=$SERVERS PORTS_A=("${PORTS[@]}")
+if [[ -n $OWN ]]; then
+  FIRST=$((BASE + 4)) start_servers taskset -c 1
+fi
+SERVERS_B=$SERVERS PORTS_B=("${PORTS[@]}")
 groups=""
-for p in "${PORTS[@]}"; do
-  groups+="    Group g$((p - BASE + 1)) {
+for p in "${PORTS_B[@]}"; do
+  groups+="    Group g$((p - PORTS_B[0] + 1)) {
         + 127.0.0.1:$p
     }
 "
 done
 
 
-# start NAME KIND BIN PORT: a proxy (KIND asterd or predixy) on CPU 1; its pid in PID_NAME.
+# start NAME KIND BIN PORT SERVERS: a proxy (KIND asterd or predixy; predixy over groups) on
+# CPU 1; its pid in PID_NAME.
 start() {
-  local name=$1 kind=$2 bin=$3 port=$4 pid i
+  local name=$1 kind=$2 bin=$3 port=$4 servers=$5 pid i
   if [[ $kind == predixy ]]; then
     predixy_conf "$TMP/predixy.conf" predixy "$port" "StandaloneServerPool {
     Hash crc16
@@ -73,7 +89,7 @@ start() {
 $groups}"
     taskset -c 1 "$bin" "$TMP/predixy.conf" </dev/null >"$TMP/$name.log" 2>&1 &
   else
-    asterd_toml "$TMP/asterd.$port.toml" pair "$port" "$SERVERS"
+    asterd_toml "$TMP/asterd.$port.toml" pair "$port" "$servers"
     taskset -c 1 "$bin" --config "$TMP/asterd.$port.toml" --log-level warn </dev/null >"$TMP/$name.log" 2>&1 &
   fi
   pid=$!
@@ -88,36 +104,68 @@ $groups}"
   cat "$TMP/$name.log" >&2
   exit 1
 }
-start a asterd "$A" $((BASE + 10))
+start a asterd "$A" $((BASE + 10)) "$SERVERS_A"
 if [[ -n $PREDIXY ]]; then
-  start b predixy "$PREDIXY" $((BASE + 20))
+  start b predixy "$PREDIXY" $((BASE + 20)) "$SERVERS_B"
   BNAME=predixy
 else
-  start b asterd "$B" $((BASE + 20))
+  start b asterd "$B" $((BASE + 20)) "$SERVERS_B"
   BNAME=b
 fi
-redis-benchmark -p $((BASE + 10)) -q -n 100000 -r 100000 -d 64 -P 16 -t set >/dev/null 2>&1
+# Every key, with the run's value size, so that GETs hit.
+for port in $((BASE + 10)) ${OWN:+$((BASE + 20))}; do
+  redis-benchmark -p "$port" -q -n "$((KEYS > 100000 ? KEYS : 100000))" -r "$KEYS" -d "$SIZE" -P 16 -t set >/dev/null 2>&1
+done
 
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # clock ticks, user + system
+# servers_cpu PORT...: the clock ticks of the redis-servers on PORTs.
+servers_cpu() {
+  local p sum=0
+  for p in "$@"; do
+    sum=$((sum + $(cpu "$(pgrep -f "redis-server 127.0.0.1:$p\b" | head -1)")))
+  done
+  echo "$sum"
+}
+median() {
+  sort -n | awk '{v[NR] = $1} END {
+    m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+    printf "%.3f (%d rounds, range %s-%s)", m, NR, v[1], v[NR] }'
+}
 ticks=$(getconf CLK_TCK)
-ratios=()
-echo "round  A us/req  $BNAME us/req  $BNAME/A   (A: $A; -n $N per proxy, both at once)"
+ratios=() totals=()
+if [[ -n $OWN ]]; then
+  echo "round  A us/req  A-servers  $BNAME us/req  $BNAME-servers  $BNAME/A  $BNAME/A with servers   (A: $A; -n $N per proxy, both at once)"
+else
+  echo "round  A us/req  $BNAME us/req  $BNAME/A   (A: $A; -n $N per proxy, both at once)"
+fi
 for r in $(seq "$ROUNDS"); do
   a0=$(cpu "$PID_a") b0=$(cpu "$PID_b")
+  sa0=0 sb0=0 sa1=0 sb1=0
+  [[ -z $OWN ]] || { sa0=$(servers_cpu "${PORTS_A[@]}"); sb0=$(servers_cpu "${PORTS_B[@]}"); }
   taskset -c 0 redis-benchmark -p $((BASE + 10)) -q -r 100000 -d 64 "$@" >/dev/null 2>&1 &
   ja=$!
   taskset -c 0 redis-benchmark -p $((BASE + 20)) -q -r 100000 -d 64 "$@" >/dev/null 2>&1 &
   jb=$!
   wait "$ja"
   a1=$(cpu "$PID_a")
+  [[ -z $OWN ]] || sa1=$(servers_cpu "${PORTS_A[@]}")
   wait "$jb"
   b1=$(cpu "$PID_b")
-  line=$(awk -v a=$((a1 - a0)) -v b=$((b1 - b0)) -v n="$N" -v t="$ticks" -v r="$r" 'BEGIN {
-    ua = a * 1e6 / t / n; ub = b * 1e6 / t / n
-    printf "%5d  %8.2f  %8.2f  %8.3f\n", r, ua, ub, (ua > 0 ? ub / ua : 0) }')
+  [[ -z $OWN ]] || sb1=$(servers_cpu "${PORTS_B[@]}")
+  line=$(awk -v a=$((a1 - a0)) -v b=$((b1 - b0)) -v sa=$((sa1 - sa0)) -v sb=$((sb1 - sb0)) \
+    -v n="$N" -v t="$ticks" -v r="$r" -v own="$OWN" 'BEGIN {
+    ua = a * 1e6 / t / n; ub = b * 1e6 / t / n; usa = sa * 1e6 / t / n; usb = sb * 1e6 / t / n
+    if (own) printf "%5d  %8.2f  %9.2f  %8.2f  %9.2f  %8.3f  %8.3f\n", r, ua, usa, ub, usb,
+      (ua > 0 ? ub / ua : 0), (ua + usa > 0 ? (ub + usb) / (ua + usa) : 0)
+    else printf "%5d  %8.2f  %8.2f  %8.3f\n", r, ua, ub, (ua > 0 ? ub / ua : 0) }')
   echo "$line"
-  ratios+=("$(awk '{print $4}' <<<"$line")")
+  if [[ -n $OWN ]]; then
+    ratios+=("$(awk '{print $6}' <<<"$line")") totals+=("$(awk '{print $7}' <<<"$line")")
+  else
+    ratios+=("$(awk '{print $4}' <<<"$line")")
+  fi
 done
-printf '%s\n' "${ratios[@]}" | sort -n | awk '{v[NR] = $1} END {
-  m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-  printf "median %s/A CPU per request: %.3f (%d rounds, range %s-%s)\n", b, m, NR, v[1], v[NR] }' b="$BNAME"
+echo "median $BNAME/A CPU per request: $(printf '%s\n' "${ratios[@]}" | median)"
+if [[ -n $OWN ]]; then
+  echo "median $BNAME/A CPU per request with its servers: $(printf '%s\n' "${totals[@]}" | median)"
+fi
