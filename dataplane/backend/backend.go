@@ -312,6 +312,9 @@ type Conn struct {
 	// abandoned requests at the head of queue failed on their deadline; their slots are nil
 	// and their replies, once they come, are read and dropped.
 	abandoned int
+	// replySize is the moving average of the node's reply sizes (deliver), for holdLocked.
+	replySize int
+	holds     atomic.Uint64 // flushes that held the frames back (holdLocked), for tests
 	reads     atomic.Uint64 // reads that brought bytes, for the stall watchdog
 
 	wg sync.WaitGroup
@@ -501,8 +504,49 @@ func (c *Conn) claim() bool {
 	if c.writing || len(c.out) == 0 || c.closed {
 		return false
 	}
+	if c.holdLocked() {
+		c.holds.Add(1)
+		return false
+	}
 	c.writing = true
 	return true
+}
+
+// Holding requests back for big replies. Redis writes a client's replies at most 64 KiB per
+// turn of its event loop, and answers what one read of the socket brought before it reads
+// again. With replies of several KiB a flush per loop turn (the proxy's) gave a node a few
+// requests per read (8 at 16 KiB, against predixy's 58), and the node paid per read and in
+// page faults for its reply blocks: 10.2 against 8.6 µs of its CPU per GET of 16 KiB
+// (docs/benchmarks.md). So while holdInFlight requests of a connection read by a Poller are
+// unanswered and its replies average holdReplySize or more, a flush leaves the new requests
+// queued; the Poller's turn that reads the next replies flushes them (Poller.Watch's
+// flushLater), all that queued meanwhile in one write. The node is busy meanwhile writing out
+// at least holdInFlight × holdReplySize bytes, so it does not idle for it. With small replies
+// the same hold left the node idle between batches (−6-11% GET throughput at 64 B, -P 16), so
+// it is off for them.
+const (
+	holdInFlight  = 8
+	holdReplySize = 4 << 10
+)
+
+// holdLocked reports whether a flush leaves the queued frames for a later one (see above).
+// c.mu must be held.
+func (c *Conn) holdLocked() bool {
+	return c.replySize >= holdReplySize && c.unwatch != nil && c.nc != nil &&
+		c.queue.len()-c.unsent-c.abandoned >= holdInFlight
+}
+
+// releaseHeld flushes frames held back, unless they are still to be held: for the watchdog,
+// once requests in flight expired (their replies may never come to release them).
+func (c *Conn) releaseHeld() {
+	c.mu.Lock()
+	if c.writing || len(c.out) == 0 || c.closed || c.holdLocked() {
+		c.mu.Unlock()
+		return
+	}
+	c.writing = true
+	c.mu.Unlock()
+	c.writeQueued(false)
 }
 
 // writeQueued writes until nothing is queued and then gives up the writer's part. With no
@@ -662,8 +706,9 @@ func (c *Conn) dial() bool {
 		if raw := rawio.New(nc); raw != nil {
 			r := newReplies(c, c.gen)
 			r.raw = raw
-			if unwatch, err := c.opts.Poller.Watch(raw, r.ready); err == nil {
+			if unwatch, later, err := c.opts.Poller.Watch(raw, r.ready); err == nil {
 				c.unwatch = unwatch
+				r.later = later
 				return true
 			}
 		}
@@ -677,9 +722,11 @@ func (c *Conn) dial() bool {
 // that no reader goroutine wakes per reply batch (see the proxy's loop.go). Watch registers a
 // plain socket; the poller then calls ready, from one goroutine at a time, whenever it may have
 // become readable (edge-triggered: ready reads until a short read). unwatch ends that; the
-// Conn calls it before it closes the socket.
+// Conn calls it before it closes the socket. flushLater, called from within ready, has the
+// poller flush the Conn once the current turn's ready calls are done (FlushAll): requests
+// held back (holdLocked) go out then, with whatever the turn queued.
 type Poller interface {
-	Watch(raw *rawio.Conn, ready func()) (unwatch func(), err error)
+	Watch(raw *rawio.Conn, ready func()) (unwatch func(), flushLater func(*Conn), err error)
 }
 
 // replies reads one connection's replies and finishes their requests in FIFO order: from a
@@ -693,9 +740,10 @@ type replies struct {
 	reqs       []*Request
 	// The reply at buf[start:] scanned so far, kept across reads so that a big reply is not
 	// rescanned from its start after each one; new with each connection.
-	sc   resp.ReplyScanner
-	raw  *rawio.Conn // polled: the socket
-	done bool        // polled: the connection failed or was replaced
+	sc    resp.ReplyScanner
+	raw   *rawio.Conn // polled: the socket
+	done  bool        // polled: the connection failed or was replaced
+	later func(*Conn) // the Poller's flushLater
 }
 
 func newReplies(c *Conn, gen uint64) *replies {
@@ -754,11 +802,19 @@ func (r *replies) deliver(n int) bool {
 		return true
 	}
 	r.reqs = r.reqs[:0]
+	size := 0
+	for _, f := range r.frames {
+		size += len(f)
+	}
 	c.mu.Lock()
 	if r.gen != c.gen {
 		c.mu.Unlock()
 		return false
 	}
+	c.replySize += (size/len(r.frames) - c.replySize) / 8
+	// Frames queued and no writer: held back, or queued since the turn's flush; either way
+	// the poller's end of turn flushes them.
+	flush := r.later != nil && len(c.out) > 0 && !c.writing
 	for range r.frames {
 		if c.abandoned > 0 {
 			// The reply of a request that failed on its deadline: dropped (nil) in its turn.
@@ -820,6 +876,9 @@ func (r *replies) deliver(n int) bool {
 		if len(r.buf) > maxKeptBuf {
 			r.buf = make([]byte, readBufLen)
 		}
+	}
+	if flush {
+		r.later(c)
 	}
 	return true
 }
@@ -908,6 +967,7 @@ func (c *Conn) watchdog() {
 					expired = nil // a burst's worth is not kept for the connection's life
 				}
 				c.log.Debug("requests timed out; connection kept", "timed_out", n, "replies_owed", owed)
+				c.releaseHeld()
 				if c.opts.OnFailure != nil {
 					// A hint as a reset gave one (a Redis Cluster's topology is fetched again:
 					// the node may have failed over), at most once a tick.

@@ -6,3 +6,9 @@ func SetMaxAbandoned(n int) (restore func()) {
 	maxAbandoned = n
 	return func() { maxAbandoned = old }
 }
+
+// Holds is how many flushes of c held its frames back for big replies (holdLocked).
+func (c *Conn) Holds() uint64 { return c.holds.Load() }
+
+// HoldInFlight is the requests in flight from which a connection with big replies holds new ones.
+const HoldInFlight = holdInFlight

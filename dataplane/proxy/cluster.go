@@ -585,7 +585,7 @@ func (c *Cluster) nextLoopLocked() *loop {
 // reader goroutines of their own.
 type loopPoller struct{ c *Cluster }
 
-func (p loopPoller) Watch(raw *rawio.Conn, ready func()) (func(), error) {
+func (p loopPoller) Watch(raw *rawio.Conn, ready func()) (func(), func(*backend.Conn), error) {
 	c := p.c
 	c.mu.Lock()
 	var l *loop
@@ -594,9 +594,10 @@ func (p loopPoller) Watch(raw *rawio.Conn, ready func()) (func(), error) {
 	}
 	c.mu.Unlock()
 	if l == nil {
-		return nil, errors.New("no event loop")
+		return nil, nil, errors.New("no event loop")
 	}
-	return l.Watch(raw, ready)
+	unwatch, err := l.Watch(raw, ready)
+	return unwatch, l.touchOne, err
 }
 
 // forget drops a session that has ended.

@@ -123,15 +123,20 @@ func (s *session) Turn(from *netpoll.Loop) {
 
 // touch notes connections a session queued requests on, for the end of the turn.
 func (l *loop) touch(conns []*backend.Conn) {
-next:
 	for _, c := range conns {
-		for _, t := range l.touched {
-			if t == c {
-				continue next
-			}
-		}
-		l.touched = append(l.touched, c)
+		l.touchOne(c)
 	}
+}
+
+// touchOne notes one connection for the end of the turn; also the backend's flushLater for
+// the connections the loop reads (called from their ready funcs, on the loop's goroutine).
+func (l *loop) touchOne(c *backend.Conn) {
+	for _, t := range l.touched {
+		if t == c {
+			return
+		}
+	}
+	l.touched = append(l.touched, c)
 }
 
 // clientReader reads a client: blocking in a goroutine session, else without waiting
