@@ -740,10 +740,12 @@ type replies struct {
 	reqs       []*Request
 	// The reply at buf[start:] scanned so far, kept across reads so that a big reply is not
 	// rescanned from its start after each one; new with each connection.
-	sc    resp.ReplyScanner
-	raw   *rawio.Conn // polled: the socket
-	done  bool        // polled: the connection failed or was replaced
-	later func(*Conn) // the Poller's flushLater
+	sc   resp.ReplyScanner
+	raw  *rawio.Conn // polled: the socket
+	done bool        // polled: the connection failed or was replaced
+	// later is the Poller's flushLater: set by dial under c.mu after Watch, so read by deliver
+	// only once it has held c.mu (the poller may call ready before Watch returns).
+	later func(*Conn)
 }
 
 func newReplies(c *Conn, gen uint64) *replies {
