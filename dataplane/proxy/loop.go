@@ -131,12 +131,9 @@ func (l *loop) touch(conns []*backend.Conn) {
 // touchOne notes one connection for the end of the turn; also the backend's flushLater for
 // the connections the loop reads (called from their ready funcs, on the loop's goroutine).
 func (l *loop) touchOne(c *backend.Conn) {
-	for _, t := range l.touched {
-		if t == c {
-			return
-		}
+	if !containsConn(l.touched, c) {
+		l.touched = append(l.touched, c)
 	}
-	l.touched = append(l.touched, c)
 }
 
 // clientReader reads a client: blocking in a goroutine session, else without waiting

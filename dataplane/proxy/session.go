@@ -956,12 +956,9 @@ func (s *session) sendAdded(c *call, conn *backend.Conn, frame []byte) {
 
 // touch notes that conn has requests of this batch queued, so that flush writes them.
 func (s *session) touch(conn *backend.Conn) {
-	for _, t := range s.touched {
-		if t == conn {
-			return
-		}
+	if !containsConn(s.touched, conn) {
+		s.touched = append(s.touched, conn)
 	}
-	s.touched = append(s.touched, conn)
 }
 
 // flush writes the batch's requests: one write per node for the whole batch, shared with the
