@@ -536,19 +536,6 @@ func (c *Conn) holdLocked() bool {
 		c.queue.len()-c.unsent-c.abandoned >= holdInFlight
 }
 
-// releaseHeld flushes frames held back, unless they are still to be held: for the watchdog,
-// once requests in flight expired (their replies may never come to release them).
-func (c *Conn) releaseHeld() {
-	c.mu.Lock()
-	if c.writing || len(c.out) == 0 || c.closed || c.holdLocked() {
-		c.mu.Unlock()
-		return
-	}
-	c.writing = true
-	c.mu.Unlock()
-	c.writeQueued(false)
-}
-
 // writeQueued writes until nothing is queued and then gives up the writer's part. With no
 // connection it hands the writer's part to a goroutine that dials: a dial can take up to
 // DialTimeout, and the flusher's other nodes (and every session queued on them) must not wait
@@ -969,7 +956,8 @@ func (c *Conn) watchdog() {
 					expired = nil // a burst's worth is not kept for the connection's life
 				}
 				c.log.Debug("requests timed out; connection kept", "timed_out", n, "replies_owed", owed)
-				c.releaseHeld()
+				// Requests held back (holdLocked) for the replies of these may go out now.
+				c.Flush()
 				if c.opts.OnFailure != nil {
 					// A hint as a reset gave one (a Redis Cluster's topology is fetched again:
 					// the node may have failed over), at most once a tick.

@@ -286,7 +286,8 @@ func (s *session) redirected() bool {
 	found := false
 	s.eachCall(func(c *call) {
 		if r := c.req.Reply; len(r) > 0 && r[0] == '-' {
-			found = found || redirectOrRetry(r) || c.req.Unsent || c.req.Failure == backend.FailBackend
+			found = found || redirectOrRetry(r) || c.req.Unsent ||
+				c.req.Failure == backend.FailBackend && s.replicaMaster(c.conn) != nil
 		}
 	})
 	return found

@@ -120,18 +120,11 @@ func (s *session) resend(c *call) bool {
 			// the other one: the retry must come with ASKING again, or the node sends MOVED
 			// back to the migrating one.
 			s.sendAsking(c, c.conn)
-		} else if m := s.replicaMaster(c.conn); m != nil {
-			s.send(c, m, c.frame)
-		} else {
+		} else if !s.toMaster(c) {
 			s.send(c, c.conn, c.frame)
 		}
 	case bytes.HasPrefix(r, loadingPrefix), bytes.HasPrefix(r, masterDownPrefix):
-		// From a master the reply stands: no other node has the key.
-		m := s.replicaMaster(c.conn)
-		if m == nil {
-			return false
-		}
-		s.send(c, m, c.frame)
+		return s.toMaster(c) // from a master the reply stands: no other node has the key
 	default:
 		return false
 	}
@@ -145,18 +138,23 @@ func (s *session) resend(c *call) bool {
 func (s *session) replicaFailuresToMasters() {
 	resent := false
 	s.eachCall(func(c *call) {
-		if c.req.Failure != backend.FailBackend {
-			return
-		}
-		if m := s.replicaMaster(c.conn); m != nil {
-			s.send(c, m, c.frame)
-			resent = true
-		}
+		resent = c.req.Failure == backend.FailBackend && s.toMaster(c) || resent
 	})
 	if resent {
 		s.flush()
 		s.pend.Wait()
 	}
+}
+
+// toMaster sends c again to the master of the read replica it went to; false when it did not
+// go to a replica.
+func (s *session) toMaster(c *call) bool {
+	m := s.replicaMaster(c.conn)
+	if m == nil {
+		return false
+	}
+	s.send(c, m, c.frame)
+	return true
 }
 
 // replicaMaster is where a read that conn refused is sent instead when conn is a read
