@@ -489,7 +489,7 @@ func (s *session) collectBatch() ([]byte, int, bool) {
 	if s.overLimit() {
 		return nil, 0, false
 	}
-	if s.routes != nil && s.routes.redirects() {
+	if s.routes != nil && s.routes.redirects() && s.redirected() {
 		s.followRedirects()
 		if s.overLimit() {
 			return nil, 0, false
