@@ -50,8 +50,14 @@ type Loop struct {
 	done    chan struct{}
 	endTurn func()
 
-	mu       sync.Mutex
-	byID     map[uint64]Client
+	mu sync.Mutex
+	// clients are the registered clients by slot (an id's low 32 bits, less one); an id's
+	// bits 32-62 are its slot's generation, so that an event read before its client left is
+	// not taken for the slot's next client. A slice, not a map: with thousands of clients
+	// each event's lookup is a cache miss or two, and a map's hashing on top.
+	clients  []slot
+	free     []uint32 // slots no client holds
+	nclients int
 	backends map[uint64]func() // ready funcs of the backend connections the loop reads
 	kicked   []Client          // to serve on the next turn without waiting for their sockets
 
@@ -66,8 +72,13 @@ func New(endTurn func()) (*Loop, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Loop{p: p, done: make(chan struct{}), endTurn: endTurn, byID: make(map[uint64]Client),
-		backends: make(map[uint64]func())}, nil
+	return &Loop{p: p, done: make(chan struct{}), endTurn: endTurn, backends: make(map[uint64]func())}, nil
+}
+
+// slot is a client's place in Loop.clients.
+type slot struct {
+	c   Client // nil: free
+	gen uint32
 }
 
 // Start starts the loop's goroutine.
@@ -80,21 +91,53 @@ func (l *Loop) Stop() {
 	l.p.free()
 }
 
-// Add has the loop serve c, whose socket is raw, from now on under id (unique, at least 1 and
-// below 1<<63). On an error (the socket closed meanwhile, or the kernel refused it), c stays
-// registered: the caller closes the socket and kicks c, whose turn finds it closed and
-// removes it.
-func (l *Loop) Add(id uint64, raw *rawio.Conn, c Client) error {
-	l.mu.Lock() // publishes what the caller set up for c to the loop's goroutine
-	l.byID[id] = c
+// Add has the loop serve c, whose socket is raw, from now on. It stores the id Remove takes
+// in *id before c can have a turn (which may remove it). On an error (the socket closed
+// meanwhile, or the kernel refused it), c stays registered under *id: the caller closes the
+// socket and kicks c, whose turn finds it closed and removes it.
+func (l *Loop) Add(raw *rawio.Conn, c Client, id *uint64) error {
+	l.mu.Lock() // publishes *id, and what the caller set up for c, to the loop's goroutine
+	var i uint32
+	if n := len(l.free); n > 0 {
+		i = l.free[n-1]
+		l.free = l.free[:n-1]
+	} else {
+		i = uint32(len(l.clients))
+		l.clients = append(l.clients, slot{})
+	}
+	sl := &l.clients[i]
+	sl.c, sl.gen = c, (sl.gen+1)&genMask
+	l.nclients++
+	*id = uint64(sl.gen)<<32 | uint64(i+1)
+	at := *id
 	l.mu.Unlock()
-	return l.p.add(raw, id)
+	return l.p.add(raw, at)
+}
+
+// genMask keeps a slot's generation within bits 32-62 of an id: bit 63 is the backends'.
+const genMask = 1<<31 - 1
+
+// client is the client registered under id, or nil; l.mu held.
+func (l *Loop) client(id uint64) Client {
+	i := uint32(id) - 1
+	if int(i) >= len(l.clients) {
+		return nil
+	}
+	if sl := &l.clients[i]; sl.gen == uint32(id>>32) {
+		return sl.c
+	}
+	return nil
 }
 
 // Remove takes the client id out of the loop: it gets no more turns.
 func (l *Loop) Remove(id uint64, raw *rawio.Conn) {
 	l.mu.Lock()
-	delete(l.byID, id)
+	if l.client(id) != nil {
+		i := uint32(id) - 1
+		l.clients[i].c = nil
+		l.free = append(l.free, i)
+		l.nclients--
+	}
 	l.mu.Unlock()
 	l.p.del(raw) // fails harmlessly when the socket is closed already (and so out of the set)
 }
@@ -103,11 +146,11 @@ func (l *Loop) Remove(id uint64, raw *rawio.Conn) {
 func (l *Loop) Counts() (clients, backends int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.byID), len(l.backends)
+	return l.nclients, len(l.backends)
 }
 
-// backendIDs number the backend connections a loop reads, apart from the clients' ids (below
-// backendBit, as Add requires).
+// backendIDs number the backend connections a loop reads, apart from the clients' ids (which
+// Add keeps below backendBit).
 var backendIDs atomic.Uint64
 
 const backendBit = 1 << 63
@@ -146,8 +189,10 @@ func (l *Loop) Kick(c Client) {
 // closed, which raises no event of its own.
 func (l *Loop) KickAll() {
 	l.mu.Lock()
-	for _, c := range l.byID {
-		l.kicked = append(l.kicked, c)
+	for _, sl := range l.clients {
+		if sl.c != nil {
+			l.kicked = append(l.kicked, sl.c)
+		}
 	}
 	l.mu.Unlock()
 	l.p.wake()
@@ -162,13 +207,13 @@ func (l *Loop) run() {
 		}
 		l.mu.Lock()
 		for _, ev := range evs {
-			if ev.id&backendBit != 0 { // one map lookup per event: the id says which map
+			if ev.id&backendBit != 0 { // a backend connection (Watch), not a client
 				if f := l.backends[ev.id]; f != nil {
 					l.replies = append(l.replies, f)
 				}
 				continue
 			}
-			if c := l.byID[ev.id]; c != nil {
+			if c := l.client(ev.id); c != nil {
 				if ev.hup {
 					c.Hangup()
 				}

@@ -67,7 +67,8 @@ func TestLoopClientTurns(t *testing.T) {
 	defer l.Stop()
 	raw, peer := pair(t)
 	r := &recorder{turns: make(chan bool, 10)}
-	if err := l.Add(1, raw, r); err != nil {
+	var id uint64
+	if err := l.Add(raw, r, &id); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := l.Counts(); n != 1 {
@@ -90,7 +91,7 @@ func TestLoopClientTurns(t *testing.T) {
 	if !waitTurn(t, r, "after the peer hung up") {
 		t.Fatal("the turn after the peer hung up came without Hangup")
 	}
-	l.Remove(1, raw)
+	l.Remove(id, raw)
 	if n, _ := l.Counts(); n != 0 {
 		t.Fatalf("Counts after Remove: %d clients, want 0", n)
 	}
@@ -146,7 +147,57 @@ func TestLoopStopped(t *testing.T) {
 	l.Start()
 	l.Stop()
 	raw, _ := pair(t)
-	if err := l.Add(1, raw, &recorder{turns: make(chan bool, 1)}); err == nil {
+	var id uint64
+	if err := l.Add(raw, &recorder{turns: make(chan bool, 1)}, &id); err == nil {
 		t.Fatal("Add on a stopped loop succeeded")
+	}
+}
+
+// A slot a removed client leaves is reused, under a new id: the old id (an event read before
+// the client left, a second Remove) reaches neither the new client nor anyone else, and a
+// kick of all reaches each client once.
+func TestLoopSlotReuse(t *testing.T) {
+	l, err := New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.p.free()
+	a, b, c := &recorder{}, &recorder{}, &recorder{}
+	rawA, _ := pair(t)
+	rawB, _ := pair(t)
+	rawC, _ := pair(t)
+	var idA, idB, idC uint64
+	for _, r := range []struct {
+		raw *rawio.Conn
+		c   *recorder
+		id  *uint64
+	}{{rawA, a, &idA}, {rawB, b, &idB}} {
+		if err := l.Add(r.raw, r.c, r.id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Remove(idA, rawA)
+	if err := l.Add(rawC, c, &idC); err != nil {
+		t.Fatal(err)
+	}
+	if uint32(idC) != uint32(idA) || idC == idA {
+		t.Fatalf("ids %#x then %#x: want the freed slot under a new generation", idA, idC)
+	}
+	l.mu.Lock()
+	gotA, gotB, gotC := l.client(idA), l.client(idB), l.client(idC)
+	l.mu.Unlock()
+	if gotA != nil || gotB != Client(b) || gotC != Client(c) {
+		t.Fatalf("client(old id) = %v, client(b) = %v, client(c) = %v", gotA, gotB, gotC)
+	}
+	if l.client(0) != nil || l.client(backendBit|1) != nil || l.client(1<<32|99) != nil {
+		t.Fatal("an id never given out found a client")
+	}
+	l.Remove(idA, rawA) // again, now that c holds the slot
+	if n, _ := l.Counts(); n != 2 {
+		t.Fatalf("Counts after a stale Remove: %d clients, want 2", n)
+	}
+	l.KickAll()
+	if len(l.kicked) != 2 || l.kicked[0] == l.kicked[1] {
+		t.Fatalf("KickAll kicked %v, want b and c", l.kicked)
 	}
 }

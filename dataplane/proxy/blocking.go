@@ -103,6 +103,7 @@ func (s *session) runDeferred() bool {
 	if s.proto3 {
 		s.conv = resp.ToRESP3(s.conv[:0], out, shape)
 		out, s.conv = s.conv, out
+		s.keepConv()
 	}
 	// For CLIENT LIST (clientlist.go), before the client has the reply and may ask: no longer
 	// in MULTI, idle from now.

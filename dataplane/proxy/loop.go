@@ -60,7 +60,7 @@ func (l *loop) add(s *session) {
 	// Out of the runtime's epoll set, where waiting on a goroutine put it: the loop's alone
 	// watches it. Failing (no descriptor to spare), it stays in both, which costs only time.
 	_ = s.raw.Unpoll()
-	if err := l.Add(s.id, s.raw, s); err != nil {
+	if err := l.Add(s.raw, s, &s.lid); err != nil {
 		// Closed meanwhile (Cluster.Close may have kicked it already), or the kernel refused:
 		// either way the loop's turn finds it closed and ends it.
 		if !errors.Is(err, net.ErrClosed) {
@@ -72,7 +72,7 @@ func (l *loop) add(s *session) {
 }
 
 // remove takes s out of the loop: it gets no more turns.
-func (l *loop) remove(s *session) { l.Remove(s.id, s.raw) }
+func (l *loop) remove(s *session) { l.Remove(s.lid, s.raw) }
 
 // kick has the loop serve s on its next turn.
 func (l *loop) kick(s *session) { l.Kick(s) }

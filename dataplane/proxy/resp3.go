@@ -26,6 +26,7 @@ func (s *session) convert(out, reply []byte, pl *place) []byte {
 func (s *session) localToRESP3(out []byte, sh *resp.Shape) []byte {
 	s.conv = resp.ToRESP3(s.conv[:0], out, sh)
 	out, s.conv = s.conv, out // the place keeps the converted buffer; ours is reused
+	s.keepConv()
 	return out
 }
 
