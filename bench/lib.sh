@@ -1,19 +1,22 @@
-# bench/lib.sh: what the benchmark scripts share (peer.sh: predixy_conf; cachesim.sh and pair.sh:
-# all of it). Sourced, not run.
+# bench/lib.sh: what the benchmark scripts share (peer.sh: predixy_conf; cachesim.sh: the
+# standalone parts; pair.sh: all of it). Sourced, not run.
 
 # asterd_toml FILE NAME PORT SERVERS [EXTRA]: an asterd config in FILE for one standalone cluster
 # NAME on 127.0.0.1:PORT (admin PORT+1, metrics PORT+2) over SERVERS (the items of its servers
 # list), as the peer benchmark runs it: ketama fnv1a_64, thread = 1, one connection per node,
-# room for 10,000 clients and more; EXTRA: more lines for the cluster.
+# room for 10,000 clients and more; EXTRA: more lines for the cluster. With CACHE_TYPE=redis_cluster
+# in the environment, a Redis Cluster mode cluster over SERVERS (seed nodes) instead.
 asterd_toml() {
+  local hash='hash_method = "fnv1a_64"
+hash_distribution = "ketama"'
+  [[ ${CACHE_TYPE:-redis} == redis ]] || hash=""
   cat >"$1" <<EOF2
 [[clusters]]
 name = "$2"
 listen_addr = "127.0.0.1:$3"
-cache_type = "redis"
+cache_type = "${CACHE_TYPE:-redis}"
 servers = [$4]
-hash_method = "fnv1a_64"
-hash_distribution = "ketama"
+$hash
 thread = 1
 node_connections = 1
 max_connections = 21000
@@ -56,6 +59,39 @@ start_servers() {
     PORTS+=("$p") ALL_PORTS+=("$p")
   done
   SERVERS=${SERVERS%, }
+}
+
+# start_cluster [CMD...]: three cluster-enabled redis-servers on FIRST..FIRST+2 (FIRST defaults
+# to BASE; run under CMD, as start_servers), made one Redis Cluster (every slot, no replicas);
+# SERVERS is their list for asterd_toml with CACHE_TYPE=redis_cluster, PORTS their ports.
+# Fails (non-zero) when the cluster does not come up.
+start_cluster() {
+  local i p addrs=() ok first=${FIRST:-$BASE}
+  SERVERS="" PORTS=()
+  for i in 0 1 2; do
+    p=$((first + i))
+    "$@" redis-server --port "$p" --bind 127.0.0.1 --save "" --appendonly no --maxclients 22000 \
+      --dir "$TMP" --dbfilename "d$p.rdb" --cluster-enabled yes --cluster-config-file "nodes-$p.conf" \
+      --daemonize yes --logfile "$TMP/r$p.log" >/dev/null
+    SERVERS+="\"127.0.0.1:$p\", "
+    PORTS+=("$p") ALL_PORTS+=("$p") addrs+=("127.0.0.1:$p")
+  done
+  SERVERS=${SERVERS%, }
+  for p in "${PORTS[@]}"; do
+    for i in $(seq 50); do redis-cli -p "$p" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+  done
+  redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >"$TMP/cluster-$first.log" 2>&1 ||
+    { cat "$TMP/cluster-$first.log" >&2; return 1; }
+  for i in $(seq 100); do
+    ok=1
+    for p in "${PORTS[@]}"; do
+      redis-cli -p "$p" cluster info 2>/dev/null | grep -q 'cluster_state:ok' || ok=0
+    done
+    ((ok)) && return 0
+    sleep 0.1
+  done
+  echo "start_cluster: the cluster on ${addrs[*]} did not reach cluster_state:ok" >&2
+  return 1
 }
 
 # predixy_conf FILE NAME PORT POOL: a predixy config in FILE for NAME on 127.0.0.1:PORT,

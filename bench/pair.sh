@@ -3,11 +3,13 @@
 # one-after-the-other runs on a shared VM are not (issue #20: this machine's speed drifts by a
 # third within minutes, more than most changes move).
 #
-#   bench/pair.sh [--a BIN] [--b BIN | --predixy BIN] [--own-servers] [--rounds N] [--base-port P] -- BENCH-ARGS...
+#   bench/pair.sh [--a BIN] [--b BIN | --predixy BIN] [--own-servers] [--cluster] [--mix]
+#                 [--rounds N] [--base-port P] -- BENCH-ARGS...
 #
 #   bench/pair.sh --a /tmp/asterd-old --b /tmp/asterd-new -- -c 1000 -n 300000 -t get
 #   bench/pair.sh --predixy /tmp/predixy -- -c 10000 -n 300000 -t get     # A: asterd of this tree
 #   bench/pair.sh --own-servers --predixy /tmp/predixy -- -c 50 -P 16 -n 100000 -t get -d 16384 -r 1000
+#   bench/pair.sh --cluster --mix --predixy /tmp/predixy -- -c 50 -P 16 -n 1000000   # 80/20 GET/SET
 #
 # It starts 4 redis-servers (ports P..P+3, default 7701), A on P+10 and B on P+20 (asterd
 # `thread = 1` over the 4 servers, ketama fnv1a_64; or predixy, WorkerThreads 1, crc16 modula),
@@ -22,17 +24,25 @@
 # for what a proxy makes the servers spend (how it batches their requests): it prints the
 # servers' CPU per request beside each proxy's, and B/A of the sum, the core's CPU per request,
 # which decides throughput where proxy and servers share cores (as in bench/peer.sh).
+#
+# --cluster: a Redis Cluster of 3 masters (P..P+2; with --own-servers B's is P+4..P+6) instead of
+# the 4 servers; asterd in cluster mode (cache_type = "redis_cluster"), predixy with a
+# ClusterServerPool. --mix: bench/mixload drives the proxies instead of redis-benchmark (the mixed
+# pipeline, 80% GET / 20% SET unless -get says otherwise; BENCH-ARGS are mixload's: -c -n -P -r -d
+# -get).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 
-A="" B="" PREDIXY="" ROUNDS=3 BASE=7701 OWN=""
+A="" B="" PREDIXY="" ROUNDS=3 BASE=7701 OWN="" CLUSTER="" MIX=""
 while (($#)); do
   case $1 in
     --a) A=$2; shift 2 ;;
     --b) B=$2; shift 2 ;;
     --predixy) PREDIXY=$2; shift 2 ;;
     --own-servers) OWN=1; shift ;;
+    --cluster) CLUSTER=1; shift ;;
+    --mix) MIX=1; shift ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     --base-port) BASE=$2; shift 2 ;;
     --) shift; break ;;
@@ -57,36 +67,50 @@ if [[ -z $A ]]; then
   A=$TMP/asterd
   go build -o "$A" ./cmd/asterd
 fi
+if [[ -n $MIX ]]; then
+  MIXLOAD=$TMP/mixload
+  go build -o "$MIXLOAD" ./bench/mixload
+fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-start_servers taskset -c 1
+up_servers=start_servers
+if [[ -n $CLUSTER ]]; then
+  up_servers=start_cluster
+  export CACHE_TYPE=redis_cluster
+fi
+$up_servers taskset -c 1
 SERVERS_A=$SERVERS PORTS_A=("${PORTS[@]}")
 if [[ -n $OWN ]]; then
-  FIRST=$((BASE + 4)) start_servers taskset -c 1
+  FIRST=$((BASE + 4)) $up_servers taskset -c 1
 fi
 SERVERS_B=$SERVERS PORTS_B=("${PORTS[@]}")
-groups=""
-for p in "${PORTS_B[@]}"; do
-  groups+="    Group g$((p - PORTS_B[0] + 1)) {
-        + 127.0.0.1:$p
+if [[ -n $CLUSTER ]]; then
+  pool="ClusterServerPool {
+    MasterReadPriority 100
+    ServerTimeout 1
+    Servers {
+$(for p in "${PORTS_B[@]}"; do echo "        + 127.0.0.1:$p"; done)
     }
-"
-done
-
-
-# start NAME KIND BIN PORT SERVERS: a proxy (KIND asterd or predixy; predixy over groups) on
-# CPU 1; its pid in PID_NAME.
-start() {
-  local name=$1 kind=$2 bin=$3 port=$4 servers=$5 pid i
-  if [[ $kind == predixy ]]; then
-    predixy_conf "$TMP/predixy.conf" predixy "$port" "StandaloneServerPool {
+}"
+else
+  pool="StandaloneServerPool {
     Hash crc16
     HashTag \"{}\"
     Distribution modula
     MasterReadPriority 100
     RefreshMethod fixed
     ServerTimeout 1
-$groups}"
+$(for p in "${PORTS_B[@]}"; do printf '    Group g%d {\n        + 127.0.0.1:%d\n    }\n' $((p - PORTS_B[0] + 1)) "$p"; done)
+}"
+fi
+
+
+# start NAME KIND BIN PORT SERVERS: a proxy (KIND asterd or predixy; predixy over pool) on
+# CPU 1; its pid in PID_NAME.
+start() {
+  local name=$1 kind=$2 bin=$3 port=$4 servers=$5 pid i
+  if [[ $kind == predixy ]]; then
+    predixy_conf "$TMP/predixy.conf" predixy "$port" "$pool"
     taskset -c 1 "$bin" "$TMP/predixy.conf" </dev/null >"$TMP/$name.log" 2>&1 &
   else
     asterd_toml "$TMP/asterd.$port.toml" pair "$port" "$servers"
@@ -131,6 +155,17 @@ median() {
     m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
     printf "%.3f (%d rounds, range %s-%s)", m, NR, v[1], v[NR] }'
 }
+# drive PORT BENCH-ARGS...: one round's load on a proxy, from CPU 0.
+drive() {
+  local port=$1
+  shift
+  if [[ -n $MIX ]]; then
+    GOMAXPROCS=1 taskset -c 0 "$MIXLOAD" -addr "127.0.0.1:$port" "$@" >/dev/null 2>"$TMP/mix.$port.err" ||
+      { echo "pair.sh: mixload on $port failed:" >&2; cat "$TMP/mix.$port.err" >&2; return 1; }
+  else
+    taskset -c 0 redis-benchmark -p "$port" -q -r 100000 -d 64 "$@" >/dev/null 2>&1
+  fi
+}
 ticks=$(getconf CLK_TCK)
 ratios=() totals=()
 if [[ -n $OWN ]]; then
@@ -142,9 +177,9 @@ for r in $(seq "$ROUNDS"); do
   a0=$(cpu "$PID_a") b0=$(cpu "$PID_b")
   sa0=0 sb0=0 sa1=0 sb1=0
   [[ -z $OWN ]] || { sa0=$(servers_cpu "${PORTS_A[@]}"); sb0=$(servers_cpu "${PORTS_B[@]}"); }
-  taskset -c 0 redis-benchmark -p $((BASE + 10)) -q -r 100000 -d 64 "$@" >/dev/null 2>&1 &
+  drive $((BASE + 10)) "$@" &
   ja=$!
-  taskset -c 0 redis-benchmark -p $((BASE + 20)) -q -r 100000 -d 64 "$@" >/dev/null 2>&1 &
+  drive $((BASE + 20)) "$@" &
   jb=$!
   wait "$ja"
   a1=$(cpu "$PID_a")
