@@ -51,8 +51,9 @@
 # -P 16; 50 clients, 64-byte values, keys key:NNNNNNNNNNNN from a 100000-key space (-r). Requests
 # per run: N for SET/GET P1, 5N for SET/GET P16, N/2 for MGET10 P1, 2N for MGET10 P16. Before
 # measuring, every key is written through each target so that GETs hit. Within a workload the
-# rounds alternate the targets (the order rotates by one each round) so that slow drifts of the
-# machine hit every target alike; rps, p50 and p99 are the medians over rounds, ratios are
+# rounds alternate the targets (the order rotates by one each round, asterd and predixy run one
+# right after the other, each first in every other round) so that slow drifts of the machine hit
+# every target alike; rps, p50 and p99 are the medians over rounds, ratios are
 # ratios of medians and the bracket is the min-max of the per-round ratios (the noise). A second
 # table gives each proxy's own CPU time per request (from /proc/PID/stat around each run): its
 # cost apart from the backends', which share the server CPUs; a third gives the backends' CPU
@@ -556,7 +557,24 @@ RAW=${OUT%.csv}.raw.csv
 echo "round,workload,target,requests,rps,avg_ms,p50_ms,p99_ms,other_cpu_pct,tries,proxy_cpu_us_per_req,backend_cpu_us_per_req,proxy_sys_us_per_req" >"$RAW"
 declare -A RPS P50 P99 CPU SCPU KCPU R_AT R_AD R_CA R_KT R_SA R_AP R_CP
 FAILED=0 REPEATS=0 WORST_OTHER=0
-NT=${#TARGETS[@]}
+# round_order R: the targets in run order for round R (from 0), in ORDER: rotated by R, so that
+# slow drifts of the machine hit every target alike, with each asterd run right next to the
+# predixy run it is compared with (the ratio #20 is about; this machine's speed drifts within
+# minutes), the two in turn first.
+round_order() {
+  local units=() u n i t
+  for t in "${TARGETS[@]}"; do
+    case $t in
+      predixy | pcluster) units[-1]+=" $t" ;; # right after asterd / acluster in TARGETS
+      *) units+=("$t") ;;
+    esac
+  done
+  n=${#units[@]} ORDER=()
+  for ((i = 0; i < n; i++)); do
+    read -r -a u <<<"${units[(i + $1) % n]}"
+    if ((${#u[@]} == 2 && $1 % 2)); then ORDER+=("${u[1]}" "${u[0]}"); else ORDER+=("${u[@]}"); fi
+  done
+}
 for wl in "${WORKLOADS[@]}"; do
   read -r name pl <<<"$wl"; w="$name P$pl"; n=$(nreq "$name" "$pl")
   # SET16K left key:0..999 at 16 KiB: the mix is of DSIZE-byte values (its first runs would
@@ -564,8 +582,8 @@ for wl in "${WORKLOADS[@]}"; do
   [[ $name != MIX ]] || ! ((USERS)) || fill 1000 20
   for ((r = 0; r < ROUNDS; r++)); do
     declare -A got=()
-    for ((k = 0; k < NT; k++)); do
-      t=${TARGETS[(k + r) % NT]}
+    round_order "$r"
+    for t in "${ORDER[@]}"; do
       runs "$name" "$t" || continue
       for ((try = 1; ; try++)); do
         pp=${PROXY_PID[$t]:-}
