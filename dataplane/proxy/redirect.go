@@ -197,7 +197,7 @@ func (s *session) redirectConn(rest []byte) *backend.Conn {
 	if p == nil {
 		return nil
 	}
-	return p.conns[s.pick%uint64(len(p.conns))]
+	return p.conns[s.id%uint64(len(p.conns))]
 }
 
 // redirectAddr parses the "<slot> <host:port>\r\n" that follows -MOVED or -ASK.

@@ -96,7 +96,7 @@ func (s *session) movesUnsent(rt *routes) bool {
 	moved := false
 	connOf := func(node int) *backend.Conn {
 		conns := rt.pools[node].conns
-		return conns[s.pick%uint64(len(conns))]
+		return conns[s.id%uint64(len(conns))]
 	}
 	s.eachRetryable(func(c *call, slot uint16, read bool) {
 		m := rt.table.Master(int(slot))

@@ -245,9 +245,10 @@ type session struct {
 	keys     []int         // scratch: the command's key positions
 	rr       uint32        // round robin over a slot's replicas
 	hotTick  uint32        // commands since the last hot-key sample
-	// pick is the id, copied here for conn, which every forwarded command calls: where id is,
-	// a line that nothing else of a batch reads, it cost a cache miss per batch.
-	pick uint64
+	// id is set when the session is made, read-only after: any goroutine may read it. Here,
+	// not with the others of its kind below, for conn, which every forwarded command calls:
+	// there it was on a line that nothing else of a batch reads, a cache miss per batch.
+	id uint64
 	// tx is the transaction, which needs a goroutine session (afterBatch); every command reads
 	// whether one is open (its first field).
 	tx txState
@@ -255,14 +256,13 @@ type session struct {
 	// publishStat reads its first fields every batch.
 	stat clientStat
 
-	// Set when the session is made, read-only after: any goroutine may read them. Only the
-	// session's owner closes nc; Cluster.Drain and Close, CLIENT KILL, a tracking or pub/sub
-	// output over its limit shut it down from theirs (shutdownClient).
+	// Set when the session is made, read-only after (as id, above): any goroutine may read
+	// them. Only the session's owner closes nc; Cluster.Drain and Close, CLIENT KILL, a
+	// tracking or pub/sub output over its limit shut it down from theirs (shutdownClient).
 	nc      net.Conn
 	rw      io.ReadWriter // nc's reads and writes: raw system calls for plain TCP (package rawio)
-	id      uint64
-	idleRd  *idleReader // reads the client when the cluster has client_idle_timeout (idle.go); else nil
-	created time.Time   // CLIENT LIST's age
+	idleRd  *idleReader   // reads the client when the cluster has client_idle_timeout (idle.go); else nil
+	created time.Time     // CLIENT LIST's age
 	// lid is the id its loop knows it by (netpoll.Loop.Add): set by loop.add, the owner's.
 	lid uint64
 
@@ -318,7 +318,6 @@ func newSession(c *Cluster, nc net.Conn) *session {
 		}
 	}
 	s := &session{c: c, nc: nc, id: c.nextID.Add(1), created: time.Now()}
-	s.pick = s.id
 	s.stat.last, s.stat.cmd, s.stat.multi, s.stat.inBuf = s.created.Unix(), "NULL", -1, readBufSize
 	if s.raw = rawio.New(nc); s.raw != nil {
 		// The session's owner alone closes nc (end, serveFrom); every other goroutine shuts
@@ -932,7 +931,7 @@ func frameOf(cmd *resp.Command, buf *[]byte) []byte {
 
 func (s *session) conn(node int) *backend.Conn {
 	conns := s.routes.pools[node].conns
-	return conns[s.pick%uint64(len(conns))]
+	return conns[s.id%uint64(len(conns))]
 }
 
 func (s *session) forward(pl *place, node int, cmd *resp.Command) {
