@@ -1,5 +1,5 @@
-# bench/lib.sh: what the benchmark scripts share (peer.sh: predixy_conf; cachesim.sh: the
-# standalone parts; pair.sh: all of it). Sourced, not run.
+# bench/lib.sh: what the benchmark scripts share (peer.sh: predixy_conf, predixy_pool and
+# cluster_create; cachesim.sh: the standalone parts; pair.sh: all of it). Sourced, not run.
 
 # asterd_toml FILE NAME PORT SERVERS [EXTRA]: an asterd config in FILE for one standalone cluster
 # NAME on 127.0.0.1:PORT (admin PORT+1, metrics PORT+2) over SERVERS (the items of its servers
@@ -62,11 +62,10 @@ start_servers() {
 }
 
 # start_cluster [CMD...]: three cluster-enabled redis-servers on FIRST..FIRST+2 (FIRST defaults
-# to BASE; run under CMD, as start_servers), made one Redis Cluster (every slot, no replicas);
-# SERVERS is their list for asterd_toml with CACHE_TYPE=redis_cluster, PORTS their ports.
-# Fails (non-zero) when the cluster does not come up.
+# to BASE; run under CMD, as start_servers), made one Redis Cluster (cluster_create); SERVERS is
+# their list for asterd_toml with CACHE_TYPE=redis_cluster, PORTS their ports.
 start_cluster() {
-  local i p addrs=() ok first=${FIRST:-$BASE}
+  local i p addrs=() first=${FIRST:-$BASE}
   SERVERS="" PORTS=()
   for i in 0 1 2; do
     p=$((first + i))
@@ -80,18 +79,47 @@ start_cluster() {
   for p in "${PORTS[@]}"; do
     for i in $(seq 50); do redis-cli -p "$p" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
   done
-  redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >"$TMP/cluster-$first.log" 2>&1 ||
-    { cat "$TMP/cluster-$first.log" >&2; return 1; }
+  cluster_create "${addrs[@]}"
+}
+
+# cluster_create ADDR...: the running cluster-enabled servers at ADDRs (host:port) made one Redis
+# Cluster, every slot and no replicas, once every node says cluster_state:ok; fails (non-zero,
+# saying why) when it does not come up.
+cluster_create() {
+  local i a ok log=$TMP/cluster-create-${1##*:}.log
+  redis-cli --cluster create "$@" --cluster-replicas 0 --cluster-yes >"$log" 2>&1 ||
+    { cat "$log" >&2; echo "redis-cli --cluster create failed" >&2; return 1; }
   for i in $(seq 100); do
     ok=1
-    for p in "${PORTS[@]}"; do
-      redis-cli -p "$p" cluster info 2>/dev/null | grep -q 'cluster_state:ok' || ok=0
+    for a in "$@"; do
+      redis-cli -h "${a%:*}" -p "${a##*:}" cluster info 2>/dev/null | grep -q 'cluster_state:ok' || ok=0
     done
     ((ok)) && return 0
     sleep 0.1
   done
-  echo "start_cluster: the cluster on ${addrs[*]} did not reach cluster_state:ok" >&2
+  echo "the cluster on $* did not reach cluster_state:ok" >&2
   return 1
+}
+
+# predixy_pool standalone|cluster PORT...: predixy's server pool over the servers on 127.0.0.1
+# at PORTs, for predixy_conf: groups g1.. of one server each, keys placed by crc16 modula (with
+# {} hash tags), or a Redis Cluster that the servers seed.
+predixy_pool() {
+  local kind=$1 i=0 p
+  shift
+  if [[ $kind == cluster ]]; then
+    printf 'ClusterServerPool {\n    MasterReadPriority 100\n    ServerTimeout 1\n    Servers {\n'
+    for p in "$@"; do printf '        + 127.0.0.1:%s\n' "$p"; done
+    printf '    }\n}\n'
+    return
+  fi
+  printf 'StandaloneServerPool {\n    Hash crc16\n    HashTag "{}"\n    Distribution modula\n'
+  printf '    MasterReadPriority 100\n    RefreshMethod fixed\n    ServerTimeout 1\n'
+  for p in "$@"; do
+    i=$((i + 1))
+    printf '    Group g%d {\n        + 127.0.0.1:%s\n    }\n' "$i" "$p"
+  done
+  printf '}\n'
 }
 
 # predixy_conf FILE NAME PORT POOL: a predixy config in FILE for NAME on 127.0.0.1:PORT,

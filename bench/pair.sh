@@ -84,26 +84,7 @@ if [[ -n $OWN ]]; then
   FIRST=$((BASE + 4)) $up_servers taskset -c 1
 fi
 SERVERS_B=$SERVERS PORTS_B=("${PORTS[@]}")
-if [[ -n $CLUSTER ]]; then
-  pool="ClusterServerPool {
-    MasterReadPriority 100
-    ServerTimeout 1
-    Servers {
-$(for p in "${PORTS_B[@]}"; do echo "        + 127.0.0.1:$p"; done)
-    }
-}"
-else
-  pool="StandaloneServerPool {
-    Hash crc16
-    HashTag \"{}\"
-    Distribution modula
-    MasterReadPriority 100
-    RefreshMethod fixed
-    ServerTimeout 1
-$(for p in "${PORTS_B[@]}"; do printf '    Group g%d {\n        + 127.0.0.1:%d\n    }\n' $((p - PORTS_B[0] + 1)) "$p"; done)
-}"
-fi
-
+pool=$(predixy_pool "$([[ -n $CLUSTER ]] && echo cluster || echo standalone)" "${PORTS_B[@]}")
 
 # start NAME KIND BIN PORT SERVERS: a proxy (KIND asterd or predixy; predixy over pool) on
 # CPU 1; its pid in PID_NAME.

@@ -306,21 +306,7 @@ start_predixy() {
   wait_pong "$2" $! "$1" "$TMP/$1.log"
 }
 if [[ -n $PREDIXY ]]; then
-  {
-    echo "StandaloneServerPool {"
-    echo "    Hash crc16"
-    echo "    HashTag \"{}\""
-    echo "    Distribution modula"
-    echo "    MasterReadPriority 100"
-    echo "    RefreshMethod fixed"
-    echo "    ServerTimeout 1"
-    for i in "${!BACKENDS[@]}"; do
-      echo "    Group g$((i + 1)) {"
-      echo "        + 127.0.0.1:${BACKENDS[i]}"
-      echo "    }"
-    done
-    echo "}"
-  } >"$TMP/predixy.pool"
+  predixy_pool standalone "${BACKENDS[@]}" >"$TMP/predixy.pool"
   start_predixy predixy "$PX_PORT" predixy
   SRV_PIDS[predixy]=${SRV_PIDS[asterd]}
 fi
@@ -333,29 +319,11 @@ if ((CLUSTER)); then
   done
   SRV_PIDS[cdirect]=${SRV_PIDS[acluster]}
   addrs=(); for p in "${CNODES[@]}"; do addrs+=("127.0.0.1:$p"); done
-  redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >"$TMP/cluster-create.log" 2>&1 ||
-    { cat "$TMP/cluster-create.log" >&2; die "redis-cli --cluster create failed"; }
-  for _ in $(seq 100); do
-    ok=1
-    for p in "${CNODES[@]}"; do
-      redis-cli -h 127.0.0.1 -p "$p" CLUSTER INFO 2>/dev/null | grep -q 'cluster_state:ok' || ok=0
-    done
-    ((ok)) && break
-    sleep 0.1
-  done
-  ((ok)) || die "the cluster did not reach cluster_state:ok"
+  cluster_create "${addrs[@]}" || die "no Redis Cluster"
   write_aster_toml "$TMP/asterd-cluster.toml" benchc "$CAS_PORT" redis_cluster "${addrs[@]}"
   start_asterd asterd-cluster "$CAS_PORT" "$TMP/asterd-cluster.toml" acluster
   if [[ -n $PREDIXY ]]; then
-    {
-      echo "ClusterServerPool {"
-      echo "    MasterReadPriority 100"
-      echo "    ServerTimeout 1"
-      echo "    Servers {"
-      for a in "${addrs[@]}"; do echo "        + $a"; done
-      echo "    }"
-      echo "}"
-    } >"$TMP/pcluster.pool"
+    predixy_pool cluster "${CNODES[@]}" >"$TMP/pcluster.pool"
     start_predixy pcluster "$PXC_PORT" pcluster
     SRV_PIDS[pcluster]=${SRV_PIDS[acluster]}
   fi
