@@ -12,3 +12,6 @@ func (c *Conn) Holds() uint64 { return c.holds.Load() }
 
 // HoldInFlight is the requests in flight from which a connection with big replies holds new ones.
 const HoldInFlight = holdInFlight
+
+// WriteEarly is how many queued bytes a connection writes before its senders' flush.
+const WriteEarly = writeEarly
