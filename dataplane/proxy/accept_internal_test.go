@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/aster-proxy/aster/dataplane/rawio"
 	"github.com/aster-proxy/aster/dataplane/route"
 )
 
@@ -117,3 +118,78 @@ func TestAcceptSurvivesEMFILE(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// The clients already waiting on a TCP listener are taken as rawio.Socks, never put in the
+// runtime's epoll set (rawio.TryAccept), when their cluster serves them from event loops; the
+// loop waits for the next with Accept, so at most the first of a burst is a *net.TCPConn.
+// When the cluster does not (asSock false: TLS, an idle timeout, no loops), and on a Unix
+// listener, clients are Accept's.
+func TestAcceptTakesWaitingClientsAsSocks(t *testing.T) {
+	const burst = 20
+	for _, tc := range []struct {
+		name    string
+		network string
+		asSock  bool
+		socks   int // at least
+	}{
+		{"tcp, loops", "tcp", true, burst - 1},
+		{"tcp, no loops", "tcp", false, 0},
+		{"unix", "unix", true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := "127.0.0.1:0"
+			if tc.network == "unix" {
+				addr = t.TempDir() + "/s"
+			}
+			ln, err := net.Listen(tc.network, addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			var clients []net.Conn
+			defer func() {
+				for _, c := range clients {
+					c.Close()
+				}
+			}()
+			for range burst {
+				c, err := net.Dial(tc.network, ln.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				clients = append(clients, c)
+			}
+			got := make(chan net.Conn, burst)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				acceptLoop(ln, hclog.NewNullLogger(), func() bool { return false },
+					func() bool { return tc.asSock }, func(nc net.Conn) bool { got <- nc; return true })
+			}()
+			socks := 0
+			for range burst {
+				select {
+				case nc := <-got:
+					defer nc.Close()
+					switch nc.(type) {
+					case *rawio.Sock:
+						socks++
+						if !tc.asSock {
+							t.Errorf("a Sock where asSock says no")
+						}
+					case *net.TCPConn, *net.UnixConn:
+					default:
+						t.Fatalf("accepted a %T", nc)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatal("a waiting client was not accepted")
+				}
+			}
+			ln.Close()
+			<-done
+			if socks < tc.socks {
+				t.Errorf("%d of %d waiting clients taken as Socks, want at least %d", socks, burst, tc.socks)
+			}
+		})
+	}
+}

@@ -484,7 +484,7 @@ func (c *Cluster) Serve() error {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return c.closed
-	}, func(nc net.Conn) bool {
+	}, c.sockable, func(nc net.Conn) bool {
 		if !c.admit(nc) {
 			nc.Close()
 			return false

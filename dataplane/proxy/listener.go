@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/aster-proxy/aster/dataplane/rawio"
 	"github.com/aster-proxy/aster/dataplane/route"
 )
 
@@ -72,14 +73,28 @@ func (l *listener) close() {
 }
 
 // acceptLoop accepts on ln until it is closed (stopped reports it), handing each client to
-// give. Out of file descriptors (EMFILE, ENFILE) and the like, it keeps the listener and backs
-// off instead of spinning, as net/http does; clients wait in the listen queue. One log line
-// when it starts failing and one when it recovers. give returning false ends the loop.
-func acceptLoop(ln net.Listener, log hclog.Logger, stopped func() bool, give func(net.Conn) bool) {
+// give. When asSock says the client will be a rawio.Sock, a TCP listener's clients already
+// waiting are taken without ever entering the runtime's poller (rawio.TryAccept); it waits for
+// the next with ln.Accept. Out of file descriptors (EMFILE, ENFILE) and the like, it keeps the
+// listener and backs off instead of spinning, as net/http does; clients wait in the listen
+// queue. One log line when it starts failing and one when it recovers. give returning false
+// ends the loop.
+func acceptLoop(ln net.Listener, log hclog.Logger, stopped, asSock func() bool, give func(net.Conn) bool) {
 	var delay time.Duration
 	failed := 0
+	tl, _ := ln.(*net.TCPListener)
 	for {
-		nc, err := ln.Accept()
+		var nc net.Conn
+		var err error
+		if tl != nil && asSock() {
+			var sk *rawio.Sock
+			if sk, err = rawio.TryAccept(tl); sk != nil {
+				nc = sk
+			}
+		}
+		if nc == nil && err == nil {
+			nc, err = ln.Accept() // waits; NewSock takes this one over (newSession)
+		}
 		if err != nil {
 			if stopped() || errors.Is(err, net.ErrClosed) {
 				return
@@ -103,6 +118,13 @@ func acceptLoop(ln net.Listener, log hclog.Logger, stopped func() bool, give fun
 			return
 		}
 	}
+}
+
+// sockable reports whether a client admitted now is served as a rawio.Sock by an event loop:
+// plain TCP (no TLS), no idle timeout to keep with deadlines, loops on.
+func (c *Cluster) sockable() bool {
+	a := c.access()
+	return a.tls == nil && a.idle == 0 && !c.noLoops.Load()
 }
 
 // access returns the cluster's current access settings. A Cluster not made by NewCluster (a

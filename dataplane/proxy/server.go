@@ -377,7 +377,11 @@ func (s *Server) listenLocked(c *Cluster, st *step) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		acceptLoop(l.ln, l.log, l.closed.Load, func(nc net.Conn) bool { l.give(nc); return true })
+		asSock := func() bool {
+			c := l.owner.Load()
+			return c != nil && c.sockable()
+		}
+		acceptLoop(l.ln, l.log, l.closed.Load, asSock, func(nc net.Conn) bool { l.give(nc); return true })
 	}()
 }
 

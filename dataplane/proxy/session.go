@@ -307,12 +307,12 @@ type bigPart struct {
 	reply []byte
 }
 
+// newSession makes the session of client nc (TCP_NODELAY set: Go's Accept and rawio.Accept
+// set it).
 func newSession(c *Cluster, nc net.Conn) *session {
-	if tc, ok := nc.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-	}
-	if c.access().idle == 0 && !c.noLoops.Load() {
+	if c.sockable() {
 		// Out of the runtime's epoll set: an event loop will serve it (rawio.Sock says why).
+		// acceptLoop made it a Sock already unless the settings changed meanwhile.
 		if sk := rawio.NewSock(nc); sk != nil {
 			nc = sk
 		}
