@@ -3,7 +3,10 @@
 package netpoll
 
 import (
+	"fmt"
 	"net"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,6 +25,13 @@ func (r *recorder) Turn(*Loop) { r.turns <- r.hup }
 // pair is a connected loopback TCP pair: the loop's end, raw, and the peer.
 func pair(t *testing.T) (*rawio.Conn, net.Conn) {
 	t.Helper()
+	raw, _, peer := pairConn(t)
+	return raw, peer
+}
+
+// pairConn is pair with the loop's end as a net.Conn too.
+func pairConn(t *testing.T) (*rawio.Conn, net.Conn, net.Conn) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +46,7 @@ func pair(t *testing.T) (*rawio.Conn, net.Conn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close(); peer.Close() })
-	return rawio.New(nc), peer
+	return rawio.New(nc), nc, peer
 }
 
 func waitTurn(t *testing.T, r *recorder, what string) bool {
@@ -200,4 +210,53 @@ func TestLoopSlotReuse(t *testing.T) {
 	if len(l.kicked) != 2 || l.kicked[0] == l.kicked[1] {
 		t.Fatalf("KickAll kicked %v, want b and c", l.kicked)
 	}
+}
+
+// A client the loop forgets gets no more turns, whatever its socket raises before it is
+// closed; closing the socket then leaves the loop's epoll set empty (Forget saves Remove's
+// system call on that).
+func TestLoopForget(t *testing.T) {
+	l, err := New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Start()
+	defer l.Stop()
+	raw, nc, peer := pairConn(t)
+	r := &recorder{turns: make(chan bool, 10)}
+	var id uint64
+	if err := l.Add(raw, r, &id); err != nil {
+		t.Fatal(err)
+	}
+	if n := watched(t, l); n != 1 {
+		t.Fatalf("%d sockets in the loop's epoll set, want 1", n)
+	}
+	l.Forget(id)
+	if n, _ := l.Counts(); n != 0 {
+		t.Fatalf("Counts after Forget: %d clients, want 0", n)
+	}
+	if _, err := peer.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.turns:
+		t.Fatal("a forgotten client got a turn")
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := nc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := watched(t, l); n != 0 {
+		t.Fatalf("%d sockets in the loop's epoll set after the forgotten one closed, want 0", n)
+	}
+}
+
+// watched is how many descriptors l's epoll set holds besides its eventfd.
+func watched(t *testing.T, l *Loop) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", l.p.epfd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "tfd:") - 1
 }

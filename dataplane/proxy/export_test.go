@@ -71,6 +71,14 @@ func SetOverLimitHook(f func(held int)) (restore func()) {
 	return func() { testOverLimit = nil }
 }
 
+// SetEmptyReadHook has f told of each read of a loop session's client that found nothing;
+// the returned func restores none. Set it before the cluster serves and restore after it
+// closed.
+func SetEmptyReadHook(f func()) (restore func()) {
+	testEmptyRead = f
+	return func() { testEmptyRead = nil }
+}
+
 // ChangeBackend installs new backend settings as a reload of spec (the spec served, its
 // live settings included) to backend would.
 func (c *Cluster) ChangeBackend(t testing.TB, spec route.ClusterSpec, backend route.BackendSettings) {

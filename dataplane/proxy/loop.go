@@ -152,10 +152,17 @@ func (r *clientReader) Read(p []byte) (int, error) {
 	n, err := r.raw.TryRead(p)
 	r.full = n == len(p)
 	if n == 0 && err == nil {
+		if testEmptyRead != nil {
+			testEmptyRead()
+		}
 		return 0, resp.ErrWouldBlock
 	}
 	return n, err
 }
+
+// testEmptyRead is set only by tests (export_test.go): it is told of each read of a loop
+// session's client that found nothing.
+var testEmptyRead func()
 
 // step reads what a loop session's client sent and starts a batch with the complete commands in
 // it, on the loop's goroutine, which owns the session (busy) until the batch is sent: then the
@@ -191,9 +198,14 @@ func (s *session) step() {
 		}
 		s.handle(&s.cmd)
 	}
-	if s.n == s.window {
+	if s.n == s.window && s.rd.Buffered() > 0 {
+		// More commands are buffered: another turn serves them once this batch is answered.
+		// With none, more says whether the socket may hold more (a full read, a hang-up); a
+		// short read means it did not, and what comes later raises an event. (Set here
+		// regardless, it cost every client an empty read after its first command, with the
+		// window at one.)
 		s.lmu.Lock()
-		s.more = true // more commands may be buffered
+		s.more = true
 		s.lmu.Unlock()
 	}
 	if !handled {
@@ -367,7 +379,7 @@ func (s *session) end() {
 		return
 	}
 	if l := s.loop; l != nil {
-		l.remove(s)
+		l.Forget(s.lid) // closing the socket, next, takes it out of the loop's epoll set
 	}
 	_ = s.nc.Close()
 	s.c.forget(s)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -402,4 +403,30 @@ func moveAround(addr string, w, rounds int) error {
 		}
 	}
 	return nil
+}
+
+// A client that sends one command at a time costs its loop one read per command: none that
+// finds nothing after a batch that used its whole window (a new client's first, at one
+// command) when the read before was short, and so the socket had nothing more; what comes
+// later raises an event. Before, each client paid such a read after its first command: a
+// third more reads for clients that connect, send a command and leave.
+func TestNoEmptyReadsBetweenCommands(t *testing.T) {
+	var empty atomic.Int64
+	t.Cleanup(proxy.SetEmptyReadHook(func() { empty.Add(1) })) // restored after the cluster closed
+	e := startEnv(t, envOpts{nodes: 1})
+	const clients, commands = 10, 4
+	for range clients {
+		c := e.raw(t)
+		for range commands {
+			c.send(cmdFrame("SET", "k", "v"))
+			if got := c.line(); got != "+OK" {
+				t.Fatalf("SET = %q", got)
+			}
+		}
+		c.nc.Close()
+	}
+	waitLoopSessions(t, e.cluster, 0)
+	if n := empty.Load(); n != 0 {
+		t.Fatalf("%d reads found nothing for %d clients sending %d commands one at a time, want 0", n, clients, commands)
+	}
 }
