@@ -307,7 +307,7 @@ type bigPart struct {
 	reply []byte
 }
 
-// newSession makes the session of client nc (TCP_NODELAY set: Go's Accept and rawio.Accept
+// newSession makes the session of client nc (TCP_NODELAY set: Go's Accept and rawio.TryAccept
 // set it).
 func newSession(c *Cluster, nc net.Conn) *session {
 	if c.sockable() {
