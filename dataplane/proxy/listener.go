@@ -74,7 +74,7 @@ func (l *listener) close() {
 
 // acceptLoop accepts on ln until it is closed (stopped reports it), handing each client to
 // give. When asSock says the client will be a rawio.Sock, a TCP listener's clients already
-// waiting are taken without ever entering the runtime's poller (rawio.TryAccept); it waits for
+// waiting are taken without ever entering the runtime's poller (rawio.Acceptor); it waits for
 // the next with ln.Accept. Out of file descriptors (EMFILE, ENFILE) and the like, it keeps the
 // listener and backs off instead of spinning, as net/http does; clients wait in the listen
 // queue. One log line when it starts failing and one when it recovers. give returning false
@@ -82,13 +82,19 @@ func (l *listener) close() {
 func acceptLoop(ln net.Listener, log hclog.Logger, stopped, asSock func() bool, give func(net.Conn) bool) {
 	var delay time.Duration
 	failed := 0
-	tl, _ := ln.(*net.TCPListener)
+	var acc *rawio.Acceptor
+	if tl, ok := ln.(*net.TCPListener); ok {
+		var err error
+		if acc, err = rawio.NewAcceptor(tl); err != nil {
+			log.Debug("clients accepted through the runtime only", "error", err)
+		}
+	}
 	for {
 		var nc net.Conn
 		var err error
-		if tl != nil && asSock() {
+		if acc != nil && asSock() {
 			var sk *rawio.Sock
-			if sk, err = rawio.TryAccept(tl); sk != nil {
+			if sk, err = acc.TryAccept(); sk != nil {
 				nc = sk
 			}
 		}

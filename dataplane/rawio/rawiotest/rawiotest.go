@@ -56,21 +56,58 @@ func EpollSets(t testing.TB, ino uint64) int {
 // /proc/self/net/tcp lists it (0: none).
 func TCPInode(t testing.TB, local, remote net.Addr) uint64 {
 	t.Helper()
-	f, err := os.Open("/proc/self/net/tcp")
+	f := tcpEntry(t, local, remote)
+	if f == nil {
+		return 0
+	}
+	ino, _ := strconv.ParseUint(f[9], 10, 64)
+	return ino
+}
+
+// TCPTimer is the timer /proc/self/net/tcp shows running on this process's IPv4 TCP socket
+// from local to remote: 0 none, 1 retransmit, 2 keep-alive, 3 TIME_WAIT, 4 zero window probe;
+// -1 when there is no such socket.
+func TCPTimer(t testing.TB, local, remote net.Addr) int {
+	t.Helper()
+	f := tcpEntry(t, local, remote)
+	if f == nil {
+		return -1
+	}
+	tr, _, _ := strings.Cut(f[5], ":")
+	n, err := strconv.ParseInt(tr, 16, 64)
 	if err != nil {
-		t.Skip("no /proc/self/net/tcp:", err)
+		t.Fatalf("timer field %q of /proc/self/net/tcp", f[5])
+	}
+	return int(n)
+}
+
+// tcpEntry is the fields of /proc/self/net/tcp's line for the socket from local to remote,
+// or of /proc/self/net/tcp6's for an IPv4 connection accepted by a dual-stack listener (Go's
+// for "0.0.0.0:port"), whose addresses are IPv4-mapped there.
+func tcpEntry(t testing.TB, local, remote net.Addr) []string {
+	t.Helper()
+	if f := procTCP(t, "/proc/self/net/tcp", hexAddr(t, local), hexAddr(t, remote)); f != nil {
+		return f
+	}
+	const mapped = "0000000000000000FFFF0000" // ::ffff:0:0/96, as tcp6 writes it
+	return procTCP(t, "/proc/self/net/tcp6", mapped+hexAddr(t, local), mapped+hexAddr(t, remote))
+}
+
+func procTCP(t testing.TB, path, local, remote string) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Skip("no "+path+":", err)
 	}
 	defer f.Close()
-	want := [2]string{hexAddr(t, local), hexAddr(t, remote)}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
-		if f := strings.Fields(sc.Text()); len(f) >= 10 && f[1] == want[0] && f[2] == want[1] {
-			ino, _ := strconv.ParseUint(f[9], 10, 64)
-			return ino
+		if f := strings.Fields(sc.Text()); len(f) >= 10 && f[1] == local && f[2] == remote {
+			return f
 		}
 	}
-	return 0
+	return nil
 }
 
 // hexAddr is a 127.0.0.1-style TCP address as /proc/net/tcp writes it (little-endian host).
