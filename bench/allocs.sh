@@ -34,11 +34,7 @@ while (($#)); do
   esac
 done
 (($#)) || { echo "allocs.sh: give the redis-benchmark arguments after --" >&2; exit 2; }
-N=$(printf '%s ' "$@" | grep -o -- '-n [0-9]*' | awk '{print $2}')
-[[ -n $N ]] || { echo "allocs.sh: give the request count (-n N) among the benchmark arguments" >&2; exit 2; }
-KEYS=$(printf '%s ' "$@" | { grep -o -- '-r [0-9]*' || true; } | awk '{print $2}' | tail -1)
-SIZE=$(printf '%s ' "$@" | { grep -o -- '-d [0-9]*' || true; } | awk '{print $2}' | tail -1)
-KEYS=${KEYS:-100000} SIZE=${SIZE:-64}
+bench_args allocs.sh "$@"
 for t in redis-server redis-cli redis-benchmark curl; do
   command -v "$t" >/dev/null || { echo "allocs.sh: $t not found" >&2; exit 1; }
 done
@@ -60,11 +56,7 @@ asterd_toml "$TMP/asterd.toml" allocs "$PORT" "$SERVERS"
 sed -i 's/^\[metrics\]$/[metrics]\npprof = true/' "$TMP/asterd.toml"
 "$ASTERD" --config "$TMP/asterd.toml" --log-level warn </dev/null >"$TMP/asterd.log" 2>&1 &
 PIDS+=("$!")
-for i in $(seq 100); do
-  redis-cli -p "$PORT" ping 2>/dev/null | grep -q PONG && break
-  ((i < 100)) || { echo "allocs.sh: asterd did not answer on $PORT:" >&2; cat "$TMP/asterd.log" >&2; exit 1; }
-  sleep 0.1
-done
+wait_pong allocs.sh asterd "$PORT" "$!" "$TMP/asterd.log"
 
 bench() { redis-benchmark -p "$PORT" -q -r 100000 -d 64 "$@" >/dev/null 2>&1; }
 bench -n "$((KEYS > 100000 ? KEYS : 100000))" -r "$KEYS" -d "$SIZE" -P 16 -t set # every key

@@ -1,5 +1,6 @@
 # bench/lib.sh: what the benchmark scripts share (peer.sh: predixy_conf, predixy_pool and
-# cluster_create; cachesim.sh: the standalone parts; pair.sh: all of it). Sourced, not run.
+# cluster_create; cachesim.sh: the standalone parts; pair.sh and allocs.sh: the rest). Sourced,
+# not run.
 
 # asterd_toml FILE NAME PORT SERVERS [EXTRA]: an asterd config in FILE for one standalone cluster
 # NAME on 127.0.0.1:PORT (admin PORT+1, metrics PORT+2) over SERVERS (the items of its servers
@@ -140,4 +141,30 @@ Authority {
 }
 $4
 EOF2
+}
+
+# bench_args SCRIPT BENCH-ARGS...: from redis-benchmark's arguments, N (-n, which must be
+# given), KEYS (-r, default 100000) and SIZE (-d, default 64); the last of each wins.
+bench_args() {
+  local script=$1
+  shift
+  N=$(printf '%s ' "$@" | { grep -o -- '-n [0-9]*' || true; } | awk '{print $2}' | tail -1)
+  [[ -n $N ]] || { echo "$script: give the request count (-n N) among the benchmark arguments" >&2; exit 2; }
+  KEYS=$(printf '%s ' "$@" | { grep -o -- '-r [0-9]*' || true; } | awk '{print $2}' | tail -1)
+  SIZE=$(printf '%s ' "$@" | { grep -o -- '-d [0-9]*' || true; } | awk '{print $2}' | tail -1)
+  KEYS=${KEYS:-100000} SIZE=${SIZE:-64}
+}
+
+# wait_pong SCRIPT NAME PORT PID LOG: waits up to 10 s for the proxy NAME (process PID) to
+# answer PING on PORT; if it dies or does not answer, prints its LOG and exits.
+wait_pong() {
+  local i
+  for i in $(seq 100); do
+    redis-cli -p "$3" ping 2>/dev/null | grep -q PONG && return 0
+    kill -0 "$4" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "$1: $2 did not answer on $3:" >&2
+  cat "$5" >&2
+  exit 1
 }

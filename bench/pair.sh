@@ -53,11 +53,7 @@ done
 (($#)) || { echo "pair.sh: give the redis-benchmark arguments after --" >&2; exit 2; }
 [[ -n $B || -n $PREDIXY ]] || { echo "pair.sh: give --b BIN or --predixy BIN" >&2; exit 2; }
 [[ -z $B || -z $PREDIXY ]] || { echo "pair.sh: --b and --predixy are the same slot" >&2; exit 2; }
-N=$(printf '%s ' "$@" | grep -o -- '-n [0-9]*' | awk '{print $2}')
-[[ -n $N ]] || { echo "pair.sh: give the request count (-n N) among the benchmark arguments" >&2; exit 2; }
-KEYS=$(printf '%s ' "$@" | { grep -o -- '-r [0-9]*' || true; } | awk '{print $2}' | tail -1)
-SIZE=$(printf '%s ' "$@" | { grep -o -- '-d [0-9]*' || true; } | awk '{print $2}' | tail -1)
-KEYS=${KEYS:-100000} SIZE=${SIZE:-64}
+bench_args pair.sh "$@"
 for t in redis-server redis-cli redis-benchmark taskset; do
   command -v "$t" >/dev/null || { echo "pair.sh: $t not found" >&2; exit 1; }
 done
@@ -89,7 +85,7 @@ pool=$(predixy_pool "$([[ -n $CLUSTER ]] && echo cluster || echo standalone)" "$
 # start NAME KIND BIN PORT SERVERS: a proxy (KIND asterd or predixy; predixy over pool) on
 # CPU 1; its pid in PID_NAME.
 start() {
-  local name=$1 kind=$2 bin=$3 port=$4 servers=$5 pid i
+  local name=$1 kind=$2 bin=$3 port=$4 servers=$5 pid
   if [[ $kind == predixy ]]; then
     predixy_conf "$TMP/predixy.conf" predixy "$port" "$pool"
     taskset -c 1 "$bin" "$TMP/predixy.conf" </dev/null >"$TMP/$name.log" 2>&1 &
@@ -100,14 +96,7 @@ start() {
   pid=$!
   PIDS+=("$pid")
   printf -v "PID_$name" %s "$pid"
-  for i in $(seq 100); do
-    redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && return 0
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "pair.sh: $name did not answer on $port:" >&2
-  cat "$TMP/$name.log" >&2
-  exit 1
+  wait_pong pair.sh "$name" "$port" "$pid" "$TMP/$name.log"
 }
 start a asterd "$A" $((BASE + 10)) "$SERVERS_A"
 if [[ -n $PREDIXY ]]; then

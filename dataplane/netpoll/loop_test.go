@@ -213,8 +213,8 @@ func TestLoopSlotReuse(t *testing.T) {
 }
 
 // A client the loop forgets gets no more turns, whatever its socket raises before it is
-// closed; closing the socket then leaves the loop's epoll set empty (Forget saves Remove's
-// system call on that).
+// closed; Forget leaves the socket in the loop's epoll set (it saves Remove's system call),
+// and closing the socket then leaves the set empty.
 func TestLoopForget(t *testing.T) {
 	l, err := New(nil)
 	if err != nil {
@@ -234,6 +234,9 @@ func TestLoopForget(t *testing.T) {
 	l.Forget(id)
 	if n, _ := l.Counts(); n != 0 {
 		t.Fatalf("Counts after Forget: %d clients, want 0", n)
+	}
+	if n := watched(t, l); n != 1 {
+		t.Fatalf("%d sockets in the loop's epoll set after Forget, want 1: the close takes it out, not a system call of Forget's", n)
 	}
 	if _, err := peer.Write([]byte("x")); err != nil {
 		t.Fatal(err)
