@@ -73,33 +73,25 @@ func (l *listener) close() {
 }
 
 // acceptLoop accepts on ln until it is closed (stopped reports it), handing each client to
-// give. When asSock says the client will be a rawio.Sock, a TCP listener's clients already
-// waiting are taken without ever entering the runtime's poller (rawio.Acceptor); it waits for
-// the next with ln.Accept. Out of file descriptors (EMFILE, ENFILE) and the like, it keeps the
-// listener and backs off instead of spinning, as net/http does; clients wait in the listen
-// queue. One log line when it starts failing and one when it recovers. give returning false
-// ends the loop.
+// give. When asSock says the client will be a rawio.Sock, a rawio.Listener (listen makes TCP
+// listeners one) takes it without it ever entering the runtime's poller. Out of file
+// descriptors (EMFILE, ENFILE) and the like, it keeps the listener and backs off instead of
+// spinning, as net/http does; clients wait in the listen queue. One log line when it starts
+// failing and one when it recovers. give returning false ends the loop.
 func acceptLoop(ln net.Listener, log hclog.Logger, stopped, asSock func() bool, give func(net.Conn) bool) {
 	var delay time.Duration
 	failed := 0
-	var acc *rawio.Acceptor
-	if tl, ok := ln.(*net.TCPListener); ok {
-		var err error
-		if acc, err = rawio.NewAcceptor(tl); err != nil {
-			log.Debug("clients accepted through the runtime only", "error", err)
-		}
-	}
+	rl, _ := ln.(*rawio.Listener)
 	for {
 		var nc net.Conn
 		var err error
-		if acc != nil && asSock() {
+		if rl != nil && asSock() {
 			var sk *rawio.Sock
-			if sk, err = acc.TryAccept(); sk != nil {
+			if sk, err = rl.AcceptSock(); sk != nil {
 				nc = sk
 			}
-		}
-		if nc == nil && err == nil {
-			nc, err = ln.Accept() // waits; NewSock takes this one over (newSession)
+		} else {
+			nc, err = ln.Accept() // NewSock takes it over should it be served from a loop (newSession)
 		}
 		if err != nil {
 			if stopped() || errors.Is(err, net.ErrClosed) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/aster-proxy/aster/dataplane/rawio"
 	"github.com/aster-proxy/aster/dataplane/route"
 	"github.com/aster-proxy/aster/internal/fdlimit"
 	"github.com/aster-proxy/aster/internal/tlsconf"
@@ -237,6 +238,13 @@ func listen(name string, l route.ListenSettings) (net.Listener, error) {
 	ln, err := net.Listen(l.Network(), l.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %q: %w", name, err) // "listen tcp ADDR: bind: ..."
+	}
+	if tl, ok := ln.(*net.TCPListener); ok {
+		// Clients served from event loops are accepted straight onto rawio.Socks (acceptLoop).
+		// Failing (no descriptor to spare for the duplicate), it accepts as any listener does.
+		if rl, err := rawio.NewListener(tl); err == nil {
+			return rl, nil
+		}
 	}
 	return ln, nil
 }

@@ -1,9 +1,13 @@
+//go:build linux
+
 package rawio
 
 import (
 	"net"
 	"os"
+	"sync/atomic"
 	"syscall"
+	"unsafe"
 )
 
 // Keep-alive as net.Listener's Accept sets it on every TCP connection it returns (Go's
@@ -24,87 +28,144 @@ var clientOpts = [...]struct{ level, opt, v int }{
 	{syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT, keepCount},
 }
 
-// Acceptor takes the connections waiting on a TCP listener as Socks, set up as ln.Accept sets
-// them up (clientOpts). Why: ln.Accept registers each socket in the runtime's epoll set, only
-// for NewSock to take it out again (a duplicate descriptor, the original closed), and sets
-// five options: nine system calls per client beyond accept itself, which a server taking
-// thousands of connections at once pays in its tail latency (docs/benchmarks.md). The options
-// are set once, on the listener, which Linux copies to each connection accepted from it (the
-// keep-alive timer included); the first connection is checked for them, and should a kernel not
-// copy them, each connection gets them set. A listener's RawConn cannot wait, so the caller
-// waits with ln.Accept when none is waiting (that one client takes the usual way) and goes on
-// with TryAccept. One goroutine at a time.
-type Acceptor struct {
-	ln    *net.TCPListener
-	rc    syscall.RawConn
-	laddr net.Addr // every connection's local address, when the listener is bound to one
+// Listener is a TCP listener whose clients can be taken as Socks (AcceptSock), set up as
+// net.TCPListener's Accept sets them up (clientOpts); Accept, Addr and the rest are the
+// TCPListener's. Why: Accept registers each socket in the runtime's epoll set, only for
+// NewSock to take it out again (a duplicate descriptor, the original closed), and sets five
+// options: nine system calls per client beyond accept itself, which a server taking thousands
+// of connections at once pays in its tail latency, and a client that connects for one
+// command in its CPU (docs/benchmarks.md). The options are set once, on the listener, which
+// Linux copies to each connection accepted from it (the keep-alive timer included); the first
+// connection is checked for them, and should a kernel not copy them, each connection gets them
+// set. A TCPListener's own RawConn cannot wait, so AcceptSock waits through the runtime on a
+// duplicate of its descriptor (an os.File), which Close closes too: the socket stops
+// listening when both are closed. AcceptSock is for one goroutine at a time.
+type Listener struct {
+	*net.TCPListener
+	f     *os.File        // the duplicate
+	rc    syscall.RawConn // f's, which waits
+	laddr net.Addr        // every connection's local address, when the listener is bound to one
 	// copied: the listener's options reach its connections (1), do not (-1), not yet known (0).
 	copied int8
+	closed atomic.Bool
 }
 
-// NewAcceptor returns an Acceptor for ln, with the options set on ln.
-func NewAcceptor(ln *net.TCPListener) (*Acceptor, error) {
-	rc, err := ln.SyscallConn()
+// NewListener returns ln as a Listener, with the options set on ln. On an error ln is as it
+// was, and still the caller's.
+func NewListener(ln *net.TCPListener) (*Listener, error) {
+	f, err := ln.File() // non-blocking, as ln's descriptor is: the runtime polls it
 	if err != nil {
 		return nil, err
 	}
-	a := &Acceptor{ln: ln, rc: rc}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	l := &Listener{TCPListener: ln, f: f, rc: rc}
 	if la, ok := ln.Addr().(*net.TCPAddr); ok && !la.IP.IsUnspecified() {
-		a.laddr = la
+		l.laddr = la
 	}
 	var serr error
 	if err := rc.Control(func(fd uintptr) { serr = setOpts(int(fd)) }); err != nil {
+		f.Close()
 		return nil, err
 	}
 	if serr != nil {
-		a.copied = -1 // set on each connection instead
+		l.copied = -1 // set on each connection instead
 	}
-	return a, nil
+	return l, nil
 }
 
-// TryAccept takes the next connection waiting on the listener, without waiting for one (nil,
-// nil when none is). The error is ln.Accept's kind: net.ErrClosed once the listener is
-// closed; EMFILE and the like for the caller to back off from.
-func (a *Acceptor) TryAccept() (*Sock, error) {
-	fd, sa := -1, syscall.Sockaddr(nil)
-	var aerr error
-	err := a.rc.Control(func(lfd uintptr) {
+// Close closes the listener, ending an AcceptSock that waits (net.ErrClosed).
+func (l *Listener) Close() error {
+	l.closed.Store(true)
+	ferr := l.f.Close()
+	if err := l.TCPListener.Close(); err != nil {
+		return err
+	}
+	return ferr
+}
+
+// AcceptSock waits for the next client and returns it as a Sock. The error is Accept's kind:
+// net.ErrClosed once the listener is closed; EMFILE and the like for the caller to back off
+// from.
+func (l *Listener) AcceptSock() (*Sock, error) {
+	fd := -1
+	var sa syscall.RawSockaddrAny
+	var aerr syscall.Errno
+	err := l.rc.Read(func(lfd uintptr) bool {
 		for {
-			fd, sa, aerr = syscall.Accept4(int(lfd), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
-			if aerr != syscall.EINTR && aerr != syscall.ECONNABORTED { // aborted: a client gone before its turn
-				return
+			fd, aerr = accept4(int(lfd), &sa)
+			switch aerr {
+			case syscall.EINTR, syscall.ECONNABORTED: // aborted: a client gone before its turn
+				continue
+			case syscall.EAGAIN:
+				return false // wait for the next
 			}
+			return true
 		}
 	})
 	switch {
+	case err != nil && l.closed.Load():
+		return nil, net.ErrClosed
 	case err != nil:
 		return nil, err
-	case aerr == syscall.EAGAIN:
-		return nil, nil
-	case aerr != nil:
+	case aerr != 0:
 		return nil, os.NewSyscallError("accept4", aerr)
 	}
-	if a.copied == 0 {
-		a.copied = -1
+	if l.copied == 0 {
+		l.copied = -1
 		if hasOpts(fd) {
-			a.copied = 1
+			l.copied = 1
 		}
 	}
-	if a.copied < 0 {
+	if l.copied < 0 {
 		if err := setOpts(fd); err != nil {
-			syscall.Close(fd)
+			closeFD(fd)
 			return nil, err
 		}
 	}
-	s := &Sock{raddr: tcpAddr(sa), laddr: a.laddr, fd: fd}
+	s := &Sock{raddr: rawTCPAddr(&sa), laddr: l.laddr, fd: fd}
 	if s.laddr == nil {
 		if lsa, err := syscall.Getsockname(fd); err == nil {
 			s.laddr = tcpAddr(lsa)
 		} else {
-			s.laddr = a.ln.Addr()
+			s.laddr = l.Addr()
 		}
 	}
 	return s, nil
+}
+
+// accept4 is syscall.Accept4 on a non-blocking listener, which never waits: a raw system call,
+// so that the runtime does not treat it as one that may block. (Syscall's bookkeeping wakes the
+// runtime's monitor thread after an idle spell, which then polls every 20 µs for a millisecond:
+// ~5% of the CPU of clients that each connect for one command.) The peer's address lands in sa,
+// where syscall.Accept4 allocates one.
+func accept4(lfd int, sa *syscall.RawSockaddrAny) (int, syscall.Errno) {
+	n := uint32(syscall.SizeofSockaddrAny)
+	fd, _, e := syscall.RawSyscall6(syscall.SYS_ACCEPT4, uintptr(lfd), uintptr(unsafe.Pointer(sa)),
+		uintptr(unsafe.Pointer(&n)), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0, 0)
+	return int(fd), e
+}
+
+// rawTCPAddr is an address accept4 filled in, as a net.Addr.
+func rawTCPAddr(sa *syscall.RawSockaddrAny) net.Addr {
+	switch sa.Addr.Family {
+	case syscall.AF_INET:
+		a := (*syscall.RawSockaddrInet4)(unsafe.Pointer(sa))
+		return &net.TCPAddr{IP: net.IPv4(a.Addr[0], a.Addr[1], a.Addr[2], a.Addr[3]), Port: port(a.Port)}
+	case syscall.AF_INET6:
+		a := (*syscall.RawSockaddrInet6)(unsafe.Pointer(sa))
+		return tcp6Addr(a.Addr, port(a.Port), a.Scope_id)
+	}
+	return &net.TCPAddr{}
+}
+
+// port is a sockaddr's port, which is in network byte order.
+func port(p uint16) int {
+	b := (*[2]byte)(unsafe.Pointer(&p))
+	return int(b[0])<<8 | int(b[1])
 }
 
 // setOpts sets clientOpts on fd.
@@ -133,15 +194,20 @@ func tcpAddr(sa syscall.Sockaddr) net.Addr {
 	case *syscall.SockaddrInet4:
 		return &net.TCPAddr{IP: net.IPv4(a.Addr[0], a.Addr[1], a.Addr[2], a.Addr[3]), Port: a.Port}
 	case *syscall.SockaddrInet6:
-		ip := make(net.IP, net.IPv6len)
-		copy(ip, a.Addr[:])
-		var zone string
-		if a.ZoneId != 0 {
-			if ifi, err := net.InterfaceByIndex(int(a.ZoneId)); err == nil {
-				zone = ifi.Name
-			}
-		}
-		return &net.TCPAddr{IP: ip, Port: a.Port, Zone: zone}
+		return tcp6Addr(a.Addr, a.Port, a.ZoneId)
 	}
 	return &net.TCPAddr{}
+}
+
+// tcp6Addr is an IPv6 address and port as a net.Addr, its zone named as net does.
+func tcp6Addr(addr [16]byte, port int, zoneID uint32) net.Addr {
+	ip := make(net.IP, net.IPv6len)
+	copy(ip, addr[:])
+	var zone string
+	if zoneID != 0 {
+		if ifi, err := net.InterfaceByIndex(int(zoneID)); err == nil {
+			zone = ifi.Name
+		}
+	}
+	return &net.TCPAddr{IP: ip, Port: port, Zone: zone}
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 package rawio
 
 import (
@@ -12,14 +14,15 @@ import (
 	"github.com/aster-proxy/aster/dataplane/rawio/rawiotest"
 )
 
-// TestAcceptGivesASockOutOfEverySet: an Acceptor's connection is a Sock in no epoll set
+// TestAcceptGivesASockOutOfEverySet: a Listener's AcceptSock gives a Sock in no epoll set
 // (nothing waited on it), on one descriptor, set up as net.Listener's Accept sets a TCP
 // connection (TCP_NODELAY, keep-alive with Go's defaults, its timer running), with the
 // addresses the client sees reversed; it reads and writes. So whether the options come from
 // the listener (copied) or are set on each connection, for a listener bound to one address or
-// to all. With none waiting TryAccept returns none; on a closed listener, net.ErrClosed.
+// to all, and for a client that was waiting as for one that comes while AcceptSock waits.
+// Close ends a wait with net.ErrClosed, and the port stops listening.
 func TestAcceptGivesASockOutOfEverySet(t *testing.T) {
-	for _, addr := range []string{"127.0.0.1:0", "0.0.0.0:0"} {
+	for _, addr := range []string{"127.0.0.1:0", "0.0.0.0:0", "[::1]:0", "[::]:0"} {
 		for _, perConn := range []bool{false, true} {
 			name := addr + map[bool]string{false: ", options copied", true: ", options per connection"}[perConn]
 			t.Run(name, func(t *testing.T) { testAccept(t, addr, perConn) })
@@ -28,47 +31,81 @@ func TestAcceptGivesASockOutOfEverySet(t *testing.T) {
 }
 
 func testAccept(t *testing.T, addr string, perConn bool) {
-	ln, err := net.Listen("tcp", addr)
+	tl, err := net.Listen("tcp", addr)
 	if err != nil {
+		if addr[0] == '[' {
+			t.Skipf("no IPv6 here: %v", err)
+		}
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	a, err := NewAcceptor(ln.(*net.TCPListener))
+	l, err := NewListener(tl.(*net.TCPListener))
 	if err != nil {
+		tl.Close()
 		t.Fatal(err)
 	}
+	defer l.Close()
 	if perConn {
-		a.copied = -1 // as on a kernel that does not copy them
+		l.copied = -1 // as on a kernel that does not copy them
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	for i := range 3 { // the first is checked for the options, the others follow from it
-		client, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer client.Close()
-		var s *Sock
-		for range 500 { // the client's connection may take a moment to be waiting
-			if s, err = a.TryAccept(); s != nil || err != nil {
-				break
+	port := l.Addr().(*net.TCPAddr).Port
+	host := "127.0.0.1" // to [::], as an IPv4-mapped address
+	if addr == "[::1]:0" {
+		host = "::1"
+	}
+	dst := net.JoinHostPort(host, strconv.Itoa(port))
+	for i := range 4 { // the first is checked for the options, the others follow from it
+		dialed := make(chan net.Conn, 1)
+		dial := func() {
+			c, err := net.Dial("tcp", dst)
+			if err != nil {
+				t.Error(err)
 			}
-			time.Sleep(10 * time.Millisecond)
+			dialed <- c
 		}
+		waiting := i%2 == 0
+		if waiting {
+			dial()
+		} else {
+			time.AfterFunc(50*time.Millisecond, dial) // comes while AcceptSock waits
+		}
+		s, err := l.AcceptSock()
 		if s == nil || err != nil {
-			t.Fatalf("TryAccept with a client waiting: %v, %v", s, err)
+			t.Fatalf("AcceptSock (client waiting: %v): %v, %v", waiting, s, err)
 		}
 		defer s.Close()
-		if got := a.copied; got != map[bool]int8{false: 1, true: -1}[perConn] {
+		client := <-dialed
+		if client == nil {
+			t.FailNow()
+		}
+		defer client.Close()
+		if got := l.copied; got != map[bool]int8{false: 1, true: -1}[perConn] {
 			t.Errorf("connection %d: copied = %d", i, got)
 		}
 		checkAccepted(t, client, s)
 	}
-	if s, err := a.TryAccept(); s != nil || err != nil {
-		t.Fatalf("TryAccept with no client waiting: %v, %v; want nil, nil", s, err)
+	done := make(chan error, 1)
+	go func() {
+		s, err := l.AcceptSock()
+		if s != nil {
+			s.Close()
+		}
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if err := l.Close(); err != nil {
+		t.Errorf("Close: %v", err)
 	}
-	ln.Close()
-	if s, err := a.TryAccept(); s != nil || !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("TryAccept on a closed listener: %v, %v; want net.ErrClosed", s, err)
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("AcceptSock when the listener closes: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("AcceptSock still waits after Close")
+	}
+	if c, err := net.DialTimeout("tcp", dst, time.Second); err == nil {
+		c.Close()
+		t.Errorf("%s still takes connections after Close", dst)
 	}
 }
 

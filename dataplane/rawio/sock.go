@@ -138,8 +138,18 @@ func (s *Sock) Close() error {
 	case f != nil:
 		return f.Close() // also ends a wait on it
 	default:
-		return os.NewSyscallError("close", syscall.Close(fd))
+		return closeFD(fd)
 	}
+}
+
+// closeFD closes a socket's descriptor with a raw system call: closing a socket does not wait
+// (no SO_LINGER here), and syscall.Close's bookkeeping for calls that may block wakes the
+// runtime's monitor thread after an idle spell (see accept4).
+func closeFD(fd int) error {
+	if _, _, e := syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(fd), 0, 0); e != 0 {
+		return os.NewSyscallError("close", e)
+	}
+	return nil
 }
 
 // CloseRead shuts the reading side down, from any goroutine: the owner's next read sees the end.

@@ -82,15 +82,19 @@ func TCPTimer(t testing.TB, local, remote net.Addr) int {
 }
 
 // tcpEntry is the fields of /proc/self/net/tcp's line for the socket from local to remote,
-// or of /proc/self/net/tcp6's for an IPv4 connection accepted by a dual-stack listener (Go's
-// for "0.0.0.0:port"), whose addresses are IPv4-mapped there.
+// or of /proc/self/net/tcp6's for an IPv6 connection, or an IPv4 connection accepted by a
+// dual-stack listener (Go's for "0.0.0.0:port"), whose addresses are IPv4-mapped there.
 func tcpEntry(t testing.TB, local, remote net.Addr) []string {
 	t.Helper()
-	if f := procTCP(t, "/proc/self/net/tcp", hexAddr(t, local), hexAddr(t, remote)); f != nil {
+	l, r := tcpAddr(t, local), tcpAddr(t, remote)
+	if l.IP.To4() == nil {
+		return procTCP(t, "/proc/self/net/tcp6", hexAddr6(l), hexAddr6(r))
+	}
+	if f := procTCP(t, "/proc/self/net/tcp", hexAddr(l), hexAddr(r)); f != nil {
 		return f
 	}
 	const mapped = "0000000000000000FFFF0000" // ::ffff:0:0/96, as tcp6 writes it
-	return procTCP(t, "/proc/self/net/tcp6", mapped+hexAddr(t, local), mapped+hexAddr(t, remote))
+	return procTCP(t, "/proc/self/net/tcp6", mapped+hexAddr(l), mapped+hexAddr(r))
 }
 
 func procTCP(t testing.TB, path, local, remote string) []string {
@@ -110,15 +114,31 @@ func procTCP(t testing.TB, path, local, remote string) []string {
 	return nil
 }
 
-// hexAddr is a 127.0.0.1-style TCP address as /proc/net/tcp writes it (little-endian host).
-func hexAddr(t testing.TB, a net.Addr) string {
+func tcpAddr(t testing.TB, a net.Addr) *net.TCPAddr {
 	t.Helper()
 	ta, ok := a.(*net.TCPAddr)
-	ip := ta.IP.To4()
-	if !ok || ip == nil {
-		t.Fatalf("%v is not an IPv4 TCP address", a)
+	if !ok || ta.IP.To16() == nil {
+		t.Fatalf("%v is not a TCP address", a)
 	}
-	return fmt.Sprintf("%02X%02X%02X%02X:%04X", ip[3], ip[2], ip[1], ip[0], ta.Port)
+	return ta
+}
+
+// hexAddr is an IPv4 TCP address as /proc/net/tcp writes it (little-endian host).
+func hexAddr(a *net.TCPAddr) string {
+	ip := a.IP.To4()
+	return fmt.Sprintf("%02X%02X%02X%02X:%04X", ip[3], ip[2], ip[1], ip[0], a.Port)
+}
+
+// hexAddr6 is an IPv6 TCP address as /proc/net/tcp6 writes it: four 32-bit words, each
+// little-endian (host order).
+func hexAddr6(a *net.TCPAddr) string {
+	ip := a.IP.To16()
+	var b strings.Builder
+	for w := 0; w < 16; w += 4 {
+		fmt.Fprintf(&b, "%02X%02X%02X%02X", ip[w+3], ip[w+2], ip[w+1], ip[w])
+	}
+	fmt.Fprintf(&b, ":%04X", a.Port)
+	return b.String()
 }
 
 func links(t testing.TB) map[int]string {
