@@ -211,7 +211,7 @@ func (s *session) step() {
 	if !handled {
 		if s.rerr != nil {
 			s.readFailed(s.rerr)
-			s.end()
+			s.endAnswered()
 			return
 		}
 		if s.flushPushes() { // kicked for invalidations (tracking.go)
@@ -233,7 +233,7 @@ func (s *session) complete() {
 	defer s.endOnPanic()
 	s.pend.n.Store(1) // the session's own count again, for the next batch
 	if s.overLimit() {
-		s.end()
+		s.endAnswered()
 		return
 	}
 	if s.routes != nil && s.routes.redirects() && s.redirected() {
@@ -273,10 +273,10 @@ func (s *session) complete() {
 	s.keepOut(out)
 	switch {
 	case err != nil || s.quit:
-		s.end()
+		s.endAnswered()
 	case s.rerr != nil:
 		s.readFailed(s.rerr)
-		s.end()
+		s.endAnswered()
 	case s.deferred != nil || s.enterSub:
 		s.handOver(s.afterBatch)
 	default:
@@ -310,6 +310,7 @@ func (s *session) redirected() bool {
 // already run it (and hand it over: s.loop changes), so nothing of it is read after that.
 func (s *session) idle() {
 	s.releaseInput()
+	s.rd.Release() // nothing points into it now; the next read takes a buffer again
 	l := s.loop
 	s.lmu.Lock()
 	s.busy = false
@@ -371,6 +372,14 @@ func (s *session) backToLoop() bool {
 		l.kick(s)
 	}
 	return true
+}
+
+// endAnswered is end for a session whose batch is answered: nothing in flight points into its
+// read buffer, which goes back to the pool first. (end alone, as after a panic, leaves the
+// buffer to the garbage collector: a request in flight may still point into it.)
+func (s *session) endAnswered() {
+	s.rd.Release()
+	s.end()
 }
 
 // end closes a loop session; once, whoever sees the end first (the goroutine that owns it).

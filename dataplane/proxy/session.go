@@ -318,17 +318,20 @@ func newSession(c *Cluster, nc net.Conn) *session {
 		}
 	}
 	s := &session{c: c, nc: nc, id: c.nextID.Add(1), created: time.Now()}
-	s.stat.last, s.stat.cmd, s.stat.multi, s.stat.inBuf = s.created.Unix(), "NULL", -1, readBufSize
+	s.stat.last, s.stat.cmd, s.stat.multi = s.created.Unix(), "NULL", -1
 	if s.raw = rawio.New(nc); s.raw != nil {
 		// The session's owner alone closes nc (end, serveFrom); every other goroutine shuts
 		// it down (shutdownClient), so its loop reads and writes the descriptor directly.
 		s.raw.Own()
 		// Blocking until a loop takes the session (clientReader).
 		s.rw, s.src = s.raw, clientReader{raw: s.raw, block: true}
-		s.rd = resp.NewReader(&s.src, readBufSize)
+		// Its read buffer is taken when input comes and given back between batches on a loop
+		// (idle): most clients are idle most of the time, or connect for one command.
+		s.rd = resp.NewPooledReader(&s.src)
 	} else {
 		s.rw = nc
 		s.rd = resp.NewReader(nc, readBufSize)
+		s.stat.inBuf = readBufSize
 	}
 	s.watchIdle()
 	s.setAuthed(len(c.access().users) == 0)

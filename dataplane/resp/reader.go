@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 )
 
 const (
@@ -53,6 +54,11 @@ type Reader struct {
 	perr error // sticky protocol error
 	rerr error // sticky read error, reported once the buffered commands are consumed
 
+	// pooled: the buffer comes from bufPool when a read needs one and goes back by Release
+	// (NewPooledReader); hw is how much of it reads have written since it came.
+	pooled bool
+	hw     int
+
 	// unauth applies the limits of a client that has not authenticated (MaxUnauthArgs,
 	// MaxUnauthBulkLen) to the headers parsed from now on.
 	unauth bool
@@ -66,13 +72,55 @@ func NewReader(rd io.Reader, size int) *Reader {
 	return &Reader{rd: rd, buf: make([]byte, size), size: size}
 }
 
+// PooledSize is the buffer size of a pooled Reader (NewPooledReader).
+const PooledSize = 4 << 10
+
+// bufPool holds the buffers of pooled Readers that have nothing buffered: arrays, so that Put
+// allocates nothing.
+var bufPool = sync.Pool{New: func() any { return new([PooledSize]byte) }}
+
+// NewPooledReader returns a Reader on rd that holds a buffer (PooledSize bytes, growing as
+// NewReader's does) only while it has input: it takes one from a pool shared by all pooled
+// Readers when a read needs it, and Release gives it back. Connections that are idle between
+// commands, or that send one and leave, then hold no input memory, and the few buffers in use
+// are recently used ones, warm in the cache.
+func NewPooledReader(rd io.Reader) *Reader {
+	return &Reader{rd: rd, size: PooledSize, pooled: true}
+}
+
+// Release gives a pooled Reader's buffer back to the pool, cleared, when nothing is buffered
+// (the next read takes one again), and reports whether the Reader holds none now. The Args and
+// Raw of every command returned earlier then point into memory another connection may be
+// reading into: the caller must be done with them, and with anything else that points into the
+// buffer (as for Shrink), which no request still in flight may do.
+func (r *Reader) Release() bool {
+	if !r.pooled || r.r != r.w || r.nargs != 0 {
+		return r.buf == nil
+	}
+	if len(r.buf) == PooledSize {
+		clear(r.buf[:r.hw]) // no bytes of this client can surface in another's
+		bufPool.Put((*[PooledSize]byte)(r.buf))
+	}
+	r.buf, r.r, r.w, r.off, r.got, r.hw = nil, 0, 0, 0, 0, 0
+	return true
+}
+
+// initial returns a buffer of the Reader's initial size: a pooled one's from the pool.
+func (r *Reader) initial() []byte {
+	r.hw = 0
+	if r.pooled {
+		return bufPool.Get().(*[PooledSize]byte)[:]
+	}
+	return make([]byte, r.size)
+}
+
 // Reset discards all buffered data and state and makes r read from rd, for reuse.
 func (r *Reader) Reset(rd io.Reader) {
 	if len(r.buf) > shrinkLen {
-		r.buf = make([]byte, r.size)
+		r.buf = r.initial()
 	}
 	// The client is the same: it is no more authenticated than it was.
-	*r = Reader{rd: rd, buf: r.buf, size: r.size, unauth: r.unauth}
+	*r = Reader{rd: rd, buf: r.buf, size: r.size, unauth: r.unauth, pooled: r.pooled, hw: r.hw}
 }
 
 // SetUnauthenticated says whether the client has yet to authenticate: while it has, the
@@ -92,7 +140,10 @@ func (r *Reader) Shrink() bool {
 	if r.r != r.w || !r.Big() {
 		return false
 	}
-	r.buf, r.r, r.w = make([]byte, r.size), 0, 0
+	r.r, r.w = 0, 0
+	if r.buf = nil; !r.pooled {
+		r.buf = r.initial()
+	}
 	return true
 }
 
@@ -108,7 +159,7 @@ func (r *Reader) Big() bool {
 func (r *Reader) Buffered() int { return r.w - r.r }
 
 // Size returns the buffer's size: what the connection's input holds in memory (CLIENT LIST's
-// qbuf plus qbuf-free).
+// qbuf plus qbuf-free); 0 while a pooled Reader holds none.
 func (r *Reader) Size() int { return len(r.buf) }
 
 // ErrBufferFull is what Fill returns, without reading, when the limit of unparsed bytes is
@@ -423,8 +474,11 @@ func (r *Reader) fill() error {
 	if r.r == r.w {
 		r.r, r.w = 0, 0
 		if r.Big() {
-			r.buf = make([]byte, r.size)
+			r.buf = nil
 		}
+	}
+	if r.buf == nil {
+		r.buf = r.initial()
 	}
 	if r.w == len(r.buf) {
 		if r.r > 0 {
@@ -450,6 +504,7 @@ func (r *Reader) fill() error {
 			return r.rerr
 		}
 		r.w += n
+		r.hw = max(r.hw, r.w)
 		if err == ErrWouldBlock && n == 0 {
 			return err
 		}
