@@ -24,7 +24,10 @@
 #                    placement) as "predixy", and with --cluster over the cluster as "pcluster"
 #   --users          also the workloads users run (issue #20): GET P1 from 1,000 and 10,000
 #                    clients (C1K, C10K; redis-benchmark, one process each, ulimit -n raised to
-#                    the hard limit), 16 KiB values (SET16K P1, GET16K P16, over a 1,000-key set)
+#                    the hard limit), a new connection per command (CONN: GET P1, 50 clients that
+#                    each connect, send one GET and close, as PHP and other short-lived clients
+#                    do; redis-benchmark -k 0; not on cdirect), 16 KiB values (SET16K P1,
+#                    GET16K P16, over a 1,000-key set)
 #                    and a mixed pipeline (MIX P16: 80% GET / 20% SET, 50 clients, by
 #                    bench/mixload, which redis-benchmark cannot do; not on cdirect); then the
 #                    memory per idle client of each proxy (bench/idle-mem.py, --idle N)
@@ -390,14 +393,14 @@ check_route asterd "${BACKENDS[@]}"
 
 WORKLOADS=("SET 1" "GET 1" "MGET10 1" "SET 16" "GET 16" "MGET10 16")
 ((HOT)) && WORKLOADS+=("HOTGET 1" "HOTGET 16")
-((USERS)) && WORKLOADS+=("C1K 1" "C10K 1" "SET16K 1" "GET16K 16" "MIX 16")
+((USERS)) && WORKLOADS+=("C1K 1" "C10K 1" "CONN 1" "SET16K 1" "GET16K 16" "MIX 16")
 # runs WORKLOAD TARGET: whether the target runs the workload (acache: the hot one alone;
-# bench/mixload has no cluster mode).
-runs() { [[ ($2 != acache || $1 == HOTGET) && ($2 != cdirect || $1 != MIX) ]]; }
+# bench/mixload has no cluster mode, nor has redis-benchmark --cluster reconnecting clients).
+runs() { [[ ($2 != acache || $1 == HOTGET) && ($2 != cdirect || ($1 != MIX && $1 != CONN)) ]]; }
 nreq() { # workload pipeline
   case $1/$2 in
     SET/1 | GET/1 | HOTGET/1 | GET16K/*) echo "$BASE_N" ;;
-    MGET10/1 | SET16K/*) echo $((BASE_N / 2)) ;;
+    MGET10/1 | SET16K/* | CONN/*) echo $((BASE_N / 2)) ;;
     MGET10/* | C1K/*) echo $((BASE_N * 2)) ;;
     *) echo $((BASE_N * 5)) ;;
   esac
@@ -431,6 +434,7 @@ run_bench() {
     # the later -c wins: many clients, each sending steadily (the same 64 B keys as GET)
     C1K) a+=(-d "$DSIZE" -t get -c 1000) ;;
     C10K) a+=(-d "$DSIZE" -t get -c 10000) ;;
+    CONN) a+=(-d "$DSIZE" -t get -k 0) ;; # each client reconnects after every reply
     # 16 KiB values over keys key:000000000000..999 (SET16K runs first and writes them)
     SET16K) a+=(-d 16384 -t set -r 1000) ;;
     GET16K) a+=(-d 16384 -t get -r 1000) ;;
@@ -752,7 +756,7 @@ echo "targets: direct = one redis-server :${BACKENDS[0]}; twemproxy :$TW_PORT; a
 [[ -z $PREDIXY ]] || echo "         predixy :$PX_PORT (WorkerThreads 1, crc16 modula) over the same 4 backends"
 ((CLUSTER)) && echo "         cdirect = redis-benchmark --cluster on the 3-master cluster; acluster = asterd redis_cluster :$CAS_PORT"
 [[ -z $PXC_PORT ]] || echo "         pcluster = predixy ClusterServerPool :$PXC_PORT over the same cluster"
-((USERS)) && echo "         C1K/C10K = GET P1 from 1,000/10,000 clients; SET16K/GET16K = 16 KiB values; MIX = 80% GET / 20% SET by bench/mixload"
+((USERS)) && echo "         C1K/C10K = GET P1 from 1,000/10,000 clients; CONN = a new connection per GET; SET16K/GET16K = 16 KiB values; MIX = 80% GET / 20% SET by bench/mixload"
 ((HOT)) && echo "         acache = asterd :$AC_PORT with client_cache on, same backends (HOTGET only)"
 ((SENTINEL)) && echo "         asentinel = asterd redis_sentinel :$SAS_PORT over the same 4 backends (groups g1..g4, one sentinel :$SN_PORT)"
 echo "ratios are of medians; brackets are the min-max of per-round ratios"
