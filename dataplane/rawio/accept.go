@@ -48,6 +48,13 @@ type Listener struct {
 	// copied: the listener's options reach its connections (1), do not (-1), not yet known (0).
 	copied int8
 	closed atomic.Bool
+
+	// What AcceptSock's accept4 leaves, kept here with the function bound once, so that taking
+	// a client allocates only its Sock and addresses.
+	fd      int
+	aerr    syscall.Errno
+	sa      syscall.RawSockaddrAny
+	accept1 func(lfd uintptr) bool
 }
 
 // NewListener returns ln as a Listener, with the options set on ln. On an error ln is as it
@@ -63,6 +70,7 @@ func NewListener(ln *net.TCPListener) (*Listener, error) {
 		return nil, err
 	}
 	l := &Listener{TCPListener: ln, f: f, rc: rc}
+	l.accept1 = l.acceptOne
 	if la, ok := ln.Addr().(*net.TCPAddr); ok && !la.IP.IsUnspecified() {
 		l.laddr = la
 	}
@@ -91,21 +99,8 @@ func (l *Listener) Close() error {
 // net.ErrClosed once the listener is closed; EMFILE and the like for the caller to back off
 // from.
 func (l *Listener) AcceptSock() (*Sock, error) {
-	fd := -1
-	var sa syscall.RawSockaddrAny
-	var aerr syscall.Errno
-	err := l.rc.Read(func(lfd uintptr) bool {
-		for {
-			fd, aerr = accept4(int(lfd), &sa)
-			switch aerr {
-			case syscall.EINTR, syscall.ECONNABORTED: // aborted: a client gone before its turn
-				continue
-			case syscall.EAGAIN:
-				return false // wait for the next
-			}
-			return true
-		}
-	})
+	err := l.rc.Read(l.accept1)
+	fd, aerr := l.fd, l.aerr
 	switch {
 	case err != nil && l.closed.Load():
 		return nil, net.ErrClosed
@@ -126,7 +121,7 @@ func (l *Listener) AcceptSock() (*Sock, error) {
 			return nil, err
 		}
 	}
-	s := &Sock{raddr: rawTCPAddr(&sa), laddr: l.laddr, fd: fd}
+	s := &Sock{raddr: rawTCPAddr(&l.sa), laddr: l.laddr, fd: fd}
 	if s.laddr == nil {
 		if lsa, err := syscall.Getsockname(fd); err == nil {
 			s.laddr = tcpAddr(lsa)
@@ -135,6 +130,21 @@ func (l *Listener) AcceptSock() (*Sock, error) {
 		}
 	}
 	return s, nil
+}
+
+// acceptOne takes one client off the listener into l.fd, l.sa (l.aerr on a failure); false,
+// to wait, when none is waiting.
+func (l *Listener) acceptOne(lfd uintptr) bool {
+	for {
+		l.fd, l.aerr = accept4(int(lfd), &l.sa)
+		switch l.aerr {
+		case syscall.EINTR, syscall.ECONNABORTED: // aborted: a client gone before its turn
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		return true
+	}
 }
 
 // accept4 is syscall.Accept4 on a non-blocking listener, which never waits: a raw system call,

@@ -164,3 +164,42 @@ func checkAccepted(t *testing.T, client net.Conn, s *Sock) {
 		t.Fatalf("client read %q, %v", buf, err)
 	}
 }
+
+// TestAcceptSockAllocs: taking a client allocates its Sock and its peer's address (a TCPAddr
+// and its IP), nothing for the system call: a server taking thousands of clients a second
+// pays the garbage collector for each allocation.
+func TestAcceptSockAllocs(t *testing.T) {
+	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := NewListener(tl.(*net.TCPListener))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	const runs = 20
+	var clients []net.Conn
+	defer func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}()
+	for range runs + 1 {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+	}
+	allocs := testing.AllocsPerRun(runs, func() {
+		s, err := l.AcceptSock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	})
+	if allocs > 3 {
+		t.Errorf("AcceptSock allocates %v times per client, want 3 (Sock, TCPAddr, IP)", allocs)
+	}
+}
