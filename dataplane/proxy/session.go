@@ -308,7 +308,7 @@ type bigPart struct {
 }
 
 // newSession makes the session of client nc (TCP_NODELAY set: Go's Accept and
-// rawio.Acceptor set it).
+// rawio.Listener set it).
 func newSession(c *Cluster, nc net.Conn) *session {
 	if c.sockable() {
 		// Out of the runtime's epoll set: an event loop will serve it (rawio.Sock says why).
