@@ -10,7 +10,7 @@ import (
 
 // TestHotPathAllocatesNothing: a GET or SET through the proxy to a real redis-server — parse,
 // route, backend write, reply read, client write — allocates nothing once warm, with metrics on,
-// unpipelined and pipelined (issue #6's hot-path target; the Proxy benchmarks report the same).
+// unpipelined and pipelined, and for a value bigger than the first read buffer (issue #6's hot-path target; the Proxy benchmarks report the same).
 // AllocsPerRun counts the whole process; the client side here allocates nothing.
 func TestHotPathAllocatesNothing(t *testing.T) {
 	m, _ := newTestMetrics()
@@ -26,6 +26,8 @@ func TestHotPathAllocatesNothing(t *testing.T) {
 	br := bufio.NewReaderSize(nc, 64<<10)
 	get := "*2\r\n$3\r\nGET\r\n$7\r\nhot:key\r\n"
 	set := "*3\r\n$3\r\nSET\r\n$7\r\nhot:key\r\n$64\r\n" + strings.Repeat("v", 64) + "\r\n"
+	// bigger than a session's first read buffer: it grows once and is kept (resp.Reader.Release)
+	set16k := "*3\r\n$3\r\nSET\r\n$7\r\nbig:key\r\n$16384\r\n" + strings.Repeat("v", 16384) + "\r\n"
 	for _, tc := range []struct {
 		name, frame, reply string
 		depth              int
@@ -34,6 +36,7 @@ func TestHotPathAllocatesNothing(t *testing.T) {
 		{"GET P16", get, "$64\r\n" + strings.Repeat("v", 64) + "\r\n", 16},
 		{"SET P1", set, "+OK\r\n", 1},
 		{"SET P16", set, "+OK\r\n", 16},
+		{"SET 16 KiB P1", set16k, "+OK\r\n", 1},
 	} {
 		batch := []byte(strings.Repeat(tc.frame, tc.depth))
 		buf := make([]byte, len(tc.reply)*tc.depth)

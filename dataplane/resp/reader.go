@@ -89,15 +89,17 @@ func NewPooledReader(rd io.Reader) *Reader {
 }
 
 // Release gives a pooled Reader's buffer back to the pool, cleared, when nothing is buffered
-// (the next read takes one again), and reports whether the Reader holds none now. The Args and
-// Raw of every command returned earlier then point into memory another connection may be
-// reading into: the caller must be done with them, and with anything else that points into the
-// buffer (as for Shrink), which no request still in flight may do.
+// (the next read takes one again), and reports whether the Reader holds none now. A buffer
+// that grew for big commands stays (Shrink drops one past 256 KiB): a client that sends them
+// would otherwise grow one from PooledSize again for each, allocating and copying several
+// times its command. The Args and Raw of every command returned earlier then point into memory
+// another connection may be reading into: the caller must be done with them, and with anything
+// else that points into the buffer (as for Shrink), which no request still in flight may do.
 func (r *Reader) Release() bool {
-	if !r.pooled || r.r != r.w || r.nargs != 0 {
+	if !r.pooled || r.r != r.w || r.nargs != 0 || len(r.buf) > PooledSize {
 		return r.buf == nil
 	}
-	if len(r.buf) == PooledSize {
+	if r.buf != nil {
 		clear(r.buf[:r.hw]) // no bytes of this client can surface in another's
 		bufPool.Put((*[PooledSize]byte)(r.buf))
 	}
