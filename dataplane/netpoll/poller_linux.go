@@ -110,9 +110,9 @@ func (p *poller) del(c *rawio.Conn) {
 }
 
 // epollCtl is syscall.EpollCtl as a raw system call: it never waits, and Syscall's bookkeeping
-// for calls that may wakes the runtime's monitor thread after an idle spell, which then polls
-// every 20 µs for a millisecond (a client that connects for one command paid ~5% of its CPU
-// for that; rawio's accept4 says more).
+// for calls that may block wakes the runtime's monitor thread after an idle spell, which then
+// polls every 20 µs for a millisecond (a client that connects for one command paid ~5% of its
+// CPU for that; rawio's accept4 says more).
 func epollCtl(epfd, op, fd int, ev *syscall.EpollEvent) error {
 	_, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(ev)), 0, 0)
 	if e != 0 {
