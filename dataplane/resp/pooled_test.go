@@ -20,6 +20,26 @@ func (s *stepReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// nextCommand parses the next command into cmd, reading as a loop session does (TryRead, then
+// Fill when none is complete); false once the input has nothing more for now.
+func nextCommand(t *testing.T, r *Reader, cmd *Command) bool {
+	t.Helper()
+	for {
+		ok, err := r.TryRead(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			return true
+		}
+		if err := r.Fill(1 << 20); err == ErrWouldBlock {
+			return false
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestPooledReaderReleasesOnlyWhenEmpty: a pooled Reader parses what a plain one parses,
 // whatever the split of its input; Release gives its buffer back only with nothing buffered
 // (never a command's first part), cleared of everything reads wrote in it; a Reader with none
@@ -47,24 +67,12 @@ func TestPooledReaderReleasesOnlyWhenEmpty(t *testing.T) {
 		var cmd Command
 		for _, chunk := range [][]byte{in[:cut], in[cut:]} {
 			src.next = chunk
-			for {
-				ok, err := r.TryRead(&cmd)
-				if err != nil {
-					t.Fatal(err)
+			for nextCommand(t, r, &cmd) {
+				var c []string
+				for _, a := range cmd.Args {
+					c = append(c, string(a))
 				}
-				if ok {
-					var c []string
-					for _, a := range cmd.Args {
-						c = append(c, string(a))
-					}
-					got = append(got, c)
-					continue
-				}
-				if err := r.Fill(1 << 20); err == ErrWouldBlock {
-					break
-				} else if err != nil {
-					t.Fatal(err)
-				}
+				got = append(got, c)
 			}
 			buf, hw, partial := r.buf, r.hw, r.Buffered() > 0
 			if released := r.Release(); released == partial {
@@ -145,17 +153,8 @@ func TestPooledReaderKeepsGrownBuffer(t *testing.T) {
 	var cmd Command
 	step := func() {
 		src.next = one
-		for {
-			ok, err := r.TryRead(&cmd)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ok {
-				break
-			}
-			if err := r.Fill(1 << 20); err != nil {
-				t.Fatal(err)
-			}
+		if !nextCommand(t, r, &cmd) {
+			t.Fatal("no command")
 		}
 		if r.Release() {
 			t.Fatal("a grown buffer was released")
