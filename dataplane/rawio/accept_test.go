@@ -59,6 +59,7 @@ func testAccept(t *testing.T, addr string, perConn bool) {
 			c, err := net.Dial("tcp", dst)
 			if err != nil {
 				t.Error(err)
+				l.Close() // AcceptSock would wait for it forever
 			}
 			dialed <- c
 		}
