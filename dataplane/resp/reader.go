@@ -99,7 +99,7 @@ func (r *Reader) Release() bool {
 	if !r.pooled || r.r != r.w || r.nargs != 0 || len(r.buf) > PooledSize {
 		return r.buf == nil
 	}
-	if r.buf != nil {
+	if len(r.buf) == PooledSize { // always, but for a nil buffer
 		clear(r.buf[:r.hw]) // no bytes of this client can surface in another's
 		bufPool.Put((*[PooledSize]byte)(r.buf))
 	}
