@@ -73,11 +73,12 @@ vet: ## go vet
 	$(GO) vet ./...
 
 .PHONY: lint
-lint: vet fmt-check mod-check staticcheck lint-proto cross-check ## go vet, the gofmt and go.mod checks, staticcheck, buf lint and the macOS build: what CI runs besides the tests
+lint: vet fmt-check mod-check staticcheck lint-proto cross-check ## go vet, the gofmt and go.mod checks, staticcheck, buf lint and the macOS and FreeBSD builds: what CI runs besides the tests
 
 .PHONY: cross-check
-cross-check: ## Fail when the binaries do not build for macOS (developers' machines; Linux-only code needs its build tags)
+cross-check: ## Fail when the binaries do not build for macOS and FreeBSD (Linux-only code needs its build tags)
 	GOOS=darwin $(GO) build ./...
+	GOOS=freebsd $(GO) build ./...
 
 .PHONY: mod-check
 mod-check: ## Fail when go.mod or tools/go.mod is not tidy (the product's module lists only what it uses)

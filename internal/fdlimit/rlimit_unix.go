@@ -13,13 +13,18 @@ func Raise(want uint64) (cur, hard uint64, err error) {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return 0, 0, err
 	}
-	if lim.Cur >= want || lim.Cur >= lim.Max {
-		return lim.Cur, lim.Max, nil
+	cur, hard = uint64(lim.Cur), uint64(lim.Max)
+	if cur >= want || cur >= hard {
+		return cur, hard, nil
 	}
 	next := lim
-	next.Cur = min(want, lim.Max)
+	setLimit(&next.Cur, min(want, hard))
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &next); err != nil {
-		return lim.Cur, lim.Max, err
+		return cur, hard, err
 	}
-	return next.Cur, lim.Max, nil
+	return uint64(next.Cur), hard, nil
 }
+
+// setLimit sets an Rlimit field, whose type is uint64 on Linux and macOS but int64 on the BSDs
+// (whose RLIM_INFINITY is the largest int64: still the largest limit as a uint64 above).
+func setLimit[T int64 | uint64](f *T, v uint64) { *f = T(v) }
