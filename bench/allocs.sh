@@ -35,15 +35,10 @@ while (($#)); do
 done
 (($#)) || { echo "allocs.sh: give the redis-benchmark arguments after --" >&2; exit 2; }
 bench_args allocs.sh "$@"
-for t in redis-server redis-cli redis-benchmark curl; do
-  command -v "$t" >/dev/null || { echo "allocs.sh: $t not found" >&2; exit 1; }
-done
+need allocs.sh redis-server redis-cli redis-benchmark curl
 
 scratch
-if [[ -z $ASTERD ]]; then
-  ASTERD=$TMP/asterd
-  go build -o "$ASTERD" ./cmd/asterd
-fi
+ASTERD=$(build_asterd "$ASTERD")
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if [[ -n $CLUSTER ]]; then
   start_cluster

@@ -34,15 +34,10 @@ while (($#)); do
   esac
 done
 (($#)) || { echo "cachesim.sh: give the redis-benchmark arguments after --" >&2; exit 2; }
-for t in valgrind redis-server redis-cli redis-benchmark python3; do
-  command -v "$t" >/dev/null || { echo "cachesim.sh: $t not found" >&2; exit 1; }
-done
+need cachesim.sh valgrind redis-server redis-cli redis-benchmark python3
 
 scratch
-if [[ -z $ASTERD ]]; then
-  ASTERD=$TMP/asterd
-  go build -o "$ASTERD" ./cmd/asterd
-fi
+ASTERD=$(build_asterd "$ASTERD")
 ulimit -n 20000 2>/dev/null || true
 
 start_servers

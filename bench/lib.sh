@@ -1,6 +1,6 @@
 # bench/lib.sh: what the benchmark scripts share (peer.sh: predixy_conf, predixy_pool and
-# cluster_create; cachesim.sh: the standalone parts; pair.sh and allocs.sh: the rest). Sourced,
-# not run.
+# cluster_create; cachesim.sh: the standalone parts, need and build_asterd; pair.sh and
+# allocs.sh: the rest). Sourced, not run.
 
 # asterd_toml FILE NAME PORT SERVERS [EXTRA]: an asterd config in FILE for one standalone cluster
 # NAME on 127.0.0.1:PORT (admin PORT+1, metrics PORT+2) over SERVERS (the items of its servers
@@ -167,4 +167,23 @@ wait_pong() {
   echo "$1: $2 did not answer on $3:" >&2
   cat "$5" >&2
   exit 1
+}
+
+# need SCRIPT TOOL...: exits with a message naming the first TOOL not on PATH.
+need() {
+  local script=$1 t
+  shift
+  for t in "$@"; do
+    command -v "$t" >/dev/null || { echo "$script: $t not found" >&2; exit 1; }
+  done
+}
+
+# build_asterd BIN: BIN when given, else this tree's asterd built into $TMP (scratch first);
+# prints the path.
+build_asterd() {
+  if [[ -n $1 ]]; then
+    echo "$1"
+    return
+  fi
+  go build -o "$TMP/asterd" ./cmd/asterd && echo "$TMP/asterd"
 }

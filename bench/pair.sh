@@ -54,15 +54,10 @@ done
 [[ -n $B || -n $PREDIXY ]] || { echo "pair.sh: give --b BIN or --predixy BIN" >&2; exit 2; }
 [[ -z $B || -z $PREDIXY ]] || { echo "pair.sh: --b and --predixy are the same slot" >&2; exit 2; }
 bench_args pair.sh "$@"
-for t in redis-server redis-cli redis-benchmark taskset; do
-  command -v "$t" >/dev/null || { echo "pair.sh: $t not found" >&2; exit 1; }
-done
+need pair.sh redis-server redis-cli redis-benchmark taskset
 
 scratch
-if [[ -z $A ]]; then
-  A=$TMP/asterd
-  go build -o "$A" ./cmd/asterd
-fi
+A=$(build_asterd "$A")
 if [[ -n $MIX ]]; then
   MIXLOAD=$TMP/mixload
   go build -o "$MIXLOAD" ./bench/mixload

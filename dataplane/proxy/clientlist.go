@@ -90,8 +90,8 @@ func (s *session) publishStat(now time.Time) {
 		multi, multiMem = s.tx.n, len(s.tx.frames)
 	}
 	last, qbuf, inBuf, outBuf := now.Unix(), s.rd.Buffered(), s.rd.Size(), cap(s.out)
-	if qbuf == 0 && s.loop != nil && inBuf <= resp.PooledSize {
-		inBuf = 0 // idle gives it back once the replies are out (resp.Reader.Release)
+	if s.loop != nil && s.rd.Releasable() {
+		inBuf = 0 // idle gives it back once the replies are out
 	}
 	if st.last == last && st.cmd == cmd && st.multi == multi && st.multiMem == multiMem &&
 		st.qbuf == qbuf && st.inBuf == inBuf && st.outBuf == outBuf && st.omem == 0 {

@@ -121,12 +121,11 @@ func (l *Listener) AcceptSock() (*Sock, error) {
 			return nil, err
 		}
 	}
-	s := &Sock{raddr: rawTCPAddr(&l.sa), laddr: l.laddr, fd: fd}
-	if s.laddr == nil {
-		if lsa, err := syscall.Getsockname(fd); err == nil {
-			s.laddr = tcpAddr(lsa)
-		} else {
-			s.laddr = l.Addr()
+	s := &Sock{raddr: tcpAddr(&l.sa), laddr: l.laddr, fd: fd}
+	if s.laddr == nil { // bound to every address: the one this client reached
+		s.laddr = l.Addr()
+		if getsockname(fd, &l.sa) == 0 {
+			s.laddr = tcpAddr(&l.sa)
 		}
 	}
 	return s, nil
@@ -159,15 +158,31 @@ func accept4(lfd int, sa *syscall.RawSockaddrAny) (int, syscall.Errno) {
 	return int(fd), e
 }
 
-// rawTCPAddr is an address accept4 filled in, as a net.Addr.
-func rawTCPAddr(sa *syscall.RawSockaddrAny) net.Addr {
+// getsockname puts fd's local address in sa, as a raw system call (it never waits).
+func getsockname(fd int, sa *syscall.RawSockaddrAny) syscall.Errno {
+	n := uint32(syscall.SizeofSockaddrAny)
+	_, _, e := syscall.RawSyscall(syscall.SYS_GETSOCKNAME, uintptr(fd), uintptr(unsafe.Pointer(sa)), uintptr(unsafe.Pointer(&n)))
+	return e
+}
+
+// tcpAddr is an address the kernel filled in (accept4, getsockname) as a net.Addr; an IPv6
+// one's zone named as net names it.
+func tcpAddr(sa *syscall.RawSockaddrAny) net.Addr {
 	switch sa.Addr.Family {
 	case syscall.AF_INET:
 		a := (*syscall.RawSockaddrInet4)(unsafe.Pointer(sa))
 		return &net.TCPAddr{IP: net.IPv4(a.Addr[0], a.Addr[1], a.Addr[2], a.Addr[3]), Port: port(a.Port)}
 	case syscall.AF_INET6:
 		a := (*syscall.RawSockaddrInet6)(unsafe.Pointer(sa))
-		return tcp6Addr(a.Addr, port(a.Port), a.Scope_id)
+		ip := make(net.IP, net.IPv6len)
+		copy(ip, a.Addr[:])
+		var zone string
+		if a.Scope_id != 0 {
+			if ifi, err := net.InterfaceByIndex(int(a.Scope_id)); err == nil {
+				zone = ifi.Name
+			}
+		}
+		return &net.TCPAddr{IP: ip, Port: port(a.Port), Zone: zone}
 	}
 	return &net.TCPAddr{}
 }
@@ -196,28 +211,4 @@ func hasOpts(fd int) bool {
 		}
 	}
 	return true
-}
-
-// tcpAddr is sa as a net.Addr.
-func tcpAddr(sa syscall.Sockaddr) net.Addr {
-	switch a := sa.(type) {
-	case *syscall.SockaddrInet4:
-		return &net.TCPAddr{IP: net.IPv4(a.Addr[0], a.Addr[1], a.Addr[2], a.Addr[3]), Port: a.Port}
-	case *syscall.SockaddrInet6:
-		return tcp6Addr(a.Addr, a.Port, a.ZoneId)
-	}
-	return &net.TCPAddr{}
-}
-
-// tcp6Addr is an IPv6 address and port as a net.Addr, its zone named as net does.
-func tcp6Addr(addr [16]byte, port int, zoneID uint32) net.Addr {
-	ip := make(net.IP, net.IPv6len)
-	copy(ip, addr[:])
-	var zone string
-	if zoneID != 0 {
-		if ifi, err := net.InterfaceByIndex(int(zoneID)); err == nil {
-			zone = ifi.Name
-		}
-	}
-	return &net.TCPAddr{IP: ip, Port: port, Zone: zone}
 }

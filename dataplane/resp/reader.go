@@ -96,7 +96,7 @@ func NewPooledReader(rd io.Reader) *Reader {
 // another connection may be reading into: the caller must be done with them, and with anything
 // else that points into the buffer (as for Shrink), which no request still in flight may do.
 func (r *Reader) Release() bool {
-	if !r.pooled || r.r != r.w || r.nargs != 0 || len(r.buf) > PooledSize {
+	if !r.Releasable() {
 		return r.buf == nil
 	}
 	if len(r.buf) == PooledSize { // always, but for a nil buffer
@@ -105,6 +105,12 @@ func (r *Reader) Release() bool {
 	}
 	r.buf, r.r, r.w, r.off, r.got, r.hw = nil, 0, 0, 0, 0, 0
 	return true
+}
+
+// Releasable reports whether Release would leave the Reader holding no buffer: a pooled one
+// with nothing buffered and a buffer of at most the pooled size.
+func (r *Reader) Releasable() bool {
+	return r.pooled && r.r == r.w && r.nargs == 0 && len(r.buf) <= PooledSize
 }
 
 // initial returns a buffer of the Reader's initial size: a pooled one's from the pool.

@@ -64,8 +64,8 @@ func TCPInode(t testing.TB, local, remote net.Addr) uint64 {
 	return ino
 }
 
-// TCPTimer is the timer /proc/self/net/tcp shows running on this process's IPv4 TCP socket
-// from local to remote: 0 none, 1 retransmit, 2 keep-alive, 3 TIME_WAIT, 4 zero window probe;
+// TCPTimer is the timer /proc/self/net/tcp (or tcp6) shows running on this process's TCP
+// socket from local to remote: 0 none, 1 retransmit, 2 keep-alive, 3 TIME_WAIT, 4 zero window probe;
 // -1 when there is no such socket.
 func TCPTimer(t testing.TB, local, remote net.Addr) int {
 	t.Helper()
@@ -87,14 +87,13 @@ func TCPTimer(t testing.TB, local, remote net.Addr) int {
 func tcpEntry(t testing.TB, local, remote net.Addr) []string {
 	t.Helper()
 	l, r := tcpAddr(t, local), tcpAddr(t, remote)
-	if l.IP.To4() == nil {
-		return procTCP(t, "/proc/self/net/tcp6", hexAddr6(l), hexAddr6(r))
+	if l.IP.To4() != nil {
+		if f := procTCP(t, "/proc/self/net/tcp", hexAddr(l.IP.To4(), l.Port), hexAddr(r.IP.To4(), r.Port)); f != nil {
+			return f
+		}
 	}
-	if f := procTCP(t, "/proc/self/net/tcp", hexAddr(l), hexAddr(r)); f != nil {
-		return f
-	}
-	const mapped = "0000000000000000FFFF0000" // ::ffff:0:0/96, as tcp6 writes it
-	return procTCP(t, "/proc/self/net/tcp6", mapped+hexAddr(l), mapped+hexAddr(r))
+	// To16 writes an IPv4 address IPv4-mapped, as tcp6 lists it.
+	return procTCP(t, "/proc/self/net/tcp6", hexAddr(l.IP.To16(), l.Port), hexAddr(r.IP.To16(), r.Port))
 }
 
 func procTCP(t testing.TB, path, local, remote string) []string {
@@ -123,21 +122,14 @@ func tcpAddr(t testing.TB, a net.Addr) *net.TCPAddr {
 	return ta
 }
 
-// hexAddr is an IPv4 TCP address as /proc/net/tcp writes it (little-endian host).
-func hexAddr(a *net.TCPAddr) string {
-	ip := a.IP.To4()
-	return fmt.Sprintf("%02X%02X%02X%02X:%04X", ip[3], ip[2], ip[1], ip[0], a.Port)
-}
-
-// hexAddr6 is an IPv6 TCP address as /proc/net/tcp6 writes it: four 32-bit words, each
-// little-endian (host order).
-func hexAddr6(a *net.TCPAddr) string {
-	ip := a.IP.To16()
+// hexAddr is an address (4 or 16 bytes) and port as /proc/net/tcp and tcp6 write them: the
+// address in 32-bit words, each little-endian (host order).
+func hexAddr(ip net.IP, port int) string {
 	var b strings.Builder
-	for w := 0; w < 16; w += 4 {
+	for w := 0; w < len(ip); w += 4 {
 		fmt.Fprintf(&b, "%02X%02X%02X%02X", ip[w+3], ip[w+2], ip[w+1], ip[w])
 	}
-	fmt.Fprintf(&b, ":%04X", a.Port)
+	fmt.Fprintf(&b, ":%04X", port)
 	return b.String()
 }
 
