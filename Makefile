@@ -61,8 +61,12 @@ image: build ## Build the container image localhost/asterd:VERSION with buildah 
 	  --build-arg VERSION=$(VERSION) -f Containerfile -t $(IMAGE) $(BIN)/image
 
 .PHONY: test
-test: vet fmt-check ## Run every test (race detector on), vet and the gofmt check: what CI runs
+test: vet fmt-check allocs ## Run every test (race detector on), the allocation tests, vet and the gofmt check: what CI runs
 	$(GO) test -race -count=1 -parallel $(TEST_PARALLEL) -timeout 15m $(TEST_FIRST) ./...
+
+.PHONY: allocs
+allocs: ## Run the allocation tests (Test*Alloc*) without the race detector, under which sync.Pool drops items at random
+	$(GO) test -count=1 -run Alloc ./dataplane/...
 
 .PHONY: race
 race: ## Run the concurrent packages' tests under the race detector

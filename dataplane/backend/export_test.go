@@ -15,3 +15,17 @@ const HoldInFlight = holdInFlight
 
 // WriteEarly is how many queued bytes a connection writes before its senders' flush.
 const WriteEarly = writeEarly
+
+// SetMaxPinned changes the bound on PinnedBytes past which replies are copied, not lent; the
+// returned func restores it.
+func SetMaxPinned(n int64) (restore func()) {
+	old := maxPinned
+	maxPinned = n
+	return func() { maxPinned = old }
+}
+
+// LendMin is the smallest reply that SendLending's requests borrow.
+const LendMin = lendMin
+
+// MaxKeptBuf is the biggest read buffer a connection keeps (and the pool holds).
+const MaxKeptBuf = maxKeptBuf

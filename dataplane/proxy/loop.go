@@ -253,6 +253,7 @@ func (s *session) complete() {
 		w, err = s.raw.TryWrite(out)
 	}
 	if left := len(vec) > 0 || vec == nil && w < len(out); err == nil && left {
+		vec = s.ownVec(vec)
 		s.publishOut(unwritten(vec, out[w:]))
 		s.handOver(func() bool { // the client is not taking its replies fast enough
 			var err error

@@ -203,6 +203,7 @@ func (k *killRounds) run(name string, round func() killReply) {
 // fill gives r to the call c as its reply; the caller then releases c's batch, which reads
 // the reply after.
 func (r killReply) fill(c *call) {
+	c.req.Return()
 	c.req.Reply = append(c.req.Reply[:0], r.reply...)
 	c.req.Failure, c.req.Unsent = r.failure, false
 }

@@ -301,10 +301,12 @@ type session struct {
 	hotKeys []int // key positions of a sampled command
 }
 
-// bigPart is a big reply of the batch, written from its request's buffer after out[:at].
+// bigPart is a big reply of the batch, written from its request's buffer after out[:at], or
+// from the backend connection's read buffer where it was lent (lease; SendLending).
 type bigPart struct {
 	at    int
 	reply []byte
+	lease backend.Lease
 }
 
 // newSession makes the session of client nc (TCP_NODELAY set: Go's Accept and
@@ -478,7 +480,7 @@ func (s *session) finishBatch() bool {
 func (s *session) writeBatch(out []byte, n int) bool {
 	var err error
 	if vec := s.outVec(out); vec != nil {
-		err = s.raw.Writev(vec)
+		err = s.raw.Writev(s.ownVec(vec))
 		s.dropVec()
 	} else if len(out) > 0 { // empty when the batch was only a deferred command
 		_, err = s.rw.Write(out)
@@ -527,6 +529,7 @@ func (s *session) overLimit() bool {
 		if pl.kind == placeLocal {
 			held += len(pl.local)
 		}
+		pl.main.req.Return()
 		pl.local, pl.main.req.Reply = nil, nil
 		for _, c := range pl.subs[:pl.nsubs] {
 			c.req.Reply = nil
@@ -578,7 +581,7 @@ func (s *session) assemble() ([]byte, int) {
 			if pl.proto3 != pl.main.conn.RESP3() {
 				out = s.convert(out, pl.main.req.Reply, pl)
 			} else if r := pl.main.req.Reply; len(r) >= bigReply && s.raw != nil && !pl.silent {
-				s.bigs = append(s.bigs, bigPart{at: len(out), reply: r})
+				s.bigs = append(s.bigs, bigPart{at: len(out), reply: r, lease: pl.main.req.TakeLease()})
 				biggest = max(biggest, len(r))
 			} else {
 				out = append(out, r...)
@@ -631,9 +634,36 @@ func (s *session) outVec(out []byte) [][]byte {
 	return vec
 }
 
+// ownVec is vec, what is left to write of a batch's output, with the big replies that backend
+// connections lent (SendLending) copied into one buffer of the session's own and their leases
+// given back: for a write that waits for the client, which must not keep those connections
+// from reading into their buffers again meanwhile. Without a lent reply it is vec.
+func (s *session) ownVec(vec [][]byte) [][]byte {
+	lent := false
+	for i := range s.bigs {
+		lent = lent || s.bigs[i].lease.Held()
+	}
+	if !lent {
+		return vec
+	}
+	n := 0
+	for _, b := range vec {
+		n += len(b)
+	}
+	own := make([]byte, 0, n)
+	for _, b := range vec {
+		own = append(own, b...)
+	}
+	s.dropVec()
+	return [][]byte{own}
+}
+
 // dropVec forgets the big replies of a written batch: s.vec and s.bigs point into the
 // requests' buffers, which a place may have let go (release) and must not keep alive.
 func (s *session) dropVec() {
+	for i := range s.bigs {
+		s.bigs[i].lease.Return()
+	}
 	clear(s.vec[:cap(s.vec)])
 	s.vec = s.vec[:0]
 	clear(s.bigs)
@@ -683,6 +713,7 @@ func (pl *place) release(room *int) {
 // The frame is let go either way: it may point into a big buffer (the client's, a split's),
 // and the next send sets it.
 func (c *call) release(room *int) {
+	c.req.Return()
 	c.req.Reply = keep(c.req.Reply, room)
 	c.buf, c.frame = keep(c.buf, room), nil
 }
@@ -943,7 +974,10 @@ func (s *session) forward(pl *place, node int, cmd *resp.Command) {
 		return
 	}
 	pl.kind = placeForward
-	s.send(&pl.main, s.conn(node), frameOf(cmd, &pl.main.buf))
+	s.pend.Add(1)
+	// A loop session writes its replies as soon as the batch's last is in, and owns
+	// (ownVec) those it cannot write at once: it may borrow big ones from the connection.
+	s.sendVia(&pl.main, s.conn(node), frameOf(cmd, &pl.main.buf), s.loop != nil)
 }
 
 // noNode answers a command for which no node serves: every node ejected, or an uncovered slot.
@@ -963,8 +997,18 @@ func (s *session) send(c *call, conn *backend.Conn, frame []byte) {
 // sendAdded is send for a caller that has already counted the request in s.pend (one Add for
 // all the sub requests of a split).
 func (s *session) sendAdded(c *call, conn *backend.Conn, frame []byte) {
+	s.sendVia(c, conn, frame, false)
+}
+
+// sendVia is sendAdded; lend: the reply, when big, may stay in the connection's read buffer
+// (backend.Conn.SendLending), to be given back once written (dropVec) or copied (release).
+func (s *session) sendVia(c *call, conn *backend.Conn, frame []byte, lend bool) {
 	c.frame, c.conn, c.asked = frame, conn, false
-	conn.Send(&c.req, frame)
+	if lend {
+		conn.SendLending(&c.req, frame)
+	} else {
+		conn.Send(&c.req, frame)
+	}
 	s.touch(conn)
 }
 
