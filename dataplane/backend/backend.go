@@ -55,8 +55,7 @@ type Request struct {
 	// batch: wg is a BatchWaiter and onDone is nil, so that deliver may release it in a run.
 	batch bool
 	// lendable: sent by SendLending, so that a big reply may be lent rather than copied
-	// (lend.go); lent then holds the lease. A pointer, made on the first loan: the many
-	// sub requests of split commands, never lent, stay small.
+	// (lend.go).
 	lendable bool
 
 	// sent is when it was written (monoNanos); set only when Options.Latency or ReadTimeout
@@ -66,7 +65,9 @@ type Request struct {
 	wg     Waiter
 	onDone func(*Request)
 	budget *Budget // nil: the reply is kept whatever its size
-	lent   *loan
+	// lent holds a lent Reply's lease. A pointer, made on the first loan: the many sub
+	// requests of split commands, never lent, stay small.
+	lent *loan
 }
 
 // Budget bounds the reply bytes that a group of requests (one client's batch) holds: a reply
