@@ -9,7 +9,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/aster-proxy/aster/dataplane/route"
 	"github.com/aster-proxy/aster/internal/redistest"
 )
 
@@ -42,29 +41,7 @@ func TestClusterBigRepliesBesideRedirects(t *testing.T) {
 		}
 	}
 	// Half of {mv}'s keys move to another node: the source answers ASK for them.
-	slot := int(route.Slot([]byte("{mv}")))
-	src := rc.MasterOf(slot)
-	var dst *redistest.Server
-	for _, n := range rc.Nodes {
-		if n != src {
-			dst = n
-			break
-		}
-	}
-	srcID, _ := src.Do("CLUSTER", "MYID")
-	dstID, _ := dst.Do("CLUSTER", "MYID")
-	mustDo := func(s *redistest.Server, args ...any) {
-		t.Helper()
-		if _, err := s.Do(args...); err != nil {
-			t.Fatalf("%v on %s: %v", args, s.Addr, err)
-		}
-	}
-	mustDo(dst, "CLUSTER", "SETSLOT", slot, "IMPORTING", srcID)
-	mustDo(src, "CLUSTER", "SETSLOT", slot, "MIGRATING", dstID)
-	_, dstPort, _ := strings.Cut(dst.Addr, ":")
-	for i := 0; i < 5; i++ {
-		mustDo(src, "MIGRATE", "127.0.0.1", dstPort, fmt.Sprintf("{mv}.%d", i), 0, 5000)
-	}
+	startMigration(t, rc, "{mv}").move("{mv}.0", "{mv}.1", "{mv}.2", "{mv}.3", "{mv}.4")
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)

@@ -177,33 +177,12 @@ func TestClientCacheClusterFailoverAndReshard(t *testing.T) {
 
 	t.Run("reshard", func(t *testing.T) {
 		key := "{rs}k"
-		slot := int(route.Slot([]byte(key)))
 		c.Set(ctx, key, "old", 0)
-		src := rc.MasterOf(slot)
-		cachedGET(t, c, src, key)
-		var dst *redistest.Server
-		for _, n := range rc.Nodes {
-			if n != src && strings.Contains(fmt.Sprint(n.Do("ROLE")), "master") {
-				dst = n
-				break
-			}
-		}
-		srcID, _ := src.Do("CLUSTER", "MYID")
-		dstID, _ := dst.Do("CLUSTER", "MYID")
-		mustDo := func(s *redistest.Server, args ...any) {
-			t.Helper()
-			if _, err := s.Do(args...); err != nil {
-				t.Fatalf("%v on %s: %v", args, s.Addr, err)
-			}
-		}
-		mustDo(dst, "CLUSTER", "SETSLOT", slot, "IMPORTING", srcID)
-		mustDo(src, "CLUSTER", "SETSLOT", slot, "MIGRATING", dstID)
-		_, dstPort, _ := strings.Cut(dst.Addr, ":")
-		mustDo(src, "MIGRATE", "127.0.0.1", dstPort, key, 0, 5000)
-		for _, n := range rc.Nodes {
-			_, _ = n.Do("CLUSTER", "SETSLOT", slot, "NODE", dstID) // a replica may refuse; its master tells it
-		}
-		mustDo(dst, "SET", key, "new") // on the new owner directly
+		cachedGET(t, c, rc.MasterOf(int(route.Slot([]byte(key)))), key)
+		m := startMigration(t, rc, key)
+		m.move(key)
+		m.finish(rc)
+		m.do(m.dst, "SET", key, "new") // on the new owner directly
 		deadline := time.Now().Add(15 * time.Second)
 		for n := 0; n < 50; {
 			v, err := c.Get(ctx, key).Result()

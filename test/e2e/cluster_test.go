@@ -205,34 +205,14 @@ func TestClusterAskDuringManualMigration(t *testing.T) {
 	if got := rc.Client().ClusterKeySlot(ctx, "{ask}").Val(); got != int64(slot) {
 		t.Fatalf("slot of {ask}: cluster says %d, we say %d", got, slot)
 	}
-	src := rc.MasterOf(slot)
-	var dst *redistest.Server
-	for _, n := range rc.Nodes {
-		if n != src {
-			dst = n
-			break
-		}
-	}
-	srcID, _ := src.Do("CLUSTER", "MYID")
-	dstID, _ := dst.Do("CLUSTER", "MYID")
 	for i := 0; i < 10; i++ {
 		if err := c.Set(ctx, fmt.Sprintf("{ask}.%d", i), i, 0).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	mustDo := func(s *redistest.Server, args ...any) {
-		t.Helper()
-		if _, err := s.Do(args...); err != nil {
-			t.Fatalf("%v on %s: %v", args, s.Addr, err)
-		}
-	}
-	mustDo(dst, "CLUSTER", "SETSLOT", slot, "IMPORTING", srcID)
-	mustDo(src, "CLUSTER", "SETSLOT", slot, "MIGRATING", dstID)
-	_, dstPort, _ := strings.Cut(dst.Addr, ":")
-	for i := 0; i < 5; i++ { // half the keys move
-		mustDo(src, "MIGRATE", "127.0.0.1", dstPort, fmt.Sprintf("{ask}.%d", i), 0, 5000)
-	}
-	askBefore := askingCalls(t, dst)
+	m := startMigration(t, rc, "{ask}")
+	m.move("{ask}.0", "{ask}.1", "{ask}.2", "{ask}.3", "{ask}.4") // half the keys move
+	askBefore := askingCalls(t, m.dst)
 	for i := 0; i < 10; i++ {
 		k := fmt.Sprintf("{ask}.%d", i)
 		if v, err := c.Get(ctx, k).Result(); err != nil || v != strconv.Itoa(i) {
@@ -250,23 +230,19 @@ func TestClusterAskDuringManualMigration(t *testing.T) {
 	if err := c.Set(ctx, "{ask}.new", "n", 0).Err(); err != nil {
 		t.Fatalf("SET of a new key mid-migration: %v", err)
 	}
-	raw := redistest.DialRaw(t, dst.Addr) // the importing node answers only after ASKING
+	raw := redistest.DialRaw(t, m.dst.Addr) // the importing node answers only after ASKING
 	if _, err := raw.Do("ASKING"); err != nil {
 		t.Fatal(err)
 	}
 	if v, err := raw.Do("EXISTS", "{ask}.new"); err != nil || v != "1" {
 		t.Fatalf("new key not created on the importing node: %q, %v", v, err)
 	}
-	if askingCalls(t, dst) <= askBefore {
+	if askingCalls(t, m.dst) <= askBefore {
 		t.Fatalf("the importing node saw no ASKING: ASK was not followed")
 	}
 	// Finish the move; MOVED takes over and every key stays readable.
-	for i := 5; i < 10; i++ {
-		mustDo(src, "MIGRATE", "127.0.0.1", dstPort, fmt.Sprintf("{ask}.%d", i), 0, 5000)
-	}
-	for _, n := range rc.Nodes {
-		mustDo(n, "CLUSTER", "SETSLOT", slot, "NODE", dstID)
-	}
+	m.move("{ask}.5", "{ask}.6", "{ask}.7", "{ask}.8", "{ask}.9")
+	m.finish(rc)
 	for i := 0; i < 10; i++ {
 		k := fmt.Sprintf("{ask}.%d", i)
 		if v, err := c.Get(ctx, k).Result(); err != nil || v != strconv.Itoa(i) {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/aster-proxy/aster/dataplane/route"
 	"github.com/aster-proxy/aster/internal/redistest"
 )
 
@@ -259,34 +258,13 @@ func TestRESP3Redirects(t *testing.T) {
 	}
 	check("before the move", true)
 
-	slot := int(route.Slot([]byte("{r3}")))
-	src := rc.MasterOf(slot)
-	var dst *redistest.Server
-	for _, n := range rc.Nodes {
-		if n != src {
-			dst = n
-			break
-		}
-	}
-	srcID, _ := src.Do("CLUSTER", "MYID")
-	dstID, _ := dst.Do("CLUSTER", "MYID")
-	mustDo := func(s *redistest.Server, args ...any) {
-		t.Helper()
-		if _, err := s.Do(args...); err != nil {
-			t.Fatalf("%v on %s: %v", args, s.Addr, err)
-		}
-	}
-	_, dstPort, _ := strings.Cut(dst.Addr, ":")
-	mustDo(dst, "CLUSTER", "SETSLOT", slot, "IMPORTING", srcID)
-	mustDo(src, "CLUSTER", "SETSLOT", slot, "MIGRATING", dstID)
-	mustDo(src, "MIGRATE", "127.0.0.1", dstPort, "", 0, 5000, "KEYS", "{r3}h", "{r3}s")
-	askBefore := askingCalls(t, dst)
+	m := startMigration(t, rc, "{r3}")
+	m.move("{r3}h", "{r3}s")
+	askBefore := askingCalls(t, m.dst)
 	check("mid-migration (ASK)", false)
-	if askingCalls(t, dst) <= askBefore {
+	if askingCalls(t, m.dst) <= askBefore {
 		t.Fatal("no ASKING seen by the importing node: ASK was not followed")
 	}
-	for _, n := range rc.Nodes {
-		mustDo(n, "CLUSTER", "SETSLOT", slot, "NODE", dstID)
-	}
+	m.finish(rc)
 	check("after the move (MOVED)", true)
 }
