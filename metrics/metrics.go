@@ -17,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/aster-proxy/aster/controlplane"
+	"github.com/aster-proxy/aster/dataplane/backend"
 )
 
 // Namespace prefixes every Aster series.
@@ -148,8 +149,23 @@ func New(version string) *Metrics {
 	m.reloads.WithLabelValues(ReloadFailure)
 	gauge("build_info", "Always 1; the labels say which asterd and Go built it.", "version", "goversion").
 		WithLabelValues(version, runtime.Version()).Set(1)
+	// Big replies lent from node connections' read buffers (backend.Conn.SendLending): what
+	// batches waiting on slow nodes hold, and leases never given back (a bug).
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "lent_buffer_pinned_bytes",
+			Help: "Bytes of node connections' read buffers held by lent big replies after their connection moved on (at most 64 MiB; past it replies are copied).",
+		}, func() float64 { return float64(lentPinned()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "lent_buffers_leaked_total",
+			Help: "Read buffers collected with a lent reply never given back: a bug, please report it.",
+		}, func() float64 { return float64(lentLeaked()) }),
+	)
 	return m
 }
+
+// lentPinned and lentLeaked are what the lent-buffer series read; variables for tests.
+var lentPinned, lentLeaked = backend.PinnedBytes, backend.LeakedBuffers
 
 // Registry returns the registry every series is registered with, for the HTTP handler and for
 // tests.

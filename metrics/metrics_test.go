@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -207,6 +208,34 @@ aster_topology_refreshes_total{cluster="rc",result="changed"} 2
 `
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want),
 		"aster_build_info", "aster_topology_refreshes_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestLentBufferSeries: the two series read the backend's counts of lent read buffers at each
+// scrape.
+func TestLentBufferSeries(t *testing.T) {
+	pinned, leaked := int64(3<<20), int64(2)
+	defer func(p, l func() int64) { lentPinned, lentLeaked = p, l }(lentPinned, lentLeaked)
+	lentPinned = func() int64 { return pinned }
+	lentLeaked = func() int64 { return leaked }
+	m := New("v9.9.9")
+	want := func(p, l int64) string {
+		return fmt.Sprintf(`
+# HELP aster_lent_buffer_pinned_bytes Bytes of node connections' read buffers held by lent big replies after their connection moved on (at most 64 MiB; past it replies are copied).
+# TYPE aster_lent_buffer_pinned_bytes gauge
+aster_lent_buffer_pinned_bytes %d
+# HELP aster_lent_buffers_leaked_total Read buffers collected with a lent reply never given back: a bug, please report it.
+# TYPE aster_lent_buffers_leaked_total counter
+aster_lent_buffers_leaked_total %d
+`, p, l)
+	}
+	names := []string{"aster_lent_buffer_pinned_bytes", "aster_lent_buffers_leaked_total"}
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want(pinned, leaked)), names...); err != nil {
+		t.Error(err)
+	}
+	pinned, leaked = 0, 3
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want(pinned, leaked)), names...); err != nil {
 		t.Error(err)
 	}
 }

@@ -167,6 +167,7 @@ var seriesNames = []string{
 	"aster_build_info", "aster_pubsub_clients", "aster_pubsub_messages_total", "aster_backend_errors_total",
 	"aster_control_plane_connected", "aster_control_plane_last_snapshot_age_seconds", "aster_sentinel_switches_total",
 	"aster_client_cache_lookups_total", "aster_client_cache_invalidations_total", "aster_client_cache_entries",
+	"aster_lent_buffer_pinned_bytes", "aster_lent_buffers_leaked_total",
 }
 
 var asterName = regexp.MustCompile(`\baster_[a-z_]+`)
