@@ -193,7 +193,6 @@ func finishRun(reqs []*Request, frames [][]byte, rb *rbuf) {
 			keep = b.fits(used)
 		}
 		if keep && q.lendable && rb != nil && len(frames[i]) >= lendMin && canLend() {
-			q.Return()
 			q.lend(frames[i], rb)
 			continue
 		}

@@ -4,6 +4,8 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+
+	"github.com/aster-proxy/aster/internal/race"
 )
 
 // Lending big replies (SendLending): a request whose reply is lendMin bytes or more points into
@@ -119,7 +121,7 @@ func (rb *rbuf) unref() {
 		pinnedBytes.Add(-rb.pin.n)
 	}
 	if i := rbufClass(len(rb.b)); i >= 0 {
-		if poisonReturned {
+		if race.Enabled {
 			poison(rb.b)
 		}
 		rbufPools[i].Put(rb)
@@ -138,7 +140,7 @@ func (l *Lease) Return() {
 	if l.rb == nil {
 		return
 	}
-	if poisonReturned {
+	if race.Enabled {
 		poison(l.reply)
 	}
 	l.rb.unref()
@@ -148,8 +150,9 @@ func (l *Lease) Return() {
 // Held reports whether the lease is still to be given back.
 func (l *Lease) Held() bool { return l.rb != nil }
 
-// poison overwrites bytes that nobody may read any more, so that a use after Return shows in
-// tests (they run with the race detector) as a garbled reply rather than someone else's.
+// poison overwrites bytes that nobody may read any more (in race-detector builds), so that a
+// use after Return shows in tests, which run with it, as a garbled reply rather than someone
+// else's.
 func poison(b []byte) {
 	for i := range b {
 		b[i] = 'X'
@@ -194,8 +197,10 @@ func (r *Request) endLoan() {
 	r.lent.rb, r.lent.own = nil, nil
 }
 
-// lend makes Reply the frame itself, in rb, rather than a copy. The request has no lease.
+// lend makes Reply the frame itself, in rb, rather than a copy, giving back the lease it
+// held, if any.
 func (r *Request) lend(frame []byte, rb *rbuf) {
+	r.Return()
 	if r.lent == nil {
 		r.lent = &loan{}
 	}

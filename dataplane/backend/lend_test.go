@@ -10,6 +10,7 @@ import (
 
 	"github.com/aster-proxy/aster/dataplane/backend"
 	"github.com/aster-proxy/aster/dataplane/resp"
+	"github.com/aster-proxy/aster/internal/race"
 	"github.com/aster-proxy/aster/internal/redistest"
 )
 
@@ -179,7 +180,7 @@ func TestTakenLeaseOutlivesItsRequest(t *testing.T) {
 		}
 		k.lease.Return()
 		k.lease.Return() // again: nothing
-		if raceEnabled && bytes.Equal(k.reply, e.want[k.key]) {
+		if race.Enabled && bytes.Equal(k.reply, e.want[k.key]) {
 			t.Fatalf("GET %s: a returned reply is not poisoned under the race detector", k.key)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/aster-proxy/aster/dataplane/backend"
+	"github.com/aster-proxy/aster/internal/race"
 )
 
 // bigMixSizes are value sizes around the points where the reply path changes: small replies
@@ -150,7 +151,7 @@ func TestBigRepliesToAClientThatReadsLate(t *testing.T) {
 // than an output buffer is kept at (maxKeptOut); were they copied into it, it would be
 // dropped and grown again for every batch, and the garbage collected.
 func TestBigValuePipelineAllocatesNothing(t *testing.T) {
-	if raceEnabled {
+	if race.Enabled {
 		t.Skip("the race detector has sync.Pool (the lent read buffers') drop items at random; make allocs runs this")
 	}
 	m, _ := newTestMetrics()

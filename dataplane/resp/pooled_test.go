@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/aster-proxy/aster/internal/race"
 )
 
 // stepReader gives its input in the chunks a test sets between reads (ErrWouldBlock when it
@@ -117,7 +119,7 @@ func TestPooledReaderReleasesOnlyWhenEmpty(t *testing.T) {
 // TestPooledReaderSteadyStateAllocs: reading a command into a pooled Reader and releasing its
 // buffer allocates nothing once the pool has one.
 func TestPooledReaderSteadyStateAllocs(t *testing.T) {
-	if raceEnabled {
+	if race.Enabled {
 		t.Skip("the race detector has sync.Pool drop items at random")
 	}
 	one := AppendCommand(nil, []byte("GET"), []byte("key:000000001"))

@@ -44,7 +44,7 @@ func startMigration(t *testing.T, rc *redistest.Cluster, key string) *migration 
 func (m *migration) move(keys ...string) {
 	m.t.Helper()
 	_, dstPort, _ := strings.Cut(m.dst.Addr, ":")
-	m.do(m.src, append([]any{"MIGRATE", "127.0.0.1", dstPort, "", 0, 5000, "KEYS"}, toAny(keys)...)...)
+	m.do(m.src, append([]any{"MIGRATE", "127.0.0.1", dstPort, "", 0, 5000, "KEYS"}, anySlice(keys)...)...)
 }
 
 // finish gives the slot to the destination on every node of rc (a replica may refuse: its
@@ -66,12 +66,4 @@ func (m *migration) do(s *redistest.Server, args ...any) any {
 		m.t.Fatalf("%v on %s: %v", args, s.Addr, err)
 	}
 	return v
-}
-
-func toAny(ss []string) []any {
-	out := make([]any, len(ss))
-	for i, s := range ss {
-		out[i] = s
-	}
-	return out
 }

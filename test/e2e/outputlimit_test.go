@@ -319,7 +319,7 @@ func warmThenFlood(t *testing.T, a *asterd, addr string, limit int, cmd []string
 		t.Fatalf("the other client: %v", err)
 	}
 	// The shared connections are whole: the big reply still comes right to another client.
-	res, err := victim.Do(ctx, redisArgs(cmd)...).Result()
+	res, err := victim.Do(ctx, anySlice(cmd)...).Result()
 	if err != nil {
 		t.Fatalf("%s after the cut: %v", cmd[0], err)
 	}
@@ -345,12 +345,4 @@ func warmThenFlood(t *testing.T, a *asterd, addr string, limit int, cmd []string
 	if held > limit+reply {
 		t.Errorf("asterd held %d bytes of replies: want at most the limit plus one reply, %d", held, limit+reply)
 	}
-}
-
-func redisArgs(cmd []string) []any {
-	args := make([]any, len(cmd))
-	for i, a := range cmd {
-		args[i] = a
-	}
-	return args
 }
