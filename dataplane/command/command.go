@@ -234,26 +234,33 @@ func Lookup(name []byte) *Spec {
 	return byName[string(buf[:len(name)])]
 }
 
-// LookupLast is Lookup for a name that is often last's (a client sends the same command
-// again and again): last itself when name is its name, ASCII case-insensitively, without the
-// map lookup.
-func LookupLast(name []byte, last *Spec) *Spec {
-	if last != nil && len(name) == len(last.Name) {
-		same := true
-		for i, c := range name {
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != last.Name[i] {
-				same = false
-				break
-			}
-		}
-		if same {
-			return last
-		}
+// LookupRecent is Lookup for a name that is often one of the last two a client sent (the same
+// command again and again, or two in turn, as GET and SET): a or b when name is its name,
+// ASCII case-insensitively, without the map lookup. a and b may be nil.
+func LookupRecent(name []byte, a, b *Spec) *Spec {
+	if named(a, name) {
+		return a
+	}
+	if named(b, name) {
+		return b
 	}
 	return Lookup(name)
+}
+
+// named reports whether name is s's name, ASCII case-insensitively; false for a nil s.
+func named(s *Spec, name []byte) bool {
+	if s == nil || len(name) != len(s.Name) {
+		return false
+	}
+	for i, c := range name {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s.Name[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // All returns every spec sorted by name (for docs and COMMAND COUNT). The slice is the

@@ -56,6 +56,29 @@ func TestLookupAllocs(t *testing.T) {
 	}
 }
 
+// TestLookupRecentIsLookup checks the rule: whatever the two recent specs are (nil, the
+// name's own, another of the same length, another of any length), LookupRecent finds what
+// Lookup finds, in any case of the name.
+func TestLookupRecentIsLookup(t *testing.T) {
+	get, set, del, hgetall := Lookup([]byte("get")), Lookup([]byte("set")), Lookup([]byte("del")), Lookup([]byte("hgetall"))
+	recents := []*Spec{nil, get, set, del, hgetall}
+	names := []string{"get", "GET", "gEt", "set", "SeT", "del", "hgetall", "HGETALL", "ge", "gett",
+		"gex", "xet", "nosuchcommand", "", "\x00et", "GET\x00", strings.Repeat("g", 40)}
+	for _, a := range recents {
+		for _, b := range recents {
+			for _, n := range names {
+				want := Lookup([]byte(n))
+				if got := LookupRecent([]byte(n), a, b); got != want {
+					t.Errorf("LookupRecent(%q, %v, %v) = %v, want %v", n, a, b, got, want)
+				}
+			}
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = LookupRecent([]byte("SET"), get, set) }); n != 0 {
+		t.Errorf("LookupRecent allocates %v times per run, want 0", n)
+	}
+}
+
 func BenchmarkLookup(b *testing.B) {
 	name := []byte("HGETALL")
 	b.ReportAllocs()

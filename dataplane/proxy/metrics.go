@@ -246,7 +246,10 @@ func (c *Cluster) request(spec *command.Spec) {
 }
 
 // request counts one client command in aster_requests_total.
-func (cm *clusterMetrics) request(spec *command.Spec) {
+func (cm *clusterMetrics) request(spec *command.Spec) { cm.requests(spec, 1) }
+
+// requests counts n client commands of one name in aster_requests_total.
+func (cm *clusterMetrics) requests(spec *command.Spec, n uint32) {
 	if !cm.on {
 		return
 	}
@@ -260,7 +263,7 @@ func (cm *clusterMetrics) request(spec *command.Spec) {
 			return
 		}
 	}
-	c.Inc()
+	c.Add(float64(n))
 }
 
 // requestCounter makes the request counter of command id on its first use.

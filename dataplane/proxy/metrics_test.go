@@ -2,6 +2,9 @@ package proxy_test
 
 import (
 	"fmt"
+	"io"
+	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -154,4 +157,118 @@ func TestMetricsPubSub(t *testing.T) {
 	}
 	sub.Close()
 	waitFor(t, 5*time.Second, func() bool { return testutil.ToFloat64(m.PubSubClients.WithLabelValues("test")) == 0 })
+}
+
+// TestCommandCountsExact: the commands of pipelines, however they mix names and fall into
+// batches, are each counted once, by name (aster_requests_total) and in all (INFO's
+// total_commands_processed, which, as Redis's, counts the commands before the INFO, not the
+// INFO itself), with metrics on and off. Sessions tally counts per batch (tally.go), so this
+// checks what a tally could lose or count twice: three names and more in one batch, a local
+// command (PING) between forwarded ones, unknown commands, batches cut anywhere.
+func TestCommandCountsExact(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		t.Run(fmt.Sprintf("metrics=%v", on), func(t *testing.T) {
+			var m *proxy.Metrics
+			if on {
+				m, _ = newTestMetrics()
+			}
+			e := startEnv(t, envOpts{nodes: 2, metrics: m})
+			r := e.raw(t)
+			rng := rand.New(rand.NewPCG(7, 11))
+			names := []string{"get", "set", "del", "exists", "incr", "ping", "nosuch"}
+			want := map[string]int{}
+			var pipe strings.Builder
+			const total = 600
+			for i := range total {
+				name := names[rng.IntN(len(names))]
+				if i%50 < 20 { // runs of two names, as most clients send
+					name = names[i%2]
+				}
+				k := fmt.Sprintf("cnt:%d", rng.IntN(20))
+				switch name {
+				case "set":
+					pipe.WriteString(cmdFrame(name, k, "v"))
+				case "incr":
+					pipe.WriteString(cmdFrame(name, "cnt:n"))
+				case "ping":
+					pipe.WriteString(cmdFrame(name))
+				default:
+					pipe.WriteString(cmdFrame(name, k))
+				}
+				if name == "nosuch" {
+					name = "other"
+				}
+				want[name]++
+			}
+			b := pipe.String()
+			for len(b) > 0 { // cut anywhere, so batches end mid-command too
+				n := min(len(b), 1+rng.IntN(300))
+				r.send(b[:n])
+				b = b[n:]
+			}
+			for range total {
+				skipRawReply(t, r)
+			}
+			// Counted once the replies are out, before anything else reads the counts.
+			for name, n := range want {
+				if got := requestsOf(m, name); on && got != float64(n) {
+					t.Errorf("after the replies: requests{%s} = %v, want %d", name, got, n)
+				}
+			}
+			for i, wantN := range []int{total, total + 1} {
+				r.send("*2\r\n$4\r\nINFO\r\n$5\r\nstats\r\n")
+				info := rawBulk(t, r)
+				if n := statValue(t, info, "total_commands_processed"); n != wantN {
+					t.Errorf("INFO #%d: total_commands_processed = %d, want %d", i+1, n, wantN)
+				}
+			}
+			if !on {
+				return
+			}
+			want["info"] = 2
+			for name, n := range want {
+				if got := requestsOf(m, name); got != float64(n) {
+					t.Errorf("requests{%s} = %v, want %d", name, got, n)
+				}
+			}
+		})
+	}
+}
+
+// requestsOf is aster_requests_total{cluster="test",command=name}; 0 without metrics.
+func requestsOf(m *proxy.Metrics, name string) float64 {
+	if m == nil {
+		return 0
+	}
+	return testutil.ToFloat64(m.Requests.WithLabelValues("test", name))
+}
+
+// skipRawReply reads one simple reply (a line, or a bulk string) off r.
+func skipRawReply(t *testing.T, r *rawConn) {
+	t.Helper()
+	l := r.line()
+	if strings.HasPrefix(l, "$") && l != "$-1" {
+		n, err := strconv.Atoi(l[1:])
+		if err != nil {
+			t.Fatalf("bad bulk header %q", l)
+		}
+		if _, err := r.br.Discard(n + 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// rawBulk reads one bulk string reply off r.
+func rawBulk(t *testing.T, r *rawConn) string {
+	t.Helper()
+	l := r.line()
+	n, err := strconv.Atoi(strings.TrimPrefix(l, "$"))
+	if err != nil || !strings.HasPrefix(l, "$") {
+		t.Fatalf("want a bulk string, got %q", l)
+	}
+	b := make([]byte, n+2)
+	if _, err := io.ReadFull(r.br, b); err != nil {
+		t.Fatal(err)
+	}
+	return string(b[:n])
 }

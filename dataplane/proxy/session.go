@@ -241,7 +241,9 @@ type session struct {
 	username string
 	user     *acl.User
 	rightsOf *rightsTable
-	lastSpec *command.Spec // the last command's (LookupLast; CLIENT LIST's cmd)
+	lastSpec *command.Spec // the last command's (LookupRecent; CLIENT LIST's cmd)
+	prevSpec *command.Spec // the one before, when another (LookupRecent)
+	tally    tally         // commands not yet in the cluster's counts (tally.go)
 	keys     []int         // scratch: the command's key positions
 	rr       uint32        // round robin over a slot's replicas
 	hotTick  uint32        // commands since the last hot-key sample
@@ -539,6 +541,7 @@ func (s *session) overLimit() bool {
 		"remote", s.nc.RemoteAddr().String(), "limit_bytes", s.gen.acc.outputLimit,
 		"commands", s.n, "reply_bytes", s.budget.Used(), "held_bytes", held)
 	s.c.metrics.inc(s.c.metrics.outputLimit)
+	s.flushTally()
 	s.n = 0
 	s.quit = true
 	if testOverLimit != nil {
@@ -613,6 +616,7 @@ func (s *session) assemble() ([]byte, int) {
 	}
 	n := s.n
 	s.n = 0
+	s.flushTally()
 	s.pace(n, biggest)
 	s.publishStat(s.start) // for CLIENT LIST (clientlist.go), before the client has the replies and may ask
 	return out, n
@@ -821,10 +825,15 @@ var testPanicHook func(args [][]byte)
 func (s *session) handle(cmd *resp.Command) {
 	pl := s.nextPlace()
 	args := cmd.Args
-	spec := command.LookupLast(args[0], s.lastSpec)
-	s.lastSpec = spec
+	spec := command.LookupRecent(args[0], s.lastSpec, s.prevSpec)
+	if spec != s.lastSpec {
+		s.prevSpec, s.lastSpec = s.lastSpec, spec
+	}
 	pl.silent = s.reply.silent(spec)
-	s.c.request(spec)
+	if spec != nil && spec.Policy == command.Local {
+		s.flushTally() // INFO counts the commands before it, as Redis's does, not itself
+	}
+	s.count(spec)
 	if spec == nil && !s.authed {
 		pl.setError(errNoAuth)
 		return
