@@ -1082,13 +1082,17 @@ func (c *Conn) expireLocked(now time.Time, expired []*Request) []*Request {
 }
 
 // reqQueue is a FIFO ring of requests that grows as needed and never shrinks below its peak,
-// so steady state allocates nothing.
+// so steady state allocates nothing. Its length is a power of two, so that a position is a
+// mask away (i & mask) rather than a division (i % len), which each request paid three times.
 type reqQueue struct {
 	buf        []*Request
 	head, size int
 }
 
 func (q *reqQueue) len() int { return q.size }
+
+// slot is the index into buf of the i-th request from the head.
+func (q *reqQueue) slot(i int) int { return (q.head + i) & (len(q.buf) - 1) }
 
 func (q *reqQueue) push(r *Request) {
 	if q.size == len(q.buf) {
@@ -1098,25 +1102,25 @@ func (q *reqQueue) push(r *Request) {
 		}
 		nb := make([]*Request, n)
 		for i := 0; i < q.size; i++ {
-			nb[i] = q.buf[(q.head+i)%len(q.buf)]
+			nb[i] = q.buf[q.slot(i)]
 		}
 		q.buf, q.head = nb, 0
 	}
-	q.buf[(q.head+q.size)%len(q.buf)] = r
+	q.buf[q.slot(q.size)] = r
 	q.size++
 }
 
 // at is the i-th request from the head.
-func (q *reqQueue) at(i int) *Request { return q.buf[(q.head+i)%len(q.buf)] }
+func (q *reqQueue) at(i int) *Request { return q.buf[q.slot(i)] }
 
 // set replaces the i-th request from the head.
-func (q *reqQueue) set(i int, r *Request) { q.buf[(q.head+i)%len(q.buf)] = r }
+func (q *reqQueue) set(i int, r *Request) { q.buf[q.slot(i)] = r }
 
 // stampLast sets sent on the last n requests.
 func (q *reqQueue) stampLast(n int, t time.Time) {
 	at := monoNanos(t)
 	for i := q.size - n; i < q.size; i++ {
-		q.buf[(q.head+i)%len(q.buf)].sent = at
+		q.buf[q.slot(i)].sent = at
 	}
 }
 
@@ -1133,7 +1137,7 @@ func (q *reqQueue) pop() *Request {
 	}
 	r := q.buf[q.head]
 	q.buf[q.head] = nil
-	q.head = (q.head + 1) % len(q.buf)
+	q.head = q.slot(1)
 	q.size--
 	return r
 }
