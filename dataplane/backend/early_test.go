@@ -60,18 +60,25 @@ func TestBigFramesWrittenEarly(t *testing.T) {
 		}
 	}
 
-	const batches = 10
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	for range batches {
-		batch()
-		c.Flush()
-		first.Wait()
-		rest.Wait()
-	}
-	runtime.ReadMemStats(&after)
 	// A buffer grown for one batch is ~n frames; what a batch may allocate is far below one.
-	if per := (after.TotalAlloc - before.TotalAlloc) / batches; per > uint64(len(frames[0])) {
-		t.Fatalf("a batch of %d SETs of %d bytes allocated %d bytes: the write buffers were not kept", n, len(val), per)
+	// TotalAlloc is the process's: what the earlier tests' goroutines still allocate while
+	// they wind down counts too, so the best of three tries decides (dropped buffers would
+	// allocate in every one).
+	const batches = 10
+	var per uint64
+	for range 3 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range batches {
+			batch()
+			c.Flush()
+			first.Wait()
+			rest.Wait()
+		}
+		runtime.ReadMemStats(&after)
+		if per = (after.TotalAlloc - before.TotalAlloc) / batches; per <= uint64(len(frames[0])) {
+			return
+		}
 	}
+	t.Fatalf("a batch of %d SETs of %d bytes allocated %d bytes: the write buffers were not kept", n, len(val), per)
 }
