@@ -58,8 +58,14 @@ type Ring struct {
 	// start[b] is the first point at or above bucket b's lowest hash, the hash space cut into
 	// len(start)-1 equal buckets (about one point each): Pick searches one bucket, not the
 	// whole ring.
-	start  []int32
-	shift  uint // hash >> shift is its bucket
+	start []int32
+	shift uint // hash >> shift is its bucket
+	// fast[h>>fastShift] is the owner of every hash in that 1/4096th of the hash space when
+	// no point lies inside it (most do not: ~85% with 160 points a node and four nodes), else
+	// mixed, and Pick searches as above. One load from 4 KiB instead of three from the
+	// arrays above: Pick was 3.5% of the proxy's CPU at SET P16, most of it those arrays'
+	// cache misses on a core the servers share. nil for rings of mixed or more nodes.
+	fast   []uint8
 	hash   HashFunc
 	tag    [2]byte
 	hasTag bool
@@ -160,6 +166,35 @@ func (r *Ring) index() {
 		r.start[b] = int32(i)
 	}
 	r.start[1<<bits] = int32(len(r.points))
+	r.indexFast()
+}
+
+const (
+	fastShift = 20 // 4096 buckets of fast
+	mixed     = math.MaxUint8
+)
+
+// indexFast builds fast, for rings whose node indexes fit below mixed.
+func (r *Ring) indexFast() {
+	if len(r.points) == 0 || len(r.nodes) >= mixed {
+		return
+	}
+	r.fast = make([]uint8, 1<<(32-fastShift))
+	for b := range r.fast {
+		lo := uint32(b) << fastShift
+		hi := lo | (1<<fastShift - 1)
+		// Every hash of the bucket goes to the first point at or above it; the same point for
+		// all of them when the first at or above lo is also the first at or above hi.
+		i, _ := slices.BinarySearch(r.points, lo)
+		if j, _ := slices.BinarySearch(r.points, hi); i != j {
+			r.fast[b] = mixed
+			continue
+		}
+		if i == len(r.points) {
+			i = 0
+		}
+		r.fast[b] = uint8(r.owner[i])
+	}
 }
 
 // Pick returns the index into Nodes of the node owning key, after applying the hash tag: the
@@ -179,6 +214,11 @@ func (r *Ring) Pick(key []byte) int {
 	var h uint32 // twemproxy does not hash an empty key: it takes hash 0
 	if len(key) > 0 {
 		h = r.hash(key)
+	}
+	if r.fast != nil {
+		if o := r.fast[h>>fastShift]; o != mixed {
+			return int(o)
+		}
 	}
 	// Lower bound: the first point whose value is >= h. It is in h's bucket, or else the
 	// first point of the next ones (start[b+1]).

@@ -265,7 +265,12 @@ func TestRingPickEdges(t *testing.T) {
 // (bucket edges, points themselves, either side of them).
 func TestRingIndexMatchesSearch(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
+	var sizes []int
 	for n := 2; n <= 70; n += 7 {
+		sizes = append(sizes, n)
+	}
+	sizes = append(sizes, 254, 255, 300) // the last node fast can name, and rings too big for it
+	for _, n := range sizes {
 		weights := make([]int, n)
 		for i := range weights {
 			weights[i] = 1 + rng.IntN(5)
@@ -281,7 +286,11 @@ func TestRingIndexMatchesSearch(t *testing.T) {
 		hashes := []uint32{0, 1, math.MaxUint32, r.points[0], r.points[len(r.points)-1]}
 		for range 2000 {
 			p := r.points[rng.IntN(len(r.points))]
-			hashes = append(hashes, rng.Uint32(), p, p-1, p+1, p&^(1<<r.shift-1), p|(1<<r.shift-1))
+			hashes = append(hashes, rng.Uint32(), p, p-1, p+1, p&^(1<<r.shift-1), p|(1<<r.shift-1),
+				p&^(1<<fastShift-1), p|(1<<fastShift-1), p&^(1<<fastShift-1)-1, p|(1<<fastShift-1)+1)
+		}
+		if (r.fast != nil) != (n < mixed) {
+			t.Fatalf("%d nodes: fast table %v", n, r.fast != nil)
 		}
 		for _, h := range hashes {
 			fixed := *r
@@ -290,6 +299,44 @@ func TestRingIndexMatchesSearch(t *testing.T) {
 				t.Fatalf("%d nodes: Pick with hash %#x = %d, want %d", n, h, got, want(h))
 			}
 		}
+	}
+}
+
+// TestRingFastTableEdges: points on the first and last hash of fast's buckets (which md5
+// points almost never hit), against a search of the whole ring, on a ring made by hand.
+func TestRingFastTableEdges(t *testing.T) {
+	r := &Ring{nodes: make([]Node, 3), hash: func([]byte) uint32 { return 0 }}
+	// Alone in their buckets: on the first hash, the last, the one before the last.
+	r.points = []uint32{0x000fffff, 0x00100000, 0x00100001, 0x00300000, 0x005ffffe, 0x7fffffff,
+		0x80000000, 0x80000001, 0xa0000001, 0xffffffff}
+	r.owner = []int32{0, 1, 2, 0, 1, 0, 1, 2, 0, 1}
+	r.index()
+	for _, p := range r.points {
+		for _, h := range []uint32{p - 1, p, p + 1, p - 2, p + 2} {
+			i, _ := slices.BinarySearch(r.points, h)
+			want := int(r.owner[i%len(r.points)])
+			fixed := *r
+			fixed.hash = func([]byte) uint32 { return h }
+			if got := fixed.Pick([]byte("x")); got != want {
+				t.Errorf("Pick with hash %#x = %d, want %d", h, got, want)
+			}
+		}
+	}
+}
+
+// TestRingFastTableCovers: the fast table answers most hashes of a usual ring (4 nodes, 160
+// points each) by itself; a table of mixed buckets alone would still pick right (the test
+// above) but buy nothing.
+func TestRingFastTableCovers(t *testing.T) {
+	r := mustRing(t, testNodes(1, 1, 1, 1), "fnv1a_64", "")
+	pure := 0
+	for _, o := range r.fast {
+		if o != mixed {
+			pure++
+		}
+	}
+	if share := float64(pure) / float64(len(r.fast)); share < 0.8 {
+		t.Errorf("%d of %d buckets answered by the fast table (%.0f%%), want most", pure, len(r.fast), 100*share)
 	}
 }
 
