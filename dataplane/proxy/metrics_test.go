@@ -2,9 +2,7 @@ package proxy_test
 
 import (
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/aster-proxy/aster/dataplane/proxy"
+	"github.com/aster-proxy/aster/internal/redistest"
 )
 
 // newTestMetrics makes the data-plane vectors on a fresh registry, as asterd does.
@@ -173,7 +172,7 @@ func TestCommandCountsExact(t *testing.T) {
 				m, _ = newTestMetrics()
 			}
 			e := startEnv(t, envOpts{nodes: 2, metrics: m})
-			r := e.raw(t)
+			r := redistest.DialFrames(t, e.addr)
 			rng := rand.New(rand.NewPCG(7, 11))
 			names := []string{"get", "set", "del", "exists", "incr", "ping", "nosuch"}
 			want := map[string]int{}
@@ -200,14 +199,14 @@ func TestCommandCountsExact(t *testing.T) {
 				}
 				want[name]++
 			}
-			b := pipe.String()
+			b := []byte(pipe.String())
 			for len(b) > 0 { // cut anywhere, so batches end mid-command too
 				n := min(len(b), 1+rng.IntN(300))
-				r.send(b[:n])
+				r.WriteRaw(b[:n])
 				b = b[n:]
 			}
 			for range total {
-				skipRawReply(t, r)
+				r.Read()
 			}
 			// Counted once the replies are out, before anything else reads the counts.
 			for name, n := range want {
@@ -216,8 +215,7 @@ func TestCommandCountsExact(t *testing.T) {
 				}
 			}
 			for i, wantN := range []int{total, total + 1} {
-				r.send("*2\r\n$4\r\nINFO\r\n$5\r\nstats\r\n")
-				info := rawBulk(t, r)
+				info := string(r.Do("INFO", "stats"))
 				if n := statValue(t, info, "total_commands_processed"); n != wantN {
 					t.Errorf("INFO #%d: total_commands_processed = %d, want %d", i+1, n, wantN)
 				}
@@ -241,34 +239,4 @@ func requestsOf(m *proxy.Metrics, name string) float64 {
 		return 0
 	}
 	return testutil.ToFloat64(m.Requests.WithLabelValues("test", name))
-}
-
-// skipRawReply reads one simple reply (a line, or a bulk string) off r.
-func skipRawReply(t *testing.T, r *rawConn) {
-	t.Helper()
-	l := r.line()
-	if strings.HasPrefix(l, "$") && l != "$-1" {
-		n, err := strconv.Atoi(l[1:])
-		if err != nil {
-			t.Fatalf("bad bulk header %q", l)
-		}
-		if _, err := r.br.Discard(n + 2); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// rawBulk reads one bulk string reply off r.
-func rawBulk(t *testing.T, r *rawConn) string {
-	t.Helper()
-	l := r.line()
-	n, err := strconv.Atoi(strings.TrimPrefix(l, "$"))
-	if err != nil || !strings.HasPrefix(l, "$") {
-		t.Fatalf("want a bulk string, got %q", l)
-	}
-	b := make([]byte, n+2)
-	if _, err := io.ReadFull(r.br, b); err != nil {
-		t.Fatal(err)
-	}
-	return string(b[:n])
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -650,14 +651,7 @@ func (s *session) ownVec(vec [][]byte) [][]byte {
 	if !lent {
 		return vec
 	}
-	n := 0
-	for _, b := range vec {
-		n += len(b)
-	}
-	own := make([]byte, 0, n)
-	for _, b := range vec {
-		own = append(own, b...)
-	}
+	own := slices.Concat(vec...)
 	s.dropVec()
 	return [][]byte{own}
 }

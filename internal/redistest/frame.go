@@ -65,6 +65,15 @@ func (c *FrameConn) Read() []byte {
 	}
 }
 
+// WriteRaw writes b as it is, without reading anything: a pipeline cut at any byte, say.
+func (c *FrameConn) WriteRaw(b []byte) {
+	c.t.Helper()
+	_ = c.nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.nc.Write(b); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
 // Send writes commands without reading their replies (for pipelines; Read them after).
 func (c *FrameConn) Send(cmds ...[]string) {
 	c.t.Helper()
