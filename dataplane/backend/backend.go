@@ -754,7 +754,7 @@ func (c *Conn) dial() bool {
 		if raw := rawio.New(nc); raw != nil {
 			r := newReplies(c, c.gen)
 			r.raw = raw
-			if unwatch, later, err := c.opts.Poller.Watch(raw, r.ready); err == nil {
+			if unwatch, later, err := c.opts.Poller.Watch(raw, r.ready, r.waiting); err == nil {
 				c.unwatch = unwatch
 				r.later = later
 				return true
@@ -769,12 +769,13 @@ func (c *Conn) dial() bool {
 // Poller reads connections for them: an event loop that waits for many sockets at once, so
 // that no reader goroutine wakes per reply batch (see the proxy's loop.go). Watch registers a
 // plain socket; the poller then calls ready, from one goroutine at a time, whenever it may have
-// become readable (edge-triggered: ready reads until a short read). unwatch ends that; the
+// become readable (edge-triggered: ready reads until a short read), and may call it without an
+// event when waiting, called on the same goroutine, says replies are owed. unwatch ends that; the
 // Conn calls it before it closes the socket. flushLater, called from within ready, has the
 // poller flush the Conn once the current turn's ready calls are done (FlushAll): requests
 // held back (holdLocked) go out then, with whatever the turn queued.
 type Poller interface {
-	Watch(raw *rawio.Conn, ready func()) (unwatch func(), flushLater func(*Conn), err error)
+	Watch(raw *rawio.Conn, ready func(), waiting func() bool) (unwatch func(), flushLater func(*Conn), err error)
 }
 
 // replies reads one connection's replies and finishes their requests in FIFO order: from a
@@ -994,6 +995,17 @@ func (r *replies) ready() {
 			return
 		}
 	}
+}
+
+// waiting reports whether the connection owes replies: requests written and not yet answered
+// (abandoned ones too: their late replies are read and dropped). A Poller's read without an
+// event is worth a system call only then. Only c's state, under c.mu: a reset (which r.done
+// would say on the poller's goroutine) moves c.gen on.
+func (r *replies) waiting() bool {
+	c := r.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return r.gen == c.gen && c.queue.len()-c.unsent > 0
 }
 
 // watchdog enforces ReadTimeout; checking it from here costs the hot path nothing. Each tick

@@ -40,8 +40,8 @@ func newLoopPoller(t *testing.T) *loopPoller {
 	return p
 }
 
-func (p *loopPoller) Watch(raw *rawio.Conn, ready func()) (func(), func(*backend.Conn), error) {
-	unwatch, err := p.l.Watch(raw, ready)
+func (p *loopPoller) Watch(raw *rawio.Conn, ready func(), waiting func() bool) (func(), func(*backend.Conn), error) {
+	unwatch, err := p.l.Watch(raw, ready, waiting)
 	return unwatch, func(c *backend.Conn) { p.touched = append(p.touched, c) }, err
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -127,7 +128,7 @@ func TestLoopWatch(t *testing.T) {
 		var b [16]byte
 		_, _ = raw.TryRead(b[:]) // drain, as an edge-triggered reader must
 		ready <- struct{}{}
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,4 +263,106 @@ func watched(t *testing.T, l *Loop) int {
 		t.Fatal(err)
 	}
 	return strings.Count(string(b), "tfd:") - 1
+}
+
+// orderLog records the order of the loop's calls: client turns and a backend's ready.
+type orderLog struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (o *orderLog) add(s string) {
+	o.mu.Lock()
+	o.calls = append(o.calls, s)
+	o.mu.Unlock()
+}
+
+type orderClient struct{ o *orderLog }
+
+func (c orderClient) Hangup()    {}
+func (c orderClient) Turn(*Loop) { c.o.add("client") }
+
+// With more sockets ready than one wait takes, a backend connection that owes replies and whose
+// input came last is still read in the first turn, before any client: its event would
+// otherwise queue behind the clients' for turns, its replies unread while the loop reads more
+// requests. One that owes none (waiting false, or no waiting func) is not read without an
+// event: that read would find nothing.
+func TestLoopFullWaitReadsBackendsFirst(t *testing.T) {
+	l, err := New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &orderLog{}
+	n := maxPolls + maxPolls/2
+	peers := make([]net.Conn, n)
+	for i := range n {
+		raw, peer := pair(t)
+		var id uint64
+		if err := l.Add(raw, orderClient{o}, &id); err != nil {
+			t.Fatal(err)
+		}
+		peers[i] = peer
+	}
+	braw, bpeer := pair(t)
+	read := make(chan struct{}, 1)
+	if _, err := l.Watch(braw, func() {
+		var b [16]byte
+		if k, _ := braw.TryRead(b[:]); k > 0 {
+			o.add("backend")
+			read <- struct{}{}
+		}
+	}, func() bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	for _, waiting := range []func() bool{func() bool { return false }, nil} {
+		idle, _ := pair(t)
+		if _, err := l.Watch(idle, func() { o.add("idle backend") }, waiting); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every client readable before the backend, and all of it before the loop's first wait.
+	for _, p := range peers {
+		if _, err := p.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := bpeer.Write([]byte("+OK\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // loopback delivery
+	l.Start()
+	defer l.Stop()
+	select {
+	case <-read:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the backend was never read")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		o.mu.Lock()
+		turns := len(o.calls)
+		o.mu.Unlock()
+		if turns >= n+1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	before := 0
+	for _, c := range o.calls {
+		if c == "idle backend" {
+			t.Fatal("a backend that owes no replies was read without an event")
+		}
+		if c == "backend" {
+			break
+		}
+		before++
+	}
+	if before > 0 {
+		t.Fatalf("the backend was read after %d client turns, want before the first", before)
+	}
+	if len(o.calls) != n+1 {
+		t.Fatalf("%d calls, want %d client turns and the backend's read", len(o.calls), n)
+	}
 }

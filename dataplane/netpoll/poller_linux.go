@@ -144,6 +144,10 @@ func (p *poller) wait() ([]event, error) {
 	return p.evs, nil
 }
 
+// full reports whether the last wait took as many events as it had room for: more may be
+// ready, queued behind them in the kernel's list for the next turns.
+func (p *poller) full() bool { return p.n == len(p.raw) }
+
 // waitFD takes what is ready without waiting; false has the netpoller wait for the set.
 func (p *poller) waitFD(fd uintptr) bool {
 	for {

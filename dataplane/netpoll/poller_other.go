@@ -21,6 +21,7 @@ func newPoller() (*poller, error) { return nil, errors.ErrUnsupported }
 func (p *poller) add(*rawio.Conn, uint64) error { return errors.ErrUnsupported }
 func (p *poller) del(*rawio.Conn)               {}
 func (p *poller) wait() ([]event, error)        { return nil, errors.ErrUnsupported }
+func (p *poller) full() bool                    { return false }
 func (p *poller) wake()                         {}
 func (p *poller) close()                        {}
 func (p *poller) free()                         {}

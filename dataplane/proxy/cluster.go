@@ -585,7 +585,7 @@ func (c *Cluster) nextLoopLocked() *loop {
 // reader goroutines of their own.
 type loopPoller struct{ c *Cluster }
 
-func (p loopPoller) Watch(raw *rawio.Conn, ready func()) (func(), func(*backend.Conn), error) {
+func (p loopPoller) Watch(raw *rawio.Conn, ready func(), waiting func() bool) (func(), func(*backend.Conn), error) {
 	c := p.c
 	c.mu.Lock()
 	var l *loop
@@ -596,7 +596,7 @@ func (p loopPoller) Watch(raw *rawio.Conn, ready func()) (func(), func(*backend.
 	if l == nil {
 		return nil, nil, errors.New("no event loop")
 	}
-	unwatch, err := l.Watch(raw, ready)
+	unwatch, err := l.Watch(raw, ready, waiting)
 	return unwatch, l.touchOne, err
 }
 
