@@ -165,6 +165,10 @@ var backendIDs atomic.Uint64
 
 const backendBit = 1 << 63
 
+// maxBackendPolls bounds the backend connections read without an event after a full wait
+// (see run): a quarter of the events the wait took.
+const maxBackendPolls = 64
+
 // polled is a backend connection the loop reads.
 type polled struct {
 	ready   func()
@@ -245,9 +249,14 @@ func (l *Loop) run() {
 		// connection's, raised after thousands of clients', would wait there for turns: its
 		// replies unread while the loop reads more requests (with 10,000 clients a third of
 		// the GETs spent over 10 ms in the proxy). So after a full wait the backend
-		// connections that owe replies are read too, event or not.
+		// connections that owe replies are read too, event or not: at most maxBackendPolls
+		// of them a turn, so that a cluster of hundreds of nodes costs a full turn no more
+		// than that (the map's order, random each time, spreads them over the turns).
 		if l.p.full() {
 			for _, w := range l.backends {
+				if len(l.polls) == maxBackendPolls {
+					break
+				}
 				if w.turn != l.turn && w.waiting != nil {
 					l.polls = append(l.polls, w)
 				}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -364,5 +365,63 @@ func TestLoopFullWaitReadsBackendsFirst(t *testing.T) {
 	}
 	if len(o.calls) != n+1 {
 		t.Fatalf("%d calls, want %d client turns and the backend's read", len(o.calls), n)
+	}
+}
+
+// After a full wait, at most maxBackendPolls backend connections are read without an event
+// in one turn, however many owe replies: a cluster of hundreds of nodes must not cost each
+// full turn a read of every node.
+func TestLoopFullWaitPollsBounded(t *testing.T) {
+	o := &orderLog{}
+	l, err := New(func() { o.add("end") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	peers := make([]net.Conn, maxPolls+8)
+	for i := range peers {
+		raw, peer := pair(t)
+		var id uint64
+		if err := l.Add(raw, orderClient{o}, &id); err != nil {
+			t.Fatal(err)
+		}
+		peers[i] = peer
+	}
+	for range maxBackendPolls + 16 {
+		raw, _ := pair(t)
+		if _, err := l.Watch(raw, func() { o.add("poll") }, func() bool { return true }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range peers {
+		if _, err := p.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // loopback delivery
+	l.Start()
+	defer l.Stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		o.mu.Lock()
+		ended := slices.Contains(o.calls, "end")
+		o.mu.Unlock()
+		if ended {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no turn ended")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	polls := 0
+	for _, c := range o.calls[:slices.Index(o.calls, "end")] {
+		if c == "poll" {
+			polls++
+		}
+	}
+	if polls == 0 || polls > maxBackendPolls {
+		t.Fatalf("the first (full) turn read %d backends without an event, want 1-%d", polls, maxBackendPolls)
 	}
 }
