@@ -770,7 +770,7 @@ func (c *Conn) dial() bool {
 // that no reader goroutine wakes per reply batch (see the proxy's loop.go). Watch registers a
 // plain socket; the poller then calls ready, from one goroutine at a time, whenever it may have
 // become readable (edge-triggered: ready reads until a short read), and may call it without an
-// event when waiting, called on the same goroutine, says replies are owed. unwatch ends that; the
+// event when waiting (safe from any goroutine) says replies are owed. unwatch ends that; the
 // Conn calls it before it closes the socket. flushLater, called from within ready, has the
 // poller flush the Conn once the current turn's ready calls are done (FlushAll): requests
 // held back (holdLocked) go out then, with whatever the turn queued.

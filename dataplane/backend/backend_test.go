@@ -213,18 +213,8 @@ func TestFlushDoesNotWaitForADial(t *testing.T) {
 // never answers the handshake) ends the dial at once and fails its requests, instead of holding
 // Close (a reload, a shutdown) for up to the dial's timeouts.
 func TestCloseDoesNotWaitForADial(t *testing.T) {
-	silent, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		if nc, err := silent.Accept(); err == nil {
-			accepted <- nc // never answered
-		}
-	}()
-	c := backend.New(backend.Options{Addr: silent.Addr().String(), DialTimeout: 30 * time.Second,
+	addr, accepted := acceptOne(t) // never answered
+	c := backend.New(backend.Options{Addr: addr, DialTimeout: 30 * time.Second,
 		ReadTimeout: 30 * time.Second, Password: "pw"})
 	var wg sync.WaitGroup
 	var r backend.Request

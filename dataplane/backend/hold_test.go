@@ -40,6 +40,25 @@ func newLoopPoller(t *testing.T) *loopPoller {
 	return p
 }
 
+// acceptOne listens on a loopback port and hands over the first connection to it: a node the
+// test answers by hand (or never), to hold requests unanswered as long as it likes. The
+// listener closes with the test.
+func acceptOne(t *testing.T) (addr string, accepted <-chan net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	ch := make(chan net.Conn, 1)
+	go func() {
+		if nc, err := ln.Accept(); err == nil {
+			ch <- nc
+		}
+	}()
+	return ln.Addr().String(), ch
+}
+
 func (p *loopPoller) Watch(raw *rawio.Conn, ready func(), waiting func() bool) (func(), func(*backend.Conn), error) {
 	unwatch, err := p.l.Watch(raw, ready, waiting)
 	return unwatch, func(c *backend.Conn) { p.touched = append(p.touched, c) }, err
@@ -56,27 +75,16 @@ func TestBigRepliesHoldRequests(t *testing.T) {
 }
 
 func testHold(t *testing.T, expire bool) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	addr, accepted := acceptOne(t)
 	type node struct {
 		nc net.Conn
 		rd *bufio.Reader
 	}
-	accepted := make(chan node, 1)
-	go func() {
-		nc, err := ln.Accept()
-		if err == nil {
-			accepted <- node{nc, bufio.NewReader(nc)}
-		}
-	}()
 	timeout := time.Minute
 	if expire {
 		timeout = 300 * time.Millisecond
 	}
-	c := backend.New(backend.Options{Addr: ln.Addr().String(), Poller: newLoopPoller(t), ReadTimeout: timeout})
+	c := backend.New(backend.Options{Addr: addr, Poller: newLoopPoller(t), ReadTimeout: timeout})
 	defer c.Close()
 
 	value := strings.Repeat("v", 16<<10)
@@ -112,7 +120,8 @@ func testHold(t *testing.T, expire bool) {
 	}
 	// Replies of 16 KiB teach the connection its reply size, one round trip at a time.
 	send(1)
-	n = <-accepted
+	nc := <-accepted
+	n = node{nc, bufio.NewReader(nc)}
 	defer n.nc.Close()
 	for range 5 {
 		expect(1)

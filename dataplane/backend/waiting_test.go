@@ -2,7 +2,6 @@ package backend_test
 
 import (
 	"bufio"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -32,19 +31,9 @@ func (p *keepWaiting) Watch(raw *rawio.Conn, ready func(), waiting func() bool) 
 // reply is still read, and dropped), and false once every reply came. The node is a socket
 // the test answers by hand, to leave requests unanswered as long as it likes.
 func TestWaitingMeansRepliesOwed(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		if nc, err := ln.Accept(); err == nil {
-			accepted <- nc
-		}
-	}()
+	addr, accepted := acceptOne(t)
 	p := &keepWaiting{loopPoller: newLoopPoller(t)}
-	c := backend.New(backend.Options{Addr: ln.Addr().String(), Poller: p, ReadTimeout: 200 * time.Millisecond})
+	c := backend.New(backend.Options{Addr: addr, Poller: p, ReadTimeout: 200 * time.Millisecond})
 	defer c.Close()
 	var wg sync.WaitGroup
 	send := func() *backend.Request {

@@ -278,7 +278,36 @@ func (o *orderLog) add(s string) {
 	o.mu.Unlock()
 }
 
+// until waits up to 10 s for cond to hold of the calls so far, and reports whether it did.
+func (o *orderLog) until(cond func(calls []string) bool) bool {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		o.mu.Lock()
+		ok := cond(o.calls)
+		o.mu.Unlock()
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
 type orderClient struct{ o *orderLog }
+
+// readyClients adds n clients to l that log their turns to o, and makes their sockets readable
+// (before the loop starts, so that its first wait finds them all).
+func readyClients(t *testing.T, l *Loop, o *orderLog, n int) {
+	t.Helper()
+	for range n {
+		raw, peer := pair(t)
+		var id uint64
+		if err := l.Add(raw, orderClient{o}, &id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := peer.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
 
 func (c orderClient) Hangup()    {}
 func (c orderClient) Turn(*Loop) { c.o.add("client") }
@@ -295,22 +324,13 @@ func TestLoopFullWaitReadsBackendsFirst(t *testing.T) {
 	}
 	o := &orderLog{}
 	n := maxPolls + maxPolls/2
-	peers := make([]net.Conn, n)
-	for i := range n {
-		raw, peer := pair(t)
-		var id uint64
-		if err := l.Add(raw, orderClient{o}, &id); err != nil {
-			t.Fatal(err)
-		}
-		peers[i] = peer
-	}
+	// Every client readable before the backend, and all of it before the loop's first wait.
+	readyClients(t, l, o, n)
 	braw, bpeer := pair(t)
-	read := make(chan struct{}, 1)
 	if _, err := l.Watch(braw, func() {
 		var b [16]byte
 		if k, _ := braw.TryRead(b[:]); k > 0 {
 			o.add("backend")
-			read <- struct{}{}
 		}
 	}, func() bool { return true }); err != nil {
 		t.Fatal(err)
@@ -321,46 +341,25 @@ func TestLoopFullWaitReadsBackendsFirst(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Every client readable before the backend, and all of it before the loop's first wait.
-	for _, p := range peers {
-		if _, err := p.Write([]byte("x")); err != nil {
-			t.Fatal(err)
-		}
-	}
 	if _, err := bpeer.Write([]byte("+OK\r\n")); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(50 * time.Millisecond) // loopback delivery
 	l.Start()
 	defer l.Stop()
-	select {
-	case <-read:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the backend was never read")
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		o.mu.Lock()
-		turns := len(o.calls)
-		o.mu.Unlock()
-		if turns >= n+1 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !o.until(func(calls []string) bool { return len(calls) >= n+1 }) {
+		t.Fatal("not every client had a turn, or the backend was never read")
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	before := 0
-	for _, c := range o.calls {
-		if c == "idle backend" {
-			t.Fatal("a backend that owes no replies was read without an event")
-		}
-		if c == "backend" {
-			break
-		}
-		before++
+	if slices.Contains(o.calls, "idle backend") {
+		t.Fatal("a backend that owes no replies was read without an event")
 	}
-	if before > 0 {
+	switch before := slices.Index(o.calls, "backend"); before {
+	case 0:
+	case -1:
+		t.Fatal("the backend was never read")
+	default:
 		t.Fatalf("the backend was read after %d client turns, want before the first", before)
 	}
 	if len(o.calls) != n+1 {
@@ -377,41 +376,18 @@ func TestLoopFullWaitPollsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	peers := make([]net.Conn, maxPolls+8)
-	for i := range peers {
-		raw, peer := pair(t)
-		var id uint64
-		if err := l.Add(raw, orderClient{o}, &id); err != nil {
-			t.Fatal(err)
-		}
-		peers[i] = peer
-	}
+	readyClients(t, l, o, maxPolls+8)
 	for range maxBackendPolls + 16 {
 		raw, _ := pair(t)
 		if _, err := l.Watch(raw, func() { o.add("poll") }, func() bool { return true }); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, p := range peers {
-		if _, err := p.Write([]byte("x")); err != nil {
-			t.Fatal(err)
-		}
-	}
 	time.Sleep(50 * time.Millisecond) // loopback delivery
 	l.Start()
 	defer l.Stop()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		o.mu.Lock()
-		ended := slices.Contains(o.calls, "end")
-		o.mu.Unlock()
-		if ended {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no turn ended")
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !o.until(func(calls []string) bool { return slices.Contains(calls, "end") }) {
+		t.Fatal("no turn ended")
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
