@@ -139,10 +139,13 @@ func TestTwemproxyCompat(t *testing.T) {
 		tag     string
 		weights []int // nil: 1, 2, 1, 3
 		skewed  bool  // the hash's range is too narrow to reach every server
+		keys    int   // 0: 2,000
 	}{
 		{name: "fnv1a_64 equal weights", hash: "fnv1a_64", aliases: true, weights: []int{1, 1, 1, 1}},
 		{name: "fnv1a_64 uneven weights", hash: "fnv1a_64", aliases: true, weights: []int{3, 50, 7, 11}},
-		{name: "md5 uneven weights no aliases", hash: "md5", weights: []int{100, 1, 33, 9}},
+		// Weight 1 of 143 is 4 ketama points: with 2,000 keys it held none in 1 of 400 port
+		// draws (the points hash the addresses); with 20,000 in none of 3,000.
+		{name: "md5 uneven weights no aliases", hash: "md5", weights: []int{100, 1, 33, 9}, keys: 20000},
 		{name: "fnv1a_64", hash: "fnv1a_64", aliases: true},
 		{name: "murmur", hash: "murmur", aliases: true},
 		{name: "crc32a", hash: "crc32a", aliases: true},
@@ -189,7 +192,11 @@ func TestTwemproxyCompat(t *testing.T) {
 				t.Fatalf("NewRing: %v", err)
 			}
 
-			keys := compatKeys(2000, tc.tag != "")
+			n := tc.keys
+			if n == 0 {
+				n = 2000
+			}
+			keys := compatKeys(n, tc.tag != "")
 			setThrough(t, startNutcracker(t, tc.hash, tc.tag, lines), keys)
 
 			where := make(map[string]int, len(keys))
