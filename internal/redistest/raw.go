@@ -31,6 +31,13 @@ func DialRaw(t testing.TB, addr string) *Raw {
 	return &Raw{t: t, nc: nc, br: bufio.NewReader(nc)}
 }
 
+// NewRaw is DialRaw over a connection the caller made (one that reads slowly, say); it is
+// closed at test end.
+func NewRaw(t testing.TB, nc net.Conn) *Raw {
+	t.Cleanup(func() { nc.Close() })
+	return &Raw{t: t, nc: nc, br: bufio.NewReader(nc)}
+}
+
 // Do sends one command and returns its reply: the text of a simple string, integer or bulk
 // string ("(nil)" for a null bulk), or an error for an error reply.
 func (r *Raw) Do(args ...string) (string, error) {
