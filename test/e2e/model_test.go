@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -40,38 +41,53 @@ servers = ` + servers + "\n"
 	relayed := `["` + redistest.StartRelay(t, servers[0].Addr, 200*time.Microsecond, 0.001).Addr + `:1 r1", "` +
 		redistest.StartRelay(t, servers[1].Addr, 200*time.Microsecond, 0.001).Addr + `:1 r2"]`
 	cache := `client_cache = { enabled = true, max_entries = 512, max_value_bytes = 16384, shard_count = 4 }` + "\n"
+	// clients and pipelines per client. With many clients asterd is stopped (SIGSTOP) while
+	// they send their first pipelines, so that its loop's epoll waits fill up (256 events)
+	// and it also reads the node connections that owe replies, event or not.
 	cases := []struct {
-		name, config string
-		faults       bool
+		name, config       string
+		clients, pipelines int
+		faults             bool
 	}{
-		{"standalone", standalone(serverList(servers, []int{1, 2, 1}, true)), false},
-		{"standalone cached", standalone(serverList(servers, []int{1, 2, 1}, true)) + cache, false},
-		{"cluster", clusterConfig(rc.Seeds(), ""), false},
-		{"cluster cached", clusterConfig(rc.Seeds(), cache), false},
-		{"standalone faulty cached", standalone(relayed) + cache, true},
+		{"standalone", standalone(serverList(servers, []int{1, 2, 1}, true)), 6, 120, false},
+		{"standalone cached", standalone(serverList(servers, []int{1, 2, 1}, true)) + cache, 6, 120, false},
+		{"standalone 1000 clients", standalone(serverList(servers, []int{1, 2, 1}, true)), 1000, 2, false},
+		{"cluster", clusterConfig(rc.Seeds(), ""), 6, 120, false},
+		{"cluster cached", clusterConfig(rc.Seeds(), cache), 6, 120, false},
+		{"cluster 1000 clients", clusterConfig(rc.Seeds(), ""), 1000, 2, false},
+		// The relays' 512-byte steps are slow: fewer pipelines.
+		{"standalone faulty cached", standalone(relayed) + cache, 6, 50, true},
 	}
 	seed := modelSeed(t)
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			a := startAsterd(t, tc.config)
 			waitServing(t, a.client(t), 10*time.Second)
+			clients := make([]*modelClient, tc.clients)
+			for w := range clients { // all connected before any sends, so that they send at once
+				clients[w] = newModelClient(t, a.Addr, fmt.Sprintf("model%d:w%d:", i, w), w%3 == 2, seed+uint64(i)<<32+uint64(w))
+			}
 			var wg sync.WaitGroup
 			var mu sync.Mutex
 			var replies, failed int
-			for w := 0; w < 6; w++ {
+			start := make(chan struct{})
+			for _, m := range clients {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					m := newModelClient(t, a.Addr, fmt.Sprintf("model%d:w%d:", i, w), w >= 4, seed+uint64(100*i+w))
-					pipelines := 120
-					if tc.faults {
-						pipelines = 50 // the relays' 512-byte steps are slow
-					}
-					r, f := m.run(t, pipelines, tc.faults)
+					r, f := m.run(t, tc.pipelines, tc.faults, start)
 					mu.Lock()
 					replies, failed = replies+r, failed+f
 					mu.Unlock()
 				}()
+			}
+			if tc.clients > 256 {
+				_ = a.cmd.Process.Signal(syscall.SIGSTOP)
+				close(start)
+				time.Sleep(300 * time.Millisecond) // the first pipelines are in asterd's sockets
+				_ = a.cmd.Process.Signal(syscall.SIGCONT)
+			} else {
+				close(start)
 			}
 			wg.Wait()
 			t.Logf("%d replies, %d of them errors", replies, failed)
@@ -162,10 +178,11 @@ type modelCmd struct {
 	check  func(got any) string
 }
 
-// run sends n random pipelines and checks each reply; it returns how many replies were errors
-// (allowed when faults is set).
-func (m *modelClient) run(t *testing.T, n int, faults bool) (replies, failed int) {
+// run sends n random pipelines, the first once start is closed, and checks each reply; it
+// returns how many replies were errors (allowed when faults is set).
+func (m *modelClient) run(t *testing.T, n int, faults bool, start <-chan struct{}) (replies, failed int) {
 	if m == nil {
+		<-start
 		return 0, 0
 	}
 	for p := 0; p < n; p++ {
@@ -177,6 +194,9 @@ func (m *modelClient) run(t *testing.T, n int, faults bool) (replies, failed int
 			req = appendCommand(req, cmds[i].args)
 		}
 		cuts := m.cuts(len(req))
+		if p == 0 {
+			<-start
+		}
 		werr := make(chan error, 1)
 		go func() { werr <- m.write(req, cuts) }() // written while replies are read, as clients do
 		for i, c := range cmds {
