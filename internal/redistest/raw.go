@@ -15,9 +15,10 @@ import (
 // opens with HELLO, which twemproxy refuses by closing the connection). It understands
 // simple strings, errors, integers and bulk strings: enough for GET/SET checks.
 type Raw struct {
-	t  testing.TB
-	nc net.Conn
-	br *bufio.Reader
+	t     testing.TB
+	nc    net.Conn
+	br    *bufio.Reader
+	resp3 bool // a reply of a RESP3 type was read (SawResp3)
 }
 
 // DialRaw connects to addr; the connection is closed at test end.

@@ -29,13 +29,18 @@ type ErrReply string
 
 func (e ErrReply) Error() string { return string(e) }
 
-// Receive reads one RESP2 reply of any type within d: a string (simple or bulk), nil (null
-// bulk or array), an int64, a []any (array), or an ErrReply. A read error (a timeout when
-// nothing came) is returned as it is.
+// Receive reads one reply of any type within d: a string (simple or bulk, or a RESP3
+// double), nil (a null bulk or array, RESP3's null), an int64, a bool (RESP3), a []any (an
+// array, a RESP3 set or push, a RESP3 map as key, value, ...), or an ErrReply. A read error
+// (a timeout when nothing came) is returned as it is. SawResp3 tells whether a reply used a
+// type of RESP3's.
 func (r *Raw) Receive(d time.Duration) (any, error) {
 	_ = r.nc.SetReadDeadline(time.Now().Add(d))
 	return r.receive()
 }
+
+// SawResp3 reports whether any reply Receive read was of a type only RESP3 has.
+func (r *Raw) SawResp3() bool { return r.resp3 }
 
 func (r *Raw) receive() (any, error) {
 	line, err := r.br.ReadString('\n')
@@ -45,6 +50,9 @@ func (r *Raw) receive() (any, error) {
 	line = strings.TrimSuffix(line, "\r\n")
 	if line == "" {
 		return nil, errors.New("empty reply line")
+	}
+	if strings.IndexByte("_#,~>%", line[0]) >= 0 {
+		r.resp3 = true
 	}
 	switch line[0] {
 	case '+':
@@ -63,10 +71,19 @@ func (r *Raw) receive() (any, error) {
 			return nil, err
 		}
 		return string(buf[:n]), nil
-	case '*':
+	case '_': // RESP3's null
+		return nil, nil
+	case '#':
+		return line[1:] == "t", nil
+	case ',':
+		return line[1:], nil
+	case '*', '~', '>', '%': // arrays, RESP3's sets and pushes, and its maps as key, value, ...
 		n, err := strconv.Atoi(line[1:])
 		if err != nil || n < 0 {
 			return nil, err
+		}
+		if line[0] == '%' {
+			n *= 2
 		}
 		arr := make([]any, n)
 		for i := range arr {

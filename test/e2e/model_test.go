@@ -20,12 +20,13 @@ import (
 // TestMixedTrafficMatchesModel runs random pipelines of reads, writes and multi-key commands
 // (values from empty to 40 KiB, so replies both copied and lent from the nodes' read buffers;
 // keys across nodes and slots, so MGET/MSET/DEL/EXISTS are split) from several clients at
-// once, some of them reading their replies slowly in small pieces, and checks every reply
-// against a model of what each client wrote: a client owns its keys, so whatever asterd
-// batches, splits, holds back or caches, each reply must be exactly what Redis would give.
-// In the faulty case relays delay and cut the node links at random: a reply may then be an
-// error (the keys its command writes become unknown to the model) but never a wrong value.
-// The seed is logged; ASTER_MODEL_SEED replays one.
+// once, half of them speaking RESP3 and a third reading their replies slowly in small pieces,
+// and checks every reply against a model of what each client wrote: a client owns its keys,
+// so whatever asterd batches, splits, holds back or caches, each reply must be exactly what
+// Redis would give (and a RESP2 client never gets a RESP3 type). In the faulty case relays
+// delay and cut the node links at random: a reply may then be an error (the keys its command
+// writes become unknown to the model) but never a wrong value. The seed is logged;
+// ASTER_MODEL_SEED replays one.
 func TestMixedTrafficMatchesModel(t *testing.T) {
 	t.Parallel()
 	servers := startServers(t, 3)
@@ -65,7 +66,7 @@ servers = ` + servers + "\n"
 			waitServing(t, a.client(t), 10*time.Second)
 			clients := make([]*modelClient, tc.clients)
 			for w := range clients { // all connected before any sends, so that they send at once
-				clients[w] = newModelClient(t, a.Addr, fmt.Sprintf("model%d:w%d:", i, w), w%3 == 2, seed+uint64(i)<<32+uint64(w))
+				clients[w] = newModelClient(t, a.Addr, fmt.Sprintf("model%d:w%d:", i, w), w%3 == 2, w%2 == 1, seed+uint64(i)<<32+uint64(w))
 			}
 			var wg sync.WaitGroup
 			var mu sync.Mutex
@@ -120,10 +121,11 @@ type modelClient struct {
 	count   []string // keys that only ever hold integers
 	model   map[string][]byte
 	unknown map[string]bool // keys a failed write may or may not have changed
+	resp3   bool            // the client said HELLO 3; the others must get no RESP3 type
 	seed    uint64
 }
 
-func newModelClient(t *testing.T, addr, prefix string, slow bool, seed uint64) *modelClient {
+func newModelClient(t *testing.T, addr, prefix string, slow, resp3 bool, seed uint64) *modelClient {
 	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Errorf("dial %s: %v", addr, err)
@@ -135,6 +137,16 @@ func newModelClient(t *testing.T, addr, prefix string, slow bool, seed uint64) *
 		rd = &slowConn{Conn: nc, rng: rand.New(rand.NewPCG(seed, 7))}
 	}
 	m.raw = redistest.NewRaw(t, rd)
+	if m.resp3 = resp3; resp3 {
+		if _, err := nc.Write(appendCommand(nil, []string{"HELLO", "3"})); err != nil {
+			t.Errorf("HELLO 3: %v", err)
+			return nil
+		}
+		if r, err := m.raw.Receive(10 * time.Second); err != nil || !m.raw.SawResp3() {
+			t.Errorf("HELLO 3: %s, %v: not a RESP3 map", showReply(r), err)
+			return nil
+		}
+	}
 	for i := 0; i < 40; i++ {
 		k := prefix + spreadKey("", i)
 		if i%5 == 0 { // several keys of one slot, so some multi-key commands are not split
@@ -224,6 +236,10 @@ func (m *modelClient) run(t *testing.T, n int, faults bool, start <-chan struct{
 		}
 		if err := <-werr; err != nil {
 			t.Errorf("seed %d, pipeline %d: write: %v", m.seed, p, err)
+			return
+		}
+		if !m.resp3 && m.raw.SawResp3() {
+			t.Errorf("seed %d, pipeline %d: a RESP2 client got a reply of a RESP3 type", m.seed, p)
 			return
 		}
 	}
