@@ -114,15 +114,20 @@ func modelSeed(t *testing.T) uint64 {
 
 // modelClient is one connection and the values it wrote: nil is a key it knows absent.
 type modelClient struct {
-	nc      net.Conn
-	raw     *redistest.Raw
-	rng     *rand.Rand
-	keys    []string
-	count   []string // keys that only ever hold integers
-	model   map[string][]byte
-	unknown map[string]bool // keys a failed write may or may not have changed
-	resp3   bool            // the client said HELLO 3; the others must get no RESP3 type
-	seed    uint64
+	nc       net.Conn
+	raw      *redistest.Raw
+	rng      *rand.Rand
+	keys     []string
+	count    []string // keys that only ever hold integers
+	tagged   []string // the keys and counters of one slot, which transactions use
+	tagCnt   []string
+	pool     []string // the keys and counters next draws from: all, or the tagged ones
+	cnts     []string
+	txBroken bool // a MULTI failed (faults): its commands ran or failed as they came
+	model    map[string][]byte
+	unknown  map[string]bool // keys a failed write may or may not have changed
+	resp3    bool            // the client said HELLO 3; the others must get no RESP3 type
+	seed     uint64
 }
 
 func newModelClient(t *testing.T, addr, prefix string, slow, resp3 bool, seed uint64) *modelClient {
@@ -151,12 +156,19 @@ func newModelClient(t *testing.T, addr, prefix string, slow, resp3 bool, seed ui
 		k := prefix + spreadKey("", i)
 		if i%5 == 0 { // several keys of one slot, so some multi-key commands are not split
 			k = "{" + prefix + "}" + strconv.Itoa(i)
+			m.tagged = append(m.tagged, k)
 		}
 		m.keys = append(m.keys, k)
 	}
 	for i := 0; i < 6; i++ {
-		m.count = append(m.count, prefix+"n"+spreadKey("", i))
+		k := prefix + "n" + spreadKey("", i)
+		if i%2 == 0 {
+			k = "{" + prefix + "}n" + strconv.Itoa(i)
+			m.tagCnt = append(m.tagCnt, k)
+		}
+		m.count = append(m.count, k)
 	}
+	m.pool, m.cnts = m.keys, m.count
 	for _, k := range append(m.keys, m.count...) {
 		m.model[k] = nil
 	}
@@ -188,6 +200,7 @@ type modelCmd struct {
 	args   []string
 	writes []string // keys whose value is unknown once the command failed
 	check  func(got any) string
+	onErr  func() // also run on an error reply, where faults allow one
 }
 
 // run sends n random pipelines, the first once start is closed, and checks each reply; it
@@ -199,11 +212,17 @@ func (m *modelClient) run(t *testing.T, n int, faults bool, start <-chan struct{
 	}
 	for p := 0; p < n; p++ {
 		depth := 1 + m.rng.IntN(1+m.rng.IntN(32))
-		cmds := make([]modelCmd, depth)
+		cmds := make([]modelCmd, 0, depth)
+		for len(cmds) < depth {
+			if m.rng.IntN(25) == 0 {
+				cmds = append(cmds, m.tx()...)
+			} else {
+				cmds = append(cmds, m.next())
+			}
+		}
 		var req []byte
-		for i := range cmds {
-			cmds[i] = m.next()
-			req = appendCommand(req, cmds[i].args)
+		for _, c := range cmds {
+			req = appendCommand(req, c.args)
 		}
 		cuts := m.cuts(len(req))
 		if p == 0 {
@@ -225,6 +244,9 @@ func (m *modelClient) run(t *testing.T, n int, faults bool, start <-chan struct{
 				}
 				for _, k := range c.writes {
 					m.unknown[k] = true
+				}
+				if c.onErr != nil {
+					c.onErr()
 				}
 				continue
 			}
@@ -301,7 +323,7 @@ func (m *modelClient) set(key string, v []byte) {
 // next draws a command with its check.
 func (m *modelClient) next() modelCmd {
 	r := m.rng
-	key := func() string { return m.keys[r.IntN(len(m.keys))] }
+	key := func() string { return m.pool[r.IntN(len(m.pool))] }
 	some := func(max int) []string { // keys, repeats allowed
 		ks := make([]string, 1+r.IntN(max))
 		for i := range ks {
@@ -318,7 +340,7 @@ func (m *modelClient) next() modelCmd {
 	case op < 30, op >= 93 && op < 96:
 		k := key()
 		if op >= 93 {
-			k = m.count[r.IntN(len(m.count))]
+			k = m.cnts[r.IntN(len(m.cnts))]
 		}
 		return modelCmd{args: []string{"GET", k}, check: func(got any) string {
 			if v, known := m.value(k); known {
@@ -330,7 +352,7 @@ func (m *modelClient) next() modelCmd {
 		}}
 	case op < 45:
 		k, v := key(), m.randValue()
-		return modelCmd{[]string{"SET", k, string(v)}, []string{k}, func(got any) string {
+		return modelCmd{args: []string{"SET", k, string(v)}, writes: []string{k}, check: func(got any) string {
 			m.set(k, v)
 			return want(got, "OK")
 		}}
@@ -357,7 +379,7 @@ func (m *modelClient) next() modelCmd {
 			k, v := key(), m.randValue()
 			args, ks, vs = append(args, k, string(v)), append(ks, k), append(vs, v)
 		}
-		return modelCmd{args, ks, func(got any) string {
+		return modelCmd{args: args, writes: ks, check: func(got any) string {
 			for i, k := range ks {
 				m.set(k, vs[i]) // a key named twice keeps its last value, as in Redis
 			}
@@ -365,7 +387,7 @@ func (m *modelClient) next() modelCmd {
 		}}
 	case op < 67:
 		ks := some(6)
-		return modelCmd{append([]string{"DEL"}, ks...), ks, func(got any) string {
+		return modelCmd{args: append([]string{"DEL"}, ks...), writes: ks, check: func(got any) string {
 			n, allKnown := int64(0), true
 			for _, k := range ks {
 				if v, known := m.value(k); !known {
@@ -399,12 +421,12 @@ func (m *modelClient) next() modelCmd {
 	case op < 78:
 		k, v := key(), m.randValue()
 		if len(m.model[k])+len(v) > 64<<10 { // keep values bounded: start the key over
-			return modelCmd{[]string{"SET", k, string(v)}, []string{k}, func(got any) string {
+			return modelCmd{args: []string{"SET", k, string(v)}, writes: []string{k}, check: func(got any) string {
 				m.set(k, v)
 				return want(got, "OK")
 			}}
 		}
-		return modelCmd{[]string{"APPEND", k, string(v)}, []string{k}, func(got any) string {
+		return modelCmd{args: []string{"APPEND", k, string(v)}, writes: []string{k}, check: func(got any) string {
 			if _, known := m.value(k); !known {
 				return "" // and it stays unknown
 			}
@@ -421,7 +443,7 @@ func (m *modelClient) next() modelCmd {
 		}}
 	case op < 85:
 		k := key()
-		return modelCmd{[]string{"GETDEL", k}, []string{k}, func(got any) string {
+		return modelCmd{args: []string{"GETDEL", k}, writes: []string{k}, check: func(got any) string {
 			v, known := m.value(k)
 			m.set(k, nil)
 			if !known {
@@ -430,8 +452,8 @@ func (m *modelClient) next() modelCmd {
 			return want(got, v)
 		}}
 	case op < 93:
-		k, by := m.count[r.IntN(len(m.count))], int64(r.IntN(2000)-1000)
-		return modelCmd{[]string{"INCRBY", k, strconv.FormatInt(by, 10)}, []string{k}, func(got any) string {
+		k, by := m.cnts[r.IntN(len(m.cnts))], int64(r.IntN(2000)-1000)
+		return modelCmd{args: []string{"INCRBY", k, strconv.FormatInt(by, 10)}, writes: []string{k}, check: func(got any) string {
 			v, known := m.value(k)
 			n, _ := strconv.ParseInt(fmt.Sprint(v), 10, 64)
 			if !known { // the reply tells the value
@@ -446,7 +468,7 @@ func (m *modelClient) next() modelCmd {
 		}}
 	case op < 98: // an error in the middle of a pipeline keeps its place
 		k := key()
-		return modelCmd{[]string{"INCR", k}, []string{k}, func(got any) string {
+		return modelCmd{args: []string{"INCR", k}, writes: []string{k}, check: func(got any) string {
 			v, known := m.value(k)
 			if !known {
 				return ""
@@ -466,6 +488,63 @@ func (m *modelClient) next() modelCmd {
 		v := string(m.randValue())
 		return modelCmd{args: []string{"ECHO", v}, check: func(got any) string { return want(got, v) }}
 	}
+}
+
+// tx draws a transaction over the keys of one slot: MULTI, commands (each answered QUEUED),
+// then EXEC, whose array holds their replies, or DISCARD.
+func (m *modelClient) tx() []modelCmd {
+	m.pool, m.cnts = m.tagged, m.tagCnt
+	inner := make([]modelCmd, 1+m.rng.IntN(6))
+	for i := range inner {
+		inner[i] = m.next()
+	}
+	m.pool, m.cnts = m.keys, m.count
+	var writes []string
+	for _, c := range inner {
+		writes = append(writes, c.writes...)
+	}
+	unknown := func(keys []string) {
+		for _, k := range keys {
+			m.unknown[k] = true
+		}
+	}
+	cmds := []modelCmd{{args: []string{"MULTI"}, check: func(got any) string { return want(got, "OK") },
+		onErr: func() { m.txBroken = true }}}
+	for _, c := range inner {
+		cmds = append(cmds, modelCmd{args: c.args, writes: c.writes, check: func(got any) string {
+			if m.txBroken { // not queued: run or failed as it came
+				unknown(c.writes)
+				return ""
+			}
+			return want(got, "QUEUED")
+		}})
+	}
+	end := func() { m.txBroken = false }
+	if m.rng.IntN(6) == 0 {
+		return append(cmds, modelCmd{args: []string{"DISCARD"}, onErr: end, check: func(got any) string {
+			defer end()
+			if m.txBroken {
+				return ""
+			}
+			return want(got, "OK")
+		}})
+	}
+	return append(cmds, modelCmd{args: []string{"EXEC"}, writes: writes, onErr: end, check: func(got any) string {
+		defer end()
+		if m.txBroken {
+			return ""
+		}
+		arr, ok := got.([]any)
+		if !ok || len(arr) != len(inner) {
+			return fmt.Sprintf("want an array of %d replies", len(inner))
+		}
+		for i, c := range inner {
+			if why := c.check(arr[i]); why != "" {
+				return fmt.Sprintf("reply %d (%s): got %s, %s", i, show(c.args), showReply(arr[i]), why)
+			}
+		}
+		return ""
+	}})
 }
 
 // randValue returns random bytes (CR and LF among them) of a size from empty to 40 KiB, mostly
