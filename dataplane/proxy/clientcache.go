@@ -197,6 +197,38 @@ func (s *session) cacheCommand(pl *place, cc *clientCache, spec *command.Spec, c
 	return false
 }
 
+// cacheQueued notes the keys a queued write will write when EXEC runs (cacheExecuted).
+func (s *session) cacheQueued(spec *command.Spec, args [][]byte) {
+	if s.gen.cache == nil || spec.Policy == command.Local || command.IsReadOnly(spec) {
+		return
+	}
+	keys, _ := spec.Keys(args, s.keys[:0])
+	s.keys = keys
+	tx := &s.tx
+	for _, k := range keys {
+		tx.written = append(tx.written, args[k]...)
+		tx.writtenLens = append(tx.writtenLens, len(args[k]))
+	}
+}
+
+// cacheExecuted drops again the keys a transaction wrote, now that EXEC ran: a read of
+// another client may have cached a value since they were queued, and the tracking link's
+// invalidation of it may still be on its way when this client reads next.
+func (s *session) cacheExecuted() {
+	if cc := s.gen.cache; cc != nil {
+		cc.dropAll(s.tx.written, s.tx.writtenLens)
+	}
+}
+
+// dropAll drops keys, given as their bytes end to end and each one's length.
+func (cc *clientCache) dropAll(keys []byte, lens []int) {
+	at := 0
+	for _, l := range lens {
+		cc.c.Drop(keys[at : at+l])
+		at += l
+	}
+}
+
 // cacheNode is the node a cached read of key goes to: its master.
 func (s *session) cacheNode(key []byte) int {
 	t := s.routes.table
@@ -307,11 +339,7 @@ func (s *session) cacheStore(pl *place) {
 func (s *session) cacheWritten() {
 	w := &s.cw
 	if cc := s.gen.cache; cc != nil {
-		at := 0
-		for _, l := range w.lens {
-			cc.c.Drop(w.keys[at : at+l])
-			at += l
-		}
+		cc.dropAll(w.keys, w.lens)
 	}
 	w.wrote = false
 	if cap(w.keys) > maxKeptOut {

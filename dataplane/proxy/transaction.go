@@ -27,6 +27,13 @@ type txState struct {
 
 	watch     *dedConn // the connection holding WATCHed keys; nil when none
 	watchLost bool     // that connection failed: the watches are gone, so EXEC must fail
+
+	// The keys the queued commands write, while the client cache is on: dropped from it once
+	// more after EXEC ran (cacheExecuted), so that the client's next read cannot hit a value
+	// cached meanwhile whose invalidation is still on its way. Only queued commands' keys,
+	// so bounded as frames are.
+	written     []byte
+	writtenLens []int
 }
 
 // maxTxBytes bounds a queued transaction, as one command is bounded.
@@ -59,6 +66,10 @@ func (tx *txState) reset() {
 	}
 	tx.grouped, tx.addr = false, ""
 	tx.watch, tx.watchLost = nil, false
+	tx.written, tx.writtenLens = tx.written[:0], tx.writtenLens[:0]
+	if cap(tx.written) > maxKeptOut {
+		tx.written, tx.writtenLens = nil, nil
+	}
 }
 
 // transaction handles MULTI, EXEC, DISCARD, WATCH and UNWATCH outside a transaction, and
@@ -168,6 +179,7 @@ func (s *session) queue(pl *place, spec *command.Spec, cmd *resp.Command) bool {
 	if !tx.dirty {
 		tx.frames = append(tx.frames, frame...)
 		tx.n++
+		s.cacheQueued(spec, cmd.Args) // bounded with the frames: the keys are in them
 	}
 	pl.kind = placeLocal
 	pl.local = resp.AppendSimple(pl.local[:0], "QUEUED")
@@ -235,6 +247,7 @@ func (s *session) runTransaction(out []byte, spec *command.Spec) []byte {
 	switch spec.Name {
 	case "exec":
 		out = s.exec(out)
+		s.cacheExecuted()
 		tx.reset() // the node forgets the watches at EXEC, whatever its outcome
 		return out
 	case "discard":

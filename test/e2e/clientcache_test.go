@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -401,5 +402,73 @@ client_cache = { enabled = true }
 			t.Fatal("a direct write on the TLS server is not seen through asterd")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestClientCacheWriterReadsItsWrites: a client's read after its write sees what it wrote,
+// whatever the write (SET, a split MSET, a script's declared key, a transaction), even while
+// another client keeps caching the key's old value and the tracking link's invalidation
+// comes late (a relay delays every link to the node by up to 5 ms).
+func TestClientCacheWriterReadsItsWrites(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	relay := redistest.StartRelay(t, srv.Addr, 5*time.Millisecond, 0)
+	a := startAsterd(t, `
+[[clusters]]
+name = "w"
+listen_addr = "%LISTEN%"
+cache_type = "redis"
+servers = ["`+relay.Addr+`:1 r1"]
+read_timeout = 5000
+client_cache = { enabled = true }
+`)
+	writer, reader := a.client(t), a.client(t)
+	const key = "wcache:k"
+	if err := writer.Set(ctx, key, "v0", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // keeps the key's current value cached, as other clients of a hot key do
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				reader.Get(ctx, key)
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	writes := []struct {
+		name  string
+		write func(v string) error
+	}{
+		{"SET", func(v string) error { return writer.Set(ctx, key, v, 0).Err() }},
+		{"MSET", func(v string) error { return writer.MSet(ctx, key, v, "wcache:other", v).Err() }},
+		{"EVAL", func(v string) error {
+			return writer.Eval(ctx, "return redis.call('SET', KEYS[1], ARGV[1])", []string{key}, v).Err()
+		}},
+		{"MULTI/SET/EXEC", func(v string) error {
+			_, err := writer.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Set(ctx, key, v, 0)
+				return nil
+			})
+			return err
+		}},
+	}
+	for i := 1; i <= 200; i++ {
+		w := writes[len(writes)-1] // every other write a transaction: the one tracking alone would miss
+		if i%2 == 0 {
+			w = writes[i/2%(len(writes)-1)]
+		}
+		v := "v" + strconv.Itoa(i)
+		if err := w.write(v); err != nil {
+			t.Fatalf("%s %d: %v", w.name, i, err)
+		}
+		if got, err := writer.Get(ctx, key).Result(); err != nil || got != v {
+			t.Fatalf("GET after %s %d = %q, %v; want %q: the cache served the value the write replaced", w.name, i, got, err, v)
+		}
 	}
 }
