@@ -19,7 +19,8 @@ import (
 
 // TestMixedTrafficMatchesModel runs random pipelines of reads, writes and multi-key commands
 // (values from empty to 40 KiB, so replies both copied and lent from the nodes' read buffers;
-// keys across nodes and slots, so MGET/MSET/DEL/EXISTS are split) from several clients at
+// keys across nodes and slots, so MGET/MSET/DEL/EXISTS are split), transactions, hashes and
+// lists (BLPOP among them, on connections of their own) from several clients at
 // once, half of them speaking RESP3 and a third reading their replies slowly in small pieces,
 // and checks every reply against a model of what each client wrote: a client owns its keys,
 // so whatever asterd batches, splits, holds back or caches, each reply must be exactly what
@@ -128,6 +129,7 @@ type modelClient struct {
 	unknown  map[string]bool // keys a failed write may or may not have changed
 	resp3    bool            // the client said HELLO 3; the others must get no RESP3 type
 	seed     uint64
+	typedKeys
 }
 
 func newModelClient(t *testing.T, addr, prefix string, slow, resp3 bool, seed uint64) *modelClient {
@@ -169,6 +171,7 @@ func newModelClient(t *testing.T, addr, prefix string, slow, resp3 bool, seed ui
 		m.count = append(m.count, k)
 	}
 	m.pool, m.cnts = m.keys, m.count
+	m.initTyped(prefix)
 	for _, k := range append(m.keys, m.count...) {
 		m.model[k] = nil
 	}
@@ -323,6 +326,12 @@ func (m *modelClient) set(key string, v []byte) {
 // next draws a command with its check.
 func (m *modelClient) next() modelCmd {
 	r := m.rng
+	switch r.IntN(10) {
+	case 0:
+		return m.nextHash()
+	case 1:
+		return m.nextList()
+	}
 	key := func() string { return m.pool[r.IntN(len(m.pool))] }
 	some := func(max int) []string { // keys, repeats allowed
 		ks := make([]string, 1+r.IntN(max))
@@ -493,12 +502,12 @@ func (m *modelClient) next() modelCmd {
 // tx draws a transaction over the keys of one slot: MULTI, commands (each answered QUEUED),
 // then EXEC, whose array holds their replies, or DISCARD.
 func (m *modelClient) tx() []modelCmd {
-	m.pool, m.cnts = m.tagged, m.tagCnt
+	m.pool, m.cnts, m.hpool, m.lpool = m.tagged, m.tagCnt, m.tagH, m.tagL
 	inner := make([]modelCmd, 1+m.rng.IntN(6))
 	for i := range inner {
 		inner[i] = m.next()
 	}
-	m.pool, m.cnts = m.keys, m.count
+	m.pool, m.cnts, m.hpool, m.lpool = m.keys, m.count, m.hkeys, m.lkeys
 	var writes []string
 	for _, c := range inner {
 		writes = append(writes, c.writes...)
