@@ -49,16 +49,18 @@ servers = ` + servers + "\n"
 	cases := []struct {
 		name, config       string
 		clients, pipelines int
-		faults             bool
+		faults, live       bool // relays that cut links; settings changed meanwhile (liveChanges)
 	}{
-		{"standalone", standalone(serverList(servers, []int{1, 2, 1}, true)), 6, 120, false},
-		{"standalone cached", standalone(serverList(servers, []int{1, 2, 1}, true)) + cache, 6, 120, false},
-		{"standalone 1000 clients", standalone(serverList(servers, []int{1, 2, 1}, true)), 1000, 2, false},
-		{"cluster", clusterConfig(rc.Seeds(), ""), 6, 120, false},
-		{"cluster cached", clusterConfig(rc.Seeds(), cache), 6, 120, false},
-		{"cluster 1000 clients", clusterConfig(rc.Seeds(), ""), 1000, 2, false},
+		{"standalone", standalone(serverList(servers, []int{1, 2, 1}, true)), 6, 120, false, false},
+		{"standalone cached", standalone(serverList(servers, []int{1, 2, 1}, true)) + cache, 6, 120, false, false},
+		{"standalone 1000 clients", standalone(serverList(servers, []int{1, 2, 1}, true)), 1000, 2, false, false},
+		{"cluster", clusterConfig(rc.Seeds(), ""), 6, 120, false, false},
+		{"cluster cached", clusterConfig(rc.Seeds(), cache), 6, 120, false, false},
+		{"cluster 1000 clients", clusterConfig(rc.Seeds(), ""), 1000, 2, false, false},
 		// The relays' 512-byte steps are slow: fewer pipelines.
-		{"standalone faulty cached", standalone(relayed) + cache, 6, 50, true},
+		{"standalone faulty cached", standalone(relayed) + cache, 6, 50, true, false},
+		{"standalone live changes", standalone(serverList(servers, []int{1, 2, 1}, true)), 6, 120, false, true},
+		{"cluster live changes", clusterConfig(rc.Seeds(), ""), 6, 120, false, true},
 	}
 	seed := modelSeed(t)
 	for i, tc := range cases {
@@ -83,12 +85,22 @@ servers = ` + servers + "\n"
 					mu.Unlock()
 				}()
 			}
-			if tc.clients > 256 {
+			switch {
+			case tc.live:
+				stop := make(chan struct{})
+				go func() { wg.Wait(); close(stop) }()
+				close(start)
+				n := liveChanges(t, a, stop)
+				t.Logf("%d reloads applied meanwhile", n)
+				if n < 2 {
+					t.Errorf("%d reloads applied while the clients ran: the case changed nothing", n)
+				}
+			case tc.clients > 256:
 				_ = a.cmd.Process.Signal(syscall.SIGSTOP)
 				close(start)
 				time.Sleep(300 * time.Millisecond) // the first pipelines are in asterd's sockets
 				_ = a.cmd.Process.Signal(syscall.SIGCONT)
-			} else {
+			default:
 				close(start)
 			}
 			wg.Wait()
