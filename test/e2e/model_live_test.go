@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"syscall"
@@ -75,5 +76,37 @@ func liveChanges(t *testing.T, a *asterd, stop <-chan struct{}) (reloads int) {
 				t.Errorf("SLOWLOG/HOTKEY GET: %v", err)
 			}
 		}
+	}
+}
+
+// reshards moves 2,000 slots from the master of slot 0 to another master and back, over and
+// over, until stop (redis-cli --cluster reshard: MIGRATE key by key, so clients meet ASK,
+// MOVED and TRYAGAIN). It returns how many moves finished.
+func reshards(t *testing.T, rc *redistest.Cluster, stop <-chan struct{}) (moves int) {
+	ids := map[*redistest.Server]string{}
+	for _, n := range rc.Nodes {
+		id, err := n.Do("CLUSTER", "MYID")
+		if err != nil {
+			t.Errorf("CLUSTER MYID: %v", err)
+			return 0
+		}
+		ids[n] = id.(string)
+	}
+	a, b := rc.MasterOf(0), rc.MasterOf(16383)
+	for {
+		select {
+		case <-stop:
+			return moves
+		default:
+		}
+		out, err := exec.Command("redis-cli", "--cluster", "reshard", a.Addr,
+			"--cluster-from", ids[a], "--cluster-to", ids[b],
+			"--cluster-slots", "2000", "--cluster-yes", "--cluster-pipeline", "10").CombinedOutput()
+		if err != nil {
+			t.Errorf("reshard %d: %v\n%s", moves, err, out)
+			return moves
+		}
+		moves++
+		a, b = b, a
 	}
 }

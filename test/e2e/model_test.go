@@ -50,17 +50,19 @@ servers = ` + servers + "\n"
 		name, config       string
 		clients, pipelines int
 		faults, live       bool // relays that cut links; settings changed meanwhile (liveChanges)
+		reshard            bool // slots moving between masters meanwhile (reshards)
 	}{
-		{"standalone", standalone(serverList(servers, []int{1, 2, 1}, true)), 6, 120, false, false},
-		{"standalone cached", standalone(serverList(servers, []int{1, 2, 1}, true)) + cache, 6, 120, false, false},
-		{"standalone 1000 clients", standalone(serverList(servers, []int{1, 2, 1}, true)), 1000, 2, false, false},
-		{"cluster", clusterConfig(rc.Seeds(), ""), 6, 120, false, false},
-		{"cluster cached", clusterConfig(rc.Seeds(), cache), 6, 120, false, false},
-		{"cluster 1000 clients", clusterConfig(rc.Seeds(), ""), 1000, 2, false, false},
+		{"standalone", standalone(serverList(servers, []int{1, 2, 1}, true)), 6, 120, false, false, false},
+		{"standalone cached", standalone(serverList(servers, []int{1, 2, 1}, true)) + cache, 6, 120, false, false, false},
+		{"standalone 1000 clients", standalone(serverList(servers, []int{1, 2, 1}, true)), 1000, 2, false, false, false},
+		{"cluster", clusterConfig(rc.Seeds(), ""), 6, 120, false, false, false},
+		{"cluster cached", clusterConfig(rc.Seeds(), cache), 6, 120, false, false, false},
+		{"cluster 1000 clients", clusterConfig(rc.Seeds(), ""), 1000, 2, false, false, false},
 		// The relays' 512-byte steps are slow: fewer pipelines.
-		{"standalone faulty cached", standalone(relayed) + cache, 6, 50, true, false},
-		{"standalone live changes", standalone(serverList(servers, []int{1, 2, 1}, true)), 6, 120, false, true},
-		{"cluster live changes", clusterConfig(rc.Seeds(), ""), 6, 120, false, true},
+		{"standalone faulty cached", standalone(relayed) + cache, 6, 50, true, false, false},
+		{"standalone live changes", standalone(serverList(servers, []int{1, 2, 1}, true)), 6, 120, false, true, false},
+		{"cluster live changes", clusterConfig(rc.Seeds(), ""), 6, 120, false, true, false},
+		{"cluster resharding", clusterConfig(rc.Seeds(), ""), 6, 200, false, false, true},
 	}
 	seed := modelSeed(t)
 	for i, tc := range cases {
@@ -86,6 +88,15 @@ servers = ` + servers + "\n"
 				}()
 			}
 			switch {
+			case tc.reshard:
+				stop := make(chan struct{})
+				go func() { wg.Wait(); close(stop) }()
+				close(start)
+				n := reshards(t, rc, stop)
+				t.Logf("%d reshards of 2,000 slots meanwhile", n)
+				if n < 1 {
+					t.Errorf("no reshard finished while the clients ran: the case changed nothing")
+				}
 			case tc.live:
 				stop := make(chan struct{})
 				go func() { wg.Wait(); close(stop) }()
