@@ -458,6 +458,14 @@ func (c *Conn) failMsg(err error) string {
 	return fmt.Sprintf("ERR backend %s: %v", c.opts.Addr, err)
 }
 
+// Busy reports whether requests sent on the connection still wait for their replies: queued
+// or written, not those that failed on their deadline already.
+func (c *Conn) Busy() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.queue.len()-c.abandoned > 0
+}
+
 // Close fails everything outstanding and stops the connection's goroutines.
 func (c *Conn) Close() {
 	c.mu.Lock()

@@ -186,6 +186,16 @@ type pool struct {
 	avgLatency atomic.Int64
 }
 
+// busy reports whether a request on one of p's connections still waits for its reply.
+func (p *pool) busy() bool {
+	for _, c := range p.conns {
+		if c.Busy() {
+			return true
+		}
+	}
+	return false
+}
+
 func (p *pool) close() {
 	for _, c := range p.conns {
 		c.Close()
@@ -379,15 +389,35 @@ func (c *Cluster) rebuildPoolsLocked(g *generation) {
 // readonlyLocked reports whether new connections of g open with READONLY. c.mu must be held.
 func (c *Cluster) readonlyLocked(g *generation) bool { return g.backend.readFromSlave || c.readonly }
 
-// retireLocked closes p after the grace period. c.mu must be held.
+// retireLocked closes p once the grace period has passed and no request on it waits for a
+// reply any more, or once a request written by then would have failed on its own deadline
+// (read_timeout; a minute with none): a node in the middle of a failover may hold its replies
+// for seconds (a manual failover pauses writes up to 5 s), and closing the pool would fail
+// what it is about to answer (with MOVED, which the session follows). c.mu must be held.
 func (c *Cluster) retireLocked(p *pool) {
-	c.retiring[p] = time.AfterFunc(c.env.RetireGrace, func() {
+	wait := p.opts.ReadTimeout
+	if wait <= 0 {
+		wait = time.Minute
+	}
+	deadline := time.Now().Add(c.env.RetireGrace + wait)
+	var check func()
+	check = func() {
+		busy := p.busy() // before c.mu: it takes each connection's lock
 		c.mu.Lock()
+		if !c.closed && busy && time.Now().Before(deadline) {
+			c.retiring[p] = time.AfterFunc(retireRecheck, check)
+			c.mu.Unlock()
+			return
+		}
 		delete(c.retiring, p)
 		c.mu.Unlock()
 		p.close()
-	})
+	}
+	c.retiring[p] = time.AfterFunc(c.env.RetireGrace, check)
 }
+
+// retireRecheck is how often a retired pool still busy past the grace period is looked at.
+const retireRecheck = 200 * time.Millisecond
 
 // poolLocked returns the pool of addr, making it with g's backend settings when there is
 // none. c.mu must be held.
