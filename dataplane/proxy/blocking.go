@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -150,13 +151,19 @@ func (s *session) runBlocking(out []byte, spec *command.Spec) ([]byte, bool) {
 	return append(out, reply...), true
 }
 
+// demotedUnblock starts the error a blocked command gets when its node turns replica
+// (Redis's disconnectAllBlockedClients), unlike CLIENT UNBLOCK's "-UNBLOCKED client unblocked
+// via CLIENT UNBLOCK", which is the client's to see.
+var demotedUnblock = []byte("-UNBLOCKED force unblock from blocking operation, instance state changed")
+
 // dedDo runs one command on the dedicated connection d and returns its reply (valid until the
 // connection's next use) and the connection that answered: in cluster mode, with follow set,
 // one MOVED or ASK is followed to the node it names. With watch set the client is watched
 // meanwhile; gone means it left. A connection that failed is dropped.
 func (s *session) dedDo(d *dedConn, frame []byte, timeout time.Duration, follow, watch bool) (reply []byte, used *dedConn, gone bool, err error) {
 	var prefix []byte
-	for hop := 0; ; hop++ {
+	redirected, again := false, false
+	for {
 		reply, gone, err = s.exchange(d, prefix, frame, timeout, watch)
 		if gone {
 			s.c.log.Debug("client left while blocked; its node connection closed", "remote", s.nc.RemoteAddr().String(), "node", d.addr)
@@ -167,9 +174,24 @@ func (s *session) dedDo(d *dedConn, frame []byte, timeout time.Duration, follow,
 			s.dropDed(d)
 			return nil, d, false, fmt.Errorf("backend %s: %w", d.addr, err)
 		}
-		if !follow || hop > 0 || !s.routes.table.Cluster() { // only Redis Cluster nodes redirect
+		if !follow || redirected || !s.routes.table.Cluster() { // only Redis Cluster nodes redirect
 			return reply, d, false, nil
 		}
+		if !again && bytes.HasPrefix(reply, demotedUnblock) {
+			// The node turned replica (a failover) while the command waited: it was not
+			// served, so it is sent again, once, on a new connection (the node closes this
+			// one after that reply), and the node answers MOVED, followed below. It then
+			// waits its whole timeout again.
+			again, prefix = true, nil
+			addr := d.addr
+			s.dropDed(d)
+			s.c.hint()
+			if d, err = s.dedicatedAt(addr); err != nil {
+				return nil, nil, false, err
+			}
+			continue
+		}
+		redirected = true
 		addr, ask, ok := isRedirect(reply)
 		if !ok {
 			return reply, d, false, nil

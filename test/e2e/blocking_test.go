@@ -358,3 +358,48 @@ backend_tls_ca_file = `+strconv.Quote(certs.CAFile)+`
 		t.Errorf("%d new node connections for a BLPOP and a transaction after the first BLPOP; the pooled TLS connection should serve them", got)
 	}
 }
+
+// TestBlockedClientFollowsFailover: a client blocked in BLPOP on a master that a failover
+// turns replica is not told UNBLOCKED (Redis's word to its own clients then): the command was
+// not served, so asterd sends it to the new master, where the push that comes later releases
+// it.
+func TestBlockedClientFollowsFailover(t *testing.T) {
+	t.Parallel()
+	rc := redistest.StartCluster(t, 3, 1)
+	a := startAsterd(t, clusterConfig(rc.Seeds(), ""))
+	c, other := a.client(t), a.client(t)
+	waitServing(t, c, 10*time.Second)
+	master := rc.MasterOf(0)
+	replica := replicaOf(t, rc, master)
+	key := keyOn(t, rc, master)
+	done := make(chan error, 1)
+	go func() {
+		v, err := c.BLPop(ctx, 20*time.Second, key).Result()
+		if err == nil && (len(v) != 2 || v[1] != "x") {
+			err = fmt.Errorf("BLPOP = %v", v)
+		}
+		done <- err
+	}()
+	waitInfo(t, master, "INFO clients", "blocked_clients:1")
+	if _, err := replica.Do("CLUSTER", "FAILOVER"); err != nil {
+		t.Fatal(err)
+	}
+	waitMaster(t, rc, 0, replica, 20*time.Second)
+	select {
+	case err := <-done:
+		t.Fatalf("BLPOP ended with the failover: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	waitInfo(t, replica, "INFO clients", "blocked_clients:1") // blocked again, on the new master
+	if err := other.RPush(ctx, key, "x").Err(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("BLPOP across the failover: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("BLPOP not released by the push")
+	}
+}
