@@ -17,8 +17,9 @@ import (
 // step it rewrites the file (the protocol of the node connections, the client cache on, off
 // or resized, a timeout, the slow log and hot-key sizes) and reloads it with SIGHUP; in
 // between a client of its own sets live knobs (CONFIG SET) and reads the slow log and hot
-// keys. It returns once stopped, with how many reloads asterd applied; a refused reload fails
-// the test (each file is valid, so one means a reload went wrong).
+// keys. It returns once stopped, with how many reloads asterd applied (at least two are
+// asked for); a refused reload fails the test (each file is valid, so one means a reload
+// went wrong).
 func liveChanges(t *testing.T, a *asterd, stop <-chan struct{}) (reloads int) {
 	path := a.cmd.Args[2]
 	orig, err := os.ReadFile(path)
@@ -109,4 +110,35 @@ func reshards(t *testing.T, rc *redistest.Cluster, stop <-chan struct{}) (moves 
 		moves++
 		a, b = b, a
 	}
+}
+
+// failovers has a replica take over from its master (CLUSTER FAILOVER: the master stops
+// taking writes until the replica has them all, so no write is lost) in each shard in turn,
+// 700 ms apart, and then waits for stop. Once each: soon after a failover the masters may
+// refuse the next one of that shard their votes, and a manual failover that times out so
+// lets the master take writes again while its replica may still be elected, losing them (a
+// race of Redis's, not the proxy's). It returns how many failovers finished.
+func failovers(t *testing.T, rc *redistest.Cluster, stop <-chan struct{}) (n int) {
+	for _, slot := range []int{0, 16383, 8000} {
+		select {
+		case <-stop:
+			return n
+		case <-time.After(700 * time.Millisecond):
+		}
+		replica := replicaOf(t, rc, rc.MasterOf(slot))
+		if _, err := replica.Do("CLUSTER", "FAILOVER"); err != nil {
+			t.Errorf("CLUSTER FAILOVER on %s: %v", replica.Addr, err)
+			return n
+		}
+		for deadline := time.Now().Add(10 * time.Second); rc.MasterOf(slot) != replica; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) { // not Fatal: the clients still run
+				t.Errorf("%s did not take slot %d over within 10s", replica.Addr, slot)
+				<-stop
+				return n
+			}
+		}
+		n++
+	}
+	<-stop
+	return n
 }
