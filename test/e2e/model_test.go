@@ -19,8 +19,8 @@ import (
 
 // TestMixedTrafficMatchesModel runs random pipelines of reads, writes and multi-key commands
 // (values from empty to 40 KiB, so replies both copied and lent from the nodes' read buffers;
-// keys across nodes and slots, so MGET/MSET/DEL/EXISTS are split), transactions, hashes and
-// lists (BLPOP among them, on connections of their own) from several clients at
+// keys across nodes and slots, so MGET/MSET/DEL/EXISTS are split), transactions, scripts,
+// hashes and lists (BLPOP among them, on connections of their own) from several clients at
 // once, half of them speaking RESP3 and a third reading their replies slowly in small pieces,
 // and checks every reply against a model of what each client wrote: a client owns its keys,
 // so whatever asterd batches, splits, holds back or caches, each reply must be exactly what
@@ -156,6 +156,7 @@ type modelClient struct {
 	unknown  map[string]bool // keys a failed write may or may not have changed
 	resp3    bool            // the client said HELLO 3; the others must get no RESP3 type
 	seed     uint64
+	getSHA   string // getScript's, loaded by newModelClient
 	typedKeys
 }
 
@@ -180,6 +181,17 @@ func newModelClient(t *testing.T, addr, prefix string, slow, resp3 bool, seed ui
 			t.Errorf("HELLO 3: %s, %v: not a RESP3 map", showReply(r), err)
 			return nil
 		}
+	}
+	if _, err := nc.Write(appendCommand(nil, []string{"SCRIPT", "LOAD", getScript})); err != nil {
+		t.Errorf("SCRIPT LOAD: %v", err)
+		return nil
+	}
+	if r, err := m.raw.Receive(10 * time.Second); err != nil {
+		t.Errorf("SCRIPT LOAD: %v", err)
+		return nil
+	} else if m.getSHA, _ = r.(string); len(m.getSHA) != 40 {
+		t.Errorf("SCRIPT LOAD: %s", showReply(r))
+		return nil
 	}
 	for i := 0; i < 40; i++ {
 		k := prefix + spreadKey("", i)
@@ -353,11 +365,13 @@ func (m *modelClient) set(key string, v []byte) {
 // next draws a command with its check.
 func (m *modelClient) next() modelCmd {
 	r := m.rng
-	switch r.IntN(10) {
-	case 0:
+	switch r.IntN(20) {
+	case 0, 1:
 		return m.nextHash()
-	case 1:
+	case 2, 3:
 		return m.nextList()
+	case 4:
+		return m.nextScript()
 	}
 	key := func() string { return m.pool[r.IntN(len(m.pool))] }
 	some := func(max int) []string { // keys, repeats allowed

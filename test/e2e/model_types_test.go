@@ -209,3 +209,44 @@ func (m *modelClient) nextList() modelCmd {
 		return m.deleted(k)
 	}
 }
+
+// Scripts: EVAL of a write (an APPEND, so that it changes what the model knows), EVALSHA of
+// a script loaded on every node at the start (SCRIPT LOAD), and EVAL_RO of a read.
+const (
+	appendScript = "return redis.call('APPEND', KEYS[1], ARGV[1])"
+	getScript    = "return redis.call('GET', KEYS[1])"
+	strlenScript = "return redis.call('STRLEN', KEYS[1])"
+)
+
+func (m *modelClient) nextScript() modelCmd {
+	r := m.rng
+	k := m.pool[r.IntN(len(m.pool))]
+	switch r.IntN(3) {
+	case 0:
+		v := m.randValue()
+		if len(m.model[k])+len(v) > 64<<10 {
+			v = v[:0]
+		}
+		return modelCmd{args: []string{"EVAL", appendScript, "1", k, string(v)}, writes: []string{k}, check: func(got any) string {
+			if _, known := m.value(k); !known {
+				return ""
+			}
+			m.set(k, append(append([]byte{}, m.model[k]...), v...))
+			return want(got, int64(len(m.model[k])))
+		}}
+	case 1:
+		return modelCmd{args: []string{"EVALSHA", m.getSHA, "1", k}, check: func(got any) string {
+			if v, known := m.value(k); known {
+				return want(got, v)
+			}
+			return ""
+		}}
+	default:
+		return modelCmd{args: []string{"EVAL_RO", strlenScript, "1", k}, check: func(got any) string {
+			if _, known := m.value(k); known {
+				return want(got, int64(len(m.model[k])))
+			}
+			return ""
+		}}
+	}
+}
