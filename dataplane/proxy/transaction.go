@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"bytes"
+	"time"
+
 	"github.com/aster-proxy/aster/dataplane/command"
 	"github.com/aster-proxy/aster/dataplane/resp"
 	"github.com/aster-proxy/aster/dataplane/route"
@@ -262,6 +265,14 @@ func (s *session) runTransaction(out []byte, spec *command.Spec) []byte {
 	return s.watchKeys(out)
 }
 
+// maxTxHops bounds how often EXEC follows MOVED or waits for a migrating slot (pausing
+// retryBackoff, doubled each time up to maxTxPause: ~1.6 s in all) before the client gets
+// the node's EXECABORT.
+const (
+	maxTxHops  = 10
+	maxTxPause = 200 * time.Millisecond
+)
+
 // exec runs the queued transaction on its node and appends EXEC's reply.
 func (s *session) exec(out []byte) []byte {
 	tx := &s.tx
@@ -289,21 +300,28 @@ func (s *session) exec(out []byte) []byte {
 	}
 	tx.frames = append(tx.frames, execFrame...)
 	for hop := 0; ; hop++ {
-		reply, moved, err := s.execOn(d)
+		reply, moved, migrating, err := s.execOn(d)
 		if err != nil {
 			s.dropDed(d)
 			s.c.metrics.inc(s.c.metrics.backendErr)
 			return resp.AppendError(out, "ERR backend "+d.addr+": "+err.Error())
 		}
-		if moved == "" {
+		if moved == "" && !migrating {
 			return append(out, reply...)
+		}
+		// The node ran none of it (EXECABORT, or EXEC itself redirected). With watches on
+		// that node, running it again, or elsewhere, would ignore them.
+		if hop == maxTxHops || tx.watch != nil {
+			return append(out, reply...)
+		}
+		if moved == "" {
+			// The slot is migrating: its keys are on both nodes, and the importing one
+			// cannot run a transaction (ASKING does not reach into MULTI). Once the slot
+			// has moved, the node answers MOVED, followed here.
+			time.Sleep(min(retryBackoff<<hop, maxTxPause))
+			continue
 		}
 		s.c.hint() // the slot map is stale
-		if hop > 0 || tx.watch != nil {
-			// The node refused the commands (EXECABORT); with watches on that node, running
-			// elsewhere would ignore them.
-			return append(out, reply...)
-		}
 		s.c.metrics.inc(s.c.metrics.moved)
 		if d, err = s.dedicatedAt(moved); err != nil {
 			return resp.AppendError(out, "ERR "+err.Error())
@@ -311,23 +329,31 @@ func (s *session) exec(out []byte) []byte {
 	}
 }
 
-// execOn sends the transaction on d and returns EXEC's reply, and the node a MOVED reply to
-// a queued command named ("" when none).
-func (s *session) execOn(d *dedConn) (reply []byte, moved string, err error) {
+// execOn sends the transaction on d and returns EXEC's reply, the node a MOVED reply (to a
+// queued command, or to EXEC) named ("" when none), and whether an ASK or TRYAGAIN reply said
+// the slot is migrating.
+func (s *session) execOn(d *dedConn) (reply []byte, moved string, migrating bool, err error) {
 	if err = d.write(s.tx.frames, s.gen.backend.writeTimeout); err != nil {
-		return nil, "", err
+		return nil, "", false, err
+	}
+	note := func(r []byte) {
+		if addr, ask, ok := isRedirect(r); ok && !ask && moved == "" {
+			moved = addr
+		} else if ok && ask || bytes.HasPrefix(r, tryAgainPrefix) {
+			migrating = true
+		}
 	}
 	for i := 0; i <= s.tx.n; i++ { // MULTI's reply, then each command's
 		r, err := d.readReply(s.gen.backend.readTimeout)
 		if err != nil {
-			return nil, "", err
+			return nil, "", false, err
 		}
-		if addr, ask, ok := isRedirect(r); ok && !ask && moved == "" {
-			moved = addr
-		}
+		note(r)
 	}
-	reply, err = d.readReply(s.gen.backend.readTimeout)
-	return reply, moved, err
+	if reply, err = d.readReply(s.gen.backend.readTimeout); err == nil {
+		note(reply)
+	}
+	return reply, moved, migrating, err
 }
 
 // unwatch makes the node forget the session's watches.
