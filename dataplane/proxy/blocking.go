@@ -158,7 +158,8 @@ var demotedUnblock = []byte("-UNBLOCKED force unblock from blocking operation, i
 
 // dedDo runs one command on the dedicated connection d and returns its reply (valid until the
 // connection's next use) and the connection that answered: in cluster mode, with follow set,
-// one MOVED or ASK is followed to the node it names. With watch set the client is watched
+// one MOVED or ASK is followed to the node it names, and a command a demoted node unblocked is
+// sent again once. With watch set the client is watched
 // meanwhile; gone means it left. A connection that failed is dropped.
 func (s *session) dedDo(d *dedConn, frame []byte, timeout time.Duration, follow, watch bool) (reply []byte, used *dedConn, gone bool, err error) {
 	var prefix []byte

@@ -12,8 +12,8 @@ import (
 )
 
 // Raw is a minimal RESP client for servers that go-redis cannot talk to (go-redis always
-// opens with HELLO, which twemproxy refuses by closing the connection). It understands
-// simple strings, errors, integers and bulk strings: enough for GET/SET checks.
+// opens with HELLO, which twemproxy refuses by closing the connection), and for tests that
+// read replies as they come (Receive, which reads RESP3 types too).
 type Raw struct {
 	t     testing.TB
 	nc    net.Conn
@@ -28,8 +28,7 @@ func DialRaw(t testing.TB, addr string) *Raw {
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
-	t.Cleanup(func() { nc.Close() })
-	return &Raw{t: t, nc: nc, br: bufio.NewReader(nc)}
+	return NewRaw(t, nc)
 }
 
 // NewRaw is DialRaw over a connection the caller made (one that reads slowly, say); it is
